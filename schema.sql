@@ -1,0 +1,91 @@
+-- reminderd schema: the single source. Applied to a new database on open; PRAGMA user_version
+-- records which version a database is at, and src/store.rs migrates older ones step by step.
+-- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
+
+PRAGMA user_version = 1;
+
+-- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
+CREATE TABLE clinics (
+    id            INTEGER PRIMARY KEY,
+    key           TEXT NOT NULL UNIQUE,
+    display_name  TEXT NOT NULL,
+    time_zone     TEXT NOT NULL,          -- IANA name, e.g. Asia/Kolkata
+    phone_region  TEXT NOT NULL           -- ISO 3166 alpha-2, e.g. IN
+);
+
+-- One row per imported file (dry-runs and rejected files write nothing).
+CREATE TABLE imports (
+    id            INTEGER PRIMARY KEY,
+    file_name     TEXT NOT NULL,
+    checksum      TEXT NOT NULL,          -- sha256 of the file's bytes, hex
+    rows          INTEGER NOT NULL,
+    new           INTEGER NOT NULL,
+    updated       INTEGER NOT NULL,
+    cancelled     INTEGER NOT NULL,
+    unchanged     INTEGER NOT NULL,
+    complete      INTEGER NOT NULL CHECK (complete IN (0, 1)),
+    imported_by   TEXT NOT NULL,          -- 'cli' or a staff user name
+    imported_at   INTEGER NOT NULL
+);
+
+-- Which clinics an import covered: the stale-schedule guard reads the latest per clinic.
+CREATE TABLE import_clinics (
+    import_id     INTEGER NOT NULL REFERENCES imports(id),
+    clinic_id     INTEGER NOT NULL REFERENCES clinics(id),
+    PRIMARY KEY (import_id, clinic_id)
+) WITHOUT ROWID;
+
+CREATE TABLE patients (
+    id             INTEGER PRIMARY KEY,
+    clinic_id      INTEGER NOT NULL REFERENCES clinics(id),
+    external_id    TEXT NOT NULL,         -- the clinic system's patient id
+    name           TEXT NOT NULL,
+    phone          TEXT NOT NULL,         -- E.164
+    language       TEXT NOT NULL,         -- e.g. en, hi, mr, es
+    opted_out_at   INTEGER,
+    consent_source TEXT,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    UNIQUE (clinic_id, external_id)
+);
+CREATE INDEX patients_phone ON patients (phone);
+
+-- The schedule's status and the patient's response are separate facts: a re-import sets
+-- status, a reply sets response, and neither overwrites the other.
+CREATE TABLE appointments (
+    id                INTEGER PRIMARY KEY,
+    clinic_id         INTEGER NOT NULL REFERENCES clinics(id),
+    external_id       TEXT NOT NULL,      -- the clinic system's appointment id
+    patient_id        INTEGER NOT NULL REFERENCES patients(id),
+    provider          TEXT,
+    starts_at         INTEGER NOT NULL,
+    duration_min      INTEGER NOT NULL CHECK (duration_min > 0),
+    status            TEXT NOT NULL DEFAULT 'booked'
+                      CHECK (status IN ('booked', 'cancelled', 'completed', 'no_show')),
+    cancelled_by      TEXT CHECK (cancelled_by IN ('clinic', 'patient', 'source')),
+    status_at         INTEGER NOT NULL,
+    response          TEXT NOT NULL DEFAULT 'none'
+                      CHECK (response IN ('none', 'confirmed', 'declined', 'reschedule_requested')),
+    response_at       INTEGER,
+    response_text     TEXT,               -- the reply (words or button payload) that set it
+    source_import_id  INTEGER REFERENCES imports(id),
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (clinic_id, external_id)
+);
+CREATE INDEX appointments_starts_at ON appointments (starts_at);
+CREATE INDEX appointments_patient ON appointments (patient_id);
+
+-- Who or what changed an appointment or patient, and why.
+CREATE TABLE audit_log (
+    id              INTEGER PRIMARY KEY,
+    at              INTEGER NOT NULL,
+    appointment_id  INTEGER REFERENCES appointments(id),
+    patient_id      INTEGER REFERENCES patients(id),
+    actor           TEXT NOT NULL,        -- 'import:<file>', 'patient', 'staff:<name>'
+    action          TEXT NOT NULL,        -- 'reschedule', 'cancel', 'reinstate', ...
+    old_value       TEXT,
+    new_value       TEXT,
+    reason          TEXT
+);
+CREATE INDEX audit_log_appointment ON audit_log (appointment_id);

@@ -1,0 +1,10 @@
+//! reminderd: appointment reminders for clinics over the WhatsApp Business Cloud API.
+//!
+//! The library holds every capability; the `reminderd` binary only parses the command line
+//! and calls in. See `ARCHITECTURE.md` for the module map and the invariants.
+
+pub mod config;
+pub mod import;
+pub mod phone;
+pub mod store;
+pub mod time;

@@ -1,0 +1,196 @@
+//! Phone numbers: parsing into E.164 with a real numbering-plan library, and masking for logs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::country::Id;
+use phonenumber::{Mode, PhoneNumber};
+use serde::{Deserialize, Serialize};
+
+/// A country whose numbering plan is used for numbers written without `+` and a country code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Region(Id);
+
+impl FromStr for Region {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let upper = s.trim().to_ascii_uppercase();
+        // The library also knows "001" (non-geographic); a clinic region is always a country.
+        if upper.len() != 2 {
+            return Err(());
+        }
+        Id::from_str(&upper).map(Region).map_err(|_| ())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_ref())
+    }
+}
+
+/// A phone number in E.164 form (`+919820012345`), known to be valid for its country.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct E164(String);
+
+/// Why a written number is not a usable phone number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// Nothing was written.
+    #[error("the phone number is empty")]
+    Empty,
+    /// The text cannot be read as a phone number at all.
+    #[error("this is not a phone number")]
+    Unreadable,
+    /// It reads as a number but no such number exists in that country's numbering plan.
+    #[error(
+        "this is not a valid number in {region}'s numbering plan (or for the country code it starts with)"
+    )]
+    Invalid {
+        /// The region it was read with.
+        region: Region,
+    },
+}
+
+impl E164 {
+    /// Reads `raw` as written by front-desk staff; numbers without `+` use `region`.
+    pub fn parse(raw: &str, region: Region) -> Result<Self, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        // Exports often write "0091..." or "00 1 ..." for the international prefix.
+        let cleaned;
+        let text = if let Some(rest) = trimmed.strip_prefix("00") {
+            cleaned = format!("+{rest}");
+            cleaned.as_str()
+        } else {
+            trimmed
+        };
+        let number: PhoneNumber =
+            phonenumber::parse(Some(region.0), text).map_err(|_| PhoneError::Unreadable)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(PhoneError::Invalid { region });
+        }
+        Ok(Self(number.format().mode(Mode::E164).to_string()))
+    }
+
+    /// Wraps a number already stored in E.164 form (read back from the database).
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    /// The E.164 text, e.g. `+919820012345`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The number with all but the country code and the last four digits hidden, for logs and
+    /// human output: `+91******2345`.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Masks an E.164 string; anything that is not one is hidden entirely but for its last digits.
+pub fn mask(e164: &str) -> String {
+    let digits: Vec<char> = e164.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 8 {
+        return "*".repeat(digits.len().max(4));
+    }
+    let cc = country_code_len(&digits);
+    let keep_tail = 4;
+    let hidden = digits.len() - cc - keep_tail;
+    let mut out = String::with_capacity(digits.len() + 1);
+    out.push('+');
+    out.extend(&digits[..cc]);
+    out.extend(std::iter::repeat_n('*', hidden));
+    out.extend(&digits[digits.len() - keep_tail..]);
+    out
+}
+
+/// Length of the calling code at the start of `digits`; calling codes are prefix-free, so the
+/// first 1-3 digit prefix the numbering plan knows is the one.
+fn country_code_len(digits: &[char]) -> usize {
+    for len in 1..=3 {
+        let code: String = digits[..len].iter().collect();
+        if let Ok(value) = code.parse::<u16>()
+            && phonenumber::metadata::DATABASE.by_code(&value).is_some()
+        {
+            return len;
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(s: &str) -> Region {
+        s.parse().expect("region")
+    }
+
+    #[test]
+    fn indian_local_numbers_become_e164() {
+        for raw in [
+            "98200 12345",
+            "098200-12345",
+            "+91 98200 12345",
+            "0091 9820012345",
+            "(+91) 98200.12345",
+        ] {
+            let n = E164::parse(raw, region("IN")).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(n.as_str(), "+919820012345", "{raw}");
+        }
+    }
+
+    #[test]
+    fn us_numbers_and_foreign_numbers_in_a_us_clinic() {
+        assert_eq!(
+            E164::parse("(212) 555-0142", region("US")).map(|n| n.0),
+            Ok("+12125550142".into())
+        );
+        assert_eq!(
+            E164::parse("+44 7911 123456", region("US")).map(|n| n.0),
+            Ok("+447911123456".into())
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_errors() {
+        assert_eq!(E164::parse("  ", region("IN")), Err(PhoneError::Empty));
+        assert_eq!(
+            E164::parse("call me", region("IN")),
+            Err(PhoneError::Unreadable)
+        );
+        assert!(matches!(
+            E164::parse("12345", region("IN")),
+            Err(PhoneError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn masking_keeps_country_code_and_last_four() {
+        assert_eq!(mask("+919820012345"), "+91******2345");
+        assert_eq!(mask("+12125550142"), "+1******0142");
+        assert_eq!(mask("+447911123456"), "+44******3456");
+        assert_eq!(mask("garbage"), "****");
+    }
+
+    #[test]
+    fn regions_are_two_letter_countries() {
+        assert!("in".parse::<Region>().is_ok());
+        assert!("ZZ".parse::<Region>().is_err());
+        assert!("001".parse::<Region>().is_err());
+        assert!("India".parse::<Region>().is_err());
+    }
+}
