@@ -110,9 +110,19 @@ fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
+/// Whether output stopped because the reader went away (`reminderd appointments | head`):
+/// not a failure, and nothing to report.
+pub fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// The exit code for an error, from the most specific cause in its chain.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if is_broken_pipe(cause) {
+            return exit::OK;
+        }
         if let Some(e) = cause.downcast_ref::<Exit>() {
             return e.code;
         }
@@ -174,7 +184,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                         .collect::<Vec<_>>(),
                 )?;
             } else {
-                print_appointments(&list);
+                print_appointments(&list)?;
             }
             Ok(exit::OK)
         }
@@ -281,7 +291,7 @@ fn import_file(
     if json {
         print_json(&report)?;
     } else {
-        print_import(config, &report);
+        print_import(config, &report)?;
     }
     Ok(if report.errors.is_empty() {
         exit::OK
@@ -300,7 +310,8 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 /// How many individual changes an import summary lists before it only counts them.
 const SHOWN: usize = 50;
 
-fn print_import(config: &Config, r: &ImportReport) {
+fn print_import(config: &Config, r: &ImportReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if !r.errors.is_empty() {
         let bad_rows = r
             .errors
@@ -308,12 +319,13 @@ fn print_import(config: &Config, r: &ImportReport) {
             .map(|e| e.row)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
-        println!(
+        writeln!(
+            out,
             "{}: {} problem(s) in {} row(s); nothing was imported. Fix these and import the file again:",
             r.file,
             r.errors.len(),
             bad_rows
-        );
+        )?;
         for e in &r.errors {
             let col = if e.column.is_empty() {
                 String::new()
@@ -325,11 +337,12 @@ fn print_import(config: &Config, r: &ImportReport) {
             } else {
                 format!(" ({:?})", e.value)
             };
-            println!("  row {}{col}{val}: {}", e.row, e.message);
+            writeln!(out, "  row {}{col}{val}: {}", e.row, e.message)?;
         }
-        return;
+        return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{}: {} row(s): {} new, {} updated, {} cancelled, {} unchanged{}",
         r.file,
         r.rows,
@@ -342,7 +355,7 @@ fn print_import(config: &Config, r: &ImportReport) {
         } else {
             ""
         }
-    );
+    )?;
     for c in r.changes.iter().take(SHOWN) {
         let zone = config
             .clinic(&c.clinic)
@@ -363,11 +376,12 @@ fn print_import(config: &Config, r: &ImportReport) {
         let row = c
             .row
             .map_or_else(|| "      ".to_string(), |r| format!("row {r:<3}"));
-        println!("  {row} {}/{}: {what}", c.clinic, c.appointment_id);
+        writeln!(out, "  {row} {}/{}: {what}", c.clinic, c.appointment_id)?;
     }
     if r.changes.len() > SHOWN {
-        println!("  … and {} more changes", r.changes.len() - SHOWN);
+        writeln!(out, "  … and {} more changes", r.changes.len() - SHOWN)?;
     }
+    Ok(())
 }
 
 /// Appointments with the zone of their clinic, merged across clinics in start order.
@@ -469,10 +483,11 @@ impl<'a> AppointmentJson<'a> {
     }
 }
 
-fn print_appointments(list: &[(AppointmentView, chrono_tz::Tz)]) {
+fn print_appointments(list: &[(AppointmentView, chrono_tz::Tz)]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if list.is_empty() {
-        println!("no appointments match");
-        return;
+        writeln!(out, "no appointments match")?;
+        return Ok(());
     }
     let mut table = Table::new();
     table
@@ -509,6 +524,7 @@ fn print_appointments(list: &[(AppointmentView, chrono_tz::Tz)]) {
             a.response.to_string(),
         ]);
     }
-    println!("{table}");
-    println!("{} appointment(s)", list.len());
+    writeln!(out, "{table}")?;
+    writeln!(out, "{} appointment(s)", list.len())?;
+    Ok(())
 }

@@ -317,23 +317,19 @@ pub fn parse(
     };
 
     let mut cells: Vec<RawRow> = Vec::new();
-    // Spreadsheets show a quoted cell with line breaks as one row; csv counts lines, so
-    // subtract the line breaks inside earlier cells to get the row a person sees.
-    let mut embedded_breaks = count_breaks(&header);
+    // csv's line counts record terminators, so a quoted cell with line breaks stays one row
+    // and a blank line is a row: exactly the numbering a spreadsheet shows.
     for rec in records {
         match rec {
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as usize);
-                out.errors
-                    .push(csv_error(line.saturating_sub(embedded_breaks), &e));
+                out.errors.push(csv_error(line, &e));
             }
             Ok(r) => {
-                let line = r.position().map_or(0, |p| p.line() as usize);
-                let row = line.saturating_sub(embedded_breaks);
-                embedded_breaks += count_breaks(&r);
                 if r.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
+                let row = r.position().map_or(0, |p| p.line() as usize);
                 cells.push(RawRow { row, record: r });
             }
         }
@@ -400,10 +396,6 @@ impl Columns {
             .as_ref()
             .map_or("", |(_, h)| h.as_str())
     }
-}
-
-fn count_breaks(r: &csv::StringRecord) -> usize {
-    r.iter().map(|c| c.matches('\n').count()).sum()
 }
 
 fn hex(bytes: &[u8]) -> String {

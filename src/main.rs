@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         .init();
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if e.chain().any(cli::is_broken_pipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(cli::exit_code(&e))

@@ -1,0 +1,175 @@
+//! Fixtures shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+/// The example config shipped in the repo, plus a date-line clinic for time-zone tests.
+pub const TEST_CONFIG: &str = r#"
+[database]
+path = "test.db"
+
+[clinics.mumbai]
+display_name = "Sunrise Family Clinic"
+time_zone = "Asia/Kolkata"
+phone_region = "IN"
+default_duration_min = 15
+
+[clinics.nyc]
+display_name = "Hudson Street Medical"
+time_zone = "America/New_York"
+phone_region = "US"
+
+[clinics.apia]
+display_name = "Apia Family Practice"
+time_zone = "Pacific/Apia"
+phone_region = "WS"
+default_language = "en"
+
+[import.formats.practice-suite]
+date_formats = ["%m/%d/%Y"]
+time_formats = ["%I:%M %p"]
+[import.formats.practice-suite.columns]
+appointment_id = "Appt #"
+patient_id = "MRN"
+patient_name = "Patient"
+phone = "Mobile"
+date = "Appt Date"
+time = "Appt Time"
+clinic = "Location"
+"#;
+
+/// The default CSV header.
+pub const HEADER: &str = "appointment_id,patient_id,patient_name,phone,language,date,time,duration_min,provider,clinic,status";
+
+/// A temporary folder with a config and a database path.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("reminders.toml"), TEST_CONFIG).expect("write config");
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("test.db")
+    }
+
+    /// Writes a file in the folder and returns its path.
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, contents).expect("write file");
+        p
+    }
+
+    /// Runs `reminderd --config <folder>/reminders.toml ARGS` (unless ARGS name a config).
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reminderd"));
+        if !args.contains(&"--config") {
+            cmd.arg("--config").arg(self.path("reminders.toml"));
+        }
+        let out = cmd
+            .args(args)
+            .env_remove("REMINDERD_CONFIG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run reminderd");
+        Run::from(out)
+    }
+
+    /// Imports a CSV given as text, with `--json`, and returns the run.
+    pub fn import(&self, name: &str, csv: &str, extra: &[&str]) -> Run {
+        let f = self.file(name, csv);
+        let mut args = vec!["import", f.to_str().expect("utf-8 path"), "--json"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// Every appointment from far in the past on, as JSON objects.
+    pub fn appointments(&self) -> Vec<Value> {
+        let r = self.run(&["appointments", "--from", "2000-01-01", "--json"]);
+        assert_eq!(r.code, 0, "appointments failed: {}", r.stderr);
+        r.json().as_array().expect("array").clone()
+    }
+
+    /// The appointment with this external id.
+    pub fn appointment(&self, id: &str) -> Value {
+        self.appointments()
+            .into_iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no appointment {id}"))
+    }
+
+    pub fn sql(&self) -> Connection {
+        Connection::open(self.db()).expect("open db")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        if !self.db().exists() {
+            return 0;
+        }
+        self.sql().query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A CSV file from data rows under the default header.
+pub fn csv(rows: &[&str]) -> String {
+    let mut s = String::from(HEADER);
+    for r in rows {
+        s.push('\n');
+        s.push_str(r);
+    }
+    s.push('\n');
+    s
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary (faster to link) with a module per capability. They drive
+//! the real `reminderd` binary against real SQLite files in temporary folders.
+
+mod common;
+mod config_cmd;
+mod import_cmd;
+mod listing;
+mod schema;
