@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use chrono::{Duration, NaiveTime};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -30,6 +31,15 @@ pub struct Config {
     pub import: ImportFormat,
     /// Other named CSV export formats (`[import.formats.NAME]`).
     pub import_formats: BTreeMap<String, ImportFormat>,
+    /// How to reach the WhatsApp Cloud API and how hard to push it (`None`: not configured,
+    /// so nothing can be sent).
+    pub whatsapp: Option<WhatsApp>,
+    /// Reminder rules, in file order.
+    pub rules: Vec<Rule>,
+    /// Approved message templates by config key.
+    pub templates: BTreeMap<String, Template>,
+    /// The template sent when an appointment first appears (`None`: off).
+    pub booking_confirmation: Option<String>,
 }
 
 /// One clinic: where it is and how its numbers and times are read.
@@ -49,6 +59,176 @@ pub struct Clinic {
     pub default_duration_min: u32,
     /// Name of the import format this clinic's exports use (`None`: the default).
     pub import_format: Option<String>,
+    /// Local hours in which no message is sent.
+    pub quiet_hours: Option<QuietHours>,
+    /// Reminders are held when the clinic's last import is older than this.
+    pub max_import_age: Option<Duration>,
+    /// How dates appear in messages (strftime, localised to the patient's language).
+    pub date_format: String,
+    /// How times appear in messages (strftime).
+    pub time_format: String,
+}
+
+/// A daily local period without messages, e.g. 21:00-08:00 (may wrap past midnight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    /// When quiet starts, local time.
+    pub start: NaiveTime,
+    /// When quiet ends, local time.
+    pub end: NaiveTime,
+}
+
+/// When a rule fires, relative to the appointment start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// This exact span of time earlier (`2h`, `90m`, `48h`).
+    Exact(Duration),
+    /// The same local wall time this many calendar days earlier (`1d`, `2d`), which is what a
+    /// patient expects across a daylight-saving change.
+    Days(u32),
+}
+
+impl Offset {
+    /// The span this offset covers at most, for ordering checks (a day may be 25 hours).
+    pub fn approx(self) -> Duration {
+        match self {
+            Self::Exact(d) => d,
+            Self::Days(n) => Duration::hours(24 * i64::from(n)),
+        }
+    }
+}
+
+/// A reminder rule: which template to send how long before which clinics' appointments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Unique name, stored on every message it plans (`day-before`).
+    pub name: String,
+    /// How long before the start to send.
+    pub before: Offset,
+    /// Do not send later than this before the start; a later one is `expired`.
+    pub latest: Duration,
+    /// Key of the template in `[templates]`.
+    pub template: String,
+    /// Clinics it applies to.
+    pub clinics: Vec<String>,
+    /// A patient who already confirmed gets no message from this rule.
+    pub skip_if_confirmed: bool,
+}
+
+/// A value taken from the patient, appointment or clinic into a template parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+pub enum Field {
+    /// The patient's first name.
+    #[serde(rename = "patient.first_name")]
+    PatientFirstName,
+    /// The patient's full name.
+    #[serde(rename = "patient.name")]
+    PatientName,
+    /// The local date, in the patient's language.
+    #[serde(rename = "appointment.date")]
+    AppointmentDate,
+    /// The local start time.
+    #[serde(rename = "appointment.time")]
+    AppointmentTime,
+    /// Who the appointment is with.
+    #[serde(rename = "appointment.provider")]
+    AppointmentProvider,
+    /// The clinic's display name.
+    #[serde(rename = "clinic.name")]
+    ClinicName,
+}
+
+/// What a quick-reply button does when tapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonAction {
+    /// The patient will come.
+    Confirm,
+    /// The patient will not come.
+    Cancel,
+    /// The patient wants another time.
+    Reschedule,
+    /// The patient wants no more messages.
+    Stop,
+}
+
+impl ButtonAction {
+    /// The word used in button payloads (`confirm:<outbox id>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirm => "confirm",
+            Self::Cancel => "cancel",
+            Self::Reschedule => "reschedule",
+            Self::Stop => "stop",
+        }
+    }
+}
+
+/// An approved WhatsApp template as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The name approved in WhatsApp Manager.
+    pub name: String,
+    /// Body parameters `{{1}}`, `{{2}}`, ... in order.
+    pub params: Vec<Field>,
+    /// Quick-reply buttons in template order.
+    pub buttons: Vec<ButtonAction>,
+    /// The approved text per language code.
+    pub languages: BTreeMap<String, TemplateText>,
+}
+
+/// One language of a template: the approved body and button labels, for previews and checks.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateText {
+    /// The body with `{{1}}`.. placeholders, exactly as approved.
+    pub body: String,
+    /// The button labels, in the same order as the template's buttons.
+    #[serde(default)]
+    pub buttons: Vec<String>,
+}
+
+/// What to do with a send whose outcome stayed unknown for `unknown_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownAction {
+    /// Send it again (a duplicate is possible).
+    Resend,
+    /// Leave it to staff (it shows on the follow-up list).
+    Staff,
+}
+
+/// WhatsApp Cloud API settings (no secrets: the token comes from the environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsApp {
+    /// Base URL without the version, e.g. `https://graph.facebook.com`.
+    pub api_base: String,
+    /// Graph API version, e.g. `v23.0`.
+    pub api_version: String,
+    /// The business phone number's id (not the number).
+    pub phone_number_id: String,
+    /// The WhatsApp Business Account id (for the template catalogue).
+    pub waba_id: String,
+    /// Messages per second across all clinics (the number's throughput limit).
+    pub rate_limit_per_sec: u32,
+    /// Requests in flight at once; enough to reach the rate limit at the API's latency.
+    pub max_in_flight: usize,
+    /// Time allowed to connect.
+    pub connect_timeout: std::time::Duration,
+    /// Time allowed for a whole request.
+    pub request_timeout: std::time::Duration,
+    /// Attempts before a retryable failure becomes `failed`.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub retry_base: std::time::Duration,
+    /// Longest retry delay.
+    pub retry_max: std::time::Duration,
+    /// Least time between two messages to the same patient (the pair rate limit).
+    pub recipient_spacing: std::time::Duration,
+    /// How long a send may stay `unknown` before `unknown_action`.
+    pub unknown_after: Duration,
+    /// What happens then.
+    pub unknown_action: UnknownAction,
 }
 
 /// How a CSV export names its columns and writes dates and times.
@@ -172,6 +352,107 @@ struct RawConfig {
     clinics: BTreeMap<String, RawClinic>,
     #[serde(default)]
     import: RawImport,
+    whatsapp: Option<RawWhatsApp>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    templates: BTreeMap<String, RawTemplate>,
+    booking_confirmation: Option<RawBooking>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhatsApp {
+    #[serde(default = "default_api_base")]
+    api_base: String,
+    #[serde(default = "default_api_version")]
+    api_version: String,
+    phone_number_id: String,
+    waba_id: String,
+    #[serde(default = "default_rate")]
+    rate_limit_per_sec: u32,
+    max_in_flight: Option<usize>,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: String,
+    #[serde(default = "default_request_timeout")]
+    request_timeout: String,
+    #[serde(default = "default_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_retry_base")]
+    retry_base: String,
+    #[serde(default = "default_retry_max")]
+    retry_max: String,
+    #[serde(default = "default_spacing")]
+    recipient_spacing: String,
+    #[serde(default = "default_unknown_after")]
+    unknown_after: String,
+    #[serde(default = "default_unknown_action")]
+    unknown_action: UnknownAction,
+}
+
+fn default_api_base() -> String {
+    "https://graph.facebook.com".into()
+}
+fn default_api_version() -> String {
+    "v23.0".into()
+}
+fn default_rate() -> u32 {
+    80
+}
+fn default_connect_timeout() -> String {
+    "5s".into()
+}
+fn default_request_timeout() -> String {
+    "15s".into()
+}
+fn default_attempts() -> u32 {
+    6
+}
+fn default_retry_base() -> String {
+    "5s".into()
+}
+fn default_retry_max() -> String {
+    "15m".into()
+}
+fn default_spacing() -> String {
+    "6s".into()
+}
+fn default_unknown_after() -> String {
+    "1h".into()
+}
+fn default_unknown_action() -> UnknownAction {
+    UnknownAction::Staff
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    before: String,
+    latest: String,
+    template: String,
+    clinics: Option<Vec<String>>,
+    #[serde(default)]
+    skip_if_confirmed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    name: String,
+    #[serde(default)]
+    params: Vec<Field>,
+    #[serde(default)]
+    buttons: Vec<ButtonAction>,
+    #[serde(default)]
+    languages: BTreeMap<String, TemplateText>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBooking {
+    enabled: bool,
+    template: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +472,20 @@ struct RawClinic {
     #[serde(default = "default_duration")]
     default_duration_min: u32,
     import_format: Option<String>,
+    quiet_hours: Option<String>,
+    max_import_age: Option<String>,
+    #[serde(default = "default_date_format")]
+    date_format: String,
+    #[serde(default = "default_time_format")]
+    time_format: String,
+}
+
+fn default_date_format() -> String {
+    "%A %-d %B".into()
+}
+
+fn default_time_format() -> String {
+    "%H:%M".into()
 }
 
 fn default_language() -> String {
@@ -418,6 +713,37 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
                 ),
             );
         }
+        let quiet_hours = c
+            .quiet_hours
+            .as_deref()
+            .and_then(|q| match parse_quiet_hours(q) {
+                Ok(q) => Some(q),
+                Err(m) => {
+                    push(k("quiet_hours"), m);
+                    None
+                }
+            });
+        let max_import_age = c
+            .max_import_age
+            .as_deref()
+            .and_then(|v| match parse_duration(v) {
+                Ok(d) => Some(d),
+                Err(m) => {
+                    push(k("max_import_age"), m);
+                    None
+                }
+            });
+        for (field, pattern) in [
+            ("date_format", &c.date_format),
+            ("time_format", &c.time_format),
+        ] {
+            if !formats_cleanly(pattern) {
+                push(
+                    k(field),
+                    format!("{pattern:?} is not a usable strftime pattern"),
+                );
+            }
+        }
         if let (Some(time_zone), Some(phone_region)) = (tz, region) {
             clinics.insert(
                 key.clone(),
@@ -429,9 +755,51 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
                     default_language,
                     default_duration_min: c.default_duration_min,
                     import_format: c.import_format,
+                    quiet_hours,
+                    max_import_age,
+                    date_format: c.date_format,
+                    time_format: c.time_format,
                 },
             );
         }
+    }
+
+    let whatsapp = raw.whatsapp.map(|w| validate_whatsapp(w, &mut push));
+    let templates = validate_templates(raw.templates, &mut push);
+    let rules = validate_rules(raw.rules, &clinics, &templates, &mut push);
+    let booking_confirmation = match raw.booking_confirmation {
+        Some(RawBooking {
+            enabled: true,
+            template: Some(t),
+        }) => {
+            if !templates.contains_key(&t) {
+                push(
+                    "booking_confirmation.template".into(),
+                    format!(
+                        "no template {t:?} under [templates]; configured: {}",
+                        list_or_none(templates.keys())
+                    ),
+                );
+            }
+            Some(t)
+        }
+        Some(RawBooking {
+            enabled: true,
+            template: None,
+        }) => {
+            push(
+                "booking_confirmation.template".into(),
+                "is needed when enabled = true".into(),
+            );
+            None
+        }
+        _ => None,
+    };
+    if (!rules.is_empty() || booking_confirmation.is_some()) && whatsapp.is_none() {
+        push(
+            "whatsapp".into(),
+            "rules are configured but there is no [whatsapp] section to send them with".into(),
+        );
     }
 
     if problems.is_empty() {
@@ -441,6 +809,10 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             clinics,
             import,
             import_formats,
+            whatsapp,
+            rules,
+            templates,
+            booking_confirmation,
         })
     } else {
         Err(problems)
@@ -520,6 +892,367 @@ fn check_patterns(
             );
         }
     }
+}
+
+/// Parses a span written as a whole number and a unit: `90s`, `30m`, `4h`, `2d` (24 hours).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().map_err(|_| {
+        format!("{s:?} is not a duration; write a whole number and a unit: 90s, 30m, 4h or 2d")
+    })?;
+    match unit.trim() {
+        "s" => Ok(Duration::seconds(n)),
+        "m" | "min" => Ok(Duration::minutes(n)),
+        "h" => Ok(Duration::hours(n)),
+        "d" => Ok(Duration::days(n)),
+        _ => Err(format!(
+            "{s:?} has an unknown unit; use s, m, h or d (e.g. 30m, 4h, 2d)"
+        )),
+    }
+}
+
+fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s)?
+        .to_std()
+        .map_err(|_| format!("{s:?} must not be negative"))
+}
+
+/// Parses a rule offset: `Nd` is calendar days at the same wall time, anything else exact.
+pub fn parse_offset(s: &str) -> Result<Offset, String> {
+    let t = s.trim();
+    if let Some(days) = t.strip_suffix('d') {
+        return days
+            .parse::<u32>()
+            .map(Offset::Days)
+            .map_err(|_| format!("{s:?} is not a number of days; write e.g. 1d or 2d"));
+    }
+    parse_duration(t).map(Offset::Exact)
+}
+
+/// Parses `21:00-08:00`.
+pub fn parse_quiet_hours(s: &str) -> Result<QuietHours, String> {
+    let bad = || format!("{s:?} is not a period; write it as HH:MM-HH:MM, e.g. 21:00-08:00");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let start = NaiveTime::parse_from_str(a.trim(), "%H:%M").map_err(|_| bad())?;
+    let end = NaiveTime::parse_from_str(b.trim(), "%H:%M").map_err(|_| bad())?;
+    if start == end {
+        return Err(format!(
+            "{s:?} starts and ends at the same time; leave quiet_hours out for none"
+        ));
+    }
+    Ok(QuietHours { start, end })
+}
+
+/// Whether chrono can render this strftime pattern (an unknown `%` code fails at format time).
+fn formats_cleanly(pattern: &str) -> bool {
+    use std::fmt::Write;
+    let t = chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+        .and_then(|d| d.and_hms_opt(14, 35, 0))
+        .unwrap_or_default();
+    let mut out = String::new();
+    write!(out, "{}", t.format(pattern)).is_ok()
+}
+
+fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> WhatsApp {
+    let mut span = |key: &str, v: &str, default: std::time::Duration| {
+        parse_std_duration(v).unwrap_or_else(|m| {
+            push(format!("whatsapp.{key}"), m);
+            default
+        })
+    };
+    let connect_timeout = span(
+        "connect_timeout",
+        &w.connect_timeout,
+        std::time::Duration::from_secs(5),
+    );
+    let request_timeout = span(
+        "request_timeout",
+        &w.request_timeout,
+        std::time::Duration::from_secs(15),
+    );
+    let retry_base = span(
+        "retry_base",
+        &w.retry_base,
+        std::time::Duration::from_secs(5),
+    );
+    let retry_max = span(
+        "retry_max",
+        &w.retry_max,
+        std::time::Duration::from_mins(15),
+    );
+    let recipient_spacing = span(
+        "recipient_spacing",
+        &w.recipient_spacing,
+        std::time::Duration::from_secs(6),
+    );
+    let unknown_after = parse_duration(&w.unknown_after).unwrap_or_else(|m| {
+        push("whatsapp.unknown_after".into(), m);
+        Duration::hours(1)
+    });
+    if !(1..=1000).contains(&w.rate_limit_per_sec) {
+        push(
+            "whatsapp.rate_limit_per_sec".into(),
+            "must be between 1 and 1000 (the Cloud API allows 80 by default, 1000 after an upgrade)".into(),
+        );
+    }
+    if w.max_attempts == 0 {
+        push("whatsapp.max_attempts".into(), "must be at least 1".into());
+    }
+    let version_ok = w
+        .api_version
+        .strip_prefix('v')
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && (a.to_string() + b).chars().all(|c| c.is_ascii_digit())
+        });
+    if !version_ok {
+        push(
+            "whatsapp.api_version".into(),
+            format!(
+                "{:?} is not a Graph API version such as \"v23.0\"",
+                w.api_version
+            ),
+        );
+    }
+    if !(w.api_base.starts_with("https://") || w.api_base.starts_with("http://")) {
+        push(
+            "whatsapp.api_base".into(),
+            format!("{:?} is not an http(s) URL", w.api_base),
+        );
+    }
+    for (key, v) in [
+        ("phone_number_id", &w.phone_number_id),
+        ("waba_id", &w.waba_id),
+    ] {
+        if v.is_empty() || !v.chars().all(|c| c.is_ascii_digit()) {
+            push(
+                format!("whatsapp.{key}"),
+                format!("{v:?} is not a numeric id; copy it from WhatsApp Manager → API setup"),
+            );
+        }
+    }
+    let rate = w.rate_limit_per_sec.clamp(1, 1000);
+    WhatsApp {
+        api_base: w.api_base.trim_end_matches('/').to_string(),
+        api_version: w.api_version,
+        phone_number_id: w.phone_number_id,
+        waba_id: w.waba_id,
+        rate_limit_per_sec: rate,
+        // Enough requests in flight to reach the cap at a slow API (~250 ms a request).
+        max_in_flight: w
+            .max_in_flight
+            .unwrap_or((rate as usize / 4).clamp(4, 256))
+            .max(1),
+        connect_timeout,
+        request_timeout,
+        max_attempts: w.max_attempts.max(1),
+        retry_base,
+        retry_max,
+        recipient_spacing,
+        unknown_after,
+        unknown_action: w.unknown_action,
+    }
+}
+
+fn validate_templates(
+    raw: BTreeMap<String, RawTemplate>,
+    push: &mut impl FnMut(String, String),
+) -> BTreeMap<String, Template> {
+    let mut out = BTreeMap::new();
+    for (key, t) in raw {
+        let k = |f: &str| format!("templates.{key}.{f}");
+        if t.name.is_empty()
+            || !t
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            push(
+                k("name"),
+                format!(
+                    "{:?} is not a WhatsApp template name (lower-case letters, digits and _)",
+                    t.name
+                ),
+            );
+        }
+        if t.languages.is_empty() {
+            push(k("languages"), "no language is configured; add [templates.KEY.languages.en] with the approved body".into());
+        }
+        if t.buttons.len() > 10 {
+            push(
+                k("buttons"),
+                "a template has at most 10 quick-reply buttons".into(),
+            );
+        }
+        let mut languages = BTreeMap::new();
+        for (lang, text) in t.languages {
+            let lk = format!("templates.{key}.languages.{lang}");
+            match crate::import::normalize_language(&lang) {
+                Some(norm) if norm == lang => {}
+                _ => push(
+                    lk.clone(),
+                    "is not a language code as WhatsApp writes it (en, hi, es_MX, pt_BR)".into(),
+                ),
+            }
+            let found = placeholders(&text.body);
+            let want: Vec<usize> = (1..=t.params.len()).collect();
+            if found != want {
+                push(
+                    format!("{lk}.body"),
+                    format!(
+                        "has placeholders {} but params lists {} value(s); the body must use {{{{1}}}}..{{{{{}}}}} once each",
+                        if found.is_empty() {
+                            "none".to_string()
+                        } else {
+                            found
+                                .iter()
+                                .map(|n| format!("{{{{{n}}}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        },
+                        t.params.len(),
+                        t.params.len()
+                    ),
+                );
+            }
+            if text.body.chars().count() > 1024 {
+                push(
+                    format!("{lk}.body"),
+                    "is longer than the 1024 characters WhatsApp allows".into(),
+                );
+            }
+            if text.buttons.len() != t.buttons.len() {
+                push(
+                    format!("{lk}.buttons"),
+                    format!(
+                        "has {} label(s) but the template has {} button(s)",
+                        text.buttons.len(),
+                        t.buttons.len()
+                    ),
+                );
+            }
+            if let Some(long) = text.buttons.iter().find(|b| b.chars().count() > 25) {
+                push(
+                    format!("{lk}.buttons"),
+                    format!("label {long:?} is longer than 25 characters"),
+                );
+            }
+            languages.insert(lang, text);
+        }
+        out.insert(
+            key,
+            Template {
+                name: t.name,
+                params: t.params,
+                buttons: t.buttons,
+                languages,
+            },
+        );
+    }
+    out
+}
+
+/// The `{{n}}` numbers in a body, in order of appearance.
+pub fn placeholders(body: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("{{") {
+        rest = &rest[i + 2..];
+        if let Some(j) = rest.find("}}") {
+            if let Ok(n) = rest[..j].trim().parse() {
+                out.push(n);
+            }
+            rest = &rest[j + 2..];
+        }
+    }
+    out
+}
+
+fn validate_rules(
+    raw: Vec<RawRule>,
+    clinics: &BTreeMap<String, Clinic>,
+    templates: &BTreeMap<String, Template>,
+    push: &mut impl FnMut(String, String),
+) -> Vec<Rule> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let k = |f: &str| format!("rules[{i}].{f}");
+        if !is_valid_key(&r.name) {
+            push(
+                k("name"),
+                format!(
+                    "{:?}: rule names use lower-case letters, digits, '-' and '_'",
+                    r.name
+                ),
+            );
+        }
+        if !seen.insert(r.name.clone()) {
+            push(
+                k("name"),
+                format!(
+                    "{:?} is the name of an earlier rule; each rule needs its own name",
+                    r.name
+                ),
+            );
+        }
+        let before = parse_offset(&r.before)
+            .map_err(|m| push(k("before"), m))
+            .ok();
+        let latest = parse_duration(&r.latest)
+            .map_err(|m| push(k("latest"), m))
+            .ok();
+        if let (Some(b), Some(l)) = (before, latest)
+            && b.approx() <= l
+        {
+            push(
+                k("latest"),
+                format!(
+                    "{} is not less than before = {}: the rule could never send on time",
+                    r.latest, r.before
+                ),
+            );
+        }
+        if !templates.contains_key(&r.template) {
+            push(
+                k("template"),
+                format!(
+                    "no template {:?} under [templates]; configured: {}",
+                    r.template,
+                    list_or_none(templates.keys())
+                ),
+            );
+        }
+        let rule_clinics = r
+            .clinics
+            .unwrap_or_else(|| clinics.keys().cloned().collect());
+        for c in &rule_clinics {
+            if !clinics.contains_key(c) {
+                push(
+                    k("clinics"),
+                    format!(
+                        "unknown clinic {c:?}; configured: {}",
+                        list_or_none(clinics.keys())
+                    ),
+                );
+            }
+        }
+        if let (Some(before), Some(latest)) = (before, latest) {
+            out.push(Rule {
+                name: r.name,
+                before,
+                latest,
+                template: r.template,
+                clinics: rule_clinics,
+                skip_if_confirmed: r.skip_if_confirmed,
+            });
+        }
+    }
+    out
 }
 
 /// Picks the config file: `--config`, then `$REMINDERD_CONFIG`, then `./reminders.toml`.

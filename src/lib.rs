@@ -6,5 +6,9 @@
 pub mod config;
 pub mod import;
 pub mod phone;
+pub mod plan;
+pub mod secrets;
 pub mod store;
+pub mod template;
 pub mod time;
+pub mod whatsapp;

@@ -18,11 +18,11 @@ use crate::phone::E164;
 pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a database from version `i + 1` to `i + 2`.
 /// Each later schema change appends one step and updates `schema.sql` to the result.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/002-outbox.sql")];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -68,6 +68,22 @@ pub fn local_to_utc(
     }
 }
 
+/// The UTC instant of a local wall time, never failing: a time lost to a DST gap becomes the
+/// first whole quarter-hour after it (02:30 on spring-forward night → 03:00), and a repeated
+/// time takes its first occurrence. For computed times (rule offsets, quiet-hour ends), where
+/// an error would help nobody.
+pub fn local_to_utc_forward(zone: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    // Gaps are at most an hour in every zone in use since 1990 (Lord Howe's is 30 minutes).
+    for quarter in 0..=12 {
+        let t = local + chrono::Duration::minutes(15 * quarter);
+        match zone.from_local_datetime(&t) {
+            LocalResult::Single(x) | LocalResult::Ambiguous(x, _) => return x.with_timezone(&Utc),
+            LocalResult::None => {}
+        }
+    }
+    Utc.from_utc_datetime(&local)
+}
+
 /// The UTC instants bounding a local calendar day in `zone`, as `[start, end)`.
 ///
 /// Days are 23 or 25 hours long across DST changes, and a zone may skip midnight itself, so

@@ -1,0 +1,508 @@
+//! Planning: which messages are due, evaluated in each clinic's time zone. Pure: appointments,
+//! rules and `now` in, due messages out. No I/O, no clock.
+//!
+//! A message is *materialised* (turned into an outbox row) once its send time has come; rows
+//! are unique per (appointment, kind, rule, slot start), so planning twice adds nothing and a
+//! moved appointment gets fresh rows for its new time while the old ones are skipped at send
+//! time.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::{Clinic, Config, Offset, QuietHours, Rule};
+use crate::store::{Response, Status};
+use crate::time::local_to_utc_forward;
+
+/// The rule name stored on booking confirmations.
+pub const BOOKING_RULE: &str = "booking";
+
+/// How long after an appointment first appears a booking confirmation is still worth sending.
+pub const BOOKING_WINDOW: Duration = Duration::hours(24);
+
+/// What kind of message an outbox row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A reminder from a rule.
+    Reminder,
+    /// "Your appointment is booked".
+    BookingConfirmation,
+    /// The answer to a patient's reply.
+    ReplyAck,
+}
+
+impl Kind {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reminder => "reminder",
+            Self::BookingConfirmation => "booking_confirmation",
+            Self::ReplyAck => "reply_ack",
+        }
+    }
+
+    /// Reads the stored text.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reminder" => Some(Self::Reminder),
+            "booking_confirmation" => Some(Self::BookingConfirmation),
+            "reply_ack" => Some(Self::ReplyAck),
+            _ => None,
+        }
+    }
+}
+
+/// What planning needs to know about an appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Appointment row id.
+    pub id: i64,
+    /// Clinic key.
+    pub clinic: String,
+    /// Start.
+    pub starts_at: DateTime<Utc>,
+    /// When reminderd first saw it.
+    pub created_at: DateTime<Utc>,
+    /// Schedule status.
+    pub status: Status,
+    /// The patient's answer.
+    pub response: Response,
+    /// The patient has opted out of messages.
+    pub opted_out: bool,
+}
+
+/// A message whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// Appointment row id.
+    pub appointment_id: i64,
+    /// Reminder or booking confirmation.
+    pub kind: Kind,
+    /// Rule name (or [`BOOKING_RULE`]).
+    pub rule: String,
+    /// Template config key.
+    pub template: String,
+    /// The appointment start it is for.
+    pub slot_start: DateTime<Utc>,
+    /// When it should go (quiet hours applied).
+    pub send_at: DateTime<Utc>,
+    /// Not to be sent after this.
+    pub latest_at: DateTime<Utc>,
+    /// Set when it is already too late: recorded as `expired` with this reason.
+    pub expired: Option<String>,
+}
+
+/// Every message due at `now` for these appointments.
+pub fn plan(config: &Config, candidates: &[Candidate], now: DateTime<Utc>) -> Vec<Due> {
+    let mut out = Vec::new();
+    for a in candidates {
+        let Some(clinic) = config.clinic(&a.clinic) else {
+            continue;
+        };
+        // Past, cancelled and opted-out appointments are never reminded.
+        if a.starts_at <= now || a.status != Status::Booked || a.opted_out {
+            continue;
+        }
+        for rule in config
+            .rules
+            .iter()
+            .filter(|r| r.clinics.contains(&a.clinic))
+        {
+            if rule.skip_if_confirmed && a.response == Response::Confirmed {
+                continue;
+            }
+            if let Some(d) = due_for_rule(rule, clinic, a, now) {
+                out.push(d);
+            }
+        }
+        if let Some(template) = &config.booking_confirmation
+            && let Some(d) = due_booking(template, clinic, a, now)
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// The furthest ahead of an appointment any message can be due: candidates starting later
+/// than `now` plus this need not be read.
+pub fn horizon(config: &Config) -> Duration {
+    let longest = config
+        .rules
+        .iter()
+        .map(|r| r.before.approx())
+        .max()
+        .unwrap_or_default();
+    // A DST change adds an hour to a `1d` offset, and quiet hours can move a message to the
+    // evening before.
+    longest + Duration::hours(26)
+}
+
+fn due_for_rule(rule: &Rule, clinic: &Clinic, a: &Candidate, now: DateTime<Utc>) -> Option<Due> {
+    let zone = clinic.time_zone;
+    let latest_at = a.starts_at - rule.latest;
+    let ideal = send_time(rule.before, a.starts_at, zone);
+    let send_at = clinic
+        .quiet_hours
+        .map_or(ideal, |q| shift_out_of_quiet(ideal, latest_at, q, zone));
+    if send_at > now {
+        return None;
+    }
+    let expired = (now > latest_at).then(|| {
+        format!(
+            "not sent in time: due at {}, and the last useful moment ({} before the start) was {}",
+            local(send_at, zone),
+            humanize(rule.latest),
+            local(latest_at, zone)
+        )
+    });
+    Some(Due {
+        appointment_id: a.id,
+        kind: Kind::Reminder,
+        rule: rule.name.clone(),
+        template: rule.template.clone(),
+        slot_start: a.starts_at,
+        send_at,
+        latest_at,
+        expired,
+    })
+}
+
+fn due_booking(template: &str, clinic: &Clinic, a: &Candidate, now: DateTime<Utc>) -> Option<Due> {
+    if now - a.created_at > BOOKING_WINDOW {
+        return None;
+    }
+    let zone = clinic.time_zone;
+    let latest_at = a.starts_at;
+    let send_at = clinic.quiet_hours.map_or(a.created_at, |q| {
+        shift_out_of_quiet(a.created_at, latest_at, q, zone)
+    });
+    if send_at > now {
+        return None;
+    }
+    Some(Due {
+        appointment_id: a.id,
+        kind: Kind::BookingConfirmation,
+        rule: BOOKING_RULE.into(),
+        template: template.into(),
+        slot_start: a.starts_at,
+        send_at,
+        latest_at,
+        expired: None,
+    })
+}
+
+/// The ideal send time of an offset: exact spans subtract; `Nd` keeps the local wall time on
+/// the calendar day N days earlier (a time lost to a DST gap moves to just after the gap; a
+/// time that happens twice takes the first).
+pub fn send_time(before: Offset, start: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+    match before {
+        Offset::Exact(d) => start - d,
+        Offset::Days(n) => {
+            let local = start.with_timezone(&zone).naive_local();
+            let earlier = local - Duration::days(i64::from(n));
+            local_to_utc_forward(zone, earlier)
+        }
+    }
+}
+
+/// Whether a local instant falls in the quiet period.
+pub fn is_quiet(at: DateTime<Utc>, quiet: QuietHours, zone: Tz) -> bool {
+    quiet_period(at, quiet, zone).is_some()
+}
+
+/// The quiet period (as UTC start and end) containing `at`, if any.
+fn quiet_period(
+    at: DateTime<Utc>,
+    q: QuietHours,
+    zone: Tz,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let local = at.with_timezone(&zone).naive_local();
+    let (date, t) = (local.date(), local.time());
+    let day = Duration::days(1);
+    let (start, end): (NaiveDateTime, NaiveDateTime) = if q.start < q.end {
+        if t < q.start || t >= q.end {
+            return None;
+        }
+        (date.and_time(q.start), date.and_time(q.end))
+    } else if t >= q.start {
+        (date.and_time(q.start), (date + day).and_time(q.end))
+    } else if t < q.end {
+        ((date - day).and_time(q.start), date.and_time(q.end))
+    } else {
+        return None;
+    };
+    Some((
+        local_to_utc_forward(zone, start),
+        local_to_utc_forward(zone, end),
+    ))
+}
+
+/// Moves a send time out of quiet hours: to the end of the quiet period if that is still no
+/// later than `latest`, else back to its start (the last moment before quiet began).
+pub fn shift_out_of_quiet(
+    at: DateTime<Utc>,
+    latest: DateTime<Utc>,
+    q: QuietHours,
+    zone: Tz,
+) -> DateTime<Utc> {
+    match quiet_period(at, q, zone) {
+        None => at,
+        Some((_, end)) if end <= latest => end,
+        // A minute before quiet starts, so the message itself is never inside quiet hours.
+        Some((start, _)) => start - Duration::minutes(1),
+    }
+}
+
+/// At send time: `Ok(())` if a message may go now, or `Err(when)` with the end of the
+/// current quiet period (which may be after `latest`: then it must expire).
+pub fn check_quiet(
+    now: DateTime<Utc>,
+    q: Option<QuietHours>,
+    zone: Tz,
+) -> Result<(), DateTime<Utc>> {
+    match q.and_then(|q| quiet_period(now, q, zone)) {
+        None => Ok(()),
+        Some((_, end)) => Err(end),
+    }
+}
+
+fn local(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// `4h`, `30m`, `1d 2h` for messages.
+pub fn humanize(d: Duration) -> String {
+    let mins = d.num_minutes();
+    let (days, hours, m) = (mins / 1440, (mins % 1440) / 60, mins % 60);
+    let mut parts = Vec::new();
+    if days > 0 {
+        parts.push(format!("{days}d"));
+    }
+    if hours > 0 {
+        parts.push(format!("{hours}h"));
+    }
+    if m > 0 || parts.is_empty() {
+        parts.push(format!("{m}m"));
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::time::parse_instant;
+    use std::path::Path;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        parse_instant(s).expect("instant")
+    }
+
+    fn config() -> Config {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reminders.toml"))
+            .expect("example config");
+        Config::from_toml(&text, Path::new("reminders.toml")).expect("valid example")
+    }
+
+    fn appt(clinic: &str, starts: &str) -> Candidate {
+        Candidate {
+            id: 1,
+            clinic: clinic.into(),
+            starts_at: utc(starts),
+            created_at: utc("2020-01-01T00:00:00Z"),
+            status: Status::Booked,
+            response: Response::None,
+            opted_out: false,
+        }
+    }
+
+    fn send_times(
+        c: &Config,
+        a: &Candidate,
+        now: &str,
+    ) -> Vec<(String, DateTime<Utc>, Option<String>)> {
+        plan(c, std::slice::from_ref(a), utc(now))
+            .into_iter()
+            .map(|d| (d.rule, d.send_at, d.expired))
+            .collect()
+    }
+
+    #[test]
+    fn kolkata_day_before_and_same_day() {
+        let c = config();
+        // Thu 26 Nov 2026 10:00 IST = 04:30Z.
+        let a = appt("mumbai", "2026-11-26T04:30:00Z");
+        assert!(
+            send_times(&c, &a, "2026-11-25T04:29:00Z").is_empty(),
+            "not due yet"
+        );
+        let due = send_times(&c, &a, "2026-11-25T04:30:00Z");
+        assert_eq!(
+            due,
+            vec![("day-before".to_string(), utc("2026-11-25T04:30:00Z"), None)]
+        );
+        let due = send_times(&c, &a, "2026-11-26T02:30:00Z");
+        assert_eq!(due.len(), 2, "same-day is due at 08:00 IST too: {due:?}");
+        assert_eq!(due[1].1, utc("2026-11-26T02:30:00Z"));
+    }
+
+    #[test]
+    fn new_york_spring_forward_2d_keeps_wall_time_and_48h_does_not() {
+        // Mon 15 Mar 2027 10:00 EDT (14:00Z); clocks went forward on Sun 14 Mar.
+        let start = utc("2027-03-15T14:00:00Z");
+        let zone = chrono_tz::America::New_York;
+        assert_eq!(
+            send_time(Offset::Days(2), start, zone),
+            utc("2027-03-13T15:00:00Z"),
+            "Sat 10:00 EST"
+        );
+        assert_eq!(
+            send_time(Offset::Exact(Duration::hours(48)), start, zone),
+            utc("2027-03-13T14:00:00Z"),
+            "Sat 09:00 EST"
+        );
+    }
+
+    #[test]
+    fn new_york_fall_back_2d_keeps_wall_time_and_48h_does_not() {
+        // Mon 8 Nov 2027 10:00 EST (15:00Z); clocks went back on Sun 7 Nov.
+        let start = utc("2027-11-08T15:00:00Z");
+        let zone = chrono_tz::America::New_York;
+        assert_eq!(
+            send_time(Offset::Days(2), start, zone),
+            utc("2027-11-06T14:00:00Z"),
+            "Sat 10:00 EDT"
+        );
+        assert_eq!(
+            send_time(Offset::Exact(Duration::hours(48)), start, zone),
+            utc("2027-11-06T15:00:00Z"),
+            "Sat 11:00 EDT"
+        );
+    }
+
+    #[test]
+    fn a_day_offset_landing_in_a_dst_gap_moves_past_it() {
+        // 1d before Mon 02:30 is Sun 02:30, which the spring-forward gap skips.
+        let start = utc("2027-03-15T06:30:00Z"); // Mon 02:30 EDT
+        let at = send_time(Offset::Days(1), start, chrono_tz::America::New_York);
+        assert_eq!(
+            at,
+            utc("2027-03-14T07:00:00Z"),
+            "Sun 03:00 EDT, the first minute after the gap"
+        );
+    }
+
+    #[test]
+    fn quiet_hours_move_to_the_end_if_before_latest_else_to_the_start() {
+        let c = config();
+        // Mumbai 07:30 IST appointment (02:00Z): same-day is 05:30, quiet until 08:00 which is
+        // after latest (07:00), so it moves back to just before 21:00 the evening before.
+        let a = appt("mumbai", "2026-11-27T02:00:00Z");
+        let due = plan(&c, std::slice::from_ref(&a), utc("2026-11-27T01:00:00Z"));
+        let same_day = due.iter().find(|d| d.rule == "same-day").expect("same-day");
+        assert_eq!(
+            same_day.send_at,
+            utc("2026-11-26T15:29:00Z"),
+            "20:59 IST the evening before"
+        );
+        // The day-before reminder would be 07:30 the day before, inside quiet hours; 08:00 is
+        // before latest (03:30 on the day), so it moves to 08:00.
+        let day_before = due
+            .iter()
+            .find(|d| d.rule == "day-before")
+            .expect("day-before");
+        assert_eq!(
+            day_before.send_at,
+            utc("2026-11-26T02:30:00Z"),
+            "08:00 IST the day before"
+        );
+    }
+
+    #[test]
+    fn a_late_plan_is_expired_with_a_reason() {
+        let c = config();
+        // Daemon down all day: at 09:45 IST for a 10:00 IST appointment, both are past latest.
+        let a = appt("mumbai", "2026-11-26T04:30:00Z");
+        let due = send_times(&c, &a, "2026-11-26T04:15:00Z");
+        assert_eq!(due.len(), 2);
+        for (rule, _, expired) in &due {
+            let reason = expired
+                .as_deref()
+                .unwrap_or_else(|| panic!("{rule} should be expired"));
+            assert!(
+                reason.contains("not sent in time") && reason.contains("IST"),
+                "{reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn confirmed_cancelled_opted_out_and_past_appointments_get_nothing() {
+        let c = config();
+        let mut a = appt("mumbai", "2026-11-26T04:30:00Z");
+        a.response = Response::Confirmed;
+        let rules: Vec<String> = send_times(&c, &a, "2026-11-26T02:40:00Z")
+            .into_iter()
+            .map(|d| d.0)
+            .collect();
+        assert_eq!(rules, ["day-before"], "same-day skips confirmed patients");
+        a.response = Response::None;
+        a.status = Status::Cancelled;
+        assert!(send_times(&c, &a, "2026-11-26T02:40:00Z").is_empty());
+        a.status = Status::Booked;
+        a.opted_out = true;
+        assert!(send_times(&c, &a, "2026-11-26T02:40:00Z").is_empty());
+        a.opted_out = false;
+        assert!(
+            send_times(&c, &a, "2026-11-26T05:00:00Z").is_empty(),
+            "already started"
+        );
+    }
+
+    #[test]
+    fn booking_confirmation_goes_when_the_appointment_first_appears_outside_quiet_hours() {
+        let c = config();
+        let mut a = appt("nyc", "2026-12-01T15:00:00Z");
+        a.created_at = utc("2026-11-25T03:00:00Z"); // 22:00 EST: quiet
+        let due = plan(&c, std::slice::from_ref(&a), utc("2026-11-25T14:00:00Z"));
+        let b = due
+            .iter()
+            .find(|d| d.kind == Kind::BookingConfirmation)
+            .expect("booking");
+        assert_eq!(
+            b.send_at,
+            utc("2026-11-25T13:00:00Z"),
+            "08:00 EST next morning"
+        );
+        assert!(
+            plan(&c, &[a], utc("2026-11-27T14:00:00Z"))
+                .iter()
+                .all(|d| d.kind != Kind::BookingConfirmation),
+            "too old"
+        );
+    }
+
+    #[test]
+    fn date_line_zone_quiet_hours() {
+        let zone = chrono_tz::Pacific::Kiritimati; // UTC+14
+        let q = crate::config::parse_quiet_hours("21:00-08:00").expect("quiet");
+        // 06:00 local on 26 Nov = 16:00Z on 25 Nov.
+        let at = utc("2026-11-25T16:00:00Z");
+        assert!(is_quiet(at, q, zone));
+        assert_eq!(
+            shift_out_of_quiet(at, utc("2026-11-26T00:00:00Z"), q, zone),
+            utc("2026-11-25T18:00:00Z")
+        );
+        assert_eq!(
+            check_quiet(at, Some(q), zone),
+            Err(utc("2026-11-25T18:00:00Z"))
+        );
+        assert_eq!(
+            check_quiet(utc("2026-11-25T20:00:00Z"), Some(q), zone),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Secrets (the Cloud API access token, later the app secret and verify token): read from the
+//! environment or from systemd credentials, never from `reminders.toml`, never logged.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+/// The access token: `$WHATSAPP_ACCESS_TOKEN`, else the file `whatsapp-token` in
+/// `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`).
+pub const ACCESS_TOKEN: Secret = Secret {
+    env: "WHATSAPP_ACCESS_TOKEN",
+    credential: "whatsapp-token",
+};
+
+/// Where one secret may come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Secret {
+    /// Environment variable.
+    pub env: &'static str,
+    /// File name inside `$CREDENTIALS_DIRECTORY`.
+    pub credential: &'static str,
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Neither source has it.
+    #[error("{} is not set, and there is no credential file {credential} in $CREDENTIALS_DIRECTORY; export {} or add LoadCredential={credential}:/path to the service", secret.env, secret.env, credential = secret.credential)]
+    Missing {
+        /// The secret.
+        secret: Secret,
+    },
+    /// The credential file exists but cannot be read.
+    #[error("cannot read credential {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Secret {
+    /// Reads the secret; surrounding whitespace (a trailing newline in a file) is dropped.
+    pub fn load(self) -> Result<SecretString, SecretError> {
+        self.load_from(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Secret::load`], with the environment given (for tests).
+    pub fn load_from(
+        self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<SecretString, SecretError> {
+        if let Some(v) = env(self.env).filter(|v| !v.trim().is_empty()) {
+            return Ok(SecretString::from(v.trim().to_string()));
+        }
+        if let Some(dir) = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+            let path = PathBuf::from(dir).join(self.credential);
+            match std::fs::read_to_string(&path) {
+                Ok(v) if !v.trim().is_empty() => {
+                    return Ok(SecretString::from(v.trim().to_string()));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SecretError::Unreadable { path, source }),
+            }
+        }
+        Err(SecretError::Missing { secret: self })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn environment_first_then_credentials_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("whatsapp-token"), "from-file\n").expect("write");
+        let d = dir.path().to_string_lossy().into_owned();
+        let both = |k: &str| match k {
+            "WHATSAPP_ACCESS_TOKEN" => Some("from-env".to_string()),
+            "CREDENTIALS_DIRECTORY" => Some(d.clone()),
+            _ => None,
+        };
+        assert_eq!(
+            ACCESS_TOKEN.load_from(both).expect("env").expose_secret(),
+            "from-env"
+        );
+        let file_only = |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| d.clone());
+        assert_eq!(
+            ACCESS_TOKEN
+                .load_from(file_only)
+                .expect("file")
+                .expose_secret(),
+            "from-file"
+        );
+        let err = ACCESS_TOKEN.load_from(|_| None).expect_err("missing");
+        assert!(
+            err.to_string().contains("WHATSAPP_ACCESS_TOKEN is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let s = ACCESS_TOKEN
+            .load_from(|k| (k == "WHATSAPP_ACCESS_TOKEN").then(|| "EAAJB-very-secret".to_string()))
+            .expect("env");
+        assert!(!format!("{s:?}").contains("very-secret"));
+    }
+}

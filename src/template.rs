@@ -1,0 +1,399 @@
+//! Rendering: a configured template plus an appointment becomes the parameters, button
+//! payloads and preview text of one message. Pure: no I/O, no clock.
+//!
+//! Parameters are checked against the Cloud API's rules *before* sending (no line breaks or
+//! tabs, no runs of 4+ spaces, not empty, hydrated body ≤ 1024 characters): a violation is a
+//! clear error on the outbox row, never a request the API would reject.
+
+use chrono::{DateTime, Locale, Utc};
+
+use crate::config::{ButtonAction, Clinic, Field, Template};
+
+/// Longest hydrated body the Cloud API accepts.
+pub const MAX_BODY: usize = 1024;
+
+/// What a message is rendered from.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    /// The clinic (zone, name, formats).
+    pub clinic: &'a Clinic,
+    /// The patient's full name.
+    pub patient_name: &'a str,
+    /// The patient's language.
+    pub patient_language: &'a str,
+    /// Appointment start.
+    pub starts_at: DateTime<Utc>,
+    /// Who it is with.
+    pub provider: Option<&'a str>,
+    /// The outbox row, named in button payloads so a tap finds its message.
+    pub outbox_id: i64,
+}
+
+/// A quick-reply button as sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Button {
+    /// What a tap does.
+    pub action: ButtonAction,
+    /// `confirm:<outbox id>`.
+    pub payload: String,
+    /// The label the patient sees.
+    pub label: String,
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rendered {
+    /// Cloud API template name.
+    pub template_name: String,
+    /// Language code sent.
+    pub language: String,
+    /// Body parameters `{{1}}`.. in order.
+    pub params: Vec<String>,
+    /// Quick-reply buttons in template order.
+    pub buttons: Vec<Button>,
+    /// The body exactly as the patient will read it.
+    pub text: String,
+}
+
+impl Rendered {
+    /// The message as a person will see it on the phone: body, then the buttons.
+    pub fn preview(&self) -> String {
+        if self.buttons.is_empty() {
+            return self.text.clone();
+        }
+        let buttons: Vec<String> = self
+            .buttons
+            .iter()
+            .map(|b| format!("[ {} ]", b.label))
+            .collect();
+        format!("{}\n\n{}", self.text, buttons.join("  "))
+    }
+}
+
+/// Why a message cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// Neither the patient's nor the clinic's language is configured for the template.
+    #[error(
+        "template {template:?} has no text in {tried} (configured: {available}); add the language under [templates.{template}.languages]"
+    )]
+    NoLanguage {
+        /// Template config key.
+        template: String,
+        /// The languages tried, in order.
+        tried: String,
+        /// The languages it has.
+        available: String,
+    },
+    /// A value breaks the Cloud API's parameter rules.
+    #[error("parameter {{{{{index}}}}} ({field}) {problem}: {value:?}")]
+    BadParam {
+        /// 1-based placeholder number.
+        index: usize,
+        /// Where the value came from.
+        field: String,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// The hydrated body is too long.
+    #[error("the message would be {len} characters; WhatsApp allows {MAX_BODY}")]
+    TooLong {
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// The language a patient gets: theirs, then its base language (`es` for `es_MX`), then the
+/// clinic's default and its base.
+pub fn choose_language(template: &Template, patient: &str, clinic_default: &str) -> Option<String> {
+    let base = |l: &str| l.split('_').next().unwrap_or(l).to_string();
+    [
+        patient.to_string(),
+        base(patient),
+        clinic_default.to_string(),
+        base(clinic_default),
+    ]
+    .into_iter()
+    .find(|l| template.languages.contains_key(l))
+}
+
+/// Renders `template` (config key `key`) for one appointment.
+pub fn render(key: &str, template: &Template, input: &Input<'_>) -> Result<Rendered, RenderError> {
+    let clinic = input.clinic;
+    let language = choose_language(template, input.patient_language, &clinic.default_language)
+        .ok_or_else(|| RenderError::NoLanguage {
+            template: key.to_string(),
+            tried: format!("{} or {}", input.patient_language, clinic.default_language),
+            available: template
+                .languages
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let text = &template.languages[&language];
+    let locale = locale_for(&language, &clinic.phone_region.to_string());
+    let local = input.starts_at.with_timezone(&clinic.time_zone);
+
+    let mut params = Vec::with_capacity(template.params.len());
+    for (i, field) in template.params.iter().enumerate() {
+        let value = match field {
+            Field::PatientFirstName => first_name(input.patient_name).to_string(),
+            Field::PatientName => input.patient_name.trim().to_string(),
+            Field::AppointmentDate => local
+                .format_localized(&clinic.date_format, locale)
+                .to_string(),
+            // Not localised: several locales (es_US among them) carry empty AM/PM markers,
+            // and clock times read the same in every language we serve.
+            Field::AppointmentTime => local.format(&clinic.time_format).to_string(),
+            Field::AppointmentProvider => input.provider.unwrap_or_default().trim().to_string(),
+            Field::ClinicName => clinic.display_name.clone(),
+        };
+        if let Err(problem) = check_param(&value) {
+            return Err(RenderError::BadParam {
+                index: i + 1,
+                field: field_name(*field).to_string(),
+                value,
+                problem,
+            });
+        }
+        params.push(value);
+    }
+    let body = hydrate(&text.body, &params);
+    let len = body.chars().count();
+    if len > MAX_BODY {
+        return Err(RenderError::TooLong { len });
+    }
+    let buttons = template
+        .buttons
+        .iter()
+        .enumerate()
+        .map(|(i, action)| Button {
+            action: *action,
+            payload: format!("{}:{}", action.as_str(), input.outbox_id),
+            label: text
+                .buttons
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| action.as_str().to_string()),
+        })
+        .collect();
+    Ok(Rendered {
+        template_name: template.name.clone(),
+        language,
+        params,
+        buttons,
+        text: body,
+    })
+}
+
+/// The Cloud API's rules for one text parameter.
+pub fn check_param(value: &str) -> Result<(), &'static str> {
+    if value.trim().is_empty() {
+        return Err("is empty, which WhatsApp rejects");
+    }
+    if value.contains(['\n', '\r', '\t']) {
+        return Err("contains a line break or tab, which WhatsApp rejects");
+    }
+    if value.contains("    ") {
+        return Err("contains 4 or more spaces in a row, which WhatsApp rejects");
+    }
+    Ok(())
+}
+
+/// Substitutes `{{n}}` placeholders.
+pub fn hydrate(body: &str, params: &[String]) -> String {
+    let mut out = body.to_string();
+    // Highest first, so {{1}} never eats the start of {{10}}.
+    for (i, p) in params.iter().enumerate().rev() {
+        out = out.replace(&format!("{{{{{}}}}}", i + 1), p);
+    }
+    out
+}
+
+/// The first word of a name, as patients are greeted.
+pub fn first_name(full: &str) -> &str {
+    full.split_whitespace().next().unwrap_or(full)
+}
+
+fn field_name(f: Field) -> &'static str {
+    match f {
+        Field::PatientFirstName => "patient.first_name",
+        Field::PatientName => "patient.name",
+        Field::AppointmentDate => "appointment.date",
+        Field::AppointmentTime => "appointment.time",
+        Field::AppointmentProvider => "appointment.provider",
+        Field::ClinicName => "clinic.name",
+    }
+}
+
+/// The locale for day and month names: the language in the clinic's country if the locale
+/// data has it (`hi_IN`, `es_US`), else the language's main locale.
+pub fn locale_for(language: &str, region: &str) -> Locale {
+    let base = language.split('_').next().unwrap_or(language);
+    let candidates = [
+        language.to_string(),
+        format!("{base}_{region}"),
+        match base {
+            "en" => "en_US",
+            "es" => "es_ES",
+            "pt" => "pt_BR",
+            "fr" => "fr_FR",
+            "zh" => "zh_CN",
+            "ar" => "ar_SA",
+            other => other,
+        }
+        .to_string(),
+        format!("{base}_IN"),
+    ];
+    candidates
+        .iter()
+        .find_map(|c| Locale::try_from(c.as_str()).ok())
+        .unwrap_or(Locale::POSIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn config() -> Config {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reminders.toml"))
+            .expect("example");
+        Config::from_toml(&text, Path::new("reminders.toml")).expect("valid")
+    }
+
+    fn input<'a>(
+        c: &'a Config,
+        clinic: &str,
+        name: &'a str,
+        lang: &'a str,
+        starts: &str,
+    ) -> Input<'a> {
+        Input {
+            clinic: c.clinic(clinic).expect("clinic"),
+            patient_name: name,
+            patient_language: lang,
+            starts_at: crate::time::parse_instant(starts).expect("instant"),
+            provider: Some("Dr. Mehta"),
+            outbox_id: 42,
+        }
+    }
+
+    #[test]
+    fn english_reminder_in_mumbai() {
+        let c = config();
+        let r = render(
+            "reminder",
+            &c.templates["reminder"],
+            &input(&c, "mumbai", "Aarav Sharma", "en", "2026-11-26T04:30:00Z"),
+        )
+        .expect("render");
+        assert_eq!(r.template_name, "appointment_reminder");
+        assert_eq!(r.language, "en");
+        assert_eq!(
+            r.params,
+            [
+                "Aarav",
+                "Sunrise Family Clinic, Andheri",
+                "Thursday 26 November",
+                "10:00"
+            ]
+        );
+        assert_eq!(
+            r.text,
+            "Hello Aarav, this is a reminder of your appointment at Sunrise Family Clinic, Andheri on Thursday 26 November at 10:00. Please tap a button to let us know."
+        );
+        let payloads: Vec<&str> = r.buttons.iter().map(|b| b.payload.as_str()).collect();
+        assert_eq!(payloads, ["confirm:42", "cancel:42", "reschedule:42"]);
+        assert!(
+            r.preview()
+                .ends_with("[ Confirm ]  [ Cancel ]  [ Reschedule ]")
+        );
+    }
+
+    #[test]
+    fn hindi_and_marathi_dates_are_localised() {
+        let c = config();
+        let r = render(
+            "reminder",
+            &c.templates["reminder"],
+            &input(&c, "mumbai", "Rohan Gupta", "hi", "2026-11-26T04:30:00Z"),
+        )
+        .expect("render");
+        assert_eq!(r.language, "hi");
+        assert_eq!(r.params[2], "गुरुवार 26 नवंबर");
+        assert!(r.text.starts_with("नमस्ते Rohan,"), "{}", r.text);
+        let r = render(
+            "reminder",
+            &c.templates["reminder"],
+            &input(&c, "mumbai", "Priya Patil", "mr", "2026-11-26T04:30:00Z"),
+        )
+        .expect("render");
+        assert_eq!(r.params[2], "गुरुवार 26 नोव्हेंबर");
+    }
+
+    #[test]
+    fn new_york_spanish_and_twelve_hour_time() {
+        let c = config();
+        let r = render(
+            "reminder",
+            &c.templates["reminder"],
+            &input(&c, "nyc", "Maria Gonzalez", "es_MX", "2026-11-26T13:30:00Z"),
+        )
+        .expect("render");
+        assert_eq!(r.language, "es", "es_MX falls back to es");
+        assert_eq!(r.params[2], "jueves, noviembre 26");
+        assert_eq!(r.params[3], "8:30 AM");
+    }
+
+    #[test]
+    fn unknown_language_falls_back_to_the_clinic_default() {
+        let c = config();
+        let r = render(
+            "reminder",
+            &c.templates["reminder"],
+            &input(&c, "mumbai", "Kavya", "ta", "2026-11-26T04:30:00Z"),
+        )
+        .expect("render");
+        assert_eq!(r.language, "en");
+    }
+
+    #[test]
+    fn parameters_breaking_cloud_api_rules_are_errors_not_sends() {
+        assert!(check_param("Dr.    Mehta").is_err());
+        assert!(check_param("a\tb").is_err());
+        assert!(check_param("line\nbreak").is_err());
+        assert!(check_param(" ").is_err());
+        assert!(
+            check_param("Dr.   Mehta").is_ok(),
+            "three spaces are allowed"
+        );
+        let c = config();
+        let mut t = c.templates["reminder"].clone();
+        t.params[0] = Field::AppointmentProvider;
+        let mut i = input(&c, "mumbai", "Aarav", "en", "2026-11-26T04:30:00Z");
+        i.provider = None;
+        let err = render("reminder", &t, &i).expect_err("empty provider");
+        assert!(
+            err.to_string()
+                .contains("parameter {{1}} (appointment.provider) is empty"),
+            "{err}"
+        );
+        let long = "x".repeat(1100);
+        i.provider = Some(&long);
+        assert!(matches!(
+            render("reminder", &t, &i),
+            Err(RenderError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn hydrate_handles_double_digit_placeholders() {
+        let params: Vec<String> = (1..=10).map(|n| format!("p{n}")).collect();
+        assert_eq!(hydrate("{{1}}-{{10}}", &params), "p1-p10");
+    }
+}
