@@ -125,3 +125,5 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (state, send_at);
 CREATE INDEX outbox_appointment ON outbox (appointment_id);
+-- Booking confirmations look for appointments that appeared recently.
+CREATE INDEX appointments_created_at ON appointments (created_at);

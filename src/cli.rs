@@ -10,10 +10,17 @@ use clap::{Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
+use std::sync::{Arc, Mutex};
+
 use reminderd::config::{self, Config, ConfigError};
+use reminderd::dispatch::{self, DispatchError, Dispatcher};
 use reminderd::import::{self, ApplyOptions, ChangeKind, ImportError, ImportReport, ParseOptions};
+use reminderd::jobs;
+use reminderd::secrets;
+use reminderd::store::OutboxView;
 use reminderd::store::{AppointmentFilter, AppointmentView, Status, Store, StoreError};
 use reminderd::time::{Clock, local_day_bounds, parse_instant};
+use reminderd::whatsapp::{Client, SendRequest};
 
 /// Exit codes (from BSD `sysexits.h`, which service managers and scripts understand).
 pub mod exit {
@@ -29,7 +36,9 @@ pub mod exit {
     pub const SOFTWARE: u8 = 70;
     /// The database could not be opened or written.
     pub const IO: u8 = 74;
-    /// The configuration is invalid.
+    /// The WhatsApp account refused service (token, permissions): sending stopped.
+    pub const UNAVAILABLE: u8 = 69;
+    /// The configuration is invalid (or a secret is missing).
     pub const CONFIG: u8 = 78;
 }
 
@@ -92,6 +101,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Put the messages that are due into the outbox (idempotent)
+    Plan {
+        /// Plan as if it were this RFC 3339 instant
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        now: Option<DateTime<Utc>>,
+        /// Show what would be planned, writing nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send the due messages in the outbox through the WhatsApp Cloud API
+    Send {
+        /// Send what is due at this RFC 3339 instant
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        now: Option<DateTime<Utc>>,
+        /// Send what is due now and exit (default: keep sending until interrupted)
+        #[arg(long)]
+        once: bool,
+        /// Print each run's summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the outbox: every message, its state and what happened to it
+    Outbox {
+        /// Only this state (pending, sending, sent, delivered, read, failed, unknown, skipped, expired)
+        #[arg(long, value_name = "S")]
+        state: Option<String>,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the exact message a patient will get for an appointment, and the request body
+    Preview {
+        /// The appointment id from the clinic's system
+        appointment_id: String,
+        /// The rule whose message to show [default: the first rule for the clinic]
+        #[arg(long, value_name = "NAME")]
+        rule: Option<String>,
+        /// The clinic, if several clinics use the same appointment id
+        #[arg(long, value_name = "KEY")]
+        clinic: Option<String>,
+    },
+    /// Check the configured templates against the WhatsApp account
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplatesCommand {
+    /// Report, per template and language, whether it exists, is APPROVED and matches the config
+    Check {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// An error that already carries its exit code.
@@ -113,8 +181,14 @@ fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
 /// Whether output stopped because the reader went away (`reminderd appointments | head`):
 /// not a failure, and nothing to report.
 pub fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
     err.downcast_ref::<std::io::Error>()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        .map(std::io::Error::kind)
+        == pipe
+        || err
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind)
+            == pipe
 }
 
 /// The exit code for an error, from the most specific cause in its chain.
@@ -188,11 +262,417 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Plan { now, dry_run, json } => {
+            let (config, mut store) = open(&config_path, cli.db.as_deref())?;
+            let now = Clock::from_option(now).now();
+            let (due, counts) = jobs::plan_due(&mut store, &config, now, dry_run)?;
+            if json {
+                print_json(
+                    &serde_json::json!({ "now": rfc3339(now), "dry_run": dry_run, "due": due.len(),
+                    "pending": counts.pending, "expired": counts.expired, "existing": counts.existing }),
+                )?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "{} message(s) due: {} new, {} expired, {} already planned{}",
+                    due.len(),
+                    counts.pending,
+                    counts.expired,
+                    counts.existing,
+                    if dry_run {
+                        " (dry run: nothing was written)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Send { now, once, json } => {
+            let (config, store) = open(&config_path, cli.db.as_deref())?;
+            send(config, store, Clock::from_option(now), once, json)
+        }
+        Command::Outbox { state, json } => {
+            let (_, store) = open(&config_path, cli.db.as_deref())?;
+            if let Some(s) = &state
+                && !OUTBOX_STATES.contains(&s.as_str())
+            {
+                return Err(fail(
+                    exit::USAGE,
+                    format!(
+                        "unknown state {s:?}; use one of: {}",
+                        OUTBOX_STATES.join(", ")
+                    ),
+                ));
+            }
+            let rows = store.outbox(state.as_deref())?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                print_outbox(&rows)?;
+            }
+            Ok(exit::OK)
+        }
+        Command::Preview {
+            appointment_id,
+            rule,
+            clinic,
+        } => {
+            let (config, store) = open(&config_path, cli.db.as_deref())?;
+            preview(
+                &config,
+                &store,
+                &appointment_id,
+                rule.as_deref(),
+                clinic.as_deref(),
+            )
+        }
+        Command::Templates {
+            command: TemplatesCommand::Check { json },
+        } => {
+            let config = load_config(&config_path, cli.db.as_deref())?;
+            templates_check(&config, json)
+        }
     }
+}
+
+/// The states an outbox row can be in.
+const OUTBOX_STATES: [&str; 9] = [
+    "pending",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "unknown",
+    "skipped",
+    "expired",
+];
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The API client from config, the token from the environment or credentials, and the base
+/// URL from `$REMINDERD_API_BASE` when set (applied in `load_config`).
+fn client(config: &Config) -> Result<Client> {
+    let wa = config.whatsapp.as_ref().ok_or_else(|| {
+        fail(
+            exit::CONFIG,
+            "whatsapp: the config has no [whatsapp] section; see reminders.toml",
+        )
+    })?;
+    let token = secrets::ACCESS_TOKEN
+        .load()
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    Ok(Client::new(wa, token, None)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn send(config: Config, store: Store, clock: Clock, once: bool, json: bool) -> Result<u8> {
+    let client = client(&config)?;
+    let config = Arc::new(config);
+    let store = Arc::new(Mutex::new(store));
+    let dispatcher = Dispatcher::new(Arc::clone(&store), Arc::clone(&config), client)?;
+    runtime()?.block_on(async move {
+        loop {
+            match dispatcher.run_once(clock).await {
+                Ok(report) => print_send_report(&report, json)?,
+                Err(DispatchError::Account(why)) => return Err(fail(exit::UNAVAILABLE, why)),
+                Err(e) => return Err(e.into()),
+            }
+            if once {
+                return Ok(exit::OK);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+            }
+        }
+    })
+}
+
+fn print_send_report(r: &dispatch::Report, json: bool) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "sent {}, failed {}, retrying {}, unknown {}, skipped {}, expired {}",
+        r.sent, r.failed, r.retrying, r.unknown, r.skipped, r.expired
+    )?;
+    if r.recovered > 0 {
+        writeln!(
+            out,
+            "  {} send(s) interrupted by a stop are now unknown, awaiting their delivery status",
+            r.recovered
+        )?;
+    }
+    if r.settled_unknown > 0 {
+        writeln!(
+            out,
+            "  {} unknown send(s) passed unknown_after and were settled",
+            r.settled_unknown
+        )?;
+    }
+    for h in &r.held {
+        writeln!(out, "  {h}")?;
+    }
+    Ok(())
+}
+
+fn print_outbox(rows: &[OutboxView]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "the outbox is empty")?;
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "id",
+            "appointment",
+            "kind",
+            "rule",
+            "state",
+            "due (UTC)",
+            "attempts",
+            "detail",
+        ]);
+    for r in rows {
+        let detail = r
+            .needs_staff
+            .clone()
+            .or_else(|| r.last_error.clone())
+            .or_else(|| r.reason.clone())
+            .or_else(|| r.wamid.clone())
+            .unwrap_or_default();
+        table.add_row([
+            r.id.to_string(),
+            format!("{}/{}", r.clinic, r.appointment_id),
+            r.kind.clone(),
+            r.rule.clone(),
+            r.state.clone(),
+            r.send_at.clone(),
+            r.attempts.to_string(),
+            detail,
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(out, "{} message(s)", rows.len())?;
+    Ok(())
+}
+
+fn preview(
+    config: &Config,
+    store: &Store,
+    appointment_id: &str,
+    rule: Option<&str>,
+    clinic: Option<&str>,
+) -> Result<u8> {
+    let rows = store.preview_row(appointment_id, clinic)?;
+    let row = match rows.as_slice() {
+        [] => {
+            return Err(fail(
+                exit::DATA,
+                format!(
+                    "no appointment {appointment_id:?}{}",
+                    clinic
+                        .map(|c| format!(" at clinic {c:?}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        [one] => one,
+        many => {
+            let clinics: Vec<&str> = many.iter().map(|r| r.clinic.as_str()).collect();
+            return Err(fail(
+                exit::USAGE,
+                format!(
+                    "appointment {appointment_id:?} exists at several clinics ({}); add --clinic",
+                    clinics.join(", ")
+                ),
+            ));
+        }
+    };
+    let clinic_cfg = config.clinic(&row.clinic).ok_or_else(|| {
+        fail(
+            exit::CONFIG,
+            format!("clinic {:?} is not configured", row.clinic),
+        )
+    })?;
+    let template_key = match rule {
+        Some(name) => {
+            &config
+                .rules
+                .iter()
+                .find(|r| r.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+                    fail(
+                        exit::USAGE,
+                        format!(
+                            "unknown rule {name:?}; configured rules: {}",
+                            names.join(", ")
+                        ),
+                    )
+                })?
+                .template
+        }
+        None => config
+            .rules
+            .iter()
+            .find(|r| r.clinics.contains(&row.clinic))
+            .map(|r| &r.template)
+            .or(config.booking_confirmation.as_ref())
+            .ok_or_else(|| fail(exit::CONFIG, "no rule applies to this clinic"))?,
+    };
+    let template = &config.templates[template_key];
+    let rendered = reminderd::template::render(
+        template_key,
+        template,
+        &reminderd::template::Input {
+            clinic: clinic_cfg,
+            patient_name: &row.patient_name,
+            patient_language: &row.language,
+            starts_at: row.starts_at,
+            provider: row.provider.as_deref(),
+            outbox_id: 0,
+        },
+    )
+    .map_err(|e| fail(exit::DATA, e.to_string()))?;
+    let body = SendRequest::template(&row.phone, &rendered, "<outbox id>".into());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "To {} ({}), in {}, template {:?}:\n",
+        row.patient_name,
+        row.phone.masked(),
+        rendered.language,
+        rendered.template_name
+    )?;
+    for line in rendered.preview().lines() {
+        writeln!(out, "  │ {line}")?;
+    }
+    writeln!(
+        out,
+        "\nRequest body (button payloads and callback data carry the outbox id, set when the message is planned):"
+    )?;
+    serde_json::to_writer_pretty(&mut out, &body)?;
+    writeln!(out)?;
+    Ok(exit::OK)
+}
+
+/// One line of `templates check`.
+#[derive(Serialize)]
+struct TemplateCheck {
+    template: String,
+    name: String,
+    language: String,
+    status: String,
+    ok: bool,
+    problem: Option<String>,
+}
+
+fn templates_check(config: &Config, json: bool) -> Result<u8> {
+    let client = client(config)?;
+    let remote = runtime()?.block_on(client.templates()).map_err(|e| {
+        fail(
+            exit::UNAVAILABLE,
+            format!("cannot read the template list: {e}"),
+        )
+    })?;
+    let mut lines = Vec::new();
+    for (key, t) in &config.templates {
+        for lang in t.languages.keys() {
+            let found = remote
+                .iter()
+                .find(|r| r.name == t.name && r.language == *lang);
+            let (status, problem) = match found {
+                None => (
+                    "MISSING".to_string(),
+                    Some("no such template in this language on the account".to_string()),
+                ),
+                Some(r) if r.status != "APPROVED" => (
+                    r.status.clone(),
+                    Some(format!(
+                        "status is {}, only APPROVED templates can be sent",
+                        r.status
+                    )),
+                ),
+                Some(r) if r.body_params != t.params.len() => (
+                    r.status.clone(),
+                    Some(format!(
+                        "the body has {} placeholder(s), the config gives {} param(s)",
+                        r.body_params,
+                        t.params.len()
+                    )),
+                ),
+                Some(r) if r.quick_replies != t.buttons.len() => (
+                    r.status.clone(),
+                    Some(format!(
+                        "it has {} quick-reply button(s), the config expects {}",
+                        r.quick_replies,
+                        t.buttons.len()
+                    )),
+                ),
+                Some(r) => (r.status.clone(), None),
+            };
+            lines.push(TemplateCheck {
+                template: key.clone(),
+                name: t.name.clone(),
+                language: lang.clone(),
+                status,
+                ok: problem.is_none(),
+                problem,
+            });
+        }
+    }
+    if json {
+        print_json(&lines)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for l in &lines {
+            writeln!(
+                out,
+                "{} {:<12} {:<24} {:<6} {}{}",
+                if l.ok { "ok  " } else { "FAIL" },
+                l.template,
+                l.name,
+                l.language,
+                l.status,
+                l.problem
+                    .as_deref()
+                    .map(|p| format!(": {p}"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(if lines.iter().all(|l| l.ok) {
+        exit::OK
+    } else {
+        exit::CONFIG
+    })
 }
 
 fn load_config(path: &Path, db: Option<&Path>) -> Result<Config> {
     let mut config = Config::load(path)?;
+    if let Some(base) = std::env::var("REMINDERD_API_BASE")
+        .ok()
+        .filter(|b| !b.is_empty())
+        && let Some(wa) = config.whatsapp.as_mut()
+    {
+        wa.api_base = base.trim_end_matches('/').to_string();
+    }
     if let Some(db) = db {
         config.database_path = db.to_path_buf();
     }

@@ -4,7 +4,9 @@
 //! and calls in. See `ARCHITECTURE.md` for the module map and the invariants.
 
 pub mod config;
+pub mod dispatch;
 pub mod import;
+pub mod jobs;
 pub mod phone;
 pub mod plan;
 pub mod secrets;

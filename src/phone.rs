@@ -69,12 +69,32 @@ impl E164 {
         } else {
             trimmed
         };
-        let number: PhoneNumber =
-            phonenumber::parse(Some(region.0), text).map_err(|_| PhoneError::Unreadable)?;
-        if !phonenumber::is_valid(&number) {
-            return Err(PhoneError::Invalid { region });
+        let first = phonenumber::parse(Some(region.0), text);
+        if let Ok(n) = &first
+            && phonenumber::is_valid(n)
+        {
+            return Ok(Self::format(n));
         }
-        Ok(Self(number.format().mode(Mode::E164).to_string()))
+        // phonenumber 0.3 strips a leading country code too eagerly: "91667 33140" in India
+        // is read as +91 667 33140 and rejected, where libphonenumber keeps a number that
+        // fits the national plan. Without a '+', try it as a national number explicitly.
+        if !text.starts_with('+')
+            && let Some(cc) = phonenumber::metadata::DATABASE
+                .by_id(region.0.as_ref())
+                .map(phonenumber::Metadata::country_code)
+            && let Ok(n) = phonenumber::parse(Some(region.0), format!("+{cc} {text}"))
+            && phonenumber::is_valid(&n)
+        {
+            return Ok(Self::format(&n));
+        }
+        match first {
+            Err(_) => Err(PhoneError::Unreadable),
+            Ok(_) => Err(PhoneError::Invalid { region }),
+        }
+    }
+
+    fn format(n: &PhoneNumber) -> Self {
+        Self(n.format().mode(Mode::E164).to_string())
     }
 
     /// Wraps a number already stored in E.164 form (read back from the database).
@@ -150,6 +170,23 @@ mod tests {
         ] {
             let n = E164::parse(raw, region("IN")).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert_eq!(n.as_str(), "+919820012345", "{raw}");
+        }
+    }
+
+    #[test]
+    fn indian_mobiles_starting_with_91_are_not_mistaken_for_a_country_code() {
+        for (raw, want) in [
+            ("91667 33140", "+919166733140"),
+            ("9166733140", "+919166733140"),
+            ("91234 56789", "+919123456789"),
+            ("91 98200 12345", "+919820012345"),
+            ("919820012345", "+919820012345"),
+        ] {
+            assert_eq!(
+                E164::parse(raw, region("IN")).map(|n| n.0),
+                Ok(want.to_string()),
+                "{raw}"
+            );
         }
     }
 

@@ -6,40 +6,15 @@ use std::process::{Command, Output};
 use rusqlite::Connection;
 use serde_json::Value;
 
-/// The example config shipped in the repo, plus a date-line clinic for time-zone tests.
-pub const TEST_CONFIG: &str = r#"
-[database]
-path = "test.db"
-
-[clinics.mumbai]
-display_name = "Sunrise Family Clinic"
-time_zone = "Asia/Kolkata"
-phone_region = "IN"
-default_duration_min = 15
-
-[clinics.nyc]
-display_name = "Hudson Street Medical"
-time_zone = "America/New_York"
-phone_region = "US"
-
-[clinics.apia]
-display_name = "Apia Family Practice"
-time_zone = "Pacific/Apia"
-phone_region = "WS"
-default_language = "en"
-
-[import.formats.practice-suite]
-date_formats = ["%m/%d/%Y"]
-time_formats = ["%I:%M %p"]
-[import.formats.practice-suite.columns]
-appointment_id = "Appt #"
-patient_id = "MRN"
-patient_name = "Patient"
-phone = "Mobile"
-date = "Appt Date"
-time = "Appt Time"
-clinic = "Location"
-"#;
+/// The example config shipped in the repo (so tests exercise it), with the database in the
+/// test's folder and a date-line clinic added for time-zone tests.
+pub fn test_config() -> String {
+    let shipped = include_str!("../../reminders.toml")
+        .replace("path = \"reminderd.db\"", "path = \"test.db\"");
+    format!(
+        "{shipped}\n[clinics.apia]\ndisplay_name = \"Apia Family Practice\"\ntime_zone = \"Pacific/Apia\"\nphone_region = \"WS\"\n"
+    )
+}
 
 /// The default CSV header.
 pub const HEADER: &str = "appointment_id,patient_id,patient_name,phone,language,date,time,duration_min,provider,clinic,status";
@@ -52,7 +27,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("reminders.toml"), TEST_CONFIG).expect("write config");
+        std::fs::write(dir.path().join("reminders.toml"), test_config()).expect("write config");
         Self { dir }
     }
 

@@ -47,12 +47,18 @@ fn every_fixture_version_migrates_to_the_current_schema_with_its_data() {
 }
 
 #[test]
-fn a_migrated_fixture_has_the_same_tables_as_a_new_database() {
+fn every_migrated_fixture_has_the_same_schema_as_a_new_database() {
     let env = Env::new();
-    let old = fixture_db(&env, 1);
-    Store::open(&old).expect("migrate");
     let fresh = env.path("fresh.db");
     Store::open(&fresh).expect("create");
+    for version in 1..=SCHEMA_VERSION {
+        let old = fixture_db(&env, version);
+        Store::open(&old).expect("migrate");
+        assert_same_schema(&old, &fresh);
+    }
+}
+
+fn assert_same_schema(old: &std::path::Path, fresh: &std::path::Path) {
     let schema = |p: &std::path::Path| -> Vec<String> {
         let c = Connection::open(p).expect("open");
         let mut s = c
@@ -63,5 +69,10 @@ fn a_migrated_fixture_has_the_same_tables_as_a_new_database() {
             .collect::<Result<_, _>>()
             .expect("rows")
     };
-    assert_eq!(schema(&old), schema(&fresh));
+    assert_eq!(
+        schema(old),
+        schema(fresh),
+        "{} after migration",
+        old.display()
+    );
 }

@@ -1,0 +1,702 @@
+//! Dispatch: claim due outbox rows, re-check them at send time, render, send under the rate
+//! limit, and record every outcome.
+//!
+//! The decisions ([`verdict`] and [`outcome`]) are pure; [`Dispatcher`] does the I/O. The
+//! store is the source of truth: a row is `sending` only between its claim and the write of
+//! its outcome, and a crash in between leaves it `sending`, which the next start turns into
+//! `unknown` (never a blind resend: the Cloud API has no idempotency key).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::config::{Config, UnknownAction, WhatsApp};
+use crate::plan::{Kind, check_quiet, humanize};
+use crate::store::{DueRow, Outcome, Response, Status, Store, StoreError, Verdict};
+use crate::template::{self, Input};
+use crate::time::Clock;
+use crate::whatsapp::{
+    Client, ErrorClass, SendError, SendRequest, backoff, is_unreachable, pair_backoff,
+};
+
+/// How long a stale-schedule hold lasts before the row is looked at again.
+const HOLD_RECHECK: Duration = Duration::minutes(5);
+
+/// Why dispatching stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API refused the account (token, permissions, billing): a person must act.
+    #[error("sending stopped: the WhatsApp account needs attention: {0}")]
+    Account(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What one dispatch run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Accepted by the API.
+    pub sent: usize,
+    /// Failed for good.
+    pub failed: usize,
+    /// To be tried again later.
+    pub retrying: usize,
+    /// Outcome unknown.
+    pub unknown: usize,
+    /// Not sent, with a reason (cancelled, moved, opted out, confirmed).
+    pub skipped: usize,
+    /// Too late.
+    pub expired: usize,
+    /// Held back, with each distinct reason.
+    pub held: Vec<String>,
+    /// Unknown sends settled (resent or handed to staff).
+    pub settled_unknown: usize,
+    /// Interrupted sends found at start and marked unknown.
+    pub recovered: usize,
+}
+
+/// The send-time checks: is this message still right to send, now?
+pub fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verdict {
+    if row.status != Status::Booked {
+        let by = row
+            .cancelled_by
+            .map(|b| format!(" by the {b}"))
+            .unwrap_or_default();
+        return Verdict::Skip(format!("the appointment is {}{by}", row.status));
+    }
+    if row.starts_at != row.slot_start {
+        return Verdict::Skip(format!(
+            "the appointment moved to {} after this message was planned",
+            row.starts_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    if row.opted_out {
+        return Verdict::Skip("the patient opted out of messages".into());
+    }
+    if row.kind == Kind::Reminder {
+        match config.rules.iter().find(|r| r.name == row.rule) {
+            None => return Verdict::Skip(format!("rule {:?} is no longer configured", row.rule)),
+            Some(r) if r.skip_if_confirmed && row.response == Response::Confirmed => {
+                return Verdict::Skip("the patient already confirmed".into());
+            }
+            Some(_) => {}
+        }
+    }
+    if row.starts_at <= now {
+        return Verdict::Expire("the appointment had already started".into());
+    }
+    if now > row.latest_at {
+        let why = row
+            .reason
+            .as_deref()
+            .map(|r| format!(" (it was held: {r})"))
+            .unwrap_or_default();
+        return Verdict::Expire(format!(
+            "not sent before its latest time {}{why}",
+            row.latest_at.to_rfc3339()
+        ));
+    }
+    let Some(clinic) = config.clinic(&row.clinic) else {
+        return Verdict::Skip(format!("clinic {:?} is no longer configured", row.clinic));
+    };
+    if let Some(max_age) = clinic.max_import_age {
+        let stale = row.last_import_at.is_none_or(|t| now - t > max_age);
+        if stale {
+            let last = row.last_import_at.map_or("never".to_string(), |t| {
+                format!("{} ago", humanize(now - t))
+            });
+            return Verdict::Hold(
+                now + HOLD_RECHECK,
+                format!(
+                    "held: clinic {}'s schedule was last imported {last}, longer ago than max_import_age ({}); import today's schedule to release it",
+                    clinic.key,
+                    humanize(max_age)
+                ),
+            );
+        }
+    }
+    if let Err(end) = check_quiet(now, clinic.quiet_hours, clinic.time_zone) {
+        if end > row.latest_at {
+            return Verdict::Expire("quiet hours last until after its latest time".into());
+        }
+        return Verdict::Hold(end, "held: quiet hours at the clinic".into());
+    }
+    Verdict::Send
+}
+
+/// What a failed send means for its row. `unit` is a random number in [0, 1) for jitter.
+pub fn outcome(
+    err: &SendError,
+    row: &DueRow,
+    cfg: &WhatsApp,
+    now: DateTime<Utc>,
+    unit: f64,
+) -> Outcome {
+    let attempts = row.attempts + 1;
+    let code = err.code();
+    let error = err.to_string();
+    let retry_at = |delay: StdDuration| -> Outcome {
+        let at = now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
+        if at > row.latest_at {
+            Outcome::Expired {
+                reason: format!("could not be sent before its latest time; last error: {error}"),
+            }
+        } else if attempts >= cfg.max_attempts {
+            Outcome::Failed {
+                code,
+                error: format!("gave up after {attempts} attempts: {error}"),
+                needs_staff: None,
+            }
+        } else {
+            Outcome::Retry {
+                at,
+                code,
+                error: error.clone(),
+            }
+        }
+    };
+    match err.class() {
+        ErrorClass::Retry | ErrorClass::Throttled => {
+            retry_at(backoff(attempts, cfg.retry_base, cfg.retry_max, unit))
+        }
+        ErrorClass::PairLimit => retry_at(pair_backoff(attempts)),
+        ErrorClass::LongWait => retry_at(StdDuration::from_hours(1)),
+        ErrorClass::OperatorStop => Outcome::Released {
+            reason: format!("not sent: {error}"),
+        },
+        ErrorClass::Terminal => match err {
+            SendError::Ambiguous(_) => Outcome::Unknown { error },
+            _ => Outcome::Failed {
+                code,
+                needs_staff: code
+                    .filter(|c| is_unreachable(*c))
+                    .map(|_| "this patient cannot be reached on WhatsApp: call them".to_string()),
+                error,
+            },
+        },
+    }
+}
+
+/// Sends due messages. One per process role; safe beside other dispatchers (claims are atomic).
+pub struct Dispatcher {
+    store: Arc<Mutex<Store>>,
+    config: Arc<Config>,
+    client: Client,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    /// When each recipient may next be messaged (the pair rate limit).
+    next_for: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+/// The limiter for a cap of `rate` messages per second. GCRA admits `burst` at once and then
+/// one every `1/r`, so at most `burst + r` in any second: the replenish rate is lowered by the
+/// burst to keep that at or under the cap.
+pub fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
+    let burst = (rate / 50).max(1);
+    let steady = if burst == 1 { rate } else { rate - burst };
+    let period = StdDuration::from_secs_f64(1.0 / f64::from(steady.max(1)));
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+    RateLimiter::direct(quota)
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store` sending through `client`.
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        config: Arc<Config>,
+        client: Client,
+    ) -> Result<Self, DispatchError> {
+        let wa = config
+            .whatsapp
+            .as_ref()
+            .ok_or_else(|| DispatchError::Account("no [whatsapp] section in the config".into()))?;
+        let limiter = Arc::new(limiter_for(wa.rate_limit_per_sec));
+        Ok(Self {
+            store,
+            config,
+            client,
+            limiter,
+            next_for: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn wa(&self) -> &WhatsApp {
+        // `new` refused a config without it.
+        self.config
+            .whatsapp
+            .as_ref()
+            .expect("checked in Dispatcher::new")
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, DispatchError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store
+                .lock()
+                .map_err(|_| DispatchError::Internal("store lock poisoned".into()))?;
+            f(&mut guard).map_err(DispatchError::from)
+        })
+        .await
+        .map_err(|e| DispatchError::Internal(e.to_string()))?
+    }
+
+    /// Sends everything due at `clock`'s now, until nothing is left due, then returns.
+    pub async fn run_once(&self, clock: Clock) -> Result<Report, DispatchError> {
+        let mut report = Report::default();
+        let now = clock.now();
+        let wa = self.wa().clone();
+        // Claimed more than two request timeouts ago and still `sending`: its process died.
+        let grace = Duration::from_std(wa.request_timeout * 2).unwrap_or(Duration::minutes(1));
+        report.recovered = self
+            .blocking(move |s| s.recover_interrupted(now - grace, now))
+            .await?;
+        let resend = wa.unknown_action == UnknownAction::Resend;
+        let window = wa.unknown_after;
+        report.settled_unknown = self
+            .blocking(move |s| s.settle_unknown(now - window, resend, now))
+            .await?;
+
+        let in_flight = Arc::new(Semaphore::new(wa.max_in_flight));
+        let mut tasks: JoinSet<Result<(Outcome, bool), DispatchError>> = JoinSet::new();
+        let mut stop: Option<String> = None;
+        loop {
+            let now = clock.now();
+            let config = Arc::clone(&self.config);
+            let batch = wa.max_in_flight * 2;
+            let (to_send, others) = self
+                .blocking(move |s| s.claim_due(now, batch, |r| verdict(r, &config, now)))
+                .await?;
+            for (_, v) in &others {
+                match v {
+                    Verdict::Skip(_) => report.skipped += 1,
+                    Verdict::Expire(_) => report.expired += 1,
+                    Verdict::Hold(_, reason) if !report.held.contains(reason) => {
+                        report.held.push(reason.clone())
+                    }
+                    _ => {}
+                }
+            }
+            if to_send.is_empty() && others.is_empty() {
+                break;
+            }
+            for row in to_send {
+                let permit = Arc::clone(&in_flight)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| DispatchError::Internal(e.to_string()))?;
+                let job = SendJob {
+                    store: Arc::clone(&self.store),
+                    config: Arc::clone(&self.config),
+                    client: self.client.clone(),
+                    limiter: Arc::clone(&self.limiter),
+                    next_for: Arc::clone(&self.next_for),
+                    clock,
+                };
+                tasks.spawn(async move {
+                    let r = job.send(row).await;
+                    drop(permit);
+                    r
+                });
+                // Account them as they finish so a long queue does not hold every result.
+                while let Some(done) = tasks.try_join_next() {
+                    tally(&mut report, &mut stop, done);
+                }
+            }
+            if stop.is_some() {
+                break;
+            }
+            // Wait for this batch before claiming the next, so rows retried within the run
+            // (pair limit, throttling) are not claimed twice at once.
+            while let Some(done) = tasks.join_next().await {
+                tally(&mut report, &mut stop, done);
+            }
+            if stop.is_some() {
+                break;
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            tally(&mut report, &mut stop, done);
+        }
+        match stop {
+            Some(reason) => Err(DispatchError::Account(reason)),
+            None => Ok(report),
+        }
+    }
+}
+
+fn tally(
+    report: &mut Report,
+    stop: &mut Option<String>,
+    done: Result<Result<(Outcome, bool), DispatchError>, tokio::task::JoinError>,
+) {
+    match done {
+        Ok(Ok((o, _))) => match o {
+            Outcome::Sent { .. } => report.sent += 1,
+            Outcome::Retry { .. } => report.retrying += 1,
+            Outcome::Failed { .. } => report.failed += 1,
+            Outcome::Unknown { .. } => report.unknown += 1,
+            Outcome::Expired { .. } => report.expired += 1,
+            Outcome::Released { reason } => {
+                stop.get_or_insert(reason);
+            }
+        },
+        Ok(Err(e)) => {
+            stop.get_or_insert(e.to_string());
+        }
+        Err(e) => {
+            stop.get_or_insert(format!("a send task failed: {e}"));
+        }
+    }
+}
+
+/// Everything one send needs, owned, so it can run as its own task.
+struct SendJob {
+    store: Arc<Mutex<Store>>,
+    config: Arc<Config>,
+    client: Client,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    next_for: Arc<Mutex<HashMap<String, Instant>>>,
+    clock: Clock,
+}
+
+impl SendJob {
+    async fn send(self, row: DueRow) -> Result<(Outcome, bool), DispatchError> {
+        let (outcome, language, params) = self.attempt(&row).await;
+        let store = Arc::clone(&self.store);
+        let now = self.clock.now();
+        let id = row.id;
+        let o = outcome.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = store
+                .lock()
+                .map_err(|_| DispatchError::Internal("store lock poisoned".into()))?;
+            s.record_outcome(id, &o, language.as_deref(), params.as_deref(), now)
+                .map_err(DispatchError::from)
+        })
+        .await
+        .map_err(|e| DispatchError::Internal(e.to_string()))??;
+        match &outcome {
+            Outcome::Sent { wamid, .. } => {
+                tracing::info!(outbox = id, to = %row.phone.masked(), %wamid, "sent")
+            }
+            Outcome::Failed { error, .. } => {
+                tracing::warn!(outbox = id, to = %row.phone.masked(), %error, "failed")
+            }
+            Outcome::Unknown { error } => {
+                tracing::warn!(outbox = id, to = %row.phone.masked(), %error, "outcome unknown")
+            }
+            Outcome::Retry { error, at, .. } => {
+                tracing::info!(outbox = id, %error, retry_at = %at, "will retry")
+            }
+            Outcome::Expired { reason } | Outcome::Released { reason } => {
+                tracing::warn!(outbox = id, %reason, "not sent")
+            }
+        }
+        Ok((outcome, true))
+    }
+
+    async fn attempt(&self, row: &DueRow) -> (Outcome, Option<String>, Option<String>) {
+        let cfg = self
+            .config
+            .whatsapp
+            .as_ref()
+            .expect("checked in Dispatcher::new");
+        let Some(clinic) = self.config.clinic(&row.clinic) else {
+            return (
+                failed(format!("clinic {:?} is no longer configured", row.clinic)),
+                None,
+                None,
+            );
+        };
+        let Some((key, template)) = row
+            .template
+            .as_deref()
+            .and_then(|k| self.config.templates.get(k).map(|t| (k, t)))
+        else {
+            return (
+                failed(format!("template {:?} is not configured", row.template)),
+                None,
+                None,
+            );
+        };
+        let input = Input {
+            clinic,
+            patient_name: &row.patient_name,
+            patient_language: &row.language,
+            starts_at: row.starts_at,
+            provider: row.provider.as_deref(),
+            outbox_id: row.id,
+        };
+        let rendered = match template::render(key, template, &input) {
+            Ok(r) => r,
+            Err(e) => return (failed(e.to_string()), None, None),
+        };
+        let params = serde_json::to_string(&rendered.params).ok();
+        let language = Some(rendered.language.clone());
+        let request = SendRequest::template(&row.phone, &rendered, row.id.to_string());
+
+        self.wait_for_recipient(row.phone.as_str(), cfg.recipient_spacing)
+            .await;
+        self.limiter.until_ready().await;
+        let result = self.client.send(&request).await;
+        let now = self.clock.now();
+        let outcome = match result {
+            Ok(a) => Outcome::Sent {
+                wamid: a.wamid,
+                wa_id: a.wa_id,
+            },
+            Err(e) => {
+                if e.class() == ErrorClass::PairLimit {
+                    self.push_back_recipient(row.phone.as_str(), pair_backoff(row.attempts + 1));
+                }
+                outcome(&e, row, cfg, now, rand::random::<f64>())
+            }
+        };
+        (outcome, language, params)
+    }
+
+    /// Waits until this recipient may be messaged again, and books the next slot.
+    async fn wait_for_recipient(&self, to: &str, spacing: StdDuration) {
+        let at = {
+            let mut map = self
+                .next_for
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            let at = map.get(to).copied().filter(|t| *t > now).unwrap_or(now);
+            map.insert(to.to_string(), at + spacing);
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    fn push_back_recipient(&self, to: &str, by: StdDuration) {
+        let mut map = self
+            .next_for
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(to.to_string(), Instant::now() + by);
+    }
+}
+
+fn failed(error: String) -> Outcome {
+    Outcome::Failed {
+        code: None,
+        error,
+        needs_staff: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::E164;
+    use crate::store::CancelledBy;
+    use crate::time::parse_instant;
+    use std::path::Path;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        parse_instant(s).expect("instant")
+    }
+
+    fn config() -> Config {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reminders.toml"))
+            .expect("example");
+        Config::from_toml(&text, Path::new("reminders.toml")).expect("valid")
+    }
+
+    fn row() -> DueRow {
+        DueRow {
+            id: 7,
+            kind: Kind::Reminder,
+            rule: "same-day".into(),
+            template: Some("reminder".into()),
+            slot_start: utc("2026-11-26T04:30:00Z"),
+            send_at: utc("2026-11-26T02:30:00Z"),
+            latest_at: utc("2026-11-26T04:00:00Z"),
+            attempts: 0,
+            reason: None,
+            appointment_id: "A1".into(),
+            clinic: "mumbai".into(),
+            starts_at: utc("2026-11-26T04:30:00Z"),
+            status: Status::Booked,
+            cancelled_by: None,
+            response: Response::None,
+            provider: None,
+            patient_name: "Aarav Sharma".into(),
+            phone: E164::from_stored("+919820012345".into()),
+            language: "en".into(),
+            opted_out: false,
+            last_import_at: Some(utc("2026-11-25T10:00:00Z")),
+        }
+    }
+
+    #[test]
+    fn send_time_checks() {
+        let c = config();
+        let now = utc("2026-11-26T02:31:00Z");
+        assert_eq!(verdict(&row(), &c, now), Verdict::Send);
+
+        let mut r = row();
+        r.status = Status::Cancelled;
+        r.cancelled_by = Some(CancelledBy::Patient);
+        assert_eq!(
+            verdict(&r, &c, now),
+            Verdict::Skip("the appointment is cancelled by the patient".into())
+        );
+
+        let mut r = row();
+        r.starts_at = utc("2026-11-26T06:00:00Z");
+        assert!(matches!(verdict(&r, &c, now), Verdict::Skip(m) if m.contains("moved")));
+
+        let mut r = row();
+        r.opted_out = true;
+        assert!(matches!(verdict(&r, &c, now), Verdict::Skip(m) if m.contains("opted out")));
+
+        let mut r = row();
+        r.response = Response::Confirmed;
+        assert!(
+            matches!(verdict(&r, &c, now), Verdict::Skip(m) if m.contains("already confirmed"))
+        );
+
+        assert!(matches!(
+            verdict(&row(), &c, utc("2026-11-26T04:01:00Z")),
+            Verdict::Expire(_)
+        ));
+    }
+
+    #[test]
+    fn stale_schedule_holds_and_quiet_hours_hold_until_morning() {
+        let c = config();
+        let mut r = row();
+        r.last_import_at = Some(utc("2026-11-24T00:00:00Z"));
+        match verdict(&r, &c, utc("2026-11-26T02:31:00Z")) {
+            Verdict::Hold(_, reason) => assert!(
+                reason.contains("last imported 2d 2h 31m ago")
+                    && reason.contains("max_import_age (1d 12h)"),
+                "{reason}"
+            ),
+            v => panic!("expected hold, got {v:?}"),
+        }
+        r.last_import_at = None;
+        assert!(
+            matches!(verdict(&r, &c, utc("2026-11-26T02:31:00Z")), Verdict::Hold(_, m) if m.contains("never"))
+        );
+
+        // 06:00 IST is quiet; quiet ends 08:00 IST (02:30Z), before latest.
+        let mut r = row();
+        r.send_at = utc("2026-11-26T00:00:00Z");
+        assert_eq!(
+            verdict(&r, &c, utc("2026-11-26T00:30:00Z")),
+            Verdict::Hold(
+                utc("2026-11-26T02:30:00Z"),
+                "held: quiet hours at the clinic".into()
+            )
+        );
+    }
+
+    #[test]
+    fn failures_map_to_retry_fail_unknown_or_stop() {
+        let c = config();
+        let wa = c.whatsapp.clone().expect("whatsapp");
+        let now = utc("2026-11-26T02:31:00Z");
+        let api = |code| SendError::Api {
+            http_status: 400,
+            code,
+            title: "t".into(),
+            details: None,
+        };
+        assert!(matches!(
+            outcome(&api(130_429), &row(), &wa, now, 0.5),
+            Outcome::Retry {
+                code: Some(130_429),
+                ..
+            }
+        ));
+        assert!(matches!(
+            outcome(
+                &SendError::Http {
+                    status: 503,
+                    snippet: String::new()
+                },
+                &row(),
+                &wa,
+                now,
+                0.5
+            ),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            outcome(&api(132_001), &row(), &wa, now, 0.5),
+            Outcome::Failed {
+                code: Some(132_001),
+                needs_staff: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            outcome(&api(131_026), &row(), &wa, now, 0.5),
+            Outcome::Failed {
+                needs_staff: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            outcome(
+                &SendError::Ambiguous("timeout".into()),
+                &row(),
+                &wa,
+                now,
+                0.5
+            ),
+            Outcome::Unknown { .. }
+        ));
+        assert!(matches!(
+            outcome(&api(190), &row(), &wa, now, 0.5),
+            Outcome::Released { .. }
+        ));
+        let mut r = row();
+        r.attempts = wa.max_attempts - 1;
+        assert!(
+            matches!(outcome(&api(131_000), &r, &wa, now, 0.5), Outcome::Failed { error, .. } if error.contains("gave up after 6 attempts"))
+        );
+        // An hour's wait from 02:31 still lands before latest (04:00); from 03:10 it does not.
+        assert!(matches!(
+            outcome(&api(131_048), &row(), &wa, now, 0.5),
+            Outcome::Retry { .. }
+        ));
+        let late = utc("2026-11-26T03:10:00Z");
+        assert!(matches!(
+            outcome(&api(131_048), &row(), &wa, late, 0.5),
+            Outcome::Expired { .. }
+        ));
+    }
+
+    #[test]
+    fn the_limiter_never_admits_more_than_the_cap_in_a_second() {
+        for rate in [1, 80, 1000] {
+            let l = limiter_for(rate);
+            let burst = (0..2000).take_while(|_| l.check().is_ok()).count();
+            assert!(
+                burst >= 1 && burst <= (rate as usize / 50).max(1),
+                "rate {rate}: burst {burst}"
+            );
+        }
+    }
+}
