@@ -701,6 +701,40 @@ fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             c.default_language
         )?;
     }
+    for r in &config.rules {
+        let before = match r.before {
+            config::Offset::Days(n) => format!("{n}d (same wall time)"),
+            config::Offset::Exact(d) => reminderd::plan::humanize(d),
+        };
+        writeln!(
+            out,
+            "  rule {:<12} {before} before, latest {} before, template {}{}, clinics {}",
+            r.name,
+            reminderd::plan::humanize(r.latest),
+            r.template,
+            if r.skip_if_confirmed {
+                ", skips confirmed patients"
+            } else {
+                ""
+            },
+            r.clinics.join(", ")
+        )?;
+    }
+    for (key, t) in &config.templates {
+        let langs: Vec<&str> = t.languages.keys().map(String::as_str).collect();
+        writeln!(out, "  template {key:<8} {} ({})", t.name, langs.join(", "))?;
+    }
+    if let Some(wa) = &config.whatsapp {
+        let token = match secrets::ACCESS_TOKEN.load() {
+            Ok(_) => "access token found".to_string(),
+            Err(e) => format!("warning: {e}"),
+        };
+        writeln!(
+            out,
+            "  whatsapp {} {} phone number id {}, {} msg/s; {token}",
+            wa.api_base, wa.api_version, wa.phone_number_id, wa.rate_limit_per_sec
+        )?;
+    }
     let db_path = &config.database_path;
     if db_path.exists() {
         // Opening applies pending migrations, which is what the daemon would do at start.
