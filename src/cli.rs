@@ -145,6 +145,27 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         clinic: Option<String>,
     },
+    /// Run the WhatsApp Cloud API simulator on this machine (for tests, demos and benchmarks)
+    Simulate {
+        /// Address to listen on
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
+        listen: std::net::SocketAddr,
+        /// Where to post signed status and reply webhooks
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+        /// Environment variable holding the app secret that signs webhooks
+        #[arg(long, value_name = "VAR", default_value = "WHATSAPP_APP_SECRET")]
+        app_secret_env: String,
+        /// Added to every send response, in milliseconds (a real API answers in ~100-300 ms)
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        latency_ms: u64,
+        /// Refuse sends beyond this many per second with error 130429
+        #[arg(long, value_name = "N")]
+        max_per_sec: Option<u32>,
+        /// Minimum seconds between messages to one number before error 131056 (0: off)
+        #[arg(long, value_name = "S", default_value_t = 6)]
+        pair_limit_secs: u64,
+    },
     /// Check the configured templates against the WhatsApp account
     Templates {
         #[command(subcommand)]
@@ -326,6 +347,25 @@ pub fn run(cli: Cli) -> Result<u8> {
                 &appointment_id,
                 rule.as_deref(),
                 clinic.as_deref(),
+            )
+        }
+        Command::Simulate {
+            listen,
+            webhook,
+            app_secret_env,
+            latency_ms,
+            max_per_sec,
+            pair_limit_secs,
+        } => {
+            let config = load_config(&config_path, cli.db.as_deref())?;
+            simulate(
+                &config,
+                listen,
+                webhook,
+                &app_secret_env,
+                latency_ms,
+                max_per_sec,
+                pair_limit_secs,
             )
         }
         Command::Templates {
@@ -570,6 +610,59 @@ fn preview(
     serde_json::to_writer_pretty(&mut out, &body)?;
     writeln!(out)?;
     Ok(exit::OK)
+}
+
+fn simulate(
+    config: &Config,
+    listen: std::net::SocketAddr,
+    webhook: Option<String>,
+    app_secret_env: &str,
+    latency_ms: u64,
+    max_per_sec: Option<u32>,
+    pair_limit_secs: u64,
+) -> Result<u8> {
+    let wa = config.whatsapp.as_ref().ok_or_else(|| {
+        fail(
+            exit::CONFIG,
+            "whatsapp: the config has no [whatsapp] section; see reminders.toml",
+        )
+    })?;
+    let token = std::env::var("WHATSAPP_ACCESS_TOKEN").unwrap_or_else(|_| "sim-token".into());
+    let app_secret = std::env::var(app_secret_env).ok().filter(|s| !s.is_empty());
+    if webhook.is_some() && app_secret.is_none() {
+        return Err(fail(
+            exit::USAGE,
+            format!("--webhook needs an app secret to sign with: set ${app_secret_env}"),
+        ));
+    }
+    let sim_config = reminderd::sim::SimConfig {
+        phone_number_id: wa.phone_number_id.clone(),
+        waba_id: wa.waba_id.clone(),
+        access_token: token,
+        templates: reminderd::sim::templates_from_config(config),
+        webhook_url: webhook,
+        app_secret,
+        latency: std::time::Duration::from_millis(latency_ms),
+        pair_limit: (pair_limit_secs > 0).then(|| std::time::Duration::from_secs(pair_limit_secs)),
+        max_per_sec,
+        ..reminderd::sim::SimConfig::default()
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| fail(exit::USAGE, format!("cannot listen on {listen}: {e}")))?;
+        eprintln!(
+            "WhatsApp Cloud API simulator on http://{} (phone number id {}); point reminderd at it with REMINDERD_API_BASE=http://{}; Ctrl-C stops it",
+            listener.local_addr()?,
+            wa.phone_number_id,
+            listener.local_addr()?
+        );
+        reminderd::sim::run(listener, sim_config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(exit::OK)
+    })
 }
 
 /// One line of `templates check`.

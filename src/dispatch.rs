@@ -195,9 +195,13 @@ pub struct Dispatcher {
     config: Arc<Config>,
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
-    /// When each recipient may next be messaged (the pair rate limit).
-    next_for: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Per recipient, when they may next be messaged (the pair rate limit).
+    next_for: Gates,
 }
+
+/// One gate per recipient: holding it serialises sends to that number, and it stores when the
+/// next may start, counted from the previous *response*, so latency never shortens the gap.
+type Gates = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Instant>>>>>;
 
 /// The limiter for a cap of `rate` messages per second. GCRA admits `burst` at once and then
 /// one every `1/r`, so at most `burst + r` in any second: the replenish rate is lowered by the
@@ -371,7 +375,7 @@ struct SendJob {
     config: Arc<Config>,
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
-    next_for: Arc<Mutex<HashMap<String, Instant>>>,
+    next_for: Gates,
     clock: Clock,
 }
 
@@ -451,47 +455,37 @@ impl SendJob {
         let language = Some(rendered.language.clone());
         let request = SendRequest::template(&row.phone, &rendered, row.id.to_string());
 
-        self.wait_for_recipient(row.phone.as_str(), cfg.recipient_spacing)
-            .await;
+        let gate = {
+            let mut map = self
+                .next_for
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(
+                map.entry(row.phone.as_str().to_string())
+                    .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Instant::now()))),
+            )
+        };
+        let mut next = gate.lock().await;
+        tokio::time::sleep_until(*next).await;
         self.limiter.until_ready().await;
         let result = self.client.send(&request).await;
+        let pause = match &result {
+            Err(e) if e.class() == ErrorClass::PairLimit => {
+                pair_backoff(row.attempts + 1).max(cfg.recipient_spacing)
+            }
+            _ => cfg.recipient_spacing,
+        };
+        *next = Instant::now() + pause;
+        drop(next);
         let now = self.clock.now();
         let outcome = match result {
             Ok(a) => Outcome::Sent {
                 wamid: a.wamid,
                 wa_id: a.wa_id,
             },
-            Err(e) => {
-                if e.class() == ErrorClass::PairLimit {
-                    self.push_back_recipient(row.phone.as_str(), pair_backoff(row.attempts + 1));
-                }
-                outcome(&e, row, cfg, now, rand::random::<f64>())
-            }
+            Err(e) => outcome(&e, row, cfg, now, rand::random::<f64>()),
         };
         (outcome, language, params)
-    }
-
-    /// Waits until this recipient may be messaged again, and books the next slot.
-    async fn wait_for_recipient(&self, to: &str, spacing: StdDuration) {
-        let at = {
-            let mut map = self
-                .next_for
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = Instant::now();
-            let at = map.get(to).copied().filter(|t| *t > now).unwrap_or(now);
-            map.insert(to.to_string(), at + spacing);
-            at
-        };
-        tokio::time::sleep_until(at).await;
-    }
-
-    fn push_back_recipient(&self, to: &str, by: StdDuration) {
-        let mut map = self
-            .next_for
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.insert(to.to_string(), Instant::now() + by);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod phone;
 pub mod plan;
 pub mod secrets;
+pub mod sim;
 pub mod store;
 pub mod template;
 pub mod time;

@@ -61,6 +61,34 @@ impl Env {
         Run::from(out)
     }
 
+    /// Runs the binary with extra environment variables.
+    pub fn run_with_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        Run::from(self.command(args, envs).output().expect("run reminderd"))
+    }
+
+    /// Starts the binary without waiting for it (for tests that kill it).
+    pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> std::process::Child {
+        self.command(args, envs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn reminderd")
+    }
+
+    fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reminderd"));
+        cmd.arg("--config")
+            .arg(self.path("reminders.toml"))
+            .args(args);
+        cmd.env_remove("REMINDERD_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove("CREDENTIALS_DIRECTORY");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     /// Imports a CSV given as text, with `--json`, and returns the run.
     pub fn import(&self, name: &str, csv: &str, extra: &[&str]) -> Run {
         let f = self.file(name, csv);
@@ -143,6 +171,14 @@ pub fn csv(rows: &[&str]) -> String {
     }
     s.push('\n');
     s
+}
+
+/// The simulator's template catalogue: every template and language of the shipped config,
+/// approved.
+pub fn sim_templates() -> Vec<reminderd::sim::SimTemplate> {
+    let config = reminderd::config::Config::from_toml(&test_config(), Path::new("reminders.toml"))
+        .expect("test config");
+    reminderd::sim::templates_from_config(&config)
 }
 
 pub fn repo_file(rel: &str) -> PathBuf {

@@ -6,3 +6,5 @@ mod config_cmd;
 mod import_cmd;
 mod listing;
 mod schema;
+mod sending;
+mod sim_api;

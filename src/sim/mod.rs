@@ -1,0 +1,675 @@
+//! The WhatsApp Cloud API simulator: a real HTTP server on 127.0.0.1 that tests, benchmarks and
+//! the demo talk to instead of Meta.
+//!
+//! It accepts sends on `POST /{version}/{phone_number_id}/messages` and validates them the way
+//! the Cloud API does (same error codes, HTTP statuses and error envelope), serves the template
+//! catalogue on `GET /{version}/{waba_id}/message_templates`, enforces the throughput and pair
+//! rate limits, injects queued faults (Graph errors, bare proxy statuses, slow and lost
+//! responses), and calls the daemon's webhook back with signed `sent` → `delivered` → `read`
+//! (or `failed`) statuses and scripted patient replies.
+//!
+//! Besides the Rust handle ([`Sim`]) it can be driven over HTTP when run as its own process
+//! (`reminderd simulate`): `GET|DELETE /_sim/messages`, `POST /_sim/faults`, `POST /_sim/reply`,
+//! `POST /_sim/fail_later` and `POST /_sim/template_status`.
+
+mod api;
+mod conn;
+mod webhook;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+pub use webhook::signature;
+
+/// How long `shutdown` waits for the server and webhook tasks before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What the simulator accepts and how it behaves.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// The business phone number id in the send path.
+    pub phone_number_id: String,
+    /// The WhatsApp Business Account id in the catalogue path and in webhook `entry[].id`.
+    pub waba_id: String,
+    /// The business number as webhooks show it (`metadata.display_phone_number`, `context.from`).
+    pub display_phone_number: String,
+    /// The only Bearer token accepted.
+    pub access_token: String,
+    /// The template catalogue sends are checked against.
+    pub templates: Vec<SimTemplate>,
+    /// Where signed webhooks (statuses, replies) are POSTed; `None`: no webhooks.
+    pub webhook_url: Option<String>,
+    /// HMAC key for `X-Hub-Signature-256`; `None`: webhooks are not signed.
+    pub app_secret: Option<String>,
+    /// Added to every send response.
+    pub latency: Duration,
+    /// A second accepted send to the same recipient within this gets 131056.
+    pub pair_limit: Option<Duration>,
+    /// Accepted sends allowed in any sliding one-second window; beyond it 130429.
+    pub max_per_sec: Option<u32>,
+    /// Delay between acceptance and `sent`, and between each later status webhook.
+    pub status_delay: Duration,
+    /// Emit `read` after `delivered`.
+    pub auto_read: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            phone_number_id: "100000000000001".into(),
+            waba_id: "200000000000002".into(),
+            display_phone_number: "15550000000".into(),
+            access_token: "sim-token".into(),
+            templates: SimTemplate::defaults(),
+            webhook_url: None,
+            app_secret: None,
+            latency: Duration::ZERO,
+            pair_limit: Some(Duration::from_secs(6)),
+            max_per_sec: None,
+            status_delay: Duration::from_millis(20),
+            auto_read: true,
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SimConfig")
+            .field("phone_number_id", &self.phone_number_id)
+            .field("waba_id", &self.waba_id)
+            .field("display_phone_number", &self.display_phone_number)
+            .field("access_token", &"<redacted>")
+            .field("templates", &self.templates)
+            .field("webhook_url", &self.webhook_url)
+            .field("app_secret", &redact(&self.app_secret))
+            .field("latency", &self.latency)
+            .field("pair_limit", &self.pair_limit)
+            .field("max_per_sec", &self.max_per_sec)
+            .field("status_delay", &self.status_delay)
+            .field("auto_read", &self.auto_read)
+            .finish()
+    }
+}
+
+/// One template in one language, as the catalogue holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimTemplate {
+    /// Template name, e.g. `appointment_reminder`.
+    pub name: String,
+    /// Language code, e.g. `en` or `en_US`.
+    pub language: String,
+    /// `APPROVED`, `PAUSED`, `PENDING`, `REJECTED`, `DISABLED`, ...
+    pub status: String,
+    /// `UTILITY`, `MARKETING` or `AUTHENTICATION`.
+    pub category: String,
+    /// The body with positional `{{1}}`.. placeholders.
+    pub body_text: String,
+    /// Number of text parameters in the header (0: no header).
+    pub header_params: usize,
+    /// Quick-reply button labels, in template order.
+    pub quick_replies: Vec<String>,
+}
+
+impl SimTemplate {
+    /// An APPROVED UTILITY template without a header.
+    pub fn approved(name: &str, language: &str, body_text: &str, quick_replies: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            language: language.into(),
+            status: "APPROVED".into(),
+            category: "UTILITY".into(),
+            body_text: body_text.into(),
+            header_params: 0,
+            quick_replies: quick_replies.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+
+    /// How many body parameters a send must carry: the highest `{{n}}` in the body.
+    pub fn body_params(&self) -> usize {
+        placeholders(&self.body_text)
+    }
+
+    /// The templates of the shipped `reminders.toml`: `appointment_reminder` (three quick
+    /// replies) and `appointment_booked`, each in en, hi, mr and es.
+    pub fn defaults() -> Vec<Self> {
+        // The shipped example config is the one source of the templates' text; a test checks
+        // it parses, so this is never empty in practice.
+        crate::config::Config::from_toml(
+            include_str!("../../reminders.toml"),
+            std::path::Path::new("reminders.toml"),
+        )
+        .map(|c| templates_from_config(&c))
+        .unwrap_or_default()
+    }
+}
+
+/// Every template and language of a configuration, APPROVED and UTILITY, with the configured
+/// body and button labels: the catalogue a simulator needs to accept what that config sends.
+pub fn templates_from_config(config: &crate::config::Config) -> Vec<SimTemplate> {
+    config
+        .templates
+        .values()
+        .flat_map(|t| {
+            t.languages.iter().map(|(language, text)| SimTemplate {
+                name: t.name.clone(),
+                language: language.clone(),
+                status: "APPROVED".into(),
+                category: "UTILITY".into(),
+                body_text: text.body.clone(),
+                header_params: 0,
+                quick_replies: text.buttons.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The highest positional placeholder `{{n}}` in `text` (0 when there is none).
+pub(crate) fn placeholders(text: &str) -> usize {
+    let mut max = 0;
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        rest = &rest[start + 2..];
+        if let Some(end) = rest.find("}}")
+            && let Ok(n) = rest[..end].trim().parse::<usize>()
+        {
+            max = max.max(n);
+        }
+    }
+    max
+}
+
+/// A send the simulator accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedMessage {
+    /// The wamid returned to the sender.
+    pub wamid: String,
+    /// The request body exactly as parsed.
+    pub body: serde_json::Value,
+    /// When it was accepted.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A fault applied to the next send request (one fault per request, first in first out).
+///
+/// Over HTTP (`POST /_sim/faults`) a fault is written `{"kind":"error","code":131000,
+/// "http_status":500}`, `{"kind":"bare_status","status":502}`, `{"kind":"slow","ms":300}`,
+/// `{"kind":"accept_then_hang","ms":5000}` or `{"kind":"accept_then_drop"}`; an array queues
+/// several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "FaultWire", into = "FaultWire")]
+pub enum Fault {
+    /// A Graph error envelope with this code and HTTP status; nothing is accepted.
+    Error {
+        /// Graph error code, e.g. 131000.
+        code: i64,
+        /// HTTP status, e.g. 500.
+        http_status: u16,
+    },
+    /// This HTTP status with an HTML body and no JSON, as an edge proxy sends.
+    BareStatus(u16),
+    /// Wait this long, then process the request normally.
+    Slow(Duration),
+    /// Accept the message (record it, emit webhooks) but hold the response this long.
+    AcceptThenHang(Duration),
+    /// Accept the message, then close the connection without a response.
+    AcceptThenDrop,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum FaultWire {
+    Error { code: i64, http_status: u16 },
+    BareStatus { status: u16 },
+    Slow { ms: u64 },
+    AcceptThenHang { ms: u64 },
+    AcceptThenDrop,
+}
+
+impl From<FaultWire> for Fault {
+    fn from(w: FaultWire) -> Self {
+        match w {
+            FaultWire::Error { code, http_status } => Self::Error { code, http_status },
+            FaultWire::BareStatus { status } => Self::BareStatus(status),
+            FaultWire::Slow { ms } => Self::Slow(Duration::from_millis(ms)),
+            FaultWire::AcceptThenHang { ms } => Self::AcceptThenHang(Duration::from_millis(ms)),
+            FaultWire::AcceptThenDrop => Self::AcceptThenDrop,
+        }
+    }
+}
+
+impl From<Fault> for FaultWire {
+    fn from(f: Fault) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match f {
+            Fault::Error { code, http_status } => Self::Error { code, http_status },
+            Fault::BareStatus(status) => Self::BareStatus { status },
+            Fault::Slow(d) => Self::Slow { ms: ms(d) },
+            Fault::AcceptThenHang(d) => Self::AcceptThenHang { ms: ms(d) },
+            Fault::AcceptThenDrop => Self::AcceptThenDrop,
+        }
+    }
+}
+
+/// A patient's inbound message, posted as a `messages` webhook.
+///
+/// Over HTTP (`POST /_sim/reply`) it is written with a `type` tag, e.g.
+/// `{"type":"button","from":"919820012345","payload":"confirm:7","text":"Confirm",
+/// "context_id":"wamid.…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reply {
+    /// A tap on a template quick-reply button (`type: "button"`).
+    Button {
+        /// The patient's number (a `+` and spaces are dropped).
+        from: String,
+        /// The payload set at send time.
+        payload: String,
+        /// The button label the patient saw.
+        text: String,
+        /// The wamid of the template message holding the button.
+        context_id: Option<String>,
+    },
+    /// A tap on an interactive reply button (`interactive.button_reply`).
+    Interactive {
+        /// The patient's number.
+        from: String,
+        /// The button id set at send time.
+        id: String,
+        /// The button title.
+        title: String,
+        /// The wamid of the interactive message.
+        context_id: Option<String>,
+    },
+    /// A free-text message.
+    Text {
+        /// The patient's number.
+        from: String,
+        /// What they wrote.
+        body: String,
+        /// The wamid they replied to, if they used "reply".
+        context_id: Option<String>,
+    },
+    /// Another well-formed but non-actionable type: `image`, `reaction`, `unsupported`, ...
+    Other {
+        /// The patient's number.
+        from: String,
+        /// The WhatsApp message type.
+        kind: String,
+    },
+}
+
+impl Reply {
+    fn from(&self) -> &str {
+        match self {
+            Self::Button { from, .. }
+            | Self::Interactive { from, .. }
+            | Self::Text { from, .. }
+            | Self::Other { from, .. } => from,
+        }
+    }
+}
+
+/// What can go wrong when the simulator is asked to post a webhook.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The simulator was started without a `webhook_url`.
+    #[error("no webhook_url is configured")]
+    NoWebhookUrl,
+    /// A phone number has no digits.
+    #[error("{0:?} is not a phone number")]
+    BadNumber(String),
+    /// No template with this name and language.
+    #[error("no template {name:?} in language {language:?}")]
+    UnknownTemplate {
+        /// The template name.
+        name: String,
+        /// The language code.
+        language: String,
+    },
+    /// Every delivery attempt failed.
+    #[error("webhook delivery to {url} failed after {attempts} attempts: {last}")]
+    Delivery {
+        /// The webhook URL.
+        url: String,
+        /// How many POSTs were made.
+        attempts: u32,
+        /// The last failure (status or transport error).
+        last: String,
+    },
+    /// The simulator is shutting down.
+    #[error("the simulator is shutting down")]
+    ShuttingDown,
+}
+
+/// Digits only: `+91 98200-12345` → `919820012345`.
+pub(crate) fn digits(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Mutable simulator state; the lock is held briefly and never across an `.await`.
+struct State {
+    templates: Vec<SimTemplate>,
+    messages: Vec<AcceptedMessage>,
+    faults: VecDeque<Fault>,
+    fail_later: HashMap<String, i64>,
+    last_to: HashMap<String, Instant>,
+    recent: VecDeque<Instant>,
+}
+
+/// Everything the handlers and tasks share.
+pub(crate) struct Shared {
+    config: SimConfig,
+    addr: SocketAddr,
+    http: reqwest::Client,
+    state: Mutex<State>,
+    tasks: Mutex<JoinSet<()>>,
+    shutdown: watch::Receiver<bool>,
+    seq: AtomicU64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh wamid, unique within this process and unlikely to repeat across runs.
+    fn wamid(&self, digits: &str) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let salt: u32 = rand::random();
+        format!("wamid.HBgM{digits}FQIAERgS{n:010X}{salt:08X}AA==")
+    }
+
+    /// Sleeps for `d`; false when shutdown came first.
+    async fn sleep(&self, d: Duration) -> bool {
+        let mut rx = self.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(d) => true,
+            _ = rx.wait_for(|stop| *stop) => false,
+        }
+    }
+
+    /// Runs `fut` in the background until it ends or the simulator shuts down.
+    fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        let mut rx = self.shutdown.clone();
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            tokio::select! {
+                () = fut => {}
+                _ = rx.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+
+    fn set_template_status(
+        &self,
+        name: &str,
+        language: &str,
+        status: &str,
+    ) -> Result<usize, SimError> {
+        let mut st = self.state();
+        let (index, t) = st
+            .templates
+            .iter_mut()
+            .enumerate()
+            .find(|(_, t)| t.name == name && t.language == language)
+            .ok_or_else(|| SimError::UnknownTemplate {
+                name: name.into(),
+                language: language.into(),
+            })?;
+        t.status = status.to_string();
+        Ok(index)
+    }
+
+    async fn reply(&self, reply: &Reply) -> Result<String, SimError> {
+        if self.config.webhook_url.is_none() {
+            return Err(SimError::NoWebhookUrl);
+        }
+        let from = digits(reply.from());
+        if from.is_empty() {
+            return Err(SimError::BadNumber(reply.from().to_string()));
+        }
+        let wamid = self.wamid(&from);
+        let last_to_patient = {
+            let st = self.state();
+            st.messages
+                .iter()
+                .rev()
+                .find(|m| {
+                    m.body.get("to").and_then(|v| v.as_str()).map(digits) == Some(from.clone())
+                })
+                .map(|m| m.wamid.clone())
+        };
+        let payload = webhook::inbound_payload(
+            &self.config,
+            reply,
+            &from,
+            &wamid,
+            last_to_patient.as_deref(),
+        );
+        webhook::deliver(self, &payload).await?;
+        Ok(wamid)
+    }
+
+    async fn announce_template_status(
+        &self,
+        name: &str,
+        language: &str,
+        status: &str,
+    ) -> Result<(), SimError> {
+        let index = self.set_template_status(name, language, status)?;
+        if self.config.webhook_url.is_some() {
+            let payload =
+                webhook::template_status_payload(&self.config, index, name, language, status);
+            webhook::deliver(self, &payload).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A running simulator. Dropping it, or calling [`Sim::shutdown`], stops the server and its
+/// webhook tasks.
+pub struct Sim {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Sim {
+    /// Starts a simulator on `127.0.0.1` with a port chosen by the system.
+    pub async fn start(config: SimConfig) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts a simulator serving on `listener`.
+    #[expect(
+        clippy::unused_async,
+        reason = "async like `start`, so callers need not care how the server is spawned"
+    )]
+    pub async fn start_on(listener: TcpListener, config: SimConfig) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(io::Error::other)?;
+        let (stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                templates: config.templates.clone(),
+                messages: Vec::new(),
+                faults: VecDeque::new(),
+                fail_later: HashMap::new(),
+                last_to: HashMap::new(),
+                recent: VecDeque::new(),
+            }),
+            config,
+            addr,
+            http,
+            tasks: Mutex::new(JoinSet::new()),
+            shutdown: shutdown.clone(),
+            seq: AtomicU64::new(1),
+        });
+        let app = api::router(Arc::clone(&shared))
+            .into_make_service_with_connect_info::<conn::ConnInfo>();
+        let mut until = shutdown;
+        let server = tokio::spawn(async move {
+            axum::serve(conn::SimListener::new(listener), app)
+                .with_graceful_shutdown(async move {
+                    let _ = until.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::debug!("sim: listening on {addr}");
+        Ok(Self {
+            shared,
+            addr,
+            stop,
+            server: Some(server),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, without a Graph API version.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The configuration it was started with.
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// Every accepted send, in arrival order.
+    pub fn messages(&self) -> Vec<AcceptedMessage> {
+        self.shared.state().messages.clone()
+    }
+
+    /// Forgets the accepted sends (rate-limit windows are kept).
+    pub fn clear_messages(&self) {
+        self.shared.state().messages.clear();
+    }
+
+    /// Queues a fault for the next send request that has none yet.
+    pub fn push_fault(&self, fault: Fault) {
+        self.shared.state().faults.push_back(fault);
+    }
+
+    /// Sends to this number are accepted, then get a `failed` status webhook with `code`
+    /// (e.g. 131026) instead of `delivered`.
+    pub fn fail_later(&self, to_e164_or_digits: &str, code: i64) {
+        self.shared
+            .state()
+            .fail_later
+            .insert(digits(to_e164_or_digits), code);
+    }
+
+    /// Posts a signed inbound-message webhook and returns the reply's wamid.
+    pub async fn reply(&self, reply: Reply) -> Result<String, SimError> {
+        self.shared.reply(&reply).await
+    }
+
+    /// Changes a template's status (later sends see it) and posts a
+    /// `message_template_status_update` webhook when a webhook URL is set.
+    pub async fn set_template_status(
+        &self,
+        name: &str,
+        language: &str,
+        status: &str,
+    ) -> Result<(), SimError> {
+        self.shared
+            .announce_template_status(name, language, status)
+            .await
+    }
+
+    /// Posts `payload` to the webhook URL, signed, with the usual retries: for hand-made
+    /// payloads (batches, duplicates, out-of-order statuses).
+    pub async fn post_webhook(&self, payload: &serde_json::Value) -> Result<(), SimError> {
+        webhook::deliver(&self.shared, payload).await
+    }
+
+    /// Stops accepting, ends hanging responses and webhook tasks, and waits for them.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(mut server) = self.server.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!("sim: server ended with an error: {e}"),
+                Ok(Err(e)) => tracing::warn!("sim: server task failed: {e}"),
+                Err(_) => {
+                    tracing::warn!("sim: server did not stop in time; aborting it");
+                    server.abort();
+                }
+            }
+        }
+        let mut tasks = std::mem::take(
+            &mut *self
+                .shared
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        // The server and the webhook tasks watch this and end on their own.
+        self.stop.send_replace(true);
+    }
+}
+
+impl fmt::Debug for Sim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a simulator on `listener` until `shutdown` completes (the `reminderd simulate`
+/// command passes Ctrl-C).
+pub async fn run(
+    listener: TcpListener,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let sim = Sim::start_on(listener, config).await?;
+    tracing::info!(
+        "WhatsApp Cloud API simulator on {} (phone number id {}, WABA {})",
+        sim.base_url(),
+        sim.config().phone_number_id,
+        sim.config().waba_id
+    );
+    shutdown.await;
+    sim.shutdown().await;
+    Ok(())
+}
