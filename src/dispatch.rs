@@ -277,14 +277,23 @@ impl Dispatcher {
             .await?;
 
         let in_flight = Arc::new(Semaphore::new(wa.max_in_flight));
+        // Refill when a quarter of the slots are free: a continuous pipeline keeps the API
+        // busy (waiting for whole batches loses each batch's tail), while claims stay batched.
+        let refill_at = (wa.max_in_flight / 4).max(1);
         let mut tasks: JoinSet<Result<(Outcome, bool), DispatchError>> = JoinSet::new();
         let mut stop: Option<String> = None;
-        loop {
+        while stop.is_none() {
+            let room = in_flight.available_permits();
+            if room < refill_at && !tasks.is_empty() {
+                if let Some(done) = tasks.join_next().await {
+                    tally(&mut report, &mut stop, done);
+                }
+                continue;
+            }
             let now = clock.now();
             let config = Arc::clone(&self.config);
-            let batch = wa.max_in_flight * 2;
             let (to_send, others) = self
-                .blocking(move |s| s.claim_due(now, batch, |r| verdict(r, &config, now)))
+                .blocking(move |s| s.claim_due(now, room.max(1), |r| verdict(r, &config, now)))
                 .await?;
             for (_, v) in &others {
                 match v {
@@ -297,9 +306,17 @@ impl Dispatcher {
                 }
             }
             if to_send.is_empty() && others.is_empty() {
-                break;
+                // Nothing due now; what is in flight may still end in a retry due later,
+                // which the next run picks up.
+                match tasks.join_next().await {
+                    Some(done) => tally(&mut report, &mut stop, done),
+                    None => break,
+                }
+                continue;
             }
             for row in to_send {
+                // A row in `sending` cannot be claimed again, so claiming while others are in
+                // flight never sends one twice.
                 let permit = Arc::clone(&in_flight)
                     .acquire_owned()
                     .await
@@ -317,21 +334,9 @@ impl Dispatcher {
                     drop(permit);
                     r
                 });
-                // Account them as they finish so a long queue does not hold every result.
-                while let Some(done) = tasks.try_join_next() {
-                    tally(&mut report, &mut stop, done);
-                }
             }
-            if stop.is_some() {
-                break;
-            }
-            // Wait for this batch before claiming the next, so rows retried within the run
-            // (pair limit, throttling) are not claimed twice at once.
-            while let Some(done) = tasks.join_next().await {
+            while let Some(done) = tasks.try_join_next() {
                 tally(&mut report, &mut stop, done);
-            }
-            if stop.is_some() {
-                break;
             }
         }
         while let Some(done) = tasks.join_next().await {
