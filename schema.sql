@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -127,3 +127,32 @@ CREATE INDEX outbox_due ON outbox (state, send_at);
 CREATE INDEX outbox_appointment ON outbox (appointment_id);
 -- Booking confirmations look for appointments that appeared recently.
 CREATE INDEX appointments_created_at ON appointments (created_at);
+
+-- Every signed webhook body exactly as received, so a bug in processing can be replayed.
+CREATE TABLE inbound_events (
+    id            INTEGER PRIMARY KEY,
+    received_at   INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    processed_at  INTEGER,
+    outcome       TEXT                   -- 'applied', 'malformed', or the error that stopped it
+);
+
+-- One row per inbound message (deduplicated by the API's message id: Meta retries webhooks).
+CREATE TABLE replies (
+    id              INTEGER PRIMARY KEY,
+    message_id      TEXT NOT NULL UNIQUE,
+    event_id        INTEGER REFERENCES inbound_events(id),
+    from_phone      TEXT NOT NULL,        -- E.164 as far as it can be read
+    patient_id      INTEGER REFERENCES patients(id),
+    appointment_id  INTEGER REFERENCES appointments(id),
+    outbox_id       INTEGER REFERENCES outbox(id),   -- the message it answered, if known
+    kind            TEXT NOT NULL,        -- button, interactive, text, or the API's type
+    text            TEXT,                 -- what the patient typed or the button's payload
+    intent          TEXT NOT NULL CHECK (intent IN ('confirm', 'cancel', 'reschedule', 'stop', 'start', 'unknown', 'none')),
+    outcome         TEXT NOT NULL CHECK (outcome IN ('applied', 'needs_staff', 'ignored')),
+    reason          TEXT,                 -- why it needs staff or was ignored
+    handled_by      TEXT,                 -- the staff member who dealt with it
+    received_at     INTEGER NOT NULL
+);
+CREATE INDEX replies_needs_staff ON replies (outcome, received_at);
+CREATE INDEX replies_appointment ON replies (appointment_id);

@@ -166,6 +166,71 @@ enum Command {
         #[arg(long, value_name = "S", default_value_t = 6)]
         pair_limit_secs: u64,
     },
+    /// Run the webhook server alone (replies and delivery statuses)
+    Serve {
+        /// Address to listen on [default: server.listen from the config]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// List patients' replies (newest first)
+    Replies {
+        /// Only replies a person must read
+        #[arg(long)]
+        needs_staff: bool,
+        /// Only replies since this RFC 3339 instant
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        since: Option<DateTime<Utc>>,
+        /// Print a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// The "call these people" list for a day
+    FollowUps {
+        /// Local date, YYYY-MM-DD [default: today at each clinic]
+        #[arg(long, value_name = "D")]
+        date: Option<NaiveDate>,
+        /// Only this clinic
+        #[arg(long, value_name = "KEY")]
+        clinic: Option<String>,
+        /// Treat this RFC 3339 instant as now (for "today")
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        now: Option<DateTime<Utc>>,
+        /// Print a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record what staff learned: confirmed (by phone), cancelled, completed or no_show
+    SetStatus {
+        /// The appointment id from the clinic's system
+        appointment_id: String,
+        /// confirmed, cancelled, completed or no_show
+        #[arg(value_parser = ["confirmed", "cancelled", "completed", "no_show"])]
+        status: String,
+        /// Why, for the audit log
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+        /// The clinic, if several use the same appointment id
+        #[arg(long, value_name = "KEY")]
+        clinic: Option<String>,
+    },
+    /// Reminder, answer and no-show figures for a date range
+    Stats {
+        /// First local date [default: 30 days ago]
+        #[arg(long, value_name = "DATE")]
+        from: Option<NaiveDate>,
+        /// Last local date, inclusive [default: today]
+        #[arg(long, value_name = "DATE")]
+        to: Option<NaiveDate>,
+        /// Only this clinic
+        #[arg(long, value_name = "KEY")]
+        clinic: Option<String>,
+        /// Treat this RFC 3339 instant as now
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        now: Option<DateTime<Utc>>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the configured templates against the WhatsApp account
     Templates {
         #[command(subcommand)]
@@ -349,6 +414,136 @@ pub fn run(cli: Cli) -> Result<u8> {
                 clinic.as_deref(),
             )
         }
+        Command::Serve { listen } => {
+            let (config, store) = open(&config_path, cli.db.as_deref())?;
+            serve(config, store, listen)
+        }
+        Command::Replies {
+            needs_staff,
+            since,
+            json,
+        } => {
+            let (_, store) = open(&config_path, cli.db.as_deref())?;
+            let rows = store.replies(needs_staff, since)?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                print_replies(&rows)?;
+            }
+            Ok(exit::OK)
+        }
+        Command::FollowUps {
+            date,
+            clinic,
+            now,
+            json,
+        } => {
+            let (config, store) = open(&config_path, cli.db.as_deref())?;
+            let now = Clock::from_option(now).now();
+            let mut all = Vec::new();
+            for c in clinics_for(&config, clinic.as_deref())? {
+                let day = date.unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
+                let (from, to) = local_day_bounds(c.time_zone, day);
+                all.extend(
+                    store
+                        .follow_ups(&c.key, from, to)?
+                        .into_iter()
+                        .map(|f| (f, c.time_zone)),
+                );
+            }
+            if json {
+                let rows: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|(f, zone)| {
+                        serde_json::json!({
+                            "appointment_id": f.appointment_id, "clinic": f.clinic,
+                            "starts_at": rfc3339(f.starts_at),
+                            "starts_at_local": f.starts_at.with_timezone(zone).to_rfc3339_opts(SecondsFormat::Secs, false),
+                            "patient_name": f.patient_name, "phone": f.phone, "reasons": f.reasons,
+                        })
+                    })
+                    .collect();
+                print_json(&rows)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                if all.is_empty() {
+                    writeln!(out, "nobody to call")?;
+                }
+                for (f, zone) in &all {
+                    writeln!(
+                        out,
+                        "{}  {}/{}  {}  {}",
+                        f.starts_at.with_timezone(zone).format("%a %d %b %H:%M %Z"),
+                        f.clinic,
+                        f.appointment_id,
+                        f.patient_name,
+                        f.phone
+                    )?;
+                    for r in &f.reasons {
+                        writeln!(out, "      - {r}")?;
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::SetStatus {
+            appointment_id,
+            status,
+            note,
+            clinic,
+        } => {
+            let (_, mut store) = open(&config_path, cli.db.as_deref())?;
+            let actor = format!(
+                "staff:{}",
+                std::env::var("USER").unwrap_or_else(|_| "cli".into())
+            );
+            match store.set_status(
+                clinic.as_deref(),
+                &appointment_id,
+                &status,
+                note.as_deref(),
+                &actor,
+                Clock::System.now(),
+            ) {
+                Ok(Some((key, old))) => {
+                    println!("{key}/{appointment_id}: {old} → {status}");
+                    Ok(exit::OK)
+                }
+                Ok(None) => Ok(exit::OK),
+                Err(StoreError::Corrupt(why)) => Err(fail(exit::DATA, why)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Stats {
+            from,
+            to,
+            clinic,
+            now,
+            json,
+        } => {
+            let (config, store) = open(&config_path, cli.db.as_deref())?;
+            let now = Clock::from_option(now).now();
+            // One zone for the date range: the clinic's, or the first clinic's when all.
+            let zone = clinics_for(&config, clinic.as_deref())?
+                .first()
+                .map_or(chrono_tz::UTC, |c| c.time_zone);
+            let today = now.with_timezone(&zone).date_naive();
+            let to = to.unwrap_or(today);
+            let from = from.unwrap_or(to - chrono::Duration::days(30));
+            let s = store.stats(
+                clinic.as_deref(),
+                local_day_bounds(zone, from).0,
+                local_day_bounds(zone, to).1,
+            )?;
+            if json {
+                print_json(
+                    &serde_json::json!({ "from": from, "to": to, "clinic": clinic, "stats": s }),
+                )?;
+            } else {
+                print_stats(&s, from, to)?;
+            }
+            Ok(exit::OK)
+        }
         Command::Simulate {
             listen,
             webhook,
@@ -389,6 +584,150 @@ const OUTBOX_STATES: [&str; 9] = [
     "skipped",
     "expired",
 ];
+
+fn clinics_for<'c>(
+    config: &'c Config,
+    clinic: Option<&str>,
+) -> Result<Vec<&'c reminderd::config::Clinic>> {
+    match clinic {
+        Some(k) => Ok(vec![config.clinic(k).ok_or_else(|| {
+            fail(
+                exit::USAGE,
+                format!(
+                    "unknown clinic {k:?}; configured clinics: {}",
+                    config
+                        .clinics
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?]),
+        None => Ok(config.clinics.values().collect()),
+    }
+}
+
+fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> Result<u8> {
+    let app_secret = secrets::APP_SECRET
+        .load()
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    let verify_token = secrets::VERIFY_TOKEN
+        .load()
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    let addr = listen.unwrap_or(config.server.listen);
+    let max_body = config.server.max_body_bytes;
+    let state = reminderd::server::AppState {
+        store: Arc::new(Mutex::new(store)),
+        config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
+        app_secret: Arc::new(app_secret),
+        verify_token: Arc::new(verify_token),
+        clock: Clock::System,
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            fail(
+                exit::CONFIG,
+                format!("server.listen: cannot listen on {addr}: {e}"),
+            )
+        })?;
+        eprintln!(
+            "webhook listening on http://{}/webhook",
+            listener.local_addr()?
+        );
+        reminderd::server::serve(listener, state, max_body, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(exit::OK)
+    })
+}
+
+fn print_replies(rows: &[reminderd::store::ReplyView]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "no replies")?;
+        return Ok(());
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "received (UTC)",
+            "from",
+            "patient",
+            "appointment",
+            "said",
+            "read as",
+            "outcome",
+        ]);
+    for r in rows {
+        let appointment = match (&r.clinic, &r.appointment_id) {
+            (Some(c), Some(a)) => format!("{c}/{a}"),
+            _ => String::new(),
+        };
+        let outcome = match &r.reason {
+            Some(why) => format!("{}: {why}", r.outcome),
+            None => r.outcome.clone(),
+        };
+        table.add_row([
+            r.received_at.clone(),
+            reminderd::phone::mask(&r.from),
+            r.patient_name.clone().unwrap_or_default(),
+            appointment,
+            r.text.clone().unwrap_or_else(|| format!("({})", r.kind)),
+            r.intent.clone(),
+            outcome,
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+fn print_stats(s: &reminderd::store::Stats, from: NaiveDate, to: NaiveDate) -> Result<()> {
+    let pct = |n: i64, d: i64| {
+        if d == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.0}%", 100.0 * n as f64 / d as f64)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{from} to {to}: {} appointment(s), {} reminded",
+        s.appointments, s.reminded
+    )?;
+    writeln!(
+        out,
+        "  reminders: {} sent, {} delivered, {} read, {} failed",
+        s.reminders_sent, s.reminders_delivered, s.reminders_read, s.reminders_failed
+    )?;
+    writeln!(
+        out,
+        "  answers (of reminded): {} confirmed ({}), {} cancelled ({}), {} asked to reschedule ({})",
+        s.confirmed,
+        pct(s.confirmed, s.reminded),
+        s.declined,
+        pct(s.declined, s.reminded),
+        s.reschedule_requested,
+        pct(s.reschedule_requested, s.reminded)
+    )?;
+    writeln!(
+        out,
+        "  no-shows: {} confirmed, {} unconfirmed, {} unreachable; {} patient(s) opted out",
+        s.no_show_confirmed, s.no_show_unconfirmed, s.no_show_unreachable, s.opt_outs
+    )?;
+    for (rule, sent, confirmed) in &s.per_rule {
+        writeln!(
+            out,
+            "  rule {rule}: {sent} sent, {} confirmed afterwards",
+            pct(*confirmed, *sent)
+        )?;
+    }
+    Ok(())
+}
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)

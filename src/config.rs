@@ -40,6 +40,56 @@ pub struct Config {
     pub templates: BTreeMap<String, Template>,
     /// The template sent when an appointment first appears (`None`: off).
     pub booking_confirmation: Option<String>,
+    /// The HTTP server (webhook).
+    pub server: Server,
+    /// Reply words and acknowledgements.
+    pub replies: Replies,
+}
+
+/// The HTTP server's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Where the webhook listens.
+    pub listen: std::net::SocketAddr,
+    /// Largest webhook body accepted (Meta batches reach 3 MB).
+    pub max_body_bytes: usize,
+}
+
+/// How replies are understood and answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Replies {
+    /// Every configured word, normalised, and what it means.
+    pub words: std::collections::HashMap<String, crate::replies::Intent>,
+    /// Acknowledgement texts per language.
+    pub acks: BTreeMap<String, Acks>,
+}
+
+/// The acknowledgement texts of one language. `{first_name}`, `{date}`, `{time}` and
+/// `{clinic}` are filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Acks {
+    pub confirmed: String,
+    pub cancelled: String,
+    pub reschedule_requested: String,
+    pub opted_out: String,
+    pub opted_in: String,
+}
+
+impl Acks {
+    /// The text for an applied intent, if it gets one.
+    pub fn for_intent(&self, intent: crate::replies::Intent) -> Option<&str> {
+        use crate::replies::Intent;
+        match intent {
+            Intent::Confirm => Some(&self.confirmed),
+            Intent::Cancel => Some(&self.cancelled),
+            Intent::Reschedule => Some(&self.reschedule_requested),
+            Intent::Stop => Some(&self.opted_out),
+            Intent::Start => Some(&self.opted_in),
+            Intent::Unknown | Intent::None => None,
+        }
+    }
 }
 
 /// One clinic: where it is and how its numbers and times are read.
@@ -358,6 +408,44 @@ struct RawConfig {
     #[serde(default)]
     templates: BTreeMap<String, RawTemplate>,
     booking_confirmation: Option<RawBooking>,
+    server: Option<RawServer>,
+    replies: Option<RawReplies>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    #[serde(default = "default_body_limit")]
+    max_body_bytes: usize,
+}
+
+fn default_body_limit() -> usize {
+    4 * 1024 * 1024
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplies {
+    #[serde(default)]
+    words: BTreeMap<String, RawWords>,
+    #[serde(default)]
+    acks: BTreeMap<String, Acks>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWords {
+    #[serde(default)]
+    confirm: Vec<String>,
+    #[serde(default)]
+    cancel: Vec<String>,
+    #[serde(default)]
+    reschedule: Vec<String>,
+    #[serde(default)]
+    stop: Vec<String>,
+    #[serde(default)]
+    start: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -802,6 +890,33 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         );
     }
 
+    let server = match raw.server {
+        None => Server {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: default_body_limit(),
+        },
+        Some(srv) => {
+            let listen = srv.listen.parse().unwrap_or_else(|_| {
+                push(
+                    "server.listen".into(),
+                    format!("{:?} is not an address and port such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\"", srv.listen),
+                );
+                std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+            });
+            if srv.max_body_bytes < 3 * 1024 * 1024 {
+                push(
+                    "server.max_body_bytes".into(),
+                    "must be at least 3145728: Meta batches webhook bodies of up to 3 MB".into(),
+                );
+            }
+            Server {
+                listen,
+                max_body_bytes: srv.max_body_bytes,
+            }
+        }
+    };
+    let replies = validate_replies(raw.replies.unwrap_or_default(), &mut push);
+
     if problems.is_empty() {
         Ok(Config {
             source: path.to_path_buf(),
@@ -813,6 +928,8 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             rules,
             templates,
             booking_confirmation,
+            server,
+            replies,
         })
     } else {
         Err(problems)
@@ -1154,6 +1271,52 @@ fn validate_templates(
         );
     }
     out
+}
+
+fn validate_replies(raw: RawReplies, push: &mut impl FnMut(String, String)) -> Replies {
+    use crate::replies::{Intent, normalize};
+    let mut words: std::collections::HashMap<String, (Intent, String)> =
+        std::collections::HashMap::new();
+    for (lang, w) in &raw.words {
+        for (intent, list) in [
+            (Intent::Confirm, &w.confirm),
+            (Intent::Cancel, &w.cancel),
+            (Intent::Reschedule, &w.reschedule),
+            (Intent::Stop, &w.stop),
+            (Intent::Start, &w.start),
+        ] {
+            for word in list {
+                let key = normalize(word);
+                let at = format!("replies.words.{lang}.{}", intent.as_str());
+                if key.is_empty() {
+                    push(
+                        at,
+                        format!("{word:?} has no letters or digits left to match"),
+                    );
+                    continue;
+                }
+                match words.get(&key) {
+                    Some((other, where_)) if *other != intent => push(
+                        at,
+                        format!(
+                            "{word:?} also means {} in {where_}; a word can mean only one thing",
+                            other.as_str()
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        words.insert(key, (intent, format!("replies.words.{lang}")));
+                    }
+                }
+            }
+        }
+    }
+    // A language without acknowledgements falls back to the clinic's, then English
+    // (template::ack_text), as templates do.
+    Replies {
+        words: words.into_iter().map(|(k, (i, _))| (k, i)).collect(),
+        acks: raw.acks,
+    }
 }
 
 /// The `{{n}}` numbers in a body, in order of appearance.

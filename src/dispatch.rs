@@ -68,6 +68,15 @@ pub struct Report {
 
 /// The send-time checks: is this message still right to send, now?
 pub fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verdict {
+    // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
+    // the schedule checks apply, only the 24-hour window for free-form messages.
+    if row.kind == Kind::ReplyAck {
+        return if now > row.latest_at {
+            Verdict::Expire("the 24-hour window for answering the patient had closed".into())
+        } else {
+            Verdict::Send
+        };
+    }
     if row.status != Status::Booked {
         let by = row
             .cancelled_by
@@ -433,6 +442,22 @@ impl SendJob {
                 None,
             );
         };
+        if row.kind == Kind::ReplyAck {
+            let Some(text) = row
+                .params
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|v| v["text"].as_str().map(str::to_string))
+            else {
+                return (failed("the acknowledgement has no text".into()), None, None);
+            };
+            let request = SendRequest::text(&row.phone, text, row.id.to_string());
+            return (
+                self.send_request(row, &request, cfg).await,
+                None,
+                row.params.clone(),
+            );
+        }
         let Some((key, template)) = row
             .template
             .as_deref()
@@ -460,6 +485,13 @@ impl SendJob {
         let language = Some(rendered.language.clone());
         let request = SendRequest::template(&row.phone, &rendered, row.id.to_string());
 
+        let outcome = self.send_request(row, &request, cfg).await;
+        (outcome, language, params)
+    }
+
+    /// Sends one request under the rate limit and the recipient's gate, and says what became
+    /// of the row.
+    async fn send_request(&self, row: &DueRow, request: &SendRequest, cfg: &WhatsApp) -> Outcome {
         let gate = {
             let mut map = self
                 .next_for
@@ -473,7 +505,7 @@ impl SendJob {
         let mut next = gate.lock().await;
         tokio::time::sleep_until(*next).await;
         self.limiter.until_ready().await;
-        let result = self.client.send(&request).await;
+        let result = self.client.send(request).await;
         let pause = match &result {
             Err(e) if e.class() == ErrorClass::PairLimit => {
                 pair_backoff(row.attempts + 1).max(cfg.recipient_spacing)
@@ -483,14 +515,13 @@ impl SendJob {
         *next = Instant::now() + pause;
         drop(next);
         let now = self.clock.now();
-        let outcome = match result {
+        match result {
             Ok(a) => Outcome::Sent {
                 wamid: a.wamid,
                 wa_id: a.wa_id,
             },
             Err(e) => outcome(&e, row, cfg, now, rand::random::<f64>()),
-        };
-        (outcome, language, params)
+        }
     }
 }
 
@@ -543,6 +574,7 @@ mod tests {
             language: "en".into(),
             opted_out: false,
             last_import_at: Some(utc("2026-11-25T10:00:00Z")),
+            params: None,
         }
     }
 

@@ -238,8 +238,14 @@ fn quiet_period(
     ))
 }
 
+/// How long before quiet hours begin a message moved "to the start of quiet hours" is due,
+/// so that planning and sending, which run every minute or so, are sure to reach it before
+/// quiet begins (a one-minute margin let 911 reminders of a simulated week expire; found by
+/// bench/plan.py).
+pub const BEFORE_QUIET: Duration = Duration::minutes(30);
+
 /// Moves a send time out of quiet hours: to the end of the quiet period if that is still no
-/// later than `latest`, else back to its start (the last moment before quiet began).
+/// later than `latest`, else back to [`BEFORE_QUIET`] before the period starts.
 pub fn shift_out_of_quiet(
     at: DateTime<Utc>,
     latest: DateTime<Utc>,
@@ -249,8 +255,7 @@ pub fn shift_out_of_quiet(
     match quiet_period(at, q, zone) {
         None => at,
         Some((_, end)) if end <= latest => end,
-        // A minute before quiet starts, so the message itself is never inside quiet hours.
-        Some((start, _)) => start - Duration::minutes(1),
+        Some((start, _)) => start - BEFORE_QUIET,
     }
 }
 
@@ -399,14 +404,26 @@ mod tests {
     fn quiet_hours_move_to_the_end_if_before_latest_else_to_the_start() {
         let c = config();
         // Mumbai 07:30 IST appointment (02:00Z): same-day is 05:30, quiet until 08:00 which is
-        // after latest (07:00), so it moves back to just before 21:00 the evening before.
+        // after latest (07:00), so it moves back to 20:30, half an hour before quiet begins.
         let a = appt("mumbai", "2026-11-27T02:00:00Z");
         let due = plan(&c, std::slice::from_ref(&a), utc("2026-11-27T01:00:00Z"));
         let same_day = due.iter().find(|d| d.rule == "same-day").expect("same-day");
         assert_eq!(
             same_day.send_at,
-            utc("2026-11-26T15:29:00Z"),
-            "20:59 IST the evening before"
+            utc("2026-11-26T15:00:00Z"),
+            "20:30 IST the evening before"
+        );
+        // Planned at 20:58 it is pending, and 20:58 is not quiet, so it can still be sent.
+        let mut same_day_only = c.clone();
+        same_day_only.rules.retain(|r| r.name == "same-day");
+        let at_2058 = utc("2026-11-26T15:28:00Z");
+        let late = plan(&same_day_only, std::slice::from_ref(&a), at_2058);
+        assert_eq!(late.len(), 1);
+        assert!(late[0].expired.is_none());
+        let quiet = c.clinic("mumbai").and_then(|m| m.quiet_hours);
+        assert_eq!(
+            check_quiet(at_2058, quiet, chrono_tz::Asia::Kolkata),
+            Ok(())
         );
         // The day-before reminder would be 07:30 the day before, inside quiet hours; 08:00 is
         // before latest (03:30 on the day), so it moves to 08:00.

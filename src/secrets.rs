@@ -12,6 +12,19 @@ pub const ACCESS_TOKEN: Secret = Secret {
     credential: "whatsapp-token",
 };
 
+/// The app secret that signs webhooks: `$WHATSAPP_APP_SECRET`, else `whatsapp-app-secret`.
+pub const APP_SECRET: Secret = Secret {
+    env: "WHATSAPP_APP_SECRET",
+    credential: "whatsapp-app-secret",
+};
+
+/// The token Meta echoes in the subscription handshake: `$WHATSAPP_VERIFY_TOKEN`, else
+/// `whatsapp-verify-token`.
+pub const VERIFY_TOKEN: Secret = Secret {
+    env: "WHATSAPP_VERIFY_TOKEN",
+    credential: "whatsapp-verify-token",
+};
+
 /// Where one secret may come from.
 #[derive(Debug, Clone, Copy)]
 pub struct Secret {

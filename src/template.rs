@@ -254,6 +254,41 @@ pub fn locale_for(language: &str, region: &str) -> Locale {
         .unwrap_or(Locale::POSIX)
 }
 
+/// The acknowledgement text for an applied reply, in the patient's language (else the
+/// clinic's, else English), with `{first_name}`, `{date}`, `{time}` and `{clinic}` filled in.
+pub fn ack_text(
+    acks: &std::collections::BTreeMap<String, crate::config::Acks>,
+    intent: crate::replies::Intent,
+    clinic: &Clinic,
+    patient_name: &str,
+    language: &str,
+    starts_at: DateTime<Utc>,
+) -> Option<String> {
+    let base = |l: &str| l.split('_').next().unwrap_or(l).to_string();
+    let lang = [
+        language.to_string(),
+        base(language),
+        clinic.default_language.clone(),
+        "en".to_string(),
+    ]
+    .into_iter()
+    .find(|l| acks.contains_key(l))?;
+    let text = acks[&lang].for_intent(intent)?;
+    let local = starts_at.with_timezone(&clinic.time_zone);
+    let locale = locale_for(&lang, &clinic.phone_region.to_string());
+    Some(
+        text.replace("{first_name}", first_name(patient_name))
+            .replace(
+                "{date}",
+                &local
+                    .format_localized(&clinic.date_format, locale)
+                    .to_string(),
+            )
+            .replace("{time}", &local.format(&clinic.time_format).to_string())
+            .replace("{clinic}", &clinic.display_name),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

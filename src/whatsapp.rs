@@ -518,6 +518,187 @@ pub fn pair_backoff(attempt: u32) -> Duration {
     Duration::from_secs(4u64.saturating_pow(attempt.saturating_sub(1).min(6)))
 }
 
+// ---- webhooks -------------------------------------------------------------------------------
+// Parsed tolerantly: every field optional and unknown fields ignored, because webhook shapes
+// follow the app's webhook version, set in Meta's dashboard, not ours.
+
+/// A webhook POST body.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookEnvelope {
+    /// `whatsapp_business_account`.
+    #[serde(default)]
+    pub object: String,
+    /// One entry per business account.
+    #[serde(default)]
+    pub entry: Vec<WebhookEntry>,
+}
+
+/// One `entry[]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookEntry {
+    /// The changes it carries.
+    #[serde(default)]
+    pub changes: Vec<WebhookChange>,
+}
+
+/// One `changes[]`: `field` says what `value` is.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookChange {
+    /// `messages` for messages and statuses; other fields are stored and not acted on.
+    #[serde(default)]
+    pub field: String,
+    /// The payload.
+    #[serde(default)]
+    pub value: WebhookValue,
+}
+
+/// `value` of a `messages` change.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookValue {
+    /// Inbound messages.
+    #[serde(default)]
+    pub messages: Vec<InboundMessage>,
+    /// Delivery statuses of our messages.
+    #[serde(default)]
+    pub statuses: Vec<StatusUpdate>,
+}
+
+/// An inbound message.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InboundMessage {
+    /// The message id (`wamid.…`), the key for de-duplication.
+    #[serde(default)]
+    pub id: String,
+    /// The sender's WhatsApp id (digits); absent for username-only (BSUID) senders.
+    pub from: Option<String>,
+    /// `text`, `button`, `interactive`, `image`, `reaction`, ...
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// For `text`.
+    pub text: Option<InboundText>,
+    /// For template quick-reply taps.
+    pub button: Option<InboundButton>,
+    /// For interactive replies.
+    pub interactive: Option<InboundInteractive>,
+    /// The message it replies to.
+    pub context: Option<InboundContext>,
+}
+
+/// `text` of an inbound message.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct InboundText {
+    #[serde(default)]
+    pub body: String,
+}
+
+/// `button` of a quick-reply tap.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct InboundButton {
+    #[serde(default)]
+    pub payload: String,
+    #[serde(default)]
+    pub text: String,
+}
+
+/// `interactive` of an interactive reply.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct InboundInteractive {
+    pub button_reply: Option<InboundReplyId>,
+    pub list_reply: Option<InboundReplyId>,
+}
+
+/// `button_reply` / `list_reply`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct InboundReplyId {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+}
+
+/// `context` of an inbound message.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InboundContext {
+    /// The wamid of the message replied to.
+    pub id: Option<String>,
+}
+
+/// A status of one of our messages.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StatusUpdate {
+    /// Our message's wamid.
+    #[serde(default)]
+    pub id: String,
+    /// `sent`, `delivered`, `read`, `failed` (others are ignored).
+    #[serde(default)]
+    pub status: String,
+    /// Echo of what we set: the outbox id.
+    pub biz_opaque_callback_data: Option<String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub errors: Vec<StatusError>,
+}
+
+/// One `errors[]` of a failed status.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StatusError {
+    /// Graph error code.
+    #[serde(default)]
+    pub code: i64,
+    /// Its title.
+    #[serde(default)]
+    pub title: String,
+    /// More detail.
+    pub error_data: Option<StatusErrorData>,
+}
+
+/// `error_data` of a status error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct StatusErrorData {
+    pub details: Option<String>,
+}
+
+impl InboundMessage {
+    /// What the message says, for reply understanding.
+    pub fn content(&self) -> crate::replies::Message<'_> {
+        use crate::replies::Message;
+        if let Some(b) = &self.button {
+            return Message::Button {
+                payload: &b.payload,
+            };
+        }
+        if let Some(i) = &self.interactive
+            && let Some(r) = i.button_reply.as_ref().or(i.list_reply.as_ref())
+        {
+            return Message::Button { payload: &r.id };
+        }
+        match (&self.text, self.kind.as_str()) {
+            (Some(t), _) => Message::Text { body: &t.body },
+            (None, kind) => Message::Other { kind },
+        }
+    }
+
+    /// The text kept for staff: what was typed, or the button's label and payload.
+    pub fn shown_text(&self) -> Option<String> {
+        if let Some(b) = &self.button {
+            return Some(format!("[{}] {}", b.text, b.payload));
+        }
+        if let Some(r) = self
+            .interactive
+            .as_ref()
+            .and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()))
+        {
+            return Some(format!("[{}] {}", r.title, r.id));
+        }
+        self.text.as_ref().map(|t| t.body.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

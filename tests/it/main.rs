@@ -8,3 +8,4 @@ mod listing;
 mod schema;
 mod sending;
 mod sim_api;
+mod webhook;
