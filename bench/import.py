@@ -33,7 +33,9 @@ RESULTS_DIR = BENCH_DIR / "results"
 CONFIG = ROOT / "reminders.toml"
 
 # Bump whenever the generator's output changes, so stale files in bench/data are rebuilt.
-GENERATOR_VERSION = 1
+# 2: Indian mobiles beginning with 91 are written in every style again ("91667 33140"), now
+#    that the importer reads them correctly (src/phone.rs, 7ecd733).
+GENERATOR_VERSION = 2
 SEED = 20270104
 
 DEFAULT_SIZES = [100_000, 1_000_000]
@@ -243,20 +245,41 @@ def dataset(rows: int) -> tuple[Path, dict]:
 # ---- running and timing -------------------------------------------------------------------
 
 
-def timed_wait4(cmd: list[str]) -> dict:
-    """Like timed(), with the child's user/sys CPU seconds and peak RSS from wait4()."""
+# Peak RSS comes from GNU time (%M), not from our own wait4(): Linux carries a process's
+# high-water RSS across exec, so ru_maxrss of a child forked from this Python process is never
+# below Python's own RSS (a /bin/true child of a Python holding 200 MB reports 213 MB).
+# GNU time forks the command from a small process and reports the command's own peak.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def timed_wait4(cmd: list[str], stdin: Path | None = None) -> dict:
+    """Runs cmd: wall time, user+sys CPU seconds (wait4) and peak RSS (GNU time, else None)."""
     out_f = DATA_DIR / ".stdout.tmp"
     err_f = DATA_DIR / ".stderr.tmp"
-    with out_f.open("wb") as o, err_f.open("wb") as e:
+    rss_f = DATA_DIR / ".rss.tmp"
+    rss_f.unlink(missing_ok=True)
+    full = [GNU_TIME, "-f", "%M", "-o", str(rss_f), *cmd] if GNU_TIME else cmd
+    with out_f.open("wb") as o, err_f.open("wb") as e, (
+        stdin.open("rb") if stdin else open(os.devnull, "rb")
+    ) as i:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=o, stderr=e)
+        p = subprocess.Popen(full, stdin=i, stdout=o, stderr=e)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
+    max_rss_mb = None
+    if GNU_TIME:
+        try:
+            max_rss_mb = int(rss_f.read_text().split()[-1]) / 1024  # KiB
+        except (OSError, ValueError, IndexError):
+            pass
+        rss_f.unlink(missing_ok=True)
     res = {
         "wall_s": wall,
         "cpu_s": ru.ru_utime + ru.ru_stime,
-        "max_rss_mb": ru.ru_maxrss / 1024,  # KiB on Linux
+        "user_s": ru.ru_utime,
+        "sys_s": ru.ru_stime,
+        "max_rss_mb": max_rss_mb,
         "rc": p.returncode,
         "stdout": out_f.read_bytes(),
         "stderr": err_f.read_bytes(),
@@ -307,6 +330,40 @@ def run_reminderd(binary: Path, db: Path, csv_path: Path) -> tuple[dict, dict]:
     return r, report
 
 
+def expected_e164(clinic: str, written: str) -> str:
+    """The E.164 form of a phone number as the generator writes it (see indian_phone/nyc_phone)."""
+    digits = "".join(ch for ch in written if ch.isdigit())
+    if clinic == "mumbai":
+        if written.startswith("+"):
+            return "+" + digits            # +91 98200 12345
+        if len(digits) == 11 and digits.startswith("0"):
+            return "+91" + digits[1:]      # 09820012345
+        return "+91" + digits              # 98200 12345, 9820012345, 91667 33140
+    return "+" + digits if written.startswith("+") else "+1" + digits
+
+
+def check_phones(sqlite3: str, db: Path, csv_path: Path) -> int:
+    """Every stored patient phone equals the E.164 form of what the CSV wrote. Returns the
+    number of patients whose 10-digit mobile begins with 91 (the numbers the importer once
+    misread), so a regression there cannot pass silently."""
+    want = {}
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            want[(row["clinic"], row["patient_id"])] = expected_e164(row["clinic"], row["phone"])
+    out = subprocess.run(
+        [sqlite3, "-separator", "\t", str(db),
+         "SELECT c.key, p.external_id, p.phone FROM patients p JOIN clinics c ON c.id = p.clinic_id"],
+        capture_output=True, text=True, check=True).stdout
+    got = dict(((k, e), ph) for k, e, ph in (line.split("\t") for line in out.splitlines()))
+    wrong = [(k, want.get(k), got.get(k)) for k in want.keys() | got.keys()
+             if want.get(k) != got.get(k)]
+    if wrong:
+        die(f"{len(wrong)} patient phone(s) stored wrongly; first ones (clinic/patient, "
+            f"expected, stored): {wrong[:10]}")
+    return sum(1 for (clinic, _), ph in want.items()
+               if clinic == "mumbai" and ph.startswith("+9191"))
+
+
 def summarize(runs: list[dict], rows: int) -> dict:
     walls = [r["wall_s"] for r in runs]
     med = statistics.median(walls)
@@ -318,8 +375,19 @@ def summarize(runs: list[dict], rows: int) -> dict:
         "rows_per_s": round(rows / med),
         "cpu_s": [round(r["cpu_s"], 3) for r in runs],
         "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
-        "max_rss_mb": round(max(r["max_rss_mb"] for r in runs), 1),
+        "median_user_s": round(statistics.median(r["user_s"] for r in runs), 3),
+        "median_sys_s": round(statistics.median(r["sys_s"] for r in runs), 3),
+        "max_rss_mb": max_rss(runs),
     }
+
+
+def max_rss(runs: list[dict]) -> float | None:
+    rss = [r["max_rss_mb"] for r in runs if r["max_rss_mb"] is not None]
+    return round(max(rss), 1) if rss else None
+
+
+def fmt_rss(mb: float | None) -> str:
+    return "n/a" if mb is None else f"{mb:.0f}"
 
 
 def bench_size(rows: int, runs: int, sqlite3: str, binary: Path) -> dict:
@@ -344,12 +412,16 @@ def bench_size(rows: int, runs: int, sqlite3: str, binary: Path) -> dict:
     patients = int(sqlite_scalar(sqlite3, db, "SELECT count(*) FROM patients"))
     if stored != rows:
         die(f"database holds {stored} appointments after importing {rows} rows")
+    prefix91 = check_phones(sqlite3, db, csv_path)
+    print(f"  checked: {patients:,} patient phones stored as expected, {prefix91:,} of them "
+          f"Indian mobiles beginning with 91")
 
     result = {
         "rows": rows,
         "csv": {"path": str(csv_path.relative_to(ROOT)), "bytes": meta["bytes"],
                 "sha256": meta.get("sha256")},
         "distinct_patients": patients,
+        "patients_with_91_mobiles": prefix91,
         "baseline": summarize(base, rows),
         "reminderd": summarize(subj, rows),
         "reminderd_report": report,
@@ -440,16 +512,16 @@ def print_table(results: list[dict], cores: int, sqlite_version: str) -> None:
         b, s = r["baseline"], r["reminderd"]
         body.append([f"{r['rows']:,}", "sqlite3 .import", f"{b['median_s']:.3f}", "",
                      f"{b['min_s']:.3f}", "", f"{b['rows_per_s']:,}", f"{b['median_cpu_s']:.2f}",
-                     f"{b['max_rss_mb']:.0f}"])
+                     fmt_rss(b['max_rss_mb'])])
         body.append([f"{r['rows']:,}", "reminderd import", f"{b['median_s']:.3f}",
                      f"{s['median_s']:.3f}", f"{s['min_s']:.3f}", f"{r['ratio']:.2f}x",
-                     f"{s['rows_per_s']:,}", f"{s['median_cpu_s']:.2f}", f"{s['max_rss_mb']:.0f}"])
+                     f"{s['rows_per_s']:,}", f"{s['median_cpu_s']:.2f}", fmt_rss(s['max_rss_mb'])])
         if "reimport" in r:
             x = r["reimport"]
             body.append([f"{r['rows']:,}", "re-import, unchanged", f"{b['median_s']:.3f}",
                          f"{x['median_s']:.3f}", f"{x['min_s']:.3f}", f"{x['ratio']:.2f}x",
                          f"{x['rows_per_s']:,}", f"{x['median_cpu_s']:.2f}",
-                         f"{x['max_rss_mb']:.0f}"])
+                         fmt_rss(x['max_rss_mb'])])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
     fmt = lambda row: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
                                 for i, (c, w) in enumerate(zip(row, widths)))
@@ -464,6 +536,7 @@ def print_table(results: list[dict], cores: int, sqlite_version: str) -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                     help="comma-separated row counts (default: 100000,1000000)")
@@ -489,6 +562,10 @@ def main() -> None:
     sqlite_version = subprocess.run([sqlite3, "--version"], capture_output=True,
                                     text=True).stdout.strip()
     binary = build()
+    # The commit and tree the binary was built from (others may commit while this runs).
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    # Uncommitted changes to tracked files outside bench/: the binary is not exactly `commit`.
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 0
@@ -496,12 +573,11 @@ def main() -> None:
     results = [bench_size(n, runs_override or default_runs(n), sqlite3, binary) for n in sizes]
 
     print_table(results, cores, sqlite_version)
-    status = git("status", "--porcelain", "--untracked-files=no")
     out = {
         "benchmark": "import",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git("rev-parse", "--short", "HEAD") or "unknown",
-        "git_tracked_changes": bool(status) if status is not None else None,
+        "git_commit": commit,
+        "uncommitted_changes_outside_bench": bool(status) if status is not None else None,
         "command": "python3 bench/import.py " + " ".join(sys.argv[1:]),
         "machine": {
             "cpu_count": cores,
@@ -510,13 +586,15 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "sqlite3_shell_version": sqlite_version,
+        "peak_rss_from": "GNU time %M" if GNU_TIME else None,
         "reminderd_libsqlite3_sys": bundled_sqlite(),
         "generator": {"version": GENERATOR_VERSION, "seed": SEED},
         "baseline_command": "sqlite3 DB '.mode csv' '.import FILE t'",
         "subject_command": "reminderd --config reminders.toml --db DB import FILE --json",
         "results": results,
     }
-    path = RESULTS_DIR / "import.json"
+    # A smoke test must not overwrite the real figures.
+    path = RESULTS_DIR / ("import-quick.json" if args.quick else "import.json")
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"results written to {path.relative_to(ROOT)}")
 

@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+"""Dispatch-throughput benchmark for reminderd: `reminderd send --once` against the Cloud API
+simulator answering after 100 ms, at rate caps of 80 and 1000 messages/s.
+
+Standard library only. Run from anywhere:
+
+    python3 bench/dispatch.py                     # caps 80 (800 msgs) and 1000 (10,000), 3 runs
+    python3 bench/dispatch.py --runs 5
+    python3 bench/dispatch.py --caps 80 --max-in-flight 64   # a non-default max_in_flight
+    python3 bench/dispatch.py --quick             # cap 80, 160 messages, 1 run: CI smoke test
+
+Per cap and run: a fresh database, N reminders for N distinct patients with distinct numbers,
+`plan` (must leave exactly N pending), a fresh simulator, then `send --once` timed (wall, CPU
+user+sys, peak RSS). The simulator's log must hold exactly N messages, each outbox id
+(biz_opaque_callback_data) exactly once. From the simulator's received_at stamps:
+
+    achieved rate   = (N - 1) / (last - first)       goal: achieved / cap >= 0.95
+    max in 1 s      = most messages in any sliding 1-second window   must be <= cap
+    stalls          = gaps between consecutive arrivals longer than 5 periods (1/cap) and the
+                      time they add over the ideal spacing: where the shortfall goes.
+
+Results go to bench/results/dispatch.json (bench/results/dispatch-quick.json with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+CONFIG = ROOT / "reminders.toml"
+
+GOAL = 0.95
+LATENCY_MS = 100
+SEND_SECONDS = 10  # N = cap * SEND_SECONDS: at least 10 s of sending at the cap
+DEFAULT_CAPS = [80, 1000]
+DEFAULT_RUNS = 3
+QUICK_CAP, QUICK_N = 80, 160
+SEED = 20270310
+TOKEN = "sim-token"
+
+# Every appointment is in Mumbai on Wednesday 10 March 2027 between 12:00 and 17:59 local.
+# At --now = Tuesday 9 March 20:00 IST (14:30Z) each one's day-before reminder (same local
+# time the day before, latest 4 h before the start) is due — its send_at lies between 12:00
+# and 17:59 on the 9th — and the same-day one (2 h before) is not. 20:00 is outside the
+# clinic's quiet hours (21:00-08:00) in any case; the copied config drops them anyway.
+APPT_DATE = "2027-03-10"
+NOW = "2027-03-09T14:30:00Z"
+CLINIC = "mumbai"
+HEADER = ("appointment_id,patient_id,patient_name,phone,language,date,time,duration_min,"
+          "provider,clinic,status")
+FIRST = "Aarav Vihaan Aditya Arjun Rohan Priya Ananya Sneha Pooja Kavya Meera Farhan".split()
+LAST = "Sharma Patil Gupta Kulkarni Singh Rao Joshi Shah Mehta Iyer Nair Desai".split()
+
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def die(msg: str, code: int = 1) -> None:
+    print(f"bench/dispatch.py: error: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+# ---- inputs -------------------------------------------------------------------------------
+
+
+def write_config(path: Path, cap: int, max_in_flight: int | None) -> str:
+    """The repo's reminders.toml with the cap set, nothing that could hold a message, and no
+    booking confirmations (so exactly one message per appointment is due). Returns the text."""
+    text = CONFIG.read_text()
+    out, section, seen_rate = [], "", False
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("["):
+            section = s
+        if re.match(r"quiet_hours\s*=", s):
+            continue
+        if re.match(r"max_import_age\s*=", s):
+            line = 'max_import_age = "3650d"'
+        elif section == "[whatsapp]" and re.match(r"#?\s*max_in_flight\s*=", s):
+            line = f"max_in_flight = {max_in_flight}" if max_in_flight else line
+        elif section == "[whatsapp]" and re.match(r"rate_limit_per_sec\s*=", s):
+            line, seen_rate = f"rate_limit_per_sec = {cap}", True
+        elif section == "[booking_confirmation]" and re.match(r"enabled\s*=", s):
+            line = "enabled = false"
+        out.append(line)
+    if not seen_rate:
+        die(f"{CONFIG} has no [whatsapp] rate_limit_per_sec line to edit")
+    text = "\n".join(out) + "\n"
+    if max_in_flight and f"max_in_flight = {max_in_flight}" not in text:
+        die(f"{CONFIG} has no (commented) max_in_flight line under [whatsapp] to edit")
+    path.write_text(text)
+    return text
+
+
+def phones(n: int) -> list[str]:
+    """n distinct Indian mobiles, 98xxx xxxxx (all inside libphonenumber's IN mobile range)."""
+    rng = random.Random(SEED)
+    nums = rng.sample(range(100_000_000), n)
+    return [f"98{x:08d}" for x in nums]
+
+
+def write_csv(path: Path, n: int) -> None:
+    rng = random.Random(SEED + n)
+    lines = [HEADER]
+    for i, ph in enumerate(phones(n)):
+        minute = i % 360  # 12:00 .. 17:59
+        name = f"{FIRST[rng.randrange(len(FIRST))]} {LAST[rng.randrange(len(LAST))]}"
+        lines.append(
+            f"BENCH-{i + 1:06d},BP-{i + 1:06d},{name},{ph[:5]} {ph[5:]},en,{APPT_DATE},"
+            f"{12 + minute // 60:02d}:{minute % 60:02d},15,Dr. Mehta,{CLINIC},booked")
+    path.write_text("\n".join(lines) + "\n")
+
+
+# ---- processes ----------------------------------------------------------------------------
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["WHATSAPP_ACCESS_TOKEN"] = TOKEN
+    e.pop("RUST_LOG", None)
+    return e
+
+
+def run_json(cmd: list[str], what: str, extra_env: dict | None = None) -> dict:
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**env(), **(extra_env or {})})
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        out = None
+    if p.returncode != 0 or not isinstance(out, dict):
+        die(f"{what} exited {p.returncode}:\n{p.stderr[-2000:]}\n{p.stdout[-2000:]}")
+    return out
+
+
+def timed(cmd: list[str], extra_env: dict, workdir: Path) -> dict:
+    """Runs cmd: wall time, user+sys CPU (wait4: the GNU time wrapper reaps the command, so
+    its rusage includes it; time's own is negligible) and the command's peak RSS (GNU time)."""
+    rss_f = workdir / "rss.txt"
+    full = [GNU_TIME, "-f", "%M", "-o", str(rss_f), *cmd] if GNU_TIME else cmd
+    with (workdir / "send.out").open("wb") as o, (workdir / "send.err").open("wb") as e:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(full, stdout=o, stderr=e, stdin=subprocess.DEVNULL,
+                             env={**env(), **extra_env})
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    rss = None
+    if GNU_TIME:
+        try:
+            rss = int(rss_f.read_text().split()[-1]) / 1024
+        except (OSError, ValueError, IndexError):
+            pass
+    return {
+        "rc": os.waitstatus_to_exitcode(status),
+        "wall_s": wall,
+        "user_s": ru.ru_utime,
+        "sys_s": ru.ru_stime,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "max_rss_mb": rss,
+        "stdout": (workdir / "send.out").read_text(errors="replace"),
+        "stderr": (workdir / "send.err").read_text(errors="replace"),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Simulator:
+    def __init__(self, binary: Path, config: Path, workdir: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / "sim.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(binary), "--config", str(config), "simulate", "--listen",
+             f"127.0.0.1:{self.port}", "--latency-ms", str(LATENCY_MS), "--pair-limit-secs", "0"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env())
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                die(f"the simulator exited {self.proc.returncode}: "
+                    f"{(workdir / 'sim.log').read_text(errors='replace')[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    die(f"the simulator did not listen on port {self.port} within 10 s")
+                time.sleep(0.02)
+
+    def messages(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.base}/_sim/messages", timeout=60) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# ---- analysis -----------------------------------------------------------------------------
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def unix_ns(s: str) -> int:
+    """RFC 3339 to integer nanoseconds (chrono writes up to 9 fraction digits, more than
+    datetime keeps)."""
+    m = _RFC3339.match(s)
+    if not m:
+        die(f"simulator received_at is not RFC 3339: {s!r}")
+    base = dt.datetime.fromisoformat(m[1] + ("+00:00" if m[3] == "Z" else m[3]))
+    frac = (m[2] or "0")[:9].ljust(9, "0")
+    return int(base.timestamp()) * 1_000_000_000 + int(frac)
+
+
+def window_counts(ts: list[int], width_ns: int = 1_000_000_000) -> list[int]:
+    """For each stamp t, how many stamps fall in the half-open window [t, t + width). The
+    busiest window of any placement starts at a stamp, so the maximum of these is the most
+    messages in any window of that width."""
+    return [bisect.bisect_left(ts, t + width_ns, lo=i) - i for i, t in enumerate(ts)]
+
+
+def max_in_window(ts: list[int], width_ns: int = 1_000_000_000) -> int:
+    return max(window_counts(ts, width_ns), default=0)
+
+
+def excess_diagnostics(ts: list[int], cap: int) -> dict:
+    """Where 1-second windows exceed the cap, and how much timing jitter explains it: the
+    smallest shortening of the window (in ms) at which no window holds more than the cap.
+    The limiter admits at most the cap in any second at the *sender*; stamps are taken at the
+    simulator after its latency sleep, so a few ms of differential delay can push a window
+    over."""
+    counts = window_counts(ts)
+    over = [i for i, c in enumerate(counts) if c > cap]
+    out = {"windows_over_cap": len(over), "first_over_cap_at_s": None, "fits_if_shortened_ms": 0}
+    if not over:
+        return out
+    out["first_over_cap_at_s"] = round((ts[over[0]] - ts[0]) / 1e9, 3)
+    for ms in (1, 2, 3, 5, 10, 20, 50, 100):
+        if max_in_window(ts, 1_000_000_000 - ms * 1_000_000) <= cap:
+            out["fits_if_shortened_ms"] = ms
+            break
+    else:
+        out["fits_if_shortened_ms"] = None
+    return out
+
+
+def analyse(ts: list[int], cap: int) -> dict:
+    n = len(ts)
+    span = (ts[-1] - ts[0]) / 1e9
+    period = 1.0 / cap
+    gaps = [(ts[i + 1] - ts[i]) / 1e9 for i in range(n - 1)]
+    stall_at = [i + 1 for i, g in enumerate(gaps) if g > 5 * period]  # index of the message after
+    stall_gaps = [gaps[i - 1] for i in stall_at]
+    ideal = (n - 1) * period
+    intervals = [b - a for a, b in zip(stall_at, stall_at[1:])]
+    return {
+        "span_s": span,
+        "achieved_per_s": (n - 1) / span if span > 0 else None,
+        "ratio": (n - 1) / span / cap if span > 0 else None,
+        "max_in_1s": max_in_window(ts),
+        **excess_diagnostics(ts, cap),
+        "ideal_span_s": ideal,
+        "lost_s": span - ideal,
+        "stalls": len(stall_at),
+        "stall_s_total": sum(stall_gaps),
+        "stall_excess_s": sum(g - period for g in stall_gaps),
+        "stall_ms_median": statistics.median(stall_gaps) * 1e3 if stall_gaps else None,
+        "messages_between_stalls": (statistics.median(intervals) if intervals else None),
+        "first_stalls_after_message": stall_at[:5],
+        "gap_ms_median": statistics.median(gaps) * 1e3 if gaps else None,
+    }
+
+
+# ---- one run ------------------------------------------------------------------------------
+
+
+def one_run(binary: Path, cap: int, n: int, max_in_flight: int | None, tmp: Path) -> dict:
+    work = tmp / f"cap{cap}-{time.monotonic_ns()}"
+    work.mkdir()
+    cfg, db, csv_path = work / "reminders.toml", work / "bench.db", work / "schedule.csv"
+    write_config(cfg, cap, max_in_flight)
+    write_csv(csv_path, n)
+    base = [str(binary), "--config", str(cfg), "--db", str(db)]
+
+    p = subprocess.run([*base, "import", str(csv_path)], capture_output=True, text=True,
+                       env=env())
+    if p.returncode != 0:
+        die(f"import exited {p.returncode}:\n{p.stderr[-2000:]}\n{p.stdout[-2000:]}")
+    planned = run_json([*base, "plan", "--now", NOW, "--json"], "plan")
+    if planned.get("pending") != n:
+        die(f"plan --now {NOW} left {planned.get('pending')} pending, expected {n}: {planned}")
+
+    sim = Simulator(binary, cfg, work)
+    try:
+        r = timed([*base, "send", "--once", "--now", NOW, "--json"],
+                  {"REMINDERD_API_BASE": sim.base}, work)
+        msgs = sim.messages()
+    finally:
+        sim.stop()
+    if r["rc"] != 0:
+        die(f"send --once exited {r['rc']}:\n{r['stderr'][-2000:]}\n{r['stdout'][-2000:]}")
+    try:
+        report = json.loads(r["stdout"])
+    except ValueError:
+        die(f"send --once --json printed no JSON: {r['stdout'][-2000:]}")
+    if report.get("sent") != n:
+        die(f"send --once reported {report}, expected sent = {n}")
+    if len(msgs) != n:
+        die(f"the simulator accepted {len(msgs)} messages, expected {n}")
+    callbacks = [m["body"].get("biz_opaque_callback_data") for m in msgs]
+    if len(set(callbacks)) != n or None in callbacks:
+        dup = len(callbacks) - len(set(callbacks))
+        die(f"{dup} outbox id(s) sent more than once (or without biz_opaque_callback_data)")
+    ts = [unix_ns(m["received_at"]) for m in msgs]
+    if ts != sorted(ts):
+        ts.sort()
+    a = analyse(ts, cap)
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "n": n,
+        "wall_s": r["wall_s"],
+        "user_s": r["user_s"],
+        "sys_s": r["sys_s"],
+        "cpu_s": r["cpu_s"],
+        "cpu_s_per_1000": r["cpu_s"] / n * 1000,
+        "max_rss_mb": r["max_rss_mb"],
+        "report": report,
+        "plan": planned,
+        **a,
+    }
+
+
+def effective_max_in_flight(cap: int, override: int | None) -> int:
+    # src/config.rs: rate_limit_per_sec / 4, clamped to [4, 256], unless max_in_flight is set.
+    return override if override else min(max(cap // 4, 4), 256)
+
+
+def limiter_params(cap: int) -> dict:
+    """Mirror of src/dispatch.rs quota_for(): GCRA with a burst of cap/50 (at least 1) and a
+    replenish rate lowered by the burst and by 1% headroom (at least 1) for arrival jitter, so
+    that burst + steady < cap. In steady state the limiter admits `steady` per second: that,
+    not the cap, is the ceiling for achieved/cap."""
+    burst = max(cap // 50, 1)
+    headroom = max(cap // 100, 1)
+    steady = max(cap - burst - headroom, 1)
+    return {"burst": burst, "steady_per_s": steady, "steady_ratio": steady / cap}
+
+
+def summarize(runs: list[dict]) -> dict:
+    def stat(key):
+        vals = [r[key] for r in runs if r[key] is not None]
+        if not vals:
+            return None
+        return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+
+    return {k: stat(k) for k in ("ratio", "achieved_per_s", "max_in_1s", "cpu_s_per_1000",
+                                 "wall_s", "cpu_s", "max_rss_mb", "span_s", "lost_s",
+                                 "stalls", "stall_excess_s", "stall_ms_median", "windows_over_cap",
+                                 "messages_between_stalls")}
+
+
+# ---- environment --------------------------------------------------------------------------
+
+
+def build() -> Path:
+    print("building: cargo build --release --locked", flush=True)
+    try:
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    except FileNotFoundError:
+        die("cargo is not on PATH", 2)
+    except subprocess.CalledProcessError as e:
+        die(f"cargo build --release --locked failed (exit {e.returncode})", 2)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    if not target.is_absolute():
+        target = ROOT / target
+    binary = target / "release" / "reminderd"
+    if not binary.exists():
+        die(f"build succeeded but {binary} does not exist", 2)
+    return binary
+
+
+def git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (subprocess.CalledProcessError, OSError):
+        return None
+
+
+def fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_table(results: list[dict], cores: int) -> None:
+    head = ["cap", "in-flight", "N", "runs", "ceiling", "achieved/s", "achieved/cap", "min..max",
+            "max in 1s", "cpu s/1000", "wall s", "peak RSS MB", "stalls", "stall ms", "verdict"]
+    body = []
+    for r in results:
+        s = r["summary"]
+        ratio = s["ratio"]
+        ok = ratio["min"] >= GOAL and s["max_in_1s"]["max"] <= r["cap"]
+        body.append([
+            str(r["cap"]), str(r["max_in_flight"]), f"{r['n']:,}", str(len(r["runs"])),
+            f"{r['limiter']['steady_ratio']:.3f}",
+            fmt(s["achieved_per_s"]["median"], ".1f"), fmt(ratio["median"], ".3f"),
+            f"{ratio['min']:.3f}..{ratio['max']:.3f}",
+            f"{s['max_in_1s']['median']:.0f} (max {s['max_in_1s']['max']:.0f})",
+            fmt(s["cpu_s_per_1000"]["median"], ".3f"), fmt(s["wall_s"]["median"], ".2f"),
+            fmt(s["max_rss_mb"]["median"] if s["max_rss_mb"] else None, ".1f"),
+            fmt(s["stalls"]["median"], ".0f"),
+            fmt(s["stall_ms_median"]["median"] if s["stall_ms_median"] else None, ".0f"),
+            "ok" if ok else ("OVER CAP" if s["max_in_1s"]["max"] > r["cap"] else "BELOW GOAL"),
+        ])
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
+    line = lambda row: "  ".join(c.rjust(w) for c, w in zip(row, widths))  # noqa: E731
+    print()
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for row in body:
+        print(line(row))
+    print(f"\ncores: {cores}   simulator latency: {LATENCY_MS} ms   goal: achieved/cap >= {GOAL} "
+          "and max in any 1 s window <= cap\n(median over runs; achieved = (N-1)/(last-first "
+          "arrival); ceiling = the limiter's steady rate / cap; cpu = user+sys of\n`send "
+          "--once`; stalls = arrival gaps > 5/cap, stall ms = their median length)")
+
+
+def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--caps", type=int, nargs="+", default=DEFAULT_CAPS,
+                    help="rate caps, messages/s (default: 80 1000)")
+    ap.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="runs per cap (default: 3)")
+    ap.add_argument("--messages", type=int, default=None,
+                    help=f"messages per run (default: {SEND_SECONDS} s at the cap)")
+    ap.add_argument("--max-in-flight", type=int, default=None,
+                    help="set [whatsapp] max_in_flight (default: reminderd's, cap/4 in [4, 256])")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"cap {QUICK_CAP}, {QUICK_N} messages, 1 run (smoke test)")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="results file (default: bench/results/dispatch.json, "
+                         "dispatch-quick.json with --quick)")
+    args = ap.parse_args()
+    if args.quick:
+        args.caps, args.runs, args.messages = [QUICK_CAP], 1, QUICK_N
+    if args.runs < 1 or any(c < 1 or c > 1000 for c in args.caps):
+        die("--runs must be >= 1 and each cap in 1..1000", 2)
+    if args.messages is not None and args.messages < 2:
+        die("--messages must be at least 2 (the rate is measured between arrivals)", 2)
+
+    if args.no_build:
+        binary = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/reminderd"
+        if not binary.is_absolute():
+            binary = ROOT / binary
+        if not binary.exists():
+            die(f"{binary} does not exist; build it or drop --no-build", 2)
+    else:
+        binary = build()
+    cores = os.cpu_count() or 0
+
+    results = []
+    config_text = None
+    with tempfile.TemporaryDirectory(prefix="reminderd-dispatch-") as tmp:
+        tmp = Path(tmp)
+        for cap in args.caps:
+            n = args.messages or cap * SEND_SECONDS
+            mif = effective_max_in_flight(cap, args.max_in_flight)
+            print(f"cap {cap}/s: {n:,} messages, max_in_flight {mif}"
+                  f"{' (default)' if not args.max_in_flight else ''}, {args.runs} run(s)")
+            runs = []
+            for i in range(args.runs):
+                r = one_run(binary, cap, n, args.max_in_flight, tmp)
+                runs.append(r)
+                print(f"  run {i + 1}: achieved {r['achieved_per_s']:.1f}/s = "
+                      f"{r['ratio']:.3f} of cap, max {r['max_in_1s']} in 1 s, wall "
+                      f"{r['wall_s']:.2f}s, cpu {r['cpu_s']:.2f}s "
+                      f"({r['cpu_s_per_1000']:.3f} s/1000), {r['stalls']} stalls "
+                      f"adding {r['stall_excess_s']:.2f}s"
+                      + (f"; {r['windows_over_cap']} window(s) over the cap, first at "
+                         f"+{r['first_over_cap_at_s']}s, none if windows were "
+                         f"{r['fits_if_shortened_ms']} ms shorter"
+                         if r["windows_over_cap"] else ""))
+            results.append({"cap": cap, "n": n, "max_in_flight": mif,
+                            "max_in_flight_default": not args.max_in_flight,
+                            "limiter": limiter_params(cap), "summary": summarize(runs),
+                            "runs": runs})
+        config_text = write_config(tmp / "shown.toml", args.caps[0], args.max_in_flight)
+
+    print_table(results, cores)
+    status = git("status", "--porcelain")
+    out = {
+        "benchmark": "dispatch",
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty_paths": status.splitlines() if status else [],
+        "machine": {"cores": cores, "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "method": {
+            "latency_ms": LATENCY_MS, "goal_ratio": GOAL, "now": NOW,
+            "appointments": f"{CLINIC}, {APPT_DATE} 12:00-17:59 local, one per patient",
+            "messages": "day-before reminders only (booking confirmations off)",
+            "simulator": f"--latency-ms {LATENCY_MS} --pair-limit-secs 0, no --max-per-sec",
+            "achieved": "(N-1)/(last received_at - first received_at)",
+            "max_in_1s": "most received_at stamps in any [t, t+1s) window",
+            "cpu": "user+sys of `send --once` (wait4)", "rss": "GNU time %M",
+            "stalls": "consecutive arrivals more than 5/cap apart",
+        },
+        "config": {
+            "changes": ["[whatsapp] rate_limit_per_sec = CAP", "quiet_hours removed",
+                        'max_import_age = "3650d"', "[booking_confirmation] enabled = false"]
+            + ([f"max_in_flight = {args.max_in_flight}"] if args.max_in_flight else []),
+            f"text_for_cap_{args.caps[0]}": config_text,
+        },
+        "results": results,
+    }
+    path = args.output or RESULTS_DIR / ("dispatch-quick.json" if args.quick else "dispatch.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,909 @@
+#!/usr/bin/env python3
+"""Webhook-ingest benchmark for reminderd: signed POST /webhook bodies (delivery statuses and
+patients' text replies) against `reminderd serve` on loopback, with the same server's
+GET /healthz under the same load generator as the baseline.
+
+Standard library only. Run from anywhere:
+
+    python3 bench/webhook.py                  # 3 runs: 16 and 64 connections, 200 req/s
+    python3 bench/webhook.py --runs 5 --duration 20
+    python3 bench/webhook.py --perf           # also profile the server (perf record) once
+    python3 bench/webhook.py --quick          # a few seconds: CI smoke test
+
+Database: N patients (20,000; 300 with --quick), one appointment each 2-6 days ahead in Mumbai
+(real clock), imported with `reminderd import`, each with a sent day-before reminder in the
+outbox (wamid 'wamid.b<appointment id>'). The prepared file is copied afresh for every server
+session, so every session starts from the same state.
+
+Payload mix (one message per body, compact JSON as Meta sends it, signed with
+X-Hub-Signature-256): 70% status updates, 30% inbound text replies. Statuses walk the outbox
+rows in a shuffled order, 'delivered' first and then 'read', so each one moves a row forward
+(after 2N statuses they would be stale; the run says so). Replies come from existing patients,
+each patient at most once per session (after N they would repeat), each with a unique
+message id; texts: yes/ok/haan (confirm) 70%, no (cancel) 10%, 3 (reschedule) 10%, a question
+(needs staff) 10%.
+
+Load generator: one asyncio process, raw HTTP/1.1 keep-alive connections, one request in
+flight per connection, requests pre-built (and pre-signed) before the clock starts.
+  closed loop  C connections each sending its next request as soon as the previous answer
+               arrives, for D seconds; then in-flight requests finish: every request sent is
+               answered and counted.  throughput = answers / elapsed.
+  open loop    R requests/s on a fixed schedule for D seconds (32 connections); latency is
+               measured from the scheduled send time, so queueing counts (no coordinated
+               omission).
+Per session (one server, one fresh database): 0.5 s of /healthz warm-up, then the /healthz
+phase, then the /webhook phase at the same concurrency or rate.
+
+Every answer must be 200. After each session the database must hold exactly the bodies sent
+(inbound_events, compared by sha256, every one with outcome 'applied'), one `replies` row per
+reply sent with the expected outcome (applied for confirm/cancel/reschedule, needs_staff for
+the question), and outbox states matching the statuses sent. Any failure exits non-zero.
+
+Also measured: a raw SQLite floor (Python's sqlite3 inserting the same bodies into a bare
+table, WAL, synchronous=NORMAL, one transaction per body; and insert + update as two
+transactions, which is what reminderd's record_event/finish_event amount to).
+
+Results go to bench/results/webhook.json (bench/results/webhook-quick.json with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+CONFIG = ROOT / "reminders.toml"
+
+SECRET = "bench-app-secret"
+VERIFY = "bench-verify-token"
+SEED = 20270405
+N_PATIENTS, QUICK_N = 20_000, 300
+DURATION, QUICK_DURATION = 10.0, 1.0
+CONCURRENCIES, QUICK_CONCURRENCIES = [16, 64], [16]
+RATE, OPEN_LOOP_CONNS = 200, 32
+RUNS = 3
+STATUS_SHARE = 0.7
+SQLITE_FLOOR_N, QUICK_SQLITE_FLOOR_N = 20_000, 500
+WARMUP_S = 0.5
+CLINIC = "mumbai"
+TZ_IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+PHONE_NUMBER_ID = "106540352242922"
+WABA_ID = "102290129340398"
+HEADER = ("appointment_id,patient_id,patient_name,phone,language,date,time,duration_min,"
+          "provider,clinic,status")
+FIRST = "Aarav Vihaan Aditya Arjun Rohan Priya Ananya Sneha Pooja Kavya Meera Farhan".split()
+LAST = "Sharma Patil Gupta Kulkarni Singh Rao Joshi Shah Mehta Iyer Nair Desai".split()
+# (text, intent, expected replies.outcome, weight)
+REPLY_TEXTS = [
+    ("yes", "confirm", "applied", 50),
+    ("Ok 👍", "confirm", "applied", 10),
+    ("haan", "confirm", "applied", 10),
+    ("no", "cancel", "applied", 10),
+    ("3", "reschedule", "applied", 10),
+    ("Is there parking near the clinic?", "unknown", "needs_staff", 10),
+]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def die(msg: str, code: int = 1) -> None:
+    print(f"bench/webhook.py: error: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (subprocess.CalledProcessError, OSError):
+        return None
+
+
+def build() -> Path:
+    print("building: cargo build --release --locked", flush=True)
+    try:
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    except FileNotFoundError:
+        die("cargo is not on PATH", 2)
+    except subprocess.CalledProcessError as e:
+        die(f"cargo build --release --locked failed (exit {e.returncode})", 2)
+    return binary_path(must_exist=True)
+
+
+def binary_path(must_exist: bool) -> Path:
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    if not target.is_absolute():
+        target = ROOT / target
+    binary = target / "release" / "reminderd"
+    if must_exist and not binary.exists():
+        die(f"{binary} does not exist; build it or drop --no-build", 2)
+    return binary
+
+
+def server_env() -> dict:
+    e = dict(os.environ)
+    e.pop("RUST_LOG", None)  # reminderd's default level (warn), as in production
+    e["WHATSAPP_APP_SECRET"] = SECRET
+    e["WHATSAPP_VERIFY_TOKEN"] = VERIFY
+    return e
+
+
+# ---- the database -------------------------------------------------------------------------
+
+
+def phones(n: int) -> list[str]:
+    """n distinct Indian mobiles 98xxxxxxxx (inside libphonenumber's IN mobile range)."""
+    rng = random.Random(SEED)
+    return [f"98{x:08d}" for x in rng.sample(range(100_000_000), n)]
+
+
+def write_csv(path: Path, n: int) -> None:
+    rng = random.Random(SEED + n)
+    today = dt.datetime.now(TZ_IST).date()
+    lines = [HEADER]
+    for i, ph in enumerate(phones(n)):
+        day = today + dt.timedelta(days=2 + i % 5)  # 2..6 days ahead: replies apply
+        minute = (i // 5) % 540  # 09:00 .. 17:59
+        name = f"{FIRST[rng.randrange(len(FIRST))]} {LAST[rng.randrange(len(LAST))]}"
+        lines.append(
+            f"WH-{i + 1:06d},WP-{i + 1:06d},{name},{ph[:5]} {ph[5:]},en,{day.isoformat()},"
+            f"{9 + minute // 60:02d}:{minute % 60:02d},15,Dr. Mehta,{CLINIC},booked")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def prepare_template(binary: Path, tmp: Path, n: int) -> tuple[Path, list[tuple[int, str, str]]]:
+    """Imports n appointments, marks each reminded; returns the db and (outbox id, wamid,
+    patient wa_id) per row."""
+    csv_path, db = tmp / "appointments.csv", tmp / "template.db"
+    write_csv(csv_path, n)
+    p = subprocess.run([str(binary), "--config", str(tmp / "reminders.toml"), "--db", str(db),
+                        "import", str(csv_path), "--json"],
+                       capture_output=True, text=True, env=server_env())
+    if p.returncode != 0:
+        die(f"reminderd import exited {p.returncode}:\n{p.stderr[-2000:]}\n{p.stdout[-2000:]}")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, "
+            "template, state, wamid, attempts, sent_at, created_at, updated_at) "
+            "SELECT id, 'reminder', 'day-before', starts_at, starts_at - 86400, "
+            "starts_at - 14400, 'reminder', 'sent', 'wamid.b' || id, 1, starts_at - 86400, 0, 0 "
+            "FROM appointments")
+    rows = conn.execute(
+        "SELECT o.id, o.wamid, substr(p.phone, 2) FROM outbox o "
+        "JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id "
+        "ORDER BY o.id").fetchall()
+    booked = conn.execute("SELECT count(*) FROM appointments WHERE status = 'booked' "
+                          "AND starts_at > strftime('%s','now') + 86400").fetchone()[0]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    if len(rows) != n or booked != n:
+        die(f"prepared database has {len(rows)} reminded rows and {booked} future bookings, "
+            f"expected {n}")
+    return db, rows
+
+
+# ---- the workload -------------------------------------------------------------------------
+
+
+def envelope(value: dict) -> dict:
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}]}
+
+
+def sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Workload:
+    """The session's sequence of signed webhook requests, built ahead; counts what was taken
+    (every request taken is sent)."""
+
+    def __init__(self, rows: list[tuple[int, str, str]], tag: str, port: int, seed: int) -> None:
+        self.rows, self.tag, self.n = rows, tag, len(rows)
+        self.host = f"127.0.0.1:{port}".encode()
+        rng = random.Random(seed)
+        self.rng = rng
+        self.status_order = list(range(self.n))
+        rng.shuffle(self.status_order)
+        self.reply_order = list(range(self.n))
+        rng.shuffle(self.reply_order)
+        self.weights = [t[3] for t in REPLY_TEXTS]
+        self.statuses = self.replies = 0
+        self.built: list[tuple[str, bytes, bytes, dict]] = []
+        self.taken = 0
+
+    def _make(self) -> tuple[str, bytes, bytes, dict]:
+        ts = str(int(time.time()))
+        if self.rng.random() < STATUS_SHARE:
+            k = self.statuses
+            self.statuses += 1
+            lap = k // self.n
+            oid, wamid, wa_id = self.rows[self.status_order[k % self.n]]
+            st = "delivered" if lap == 0 else "read"
+            value = {"messaging_product": "whatsapp",
+                     "metadata": {"display_phone_number": "15550000000",
+                                  "phone_number_id": PHONE_NUMBER_ID},
+                     "statuses": [{"id": wamid, "status": st, "timestamp": ts,
+                                   "recipient_id": wa_id,
+                                   "conversation": {"id": f"conv{oid}",
+                                                    "origin": {"type": "utility"}},
+                                   "pricing": {"billable": True, "pricing_model": "PMP",
+                                               "category": "utility"},
+                                   "biz_opaque_callback_data": str(oid)}]}
+            meta = {"kind": "status", "row": oid, "status": st, "stale": lap >= 2}
+        else:
+            k = self.replies
+            self.replies += 1
+            oid, _, wa_id = self.rows[self.reply_order[k % self.n]]
+            text, intent, outcome, _ = self.rng.choices(REPLY_TEXTS, self.weights)[0]
+            mid = f"wamid.in.{self.tag}.{k:08d}"
+            value = {"messaging_product": "whatsapp",
+                     "metadata": {"display_phone_number": "15550000000",
+                                  "phone_number_id": PHONE_NUMBER_ID},
+                     "contacts": [{"profile": {"name": "Patient"}, "wa_id": wa_id}],
+                     "messages": [{"from": wa_id, "id": mid, "timestamp": ts, "type": "text",
+                                   "text": {"body": text}}]}
+            meta = {"kind": "reply", "row": oid, "id": mid, "intent": intent,
+                    "outcome": outcome, "repeat": k >= self.n}
+        body = json.dumps(envelope(value), separators=(",", ":"), ensure_ascii=False).encode()
+        req = (b"POST /webhook HTTP/1.1\r\nHost: " + self.host
+               + b"\r\nContent-Type: application/json\r\nX-Hub-Signature-256: "
+               + sign(body).encode() + b"\r\nContent-Length: " + str(len(body)).encode()
+               + b"\r\n\r\n" + body)
+        return meta["kind"], req, body, meta
+
+    def prebuild(self, count: int) -> None:
+        while len(self.built) < count:
+            self.built.append(self._make())
+
+    def take(self) -> bytes:
+        if self.taken >= len(self.built):  # ran past the pre-built pool: build on the fly
+            self.built.append(self._make())
+        self.taken += 1
+        return self.built[self.taken - 1][1]
+
+    def sent(self) -> list[tuple[str, bytes, bytes, dict]]:
+        return self.built[:self.taken]
+
+
+def healthz_source(port: int):
+    req = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    return lambda: req
+
+
+# ---- the load generator -------------------------------------------------------------------
+
+
+class Conn(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, one request at a time."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.fut: asyncio.Future | None = None
+        self.transport = None
+        self.need = -1
+        self.head_end = 0
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need < 0:
+            i = self.buf.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            head = bytes(self.buf[:i]).lower()
+            m = re.search(rb"\r\ncontent-length:\s*(\d+)", head)
+            if not m:
+                self._fail(ConnectionError(f"answer without content-length: {head[:300]!r}"))
+                return
+            self.head_end = i + 4
+            self.need = self.head_end + int(m[1])
+        if len(self.buf) >= self.need:
+            raw = bytes(self.buf[:self.need])
+            del self.buf[:self.need]
+            self.need = -1
+            fut, self.fut = self.fut, None
+            if fut is not None and not fut.done():
+                fut.set_result((int(raw[9:12]), raw))
+
+    def _fail(self, exc: Exception) -> None:
+        self.lost = exc
+        if self.fut is not None and not self.fut.done():
+            self.fut.set_exception(exc)
+
+    def connection_lost(self, exc) -> None:
+        self._fail(ConnectionError(f"connection closed by the server: {exc}"))
+
+    def request(self, data: bytes) -> asyncio.Future:
+        if self.lost:
+            raise self.lost
+        self.fut = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.fut
+
+
+async def connect(port: int, n: int) -> list[Conn]:
+    loop = asyncio.get_running_loop()
+    out = []
+    for _ in range(n):
+        _, proto = await loop.create_connection(Conn, "127.0.0.1", port)
+        out.append(proto)
+    return out
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.lat_ns: list[int] = []
+        self.codes: collections.Counter = collections.Counter()
+        self.failures: list[dict] = []
+
+    def record(self, req: bytes, code: int, raw: bytes, lat_ns: int) -> None:
+        self.lat_ns.append(lat_ns)
+        self.codes[code] += 1
+        if code != 200 and len(self.failures) < 10:
+            self.failures.append({"request": req.decode(errors="replace")[:4000],
+                                  "status": code, "response": raw.decode(errors="replace")[:2000]})
+
+
+async def closed_loop(port: int, conc: int, duration: float, source) -> tuple[Tally, float]:
+    conns = await connect(port, conc)
+    tally = Tally()
+    pc = time.perf_counter_ns
+
+    async def worker(c: Conn) -> None:
+        while time.perf_counter() < stop_at:
+            req = source()
+            t = pc()
+            code, raw = await c.request(req)
+            tally.record(req, code, raw, pc() - t)
+
+    t0 = time.perf_counter()
+    stop_at = t0 + duration
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.transport.close()
+    return tally, elapsed
+
+
+async def open_loop(port: int, rate: float, duration: float, source) -> tuple[Tally, float]:
+    conns = await connect(port, OPEN_LOOP_CONNS)
+    idle: asyncio.Queue = asyncio.Queue()
+    for c in conns:
+        idle.put_nowait(c)
+    loop = asyncio.get_running_loop()
+    tally = Tally()
+    n = int(rate * duration)
+
+    async def one(sched: float) -> None:
+        c = await idle.get()
+        req = source()
+        code, raw = await c.request(req)
+        tally.record(req, code, raw, int((loop.time() - sched) * 1e9))
+        idle.put_nowait(c)
+
+    tasks = []
+    t0 = loop.time() + 0.02
+    for i in range(n):
+        sched = t0 + i / rate
+        delay = sched - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(sched)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - t0
+    for c in conns:
+        c.transport.close()
+    return tally, elapsed
+
+
+# ---- measurement --------------------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+def machine_busy() -> tuple[int, int]:
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, sum(f)
+
+
+def pct(sorted_ns: list[int], q: float) -> float | None:
+    if not sorted_ns:
+        return None
+    i = min(len(sorted_ns) - 1, max(0, int(round(q * len(sorted_ns) + 0.5)) - 1))
+    return sorted_ns[i] / 1e6
+
+
+def run_phase(coro_fn, server_pid: int) -> dict:
+    s0, c0, (b0, t0) = proc_cpu_s(server_pid), time.process_time(), machine_busy()
+    tally, elapsed = asyncio.run(coro_fn())
+    s1, c1, (b1, t1) = proc_cpu_s(server_pid), time.process_time(), machine_busy()
+    lat = sorted(tally.lat_ns)
+    n = len(lat)
+    return {
+        "requests": n,
+        "elapsed_s": round(elapsed, 4),
+        "req_per_s": round(n / elapsed, 1) if elapsed else None,
+        "status_codes": {str(k): v for k, v in sorted(tally.codes.items())},
+        "non_200": n - tally.codes.get(200, 0),
+        "latency_ms": {"p50": pct(lat, 0.50), "p90": pct(lat, 0.90), "p99": pct(lat, 0.99),
+                       "p999": pct(lat, 0.999), "max": lat[-1] / 1e6 if lat else None,
+                       "mean": statistics.fmean(lat) / 1e6 if lat else None},
+        "server_cpu_s": round(s1 - s0, 3),
+        "server_cpu_ms_per_req": round((s1 - s0) * 1000 / n, 4) if n else None,
+        "server_cores_busy": round((s1 - s0) / elapsed, 3) if elapsed else None,
+        "client_cpu_s": round(c1 - c0, 3),
+        "client_cores_busy": round((c1 - c0) / elapsed, 3) if elapsed else None,
+        "machine_busy_frac": round((b1 - b0) / (t1 - t0), 3) if t1 > t0 else None,
+        "failures": tally.failures,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary: Path, config: Path, db: Path, workdir: Path) -> None:
+        self.port = free_port()
+        self.log_path = workdir / f"serve-{self.port}.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(binary), "--config", str(config), "--db", str(db), "serve", "--listen",
+             f"127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=server_env())
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                die(f"reminderd serve exited {self.proc.returncode}: {self.log_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz",
+                                            timeout=1) as r:
+                    if r.status == 200 and json.loads(r.read()) == {"status": "ok"}:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                die(f"reminderd serve did not answer /healthz within 20 s: "
+                    f"{self.log_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+# ---- verification -------------------------------------------------------------------------
+
+
+def verify(db: Path, sent: list[tuple[str, bytes, bytes, dict]]) -> dict:
+    """The database against what was sent: returns figures and a list of problems."""
+    conn = sqlite3.connect(db)
+    problems = []
+    stored = conn.execute("SELECT body, outcome FROM inbound_events").fetchall()
+    want = collections.Counter(hashlib.sha256(b).hexdigest() for _, _, b, _ in sent)
+    got = collections.Counter(hashlib.sha256(b.encode()).hexdigest() for b, _ in stored)
+    outcomes = collections.Counter(o for _, o in stored)
+    if len(stored) != len(sent):
+        problems.append(f"inbound_events holds {len(stored)} bodies, {len(sent)} were sent")
+    if want != got:
+        problems.append(f"stored bodies differ from those sent: {sum((want - got).values())} "
+                        f"sent but not stored, {sum((got - want).values())} stored but not sent")
+    if set(outcomes) - {"applied"}:
+        problems.append(f"inbound_events outcomes: {dict(outcomes)}")
+
+    replies_sent = [m for k, _, _, m in sent if k == "reply"]
+    rows = dict((r[0], r[1:]) for r in conn.execute(
+        "SELECT message_id, intent, outcome, reason FROM replies"))
+    if len(rows) != len(replies_sent):
+        problems.append(f"replies holds {len(rows)} rows, {len(replies_sent)} replies were sent")
+    wrong = []
+    for m in replies_sent:
+        r = rows.get(m["id"])
+        if r is None:
+            wrong.append({"id": m["id"], "problem": "missing"})
+        elif not m["repeat"] and (r[0], r[1]) != (m["intent"], m["outcome"]):
+            wrong.append({"id": m["id"], "expected": [m["intent"], m["outcome"]], "got": list(r)})
+    if wrong:
+        problems.append(f"{len(wrong)} replies missing or not as expected, e.g. {wrong[:3]}")
+
+    statuses = [m for k, _, _, m in sent if k == "status"]
+    best: dict[int, str] = {}
+    for m in statuses:
+        if best.get(m["row"]) != "read":
+            best[m["row"]] = m["status"]
+    exp = collections.Counter(best.values())
+    got_states = dict(conn.execute(
+        "SELECT state, count(*) FROM outbox WHERE kind = 'reminder' GROUP BY state").fetchall())
+    for st in ("delivered", "read"):
+        if got_states.get(st, 0) != exp.get(st, 0):
+            problems.append(f"outbox reminders in state {st}: {got_states.get(st, 0)}, "
+                            f"expected {exp.get(st, 0)} from the statuses sent")
+    acks = conn.execute("SELECT count(*) FROM outbox WHERE kind = 'reply_ack'").fetchone()[0]
+    reply_outcomes = dict(conn.execute(
+        "SELECT intent || ':' || outcome, count(*) FROM replies GROUP BY 1").fetchall())
+    audit = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    conn.close()
+    return {
+        "inbound_events": len(stored), "webhook_requests_sent": len(sent),
+        "statuses_sent": len(statuses), "stale_statuses_sent": sum(m["stale"] for m in statuses),
+        "replies_sent": len(replies_sent), "repeat_replies_sent":
+            sum(m["repeat"] for m in replies_sent),
+        "replies_stored": len(rows), "reply_intent_outcome": reply_outcomes,
+        "reminder_states": got_states, "reply_acks_queued": acks, "audit_rows": audit,
+        "problems": problems,
+    }
+
+
+# ---- sessions -----------------------------------------------------------------------------
+
+
+def session(binary, cfg, template, rows, tmp, label, mode, value, duration, seed,
+            perf: bool = False) -> dict:
+    """One server on a fresh copy of the database: /healthz, then /webhook, at `value`
+    connections (mode 'closed') or requests/s (mode 'open')."""
+    db = tmp / f"{label}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(template, db)
+    srv = Server(binary, cfg, db, tmp)
+    wl = Workload(rows, label, srv.port, seed)
+    expect = int(value * duration) if mode == "open" else int(6000 * duration)
+    prebuilt = min(expect + 1000, int(2 * len(rows) / STATUS_SHARE))
+    wl.prebuild(prebuilt)
+
+    def phase(source):
+        if mode == "open":
+            return lambda: open_loop(srv.port, value, duration, source)
+        return lambda: closed_loop(srv.port, value, duration, source)
+
+    hz = healthz_source(srv.port)
+    out = {"label": label, "mode": mode, "value": value}
+    try:
+        asyncio.run(closed_loop(srv.port, min(value, 16), WARMUP_S, hz))
+        out["healthz"] = run_phase(phase(hz), srv.proc.pid)
+        perf_proc = None
+        if perf:
+            perf_data = tmp / "perf.data"
+            perf_proc = subprocess.Popen(
+                ["perf", "record", "-F", "999", "-g", "-p", str(srv.proc.pid), "-o",
+                 str(perf_data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        out["webhook"] = run_phase(phase(wl.take), srv.proc.pid)
+        if perf_proc:
+            perf_proc.send_signal(signal.SIGINT)
+            perf_proc.wait()
+            out["perf"] = perf_summary(tmp / "perf.data")
+    finally:
+        rss = None
+        try:
+            m = re.search(r"VmHWM:\s*(\d+)", Path(f"/proc/{srv.proc.pid}/status").read_text())
+            rss = int(m[1]) / 1024 if m else None
+        except OSError:
+            pass
+        rc = srv.stop()
+    log = srv.log_path.read_text(errors="replace")
+    out["server"] = {"exit_code": rc, "peak_rss_mb": rss,
+                     "log_lines": len(log.splitlines()),
+                     "log_errors": [ln for ln in log.splitlines()
+                                    if " ERROR " in ln or " WARN " in ln][:10]}
+    out["prebuilt"] = prebuilt
+    out["built_on_the_fly"] = max(0, wl.taken - prebuilt)
+    out["check"] = verify(db, wl.sent())
+    if not perf:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+    return out
+
+
+def perf_summary(data: Path) -> dict:
+    def report(*args):
+        p = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
+                            "--percent-limit", "1", *args], capture_output=True, text=True)
+        return [ln for ln in p.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+
+    by_dso = report("--sort", "dso", "-g", "none")
+    by_sym = report("--sort", "dso,symbol", "-g", "none")
+    return {"by_dso": by_dso[:15], "by_symbol": by_sym[:40]}
+
+
+def sqlite_floor(bodies: list[bytes], tmp: Path) -> dict:
+    out = {}
+    for variant in ("insert", "insert+update"):
+        db = tmp / f"floor-{variant}.db"
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE inbound_events (id INTEGER PRIMARY KEY, received_at INTEGER "
+                     "NOT NULL, body TEXT NOT NULL, processed_at INTEGER, outcome TEXT)")
+        texts = [b.decode() for b in bodies]
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        for t in texts:
+            now = int(time.time())
+            cur = conn.execute("INSERT INTO inbound_events (received_at, body) VALUES (?, ?)",
+                               (now, t))
+            if variant == "insert+update":
+                conn.execute("UPDATE inbound_events SET processed_at = ?, outcome = 'applied' "
+                             "WHERE id = ?", (now, cur.lastrowid))
+        el = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+        conn.close()
+        out[variant] = {"bodies": len(texts), "elapsed_s": round(el, 4),
+                        "per_s": round(len(texts) / el, 1), "cpu_s": round(cpu, 3),
+                        "transactions_per_body": 1 if variant == "insert" else 2}
+    return out
+
+
+# ---- output -------------------------------------------------------------------------------
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def summarize(sessions: list[dict]) -> list[dict]:
+    groups: dict[tuple, list[dict]] = collections.defaultdict(list)
+    for s in sessions:
+        groups[(s["mode"], s["value"])].append(s)
+    rows = []
+    for (mode, value), ss in groups.items():
+        h = [s["healthz"] for s in ss]
+        w = [s["webhook"] for s in ss]
+        r = {"mode": mode, "value": value, "runs": len(ss)}
+        for name, ph in (("healthz", h), ("webhook", w)):
+            r[name] = {
+                "req_per_s": med([p["req_per_s"] for p in ph]),
+                "req_per_s_min": min(p["req_per_s"] for p in ph),
+                "req_per_s_max": max(p["req_per_s"] for p in ph),
+                "p50_ms": med([p["latency_ms"]["p50"] for p in ph]),
+                "p99_ms": med([p["latency_ms"]["p99"] for p in ph]),
+                "max_ms": max(p["latency_ms"]["max"] or 0 for p in ph),
+                "server_cpu_ms_per_req": med([p["server_cpu_ms_per_req"] for p in ph]),
+                "server_cores_busy": med([p["server_cores_busy"] for p in ph]),
+                "client_cores_busy": med([p["client_cores_busy"] for p in ph]),
+                "machine_busy_frac": med([p["machine_busy_frac"] for p in ph]),
+                "non_200": sum(p["non_200"] for p in ph),
+                "requests": sum(p["requests"] for p in ph),
+            }
+        hr, wr = r["healthz"]["req_per_s"], r["webhook"]["req_per_s"]
+        r["throughput_ratio_webhook_over_healthz"] = round(wr / hr, 4) if hr and wr else None
+        hp, wp = r["healthz"]["p50_ms"], r["webhook"]["p50_ms"]
+        r["p50_ratio_webhook_over_healthz"] = round(wp / hp, 2) if hp and wp else None
+        hc, wc = r["healthz"]["server_cpu_ms_per_req"], r["webhook"]["server_cpu_ms_per_req"]
+        r["cpu_per_req_ratio"] = round(wc / hc, 2) if hc and wc else None
+        rows.append(r)
+    return rows
+
+
+def print_table(summary: list[dict], floor: dict, cores: int, runs: int, duration: float) -> None:
+    head = ["load", "endpoint", "req/s (median)", "min..max", "p50 ms", "p99 ms", "max ms",
+            "srv CPU ms/req", "srv cores", "client cores", "machine busy", "non-200"]
+    body = []
+    for r in summary:
+        load = f"{r['value']} conns" if r["mode"] == "closed" else f"{r['value']} req/s offered"
+        for name in ("healthz", "webhook"):
+            p = r[name]
+            body.append([load, "GET /healthz" if name == "healthz" else "POST /webhook",
+                         fmt(p["req_per_s"], ",.0f"),
+                         f"{p['req_per_s_min']:,.0f}..{p['req_per_s_max']:,.0f}",
+                         fmt(p["p50_ms"], ".2f"), fmt(p["p99_ms"], ".2f"), fmt(p["max_ms"], ".1f"),
+                         fmt(p["server_cpu_ms_per_req"], ".3f"), fmt(p["server_cores_busy"], ".2f"),
+                         fmt(p["client_cores_busy"], ".2f"),
+                         fmt(p["machine_busy_frac"] and p["machine_busy_frac"] * 100, ".0f") + "%",
+                         str(p["non_200"])])
+        body.append([load, "webhook/healthz",
+                     fmt(r["throughput_ratio_webhook_over_healthz"], ".3f"), "",
+                     fmt(r["p50_ratio_webhook_over_healthz"], ".1f") + "x", "", "",
+                     fmt(r["cpu_per_req_ratio"], ".1f") + "x", "", "", "", ""])
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(head)]
+    line = lambda row: "  ".join(c.rjust(w) for c, w in zip(row, widths))  # noqa: E731
+    print()
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for row in body:
+        print(line(row))
+    print(f"\ncores: {cores}   runs: {runs} x {duration:g} s per phase   payload mix: "
+          f"{STATUS_SHARE:.0%} statuses / {1 - STATUS_SHARE:.0%} text replies, one per body")
+    for k, v in floor.items():
+        print(f"raw SQLite floor ({k}, {v['transactions_per_body']} txn/body, WAL, "
+              f"synchronous=NORMAL, Python sqlite3): {v['per_s']:,.0f} bodies/s")
+    print("(load generator and server share the machine; srv/client cores = CPU seconds / wall "
+          "seconds;\nopen-loop latency is from the scheduled send time)")
+
+
+def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=RUNS, help=f"runs (default: {RUNS})")
+    ap.add_argument("--duration", type=float, default=None,
+                    help=f"seconds per phase (default: {DURATION:g})")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=None,
+                    help=f"closed-loop connection counts (default: {CONCURRENCIES})")
+    ap.add_argument("--rate", type=float, default=RATE,
+                    help=f"open-loop offered rate, requests/s; 0 to skip (default: {RATE})")
+    ap.add_argument("--patients", type=int, default=None,
+                    help=f"patients/appointments/outbox rows (default: {N_PATIENTS:,})")
+    ap.add_argument("--perf", action="store_true",
+                    help="after the runs, one more session at the highest concurrency with "
+                         "`perf record` on the server during the webhook phase")
+    ap.add_argument("--quick", action="store_true", help="a few seconds: CI smoke test")
+    ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="results file (default: bench/results/webhook.json, "
+                         "webhook-quick.json with --quick)")
+    args = ap.parse_args()
+    if args.quick:
+        args.runs = 1
+        args.duration = args.duration or QUICK_DURATION
+        args.concurrency = args.concurrency or QUICK_CONCURRENCIES
+        args.patients = args.patients or QUICK_N
+    duration = args.duration or DURATION
+    concs = args.concurrency or CONCURRENCIES
+    n = args.patients or N_PATIENTS
+    if args.runs < 1 or duration <= 0 or n < 10 or any(c < 1 for c in concs):
+        die("--runs >= 1, --duration > 0, --patients >= 10, concurrency >= 1", 2)
+
+    binary = binary_path(True) if args.no_build else build()
+    busy = subprocess.run(["pgrep", "-f", "bench/(dispatch|import|plan).py"],
+                          capture_output=True, text=True).stdout.split()
+    if busy:
+        print(f"warning: other benchmarks are running (pids {' '.join(busy)}); "
+              "figures will be disturbed", file=sys.stderr)
+    cores = os.cpu_count() or 0
+    t_start = time.monotonic()
+    sessions, problems = [], []
+    with tempfile.TemporaryDirectory(prefix="reminderd-webhook-") as tmp:
+        tmp = Path(tmp)
+        cfg = tmp / "reminders.toml"
+        shutil.copyfile(CONFIG, cfg)
+        print(f"preparing: {n:,} patients, appointments and sent reminders")
+        template, rows = prepare_template(binary, tmp, n)
+        plan = [("closed", c) for c in concs] + ([("open", args.rate)] if args.rate > 0 else [])
+        for run in range(args.runs):
+            for mode, value in plan:
+                label = f"r{run + 1}-{mode}{value:g}"
+                s = session(binary, cfg, template, rows, tmp, label, mode, value, duration,
+                            SEED + run * 100 + int(value))
+                sessions.append(s)
+                h, w, ck = s["healthz"], s["webhook"], s["check"]
+                print(f"  run {run + 1} {value:g} {'conns' if mode == 'closed' else 'req/s'}: "
+                      f"healthz {h['req_per_s']:,.0f}/s p50 {h['latency_ms']['p50']:.2f} ms | "
+                      f"webhook {w['req_per_s']:,.0f}/s p50 {w['latency_ms']['p50']:.2f} ms "
+                      f"p99 {w['latency_ms']['p99']:.2f} ms, {w['requests']:,} sent "
+                      f"({ck['statuses_sent']:,} statuses, {ck['replies_sent']:,} replies), "
+                      f"non-200 {h['non_200'] + w['non_200']}, "
+                      f"stored {ck['inbound_events']:,}, "
+                      f"{'ok' if not ck['problems'] else 'PROBLEMS'}")
+                for where in ("healthz", "webhook"):
+                    if s[where]["non_200"]:
+                        problems.append(f"{label} {where}: {s[where]['non_200']} non-200 "
+                                        f"answers, e.g. {s[where]['failures'][:1]}")
+                problems += [f"{label}: {p}" for p in ck["problems"]]
+                if s["server"]["exit_code"] not in (0, None):
+                    problems.append(f"{label}: reminderd serve exited {s['server']['exit_code']}")
+                if ck["stale_statuses_sent"] or ck["repeat_replies_sent"]:
+                    print(f"    note: the workload wrapped ({ck['stale_statuses_sent']} stale "
+                          f"statuses, {ck['repeat_replies_sent']} repeat replies): raise "
+                          "--patients")
+        perf = None
+        if args.perf:
+            print(f"profiling: perf record on the server, webhook at {max(concs)} connections")
+            p = session(binary, cfg, template, rows, tmp, "perf", "closed", max(concs),
+                        duration, SEED + 999, perf=True)
+            perf = {"concurrency": max(concs), "webhook": p["webhook"], "profile": p.get("perf"),
+                    "note": "perf record -F 999 -g on the server; figures under perf are not "
+                            "part of the results"}
+            problems += [f"perf session: {x}" for x in p["check"]["problems"]]
+        # The raw storage floor: the bodies one session sent.
+        flo_wl = Workload(rows, "floor", 0, SEED)
+        flo_wl.prebuild(QUICK_SQLITE_FLOOR_N if args.quick else SQLITE_FLOOR_N)
+        floor = sqlite_floor([b for _, _, b, _ in flo_wl.built], tmp)
+
+    summary = summarize(sessions)
+    print_table(summary, floor, cores, args.runs, duration)
+    status = git("status", "--porcelain")
+    body_sizes = [len(b) for _, _, b, _ in flo_wl.built]
+    out = {
+        "benchmark": "webhook",
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "python3 bench/webhook.py " + " ".join(sys.argv[1:]),
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "git_dirty_paths": status.splitlines() if status else [],
+        "machine": {"cores": cores, "platform": platform.platform(),
+                    "python": platform.python_version(),
+                    "sqlite3_python": sqlite3.sqlite_version},
+        "other_benchmarks_running_at_start": busy,
+        "method": {
+            "patients": n, "runs": args.runs, "duration_s": duration,
+            "closed_loop_connections": concs, "open_loop_rate": args.rate or None,
+            "open_loop_connections": OPEN_LOOP_CONNS, "warmup_s": WARMUP_S,
+            "payload_mix": {"statuses": STATUS_SHARE, "text_replies": round(1 - STATUS_SHARE, 2),
+                            "status_sequence": "delivered then read, shuffled outbox rows",
+                            "reply_texts": [{"text": t, "intent": i, "expected": o, "weight": w}
+                                            for t, i, o, w in REPLY_TEXTS],
+                            "messages_per_body": 1,
+                            "body_bytes": {"min": min(body_sizes), "max": max(body_sizes),
+                                           "mean": round(statistics.fmean(body_sizes), 1)}},
+            "load_generator": "Python asyncio, raw HTTP/1.1 keep-alive, one request in flight "
+                              "per connection, requests pre-built and pre-signed",
+            "baseline": "GET /healthz of the same server (HTTP + mutex + PRAGMA user_version "
+                        "via spawn_blocking; no signature, no write)",
+            "server": "reminderd serve, default log level (warn), stderr to a file; fresh copy "
+                      "of the prepared database per session",
+            "latency": "closed loop: write to full answer; open loop: scheduled send time to "
+                       "full answer",
+            "verification": "inbound_events bodies == bodies sent (sha256 multiset), all "
+                            "outcome 'applied'; one replies row per reply with the expected "
+                            "intent/outcome; outbox reminder states == statuses sent",
+        },
+        "summary": summary,
+        "sqlite_floor": floor,
+        "perf": perf,
+        "problems": problems,
+        "sessions": sessions,
+        "elapsed_s": round(time.monotonic() - t_start, 1),
+    }
+    path = args.output or RESULTS_DIR / ("webhook-quick.json" if args.quick else "webhook.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    if problems:
+        print("\nFAILED:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
