@@ -760,11 +760,17 @@ mod tests {
                 most = most.max(j - i);
             }
             let cap = rate as usize;
-            assert!(most < cap || (rate == 1 && most == 1), "rate {rate}: {most} in one second");
+            assert!(
+                most < cap || (rate == 1 && most == 1),
+                "rate {rate}: {most} in one second"
+            );
             // The first second carries the burst; after it the steady rate is what counts.
             let steady_per_sec = (admitted.len() - burst.get() as usize) as f64 / 5.0;
             if rate >= 80 {
-                assert!(steady_per_sec >= 0.95 * f64::from(rate), "rate {rate}: {steady_per_sec}/s");
+                assert!(
+                    steady_per_sec >= 0.95 * f64::from(rate),
+                    "rate {rate}: {steady_per_sec}/s"
+                );
             }
         }
     }
