@@ -166,6 +166,12 @@ enum Command {
         #[arg(long, value_name = "S", default_value_t = 6)]
         pair_limit_secs: u64,
     },
+    /// Run the daemon: plan and send on the configured schedule, and serve the webhook
+    Run {
+        /// Address to listen on [default: server.listen from the config]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run the webhook server alone (replies and delivery statuses)
     Serve {
         /// Address to listen on [default: server.listen from the config]
@@ -246,6 +252,23 @@ enum TemplatesCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Logs go to stderr (journald under systemd): human lines, or JSON with
+/// `REMINDERD_LOG_FORMAT=json`; `RUST_LOG` filters them (default: info for the daemon's own
+/// lines, warnings from libraries). Phone numbers are masked where they are logged, and
+/// secrets never are.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reminderd=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("REMINDERD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// An error that already carries its exit code.
@@ -414,6 +437,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 clinic.as_deref(),
             )
         }
+        Command::Run { listen } => run_daemon(&config_path, cli.db, listen),
         Command::Serve { listen } => {
             let (config, store) = open(&config_path, cli.db.as_deref())?;
             serve(config, store, listen)
@@ -608,6 +632,42 @@ fn clinics_for<'c>(
     }
 }
 
+fn run_daemon(
+    config_path: &Path,
+    db: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<u8> {
+    let config = load_config(config_path, db.as_deref())?;
+    let secrets =
+        reminderd::daemon::Secrets::load().map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    let addr = listen.unwrap_or(config.server.listen);
+    let opts = reminderd::daemon::Options {
+        config_path: config_path.to_path_buf(),
+        db,
+        api_base: std::env::var("REMINDERD_API_BASE")
+            .ok()
+            .filter(|b| !b.is_empty()),
+        secrets,
+        handle_signals: true,
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            fail(
+                exit::CONFIG,
+                format!("server.listen: cannot listen on {addr}: {e}"),
+            )
+        })?;
+        reminderd::daemon::run(opts, listener, tokio_util::sync::CancellationToken::new())
+            .await
+            .map_err(|e| match e {
+                reminderd::daemon::DaemonError::Config(c) => anyhow::Error::from(c),
+                reminderd::daemon::DaemonError::Store(s) => anyhow::Error::from(s),
+                other => fail(exit::SOFTWARE, other.to_string()),
+            })?;
+        Ok(exit::OK)
+    })
+}
+
 fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> Result<u8> {
     let app_secret = secrets::APP_SECRET
         .load()
@@ -623,6 +683,8 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
         app_secret: Arc::new(app_secret),
         verify_token: Arc::new(verify_token),
         clock: Clock::System,
+        health: None,
+        metrics: None,
     };
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

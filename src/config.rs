@@ -44,6 +44,22 @@ pub struct Config {
     pub server: Server,
     /// Reply words and acknowledgements.
     pub replies: Replies,
+    /// The long-running daemon's schedules.
+    pub daemon: Daemon,
+}
+
+/// When `reminderd run` plans and sends (cron expressions with a seconds field, in UTC: they
+/// set a cadence only; every rule is evaluated in the clinic's zone whenever they fire).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    /// Cron expression of the plan job.
+    pub plan: String,
+    /// Cron expression of the dispatch job.
+    pub dispatch: String,
+    /// `/healthz` turns 503 when a job has not completed for this long.
+    pub stale_after: Duration,
+    /// How long a stop waits for in-flight sends.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// The HTTP server's settings.
@@ -410,6 +426,44 @@ struct RawConfig {
     booking_confirmation: Option<RawBooking>,
     server: Option<RawServer>,
     replies: Option<RawReplies>,
+    daemon: Option<RawDaemon>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    #[serde(default = "default_plan_cron")]
+    plan: String,
+    #[serde(default = "default_dispatch_cron")]
+    dispatch: String,
+    #[serde(default = "default_stale_after")]
+    stale_after: String,
+    #[serde(default = "default_grace")]
+    shutdown_grace: String,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        Self {
+            plan: default_plan_cron(),
+            dispatch: default_dispatch_cron(),
+            stale_after: default_stale_after(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+fn default_plan_cron() -> String {
+    "0 * * * * *".into()
+}
+fn default_dispatch_cron() -> String {
+    "*/15 * * * * *".into()
+}
+fn default_stale_after() -> String {
+    "5m".into()
+}
+fn default_grace() -> String {
+    "10s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -916,6 +970,24 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         }
     };
     let replies = validate_replies(raw.replies.unwrap_or_default(), &mut push);
+    let d = raw.daemon.unwrap_or_default();
+    for (key, expr) in [("daemon.plan", &d.plan), ("daemon.dispatch", &d.dispatch)] {
+        if let Err(m) = check_cron(expr) {
+            push(key.into(), m);
+        }
+    }
+    let daemon = Daemon {
+        stale_after: parse_duration(&d.stale_after).unwrap_or_else(|m| {
+            push("daemon.stale_after".into(), m);
+            Duration::minutes(5)
+        }),
+        shutdown_grace: parse_std_duration(&d.shutdown_grace).unwrap_or_else(|m| {
+            push("daemon.shutdown_grace".into(), m);
+            std::time::Duration::from_secs(10)
+        }),
+        plan: d.plan,
+        dispatch: d.dispatch,
+    };
 
     if problems.is_empty() {
         Ok(Config {
@@ -930,6 +1002,7 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             booking_confirmation,
             server,
             replies,
+            daemon,
         })
     } else {
         Err(problems)
@@ -1009,6 +1082,19 @@ fn check_patterns(
             );
         }
     }
+}
+
+/// Checks a cron expression as the scheduler will read it: six fields, seconds first.
+pub fn check_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "{expr:?} has {fields} fields; write six, seconds first: \"sec min hour day-of-month month day-of-week\", e.g. \"0 * * * * *\" for every minute"
+        ));
+    }
+    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+        .map(|_| ())
+        .map_err(|e| format!("{expr:?} is not a cron expression ({e:?}); e.g. \"*/15 * * * * *\" is every 15 seconds"))
 }
 
 /// Parses a span written as a whole number and a unit: `90s`, `30m`, `4h`, `2d` (24 hours).

@@ -206,6 +206,8 @@ pub struct Dispatcher {
     limiter: Arc<DefaultDirectRateLimiter>,
     /// Per recipient, when they may next be messaged (the pair rate limit).
     next_for: Gates,
+    /// Set on shutdown: finish what is in flight, claim nothing more.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One gate per recipient: holding it serialises sends to that number, and it stores when the
@@ -257,7 +259,14 @@ impl Dispatcher {
             client,
             limiter,
             next_for: Arc::new(Mutex::new(HashMap::new())),
+            stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// Stops claiming rows: a running `run_once` finishes its in-flight sends and returns.
+    pub fn stop_claiming(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     fn wa(&self) -> &WhatsApp {
@@ -285,6 +294,18 @@ impl Dispatcher {
 
     /// Sends everything due at `clock`'s now, until nothing is left due, then returns.
     pub async fn run_once(&self, clock: Clock) -> Result<Report, DispatchError> {
+        self.run_for(clock, None).await
+    }
+
+    /// As [`Dispatcher::run_once`], but stops claiming once `budget` has passed and returns
+    /// when in-flight sends finish: a daemon tick must end (and feed the watchdog) even when
+    /// the backlog takes longer to send; the next tick carries on.
+    pub async fn run_for(
+        &self,
+        clock: Clock,
+        budget: Option<StdDuration>,
+    ) -> Result<Report, DispatchError> {
+        let deadline = budget.map(|b| Instant::now() + b);
         let mut report = Report::default();
         let now = clock.now();
         let wa = self.wa().clone();
@@ -306,6 +327,11 @@ impl Dispatcher {
         let mut tasks: JoinSet<Result<(Outcome, bool), DispatchError>> = JoinSet::new();
         let mut stop: Option<String> = None;
         while stop.is_none() {
+            if self.stopping.load(std::sync::atomic::Ordering::Acquire)
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break;
+            }
             let room = in_flight.available_permits();
             if room < refill_at && !tasks.is_empty() {
                 if let Some(done) = tasks.join_next().await {
@@ -423,6 +449,16 @@ impl SendJob {
         })
         .await
         .map_err(|e| DispatchError::Internal(e.to_string()))??;
+        let (result, code) = match &outcome {
+            Outcome::Sent { .. } => ("sent", None),
+            Outcome::Retry { code, .. } => ("retry", *code),
+            Outcome::Failed { code, .. } => ("failed", *code),
+            Outcome::Unknown { .. } => ("unknown", None),
+            Outcome::Expired { .. } => ("expired", None),
+            Outcome::Released { .. } => ("released", None),
+        };
+        metrics::counter!("reminderd_sends_total", "result" => result, "code" => code.map_or_else(|| "none".to_string(), |c| c.to_string()))
+            .increment(1);
         match &outcome {
             Outcome::Sent { wamid, .. } => {
                 tracing::info!(outbox = id, to = %row.phone.masked(), %wamid, "sent")
@@ -519,7 +555,9 @@ impl SendJob {
         let mut next = gate.lock().await;
         tokio::time::sleep_until(*next).await;
         self.limiter.until_ready().await;
+        let started = std::time::Instant::now();
         let result = self.client.send(request).await;
+        metrics::histogram!("reminderd_send_seconds").record(started.elapsed().as_secs_f64());
         let pause = match &result {
             Err(e) if e.class() == ErrorClass::PairLimit => {
                 pair_backoff(row.attempts + 1).max(cfg.recipient_spacing)

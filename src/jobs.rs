@@ -52,6 +52,7 @@ pub fn process_webhook(
     let envelope: WebhookEnvelope = match serde_json::from_str(body) {
         Ok(e) => e,
         Err(e) => {
+            metrics::counter!("reminderd_webhook_events_total", "kind" => "malformed").increment(1);
             let why = format!("malformed: {e}");
             store.finish_event(event_id, &why, now)?;
             return Ok(Err(why));
@@ -119,5 +120,16 @@ pub fn process_webhook(
         }
     }
     store.finish_event(event_id, "applied", now)?;
+    for (kind, n) in [
+        ("reply", summary.replies),
+        ("duplicate_reply", summary.duplicates),
+        ("status", summary.statuses),
+        ("stale_status", summary.stale_statuses),
+        ("unknown_status", summary.unknown_statuses),
+    ] {
+        if n > 0 {
+            metrics::counter!("reminderd_webhook_events_total", "kind" => kind).increment(n as u64);
+        }
+    }
     Ok(Ok(summary))
 }

@@ -4,6 +4,7 @@
 //! and calls in. See `ARCHITECTURE.md` for the module map and the invariants.
 
 pub mod config;
+pub mod daemon;
 pub mod dispatch;
 pub mod import;
 pub mod jobs;

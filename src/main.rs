@@ -18,13 +18,7 @@ fn main() -> ExitCode {
             });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli::init_logging();
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.chain().any(cli::is_broken_pipe) => ExitCode::SUCCESS,

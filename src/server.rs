@@ -38,6 +38,10 @@ pub struct AppState {
     pub verify_token: Arc<SecretString>,
     /// Time source.
     pub clock: Clock,
+    /// The daemon's job times, when running as the daemon.
+    pub health: Option<Arc<crate::daemon::Health>>,
+    /// Prometheus metrics, when a recorder is installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The routes.
@@ -45,6 +49,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/webhook", get(handshake).post(webhook))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -137,22 +142,41 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let store = Arc::clone(&state.store);
-    let ok =
+    let database =
         tokio::task::spawn_blocking(move || store.lock().is_ok_and(|s| s.schema_version().is_ok()))
             .await
             .unwrap_or(false);
-    if ok {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "status": "ok" })),
-        )
-            .into_response()
+    let (jobs_ok, mut body) = match &state.health {
+        Some(h) => h.check(state.clock.now().timestamp()),
+        None => (true, serde_json::json!({})),
+    };
+    let ok = database && jobs_ok;
+    body["status"] = serde_json::json!(if ok { "ok" } else { "unhealthy" });
+    body["database"] = serde_json::json!(if database { "ok" } else { "unavailable" });
+    let code = if ok {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "database unavailable" })),
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(h) => (
+            StatusCode::OK,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )],
+            h.render(),
         )
-            .into_response()
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are served by `reminderd run`",
+        )
+            .into_response(),
     }
 }
 

@@ -1190,6 +1190,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many outbox rows are in each state.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Outbox rows, newest due first, optionally in one state.
     pub fn outbox(&self, state: Option<&str>) -> Result<Vec<OutboxView>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -1,0 +1,486 @@
+//! `reminderd run`: the long-running daemon. The only module that knows signals and systemd.
+//!
+//! `run` reads as a start-up checklist: load the config, open the store, bind the port, start
+//! the webhook server and the plan and dispatch jobs, tell systemd it is ready, then wait for
+//! signals. The cron scheduler only sets the cadence: a missed or late tick is harmless because
+//! the next one picks up everything due, and correctness lives in the store.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sd_notify::NotifyState;
+use secrecy::SecretString;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::dispatch::Dispatcher;
+use crate::jobs;
+use crate::secrets::{self, SecretError};
+use crate::server::{self, AppState};
+use crate::store::{Store, StoreError};
+use crate::time::Clock;
+use crate::whatsapp::Client;
+
+/// Longest a dispatch tick claims new work; well under a typical `WatchdogSec` of 60 s.
+const DISPATCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A secret is missing.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The scheduler, the server or the HTTP client failed.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// The secrets the daemon needs.
+#[derive(Debug)]
+pub struct Secrets {
+    /// Cloud API access token.
+    pub access_token: SecretString,
+    /// Webhook signing secret.
+    pub app_secret: SecretString,
+    /// Webhook handshake token.
+    pub verify_token: SecretString,
+}
+
+impl Secrets {
+    /// From the environment or `$CREDENTIALS_DIRECTORY`.
+    pub fn load() -> Result<Self, SecretError> {
+        Ok(Self {
+            access_token: secrets::ACCESS_TOKEN.load()?,
+            app_secret: secrets::APP_SECRET.load()?,
+            verify_token: secrets::VERIFY_TOKEN.load()?,
+        })
+    }
+}
+
+/// How to start.
+#[derive(Debug)]
+pub struct Options {
+    /// The config file (re-read on SIGHUP).
+    pub config_path: PathBuf,
+    /// `--db`, overriding `database.path` (kept across reloads).
+    pub db: Option<PathBuf>,
+    /// `$REMINDERD_API_BASE`, overriding `whatsapp.api_base` (kept across reloads).
+    pub api_base: Option<String>,
+    /// The secrets.
+    pub secrets: Secrets,
+    /// Listen to SIGTERM, SIGINT and SIGHUP (off when embedded, as in the demo).
+    pub handle_signals: bool,
+}
+
+/// When the jobs last completed, for `/healthz` and the watchdog.
+#[derive(Debug)]
+pub struct Health {
+    started: i64,
+    last_plan: AtomicI64,
+    last_dispatch: AtomicI64,
+    stale_after: i64,
+}
+
+impl Health {
+    /// Whether both jobs completed within `stale_after` (counting from start until they
+    /// first run), and the details as JSON.
+    pub fn check(&self, now: i64) -> (bool, serde_json::Value) {
+        let at = |t: i64| {
+            (t > 0).then(|| {
+                crate::time::from_unix(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+        };
+        let fresh = |t: i64| now - t.max(self.started) <= self.stale_after;
+        let plan = self.last_plan.load(Ordering::Relaxed);
+        let dispatch = self.last_dispatch.load(Ordering::Relaxed);
+        let ok = fresh(plan) && fresh(dispatch);
+        (
+            ok,
+            serde_json::json!({ "last_plan": at(plan), "last_dispatch": at(dispatch), "jobs_on_time": ok }),
+        )
+    }
+}
+
+/// Shared by the jobs, the server and the signal handler.
+struct Shared {
+    store: Arc<Mutex<Store>>,
+    config: Arc<RwLock<Arc<Config>>>,
+    dispatcher: RwLock<Arc<Dispatcher>>,
+    health: Arc<Health>,
+    plan_running: AtomicBool,
+    dispatch_running: AtomicBool,
+    access_token: SecretString,
+}
+
+/// The process-wide metrics recorder (installed once; embedded runs share it).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+                .ok()
+                .and_then(|b| b.install_recorder().ok())
+        })
+        .clone()
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    // A no-op without $NOTIFY_SOCKET; a failure to reach systemd must not stop the daemon.
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "systemd notify failed");
+    }
+}
+
+fn load(opts: &Options) -> Result<Config, ConfigError> {
+    let mut config = Config::load(&opts.config_path)?;
+    if let Some(db) = &opts.db {
+        config.database_path.clone_from(db);
+    }
+    if let (Some(base), Some(wa)) = (&opts.api_base, config.whatsapp.as_mut()) {
+        wa.api_base = base.trim_end_matches('/').to_string();
+    }
+    Ok(config)
+}
+
+fn dispatcher(
+    config: &Arc<Config>,
+    store: &Arc<Mutex<Store>>,
+    token: &SecretString,
+) -> Result<Dispatcher, DaemonError> {
+    let wa = config.whatsapp.as_ref().ok_or_else(|| {
+        DaemonError::Runtime("whatsapp: the config has no [whatsapp] section".into())
+    })?;
+    let client =
+        Client::new(wa, token.clone(), None).map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    Dispatcher::new(Arc::clone(store), Arc::clone(config), client)
+        .map_err(|e| DaemonError::Runtime(e.to_string()))
+}
+
+/// Runs until `shutdown` is cancelled (or SIGTERM/SIGINT with `handle_signals`), serving the
+/// webhook on `listener` and running the jobs; returns once in-flight work is settled.
+pub async fn run(
+    opts: Options,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    // 1. Configuration and database: refuse to start on either problem.
+    let config = Arc::new(load(&opts)?);
+    let mut store = Store::open(&config.database_path)?;
+    store.sync_clinics(&config.clinics)?;
+    let store = Arc::new(Mutex::new(store));
+    let metrics = metrics_handle();
+
+    // 2. Shared state.
+    let health = Arc::new(Health {
+        started: Clock::System.now().timestamp(),
+        last_plan: AtomicI64::new(0),
+        last_dispatch: AtomicI64::new(0),
+        stale_after: config.daemon.stale_after.num_seconds(),
+    });
+    let shared = Arc::new(Shared {
+        dispatcher: RwLock::new(Arc::new(dispatcher(
+            &config,
+            &store,
+            &opts.secrets.access_token,
+        )?)),
+        store: Arc::clone(&store),
+        config: Arc::new(RwLock::new(Arc::clone(&config))),
+        health: Arc::clone(&health),
+        plan_running: AtomicBool::new(false),
+        dispatch_running: AtomicBool::new(false),
+        access_token: opts.secrets.access_token.clone(),
+    });
+
+    // 3. The webhook server, on its own tasks: a slow Cloud API never blocks it.
+    let state = AppState {
+        store: Arc::clone(&store),
+        config: Arc::clone(&shared.config),
+        app_secret: Arc::new(opts.secrets.app_secret.clone()),
+        verify_token: Arc::new(opts.secrets.verify_token.clone()),
+        clock: Clock::System,
+        health: Some(Arc::clone(&health)),
+        metrics: metrics.clone(),
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Runtime(e.to_string()))?;
+    let server_stop = shutdown.clone();
+    let server = tokio::spawn(server::serve(
+        listener,
+        state,
+        config.server.max_body_bytes,
+        async move {
+            server_stop.cancelled().await;
+        },
+    ));
+
+    // 4. The jobs, on the configured UTC cadence.
+    let mut scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
+    let plan_shared = Arc::clone(&shared);
+    let plan_job = Job::new_async(config.daemon.plan.as_str(), move |_, _| {
+        let s = Arc::clone(&plan_shared);
+        Box::pin(async move { plan_tick(&s).await })
+    })
+    .map_err(|e| DaemonError::Runtime(format!("daemon.plan: {e:?}")))?;
+    let dispatch_shared = Arc::clone(&shared);
+    let stop_claims = shutdown.clone();
+    let dispatch_job = Job::new_async(config.daemon.dispatch.as_str(), move |_, _| {
+        let s = Arc::clone(&dispatch_shared);
+        let stop = stop_claims.clone();
+        Box::pin(async move {
+            if !stop.is_cancelled() {
+                dispatch_tick(&s).await;
+            }
+        })
+    })
+    .map_err(|e| DaemonError::Runtime(format!("daemon.dispatch: {e:?}")))?;
+    for job in [plan_job, dispatch_job] {
+        scheduler
+            .add(job)
+            .await
+            .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
+    }
+    scheduler
+        .start()
+        .await
+        .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
+
+    // 5. Ready: the database is open and the port is bound.
+    tracing::info!(%addr, db = %config.database_path.display(), "reminderd running");
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!("listening on {addr}; waiting for the first jobs")),
+    ]);
+
+    // 6. Signals.
+    if opts.handle_signals {
+        wait_for_signals(&opts, &shared, &shutdown).await;
+    } else {
+        shutdown.cancelled().await;
+    }
+
+    // 7. Stop: no new claims, let in-flight sends finish within the grace period, and leave
+    // nothing in `sending`.
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    tracing::info!("stopping: finishing in-flight sends");
+    let _ = scheduler.shutdown().await;
+    let dispatcher = Arc::clone(
+        &shared
+            .dispatcher
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    dispatcher.stop_claiming();
+    let grace = config.daemon.shutdown_grace;
+    let deadline = Instant::now() + grace;
+    while (shared.dispatch_running.load(Ordering::Acquire)
+        || shared.plan_running.load(Ordering::Acquire))
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let left = tokio::task::spawn_blocking(move || {
+        let now = Clock::System.now();
+        let mut s = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Whatever is still in flight after the grace period may or may not have reached the
+        // API: unknown, to be settled by its status.
+        s.recover_interrupted(now + chrono::Duration::seconds(1), now)
+    })
+    .await
+    .map_err(|e| DaemonError::Runtime(e.to_string()))??;
+    if left > 0 {
+        tracing::warn!(
+            messages = left,
+            "sends still in flight at the end of the grace period are now unknown"
+        );
+    }
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(DaemonError::Runtime(format!("server: {e}"))),
+        Err(e) => return Err(DaemonError::Runtime(format!("server task: {e}"))),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signals(opts: &Options, shared: &Shared, shutdown: &CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT"); break; }
+            () = shutdown.cancelled() => break,
+            _ = hup.recv() => reload(opts, shared),
+        }
+    }
+    shutdown.cancel();
+}
+
+/// SIGHUP: re-read the config; apply it whole if valid, else keep the old one and say why.
+fn reload(opts: &Options, shared: &Shared) {
+    notify(&[NotifyState::Reloading]);
+    match load(opts) {
+        Ok(new) => {
+            let new = Arc::new(new);
+            match dispatcher(&new, &shared.store, &shared.access_token) {
+                Ok(d) => {
+                    if let Ok(mut slot) = shared.dispatcher.write() {
+                        *slot = Arc::new(d);
+                    }
+                    if let Ok(mut slot) = shared.config.write() {
+                        *slot = new;
+                    }
+                    tracing::info!(config = %opts.config_path.display(), "configuration reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration not reloaded; keeping the old one")
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "configuration not reloaded; keeping the old one"),
+    }
+    notify(&[NotifyState::Ready]);
+}
+
+async fn plan_tick(s: &Arc<Shared>) {
+    // Jobs never overlap themselves: a tick that finds the last one still running skips.
+    if s.plan_running.swap(true, Ordering::AcqRel) {
+        tracing::debug!("plan still running; tick skipped");
+        return;
+    }
+    let started = Instant::now();
+    let config = Arc::clone(
+        &s.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let store = Arc::clone(&s.store);
+    let result = tokio::task::spawn_blocking(move || {
+        let mut st = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs::plan_due(&mut st, &config, Clock::System.now(), false)
+    })
+    .await;
+    metrics::histogram!("reminderd_job_seconds", "job" => "plan")
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(Ok((_, counts))) => {
+            s.health
+                .last_plan
+                .store(Clock::System.now().timestamp(), Ordering::Relaxed);
+            if counts.pending + counts.expired > 0 {
+                tracing::info!(new = counts.pending, expired = counts.expired, "planned");
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "plan failed"),
+        Err(e) => tracing::error!(error = %e, "plan task failed"),
+    }
+    s.plan_running.store(false, Ordering::Release);
+}
+
+async fn dispatch_tick(s: &Arc<Shared>) {
+    if s.dispatch_running.swap(true, Ordering::AcqRel) {
+        tracing::debug!("dispatch still running; tick skipped");
+        return;
+    }
+    let started = Instant::now();
+    let dispatcher = Arc::clone(
+        &s.dispatcher
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let result = dispatcher
+        .run_for(Clock::System, Some(DISPATCH_BUDGET))
+        .await;
+    metrics::histogram!("reminderd_job_seconds", "job" => "dispatch")
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(report) => {
+            let now = Clock::System.now();
+            s.health
+                .last_dispatch
+                .store(now.timestamp(), Ordering::Relaxed);
+            // The watchdog is fed only by a job loop that completes, not by a live process.
+            notify(&[
+                NotifyState::Watchdog,
+                NotifyState::Status(&format!(
+                    "last dispatch {}: sent {}, failed {}, retrying {}, unknown {}",
+                    now.format("%H:%M:%S UTC"),
+                    report.sent,
+                    report.failed,
+                    report.retrying,
+                    report.unknown
+                )),
+            ]);
+            if report.sent + report.failed + report.unknown + report.expired > 0 {
+                tracing::info!(
+                    sent = report.sent,
+                    failed = report.failed,
+                    retrying = report.retrying,
+                    unknown = report.unknown,
+                    skipped = report.skipped,
+                    expired = report.expired,
+                    "dispatched"
+                );
+            }
+            for h in &report.held {
+                tracing::warn!("{h}");
+            }
+            let store = Arc::clone(&s.store);
+            if let Ok(Ok(counts)) = tokio::task::spawn_blocking(move || {
+                store
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .outbox_counts()
+            })
+            .await
+            {
+                // Every state, so one that emptied reads 0 rather than its last count.
+                for state in [
+                    "pending",
+                    "sending",
+                    "sent",
+                    "delivered",
+                    "read",
+                    "failed",
+                    "unknown",
+                    "skipped",
+                    "expired",
+                ] {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| s == state)
+                        .map_or(0, |(_, n)| *n);
+                    metrics::gauge!("reminderd_messages", "state" => state).set(n as f64);
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "dispatch failed"),
+    }
+    s.dispatch_running.store(false, Ordering::Release);
+}
