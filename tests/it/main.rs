@@ -3,6 +3,7 @@
 
 mod common;
 mod config_cmd;
+mod daemon;
 mod import_cmd;
 mod listing;
 mod schema;

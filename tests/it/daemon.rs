@@ -1,0 +1,246 @@
+//! `reminderd run` as a child process, as systemd runs it: the cron jobs send through the
+//! simulator, replies arrive through the webhook, SIGHUP reloads, SIGTERM drains, and the
+//! notify protocol reports READY and WATCHDOG.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reminderd::sim::{Reply, Sim, SimConfig};
+
+use crate::common::{Env, csv};
+
+const SECRET: &str = "daemon-test-secret";
+
+async fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly() {
+    let env = Env::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let config = std::fs::read_to_string(env.path("reminders.toml"))
+        .expect("config")
+        .replace("quiet_hours = \"21:00-08:00\"", "")
+        .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
+        + "\n[daemon]\nplan = \"*/1 * * * * *\"\ndispatch = \"*/1 * * * * *\"\nshutdown_grace = \"5s\"\n";
+    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+
+    // Appointments about 20 hours from now: their day-before reminders are due at once.
+    let now = reminderd::time::Clock::System.now();
+    let rows: Vec<String> = (0..4)
+        .map(|i| {
+            let start = (now + chrono::Duration::hours(20) + chrono::Duration::minutes(10 * i))
+                .with_timezone(&chrono_tz::Asia::Kolkata);
+            format!(
+                "G{i},U{i},Patient {i},98300 {:05},en,{},{},15,,mumbai,booked",
+                10_000 + i,
+                start.format("%Y-%m-%d"),
+                start.format("%H:%M")
+            )
+        })
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    env.import("day.csv", &csv(&rows), &[]).expect(0);
+
+    let sim = Sim::start(SimConfig {
+        phone_number_id: "106540352242922".into(),
+        waba_id: "102290129340398".into(),
+        access_token: "tok".into(),
+        templates: crate::common::sim_templates(),
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
+        app_secret: Some(SECRET.into()),
+        pair_limit: None,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+
+    let notify_path = env.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let notes = Arc::new(Mutex::new(String::new()));
+    let reader_notes = Arc::clone(&notes);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        for _ in 0..300 {
+            if let Ok(n) = notify.recv(&mut buf) {
+                let mut all = reader_notes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                all.push_str(&String::from_utf8_lossy(&buf[..n]));
+                all.push('\n');
+            }
+        }
+    });
+
+    let log = std::fs::File::create(env.path("daemon.log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
+        .arg("--config")
+        .arg(env.path("reminders.toml"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .env("WHATSAPP_ACCESS_TOKEN", "tok")
+        .env("WHATSAPP_APP_SECRET", SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", "verify")
+        .env("REMINDERD_API_BASE", sim.base_url())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start daemon");
+    let pid = child.id();
+    let daemon_log = || std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default();
+
+    // Reminders (and booking confirmations) go out on the cron schedule.
+    until("4 reminders", 30, || {
+        sim.messages()
+            .iter()
+            .filter(|m| m.body["template"]["name"] == "appointment_reminder")
+            .count()
+            == 4
+    })
+    .await;
+    until("READY and WATCHDOG", 10, || {
+        let n = notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        n.contains("READY=1") && n.contains("WATCHDOG=1")
+    })
+    .await;
+
+    // A patient taps Confirm; the webhook applies it.
+    let reminder = sim
+        .messages()
+        .into_iter()
+        .find(|m| {
+            m.body["to"] == "+919830010000" && m.body["template"]["name"] == "appointment_reminder"
+        })
+        .expect("G0's reminder");
+    let outbox_id = reminder.body["biz_opaque_callback_data"]
+        .as_str()
+        .expect("callback")
+        .to_string();
+    sim.reply(Reply::Button {
+        from: "919830010000".into(),
+        payload: format!("confirm:{outbox_id}"),
+        text: "Confirm".into(),
+        context_id: Some(reminder.wamid.clone()),
+    })
+    .await
+    .expect("tap");
+    until("G0 confirmed", 10, || {
+        env.appointment("G0")["response"] == "confirmed"
+    })
+    .await;
+    // Its acknowledgement goes out on the next dispatch tick.
+    until("the acknowledgement", 10, || {
+        sim.messages().iter().any(|m| m.body["type"] == "text")
+    })
+    .await;
+
+    // SIGHUP with a broken config: keeps running on the old one and says why.
+    std::fs::write(
+        env.path("reminders.toml"),
+        config.replace(
+            "time_zone = \"Asia/Kolkata\"",
+            "time_zone = \"Asia/Nowhere\"",
+        ),
+    )
+    .expect("break");
+    signal(pid, "HUP");
+    until("the refusal", 10, || {
+        daemon_log().contains("configuration not reloaded")
+    })
+    .await;
+    assert!(
+        daemon_log().contains("Asia/Nowhere"),
+        "the log names the problem:\n{}",
+        daemon_log()
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200, "still running");
+    // SIGHUP with a good one: applied.
+    std::fs::write(env.path("reminders.toml"), &config).expect("fix");
+    signal(pid, "HUP");
+    until("the reload", 10, || {
+        daemon_log().contains("configuration reloaded")
+    })
+    .await;
+
+    // /metrics answers in Prometheus text.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("reminderd_sends_total{result=\"sent\""),
+        "{metrics}"
+    );
+
+    // SIGTERM: exits 0 within the grace period and leaves nothing in `sending`.
+    signal(pid, "TERM");
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}\n{}", daemon_log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE state = 'sending'"),
+        0
+    );
+    assert!(
+        notes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains("STOPPING=1")
+    );
+    // Never twice: each outbox row reached the API once.
+    let mut ids: Vec<String> = sim
+        .messages()
+        .iter()
+        .map(|m| {
+            m.body["biz_opaque_callback_data"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n);
+}
