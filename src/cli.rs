@@ -166,6 +166,12 @@ enum Command {
         #[arg(long, value_name = "S", default_value_t = 6)]
         pair_limit_secs: u64,
     },
+    /// See the whole job work: sample schedule, simulated WhatsApp and patients, in a minute
+    Demo {
+        /// Keep the demo's folder (database and config) here for exploring afterwards
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
     /// Run the daemon: plan and send on the configured schedule, and serve the webhook
     Run {
         /// Address to listen on [default: server.listen from the config]
@@ -258,9 +264,15 @@ enum TemplatesCommand {
 /// `REMINDERD_LOG_FORMAT=json`; `RUST_LOG` filters them (default: info for the daemon's own
 /// lines, warnings from libraries). Phone numbers are masked where they are logged, and
 /// secrets never are.
-pub fn init_logging() {
+pub fn init_logging(cli: &Cli) {
+    // The demo's screen is its tables; the daemon's and senders' info lines are for journald.
+    let default = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "warn,reminderd=info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,reminderd=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -437,6 +449,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 clinic.as_deref(),
             )
         }
+        Command::Demo { keep } => demo(keep),
         Command::Run { listen } => run_daemon(&config_path, cli.db, listen),
         Command::Serve { listen } => {
             let (config, store) = open(&config_path, cli.db.as_deref())?;
@@ -468,9 +481,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             for c in clinics_for(&config, clinic.as_deref())? {
                 let day = date.unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
                 let (from, to) = local_day_bounds(c.time_zone, day);
+                let rules = config
+                    .rules
+                    .iter()
+                    .filter(|r| r.clinics.contains(&c.key))
+                    .count();
                 all.extend(
                     store
-                        .follow_ups(&c.key, from, to)?
+                        .follow_ups(&c.key, from, to, rules)?
                         .into_iter()
                         .map(|f| (f, c.time_zone)),
                 );
@@ -630,6 +648,107 @@ fn clinics_for<'c>(
         })?]),
         None => Ok(config.clinics.values().collect()),
     }
+}
+
+fn demo(keep: Option<PathBuf>) -> Result<u8> {
+    let temp;
+    let dir = match &keep {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                return Err(fail(
+                    exit::USAGE,
+                    format!(
+                        "{} is not empty; give --keep a new or empty folder",
+                        d.display()
+                    ),
+                ));
+            }
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "reminderd demo: a day at two clinics, a simulated WhatsApp Cloud API and simulated patients."
+    )?;
+    writeln!(out, "Working in {} ...\n", dir.display())?;
+    drop(out);
+    let outcome = runtime()?
+        .block_on(reminderd::demo::run(&dir))
+        .map_err(|e| fail(exit::SOFTWARE, e.to_string()))?;
+    let store = Store::open(&outcome.db)?;
+
+    println!(
+        "What was sent (every message is one outbox row; button taps and statuses find it by its id):"
+    );
+    print_outbox(&store.outbox(None)?)?;
+    println!("\nWhat the patients answered:");
+    print_replies(&store.replies(false, None)?)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nWhat staff must follow up (reminderd follow-ups):")?;
+    for c in outcome.config.clinics.values() {
+        let day = outcome.first_start.with_timezone(&c.time_zone).date_naive();
+        for offset in 0..=1 {
+            let (from, to) = local_day_bounds(c.time_zone, day + chrono::Duration::days(offset));
+            let rules = outcome
+                .config
+                .rules
+                .iter()
+                .filter(|r| r.clinics.contains(&c.key))
+                .count();
+            for f in store.follow_ups(&c.key, from, to, rules)? {
+                writeln!(
+                    out,
+                    "  {}  {}/{}  {}  {}",
+                    f.starts_at
+                        .with_timezone(&c.time_zone)
+                        .format("%a %d %b %H:%M %Z"),
+                    f.clinic,
+                    f.appointment_id,
+                    f.patient_name,
+                    reminderd::phone::mask(&f.phone)
+                )?;
+                for r in &f.reasons {
+                    writeln!(out, "        - {r}")?;
+                }
+            }
+        }
+    }
+    for r in store
+        .replies(true, None)?
+        .iter()
+        .filter(|r| r.appointment_id.is_none())
+    {
+        writeln!(
+            out,
+            "  a message from {} needs a person: {}",
+            reminderd::phone::mask(&r.from),
+            r.reason.as_deref().unwrap_or("")
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{} messages reached the simulated API; done in {:.1} s, nothing left running.",
+        outcome.accepted,
+        outcome.elapsed.as_secs_f64()
+    )?;
+    match keep {
+        Some(d) => writeln!(
+            out,
+            "The database is in {}: try `reminderd --config {}/reminders.toml outbox` or `... replies`.",
+            d.display(),
+            d.display()
+        )?,
+        None => writeln!(
+            out,
+            "(Run `reminderd demo --keep DIR` to keep the database and explore it.)"
+        )?,
+    }
+    Ok(exit::OK)
 }
 
 fn run_daemon(

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod dispatch;
 pub mod import;
 pub mod jobs;

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             });
         }
     };
-    cli::init_logging();
+    cli::init_logging(&args);
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.chain().any(cli::is_broken_pipe) => ExitCode::SUCCESS,

@@ -1795,11 +1795,14 @@ impl Store {
 
     /// Booked appointments of one clinic starting in `[from, to)` that a person should call
     /// about, each with every reason.
+    /// `rules` is how many reminder rules apply to the clinic: "no answer after all reminders"
+    /// needs that many of its reminders sent (or expired), not merely none pending.
     pub fn follow_ups(
         &self,
         clinic: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        rules: usize,
     ) -> Result<Vec<FollowUp>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.id, a.external_id, c.key, a.starts_at, p.name, p.phone,
@@ -1810,12 +1813,18 @@ impl Store {
                       WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff' AND r.handled_by IS NULL),
                     a.response = 'none'
                       AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder' AND o.state IN ('sent', 'delivered', 'read'))
-                      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder' AND o.state IN ('pending', 'sending'))
+                      AND (SELECT count(DISTINCT o.rule) FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                           AND o.state IN ('sent', 'delivered', 'read', 'failed', 'expired')) >= ?4
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
              WHERE c.key = ?1 AND a.status = 'booked' AND a.starts_at >= ?2 AND a.starts_at < ?3
              ORDER BY a.starts_at, a.external_id",
         )?;
-        let mut q = stmt.query(params![clinic, from.timestamp(), to.timestamp()])?;
+        let mut q = stmt.query(params![
+            clinic,
+            from.timestamp(),
+            to.timestamp(),
+            rules.max(1) as i64
+        ])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
             let mut reasons = Vec::new();

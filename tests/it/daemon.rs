@@ -44,7 +44,12 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
         .expect("config")
         .replace("quiet_hours = \"21:00-08:00\"", "")
         .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
-        + "\n[daemon]\nplan = \"*/1 * * * * *\"\ndispatch = \"*/1 * * * * *\"\nshutdown_grace = \"5s\"\n";
+        .replace("plan = \"0 * * * * *\"", "plan = \"*/1 * * * * *\"")
+        .replace(
+            "dispatch = \"*/15 * * * * *\"",
+            "dispatch = \"*/1 * * * * *\"",
+        )
+        .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"");
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     // Appointments about 20 hours from now: their day-before reminders are due at once.

@@ -4,6 +4,7 @@
 mod common;
 mod config_cmd;
 mod daemon;
+mod demo;
 mod import_cmd;
 mod listing;
 mod schema;
