@@ -17,8 +17,8 @@ use reminderd::dispatch::{self, DispatchError, Dispatcher};
 use reminderd::import::{self, ApplyOptions, ChangeKind, ImportError, ImportReport, ParseOptions};
 use reminderd::jobs;
 use reminderd::secrets;
-use reminderd::store::OutboxView;
 use reminderd::store::{AppointmentFilter, AppointmentView, Status, Store, StoreError};
+use reminderd::store::{OUTBOX_STATES, OutboxView};
 use reminderd::time::{Clock, local_day_bounds, parse_instant};
 use reminderd::whatsapp::{Client, SendRequest};
 
@@ -614,38 +614,16 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-/// The states an outbox row can be in.
-const OUTBOX_STATES: [&str; 9] = [
-    "pending",
-    "sending",
-    "sent",
-    "delivered",
-    "read",
-    "failed",
-    "unknown",
-    "skipped",
-    "expired",
-];
-
 fn clinics_for<'c>(
     config: &'c Config,
     clinic: Option<&str>,
 ) -> Result<Vec<&'c reminderd::config::Clinic>> {
     match clinic {
-        Some(k) => Ok(vec![config.clinic(k).ok_or_else(|| {
-            fail(
-                exit::USAGE,
-                format!(
-                    "unknown clinic {k:?}; configured clinics: {}",
-                    config
-                        .clinics
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?]),
+        Some(k) => {
+            Ok(vec![config.clinic(k).ok_or_else(|| {
+                fail(exit::USAGE, config.unknown_clinic(k))
+            })?])
+        }
         None => Ok(config.clinics.values().collect()),
     }
 }
@@ -830,19 +808,15 @@ fn print_replies(rows: &[reminderd::store::ReplyView]) -> Result<()> {
         writeln!(out, "no replies")?;
         return Ok(());
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "received (UTC)",
-            "from",
-            "patient",
-            "appointment",
-            "said",
-            "read as",
-            "outcome",
-        ]);
+    let mut table = table_with([
+        "received (UTC)",
+        "from",
+        "patient",
+        "appointment",
+        "said",
+        "read as",
+        "outcome",
+    ]);
     for r in rows {
         let appointment = match (&r.clinic, &r.appointment_id) {
             (Some(c), Some(a)) => format!("{c}/{a}"),
@@ -994,20 +968,16 @@ fn print_outbox(rows: &[OutboxView]) -> Result<()> {
         writeln!(out, "the outbox is empty")?;
         return Ok(());
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "id",
-            "appointment",
-            "kind",
-            "rule",
-            "state",
-            "due (UTC)",
-            "attempts",
-            "detail",
-        ]);
+    let mut table = table_with([
+        "id",
+        "appointment",
+        "kind",
+        "rule",
+        "state",
+        "due (UTC)",
+        "attempts",
+        "detail",
+    ]);
     for r in rows {
         let detail = r
             .needs_staff
@@ -1434,6 +1404,16 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
+/// A table in the house style, with this header.
+fn table_with<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    table
+}
+
 /// How many individual changes an import summary lists before it only counts them.
 const SHOWN: usize = 50;
 
@@ -1527,20 +1507,11 @@ fn list_appointments(
         return Err(fail(exit::USAGE, format!("--from {f} is after --to {t}")));
     }
     let clinics: Vec<_> = match clinic {
-        Some(k) => vec![config.clinic(k).ok_or_else(|| {
-            fail(
-                exit::USAGE,
-                format!(
-                    "unknown clinic {k:?}; configured clinics: {}",
-                    config
-                        .clinics
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?],
+        Some(k) => vec![
+            config
+                .clinic(k)
+                .ok_or_else(|| fail(exit::USAGE, config.unknown_clinic(k)))?,
+        ],
         None => config.clinics.values().collect(),
     };
     let mut all = Vec::new();
@@ -1616,21 +1587,17 @@ fn print_appointments(list: &[(AppointmentView, chrono_tz::Tz)]) -> std::io::Res
         writeln!(out, "no appointments match")?;
         return Ok(());
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "when (clinic time)",
-            "clinic",
-            "appointment",
-            "patient",
-            "phone",
-            "lang",
-            "provider",
-            "status",
-            "response",
-        ]);
+    let mut table = table_with([
+        "when (clinic time)",
+        "clinic",
+        "appointment",
+        "patient",
+        "phone",
+        "lang",
+        "provider",
+        "status",
+        "response",
+    ]);
     for (a, zone) in list {
         let status = match a.cancelled_by {
             Some(by) if a.status == Status::Cancelled => format!("cancelled ({by})"),

@@ -690,6 +690,14 @@ impl Config {
         })
     }
 
+    /// The message for a clinic key that is not configured, listing the ones that are.
+    pub fn unknown_clinic(&self, key: &str) -> String {
+        format!(
+            "unknown clinic {key:?}; configured clinics: {}",
+            list_or_none(self.clinics.keys())
+        )
+    }
+
     /// The clinic with this key, if configured.
     pub fn clinic(&self, key: &str) -> Option<&Clinic> {
         self.clinics.get(key)

@@ -461,17 +461,7 @@ async fn dispatch_tick(s: &Arc<Shared>) {
             .await
             {
                 // Every state, so one that emptied reads 0 rather than its last count.
-                for state in [
-                    "pending",
-                    "sending",
-                    "sent",
-                    "delivered",
-                    "read",
-                    "failed",
-                    "unknown",
-                    "skipped",
-                    "expired",
-                ] {
+                for state in crate::store::OUTBOX_STATES {
                     let n = counts
                         .iter()
                         .find(|(s, _)| s == state)

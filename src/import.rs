@@ -263,15 +263,7 @@ pub fn parse(
     if let Some(c) = opts.clinic
         && config.clinic(c).is_none()
     {
-        return Err(ImportError::Options(format!(
-            "unknown clinic {c:?}; configured clinics: {}",
-            config
-                .clinics
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        return Err(ImportError::Options(config.unknown_clinic(c)));
     }
     let format = config
         .import_format(opts.format, opts.clinic)

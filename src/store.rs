@@ -1294,6 +1294,19 @@ fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, St
 
 // ---- webhook: events, replies, statuses ---------------------------------------------------
 
+/// Every state an outbox row can be in, in the order a message moves through them.
+pub const OUTBOX_STATES: [&str; 9] = [
+    "pending",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "unknown",
+    "skipped",
+    "expired",
+];
+
 /// How far a status has come; a status never moves a row to a lower rank.
 fn status_rank(state: &str) -> Option<u8> {
     match state {
