@@ -116,6 +116,7 @@ CREATE TABLE outbox (
     needs_staff      TEXT,               -- set when a person must act, with what to do
     created_at       INTEGER NOT NULL,
     claimed_at       INTEGER,
+    request_at       INTEGER,            -- when its request went out; NULL: claimed, not yet sent
     sent_at          INTEGER,
     delivered_at     INTEGER,
     read_at          INTEGER,

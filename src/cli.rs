@@ -904,8 +904,11 @@ fn client(config: &Config) -> Result<Client> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    // Blocking work is store calls behind one connection's mutex: more threads than this only
+    // wait on it (bench/memory.py saw tokio's default pool grow to 512 under webhook load).
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()?)
 }
 
@@ -942,6 +945,13 @@ fn print_send_report(r: &dispatch::Report, json: bool) -> Result<()> {
         "sent {}, failed {}, retrying {}, unknown {}, skipped {}, expired {}",
         r.sent, r.failed, r.retrying, r.unknown, r.skipped, r.expired
     )?;
+    if r.requeued > 0 {
+        writeln!(
+            out,
+            "  {} send(s) interrupted before their request went out are pending again",
+            r.requeued
+        )?;
+    }
     if r.recovered > 0 {
         writeln!(
             out,

@@ -303,10 +303,12 @@ pub async fn run(
     })
     .await
     .map_err(|e| DaemonError::Runtime(e.to_string()))??;
-    if left > 0 {
+    let (unknown, requeued) = left;
+    if unknown + requeued > 0 {
         tracing::warn!(
-            messages = left,
-            "sends still in flight at the end of the grace period are now unknown"
+            unknown,
+            requeued,
+            "sends still in flight at the end of the grace period are now unknown; claimed ones not yet sent are pending again"
         );
     }
     match server.await {

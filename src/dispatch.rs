@@ -62,8 +62,10 @@ pub struct Report {
     pub held: Vec<String>,
     /// Unknown sends settled (resent or handed to staff).
     pub settled_unknown: usize,
-    /// Interrupted sends found at start and marked unknown.
+    /// Interrupted sends found at start whose request was in flight: now unknown.
     pub recovered: usize,
+    /// Interrupted sends found at start whose request never went out: back to pending.
+    pub requeued: usize,
 }
 
 /// The send-time checks: is this message still right to send, now?
@@ -263,6 +265,17 @@ impl Dispatcher {
         })
     }
 
+    /// Forgets recipients whose spacing has passed and whose gate nobody holds, so the map
+    /// stays the size of the current traffic rather than of every patient ever messaged.
+    fn prune_gates(&self) {
+        let now = Instant::now();
+        let mut map = self
+            .next_for
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, gate| gate.try_lock().map_or(true, |next| *next > now));
+    }
+
     /// Stops claiming rows: a running `run_once` finishes its in-flight sends and returns.
     pub fn stop_claiming(&self) {
         self.stopping
@@ -306,12 +319,13 @@ impl Dispatcher {
         budget: Option<StdDuration>,
     ) -> Result<Report, DispatchError> {
         let deadline = budget.map(|b| Instant::now() + b);
+        self.prune_gates();
         let mut report = Report::default();
         let now = clock.now();
         let wa = self.wa().clone();
         // Claimed more than two request timeouts ago and still `sending`: its process died.
         let grace = Duration::from_std(wa.request_timeout * 2).unwrap_or(Duration::minutes(1));
-        report.recovered = self
+        (report.recovered, report.requeued) = self
             .blocking(move |s| s.recover_interrupted(now - grace, now))
             .await?;
         let resend = wa.unknown_action == UnknownAction::Resend;
@@ -555,6 +569,25 @@ impl SendJob {
         let mut next = gate.lock().await;
         tokio::time::sleep_until(*next).await;
         self.limiter.until_ready().await;
+        // Durably note that the request is going out: a crash from here on leaves the row
+        // `unknown` (the API may have it); before here, it is simply sent again.
+        let store = Arc::clone(&self.store);
+        let (id, at) = (row.id, self.clock.now());
+        let marked = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .mark_requested(id, at)
+        })
+        .await;
+        if !matches!(marked, Ok(Ok(true))) {
+            *next = Instant::now();
+            return Outcome::Retry {
+                at: self.clock.now() + Duration::seconds(5),
+                code: None,
+                error: format!("not sent: could not record the request first ({marked:?})"),
+            };
+        }
         let started = std::time::Instant::now();
         let result = self.client.send(request).await;
         metrics::histogram!("reminderd_send_seconds").record(started.elapsed().as_secs_f64());

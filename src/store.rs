@@ -1030,19 +1030,41 @@ impl Store {
         Ok(counts)
     }
 
-    /// After a crash, rows left `sending` (claimed before `before`) may or may not have been
-    /// accepted by the API: they become `unknown`, to be reconciled by their status.
+    /// After a crash, rows left `sending` (claimed before `before`) are settled: one whose
+    /// request never went out goes back to `pending` (safe to send), one whose request did may
+    /// or may not have been accepted by the API and becomes `unknown`, to be reconciled by its
+    /// status. Returns how many became unknown and how many were requeued.
     pub fn recover_interrupted(
         &mut self,
         before: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
-            "UPDATE outbox SET state = 'unknown', updated_at = ?2,
-                last_error = 'interrupted while sending (the daemon stopped); waiting for its delivery status'
-             WHERE state = 'sending' AND claimed_at < ?1",
+    ) -> Result<(usize, usize), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let requeued = tx.execute(
+            "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
+                reason = 'interrupted before its request went out; sent again'
+             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL",
             params![before.timestamp(), now.timestamp()],
-        )?)
+        )?;
+        let unknown = tx.execute(
+            "UPDATE outbox SET state = 'unknown', updated_at = ?2,
+                last_error = 'interrupted while its request was in flight; waiting for its delivery status'
+             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL",
+            params![before.timestamp(), now.timestamp()],
+        )?;
+        tx.commit()?;
+        Ok((unknown, requeued))
+    }
+
+    /// Records that a claimed row's request is about to go out. Written (and committed) before
+    /// the request, so a crash after it leaves the row `unknown`, never resent blindly.
+    pub fn mark_requested(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET request_at = ?2 WHERE id = ?1 AND state = 'sending'",
+            params![id, now.timestamp()],
+        )? == 1)
     }
 
     /// Unknown sends with no status for `after`: sent again, or put on the staff list.
@@ -1116,7 +1138,8 @@ impl Store {
             match &v {
                 Verdict::Send => {
                     tx.execute(
-                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, updated_at = ?2, reason = NULL
+                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, request_at = NULL,
+                            updated_at = ?2, reason = NULL
                          WHERE id = ?1",
                         params![row.id, now.timestamp()],
                     )?;
