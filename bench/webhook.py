@@ -517,7 +517,7 @@ class Server:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz",
                                             timeout=1) as r:
-                    if r.status == 200 and json.loads(r.read()) == {"status": "ok"}:
+                    if r.status == 200 and json.loads(r.read()).get("status") == "ok":
                         break
             except OSError:
                 pass
@@ -528,7 +528,8 @@ class Server:
             time.sleep(0.05)
 
     def log_text(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int | None:
@@ -933,6 +934,10 @@ def main() -> None:
         "machine": {"cores": cores, "platform": platform.platform(),
                     "python": platform.python_version(),
                     "sqlite3_python": sqlite3.sqlite_version},
+        "binary": {"path": str(binary), "built_now": not args.no_build,
+                   "mtime": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc)
+                   .strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()},
         "other_benchmarks_running_at_start": busy,
         "sessions_started_on_a_busy_machine": [s["label"] for s in sessions
                                                if not s["machine_before"]["idle"]],
@@ -953,7 +958,7 @@ def main() -> None:
             "load_generator": "Python asyncio, raw HTTP/1.1 keep-alive, one request in flight "
                               "per connection, requests pre-built and pre-signed",
             "baseline": "GET /healthz of the same server (HTTP + mutex + PRAGMA user_version "
-                        "via spawn_blocking; no signature, no write)",
+                        "via spawn_blocking, JSON answer; no signature, no write)",
             "server": "reminderd serve, default log level (warn), stderr to a file; fresh copy "
                       "of the prepared database per session",
             "latency": "closed loop: write to full answer; open loop: scheduled send time to "

@@ -794,8 +794,14 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
             "webhook listening on http://{}/webhook",
             listener.local_addr()?
         );
-        reminderd::server::serve(listener, state, max_body, async {
-            let _ = tokio::signal::ctrl_c().await;
+        // Stop on SIGTERM as on Ctrl-C, letting requests in flight finish: an event stored but
+        // never answered would be delivered again by Meta.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        reminderd::server::serve(listener, state, max_body, async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
         })
         .await?;
         Ok(exit::OK)

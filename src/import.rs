@@ -309,19 +309,25 @@ pub fn parse(
     };
 
     let mut cells: Vec<RawRow> = Vec::new();
-    // csv's line counts record terminators, so a quoted cell with line breaks stays one row
-    // and a blank line is a row: exactly the numbering a spreadsheet shows.
+    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
+    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
+    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
+    let mut rows = RowCounter::new(text, &header);
     for rec in records {
         match rec {
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                out.errors.push(csv_error(line, &e));
+                let row = e
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
+                out.errors.push(csv_error(row, &e));
             }
             Ok(r) => {
+                let row = r
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
                 if r.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
-                let row = r.position().map_or(0, |p| p.line() as usize);
                 cells.push(RawRow { row, record: r });
             }
         }
@@ -357,6 +363,60 @@ pub fn parse(
         out.rows = rows;
     }
     Ok(out)
+}
+
+/// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
+/// the next, less the breaks inside the earlier record's cells.
+struct RowCounter<'t> {
+    text: &'t [u8],
+    pos: usize,
+    row: usize,
+    inside: usize,
+}
+
+impl<'t> RowCounter<'t> {
+    fn new(text: &'t str, header: &csv::StringRecord) -> Self {
+        let bytes = text.as_bytes();
+        let mut start = header
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .min(bytes.len());
+        while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
+            start += 1;
+        }
+        let before = bytes[..start.min(bytes.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        Self {
+            text: bytes,
+            pos: start,
+            row: before + 1,
+            inside: breaks_in(header),
+        }
+    }
+
+    /// The row of the record starting at `byte`; `record` is it, when it parsed.
+    fn row_at(&mut self, byte: usize, record: Option<&csv::StringRecord>) -> usize {
+        // csv reports where it started reading, before any blank lines it skipped.
+        let mut byte = byte.min(self.text.len());
+        while byte < self.text.len() && matches!(self.text[byte], b'\n' | b'\r') {
+            byte += 1;
+        }
+        let end = byte.max(self.pos);
+        let breaks = self.text[self.pos..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.row += breaks.saturating_sub(self.inside);
+        self.pos = end;
+        self.inside = record.map_or(0, breaks_in);
+        self.row
+    }
+}
+
+fn breaks_in(record: &csv::StringRecord) -> usize {
+    record.iter().map(|c| c.matches('\n').count()).sum()
 }
 
 struct RawRow {

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod import_cmd;
 mod listing;
+mod props;
 mod schema;
 mod sending;
 mod sim_api;

@@ -1,0 +1,124 @@
+//! Arbitrary bytes as a webhook POST: the signature check, then (for UTF-8) storing and
+//! applying the body on a real SQLite database created once per fuzzing process.
+
+#![no_main]
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use libfuzzer_sys::fuzz_target;
+use reminderd::config::Config;
+use reminderd::import::{self, ApplyOptions, ParseOptions};
+use reminderd::jobs;
+use reminderd::server::verify;
+use reminderd::store::Store;
+use sha2::Sha256;
+
+const SECRET: &[u8] = b"fuzz-app-secret";
+
+struct World {
+    config: Config,
+    store: Mutex<Store>,
+    // Kept so the folder lives as long as the process.
+    _dir: tempfile::TempDir,
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 8, 0, 0)
+        .single()
+        .expect("fixed instant")
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let config = Config::from_toml(
+            include_str!("../../reminders.toml"),
+            Path::new("/nonexistent/reminders.toml"),
+        )
+        .expect("the shipped reminders.toml is valid");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("fuzz.db")).expect("open store");
+        store.sync_clinics(&config.clinics).expect("sync clinics");
+        // Two patients with booking confirmations in the outbox, so replies and statuses in
+        // the input can match something.
+        let csv = "appointment_id,patient_id,patient_name,phone,language,date,time,clinic\n\
+                   A1,P1,Asha Rao,+91 98200 12345,hi,2026-06-02,10:00,mumbai\n\
+                   A2,P2,Sam Lee,(212) 555-0142,en,2026-06-02,14:30,nyc\n";
+        let parsed = import::parse(csv.as_bytes(), &config, &ParseOptions::default())
+            .expect("parse fixture");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        import::apply(
+            &mut store,
+            &config,
+            &parsed,
+            &ApplyOptions {
+                file_name: "fixture.csv",
+                complete: false,
+                dry_run: false,
+                imported_by: "fuzz",
+                now: now(),
+            },
+        )
+        .expect("import fixture");
+        jobs::plan_due(&mut store, &config, now(), false).expect("plan");
+        World {
+            config,
+            store: Mutex::new(store),
+            _dir: dir,
+        }
+    })
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fuzz_target!(|data: &[u8]| {
+    // The first byte decides the signature header: a correct one, a corrupted one, or one
+    // taken from the input itself.
+    let (mode, body) = data.split_first().map_or((0, data), |(m, b)| (*m, b));
+    let good = sign(body);
+    let (header, should_pass) = match mode % 4 {
+        0 => (good.clone(), true),
+        1 => (good.to_uppercase(), false),
+        2 => {
+            // Flip one hex digit.
+            let mut h = good.clone().into_bytes();
+            let i = 7 + usize::from(mode) % 64;
+            h[i] = if h[i] == b'0' { b'1' } else { b'0' };
+            (String::from_utf8(h).expect("ascii"), false)
+        }
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let line = text.lines().next().unwrap_or_default().to_string();
+            let ok = line.trim() == good;
+            (line, ok)
+        }
+    };
+    assert_eq!(
+        verify(SECRET, body, &header),
+        should_pass,
+        "verify({header:?}) over {} bytes",
+        body.len()
+    );
+
+    let Ok(text) = std::str::from_utf8(body) else {
+        return;
+    };
+    let w = world();
+    let mut store = w
+        .store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match jobs::process_webhook(&mut store, &w.config, text, now()) {
+        Ok(_) => {}
+        Err(e) => panic!("database error for a webhook body: {e}"),
+    }
+});
