@@ -591,13 +591,15 @@ impl SendJob {
         let started = std::time::Instant::now();
         let result = self.client.send(request).await;
         metrics::histogram!("reminderd_send_seconds").record(started.elapsed().as_secs_f64());
-        let pause = match &result {
+        // The pair limit counts messages the API accepted: a refused request (5xx, 429,
+        // not sent) leaves the gate as it was, so retries are not held back by it.
+        match &result {
+            Ok(_) | Err(SendError::Ambiguous(_)) => *next = Instant::now() + cfg.recipient_spacing,
             Err(e) if e.class() == ErrorClass::PairLimit => {
-                pair_backoff(row.attempts + 1).max(cfg.recipient_spacing)
+                *next = Instant::now() + pair_backoff(row.attempts + 1).max(cfg.recipient_spacing);
             }
-            _ => cfg.recipient_spacing,
-        };
-        *next = Instant::now() + pause;
+            Err(_) => {}
+        }
         drop(next);
         let now = self.clock.now();
         match result {

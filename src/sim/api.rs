@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::conn::ConnInfo;
-use super::webhook::{StatusJob, run_statuses};
-use super::{AcceptedMessage, Fault, Reply, Shared, SimError, SimTemplate, digits};
+use super::webhook::StatusJob;
+use super::{AcceptedMessage, Answer, Fault, Reply, Shared, SimError, SimTemplate, digits};
 use crate::time::Clock;
 
 /// Longest text body of a free-form message.
@@ -38,6 +38,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/{version}/{node}/messages", post(send))
         .route("/{version}/{node}/message_templates", get(templates))
         .route("/_sim/messages", get(list_messages).delete(clear_messages))
+        .route("/_sim/attempts", get(list_attempts))
+        .route("/_sim/stats", get(stats))
         .route("/_sim/faults", post(push_faults))
         .route("/_sim/reply", post(reply))
         .route("/_sim/fail_later", post(fail_later))
@@ -255,24 +257,55 @@ async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fault = sh.state().faults.pop_front();
+    // Logged as unanswered until an answer is decided: a client that gives up during a slow
+    // fault leaves it so.
+    let seq = sh.begin_attempt(&body);
+    let queued = sh.state().faults.pop_front();
+    let fault = queued.or_else(|| sh.chaos_fault());
     let mut delay = sh.config.latency;
     if let Some(Fault::Slow(extra)) = &fault {
         delay += *extra;
     }
     if !delay.is_zero() && !sh.sleep(delay).await {
+        sh.finish_attempt(
+            seq,
+            Answer::Error {
+                http_status: 503,
+                code: None,
+            },
+            &[],
+        );
         return bare_status(503);
     }
     match fault {
         Some(Fault::Error { code, http_status }) => {
+            let answer = Answer::Error {
+                http_status,
+                code: Some(code),
+            };
+            sh.finish_attempt(seq, answer, &[]);
             return graph_error(code, http_status, &error_details(code));
         }
-        Some(Fault::BareStatus(status)) => return bare_status(status),
+        Some(Fault::BareStatus(status)) => {
+            let answer = Answer::Error {
+                http_status: status,
+                code: None,
+            };
+            sh.finish_attempt(seq, answer, &[]);
+            return bare_status(status);
+        }
         _ => {}
     }
-    let response = match accept(&sh, &version, &node, &headers, &body) {
+    let late = matches!(
+        fault,
+        Some(Fault::AcceptThenHang(_) | Fault::AcceptThenDrop)
+    );
+    let response = match accept(&sh, &version, &node, &headers, &body, seq, late) {
         Ok(r) => r,
-        Err(rejected) => return rejected.into_response(),
+        Err(rejected) => {
+            sh.finish_attempt(seq, rejected.answer(), &[]);
+            return rejected.into_response();
+        }
     };
     match fault {
         Some(Fault::AcceptThenHang(d)) => {
@@ -302,6 +335,21 @@ impl From<GraphError> for Rejected {
     }
 }
 
+impl Rejected {
+    fn answer(&self) -> Answer {
+        match self {
+            Self::Graph(e) => Answer::Error {
+                http_status: e.http,
+                code: Some(e.code),
+            },
+            Self::Unauthorized => Answer::Error {
+                http_status: 401,
+                code: Some(190),
+            },
+        }
+    }
+}
+
 impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
         match self {
@@ -311,13 +359,16 @@ impl IntoResponse for Rejected {
     }
 }
 
-/// Checks and records one send.
+/// Checks and records one send (request `seq`; `late`: its response will not reach the
+/// client in time).
 fn accept(
     sh: &Arc<Shared>,
     version: &str,
     node: &str,
     headers: &HeaderMap,
     body: &[u8],
+    seq: u64,
+    late: bool,
 ) -> Result<Response, Rejected> {
     if !valid_version(version) {
         return Err(bad_version(version).into());
@@ -336,6 +387,8 @@ fn accept(
         let mut st = sh.state();
         let send = validate(&value, &st.templates)?;
         let Send::Message(msg) = send else {
+            drop(st);
+            sh.finish_attempt(seq, Answer::Success, &[]);
             return Ok(axum::Json(json!({ "success": true })).into_response());
         };
         if let Some(max) = sh.config.max_per_sec {
@@ -379,15 +432,31 @@ fn accept(
         "contacts": [{ "input": send.to, "wa_id": send.digits }],
         "messages": [message],
     });
-    if sh.config.webhook_url.is_some() {
+    let statuses = if sh.config.webhook_url.is_some() {
+        sh.plan_statuses(fail_code.is_some())
+    } else {
+        Vec::new()
+    };
+    let answer = if late {
+        Answer::Late {
+            wamid: wamid.clone(),
+        }
+    } else {
+        Answer::Accepted {
+            wamid: wamid.clone(),
+        }
+    };
+    sh.finish_attempt(seq, answer, &statuses);
+    if !statuses.is_empty() {
         let job = StatusJob {
             wamid,
             recipient: send.digits,
             callback: send.callback,
             category: send.category,
             fail_code,
+            statuses,
         };
-        sh.spawn(run_statuses(Arc::clone(sh), job));
+        sh.spawn_statuses(job);
     }
     Ok(axum::Json(response).into_response())
 }
@@ -1100,8 +1169,19 @@ async fn list_messages(State(sh): State<Arc<Shared>>) -> Response {
 }
 
 async fn clear_messages(State(sh): State<Arc<Shared>>) -> StatusCode {
-    sh.state().messages.clear();
+    let mut st = sh.state();
+    st.messages.clear();
+    st.attempts.clear();
     StatusCode::NO_CONTENT
+}
+
+async fn list_attempts(State(sh): State<Arc<Shared>>) -> Response {
+    let attempts = sh.state().attempts.clone();
+    axum::Json(attempts).into_response()
+}
+
+async fn stats(State(sh): State<Arc<Shared>>) -> Response {
+    axum::Json(sh.stats()).into_response()
 }
 
 #[derive(Deserialize)]

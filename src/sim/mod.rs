@@ -8,9 +8,16 @@
 //! responses), and calls the daemon's webhook back with signed `sent` → `delivered` → `read`
 //! (or `failed`) statuses and scripted patient replies.
 //!
+//! With [`SimConfig::chaos`] set it also injects faults at random, from a seed ([`Chaos`]):
+//! 5xx answers, accepted sends whose response is held past the client's timeout, bursts of
+//! 130429, slow answers, and duplicated or reordered status webhooks. Every send request is
+//! logged with what it was answered ([`Sim::attempts`], [`Sim::stats`]), so a soak test can
+//! compare the sender's end state with what the simulator really did.
+//!
 //! Besides the Rust handle ([`Sim`]) it can be driven over HTTP when run as its own process
-//! (`reminderd simulate`): `GET|DELETE /_sim/messages`, `POST /_sim/faults`, `POST /_sim/reply`,
-//! `POST /_sim/fail_later` and `POST /_sim/template_status`.
+//! (`reminderd simulate`): `GET|DELETE /_sim/messages`, `GET /_sim/attempts`, `GET /_sim/stats`,
+//! `POST /_sim/faults`, `POST /_sim/reply`, `POST /_sim/fail_later` and
+//! `POST /_sim/template_status`.
 
 mod api;
 mod conn;
@@ -21,11 +28,14 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -64,6 +74,8 @@ pub struct SimConfig {
     pub status_delay: Duration,
     /// Emit `read` after `delivered`.
     pub auto_read: bool,
+    /// Random faults from a seed (soak tests); `None`: only the queued faults.
+    pub chaos: Option<Chaos>,
 }
 
 impl Default for SimConfig {
@@ -81,6 +93,7 @@ impl Default for SimConfig {
             max_per_sec: None,
             status_delay: Duration::from_millis(20),
             auto_read: true,
+            chaos: None,
         }
     }
 }
@@ -101,6 +114,7 @@ impl fmt::Debug for SimConfig {
             .field("max_per_sec", &self.max_per_sec)
             .field("status_delay", &self.status_delay)
             .field("auto_read", &self.auto_read)
+            .field("chaos", &self.chaos)
             .finish()
     }
 }
@@ -264,6 +278,259 @@ impl From<Fault> for FaultWire {
     }
 }
 
+/// Seeded random faults, drawn per send request in arrival order (a queued [`Fault`] takes
+/// precedence). The same seed gives the same sequence of decisions; with concurrent senders
+/// the requests may arrive in another order, so a replay is close but not always identical.
+///
+/// Each request draws once: with `p_5xx` it gets a 500/503 Graph error with a retryable code
+/// (131000, 2, 131016) or a bare 502, and nothing is accepted; with `p_timeout` it is accepted
+/// (recorded, status webhooks emitted) but its response is held for `timeout_hold`, past the
+/// client's timeout; with `p_429_burst` a burst starts: this request and the next
+/// `burst_len - 1` get 130429; with `p_slow` it waits `slow`, then is processed normally.
+/// Each status webhook of an accepted message is posted a second time, later in the
+/// sequence, with `p_dup_webhook`; a message's statuses are shuffled with `p_reorder_webhooks`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    /// Seed of the random decisions (logged when the simulator starts).
+    pub seed: u64,
+    /// Chance that a request gets a 5xx and is not accepted.
+    pub p_5xx: f64,
+    /// Chance that a request is accepted but its response is held for `timeout_hold`.
+    pub p_timeout: f64,
+    /// How long a "timed out" response is held; make it longer than the client's timeout.
+    pub timeout_hold: Duration,
+    /// Chance that a request starts a burst of 130429 answers.
+    pub p_429_burst: f64,
+    /// Requests refused with 130429 in one burst (the first included).
+    pub burst_len: u32,
+    /// Chance that a request waits `slow` before it is processed.
+    pub p_slow: f64,
+    /// The extra delay of a slow request; keep it below the client's timeout.
+    pub slow: Duration,
+    /// Chance that a status webhook is posted twice.
+    pub p_dup_webhook: f64,
+    /// Chance that a message's status webhooks are posted in a shuffled order.
+    pub p_reorder_webhooks: f64,
+}
+
+impl Default for Chaos {
+    /// The fault soak's mix: 5% 5xx, 2% timeouts, 429 bursts, 5% slow, 5% duplicated and 30%
+    /// reordered webhooks.
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            p_5xx: 0.05,
+            p_timeout: 0.02,
+            timeout_hold: Duration::from_secs(30),
+            p_429_burst: 0.005,
+            burst_len: 10,
+            p_slow: 0.05,
+            slow: Duration::from_millis(300),
+            p_dup_webhook: 0.05,
+            p_reorder_webhooks: 0.3,
+        }
+    }
+}
+
+/// The random state of [`Chaos`].
+struct ChaosState {
+    chaos: Chaos,
+    rng: StdRng,
+    /// Requests still to refuse in the current 130429 burst.
+    burst_left: u32,
+}
+
+impl ChaosState {
+    fn new(chaos: Chaos) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(chaos.seed),
+            chaos,
+            burst_left: 0,
+        }
+    }
+
+    /// The fault for the next request, if any, and whether it started a burst.
+    fn fault(&mut self) -> (Option<Fault>, bool) {
+        let throttled = Fault::Error {
+            code: 130_429,
+            http_status: 400,
+        };
+        if self.burst_left > 0 {
+            self.burst_left -= 1;
+            return (Some(throttled), false);
+        }
+        let c = &self.chaos;
+        let r: f64 = self.rng.random();
+        let mut edge = c.p_5xx;
+        if r < edge {
+            let fault = match self.rng.random_range(0..4) {
+                0 => Fault::Error {
+                    code: 131_000,
+                    http_status: 500,
+                },
+                1 => Fault::Error {
+                    code: 2,
+                    http_status: 503,
+                },
+                2 => Fault::Error {
+                    code: 131_016,
+                    http_status: 500,
+                },
+                _ => Fault::BareStatus(502),
+            };
+            return (Some(fault), false);
+        }
+        edge += c.p_timeout;
+        if r < edge {
+            return (Some(Fault::AcceptThenHang(c.timeout_hold)), false);
+        }
+        edge += c.p_429_burst;
+        if r < edge {
+            self.burst_left = c.burst_len.saturating_sub(1);
+            return (Some(throttled), true);
+        }
+        edge += c.p_slow;
+        if r < edge {
+            return (Some(Fault::Slow(c.slow)), false);
+        }
+        (None, false)
+    }
+
+    /// Shuffles and duplicates a message's status webhooks; says whether the order changed.
+    fn webhooks(&mut self, statuses: &mut Vec<&'static str>) -> (bool, usize) {
+        let mut reordered = false;
+        if self
+            .rng
+            .random_bool(self.chaos.p_reorder_webhooks.clamp(0.0, 1.0))
+        {
+            let natural = statuses.clone();
+            statuses.shuffle(&mut self.rng);
+            reordered = *statuses != natural;
+        }
+        let mut dups = 0;
+        let mut i = 0;
+        while i < statuses.len() {
+            if self
+                .rng
+                .random_bool(self.chaos.p_dup_webhook.clamp(0.0, 1.0))
+            {
+                // The copy goes anywhere after the original, at the latest last.
+                let at = self.rng.random_range(i + 1..=statuses.len());
+                statuses.insert(at, statuses[i]);
+                dups += 1;
+                i += 1;
+            }
+            i += 1;
+        }
+        (reordered, dups)
+    }
+}
+
+/// One send request, as the simulator saw and answered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendAttempt {
+    /// Arrival order, from 1.
+    pub seq: u64,
+    /// When the request arrived, before any simulated latency or slow fault.
+    pub arrived_at: DateTime<Utc>,
+    /// The request's `to`, if it had one.
+    pub to: Option<String>,
+    /// The request's `biz_opaque_callback_data`, if it had one.
+    pub callback: Option<String>,
+    /// What it was answered.
+    pub answer: Answer,
+    /// The status webhooks planned for an accepted message, in posting order (duplicates
+    /// included); empty when nothing was accepted or no webhook URL is set.
+    pub webhooks: Vec<String>,
+}
+
+/// How a send request was answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Answer {
+    /// Accepted, and answered with this wamid.
+    Accepted {
+        /// The message id.
+        wamid: String,
+    },
+    /// Accepted, but the response was held (`AcceptThenHang`, a chaos timeout) or never
+    /// written (`AcceptThenDrop`): the client most likely never learnt the wamid.
+    Late {
+        /// The message id.
+        wamid: String,
+    },
+    /// Refused: a Graph error envelope with this code, or a bare status when `code` is `None`.
+    Error {
+        /// HTTP status.
+        http_status: u16,
+        /// Graph error code.
+        code: Option<i64>,
+    },
+    /// `{"success": true}` without a message (a mark-as-read call).
+    Success,
+    /// No answer: the client went away or the simulator stopped before anything was decided;
+    /// nothing was accepted.
+    NoAnswer,
+}
+
+impl Answer {
+    /// The wamid of an accepted message (answered in time or not).
+    pub fn wamid(&self) -> Option<&str> {
+        match self {
+            Self::Accepted { wamid } | Self::Late { wamid } => Some(wamid),
+            _ => None,
+        }
+    }
+}
+
+/// Counts of what the simulator did, for soak tests and `GET /_sim/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// Send requests received (mark-as-read calls included).
+    pub requests: usize,
+    /// Messages accepted, whether or not the response reached the client.
+    pub accepted: usize,
+    /// Of those, accepted with the response held or dropped (the lost-response case).
+    pub late: usize,
+    /// Refused with a 5xx (Graph envelope or bare).
+    pub server_errors: usize,
+    /// Refused with 130429 (bursts and `max_per_sec`).
+    pub throttled: usize,
+    /// Refused with 131056 (pair rate limit).
+    pub pair_limited: usize,
+    /// Refused with another error (validation, token, template state).
+    pub other_errors: usize,
+    /// Answered `{"success": true}` (mark-as-read calls).
+    pub succeeded: usize,
+    /// Not answered: the client gave up first.
+    pub unanswered: usize,
+    /// Requests delayed by a slow fault.
+    pub slowed: usize,
+    /// 130429 bursts started by chaos.
+    pub bursts: usize,
+    /// Status webhooks delivered (each duplicate counted).
+    pub webhooks_posted: usize,
+    /// Extra copies of status webhooks planned.
+    pub webhooks_duplicated: usize,
+    /// Messages whose statuses were planned out of order.
+    pub webhooks_reordered: usize,
+    /// Status webhooks given up on after every retry.
+    pub webhooks_failed: usize,
+    /// Messages whose status webhooks are still being posted.
+    pub status_jobs_running: usize,
+}
+
+/// Counters kept beside the attempt log.
+#[derive(Default)]
+struct Counters {
+    slowed: usize,
+    bursts: usize,
+    webhooks_posted: usize,
+    webhooks_duplicated: usize,
+    webhooks_reordered: usize,
+    webhooks_failed: usize,
+}
+
 /// A patient's inbound message, posted as a `messages` webhook.
 ///
 /// Over HTTP (`POST /_sim/reply`) it is written with a `type` tag, e.g.
@@ -368,6 +635,8 @@ struct State {
     fail_later: HashMap<String, i64>,
     last_to: HashMap<String, Instant>,
     recent: VecDeque<Instant>,
+    attempts: Vec<SendAttempt>,
+    counters: Counters,
 }
 
 /// Everything the handlers and tasks share.
@@ -379,6 +648,9 @@ pub(crate) struct Shared {
     tasks: Mutex<JoinSet<()>>,
     shutdown: watch::Receiver<bool>,
     seq: AtomicU64,
+    attempt_seq: AtomicU64,
+    chaos: Mutex<Option<ChaosState>>,
+    status_jobs: AtomicUsize,
 }
 
 impl Shared {
@@ -401,6 +673,131 @@ impl Shared {
             () = tokio::time::sleep(d) => true,
             _ = rx.wait_for(|stop| *stop) => false,
         }
+    }
+
+    fn chaos(&self) -> MutexGuard<'_, Option<ChaosState>> {
+        self.chaos.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The chaos fault for the next request, if chaos is on and draws one.
+    fn chaos_fault(&self) -> Option<Fault> {
+        let (fault, burst) = self.chaos().as_mut().map(ChaosState::fault)?;
+        let mut st = self.state();
+        if burst {
+            st.counters.bursts += 1;
+        }
+        if matches!(fault, Some(Fault::Slow(_))) {
+            st.counters.slowed += 1;
+        }
+        fault
+    }
+
+    /// The status webhooks of an accepted message, shuffled and duplicated by chaos.
+    fn plan_statuses(&self, fail: bool) -> Vec<&'static str> {
+        let mut statuses = vec!["sent"];
+        if fail {
+            statuses.push("failed");
+        } else {
+            statuses.push("delivered");
+            if self.config.auto_read {
+                statuses.push("read");
+            }
+        }
+        let changed = self.chaos().as_mut().map(|c| c.webhooks(&mut statuses));
+        if let Some((reordered, dups)) = changed {
+            let mut st = self.state();
+            st.counters.webhooks_reordered += usize::from(reordered);
+            st.counters.webhooks_duplicated += dups;
+        }
+        statuses
+    }
+
+    /// Logs a send request on arrival, unanswered for now; returns its number.
+    fn begin_attempt(&self, body: &[u8]) -> u64 {
+        #[derive(Deserialize)]
+        struct Peek {
+            to: Option<serde_json::Value>,
+            biz_opaque_callback_data: Option<serde_json::Value>,
+        }
+        let text = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        let (to, callback) = serde_json::from_slice::<Peek>(body)
+            .map(|p| (text(p.to), text(p.biz_opaque_callback_data)))
+            .unwrap_or_default();
+        let seq = self.attempt_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        self.state().attempts.push(SendAttempt {
+            seq,
+            arrived_at: crate::time::Clock::System.now(),
+            to,
+            callback,
+            answer: Answer::NoAnswer,
+            webhooks: Vec::new(),
+        });
+        seq
+    }
+
+    /// Records how request `seq` was answered.
+    fn finish_attempt(&self, seq: u64, answer: Answer, webhooks: &[&str]) {
+        let mut st = self.state();
+        if let Some(a) = st.attempts.iter_mut().rev().find(|a| a.seq == seq) {
+            a.answer = answer;
+            a.webhooks = webhooks.iter().map(|s| (*s).to_string()).collect();
+        }
+    }
+
+    fn stats(&self) -> SimStats {
+        let st = self.state();
+        let mut s = SimStats {
+            requests: st.attempts.len(),
+            slowed: st.counters.slowed,
+            bursts: st.counters.bursts,
+            webhooks_posted: st.counters.webhooks_posted,
+            webhooks_duplicated: st.counters.webhooks_duplicated,
+            webhooks_reordered: st.counters.webhooks_reordered,
+            webhooks_failed: st.counters.webhooks_failed,
+            status_jobs_running: self.status_jobs.load(Ordering::Acquire),
+            ..SimStats::default()
+        };
+        for a in &st.attempts {
+            match &a.answer {
+                Answer::Accepted { .. } => s.accepted += 1,
+                Answer::Late { .. } => {
+                    s.accepted += 1;
+                    s.late += 1;
+                }
+                Answer::Error { http_status, code } => match (http_status, code) {
+                    (_, Some(130_429)) | (429, None) => s.throttled += 1,
+                    (_, Some(131_056)) => s.pair_limited += 1,
+                    (500..=599, _) => s.server_errors += 1,
+                    _ => s.other_errors += 1,
+                },
+                Answer::Success => s.succeeded += 1,
+                Answer::NoAnswer => s.unanswered += 1,
+            }
+        }
+        s
+    }
+
+    /// Posts a message's status webhooks in the background, counted in
+    /// [`SimStats::status_jobs_running`] until they are all posted (or the simulator stops).
+    fn spawn_statuses(self: &Arc<Self>, job: webhook::StatusJob) {
+        /// Decrements the count however the task ends (finished, or dropped on shutdown).
+        struct Running(Arc<Shared>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.status_jobs.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.status_jobs.fetch_add(1, Ordering::AcqRel);
+        let running = Running(Arc::clone(self));
+        let shared = Arc::clone(self);
+        self.spawn(async move {
+            let _running = running;
+            webhook::run_statuses(shared, job).await;
+        });
     }
 
     /// Runs `fut` in the background until it ends or the simulator shuts down.
@@ -519,13 +916,18 @@ impl Sim {
                 fail_later: HashMap::new(),
                 last_to: HashMap::new(),
                 recent: VecDeque::new(),
+                attempts: Vec::new(),
+                counters: Counters::default(),
             }),
+            chaos: Mutex::new(config.chaos.clone().map(ChaosState::new)),
             config,
             addr,
             http,
             tasks: Mutex::new(JoinSet::new()),
             shutdown: shutdown.clone(),
             seq: AtomicU64::new(1),
+            attempt_seq: AtomicU64::new(0),
+            status_jobs: AtomicUsize::new(0),
         });
         let app = api::router(Arc::clone(&shared))
             .into_make_service_with_connect_info::<conn::ConnInfo>();
@@ -538,6 +940,9 @@ impl Sim {
                 .await
         });
         tracing::debug!("sim: listening on {addr}");
+        if let Some(chaos) = &shared.config.chaos {
+            tracing::info!(seed = chaos.seed, "sim: chaos on: {chaos:?}");
+        }
         Ok(Self {
             shared,
             addr,
@@ -566,9 +971,22 @@ impl Sim {
         self.shared.state().messages.clone()
     }
 
-    /// Forgets the accepted sends (rate-limit windows are kept).
+    /// Every send request so far, in arrival order, with what it was answered.
+    pub fn attempts(&self) -> Vec<SendAttempt> {
+        self.shared.state().attempts.clone()
+    }
+
+    /// Counts of requests by answer, and of status webhooks.
+    pub fn stats(&self) -> SimStats {
+        self.shared.stats()
+    }
+
+    /// Forgets the accepted sends and the request log (rate-limit windows and the counters
+    /// of [`Sim::stats`] other than the request counts are kept).
     pub fn clear_messages(&self) {
-        self.shared.state().messages.clear();
+        let mut st = self.shared.state();
+        st.messages.clear();
+        st.attempts.clear();
     }
 
     /// Queues a fault for the next send request that has none yet.
@@ -672,4 +1090,61 @@ pub async fn run(
     shutdown.await;
     sim.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draws(seed: u64, n: usize) -> Vec<Option<Fault>> {
+        let mut c = ChaosState::new(Chaos {
+            seed,
+            burst_len: 4,
+            p_429_burst: 0.05,
+            ..Chaos::default()
+        });
+        (0..n).map(|_| c.fault().0).collect()
+    }
+
+    #[test]
+    fn chaos_draws_are_replayable_from_the_seed() {
+        assert_eq!(draws(1, 500), draws(1, 500));
+        assert_ne!(draws(1, 500), draws(2, 500));
+    }
+
+    #[test]
+    fn a_burst_refuses_burst_len_requests_in_a_row() {
+        let mut c = ChaosState::new(Chaos {
+            p_5xx: 0.0,
+            p_timeout: 0.0,
+            p_slow: 0.0,
+            p_429_burst: 1.0,
+            burst_len: 3,
+            ..Chaos::default()
+        });
+        let starts: Vec<bool> = (0..6).map(|_| c.fault().1).collect();
+        assert_eq!(starts, [true, false, false, true, false, false]);
+    }
+
+    #[test]
+    fn webhook_chaos_keeps_every_status_and_counts_the_copies() {
+        let mut c = ChaosState::new(Chaos {
+            seed: 9,
+            p_dup_webhook: 0.5,
+            p_reorder_webhooks: 1.0,
+            ..Chaos::default()
+        });
+        let mut reordered = 0;
+        for _ in 0..200 {
+            let mut statuses = vec!["sent", "delivered", "read"];
+            let (r, dups) = c.webhooks(&mut statuses);
+            reordered += usize::from(r);
+            assert_eq!(statuses.len(), 3 + dups);
+            let mut distinct = statuses.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct, ["delivered", "read", "sent"]);
+        }
+        assert!(reordered > 100, "{reordered}");
+    }
 }

@@ -153,6 +153,8 @@ pub(crate) struct StatusJob {
     pub(crate) category: Option<String>,
     /// A `failed` status with this code replaces `delivered`.
     pub(crate) fail_code: Option<i64>,
+    /// The statuses to post, in order (chaos may have shuffled or repeated them).
+    pub(crate) statuses: Vec<&'static str>,
 }
 
 impl StatusJob {
@@ -204,25 +206,23 @@ impl StatusJob {
     }
 }
 
-/// Posts `sent`, then `delivered` and `read` (or `failed`), `status_delay` apart.
+/// Posts the job's statuses (`sent`, then `delivered` and `read`, or `failed`, unless chaos
+/// changed the order), `status_delay` apart.
 pub(crate) async fn run_statuses(shared: Arc<Shared>, job: StatusJob) {
     let config = &shared.config;
-    let mut statuses = vec!["sent"];
-    if job.fail_code.is_some() {
-        statuses.push("failed");
-    } else {
-        statuses.push("delivered");
-        if config.auto_read {
-            statuses.push("read");
-        }
-    }
-    for status in statuses {
+    for status in &job.statuses {
         if !shared.sleep(config.status_delay).await {
             return;
         }
         // A status Meta never managed to deliver is lost; the next one is still sent.
-        if let Err(e) = deliver(&shared, &job.payload(config, status)).await {
-            tracing::debug!("sim: {status} status for {} not delivered: {e}", job.wamid);
+        match deliver(&shared, &job.payload(config, status)).await {
+            Ok(()) => shared.state().counters.webhooks_posted += 1,
+            Err(e) => {
+                if !matches!(e, SimError::ShuttingDown) {
+                    shared.state().counters.webhooks_failed += 1;
+                }
+                tracing::debug!("sim: {status} status for {} not delivered: {e}", job.wamid);
+            }
         }
     }
 }

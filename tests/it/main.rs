@@ -12,4 +12,5 @@ mod props;
 mod schema;
 mod sending;
 mod sim_api;
+mod soak;
 mod webhook;

@@ -26,7 +26,7 @@ impl SendEnv {
         let env = Env::new();
         let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
         let config = config
-            .replace("request_timeout = \"15s\"", "request_timeout = \"1s\"")
+            .replace("request_timeout = \"15s\"", "request_timeout = \"3s\"")
             .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
             .replace("retry_base = \"5s\"", "retry_base = \"2s\"")
             // The import happens at the real time; --now is days away from it.
