@@ -184,3 +184,35 @@ pub fn sim_templates() -> Vec<reminderd::sim::SimTemplate> {
 pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A free loopback port (bound and released; the race with another process is acceptable
+/// for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Sends a signal to a process by name (`TERM`, `HUP`, `KILL`).
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
+/// The config for a daemon under test: no quiet hours (tests run at any hour), no spacing
+/// between one patient's messages, and both jobs every second.
+pub fn fast_daemon(config: &str) -> String {
+    config
+        .replace("quiet_hours = \"21:00-08:00\"", "")
+        .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
+        .replace("plan = \"0 * * * * *\"", "plan = \"*/1 * * * * *\"")
+        .replace(
+            "dispatch = \"*/15 * * * * *\"",
+            "dispatch = \"*/1 * * * * *\"",
+        )
+}

@@ -58,24 +58,15 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     let mut rng = Rng(seed);
 
     let env = Env::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let config = std::fs::read_to_string(env.path("reminders.toml"))
-        .expect("config")
-        .replace("quiet_hours = \"21:00-08:00\"", "")
-        .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
-        .replace("rate_limit_per_sec = 80", "rate_limit_per_sec = 200")
-        .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
-        .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
-        .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
-        .replace("enabled = true", "enabled = false")
-        .replace("plan = \"0 * * * * *\"", "plan = \"*/1 * * * * *\"")
-        .replace(
-            "dispatch = \"*/15 * * * * *\"",
-            "dispatch = \"*/1 * * * * *\"",
-        );
+    let port = crate::common::free_port();
+    let config = crate::common::fast_daemon(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+    )
+    .replace("rate_limit_per_sec = 80", "rate_limit_per_sec = 200")
+    .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
+    .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
+    .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
+    .replace("enabled = true", "enabled = false");
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     let now = reminderd::time::Clock::System.now();

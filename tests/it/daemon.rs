@@ -24,32 +24,14 @@ async fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly() {
     let env = Env::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let config = std::fs::read_to_string(env.path("reminders.toml"))
-        .expect("config")
-        .replace("quiet_hours = \"21:00-08:00\"", "")
-        .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
-        .replace("plan = \"0 * * * * *\"", "plan = \"*/1 * * * * *\"")
-        .replace(
-            "dispatch = \"*/15 * * * * *\"",
-            "dispatch = \"*/1 * * * * *\"",
-        )
-        .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"");
+    let port = crate::common::free_port();
+    let config = crate::common::fast_daemon(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+    )
+    .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"");
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     // Appointments about 20 hours from now: their day-before reminders are due at once.
@@ -176,7 +158,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
         ),
     )
     .expect("break");
-    signal(pid, "HUP");
+    crate::common::signal(pid, "HUP");
     until("the refusal", 10, || {
         daemon_log().contains("configuration not reloaded")
     })
@@ -192,7 +174,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     assert_eq!(health.status(), 200, "still running");
     // SIGHUP with a good one: applied.
     std::fs::write(env.path("reminders.toml"), &config).expect("fix");
-    signal(pid, "HUP");
+    crate::common::signal(pid, "HUP");
     until("the reload", 10, || {
         daemon_log().contains("configuration reloaded")
     })
@@ -211,7 +193,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     );
 
     // SIGTERM: exits 0 within the grace period and leaves nothing in `sending`.
-    signal(pid, "TERM");
+    crate::common::signal(pid, "TERM");
     let started = std::time::Instant::now();
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await

@@ -68,15 +68,6 @@ async fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool, state: impl 
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 /// The most timestamps in any half-open one-second window `[t, t + 1s)`.
 fn max_per_second(times: &mut [DateTime<Utc>]) -> (usize, Option<DateTime<Utc>>) {
     times.sort_unstable();
@@ -201,10 +192,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
     let started = std::time::Instant::now();
 
     let env = Env::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = crate::common::free_port();
     let mut config = std::fs::read_to_string(env.path("reminders.toml"))
         .expect("config")
         .replace("quiet_hours = \"21:00-08:00\"", "")
@@ -344,7 +332,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
         .expect("text");
 
     // SIGTERM: exits 0.
-    signal(pid, "TERM");
+    crate::common::signal(pid, "TERM");
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("join")
