@@ -632,3 +632,23 @@ async fn full_loop_send_tap_confirm_acknowledge() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interactive_button_reply_names_its_message_like_a_template_tap() {
+    let env = Env::new();
+    reminded(&env, &[&row("F1", "V1", "98200 13579", "es", 2, "10:00")]);
+    let outbox_id = env.count("SELECT o.id FROM outbox o JOIN appointments a ON a.id = o.appointment_id WHERE a.external_id = 'F1'");
+    let s = Served::start(env).await;
+    let body = envelope(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"profile": {"name": "V"}, "wa_id": "919820013579"}],
+        "messages": [{"from": "919820013579", "id": "wamid.i1", "timestamp": "1764500000", "type": "interactive",
+            "interactive": {"type": "button_reply", "button_reply": {"id": format!("reschedule:{outbox_id}"), "title": "Cambiar hora"}}}]
+    }));
+    assert_eq!(s.post_signed(&body).await, 200);
+    assert_eq!(s.env.appointment("F1")["response"], "reschedule_requested");
+    assert_eq!(
+        s.one("SELECT text FROM replies WHERE message_id = 'wamid.i1'"),
+        format!("[Cambiar hora] reschedule:{outbox_id}")
+    );
+}
