@@ -52,11 +52,29 @@ pub enum StoreError {
         message: String,
     },
     /// A query failed.
-    #[error("database error: {0}")]
+    #[error("database error: {}", explain(.0))]
     Sql(#[from] rusqlite::Error),
     /// A stored value is not one this build knows (a hand-edited or corrupt row).
     #[error("database holds an unexpected value: {0}")]
     Corrupt(String),
+}
+
+/// What a database failure means for the person reading it; the driver's own text follows
+/// as the error's source.
+fn explain(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "the database stayed locked by another process (the daemon or another import) for 10 seconds; nothing was written, try again in a moment"
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => {
+            "the database file or its folder is read-only; nothing was written"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => {
+            "the disk is full; nothing was written, free some space and try again"
+        }
+        Some(rusqlite::ErrorCode::CannotOpen) => "the database file cannot be opened",
+        _ => "a query failed",
+    }
 }
 
 /// An open reminderd database.

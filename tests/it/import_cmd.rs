@@ -556,3 +556,26 @@ fn a_changed_phone_number_is_updated_and_audited() {
         1
     );
 }
+
+#[test]
+fn a_locked_database_is_a_clear_error_and_nothing_is_half_written() {
+    let env = Env::new();
+    env.import("a.csv", &csv(&[A1]), &[]).expect(0);
+    // Another process (here, this test) holds the write lock longer than the busy timeout.
+    let holder = rusqlite::Connection::open(env.db()).expect("open");
+    holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let r = env.import("b.csv", &csv(&[A1, A2, A3]), &[]).expect(74);
+    assert!(
+        r.stderr.contains("locked by another process") && r.stderr.contains("nothing was written"),
+        "{}",
+        r.stderr
+    );
+    holder.execute_batch("ROLLBACK").expect("unlock");
+    drop(holder);
+    assert_eq!(
+        env.count("SELECT count(*) FROM appointments"),
+        1,
+        "the locked import wrote nothing"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM imports"), 1);
+}
