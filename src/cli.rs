@@ -748,12 +748,7 @@ fn run_daemon(
         handle_signals: true,
     };
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            fail(
-                exit::CONFIG,
-                format!("server.listen: cannot listen on {addr}: {e}"),
-            )
-        })?;
+        let listener = bind_server(addr).await?;
         reminderd::daemon::run(opts, listener, tokio_util::sync::CancellationToken::new())
             .await
             .map_err(|e| match e {
@@ -784,12 +779,7 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
         metrics: None,
     };
     runtime()?.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            fail(
-                exit::CONFIG,
-                format!("server.listen: cannot listen on {addr}: {e}"),
-            )
-        })?;
+        let listener = bind_server(addr).await?;
         eprintln!(
             "webhook listening on http://{}/webhook",
             listener.local_addr()?
@@ -907,6 +897,16 @@ fn client(config: &Config) -> Result<Client> {
         .load()
         .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
     Ok(Client::new(wa, token, None)?)
+}
+
+/// Binds the webhook's address, naming the config key when it cannot.
+async fn bind_server(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        fail(
+            exit::CONFIG,
+            format!("server.listen: cannot listen on {addr}: {e}"),
+        )
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -698,6 +698,15 @@ impl Config {
         )
     }
 
+    /// The shipped example `reminders.toml`, compiled in: the demo's and the simulator's
+    /// default, and the tests' fixture.
+    pub fn example() -> Result<Self, ConfigError> {
+        Self::from_toml(
+            include_str!("../reminders.toml"),
+            Path::new("reminders.toml"),
+        )
+    }
+
     /// The clinic with this key, if configured.
     pub fn clinic(&self, key: &str) -> Option<&Clinic> {
         self.clinics.get(key)

@@ -338,7 +338,7 @@ impl Dispatcher {
         // Refill when a quarter of the slots are free: a continuous pipeline keeps the API
         // busy (waiting for whole batches loses each batch's tail), while claims stay batched.
         let refill_at = (wa.max_in_flight / 4).max(1);
-        let mut tasks: JoinSet<Result<(Outcome, bool), DispatchError>> = JoinSet::new();
+        let mut tasks: JoinSet<Result<Outcome, DispatchError>> = JoinSet::new();
         let mut stop: Option<String> = None;
         while stop.is_none() {
             if self.stopping.load(std::sync::atomic::Ordering::Acquire)
@@ -415,10 +415,10 @@ impl Dispatcher {
 fn tally(
     report: &mut Report,
     stop: &mut Option<String>,
-    done: Result<Result<(Outcome, bool), DispatchError>, tokio::task::JoinError>,
+    done: Result<Result<Outcome, DispatchError>, tokio::task::JoinError>,
 ) {
     match done {
-        Ok(Ok((o, _))) => match o {
+        Ok(Ok(o)) => match o {
             Outcome::Sent { .. } => report.sent += 1,
             Outcome::Retry { .. } => report.retrying += 1,
             Outcome::Failed { .. } => report.failed += 1,
@@ -448,7 +448,7 @@ struct SendJob {
 }
 
 impl SendJob {
-    async fn send(self, row: DueRow) -> Result<(Outcome, bool), DispatchError> {
+    async fn send(self, row: DueRow) -> Result<Outcome, DispatchError> {
         let (outcome, language, params) = self.attempt(&row).await;
         let store = Arc::clone(&self.store);
         let now = self.clock.now();
@@ -490,7 +490,7 @@ impl SendJob {
                 tracing::warn!(outbox = id, %reason, "not sent")
             }
         }
-        Ok((outcome, true))
+        Ok(outcome)
     }
 
     async fn attempt(&self, row: &DueRow) -> (Outcome, Option<String>, Option<String>) {
@@ -626,16 +626,13 @@ mod tests {
     use crate::phone::E164;
     use crate::store::CancelledBy;
     use crate::time::parse_instant;
-    use std::path::Path;
 
     fn utc(s: &str) -> DateTime<Utc> {
         parse_instant(s).expect("instant")
     }
 
     fn config() -> Config {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reminders.toml"))
-            .expect("example");
-        Config::from_toml(&text, Path::new("reminders.toml")).expect("valid")
+        Config::example().expect("the shipped reminders.toml is valid")
     }
 
     fn row() -> DueRow {

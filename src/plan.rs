@@ -300,16 +300,13 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::time::parse_instant;
-    use std::path::Path;
 
     fn utc(s: &str) -> DateTime<Utc> {
         parse_instant(s).expect("instant")
     }
 
     fn config() -> Config {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reminders.toml"))
-            .expect("example config");
-        Config::from_toml(&text, Path::new("reminders.toml")).expect("valid example")
+        Config::example().expect("the shipped reminders.toml is valid")
     }
 
     fn appt(clinic: &str, starts: &str) -> Candidate {

@@ -293,12 +293,9 @@ pub fn ack_text(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use std::path::Path;
 
     fn config() -> Config {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/reminders.toml"))
-            .expect("example");
-        Config::from_toml(&text, Path::new("reminders.toml")).expect("valid")
+        Config::example().expect("the shipped reminders.toml is valid")
     }
 
     fn input<'a>(

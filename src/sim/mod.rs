@@ -162,12 +162,9 @@ impl SimTemplate {
     pub fn defaults() -> Vec<Self> {
         // The shipped example config is the one source of the templates' text; a test checks
         // it parses, so this is never empty in practice.
-        crate::config::Config::from_toml(
-            include_str!("../../reminders.toml"),
-            std::path::Path::new("reminders.toml"),
-        )
-        .map(|c| templates_from_config(&c))
-        .unwrap_or_default()
+        crate::config::Config::example()
+            .map(|c| templates_from_config(&c))
+            .unwrap_or_default()
     }
 }
 
