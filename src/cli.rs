@@ -768,7 +768,7 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
         .load()
         .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
     let addr = listen.unwrap_or(config.server.listen);
-    let max_body = config.server.max_body_bytes;
+    let limits = config.server.clone();
     let state = reminderd::server::AppState {
         store: Arc::new(Mutex::new(store)),
         config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
@@ -787,7 +787,8 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
         // Stop on SIGTERM as on Ctrl-C, letting requests in flight finish: an event stored but
         // never answered would be delivered again by Meta.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        reminderd::server::serve(listener, state, max_body, async move {
+        let app = reminderd::server::router(state, limits.max_body_bytes);
+        reminderd::server::serve(listener, app, &limits, async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

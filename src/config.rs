@@ -69,6 +69,12 @@ pub struct Server {
     pub listen: std::net::SocketAddr,
     /// Largest webhook body accepted (Meta batches reach 3 MB).
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers (slow-loris guard).
+    pub header_timeout: std::time::Duration,
+    /// How long a request may take from its headers to the answer, body included.
+    pub request_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the kernel's queue.
+    pub max_connections: usize,
 }
 
 /// How replies are understood and answered.
@@ -472,6 +478,24 @@ struct RawServer {
     listen: String,
     #[serde(default = "default_body_limit")]
     max_body_bytes: usize,
+    #[serde(default = "default_header_timeout")]
+    header_timeout: String,
+    #[serde(default = "default_server_request_timeout")]
+    request_timeout: String,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+}
+
+fn default_header_timeout() -> String {
+    "10s".into()
+}
+
+fn default_server_request_timeout() -> String {
+    "60s".into()
+}
+
+fn default_max_connections() -> usize {
+    512
 }
 
 fn default_body_limit() -> usize {
@@ -961,29 +985,52 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         );
     }
 
-    let server = match raw.server {
-        None => Server {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+    let server = {
+        let srv = raw.server.unwrap_or_else(|| RawServer {
+            listen: "127.0.0.1:8080".into(),
             max_body_bytes: default_body_limit(),
-        },
-        Some(srv) => {
-            let listen = srv.listen.parse().unwrap_or_else(|_| {
+            header_timeout: default_header_timeout(),
+            request_timeout: default_server_request_timeout(),
+            max_connections: default_max_connections(),
+        });
+        let listen = srv.listen.parse().unwrap_or_else(|_| {
+            push(
+                "server.listen".into(),
+                format!("{:?} is not an address and port such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\"", srv.listen),
+            );
+            std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        if srv.max_body_bytes < 3 * 1024 * 1024 {
+            push(
+                "server.max_body_bytes".into(),
+                "must be at least 3145728: Meta batches webhook bodies of up to 3 MB".into(),
+            );
+        }
+        let mut timeout = |key: &str, text: &str, fallback: u64| match parse_std_duration(text) {
+            Ok(d) if d >= std::time::Duration::from_secs(1) => d,
+            Ok(_) => {
                 push(
-                    "server.listen".into(),
-                    format!("{:?} is not an address and port such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\"", srv.listen),
+                    format!("server.{key}"),
+                    format!("{text:?} is too short; give at least 1s"),
                 );
-                std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
-            });
-            if srv.max_body_bytes < 3 * 1024 * 1024 {
-                push(
-                    "server.max_body_bytes".into(),
-                    "must be at least 3145728: Meta batches webhook bodies of up to 3 MB".into(),
-                );
+                std::time::Duration::from_secs(fallback)
             }
-            Server {
-                listen,
-                max_body_bytes: srv.max_body_bytes,
+            Err(m) => {
+                push(format!("server.{key}"), m);
+                std::time::Duration::from_secs(fallback)
             }
+        };
+        let header_timeout = timeout("header_timeout", &srv.header_timeout, 10);
+        let request_timeout = timeout("request_timeout", &srv.request_timeout, 60);
+        if srv.max_connections == 0 {
+            push("server.max_connections".into(), "must be at least 1".into());
+        }
+        Server {
+            listen,
+            max_body_bytes: srv.max_body_bytes,
+            header_timeout,
+            request_timeout,
+            max_connections: srv.max_connections.max(1),
         }
     };
     let replies = validate_replies(raw.replies.unwrap_or_default(), &mut push);
@@ -1582,6 +1629,11 @@ date_formats = ["%Q"]
 [import.columns]
 phone = "Date"
 date = "date"
+[server]
+listen = "127.0.0.1:8080"
+header_timeout = "0s"
+request_timeout = "soon"
+max_connections = 0
 "#;
         let p = problems(text);
         let joined = p.join("\n");
@@ -1593,6 +1645,9 @@ date = "date"
             "clinics.nyc.import_format: unknown import format \"nope\"",
             "import.date_formats[0]: \"%Q\" is not a usable date pattern",
             "import.columns.date: header \"date\" is also mapped to \"phone\"",
+            "server.header_timeout: \"0s\" is too short; give at least 1s",
+            "server.request_timeout: \"soon\" is not a duration",
+            "server.max_connections: must be at least 1",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }

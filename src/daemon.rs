@@ -216,14 +216,14 @@ pub async fn run(
         .local_addr()
         .map_err(|e| DaemonError::Runtime(e.to_string()))?;
     let server_stop = shutdown.clone();
-    let server = tokio::spawn(server::serve(
-        listener,
-        state,
-        config.server.max_body_bytes,
-        async move {
+    let limits = config.server.clone();
+    let app = server::router(state, limits.max_body_bytes);
+    let server = tokio::spawn(async move {
+        server::serve(listener, app, &limits, async move {
             server_stop.cancelled().await;
-        },
-    ));
+        })
+        .await
+    });
 
     // 4. The jobs, on the configured UTC cadence.
     let mut scheduler = JobScheduler::new()

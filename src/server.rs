@@ -44,7 +44,7 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// The routes.
+/// The webhook's routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/webhook", get(handshake).post(webhook))
@@ -54,16 +54,68 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Serves `app` until `shutdown` completes, then lets in-flight requests finish.
+///
+/// axum's own `serve` sets no timer, so a client trickling header bytes would hold its
+/// connection for ever; here every connection has a header deadline, every request a total
+/// deadline (body included), and at most `limits.max_connections` are served at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    state: AppState,
-    max_body_bytes: usize,
+    app: Router,
+    limits: &crate::config::Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state, max_body_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let request_timeout = limits.request_timeout;
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if let Ok(answer) = tokio::time::timeout(request_timeout, next.run(req)).await {
+                answer
+            } else {
+                tracing::warn!("a request took longer than server.request_timeout; cut off");
+                (StatusCode::REQUEST_TIMEOUT, "request took too long").into_response()
+            }
+        },
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn handshake(

@@ -652,3 +652,146 @@ async fn an_interactive_button_reply_names_its_message_like_a_template_tap() {
         format!("[Cambiar hora] reschedule:{outbox_id}")
     );
 }
+
+/// Reads from `stream` until the server closes it (or answers), giving up after `limit`.
+/// Returns what was read and how long the server took.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (String, Duration) {
+    use tokio::io::AsyncReadExt;
+    let started = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = limit.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!(
+                "the server kept a slow client's connection open for {limit:?}; read so far: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_loris_clients_are_cut_off_and_others_still_served() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    assert!(
+        config.contains("header_timeout = \"10s\"") && config.contains("request_timeout = \"60s\"")
+    );
+    env.file(
+        "reminders.toml",
+        config
+            .replace("header_timeout = \"10s\"", "header_timeout = \"1s\"")
+            .replace("request_timeout = \"60s\"", "request_timeout = \"2s\""),
+    );
+    let s = Served::start(env).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+
+    // 1. Headers trickled a byte at a time: cut off at the header deadline, with nothing kept.
+    let mut headers = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    headers
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let trickle = {
+        let (mut read, mut write) = headers.into_split();
+        let writer = tokio::spawn(async move {
+            for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                .iter()
+                .copied()
+            {
+                if write.write_all(&[b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(Duration::from_secs(6), async {
+            use tokio::io::AsyncReadExt;
+            loop {
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        writer.abort();
+        assert!(
+            closed.is_ok(),
+            "a client trickling its headers was never cut off"
+        );
+        started.elapsed()
+    };
+    assert!(
+        trickle < Duration::from_secs(4),
+        "header deadline is 1s, the connection lasted {trickle:?}"
+    );
+
+    // 2. A connection that sends nothing at all is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let (_, idle_for) = read_until_closed(&mut idle, Duration::from_secs(6)).await;
+    assert!(idle_for < Duration::from_secs(4), "idle for {idle_for:?}");
+
+    // 3. Headers on time, then a body trickled: answered 408 at the request deadline and
+    //    nothing stored; meanwhile other clients are answered.
+    let body = text_from("919820012345", "wamid.slow", "yes").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    slow.write_all(
+        format!(
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n",
+            signature(SECRET, body.as_bytes()),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write headers");
+    slow.write_all(&body.as_bytes()[..10]).await.expect("write");
+    let healthy = s
+        .http
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .expect("healthz while a slow client waits");
+    assert_eq!(healthy.status(), 200);
+    let (answer, took) = read_until_closed(&mut slow, Duration::from_secs(8)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a trickled body gets 408, got {answer:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "request deadline is 2s, took {took:?}"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM inbound_events"),
+        0,
+        "nothing stored from a body that never arrived"
+    );
+
+    // 4. A normal webhook still goes through.
+    assert_eq!(
+        s.post_signed(&text_from("919820012345", "wamid.fast", "yes"))
+            .await,
+        200
+    );
+}
