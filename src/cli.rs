@@ -178,11 +178,14 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Run the webhook server alone (replies and delivery statuses)
+    /// Run the webhook server (replies and delivery statuses) and the front desk, no jobs
     Serve {
         /// Address to listen on [default: server.listen from the config]
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Address of the front desk [default: desk.listen from the config]
+        #[arg(long, value_name = "ADDR")]
+        desk_listen: Option<std::net::SocketAddr>,
     },
     /// List patients' replies (newest first)
     Replies {
@@ -248,6 +251,27 @@ enum Command {
         #[command(subcommand)]
         command: TemplatesCommand,
     },
+    /// Staff accounts for the front desk in a browser
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; asks for its password (or reads one line from standard input)
+    Add {
+        /// The name staff type to sign in
+        name: String,
+    },
+    /// Set a new password; also lifts a lock-out and signs the account out everywhere
+    Passwd {
+        /// The account's name
+        name: String,
+    },
+    /// List the accounts
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,7 +348,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>() {
             return exit::CONFIG;
         }
-        if cause.is::<StoreError>() {
+        if cause.is::<StoreError>()
+            || matches!(
+                cause.downcast_ref::<ImportError>(),
+                Some(ImportError::Store(_))
+            )
+        {
             return exit::IO;
         }
     }
@@ -451,9 +480,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Demo { keep } => demo(keep),
         Command::Run { listen } => run_daemon(&config_path, cli.db, listen),
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            desk_listen,
+        } => {
             let (config, store) = open(&config_path, cli.db.as_deref())?;
-            serve(config, store, listen)
+            serve(config, store, listen, desk_listen)
         }
         Command::Replies {
             needs_staff,
@@ -481,11 +513,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             for c in clinics_for(&config, clinic.as_deref())? {
                 let day = date.unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
                 let (from, to) = local_day_bounds(c.time_zone, day);
-                let rules = config
-                    .rules
-                    .iter()
-                    .filter(|r| r.clinics.contains(&c.key))
-                    .count();
+                let rules = config.rule_count(&c.key);
                 all.extend(
                     store
                         .follow_ups(&c.key, from, to, rules)?
@@ -611,7 +639,88 @@ pub fn run(cli: Cli) -> Result<u8> {
             let config = load_config(&config_path, cli.db.as_deref())?;
             templates_check(&config, json)
         }
+        Command::User { command } => {
+            let (_, store) = open(&config_path, cli.db.as_deref())?;
+            user(store, command)
+        }
     }
+}
+
+fn user(mut store: Store, command: UserCommand) -> Result<u8> {
+    let now = Clock::System.now();
+    match command {
+        UserCommand::Add { name } => {
+            let name = name.trim().to_string();
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(fail(
+                    exit::USAGE,
+                    "a user name is 1 to 64 characters without control characters",
+                ));
+            }
+            let hash = new_password(&name)?;
+            if !store.add_staff(&name, &hash, now)? {
+                return Err(fail(
+                    exit::DATA,
+                    format!(
+                        "there is already a user {name:?}; use `reminderd user passwd {name}` to change the password"
+                    ),
+                ));
+            }
+            println!("user {name} added; they can sign in at the front desk");
+        }
+        UserCommand::Passwd { name } => {
+            if store.staff_login(&name)?.is_none() {
+                return Err(fail(
+                    exit::DATA,
+                    format!("there is no user {name:?}; `reminderd user list` shows them"),
+                ));
+            }
+            let hash = new_password(&name)?;
+            store.set_staff_password(&name, &hash, now)?;
+            println!("password of {name} changed; any lock-out is lifted and old sign-ins end");
+        }
+        UserCommand::List => {
+            let users = store.staff()?;
+            if users.is_empty() {
+                println!("no users; add one with `reminderd user add NAME`");
+            }
+            for u in users {
+                let state = match u.locked_until {
+                    Some(t) if t > now => {
+                        format!("locked until {} UTC", t.format("%Y-%m-%d %H:%M"))
+                    }
+                    _ => "active".to_string(),
+                };
+                println!(
+                    "{}  ({state}, added {})",
+                    u.name,
+                    u.created_at.format("%Y-%m-%d")
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Asks twice on a terminal; otherwise reads one line from standard input (for scripts).
+fn new_password(name: &str) -> Result<String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        if first != again {
+            return Err(fail(
+                exit::USAGE,
+                "the two passwords differ; nothing changed",
+            ));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    reminderd::desk::auth::hash_password(&password).map_err(|e| fail(exit::USAGE, e.to_string()))
 }
 
 fn clinics_for<'c>(
@@ -672,12 +781,7 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
         let day = outcome.first_start.with_timezone(&c.time_zone).date_naive();
         for offset in 0..=1 {
             let (from, to) = local_day_bounds(c.time_zone, day + chrono::Duration::days(offset));
-            let rules = outcome
-                .config
-                .rules
-                .iter()
-                .filter(|r| r.clinics.contains(&c.key))
-                .count();
+            let rules = outcome.config.rule_count(&c.key);
             for f in store.follow_ups(&c.key, from, to, rules)? {
                 writeln!(
                     out,
@@ -760,7 +864,12 @@ fn run_daemon(
     })
 }
 
-fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> Result<u8> {
+fn serve(
+    config: Config,
+    store: Store,
+    listen: Option<std::net::SocketAddr>,
+    desk_listen: Option<std::net::SocketAddr>,
+) -> Result<u8> {
     let app_secret = secrets::APP_SECRET
         .load()
         .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
@@ -778,12 +887,24 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
         health: None,
         metrics: None,
     };
+    let desk_state = reminderd::desk::DeskState {
+        store: Arc::clone(&state.store),
+        config: Arc::clone(&state.config),
+        clock: Clock::System,
+    };
     runtime()?.block_on(async move {
         let listener = bind_server(addr).await?;
         eprintln!(
             "webhook listening on http://{}/webhook",
             listener.local_addr()?
         );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let desk = reminderd::desk::spawn(desk_state, desk_listen, stop.clone())
+            .await
+            .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+        if let Some((addr, _)) = &desk {
+            eprintln!("front desk on http://{addr}/desk");
+        }
         // Stop on SIGTERM as on Ctrl-C, letting requests in flight finish: an event stored but
         // never answered would be delivered again by Meta.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -793,8 +914,12 @@ fn serve(config: Config, store: Store, listen: Option<std::net::SocketAddr>) -> 
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
+            stop.cancel();
         })
         .await?;
+        if let Some((_, task)) = desk {
+            task.await??;
+        }
         Ok(exit::OK)
     })
 }
@@ -871,11 +996,14 @@ fn print_stats(s: &reminderd::store::Stats, from: NaiveDate, to: NaiveDate) -> R
         "  no-shows: {} confirmed, {} unconfirmed, {} unreachable; {} patient(s) opted out",
         s.no_show_confirmed, s.no_show_unconfirmed, s.no_show_unreachable, s.opt_outs
     )?;
-    for (rule, sent, confirmed) in &s.per_rule {
+    for r in &s.per_rule {
         writeln!(
             out,
-            "  rule {rule}: {sent} sent, {} confirmed afterwards",
-            pct(*confirmed, *sent)
+            "  rule {}: {} sent, {} confirmed afterwards, {} no-shows",
+            r.rule,
+            r.sent,
+            pct(r.confirmed, r.sent),
+            pct(r.no_show, r.sent)
         )?;
     }
     Ok(())
@@ -1388,6 +1516,7 @@ fn import_file(
     let parsed = import::parse(&bytes, config, opts).map_err(|e| match e {
         ImportError::Options(m) => fail(exit::USAGE, m),
         ImportError::Store(e) => e.into(),
+        e @ ImportError::AlreadyDecided(_) => e.into(),
     })?;
     let report = import::apply(
         store,
@@ -1399,6 +1528,7 @@ fn import_file(
             dry_run,
             imported_by: "cli",
             now: Clock::System.now(),
+            preview: None,
         },
     )
     .context("import failed; nothing was written")?;

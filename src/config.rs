@@ -46,6 +46,25 @@ pub struct Config {
     pub replies: Replies,
     /// The long-running daemon's schedules.
     pub daemon: Daemon,
+    /// The front desk in a browser (`None`: not served).
+    pub desk: Option<Desk>,
+}
+
+/// The front desk's web pages: where they listen and how sign-in behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desk {
+    /// Its own address, apart from the public webhook's.
+    pub listen: std::net::SocketAddr,
+    /// Mark cookies `Secure` (set when staff reach the desk through an HTTPS proxy).
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts.
+    pub session: Duration,
+    /// Failed sign-ins in a row that lock an account.
+    pub max_failed_logins: u32,
+    /// How long a locked account stays locked.
+    pub lockout: Duration,
+    /// Largest schedule file accepted, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 /// When `reminderd run` plans and sends (cron expressions with a seconds field, in UTC: they
@@ -433,6 +452,36 @@ struct RawConfig {
     server: Option<RawServer>,
     replies: Option<RawReplies>,
     daemon: Option<RawDaemon>,
+    desk: Option<RawDesk>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDesk {
+    listen: String,
+    #[serde(default)]
+    secure_cookies: bool,
+    #[serde(default = "default_session")]
+    session: String,
+    #[serde(default = "default_max_failed_logins")]
+    max_failed_logins: u32,
+    #[serde(default = "default_lockout")]
+    lockout: String,
+    #[serde(default = "default_max_upload")]
+    max_upload_bytes: usize,
+}
+
+fn default_session() -> String {
+    "12h".into()
+}
+fn default_max_failed_logins() -> u32 {
+    5
+}
+fn default_lockout() -> String {
+    "15m".into()
+}
+fn default_max_upload() -> usize {
+    10 * 1024 * 1024
 }
 
 #[derive(Debug, Deserialize)]
@@ -693,6 +742,14 @@ fn default_time_formats() -> Vec<String> {
 // ---- loading -------------------------------------------------------------------------------
 
 impl Config {
+    /// How many reminder rules apply to a clinic ("no answer after all reminders" needs them all).
+    pub fn rule_count(&self, clinic: &str) -> usize {
+        self.rules
+            .iter()
+            .filter(|r| r.clinics.iter().any(|c| c == clinic))
+            .count()
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -1052,6 +1109,10 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         plan: d.plan,
         dispatch: d.dispatch,
     };
+    let desk = raw
+        .desk
+        .as_ref()
+        .map(|d| validate_desk(d, &server, &mut push));
 
     if problems.is_empty() {
         Ok(Config {
@@ -1067,9 +1128,64 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             server,
             replies,
             daemon,
+            desk,
         })
     } else {
         Err(problems)
+    }
+}
+
+fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, String)) -> Desk {
+    let listen = d.listen.parse().unwrap_or_else(|_| {
+        push(
+            "desk.listen".into(),
+            format!(
+                "{:?} is not an address and port such as \"127.0.0.1:8081\" (this computer only) or \"192.168.1.10:8081\" (the clinic's network)",
+                d.listen
+            ),
+        );
+        std::net::SocketAddr::from(([127, 0, 0, 1], 8081))
+    });
+    if listen == server.listen && listen.port() != 0 {
+        push(
+            "desk.listen".into(),
+            format!(
+                "{listen} is also server.listen; the desk needs its own address so the public webhook port never exposes it"
+            ),
+        );
+    }
+    let mut span = |key: &str, text: &str, fallback: Duration| match parse_duration(text) {
+        Ok(v) if v >= Duration::minutes(1) => v,
+        Ok(_) => {
+            push(
+                format!("desk.{key}"),
+                format!("{text:?} is too short; give at least 1m"),
+            );
+            fallback
+        }
+        Err(m) => {
+            push(format!("desk.{key}"), m);
+            fallback
+        }
+    };
+    let session = span("session", &d.session, Duration::hours(12));
+    let lockout = span("lockout", &d.lockout, Duration::minutes(15));
+    if d.max_failed_logins == 0 {
+        push("desk.max_failed_logins".into(), "must be at least 1".into());
+    }
+    if d.max_upload_bytes < 1024 {
+        push(
+            "desk.max_upload_bytes".into(),
+            "must be at least 1024; a day's schedule is usually a few hundred kilobytes".into(),
+        );
+    }
+    Desk {
+        listen,
+        secure_cookies: d.secure_cookies,
+        session,
+        max_failed_logins: d.max_failed_logins.max(1),
+        lockout,
+        max_upload_bytes: d.max_upload_bytes,
     }
 }
 

@@ -225,6 +225,19 @@ pub async fn run(
         .await
     });
 
+    // 3b. The front desk, on its own address (never the public webhook's).
+    let desk = crate::desk::spawn(
+        crate::desk::DeskState {
+            store: Arc::clone(&store),
+            config: Arc::clone(&shared.config),
+            clock: Clock::System,
+        },
+        None,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| DaemonError::Runtime(e.to_string()))?;
+
     // 4. The jobs, on the configured UTC cadence.
     let mut scheduler = JobScheduler::new()
         .await
@@ -315,6 +328,13 @@ pub async fn run(
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(DaemonError::Runtime(format!("server: {e}"))),
         Err(e) => return Err(DaemonError::Runtime(format!("server task: {e}"))),
+    }
+    if let Some((_, task)) = desk {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(DaemonError::Runtime(format!("desk: {e}"))),
+            Err(e) => return Err(DaemonError::Runtime(format!("desk task: {e}"))),
+        }
     }
     tracing::info!("stopped");
     Ok(())

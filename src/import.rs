@@ -110,6 +110,39 @@ pub struct ImportReport {
     /// Nothing was written because this was a dry-run.
     #[serde(skip)]
     pub dry_run: bool,
+    /// What each valid row does, in file order (the browser preview's table).
+    #[serde(skip)]
+    pub outcomes: Vec<RowOutcome>,
+    /// Set when a previewed upload was confirmed but the schedule changed since its preview:
+    /// nothing was written and the report shows what the file would do now.
+    #[serde(skip)]
+    pub preview_outdated: bool,
+}
+
+/// What one valid row does to the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    /// A new appointment.
+    New,
+    /// An appointment (or its patient) changes.
+    Updated,
+    /// A booked appointment is cancelled.
+    Cancelled,
+    /// Nothing changes.
+    Unchanged,
+}
+
+impl RowOutcome {
+    /// The word staff see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Updated => "updated",
+            Self::Cancelled => "cancelled",
+            Self::Unchanged => "unchanged",
+        }
+    }
 }
 
 impl ImportReport {
@@ -125,7 +158,29 @@ impl ImportReport {
             errors,
             changes: Vec::new(),
             dry_run: false,
+            outcomes: Vec::new(),
+            preview_outdated: false,
         }
+    }
+
+    /// A digest of everything the import does (every row's outcome and every notable
+    /// change): equal fingerprints mean a preview still describes what confirming would do.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for (i, o) in self.outcomes.iter().enumerate() {
+            h.update(format!("{i}:{}\n", o.as_str()));
+        }
+        for c in &self.changes {
+            h.update(format!(
+                "{:?}:{}:{}:{:?}\n",
+                c.row, c.clinic, c.appointment_id, c.kind
+            ));
+        }
+        h.update(format!(
+            "{} {} {} {} {}",
+            self.rows, self.new, self.updated, self.cancelled, self.unchanged
+        ));
+        format!("{:x}", h.finalize())
     }
 }
 
@@ -173,6 +228,19 @@ pub struct ApplyOptions<'a> {
     pub imported_by: &'a str,
     /// The import's time stamp.
     pub now: DateTime<Utc>,
+    /// Confirming a browser preview: applied only if the preview is still undecided and
+    /// the file still does exactly what was previewed; both checked in the import's own
+    /// transaction, so a second confirm writes nothing.
+    pub preview: Option<PreviewCheck<'a>>,
+}
+
+/// The preview an import confirms.
+#[derive(Debug, Clone, Copy)]
+pub struct PreviewCheck<'a> {
+    /// The preview's token.
+    pub token: &'a str,
+    /// [`ImportReport::fingerprint`] of the preview.
+    pub fingerprint: &'a str,
 }
 
 /// What the caller chose on the command line.
@@ -193,6 +261,9 @@ pub enum ImportError {
     /// Writing failed; nothing was imported.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The preview was already confirmed or discarded; nothing was written this time.
+    #[error("this upload was already {0}; nothing more was imported")]
+    AlreadyDecided(String),
 }
 
 // ---- reading ------------------------------------------------------------------------------
@@ -1065,6 +1136,7 @@ pub fn apply(
             ..ImportCounts::default()
         },
         changes: Vec::new(),
+        outcomes: Vec::with_capacity(parsed.rows.len()),
     };
     for key in &clinic_keys {
         let clinic_id = clinic_ids[key];
@@ -1080,15 +1152,16 @@ pub fn apply(
         }
     }
     let ApplyState {
-        counts, changes, ..
+        counts,
+        changes,
+        outcomes,
+        ..
     } = state;
     tx.finish_import(import_id, &counts)?;
-    if opts.dry_run {
-        drop(tx);
-    } else {
-        tx.commit()?;
-    }
-    Ok(ImportReport {
+    // Rows were applied clinic by clinic; staff read them in file order.
+    let mut outcomes = outcomes;
+    outcomes.sort_by_key(|(row, _)| *row);
+    let mut report = ImportReport {
         file: opts.file_name.to_string(),
         rows: counts.rows,
         new: counts.new,
@@ -1098,7 +1171,26 @@ pub fn apply(
         errors: Vec::new(),
         changes,
         dry_run: opts.dry_run,
-    })
+        outcomes: outcomes.into_iter().map(|(_, o)| o).collect(),
+        preview_outdated: false,
+    };
+    if let Some(p) = opts.preview.filter(|_| !opts.dry_run) {
+        if report.fingerprint() != p.fingerprint {
+            drop(tx);
+            report.preview_outdated = true;
+            report.dry_run = true;
+            return Ok(report);
+        }
+        if let Err(decided) = tx.settle_preview(p.token, import_id, opts.now)? {
+            return Err(ImportError::AlreadyDecided(decided));
+        }
+    }
+    if opts.dry_run {
+        drop(tx);
+    } else {
+        tx.commit()?;
+    }
+    Ok(report)
 }
 
 struct ApplyState<'t, 'c> {
@@ -1108,6 +1200,8 @@ struct ApplyState<'t, 'c> {
     now: DateTime<Utc>,
     counts: ImportCounts,
     changes: Vec<Change>,
+    /// (spreadsheet row, outcome) per valid row.
+    outcomes: Vec<(usize, RowOutcome)>,
 }
 
 /// What one row does to a stored appointment; decided without touching the store.
@@ -1258,6 +1352,7 @@ impl ApplyState<'_, '_> {
                 },
             );
             self.counts.new += 1;
+            self.outcomes.push((row.row, RowOutcome::New));
             return Ok(());
         };
 
@@ -1269,8 +1364,10 @@ impl ApplyState<'_, '_> {
         if !(d.moved || status_changed || details_changed) {
             if patient_changed {
                 self.counts.updated += 1;
+                self.outcomes.push((row.row, RowOutcome::Updated));
             } else {
                 self.counts.unchanged += 1;
+                self.outcomes.push((row.row, RowOutcome::Unchanged));
             }
             return Ok(());
         }
@@ -1315,8 +1412,10 @@ impl ApplyState<'_, '_> {
         }
         if d.status == Status::Cancelled && status_changed {
             self.counts.cancelled += 1;
+            self.outcomes.push((row.row, RowOutcome::Cancelled));
         } else {
             self.counts.updated += 1;
+            self.outcomes.push((row.row, RowOutcome::Updated));
         }
         if let Some(kind) = d.kind {
             self.changes.push(Change {

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod desk;
 pub mod dispatch;
 pub mod import;
 pub mod jobs;

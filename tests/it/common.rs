@@ -10,7 +10,9 @@ use serde_json::Value;
 /// test's folder and a date-line clinic added for time-zone tests.
 pub fn test_config() -> String {
     let shipped = include_str!("../../reminders.toml")
-        .replace("path = \"reminderd.db\"", "path = \"test.db\"");
+        .replace("path = \"reminderd.db\"", "path = \"test.db\"")
+        // Tests run side by side: each desk takes any free port.
+        .replace("listen = \"127.0.0.1:8081\"", "listen = \"127.0.0.1:0\"");
     format!(
         "{shipped}\n[clinics.apia]\ndisplay_name = \"Apia Family Practice\"\ntime_zone = \"Pacific/Apia\"\nphone_region = \"WS\"\n"
     )

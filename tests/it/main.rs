@@ -5,6 +5,7 @@ mod common;
 mod config_cmd;
 mod crash;
 mod daemon;
+mod dbfault;
 mod demo;
 mod import_cmd;
 mod listing;

@@ -594,6 +594,7 @@ proptest! {
                 dry_run: false,
                 imported_by: "props",
                 now: now(),
+                preview: None,
             },
         )
         .expect("apply");
@@ -652,7 +653,7 @@ proptest! {
 // ---- config loader --------------------------------------------------------------------------
 
 /// The top-level sections every problem key starts with.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "database",
     "clinics",
     "import",
@@ -663,6 +664,7 @@ const SECTIONS: [&str; 10] = [
     "daemon",
     "server",
     "replies",
+    "desk",
 ];
 
 /// Checks what `from_toml` made of `text`.
@@ -1065,6 +1067,7 @@ fn webhook_store(dir: &Path) -> Store {
             dry_run: false,
             imported_by: "props",
             now: now(),
+            preview: None,
         },
     )
     .expect("import fixture");

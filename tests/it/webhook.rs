@@ -668,8 +668,8 @@ async fn read_until_closed(
         match tokio::time::timeout(left, stream.read(&mut buf)).await {
             Ok(Ok(0) | Err(_)) => break,
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Err(_) => panic!(
-                "the server kept a slow client's connection open for {limit:?}; read so far: {:?}",
+            Err(elapsed) => panic!(
+                "the server kept a slow client's connection open for {limit:?} ({elapsed}); read so far: {:?}",
                 String::from_utf8_lossy(&got)
             ),
         }

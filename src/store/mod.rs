@@ -12,20 +12,24 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::config::Clinic;
+mod desk;
+pub use desk::{BoardRow, Preview, Session, StaffLogin, StaffView};
+
 use crate::phone::E164;
 use crate::plan::{Candidate, Due, Kind};
 
 /// The schema every new database gets; its `PRAGMA user_version` line is the version.
-pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a database from version `i + 1` to `i + 2`.
 /// Each later schema change appends one step and updates `schema.sql` to the result.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/002-outbox.sql"),
-    include_str!("../migrations/003-replies.sql"),
+    include_str!("../../migrations/002-outbox.sql"),
+    include_str!("../../migrations/003-replies.sql"),
+    include_str!("../../migrations/004-desk.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
@@ -35,7 +39,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or set up.
-    #[error("cannot open database {path}: {source}")]
+    #[error("cannot open database {path}: {}", explain_open(path, source))]
     Open {
         /// The database file.
         path: PathBuf,
@@ -72,9 +76,28 @@ fn explain(e: &rusqlite::Error) -> &'static str {
         Some(rusqlite::ErrorCode::DiskFull) => {
             "the disk is full; nothing was written, free some space and try again"
         }
+        Some(rusqlite::ErrorCode::SystemIoFailure) => {
+            "the disk is full or failing (SQLite: disk I/O error); nothing was written, check its free space (df -h) and health"
+        }
         Some(rusqlite::ErrorCode::CannotOpen) => "the database file cannot be opened",
         _ => "a query failed",
     }
+}
+
+/// [`explain`] for a failure while opening: SQLite cannot tell a read-only folder (where it
+/// cannot create the `-wal` and `-shm` files a WAL database needs) from other reasons it
+/// cannot open the file, so look.
+fn explain_open(path: &Path, e: &rusqlite::Error) -> &'static str {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && path.exists() {
+        let dir = std::path::absolute(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        if tempfile::tempfile_in(dir).is_err() {
+            return "the database file or its folder is read-only; nothing was written";
+        }
+    }
+    explain(e)
 }
 
 /// An open reminderd database.
@@ -1809,8 +1832,21 @@ pub struct Stats {
     pub no_show_unreachable: i64,
     /// Patients who opted out in the range.
     pub opt_outs: i64,
-    /// Per rule: (rule, reminders sent, of which the appointment was then confirmed).
-    pub per_rule: Vec<(String, i64, i64)>,
+    /// Per reminder rule, by rule name.
+    pub per_rule: Vec<RuleStats>,
+}
+
+/// What one reminder rule achieved over a range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleStats {
+    /// The rule's name.
+    pub rule: String,
+    /// Reminders it sent (accepted by the API).
+    pub sent: i64,
+    /// ... whose appointment the patient then confirmed.
+    pub confirmed: i64,
+    /// ... whose appointment was then a no-show.
+    pub no_show: i64,
 }
 
 impl Store {
@@ -2011,14 +2047,21 @@ impl Store {
             per_rule: Vec::new(),
         };
         let mut stmt = self.conn.prepare(
-            "SELECT o.rule, count(*), sum(a.response = 'confirmed') FROM outbox o
+            "SELECT o.rule, count(*), sum(a.response = 'confirmed'), sum(a.status = 'no_show') FROM outbox o
              JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
              WHERE o.kind = 'reminder' AND o.state IN ('sent','delivered','read')
                AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)
              GROUP BY o.rule ORDER BY o.rule",
         )?;
         s.per_rule = stmt
-            .query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map(p, |r| {
+                Ok(RuleStats {
+                    rule: r.get(0)?,
+                    sent: r.get(1)?,
+                    confirmed: r.get(2)?,
+                    no_show: r.get(3)?,
+                })
+            })?
             .collect::<Result<_, _>>()?;
         Ok(s)
     }

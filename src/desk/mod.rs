@@ -1,0 +1,1160 @@
+//! The front desk in a browser: sign-in, schedule upload with preview, the day board,
+//! follow-ups, replies that need a person, and stats. Server-rendered HTML (maud) on its own
+//! listen address; the only module besides `server` that knows axum.
+//!
+//! Every page needs a session; every POST carries the session's CSRF token; every staff
+//! action is written to `audit_log` as `staff:<name>`. Uploads use the CLI's import code:
+//! the preview is a dry-run, and confirming re-runs it in one transaction that also marks the
+//! preview decided, so nothing is written before the confirm and a second confirm does
+//! nothing.
+
+// Handlers short-circuit with a finished page as their error; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod chart;
+mod views;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, http::request::Parts};
+use chrono::{DateTime, NaiveDate, Utc};
+use maud::Markup;
+use serde::Deserialize;
+
+use crate::config::{Clinic, Config};
+use crate::import::{self, ApplyOptions, ImportError, ImportReport, ParseOptions, PreviewCheck};
+use crate::store::{Preview, Session, Store, StoreError};
+use crate::time::{Clock, local_day_bounds};
+
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "reminderd_desk";
+/// The sign-in form's double-submit CSRF cookie (there is no session yet to hold a token).
+const LOGIN_COOKIE: &str = "reminderd_desk_login";
+
+/// What the desk's handlers share.
+#[derive(Clone)]
+pub struct DeskState {
+    /// The database (shared with the webhook and the jobs).
+    pub store: Arc<Mutex<Store>>,
+    /// The configuration in force (replaced as a whole on reload).
+    pub config: Arc<RwLock<Arc<Config>>>,
+    /// Time source.
+    pub clock: Clock,
+}
+
+impl DeskState {
+    fn config(&self) -> Arc<Config> {
+        Arc::clone(
+            &self
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn desk(&self) -> crate::config::Desk {
+        self.config()
+            .desk
+            .clone()
+            .unwrap_or_else(|| crate::config::Desk {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                secure_cookies: false,
+                session: chrono::Duration::hours(12),
+                max_failed_logins: 5,
+                lockout: chrono::Duration::minutes(15),
+                max_upload_bytes: 10 * 1024 * 1024,
+            })
+    }
+
+    /// Runs `f` on the database off the async threads.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Response> {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || {
+            let mut s = store
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut s)
+        })
+        .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "desk: database error");
+                Err(failure(&format!("The database could not be used: {e}")))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "desk: task failed");
+                Err(failure("Something went wrong on the server; try again."))
+            }
+        }
+    }
+}
+
+/// Binds the desk's own address and serves it on a task until `stop` is cancelled;
+/// `None` when the config has no `[desk]`. The bound address is logged and returned.
+pub async fn spawn(
+    state: DeskState,
+    listen: Option<std::net::SocketAddr>,
+    stop: tokio_util::sync::CancellationToken,
+) -> std::io::Result<
+    Option<(
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    )>,
+> {
+    let config = state.config();
+    let Some(desk) = config.desk.clone() else {
+        return Ok(None);
+    };
+    let addr = listen.unwrap_or(desk.listen);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("desk.listen: cannot listen on {addr}: {e}"),
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    tracing::info!("front desk on http://{bound}/desk");
+    let limits = config.server.clone();
+    let app = router(state, desk.max_upload_bytes);
+    let task = tokio::spawn(async move {
+        crate::server::serve(
+            listener,
+            app,
+            &limits,
+            async move { stop.cancelled().await },
+        )
+        .await
+    });
+    Ok(Some((bound, task)))
+}
+
+/// The desk's routes, all under `/desk`.
+pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/desk") }))
+        .route("/desk", get(|| async { Redirect::to("/desk/day") }))
+        .route("/desk/desk.css", get(stylesheet))
+        .route("/desk/login", get(login_page).post(login))
+        .route("/desk/logout", post(logout))
+        .route("/desk/day", get(day))
+        .route("/desk/reveal", post(reveal))
+        .route("/desk/upload", get(upload_page).post(upload))
+        .route("/desk/upload/confirm", post(confirm_upload))
+        .route("/desk/upload/discard", post(discard_upload))
+        .route("/desk/follow-ups", get(follow_ups))
+        .route("/desk/follow-ups/action", post(follow_up_action))
+        .route("/desk/replies", get(replies))
+        .route("/desk/replies/handled", post(reply_handled))
+        .route("/desk/stats", get(stats))
+        // Multipart framing adds a little to the file itself.
+        .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("desk.css"),
+    )
+        .into_response()
+}
+
+// ---- sessions ------------------------------------------------------------------------------
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/desk; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A signed-in staff member; pages that need one redirect to the sign-in page without it.
+pub struct Staff {
+    session: Session,
+    token_hash: String,
+}
+
+impl Staff {
+    fn actor(&self) -> String {
+        format!("staff:{}", self.session.user)
+    }
+
+    /// Refuses a form whose CSRF token is not this session's.
+    fn check(&self, token: &str) -> Result<(), Response> {
+        if auth::same_token(token, &self.session.csrf) {
+            Ok(())
+        } else {
+            tracing::warn!(user = %self.session.user, "desk: form with a wrong CSRF token refused");
+            Err((
+                StatusCode::FORBIDDEN,
+                views::message(
+                    Some(&self.session),
+                    "This form has expired",
+                    "The page was open from an earlier sign-in or came from another site. Go back, reload the page and try again.",
+                ),
+            )
+                .into_response())
+        }
+    }
+}
+
+impl FromRequestParts<DeskState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &DeskState) -> Result<Self, Response> {
+        let to_login = || {
+            let next = parts
+                .uri
+                .path_and_query()
+                .map_or("/desk/day", axum::http::uri::PathAndQuery::as_str);
+            let next = if parts.method == axum::http::Method::GET {
+                next
+            } else {
+                "/desk/day"
+            };
+            Redirect::to(&format!("/desk/login?next={}", urlencode(next))).into_response()
+        };
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(to_login());
+        };
+        let token_hash = auth::token_hash(token);
+        let now = state.clock.now();
+        let lookup = token_hash.clone();
+        match state.db(move |s| s.session(&lookup, now)).await? {
+            Some(session) => Ok(Self {
+                session,
+                token_hash,
+            }),
+            None => Err(to_login()),
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only desk pages are followed after sign-in, never another site.
+fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with("/desk/") && !n.starts_with("/desk//") && !n.contains('\\') => n,
+        _ => "/desk/day",
+    }
+}
+
+fn failure(text: &str) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        views::message(None, "Something went wrong", text),
+    )
+        .into_response()
+}
+
+fn html(markup: Markup) -> Response {
+    markup.into_response()
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<DeskState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let secure = state.desk().secure_cookies;
+    let (token, fresh) = match cookie(&headers, LOGIN_COOKIE) {
+        Some(t) if t.len() == 64 => (t.to_string(), false),
+        _ => (auth::new_token(), true),
+    };
+    let mut res = html(views::login(
+        &token,
+        safe_next(q.next.as_deref()),
+        None,
+        None,
+    ));
+    if fresh {
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(LOGIN_COOKIE, &token, 3600, secure),
+        );
+    }
+    res
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<DeskState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let desk = state.desk();
+    let next = safe_next(f.next.as_deref()).to_string();
+    let Some(expected) = cookie(&headers, LOGIN_COOKIE).filter(|c| auth::same_token(c, &f.csrf))
+    else {
+        tracing::warn!("desk: sign-in without its CSRF cookie refused");
+        let token = auth::new_token();
+        let mut res = (
+            StatusCode::FORBIDDEN,
+            views::login(
+                &token,
+                &next,
+                Some(&f.name),
+                Some("The sign-in form had expired. Please sign in again."),
+            ),
+        )
+            .into_response();
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(LOGIN_COOKIE, &token, 3600, desk.secure_cookies),
+        );
+        return res;
+    };
+    let expected = expected.to_string();
+    let now = state.clock.now();
+    let name = f.name.trim().to_string();
+    let lookup = name.clone();
+    let account = match state.db(move |s| s.staff_login(&lookup)).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let refuse = |why: &str| {
+        (
+            StatusCode::UNAUTHORIZED,
+            views::login(&expected, &next, Some(&name), Some(why)),
+        )
+            .into_response()
+    };
+    let Some(account) = account else {
+        let password = f.password.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            auth::verify_password(&password, auth::decoy_hash())
+        })
+        .await;
+        tracing::warn!("desk: sign-in with an unknown name");
+        return refuse("Wrong name or password.");
+    };
+    if let Some(until) = account.locked_until.filter(|u| *u > now) {
+        tracing::warn!(user = %account.name, "desk: sign-in to a locked account");
+        return refuse(&format!(
+            "This account is locked after too many wrong passwords. Try again after {} (UTC), or ask the administrator to run `reminderd user passwd {}`.",
+            until.format("%H:%M"),
+            account.name
+        ));
+    }
+    let (password, phc) = (f.password.clone(), account.password_hash.clone());
+    let good = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
+        .await
+        .unwrap_or(false);
+    if !good {
+        let (id, max) = (account.id, i64::from(desk.max_failed_logins));
+        let lock_until = now + desk.lockout;
+        let locked = match state
+            .db(move |s| s.staff_login_failed(id, max, lock_until, now))
+            .await
+        {
+            Ok(l) => l,
+            Err(r) => return r,
+        };
+        tracing::warn!(user = %account.name, locked = locked.is_some(), "desk: wrong password");
+        return refuse(&match locked {
+            Some(until) => format!(
+                "Wrong name or password. The account is now locked until {} (UTC) after {} wrong passwords in a row.",
+                until.format("%H:%M"),
+                desk.max_failed_logins
+            ),
+            None => "Wrong name or password.".to_string(),
+        });
+    }
+    let token = auth::new_token();
+    let (hash, csrf, id) = (auth::token_hash(&token), auth::new_token(), account.id);
+    let expires = now + desk.session;
+    if let Err(r) = state
+        .db(move |s| s.start_session(id, &hash, &csrf, expires, now))
+        .await
+    {
+        return r;
+    }
+    tracing::info!(user = %account.name, "desk: signed in");
+    let mut res = Redirect::to(&next).into_response();
+    let h = res.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            SESSION_COOKIE,
+            &token,
+            desk.session.num_seconds(),
+            desk.secure_cookies,
+        ),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, "", 0, desk.secure_cookies),
+    );
+    res
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(State(state): State<DeskState>, staff: Staff, Form(f): Form<CsrfForm>) -> Response {
+    if let Err(r) = staff.check(&f.csrf) {
+        return r;
+    }
+    let now = state.clock.now();
+    let hash = staff.token_hash.clone();
+    if let Err(r) = state.db(move |s| s.end_session(&hash, now)).await {
+        return r;
+    }
+    let mut res = Redirect::to("/desk/login").into_response();
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, state.desk().secure_cookies),
+    );
+    res
+}
+
+// ---- the day board ---------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct DayQuery {
+    clinic: Option<String>,
+    date: Option<String>,
+}
+
+/// The clinic a page shows (the first configured when none or an unknown one is asked for)
+/// and the local day (today at the clinic when none or an unreadable one is given).
+fn clinic_day(
+    config: &Config,
+    clinic: Option<&str>,
+    date: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<(Clinic, NaiveDate)> {
+    let c = clinic
+        .and_then(|k| config.clinic(k))
+        .or_else(|| config.clinics.values().next())?
+        .clone();
+    let day = date
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
+    Some((c, day))
+}
+
+async fn day(State(state): State<DeskState>, staff: Staff, Query(q): Query<DayQuery>) -> Response {
+    board(&state, &staff, &q, None).await
+}
+
+async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<i64>) -> Response {
+    let config = state.config();
+    let Some((clinic, day)) = clinic_day(
+        &config,
+        q.clinic.as_deref(),
+        q.date.as_deref(),
+        state.clock.now(),
+    ) else {
+        return html(views::message(
+            Some(&staff.session),
+            "No clinics",
+            "reminders.toml configures no clinic.",
+        ));
+    };
+    let (from, to) = local_day_bounds(clinic.time_zone, day);
+    let key = clinic.key.clone();
+    let rows = match state.db(move |s| s.board(&key, from, to)).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    html(views::day(
+        &staff.session,
+        &config,
+        &clinic,
+        day,
+        &rows,
+        revealed,
+    ))
+}
+
+#[derive(Deserialize)]
+struct RevealForm {
+    csrf: String,
+    appointment: i64,
+    clinic: Option<String>,
+    date: Option<String>,
+    back: Option<String>,
+}
+
+async fn reveal(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Form(f): Form<RevealForm>,
+) -> Response {
+    if let Err(r) = staff.check(&f.csrf) {
+        return r;
+    }
+    let now = state.clock.now();
+    let (actor, id) = (staff.actor(), f.appointment);
+    let found = state
+        .db(move |s| {
+            let found = s.appointment_phone(id)?;
+            if found.is_some() {
+                s.audit_staff(&actor, "reveal_phone", Some(id), None, None, now)?;
+            }
+            Ok(found)
+        })
+        .await;
+    match found {
+        Ok(Some((clinic, appointment, _))) => {
+            tracing::info!(user = %staff.session.user, %clinic, %appointment, "desk: phone number revealed");
+        }
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                views::message(
+                    Some(&staff.session),
+                    "No such appointment",
+                    "Reload the page and try again.",
+                ),
+            )
+                .into_response();
+        }
+        Err(r) => return r,
+    }
+    let q = DayQuery {
+        clinic: f.clinic,
+        date: f.date,
+    };
+    if f.back.as_deref() == Some("follow-ups") {
+        follow_ups_page(&state, &staff, &q, Some(f.appointment), None).await
+    } else {
+        board(&state, &staff, &q, Some(f.appointment)).await
+    }
+}
+
+// ---- upload --------------------------------------------------------------------------------
+
+async fn upload_page(State(state): State<DeskState>, staff: Staff) -> Response {
+    html(views::upload(&staff.session, &state.config(), None))
+}
+
+async fn upload(State(state): State<DeskState>, staff: Staff, mut form: Multipart) -> Response {
+    let config = state.config();
+    let (mut csrf, mut clinic, mut complete, mut file) = (String::new(), None, false, None);
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let file_name = field.file_name().map(str::to_string);
+                let Ok(bytes) = field.bytes().await else {
+                    return bad_upload(
+                        &staff,
+                        &config,
+                        "The file could not be read completely; it may be larger than the desk accepts (desk.max_upload_bytes).",
+                    );
+                };
+                match name.as_str() {
+                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+                    "clinic" => {
+                        let v = String::from_utf8_lossy(&bytes).trim().to_string();
+                        clinic = (!v.is_empty()).then_some(v);
+                    }
+                    "complete" => complete = !bytes.is_empty(),
+                    "file" => {
+                        file = Some((
+                            file_name.unwrap_or_else(|| "upload.csv".into()),
+                            bytes.to_vec(),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return bad_upload(
+                    &staff,
+                    &config,
+                    &format!(
+                        "The upload could not be read ({e}); it may be larger than the desk accepts (desk.max_upload_bytes)."
+                    ),
+                );
+            }
+        }
+    }
+    if let Err(r) = staff.check(&csrf) {
+        return r;
+    }
+    let Some((file_name, body)) = file.filter(|(_, b)| !b.is_empty()) else {
+        return bad_upload(
+            &staff,
+            &config,
+            "Choose the schedule file (a .csv export) before pressing Preview.",
+        );
+    };
+    let file_name = sanitize_file_name(&file_name);
+    let preview = Preview {
+        token: auth::new_token(),
+        user_id: staff.session.user_id,
+        clinic,
+        file_name,
+        body,
+        complete,
+        summary: String::new(),
+        decision: None,
+    };
+    show_preview(&state, &staff, preview, None).await
+}
+
+/// Names are shown and written to the audit log: keep what a person can read.
+fn sanitize_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(120).collect();
+    if clean.trim().is_empty() {
+        "upload.csv".into()
+    } else {
+        clean
+    }
+}
+
+fn bad_upload(staff: &Staff, config: &Config, why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        views::upload(&staff.session, config, Some(why)),
+    )
+        .into_response()
+}
+
+/// Runs the import as a dry-run; a file with errors shows them (nothing is kept), a good
+/// one is kept as a preview awaiting confirm.
+async fn show_preview(
+    state: &DeskState,
+    staff: &Staff,
+    mut preview: Preview,
+    notice: Option<&str>,
+) -> Response {
+    let config = state.config();
+    let now = state.clock.now();
+    let actor = staff.actor();
+    let cfg = Arc::clone(&config);
+    let result = state
+        .db(move |s| {
+            let parsed = match parse_preview(&cfg, &preview) {
+                Ok(p) => p,
+                Err(why) => return Ok(Err(why)),
+            };
+            let report = match import::apply(
+                s,
+                &cfg,
+                &parsed,
+                &ApplyOptions {
+                    file_name: &preview.file_name,
+                    complete: preview.complete,
+                    dry_run: true,
+                    imported_by: &actor,
+                    now,
+                    preview: None,
+                },
+            ) {
+                Ok(r) => r,
+                Err(ImportError::Store(e)) => return Err(e),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            if report.errors.is_empty() {
+                preview.summary = report.fingerprint();
+                s.save_preview(&preview, now)?;
+            }
+            Ok(Ok((preview, parsed, report)))
+        })
+        .await;
+    match result {
+        Ok(Ok((preview, parsed, report))) => {
+            let status = if report.errors.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            (
+                status,
+                views::preview(&staff.session, &config, &preview, &parsed, &report, notice),
+            )
+                .into_response()
+        }
+        Ok(Err(why)) => bad_upload(staff, &config, &why),
+        Err(r) => r,
+    }
+}
+
+fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, String> {
+    let format = p
+        .clinic
+        .as_deref()
+        .and_then(|k| config.clinic(k))
+        .and_then(|c| c.import_format.as_deref());
+    import::parse(
+        &p.body,
+        config,
+        &ParseOptions {
+            clinic: p.clinic.as_deref(),
+            format,
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+struct PreviewForm {
+    csrf: String,
+    token: String,
+}
+
+enum Confirmed {
+    Done(ImportReport),
+    Outdated(Preview),
+    Already(String),
+    Missing,
+}
+
+async fn confirm_upload(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Form(f): Form<PreviewForm>,
+) -> Response {
+    if let Err(r) = staff.check(&f.csrf) {
+        return r;
+    }
+    let config = state.config();
+    let now = state.clock.now();
+    let actor = staff.actor();
+    let cfg = Arc::clone(&config);
+    let result = state
+        .db(move |s| {
+            let Some(preview) = s.preview(&f.token)? else {
+                return Ok(Confirmed::Missing);
+            };
+            if let Some(d) = &preview.decision {
+                return Ok(Confirmed::Already(d.clone()));
+            }
+            let Ok(parsed) = parse_preview(&cfg, &preview) else {
+                // The config changed under the preview (a clinic or format removed).
+                s.close_preview(&preview.token, "changed", &actor, now)?;
+                return Ok(Confirmed::Outdated(preview));
+            };
+            let outcome = import::apply(
+                s,
+                &cfg,
+                &parsed,
+                &ApplyOptions {
+                    file_name: &preview.file_name,
+                    complete: preview.complete,
+                    dry_run: false,
+                    imported_by: &actor,
+                    now,
+                    preview: Some(PreviewCheck {
+                        token: &preview.token,
+                        fingerprint: &preview.summary,
+                    }),
+                },
+            );
+            match outcome {
+                Ok(r) if r.preview_outdated || !r.errors.is_empty() => {
+                    s.close_preview(&preview.token, "changed", &actor, now)?;
+                    Ok(Confirmed::Outdated(preview))
+                }
+                Ok(r) => {
+                    let counts = format!(
+                        "{} new, {} updated, {} cancelled, {} unchanged",
+                        r.new, r.updated, r.cancelled, r.unchanged
+                    );
+                    s.audit_staff(
+                        &actor,
+                        "upload_confirmed",
+                        None,
+                        Some(&preview.file_name),
+                        Some(&counts),
+                        now,
+                    )?;
+                    Ok(Confirmed::Done(r))
+                }
+                Err(ImportError::AlreadyDecided(d)) => Ok(Confirmed::Already(d)),
+                Err(ImportError::Store(e)) => Err(e),
+                Err(ImportError::Options(m)) => Err(StoreError::Corrupt(m)),
+            }
+        })
+        .await;
+    match result {
+        Ok(Confirmed::Done(report)) => {
+            tracing::info!(user = %staff.session.user, file = %report.file, new = report.new, updated = report.updated, cancelled = report.cancelled, "desk: schedule imported");
+            html(views::imported(&staff.session, &report))
+        }
+        Ok(Confirmed::Outdated(mut preview)) => {
+            preview.token = auth::new_token();
+            preview.decision = None;
+            show_preview(&state, &staff, preview, Some("The schedule changed since this file was previewed (another upload or an import), so nothing was imported. Below is what the file would do now: check it and confirm again.")).await
+        }
+        Ok(Confirmed::Already(d)) => html(views::message(
+            Some(&staff.session),
+            "Already done",
+            &format!("This upload was already {d}; nothing more was imported. The day board shows the schedule as it is."),
+        )),
+        Ok(Confirmed::Missing) => (
+            StatusCode::NOT_FOUND,
+            views::message(Some(&staff.session), "Upload not found", "This preview no longer exists (previews are kept for a day). Upload the file again."),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn discard_upload(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Form(f): Form<PreviewForm>,
+) -> Response {
+    if let Err(r) = staff.check(&f.csrf) {
+        return r;
+    }
+    let now = state.clock.now();
+    let actor = staff.actor();
+    match state
+        .db(move |s| s.close_preview(&f.token, "discarded", &actor, now))
+        .await
+    {
+        Ok(None) => html(views::message(
+            Some(&staff.session),
+            "Discarded",
+            "Nothing was imported. You can upload another file.",
+        )),
+        Ok(Some(d)) => html(views::message(
+            Some(&staff.session),
+            "Already done",
+            &format!("This upload was already {d}."),
+        )),
+        Err(r) => r,
+    }
+}
+
+// ---- follow-ups and replies ------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct FollowUpQuery {
+    clinic: Option<String>,
+    date: Option<String>,
+    done: Option<String>,
+}
+
+async fn follow_ups(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<FollowUpQuery>,
+) -> Response {
+    let day = DayQuery {
+        clinic: q.clinic,
+        date: q.date,
+    };
+    follow_ups_page(&state, &staff, &day, None, q.done.as_deref()).await
+}
+
+async fn follow_ups_page(
+    state: &DeskState,
+    staff: &Staff,
+    q: &DayQuery,
+    revealed: Option<i64>,
+    done: Option<&str>,
+) -> Response {
+    let config = state.config();
+    let Some((clinic, day)) = clinic_day(
+        &config,
+        q.clinic.as_deref(),
+        q.date.as_deref(),
+        state.clock.now(),
+    ) else {
+        return html(views::message(
+            Some(&staff.session),
+            "No clinics",
+            "reminders.toml configures no clinic.",
+        ));
+    };
+    let (from, to) = local_day_bounds(clinic.time_zone, day);
+    let rules = config.rule_count(&clinic.key);
+    let key = clinic.key.clone();
+    let rows = match state
+        .db(move |s| {
+            let list = s.follow_ups(&key, from, to, rules)?;
+            let board = s.board(&key, from, to)?;
+            Ok(list
+                .into_iter()
+                .map(|f| {
+                    let row = board
+                        .iter()
+                        .find(|b| b.appointment_id == f.appointment_id)
+                        .cloned();
+                    (f, row)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    html(views::follow_ups(
+        &staff.session,
+        &config,
+        &clinic,
+        day,
+        &rows,
+        revealed,
+        done,
+    ))
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    clinic: String,
+    appointment: String,
+    date: Option<String>,
+    action: String,
+    note: Option<String>,
+}
+
+async fn follow_up_action(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Err(r) = staff.check(&f.csrf) {
+        return r;
+    }
+    let note = f
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let action = f.action.clone();
+    if !matches!(
+        action.as_str(),
+        "called" | "note" | "confirmed" | "cancelled" | "no_show"
+    ) {
+        return (
+            StatusCode::BAD_REQUEST,
+            views::message(
+                Some(&staff.session),
+                "Unknown action",
+                "Choose one of the actions in the list.",
+            ),
+        )
+            .into_response();
+    }
+    if action == "note" && note.is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            views::message(
+                Some(&staff.session),
+                "The note is empty",
+                "Write the note in the box, then press Save.",
+            ),
+        )
+            .into_response();
+    }
+    let now = state.clock.now();
+    let actor = staff.actor();
+    let (clinic, appointment) = (f.clinic.clone(), f.appointment.clone());
+    let done = state
+        .db(move |s| {
+            if matches!(action.as_str(), "called" | "note") {
+                let Some(id) = s.appointment_row(&clinic, &appointment)? else {
+                    return Ok(false);
+                };
+                s.audit_staff(&actor, &action, Some(id), None, note.as_deref(), now)?;
+                Ok(true)
+            } else {
+                match s.set_status(
+                    Some(&clinic),
+                    &appointment,
+                    &action,
+                    note.as_deref(),
+                    &actor,
+                    now,
+                ) {
+                    Ok(_) => Ok(true),
+                    Err(StoreError::Corrupt(_)) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await;
+    match done {
+        Ok(true) => {
+            tracing::info!(user = %staff.session.user, clinic = %f.clinic, appointment = %f.appointment, action = %f.action, "desk: follow-up action");
+            Redirect::to(&format!(
+                "/desk/follow-ups?clinic={}&date={}&done={}",
+                urlencode(&f.clinic),
+                urlencode(f.date.as_deref().unwrap_or_default()),
+                urlencode(&format!(
+                    "{}: {}",
+                    f.appointment,
+                    views::action_label(&f.action)
+                ))
+            ))
+            .into_response()
+        }
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            views::message(
+                Some(&staff.session),
+                "No such appointment",
+                "Reload the list and try again.",
+            ),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn replies(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<FollowUpQuery>,
+) -> Response {
+    let rows = match state.db(|s| s.replies(true, None)).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    html(views::replies(&staff.session, &rows, q.done.as_deref()))
+}
+
+#[derive(Deserialize)]
+struct HandledForm {
+    csrf: String,
+    reply: i64,
+    note: Option<String>,
+}
+
+async fn reply_handled(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Form(f): Form<HandledForm>,
+) -> Response {
+    if let Err(r) = staff.check(&f.csrf) {
+        return r;
+    }
+    let now = state.clock.now();
+    let actor = staff.actor();
+    let note = f
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    match state
+        .db(move |s| s.handle_reply(f.reply, &actor, note.as_deref(), now))
+        .await
+    {
+        Ok(true) => Redirect::to("/desk/replies?done=Marked+as+handled").into_response(),
+        Ok(false) => {
+            Redirect::to("/desk/replies?done=Already+handled+by+someone+else").into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+// ---- stats -----------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct StatsQuery {
+    clinic: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn stats(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<StatsQuery>,
+) -> Response {
+    let config = state.config();
+    let Some((clinic, today)) = clinic_day(&config, q.clinic.as_deref(), None, state.clock.now())
+    else {
+        return html(views::message(
+            Some(&staff.session),
+            "No clinics",
+            "reminders.toml configures no clinic.",
+        ));
+    };
+    let parse = |s: Option<&str>| s.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let to = parse(q.to.as_deref()).unwrap_or(today);
+    let from = parse(q.from.as_deref()).unwrap_or(to - chrono::Duration::days(29));
+    let (from, to) = if from <= to { (from, to) } else { (to, from) };
+    let (start, end) = (
+        local_day_bounds(clinic.time_zone, from).0,
+        local_day_bounds(clinic.time_zone, to).1,
+    );
+    let key = clinic.key.clone();
+    match state.db(move |s| s.stats(Some(&key), start, end)).await {
+        Ok(s) => html(views::stats(&staff.session, &config, &clinic, from, to, &s)),
+        Err(r) => r,
+    }
+}
