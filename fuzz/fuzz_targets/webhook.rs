@@ -60,6 +60,7 @@ fn world() -> &'static World {
                 dry_run: false,
                 imported_by: "fuzz",
                 now: now(),
+                preview: None,
             },
         )
         .expect("import fixture");
