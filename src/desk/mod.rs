@@ -505,23 +505,33 @@ fn clinic_day(
     Some((c, day))
 }
 
+/// [`clinic_day`] for a page, or the page saying there is no clinic to show.
+fn page_day(
+    state: &DeskState,
+    staff: &Staff,
+    clinic: Option<&str>,
+    date: Option<&str>,
+) -> Result<(Arc<Config>, Clinic, NaiveDate), Response> {
+    let config = state.config();
+    let Some((c, day)) = clinic_day(&config, clinic, date, state.clock.now()) else {
+        return Err(html(views::message(
+            Some(&staff.session),
+            "No clinics",
+            "reminders.toml configures no clinic.",
+        )));
+    };
+    Ok((config, c, day))
+}
+
 async fn day(State(state): State<DeskState>, staff: Staff, Query(q): Query<DayQuery>) -> Response {
     board(&state, &staff, &q, None).await
 }
 
 async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<i64>) -> Response {
-    let config = state.config();
-    let Some((clinic, day)) = clinic_day(
-        &config,
-        q.clinic.as_deref(),
-        q.date.as_deref(),
-        state.clock.now(),
-    ) else {
-        return html(views::message(
-            Some(&staff.session),
-            "No clinics",
-            "reminders.toml configures no clinic.",
-        ));
+    let (config, clinic, day) = match page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())
+    {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let (from, to) = local_day_bounds(clinic.time_zone, day);
     let key = clinic.key.clone();
@@ -748,20 +758,12 @@ async fn show_preview(
 }
 
 fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, String> {
-    let format = p
-        .clinic
-        .as_deref()
-        .and_then(|k| config.clinic(k))
-        .and_then(|c| c.import_format.as_deref());
-    import::parse(
-        &p.body,
-        config,
-        &ParseOptions {
-            clinic: p.clinic.as_deref(),
-            format,
-        },
-    )
-    .map_err(|e| e.to_string())
+    // The clinic's own export format, if it has one, follows from the clinic.
+    let opts = ParseOptions {
+        clinic: p.clinic.as_deref(),
+        format: None,
+    };
+    import::parse(&p.body, config, &opts).map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -924,18 +926,10 @@ async fn follow_ups_page(
     revealed: Option<i64>,
     done: Option<&str>,
 ) -> Response {
-    let config = state.config();
-    let Some((clinic, day)) = clinic_day(
-        &config,
-        q.clinic.as_deref(),
-        q.date.as_deref(),
-        state.clock.now(),
-    ) else {
-        return html(views::message(
-            Some(&staff.session),
-            "No clinics",
-            "reminders.toml configures no clinic.",
-        ));
+    let (config, clinic, day) = match page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())
+    {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let (from, to) = local_day_bounds(clinic.time_zone, day);
     let rules = config.rule_count(&clinic.key);
@@ -1135,14 +1129,9 @@ async fn stats(
     staff: Staff,
     Query(q): Query<StatsQuery>,
 ) -> Response {
-    let config = state.config();
-    let Some((clinic, today)) = clinic_day(&config, q.clinic.as_deref(), None, state.clock.now())
-    else {
-        return html(views::message(
-            Some(&staff.session),
-            "No clinics",
-            "reminders.toml configures no clinic.",
-        ));
+    let (config, clinic, today) = match page_day(&state, &staff, q.clinic.as_deref(), None) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let parse = |s: Option<&str>| s.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
     let to = parse(q.to.as_deref()).unwrap_or(today);

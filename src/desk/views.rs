@@ -89,18 +89,25 @@ fn local(t: DateTime<Utc>, zone: Tz, fmt: &str) -> String {
     t.with_timezone(&zone).format(fmt).to_string()
 }
 
+/// The labelled clinic chooser of the filter forms.
+fn clinic_select(config: &Config, clinic: &Clinic) -> Markup {
+    html! {
+        label for="clinic" { "Clinic" }
+        select #clinic name="clinic" {
+            @for c in config.clinics.values() {
+                option value=(c.key) selected[c.key == clinic.key] { (c.display_name) }
+            }
+        }
+    }
+}
+
 /// Clinic and date pickers shared by the day board and follow-ups.
 fn day_picker(config: &Config, clinic: &Clinic, day: NaiveDate, action: &str) -> Markup {
     let prev = day.pred_opt().unwrap_or(day);
     let next = day.succ_opt().unwrap_or(day);
     html! {
         form.filters method="get" action=(action) {
-            label for="clinic" { "Clinic" }
-            select #clinic name="clinic" {
-                @for c in config.clinics.values() {
-                    option value=(c.key) selected[c.key == clinic.key] { (c.display_name) }
-                }
-            }
+            (clinic_select(config, clinic))
             label for="date" { "Date" }
             input #date type="date" name="date" value=(day.format("%Y-%m-%d"));
             button type="submit" { "Show" }
@@ -516,12 +523,7 @@ pub fn stats(
         "Stats",
         &html! {
             form.filters method="get" action="/desk/stats" {
-                label for="clinic" { "Clinic" }
-                select #clinic name="clinic" {
-                    @for c in config.clinics.values() {
-                        option value=(c.key) selected[c.key == clinic.key] { (c.display_name) }
-                    }
-                }
+                (clinic_select(config, clinic))
                 label for="from" { "From" }
                 input #from type="date" name="from" value=(from.format("%Y-%m-%d"));
                 label for="to" { "To" }
