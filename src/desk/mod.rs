@@ -539,7 +539,7 @@ async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<
         Ok(r) => r,
         Err(r) => return r,
     };
-    html(views::day(
+    html(views::day_page(
         &staff.session,
         &config,
         &clinic,

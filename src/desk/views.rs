@@ -161,7 +161,7 @@ fn response_word(response: &str) -> &str {
 }
 
 /// The day board.
-pub fn day(
+pub fn day_page(
     session: &Session,
     config: &Config,
     clinic: &Clinic,
@@ -555,4 +555,56 @@ pub fn stats(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, name: &str, phone: &str) -> BoardRow {
+        BoardRow {
+            id,
+            appointment_id: format!("A-{id}"),
+            starts_at: DateTime::parse_from_rfc3339("2026-11-26T03:30:00Z")
+                .expect("instant")
+                .with_timezone(&Utc),
+            duration_min: 15,
+            patient_name: name.into(),
+            phone: phone.into(),
+            language: "en".into(),
+            provider: None,
+            status: "booked".into(),
+            response: "none".into(),
+            opted_out: false,
+            last_message: Some("delivered".into()),
+            last_note: None,
+        }
+    }
+
+    #[test]
+    fn the_board_escapes_names_masks_numbers_and_reveals_only_one() {
+        let config = Config::example().expect("shipped config");
+        let clinic = config.clinic("mumbai").expect("mumbai").clone();
+        let session = Session {
+            user_id: 1,
+            user: "asha".into(),
+            csrf: "c".repeat(64),
+        };
+        let rows = [
+            row(1, "<script>alert(1)</script>", "+919820012345"),
+            row(2, "Priya Patil", "+919876543210"),
+        ];
+        let day = NaiveDate::from_ymd_opt(2026, 11, 26).expect("date");
+        let page = day_page(&session, &config, &clinic, day, &rows, Some(2)).into_string();
+        assert!(!page.contains("<script>alert"), "names are escaped");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("+91******2345") && !page.contains("+919820012345"));
+        assert!(page.contains("+919876543210"), "the revealed one is whole");
+        assert!(page.contains("09:00"), "local time in Asia/Kolkata");
+        assert_eq!(
+            page.matches(&session.csrf).count(),
+            2,
+            "sign-out and one reveal form"
+        );
+    }
 }
