@@ -291,7 +291,13 @@ fn urlencode(s: &str) -> String {
 /// Only desk pages are followed after sign-in, never another site.
 fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/desk/") && !n.starts_with("/desk//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with("/desk/")
+                && !n.starts_with("/desk//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n
+        }
         _ => "/desk/day",
     }
 }
@@ -342,6 +348,8 @@ async fn login_page(
 struct LoginForm {
     name: String,
     password: String,
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
     csrf: String,
     next: Option<String>,
 }
@@ -459,6 +467,8 @@ async fn login(
 
 #[derive(Deserialize)]
 struct CsrfForm {
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -551,6 +561,8 @@ async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<
 
 #[derive(Deserialize)]
 struct RevealForm {
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
     csrf: String,
     appointment: i64,
     clinic: Option<String>,
@@ -768,6 +780,8 @@ fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, Str
 
 #[derive(Deserialize)]
 struct PreviewForm {
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
     csrf: String,
     token: String,
 }
@@ -967,6 +981,8 @@ async fn follow_ups_page(
 
 #[derive(Deserialize)]
 struct ActionForm {
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
     csrf: String,
     clinic: String,
     appointment: String,
@@ -1084,6 +1100,8 @@ async fn replies(
 
 #[derive(Deserialize)]
 struct HandledForm {
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
     csrf: String,
     reply: i64,
     note: Option<String>,

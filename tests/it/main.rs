@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod dbfault;
 mod demo;
+mod desk;
 mod import_cmd;
 mod listing;
 mod props;
