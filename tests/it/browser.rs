@@ -1,0 +1,554 @@
+//! The front desk in a real browser: headless Chromium driven over WebDriver (fantoccini)
+//! through sign-in, upload with preview, confirm, and the day board with a phone reveal,
+//! against `reminderd serve` as a child process. Each step leaves a screenshot in
+//! `target/desk-screenshots/` for a person to look at; `docs/desk-day.png` (the README's) is
+//! a copy of `04-day.png`, refreshed by hand when the day board's look changes.
+//!
+//! Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian: `apt-get install chromium
+//! chromium-driver`). Without them the test says so and passes, unless
+//! `REMINDERD_BROWSER_TESTS=require` is set (as `.ci/run` does), when it fails.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+use crate::common::{Env, free_port, repo_file};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const SKIPPED: &str = "browser test skipped: install chromium and chromium-driver (apt-get install chromium chromium-driver)";
+
+/// How long a page may take to show what the test waits for.
+const WAIT: Duration = Duration::from_secs(20);
+/// How long the server and chromedriver may take to start.
+const START: Duration = Duration::from_secs(30);
+
+const USER: &str = "asha";
+const PASSWORD: &str = "front-desk-password";
+
+/// Whether the browser is installed; panics when it is not and it is required.
+fn browser_available() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("REMINDERD_BROWSER_TESTS").as_deref() != Ok("require"),
+        "{SKIPPED}; REMINDERD_BROWSER_TESTS=require is set, so it fails instead"
+    );
+    // Straight to standard error, not through the test harness's capture: a skip is seen
+    // in a plain `cargo test` run.
+    let _ = writeln!(std::io::stderr(), "{SKIPPED}");
+    false
+}
+
+/// A child process in its own process group, killed with the whole group when dropped
+/// (chromedriver's Chromium and its helpers are in it too). When the test is failing, the
+/// end of the process's log is printed.
+struct Guard {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Guard {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Self {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(&log).expect("create log file");
+        let err = out.try_clone().expect("clone log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Self { name, child, log }
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // The group's id is the child's (process_group(0)).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- end of the {} log ---\n{}", self.name, self.log_tail());
+        }
+    }
+}
+
+/// Polls `url` until it answers 200 and `ready` accepts the body.
+async fn wait_ready(guard: &mut Guard, url: &str, ready: impl Fn(&str) -> bool) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client");
+    let deadline = Instant::now() + START;
+    loop {
+        if let Ok(r) = http.get(url).send().await
+            && r.status() == 200
+            && ready(&r.text().await.unwrap_or_default())
+        {
+            return;
+        }
+        if let Ok(Some(status)) = guard.child.try_wait() {
+            panic!(
+                "{} exited ({status}) before answering {url}:\n{}",
+                guard.name,
+                guard.log_tail()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not answer {url} within {START:?}:\n{}",
+            guard.name,
+            guard.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Adds a staff account, the password on standard input as a script would give it.
+fn add_user(env: &Env) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
+        .arg("--config")
+        .arg(env.path("reminders.toml"))
+        .args(["user", "add", USER])
+        .env_remove("REMINDERD_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run reminderd user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("write the password");
+    let out = child.wait_with_output().expect("wait for user add");
+    assert!(
+        out.status.success(),
+        "user add failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Starts `reminderd serve` with the desk on a free port and waits until it answers;
+/// returns the guard and the desk's base URL.
+async fn start_server(env: &Env) -> (Guard, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let desk = format!("127.0.0.1:{}", free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reminderd"));
+    cmd.arg("--config")
+        .arg(env.path("reminders.toml"))
+        .args(["serve", "--listen", &listen, "--desk-listen", &desk])
+        .env_remove("REMINDERD_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("WHATSAPP_APP_SECRET", "app-secret-for-tests")
+        .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests");
+    let mut guard = Guard::spawn("reminderd serve", cmd, env.path("serve.log"));
+    let base = format!("http://{desk}");
+    wait_ready(&mut guard, &format!("{base}/desk/login"), |_| true).await;
+    (guard, base)
+}
+
+/// Starts chromedriver on a free port and connects a headless Chromium session to it;
+/// returns the guard, the session and chromedriver's URL.
+async fn start_browser(env: &Env) -> (Guard, Client, String) {
+    let port = free_port();
+    let mut cmd = Command::new(CHROMEDRIVER);
+    cmd.arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1");
+    let mut guard = Guard::spawn("chromedriver", cmd, env.path("chromedriver.log"));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&mut guard, &format!("{url}/status"), |body| {
+        serde_json::from_str::<Value>(body).is_ok_and(|v| v["value"]["ready"] == true)
+    })
+    .await;
+    let profile = env.path("chromium-profile");
+    std::fs::create_dir_all(&profile).expect("profile folder");
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-dev-shm-usage",
+                "--lang=en-US",
+            ],
+        },
+        "goog:loggingPrefs": { "browser": "ALL" },
+    });
+    let Value::Object(caps) = caps else {
+        unreachable!("a JSON object")
+    };
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a Chromium session: {e}\n{}", guard.log_tail()));
+    (guard, client, url)
+}
+
+/// Where screenshots go: `<target>/desk-screenshots` (next to `<target>/tmp`).
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target folder")
+        .join("desk-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    // Only a failure of this run leaves one.
+    let _ = std::fs::remove_file(dir.join("failed.png"));
+    dir
+}
+
+/// An XPath string literal for `s` (the texts here have no apostrophes).
+fn lit(s: &str) -> String {
+    assert!(!s.contains('\''), "no apostrophes in XPath texts: {s}");
+    format!("'{s}'")
+}
+
+/// The browser session with helpers that wait and, on failure, say what the page showed.
+struct Browser {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    chromedriver: String,
+}
+
+impl Browser {
+    async fn goto(&self, path: &str) {
+        let url = format!("{}{path}", self.base);
+        self.client
+            .goto(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Fails the test with the page's address and text (and a `failed.png` screenshot).
+    async fn fail(&self, what: &str) -> ! {
+        let url = self
+            .client
+            .current_url()
+            .await
+            .map_or_else(|e| format!("? ({e})"), |u| u.to_string());
+        let text = match self.client.find(Locator::Css("body")).await {
+            Ok(body) => body.text().await.unwrap_or_default(),
+            Err(e) => format!("(no page: {e})"),
+        };
+        self.shot("failed.png").await;
+        panic!(
+            "{what}\npage: {url}\n---\n{text}\n---\nscreenshot: {}",
+            self.shots.join("failed.png").display()
+        );
+    }
+
+    /// Waits for the first element at `xpath`.
+    async fn find(&self, xpath: &str) -> Element {
+        match self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(xpath))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                self.fail(&format!("no element {xpath} within {WAIT:?}: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// Waits for the page whose heading contains `text`.
+    async fn heading(&self, text: &str) -> String {
+        let h1 = self
+            .find(&format!(
+                "//main/h1[contains(normalize-space(), {})]",
+                lit(text)
+            ))
+            .await;
+        h1.text().await.expect("heading text")
+    }
+
+    /// The form control that the label with this text is for.
+    async fn field(&self, label: &str) -> Element {
+        self.find(&format!(
+            "//*[@id = //label[normalize-space() = {}]/@for]",
+            lit(label)
+        ))
+        .await
+    }
+
+    async fn button(&self, text: &str) -> Element {
+        self.find(&format!("//button[normalize-space() = {}]", lit(text)))
+            .await
+    }
+
+    /// The rendered texts of the elements at `xpath`, white space collapsed to single spaces.
+    async fn texts(&self, xpath: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self
+            .client
+            .find_all(Locator::XPath(xpath))
+            .await
+            .expect("find elements")
+        {
+            let text = e.text().await.expect("element text");
+            out.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        out
+    }
+
+    async fn body_text(&self) -> String {
+        self.find("//body").await.text().await.expect("body text")
+    }
+
+    async fn path_and_query(&self) -> String {
+        let url = self.client.current_url().await.expect("current url");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        match self.client.screenshot().await {
+            Ok(png) => std::fs::write(self.shots.join(name), png).expect("write screenshot"),
+            Err(e) => eprintln!("screenshot {name} failed: {e}"),
+        }
+    }
+
+    /// Everything the page's console logged at level SEVERE (errors, CSP refusals), through
+    /// chromedriver's log endpoint; `None` when this chromedriver has none.
+    async fn console_errors(&self) -> Option<Vec<String>> {
+        let id = self.client.session_id().await.ok()??;
+        let r = reqwest::Client::new()
+            .post(format!("{}/session/{id}/se/log", self.chromedriver))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await
+            .ok()?;
+        let v: Value = r.json().await.ok()?;
+        let entries = v["value"].as_array()?;
+        Some(
+            entries
+                .iter()
+                .filter(|e| e["level"] == "SEVERE")
+                .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                // Chromium asks for /favicon.ico on its own; the desk has none.
+                .filter(|m| !m.contains("/favicon.ico"))
+                .collect(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn desk_sign_in_upload_and_day_board_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let started = Instant::now();
+    let env = Env::new();
+    add_user(&env);
+    let (_server, base) = start_server(&env).await;
+    let (driver, client, chromedriver) = start_browser(&env).await;
+    let b = Browser {
+        client,
+        base,
+        shots: screenshot_dir(),
+        chromedriver,
+    };
+
+    // A page that needs a session leads to the sign-in form, which comes back to it.
+    b.goto("/desk/day").await;
+    b.heading("Sign in").await;
+    assert_eq!(b.path_and_query().await, "/desk/login?next=/desk/day");
+    b.shot("01-login.png").await;
+    b.field("Name")
+        .await
+        .send_keys(USER)
+        .await
+        .expect("type name");
+    b.field("Password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .expect("type password");
+    b.button("Sign in").await.click().await.expect("sign in");
+    b.find(&format!(
+        "//header//form[contains(normalize-space(), {})]//strong[normalize-space() = {}]",
+        lit("Signed in as"),
+        lit(USER)
+    ))
+    .await;
+    assert!(
+        b.path_and_query().await.starts_with("/desk/day"),
+        "after sign-in the desk shows the page first asked for"
+    );
+
+    // Upload: the preview shows what the file would do and saves nothing.
+    b.find("//nav//a[normalize-space() = 'Upload']")
+        .await
+        .click()
+        .await
+        .expect("open Upload");
+    b.heading("Upload the schedule").await;
+    let csv = repo_file("examples/schedule.csv");
+    b.field("Schedule file (.csv)")
+        .await
+        .send_keys(csv.to_str().expect("utf-8 path"))
+        .await
+        .expect("attach the file");
+    b.button("Preview").await.click().await.expect("preview");
+    b.heading("Preview of schedule.csv").await;
+    let counts = b.texts("//ul[contains(@class, 'counts')]/li").await;
+    assert_eq!(
+        counts,
+        ["14 new", "0 updated", "0 cancelled", "0 unchanged"],
+        "preview counts"
+    );
+    let rows = b.texts("//table/tbody/tr").await;
+    assert_eq!(rows.len(), 14, "one preview row per CSV row: {rows:#?}");
+    for (patient, masked) in [
+        ("Aarav Sharma", "+91******2345"),
+        ("Carlos Ramirez", "+52******5678"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r.contains(patient) && r.contains(masked)),
+            "a preview row for {patient} with {masked}: {rows:#?}"
+        );
+    }
+    assert!(
+        !b.body_text().await.contains("9820012345"),
+        "the preview shows no whole phone number"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM appointments"),
+        0,
+        "nothing saved before the confirm"
+    );
+    b.shot("02-preview.png").await;
+
+    b.button("Confirm import")
+        .await
+        .click()
+        .await
+        .expect("confirm");
+    b.heading("Schedule imported").await;
+    let status = b.find("//p[@role = 'status']").await;
+    assert_eq!(
+        status.text().await.expect("status text"),
+        "schedule.csv was imported."
+    );
+    assert_eq!(
+        b.texts("//ul[contains(@class, 'counts')]/li").await[0],
+        "14 new"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM appointments"), 14);
+    b.shot("03-imported.png").await;
+
+    // The day board: Mumbai's eight appointments with masked numbers.
+    b.goto("/desk/day?clinic=mumbai&date=2026-11-26").await;
+    let title = b.heading("26 November 2026").await;
+    assert_eq!(
+        title,
+        "Sunrise Family Clinic, Andheri — Thursday 26 November 2026"
+    );
+    let rows = b.texts("//table/tbody/tr").await;
+    assert_eq!(rows.len(), 8, "Mumbai's appointments that day: {rows:#?}");
+    assert!(
+        rows[0].starts_with("09:00 Aarav Sharma (MUM-1001) +91******2345"),
+        "first row: {}",
+        rows[0]
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("Priya Patil") && r.contains("+91******3210")),
+        "{rows:#?}"
+    );
+    assert!(
+        !rows.iter().any(|r| r.contains("Maria Gonzalez")),
+        "only Mumbai's appointments: {rows:#?}"
+    );
+    let text = b.body_text().await;
+    assert!(
+        text.contains("8 appointment(s)"),
+        "summary line in:\n{text}"
+    );
+    assert!(!text.contains("9820012345"), "no whole number before Show");
+    b.shot("04-day.png").await;
+
+    // Show reveals one whole number (and is audited); the others stay masked.
+    b.find("//tr[td[contains(., 'MUM-1001')]]//button[normalize-space() = 'Show']")
+        .await
+        .click()
+        .await
+        .expect("press Show");
+    let phone = b.find("//a[@href = 'tel:+919820012345']").await;
+    assert_eq!(phone.text().await.expect("phone text"), "+919820012345");
+    let rows = b.texts("//table/tbody/tr").await;
+    assert_eq!(rows.len(), 8, "{rows:#?}");
+    assert!(
+        rows[7].starts_with("17:30 Aarav Sharma (MUM-1008) +91******2345"),
+        "the same patient's other appointment stays masked: {}",
+        rows[7]
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("Priya Patil") && r.contains("+91******3210")),
+        "the other numbers stay masked: {rows:#?}"
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM audit_log WHERE actor = 'staff:asha' AND action = 'reveal_phone'"
+        ),
+        1
+    );
+    b.shot("05-phone-shown.png").await;
+
+    // The pages use no inline styles or scripts, so the CSP refuses nothing.
+    match b.console_errors().await {
+        Some(errors) => assert!(
+            errors.is_empty(),
+            "console errors in the browser: {errors:#?}"
+        ),
+        None => println!("chromedriver gave no browser log; console not checked"),
+    }
+
+    b.client.close().await.expect("end the browser session");
+    drop(driver);
+    println!(
+        "browser test took {:.1?}; screenshots in {}",
+        started.elapsed(),
+        b.shots.display()
+    );
+}
