@@ -99,6 +99,8 @@ def write_config(path: Path, cap: int, max_in_flight: int | None) -> str:
             line, seen_rate = f"rate_limit_per_sec = {cap}", True
         elif section == "[booking_confirmation]" and re.match(r"enabled\s*=", s):
             line = "enabled = false"
+        elif section == "[desk]" and re.match(r"listen\s*=", s):
+            line = 'listen = "127.0.0.1:0"'  # any free port: benchmarks may run side by side
         out.append(line)
     if not seen_rate:
         die(f"{CONFIG} has no [whatsapp] rate_limit_per_sec line to edit")

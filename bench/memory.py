@@ -142,6 +142,8 @@ def write_config(path: Path) -> str:
             line, edits["rate"] = f"rate_limit_per_sec = {RATE_CAP}", 1
         elif section == "[booking_confirmation]" and key == "enabled":
             line, edits["booking"] = "enabled = false", 1
+        elif section == "[desk]" and key == "listen":
+            line = 'listen = "127.0.0.1:0"'  # any free port: benchmarks may run side by side
         out.append(line)
     missing = [k for k, v in edits.items() if not v]
     if missing:
@@ -631,7 +633,7 @@ def print_table(out: dict, cores: int) -> None:
     sim = out.get("baseline", {}).get("simulator_idle")
     if sim:
         row("baseline: simulator idle", "", sim["duration_s"], sim, None, None)
-    widths = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(x[i]) for x in rows)]) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     print()

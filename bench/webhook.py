@@ -862,7 +862,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reminderd-webhook-") as tmp:
         tmp = Path(tmp)
         cfg = tmp / "reminders.toml"
-        shutil.copyfile(CONFIG, cfg)
+        # The desk takes any free port: benchmarks may run side by side.
+        cfg.write_text(CONFIG.read_text().replace('listen = "127.0.0.1:8081"',
+                                                  'listen = "127.0.0.1:0"'))
         print(f"preparing: {n:,} patients, appointments and sent reminders")
         template, rows = prepare_template(binary, tmp, n)
         plan = [("closed", c) for c in concs] + ([("open", args.rate)] if args.rate > 0 else [])

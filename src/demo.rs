@@ -266,6 +266,8 @@ pub fn demo_config() -> String {
             "dispatch = \"*/1 * * * * *\"",
         )
         .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"")
+        // Any free port for the desk: a demo must not collide with a running daemon.
+        .replace("listen = \"127.0.0.1:8081\"", "listen = \"127.0.0.1:0\"")
 }
 
 /// The sample schedule with each appointment moved to about 20 hours from `now`, ten minutes

@@ -9,6 +9,9 @@ use crate::common::Env;
 fn the_demo_runs_the_whole_job_and_keeps_its_database_on_request() {
     let env = Env::new();
     let keep = env.path("demo");
+    // The shipped config's desk port held by someone else (a running daemon, say) must not
+    // stop the demo. If the bind fails, the port is already taken, which is the same test.
+    let _desk_port = std::net::TcpListener::bind("127.0.0.1:8081");
     let started = Instant::now();
     let r = env
         .run(&["demo", "--keep", keep.to_str().expect("path")])
