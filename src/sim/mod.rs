@@ -300,6 +300,9 @@ pub struct Chaos {
     pub p_429_burst: f64,
     /// Requests refused with 130429 in one burst (the first included).
     pub burst_len: u32,
+    /// If no burst has started by this request (counting from 1), it starts one: at 0.5% a
+    /// run of a few hundred requests would otherwise see no 429 at all in about 1 seed in 25.
+    pub first_burst_by: Option<u32>,
     /// Chance that a request waits `slow` before it is processed.
     pub p_slow: f64,
     /// The extra delay of a slow request; keep it below the client's timeout.
@@ -321,6 +324,7 @@ impl Default for Chaos {
             timeout_hold: Duration::from_secs(30),
             p_429_burst: 0.005,
             burst_len: 10,
+            first_burst_by: Some(200),
             p_slow: 0.05,
             slow: Duration::from_millis(300),
             p_dup_webhook: 0.05,
@@ -335,6 +339,10 @@ struct ChaosState {
     rng: StdRng,
     /// Requests still to refuse in the current 130429 burst.
     burst_left: u32,
+    /// Requests seen.
+    requests: u32,
+    /// Whether a burst has started.
+    burst_seen: bool,
 }
 
 impl ChaosState {
@@ -343,6 +351,8 @@ impl ChaosState {
             rng: StdRng::seed_from_u64(chaos.seed),
             chaos,
             burst_left: 0,
+            requests: 0,
+            burst_seen: false,
         }
     }
 
@@ -352,12 +362,19 @@ impl ChaosState {
             code: 130_429,
             http_status: 400,
         };
+        self.requests = self.requests.saturating_add(1);
         if self.burst_left > 0 {
             self.burst_left -= 1;
             return (Some(throttled), false);
         }
         let c = &self.chaos;
+        // Drawn even when the burst is forced, so the rest of the run's sequence is unchanged.
         let r: f64 = self.rng.random();
+        if !self.burst_seen && c.first_burst_by.is_some_and(|k| self.requests >= k) {
+            self.burst_seen = true;
+            self.burst_left = c.burst_len.saturating_sub(1);
+            return (Some(throttled), true);
+        }
         let mut edge = c.p_5xx;
         if r < edge {
             let fault = match self.rng.random_range(0..4) {
@@ -383,6 +400,7 @@ impl ChaosState {
         }
         edge += c.p_429_burst;
         if r < edge {
+            self.burst_seen = true;
             self.burst_left = c.burst_len.saturating_sub(1);
             return (Some(throttled), true);
         }
@@ -1121,6 +1139,23 @@ mod tests {
         });
         let starts: Vec<bool> = (0..6).map(|_| c.fault().1).collect();
         assert_eq!(starts, [true, false, false, true, false, false]);
+    }
+
+    #[test]
+    fn a_run_without_a_drawn_burst_still_gets_one_by_first_burst_by() {
+        let mut c = ChaosState::new(Chaos {
+            p_429_burst: 0.0,
+            burst_len: 2,
+            first_burst_by: Some(5),
+            ..Chaos::default()
+        });
+        let starts: Vec<bool> = (0..12).map(|_| c.fault().1).collect();
+        assert_eq!(
+            starts.iter().position(|s| *s),
+            Some(4),
+            "the fifth request starts it"
+        );
+        assert_eq!(starts.iter().filter(|s| **s).count(), 1, "only once");
     }
 
     #[test]
