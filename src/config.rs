@@ -455,6 +455,20 @@ struct RawConfig {
     desk: Option<RawDesk>,
 }
 
+impl Default for Desk {
+    /// What a `[desk]` section with only `listen = "127.0.0.1:8081"` means.
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
+            secure_cookies: false,
+            session: Duration::hours(12),
+            max_failed_logins: default_max_failed_logins(),
+            lockout: Duration::minutes(15),
+            max_upload_bytes: default_max_upload(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDesk {
@@ -1767,6 +1781,13 @@ max_connections = 0
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }
+    }
+
+    #[test]
+    fn a_desk_section_with_only_its_address_is_the_default_desk() {
+        let text = format!("{GOOD}\n[desk]\nlisten = \"127.0.0.1:8081\"\n");
+        let c = Config::from_toml(&text, Path::new("r.toml")).expect("valid");
+        assert_eq!(c.desk, Some(Desk::default()));
     }
 
     #[test]

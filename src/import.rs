@@ -339,7 +339,7 @@ pub fn parse(
     let format = config
         .import_format(opts.format, opts.clinic)
         .map_err(ImportError::Options)?;
-    let checksum = hex(&Sha256::digest(bytes));
+    let checksum = format!("{:x}", Sha256::digest(bytes));
     let mut out = ParsedFile {
         checksum,
         ..ParsedFile::default()
@@ -519,16 +519,6 @@ impl Columns {
             .as_ref()
             .map_or("", |(_, h)| h.as_str())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Strips a UTF-8 byte-order mark and checks the encoding, pointing at the first bad row.

@@ -1,5 +1,6 @@
-//! The HTTP server: Meta's webhook (handshake and signed POSTs) and a health check. The only
-//! module that knows axum.
+//! The HTTP server: Meta's webhook (handshake and signed POSTs), a health check, metrics, and
+//! the accept loop (with its timeouts) that the webhook and the desk both run on. With
+//! `desk`, the only module that knows axum.
 //!
 //! A POST is verified against `X-Hub-Signature-256` over the raw bytes before anything else;
 //! a verified body is stored before it is applied, and answered 200 unless the database
@@ -257,7 +258,8 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets in time independent of where they differ (only their length shows).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     // Length is not secret (Meta's tokens are ours to choose); the bytes are.
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -52,34 +52,20 @@ pub fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password never used").unwrap_or_default())
 }
 
-/// 32 random bytes as hex: session cookies, CSRF tokens, preview tokens.
+/// 32 random bytes as 64 hex digits: session cookies, CSRF tokens, preview tokens.
 pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    hex(&bytes)
+    let mut rng = rand::rng();
+    format!("{:032x}{:032x}", rng.random::<u128>(), rng.random::<u128>())
 }
 
 /// What the database keeps of a session token.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 /// Compares two tokens in time independent of where they differ.
 pub fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::server::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]

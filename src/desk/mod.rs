@@ -58,18 +58,9 @@ impl DeskState {
         )
     }
 
+    /// The desk's settings; the defaults if a reload removed `[desk]` while it runs.
     fn desk(&self) -> crate::config::Desk {
-        self.config()
-            .desk
-            .clone()
-            .unwrap_or_else(|| crate::config::Desk {
-                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                secure_cookies: false,
-                session: chrono::Duration::hours(12),
-                max_failed_logins: 5,
-                lockout: chrono::Duration::minutes(15),
-                max_upload_bytes: 10 * 1024 * 1024,
-            })
+        self.config().desk.clone().unwrap_or_default()
     }
 
     /// Runs `f` on the database off the async threads.
@@ -582,7 +573,7 @@ async fn reveal(
     let (actor, id) = (staff.actor(), f.appointment);
     let found = state
         .db(move |s| {
-            let found = s.appointment_phone(id)?;
+            let found = s.appointment_ref(id)?;
             if found.is_some() {
                 s.audit_staff(&actor, "reveal_phone", Some(id), None, None, now)?;
             }
@@ -590,7 +581,7 @@ async fn reveal(
         })
         .await;
     match found {
-        Ok(Some((clinic, appointment, _))) => {
+        Ok(Some((clinic, appointment))) => {
             tracing::info!(user = %staff.session.user, %clinic, %appointment, "desk: phone number revealed");
         }
         Ok(None) => {

@@ -422,18 +422,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// An appointment's row id, clinic key, external id and patient's number; for reveals.
-    pub fn appointment_phone(
-        &self,
-        id: i64,
-    ) -> Result<Option<(String, String, String)>, StoreError> {
+    /// An appointment's clinic key and the clinic system's id, by row id (what a reveal logs).
+    pub fn appointment_ref(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT c.key, a.external_id, p.phone FROM appointments a JOIN patients p ON p.id = a.patient_id
-                 JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?1",
+                "SELECT c.key, a.external_id FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
     }

@@ -535,6 +535,30 @@ async fn desk_sign_in_upload_and_day_board_in_chromium() {
     );
     b.shot("05-phone-shown.png").await;
 
+    // 200% zoom on a 1280-pixel screen lays the page out 640 CSS pixels wide (a tablet held
+    // upright is about as narrow): the page itself must not scroll sideways; only the
+    // table's own box may.
+    b.client
+        .set_window_size(640, 1000)
+        .await
+        .expect("narrow the window");
+    b.goto("/desk/day?clinic=mumbai&date=2026-11-26").await;
+    b.heading("Sunrise Family Clinic, Andheri").await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("measure the page");
+    assert_eq!(
+        overflow.as_i64(),
+        Some(0),
+        "the page is wider than a 640-pixel window by {overflow} px"
+    );
+    b.shot("06-narrow.png").await;
+
     // The pages use no inline styles or scripts, so the CSP refuses nothing.
     match b.console_errors().await {
         Some(errors) => assert!(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::multipart;
 use rusqlite::params;
 use sha2::{Digest, Sha256};
@@ -317,33 +317,8 @@ fn field(html: &str, name: &str) -> String {
     v
 }
 
-/// An `application/x-www-form-urlencoded` body, as a browser sends a form.
-fn form_body(form: &[(&str, &str)]) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    form.iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 fn sha256_hex(s: &str) -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .fold(String::new(), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    format!("{:x}", Sha256::digest(s.as_bytes()))
 }
 
 /// A client with its own cookies; `csrf` is its session's form token once signed in.
@@ -365,12 +340,26 @@ impl Browser {
         .await
     }
 
+    /// Submits a follow-up's action form for a Mumbai appointment on `DAY`.
+    async fn follow_up(&self, appointment: &str, action: &str, note: Option<&str>) -> Page {
+        let mut form = vec![
+            ("csrf", self.csrf.as_str()),
+            ("clinic", "mumbai"),
+            ("appointment", appointment),
+            ("date", DAY),
+            ("action", action),
+        ];
+        if let Some(n) = note {
+            form.push(("note", n));
+        }
+        self.post("/desk/follow-ups/action", &form).await
+    }
+
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         Page::from(
             self.http
                 .post(format!("{}{path}", self.url))
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(form_body(form))
+                .form(form)
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("POST {path}: {e}")),
@@ -646,13 +635,12 @@ async fn secure_cookies_adds_the_secure_flag() {
     let res = Page::from(
         http.post(format!("{}/desk/login", d.url))
             .header("cookie", format!("reminderd_desk_login={csrf}"))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form_body(&[
+            .form(&[
                 ("csrf", csrf.as_str()),
                 ("name", USER),
                 ("password", PASSWORD),
                 ("next", "/desk/day"),
-            ]))
+            ])
             .send()
             .await
             .expect("sign in"),
@@ -1434,17 +1422,7 @@ async fn follow_up_actions_are_saved_and_audited() {
     );
 
     let called = b
-        .post(
-            "/desk/follow-ups/action",
-            &[
-                ("csrf", &b.csrf),
-                ("clinic", "mumbai"),
-                ("appointment", "MUM-1003"),
-                ("date", DAY),
-                ("action", "called"),
-                ("note", "  left a voicemail  "),
-            ],
-        )
+        .follow_up("MUM-1003", "called", Some("  left a voicemail  "))
         .await;
     assert_eq!(called.status, 303, "{}", called.body);
     assert!(
@@ -1480,17 +1458,7 @@ async fn follow_up_actions_are_saved_and_audited() {
     );
 
     let cancelled = b
-        .post(
-            "/desk/follow-ups/action",
-            &[
-                ("csrf", &b.csrf),
-                ("clinic", "mumbai"),
-                ("appointment", "MUM-1003"),
-                ("date", DAY),
-                ("action", "cancelled"),
-                ("note", "no new time suits her"),
-            ],
-        )
+        .follow_up("MUM-1003", "cancelled", Some("no new time suits her"))
         .await;
     assert_eq!(cancelled.status, 303, "{}", cancelled.body);
     assert_eq!(
@@ -1511,29 +1479,9 @@ async fn follow_up_actions_are_saved_and_audited() {
 
     // Unknown actions and appointments are refused without writing.
     let audit = d.count("SELECT count(*) FROM audit_log");
-    let odd = b
-        .post(
-            "/desk/follow-ups/action",
-            &[
-                ("csrf", &b.csrf),
-                ("clinic", "mumbai"),
-                ("appointment", "MUM-1003"),
-                ("action", "deleted"),
-            ],
-        )
-        .await;
+    let odd = b.follow_up("MUM-1003", "deleted", None).await;
     assert_eq!(odd.status, 400);
-    let missing = b
-        .post(
-            "/desk/follow-ups/action",
-            &[
-                ("csrf", &b.csrf),
-                ("clinic", "mumbai"),
-                ("appointment", "MUM-9999"),
-                ("action", "called"),
-            ],
-        )
-        .await;
+    let missing = b.follow_up("MUM-9999", "called", None).await;
     assert_eq!(missing.status, 404);
     assert_eq!(d.count("SELECT count(*) FROM audit_log"), audit);
 }
