@@ -126,30 +126,8 @@ async fn wait_ready(guard: &mut Guard, url: &str, ready: impl Fn(&str) -> bool) 
 
 /// Adds a staff account, the password on standard input as a script would give it.
 fn add_user(env: &Env) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-        .arg("--config")
-        .arg(env.path("reminders.toml"))
-        .args(["user", "add", USER])
-        .env_remove("REMINDERD_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run reminderd user add");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("write the password");
-    let out = child.wait_with_output().expect("wait for user add");
-    assert!(
-        out.status.success(),
-        "user add failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
+        .expect(0);
 }
 
 /// Starts `reminderd serve` with the desk on a free port and waits until it answers;

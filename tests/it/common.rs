@@ -68,6 +68,25 @@ impl Env {
         Run::from(self.command(args, envs).output().expect("run reminderd"))
     }
 
+    /// Runs the binary with `input` on standard input (not a terminal), as a script would.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write as _;
+        let mut child = self
+            .command(args, &[])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn reminderd");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write standard input");
+        Run::from(child.wait_with_output().expect("wait for reminderd"))
+    }
+
     /// Starts the binary without waiting for it (for tests that kill it).
     pub fn spawn(&self, args: &[&str], envs: &[(&str, &str)]) -> std::process::Child {
         self.command(args, envs)

@@ -211,23 +211,31 @@ fn listed(results: &Results, step: &str) -> usize {
     r.json().as_array().expect("a JSON array").len()
 }
 
-#[test]
-fn a_read_only_database_folder_is_a_clear_error_and_nothing_is_written() {
+/// Makes `what` (the database's folder, or the file alone) read-only, runs three writing
+/// commands, and checks each fails clearly with the database untouched.
+fn read_only_writes_nothing(folder: bool) {
     let (env, new) = seeded();
     let db = env.db();
     let before = snapshot(&db);
     let bytes = std::fs::read(&db).expect("read db");
+    let (target, probe) = if folder {
+        (env.dir.path().to_path_buf(), r#"( true >"$RO/probe" )"#)
+    } else {
+        (db.clone(), r#"( true >>"$RO" )"#)
+    };
     let results = in_namespace(
         &env,
-        &[("DIR", env.dir.path()), ("CSV", &new)],
-        r#"
-mount --bind "$DIR" "$DIR"
-mount -o remount,ro,bind "$DIR"
-if ( true >"$DIR/probe" ) 2>/dev/null; then echo "$DIR is still writable" >&2; exit 1; fi
+        &[("RO", &target), ("CSV", &new)],
+        &format!(
+            r#"
+mount --bind "$RO" "$RO"
+mount -o remount,ro,bind "$RO"
+if {probe} 2>/dev/null; then echo "$RO is still writable" >&2; exit 1; fi
 step import import "$CSV" --json
 step set_status set-status MUM-1001 cancelled --note "patient phoned"
 step plan plan --now 2026-11-25T06:00:00Z
-"#,
+"#
+        ),
     );
     // Nothing half-written: the file is byte for byte what it was, and no WAL holds anything.
     assert!(
@@ -248,38 +256,13 @@ step plan plan --now 2026-11-25T06:00:00Z
 }
 
 #[test]
+fn a_read_only_database_folder_is_a_clear_error_and_nothing_is_written() {
+    read_only_writes_nothing(true);
+}
+
+#[test]
 fn a_read_only_database_file_is_a_clear_error_and_nothing_is_written() {
-    let (env, new) = seeded();
-    let db = env.db();
-    let before = snapshot(&db);
-    let bytes = std::fs::read(&db).expect("read db");
-    let results = in_namespace(
-        &env,
-        &[("DB", &db), ("CSV", &new)],
-        r#"
-mount --bind "$DB" "$DB"
-mount -o remount,ro,bind "$DB"
-if ( true >>"$DB" ) 2>/dev/null; then echo "$DB is still writable" >&2; exit 1; fi
-step import import "$CSV" --json
-step set_status set-status MUM-1001 cancelled --note "patient phoned"
-step plan plan --now 2026-11-25T06:00:00Z
-"#,
-    );
-    assert!(
-        std::fs::read(&db).expect("read db") == bytes,
-        "the database file changed"
-    );
-    assert_eq!(
-        wal_bytes(&db),
-        0,
-        "the WAL holds a half-written transaction"
-    );
-    assert_eq!(snapshot(&db), before);
-    assert_clear_failure(
-        &results,
-        &["import", "set_status", "plan"],
-        &[READ_ONLY, NOTHING_WRITTEN],
-    );
+    read_only_writes_nothing(false);
 }
 
 /// The disk has room to open the database (its `-shm` index) but not for a large import: the

@@ -3,7 +3,6 @@
 //! (status codes, page text, cookies) checked against what is stored (appointments, imports,
 //! previews, sessions, the audit log).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -108,32 +107,10 @@ impl Desk {
     /// `reminderd user SUBCOMMAND NAME` with `password` on standard input (not a terminal:
     /// it reads one line).
     fn user(&self, subcommand: &str, name: &str, password: &str) -> (i32, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(self.env.path("reminders.toml"))
-            .args(["user", subcommand, name])
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn reminderd user");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{password}\n").as_bytes())
-            .expect("write the password");
-        let out = child.wait_with_output().expect("wait for reminderd user");
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let r = self
+            .env
+            .run_with_input(&["user", subcommand, name], &format!("{password}\n"));
+        (r.code, format!("{}{}", r.stdout, r.stderr))
     }
 
     fn add_user(&self, name: &str, password: &str) {
@@ -389,22 +366,8 @@ impl Browser {
         let form = multipart::Form::new()
             .text("csrf", csrf.to_string())
             .text("clinic", clinic.to_string())
-            .part(
-                "file",
-                multipart::Part::bytes(bytes)
-                    .file_name(file_name.to_string())
-                    .mime_str("text/csv")
-                    .expect("mime"),
-            );
-        Page::from(
-            self.http
-                .post(format!("{}/desk/upload", self.url))
-                .multipart(form)
-                .send()
-                .await
-                .expect("POST /desk/upload"),
-        )
-        .await
+            .part("file", csv_part(file_name, bytes));
+        self.send_upload(form).await
     }
 
     /// Uploads with the file name sent exactly as given (as browsers do), not percent-encoded.
@@ -413,13 +376,17 @@ impl Browser {
             .percent_encode_noop()
             .text("csrf", self.csrf.clone())
             .text("clinic", "mumbai")
-            .part(
-                "file",
-                multipart::Part::bytes(bytes)
-                    .file_name(file_name.to_string())
-                    .mime_str("text/csv")
-                    .expect("mime"),
-            );
+            .part("file", csv_part(file_name, bytes));
+        self.send_upload(form).await
+    }
+
+    async fn upload_example(&self) -> Page {
+        let bytes = std::fs::read(repo_file("examples/schedule.csv")).expect("read example");
+        self.upload(&self.csrf.clone(), "", "schedule.csv", bytes)
+            .await
+    }
+
+    async fn send_upload(&self, form: multipart::Form) -> Page {
         Page::from(
             self.http
                 .post(format!("{}/desk/upload", self.url))
@@ -430,12 +397,14 @@ impl Browser {
         )
         .await
     }
+}
 
-    async fn upload_example(&self) -> Page {
-        let bytes = std::fs::read(repo_file("examples/schedule.csv")).expect("read example");
-        self.upload(&self.csrf.clone(), "", "schedule.csv", bytes)
-            .await
-    }
+/// The file field of an upload, as a browser labels a CSV.
+fn csv_part(file_name: &str, bytes: Vec<u8>) -> multipart::Part {
+    multipart::Part::bytes(bytes)
+        .file_name(file_name.to_string())
+        .mime_str("text/csv")
+        .expect("mime")
 }
 
 fn example() -> PathBuf {
