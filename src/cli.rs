@@ -299,7 +299,9 @@ pub fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes are for a person at a terminal; journald and files would keep them raw.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if std::env::var("REMINDERD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().init();
     } else {
@@ -1129,7 +1131,7 @@ fn print_outbox(rows: &[OutboxView]) -> Result<()> {
             .clone()
             .or_else(|| r.last_error.clone())
             .or_else(|| r.reason.clone())
-            .or_else(|| r.wamid.clone())
+            .or_else(|| r.wamid.as_deref().map(reminderd::whatsapp::message_ref))
             .unwrap_or_default();
         table.add_row([
             r.id.to_string(),

@@ -475,7 +475,10 @@ impl SendJob {
             .increment(1);
         match &outcome {
             Outcome::Sent { wamid, .. } => {
-                tracing::info!(outbox = id, to = %row.phone.masked(), %wamid, "sent")
+                // Message ids embed the recipient's number (base64 in Meta's, plain in the
+                // simulator's), so they stay out of the default log level.
+                tracing::info!(outbox = id, to = %row.phone.masked(), "sent");
+                tracing::debug!(outbox = id, %wamid, "sent as");
             }
             Outcome::Failed { error, .. } => {
                 tracing::warn!(outbox = id, to = %row.phone.masked(), %error, "failed")

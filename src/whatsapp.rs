@@ -239,6 +239,14 @@ pub fn is_unreachable(code: i64) -> bool {
     matches!(code, 131_026 | 130_472 | 130_497 | 131_009 | 131_021)
 }
 
+/// A short reference to a message for people to read (`msg-3fa2c91b`): message ids embed the
+/// recipient's number, so tables and logs show this instead; `--json` keeps the id whole.
+pub fn message_ref(wamid: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(wamid.as_bytes());
+    format!("msg-{:08x}", u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]))
+}
+
 /// Why a send did not return a wamid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -704,6 +712,16 @@ mod tests {
     use super::*;
     use crate::config::ButtonAction;
     use crate::template::Button;
+
+    #[test]
+    fn message_refs_are_short_stable_and_free_of_digits_runs() {
+        let id = "wamid.HBgM919820012345FQIAERgS00000000016DC193A9AA==";
+        let r = message_ref(id);
+        assert_eq!(r, message_ref(id));
+        assert_ne!(r, message_ref("wamid.HBgM919820012345FQIAERgS00000000026DC193A9AA=="));
+        assert_eq!(r.len(), "msg-".len() + 8);
+        assert!(!r.contains("2345"), "{r}");
+    }
 
     #[test]
     fn template_request_json_matches_the_reference_shape() {

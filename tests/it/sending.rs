@@ -453,3 +453,31 @@ async fn messages_to_one_patient_are_spaced_to_respect_the_pair_rate_limit() {
         "second message after {gap}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_and_tables_never_show_a_whole_number_even_inside_a_message_id() {
+    let t = SendEnv::new(same, sim()).await;
+    t.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    t.run(&["plan", "--now", NOW]).await.expect(0);
+    let sent = t.run(&["send", "--once", "--now", NOW]).await.expect(0);
+    let wamid = t.sim.messages()[0].wamid.clone();
+    // The simulator's ids, like Meta's (base64), carry the recipient's number.
+    assert!(wamid.contains("919820012345"), "{wamid}");
+    let table = t.env.run(&["outbox"]).expect(0);
+    for (what, text) in [
+        ("send's log", &sent.stderr),
+        ("send's output", &sent.stdout),
+        ("the outbox table", &table.stdout),
+    ] {
+        assert!(
+            !text.contains("9820012345"),
+            "{what} shows the whole number:\n{text}"
+        );
+        assert!(!text.contains(&wamid), "{what} shows the message id:\n{text}");
+        assert!(!text.contains('\x1b'), "{what} has colour codes off a terminal:\n{text}");
+    }
+    assert!(sent.stderr.contains("outbox="), "{}", sent.stderr);
+    // People still get a short, number-free reference; scripts get the id whole.
+    assert!(table.stdout.contains("msg-"), "{}", table.stdout);
+    assert_eq!(t.outbox()[0]["wamid"].as_str(), Some(wamid.as_str()));
+}
