@@ -24,6 +24,18 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 4;
 
+/// Creates a missing database file readable by its owner only, whatever the umask: it holds
+/// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
+/// file's mode. Failures are left for SQLite's own open to report in its words.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+}
+
 /// Upgrade steps: `MIGRATIONS[i]` takes a database from version `i + 1` to `i + 2`.
 /// Each later schema change appends one step and updates `schema.sql` to the result.
 const MIGRATIONS: &[&str] = &[
@@ -121,6 +133,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
+        create_private(path);
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // journal_mode answers with the mode in force; anything but WAL means the file system

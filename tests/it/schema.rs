@@ -76,3 +76,36 @@ fn assert_same_schema(old: &std::path::Path, fresh: &std::path::Path) {
         old.display()
     );
 }
+
+/// A database holds patients' names and numbers: whoever runs the first command, and whatever
+/// their umask, the file and its `-wal` and `-shm` companions are readable by the owner only.
+#[test]
+fn a_new_database_and_its_wal_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = crate::common::Env::new();
+    let csv = crate::common::csv(&[
+        "A1,P1,Aarav Sharma,98200 12345,en,2030-12-02,09:00,15,Dr. Mehta,mumbai,booked",
+    ]);
+    let file = env.file("day.csv", csv);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" --config \"$1\" import \"$2\"")
+        .arg(env!("CARGO_BIN_EXE_reminderd"))
+        .arg(env.path("reminders.toml"))
+        .arg(&file)
+        .env_remove("REMINDERD_CONFIG")
+        .output()
+        .expect("run reminderd");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // An open connection keeps the companions in place; SQLite gives them the file's mode.
+    let conn = env.sql();
+    conn.execute_batch("CREATE TEMP TABLE t (x); UPDATE appointments SET provider = provider;")
+        .expect("write");
+    for name in ["test.db", "test.db-wal", "test.db-shm"] {
+        let mode = std::fs::metadata(env.path(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} has mode {:o}", mode & 0o777);
+    }
+}
