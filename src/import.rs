@@ -331,6 +331,40 @@ pub fn parse(
     config: &Config,
     opts: &ParseOptions<'_>,
 ) -> Result<ParsedFile, ImportError> {
+    let mut out = parse_file(bytes, config, opts)?;
+    for e in &mut out.errors {
+        e.column = shown_cell(&e.column);
+        e.value = shown_cell(&e.value);
+    }
+    Ok(out)
+}
+
+/// Longest part of a cell or header name that reports show (the rest is cut with "…").
+const SHOWN_CHARS: usize = 40;
+
+/// A cell or header name as reports show it: control characters escaped (a file must not
+/// drive the terminal it is reported to) and cut at `SHOWN_CHARS` characters (nor flood it).
+pub fn shown_cell(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_file(
+    bytes: &[u8],
+    config: &Config,
+    opts: &ParseOptions<'_>,
+) -> Result<ParsedFile, ImportError> {
     if let Some(c) = opts.clinic
         && config.clinic(c).is_none()
     {
@@ -586,8 +620,8 @@ fn map_header(
                 column: h.trim().to_string(),
                 value: h.trim().to_string(),
                 message: format!(
-                    "the header {:?} appears in columns {} and {}; rename or delete one of them",
-                    h.trim(),
+                    "the header \"{}\" appears in columns {} and {}; rename or delete one of them",
+                    shown_cell(h.trim()),
                     column_letter(first),
                     column_letter(i)
                 ),
@@ -595,10 +629,11 @@ fn map_header(
         }
     }
     let mut index: [Option<(usize, String)>; 11] = Default::default();
-    let found: Vec<&str> = header
+    let found: Vec<String> = header
         .iter()
         .map(str::trim)
         .filter(|h| !h.is_empty())
+        .map(shown_cell)
         .collect();
     for f in FIELDS {
         let want = f.header(format).trim().to_lowercase();

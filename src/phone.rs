@@ -30,6 +30,9 @@ impl fmt::Display for Region {
     }
 }
 
+/// The most characters a written phone number may have (libphonenumber's input limit).
+pub const MAX_WRITTEN: usize = 250;
+
 /// A phone number in E.164 form (`+919820012345`), known to be valid for its country.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -44,6 +47,9 @@ pub enum PhoneError {
     /// The text cannot be read as a phone number at all.
     #[error("this is not a phone number")]
     Unreadable,
+    /// Longer than any written number could be (libphonenumber's own input limit).
+    #[error("this is too long to be a phone number (at most {MAX_WRITTEN} characters)")]
+    TooLong,
     /// It reads as a number but no such number exists in that country's numbering plan.
     #[error(
         "this is not a valid number in {region}'s numbering plan (or for the country code it starts with)"
@@ -60,6 +66,10 @@ impl E164 {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(PhoneError::Empty);
+        }
+        // The parser's time grows with the input; a misplaced column can hold megabytes.
+        if trimmed.len() > MAX_WRITTEN {
+            return Err(PhoneError::TooLong);
         }
         // Exports often write "0091..." or "00 1 ..." for the international prefix.
         let cleaned;
@@ -213,6 +223,16 @@ mod tests {
             E164::parse("12345", region("IN")),
             Err(PhoneError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn megabytes_of_digits_are_refused_before_parsing() {
+        let region = "IN".parse().expect("region");
+        assert_eq!(
+            E164::parse(&"9".repeat(2_000_000), region),
+            Err(PhoneError::TooLong)
+        );
+        assert!(E164::parse(&format!("{}98200 12345", " ".repeat(300)), region).is_ok());
     }
 
     #[test]

@@ -244,7 +244,10 @@ pub fn is_unreachable(code: i64) -> bool {
 pub fn message_ref(wamid: &str) -> String {
     use sha2::Digest as _;
     let digest = sha2::Sha256::digest(wamid.as_bytes());
-    format!("msg-{:08x}", u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]))
+    format!(
+        "msg-{:08x}",
+        u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+    )
 }
 
 /// Why a send did not return a wamid.
@@ -718,7 +721,10 @@ mod tests {
         let id = "wamid.HBgM919820012345FQIAERgS00000000016DC193A9AA==";
         let r = message_ref(id);
         assert_eq!(r, message_ref(id));
-        assert_ne!(r, message_ref("wamid.HBgM919820012345FQIAERgS00000000026DC193A9AA=="));
+        assert_ne!(
+            r,
+            message_ref("wamid.HBgM919820012345FQIAERgS00000000026DC193A9AA==")
+        );
         assert_eq!(r.len(), "msg-".len() + 8);
         assert!(!r.contains("2345"), "{r}");
     }

@@ -579,3 +579,52 @@ fn a_locked_database_is_a_clear_error_and_nothing_is_half_written() {
     );
     assert_eq!(env.count("SELECT count(*) FROM imports"), 1);
 }
+
+/// A hostile or broken file must not drive the admin's terminal (escape sequences in header
+/// names) or flood it (a 2 MB cell echoed back whole): what is shown of a file is escaped and cut.
+#[test]
+fn header_names_are_escaped_and_huge_cells_are_cut_in_error_reports() {
+    let env = Env::new();
+    // No "phone" column, an extra column whose name clears the screen, a duplicated one.
+    let header = "appointment_id,patient_id,patient_name,\u{1b}[2J\u{1b}[31mred,language,date,time,duration_min,provider,clinic,status,note\u{7},note\u{7}";
+    let f = env.file("evil.csv", format!("{header}\n{A1}\n"));
+    let r = env.run(&["import", f.to_str().expect("path")]).expect(65);
+    assert!(
+        r.stdout.contains("no column named \"phone\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("red"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'),
+        "control characters reached the terminal: {:?}",
+        r.stdout
+    );
+
+    let huge = "9".repeat(2_000_000);
+    let row_phone = A1.replace("98200 12345", &huge);
+    let row_date = A2.replace("2027-01-15", &huge);
+    let f = env.file("huge.csv", csv(&[&row_phone, &row_date]));
+    for args in [
+        vec!["import", f.to_str().expect("path")],
+        vec!["import", f.to_str().expect("path"), "--json"],
+    ] {
+        let r = env.run(&args).expect(65);
+        assert!(
+            r.stdout.contains("phone"),
+            "{}",
+            &r.stdout[..r.stdout.len().min(2000)]
+        );
+        assert!(
+            r.stdout.contains("date"),
+            "{}",
+            &r.stdout[..r.stdout.len().min(2000)]
+        );
+        assert!(
+            r.stdout.len() < 4000,
+            "{:?} printed {} bytes for two bad cells",
+            args,
+            r.stdout.len()
+        );
+    }
+}

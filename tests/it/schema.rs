@@ -96,7 +96,11 @@ fn a_new_database_and_its_wal_files_are_private_whatever_the_umask() {
         .env_remove("REMINDERD_CONFIG")
         .output()
         .expect("run reminderd");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // An open connection keeps the companions in place; SQLite gives them the file's mode.
     let conn = env.sql();
     conn.execute_batch("CREATE TEMP TABLE t (x); UPDATE appointments SET provider = provider;")

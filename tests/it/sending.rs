@@ -473,8 +473,14 @@ async fn logs_and_tables_never_show_a_whole_number_even_inside_a_message_id() {
             !text.contains("9820012345"),
             "{what} shows the whole number:\n{text}"
         );
-        assert!(!text.contains(&wamid), "{what} shows the message id:\n{text}");
-        assert!(!text.contains('\x1b'), "{what} has colour codes off a terminal:\n{text}");
+        assert!(
+            !text.contains(&wamid),
+            "{what} shows the message id:\n{text}"
+        );
+        assert!(
+            !text.contains('\x1b'),
+            "{what} has colour codes off a terminal:\n{text}"
+        );
     }
     assert!(sent.stderr.contains("outbox="), "{}", sent.stderr);
     // People still get a short, number-free reference; scripts get the id whole.
