@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -129,14 +129,17 @@ CREATE INDEX outbox_appointment ON outbox (appointment_id);
 -- Booking confirmations look for appointments that appeared recently.
 CREATE INDEX appointments_created_at ON appointments (created_at);
 
--- Every signed webhook body exactly as received, so a bug in processing can be replayed.
+-- Every signed webhook body exactly as received, so a bug in processing can be replayed. The
+-- body is TEXT, or a BLOB when it is not UTF-8. A replayed body (same sha256) is counted in
+-- `replays`, not stored again; bodies from before schema v5 have no hash.
 CREATE TABLE inbound_events (
     id            INTEGER PRIMARY KEY,
     received_at   INTEGER NOT NULL,
     body          TEXT NOT NULL,
     processed_at  INTEGER,
     outcome       TEXT                   -- 'applied', 'malformed', or the error that stopped it
-);
+, body_sha256 TEXT, replays INTEGER NOT NULL DEFAULT 0, last_replay_at INTEGER);
+CREATE UNIQUE INDEX inbound_events_body ON inbound_events (body_sha256);
 
 -- One row per inbound message (deduplicated by the API's message id: Meta retries webhooks).
 CREATE TABLE replies (

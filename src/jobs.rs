@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::plan::{self, BOOKING_WINDOW, Due};
-use crate::store::{PlanCounts, Store, StoreError};
+use crate::store::{PlanCounts, ReplyRecord, StatusApplied, Store, StoreError};
 
 /// Plans everything due at `now` and materialises it (or, with `dry_run`, only counts).
 pub fn plan_due(
@@ -34,102 +34,201 @@ pub struct WebhookSummary {
     pub stale_statuses: usize,
     /// Statuses for messages that are not ours.
     pub unknown_statuses: usize,
+    /// Messages that could not be read (each handed to staff) and statuses that could not be
+    /// read (logged): the rest of their batch was applied all the same.
+    pub unreadable: usize,
+    /// The same bytes were received and applied before: counted, not stored or applied again.
+    pub replay: bool,
 }
 
-/// Stores a signed webhook body, then applies it. `Ok(Err(why))` means the body was stored
-/// but is not JSON (answer 400); `Err` is a database failure (answer 500, Meta retries).
+/// Stores a signed webhook body, then applies each of its messages and statuses on its own.
+/// `Ok(Err(why))` means the body was stored but is not a JSON object (nothing to apply); `Err`
+/// is a database failure (answer 500, so that Meta retries).
 pub fn process_webhook(
     store: &mut Store,
     config: &Config,
-    body: &str,
+    body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Result<WebhookSummary, String>, StoreError> {
-    use crate::replies::{self, Outcome};
-    use crate::store::{ReplyRecord, StatusApplied};
-    use crate::whatsapp::WebhookEnvelope;
-
-    let event_id = store.record_event(body, now)?;
-    let envelope: WebhookEnvelope = match serde_json::from_str(body) {
-        Ok(e) => e,
+    let event = store.record_event(body, now)?;
+    if event.replay {
+        metrics::counter!("reminderd_webhook_events_total", "kind" => "replay").increment(1);
+        if event.processed {
+            return Ok(Ok(WebhookSummary {
+                replay: true,
+                ..WebhookSummary::default()
+            }));
+        }
+    }
+    let items = match std::str::from_utf8(body)
+        .map_err(|e| format!("not UTF-8 ({e})"))
+        .and_then(crate::whatsapp::read_webhook)
+    {
+        Ok(items) => items,
         Err(e) => {
             metrics::counter!("reminderd_webhook_events_total", "kind" => "malformed").increment(1);
             let why = format!("malformed: {e}");
-            store.finish_event(event_id, &why, now)?;
+            store.finish_event(event.id, &why, now)?;
             return Ok(Err(why));
         }
     };
-    let mut summary = WebhookSummary::default();
-    for change in envelope
-        .entry
-        .iter()
-        .flat_map(|e| &e.changes)
-        .filter(|c| c.field == "messages")
-    {
-        for status in &change.value.statuses {
-            match store.apply_status(status, now)? {
+    let mut summary = WebhookSummary {
+        replay: event.replay,
+        ..WebhookSummary::default()
+    };
+    let mut problems = items.problems;
+    for status in &items.statuses {
+        match status {
+            Ok(status) => match store.apply_status(status, now)? {
                 StatusApplied::Moved(_) => summary.statuses += 1,
                 StatusApplied::Stale => summary.stale_statuses += 1,
                 StatusApplied::Unknown => summary.unknown_statuses += 1,
-            }
-        }
-        for msg in change.value.messages.iter().filter(|m| !m.id.is_empty()) {
-            // A sender known only by username (no number) cannot be matched: staff decide.
-            let from = msg.from.clone().unwrap_or_default();
-            let reading = replies::read(&msg.content(), &config.replies.words);
-            let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
-            let found = store.reply_candidates(&from, reading.outbox_id, context, now)?;
-            let resolution = replies::resolve(&reading, &found, &from, now);
-            let ack = match (&resolution.appointment, resolution.outcome) {
-                (Some(a), Outcome::Applied) => config.clinic(&a.clinic).and_then(|clinic| {
-                    crate::template::ack_text(
-                        &config.replies.acks,
-                        resolution.intent,
-                        clinic,
-                        &a.patient_name,
-                        &a.language,
-                        a.starts_at,
-                    )
-                }),
-                _ => None,
-            };
-            let text = msg.shown_text();
-            let recorded = store.commit_reply(
-                &ReplyRecord {
-                    event_id,
-                    message_id: &msg.id,
-                    from: &from,
-                    kind: &msg.kind,
-                    text: text.as_deref(),
-                    resolution: &resolution,
-                    patients: &found.patients,
-                    ack,
-                },
-                now,
-            )?;
-            if recorded {
-                summary.replies += 1;
-                tracing::info!(
-                    from = %crate::phone::mask(&from),
-                    intent = resolution.intent.as_str(),
-                    outcome = resolution.outcome.as_str(),
-                    "reply"
-                );
-            } else {
-                summary.duplicates += 1;
+            },
+            Err(bad) => {
+                summary.unreadable += 1;
+                tracing::warn!(event = event.id, why = %bad.why, "a delivery status could not be read; the rest of the batch is applied");
+                problems.push(format!("a status could not be read: {}", bad.why));
             }
         }
     }
-    store.finish_event(event_id, "applied", now)?;
+    for (n, msg) in items.messages.iter().enumerate() {
+        let recorded = match msg {
+            Ok(msg) if msg.id.is_empty() => continue,
+            Ok(msg) => apply_message(store, config, event.id, msg, now)?,
+            Err(bad) => {
+                summary.unreadable += 1;
+                problems.push(format!("a message could not be read: {}", bad.why));
+                hand_unreadable_to_staff(store, event.id, n, bad, now)?
+            }
+        };
+        if recorded {
+            summary.replies += 1;
+        } else {
+            summary.duplicates += 1;
+        }
+    }
+    let outcome = if problems.is_empty() {
+        "applied".to_string()
+    } else {
+        format!("applied; {}", problems.join("; "))
+    };
+    store.finish_event(event.id, &outcome, now)?;
     for (kind, n) in [
         ("reply", summary.replies),
         ("duplicate_reply", summary.duplicates),
         ("status", summary.statuses),
         ("stale_status", summary.stale_statuses),
         ("unknown_status", summary.unknown_statuses),
+        ("unreadable", summary.unreadable),
     ] {
         if n > 0 {
             metrics::counter!("reminderd_webhook_events_total", "kind" => kind).increment(n as u64);
         }
     }
     Ok(Ok(summary))
+}
+
+/// Reads, resolves and records one inbound message. `false` when it was recorded before.
+fn apply_message(
+    store: &mut Store,
+    config: &Config,
+    event_id: i64,
+    msg: &crate::whatsapp::InboundMessage,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use crate::replies::{self, Outcome};
+    // A sender known only by username (no number) cannot be matched: staff decide.
+    let from = msg.from.clone().unwrap_or_default();
+    let reading = replies::read(&msg.content(), &config.replies.words);
+    let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
+    let found = store.reply_candidates(&from, reading.outbox_id, context, now)?;
+    let resolution = replies::resolve(&reading, &found, &from, now);
+    let ack = match (&resolution.appointment, resolution.outcome) {
+        (Some(a), Outcome::Applied) => config.clinic(&a.clinic).and_then(|clinic| {
+            crate::template::ack_text(
+                &config.replies.acks,
+                resolution.intent,
+                clinic,
+                &a.patient_name,
+                &a.language,
+                a.starts_at,
+            )
+        }),
+        _ => None,
+    };
+    let text = msg.shown_text();
+    let recorded = store.commit_reply(
+        &ReplyRecord {
+            event_id,
+            message_id: &msg.id,
+            from: &from,
+            kind: &msg.kind,
+            text: text.as_deref(),
+            resolution: &resolution,
+            patients: &found.patients,
+            ack,
+        },
+        now,
+    )?;
+    if recorded {
+        tracing::info!(
+            from = %crate::phone::mask(&from),
+            intent = resolution.intent.as_str(),
+            outcome = resolution.outcome.as_str(),
+            "reply"
+        );
+    }
+    Ok(recorded)
+}
+
+/// Records a message that could not be read as one for staff, filed under the sender's one
+/// upcoming reminded appointment when there is one: a patient wrote, and a person must look.
+/// Without an id of its own it is named after its place in the stored event, so a second
+/// processing of the same event records it once.
+fn hand_unreadable_to_staff(
+    store: &mut Store,
+    event_id: i64,
+    index: usize,
+    bad: &crate::whatsapp::Unreadable,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use crate::replies::{self, Intent, Reading};
+    let from = bad.from.clone().unwrap_or_default();
+    let message_id = bad
+        .id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("unreadable:{event_id}:{index}"));
+    let reading = Reading {
+        intent: Intent::Unknown,
+        outbox_id: None,
+        needs_staff: Some(format!(
+            "the message could not be read ({}); see the patient's chat, or inbound event {event_id}",
+            bad.why
+        )),
+    };
+    let found = store.reply_candidates(&from, None, None, now)?;
+    let resolution = replies::resolve(&reading, &found, &from, now);
+    let recorded = store.commit_reply(
+        &ReplyRecord {
+            event_id,
+            message_id: &message_id,
+            from: &from,
+            kind: bad.kind.as_deref().unwrap_or("unreadable"),
+            text: None,
+            resolution: &resolution,
+            patients: &found.patients,
+            ack: None,
+        },
+        now,
+    )?;
+    if recorded {
+        tracing::warn!(
+            event = event_id,
+            from = %crate::phone::mask(&from),
+            why = %bad.why,
+            "a message could not be read; handed to staff, the rest of the batch is applied"
+        );
+    }
+    Ok(recorded)
 }

@@ -154,10 +154,6 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         );
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let Ok(text) = String::from_utf8(body.to_vec()) else {
-        tracing::warn!("signed webhook body is not UTF-8");
-        return (StatusCode::BAD_REQUEST, "body is not UTF-8").into_response();
-    };
     let config = Arc::clone(
         &state
             .config
@@ -170,7 +166,7 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         let mut store = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jobs::process_webhook(&mut store, &config, &text, now)
+        jobs::process_webhook(&mut store, &config, &body, now)
     })
     .await;
     match result {
@@ -178,9 +174,11 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             tracing::debug!(?summary, "webhook applied");
             StatusCode::OK.into_response()
         }
+        // Signed, so it came from Meta (or the app secret leaked): a retry of the same bytes
+        // cannot succeed, and Meta retries anything but 200 for days.
         Ok(Ok(Err(why))) => {
-            tracing::warn!(%why, "signed webhook body is not JSON; stored for inspection");
-            (StatusCode::BAD_REQUEST, "body is not JSON").into_response()
+            tracing::warn!(%why, "signed webhook body is not a JSON object; stored for inspection");
+            StatusCode::OK.into_response()
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "webhook could not be stored or applied; Meta will retry");

@@ -533,45 +533,80 @@ pub fn pair_backoff(attempt: u32) -> Duration {
 // Parsed tolerantly: every field optional and unknown fields ignored, because webhook shapes
 // follow the app's webhook version, set in Meta's dashboard, not ours.
 
-/// A webhook POST body.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WebhookEnvelope {
-    /// `whatsapp_business_account`.
-    #[serde(default)]
-    pub object: String,
-    /// One entry per business account.
-    #[serde(default)]
-    pub entry: Vec<WebhookEntry>,
-}
-
-/// One `entry[]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WebhookEntry {
-    /// The changes it carries.
-    #[serde(default)]
-    pub changes: Vec<WebhookChange>,
-}
-
-/// One `changes[]`: `field` says what `value` is.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WebhookChange {
-    /// `messages` for messages and statuses; other fields are stored and not acted on.
-    #[serde(default)]
-    pub field: String,
-    /// The payload.
-    #[serde(default)]
-    pub value: WebhookValue,
-}
-
-/// `value` of a `messages` change.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WebhookValue {
-    /// Inbound messages.
-    #[serde(default)]
-    pub messages: Vec<InboundMessage>,
+/// A webhook POST body's messages and statuses, each read on its own: one mistyped field
+/// costs only the item it is in, never the rest of the batch (Meta would retry the same bytes
+/// for days).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookItems {
+    /// Inbound messages, in the order they came.
+    pub messages: Vec<Result<InboundMessage, Unreadable>>,
     /// Delivery statuses of our messages.
-    #[serde(default)]
-    pub statuses: Vec<StatusUpdate>,
+    pub statuses: Vec<Result<StatusUpdate, Unreadable>>,
+    /// Parts of the envelope that could not be read (an `entry` that is not a list, ...).
+    pub problems: Vec<String>,
+}
+
+/// A message or status that could not be read, with what could be read of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its `id`, if that is a string.
+    pub id: Option<String>,
+    /// Its `from`, if that is a string.
+    pub from: Option<String>,
+    /// Its `type`, if that is a string.
+    pub kind: Option<String>,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+/// Reads a webhook body. `Err` only when the body is not a JSON object at all.
+pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
+    let root: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let Value::Object(root) = root else {
+        return Err("the body is not a JSON object".into());
+    };
+    let mut items = WebhookItems::default();
+    let list = |v: Option<&Value>, what: &str, problems: &mut Vec<String>| -> Vec<Value> {
+        match v {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                problems.push(format!("{what} is not a list"));
+                Vec::new()
+            }
+        }
+    };
+    for entry in list(root.get("entry"), "entry", &mut items.problems) {
+        for change in list(entry.get("changes"), "entry[].changes", &mut items.problems) {
+            // Other fields (template status, account updates) are stored, not acted on.
+            if change.get("field").and_then(Value::as_str) != Some("messages") {
+                continue;
+            }
+            let Some(value) = change.get("value") else {
+                continue;
+            };
+            let statuses = list(value.get("statuses"), "value.statuses", &mut items.problems);
+            items
+                .statuses
+                .extend(statuses.into_iter().map(read_item::<StatusUpdate>));
+            let messages = list(value.get("messages"), "value.messages", &mut items.problems);
+            items
+                .messages
+                .extend(messages.into_iter().map(read_item::<InboundMessage>));
+        }
+    }
+    Ok(items)
+}
+
+fn read_item<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Unreadable> {
+    let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    let (id, from, kind) = (text("id"), text("from"), text("type"));
+    serde_json::from_value(v).map_err(|e| Unreadable {
+        id,
+        from,
+        kind,
+        why: e.to_string(),
+    })
 }
 
 /// An inbound message.

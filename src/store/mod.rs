@@ -22,7 +22,7 @@ use crate::plan::{Candidate, Due, Kind};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002-outbox.sql"),
     include_str!("../../migrations/003-replies.sql"),
     include_str!("../../migrations/004-desk.sql"),
+    include_str!("../../migrations/005-hardening.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
@@ -1429,17 +1430,48 @@ pub struct ReplyRecord<'a> {
     pub ack: Option<String>,
 }
 
+/// What storing a webhook body found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The stored event (the first copy, for a replay).
+    pub id: i64,
+    /// The same bytes were stored before.
+    pub replay: bool,
+    /// That earlier copy was processed to the end (a replay of one that was not, after a
+    /// crash or a database error, must be applied again).
+    pub processed: bool,
+}
+
 const CANDIDATE_SQL: &str = "SELECT a.id, a.external_id, a.patient_id, c.key, a.starts_at, a.status, p.name, p.language, p.phone
      FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id";
 
 impl Store {
-    /// Stores a webhook body as received, before anything is done with it.
-    pub fn record_event(&mut self, body: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT INTO inbound_events (received_at, body) VALUES (?1, ?2)",
-            params![now.timestamp(), body],
+    /// Stores a webhook body as received (text, or a BLOB when it is not UTF-8), before
+    /// anything is done with it; a body already stored is counted as a replay instead.
+    pub fn record_event(
+        &mut self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<RecordedEvent, StoreError> {
+        use sha2::Digest as _;
+        let hash = format!("{:x}", sha2::Sha256::digest(body));
+        let value = match std::str::from_utf8(body) {
+            Ok(text) => rusqlite::types::Value::Text(text.to_string()),
+            Err(_) => rusqlite::types::Value::Blob(body.to_vec()),
+        };
+        let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.query_row(
+            "INSERT INTO inbound_events (received_at, body, body_sha256) VALUES (?1, ?2, ?3)
+             ON CONFLICT (body_sha256) DO UPDATE
+                 SET replays = replays + 1, last_replay_at = excluded.received_at
+             RETURNING id, processed_at, replays",
+            params![now.timestamp(), value, hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(RecordedEvent {
+            id,
+            replay: replays > 0,
+            processed: processed.is_some(),
+        })
     }
 
     /// Marks a stored event processed, with how it went.

@@ -199,10 +199,12 @@ async fn handshake_and_signature_checks() {
         "nothing stored from a refused POST"
     );
 
+    // Signed, so a retry of the same bytes cannot help: stored for inspection, answered 200
+    // so that Meta does not retry it for days.
     assert_eq!(
         s.post("{not json", Some(signature(SECRET, b"{not json")))
             .await,
-        400
+        200
     );
     assert_eq!(
         s.one("SELECT outcome FROM inbound_events")
@@ -318,8 +320,13 @@ async fn unclear_replies_go_to_staff_and_duplicates_apply_once() {
     assert_eq!(s.count("SELECT count(*) FROM audit_log"), 1, "applied once");
     assert_eq!(
         s.count("SELECT count(*) FROM inbound_events"),
-        3,
-        "every delivery stored"
+        1,
+        "the body is stored once"
+    );
+    assert_eq!(
+        s.count("SELECT replays FROM inbound_events"),
+        2,
+        "and its redeliveries counted"
     );
 
     s.post_signed(&text_from("919820066666", "wamid.d2", "yes"))
@@ -794,4 +801,115 @@ async fn slow_loris_clients_are_cut_off_and_others_still_served() {
             .await,
         200
     );
+}
+
+/// One mistyped field in a signed batch costs only its own item: the STOP beside it is
+/// applied, the unreadable message goes to staff with the reason, a good status moves its
+/// message forward and an unreadable status is noted on the stored event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_item_costs_only_itself_and_the_rest_of_the_batch_is_applied() {
+    let env = Env::new();
+    reminded(
+        &env,
+        &[
+            &row("M1", "P1", "98200 11111", "en", 2, "10:00"),
+            &row("M2", "P2", "98200 22222", "en", 2, "10:30"),
+        ],
+    );
+    let s = Served::start(env).await;
+    let good_status = s.count("SELECT id FROM outbox ORDER BY id LIMIT 1");
+    let body = envelope(json!({
+        "messaging_product": "whatsapp",
+        "messages": [
+            {"from": "919820022222", "id": "wamid.bad1", "timestamp": "1764500000", "type": "text", "text": "can I come later?"},
+            {"from": "919820011111", "id": "wamid.stop1", "timestamp": "1764500000", "type": "text", "text": {"body": "STOP"}}
+        ],
+        "statuses": [
+            {"id": format!("wamid.test{good_status}"), "status": "delivered", "timestamp": "1764500000", "errors": "oops"},
+            {"id": format!("wamid.test{good_status}"), "status": "read", "timestamp": "1764500001"}
+        ]
+    }));
+    assert_eq!(s.post_signed(&body).await, 200);
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM patients WHERE external_id = 'P1' AND opted_out_at IS NOT NULL"
+        ),
+        1,
+        "the STOP beside the mistyped message is applied"
+    );
+    assert_eq!(
+        s.one("SELECT outcome || ' ' || reason || ' ' || kind FROM replies WHERE message_id = 'wamid.bad1'")
+            .split(' ')
+            .next(),
+        Some("needs_staff")
+    );
+    let reason = s.one("SELECT reason FROM replies WHERE message_id = 'wamid.bad1'");
+    assert!(reason.contains("could not be read"), "{reason}");
+    let appointment = s.one(
+        "SELECT a.external_id FROM replies r JOIN appointments a ON a.id = r.appointment_id WHERE r.message_id = 'wamid.bad1'",
+    );
+    assert_eq!(appointment, "M2", "filed under the sender's appointment");
+    assert_eq!(
+        s.one(&format!(
+            "SELECT state FROM outbox WHERE id = {good_status}"
+        )),
+        "read"
+    );
+    let outcome = s.one("SELECT outcome FROM inbound_events");
+    assert!(
+        outcome.starts_with("applied; ") && outcome.contains("a status could not be read"),
+        "{outcome}"
+    );
+    // Staff see it where they look for replies.
+    let listed = s.env.run(&["replies", "--json"]).expect(0).json();
+    assert!(listed.to_string().contains("could not be read"), "{listed}");
+}
+
+/// A signed body that is not UTF-8 is kept byte for byte (as the store promises) and answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_body_that_is_not_utf8_is_stored_as_it_came() {
+    let s = Served::start(Env::new()).await;
+    let body: &[u8] = b"{\"entry\": \"\xff\xfe caf\xe9\"}";
+    let answer = s
+        .http
+        .post(format!("{}/webhook", s.url))
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", signature(SECRET, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 200);
+    let (kind, stored, outcome): (String, Vec<u8>, String) = s
+        .env
+        .sql()
+        .query_row(
+            "SELECT typeof(body), CAST(body AS BLOB), outcome FROM inbound_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("stored");
+    assert_eq!((kind.as_str(), stored.as_slice()), ("blob", body));
+    assert!(outcome.starts_with("malformed: not UTF-8"), "{outcome}");
+}
+
+/// Replaying a captured signed body (or Meta retrying one) adds no row: it is counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_body_is_counted_not_stored_again() {
+    let env = Env::new();
+    reminded(&env, &[&row("R1", "P1", "98200 11111", "en", 2, "10:00")]);
+    let s = Served::start(env).await;
+    let body = text_from("919820011111", "wamid.yes1", "yes");
+    for _ in 0..5 {
+        assert_eq!(s.post_signed(&body).await, 200);
+    }
+    assert_eq!(s.count("SELECT count(*) FROM inbound_events"), 1);
+    assert_eq!(s.count("SELECT replays FROM inbound_events"), 4);
+    assert_eq!(s.count("SELECT count(*) FROM replies"), 1);
+    assert_eq!(
+        s.count("SELECT count(*) FROM outbox WHERE kind = 'reply_ack'"),
+        1,
+        "acknowledged once"
+    );
+    assert_eq!(s.env.appointment("R1")["response"], "confirmed");
 }
