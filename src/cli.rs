@@ -887,7 +887,6 @@ fn serve(
         verify_token: Arc::new(verify_token),
         clock: Clock::System,
         health: None,
-        metrics: None,
     };
     let desk_state = reminderd::desk::DeskState {
         store: Arc::clone(&state.store),
@@ -901,7 +900,7 @@ fn serve(
             listener.local_addr()?
         );
         let stop = tokio_util::sync::CancellationToken::new();
-        let desk = reminderd::desk::spawn(desk_state, desk_listen, stop.clone())
+        let desk = reminderd::desk::spawn(desk_state, desk_listen, None, stop.clone())
             .await
             .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
         if let Some((addr, _)) = &desk {

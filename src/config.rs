@@ -48,6 +48,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// The front desk in a browser (`None`: not served).
     pub desk: Option<Desk>,
+    /// Where `/metrics` is served on its own (`None`: on the desk's address, if any).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The front desk's web pages: where they listen and how sign-in behaves.
@@ -94,6 +96,8 @@ pub struct Server {
     pub request_timeout: std::time::Duration,
     /// Connections served at once; more wait in the kernel's queue.
     pub max_connections: usize,
+    /// Bytes a second a request body must keep up after its first seconds (slow-body guard).
+    pub min_body_rate: u64,
 }
 
 /// How replies are understood and answered.
@@ -453,6 +457,13 @@ struct RawConfig {
     replies: Option<RawReplies>,
     daemon: Option<RawDaemon>,
     desk: Option<RawDesk>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
 }
 
 impl Default for Desk {
@@ -547,6 +558,12 @@ struct RawServer {
     request_timeout: String,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    #[serde(default = "default_min_body_rate")]
+    min_body_rate: u64,
+}
+
+fn default_min_body_rate() -> u64 {
+    1024
 }
 
 fn default_header_timeout() -> String {
@@ -1063,6 +1080,7 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             header_timeout: default_header_timeout(),
             request_timeout: default_server_request_timeout(),
             max_connections: default_max_connections(),
+            min_body_rate: default_min_body_rate(),
         });
         let listen = srv.listen.parse().unwrap_or_else(|_| {
             push(
@@ -1096,12 +1114,22 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         if srv.max_connections == 0 {
             push("server.max_connections".into(), "must be at least 1".into());
         }
+        if !(16..=100_000_000).contains(&srv.min_body_rate) {
+            push(
+                "server.min_body_rate".into(),
+                format!(
+                    "{} is out of range; give 16 to 100000000 bytes a second (default 1024)",
+                    srv.min_body_rate
+                ),
+            );
+        }
         Server {
             listen,
             max_body_bytes: srv.max_body_bytes,
             header_timeout,
             request_timeout,
             max_connections: srv.max_connections.max(1),
+            min_body_rate: srv.min_body_rate,
         }
     };
     let replies = validate_replies(raw.replies.unwrap_or_default(), &mut push);
@@ -1128,6 +1156,25 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         .as_ref()
         .map(|d| validate_desk(d, &server, &mut push));
 
+    let metrics_listen = raw.metrics.as_ref().map(|m| {
+        let addr = m.listen.parse().unwrap_or_else(|_| {
+            push(
+                "metrics.listen".into(),
+                format!(
+                    "{:?} is not an address and port such as \"127.0.0.1:9100\"",
+                    m.listen
+                ),
+            );
+            std::net::SocketAddr::from(([127, 0, 0, 1], 9100))
+        });
+        if addr == server.listen && addr.port() != 0 {
+            push(
+                "metrics.listen".into(),
+                format!("{addr} is also server.listen; metrics must not be served on the public webhook port"),
+            );
+        }
+        addr
+    });
     if problems.is_empty() {
         Ok(Config {
             source: path.to_path_buf(),
@@ -1143,6 +1190,7 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             replies,
             daemon,
             desk,
+            metrics_listen,
         })
     } else {
         Err(problems)

@@ -210,7 +210,6 @@ pub async fn run(
         verify_token: Arc::new(opts.secrets.verify_token.clone()),
         clock: Clock::System,
         health: Some(Arc::clone(&health)),
-        metrics: metrics.clone(),
     };
     let addr = listener
         .local_addr()
@@ -225,7 +224,39 @@ pub async fn run(
         .await
     });
 
-    // 3b. The front desk, on its own address (never the public webhook's).
+    // 3b. Metrics on their own address, or else beside the desk: never the public port.
+    let (metrics_server, desk_extra) = match (config.metrics_listen, metrics) {
+        (Some(addr), Some(handle)) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                DaemonError::Runtime(format!("metrics.listen: cannot listen on {addr}: {e}"))
+            })?;
+            tracing::info!(
+                "metrics on http://{}/metrics",
+                listener.local_addr().unwrap_or(addr)
+            );
+            let (limits, stop) = (config.server.clone(), shutdown.clone());
+            let app = server::metrics_router(handle);
+            let task = tokio::spawn(async move {
+                server::serve(
+                    listener,
+                    app,
+                    &limits,
+                    async move { stop.cancelled().await },
+                )
+                .await
+            });
+            (Some(task), None)
+        }
+        (None, Some(handle)) => (None, Some(server::metrics_router(handle))),
+        (_, None) => (None, None),
+    };
+    if config.metrics_listen.is_none() && config.desk.is_none() {
+        tracing::info!(
+            "/metrics is not served: give [metrics] listen, or a [desk] to serve it beside"
+        );
+    }
+
+    // 3c. The front desk, on its own address (never the public webhook's).
     let desk = crate::desk::spawn(
         crate::desk::DeskState {
             store: Arc::clone(&store),
@@ -233,6 +264,7 @@ pub async fn run(
             clock: Clock::System,
         },
         None,
+        desk_extra,
         shutdown.clone(),
     )
     .await
@@ -329,11 +361,13 @@ pub async fn run(
         Ok(Err(e)) => return Err(DaemonError::Runtime(format!("server: {e}"))),
         Err(e) => return Err(DaemonError::Runtime(format!("server task: {e}"))),
     }
-    if let Some((_, task)) = desk {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(DaemonError::Runtime(format!("desk: {e}"))),
-            Err(e) => return Err(DaemonError::Runtime(format!("desk task: {e}"))),
+    for (what, task) in [("desk", desk.map(|(_, t)| t)), ("metrics", metrics_server)] {
+        if let Some(task) = task {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(DaemonError::Runtime(format!("{what}: {e}"))),
+                Err(e) => return Err(DaemonError::Runtime(format!("{what} task: {e}"))),
+            }
         }
     }
     tracing::info!("stopped");

@@ -41,8 +41,6 @@ pub struct AppState {
     pub clock: Clock,
     /// The daemon's job times, when running as the daemon.
     pub health: Option<Arc<crate::daemon::Health>>,
-    /// Prometheus metrics, when a recorder is installed.
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The webhook's routes.
@@ -50,26 +48,71 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/webhook", get(handshake).post(webhook))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body_bytes,
+            refuse_announced_oversize,
+        ))
         .with_state(state)
 }
 
+/// Answers 413 from the headers alone when `Content-Length` announces more than `max` bytes,
+/// so that nobody waits for (or a client keeps a connection open to send) a body that would be
+/// refused anyway; a body without a length is still cut at `max` by `DefaultBodyLimit`.
+pub async fn refuse_announced_oversize(
+    State(max): State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than the {max} bytes this address takes"),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// How long a request body may take before it must keep up `server.min_body_rate`.
+pub const BODY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves `app` until `shutdown` completes, then lets in-flight requests finish.
 ///
-/// axum's own `serve` sets no timer, so a client trickling header bytes would hold its
-/// connection for ever; here every connection has a header deadline, every request a total
-/// deadline (body included), and at most `limits.max_connections` are served at once.
+/// axum's own `serve` sets no timer, so a client trickling bytes would hold its connection
+/// for ever; here every connection has a header deadline, every request a total deadline,
+/// every body a minimum rate after [`BODY_GRACE`], and at most `limits.max_connections` are
+/// served at once. When they are all taken, a small spare lane still answers `GET /healthz`
+/// (and 503 to anything else), so the service's health stays visible under a flood.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: &crate::config::Server,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let request_timeout = limits.request_timeout;
+    let (request_timeout, min_rate) = (limits.request_timeout, limits.min_body_rate);
     let app = app.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| async move {
-            if let Ok(answer) = tokio::time::timeout(request_timeout, next.run(req)).await {
+            let too_slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watched = Arc::clone(&too_slow);
+            let req = req.map(|body| {
+                axum::body::Body::new(MinRate::new(body, min_rate, BODY_GRACE, watched))
+            });
+            let answer = tokio::time::timeout(request_timeout, next.run(req)).await;
+            if too_slow.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("a request body arrived slower than server.min_body_rate; cut off");
+                return (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body arrived too slowly",
+                )
+                    .into_response();
+            }
+            if let Ok(answer) = answer {
                 answer
             } else {
                 tracing::warn!("a request took longer than server.request_timeout; cut off");
@@ -77,18 +120,23 @@ pub async fn serve(
             }
         },
     ));
+    let spare_app = app.clone().layer(axum::middleware::from_fn(health_only));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
+    // The spare lane answers one quick request per connection, so it must not wait long.
+    let mut spare_http = hyper::server::conn::http1::Builder::new();
+    spare_http
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout.min(SPARE_HEADER_TIMEOUT))
+        .keep_alive(false);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let spare = Arc::new(tokio::sync::Semaphore::new(spare_lane(
+        limits.max_connections,
+    )));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot,
-            () = &mut shutdown => break,
-        };
-        let Ok(slot) = slot else { break };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -104,9 +152,39 @@ pub async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn =
-            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        let io = hyper_util::rt::TokioIo::new(stream);
+        // An ordinary slot if one is free, else the spare lane; with both full, whichever
+        // frees first (spare-lane answers are quick, so a health check waits little).
+        let lane = if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot)
+        } else if let Ok(slot) = Arc::clone(&spare).try_acquire_owned() {
+            Err(slot)
+        } else {
+            tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => Ok(slot),
+                    Err(_) => break,
+                },
+                slot = Arc::clone(&spare).acquire_owned() => match slot {
+                    Ok(slot) => Err(slot),
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            }
+        };
+        let (slot, conn) = match lane {
+            Ok(slot) => {
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                (slot, graceful.watch(http.serve_connection(io, service)))
+            }
+            Err(slot) => {
+                let service = hyper_util::service::TowerToHyperService::new(spare_app.clone());
+                (
+                    slot,
+                    graceful.watch(spare_http.serve_connection(io, service)),
+                )
+            }
+        };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection ended: {e}");
@@ -117,6 +195,109 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// How long a spare-lane client may take to send its headers.
+const SPARE_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Connections the spare lane serves at once beside `max_connections`.
+fn spare_lane(max_connections: usize) -> usize {
+    (max_connections / 16).clamp(4, 64)
+}
+
+/// The spare lane's filter: the health check is answered, anything else is told to come back.
+async fn health_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.method() == axum::http::Method::GET && req.uri().path() == "/healthz" {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            "the server is busy; try again in a moment",
+        )
+            .into_response()
+    }
+}
+
+/// A request body that must keep up `rate` bytes a second once `grace` has passed: a client
+/// trickling a byte at a time cannot hold a connection for the whole request deadline.
+struct MinRate {
+    inner: axum::body::Body,
+    started: tokio::time::Instant,
+    grace: std::time::Duration,
+    rate: u64,
+    received: u64,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    too_slow: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MinRate {
+    fn new(
+        inner: axum::body::Body,
+        rate: u64,
+        grace: std::time::Duration,
+        too_slow: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        let started = tokio::time::Instant::now();
+        Self {
+            inner,
+            started,
+            grace,
+            rate: rate.max(1),
+            received: 0,
+            deadline: Box::pin(tokio::time::sleep_until(started + grace)),
+            too_slow,
+        }
+    }
+
+    /// The instant at which the bytes received so far fall behind the rate.
+    fn behind_at(&self) -> tokio::time::Instant {
+        let earned = std::time::Duration::from_secs_f64(self.received as f64 / self.rate as f64);
+        self.started + self.grace + earned.min(std::time::Duration::from_secs(86_400))
+    }
+}
+
+impl http_body::Body for MinRate {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    let at = this.behind_at();
+                    this.deadline.as_mut().reset(at);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    this.too_slow
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    Poll::Ready(Some(Err(axum::Error::new(
+                        "request body arrived too slowly",
+                    ))))
+                } else {
+                    Poll::Pending
+                }
+            }
+            other @ Poll::Ready(_) => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn handshake(
@@ -212,23 +393,24 @@ async fn healthz(State(state): State<AppState>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-async fn metrics_text(State(state): State<AppState>) -> Response {
-    match &state.metrics {
-        Some(h) => (
-            StatusCode::OK,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            )],
-            h.render(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            "metrics are served by `reminderd run`",
-        )
-            .into_response(),
-    }
+/// `/metrics` in Prometheus text, for the desk's address or its own (`[metrics] listen`),
+/// never the public webhook port: counts of sends and replies are nobody else's business.
+pub fn metrics_router(handle: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let text = handle.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    text,
+                )
+            }
+        }),
+    )
 }
 
 /// Checks `sha256=<hex>` against the HMAC-SHA256 of the raw body, in constant time.

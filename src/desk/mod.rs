@@ -90,11 +90,12 @@ impl DeskState {
     }
 }
 
-/// Binds the desk's own address and serves it on a task until `stop` is cancelled;
-/// `None` when the config has no `[desk]`. The bound address is logged and returned.
+/// Binds the desk's own address and serves it (with `extra` routes beside it, such as
+/// `/metrics`) on a task until `stop` is cancelled; `None` when the config has no `[desk]`. The bound address is logged and returned.
 pub async fn spawn(
     state: DeskState,
     listen: Option<std::net::SocketAddr>,
+    extra: Option<Router>,
     stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<
     Option<(
@@ -116,7 +117,10 @@ pub async fn spawn(
     let bound = listener.local_addr()?;
     tracing::info!("front desk on http://{bound}/desk");
     let limits = config.server.clone();
-    let app = router(state, desk.max_upload_bytes);
+    let app = match extra {
+        Some(extra) => router(state, desk.max_upload_bytes).merge(extra),
+        None => router(state, desk.max_upload_bytes),
+    };
     let task = tokio::spawn(async move {
         crate::server::serve(
             listener,

@@ -28,10 +28,16 @@ async fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly() {
     let env = Env::new();
     let port = crate::common::free_port();
+    // The desk on a known port: with no [metrics] listen, /metrics is served beside it.
+    let desk_port = crate::common::free_port();
     let config = crate::common::fast_daemon(
         &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
     )
-    .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"");
+    .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"")
+    .replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{desk_port}\""),
+    );
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     // Appointments about 20 hours from now: their day-before reminders are due at once.
@@ -180,8 +186,12 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     })
     .await;
 
-    // /metrics answers in Prometheus text.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    // /metrics answers in Prometheus text on the desk's address, never the public port.
+    let public = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics on the webhook port");
+    assert_eq!(public.status(), 404, "metrics are not on the public port");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{desk_port}/metrics"))
         .await
         .expect("metrics")
         .text()

@@ -217,6 +217,11 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
     assert!(config.contains(&format!("rate_limit_per_sec = {RATE}")));
     assert!(config.contains("unknown_action = \"staff\""));
     assert!(config.contains(&format!("max_attempts = {MAX_ATTEMPTS}")));
+    // Metrics on an address of their own.
+    let metrics_port = crate::common::free_port();
+    config.push_str(&format!(
+        "\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     // Appointments about 20 hours from now: their day-before reminders are due at once, and
@@ -324,7 +329,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
     until("the outbox to stay settled", 5, settled, progress).await;
     let settled_after = started.elapsed();
 
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
         .expect("metrics")
         .text()

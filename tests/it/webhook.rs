@@ -913,3 +913,90 @@ async fn a_replayed_body_is_counted_not_stored_again() {
     );
     assert_eq!(s.env.appointment("R1")["response"], "confirmed");
 }
+
+/// 600 clients that send their headers and one byte of a 1 MB body: the health check still
+/// answers at once (spare lane), each of them is cut off soon after the body grace instead of
+/// holding a connection for the whole request deadline, and a body larger than the route takes
+/// is refused from its headers alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_bodies_neither_hide_health_nor_hold_the_port() {
+    use tokio::io::AsyncWriteExt;
+    let s = Served::start(Env::new()).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {}\r\nContent-Length: 1048576\r\n\r\n{{",
+        signature(SECRET, b"{}")
+    );
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        let mut c = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        c.write_all(head.as_bytes()).await.expect("write");
+        held.push(c);
+    }
+    let started = tokio::time::Instant::now();
+    let health = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .expect("healthz under a flood of half-sent bodies");
+    assert_eq!(health.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "/healthz took {:?} with 600 half-sent bodies open",
+        started.elapsed()
+    );
+
+    // Every one of them is answered (408 after the grace, or 503 from the spare lane) and
+    // closed long before the 60 s request deadline.
+    let answers = futures_join(held.into_iter().map(|mut c| {
+        tokio::spawn(async move { read_until_closed(&mut c, Duration::from_secs(20)).await })
+    }))
+    .await;
+    let mut codes = std::collections::BTreeMap::new();
+    for (answer, took) in answers {
+        assert!(took < Duration::from_secs(15), "held for {took:?}");
+        let code = answer.get(9..12).unwrap_or("none").to_string();
+        *codes.entry(code).or_insert(0) += 1;
+    }
+    assert_eq!(codes.values().sum::<i32>(), 600);
+    assert!(codes.keys().all(|c| c == "408" || c == "503"), "{codes:?}");
+    assert_eq!(s.count("SELECT count(*) FROM inbound_events"), 0);
+
+    // A body announced larger than the webhook takes is refused before it is read.
+    let mut big = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    big.write_all(
+        format!(
+            "POST /webhook HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {}\r\nContent-Length: 104857600\r\n\r\n",
+            signature(SECRET, b"{}")
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let (answer, took) = read_until_closed(&mut big, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    // And ordinary traffic goes on.
+    assert_eq!(
+        s.post_signed(&text_from("919820012345", "wamid.after", "yes"))
+            .await,
+        200
+    );
+}
+
+/// Waits for every task, in order.
+async fn futures_join<T>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("join"));
+    }
+    out
+}
