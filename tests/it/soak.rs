@@ -219,9 +219,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
     assert!(config.contains(&format!("max_attempts = {MAX_ATTEMPTS}")));
     // Metrics on an address of their own.
     let metrics_port = crate::common::free_port();
-    config.push_str(&format!(
-        "\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
-    ));
+    config = format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     // Appointments about 20 hours from now: their day-before reminders are due at once, and

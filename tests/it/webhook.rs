@@ -927,13 +927,13 @@ async fn half_sent_bodies_neither_hide_health_nor_hold_the_port() {
         "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {}\r\nContent-Length: 1048576\r\n\r\n{{",
         signature(SECRET, b"{}")
     );
-    let mut held = Vec::new();
+    let mut clients = Vec::new();
     for _ in 0..600 {
         let mut c = tokio::net::TcpStream::connect(&addr)
             .await
             .expect("connect");
         c.write_all(head.as_bytes()).await.expect("write");
-        held.push(c);
+        clients.push(c);
     }
     let started = tokio::time::Instant::now();
     let health = reqwest::Client::builder()
@@ -953,7 +953,7 @@ async fn half_sent_bodies_neither_hide_health_nor_hold_the_port() {
 
     // Every one of them is answered (408 after the grace, or 503 from the spare lane) and
     // closed long before the 60 s request deadline.
-    let answers = futures_join(held.into_iter().map(|mut c| {
+    let answers = futures_join(clients.into_iter().map(|mut c| {
         tokio::spawn(async move { read_until_closed(&mut c, Duration::from_secs(20)).await })
     }))
     .await;
