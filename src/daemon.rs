@@ -176,6 +176,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     // 1. Configuration and database: refuse to start on either problem.
     let config = Arc::new(load(&opts)?);
+    log_warnings(&config);
     let mut store = Store::open(&config.database_path)?;
     store.sync_clinics(&config.clinics)?;
     let store = Arc::new(Mutex::new(store));
@@ -370,6 +371,7 @@ fn reload(opts: &Options, shared: &Shared) {
             let new = Arc::new(new);
             match dispatcher(&new, &shared.store, &shared.access_token) {
                 Ok(d) => {
+                    log_warnings(&new);
                     if let Ok(mut slot) = shared.dispatcher.write() {
                         *slot = Arc::new(d);
                     }
@@ -386,6 +388,13 @@ fn reload(opts: &Options, shared: &Shared) {
         Err(e) => tracing::error!(error = %e, "configuration not reloaded; keeping the old one"),
     }
     notify(&[NotifyState::Ready]);
+}
+
+/// Risky but working settings, at start and on every reload, so they stay in view.
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!(key = %w.key, "configuration warning: {w}");
+    }
 }
 
 async fn plan_tick(s: &Arc<Shared>) {
