@@ -1200,9 +1200,9 @@ fn warnings(desk: Option<&Desk>, whatsapp: Option<&WhatsApp>) -> Vec<Problem> {
 pub fn api_base_warning(base: &str) -> Option<String> {
     let url = reqwest::Url::parse(base).ok()?;
     let host = url.host_str()?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let local = bare.eq_ignore_ascii_case("localhost")
-        || bare
+    let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
+    let local = unbracketed.eq_ignore_ascii_case("localhost")
+        || unbracketed
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     (url.scheme() == "http" && !local).then(|| {
@@ -1505,7 +1505,7 @@ fn check_number<T>(
     push: &mut impl FnMut(String, String),
 ) -> bool
 where
-    T: PartialOrd + fmt::Display,
+    T: PartialOrd + fmt::Display + Copy,
 {
     if range.contains(&value) {
         return true;
@@ -2006,14 +2006,14 @@ max_connections = 0
         for needle in [
             "clinics.mumbai.time_zone: unknown time zone \"Asia/Bombay-ish\"",
             "clinics.mumbai.phone_region: unknown phone region \"ZZ\"",
-            "clinics.mumbai.default_duration_min: must be between 1 and 1440",
+            "clinics.mumbai.default_duration_min: 0 is out of range: must be between 1 and 1440 minutes",
             "clinics.nyc.display_name: \"same\" is also the display name of clinic \"mumbai\"",
             "clinics.nyc.import_format: unknown import format \"nope\"",
             "import.date_formats[0]: \"%Q\" is not a usable date pattern",
             "import.columns.date: header \"date\" is also mapped to \"phone\"",
-            "server.header_timeout: \"0s\" is too short; give at least 1s",
+            "server.header_timeout: \"0s\" is too short; give between 1s and 10m",
             "server.request_timeout: \"soon\" is not a duration",
-            "server.max_connections: must be at least 1",
+            "server.max_connections: 0 is out of range: must be between 1 and 16384",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }
@@ -2038,6 +2038,171 @@ max_connections = 0
         let dup = format!("{GOOD}\n[clinics.mumbai]\ndisplay_name = \"x\"\n");
         let err = Config::from_toml(&dup, Path::new("r.toml")).expect_err("duplicate");
         assert!(err.to_string().contains("mumbai"), "{err}");
+    }
+
+    #[test]
+    fn durations_too_large_for_any_clock_are_errors_not_panics() {
+        for text in [
+            "9999999999999999d",
+            "9223372036854775807s",
+            "9223372036854775807m",
+            "153722867280912931m",
+            "99999999999999999999s",
+        ] {
+            let err = parse_duration(text).expect_err(text);
+            assert!(
+                err.contains(&format!("{text:?} is too long to be a duration")),
+                "{err}"
+            );
+        }
+        // The largest span chrono holds is about 292 million years; just inside it reads.
+        assert_eq!(
+            parse_duration("106751991167d").map(|d| d.num_days()),
+            Ok(106_751_991_167)
+        );
+        assert_eq!(parse_duration("90s"), Ok(Duration::seconds(90)));
+        assert_eq!(parse_duration(" 2d "), Ok(Duration::days(2)));
+        assert!(parse_duration("d").is_err_and(|m| m.contains("is not a duration")));
+        assert!(parse_duration("5w").is_err_and(|m| m.contains("unknown unit")));
+    }
+
+    #[test]
+    fn ranges_name_both_ends_and_admit_them() {
+        assert_eq!(STALE_AFTER.span("10s"), Ok(Duration::seconds(10)));
+        assert_eq!(STALE_AFTER.span("7d"), Ok(Duration::days(7)));
+        assert_eq!(
+            STALE_AFTER.span("169h"),
+            Err("\"169h\" is too long; give between 10s and 7d".into())
+        );
+        assert_eq!(
+            STALE_AFTER.span("9s"),
+            Err("\"9s\" is too short; give between 10s and 7d".into())
+        );
+        assert_eq!(
+            DESK_LOCKOUT.span("100000000d"),
+            Err("\"100000000d\" is too long; give between 1m and 7d".into())
+        );
+        assert_eq!(
+            RECIPIENT_SPACING.std_span("0s"),
+            Ok(std::time::Duration::ZERO)
+        );
+        assert_eq!(span_text(90), "90s");
+        assert_eq!(span_text(3650 * DAY), "3650d");
+    }
+
+    #[test]
+    fn rule_offsets_stay_within_a_year() {
+        assert_eq!(parse_offset("1d"), Ok(Offset::Days(1)));
+        assert_eq!(parse_offset("366d"), Ok(Offset::Days(366)));
+        assert_eq!(
+            parse_offset("90m"),
+            Ok(Offset::Exact(Duration::minutes(90)))
+        );
+        for (text, why) in [
+            ("367d", "too long"),
+            ("4294967296d", "too long"),
+            ("9223372036854775807s", "too long"),
+            ("0d", "too short"),
+            ("30s", "too short"),
+        ] {
+            let err = parse_offset(text).expect_err(text);
+            assert_eq!(err, format!("{text:?} is {why}; give between 1m and 366d"));
+        }
+    }
+
+    #[test]
+    fn a_cron_must_fire_within_366_days_of_now() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("instant")
+                .with_timezone(&Utc)
+        };
+        assert_eq!(
+            check_cron("*/15 * * * * *", at("2027-03-01T00:00:00Z")),
+            Ok(())
+        );
+        // 29 February: 365 days away from 1 March 2027, almost four years from 1 March 2028.
+        assert_eq!(
+            check_cron("0 0 0 29 2 *", at("2027-03-01T00:00:00Z")),
+            Ok(())
+        );
+        let err = check_cron("0 0 0 29 2 *", at("2028-03-01T00:00:00Z")).expect_err("2032");
+        assert!(err.starts_with("\"0 0 0 29 2 *\" never fires within the next 366 days"));
+        for never in ["0 0 0 31 2 *", "0 0 0 31 4 *", "0 0 0 30 2 *"] {
+            assert!(
+                check_cron(never, at("2027-03-01T00:00:00Z"))
+                    .is_err_and(|m| m.contains("never fires")),
+                "{never}"
+            );
+        }
+        assert!(
+            check_cron("0 * * * *", at("2027-03-01T00:00:00Z"))
+                .is_err_and(|m| m.contains("has 5 fields"))
+        );
+        assert!(
+            check_cron("0 * * * * nope", at("2027-03-01T00:00:00Z"))
+                .is_err_and(|m| m.contains("is not a cron expression"))
+        );
+    }
+
+    #[test]
+    fn risky_settings_are_warnings_naming_their_key() {
+        let with = |extra: &str| {
+            Config::from_toml(&format!("{GOOD}{extra}"), Path::new("r.toml")).expect("valid")
+        };
+        assert!(with("").warnings.is_empty());
+        assert!(
+            with("[desk]\nlisten = \"127.0.0.1:8081\"\n")
+                .warnings
+                .is_empty()
+        );
+        assert!(
+            with("[desk]\nlisten = \"[::1]:8081\"\n")
+                .warnings
+                .is_empty()
+        );
+        assert!(
+            with("[desk]\nlisten = \"0.0.0.0:8081\"\nsecure_cookies = true\n")
+                .warnings
+                .is_empty()
+        );
+        let open = with("[desk]\nlisten = \"0.0.0.0:8081\"\n");
+        assert_eq!(open.warnings.len(), 1, "{:?}", open.warnings);
+        assert_eq!(open.warnings[0].key, "desk.secure_cookies");
+        assert!(
+            open.warnings[0]
+                .message
+                .contains("set secure_cookies = true")
+        );
+
+        let wa = |base: &str| {
+            format!("[whatsapp]\napi_base = \"{base}\"\nphone_number_id = \"1\"\nwaba_id = \"2\"\n")
+        };
+        for quiet in [
+            "https://graph.facebook.com",
+            "https://10.0.0.5",
+            "http://127.0.0.1:9000",
+            "http://127.8.0.1",
+            "http://LOCALHOST:9000",
+            "http://[::1]:9000/",
+        ] {
+            assert!(with(&wa(quiet)).warnings.is_empty(), "{quiet}");
+        }
+        for loud in [
+            "http://10.0.0.5",
+            "http://graph.facebook.com",
+            "http://[2001:db8::1]",
+        ] {
+            let w = with(&wa(loud)).warnings;
+            assert_eq!(w.len(), 1, "{loud}");
+            assert_eq!(w[0].key, "whatsapp.api_base");
+            assert!(w[0].message.contains("use https://"), "{}", w[0].message);
+        }
+        let p = problems(&format!("{GOOD}{}", wa("ftp://x")));
+        assert!(
+            p.iter().any(|m| m.starts_with("whatsapp.api_base:")),
+            "{p:?}"
+        );
     }
 
     #[test]
