@@ -233,7 +233,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sighup_with_an_overflowing_duration_keeps_the_daemon_on_its_old_config() {
+async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_ones_warnings() {
     let env = Env::new();
     let port = crate::common::free_port();
     let config = crate::common::fast_daemon(
@@ -311,6 +311,32 @@ async fn sighup_with_an_overflowing_duration_keeps_the_daemon_on_its_old_config(
     );
     assert!(child.try_wait().expect("poll").is_none(), "still running");
     assert!(answers().await, "healthz still answers:\n{}", daemon_log());
+
+    // A valid but risky config is applied, and its warning is logged with the key. (The desk
+    // keeps the socket it bound at start, so nothing listens beyond loopback.)
+    assert!(config.contains("listen = \"127.0.0.1:0\""));
+    std::fs::write(
+        env.path("reminders.toml"),
+        config.replace("listen = \"127.0.0.1:0\"", "listen = \"192.0.2.7:8081\""),
+    )
+    .expect("risky config");
+    crate::common::signal(pid, "HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !daemon_log().contains("configuration reloaded") {
+        assert!(
+            tokio::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
+            "no reload logged:\n{}",
+            daemon_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        daemon_log().contains(
+            "configuration warning: desk.secure_cookies: is off while desk.listen = 192.0.2.7:8081"
+        ),
+        "the warning is logged with its key:\n{}",
+        daemon_log()
+    );
 
     crate::common::signal(pid, "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait())
