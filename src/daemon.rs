@@ -272,7 +272,9 @@ pub async fn run(
         .await
         .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
 
-    // 5. Ready: the database is open and the port is bound.
+    // 5. Ready: the database is open and the port is bound. Signal handlers go in first: until
+    // then SIGHUP's default action ends the process, and systemd may reload right after READY.
+    let signals = opts.handle_signals.then(install_signals);
     tracing::info!(%addr, db = %config.database_path.display(), "reminderd running");
     notify(&[
         NotifyState::Ready,
@@ -280,8 +282,8 @@ pub async fn run(
     ]);
 
     // 6. Signals.
-    if opts.handle_signals {
-        wait_for_signals(&opts, &shared, &shutdown).await;
+    if let Some(signals) = signals {
+        wait_for_signals(signals, &opts, &shared, &shutdown).await;
     } else {
         shutdown.cancelled().await;
     }
@@ -341,12 +343,23 @@ pub async fn run(
     Ok(())
 }
 
-async fn wait_for_signals(opts: &Options, shared: &Shared, shutdown: &CancellationToken) {
+/// The SIGTERM and SIGHUP streams (`None`: the handlers could not be installed).
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn install_signals() -> Signals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+    signal(SignalKind::terminate())
+        .ok()
+        .zip(signal(SignalKind::hangup()).ok())
+}
+
+async fn wait_for_signals(
+    signals: Signals,
+    opts: &Options,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) {
+    let Some((mut term, mut hup)) = signals else {
         tracing::error!("cannot install signal handlers; stop with Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
         shutdown.cancel();

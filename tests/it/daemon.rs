@@ -273,8 +273,10 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
             .await
             .is_ok_and(|r| r.status().is_success())
     };
+    // "running" is logged once the signal handlers are in: a SIGHUP before them would kill
+    // any process, fixed or not.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !answers().await {
+    while !(daemon_log().contains("reminderd running") && answers().await) {
         assert!(
             tokio::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
             "the daemon did not come up:\n{}",
