@@ -1417,6 +1417,12 @@ fn open(config_path: &Path, db: Option<&Path>) -> Result<(Config, Store)> {
 
 fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
     let config = load_config(path, db)?;
+    {
+        let mut err = std::io::stderr().lock();
+        for w in &config.warnings {
+            writeln!(err, "warning: {w}")?;
+        }
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: OK", path.display())?;
     for c in config.clinics.values() {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use chrono::{Duration, NaiveTime};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -50,6 +50,9 @@ pub struct Config {
     pub desk: Option<Desk>,
     /// Where `/metrics` is served on its own (`None`: on the desk's address, if any).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Settings that work but are risky, each naming its key: `check-config` prints them and
+    /// the daemon logs them at start and on reload.
+    pub warnings: Vec<Problem>,
 }
 
 /// The front desk's web pages: where they listen and how sign-in behaves.
@@ -792,11 +795,16 @@ impl Config {
 
     /// Parses and validates TOML text; `path` is used for messages and relative paths.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::from_toml_at(text, path, crate::time::Clock::System.now())
+    }
+
+    /// As [`Config::from_toml`], checking that cron expressions fire within a year of `now`.
+    pub fn from_toml_at(text: &str, path: &Path, now: DateTime<Utc>) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        validate(raw, path).map_err(|problems| ConfigError::Invalid {
+        validate(raw, path, now).map_err(|problems| ConfigError::Invalid {
             path: path.to_path_buf(),
             problems,
         })
@@ -865,7 +873,7 @@ fn is_valid_key(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
+fn validate(raw: RawConfig, path: &Path, now: DateTime<Utc>) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut push = |key: String, message: String| problems.push(Problem { key, message });
 
@@ -967,12 +975,13 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
                 String::new()
             }
         };
-        if c.default_duration_min == 0 || c.default_duration_min > 24 * 60 {
-            push(
-                k("default_duration_min"),
-                "must be between 1 and 1440 minutes".into(),
-            );
-        }
+        check_number(
+            &k("default_duration_min"),
+            c.default_duration_min,
+            &(1..=24 * 60),
+            " minutes",
+            &mut push,
+        );
         if let Some(f) = &c.import_format
             && !import_formats.contains_key(f)
         {
@@ -994,16 +1003,16 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
                     None
                 }
             });
-        let max_import_age = c
-            .max_import_age
-            .as_deref()
-            .and_then(|v| match parse_duration(v) {
-                Ok(d) => Some(d),
-                Err(m) => {
-                    push(k("max_import_age"), m);
-                    None
-                }
-            });
+        let max_import_age =
+            c.max_import_age
+                .as_deref()
+                .and_then(|v| match MAX_IMPORT_AGE.span(v) {
+                    Ok(d) => Some(d),
+                    Err(m) => {
+                        push(k("max_import_age"), m);
+                        None
+                    }
+                });
         for (field, pattern) in [
             ("date_format", &c.date_format),
             ("time_format", &c.time_format),
@@ -1089,65 +1098,76 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             );
             std::net::SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        if srv.max_body_bytes < 3 * 1024 * 1024 {
-            push(
-                "server.max_body_bytes".into(),
-                "must be at least 3145728: Meta batches webhook bodies of up to 3 MB".into(),
-            );
-        }
-        let mut timeout = |key: &str, text: &str, fallback: u64| match parse_std_duration(text) {
-            Ok(d) if d >= std::time::Duration::from_secs(1) => d,
-            Ok(_) => {
-                push(
-                    format!("server.{key}"),
-                    format!("{text:?} is too short; give at least 1s"),
-                );
-                std::time::Duration::from_secs(fallback)
-            }
-            Err(m) => {
+        check_number(
+            "server.max_body_bytes",
+            srv.max_body_bytes,
+            &(3 * 1024 * 1024..=100 * 1024 * 1024),
+            " bytes: Meta batches webhook bodies of up to 3 MB",
+            &mut push,
+        );
+        let mut timeout = |key: &str, text: &str, bounds: Bounds, fallback: u64| {
+            bounds.std_span(text).unwrap_or_else(|m| {
                 push(format!("server.{key}"), m);
                 std::time::Duration::from_secs(fallback)
-            }
+            })
         };
-        let header_timeout = timeout("header_timeout", &srv.header_timeout, 10);
-        let request_timeout = timeout("request_timeout", &srv.request_timeout, 60);
-        if srv.max_connections == 0 {
-            push("server.max_connections".into(), "must be at least 1".into());
-        }
-        if !(16..=100_000_000).contains(&srv.min_body_rate) {
-            push(
-                "server.min_body_rate".into(),
-                format!(
-                    "{} is out of range; give 16 to 100000000 bytes a second (default 1024)",
-                    srv.min_body_rate
-                ),
-            );
-        }
+        let header_timeout = timeout("header_timeout", &srv.header_timeout, HEADER_TIMEOUT, 10);
+        let request_timeout = timeout(
+            "request_timeout",
+            &srv.request_timeout,
+            SERVER_REQUEST_TIMEOUT,
+            60,
+        );
+        // tokio's semaphore panics above 2^61 permits; far fewer already exhaust descriptors.
+        let max_connections = if check_number(
+            "server.max_connections",
+            srv.max_connections,
+            &(1..=16_384),
+            " (each is an open file; further ones wait in the kernel's queue)",
+            &mut push,
+        ) {
+            srv.max_connections
+        } else {
+            default_max_connections()
+        };
+        let min_body_rate = if check_number(
+            "server.min_body_rate",
+            srv.min_body_rate,
+            &(16..=100_000_000),
+            " bytes a second",
+            &mut push,
+        ) {
+            srv.min_body_rate
+        } else {
+            default_min_body_rate()
+        };
         Server {
             listen,
             max_body_bytes: srv.max_body_bytes,
             header_timeout,
             request_timeout,
-            max_connections: srv.max_connections.max(1),
-            min_body_rate: srv.min_body_rate,
+            max_connections,
+            min_body_rate,
         }
     };
     let replies = validate_replies(raw.replies.unwrap_or_default(), &mut push);
     let d = raw.daemon.unwrap_or_default();
     for (key, expr) in [("daemon.plan", &d.plan), ("daemon.dispatch", &d.dispatch)] {
-        if let Err(m) = check_cron(expr) {
+        if let Err(m) = check_cron(expr, now) {
             push(key.into(), m);
         }
     }
     let daemon = Daemon {
-        stale_after: parse_duration(&d.stale_after).unwrap_or_else(|m| {
+        stale_after: STALE_AFTER.span(&d.stale_after).unwrap_or_else(|m| {
             push("daemon.stale_after".into(), m);
             Duration::minutes(5)
         }),
-        shutdown_grace: parse_std_duration(&d.shutdown_grace).unwrap_or_else(|m| {
-            push("daemon.shutdown_grace".into(), m);
-            std::time::Duration::from_secs(10)
-        }),
+        shutdown_grace: SHUTDOWN_GRACE
+            .std_span(&d.shutdown_grace)
+            .unwrap_or_else(|m| {
+                push("daemon.shutdown_grace".into(), m);
+                std::time::Duration::from_secs(10)
+            }),
         plan: d.plan,
         dispatch: d.dispatch,
     };
@@ -1176,6 +1196,7 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
         addr
     });
     if problems.is_empty() {
+        let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
             source: path.to_path_buf(),
             database_path,
@@ -1191,10 +1212,54 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, Vec<Problem>> {
             daemon,
             desk,
             metrics_listen,
+            warnings,
         })
     } else {
         Err(problems)
     }
+}
+
+/// Settings that work but expose something on the clinic's network.
+fn warnings(desk: Option<&Desk>, whatsapp: Option<&WhatsApp>) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Some(d) = desk
+        && !d.listen.ip().is_loopback()
+        && !d.secure_cookies
+    {
+        out.push(Problem {
+            key: "desk.secure_cookies".into(),
+            message: format!(
+                "is off while desk.listen = {} is reachable from other computers: staff passwords and sign-in cookies would travel in clear over the clinic's network; put TLS (an HTTPS reverse proxy) in front of the desk and set secure_cookies = true",
+                d.listen
+            ),
+        });
+    }
+    if let Some(w) = whatsapp
+        && let Some(m) = api_base_warning(&w.api_base)
+    {
+        out.push(Problem {
+            key: "whatsapp.api_base".into(),
+            message: m,
+        });
+    }
+    out
+}
+
+/// Why `base` is risky, if it is: plain http to a host other than this computer would carry
+/// the access token and patients' numbers unencrypted.
+pub fn api_base_warning(base: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base).ok()?;
+    let host = url.host_str()?;
+    let unbracketed = host.trim_start_matches('[').trim_end_matches(']');
+    let local = unbracketed.eq_ignore_ascii_case("localhost")
+        || unbracketed
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (url.scheme() == "http" && !local).then(|| {
+        format!(
+            "{base:?} is plain http to {host}, another computer: the access token and patients' phone numbers would travel unencrypted; use https://"
+        )
+    })
 }
 
 fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, String)) -> Desk {
@@ -1216,38 +1281,41 @@ fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, Str
             ),
         );
     }
-    let mut span = |key: &str, text: &str, fallback: Duration| match parse_duration(text) {
-        Ok(v) if v >= Duration::minutes(1) => v,
-        Ok(_) => {
-            push(
-                format!("desk.{key}"),
-                format!("{text:?} is too short; give at least 1m"),
-            );
-            fallback
-        }
-        Err(m) => {
+    // Bounded so that `now + session` and `now + lockout` always fit in a timestamp.
+    let mut span = |key: &str, text: &str, bounds: Bounds, fallback: Duration| {
+        bounds.span(text).unwrap_or_else(|m| {
             push(format!("desk.{key}"), m);
             fallback
-        }
+        })
     };
-    let session = span("session", &d.session, Duration::hours(12));
-    let lockout = span("lockout", &d.lockout, Duration::minutes(15));
-    if d.max_failed_logins == 0 {
-        push("desk.max_failed_logins".into(), "must be at least 1".into());
-    }
-    if d.max_upload_bytes < 1024 {
-        push(
-            "desk.max_upload_bytes".into(),
-            "must be at least 1024; a day's schedule is usually a few hundred kilobytes".into(),
-        );
-    }
+    let session = span("session", &d.session, DESK_SESSION, Duration::hours(12));
+    let lockout = span("lockout", &d.lockout, DESK_LOCKOUT, Duration::minutes(15));
+    check_number(
+        "desk.max_failed_logins",
+        d.max_failed_logins,
+        &(1..=100),
+        " wrong passwords in a row",
+        push,
+    );
+    // The upper bound keeps the request limit (this plus room for the form) from wrapping.
+    let max_upload_bytes = if check_number(
+        "desk.max_upload_bytes",
+        d.max_upload_bytes,
+        &(1024..=100 * 1024 * 1024),
+        " bytes; a day's schedule is usually a few hundred kilobytes",
+        push,
+    ) {
+        d.max_upload_bytes
+    } else {
+        default_max_upload()
+    };
     Desk {
         listen,
         secure_cookies: d.secure_cookies,
         session,
-        max_failed_logins: d.max_failed_logins.max(1),
+        max_failed_logins: d.max_failed_logins.clamp(1, 100),
         lockout,
-        max_upload_bytes: d.max_upload_bytes,
+        max_upload_bytes,
     }
 }
 
@@ -1326,54 +1394,196 @@ fn check_patterns(
     }
 }
 
-/// Checks a cron expression as the scheduler will read it: six fields, seconds first.
-pub fn check_cron(expr: &str) -> Result<(), String> {
+/// Checks a cron expression as the scheduler will read it (six fields, seconds first) and
+/// that it fires within 366 days of `now`: one that never does (`0 0 0 31 2 *`) would leave
+/// its job silently off.
+pub fn check_cron(expr: &str, now: DateTime<Utc>) -> Result<(), String> {
     let fields = expr.split_whitespace().count();
     if fields != 6 {
         return Err(format!(
             "{expr:?} has {fields} fields; write six, seconds first: \"sec min hour day-of-month month day-of-week\", e.g. \"0 * * * * *\" for every minute"
         ));
     }
-    tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
-        .map(|_| ())
-        .map_err(|e| format!("{expr:?} is not a cron expression ({e:?}); e.g. \"*/15 * * * * *\" is every 15 seconds"))
-}
-
-/// Parses a span written as a whole number and a unit: `90s`, `30m`, `4h`, `2d` (24 hours).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().map_err(|_| {
-        format!("{s:?} is not a duration; write a whole number and a unit: 90s, 30m, 4h or 2d")
-    })?;
-    match unit.trim() {
-        "s" => Ok(Duration::seconds(n)),
-        "m" | "min" => Ok(Duration::minutes(n)),
-        "h" => Ok(Duration::hours(n)),
-        "d" => Ok(Duration::days(n)),
+    let not_cron = |e: &dyn fmt::Debug| {
+        format!(
+            "{expr:?} is not a cron expression ({e:?}); e.g. \"*/15 * * * * *\" is every 15 seconds"
+        )
+    };
+    let mut job = tokio_cron_scheduler::Job::new_async(expr, |_, _| Box::pin(async {}))
+        .map_err(|e| not_cron(&e))?;
+    let schedule = job
+        .job_data()
+        .map_err(|e| not_cron(&e))?
+        .schedule()
+        .ok_or_else(|| not_cron(&"no schedule"))?;
+    match schedule.find_next_occurrence(&now, false) {
+        Ok(next) if next - now <= Duration::days(366) => Ok(()),
         _ => Err(format!(
-            "{s:?} has an unknown unit; use s, m, h or d (e.g. 30m, 4h, 2d)"
+            "{expr:?} never fires within the next 366 days, so its job would never run; check the day of the month against the month (e.g. \"0 0 3 * * *\" is every day at 03:00 UTC)"
         )),
     }
 }
 
-fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration(s)?
-        .to_std()
-        .map_err(|_| format!("{s:?} must not be negative"))
+/// Parses a span written as a whole number and a unit: `90s`, `30m`, `4h`, `2d` (24 hours).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_span(s).map_err(|e| match e {
+        SpanError::Malformed(m) => m,
+        SpanError::TooLong => format!(
+            "{s:?} is too long to be a duration; give a number of seconds, minutes, hours or days that fits"
+        ),
+    })
+}
+
+/// Why a span could not be read.
+enum SpanError {
+    /// Not a whole number and a unit: the message says how to write one.
+    Malformed(String),
+    /// A well-formed span beyond what chrono can represent (about 292 million years); the
+    /// caller names the range it accepts.
+    TooLong,
+}
+
+fn parse_span(s: &str) -> Result<Duration, SpanError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(SpanError::Malformed(format!(
+            "{s:?} is not a duration; write a whole number and a unit: 90s, 30m, 4h or 2d"
+        )));
+    }
+    let make: fn(i64) -> Option<Duration> = match unit.trim() {
+        "s" => Duration::try_seconds,
+        "m" | "min" => Duration::try_minutes,
+        "h" => Duration::try_hours,
+        "d" => Duration::try_days,
+        _ => {
+            return Err(SpanError::Malformed(format!(
+                "{s:?} has an unknown unit; use s, m, h or d (e.g. 30m, 4h, 2d)"
+            )));
+        }
+    };
+    // Only digits are left, so a number that does not parse is one too large for an i64.
+    let n: i64 = digits.parse().map_err(|_| SpanError::TooLong)?;
+    make(n).ok_or(SpanError::TooLong)
+}
+
+/// The accepted range of a span-valued key, in seconds, both ends included. Every duration
+/// key has one, so no value can overflow an addition to a timestamp or an `Instant` later.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    min: i64,
+    max: i64,
+}
+
+const MINUTE: i64 = 60;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+impl Bounds {
+    const fn new(min: i64, max: i64) -> Self {
+        Self { min, max }
+    }
+
+    /// `between 1s and 10m`, as messages and `reminders.toml` say it.
+    fn text(self) -> String {
+        format!(
+            "between {} and {}",
+            span_text(self.min),
+            span_text(self.max)
+        )
+    }
+
+    /// `text` read as a span within these bounds, or the message naming them.
+    fn span(self, text: &str) -> Result<Duration, String> {
+        match parse_span(text) {
+            Err(SpanError::Malformed(m)) => Err(m),
+            Err(SpanError::TooLong) => Err(format!("{text:?} is too long; give {}", self.text())),
+            Ok(d) if d.num_seconds() < self.min => {
+                Err(format!("{text:?} is too short; give {}", self.text()))
+            }
+            Ok(d) if d.num_seconds() > self.max => {
+                Err(format!("{text:?} is too long; give {}", self.text()))
+            }
+            Ok(d) => Ok(d),
+        }
+    }
+
+    /// As [`Bounds::span`], for the settings that feed `std` timers.
+    fn std_span(self, text: &str) -> Result<std::time::Duration, String> {
+        // Never negative: every minimum is at least zero.
+        self.span(text)
+            .map(|d| d.to_std().unwrap_or(std::time::Duration::ZERO))
+    }
+}
+
+/// A number of seconds in the largest unit that writes it whole: `90s`, `15m`, `7d`.
+fn span_text(secs: i64) -> String {
+    match secs {
+        0 => "0s".into(),
+        s if s % DAY == 0 => format!("{}d", s / DAY),
+        s if s % HOUR == 0 => format!("{}h", s / HOUR),
+        s if s % MINUTE == 0 => format!("{}m", s / MINUTE),
+        s => format!("{s}s"),
+    }
+}
+
+// The accepted range of every duration key; `reminders.toml` gives each next to its key.
+const STALE_AFTER: Bounds = Bounds::new(10, 7 * DAY);
+const SHUTDOWN_GRACE: Bounds = Bounds::new(0, 15 * MINUTE);
+const DESK_SESSION: Bounds = Bounds::new(MINUTE, 30 * DAY);
+const DESK_LOCKOUT: Bounds = Bounds::new(MINUTE, 7 * DAY);
+const HEADER_TIMEOUT: Bounds = Bounds::new(1, 10 * MINUTE);
+const SERVER_REQUEST_TIMEOUT: Bounds = Bounds::new(1, HOUR);
+const CONNECT_TIMEOUT: Bounds = Bounds::new(1, 5 * MINUTE);
+const API_REQUEST_TIMEOUT: Bounds = Bounds::new(1, 10 * MINUTE);
+const RETRY_BASE: Bounds = Bounds::new(1, HOUR);
+const RETRY_MAX: Bounds = Bounds::new(1, 7 * DAY);
+const RECIPIENT_SPACING: Bounds = Bounds::new(0, HOUR);
+const UNKNOWN_AFTER: Bounds = Bounds::new(1, 30 * DAY);
+const MAX_IMPORT_AGE: Bounds = Bounds::new(HOUR, 3650 * DAY);
+const RULE_BEFORE: Bounds = Bounds::new(MINUTE, 366 * DAY);
+const RULE_LATEST: Bounds = Bounds::new(0, 366 * DAY);
+
+/// Checks a whole-number setting against its range; `unit` follows the range in the message
+/// (" bytes", " minutes", or a reason).
+fn check_number<T>(
+    key: &str,
+    value: T,
+    range: &std::ops::RangeInclusive<T>,
+    unit: &str,
+    push: &mut impl FnMut(String, String),
+) -> bool
+where
+    T: PartialOrd + fmt::Display + Copy,
+{
+    if range.contains(&value) {
+        return true;
+    }
+    push(
+        key.into(),
+        format!(
+            "{value} is out of range: must be between {} and {}{unit}",
+            range.start(),
+            range.end()
+        ),
+    );
+    false
 }
 
 /// Parses a rule offset: `Nd` is calendar days at the same wall time, anything else exact.
+/// Either must lie between 1m and 366d.
 pub fn parse_offset(s: &str) -> Result<Offset, String> {
     let t = s.trim();
-    if let Some(days) = t.strip_suffix('d') {
-        return days
+    // Checked as a span first, so a day count too large for anything gets the range.
+    let span = RULE_BEFORE.span(t)?;
+    match t.strip_suffix('d') {
+        Some(days) => days
             .parse::<u32>()
             .map(Offset::Days)
-            .map_err(|_| format!("{s:?} is not a number of days; write e.g. 1d or 2d"));
+            .map_err(|_| format!("{s:?} is not a number of days; write e.g. 1d or 2d")),
+        None => Ok(Offset::Exact(span)),
     }
-    parse_duration(t).map(Offset::Exact)
 }
 
 /// Parses `21:00-08:00`.
@@ -1401,8 +1611,8 @@ fn formats_cleanly(pattern: &str) -> bool {
 }
 
 fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> WhatsApp {
-    let mut span = |key: &str, v: &str, default: std::time::Duration| {
-        parse_std_duration(v).unwrap_or_else(|m| {
+    let mut span = |key: &str, v: &str, bounds: Bounds, default: std::time::Duration| {
+        bounds.std_span(v).unwrap_or_else(|m| {
             push(format!("whatsapp.{key}"), m);
             default
         })
@@ -1410,41 +1620,68 @@ fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> W
     let connect_timeout = span(
         "connect_timeout",
         &w.connect_timeout,
+        CONNECT_TIMEOUT,
         std::time::Duration::from_secs(5),
     );
     let request_timeout = span(
         "request_timeout",
         &w.request_timeout,
+        API_REQUEST_TIMEOUT,
         std::time::Duration::from_secs(15),
     );
     let retry_base = span(
         "retry_base",
         &w.retry_base,
+        RETRY_BASE,
         std::time::Duration::from_secs(5),
     );
     let retry_max = span(
         "retry_max",
         &w.retry_max,
+        RETRY_MAX,
         std::time::Duration::from_mins(15),
     );
     let recipient_spacing = span(
         "recipient_spacing",
         &w.recipient_spacing,
+        RECIPIENT_SPACING,
         std::time::Duration::from_secs(6),
     );
-    let unknown_after = parse_duration(&w.unknown_after).unwrap_or_else(|m| {
+    let unknown_after = UNKNOWN_AFTER.span(&w.unknown_after).unwrap_or_else(|m| {
         push("whatsapp.unknown_after".into(), m);
         Duration::hours(1)
     });
-    if !(1..=1000).contains(&w.rate_limit_per_sec) {
+    if retry_max < retry_base {
         push(
-            "whatsapp.rate_limit_per_sec".into(),
-            "must be between 1 and 1000 (the Cloud API allows 80 by default, 1000 after an upgrade)".into(),
+            "whatsapp.retry_max".into(),
+            format!(
+                "{:?} is shorter than retry_base ({:?}); the longest retry delay must be at least the first",
+                w.retry_max, w.retry_base
+            ),
         );
     }
-    if w.max_attempts == 0 {
-        push("whatsapp.max_attempts".into(), "must be at least 1".into());
-    }
+    check_number(
+        "whatsapp.rate_limit_per_sec",
+        w.rate_limit_per_sec,
+        &(1..=1000),
+        " (the Cloud API allows 80 by default, 1000 after an upgrade)",
+        push,
+    );
+    check_number(
+        "whatsapp.max_attempts",
+        w.max_attempts,
+        &(1..=50),
+        " attempts",
+        push,
+    );
+    // tokio's semaphore panics above 2^61 permits; more than 1024 at once gains nothing at
+    // the API's 1000 messages a second.
+    let max_in_flight = match w.max_in_flight {
+        Some(n) if check_number("whatsapp.max_in_flight", n, &(1..=1024), " requests", push) => {
+            Some(n)
+        }
+        _ => None,
+    };
     let version_ok = w
         .api_version
         .strip_prefix('v')
@@ -1463,7 +1700,10 @@ fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> W
             ),
         );
     }
-    if !(w.api_base.starts_with("https://") || w.api_base.starts_with("http://")) {
+    let url_ok = reqwest::Url::parse(&w.api_base).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    });
+    if !url_ok {
         push(
             "whatsapp.api_base".into(),
             format!("{:?} is not an http(s) URL", w.api_base),
@@ -1488,13 +1728,10 @@ fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> W
         waba_id: w.waba_id,
         rate_limit_per_sec: rate,
         // Enough requests in flight to reach the cap at a slow API (~250 ms a request).
-        max_in_flight: w
-            .max_in_flight
-            .unwrap_or((rate as usize / 4).clamp(4, 256))
-            .max(1),
+        max_in_flight: max_in_flight.unwrap_or((rate as usize / 4).clamp(4, 256)),
         connect_timeout,
         request_timeout,
-        max_attempts: w.max_attempts.max(1),
+        max_attempts: w.max_attempts.clamp(1, 50),
         retry_base,
         retry_max,
         recipient_spacing,
@@ -1694,7 +1931,8 @@ fn validate_rules(
         let before = parse_offset(&r.before)
             .map_err(|m| push(k("before"), m))
             .ok();
-        let latest = parse_duration(&r.latest)
+        let latest = RULE_LATEST
+            .span(&r.latest)
             .map_err(|m| push(k("latest"), m))
             .ok();
         if let (Some(b), Some(l)) = (before, latest)
@@ -1818,14 +2056,14 @@ max_connections = 0
         for needle in [
             "clinics.mumbai.time_zone: unknown time zone \"Asia/Bombay-ish\"",
             "clinics.mumbai.phone_region: unknown phone region \"ZZ\"",
-            "clinics.mumbai.default_duration_min: must be between 1 and 1440",
+            "clinics.mumbai.default_duration_min: 0 is out of range: must be between 1 and 1440 minutes",
             "clinics.nyc.display_name: \"same\" is also the display name of clinic \"mumbai\"",
             "clinics.nyc.import_format: unknown import format \"nope\"",
             "import.date_formats[0]: \"%Q\" is not a usable date pattern",
             "import.columns.date: header \"date\" is also mapped to \"phone\"",
-            "server.header_timeout: \"0s\" is too short; give at least 1s",
+            "server.header_timeout: \"0s\" is too short; give between 1s and 10m",
             "server.request_timeout: \"soon\" is not a duration",
-            "server.max_connections: must be at least 1",
+            "server.max_connections: 0 is out of range: must be between 1 and 16384",
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }
@@ -1850,6 +2088,171 @@ max_connections = 0
         let dup = format!("{GOOD}\n[clinics.mumbai]\ndisplay_name = \"x\"\n");
         let err = Config::from_toml(&dup, Path::new("r.toml")).expect_err("duplicate");
         assert!(err.to_string().contains("mumbai"), "{err}");
+    }
+
+    #[test]
+    fn durations_too_large_for_any_clock_are_errors_not_panics() {
+        for text in [
+            "9999999999999999d",
+            "9223372036854775807s",
+            "9223372036854775807m",
+            "153722867280912931m",
+            "99999999999999999999s",
+        ] {
+            let err = parse_duration(text).expect_err(text);
+            assert!(
+                err.contains(&format!("{text:?} is too long to be a duration")),
+                "{err}"
+            );
+        }
+        // The largest span chrono holds is about 292 million years; just inside it reads.
+        assert_eq!(
+            parse_duration("106751991167d").map(|d| d.num_days()),
+            Ok(106_751_991_167)
+        );
+        assert_eq!(parse_duration("90s"), Ok(Duration::seconds(90)));
+        assert_eq!(parse_duration(" 2d "), Ok(Duration::days(2)));
+        assert!(parse_duration("d").is_err_and(|m| m.contains("is not a duration")));
+        assert!(parse_duration("5w").is_err_and(|m| m.contains("unknown unit")));
+    }
+
+    #[test]
+    fn ranges_name_both_ends_and_admit_them() {
+        assert_eq!(STALE_AFTER.span("10s"), Ok(Duration::seconds(10)));
+        assert_eq!(STALE_AFTER.span("7d"), Ok(Duration::days(7)));
+        assert_eq!(
+            STALE_AFTER.span("169h"),
+            Err("\"169h\" is too long; give between 10s and 7d".into())
+        );
+        assert_eq!(
+            STALE_AFTER.span("9s"),
+            Err("\"9s\" is too short; give between 10s and 7d".into())
+        );
+        assert_eq!(
+            DESK_LOCKOUT.span("100000000d"),
+            Err("\"100000000d\" is too long; give between 1m and 7d".into())
+        );
+        assert_eq!(
+            RECIPIENT_SPACING.std_span("0s"),
+            Ok(std::time::Duration::ZERO)
+        );
+        assert_eq!(span_text(90), "90s");
+        assert_eq!(span_text(3650 * DAY), "3650d");
+    }
+
+    #[test]
+    fn rule_offsets_stay_within_a_year() {
+        assert_eq!(parse_offset("1d"), Ok(Offset::Days(1)));
+        assert_eq!(parse_offset("366d"), Ok(Offset::Days(366)));
+        assert_eq!(
+            parse_offset("90m"),
+            Ok(Offset::Exact(Duration::minutes(90)))
+        );
+        for (text, why) in [
+            ("367d", "too long"),
+            ("4294967296d", "too long"),
+            ("9223372036854775807s", "too long"),
+            ("0d", "too short"),
+            ("30s", "too short"),
+        ] {
+            let err = parse_offset(text).expect_err(text);
+            assert_eq!(err, format!("{text:?} is {why}; give between 1m and 366d"));
+        }
+    }
+
+    #[test]
+    fn a_cron_must_fire_within_366_days_of_now() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("instant")
+                .with_timezone(&Utc)
+        };
+        assert_eq!(
+            check_cron("*/15 * * * * *", at("2027-03-01T00:00:00Z")),
+            Ok(())
+        );
+        // 29 February: 365 days away from 1 March 2027, almost four years from 1 March 2028.
+        assert_eq!(
+            check_cron("0 0 0 29 2 *", at("2027-03-01T00:00:00Z")),
+            Ok(())
+        );
+        let err = check_cron("0 0 0 29 2 *", at("2028-03-01T00:00:00Z")).expect_err("2032");
+        assert!(err.starts_with("\"0 0 0 29 2 *\" never fires within the next 366 days"));
+        for never in ["0 0 0 31 2 *", "0 0 0 31 4 *", "0 0 0 30 2 *"] {
+            assert!(
+                check_cron(never, at("2027-03-01T00:00:00Z"))
+                    .is_err_and(|m| m.contains("never fires")),
+                "{never}"
+            );
+        }
+        assert!(
+            check_cron("0 * * * *", at("2027-03-01T00:00:00Z"))
+                .is_err_and(|m| m.contains("has 5 fields"))
+        );
+        assert!(
+            check_cron("0 * * * * nope", at("2027-03-01T00:00:00Z"))
+                .is_err_and(|m| m.contains("is not a cron expression"))
+        );
+    }
+
+    #[test]
+    fn risky_settings_are_warnings_naming_their_key() {
+        let with = |extra: &str| {
+            Config::from_toml(&format!("{GOOD}{extra}"), Path::new("r.toml")).expect("valid")
+        };
+        assert!(with("").warnings.is_empty());
+        assert!(
+            with("[desk]\nlisten = \"127.0.0.1:8081\"\n")
+                .warnings
+                .is_empty()
+        );
+        assert!(
+            with("[desk]\nlisten = \"[::1]:8081\"\n")
+                .warnings
+                .is_empty()
+        );
+        assert!(
+            with("[desk]\nlisten = \"0.0.0.0:8081\"\nsecure_cookies = true\n")
+                .warnings
+                .is_empty()
+        );
+        let open = with("[desk]\nlisten = \"0.0.0.0:8081\"\n");
+        assert_eq!(open.warnings.len(), 1, "{:?}", open.warnings);
+        assert_eq!(open.warnings[0].key, "desk.secure_cookies");
+        assert!(
+            open.warnings[0]
+                .message
+                .contains("set secure_cookies = true")
+        );
+
+        let wa = |base: &str| {
+            format!("[whatsapp]\napi_base = \"{base}\"\nphone_number_id = \"1\"\nwaba_id = \"2\"\n")
+        };
+        for quiet in [
+            "https://graph.facebook.com",
+            "https://10.0.0.5",
+            "http://127.0.0.1:9000",
+            "http://127.8.0.1",
+            "http://LOCALHOST:9000",
+            "http://[::1]:9000/",
+        ] {
+            assert!(with(&wa(quiet)).warnings.is_empty(), "{quiet}");
+        }
+        for loud in [
+            "http://10.0.0.5",
+            "http://graph.facebook.com",
+            "http://[2001:db8::1]",
+        ] {
+            let w = with(&wa(loud)).warnings;
+            assert_eq!(w.len(), 1, "{loud}");
+            assert_eq!(w[0].key, "whatsapp.api_base");
+            assert!(w[0].message.contains("use https://"), "{}", w[0].message);
+        }
+        let p = problems(&format!("{GOOD}{}", wa("ftp://x")));
+        assert!(
+            p.iter().any(|m| m.starts_with("whatsapp.api_base:")),
+            "{p:?}"
+        );
     }
 
     #[test]

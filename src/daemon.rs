@@ -176,6 +176,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     // 1. Configuration and database: refuse to start on either problem.
     let config = Arc::new(load(&opts)?);
+    log_warnings(&config);
     let mut store = Store::open(&config.database_path)?;
     store.sync_clinics(&config.clinics)?;
     let store = Arc::new(Mutex::new(store));
@@ -303,7 +304,9 @@ pub async fn run(
         .await
         .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
 
-    // 5. Ready: the database is open and the port is bound.
+    // 5. Ready: the database is open and the port is bound. Signal handlers go in first: until
+    // then SIGHUP's default action ends the process, and systemd may reload right after READY.
+    let signals = opts.handle_signals.then(install_signals);
     tracing::info!(%addr, db = %config.database_path.display(), "reminderd running");
     notify(&[
         NotifyState::Ready,
@@ -311,8 +314,8 @@ pub async fn run(
     ]);
 
     // 6. Signals.
-    if opts.handle_signals {
-        wait_for_signals(&opts, &shared, &shutdown).await;
+    if let Some(signals) = signals {
+        wait_for_signals(signals, &opts, &shared, &shutdown).await;
     } else {
         shutdown.cancelled().await;
     }
@@ -374,12 +377,23 @@ pub async fn run(
     Ok(())
 }
 
-async fn wait_for_signals(opts: &Options, shared: &Shared, shutdown: &CancellationToken) {
+/// The SIGTERM and SIGHUP streams (`None`: the handlers could not be installed).
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn install_signals() -> Signals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+    signal(SignalKind::terminate())
+        .ok()
+        .zip(signal(SignalKind::hangup()).ok())
+}
+
+async fn wait_for_signals(
+    signals: Signals,
+    opts: &Options,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+) {
+    let Some((mut term, mut hup)) = signals else {
         tracing::error!("cannot install signal handlers; stop with Ctrl-C");
         let _ = tokio::signal::ctrl_c().await;
         shutdown.cancel();
@@ -404,6 +418,7 @@ fn reload(opts: &Options, shared: &Shared) {
             let new = Arc::new(new);
             match dispatcher(&new, &shared.store, &shared.access_token) {
                 Ok(d) => {
+                    log_warnings(&new);
                     if let Ok(mut slot) = shared.dispatcher.write() {
                         *slot = Arc::new(d);
                     }
@@ -420,6 +435,13 @@ fn reload(opts: &Options, shared: &Shared) {
         Err(e) => tracing::error!(error = %e, "configuration not reloaded; keeping the old one"),
     }
     notify(&[NotifyState::Ready]);
+}
+
+/// Risky but working settings, at start and on every reload, so they stay in view.
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!(key = %w.key, "configuration warning: {w}");
+    }
 }
 
 async fn plan_tick(s: &Arc<Shared>) {

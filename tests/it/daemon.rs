@@ -241,3 +241,119 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     ids.dedup();
     assert_eq!(ids.len(), n);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_ones_warnings() {
+    let env = Env::new();
+    let port = crate::common::free_port();
+    let config = crate::common::fast_daemon(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+    );
+    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    let sim = Sim::start(SimConfig {
+        phone_number_id: "106540352242922".into(),
+        waba_id: "102290129340398".into(),
+        access_token: "tok".into(),
+        templates: crate::common::sim_templates(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+
+    let log = std::fs::File::create(env.path("daemon.log")).expect("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
+        .arg("--config")
+        .arg(env.path("reminders.toml"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .env("WHATSAPP_ACCESS_TOKEN", "tok")
+        .env("WHATSAPP_APP_SECRET", SECRET)
+        .env("WHATSAPP_VERIFY_TOKEN", "verify")
+        .env("REMINDERD_API_BASE", sim.base_url())
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start daemon");
+    let pid = child.id();
+    let daemon_log = || std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default();
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let answers = || async {
+        reqwest::get(&healthz)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    };
+    // "running" is logged once the signal handlers are in: a SIGHUP before them would kill
+    // any process, fixed or not.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(daemon_log().contains("reminderd running") && answers().await) {
+        assert!(
+            tokio::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
+            "the daemon did not come up:\n{}",
+            daemon_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    std::fs::write(
+        env.path("reminders.toml"),
+        config.replace(
+            "stale_after = \"5m\"",
+            "stale_after = \"9999999999999999d\"",
+        ),
+    )
+    .expect("overflowing config");
+    crate::common::signal(pid, "HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !daemon_log().contains("configuration not reloaded") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refusal logged:\n{}",
+            daemon_log()
+        );
+        if let Some(status) = child.try_wait().expect("poll") {
+            panic!("the daemon died on SIGHUP ({status:?}):\n{}", daemon_log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        daemon_log().contains("daemon.stale_after") && daemon_log().contains("keeping the old one"),
+        "the log names the key and says the old config stays:\n{}",
+        daemon_log()
+    );
+    assert!(child.try_wait().expect("poll").is_none(), "still running");
+    assert!(answers().await, "healthz still answers:\n{}", daemon_log());
+
+    // A valid but risky config is applied, and its warning is logged with the key. (The desk
+    // keeps the socket it bound at start, so nothing listens beyond loopback.)
+    assert!(config.contains("listen = \"127.0.0.1:0\""));
+    std::fs::write(
+        env.path("reminders.toml"),
+        config.replace("listen = \"127.0.0.1:0\"", "listen = \"192.0.2.7:8081\""),
+    )
+    .expect("risky config");
+    crate::common::signal(pid, "HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !daemon_log().contains("configuration reloaded") {
+        assert!(
+            tokio::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
+            "no reload logged:\n{}",
+            daemon_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        daemon_log().contains(
+            "configuration warning: desk.secure_cookies: is off while desk.listen = 192.0.2.7:8081"
+        ),
+        "the warning is logged with its key:\n{}",
+        daemon_log()
+    );
+
+    crate::common::signal(pid, "TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}\n{}", daemon_log());
+}
