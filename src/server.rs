@@ -89,9 +89,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slot else { break };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -104,7 +104,13 @@ pub async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Handlers see the peer as axum's ConnectInfo (the desk counts sign-ins per address).
+        let tower = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            hyper::service::Service::call(&tower, req)
+        });
         let conn =
             graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
         tokio::spawn(async move {

@@ -13,7 +13,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::config::Clinic;
 mod desk;
-pub use desk::{BoardRow, Preview, Session, StaffLogin, StaffView};
+pub use desk::{
+    BoardRow, Handled, Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView,
+};
 
 use crate::phone::E164;
 use crate::plan::{Candidate, Due, Kind};
@@ -22,7 +24,7 @@ use crate::plan::{Candidate, Due, Kind};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a database from version `i + 1` to `i + 2`.
 /// Each later schema change appends one step and updates `schema.sql` to the result.
@@ -30,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002-outbox.sql"),
     include_str!("../../migrations/003-replies.sql"),
     include_str!("../../migrations/004-desk.sql"),
+    include_str!("../../migrations/005-hardening.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.

@@ -5,6 +5,11 @@ use rusqlite::Connection;
 
 use crate::common::Env;
 
+/// The newest released schema version: each version up to it has a fixture. A version still
+/// in development (SCHEMA_VERSION above this) gets its fixture when it is released.
+const LATEST_RELEASE: i64 = 4;
+const _: () = assert!(LATEST_RELEASE <= SCHEMA_VERSION);
+
 /// Loads `tests/fixtures/schema-vN.sql` (a dump made by that version) into a database file.
 fn fixture_db(env: &Env, version: i64) -> std::path::PathBuf {
     let sql = std::fs::read_to_string(crate::common::repo_file(&format!(
@@ -20,7 +25,7 @@ fn fixture_db(env: &Env, version: i64) -> std::path::PathBuf {
 
 #[test]
 fn every_fixture_version_migrates_to_the_current_schema_with_its_data() {
-    for version in 1..=SCHEMA_VERSION {
+    for version in 1..=LATEST_RELEASE {
         let env = Env::new();
         let path = fixture_db(&env, version);
         let store = Store::open(&path).unwrap_or_else(|e| panic!("v{version} fixture: {e}"));
@@ -51,7 +56,7 @@ fn every_migrated_fixture_has_the_same_schema_as_a_new_database() {
     let env = Env::new();
     let fresh = env.path("fresh.db");
     Store::open(&fresh).expect("create");
-    for version in 1..=SCHEMA_VERSION {
+    for version in 1..=LATEST_RELEASE {
         let old = fixture_db(&env, version);
         Store::open(&old).expect("migrate");
         assert_same_schema(&old, &fresh);
