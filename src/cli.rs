@@ -711,11 +711,13 @@ fn user(mut store: Store, command: UserCommand) -> Result<u8> {
                 Some(false) => println!("{name} was already disabled; nothing changed"),
             }
         }
-        UserCommand::Enable { name } => match store.set_staff_disabled(&name, false, &actor, now)? {
-            None => return Err(no_such(&name)),
-            Some(true) => println!("{name} is enabled and can sign in again"),
-            Some(false) => println!("{name} was not disabled; nothing changed"),
-        },
+        UserCommand::Enable { name } => {
+            match store.set_staff_disabled(&name, false, &actor, now)? {
+                None => return Err(no_such(&name)),
+                Some(true) => println!("{name} is enabled and can sign in again"),
+                Some(false) => println!("{name} was not disabled; nothing changed"),
+            }
+        }
         UserCommand::Remove { name } => match store.remove_staff(&name, &actor, now)? {
             None => return Err(no_such(&name)),
             Some(stored) => println!(

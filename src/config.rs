@@ -1883,7 +1883,11 @@ max_connections = 0
         let d = c.desk.expect("desk");
         assert_eq!(d.idle_timeout, Duration::minutes(10));
         assert_eq!(
-            (d.sign_ins_per_minute, d.sign_ins_per_minute_per_address, d.max_failed_logins_per_name),
+            (
+                d.sign_ins_per_minute,
+                d.sign_ins_per_minute_per_address,
+                d.max_failed_logins_per_name
+            ),
             (30, 3, 5)
         );
         let p = problems(&desk(
@@ -1898,7 +1902,9 @@ max_connections = 0
             assert!(p.iter().any(|m| m.contains(key)), "{key} in {p:?}");
         }
         assert!(
-            problems(&desk("idle_timeout = \"30s\"")).iter().any(|m| m.contains("desk.idle_timeout")),
+            problems(&desk("idle_timeout = \"30s\""))
+                .iter()
+                .any(|m| m.contains("desk.idle_timeout")),
             "shorter than a minute"
         );
     }

@@ -123,14 +123,22 @@ mod tests {
         // One buffer serves checks one after another, and a bigger buffer than needed.
         let mut memory = Vec::new();
         assert!(verify_password_in("correct horse battery", &a, &mut memory));
-        assert!(!verify_password_in("correct horse batterY", &b, &mut memory));
+        assert!(!verify_password_in(
+            "correct horse batterY",
+            &b,
+            &mut memory
+        ));
         assert!(verify_password_in("correct horse battery", &b, &mut memory));
         memory.resize(memory.len() + 10, Block::default());
         assert!(verify_password_in("correct horse battery", &a, &mut memory));
         // A hash asking for more memory than any we make never matches, and takes none.
         let before = memory.len();
         let greedy = a.replace("m=19456", "m=4194304");
-        assert!(!verify_password_in("correct horse battery", &greedy, &mut memory));
+        assert!(!verify_password_in(
+            "correct horse battery",
+            &greedy,
+            &mut memory
+        ));
         assert_eq!(memory.len(), before);
         assert_eq!(hash_password("short"), Err(PasswordError::TooShort(5)));
     }

@@ -19,11 +19,11 @@ mod views;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
+use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, Extension, FromRequestParts, Multipart, Query, State,
 };
-use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -46,7 +46,8 @@ const LOGIN_COOKIE: &str = "reminderd_desk_login";
 const LOGIN_BODY_LIMIT: usize = 4 * 1024;
 /// How staff locked out or without a password get help; every refused sign-in says it,
 /// whether or not the name exists.
-const GET_HELP: &str = "If you have forgotten your password or are locked out, ask the administrator.";
+const GET_HELP: &str =
+    "If you have forgotten your password or are locked out, ask the administrator.";
 
 /// What the desk's handlers share.
 #[derive(Clone)]
@@ -393,13 +394,16 @@ fn pause_words(d: chrono::Duration) -> String {
 }
 
 /// A sign-in refused before anything was checked: a full page with a Retry-After.
-fn try_later(status: StatusCode, retry_after: std::time::Duration, title: &str, text: &str) -> Response {
+fn try_later(
+    status: StatusCode,
+    retry_after: std::time::Duration,
+    title: &str,
+    text: &str,
+) -> Response {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     let mut res = (status, views::message(None, title, text)).into_response();
-    res.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(seconds.max(1)),
-    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     res
 }
 
@@ -418,7 +422,9 @@ async fn login(
             StatusCode::TOO_MANY_REQUESTS,
             wait,
             "Too many sign-in attempts",
-            &format!("Too many sign-in attempts have come from this computer or from all of them together. Wait {seconds} seconds, then sign in again."),
+            &format!(
+                "Too many sign-in attempts have come from this computer or from all of them together. Wait {seconds} seconds, then sign in again."
+            ),
         );
     }
     let f = match form {
@@ -436,7 +442,11 @@ async fn login(
                 )
             };
             tracing::warn!(%client, error = %e, "desk: unreadable sign-in form refused");
-            return (status, views::message(None, "Sign-in form not accepted", text)).into_response();
+            return (
+                status,
+                views::message(None, "Sign-in form not accepted", text),
+            )
+                .into_response();
         }
     };
     let next = safe_next(f.next.as_deref()).to_string();
@@ -505,9 +515,10 @@ async fn login(
         }
         SignInTicket::Check { account, last } => (account, last),
     };
-    let phc = account
-        .as_ref()
-        .map_or_else(|| auth::decoy_hash().to_string(), |a| a.password_hash.clone());
+    let phc = account.as_ref().map_or_else(
+        || auth::decoy_hash().to_string(),
+        |a| a.password_hash.clone(),
+    );
     let good = gate.verify(slot, f.password, phc).await && account.is_some();
     let account = match account {
         Some(a) if good => a,
@@ -1109,7 +1120,9 @@ async fn follow_ups_page(
         };
         tracing::info!(user = %staff.session.user, clinic = %clinic.key, appointment = %row.appointment_id, "desk: phone number revealed");
     }
-    let done = done.and_then(views::Notice::from_key).map(views::Notice::text);
+    let done = done
+        .and_then(views::Notice::from_key)
+        .map(views::Notice::text);
     html(views::follow_ups(
         &staff.session,
         &config,

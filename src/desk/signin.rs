@@ -112,7 +112,12 @@ impl Gate {
     /// Checks `password` against `phc` in one of the kept buffers. The permit and the buffer
     /// move into the blocking task, so a request abandoned half-way (a timeout) still frees
     /// neither before its check ends.
-    pub(super) async fn verify(self: &Arc<Self>, slot: Slot, password: String, phc: String) -> bool {
+    pub(super) async fn verify(
+        self: &Arc<Self>,
+        slot: Slot,
+        password: String,
+        phc: String,
+    ) -> bool {
         let gate = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut memory = gate
@@ -149,15 +154,15 @@ mod tests {
     #[test]
     fn rates_are_per_address_then_overall_and_follow_a_reload() {
         let gate = Gate::new();
-        let (a, b) = (
-            IpAddr::from([127, 0, 0, 1]),
-            IpAddr::from([127, 0, 0, 2]),
-        );
+        let (a, b) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
         let d = desk(2, 3);
         assert!(gate.admit(&d, a).is_ok());
         assert!(gate.admit(&d, a).is_ok());
-        let TooMany(wait) = gate.admit(&d, a).err().expect("a's third is over its rate");
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(30), "{wait:?}");
+        let TooMany(wait) = gate.admit(&d, a).expect_err("a's third is over its rate");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
         assert!(gate.admit(&d, b).is_ok(), "b has its own rate");
         assert!(gate.admit(&d, b).is_err(), "all together are over theirs");
         // A reload with other rates starts afresh.

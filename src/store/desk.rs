@@ -216,10 +216,7 @@ impl Store {
             )?
         };
         if disabled {
-            tx.execute(
-                "DELETE FROM staff_sessions WHERE user_id = ?1",
-                params![id],
-            )?;
+            tx.execute("DELETE FROM staff_sessions WHERE user_id = ?1", params![id])?;
         }
         if n == 1 {
             tx.execute(
@@ -389,7 +386,11 @@ impl Store {
             params![
                 now.timestamp(),
                 format!("staff:{user}"),
-                if locked { "locked_out" } else { "sign_in_failed" },
+                if locked {
+                    "locked_out"
+                } else {
+                    "sign_in_failed"
+                },
                 format!("from {client}")
             ],
         )?;
@@ -727,5 +728,96 @@ impl ImportTx<'_> {
         Ok(Err(earlier
             .flatten()
             .unwrap_or_else(|| "removed".to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(s: &mut Store, name: &str, client: &str, at: DateTime<Utc>) -> SignInTicket {
+        let limits = SignInLimits {
+            per_client: 3,
+            per_name: 5,
+            window: chrono::Duration::minutes(15),
+        };
+        s.reserve_sign_in(name, client, limits, at)
+            .expect("reserve")
+    }
+
+    fn last(t: &SignInTicket) -> bool {
+        match t {
+            SignInTicket::Check { last, .. } => *last,
+            SignInTicket::Paused(_) => panic!("paused: {t:?}"),
+        }
+    }
+
+    #[test]
+    fn sign_in_attempts_count_per_address_and_per_name_then_start_afresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("d.db")).expect("open");
+        let t0 = crate::time::from_unix(1_800_000_000);
+        let minutes = chrono::Duration::minutes;
+        assert!(s.add_staff("alice", "phc", t0).expect("add"));
+
+        // Three from one address (any case of the name): the third is the last, then paused.
+        for (i, name) in ["alice", "ALICE", "Alice"].into_iter().enumerate() {
+            let t = ticket(&mut s, name, "10.0.0.1", t0);
+            assert!(
+                matches!(&t, SignInTicket::Check { account: Some(a), .. } if a.name == "alice")
+            );
+            assert_eq!(last(&t), i == 2);
+        }
+        assert!(matches!(
+            ticket(&mut s, "alice", "10.0.0.1", t0 + minutes(1)),
+            SignInTicket::Paused(u) if u == t0 + minutes(15)
+        ));
+        // Another address has its own count, until the name's overall one (5) is used up.
+        assert!(!last(&ticket(&mut s, "alice", "10.0.0.2", t0)));
+        assert!(last(&ticket(&mut s, "alice", "10.0.0.2", t0)));
+        assert!(matches!(
+            ticket(&mut s, "alice", "10.0.0.3", t0),
+            SignInTicket::Paused(_)
+        ));
+        // Once the pause has passed, counting starts afresh.
+        assert!(!last(&ticket(
+            &mut s,
+            "alice",
+            "10.0.0.1",
+            t0 + minutes(15)
+        )));
+
+        // Unknown and disabled names are counted alike and have no account.
+        assert!(matches!(
+            ticket(&mut s, "nobody", "10.0.0.1", t0),
+            SignInTicket::Check {
+                account: None,
+                last: false
+            }
+        ));
+        assert_eq!(
+            s.set_staff_disabled("alice", true, "admin:test", t0 + minutes(16))
+                .expect("disable"),
+            Some(true)
+        );
+        assert!(matches!(
+            ticket(&mut s, "alice", "10.0.0.9", t0 + minutes(16)),
+            SignInTicket::Check { account: None, .. }
+        ));
+        // A count's window ends desk.lockout after its first attempt.
+        let t1 = t0 + minutes(60);
+        assert!(!last(&ticket(&mut s, "nobody", "10.0.0.5", t1)));
+        assert!(!last(&ticket(
+            &mut s,
+            "nobody",
+            "10.0.0.5",
+            t1 + minutes(10)
+        )));
+        assert!(!last(&ticket(
+            &mut s,
+            "nobody",
+            "10.0.0.5",
+            t1 + minutes(15)
+        )));
     }
 }

@@ -930,15 +930,19 @@ async fn wrong_passwords_lock_the_account_until_passwd() {
         assert_eq!(res.status, 401, "attempt {i}");
         let t = res.text();
         assert!(t.contains("Wrong name or password."), "attempt {i}: {t}");
-        assert_eq!(t.contains("paused for 15 minutes"), i == 5, "attempt {i}: {t}");
+        assert_eq!(
+            t.contains("paused for 15 minutes"),
+            i == 5,
+            "attempt {i}: {t}"
+        );
         assert!(t.contains("ask the administrator"), "attempt {i}: {t}");
     }
     let refused = b.sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(
-        refused
-            .text()
-            .contains("Sign-in with this name is paused after too many tries; try again within 15 minutes."),
+        refused.text().contains(
+            "Sign-in with this name is paused after too many tries; try again within 15 minutes."
+        ),
         "{}",
         refused.text()
     );
@@ -991,7 +995,7 @@ async fn wrong_passwords_lock_the_account_until_passwd() {
 
 /// The shipped config with the sign-in rate limits raised out of the way, for tests of what
 /// lies behind them.
-fn generous_rates(config: String) -> String {
+fn generous_rates(config: &str) -> String {
     config
         .replace(
             "sign_ins_per_minute_per_address = 20",
@@ -1012,7 +1016,7 @@ fn script_client() -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_sign_ins_with_made_up_names_keeps_memory_bounded() {
     // Rate limits out of the way: what is tested is the bound on password hashes at once.
-    let d = Desk::start_with(generous_rates).await;
+    let d = Desk::start_with(|c| generous_rates(&c)).await;
     let http = script_client();
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -1034,7 +1038,11 @@ async fn a_burst_of_sign_ins_with_made_up_names_keeps_memory_bounded() {
         if page.status == 503 {
             assert!(page.text().contains("busy"), "{}", page.text());
         } else {
-            assert!(page.text().contains("Wrong name or password."), "{}", page.text());
+            assert!(
+                page.text().contains("Wrong name or password."),
+                "{}",
+                page.text()
+            );
         }
         *statuses.entry(page.status).or_insert(0) += 1;
     }
@@ -1096,7 +1104,9 @@ async fn sign_ins_are_rate_limited_per_address_and_overall() {
     let res = other.sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(res.status, 303, "{}", res.text());
     // ...until all addresses together reach theirs.
-    let _ = d.attempt(&script_client_from("127.0.0.3"), "nobody", "x").await;
+    let _ = d
+        .attempt(&script_client_from("127.0.0.3"), "nobody", "x")
+        .await;
     let res = d
         .attempt(&script_client_from("127.0.0.4"), USER, PASSWORD)
         .await;
@@ -1119,7 +1129,7 @@ fn script_client_from(ip: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_guesses_checks_at_most_max_failed_logins() {
-    let d = Desk::start_with(generous_rates).await;
+    let d = Desk::start_with(|c| generous_rates(&c)).await;
     d.add_user(USER, PASSWORD);
     let http = script_client();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1177,14 +1187,23 @@ async fn unknown_names_and_locked_accounts_get_the_same_answers() {
     let known = answers(USER).await;
     let unknown = answers("nobody").await;
     assert_eq!(known, unknown);
-    assert!(known[0].1.contains("Wrong name or password."), "{}", known[0].1);
+    assert!(
+        known[0].1.contains("Wrong name or password."),
+        "{}",
+        known[0].1
+    );
     let paused = &known[5].1;
     assert!(paused.contains("paused"), "{paused}");
     assert!(
-        paused.contains("If you have forgotten your password or are locked out, ask the administrator"),
+        paused.contains(
+            "If you have forgotten your password or are locked out, ask the administrator"
+        ),
         "{paused}"
     );
-    assert!(!paused.contains("alice") && !paused.contains("account is"), "{paused}");
+    assert!(
+        !paused.contains("alice") && !paused.contains("account is"),
+        "{paused}"
+    );
     // The right password while paused reads the same as a guess for a name that does not exist.
     let right = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!((right.status, right.text()), known[5]);
@@ -1195,7 +1214,10 @@ async fn a_lock_out_from_one_address_does_not_lock_the_name_at_another() {
     let d = Desk::start().await;
     let b = d.browser();
     for _ in 0..5 {
-        assert_eq!(b.sign_in(USER, "wrong password!", "/desk/day").await.status, 401);
+        assert_eq!(
+            b.sign_in(USER, "wrong password!", "/desk/day").await.status,
+            401
+        );
     }
     let here = b.sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(here.status, 401);
@@ -1203,7 +1225,13 @@ async fn a_lock_out_from_one_address_does_not_lock_the_name_at_another() {
     let there = d.browser_from("127.0.0.2");
     let res = there.sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(res.status, 303, "{}", res.text());
-    assert!(there.get("/desk/day").await.text().contains("Signed in as alice"));
+    assert!(
+        there
+            .get("/desk/day")
+            .await
+            .text()
+            .contains("Signed in as alice")
+    );
     assert_eq!(
         d.one("SELECT reason FROM audit_log WHERE action = 'locked_out'"),
         "from 127.0.0.1"
@@ -1867,7 +1895,10 @@ async fn dates_out_of_range_or_unreadable_get_a_clear_400() {
         assert_eq!(page.status, 400, "{path}: {}", page.text());
         let t = page.text();
         assert!(t.contains("YYYY-MM-DD"), "{path}: {t}");
-        assert!(t.contains("1970-01-01") && t.contains("9999-12-31"), "{path}: {t}");
+        assert!(
+            t.contains("1970-01-01") && t.contains("9999-12-31"),
+            "{path}: {t}"
+        );
     }
     // An empty date (a form left blank) is today; in-range dates work.
     assert_eq!(b.get("/desk/day?clinic=mumbai&date=").await.status, 200);
@@ -1893,7 +1924,11 @@ async fn done_notices_show_only_known_texts() {
         assert!(!page.text().contains("expired"), "{path}: {}", page.text());
     }
     let page = b.get("/desk/replies?done=handled").await;
-    assert!(page.text().contains("Marked as handled."), "{}", page.text());
+    assert!(
+        page.text().contains("Marked as handled."),
+        "{}",
+        page.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1951,15 +1986,29 @@ async fn marking_an_unknown_reply_says_so_and_a_second_mark_names_who() {
         )
         .await;
     assert_eq!(missing.status, 404, "{}", missing.text());
-    assert!(missing.text().contains("No such reply"), "{}", missing.text());
-    assert!(!missing.text().contains("Already handled"), "{}", missing.text());
+    assert!(
+        missing.text().contains("No such reply"),
+        "{}",
+        missing.text()
+    );
+    assert!(
+        !missing.text().contains("Already handled"),
+        "{}",
+        missing.text()
+    );
 
     let first = alice
-        .post("/desk/replies/handled", &[("csrf", &alice.csrf), ("reply", &reply)])
+        .post(
+            "/desk/replies/handled",
+            &[("csrf", &alice.csrf), ("reply", &reply)],
+        )
         .await;
     assert_eq!(first.status, 303, "{}", first.text());
     let second = bob
-        .post("/desk/replies/handled", &[("csrf", &bob.csrf), ("reply", &reply)])
+        .post(
+            "/desk/replies/handled",
+            &[("csrf", &bob.csrf), ("reply", &reply)],
+        )
         .await;
     assert_eq!(second.status, 409, "{}", second.text());
     assert!(
@@ -1979,13 +2028,20 @@ async fn marking_an_unknown_reply_says_so_and_a_second_mark_names_who() {
 async fn a_disabled_account_is_signed_out_and_refused_until_enabled() {
     let d = Desk::start().await;
     let earlier = d.signed_in(USER, PASSWORD).await;
-    let wrong = d.browser().sign_in(USER, "wrong password!", "/desk/day").await;
+    let wrong = d
+        .browser()
+        .sign_in(USER, "wrong password!", "/desk/day")
+        .await;
     assert_eq!(wrong.status, 401);
 
     let (code, out) = d.user_cmd(&["disable", USER]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("alice is disabled"), "{out}");
-    assert_eq!(earlier.get("/desk/day").await.status, 303, "signed out at once");
+    assert_eq!(
+        earlier.get("/desk/day").await.status,
+        303,
+        "signed out at once"
+    );
     assert_eq!(d.count("SELECT count(*) FROM staff_sessions"), 0);
     let refused = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(
@@ -1995,7 +2051,10 @@ async fn a_disabled_account_is_signed_out_and_refused_until_enabled() {
     );
     let (code, list) = d.user_cmd(&["list"]);
     assert_eq!(code, 0, "{list}");
-    assert!(list.contains("alice") && list.contains("disabled"), "{list}");
+    assert!(
+        list.contains("alice") && list.contains("disabled"),
+        "{list}"
+    );
     assert_eq!(
         d.count("SELECT count(*) FROM audit_log WHERE action = 'user_disabled' AND new_value = 'alice' AND actor LIKE 'admin:%'"),
         1
@@ -2008,7 +2067,9 @@ async fn a_disabled_account_is_signed_out_and_refused_until_enabled() {
     let res = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(res.status, 303, "{}", res.text());
     assert_eq!(
-        d.count("SELECT count(*) FROM audit_log WHERE action = 'user_enabled' AND new_value = 'alice'"),
+        d.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'user_enabled' AND new_value = 'alice'"
+        ),
         1
     );
 
@@ -2031,7 +2092,12 @@ async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
     let shown = b
         .post(
             "/desk/reveal",
-            &[("csrf", &b.csrf), ("appointment", &priya), ("clinic", "mumbai"), ("date", DAY)],
+            &[
+                ("csrf", &b.csrf),
+                ("appointment", &priya),
+                ("clinic", "mumbai"),
+                ("date", DAY),
+            ],
         )
         .await;
     assert_eq!(shown.status, 200);
@@ -2042,7 +2108,11 @@ async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
     assert_eq!(b.get("/desk/day").await.status, 303, "signed out at once");
     let refused = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(refused.status, 401);
-    assert!(refused.text().contains("Wrong name or password."), "{}", refused.text());
+    assert!(
+        refused.text().contains("Wrong name or password."),
+        "{}",
+        refused.text()
+    );
     let (_, list) = d.user_cmd(&["list"]);
     assert!(!list.contains("alice"), "{list}");
     assert_eq!(d.count("SELECT count(*) FROM staff_users"), 0);
@@ -2053,7 +2123,9 @@ async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
         "the audit trail keeps the name"
     );
     assert_eq!(
-        d.count("SELECT count(*) FROM audit_log WHERE action = 'user_removed' AND new_value = 'alice'"),
+        d.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'user_removed' AND new_value = 'alice'"
+        ),
         1
     );
     // The name is free again.
@@ -2089,5 +2161,9 @@ async fn a_session_unused_for_idle_timeout_ends() {
     age(31 * 60);
     let away = b.get("/desk/day").await;
     assert_eq!(away.status, 303);
-    assert!(away.location().starts_with("/desk/login"), "{}", away.location());
+    assert!(
+        away.location().starts_with("/desk/login"),
+        "{}",
+        away.location()
+    );
 }
