@@ -164,25 +164,27 @@ CREATE INDEX replies_needs_staff ON replies (outcome, received_at);
 CREATE INDEX replies_appointment ON replies (appointment_id);
 
 -- Staff who sign in to /desk. Passwords are argon2id PHC strings, never the password.
+-- disabled_at: set by `reminderd user disable` (NULL: may sign in). The table is written as
+-- SQLite stores it after schema 5's ALTER TABLE (two columns dropped, one added), so that new
+-- and migrated databases match; failed sign-ins are counted in sign_in_attempts.
 CREATE TABLE staff_users (
     id             INTEGER PRIMARY KEY,
     name           TEXT NOT NULL UNIQUE COLLATE NOCASE,
     password_hash  TEXT NOT NULL,
-    failed_logins  INTEGER NOT NULL DEFAULT 0,   -- in a row; reset by a good sign-in
-    locked_until   INTEGER,                      -- sign-in refused before this instant
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
-);
+, disabled_at INTEGER);
 
 -- Signed-in browsers. The cookie holds a random token; only its sha256 is stored, so a copy
--- of the database does not sign anybody in.
+-- of the database does not sign anybody in. last_seen_at (schema 5's ALTER TABLE) is the
+-- session's latest request, written at most once a minute, for desk.idle_timeout.
 CREATE TABLE staff_sessions (
     token_hash  TEXT PRIMARY KEY,
     user_id     INTEGER NOT NULL REFERENCES staff_users(id) ON DELETE CASCADE,
     csrf        TEXT NOT NULL,                  -- the token every form of this session carries
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL
-) WITHOUT ROWID;
+, last_seen_at INTEGER) WITHOUT ROWID;
 CREATE INDEX staff_sessions_user ON staff_sessions (user_id);
 
 -- An uploaded schedule between its preview and the staff member's decision: the file is kept
@@ -201,3 +203,16 @@ CREATE TABLE import_previews (
     decision    TEXT CHECK (decision IN ('confirmed', 'discarded', 'changed')),
     import_id   INTEGER REFERENCES imports(id)
 );
+
+-- Sign-in attempts counted before each password is checked, per (name as typed, client
+-- address) and per name from all addresses ('*'), for unknown names too, so that a burst of
+-- guesses is checked at most desk.max_failed_logins times and answers never tell which
+-- accounts exist. Rows whose window and pause have passed are deleted.
+CREATE TABLE sign_in_attempts (
+    name          TEXT NOT NULL COLLATE NOCASE,  -- the name as typed, known or not
+    client        TEXT NOT NULL,                 -- the client's IP address; '*' for all of them
+    attempts      INTEGER NOT NULL,              -- counted before the password is checked
+    window_start  INTEGER NOT NULL,              -- the count restarts desk.lockout after this
+    locked_until  INTEGER,                       -- sign-in paused before this instant
+    PRIMARY KEY (name, client)
+) WITHOUT ROWID;

@@ -270,7 +270,22 @@ enum UserCommand {
         /// The account's name
         name: String,
     },
-    /// List the accounts
+    /// Stop an account from signing in; its sign-ins end at once
+    Disable {
+        /// The account's name
+        name: String,
+    },
+    /// Let a disabled account sign in again
+    Enable {
+        /// The account's name
+        name: String,
+    },
+    /// Delete an account (its sign-ins end at once; the audit log keeps its name)
+    Remove {
+        /// The account's name
+        name: String,
+    },
+    /// List the accounts, disabled ones too
     List,
 }
 
@@ -650,6 +665,17 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 fn user(mut store: Store, command: UserCommand) -> Result<u8> {
     let now = Clock::System.now();
+    // Who changed an account, for the audit log (staff are `staff:<name>`).
+    let actor = format!(
+        "admin:{}",
+        std::env::var("USER").unwrap_or_else(|_| "cli".into())
+    );
+    let no_such = |name: &str| {
+        fail(
+            exit::DATA,
+            format!("there is no user {name:?}; `reminderd user list` shows them"),
+        )
+    };
     match command {
         UserCommand::Add { name } => {
             let name = name.trim().to_string();
@@ -672,26 +698,47 @@ fn user(mut store: Store, command: UserCommand) -> Result<u8> {
         }
         UserCommand::Passwd { name } => {
             if store.staff_login(&name)?.is_none() {
-                return Err(fail(
-                    exit::DATA,
-                    format!("there is no user {name:?}; `reminderd user list` shows them"),
-                ));
+                return Err(no_such(&name));
             }
             let hash = new_password(&name)?;
-            store.set_staff_password(&name, &hash, now)?;
+            store.set_staff_password(&name, &hash, &actor, now)?;
             println!("password of {name} changed; any lock-out is lifted and old sign-ins end");
         }
+        UserCommand::Disable { name } => {
+            match store.set_staff_disabled(&name, true, &actor, now)? {
+                None => return Err(no_such(&name)),
+                Some(true) => println!(
+                    "{name} is disabled: signed out everywhere and refused at sign-in (`reminderd user enable {name}` undoes it)"
+                ),
+                Some(false) => println!("{name} was already disabled; nothing changed"),
+            }
+        }
+        UserCommand::Enable { name } => {
+            match store.set_staff_disabled(&name, false, &actor, now)? {
+                None => return Err(no_such(&name)),
+                Some(true) => println!("{name} is enabled and can sign in again"),
+                Some(false) => println!("{name} was not disabled; nothing changed"),
+            }
+        }
+        UserCommand::Remove { name } => match store.remove_staff(&name, &actor, now)? {
+            None => return Err(no_such(&name)),
+            Some(stored) => println!(
+                "{stored} is removed: signed out everywhere; the audit log keeps what they did"
+            ),
+        },
         UserCommand::List => {
-            let users = store.staff()?;
+            let users = store.staff(now)?;
             if users.is_empty() {
                 println!("no users; add one with `reminderd user add NAME`");
             }
             for u in users {
-                let state = match u.locked_until {
-                    Some(t) if t > now => {
-                        format!("locked until {} UTC", t.format("%Y-%m-%d %H:%M"))
-                    }
-                    _ => "active".to_string(),
+                let state = match (u.disabled_at, u.locked_until) {
+                    (Some(t), _) => format!("disabled since {}", t.format("%Y-%m-%d")),
+                    (None, Some(t)) => format!(
+                        "sign-in paused until {} UTC after wrong passwords",
+                        t.format("%Y-%m-%d %H:%M")
+                    ),
+                    (None, None) => "active".to_string(),
                 };
                 println!(
                     "{}  ({state}, added {})",

@@ -64,10 +64,18 @@ pub struct Desk {
     pub secure_cookies: bool,
     /// How long a sign-in lasts.
     pub session: Duration,
-    /// Failed sign-ins in a row that lock an account.
+    /// A sign-in unused for this long ends (besides `session`).
+    pub idle_timeout: Duration,
+    /// Sign-in attempts for one name from one address that pause it there for `lockout`.
     pub max_failed_logins: u32,
-    /// How long a locked account stays locked.
+    /// Sign-in attempts for one name from all addresses together that pause it everywhere.
+    pub max_failed_logins_per_name: u32,
+    /// How long attempts are counted, and how long a pause lasts.
     pub lockout: Duration,
+    /// Sign-in requests accepted per minute from one client address.
+    pub sign_ins_per_minute_per_address: u32,
+    /// Sign-in requests accepted per minute from all addresses together.
+    pub sign_ins_per_minute: u32,
     /// Largest schedule file accepted, in bytes.
     pub max_upload_bytes: usize,
 }
@@ -476,8 +484,12 @@ impl Default for Desk {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
             secure_cookies: false,
             session: Duration::hours(12),
+            idle_timeout: Duration::minutes(30),
             max_failed_logins: default_max_failed_logins(),
+            max_failed_logins_per_name: default_max_failed_logins_per_name(),
             lockout: Duration::minutes(15),
+            sign_ins_per_minute_per_address: default_sign_ins_per_minute_per_address(),
+            sign_ins_per_minute: default_sign_ins_per_minute(),
             max_upload_bytes: default_max_upload(),
         }
     }
@@ -491,12 +503,33 @@ struct RawDesk {
     secure_cookies: bool,
     #[serde(default = "default_session")]
     session: String,
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: String,
     #[serde(default = "default_max_failed_logins")]
     max_failed_logins: u32,
+    #[serde(default = "default_max_failed_logins_per_name")]
+    max_failed_logins_per_name: u32,
     #[serde(default = "default_lockout")]
     lockout: String,
+    #[serde(default = "default_sign_ins_per_minute_per_address")]
+    sign_ins_per_minute_per_address: u32,
+    #[serde(default = "default_sign_ins_per_minute")]
+    sign_ins_per_minute: u32,
     #[serde(default = "default_max_upload")]
     max_upload_bytes: usize,
+}
+
+fn default_idle_timeout() -> String {
+    "30m".into()
+}
+fn default_max_failed_logins_per_name() -> u32 {
+    50
+}
+fn default_sign_ins_per_minute_per_address() -> u32 {
+    20
+}
+fn default_sign_ins_per_minute() -> u32 {
+    120
 }
 
 fn default_session() -> String {
@@ -1290,6 +1323,12 @@ fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, Str
     };
     let session = span("session", &d.session, DESK_SESSION, Duration::hours(12));
     let lockout = span("lockout", &d.lockout, DESK_LOCKOUT, Duration::minutes(15));
+    let idle_timeout = span(
+        "idle_timeout",
+        &d.idle_timeout,
+        DESK_IDLE,
+        Duration::minutes(30),
+    );
     check_number(
         "desk.max_failed_logins",
         d.max_failed_logins,
@@ -1309,12 +1348,42 @@ fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, Str
     } else {
         default_max_upload()
     };
+    let mut count = |key: &str, value: u32, range: std::ops::RangeInclusive<u32>, why: &str| {
+        if check_number(&format!("desk.{key}"), value, &range, why, push) {
+            value
+        } else {
+            value.clamp(*range.start(), *range.end())
+        }
+    };
+    let per_name_floor = d.max_failed_logins.clamp(1, 100);
+    let max_failed_logins_per_name = count(
+        "max_failed_logins_per_name",
+        d.max_failed_logins_per_name,
+        per_name_floor..=100_000,
+        " (at least desk.max_failed_logins: it is the backstop across all addresses)",
+    );
+    let sign_ins_per_minute_per_address = count(
+        "sign_ins_per_minute_per_address",
+        d.sign_ins_per_minute_per_address,
+        1..=10_000,
+        " sign-in requests a minute from one address",
+    );
+    let sign_ins_per_minute = count(
+        "sign_ins_per_minute",
+        d.sign_ins_per_minute,
+        1..=100_000,
+        " sign-in requests a minute from all addresses together",
+    );
     Desk {
         listen,
         secure_cookies: d.secure_cookies,
         session,
+        idle_timeout,
         max_failed_logins: d.max_failed_logins.clamp(1, 100),
+        max_failed_logins_per_name,
         lockout,
+        sign_ins_per_minute_per_address,
+        sign_ins_per_minute,
         max_upload_bytes,
     }
 }
@@ -1533,6 +1602,7 @@ const STALE_AFTER: Bounds = Bounds::new(10, 7 * DAY);
 const SHUTDOWN_GRACE: Bounds = Bounds::new(0, 15 * MINUTE);
 const DESK_SESSION: Bounds = Bounds::new(MINUTE, 30 * DAY);
 const DESK_LOCKOUT: Bounds = Bounds::new(MINUTE, 7 * DAY);
+const DESK_IDLE: Bounds = Bounds::new(MINUTE, 24 * HOUR);
 const HEADER_TIMEOUT: Bounds = Bounds::new(1, 10 * MINUTE);
 const SERVER_REQUEST_TIMEOUT: Bounds = Bounds::new(1, HOUR);
 const CONNECT_TIMEOUT: Bounds = Bounds::new(1, 5 * MINUTE);
@@ -2074,6 +2144,43 @@ max_connections = 0
         let text = format!("{GOOD}\n[desk]\nlisten = \"127.0.0.1:8081\"\n");
         let c = Config::from_toml(&text, Path::new("r.toml")).expect("valid");
         assert_eq!(c.desk, Some(Desk::default()));
+    }
+
+    #[test]
+    fn desk_sign_in_limits_and_idle_timeout_have_ranges() {
+        let desk = |keys: &str| format!("{GOOD}\n[desk]\nlisten = \"127.0.0.1:8081\"\n{keys}\n");
+        let c = Config::from_toml(
+            &desk("idle_timeout = \"10m\"\nsign_ins_per_minute = 30\nsign_ins_per_minute_per_address = 3\nmax_failed_logins_per_name = 5"),
+            Path::new("r.toml"),
+        )
+        .expect("valid");
+        let d = c.desk.expect("desk");
+        assert_eq!(d.idle_timeout, Duration::minutes(10));
+        assert_eq!(
+            (
+                d.sign_ins_per_minute,
+                d.sign_ins_per_minute_per_address,
+                d.max_failed_logins_per_name
+            ),
+            (30, 3, 5)
+        );
+        let p = problems(&desk(
+            "idle_timeout = \"2d\"\nsign_ins_per_minute = 0\nsign_ins_per_minute_per_address = 20000\nmax_failed_logins = 10\nmax_failed_logins_per_name = 9",
+        ));
+        for key in [
+            "desk.idle_timeout",
+            "desk.sign_ins_per_minute:",
+            "desk.sign_ins_per_minute_per_address",
+            "desk.max_failed_logins_per_name",
+        ] {
+            assert!(p.iter().any(|m| m.contains(key)), "{key} in {p:?}");
+        }
+        assert!(
+            problems(&desk("idle_timeout = \"30s\""))
+                .iter()
+                .any(|m| m.contains("desk.idle_timeout")),
+            "shorter than a minute"
+        );
     }
 
     #[test]

@@ -49,34 +49,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/webhook", get(handshake).post(webhook))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            max_body_bytes,
-            refuse_announced_oversize,
-        ))
         .with_state(state)
-}
-
-/// Answers 413 from the headers alone when `Content-Length` announces more than `max` bytes,
-/// so that nobody waits for (or a client keeps a connection open to send) a body that would be
-/// refused anyway; a body without a length is still cut at `max` by `DefaultBodyLimit`.
-pub async fn refuse_announced_oversize(
-    State(max): State<usize>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let announced = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > max as u64) {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than the {max} bytes this address takes"),
-        )
-            .into_response();
-    }
-    next.run(req).await
 }
 
 /// How long a request body may take before it must keep up `server.min_body_rate`.
@@ -137,9 +110,9 @@ pub async fn serve(
     )));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");
@@ -153,6 +126,15 @@ pub async fn serve(
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
         let io = hyper_util::rt::TokioIo::new(stream);
+        // Handlers see the peer as axum's ConnectInfo (the desk counts sign-ins per address).
+        let with_peer = |app: &Router| {
+            let tower = hyper_util::service::TowerToHyperService::new(app.clone());
+            hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                hyper::service::Service::call(&tower, req)
+            })
+        };
         // An ordinary slot if one is free, else the spare lane; with both full, whichever
         // frees first (spare-lane answers are quick, so a health check waits little).
         let lane = if let Ok(slot) = Arc::clone(&slots).try_acquire_owned() {
@@ -173,17 +155,14 @@ pub async fn serve(
             }
         };
         let (slot, conn) = match lane {
-            Ok(slot) => {
-                let service = hyper_util::service::TowerToHyperService::new(app.clone());
-                (slot, graceful.watch(http.serve_connection(io, service)))
-            }
-            Err(slot) => {
-                let service = hyper_util::service::TowerToHyperService::new(spare_app.clone());
-                (
-                    slot,
-                    graceful.watch(spare_http.serve_connection(io, service)),
-                )
-            }
+            Ok(slot) => (
+                slot,
+                graceful.watch(http.serve_connection(io, with_peer(&app))),
+            ),
+            Err(slot) => (
+                slot,
+                graceful.watch(spare_http.serve_connection(io, with_peer(&spare_app))),
+            ),
         };
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -1,7 +1,7 @@
 //! Passwords and tokens for staff sign-in: argon2id hashes, random session and CSRF tokens.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Argon2, Block};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
@@ -36,13 +36,52 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
+/// Most memory a stored hash may ask of a check (argon2's default is 19 MiB): a larger one
+/// would be a corrupt or hostile row, and never matches.
+const MAX_HASH_BLOCKS: usize = 256 * 1024;
+
 /// Whether `password` matches a stored PHC string (a malformed one never matches).
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    verify_password_in(password, phc, &mut Vec::new())
+}
+
+/// [`verify_password`] in `memory`, which is grown to the hash's size and kept: argon2 needs
+/// 19 MiB a check, and reusing a few buffers keeps the process's memory bounded however many
+/// sign-ins arrive (allocator arenas keep freed blocks resident otherwise).
+pub fn verify_password_in(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&hash) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if blocks > MAX_HASH_BLOCKS {
+        return false;
+    }
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..blocks])
+        .is_ok()
+        && crate::server::constant_time_eq(&out, expected.as_bytes())
 }
 
 /// A hash to verify against when the name is unknown, so that a wrong name takes as long
@@ -81,6 +120,26 @@ mod tests {
         assert!(verify_password("correct horse battery", &a));
         assert!(!verify_password("correct horse batterY", &a));
         assert!(!verify_password("anything", "not a hash"));
+        // One buffer serves checks one after another, and a bigger buffer than needed.
+        let mut memory = Vec::new();
+        assert!(verify_password_in("correct horse battery", &a, &mut memory));
+        assert!(!verify_password_in(
+            "correct horse batterY",
+            &b,
+            &mut memory
+        ));
+        assert!(verify_password_in("correct horse battery", &b, &mut memory));
+        memory.resize(memory.len() + 10, Block::default());
+        assert!(verify_password_in("correct horse battery", &a, &mut memory));
+        // A hash asking for more memory than any we make never matches, and takes none.
+        let before = memory.len();
+        let greedy = a.replace("m=19456", "m=4194304");
+        assert!(!verify_password_in(
+            "correct horse battery",
+            &greedy,
+            &mut memory
+        ));
+        assert_eq!(memory.len(), before);
         assert_eq!(hash_password("short"), Err(PasswordError::TooShort(5)));
     }
 

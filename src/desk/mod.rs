@@ -13,12 +13,17 @@
 
 pub mod auth;
 pub mod chart;
+mod signin;
 mod views;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Query, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Extension, FromRequestParts, Multipart, Query, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -29,13 +34,20 @@ use serde::Deserialize;
 
 use crate::config::{Clinic, Config};
 use crate::import::{self, ApplyOptions, ImportError, ImportReport, ParseOptions, PreviewCheck};
-use crate::store::{Preview, Session, Store, StoreError};
+use crate::store::{Handled, Preview, Session, SignInLimits, SignInTicket, Store, StoreError};
 use crate::time::{Clock, local_day_bounds};
 
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "reminderd_desk";
 /// The sign-in form's double-submit CSRF cookie (there is no session yet to hold a token).
 const LOGIN_COOKIE: &str = "reminderd_desk_login";
+/// The sign-in form is a name, a password and two tokens: a few KB is plenty, and anything
+/// bigger is refused before it is read.
+const LOGIN_BODY_LIMIT: usize = 4 * 1024;
+/// How staff locked out or without a password get help; every refused sign-in says it,
+/// whether or not the name exists.
+const GET_HELP: &str =
+    "If you have forgotten your password or are locked out, ask the administrator.";
 
 /// What the desk's handlers share.
 #[derive(Clone)]
@@ -139,7 +151,12 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/", get(|| async { Redirect::to("/desk") }))
         .route("/desk", get(|| async { Redirect::to("/desk/day") }))
         .route("/desk/desk.css", get(stylesheet))
-        .route("/desk/login", get(login_page).post(login))
+        .route(
+            "/desk/login",
+            get(login_page)
+                .post(login)
+                .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)),
+        )
         .route("/desk/logout", post(logout))
         .route("/desk/day", get(day))
         .route("/desk/reveal", post(reveal))
@@ -154,6 +171,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         // Multipart framing adds a little to the file itself.
         .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(Extension(Arc::new(signin::Gate::new())))
         .with_state(state)
 }
 
@@ -261,8 +279,9 @@ impl FromRequestParts<DeskState> for Staff {
         };
         let token_hash = auth::token_hash(token);
         let now = state.clock.now();
+        let idle = state.desk().idle_timeout;
         let lookup = token_hash.clone();
-        match state.db(move |s| s.session(&lookup, now)).await? {
+        match state.db(move |s| s.session(&lookup, idle, now)).await? {
             Some(session) => Ok(Self {
                 session,
                 token_hash,
@@ -281,6 +300,23 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The address a request came from (what sign-in limits and lock-outs are counted by);
+/// unspecified when the server did not record it.
+struct ClientAddr(IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip().to_canonical()),
+        ))
+    }
 }
 
 /// Only desk pages are followed after sign-in, never another site.
@@ -349,12 +385,74 @@ struct LoginForm {
     next: Option<String>,
 }
 
+/// "15 minutes", "2 hours": how long a sign-in pause lasts, in words.
+fn pause_words(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(1);
+    if minutes >= 120 && minutes % 60 == 0 {
+        format!("{} hours", minutes / 60)
+    } else if minutes == 1 {
+        "1 minute".into()
+    } else {
+        format!("{minutes} minutes")
+    }
+}
+
+/// A sign-in refused before anything was checked: a full page with a Retry-After.
+fn try_later(
+    status: StatusCode,
+    retry_after: std::time::Duration,
+    title: &str,
+    text: &str,
+) -> Response {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut res = (status, views::message(None, title, text)).into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    res
+}
+
 async fn login(
     State(state): State<DeskState>,
+    Extension(gate): Extension<Arc<signin::Gate>>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let desk = state.desk();
+    if let Err(signin::TooMany(wait)) = gate.admit(&desk, client) {
+        tracing::warn!(%client, "desk: sign-in over desk.sign_ins_per_minute(_per_address) refused");
+        let seconds = wait.as_secs().max(1);
+        return try_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait,
+            "Too many sign-in attempts",
+            &format!(
+                "Too many sign-in attempts have come from this computer or from all of them together. Wait {seconds} seconds, then sign in again."
+            ),
+        );
+    }
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => {
+            let (status, text) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The sign-in form sent was too large (a name and a password take a few hundred bytes). Open the sign-in page again and type them in.",
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "The sign-in form was incomplete or unreadable. Open the sign-in page again and sign in from there.",
+                )
+            };
+            tracing::warn!(%client, error = %e, "desk: unreadable sign-in form refused");
+            return (
+                status,
+                views::message(None, "Sign-in form not accepted", text),
+            )
+                .into_response();
+        }
+    };
     let next = safe_next(f.next.as_deref()).to_string();
     let Some(expected) = cookie(&headers, LOGIN_COOKIE).filter(|c| auth::same_token(c, &f.csrf))
     else {
@@ -377,13 +475,32 @@ async fn login(
         return res;
     };
     let expected = expected.to_string();
+    // A check slot first, then the count: an attempt answered "busy" is not counted.
+    let Ok(slot) = gate.slot().await else {
+        tracing::warn!(%client, "desk: sign-in answered busy (all password checks in use)");
+        return try_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            std::time::Duration::from_secs(2),
+            "The desk is busy",
+            "The desk is busy checking other sign-ins; try again in a moment.",
+        );
+    };
     let now = state.clock.now();
     let name = f.name.trim().to_string();
-    let lookup = name.clone();
-    let account = match state.db(move |s| s.staff_login(&lookup)).await {
-        Ok(a) => a,
+    let limits = SignInLimits {
+        per_client: i64::from(desk.max_failed_logins),
+        per_name: i64::from(desk.max_failed_logins_per_name),
+        window: desk.lockout,
+    };
+    let (lookup, from) = (name.clone(), client.to_string());
+    let ticket = match state
+        .db(move |s| s.reserve_sign_in(&lookup, &from, limits, now))
+        .await
+    {
+        Ok(t) => t,
         Err(r) => return r,
     };
+    // Every refusal reads the same whether the name exists, is disabled or is unknown.
     let refuse = |why: &str| {
         (
             StatusCode::UNAUTHORIZED,
@@ -391,52 +508,49 @@ async fn login(
         )
             .into_response()
     };
-    let Some(account) = account else {
-        let password = f.password.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            auth::verify_password(&password, auth::decoy_hash())
-        })
-        .await;
-        tracing::warn!("desk: sign-in with an unknown name");
-        return refuse("Wrong name or password.");
+    let pause = pause_words(desk.lockout);
+    let (account, last) = match ticket {
+        SignInTicket::Paused(_) => {
+            drop(slot);
+            tracing::warn!(%client, "desk: sign-in refused unchecked: too many attempts for this name");
+            return refuse(&format!(
+                "Sign-in with this name is paused after too many tries; try again within {pause}. {GET_HELP}"
+            ));
+        }
+        SignInTicket::Check { account, last } => (account, last),
     };
-    if let Some(until) = account.locked_until.filter(|u| *u > now) {
-        tracing::warn!(user = %account.name, "desk: sign-in to a locked account");
-        return refuse(&format!(
-            "This account is locked after too many wrong passwords. Try again after {} (UTC), or ask the administrator to run `reminderd user passwd {}`.",
-            until.format("%H:%M"),
-            account.name
-        ));
-    }
-    let (password, phc) = (f.password.clone(), account.password_hash.clone());
-    let good = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
-    if !good {
-        let (id, max) = (account.id, i64::from(desk.max_failed_logins));
-        let lock_until = now + desk.lockout;
-        let locked = match state
-            .db(move |s| s.staff_login_failed(id, max, lock_until, now))
-            .await
-        {
-            Ok(l) => l,
-            Err(r) => return r,
-        };
-        tracing::warn!(user = %account.name, locked = locked.is_some(), "desk: wrong password");
-        return refuse(&match locked {
-            Some(until) => format!(
-                "Wrong name or password. The account is now locked until {} (UTC) after {} wrong passwords in a row.",
-                until.format("%H:%M"),
-                desk.max_failed_logins
-            ),
-            None => "Wrong name or password.".to_string(),
-        });
-    }
+    let phc = account.as_ref().map_or_else(
+        || auth::decoy_hash().to_string(),
+        |a| a.password_hash.clone(),
+    );
+    let good = gate.verify(slot, f.password, phc).await && account.is_some();
+    let account = match account {
+        Some(a) if good => a,
+        known => {
+            if let Some(a) = &known {
+                let (user, from) = (a.name.clone(), client.to_string());
+                if let Err(r) = state
+                    .db(move |s| s.sign_in_failed(&user, last, &from, now))
+                    .await
+                {
+                    return r;
+                }
+            }
+            tracing::warn!(%client, known = known.is_some(), paused = last, "desk: wrong name or password");
+            return refuse(&if last {
+                format!(
+                    "Wrong name or password. That was one try too many: sign-in with this name is paused for {pause}. {GET_HELP}"
+                )
+            } else {
+                format!("Wrong name or password. {GET_HELP}")
+            });
+        }
+    };
     let token = auth::new_token();
     let (hash, csrf, id) = (auth::token_hash(&token), auth::new_token(), account.id);
-    let expires = now + desk.session;
+    let (expires, idle, from) = (now + desk.session, desk.idle_timeout, client.to_string());
     if let Err(r) = state
-        .db(move |s| s.start_session(id, &hash, &csrf, expires, now))
+        .db(move |s| s.start_session(id, &name, &from, &hash, &csrf, expires, idle, now))
         .await
     {
         return r;
@@ -492,25 +606,59 @@ struct DayQuery {
     date: Option<String>,
 }
 
+/// The earliest and latest days the desk shows: stored instants start at 1970, and four-digit
+/// years are what a date field sends. Outside them, date arithmetic could overflow.
+fn day_range() -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN),
+        NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
+    )
+}
+
+/// A date from a query: `None` when absent or empty (a form left blank), else a day in
+/// [`day_range`] or what is wrong with it.
+fn parse_day(text: Option<&str>) -> Result<Option<NaiveDate>, String> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let (first, last) = day_range();
+    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(d) if (first..=last).contains(&d) => Ok(Some(d)),
+        _ => Err(format!(
+            "{text:?} is not a date the desk can show. Write it as YYYY-MM-DD, between {first} and {last}, or pick it in the date field."
+        )),
+    }
+}
+
 /// The clinic a page shows (the first configured when none or an unknown one is asked for)
-/// and the local day (today at the clinic when none or an unreadable one is given).
+/// and the local day (today at the clinic when none is given). `Ok(None)`: no clinics.
 fn clinic_day(
     config: &Config,
     clinic: Option<&str>,
     date: Option<&str>,
     now: DateTime<Utc>,
-) -> Option<(Clinic, NaiveDate)> {
-    let c = clinic
+) -> Result<Option<(Clinic, NaiveDate)>, String> {
+    let date = parse_day(date)?;
+    let Some(c) = clinic
         .and_then(|k| config.clinic(k))
-        .or_else(|| config.clinics.values().next())?
-        .clone();
-    let day = date
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
-    Some((c, day))
+        .or_else(|| config.clinics.values().next())
+    else {
+        return Ok(None);
+    };
+    let day = date.unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
+    Ok(Some((c.clone(), day)))
 }
 
-/// [`clinic_day`] for a page, or the page saying there is no clinic to show.
+fn bad_date(staff: &Staff, why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        views::message(Some(&staff.session), "Unreadable date", why),
+    )
+        .into_response()
+}
+
+/// [`clinic_day`] for a page, or the page saying there is no clinic to show or what is wrong
+/// with the date.
 fn page_day(
     state: &DeskState,
     staff: &Staff,
@@ -518,14 +666,28 @@ fn page_day(
     date: Option<&str>,
 ) -> Result<(Arc<Config>, Clinic, NaiveDate), Response> {
     let config = state.config();
-    let Some((c, day)) = clinic_day(&config, clinic, date, state.clock.now()) else {
-        return Err(html(views::message(
+    match clinic_day(&config, clinic, date, state.clock.now()) {
+        Ok(Some((c, day))) => Ok((config, c, day)),
+        Ok(None) => Err(html(views::message(
             Some(&staff.session),
             "No clinics",
             "reminders.toml configures no clinic.",
-        )));
-    };
-    Ok((config, c, day))
+        ))),
+        Err(why) => Err(bad_date(staff, &why)),
+    }
+}
+
+/// A reveal asked for a row the page does not show (another clinic or day, or none).
+fn not_on_page(staff: &Staff) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        views::message(
+            Some(&staff.session),
+            "No such appointment",
+            "That appointment is not on this page (another clinic or day, or it no longer exists), so no number was shown. Reload the page and try again.",
+        ),
+    )
+        .into_response()
 }
 
 async fn day(State(state): State<DeskState>, staff: Staff, Query(q): Query<DayQuery>) -> Response {
@@ -539,11 +701,27 @@ async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<
         Err(r) => return r,
     };
     let (from, to) = local_day_bounds(clinic.time_zone, day);
-    let key = clinic.key.clone();
-    let rows = match state.db(move |s| s.board(&key, from, to)).await {
+    let (key, actor, now) = (clinic.key.clone(), staff.actor(), state.clock.now());
+    let rows = match state
+        .db(move |s| {
+            let rows = s.board(&key, from, to)?;
+            // Only a reveal that shows a number is audited.
+            if let Some(id) = revealed.filter(|id| rows.iter().any(|r| r.id == *id)) {
+                s.audit_staff(&actor, "reveal_phone", Some(id), None, None, now)?;
+            }
+            Ok(rows)
+        })
+        .await
+    {
         Ok(r) => r,
         Err(r) => return r,
     };
+    if let Some(id) = revealed {
+        let Some(row) = rows.iter().find(|r| r.id == id) else {
+            return not_on_page(staff);
+        };
+        tracing::info!(user = %staff.session.user, clinic = %clinic.key, appointment = %row.appointment_id, "desk: phone number revealed");
+    }
     html(views::day_page(
         &staff.session,
         &config,
@@ -572,34 +750,6 @@ async fn reveal(
 ) -> Response {
     if let Err(r) = staff.check(&f.csrf) {
         return r;
-    }
-    let now = state.clock.now();
-    let (actor, id) = (staff.actor(), f.appointment);
-    let found = state
-        .db(move |s| {
-            let found = s.appointment_ref(id)?;
-            if found.is_some() {
-                s.audit_staff(&actor, "reveal_phone", Some(id), None, None, now)?;
-            }
-            Ok(found)
-        })
-        .await;
-    match found {
-        Ok(Some((clinic, appointment))) => {
-            tracing::info!(user = %staff.session.user, %clinic, %appointment, "desk: phone number revealed");
-        }
-        Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                views::message(
-                    Some(&staff.session),
-                    "No such appointment",
-                    "Reload the page and try again.",
-                ),
-            )
-                .into_response();
-        }
-        Err(r) => return r,
     }
     let q = DayQuery {
         clinic: f.clinic,
@@ -942,12 +1092,12 @@ async fn follow_ups_page(
     };
     let (from, to) = local_day_bounds(clinic.time_zone, day);
     let rules = config.rule_count(&clinic.key);
-    let key = clinic.key.clone();
+    let (key, actor, now) = (clinic.key.clone(), staff.actor(), state.clock.now());
     let rows = match state
         .db(move |s| {
             let list = s.follow_ups(&key, from, to, rules)?;
             let board = s.board(&key, from, to)?;
-            Ok(list
+            let rows = list
                 .into_iter()
                 .map(|f| {
                     let row = board
@@ -956,13 +1106,27 @@ async fn follow_ups_page(
                         .cloned();
                     (f, row)
                 })
-                .collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            // Only a reveal that shows a number is audited.
+            if let Some(id) = revealed.filter(|id| shown(&rows, *id).is_some()) {
+                s.audit_staff(&actor, "reveal_phone", Some(id), None, None, now)?;
+            }
+            Ok(rows)
         })
         .await
     {
         Ok(r) => r,
         Err(r) => return r,
     };
+    if let Some(id) = revealed {
+        let Some(row) = shown(&rows, id) else {
+            return not_on_page(staff);
+        };
+        tracing::info!(user = %staff.session.user, clinic = %clinic.key, appointment = %row.appointment_id, "desk: phone number revealed");
+    }
+    let done = done
+        .and_then(views::Notice::from_key)
+        .map(views::Notice::text);
     html(views::follow_ups(
         &staff.session,
         &config,
@@ -972,6 +1136,16 @@ async fn follow_ups_page(
         revealed,
         done,
     ))
+}
+
+/// The follow-up row with this id whose number the page can show.
+fn shown(
+    rows: &[(crate::store::FollowUp, Option<crate::store::BoardRow>)],
+    id: i64,
+) -> Option<&crate::store::BoardRow> {
+    rows.iter()
+        .filter_map(|(_, b)| b.as_ref())
+        .find(|b| b.id == id)
 }
 
 #[derive(Deserialize)]
@@ -1056,15 +1230,12 @@ async fn follow_up_action(
     match done {
         Ok(true) => {
             tracing::info!(user = %staff.session.user, clinic = %f.clinic, appointment = %f.appointment, action = %f.action, "desk: follow-up action");
+            // The notice is a key the page maps to a fixed text, never text from the URL.
             Redirect::to(&format!(
                 "/desk/follow-ups?clinic={}&date={}&done={}",
                 urlencode(&f.clinic),
                 urlencode(f.date.as_deref().unwrap_or_default()),
-                urlencode(&format!(
-                    "{}: {}",
-                    f.appointment,
-                    views::action_label(&f.action)
-                ))
+                urlencode(&f.action)
             ))
             .into_response()
         }
@@ -1086,11 +1257,25 @@ async fn replies(
     staff: Staff,
     Query(q): Query<FollowUpQuery>,
 ) -> Response {
+    let done = q
+        .done
+        .as_deref()
+        .and_then(views::Notice::from_key)
+        .map(views::Notice::text);
+    replies_page(&state, &staff, StatusCode::OK, done).await
+}
+
+async fn replies_page(
+    state: &DeskState,
+    staff: &Staff,
+    status: StatusCode,
+    notice: Option<&str>,
+) -> Response {
     let rows = match state.db(|s| s.replies(true, None)).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    html(views::replies(&staff.session, &rows, q.done.as_deref()))
+    (status, views::replies(&staff.session, &rows, notice)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -1120,10 +1305,25 @@ async fn reply_handled(
         .db(move |s| s.handle_reply(f.reply, &actor, note.as_deref(), now))
         .await
     {
-        Ok(true) => Redirect::to("/desk/replies?done=Marked+as+handled").into_response(),
-        Ok(false) => {
-            Redirect::to("/desk/replies?done=Already+handled+by+someone+else").into_response()
+        Ok(Handled::Now) => Redirect::to(&format!(
+            "/desk/replies?done={}",
+            views::Notice::ReplyHandled.key()
+        ))
+        .into_response(),
+        Ok(Handled::Already(by)) => {
+            let by = by.strip_prefix("staff:").unwrap_or(&by);
+            let notice = format!("Already handled by {by}; nothing changed");
+            replies_page(&state, &staff, StatusCode::CONFLICT, Some(&notice)).await
         }
+        Ok(Handled::NotWaiting) => (
+            StatusCode::NOT_FOUND,
+            views::message(
+                Some(&staff.session),
+                "No such reply",
+                "No reply with that number is waiting for a person. Reload the list of replies.",
+            ),
+        )
+            .into_response(),
         Err(r) => r,
     }
 }
@@ -1146,9 +1346,16 @@ async fn stats(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let parse = |s: Option<&str>| s.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let to = parse(q.to.as_deref()).unwrap_or(today);
-    let from = parse(q.from.as_deref()).unwrap_or(to - chrono::Duration::days(29));
+    let (from, to) = match (parse_day(q.from.as_deref()), parse_day(q.to.as_deref())) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(why), _) | (_, Err(why)) => return bad_date(&staff, &why),
+    };
+    let to = to.unwrap_or(today);
+    // Thirty days by default; never before the first day the desk shows.
+    let from = from.unwrap_or_else(|| {
+        to.checked_sub_days(chrono::Days::new(29))
+            .map_or(day_range().0, |d| d.max(day_range().0))
+    });
     let (from, to) = if from <= to { (from, to) } else { (to, from) };
     let (start, end) = (
         local_day_bounds(clinic.time_zone, from).0,

@@ -373,15 +373,61 @@ pub fn imported(session: &Session, r: &ImportReport) -> Markup {
     )
 }
 
-/// The words for a follow-up action.
-pub fn action_label(action: &str) -> &'static str {
-    match action {
-        "called" => "marked as called",
-        "note" => "note added",
-        "confirmed" => "set to confirmed",
-        "cancelled" => "set to cancelled",
-        "no_show" => "set to no-show",
-        _ => "done",
+/// A notice a page shows after a redirect. The URL carries only its key, so a link cannot
+/// make a page say anything else; unknown keys show nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// A follow-up marked as called.
+    Called,
+    /// A note added to a follow-up.
+    Note,
+    /// A follow-up set to confirmed.
+    Confirmed,
+    /// A follow-up set to cancelled.
+    Cancelled,
+    /// A follow-up set to no-show.
+    NoShow,
+    /// A reply marked handled.
+    ReplyHandled,
+}
+
+impl Notice {
+    const ALL: [Self; 6] = [
+        Self::Called,
+        Self::Note,
+        Self::Confirmed,
+        Self::Cancelled,
+        Self::NoShow,
+        Self::ReplyHandled,
+    ];
+
+    /// The key in `?done=`; a follow-up's is its action's name.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Called => "called",
+            Self::Note => "note",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+            Self::NoShow => "no_show",
+            Self::ReplyHandled => "handled",
+        }
+    }
+
+    /// The notice with this key, if there is one.
+    pub fn from_key(key: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.key() == key)
+    }
+
+    /// What the page says.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Called => "marked as called",
+            Self::Note => "note added",
+            Self::Confirmed => "set to confirmed",
+            Self::Cancelled => "set to cancelled",
+            Self::NoShow => "set to no-show",
+            Self::ReplyHandled => "Marked as handled",
+        }
     }
 }
 
@@ -579,6 +625,15 @@ mod tests {
             last_message: Some("delivered".into()),
             last_note: None,
         }
+    }
+
+    #[test]
+    fn notices_are_known_keys_only() {
+        for n in Notice::ALL {
+            assert_eq!(Notice::from_key(n.key()), Some(n));
+        }
+        assert_eq!(Notice::from_key("Call 0800 555 0100"), None);
+        assert_eq!(Notice::from_key(""), None);
     }
 
     #[test]

@@ -15,10 +15,6 @@ pub struct StaffLogin {
     pub name: String,
     /// argon2 PHC string.
     pub password_hash: String,
-    /// Failed sign-ins in a row.
-    pub failed_logins: i64,
-    /// Sign-in refused before this.
-    pub locked_until: Option<DateTime<Utc>>,
 }
 
 /// A staff account as `reminderd user list` shows it.
@@ -26,12 +22,52 @@ pub struct StaffLogin {
 pub struct StaffView {
     /// The name.
     pub name: String,
-    /// Failed sign-ins in a row.
-    pub failed_logins: i64,
-    /// Locked until (UTC), if locked now or earlier.
+    /// Sign-in with this name is paused until then (UTC) from some address, if it is now.
     pub locked_until: Option<DateTime<Utc>>,
+    /// Disabled since (`reminderd user disable`); `None`: may sign in.
+    pub disabled_at: Option<DateTime<Utc>>,
     /// When the account was made.
     pub created_at: DateTime<Utc>,
+}
+
+/// How many sign-in attempts are checked: each is counted before its password is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// Attempts per name from one client address in a window (`desk.max_failed_logins`).
+    pub per_client: i64,
+    /// Attempts per name from all addresses together in a window
+    /// (`desk.max_failed_logins_per_name`).
+    pub per_name: i64,
+    /// How long a count lasts, and how long sign-in is paused once it is used up
+    /// (`desk.lockout`).
+    pub window: chrono::Duration,
+}
+
+/// What sign-in may do with an attempt, decided before its password is checked.
+#[derive(Debug, Clone)]
+pub enum SignInTicket {
+    /// Counted: check the password. `account` is `None` for a name that does not exist or is
+    /// disabled (check a decoy, so the answer and its timing are the same); `last` when this
+    /// attempt used up the allowance, so the next ones are paused.
+    Check {
+        /// The enabled account with this name.
+        account: Option<StaffLogin>,
+        /// This attempt was the last one allowed in its window.
+        last: bool,
+    },
+    /// Too many attempts: refused unchecked until then.
+    Paused(DateTime<Utc>),
+}
+
+/// What marking a reply handled did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Marked now, and audited.
+    Now,
+    /// Someone marked it before (their audit actor, `staff:<name>`).
+    Already(String),
+    /// No reply with that id is waiting for a person.
+    NotWaiting,
 }
 
 /// A signed-in browser.
@@ -113,157 +149,334 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Replaces a password, lifts any lock-out and signs the account out everywhere;
-    /// `false` if there is no such account.
+    /// Replaces a password, lifts any sign-in pause for the name and signs the account out
+    /// everywhere; `false` if there is no such account.
     pub fn set_staff_password(
         &mut self,
         name: &str,
         password_hash: &str,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
+        let t = now.timestamp();
         let n = tx.execute(
-            "UPDATE staff_users SET password_hash = ?2, failed_logins = 0, locked_until = NULL, updated_at = ?3 WHERE name = ?1",
-            params![name, password_hash, now.timestamp()],
+            "UPDATE staff_users SET password_hash = ?2, updated_at = ?3 WHERE name = ?1",
+            params![name, password_hash, t],
         )?;
         tx.execute(
             "DELETE FROM staff_sessions WHERE user_id = (SELECT id FROM staff_users WHERE name = ?1)",
             params![name],
         )?;
+        tx.execute(
+            "DELETE FROM sign_in_attempts WHERE name = ?1",
+            params![name],
+        )?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO audit_log (at, actor, action, new_value) SELECT ?1, ?2, 'password_changed', name FROM staff_users WHERE name = ?3",
+                params![t, actor, name],
+            )?;
+        }
         tx.commit()?;
         Ok(n == 1)
     }
 
-    /// Every staff account, by name.
-    pub fn staff(&self) -> Result<Vec<StaffView>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT name, failed_logins, locked_until, created_at FROM staff_users ORDER BY name",
+    /// Disables (`true`) or enables an account; disabling ends its sessions at once.
+    /// `None` if there is no such account, else whether anything changed (a change is audited
+    /// with the account's name).
+    pub fn set_staff_disabled(
+        &mut self,
+        name: &str,
+        disabled: bool,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<bool>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let t = now.timestamp();
+        let Some((id, stored)) = tx
+            .query_row(
+                "SELECT id, name FROM staff_users WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let n = if disabled {
+            tx.execute(
+                "UPDATE staff_users SET disabled_at = ?2, updated_at = ?2 WHERE id = ?1 AND disabled_at IS NULL",
+                params![id, t],
+            )?
+        } else {
+            tx.execute(
+                "UPDATE staff_users SET disabled_at = NULL, updated_at = ?2 WHERE id = ?1 AND disabled_at IS NOT NULL",
+                params![id, t],
+            )?
+        };
+        if disabled {
+            tx.execute("DELETE FROM staff_sessions WHERE user_id = ?1", params![id])?;
+        }
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    t,
+                    actor,
+                    if disabled {
+                        "user_disabled"
+                    } else {
+                        "user_enabled"
+                    },
+                    stored
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Some(n == 1))
+    }
+
+    /// Removes an account: its sessions end, its uploads awaiting a decision are dropped, and
+    /// the audit log (which names staff as `staff:<name>`) keeps its trail. Returns the name as
+    /// stored, or `None` if there is no such account.
+    pub fn remove_staff(
+        &mut self,
+        name: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let Some((id, stored)) = tx
+            .query_row(
+                "SELECT id, name FROM staff_users WHERE name = ?1",
+                params![name],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        // Previews refer to their uploader; a confirmed one's import keeps `imported_by`.
+        tx.execute(
+            "DELETE FROM import_previews WHERE user_id = ?1",
+            params![id],
         )?;
-        let rows = stmt.query_map([], |r| {
+        // Sessions go with the account (ON DELETE CASCADE).
+        tx.execute("DELETE FROM staff_users WHERE id = ?1", params![id])?;
+        tx.execute(
+            "DELETE FROM sign_in_attempts WHERE name = ?1",
+            params![stored],
+        )?;
+        tx.execute(
+            "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, 'user_removed', ?3)",
+            params![now.timestamp(), actor, stored],
+        )?;
+        tx.commit()?;
+        Ok(Some(stored))
+    }
+
+    /// Every staff account, by name, with any sign-in pause in force at `now`.
+    pub fn staff(&self, now: DateTime<Utc>) -> Result<Vec<StaffView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.name, (SELECT max(a.locked_until) FROM sign_in_attempts a WHERE a.name = u.name AND a.locked_until > ?1),
+                    u.disabled_at, u.created_at
+             FROM staff_users u ORDER BY u.name",
+        )?;
+        let rows = stmt.query_map(params![now.timestamp()], |r| {
             Ok(StaffView {
                 name: r.get(0)?,
-                failed_logins: r.get(1)?,
-                locked_until: r.get::<_, Option<i64>>(2)?.map(crate::time::from_unix),
+                locked_until: r.get::<_, Option<i64>>(1)?.map(crate::time::from_unix),
+                disabled_at: r.get::<_, Option<i64>>(2)?.map(crate::time::from_unix),
                 created_at: crate::time::from_unix(r.get(3)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The account signing in under `name` (any case).
+    /// The account named `name` (any case), enabled or not.
     pub fn staff_login(&self, name: &str) -> Result<Option<StaffLogin>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name, password_hash, failed_logins, locked_until FROM staff_users WHERE name = ?1",
+                "SELECT id, name, password_hash FROM staff_users WHERE name = ?1",
                 params![name],
                 |r| {
                     Ok(StaffLogin {
                         id: r.get(0)?,
                         name: r.get(1)?,
                         password_hash: r.get(2)?,
-                        failed_logins: r.get(3)?,
-                        locked_until: r.get::<_, Option<i64>>(4)?.map(crate::time::from_unix),
                     })
                 },
             )
             .optional()?)
     }
 
-    /// Counts a failed sign-in; the `max`th in a row locks the account until `lock_until`.
-    /// Returns the lock's end when this failure locked it.
-    pub fn staff_login_failed(
+    /// Counts a sign-in attempt for `name` (as typed, known or not) from `client` before its
+    /// password is checked, in one transaction, so that however many arrive at once at most
+    /// `limits.per_client` per address (and `limits.per_name` from all addresses) are ever
+    /// checked in a window. Counts whose window and pause have passed are deleted first.
+    pub fn reserve_sign_in(
         &mut self,
-        user_id: i64,
-        max: i64,
-        lock_until: DateTime<Utc>,
+        name: &str,
+        client: &str,
+        limits: SignInLimits,
         now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    ) -> Result<SignInTicket, StoreError> {
         let tx = self.conn.transaction()?;
-        let failed: i64 = tx.query_row(
-            "UPDATE staff_users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1 RETURNING failed_logins",
-            params![user_id, now.timestamp()],
-            |r| r.get(0),
-        )?;
-        let locked = failed >= max;
-        if locked {
-            tx.execute(
-                "UPDATE staff_users SET locked_until = ?2, failed_logins = 0 WHERE id = ?1",
-                params![user_id, lock_until.timestamp()],
-            )?;
-        }
-        let name: String = tx.query_row(
-            "SELECT name FROM staff_users WHERE id = ?1",
-            params![user_id],
-            |r| r.get(0),
-        )?;
+        let (t, window) = (now.timestamp(), limits.window.num_seconds());
         tx.execute(
-            "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, ?3, ?4)",
+            "DELETE FROM sign_in_attempts
+             WHERE CASE WHEN locked_until IS NULL THEN window_start + ?2 <= ?1 ELSE locked_until <= ?1 END",
+            params![t, window],
+        )?;
+        let paused: Option<i64> = tx.query_row(
+            "SELECT max(locked_until) FROM sign_in_attempts WHERE name = ?1 AND client IN (?2, '*')",
+            params![name, client],
+            |r| r.get(0),
+        )?;
+        if let Some(until) = paused {
+            tx.commit()?;
+            return Ok(SignInTicket::Paused(crate::time::from_unix(until)));
+        }
+        let mut last = false;
+        for (who, max) in [(client, limits.per_client), ("*", limits.per_name)] {
+            let n: i64 = tx.query_row(
+                "INSERT INTO sign_in_attempts (name, client, attempts, window_start) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (name, client) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
+                params![name, who, t],
+                |r| r.get(0),
+            )?;
+            if n >= max {
+                tx.execute(
+                    "UPDATE sign_in_attempts SET locked_until = ?3 WHERE name = ?1 AND client = ?2",
+                    params![name, who, t + window],
+                )?;
+                last = true;
+            }
+        }
+        let account = tx
+            .query_row(
+                "SELECT id, name, password_hash FROM staff_users WHERE name = ?1 AND disabled_at IS NULL",
+                params![name],
+                |r| {
+                    Ok(StaffLogin {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        password_hash: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(SignInTicket::Check { account, last })
+    }
+
+    /// Audits a wrong password for an existing account: `locked_out` when it used up the
+    /// allowance, else `sign_in_failed`, with the client's address.
+    pub fn sign_in_failed(
+        &mut self,
+        user: &str,
+        locked: bool,
+        client: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audit_log (at, actor, action, reason) VALUES (?1, ?2, ?3, ?4)",
             params![
                 now.timestamp(),
-                format!("staff:{name}"),
+                format!("staff:{user}"),
                 if locked {
                     "locked_out"
                 } else {
                     "sign_in_failed"
                 },
-                failed.to_string()
+                format!("from {client}")
             ],
         )?;
-        tx.commit()?;
-        Ok(locked.then_some(lock_until))
+        Ok(())
     }
 
-    /// Opens a session after a good password: clears the failure count and audits it.
+    /// Opens a session after a good password: the attempt no longer counts against `typed`
+    /// from `client`, sessions expired or idle for `idle` are deleted, and the sign-in is
+    /// audited.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_session(
         &mut self,
         user_id: i64,
+        typed: &str,
+        client: &str,
         token_hash: &str,
         csrf: &str,
         expires_at: DateTime<Utc>,
+        idle: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let t = now.timestamp();
         tx.execute(
-            "UPDATE staff_users SET failed_logins = 0, locked_until = NULL WHERE id = ?1",
-            params![user_id],
+            "DELETE FROM sign_in_attempts WHERE name = ?1 AND client = ?2",
+            params![typed, client],
         )?;
         tx.execute(
-            "DELETE FROM staff_sessions WHERE expires_at <= ?1",
-            params![t],
+            "UPDATE sign_in_attempts SET attempts = max(attempts - 1, 0) WHERE name = ?1 AND client = '*'",
+            params![typed],
         )?;
         tx.execute(
-            "INSERT INTO staff_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "DELETE FROM staff_sessions WHERE expires_at <= ?1 OR coalesce(last_seen_at, created_at) <= ?1 - ?2",
+            params![t, idle.num_seconds()],
+        )?;
+        tx.execute(
+            "INSERT INTO staff_sessions (token_hash, user_id, csrf, created_at, expires_at, last_seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?4)",
             params![token_hash, user_id, csrf, t, expires_at.timestamp()],
         )?;
         tx.execute(
-            "INSERT INTO audit_log (at, actor, action) SELECT ?1, 'staff:' || name, 'sign_in' FROM staff_users WHERE id = ?2",
-            params![t, user_id],
+            "INSERT INTO audit_log (at, actor, action, reason) SELECT ?1, 'staff:' || name, 'sign_in', ?3 FROM staff_users WHERE id = ?2",
+            params![t, user_id, format!("from {client}")],
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// The unexpired session whose cookie hashes to `token_hash`.
+    /// The session whose cookie hashes to `token_hash`, if it has not expired, was used within
+    /// `idle`, and its account is enabled. Its last use is written at most once a minute, so
+    /// that not every page view writes to the database.
     pub fn session(
-        &self,
+        &mut self,
         token_hash: &str,
+        idle: chrono::Duration,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT s.user_id, u.name, s.csrf FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-        )?;
-        Ok(stmt
-            .query_row(params![token_hash, now.timestamp()], |r| {
-                Ok(Session {
-                    user_id: r.get(0)?,
-                    user: r.get(1)?,
-                    csrf: r.get(2)?,
-                })
+        let t = now.timestamp();
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT s.user_id, u.name, s.csrf, coalesce(s.last_seen_at, s.created_at)
+                 FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND coalesce(s.last_seen_at, s.created_at) > ?2 - ?3
+                   AND u.disabled_at IS NULL",
+            )?
+            .query_row(params![token_hash, t, idle.num_seconds()], |r| {
+                Ok((
+                    Session {
+                        user_id: r.get(0)?,
+                        user: r.get(1)?,
+                        csrf: r.get(2)?,
+                    },
+                    r.get::<_, i64>(3)?,
+                ))
             })
-            .optional()?)
+            .optional()?;
+        let Some((session, seen)) = found else {
+            return Ok(None);
+        };
+        if t - seen >= 60 {
+            self.conn.execute(
+                "UPDATE staff_sessions SET last_seen_at = ?2 WHERE token_hash = ?1",
+                params![token_hash, t],
+            )?;
+        }
+        Ok(Some(session))
     }
 
     /// Signs a browser out.
@@ -450,29 +663,40 @@ impl Store {
             .optional()?)
     }
 
-    /// Marks a reply that needed a person as dealt with; `false` if it was not waiting.
+    /// Marks a reply that needed a person as dealt with, and audits it; says who did if
+    /// someone already had, and writes nothing unless it marked it now.
     pub fn handle_reply(
         &mut self,
         reply_id: i64,
         actor: &str,
         note: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Handled, StoreError> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE replies SET handled_by = ?2, handled_at = ?3
              WHERE id = ?1 AND outcome = 'needs_staff' AND handled_by IS NULL",
             params![reply_id, actor, now.timestamp()],
         )?;
-        if n == 1 {
+        let done = if n == 1 {
             tx.execute(
                 "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value, reason)
                  SELECT ?1, appointment_id, patient_id, ?2, 'reply_handled', text, ?3 FROM replies WHERE id = ?4",
                 params![now.timestamp(), actor, note, reply_id],
             )?;
-        }
+            Handled::Now
+        } else {
+            tx.query_row(
+                "SELECT handled_by FROM replies WHERE id = ?1 AND outcome = 'needs_staff'",
+                params![reply_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten()
+            .map_or(Handled::NotWaiting, Handled::Already)
+        };
         tx.commit()?;
-        Ok(n == 1)
+        Ok(done)
     }
 }
 
@@ -504,5 +728,96 @@ impl ImportTx<'_> {
         Ok(Err(earlier
             .flatten()
             .unwrap_or_else(|| "removed".to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(s: &mut Store, name: &str, client: &str, at: DateTime<Utc>) -> SignInTicket {
+        let limits = SignInLimits {
+            per_client: 3,
+            per_name: 5,
+            window: chrono::Duration::minutes(15),
+        };
+        s.reserve_sign_in(name, client, limits, at)
+            .expect("reserve")
+    }
+
+    fn last(t: &SignInTicket) -> bool {
+        match t {
+            SignInTicket::Check { last, .. } => *last,
+            SignInTicket::Paused(_) => panic!("paused: {t:?}"),
+        }
+    }
+
+    #[test]
+    fn sign_in_attempts_count_per_address_and_per_name_then_start_afresh() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("d.db")).expect("open");
+        let t0 = crate::time::from_unix(1_800_000_000);
+        let minutes = chrono::Duration::minutes;
+        assert!(s.add_staff("alice", "phc", t0).expect("add"));
+
+        // Three from one address (any case of the name): the third is the last, then paused.
+        for (i, name) in ["alice", "ALICE", "Alice"].into_iter().enumerate() {
+            let t = ticket(&mut s, name, "10.0.0.1", t0);
+            assert!(
+                matches!(&t, SignInTicket::Check { account: Some(a), .. } if a.name == "alice")
+            );
+            assert_eq!(last(&t), i == 2);
+        }
+        assert!(matches!(
+            ticket(&mut s, "alice", "10.0.0.1", t0 + minutes(1)),
+            SignInTicket::Paused(u) if u == t0 + minutes(15)
+        ));
+        // Another address has its own count, until the name's overall one (5) is used up.
+        assert!(!last(&ticket(&mut s, "alice", "10.0.0.2", t0)));
+        assert!(last(&ticket(&mut s, "alice", "10.0.0.2", t0)));
+        assert!(matches!(
+            ticket(&mut s, "alice", "10.0.0.3", t0),
+            SignInTicket::Paused(_)
+        ));
+        // Once the pause has passed, counting starts afresh.
+        assert!(!last(&ticket(
+            &mut s,
+            "alice",
+            "10.0.0.1",
+            t0 + minutes(15)
+        )));
+
+        // Unknown and disabled names are counted alike and have no account.
+        assert!(matches!(
+            ticket(&mut s, "nobody", "10.0.0.1", t0),
+            SignInTicket::Check {
+                account: None,
+                last: false
+            }
+        ));
+        assert_eq!(
+            s.set_staff_disabled("alice", true, "admin:test", t0 + minutes(16))
+                .expect("disable"),
+            Some(true)
+        );
+        assert!(matches!(
+            ticket(&mut s, "alice", "10.0.0.9", t0 + minutes(16)),
+            SignInTicket::Check { account: None, .. }
+        ));
+        // A count's window ends desk.lockout after its first attempt.
+        let t1 = t0 + minutes(60);
+        assert!(!last(&ticket(&mut s, "nobody", "10.0.0.5", t1)));
+        assert!(!last(&ticket(
+            &mut s,
+            "nobody",
+            "10.0.0.5",
+            t1 + minutes(10)
+        )));
+        assert!(!last(&ticket(
+            &mut s,
+            "nobody",
+            "10.0.0.5",
+            t1 + minutes(15)
+        )));
     }
 }

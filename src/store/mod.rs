@@ -13,7 +13,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::config::Clinic;
 mod desk;
-pub use desk::{BoardRow, Preview, Session, StaffLogin, StaffView};
+pub use desk::{
+    BoardRow, Handled, Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView,
+};
 
 use crate::phone::E164;
 use crate::plan::{Candidate, Due, Kind};

@@ -237,3 +237,14 @@ pub fn fast_daemon(config: &str) -> String {
             "dispatch = \"*/1 * * * * *\"",
         )
 }
+
+/// The peak resident memory (`VmHWM` in /proc/PID/status) of a running process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM line in:\n{status}"))
+}

@@ -120,16 +120,59 @@ impl Desk {
 
     /// A browser with no cookies yet.
     fn browser(&self) -> Browser {
+        self.browser_from("127.0.0.1")
+    }
+
+    /// A browser with no cookies yet on another computer: its requests come from `ip` (any
+    /// 127.x.y.z address reaches the desk on 127.0.0.1).
+    fn browser_from(&self, ip: &str) -> Browser {
         Browser {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(20))
+                .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
                 .build()
                 .expect("client"),
             url: self.url.clone(),
             csrf: String::new(),
         }
+    }
+
+    /// One sign-in as a script sends it, without a cookie jar: a made-up sign-in token in both
+    /// the cookie and the form (the double-submit check only compares the two).
+    async fn attempt(&self, http: &reqwest::Client, name: &str, password: &str) -> Page {
+        Self::attempt_at(http, &self.url, name, password).await
+    }
+
+    /// [`Desk::attempt`] for a desk at `url` (for tasks that do not borrow the desk).
+    async fn attempt_at(http: &reqwest::Client, url: &str, name: &str, password: &str) -> Page {
+        let token = "5e".repeat(32);
+        Page::from(
+            http.post(format!("{url}/desk/login"))
+                .header(
+                    reqwest::header::COOKIE,
+                    format!("reminderd_desk_login={token}"),
+                )
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("name", name),
+                    ("password", password),
+                    ("next", "/desk/day"),
+                ])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("POST /desk/login: {e}")),
+        )
+        .await
+    }
+
+    /// `reminderd user ARGS` (no standard input), as (exit code, stdout and stderr).
+    fn user_cmd(&self, args: &[&str]) -> (i32, String) {
+        let mut all = vec!["user"];
+        all.extend_from_slice(args);
+        let r = self.env.run(&all);
+        (r.code, format!("{}{}", r.stdout, r.stderr))
     }
 
     /// A browser signed in as `name`, holding its session's CSRF token.
@@ -531,9 +574,9 @@ async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
         1
     );
     assert_eq!(
-        d.count("SELECT failed_logins FROM staff_users WHERE name = 'alice'"),
+        d.count("SELECT count(*) FROM sign_in_attempts WHERE name = 'alice' AND client != '*'"),
         0,
-        "a good sign-in resets the count of wrong passwords"
+        "a good sign-in resets this computer's count of wrong passwords"
     );
     // Only a hash of the cookie is stored: a copy of the database signs nobody in.
     assert_eq!(d.count("SELECT count(*) FROM staff_sessions"), 1);
@@ -887,27 +930,25 @@ async fn wrong_passwords_lock_the_account_until_passwd() {
         assert_eq!(res.status, 401, "attempt {i}");
         let t = res.text();
         assert!(t.contains("Wrong name or password."), "attempt {i}: {t}");
-        assert_eq!(t.contains("locked"), i == 5, "attempt {i}: {t}");
+        assert_eq!(
+            t.contains("paused for 15 minutes"),
+            i == 5,
+            "attempt {i}: {t}"
+        );
+        assert!(t.contains("ask the administrator"), "attempt {i}: {t}");
     }
-    assert!(
-        b.sign_in(USER, "wrong password!", "/desk/day")
-            .await
-            .text()
-            .contains("locked")
-    );
     let refused = b.sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(
-        refused
-            .text()
-            .contains("This account is locked after too many wrong passwords"),
+        refused.text().contains(
+            "Sign-in with this name is paused after too many tries; try again within 15 minutes."
+        ),
         "{}",
         refused.text()
     );
-    assert!(refused.text().contains("reminderd user passwd alice"));
     assert!(refused.set_cookie("reminderd_desk").is_none());
     assert_eq!(
-        d.count("SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed' AND actor = 'staff:alice'"),
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'sign_in_failed' AND actor = 'staff:alice' AND reason = 'from 127.0.0.1'"),
         4
     );
     assert_eq!(
@@ -917,29 +958,31 @@ async fn wrong_passwords_lock_the_account_until_passwd() {
         1
     );
     assert_eq!(
-        d.count("SELECT count(*) FROM staff_users WHERE locked_until IS NOT NULL"),
+        d.count("SELECT count(*) FROM sign_in_attempts WHERE name = 'alice' AND locked_until IS NOT NULL"),
         1
     );
     assert_eq!(
         d.count("SELECT count(*) FROM audit_log WHERE action = 'sign_in'"),
         1
     );
+    let (code, list) = d.user_cmd(&["list"]);
+    assert_eq!(code, 0, "{list}");
+    assert!(list.contains("alice  (sign-in paused until"), "{list}");
 
     let new_password = "a brand new passphrase";
     let (code, out) = d.user("passwd", USER, new_password);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("lock-out is lifted"), "{out}");
+    assert_eq!(d.count("SELECT count(*) FROM sign_in_attempts"), 0);
     assert_eq!(
-        d.count(
-            "SELECT count(*) FROM staff_users WHERE locked_until IS NULL AND failed_logins = 0"
-        ),
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'password_changed' AND new_value = 'alice'"),
         1
     );
     // The new password signs the earlier browser out.
     assert_eq!(earlier.get("/desk/day").await.status, 303);
     let old = b.sign_in(USER, PASSWORD, "/desk/day").await;
     assert_eq!(old.status, 401);
-    assert!(!old.text().contains("locked"), "{}", old.text());
+    assert!(!old.text().contains("paused"), "{}", old.text());
     let res = b.sign_in(USER, new_password, "/desk/day").await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert!(
@@ -947,6 +990,251 @@ async fn wrong_passwords_lock_the_account_until_passwd() {
             .await
             .text()
             .contains("Signed in as alice")
+    );
+}
+
+/// The shipped config with the sign-in rate limits raised out of the way, for tests of what
+/// lies behind them.
+fn generous_rates(config: &str) -> String {
+    config
+        .replace(
+            "sign_ins_per_minute_per_address = 20",
+            "sign_ins_per_minute_per_address = 10000",
+        )
+        .replace("sign_ins_per_minute = 120", "sign_ins_per_minute = 100000")
+}
+
+/// A client as a script would use: no cookie jar, no redirects followed.
+fn script_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_sign_ins_with_made_up_names_keeps_memory_bounded() {
+    // Rate limits out of the way: what is tested is the bound on password hashes at once.
+    let d = Desk::start_with(|c| generous_rates(&c)).await;
+    let http = script_client();
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (http, url) = (http.clone(), d.url.clone());
+        burst.spawn(async move {
+            let name = format!("nobody-{i}");
+            Desk::attempt_at(&http, &url, &name, "made-up password").await
+        });
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(page) = burst.join_next().await {
+        let page = page.expect("sign-in task");
+        assert!(
+            matches!(page.status, 401 | 503),
+            "{}: {}",
+            page.status,
+            page.text()
+        );
+        if page.status == 503 {
+            assert!(page.text().contains("busy"), "{}", page.text());
+        } else {
+            assert!(
+                page.text().contains("Wrong name or password."),
+                "{}",
+                page.text()
+            );
+        }
+        *statuses.entry(page.status).or_insert(0) += 1;
+    }
+    assert!(statuses.get(&401).is_some_and(|n| *n > 0), "{statuses:?}");
+    let peak_mib = crate::common::peak_rss_kib(d.child.id()) / 1024;
+    assert!(
+        peak_mib < 200,
+        "peak resident memory {peak_mib} MiB after 200 sign-ins at once ({statuses:?})"
+    );
+    // The desk still answers.
+    assert_eq!(d.browser().get("/desk/login").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sign_in_form_is_capped_at_a_few_kilobytes() {
+    let d = Desk::start().await;
+    let http = script_client();
+    let huge = "x".repeat(64 * 1024);
+    let res = d.attempt(&http, USER, &huge).await;
+    assert_eq!(res.status, 413, "{}", res.body);
+    assert!(res.text().contains("too large"), "{}", res.text());
+    assert_eq!(d.count("SELECT count(*) FROM audit_log"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_ins_are_rate_limited_per_address_and_overall() {
+    let d = Desk::start_with(|c| {
+        c.replace(
+            "sign_ins_per_minute_per_address = 20",
+            "sign_ins_per_minute_per_address = 3",
+        )
+        .replace("sign_ins_per_minute = 120", "sign_ins_per_minute = 5")
+    })
+    .await;
+    d.add_user(USER, PASSWORD);
+    let http = script_client();
+    for i in 1..=3 {
+        let res = d.attempt(&http, "nobody", "made-up password").await;
+        assert_eq!(res.status, 401, "attempt {i}: {}", res.text());
+    }
+    let limited = d.attempt(&http, USER, PASSWORD).await;
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    let retry: u64 = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!(
+        limited.text().contains("Too many sign-in attempts"),
+        "{}",
+        limited.text()
+    );
+    assert!(limited.set_cookie("reminderd_desk").is_none());
+
+    // Another computer is not held up by the first one's limit...
+    let other = d.browser_from("127.0.0.2");
+    let res = other.sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    // ...until all addresses together reach theirs.
+    let _ = d
+        .attempt(&script_client_from("127.0.0.3"), "nobody", "x")
+        .await;
+    let res = d
+        .attempt(&script_client_from("127.0.0.4"), USER, PASSWORD)
+        .await;
+    assert_eq!(res.status, 429, "{}", res.text());
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'sign_in'"),
+        1
+    );
+}
+
+/// [`script_client`] sending from `ip`.
+fn script_client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_guesses_checks_at_most_max_failed_logins() {
+    let d = Desk::start_with(|c| generous_rates(&c)).await;
+    d.add_user(USER, PASSWORD);
+    let http = script_client();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..59 {
+        let (http, url, tx) = (http.clone(), d.url.clone(), tx.clone());
+        tokio::spawn(async move {
+            let page = Desk::attempt_at(&http, &url, USER, &format!("wrong guess {i}")).await;
+            let _ = tx.send(page);
+        });
+    }
+    drop(tx);
+    // The right password goes out with the burst still arriving, once the first answers are
+    // back (by then at least max_failed_logins guesses have been counted).
+    let mut answers = Vec::new();
+    while answers.len() < 5 {
+        answers.push(rx.recv().await.expect("an answer"));
+    }
+    let right = d.attempt(&http, USER, PASSWORD).await;
+    while let Some(page) = rx.recv().await {
+        answers.push(page);
+    }
+    assert_eq!(answers.len(), 59);
+    assert!(answers.iter().all(|p| p.status == 401), "all refused");
+    let checked = answers
+        .iter()
+        .filter(|p| p.text().contains("Wrong name or password."))
+        .count();
+    let evaluated = d.count(
+        "SELECT count(*) FROM audit_log WHERE actor = 'staff:alice' AND action IN ('sign_in_failed', 'locked_out', 'sign_in')",
+    );
+    assert!(
+        checked <= 5 && evaluated <= 5,
+        "{checked} wrong passwords answered, {evaluated} checked; at most 5 may be"
+    );
+    assert_eq!(right.status, 401, "{}", right.text());
+    assert!(right.text().contains("paused"), "{}", right.text());
+    assert!(right.set_cookie("reminderd_desk").is_none());
+    assert_eq!(d.count("SELECT count(*) FROM staff_sessions"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_names_and_locked_accounts_get_the_same_answers() {
+    let d = Desk::start().await;
+    let answers = |name: &'static str| {
+        let b = d.browser();
+        async move {
+            let mut v = Vec::new();
+            for _ in 0..6 {
+                let p = b.sign_in(name, "wrong password!", "/desk/day").await;
+                v.push((p.status, p.text()));
+            }
+            v
+        }
+    };
+    let known = answers(USER).await;
+    let unknown = answers("nobody").await;
+    assert_eq!(known, unknown);
+    assert!(
+        known[0].1.contains("Wrong name or password."),
+        "{}",
+        known[0].1
+    );
+    let paused = &known[5].1;
+    assert!(paused.contains("paused"), "{paused}");
+    assert!(
+        paused.contains(
+            "If you have forgotten your password or are locked out, ask the administrator"
+        ),
+        "{paused}"
+    );
+    assert!(
+        !paused.contains("alice") && !paused.contains("account is"),
+        "{paused}"
+    );
+    // The right password while paused reads the same as a guess for a name that does not exist.
+    let right = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!((right.status, right.text()), known[5]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_out_from_one_address_does_not_lock_the_name_at_another() {
+    let d = Desk::start().await;
+    let b = d.browser();
+    for _ in 0..5 {
+        assert_eq!(
+            b.sign_in(USER, "wrong password!", "/desk/day").await.status,
+            401
+        );
+    }
+    let here = b.sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!(here.status, 401);
+    assert!(here.text().contains("paused"), "{}", here.text());
+    let there = d.browser_from("127.0.0.2");
+    let res = there.sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(
+        there
+            .get("/desk/day")
+            .await
+            .text()
+            .contains("Signed in as alice")
+    );
+    assert_eq!(
+        d.one("SELECT reason FROM audit_log WHERE action = 'locked_out'"),
+        "from 127.0.0.1"
     );
 }
 
@@ -1403,7 +1691,7 @@ async fn follow_up_actions_are_saved_and_audited() {
     );
     let after = b.get(called.location()).await;
     let t = after.text();
-    assert!(t.contains("Saved: MUM-1003: marked as called."), "{t}");
+    assert!(t.contains("Saved: marked as called."), "{t}");
     assert!(
         t.contains("Last note: alice: called — left a voicemail"),
         "{t}"
@@ -1443,7 +1731,7 @@ async fn follow_up_actions_are_saved_and_audited() {
         "staff:alice status booked→cancelled (no new time suits her)"
     );
     let t = b.get(cancelled.location()).await.text();
-    assert!(t.contains("Saved: MUM-1003: set to cancelled."), "{t}");
+    assert!(t.contains("Saved: set to cancelled."), "{t}");
     assert!(t.contains("Nobody to call for this day."), "{t}");
 
     // Unknown actions and appointments are refused without writing.
@@ -1516,12 +1804,11 @@ async fn a_reply_that_needs_a_person_is_shown_until_handled() {
             &[("csrf", &b.csrf), ("reply", &reply)],
         )
         .await;
-    assert_eq!(again.status, 303);
+    assert_eq!(again.status, 409);
     assert!(
-        b.get(again.location())
-            .await
-            .text()
-            .contains("Already handled")
+        again.text().contains("Already handled by alice"),
+        "{}",
+        again.text()
     );
     assert_eq!(
         d.count("SELECT count(*) FROM audit_log WHERE action = 'reply_handled'"),
@@ -1586,4 +1873,297 @@ async fn stats_draw_an_inline_chart_and_the_desk_is_not_on_the_webhook_port() {
         .await
         .expect("desk port");
     assert_eq!(res.status(), 404, "the webhook is not on the desk port");
+}
+
+// ---- bad dates, notices, what is audited ---------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dates_out_of_range_or_unreadable_get_a_clear_400() {
+    let d = Desk::start().await;
+    let b = d.signed_in(USER, PASSWORD).await;
+    for path in [
+        "/desk/stats?clinic=mumbai&to=-262143-01-01",
+        "/desk/stats?clinic=mumbai&from=-262143-01-01&to=2026-11-30",
+        "/desk/stats?clinic=mumbai&to=%2B262142-12-31",
+        "/desk/stats?clinic=mumbai&from=next+week",
+        "/desk/day?clinic=mumbai&date=-262143-01-01",
+        "/desk/day?clinic=mumbai&date=%2B262142-12-31",
+        "/desk/day?clinic=mumbai&date=tomorrow",
+        "/desk/follow-ups?clinic=mumbai&date=-262143-01-01",
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, 400, "{path}: {}", page.text());
+        let t = page.text();
+        assert!(t.contains("YYYY-MM-DD"), "{path}: {t}");
+        assert!(
+            t.contains("1970-01-01") && t.contains("9999-12-31"),
+            "{path}: {t}"
+        );
+    }
+    // An empty date (a form left blank) is today; in-range dates work.
+    assert_eq!(b.get("/desk/day?clinic=mumbai&date=").await.status, 200);
+    assert_eq!(
+        b.get("/desk/stats?clinic=mumbai&from=1970-01-01&to=9999-12-31")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn done_notices_show_only_known_texts() {
+    let d = Desk::start().await;
+    let b = d.signed_in(USER, PASSWORD).await;
+    for path in [
+        "/desk/follow-ups?clinic=mumbai&date=2026-11-26&done=Your+password+expired%2C+call+0800+555+0100",
+        "/desk/replies?done=Your+password+expired%2C+call+0800+555+0100",
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.text().contains("0800"), "{path}: {}", page.text());
+        assert!(!page.text().contains("expired"), "{path}: {}", page.text());
+    }
+    let page = b.get("/desk/replies?done=handled").await;
+    assert!(
+        page.text().contains("Marked as handled."),
+        "{}",
+        page.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reveal_of_a_row_not_on_the_page_shows_and_audits_nothing() {
+    let d = Desk::start().await;
+    d.import_example();
+    let b = d.signed_in(USER, PASSWORD).await;
+    let nyc = d.appointment_row("NYC-501").to_string();
+    let nyc_phone = d.one("SELECT p.phone FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'NYC-501'");
+    let mumbai = d.appointment_row("MUM-1002").to_string();
+    for (appointment, date) in [(nyc.as_str(), DAY), (mumbai.as_str(), "2026-11-27")] {
+        let res = b
+            .post(
+                "/desk/reveal",
+                &[
+                    ("csrf", &b.csrf),
+                    ("appointment", appointment),
+                    ("clinic", "mumbai"),
+                    ("date", date),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 404, "{}", res.text());
+        assert!(!res.body.contains(&nyc_phone));
+        assert!(res.text().contains("not on this page"), "{}", res.text());
+    }
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'reveal_phone'"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn marking_an_unknown_reply_says_so_and_a_second_mark_names_who() {
+    let d = Desk::start().await;
+    d.import_example();
+    d.env
+        .sql()
+        .execute(
+            "INSERT INTO replies (message_id, from_phone, patient_id, appointment_id, kind, text, intent, outcome, reason, received_at)
+             SELECT 'wamid.desk2', p.phone, p.id, a.id, 'text', 'Is there parking?', 'unknown', 'needs_staff', 'not a known answer', 1764000000
+             FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'MUM-1002'",
+            [],
+        )
+        .expect("insert reply");
+    let reply = d.one("SELECT CAST(id AS TEXT) FROM replies WHERE message_id = 'wamid.desk2'");
+    d.add_user("bob", "another long passphrase");
+    let alice = d.signed_in(USER, PASSWORD).await;
+    let bob = d.signed_in("bob", "another long passphrase").await;
+
+    let missing = alice
+        .post(
+            "/desk/replies/handled",
+            &[("csrf", &alice.csrf), ("reply", "999999")],
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(
+        missing.text().contains("No such reply"),
+        "{}",
+        missing.text()
+    );
+    assert!(
+        !missing.text().contains("Already handled"),
+        "{}",
+        missing.text()
+    );
+
+    let first = alice
+        .post(
+            "/desk/replies/handled",
+            &[("csrf", &alice.csrf), ("reply", &reply)],
+        )
+        .await;
+    assert_eq!(first.status, 303, "{}", first.text());
+    let second = bob
+        .post(
+            "/desk/replies/handled",
+            &[("csrf", &bob.csrf), ("reply", &reply)],
+        )
+        .await;
+    assert_eq!(second.status, 409, "{}", second.text());
+    assert!(
+        second.text().contains("Already handled by alice"),
+        "{}",
+        second.text()
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'reply_handled'"),
+        1
+    );
+}
+
+// ---- staff accounts ------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_account_is_signed_out_and_refused_until_enabled() {
+    let d = Desk::start().await;
+    let earlier = d.signed_in(USER, PASSWORD).await;
+    let wrong = d
+        .browser()
+        .sign_in(USER, "wrong password!", "/desk/day")
+        .await;
+    assert_eq!(wrong.status, 401);
+
+    let (code, out) = d.user_cmd(&["disable", USER]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("alice is disabled"), "{out}");
+    assert_eq!(
+        earlier.get("/desk/day").await.status,
+        303,
+        "signed out at once"
+    );
+    assert_eq!(d.count("SELECT count(*) FROM staff_sessions"), 0);
+    let refused = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!(
+        (refused.status, refused.text()),
+        (wrong.status, wrong.text()),
+        "the same answer as a wrong password"
+    );
+    let (code, list) = d.user_cmd(&["list"]);
+    assert_eq!(code, 0, "{list}");
+    assert!(
+        list.contains("alice") && list.contains("disabled"),
+        "{list}"
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'user_disabled' AND new_value = 'alice' AND actor LIKE 'admin:%'"),
+        1
+    );
+
+    let (code, out) = d.user_cmd(&["enable", USER]);
+    assert_eq!(code, 0, "{out}");
+    let (_, list) = d.user_cmd(&["list"]);
+    assert!(!list.contains("disabled"), "{list}");
+    let res = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'user_enabled' AND new_value = 'alice'"
+        ),
+        1
+    );
+
+    for sub in ["disable", "enable", "remove"] {
+        let (code, out) = d.user_cmd(&[sub, "nobody"]);
+        assert_eq!(code, 65, "{sub}: {out}");
+        assert!(out.contains("there is no user \"nobody\""), "{sub}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
+    let d = Desk::start().await;
+    d.import_example();
+    let b = d.signed_in(USER, PASSWORD).await;
+    // An upload waiting for its confirm refers to the account.
+    let preview = b.upload_example().await;
+    assert_eq!(preview.status, 200, "{}", preview.text());
+    let priya = d.appointment_row("MUM-1002").to_string();
+    let shown = b
+        .post(
+            "/desk/reveal",
+            &[
+                ("csrf", &b.csrf),
+                ("appointment", &priya),
+                ("clinic", "mumbai"),
+                ("date", DAY),
+            ],
+        )
+        .await;
+    assert_eq!(shown.status, 200);
+
+    let (code, out) = d.user_cmd(&["remove", USER]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("alice is removed"), "{out}");
+    assert_eq!(b.get("/desk/day").await.status, 303, "signed out at once");
+    let refused = d.browser().sign_in(USER, PASSWORD, "/desk/day").await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.text().contains("Wrong name or password."),
+        "{}",
+        refused.text()
+    );
+    let (_, list) = d.user_cmd(&["list"]);
+    assert!(!list.contains("alice"), "{list}");
+    assert_eq!(d.count("SELECT count(*) FROM staff_users"), 0);
+    assert_eq!(d.count("SELECT count(*) FROM staff_sessions"), 0);
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE actor = 'staff:alice' AND action IN ('sign_in', 'reveal_phone')"),
+        2,
+        "the audit trail keeps the name"
+    );
+    assert_eq!(
+        d.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'user_removed' AND new_value = 'alice'"
+        ),
+        1
+    );
+    // The name is free again.
+    d.add_user(USER, "a brand new passphrase");
+}
+
+// ---- idle sessions -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_unused_for_idle_timeout_ends() {
+    let d = Desk::start().await;
+    let b = d.signed_in(USER, PASSWORD).await;
+    let last_seen = || d.count("SELECT last_seen_at FROM staff_sessions");
+    let age = |secs: i64| {
+        d.env
+            .sql()
+            .execute(
+                "UPDATE staff_sessions SET created_at = created_at - ?1, last_seen_at = last_seen_at - ?1",
+                params![secs],
+            )
+            .expect("age the session")
+    };
+    // Used five minutes ago: still signed in, and this use is recorded.
+    age(300);
+    let before = last_seen();
+    assert_eq!(b.get("/desk/day").await.status, 200);
+    let after = last_seen();
+    assert!(after >= before + 290, "last_seen_at {before} → {after}");
+    // Within a minute of the last write, a request writes nothing.
+    assert_eq!(b.get("/desk/day").await.status, 200);
+    assert_eq!(last_seen(), after);
+    // Unused for 31 minutes (desk.idle_timeout is 30m): signed out.
+    age(31 * 60);
+    let away = b.get("/desk/day").await;
+    assert_eq!(away.status, 303);
+    assert!(
+        away.location().starts_with("/desk/login"),
+        "{}",
+        away.location()
+    );
 }
