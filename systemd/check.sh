@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks systemd/reminderd.service where systemd-analyze exists:
+# Checks systemd/reminderd.service: that it sets MemoryMax= and a LimitNOFILE= above twice the
+# shipped server.max_connections; then, where systemd-analyze exists:
 #   1. `systemd-analyze verify` on a temporary copy of the unit whose ExecStart points at an
 #      existing reminderd binary ($1; default target/release/reminderd, else target/debug/reminderd);
 #   2. `systemd-analyze security --offline=yes` on the unit itself, failing if the exposure
@@ -12,6 +13,18 @@ cd "$(dirname "$0")/.."
 
 max_exposure=1.5
 unit=systemd/reminderd.service
+
+# ---- limits (needs nothing but the files) --------------------------------------------------
+# A runaway is contained (MemoryMax), and every connection the shipped config allows can be
+# opened: LimitNOFILE above twice server.max_connections.
+grep -qE '^MemoryMax=[0-9]+[KMG]?$' "$unit" || { echo "FAIL: $unit has no MemoryMax=" >&2; exit 1; }
+nofile=$(sed -nE 's/^LimitNOFILE=([0-9]+)$/\1/p' "$unit")
+conns=$(sed -nE 's/^max_connections = ([0-9]+)$/\1/p' reminders.toml)
+if [[ -z $nofile || -z $conns || $nofile -le $((2 * conns)) ]]; then
+    echo "FAIL: LimitNOFILE=${nofile:-unset} must be above twice server.max_connections (${conns:-unset})" >&2
+    exit 1
+fi
+echo "limits: MemoryMax set; LimitNOFILE=$nofile > 2 x max_connections=$conns"
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "skipped: systemd-analyze not found"
