@@ -10,6 +10,7 @@ pub mod desk;
 pub mod dispatch;
 pub mod import;
 pub mod jobs;
+pub mod model;
 pub mod phone;
 pub mod plan;
 pub mod replies;

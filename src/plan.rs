@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Clinic, Config, Offset, QuietHours, Rule};
-use crate::store::{Response, Status};
+pub use crate::model::Kind;
+use crate::model::{Response, Status};
 use crate::time::local_to_utc_forward;
 
 /// The rule name stored on booking confirmations.
@@ -18,39 +19,6 @@ pub const BOOKING_RULE: &str = "booking";
 
 /// How long after an appointment first appears a booking confirmation is still worth sending.
 pub const BOOKING_WINDOW: Duration = Duration::hours(24);
-
-/// What kind of message an outbox row holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A reminder from a rule.
-    Reminder,
-    /// "Your appointment is booked".
-    BookingConfirmation,
-    /// The answer to a patient's reply.
-    ReplyAck,
-}
-
-impl Kind {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reminder => "reminder",
-            Self::BookingConfirmation => "booking_confirmation",
-            Self::ReplyAck => "reply_ack",
-        }
-    }
-
-    /// Reads the stored text.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "reminder" => Some(Self::Reminder),
-            "booking_confirmation" => Some(Self::BookingConfirmation),
-            "reply_ack" => Some(Self::ReplyAck),
-            _ => None,
-        }
-    }
-}
 
 /// What planning needs to know about an appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]

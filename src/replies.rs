@@ -284,7 +284,7 @@ pub struct Candidate {
     /// Current start.
     pub starts_at: chrono::DateTime<chrono::Utc>,
     /// Current status.
-    pub status: crate::store::Status,
+    pub status: crate::model::Status,
     /// The start the answered message was about (for a tap or a reply to a message).
     pub message_slot: Option<chrono::DateTime<chrono::Utc>>,
     /// The answered outbox row, if known.
@@ -427,7 +427,7 @@ pub fn resolve(
                     reason: Some("the appointment has already passed".into()),
                 };
             }
-            if appointment.status != crate::store::Status::Booked {
+            if appointment.status != crate::model::Status::Booked {
                 let status = appointment.status;
                 return Resolution {
                     intent: reading.intent,
@@ -462,7 +462,7 @@ fn digits(s: &str) -> String {
 #[cfg(test)]
 mod resolve_tests {
     use super::*;
-    use crate::store::Status;
+    use crate::model::Status;
     use chrono::{DateTime, Utc};
 
     fn t(s: &str) -> DateTime<Utc> {

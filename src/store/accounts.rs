@@ -1,5 +1,4 @@
-//! The front desk's tables: staff accounts, sessions, upload previews, and the day board's
-//! and staff actions' queries.
+//! Staff accounts, sign-in attempts, sessions and upload previews.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -59,17 +58,6 @@ pub enum SignInTicket {
     Paused(DateTime<Utc>),
 }
 
-/// What marking a reply handled did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handled {
-    /// Marked now, and audited.
-    Now,
-    /// Someone marked it before (their audit actor, `staff:<name>`).
-    Already(String),
-    /// No reply with that id is waiting for a person.
-    NotWaiting,
-}
-
 /// A signed-in browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -100,37 +88,6 @@ pub struct Preview {
     pub summary: String,
     /// confirmed, discarded or changed, once decided.
     pub decision: Option<String>,
-}
-
-/// One appointment on the day board.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoardRow {
-    /// Row id (reveal and actions name it).
-    pub id: i64,
-    /// The clinic system's appointment id.
-    pub appointment_id: String,
-    /// Start (UTC).
-    pub starts_at: DateTime<Utc>,
-    /// Length.
-    pub duration_min: i64,
-    /// Patient's name.
-    pub patient_name: String,
-    /// Patient's number (E.164); pages mask it unless revealed.
-    pub phone: String,
-    /// Patient's language.
-    pub language: String,
-    /// Who it is with.
-    pub provider: Option<String>,
-    /// booked, cancelled, completed, no_show.
-    pub status: String,
-    /// none, confirmed, declined, reschedule_requested.
-    pub response: String,
-    /// The patient opted out of messages.
-    pub opted_out: bool,
-    /// State of the appointment's latest reminder or confirmation (sent, delivered, ...).
-    pub last_message: Option<String>,
-    /// The latest staff note or call, as "who: text".
-    pub last_note: Option<String>,
 }
 
 impl Store {
@@ -591,112 +548,6 @@ impl Store {
             params![now.timestamp(), appointment, actor, action, new_value, reason],
         )?;
         Ok(())
-    }
-
-    /// One clinic's appointments starting in `[from, to)`, in time order, with the state of
-    /// each one's latest message and latest staff note.
-    pub fn board(
-        &self,
-        clinic: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<BoardRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT a.id, a.external_id, a.starts_at, a.duration_min, p.name, p.phone, p.language, a.provider,
-                    a.status, a.response, p.opted_out_at IS NOT NULL,
-                    (SELECT o.state FROM outbox o WHERE o.appointment_id = a.id AND o.kind != 'reply_ack'
-                      AND o.state NOT IN ('pending', 'skipped', 'expired')
-                      ORDER BY coalesce(o.request_at, o.send_at) DESC, o.id DESC LIMIT 1),
-                    (SELECT substr(l.actor, 7) || ': '
-                            || CASE WHEN l.action = 'called' THEN 'called' || coalesce(' — ' || l.reason, '') ELSE coalesce(l.reason, '') END
-                       FROM audit_log l WHERE l.appointment_id = a.id AND l.action IN ('called', 'note')
-                       ORDER BY l.id DESC LIMIT 1)
-             FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE c.key = ?1 AND a.starts_at >= ?2 AND a.starts_at < ?3
-             ORDER BY a.starts_at, a.external_id",
-        )?;
-        let rows = stmt.query_map(params![clinic, from.timestamp(), to.timestamp()], |r| {
-            Ok(BoardRow {
-                id: r.get(0)?,
-                appointment_id: r.get(1)?,
-                starts_at: crate::time::from_unix(r.get(2)?),
-                duration_min: r.get(3)?,
-                patient_name: r.get(4)?,
-                phone: r.get(5)?,
-                language: r.get(6)?,
-                provider: r.get(7)?,
-                status: r.get(8)?,
-                response: r.get(9)?,
-                opted_out: r.get(10)?,
-                last_message: r.get(11)?,
-                last_note: r.get(12)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// An appointment's clinic key and the clinic system's id, by row id (what a reveal logs).
-    pub fn appointment_ref(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT c.key, a.external_id FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
-    /// An appointment's row id by clinic key and the clinic system's id.
-    pub fn appointment_row(
-        &self,
-        clinic: &str,
-        appointment: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT a.id FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE c.key = ?1 AND a.external_id = ?2",
-                params![clinic, appointment],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// Marks a reply that needed a person as dealt with, and audits it; says who did if
-    /// someone already had, and writes nothing unless it marked it now.
-    pub fn handle_reply(
-        &mut self,
-        reply_id: i64,
-        actor: &str,
-        note: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Handled, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE replies SET handled_by = ?2, handled_at = ?3
-             WHERE id = ?1 AND outcome = 'needs_staff' AND handled_by IS NULL",
-            params![reply_id, actor, now.timestamp()],
-        )?;
-        let done = if n == 1 {
-            tx.execute(
-                "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value, reason)
-                 SELECT ?1, appointment_id, patient_id, ?2, 'reply_handled', text, ?3 FROM replies WHERE id = ?4",
-                params![now.timestamp(), actor, note, reply_id],
-            )?;
-            Handled::Now
-        } else {
-            tx.query_row(
-                "SELECT handled_by FROM replies WHERE id = ?1 AND outcome = 'needs_staff'",
-                params![reply_id],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten()
-            .map_or(Handled::NotWaiting, Handled::Already)
-        };
-        tx.commit()?;
-        Ok(done)
     }
 }
 

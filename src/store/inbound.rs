@@ -1,0 +1,437 @@
+//! What arrives from WhatsApp: webhook events, delivery statuses and patients' replies.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+use crate::model::Status;
+
+/// Every state an outbox row can be in, in the order a message moves through them.
+pub const OUTBOX_STATES: [&str; 9] = [
+    "pending",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "failed",
+    "unknown",
+    "skipped",
+    "expired",
+];
+
+/// How far a status has come; a status never moves a row to a lower rank.
+fn status_rank(state: &str) -> Option<u8> {
+    match state {
+        "pending" | "sending" | "unknown" => Some(0),
+        "sent" => Some(1),
+        "delivered" => Some(2),
+        "read" => Some(3),
+        // Failed is final: a late "delivered" after "failed" does not revive it.
+        "failed" => Some(4),
+        _ => None,
+    }
+}
+
+/// What a status update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusApplied {
+    /// The row moved forward to this state.
+    Moved(String),
+    /// The row is already at or past it (duplicate or out of order).
+    Stale,
+    /// No outbox row has this wamid or callback id (not our message).
+    Unknown,
+}
+
+/// A reply to record, with what was decided about it.
+#[derive(Debug, Clone)]
+pub struct ReplyRecord<'a> {
+    /// The webhook event it came in.
+    pub event_id: i64,
+    /// The API's message id.
+    pub message_id: &'a str,
+    /// The sender's number.
+    pub from: &'a str,
+    /// The API's message type.
+    pub kind: &'a str,
+    /// What was typed or tapped.
+    pub text: Option<&'a str>,
+    /// The decision.
+    pub resolution: &'a crate::replies::Resolution,
+    /// Patient rows with the sender's number (STOP and START apply to all of them).
+    pub patients: &'a [i64],
+    /// The acknowledgement to queue, if any.
+    pub ack: Option<String>,
+}
+
+/// What storing a webhook body found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The stored event (the first copy, for a replay).
+    pub id: i64,
+    /// The same bytes were stored before.
+    pub replay: bool,
+    /// That earlier copy was processed to the end (a replay of one that was not, after a
+    /// crash or a database error, must be applied again).
+    pub processed: bool,
+}
+
+const CANDIDATE_SQL: &str = "SELECT a.id, a.external_id, a.patient_id, c.key, a.starts_at, a.status, p.name, p.language, p.phone
+     FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id";
+
+impl Store {
+    /// Stores a webhook body as received (text, or a BLOB when it is not UTF-8), before
+    /// anything is done with it; a body already stored is counted as a replay instead.
+    pub fn record_event(
+        &mut self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<RecordedEvent, StoreError> {
+        use sha2::Digest as _;
+        let hash = format!("{:x}", sha2::Sha256::digest(body));
+        let value = match std::str::from_utf8(body) {
+            Ok(text) => rusqlite::types::Value::Text(text.to_string()),
+            Err(_) => rusqlite::types::Value::Blob(body.to_vec()),
+        };
+        let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.query_row(
+            "INSERT INTO inbound_events (received_at, body, body_sha256) VALUES (?1, ?2, ?3)
+             ON CONFLICT (body_sha256) DO UPDATE
+                 SET replays = replays + 1, last_replay_at = excluded.received_at
+             RETURNING id, processed_at, replays",
+            params![now.timestamp(), value, hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(RecordedEvent {
+            id,
+            replay: replays > 0,
+            processed: processed.is_some(),
+        })
+    }
+
+    /// Marks a stored event processed, with how it went.
+    pub fn finish_event(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE inbound_events SET processed_at = ?2, outcome = ?3 WHERE id = ?1",
+            params![id, now.timestamp(), outcome],
+        )?;
+        Ok(())
+    }
+
+    /// Moves an outbox row forward by a delivery status, found by wamid or else by the
+    /// callback data (the outbox id), which also reconciles an `unknown` send.
+    pub fn apply_status(
+        &mut self,
+        u: &crate::whatsapp::StatusUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<StatusApplied, StoreError> {
+        let Some(new_rank) = status_rank(&u.status).filter(|r| *r > 0) else {
+            return Ok(StatusApplied::Stale);
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let by_wamid: Option<(i64, String, String)> = tx
+            .query_row(
+                "SELECT id, state, kind FROM outbox WHERE wamid = ?1",
+                [&u.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let row = match by_wamid {
+            Some(r) => Some(r),
+            None => match u.biz_opaque_callback_data.as_deref().and_then(|c| c.trim().parse::<i64>().ok()) {
+                Some(id) => tx
+                    .query_row(
+                        "SELECT id, state, kind FROM outbox WHERE id = ?1 AND (wamid IS NULL OR wamid = ?2)",
+                        params![id, u.id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?,
+                None => None,
+            },
+        };
+        let Some((id, state, kind)) = row else {
+            return Ok(StatusApplied::Unknown);
+        };
+        if status_rank(&state).is_none_or(|r| r >= new_rank) {
+            return Ok(StatusApplied::Stale);
+        }
+        let t = now.timestamp();
+        match u.status.as_str() {
+            "failed" => {
+                let e = u.errors.first();
+                let code = e.map(|e| e.code);
+                let text = e.map(|e| {
+                    let details = e
+                        .error_data
+                        .as_ref()
+                        .and_then(|d| d.details.clone())
+                        .unwrap_or_default();
+                    if details.is_empty() {
+                        e.title.clone()
+                    } else {
+                        format!("{}: {details}", e.title)
+                    }
+                });
+                let staff = code
+                    .filter(|c| crate::whatsapp::is_unreachable(*c) && kind != "reply_ack")
+                    .map(|_| "this patient cannot be reached on WhatsApp: call them".to_string());
+                tx.execute(
+                    "UPDATE outbox SET state = 'failed', wamid = coalesce(wamid, ?2), failed_at = ?3, last_error_code = ?4,
+                        last_error = ?5, needs_staff = coalesce(?6, needs_staff), updated_at = ?3 WHERE id = ?1",
+                    params![id, u.id, t, code, text, staff],
+                )?;
+            }
+            s => {
+                let column = match s {
+                    "sent" => "sent_at",
+                    "delivered" => "delivered_at",
+                    _ => "read_at",
+                };
+                tx.execute(
+                    &format!(
+                        "UPDATE outbox SET state = ?2, wamid = coalesce(wamid, ?3), {column} = coalesce({column}, ?4),
+                            sent_at = coalesce(sent_at, ?4), needs_staff = NULL, updated_at = ?4 WHERE id = ?1"
+                    ),
+                    params![id, s, u.id, t],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(StatusApplied::Moved(u.status.clone()))
+    }
+
+    /// Everything a reply from `from` could refer to.
+    pub fn reply_candidates(
+        &self,
+        from: &str,
+        button_outbox: Option<i64>,
+        context_wamid: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::replies::Found, StoreError> {
+        let phone = format!(
+            "+{}",
+            from.chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        );
+        let mut found = crate::replies::Found::default();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id FROM patients WHERE phone = ?1 ORDER BY id")?;
+            found.patients = stmt
+                .query_map([&phone], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+        }
+        let by_outbox = |sql_where: &str,
+                         key: &dyn rusqlite::ToSql|
+         -> Result<Option<crate::replies::Candidate>, StoreError> {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT a.id, a.external_id, a.patient_id, c.key, a.starts_at, a.status, p.name, p.language, p.phone, o.slot_start, o.id
+                 FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
+                 JOIN clinics c ON c.id = a.clinic_id WHERE {sql_where}"
+            ))?;
+            let mut q = stmt.query([key])?;
+            match q.next()? {
+                Some(r) => {
+                    let mut c = candidate(r)?;
+                    c.message_slot = Some(crate::time::from_unix(r.get(9)?));
+                    c.outbox_id = Some(r.get(10)?);
+                    Ok(Some(c))
+                }
+                None => Ok(None),
+            }
+        };
+        if let Some(id) = button_outbox {
+            found.by_button = by_outbox("o.id = ?1", &id)?;
+        }
+        if let Some(w) = context_wamid {
+            found.by_context = by_outbox("o.wamid = ?1", &w)?;
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{CANDIDATE_SQL} WHERE p.phone = ?1 AND a.status = 'booked' AND a.starts_at > ?2
+                   AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                               AND o.state IN ('sent', 'delivered', 'read'))
+                 ORDER BY a.starts_at"
+            ))?;
+            let mut q = stmt.query(params![phone, now.timestamp()])?;
+            while let Some(r) = q.next()? {
+                found.upcoming_reminded.push(candidate(r)?);
+            }
+        }
+        {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "{CANDIDATE_SQL} WHERE p.phone = ?1 ORDER BY abs(a.starts_at - ?2) LIMIT 1"
+            ))?;
+            let mut q = stmt.query(params![phone, now.timestamp()])?;
+            if let Some(r) = q.next()? {
+                found.latest = Some(candidate(r)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records a reply and applies it, in one transaction. Returns `false` (and changes
+    /// nothing) if a reply with this message id was recorded before: Meta retries webhooks.
+    pub fn commit_reply(
+        &mut self,
+        rec: &ReplyRecord<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use crate::replies::{Intent, Outcome as R};
+        let res = rec.resolution;
+        let t = now.timestamp();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let appointment = res.appointment.as_ref();
+        let inserted = tx.execute(
+            "INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+                intent, outcome, reason, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (message_id) DO NOTHING",
+            params![
+                rec.message_id,
+                rec.event_id,
+                format!("+{}", rec.from.chars().filter(char::is_ascii_digit).collect::<String>()),
+                appointment.map(|a| a.patient_id).or_else(|| rec.patients.first().copied()),
+                appointment.map(|a| a.appointment_id),
+                appointment.and_then(|a| a.outbox_id),
+                rec.kind,
+                rec.text,
+                res.intent.as_str(),
+                res.outcome.as_str(),
+                res.reason,
+                t
+            ],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let reply_id = tx.last_insert_rowid();
+        if res.outcome == R::Applied {
+            let audit = |appointment_id: Option<i64>,
+                         patient_id: Option<i64>,
+                         action: &str,
+                         old: Option<String>,
+                         new: &str| {
+                tx.execute(
+                    "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
+                     VALUES (?1, ?2, ?3, 'patient', ?4, ?5, ?6, ?7)",
+                    params![t, appointment_id, patient_id, action, old, new, format!("reply {}", rec.message_id)],
+                )
+            };
+            match (res.intent, appointment) {
+                (Intent::Confirm | Intent::Cancel | Intent::Reschedule, Some(a)) => {
+                    let response = match res.intent {
+                        Intent::Confirm => "confirmed",
+                        Intent::Cancel => "declined",
+                        _ => "reschedule_requested",
+                    };
+                    let old: Option<String> = tx
+                        .query_row(
+                            "SELECT response FROM appointments WHERE id = ?1",
+                            [a.appointment_id],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    tx.execute(
+                        "UPDATE appointments SET response = ?2, response_at = ?3, response_text = ?4, updated_at = ?3 WHERE id = ?1",
+                        params![a.appointment_id, response, t, rec.text],
+                    )?;
+                    audit(
+                        Some(a.appointment_id),
+                        Some(a.patient_id),
+                        "response",
+                        old,
+                        response,
+                    )?;
+                    if res.intent == Intent::Cancel {
+                        tx.execute(
+                            "UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient', status_at = ?2 WHERE id = ?1",
+                            params![a.appointment_id, t],
+                        )?;
+                        audit(
+                            Some(a.appointment_id),
+                            Some(a.patient_id),
+                            "cancel",
+                            Some("booked".into()),
+                            "cancelled",
+                        )?;
+                        tx.execute(
+                            "UPDATE outbox SET state = 'skipped', reason = 'the patient cancelled', updated_at = ?2
+                             WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
+                            params![a.appointment_id, t],
+                        )?;
+                    }
+                }
+                (Intent::Stop, _) => {
+                    for p in rec.patients {
+                        tx.execute("UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL", params![p, t])?;
+                        audit(None, Some(*p), "opt_out", None, "opted_out")?;
+                        tx.execute(
+                            "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
+                             WHERE state = 'pending' AND kind != 'reply_ack'
+                               AND appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?1)",
+                            params![p, t],
+                        )?;
+                    }
+                }
+                (Intent::Start, _) => {
+                    for p in rec.patients {
+                        tx.execute("UPDATE patients SET opted_out_at = NULL, updated_at = ?2 WHERE id = ?1", params![p, t])?;
+                        audit(
+                            None,
+                            Some(*p),
+                            "opt_in",
+                            Some("opted_out".into()),
+                            "opted_in",
+                        )?;
+                    }
+                }
+                _ => {}
+            }
+            if let (Some(text), Some(a)) = (&rec.ack, appointment) {
+                tx.execute(
+                    "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at)
+                     VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)
+                     ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING",
+                    params![
+                        a.appointment_id,
+                        format!("reply:{reply_id}"),
+                        a.starts_at.timestamp(),
+                        t,
+                        // Free-form messages are allowed for 24 hours after the patient's.
+                        t + 24 * 3600,
+                        serde_json::json!({ "text": text }).to_string()
+                    ],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+fn candidate(r: &rusqlite::Row<'_>) -> Result<crate::replies::Candidate, StoreError> {
+    Ok(crate::replies::Candidate {
+        appointment_id: r.get(0)?,
+        external_id: r.get(1)?,
+        patient_id: r.get(2)?,
+        clinic: r.get(3)?,
+        starts_at: crate::time::from_unix(r.get(4)?),
+        status: Status::parse(&r.get::<_, String>(5)?)?,
+        message_slot: None,
+        outbox_id: None,
+        patient_name: r.get(6)?,
+        language: r.get(7)?,
+        phone: r.get(8)?,
+    })
+}

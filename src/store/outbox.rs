@@ -1,0 +1,544 @@
+//! The outbox: planned messages, their claims, sends and outcomes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::{Store, StoreError};
+use crate::model::{CancelledBy, Response, Status};
+use crate::phone::E164;
+use crate::plan::{Candidate, Due, Kind};
+
+/// One outbox row as staff and scripts see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxView {
+    /// Row id (also the `biz_opaque_callback_data` of its send).
+    pub id: i64,
+    /// The clinic system's appointment id.
+    pub appointment_id: String,
+    /// Clinic key.
+    pub clinic: String,
+    /// `reminder`, `booking_confirmation`, `reply_ack`.
+    pub kind: String,
+    /// Rule name.
+    pub rule: String,
+    /// Delivery state.
+    pub state: String,
+    /// When it was due (UTC, RFC 3339).
+    pub send_at: String,
+    /// When the API accepted it.
+    pub sent_at: Option<String>,
+    /// The API's message id.
+    pub wamid: Option<String>,
+    /// Send attempts so far.
+    pub attempts: i64,
+    /// The last error, `(code) text`.
+    pub last_error: Option<String>,
+    /// Why it was skipped, expired or held.
+    pub reason: Option<String>,
+    /// What staff must do, if anything.
+    pub needs_staff: Option<String>,
+}
+
+/// What planning wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanCounts {
+    /// New rows to send.
+    pub pending: usize,
+    /// New rows that were already too late.
+    pub expired: usize,
+    /// Already planned earlier (unchanged).
+    pub existing: usize,
+}
+
+/// A claimed-or-candidate outbox row with everything the send-time checks and rendering need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRow {
+    /// Outbox row id.
+    pub id: i64,
+    /// Message kind.
+    pub kind: Kind,
+    /// Rule name.
+    pub rule: String,
+    /// Template config key.
+    pub template: Option<String>,
+    /// The start it was planned for.
+    pub slot_start: DateTime<Utc>,
+    /// When it was due.
+    pub send_at: DateTime<Utc>,
+    /// Not after this.
+    pub latest_at: DateTime<Utc>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// The reason it was last held, if it was.
+    pub reason: Option<String>,
+    /// The clinic system's appointment id.
+    pub appointment_id: String,
+    /// Clinic key.
+    pub clinic: String,
+    /// The appointment's current start.
+    pub starts_at: DateTime<Utc>,
+    /// Its current status.
+    pub status: Status,
+    /// Who cancelled it.
+    pub cancelled_by: Option<CancelledBy>,
+    /// The patient's answer.
+    pub response: Response,
+    /// Who it is with.
+    pub provider: Option<String>,
+    /// Patient's name.
+    pub patient_name: String,
+    /// Patient's number.
+    pub phone: E164,
+    /// Patient's language.
+    pub language: String,
+    /// The patient opted out.
+    pub opted_out: bool,
+    /// When the clinic's schedule was last imported.
+    pub last_import_at: Option<DateTime<Utc>>,
+    /// Stored parameters (the text of an acknowledgement).
+    pub params: Option<String>,
+}
+
+/// What a claim returns: the rows to send now, and the others with what was decided.
+pub type Claimed = (Vec<DueRow>, Vec<(DueRow, Verdict)>);
+
+/// The send-time decision about a due row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Claim it (`sending`) and send it.
+    Send,
+    /// Never send it: `skipped`, with the reason.
+    Skip(String),
+    /// Too late: `expired`, with the reason.
+    Expire(String),
+    /// Not now: stays `pending` until then, with the reason.
+    Hold(DateTime<Utc>, String),
+}
+
+/// How a send ended, to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the API.
+    Sent {
+        /// The message id.
+        wamid: String,
+        /// The recipient's WhatsApp id.
+        wa_id: Option<String>,
+    },
+    /// Try again at this time.
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// Graph error code, if any.
+        code: Option<i64>,
+        /// What went wrong.
+        error: String,
+    },
+    /// Will never succeed.
+    Failed {
+        /// Graph error code, if any.
+        code: Option<i64>,
+        /// What went wrong.
+        error: String,
+        /// What staff should do, if anything.
+        needs_staff: Option<String>,
+    },
+    /// The request may or may not have been accepted.
+    Unknown {
+        /// What happened.
+        error: String,
+    },
+    /// Could not be sent before its latest time.
+    Expired {
+        /// Why.
+        reason: String,
+    },
+    /// Not attempted after all (sending stopped): back to `pending`, attempt not counted.
+    Released {
+        /// Why.
+        reason: String,
+    },
+}
+
+const DUE_COLUMNS: &str =
+    "o.id, o.kind, o.rule, o.template, o.slot_start, o.send_at, o.latest_at, o.attempts, o.reason,
+    a.external_id, c.key, a.starts_at, a.status, a.cancelled_by, a.response, a.provider,
+    p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, o.params";
+
+impl Store {
+    /// Booked appointments starting in `(after, until]`, plus booked ones starting later that
+    /// were created since `created_since` (for booking confirmations). The halves are disjoint
+    /// and joined with UNION ALL: a plain UNION made SQLite 3.53 scan the whole table on every
+    /// run instead of using both indexes (found by bench/plan.py: 76 ms → 3 ms at 1M rows).
+    pub fn plan_candidates(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        created_since: DateTime<Utc>,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL
+             FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
+             WHERE a.status = 'booked' AND a.starts_at > ?1 AND a.starts_at <= ?2
+             UNION ALL
+             SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL
+             FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
+             WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2",
+        )?;
+        let mut rows = stmt.query(params![
+            after.timestamp(),
+            until.timestamp(),
+            created_since.timestamp()
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(Candidate {
+                id: r.get(0)?,
+                clinic: r.get(1)?,
+                starts_at: crate::time::from_unix(r.get(2)?),
+                created_at: crate::time::from_unix(r.get(3)?),
+                status: Status::parse(&r.get::<_, String>(4)?)?,
+                response: Response::parse(&r.get::<_, String>(5)?)?,
+                opted_out: r.get(6)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Materialises due messages. The unique key makes this idempotent: a message planned
+    /// before is left exactly as it is.
+    /// With `dry_run`, the same inserts are made and rolled back, so the counts are exact.
+    pub fn insert_due(
+        &mut self,
+        due: &[Due],
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<PlanCounts, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut counts = PlanCounts::default();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
+                    created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                 ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING",
+            )?;
+            for d in due {
+                let state = if d.expired.is_some() {
+                    "expired"
+                } else {
+                    "pending"
+                };
+                let n = stmt.execute(params![
+                    d.appointment_id,
+                    d.kind.as_str(),
+                    d.rule,
+                    d.slot_start.timestamp(),
+                    d.send_at.timestamp(),
+                    d.latest_at.timestamp(),
+                    d.template,
+                    state,
+                    d.expired,
+                    now.timestamp()
+                ])?;
+                match (n, d.expired.is_some()) {
+                    (0, _) => counts.existing += 1,
+                    (_, true) => counts.expired += 1,
+                    (_, false) => counts.pending += 1,
+                }
+            }
+        }
+        if !dry_run {
+            tx.commit()?;
+        }
+        Ok(counts)
+    }
+
+    /// After a crash, rows left `sending` (claimed before `before`) are settled: one whose
+    /// request never went out goes back to `pending` (safe to send), one whose request did may
+    /// or may not have been accepted by the API and becomes `unknown`, to be reconciled by its
+    /// status. Returns how many became unknown and how many were requeued.
+    pub fn recover_interrupted(
+        &mut self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(usize, usize), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let requeued = tx.execute(
+            "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
+                reason = 'interrupted before its request went out; sent again'
+             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL",
+            params![before.timestamp(), now.timestamp()],
+        )?;
+        let unknown = tx.execute(
+            "UPDATE outbox SET state = 'unknown', updated_at = ?2,
+                last_error = 'interrupted while its request was in flight; waiting for its delivery status'
+             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL",
+            params![before.timestamp(), now.timestamp()],
+        )?;
+        tx.commit()?;
+        Ok((unknown, requeued))
+    }
+
+    /// Records that a claimed row's request is about to go out. Written (and committed) before
+    /// the request, so a crash after it leaves the row `unknown`, never resent blindly.
+    pub fn mark_requested(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET request_at = ?2 WHERE id = ?1 AND state = 'sending'",
+            params![id, now.timestamp()],
+        )? == 1)
+    }
+
+    /// Unknown sends with no status for `after`: sent again, or put on the staff list.
+    pub fn settle_unknown(
+        &mut self,
+        older_than: DateTime<Utc>,
+        resend: bool,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let n = if resend {
+            self.conn.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
+                    reason = 'no delivery status after the unknown window: sending again'
+                 WHERE state = 'unknown' AND claimed_at < ?1 AND latest_at > ?2",
+                params![older_than.timestamp(), now.timestamp()],
+            )?
+        } else {
+            self.conn.execute(
+                "UPDATE outbox SET needs_staff = 'we do not know whether this message reached the patient: please call', updated_at = ?2
+                 WHERE state = 'unknown' AND claimed_at < ?1 AND needs_staff IS NULL",
+                params![older_than.timestamp(), now.timestamp()],
+            )?
+        };
+        Ok(n)
+    }
+
+    /// Takes up to `limit` due rows: each is judged by `verdict` in the same transaction, so a
+    /// row is claimed (`sending`), skipped, expired or held atomically, and two dispatchers can
+    /// never claim the same row. Returns the rows to send.
+    pub fn claim_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+        verdict: impl Fn(&DueRow) -> Verdict,
+    ) -> Result<Claimed, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut last_import: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT ic.clinic_id, max(i.imported_at) FROM import_clinics ic JOIN imports i ON i.id = ic.import_id GROUP BY ic.clinic_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            for r in rows {
+                let (c, t) = r?;
+                last_import.insert(c, t);
+            }
+        }
+        let rows: Vec<DueRow> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {DUE_COLUMNS} FROM outbox o
+                 JOIN appointments a ON a.id = o.appointment_id
+                 JOIN patients p ON p.id = a.patient_id
+                 JOIN clinics c ON c.id = a.clinic_id
+                 WHERE o.state = 'pending' AND o.send_at <= ?1 AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?1)
+                 ORDER BY o.send_at, o.id LIMIT ?2"
+            ))?;
+            let mut q = stmt.query(params![now.timestamp(), limit as i64])?;
+            let mut v = Vec::new();
+            while let Some(r) = q.next()? {
+                let clinic_id: i64 = r.get(20)?;
+                v.push(due_row(r, last_import.get(&clinic_id).copied())?);
+            }
+            v
+        };
+        let mut send = Vec::new();
+        let mut other = Vec::new();
+        for row in rows {
+            let v = verdict(&row);
+            match &v {
+                Verdict::Send => {
+                    tx.execute(
+                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, request_at = NULL,
+                            updated_at = ?2, reason = NULL
+                         WHERE id = ?1",
+                        params![row.id, now.timestamp()],
+                    )?;
+                    send.push(row);
+                    continue;
+                }
+                Verdict::Skip(reason) => tx.execute(
+                    "UPDATE outbox SET state = 'skipped', reason = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![row.id, reason, now.timestamp()],
+                )?,
+                Verdict::Expire(reason) => tx.execute(
+                    "UPDATE outbox SET state = 'expired', reason = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![row.id, reason, now.timestamp()],
+                )?,
+                Verdict::Hold(until, reason) => tx.execute(
+                    "UPDATE outbox SET next_attempt_at = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![row.id, until.timestamp(), reason, now.timestamp()],
+                )?,
+            };
+            other.push((row, v));
+        }
+        tx.commit()?;
+        Ok((send, other))
+    }
+
+    /// Records how a send ended. Every outcome leaves `sending`, so no row is stuck there.
+    pub fn record_outcome(
+        &mut self,
+        id: i64,
+        outcome: &Outcome,
+        language: Option<&str>,
+        params_json: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let t = now.timestamp();
+        match outcome {
+            Outcome::Sent { wamid, wa_id } => self.conn.execute(
+                // A status webhook may already have moved the row on (found by callback data).
+                "UPDATE outbox SET state = CASE WHEN state IN ('sending', 'unknown') THEN 'sent' ELSE state END,
+                    wamid = ?2, wa_id = ?3, sent_at = coalesce(sent_at, ?4), language = ?5, params = ?6,
+                    last_error = NULL, last_error_code = NULL, updated_at = ?4
+                 WHERE id = ?1",
+                params![id, wamid, wa_id, t, language, params_json],
+            )?,
+            Outcome::Retry { at, code, error } => self.conn.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error_code = ?3, last_error = ?4, updated_at = ?5
+                 WHERE id = ?1 AND state = 'sending'",
+                params![id, at.timestamp(), code, error, t],
+            )?,
+            Outcome::Failed { code, error, needs_staff } => self.conn.execute(
+                "UPDATE outbox SET state = 'failed', failed_at = ?5, last_error_code = ?2, last_error = ?3, needs_staff = ?4,
+                    language = ?6, params = ?7, updated_at = ?5
+                 WHERE id = ?1 AND state = 'sending'",
+                params![id, code, error, needs_staff, t, language, params_json],
+            )?,
+            Outcome::Unknown { error } => self.conn.execute(
+                "UPDATE outbox SET state = 'unknown', last_error = ?2, language = ?3, params = ?4, updated_at = ?5
+                 WHERE id = ?1 AND state = 'sending'",
+                params![id, error, language, params_json, t],
+            )?,
+            Outcome::Expired { reason } => self.conn.execute(
+                "UPDATE outbox SET state = 'expired', reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'sending'",
+                params![id, reason, t],
+            )?,
+            Outcome::Released { reason } => self.conn.execute(
+                "UPDATE outbox SET state = 'pending', attempts = attempts - 1, reason = ?2, updated_at = ?3
+                 WHERE id = ?1 AND state = 'sending'",
+                params![id, reason, t],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// How many outbox rows are in each state.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Outbox rows, newest due first, optionally in one state.
+    pub fn outbox(&self, state: Option<&str>) -> Result<Vec<OutboxView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.id, a.external_id, c.key, o.kind, o.rule, o.state, o.send_at, o.sent_at, o.wamid, o.attempts,
+                    o.last_error_code, o.last_error, o.reason, o.needs_staff
+             FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
+             WHERE ?1 IS NULL OR o.state = ?1
+             ORDER BY o.send_at, o.id",
+        )?;
+        let rfc =
+            |t: i64| crate::time::from_unix(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let rows = stmt.query_map([state], |r| {
+            let code: Option<i64> = r.get(10)?;
+            let err: Option<String> = r.get(11)?;
+            Ok(OutboxView {
+                id: r.get(0)?,
+                appointment_id: r.get(1)?,
+                clinic: r.get(2)?,
+                kind: r.get(3)?,
+                rule: r.get(4)?,
+                state: r.get(5)?,
+                send_at: rfc(r.get(6)?),
+                sent_at: r.get::<_, Option<i64>>(7)?.map(rfc),
+                wamid: r.get(8)?,
+                attempts: r.get(9)?,
+                last_error: match (code, err) {
+                    (Some(c), Some(e)) => Some(format!("({c}) {e}")),
+                    (None, e) => e,
+                    (Some(c), None) => Some(format!("({c})")),
+                },
+                reason: r.get(12)?,
+                needs_staff: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The appointment (by clinic system id, optionally within one clinic) as a due row, for
+    /// previews. Errors if the id is unknown or used by several clinics.
+    pub fn preview_row(
+        &self,
+        appointment_id: &str,
+        clinic: Option<&str>,
+    ) -> Result<Vec<DueRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 0, 'reminder', '', NULL, a.starts_at, a.starts_at, a.starts_at, 0, NULL,
+                    a.external_id, c.key, a.starts_at, a.status, a.cancelled_by, a.response, a.provider,
+                    p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, NULL
+             FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
+             WHERE a.external_id = ?1 AND (?2 IS NULL OR c.key = ?2)",
+        )?;
+        let mut q = stmt.query(params![appointment_id, clinic])?;
+        let mut out = Vec::new();
+        while let Some(r) = q.next()? {
+            out.push(due_row(r, None)?);
+        }
+        Ok(out)
+    }
+}
+
+fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, StoreError> {
+    let kind: String = r.get(1)?;
+    Ok(DueRow {
+        id: r.get(0)?,
+        kind: Kind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox kind {kind:?}")))?,
+        rule: r.get(2)?,
+        template: r.get(3)?,
+        slot_start: crate::time::from_unix(r.get(4)?),
+        send_at: crate::time::from_unix(r.get(5)?),
+        latest_at: crate::time::from_unix(r.get(6)?),
+        attempts: r.get(7)?,
+        reason: r.get(8)?,
+        appointment_id: r.get(9)?,
+        clinic: r.get(10)?,
+        starts_at: crate::time::from_unix(r.get(11)?),
+        status: Status::parse(&r.get::<_, String>(12)?)?,
+        cancelled_by: r
+            .get::<_, Option<String>>(13)?
+            .as_deref()
+            .map(CancelledBy::parse)
+            .transpose()?,
+        response: Response::parse(&r.get::<_, String>(14)?)?,
+        provider: r.get(15)?,
+        patient_name: r.get(16)?,
+        phone: E164::from_stored(r.get(17)?),
+        language: r.get(18)?,
+        opted_out: r.get(19)?,
+        last_import_at: last_import.map(crate::time::from_unix),
+        params: r.get(21)?,
+    })
+}
