@@ -1,6 +1,10 @@
 //! The front desk in a browser: sign-in, schedule upload with preview, the day board,
 //! follow-ups, replies that need a person, and stats. Server-rendered HTML (maud) on its own
-//! listen address; the only module besides `server` that knows axum.
+//! listen address.
+//!
+//! This file holds what every page shares: the state, the routes, the security headers and
+//! the [`CsrfForm`] extractor. `session` signs staff in and out, `upload` takes schedule
+//! files, `pages` shows the schedule; `views` and `chart` are the markup.
 //!
 //! Every page needs a session; every POST carries the session's CSRF token; every staff
 //! action is written to `audit_log` as `staff:<name>`. Uploads use the CLI's import code:
@@ -23,12 +27,15 @@ pub use session::Staff;
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, FromRequestParts, RawForm, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use maud::Markup;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
@@ -194,6 +201,53 @@ async fn stylesheet() -> Response {
         include_str!("desk.css"),
     )
         .into_response()
+}
+
+/// A form posted by a signed-in staff member whose CSRF token is this session's: handlers
+/// take `CsrfForm(staff, fields)` and `T` has no `csrf` field of its own. Without a session
+/// the answer is the sign-in redirect, an unreadable form gets `Form`'s answer, and a wrong
+/// or missing token the 403 page of [`Staff::check`].
+struct CsrfForm<T>(Staff, T);
+
+/// The token every signed-in form carries beside its own fields.
+#[derive(Deserialize)]
+struct CsrfToken {
+    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
+    #[serde(default)]
+    csrf: String,
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<DeskState> for CsrfForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &DeskState) -> Result<Self, Response> {
+        // The session first, as when `Staff` and `Form` were separate extractors.
+        let (mut parts, body) = req.into_parts();
+        let staff = Staff::from_request_parts(&mut parts, state).await?;
+        // Read once (with `Form`'s content-type check and the route's body limit), then
+        // parsed twice: `#[serde(flatten)]` cannot put a urlencoded value into a number field.
+        let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = parse_form::<T>(&bytes).await?;
+        let CsrfToken { csrf } = parse_form(&bytes).await?;
+        staff.check(&csrf)?;
+        Ok(Self(staff, fields))
+    }
+}
+
+/// Parses a form body already read, with `Form`'s parser and its answer to a bad body.
+async fn parse_form<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+    let mut req = Request::new(Body::from(bytes.clone()));
+    *req.method_mut() = Method::POST;
+    req.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    match Form::<T>::from_request(req, &()).await {
+        Ok(Form(fields)) => Ok(fields),
+        Err(rejection) => Err(rejection.into_response()),
+    }
 }
 
 fn urlencode(s: &str) -> String {

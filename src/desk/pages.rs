@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::{DeskState, Staff, html, urlencode, views};
+use super::{CsrfForm, DeskState, Staff, html, urlencode, views};
 use crate::config::{Clinic, Config};
 use crate::store::{Handled, StoreError};
 use crate::time::local_day_bounds;
@@ -108,19 +107,20 @@ pub(super) async fn day(
     State(state): State<DeskState>,
     staff: Staff,
     Query(q): Query<DayQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     board(&state, &staff, &q, None).await
 }
 
-async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<i64>) -> Response {
-    let (config, clinic, day) = match page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())
-    {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn board(
+    state: &DeskState,
+    staff: &Staff,
+    q: &DayQuery,
+    revealed: Option<i64>,
+) -> Result<Response, Response> {
+    let (config, clinic, day) = page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())?;
     let (from, to) = local_day_bounds(clinic.time_zone, day);
     let (key, actor, now) = (clinic.key.clone(), staff.actor(), state.clock.now());
-    let rows = match state
+    let rows = state
         .db(move |s| {
             let rows = s.board(&key, from, to)?;
             // Only a reveal that shows a number is audited.
@@ -129,32 +129,25 @@ async fn board(state: &DeskState, staff: &Staff, q: &DayQuery, revealed: Option<
             }
             Ok(rows)
         })
-        .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+        .await?;
     if let Some(id) = revealed {
         let Some(row) = rows.iter().find(|r| r.id == id) else {
-            return not_on_page(staff);
+            return Err(not_on_page(staff));
         };
         tracing::info!(user = %staff.session.user, clinic = %clinic.key, appointment = %row.appointment_id, "desk: phone number revealed");
     }
-    html(views::day_page(
+    Ok(html(views::day_page(
         &staff.session,
         &config,
         &clinic,
         day,
         &rows,
         revealed,
-    ))
+    )))
 }
 
 #[derive(Deserialize)]
 pub(super) struct RevealForm {
-    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
-    #[serde(default)]
-    csrf: String,
     appointment: i64,
     clinic: Option<String>,
     date: Option<String>,
@@ -163,12 +156,8 @@ pub(super) struct RevealForm {
 
 pub(super) async fn reveal(
     State(state): State<DeskState>,
-    staff: Staff,
-    Form(f): Form<RevealForm>,
-) -> Response {
-    if let Err(r) = staff.check(&f.csrf) {
-        return r;
-    }
+    CsrfForm(staff, f): CsrfForm<RevealForm>,
+) -> Result<Response, Response> {
     let q = DayQuery {
         clinic: f.clinic,
         date: f.date,
@@ -193,7 +182,7 @@ pub(super) async fn follow_ups(
     State(state): State<DeskState>,
     staff: Staff,
     Query(q): Query<FollowUpQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     let day = DayQuery {
         clinic: q.clinic,
         date: q.date,
@@ -207,16 +196,12 @@ async fn follow_ups_page(
     q: &DayQuery,
     revealed: Option<i64>,
     done: Option<&str>,
-) -> Response {
-    let (config, clinic, day) = match page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())
-    {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (config, clinic, day) = page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())?;
     let (from, to) = local_day_bounds(clinic.time_zone, day);
     let rules = config.rule_count(&clinic.key);
     let (key, actor, now) = (clinic.key.clone(), staff.actor(), state.clock.now());
-    let rows = match state
+    let rows = state
         .db(move |s| {
             let list = s.follow_ups(&key, from, to, rules)?;
             let board = s.board(&key, from, to)?;
@@ -236,21 +221,17 @@ async fn follow_ups_page(
             }
             Ok(rows)
         })
-        .await
-    {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+        .await?;
     if let Some(id) = revealed {
         let Some(row) = shown(&rows, id) else {
-            return not_on_page(staff);
+            return Err(not_on_page(staff));
         };
         tracing::info!(user = %staff.session.user, clinic = %clinic.key, appointment = %row.appointment_id, "desk: phone number revealed");
     }
     let done = done
         .and_then(views::Notice::from_key)
         .map(views::Notice::text);
-    html(views::follow_ups(
+    Ok(html(views::follow_ups(
         &staff.session,
         &config,
         &clinic,
@@ -258,7 +239,7 @@ async fn follow_ups_page(
         &rows,
         revealed,
         done,
-    ))
+    )))
 }
 
 /// The follow-up row with this id whose number the page can show.
@@ -273,9 +254,6 @@ fn shown(
 
 #[derive(Deserialize)]
 pub(super) struct ActionForm {
-    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
-    #[serde(default)]
-    csrf: String,
     clinic: String,
     appointment: String,
     date: Option<String>,
@@ -285,12 +263,8 @@ pub(super) struct ActionForm {
 
 pub(super) async fn follow_up_action(
     State(state): State<DeskState>,
-    staff: Staff,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    if let Err(r) = staff.check(&f.csrf) {
-        return r;
-    }
+    CsrfForm(staff, f): CsrfForm<ActionForm>,
+) -> Result<Response, Response> {
     let note = f
         .note
         .as_deref()
@@ -302,7 +276,7 @@ pub(super) async fn follow_up_action(
         action.as_str(),
         "called" | "note" | "confirmed" | "cancelled" | "no_show"
     ) {
-        return (
+        return Err((
             StatusCode::BAD_REQUEST,
             views::message(
                 Some(&staff.session),
@@ -310,10 +284,10 @@ pub(super) async fn follow_up_action(
                 "Choose one of the actions in the list.",
             ),
         )
-            .into_response();
+            .into_response());
     }
     if action == "note" && note.is_none() {
-        return (
+        return Err((
             StatusCode::BAD_REQUEST,
             views::message(
                 Some(&staff.session),
@@ -321,7 +295,7 @@ pub(super) async fn follow_up_action(
                 "Write the note in the box, then press Save.",
             ),
         )
-            .into_response();
+            .into_response());
     }
     let now = state.clock.now();
     let actor = staff.actor();
@@ -349,20 +323,19 @@ pub(super) async fn follow_up_action(
                 }
             }
         })
-        .await;
-    match done {
-        Ok(true) => {
-            tracing::info!(user = %staff.session.user, clinic = %f.clinic, appointment = %f.appointment, action = %f.action, "desk: follow-up action");
-            // The notice is a key the page maps to a fixed text, never text from the URL.
-            Redirect::to(&format!(
-                "/desk/follow-ups?clinic={}&date={}&done={}",
-                urlencode(&f.clinic),
-                urlencode(f.date.as_deref().unwrap_or_default()),
-                urlencode(&f.action)
-            ))
-            .into_response()
-        }
-        Ok(false) => (
+        .await?;
+    if done {
+        tracing::info!(user = %staff.session.user, clinic = %f.clinic, appointment = %f.appointment, action = %f.action, "desk: follow-up action");
+        // The notice is a key the page maps to a fixed text, never text from the URL.
+        Ok(Redirect::to(&format!(
+            "/desk/follow-ups?clinic={}&date={}&done={}",
+            urlencode(&f.clinic),
+            urlencode(f.date.as_deref().unwrap_or_default()),
+            urlencode(&f.action)
+        ))
+        .into_response())
+    } else {
+        Err((
             StatusCode::NOT_FOUND,
             views::message(
                 Some(&staff.session),
@@ -370,8 +343,7 @@ pub(super) async fn follow_up_action(
                 "Reload the list and try again.",
             ),
         )
-            .into_response(),
-        Err(r) => r,
+            .into_response())
     }
 }
 
@@ -379,7 +351,7 @@ pub(super) async fn replies(
     State(state): State<DeskState>,
     staff: Staff,
     Query(q): Query<FollowUpQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     let done = q
         .done
         .as_deref()
@@ -393,52 +365,42 @@ async fn replies_page(
     staff: &Staff,
     status: StatusCode,
     notice: Option<&str>,
-) -> Response {
-    let rows = match state.db(|s| s.replies(true, None)).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    (status, views::replies(&staff.session, &rows, notice)).into_response()
+) -> Result<Response, Response> {
+    let rows = state.db(|s| s.replies(true, None)).await?;
+    Ok((status, views::replies(&staff.session, &rows, notice)).into_response())
 }
 
 #[derive(Deserialize)]
 pub(super) struct HandledForm {
-    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
-    #[serde(default)]
-    csrf: String,
     reply: i64,
     note: Option<String>,
 }
 
 pub(super) async fn reply_handled(
     State(state): State<DeskState>,
-    staff: Staff,
-    Form(f): Form<HandledForm>,
-) -> Response {
-    if let Err(r) = staff.check(&f.csrf) {
-        return r;
-    }
+    CsrfForm(staff, f): CsrfForm<HandledForm>,
+) -> Result<Response, Response> {
     let now = state.clock.now();
     let actor = staff.actor();
     let note = f
         .note
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty());
-    match state
+    let handled = state
         .db(move |s| s.handle_reply(f.reply, &actor, note.as_deref(), now))
-        .await
-    {
-        Ok(Handled::Now) => Redirect::to(&format!(
+        .await?;
+    match handled {
+        Handled::Now => Ok(Redirect::to(&format!(
             "/desk/replies?done={}",
             views::Notice::ReplyHandled.key()
         ))
-        .into_response(),
-        Ok(Handled::Already(by)) => {
+        .into_response()),
+        Handled::Already(by) => {
             let by = by.strip_prefix("staff:").unwrap_or(&by);
             let notice = format!("Already handled by {by}; nothing changed");
             replies_page(&state, &staff, StatusCode::CONFLICT, Some(&notice)).await
         }
-        Ok(Handled::NotWaiting) => (
+        Handled::NotWaiting => Err((
             StatusCode::NOT_FOUND,
             views::message(
                 Some(&staff.session),
@@ -446,8 +408,7 @@ pub(super) async fn reply_handled(
                 "No reply with that number is waiting for a person. Reload the list of replies.",
             ),
         )
-            .into_response(),
-        Err(r) => r,
+            .into_response()),
     }
 }
 
@@ -464,14 +425,11 @@ pub(super) async fn stats(
     State(state): State<DeskState>,
     staff: Staff,
     Query(q): Query<StatsQuery>,
-) -> Response {
-    let (config, clinic, today) = match page_day(&state, &staff, q.clinic.as_deref(), None) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (config, clinic, today) = page_day(&state, &staff, q.clinic.as_deref(), None)?;
     let (from, to) = match (parse_day(q.from.as_deref()), parse_day(q.to.as_deref())) {
         (Ok(from), Ok(to)) => (from, to),
-        (Err(why), _) | (_, Err(why)) => return bad_date(&staff, &why),
+        (Err(why), _) | (_, Err(why)) => return Err(bad_date(&staff, &why)),
     };
     let to = to.unwrap_or(today);
     // Thirty days by default; never before the first day the desk shows.
@@ -485,8 +443,13 @@ pub(super) async fn stats(
         local_day_bounds(clinic.time_zone, to).1,
     );
     let key = clinic.key.clone();
-    match state.db(move |s| s.stats(Some(&key), start, end)).await {
-        Ok(s) => html(views::stats(&staff.session, &config, &clinic, from, to, &s)),
-        Err(r) => r,
-    }
+    let counts = state.db(move |s| s.stats(Some(&key), start, end)).await?;
+    Ok(html(views::stats(
+        &staff.session,
+        &config,
+        &clinic,
+        from,
+        to,
+        &counts,
+    )))
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{DeskState, auth, html, signin, urlencode, views};
+use super::{CsrfForm, DeskState, auth, html, signin, urlencode, views};
 use crate::store::{Session, SignInLimits, SignInTicket};
 
 /// The session cookie's name.
@@ -211,19 +211,19 @@ pub(super) async fn login(
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
+) -> Result<Response, Response> {
     let desk = state.desk();
     if let Err(signin::TooMany(wait)) = gate.admit(&desk, client) {
         tracing::warn!(%client, "desk: sign-in over desk.sign_ins_per_minute(_per_address) refused");
         let seconds = wait.as_secs().max(1);
-        return try_later(
+        return Err(try_later(
             StatusCode::TOO_MANY_REQUESTS,
             wait,
             "Too many sign-in attempts",
             &format!(
                 "Too many sign-in attempts have come from this computer or from all of them together. Wait {seconds} seconds, then sign in again."
             ),
-        );
+        ));
     }
     let f = match form {
         Ok(Form(f)) => f,
@@ -240,11 +240,11 @@ pub(super) async fn login(
                 )
             };
             tracing::warn!(%client, error = %e, "desk: unreadable sign-in form refused");
-            return (
+            return Err((
                 status,
                 views::message(None, "Sign-in form not accepted", text),
             )
-                .into_response();
+                .into_response());
         }
     };
     let next = safe_next(f.next.as_deref()).to_string();
@@ -266,18 +266,18 @@ pub(super) async fn login(
             header::SET_COOKIE,
             set_cookie(LOGIN_COOKIE, &token, 3600, desk.secure_cookies),
         );
-        return res;
+        return Err(res);
     };
     let expected = expected.to_string();
     // A check slot first, then the count: an attempt answered "busy" is not counted.
     let Ok(slot) = gate.slot().await else {
         tracing::warn!(%client, "desk: sign-in answered busy (all password checks in use)");
-        return try_later(
+        return Err(try_later(
             StatusCode::SERVICE_UNAVAILABLE,
             std::time::Duration::from_secs(2),
             "The desk is busy",
             "The desk is busy checking other sign-ins; try again in a moment.",
-        );
+        ));
     };
     let now = state.clock.now();
     let name = f.name.trim().to_string();
@@ -287,13 +287,9 @@ pub(super) async fn login(
         window: desk.lockout,
     };
     let (lookup, from) = (name.clone(), client.to_string());
-    let ticket = match state
+    let ticket = state
         .db(move |s| s.reserve_sign_in(&lookup, &from, limits, now))
-        .await
-    {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+        .await?;
     // Every refusal reads the same whether the name exists, is disabled or is unknown.
     let refuse = |why: &str| {
         (
@@ -307,9 +303,9 @@ pub(super) async fn login(
         SignInTicket::Paused(_) => {
             drop(slot);
             tracing::warn!(%client, "desk: sign-in refused unchecked: too many attempts for this name");
-            return refuse(&format!(
+            return Err(refuse(&format!(
                 "Sign-in with this name is paused after too many tries; try again within {pause}. {GET_HELP}"
-            ));
+            )));
         }
         SignInTicket::Check { account, last } => (account, last),
     };
@@ -323,32 +319,26 @@ pub(super) async fn login(
         known => {
             if let Some(a) = &known {
                 let (user, from) = (a.name.clone(), client.to_string());
-                if let Err(r) = state
+                state
                     .db(move |s| s.sign_in_failed(&user, last, &from, now))
-                    .await
-                {
-                    return r;
-                }
+                    .await?;
             }
             tracing::warn!(%client, known = known.is_some(), paused = last, "desk: wrong name or password");
-            return refuse(&if last {
+            return Err(refuse(&if last {
                 format!(
                     "Wrong name or password. That was one try too many: sign-in with this name is paused for {pause}. {GET_HELP}"
                 )
             } else {
                 format!("Wrong name or password. {GET_HELP}")
-            });
+            }));
         }
     };
     let token = auth::new_token();
     let (hash, csrf, id) = (auth::token_hash(&token), auth::new_token(), account.id);
     let (expires, idle, from) = (now + desk.session, desk.idle_timeout, client.to_string());
-    if let Err(r) = state
+    state
         .db(move |s| s.start_session(id, &name, &from, &hash, &csrf, expires, idle, now))
-        .await
-    {
-        return r;
-    }
+        .await?;
     tracing::info!(user = %account.name, "desk: signed in");
     let mut res = Redirect::to(&next).into_response();
     let h = res.headers_mut();
@@ -365,33 +355,24 @@ pub(super) async fn login(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, "", 0, desk.secure_cookies),
     );
-    res
+    Ok(res)
 }
 
+/// The sign-out form: nothing but its CSRF token, which [`CsrfForm`] reads.
 #[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
-    #[serde(default)]
-    csrf: String,
-}
+pub(super) struct LogoutForm {}
 
 pub(super) async fn logout(
     State(state): State<DeskState>,
-    staff: Staff,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Err(r) = staff.check(&f.csrf) {
-        return r;
-    }
+    CsrfForm(staff, LogoutForm {}): CsrfForm<LogoutForm>,
+) -> Result<Response, Response> {
     let now = state.clock.now();
     let hash = staff.token_hash.clone();
-    if let Err(r) = state.db(move |s| s.end_session(&hash, now)).await {
-        return r;
-    }
+    state.db(move |s| s.end_session(&hash, now)).await?;
     let mut res = Redirect::to("/desk/login").into_response();
     res.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(SESSION_COOKIE, "", 0, state.desk().secure_cookies),
     );
-    res
+    Ok(res)
 }

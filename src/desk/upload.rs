@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{DeskState, Staff, auth, html, views};
+use super::{CsrfForm, DeskState, Staff, auth, html, views};
 use crate::config::Config;
 use crate::import::{self, ApplyOptions, ImportError, ImportReport, ParseOptions, PreviewCheck};
 use crate::store::{Preview, StoreError};
@@ -21,7 +20,7 @@ pub(super) async fn upload(
     State(state): State<DeskState>,
     staff: Staff,
     mut form: Multipart,
-) -> Response {
+) -> Result<Response, Response> {
     let config = state.config();
     let (mut csrf, mut clinic, mut complete, mut file) = (String::new(), None, false, None);
     loop {
@@ -30,11 +29,11 @@ pub(super) async fn upload(
                 let name = field.name().unwrap_or_default().to_string();
                 let file_name = field.file_name().map(str::to_string);
                 let Ok(bytes) = field.bytes().await else {
-                    return bad_upload(
+                    return Err(bad_upload(
                         &staff,
                         &config,
                         "The file could not be read completely; it may be larger than the desk accepts (desk.max_upload_bytes).",
-                    );
+                    ));
                 };
                 match name.as_str() {
                     "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
@@ -54,25 +53,24 @@ pub(super) async fn upload(
             }
             Ok(None) => break,
             Err(e) => {
-                return bad_upload(
+                return Err(bad_upload(
                     &staff,
                     &config,
                     &format!(
                         "The upload could not be read ({e}); it may be larger than the desk accepts (desk.max_upload_bytes)."
                     ),
-                );
+                ));
             }
         }
     }
-    if let Err(r) = staff.check(&csrf) {
-        return r;
-    }
+    // A multipart form, so not a `CsrfForm`: its token is one of the fields read above.
+    staff.check(&csrf)?;
     let Some((file_name, body)) = file.filter(|(_, b)| !b.is_empty()) else {
-        return bad_upload(
+        return Err(bad_upload(
             &staff,
             &config,
             "Choose the schedule file (a .csv export) before pressing Preview.",
-        );
+        ));
     };
     let file_name = sanitize_file_name(&file_name);
     let preview = Preview {
@@ -109,12 +107,12 @@ fn bad_upload(staff: &Staff, config: &Config, why: &str) -> Response {
 
 /// Runs the import as a dry-run; a file with errors shows them (nothing is kept), a good
 /// one is kept as a preview awaiting confirm.
-pub(super) async fn show_preview(
+async fn show_preview(
     state: &DeskState,
     staff: &Staff,
     mut preview: Preview,
     notice: Option<&str>,
-) -> Response {
+) -> Result<Response, Response> {
     let config = state.config();
     let now = state.clock.now();
     let actor = staff.actor();
@@ -148,23 +146,18 @@ pub(super) async fn show_preview(
             }
             Ok(Ok((preview, parsed, report)))
         })
-        .await;
-    match result {
-        Ok(Ok((preview, parsed, report))) => {
-            let status = if report.errors.is_empty() {
-                StatusCode::OK
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            (
-                status,
-                views::preview(&staff.session, &config, &preview, &parsed, &report, notice),
-            )
-                .into_response()
-        }
-        Ok(Err(why)) => bad_upload(staff, &config, &why),
-        Err(r) => r,
-    }
+        .await?;
+    let (preview, parsed, report) = result.map_err(|why| bad_upload(staff, &config, &why))?;
+    let status = if report.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((
+        status,
+        views::preview(&staff.session, &config, &preview, &parsed, &report, notice),
+    )
+        .into_response())
 }
 
 fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, String> {
@@ -178,9 +171,6 @@ fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, Str
 
 #[derive(Deserialize)]
 pub(super) struct PreviewForm {
-    // Missing is the same as wrong: the CSRF check answers it, not the form parser.
-    #[serde(default)]
-    csrf: String,
     token: String,
 }
 
@@ -193,12 +183,8 @@ enum Confirmed {
 
 pub(super) async fn confirm_upload(
     State(state): State<DeskState>,
-    staff: Staff,
-    Form(f): Form<PreviewForm>,
-) -> Response {
-    if let Err(r) = staff.check(&f.csrf) {
-        return r;
-    }
+    CsrfForm(staff, f): CsrfForm<PreviewForm>,
+) -> Result<Response, Response> {
     let config = state.config();
     let now = state.clock.now();
     let actor = staff.actor();
@@ -257,55 +243,49 @@ pub(super) async fn confirm_upload(
                 Err(ImportError::Options(m)) => Err(StoreError::Corrupt(m)),
             }
         })
-        .await;
+        .await?;
     match result {
-        Ok(Confirmed::Done(report)) => {
+        Confirmed::Done(report) => {
             tracing::info!(user = %staff.session.user, file = %report.file, new = report.new, updated = report.updated, cancelled = report.cancelled, "desk: schedule imported");
-            html(views::imported(&staff.session, &report))
+            Ok(html(views::imported(&staff.session, &report)))
         }
-        Ok(Confirmed::Outdated(mut preview)) => {
+        Confirmed::Outdated(mut preview) => {
             preview.token = auth::new_token();
             preview.decision = None;
             show_preview(&state, &staff, preview, Some("The schedule changed since this file was previewed (another upload or an import), so nothing was imported. Below is what the file would do now: check it and confirm again.")).await
         }
-        Ok(Confirmed::Already(d)) => html(views::message(
+        Confirmed::Already(d) => Ok(html(views::message(
             Some(&staff.session),
             "Already done",
             &format!("This upload was already {d}; nothing more was imported. The day board shows the schedule as it is."),
-        )),
-        Ok(Confirmed::Missing) => (
+        ))),
+        Confirmed::Missing => Err((
             StatusCode::NOT_FOUND,
             views::message(Some(&staff.session), "Upload not found", "This preview no longer exists (previews are kept for a day). Upload the file again."),
         )
-            .into_response(),
-        Err(r) => r,
+            .into_response()),
     }
 }
 
 pub(super) async fn discard_upload(
     State(state): State<DeskState>,
-    staff: Staff,
-    Form(f): Form<PreviewForm>,
-) -> Response {
-    if let Err(r) = staff.check(&f.csrf) {
-        return r;
-    }
+    CsrfForm(staff, f): CsrfForm<PreviewForm>,
+) -> Result<Response, Response> {
     let now = state.clock.now();
     let actor = staff.actor();
-    match state
+    let decided = state
         .db(move |s| s.close_preview(&f.token, "discarded", &actor, now))
-        .await
-    {
-        Ok(None) => html(views::message(
+        .await?;
+    Ok(match decided {
+        None => html(views::message(
             Some(&staff.session),
             "Discarded",
             "Nothing was imported. You can upload another file.",
         )),
-        Ok(Some(d)) => html(views::message(
+        Some(d) => html(views::message(
             Some(&staff.session),
             "Already done",
             &format!("This upload was already {d}."),
         )),
-        Err(r) => r,
-    }
+    })
 }
