@@ -449,6 +449,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// The config with the command line's `--db` and `$REMINDERD_API_BASE` applied over it.
 fn load_config(path: &Path, db: Option<&Path>) -> Result<Config> {
     let mut config = Config::load(path)?;
     if let Some(base) = std::env::var("REMINDERD_API_BASE")
@@ -464,6 +465,8 @@ fn load_config(path: &Path, db: Option<&Path>) -> Result<Config> {
     Ok(config)
 }
 
+/// The config and its store, with the config's clinics synced in (imports and listings name
+/// them).
 fn open(config_path: &Path, db: Option<&Path>) -> Result<(Config, Store)> {
     let config = load_config(config_path, db)?;
     let mut store = Store::open(&config.database_path)?;
