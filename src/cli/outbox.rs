@@ -1,0 +1,305 @@
+//! The outbox: plan, send, list it, preview a message, and check the templates against the
+//! account.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use reminderd::config::Config;
+use reminderd::dispatch::{DispatchError, Dispatcher};
+use reminderd::jobs;
+use reminderd::secrets;
+use reminderd::store::OUTBOX_STATES;
+use reminderd::time::Clock;
+use reminderd::whatsapp::{Client, SendRequest};
+
+use super::output::{print_json, print_outbox, print_send_report, print_template_checks, rfc3339};
+use super::{
+    OutboxArgs, PlanArgs, PreviewArgs, SendArgs, TemplatesCommand, exit, fail, load_config, open,
+    runtime,
+};
+
+pub(super) fn plan(config_path: &Path, db: Option<&Path>, args: &PlanArgs) -> Result<u8> {
+    let PlanArgs { now, dry_run, json } = *args;
+    let (config, mut store) = open(config_path, db)?;
+    let now = Clock::from_option(now).now();
+    let (due, counts) = jobs::plan_due(&mut store, &config, now, dry_run)?;
+    if json {
+        print_json(
+            &serde_json::json!({ "now": rfc3339(now), "dry_run": dry_run, "due": due.len(),
+            "pending": counts.pending, "expired": counts.expired, "existing": counts.existing }),
+        )?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{} message(s) due: {} new, {} expired, {} already planned{}",
+            due.len(),
+            counts.pending,
+            counts.expired,
+            counts.existing,
+            if dry_run {
+                " (dry run: nothing was written)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Result<u8> {
+    let SendArgs { now, once, json } = *args;
+    let (config, store) = open(config_path, db)?;
+    let clock = Clock::from_option(now);
+    let client = client(&config)?;
+    let config = Arc::new(config);
+    let store = Arc::new(Mutex::new(store));
+    let dispatcher = Dispatcher::new(Arc::clone(&store), Arc::clone(&config), client)?;
+    runtime()?.block_on(async move {
+        loop {
+            match dispatcher.run_once(clock).await {
+                Ok(report) => print_send_report(&report, json)?,
+                Err(DispatchError::Account(why)) => return Err(fail(exit::UNAVAILABLE, why)),
+                Err(e) => return Err(e.into()),
+            }
+            if once {
+                return Ok(exit::OK);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+            }
+        }
+    })
+}
+
+pub(super) fn list(config_path: &Path, db: Option<&Path>, args: &OutboxArgs) -> Result<u8> {
+    let (_, store) = open(config_path, db)?;
+    if let Some(s) = &args.state
+        && !OUTBOX_STATES.contains(&s.as_str())
+    {
+        return Err(fail(
+            exit::USAGE,
+            format!(
+                "unknown state {s:?}; use one of: {}",
+                OUTBOX_STATES.join(", ")
+            ),
+        ));
+    }
+    let rows = store.outbox(args.state.as_deref())?;
+    if args.json {
+        print_json(&rows)?;
+    } else {
+        print_outbox(&rows)?;
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn preview(config_path: &Path, db: Option<&Path>, args: &PreviewArgs) -> Result<u8> {
+    let (config, store) = open(config_path, db)?;
+    let (appointment_id, rule, clinic) = (
+        args.appointment_id.as_str(),
+        args.rule.as_deref(),
+        args.clinic.as_deref(),
+    );
+    let rows = store.preview_row(appointment_id, clinic)?;
+    let row = match rows.as_slice() {
+        [] => {
+            return Err(fail(
+                exit::DATA,
+                format!(
+                    "no appointment {appointment_id:?}{}",
+                    clinic
+                        .map(|c| format!(" at clinic {c:?}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        [one] => one,
+        many => {
+            let clinics: Vec<&str> = many.iter().map(|r| r.clinic.as_str()).collect();
+            return Err(fail(
+                exit::USAGE,
+                format!(
+                    "appointment {appointment_id:?} exists at several clinics ({}); add --clinic",
+                    clinics.join(", ")
+                ),
+            ));
+        }
+    };
+    let clinic_cfg = config.clinic(&row.clinic).ok_or_else(|| {
+        fail(
+            exit::CONFIG,
+            format!("clinic {:?} is not configured", row.clinic),
+        )
+    })?;
+    let template_key = match rule {
+        Some(name) => {
+            &config
+                .rules
+                .iter()
+                .find(|r| r.name == name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+                    fail(
+                        exit::USAGE,
+                        format!(
+                            "unknown rule {name:?}; configured rules: {}",
+                            names.join(", ")
+                        ),
+                    )
+                })?
+                .template
+        }
+        None => config
+            .rules
+            .iter()
+            .find(|r| r.clinics.contains(&row.clinic))
+            .map(|r| &r.template)
+            .or(config.booking_confirmation.as_ref())
+            .ok_or_else(|| fail(exit::CONFIG, "no rule applies to this clinic"))?,
+    };
+    let template = &config.templates[template_key];
+    let rendered = reminderd::template::render(
+        template_key,
+        template,
+        &reminderd::template::Input {
+            clinic: clinic_cfg,
+            patient_name: &row.patient_name,
+            patient_language: &row.language,
+            starts_at: row.starts_at,
+            provider: row.provider.as_deref(),
+            outbox_id: 0,
+        },
+    )
+    .map_err(|e| fail(exit::DATA, e.to_string()))?;
+    let body = SendRequest::template(&row.phone, &rendered, "<outbox id>".into());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "To {} ({}), in {}, template {:?}:\n",
+        row.patient_name,
+        row.phone.masked(),
+        rendered.language,
+        rendered.template_name
+    )?;
+    for line in rendered.preview().lines() {
+        writeln!(out, "  │ {line}")?;
+    }
+    writeln!(
+        out,
+        "\nRequest body (button payloads and callback data carry the outbox id, set when the message is planned):"
+    )?;
+    serde_json::to_writer_pretty(&mut out, &body)?;
+    writeln!(out)?;
+    Ok(exit::OK)
+}
+
+pub(super) fn templates(
+    config_path: &Path,
+    db: Option<&Path>,
+    command: &TemplatesCommand,
+) -> Result<u8> {
+    match *command {
+        TemplatesCommand::Check { json } => {
+            let config = load_config(config_path, db)?;
+            templates_check(&config, json)
+        }
+    }
+}
+
+/// One line of `templates check`.
+#[derive(Serialize)]
+pub(super) struct TemplateCheck {
+    pub(super) template: String,
+    pub(super) name: String,
+    pub(super) language: String,
+    pub(super) status: String,
+    pub(super) ok: bool,
+    pub(super) problem: Option<String>,
+}
+
+fn templates_check(config: &Config, json: bool) -> Result<u8> {
+    let client = client(config)?;
+    let remote = runtime()?.block_on(client.templates()).map_err(|e| {
+        fail(
+            exit::UNAVAILABLE,
+            format!("cannot read the template list: {e}"),
+        )
+    })?;
+    let mut lines = Vec::new();
+    for (key, t) in &config.templates {
+        for lang in t.languages.keys() {
+            let found = remote
+                .iter()
+                .find(|r| r.name == t.name && r.language == *lang);
+            let (status, problem) = match found {
+                None => (
+                    "MISSING".to_string(),
+                    Some("no such template in this language on the account".to_string()),
+                ),
+                Some(r) if r.status != "APPROVED" => (
+                    r.status.clone(),
+                    Some(format!(
+                        "status is {}, only APPROVED templates can be sent",
+                        r.status
+                    )),
+                ),
+                Some(r) if r.body_params != t.params.len() => (
+                    r.status.clone(),
+                    Some(format!(
+                        "the body has {} placeholder(s), the config gives {} param(s)",
+                        r.body_params,
+                        t.params.len()
+                    )),
+                ),
+                Some(r) if r.quick_replies != t.buttons.len() => (
+                    r.status.clone(),
+                    Some(format!(
+                        "it has {} quick-reply button(s), the config expects {}",
+                        r.quick_replies,
+                        t.buttons.len()
+                    )),
+                ),
+                Some(r) => (r.status.clone(), None),
+            };
+            lines.push(TemplateCheck {
+                template: key.clone(),
+                name: t.name.clone(),
+                language: lang.clone(),
+                status,
+                ok: problem.is_none(),
+                problem,
+            });
+        }
+    }
+    if json {
+        print_json(&lines)?;
+    } else {
+        print_template_checks(&lines)?;
+    }
+    Ok(if lines.iter().all(|l| l.ok) {
+        exit::OK
+    } else {
+        exit::CONFIG
+    })
+}
+
+/// The API client from config, the token from the environment or credentials, and the base
+/// URL from `$REMINDERD_API_BASE` when set (applied in `load_config`).
+fn client(config: &Config) -> Result<Client> {
+    let wa = config.whatsapp.as_ref().ok_or_else(|| {
+        fail(
+            exit::CONFIG,
+            "whatsapp: the config has no [whatsapp] section; see reminders.toml",
+        )
+    })?;
+    let token = secrets::ACCESS_TOKEN
+        .load()
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    Ok(Client::new(wa, token, None)?)
+}

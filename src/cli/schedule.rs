@@ -1,0 +1,350 @@
+//! The schedule and what staff read from it: import, appointments, replies, follow-ups,
+//! set-status, stats, and check-config.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+
+use reminderd::config::{self, Config};
+use reminderd::import::{self, ApplyOptions, ImportError, ParseOptions};
+use reminderd::secrets;
+use reminderd::store::{AppointmentFilter, AppointmentView, Status, Store, StoreError};
+use reminderd::time::{Clock, local_day_bounds};
+
+use super::output::{
+    AppointmentJson, print_appointments, print_follow_ups, print_import, print_json, print_replies,
+    print_stats, rfc3339,
+};
+use super::{
+    AppointmentsArgs, FollowUpsArgs, ImportArgs, RepliesArgs, SetStatusArgs, StatsArgs, exit, fail,
+    load_config, open,
+};
+
+pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
+    let config = load_config(path, db)?;
+    {
+        let mut err = std::io::stderr().lock();
+        for w in &config.warnings {
+            writeln!(err, "warning: {w}")?;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: OK", path.display())?;
+    for c in config.clinics.values() {
+        writeln!(
+            out,
+            "  clinic {:<10} {} ({}, phone region {}, language {})",
+            c.key,
+            c.display_name,
+            c.time_zone.name(),
+            c.phone_region,
+            c.default_language
+        )?;
+    }
+    for r in &config.rules {
+        let before = match r.before {
+            config::Offset::Days(n) => format!("{n}d (same wall time)"),
+            config::Offset::Exact(d) => reminderd::plan::humanize(d),
+        };
+        writeln!(
+            out,
+            "  rule {:<12} {before} before, latest {} before, template {}{}, clinics {}",
+            r.name,
+            reminderd::plan::humanize(r.latest),
+            r.template,
+            if r.skip_if_confirmed {
+                ", skips confirmed patients"
+            } else {
+                ""
+            },
+            r.clinics.join(", ")
+        )?;
+    }
+    for (key, t) in &config.templates {
+        let langs: Vec<&str> = t.languages.keys().map(String::as_str).collect();
+        writeln!(out, "  template {key:<8} {} ({})", t.name, langs.join(", "))?;
+    }
+    if let Some(wa) = &config.whatsapp {
+        let token = match secrets::ACCESS_TOKEN.load() {
+            Ok(_) => "access token found".to_string(),
+            Err(e) => format!("warning: {e}"),
+        };
+        writeln!(
+            out,
+            "  whatsapp {} {} phone number id {}, {} msg/s; {token}",
+            wa.api_base, wa.api_version, wa.phone_number_id, wa.rate_limit_per_sec
+        )?;
+    }
+    let db_path = &config.database_path;
+    if db_path.exists() {
+        // Opening applies pending migrations, which is what the daemon would do at start.
+        let store =
+            Store::open(db_path).map_err(|e| fail(exit::CONFIG, format!("database.path: {e}")))?;
+        writeln!(
+            out,
+            "  database {} (schema version {})",
+            db_path.display(),
+            store.schema_version()?
+        )?;
+    } else {
+        let parent = db_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(fail(
+                exit::CONFIG,
+                format!(
+                    "database.path: the folder {} does not exist; create it or point database.path elsewhere",
+                    parent.display()
+                ),
+            ));
+        }
+        writeln!(
+            out,
+            "  database {} (will be created on first use)",
+            db_path.display()
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -> Result<u8> {
+    let (config, mut store) = open(config_path, db)?;
+    let file = &args.file;
+    let bytes = std::fs::read(file).map_err(|e| {
+        fail(
+            exit::NO_INPUT,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    let name = file.display().to_string();
+    let opts = ParseOptions {
+        clinic: args.clinic.as_deref(),
+        format: args.format.as_deref(),
+    };
+    let parsed = import::parse(&bytes, &config, &opts).map_err(|e| match e {
+        ImportError::Options(m) => fail(exit::USAGE, m),
+        ImportError::Store(e) => e.into(),
+        e @ ImportError::AlreadyDecided(_) => e.into(),
+    })?;
+    let report = import::apply(
+        &mut store,
+        &config,
+        &parsed,
+        &ApplyOptions {
+            file_name: &name,
+            complete: args.complete,
+            dry_run: args.dry_run,
+            imported_by: "cli",
+            now: Clock::System.now(),
+            preview: None,
+        },
+    )
+    .context("import failed; nothing was written")?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_import(&config, &report)?;
+    }
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::DATA
+    })
+}
+
+pub(super) fn appointments(
+    config_path: &Path,
+    db: Option<&Path>,
+    args: &AppointmentsArgs,
+) -> Result<u8> {
+    let (config, store) = open(config_path, db)?;
+    let now = Clock::from_option(args.now).now();
+    let list = list_appointments(
+        &config,
+        &store,
+        args.from,
+        args.to,
+        args.clinic.as_deref(),
+        args.status,
+        now,
+    )?;
+    if args.json {
+        print_json(
+            &list
+                .iter()
+                .map(|(a, z)| AppointmentJson::new(a, *z))
+                .collect::<Vec<_>>(),
+        )?;
+    } else {
+        print_appointments(&list)?;
+    }
+    Ok(exit::OK)
+}
+
+/// Appointments with the zone of their clinic, merged across clinics in start order.
+fn list_appointments(
+    config: &Config,
+    store: &Store,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    clinic: Option<&str>,
+    status: Option<Status>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(AppointmentView, chrono_tz::Tz)>> {
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(fail(exit::USAGE, format!("--from {f} is after --to {t}")));
+    }
+    let clinics: Vec<_> = match clinic {
+        Some(k) => vec![
+            config
+                .clinic(k)
+                .ok_or_else(|| fail(exit::USAGE, config.unknown_clinic(k)))?,
+        ],
+        None => config.clinics.values().collect(),
+    };
+    let mut all = Vec::new();
+    for c in clinics {
+        let zone = c.time_zone;
+        let first = from.unwrap_or_else(|| now.with_timezone(&zone).date_naive());
+        let start = local_day_bounds(zone, first).0;
+        let end = to.map_or_else(
+            || start + Duration::days(365 * 1000),
+            |t| local_day_bounds(zone, t).1,
+        );
+        let filter = AppointmentFilter {
+            from: start,
+            to: end,
+            clinic: Some(c.key.clone()),
+            status,
+        };
+        all.extend(store.appointments(&filter)?.into_iter().map(|a| (a, zone)));
+    }
+    all.sort_by(|(a, _), (b, _)| {
+        (a.starts_at, &a.clinic, &a.id).cmp(&(b.starts_at, &b.clinic, &b.id))
+    });
+    Ok(all)
+}
+
+pub(super) fn replies(config_path: &Path, db: Option<&Path>, args: &RepliesArgs) -> Result<u8> {
+    let (_, store) = open(config_path, db)?;
+    let rows = store.replies(args.needs_staff, args.since)?;
+    if args.json {
+        print_json(&rows)?;
+    } else {
+        print_replies(&rows)?;
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn follow_ups(
+    config_path: &Path,
+    db: Option<&Path>,
+    args: &FollowUpsArgs,
+) -> Result<u8> {
+    let (config, store) = open(config_path, db)?;
+    let now = Clock::from_option(args.now).now();
+    let mut all = Vec::new();
+    for c in clinics_for(&config, args.clinic.as_deref())? {
+        let day = args
+            .date
+            .unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
+        let (from, to) = local_day_bounds(c.time_zone, day);
+        let rules = config.rule_count(&c.key);
+        all.extend(
+            store
+                .follow_ups(&c.key, from, to, rules)?
+                .into_iter()
+                .map(|f| (f, c.time_zone)),
+        );
+    }
+    if args.json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(f, zone)| {
+                serde_json::json!({
+                    "appointment_id": f.appointment_id, "clinic": f.clinic,
+                    "starts_at": rfc3339(f.starts_at),
+                    "starts_at_local": f.starts_at.with_timezone(zone).to_rfc3339_opts(SecondsFormat::Secs, false),
+                    "patient_name": f.patient_name, "phone": f.phone, "reasons": f.reasons,
+                })
+            })
+            .collect();
+        print_json(&rows)?;
+    } else {
+        print_follow_ups(&all)?;
+    }
+    Ok(exit::OK)
+}
+
+pub(super) fn set_status(
+    config_path: &Path,
+    db: Option<&Path>,
+    args: &SetStatusArgs,
+) -> Result<u8> {
+    let (_, mut store) = open(config_path, db)?;
+    let actor = format!(
+        "staff:{}",
+        std::env::var("USER").unwrap_or_else(|_| "cli".into())
+    );
+    let (appointment_id, status) = (&args.appointment_id, &args.status);
+    match store.set_status(
+        args.clinic.as_deref(),
+        appointment_id,
+        status,
+        args.note.as_deref(),
+        &actor,
+        Clock::System.now(),
+    ) {
+        Ok(Some((key, old))) => {
+            println!("{key}/{appointment_id}: {old} → {status}");
+            Ok(exit::OK)
+        }
+        Ok(None) => Ok(exit::OK),
+        Err(StoreError::Corrupt(why)) => Err(fail(exit::DATA, why)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn stats(config_path: &Path, db: Option<&Path>, args: &StatsArgs) -> Result<u8> {
+    let (config, store) = open(config_path, db)?;
+    let now = Clock::from_option(args.now).now();
+    let clinic = &args.clinic;
+    // One zone for the date range: the clinic's, or the first clinic's when all.
+    let zone = clinics_for(&config, clinic.as_deref())?
+        .first()
+        .map_or(chrono_tz::UTC, |c| c.time_zone);
+    let today = now.with_timezone(&zone).date_naive();
+    let to = args.to.unwrap_or(today);
+    let from = args.from.unwrap_or(to - chrono::Duration::days(30));
+    let s = store.stats(
+        clinic.as_deref(),
+        local_day_bounds(zone, from).0,
+        local_day_bounds(zone, to).1,
+    )?;
+    if args.json {
+        print_json(&serde_json::json!({ "from": from, "to": to, "clinic": clinic, "stats": s }))?;
+    } else {
+        print_stats(&s, from, to)?;
+    }
+    Ok(exit::OK)
+}
+
+fn clinics_for<'c>(
+    config: &'c Config,
+    clinic: Option<&str>,
+) -> Result<Vec<&'c reminderd::config::Clinic>> {
+    match clinic {
+        Some(k) => {
+            Ok(vec![config.clinic(k).ok_or_else(|| {
+                fail(exit::USAGE, config.unknown_clinic(k))
+            })?])
+        }
+        None => Ok(config.clinics.values().collect()),
+    }
+}

@@ -1,0 +1,262 @@
+//! The long-running processes (the daemon, the webhook server, the API simulator) and the
+//! demo that runs them all for a minute.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+
+use reminderd::secrets;
+use reminderd::store::Store;
+use reminderd::time::{Clock, local_day_bounds};
+
+use super::output::{print_outbox, print_replies};
+use super::{DemoArgs, RunArgs, ServeArgs, SimulateArgs, exit, fail, load_config, open, runtime};
+
+pub(super) fn run_daemon(config_path: &Path, db: Option<&Path>, args: &RunArgs) -> Result<u8> {
+    let config = load_config(config_path, db)?;
+    let secrets =
+        reminderd::daemon::Secrets::load().map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    let addr = args.listen.unwrap_or(config.server.listen);
+    let opts = reminderd::daemon::Options {
+        config_path: config_path.to_path_buf(),
+        db: db.map(Path::to_path_buf),
+        api_base: std::env::var("REMINDERD_API_BASE")
+            .ok()
+            .filter(|b| !b.is_empty()),
+        secrets,
+        handle_signals: true,
+    };
+    runtime()?.block_on(async move {
+        let listener = bind_server(addr).await?;
+        reminderd::daemon::run(opts, listener, tokio_util::sync::CancellationToken::new())
+            .await
+            .map_err(|e| match e {
+                reminderd::daemon::DaemonError::Config(c) => anyhow::Error::from(c),
+                reminderd::daemon::DaemonError::Store(s) => anyhow::Error::from(s),
+                other => fail(exit::SOFTWARE, other.to_string()),
+            })?;
+        Ok(exit::OK)
+    })
+}
+
+pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> Result<u8> {
+    let ServeArgs {
+        listen,
+        desk_listen,
+    } = *args;
+    let (config, store) = open(config_path, db)?;
+    let app_secret = secrets::APP_SECRET
+        .load()
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    let verify_token = secrets::VERIFY_TOKEN
+        .load()
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    let addr = listen.unwrap_or(config.server.listen);
+    let limits = config.server.clone();
+    let state = reminderd::server::AppState {
+        store: Arc::new(Mutex::new(store)),
+        config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
+        app_secret: Arc::new(app_secret),
+        verify_token: Arc::new(verify_token),
+        clock: Clock::System,
+        health: None,
+    };
+    let desk_state = reminderd::desk::DeskState {
+        store: Arc::clone(&state.store),
+        config: Arc::clone(&state.config),
+        clock: Clock::System,
+    };
+    runtime()?.block_on(async move {
+        let listener = bind_server(addr).await?;
+        eprintln!(
+            "webhook listening on http://{}/webhook",
+            listener.local_addr()?
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let desk = reminderd::desk::spawn(desk_state, desk_listen, None, stop.clone())
+            .await
+            .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+        if let Some((addr, _)) = &desk {
+            eprintln!("front desk on http://{addr}/desk");
+        }
+        // Stop on SIGTERM as on Ctrl-C, letting requests in flight finish: an event stored but
+        // never answered would be delivered again by Meta.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let app = reminderd::server::router(state, limits.max_body_bytes);
+        reminderd::server::serve(listener, app, &limits, async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            stop.cancel();
+        })
+        .await?;
+        if let Some((_, task)) = desk {
+            task.await??;
+        }
+        Ok(exit::OK)
+    })
+}
+
+pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArgs) -> Result<u8> {
+    let SimulateArgs {
+        listen,
+        ref webhook,
+        ref app_secret_env,
+        latency_ms,
+        max_per_sec,
+        pair_limit_secs,
+    } = *args;
+    let config = &load_config(config_path, db)?;
+    let wa = config.whatsapp.as_ref().ok_or_else(|| {
+        fail(
+            exit::CONFIG,
+            "whatsapp: the config has no [whatsapp] section; see reminders.toml",
+        )
+    })?;
+    let token = std::env::var("WHATSAPP_ACCESS_TOKEN").unwrap_or_else(|_| "sim-token".into());
+    let app_secret = std::env::var(app_secret_env).ok().filter(|s| !s.is_empty());
+    if webhook.is_some() && app_secret.is_none() {
+        return Err(fail(
+            exit::USAGE,
+            format!("--webhook needs an app secret to sign with: set ${app_secret_env}"),
+        ));
+    }
+    let sim_config = reminderd::sim::SimConfig {
+        phone_number_id: wa.phone_number_id.clone(),
+        waba_id: wa.waba_id.clone(),
+        access_token: token,
+        templates: reminderd::sim::templates_from_config(config),
+        webhook_url: webhook.clone(),
+        app_secret,
+        latency: std::time::Duration::from_millis(latency_ms),
+        pair_limit: (pair_limit_secs > 0).then(|| std::time::Duration::from_secs(pair_limit_secs)),
+        max_per_sec,
+        ..reminderd::sim::SimConfig::default()
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| fail(exit::USAGE, format!("cannot listen on {listen}: {e}")))?;
+        eprintln!(
+            "WhatsApp Cloud API simulator on http://{} (phone number id {}); point reminderd at it with REMINDERD_API_BASE=http://{}; Ctrl-C stops it",
+            listener.local_addr()?,
+            wa.phone_number_id,
+            listener.local_addr()?
+        );
+        reminderd::sim::run(listener, sim_config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+        Ok(exit::OK)
+    })
+}
+
+pub(super) fn demo(args: DemoArgs) -> Result<u8> {
+    let DemoArgs { keep } = args;
+    let temp;
+    let dir = match &keep {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                return Err(fail(
+                    exit::USAGE,
+                    format!(
+                        "{} is not empty; give --keep a new or empty folder",
+                        d.display()
+                    ),
+                ));
+            }
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "reminderd demo: a day at two clinics, a simulated WhatsApp Cloud API and simulated patients."
+    )?;
+    writeln!(out, "Working in {} ...\n", dir.display())?;
+    drop(out);
+    let outcome = runtime()?
+        .block_on(reminderd::demo::run(&dir))
+        .map_err(|e| fail(exit::SOFTWARE, e.to_string()))?;
+    let store = Store::open(&outcome.db)?;
+
+    println!(
+        "What was sent (every message is one outbox row; button taps and statuses find it by its id):"
+    );
+    print_outbox(&store.outbox(None)?)?;
+    println!("\nWhat the patients answered:");
+    print_replies(&store.replies(false, None)?)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nWhat staff must follow up (reminderd follow-ups):")?;
+    for c in outcome.config.clinics.values() {
+        let day = outcome.first_start.with_timezone(&c.time_zone).date_naive();
+        for offset in 0..=1 {
+            let (from, to) = local_day_bounds(c.time_zone, day + chrono::Duration::days(offset));
+            let rules = outcome.config.rule_count(&c.key);
+            for f in store.follow_ups(&c.key, from, to, rules)? {
+                writeln!(
+                    out,
+                    "  {}  {}/{}  {}  {}",
+                    f.starts_at
+                        .with_timezone(&c.time_zone)
+                        .format("%a %d %b %H:%M %Z"),
+                    f.clinic,
+                    f.appointment_id,
+                    f.patient_name,
+                    reminderd::phone::mask(&f.phone)
+                )?;
+                for r in &f.reasons {
+                    writeln!(out, "        - {r}")?;
+                }
+            }
+        }
+    }
+    for r in store
+        .replies(true, None)?
+        .iter()
+        .filter(|r| r.appointment_id.is_none())
+    {
+        writeln!(
+            out,
+            "  a message from {} needs a person: {}",
+            reminderd::phone::mask(&r.from),
+            r.reason.as_deref().unwrap_or("")
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{} messages reached the simulated API; done in {:.1} s, nothing left running.",
+        outcome.accepted,
+        outcome.elapsed.as_secs_f64()
+    )?;
+    match keep {
+        Some(d) => writeln!(
+            out,
+            "The database is in {}: try `reminderd --config {}/reminders.toml outbox` or `... replies`.",
+            d.display(),
+            d.display()
+        )?,
+        None => writeln!(
+            out,
+            "(Run `reminderd demo --keep DIR` to keep the database and explore it.)"
+        )?,
+    }
+    Ok(exit::OK)
+}
+
+/// Binds the webhook's address, naming the config key when it cannot.
+async fn bind_server(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        fail(
+            exit::CONFIG,
+            format!("server.listen: cannot listen on {addr}: {e}"),
+        )
+    })
+}
