@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -21,7 +21,7 @@ use crate::dispatch::Dispatcher;
 use crate::jobs;
 use crate::secrets::{self, SecretError};
 use crate::server::{self, AppState};
-use crate::store::{Store, StoreError};
+use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
 use crate::whatsapp::Client;
 
@@ -113,7 +113,7 @@ impl Health {
 
 /// Shared by the jobs, the server and the signal handler.
 struct Shared {
-    store: Arc<Mutex<Store>>,
+    store: Db,
     config: Arc<RwLock<Arc<Config>>>,
     dispatcher: RwLock<Arc<Dispatcher>>,
     health: Arc<Health>,
@@ -155,7 +155,7 @@ fn load(opts: &Options) -> Result<Config, ConfigError> {
 
 fn dispatcher(
     config: &Arc<Config>,
-    store: &Arc<Mutex<Store>>,
+    store: &Db,
     token: &SecretString,
 ) -> Result<Dispatcher, DaemonError> {
     let wa = config.whatsapp.as_ref().ok_or_else(|| {
@@ -163,7 +163,7 @@ fn dispatcher(
     })?;
     let client =
         Client::new(wa, token.clone(), None).map_err(|e| DaemonError::Runtime(e.to_string()))?;
-    Dispatcher::new(Arc::clone(store), Arc::clone(config), client)
+    Dispatcher::new(store.clone(), Arc::clone(config), client)
         .map_err(|e| DaemonError::Runtime(e.to_string()))
 }
 
@@ -179,7 +179,7 @@ pub async fn run(
     log_warnings(&config);
     let mut store = Store::open(&config.database_path)?;
     store.sync_clinics(&config.clinics)?;
-    let store = Arc::new(Mutex::new(store));
+    let store = Db::new(store);
     let metrics = metrics_handle();
 
     // 2. Shared state.
@@ -195,7 +195,7 @@ pub async fn run(
             &store,
             &opts.secrets.access_token,
         )?)),
-        store: Arc::clone(&store),
+        store: store.clone(),
         config: Arc::new(RwLock::new(Arc::clone(&config))),
         health: Arc::clone(&health),
         plan_running: AtomicBool::new(false),
@@ -205,7 +205,7 @@ pub async fn run(
 
     // 3. The webhook server, on its own tasks: a slow Cloud API never blocks it.
     let state = AppState {
-        store: Arc::clone(&store),
+        store: store.clone(),
         config: Arc::clone(&shared.config),
         app_secret: Arc::new(opts.secrets.app_secret.clone()),
         verify_token: Arc::new(opts.secrets.verify_token.clone()),
@@ -260,7 +260,7 @@ pub async fn run(
     // 3c. The front desk, on its own address (never the public webhook's).
     let desk = crate::desk::spawn(
         crate::desk::DeskState {
-            store: Arc::clone(&store),
+            store: store.clone(),
             config: Arc::clone(&shared.config),
             clock: Clock::System,
         },
@@ -340,17 +340,15 @@ pub async fn run(
     {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    let left = tokio::task::spawn_blocking(move || {
-        let now = Clock::System.now();
-        let mut s = store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Whatever is still in flight after the grace period may or may not have reached the
-        // API: unknown, to be settled by its status.
-        s.recover_interrupted(now + chrono::Duration::seconds(1), now)
-    })
-    .await
-    .map_err(|e| DaemonError::Runtime(e.to_string()))??;
+    let left = store
+        .run(move |s| {
+            let now = Clock::System.now();
+            // Whatever is still in flight after the grace period may or may not have reached
+            // the API: unknown, to be settled by its status.
+            s.recover_interrupted(now + chrono::Duration::seconds(1), now)
+        })
+        .await
+        .map_err(|e| DaemonError::Runtime(e.to_string()))??;
     let (unknown, requeued) = left;
     if unknown + requeued > 0 {
         tracing::warn!(
@@ -404,19 +402,25 @@ async fn wait_for_signals(
             _ = term.recv() => { tracing::info!("SIGTERM"); break; }
             _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT"); break; }
             () = shutdown.cancelled() => break,
-            _ = hup.recv() => reload(opts, shared),
+            _ = hup.recv() => reload(opts, shared).await,
         }
     }
     shutdown.cancel();
 }
 
 /// SIGHUP: re-read the config; apply it whole if valid, else keep the old one and say why.
-fn reload(opts: &Options, shared: &Shared) {
+/// Its clinics reach the database first, so a clinic it adds takes uploads at once.
+async fn reload(opts: &Options, shared: &Shared) {
     notify(&[NotifyState::Reloading]);
     match load(opts) {
         Ok(new) => {
             let new = Arc::new(new);
-            match dispatcher(&new, &shared.store, &shared.access_token) {
+            let clinics = new.clinics.clone();
+            let synced = match shared.store.run(move |s| s.sync_clinics(&clinics)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) | Err(e) => Err(DaemonError::Store(e)),
+            };
+            match synced.and_then(|()| dispatcher(&new, &shared.store, &shared.access_token)) {
                 Ok(d) => {
                     log_warnings(&new);
                     if let Ok(mut slot) = shared.dispatcher.write() {
@@ -456,14 +460,10 @@ async fn plan_tick(s: &Arc<Shared>) {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let store = Arc::clone(&s.store);
-    let result = tokio::task::spawn_blocking(move || {
-        let mut st = store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jobs::plan_due(&mut st, &config, Clock::System.now(), false)
-    })
-    .await;
+    let result = s
+        .store
+        .run(move |st| jobs::plan_due(st, &config, Clock::System.now(), false))
+        .await;
     metrics::histogram!("reminderd_job_seconds", "job" => "plan")
         .record(started.elapsed().as_secs_f64());
     match result {
@@ -529,15 +529,7 @@ async fn dispatch_tick(s: &Arc<Shared>) {
             for h in &report.held {
                 tracing::warn!("{h}");
             }
-            let store = Arc::clone(&s.store);
-            if let Ok(Ok(counts)) = tokio::task::spawn_blocking(move || {
-                store
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .outbox_counts()
-            })
-            .await
-            {
+            if let Ok(Ok(counts)) = s.store.run(|st| st.outbox_counts()).await {
                 // Every state, so one that emptied reads 0 rather than its last count.
                 for state in crate::store::OUTBOX_STATES {
                     let n = counts

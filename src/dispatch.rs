@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, UnknownAction, WhatsApp};
 use crate::plan::{Kind, check_quiet, humanize};
-use crate::store::{DueRow, Outcome, Response, Status, Store, StoreError, Verdict};
+use crate::store::{Db, DueRow, Outcome, Response, Status, Store, StoreError, Verdict};
 use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{
@@ -202,7 +202,7 @@ pub fn outcome(
 
 /// Sends due messages. One per process role; safe beside other dispatchers (claims are atomic).
 pub struct Dispatcher {
-    store: Arc<Mutex<Store>>,
+    store: Db,
     config: Arc<Config>,
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
@@ -245,11 +245,7 @@ pub fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
 
 impl Dispatcher {
     /// A dispatcher over `store` sending through `client`.
-    pub fn new(
-        store: Arc<Mutex<Store>>,
-        config: Arc<Config>,
-        client: Client,
-    ) -> Result<Self, DispatchError> {
+    pub fn new(store: Db, config: Arc<Config>, client: Client) -> Result<Self, DispatchError> {
         let wa = config
             .whatsapp
             .as_ref()
@@ -294,15 +290,7 @@ impl Dispatcher {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, DispatchError> {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store
-                .lock()
-                .map_err(|_| DispatchError::Internal("store lock poisoned".into()))?;
-            f(&mut guard).map_err(DispatchError::from)
-        })
-        .await
-        .map_err(|e| DispatchError::Internal(e.to_string()))?
+        Ok(self.store.run(f).await??)
     }
 
     /// Sends everything due at `clock`'s now, until nothing is left due, then returns.
@@ -385,7 +373,7 @@ impl Dispatcher {
                     .await
                     .map_err(|e| DispatchError::Internal(e.to_string()))?;
                 let job = SendJob {
-                    store: Arc::clone(&self.store),
+                    store: self.store.clone(),
                     config: Arc::clone(&self.config),
                     client: self.client.clone(),
                     limiter: Arc::clone(&self.limiter),
@@ -439,7 +427,7 @@ fn tally(
 
 /// Everything one send needs, owned, so it can run as its own task.
 struct SendJob {
-    store: Arc<Mutex<Store>>,
+    store: Db,
     config: Arc<Config>,
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
@@ -450,19 +438,12 @@ struct SendJob {
 impl SendJob {
     async fn send(self, row: DueRow) -> Result<Outcome, DispatchError> {
         let (outcome, language, params) = self.attempt(&row).await;
-        let store = Arc::clone(&self.store);
         let now = self.clock.now();
         let id = row.id;
         let o = outcome.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| DispatchError::Internal("store lock poisoned".into()))?;
-            s.record_outcome(id, &o, language.as_deref(), params.as_deref(), now)
-                .map_err(DispatchError::from)
-        })
-        .await
-        .map_err(|e| DispatchError::Internal(e.to_string()))??;
+        self.store
+            .run(move |s| s.record_outcome(id, &o, language.as_deref(), params.as_deref(), now))
+            .await??;
         let (result, code) = match &outcome {
             Outcome::Sent { .. } => ("sent", None),
             Outcome::Retry { code, .. } => ("retry", *code),
@@ -574,15 +555,8 @@ impl SendJob {
         self.limiter.until_ready().await;
         // Durably note that the request is going out: a crash from here on leaves the row
         // `unknown` (the API may have it); before here, it is simply sent again.
-        let store = Arc::clone(&self.store);
         let (id, at) = (row.id, self.clock.now());
-        let marked = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .mark_requested(id, at)
-        })
-        .await;
+        let marked = self.store.run(move |s| s.mark_requested(id, at)).await;
         if !matches!(marked, Ok(Ok(true))) {
             *next = Instant::now();
             return Outcome::Retry {

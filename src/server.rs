@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -23,14 +23,14 @@ use sha2::Sha256;
 
 use crate::config::Config;
 use crate::jobs;
-use crate::store::Store;
+use crate::store::Db;
 use crate::time::Clock;
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
-    pub store: Arc<Mutex<Store>>,
+    pub store: Db,
     /// The configuration in force (replaced as a whole on reload).
     pub config: Arc<std::sync::RwLock<Arc<Config>>>,
     /// Verifies webhook signatures.
@@ -320,15 +320,11 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let store = Arc::clone(&state.store);
     let now = state.clock.now();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut store = store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        jobs::process_webhook(&mut store, &config, &body, now)
-    })
-    .await;
+    let result = state
+        .store
+        .run(move |store| jobs::process_webhook(store, &config, &body, now))
+        .await;
     match result {
         Ok(Ok(Ok(summary))) => {
             tracing::debug!(?summary, "webhook applied");
@@ -352,11 +348,11 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let store = Arc::clone(&state.store);
-    let database =
-        tokio::task::spawn_blocking(move || store.lock().is_ok_and(|s| s.schema_version().is_ok()))
-            .await
-            .unwrap_or(false);
+    let database = state
+        .store
+        .run(|s| s.schema_version().is_ok())
+        .await
+        .unwrap_or(false);
     let (jobs_ok, mut body) = match &state.health {
         Some(h) => h.check(state.clock.now().timestamp()),
         None => (true, serde_json::json!({})),

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -57,8 +57,8 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
     let clock = Clock::from_option(now);
     let client = client(&config)?;
     let config = Arc::new(config);
-    let store = Arc::new(Mutex::new(store));
-    let dispatcher = Dispatcher::new(Arc::clone(&store), Arc::clone(&config), client)?;
+    let store = reminderd::store::Db::new(store);
+    let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&config), client)?;
     runtime()?.block_on(async move {
         loop {
             match dispatcher.run_once(clock).await {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -56,7 +56,7 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
     let addr = listen.unwrap_or(config.server.listen);
     let limits = config.server.clone();
     let state = reminderd::server::AppState {
-        store: Arc::new(Mutex::new(store)),
+        store: reminderd::store::Db::new(store),
         config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
         app_secret: Arc::new(app_secret),
         verify_token: Arc::new(verify_token),
@@ -64,7 +64,7 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         health: None,
     };
     let desk_state = reminderd::desk::DeskState {
-        store: Arc::clone(&state.store),
+        store: state.store.clone(),
         config: Arc::clone(&state.config),
         clock: Clock::System,
     };

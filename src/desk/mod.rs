@@ -25,7 +25,7 @@ mod views;
 
 pub use session::Staff;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Extension, FromRequest, FromRequestParts, RawForm, Request};
@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
 
 use pages::{day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats};
@@ -49,7 +49,7 @@ use upload::{confirm_upload, discard_upload, upload, upload_page};
 #[derive(Clone)]
 pub struct DeskState {
     /// The database (shared with the webhook and the jobs).
-    pub store: Arc<Mutex<Store>>,
+    pub store: Db,
     /// The configuration in force (replaced as a whole on reload).
     pub config: Arc<RwLock<Arc<Config>>>,
     /// Time source.
@@ -76,15 +76,7 @@ impl DeskState {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Response> {
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || {
-            let mut s = store
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut s)
-        })
-        .await
-        {
+        match self.store.run(f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "desk: database error");
@@ -99,7 +91,8 @@ impl DeskState {
 }
 
 /// Binds the desk's own address and serves it (with `extra` routes beside it, such as
-/// `/metrics`) on a task until `stop` is cancelled; `None` when the config has no `[desk]`. The bound address is logged and returned.
+/// `/metrics`) on a task until `stop` is cancelled; `None` when the config has no `[desk]`.
+/// The bound address is logged and returned.
 pub async fn spawn(
     state: DeskState,
     listen: Option<std::net::SocketAddr>,

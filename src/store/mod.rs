@@ -64,6 +64,43 @@ impl From<crate::model::UnknownWord> for StoreError {
     }
 }
 
+/// The store as async code shares it: one connection behind a std mutex, reached only
+/// through [`Db::run`], which runs the work on a blocking thread so that a slow disk or a
+/// long import never stalls the runtime's other tasks (the mini-redis `Db` pattern).
+#[derive(Clone)]
+pub struct Db(std::sync::Arc<std::sync::Mutex<Store>>);
+
+impl Db {
+    /// Shares an open store.
+    pub fn new(store: Store) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(store)))
+    }
+
+    /// Runs `f` with the store on a blocking thread and hands back what it returns. `Err` only
+    /// when `f` panicked: the store itself is still usable (a transaction a panic leaves open
+    /// is rolled back when it is dropped), so a poisoned lock is taken over, not fatal.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = std::sync::Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            let mut store = shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut store)
+        })
+        .await
+        .map_err(|e| StoreError::Panicked(e.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +127,9 @@ pub enum StoreError {
     /// A stored value is not one this build knows (a hand-edited or corrupt row).
     #[error("database holds an unexpected value: {0}")]
     Corrupt(String),
+    /// The code working with the store panicked (a bug; the database is unharmed).
+    #[error("internal error while using the database: {0}")]
+    Panicked(String),
 }
 
 /// What a database failure means for the person reading it; the driver's own text follows

@@ -48,19 +48,35 @@ impl Desk {
 
     /// Starts the server on the shipped config as `edit` changes it (no users yet).
     async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
+        Self::launch(edit, false).await
+    }
+
+    /// Starts `reminderd run` (the daemon, which reloads on SIGHUP) instead of `serve`.
+    async fn start_daemon() -> Self {
+        Self::launch(|c| c, true).await
+    }
+
+    async fn launch(edit: impl FnOnce(String) -> String, daemon: bool) -> Self {
         let env = Env::new();
         let config = env.path("reminders.toml");
         let text = std::fs::read_to_string(&config).expect("read config");
-        std::fs::write(&config, edit(text)).expect("write config");
         let (webhook, desk) = (
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
         );
+        let text = edit(text).replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
+        std::fs::write(&config, text).expect("write config");
         let log = std::fs::File::create(env.path("serve.log")).expect("create log");
+        let args = if daemon {
+            vec!["run", "--listen", &webhook]
+        } else {
+            vec!["serve", "--listen", &webhook, "--desk-listen", &desk]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
             .arg("--config")
             .arg(&config)
-            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
+            .args(&args)
+            .env("WHATSAPP_ACCESS_TOKEN", "token-for-desk-tests")
             .env_remove("REMINDERD_CONFIG")
             .env_remove("RUST_LOG")
             .env_remove("CREDENTIALS_DIRECTORY")
@@ -2165,5 +2181,59 @@ async fn a_session_unused_for_idle_timeout_ends() {
         away.location().starts_with("/desk/login"),
         "{}",
         away.location()
+    );
+}
+
+/// A clinic added to the config and applied with SIGHUP takes uploads at once, with no restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clinic_added_by_sighup_takes_desk_uploads_at_once() {
+    let d = Desk::start_daemon().await;
+    d.add_user(USER, PASSWORD);
+    let config = d.env.path("reminders.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[clinics.pune]\ndisplay_name = \"Pune Family Clinic\"\ntime_zone = \"Asia/Kolkata\"\nphone_region = \"IN\"\n"
+        ),
+    )
+    .expect("add a clinic");
+    crate::common::signal(d.child.id(), "HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !d.log().contains("configuration reloaded") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reload:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = d.signed_in(USER, PASSWORD).await;
+    let day = (reminderd::time::Clock::System.now() + chrono::Duration::days(2))
+        .format("%Y-%m-%d")
+        .to_string();
+    let file = format!(
+        "{}\nP1,Q1,Asha Rao,98200 12345,en,{day},10:00,15,Dr. Joshi,pune,booked\n",
+        crate::common::HEADER
+    );
+    let preview = b
+        .upload(&b.csrf.clone(), "", "pune.csv", file.into_bytes())
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.text());
+    assert!(preview.text().contains("1 new"), "{}", preview.text());
+    let confirmed = b
+        .post(
+            "/desk/upload/confirm",
+            &[("csrf", &b.csrf), ("token", &field(&preview.body, "token"))],
+        )
+        .await;
+    assert!(
+        confirmed.status == 303 || confirmed.status == 200,
+        "{}",
+        confirmed.text()
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE c.key = 'pune'"),
+        1
     );
 }
