@@ -521,3 +521,205 @@ fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<Row
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::import::{RowStatus, normalize_language};
+
+    const HEADER: &str = "appointment_id,patient_id,patient_name,phone,language,date,time,clinic";
+
+    fn config() -> Config {
+        let text = r#"
+[database]
+path = "x.db"
+[clinics.mumbai]
+display_name = "Mumbai"
+time_zone = "Asia/Kolkata"
+phone_region = "IN"
+default_language = "hi"
+[clinics.nyc]
+display_name = "New York"
+time_zone = "America/New_York"
+phone_region = "US"
+"#;
+        Config::from_toml(text, Path::new("r.toml")).expect("valid config")
+    }
+
+    fn read(bytes: &[u8]) -> ParsedFile {
+        parse(bytes, &config(), &ParseOptions::default()).expect("options are valid")
+    }
+
+    /// (row, column, value) of every error, for compact assertions.
+    fn located(p: &ParsedFile) -> Vec<(usize, &str, &str)> {
+        p.errors
+            .iter()
+            .map(|e| (e.row, e.column.as_str(), e.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_delimiter_is_the_one_most_used_in_the_header_outside_quotes() {
+        assert_eq!(detect_delimiter("a;b;c\n1,2,3,4,5"), b';');
+        assert_eq!(detect_delimiter("a\tb\tc,d"), b'\t');
+        assert_eq!(detect_delimiter("a,b,c;d"), b',');
+        // Commas inside a quoted header name do not count.
+        assert_eq!(detect_delimiter("\"a,b,c\";d;e"), b';');
+        // A tie, or no delimiter at all, is a comma.
+        assert_eq!(detect_delimiter("a,b;c"), b',');
+        assert_eq!(detect_delimiter("single"), b',');
+
+        let semi = "appointment_id;patient_id;patient_name;phone;date;time;clinic\n\
+                    A1;P1;Asha Rao;98200 12345;2026-11-26;09:00;mumbai\n";
+        let tabs = semi.replace(';', "\t");
+        for text in [semi.to_string(), tabs] {
+            let p = read(text.as_bytes());
+            assert_eq!(located(&p), vec![], "{text:?}");
+            assert_eq!(p.rows.len(), 1);
+            assert_eq!(p.rows[0].patient_name, "Asha Rao");
+            assert_eq!(p.rows[0].phone.as_str(), "+919820012345");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_read_like_plain_text() {
+        let plain = format!("{HEADER}\nA1,P1,Asha Rao,98200 12345,en,2026-11-26,09:00,mumbai\n");
+        let windows = format!("\u{feff}{}", plain.replace('\n', "\r\n"));
+        let a = read(plain.as_bytes());
+        let b = read(windows.as_bytes());
+        assert_eq!(located(&b), vec![]);
+        assert_eq!(a.rows, b.rows);
+        assert_eq!(b.rows[0].row, 2);
+        assert_eq!(b.rows[0].appointment_id, "A1");
+        assert_eq!(b.rows[0].clinic, "mumbai");
+        // The checksum is of the bytes as sent, so the two files differ there.
+        assert_ne!(a.checksum, b.checksum);
+        assert_eq!(b.checksum.len(), 64);
+    }
+
+    #[test]
+    fn rows_are_numbered_as_a_spreadsheet_shows_them() {
+        // Line 2-3: one row whose quoted `notes` cell has a line break (spreadsheet row 2);
+        // line 4: blank (row 3); line 5: row 4; line 6: row 5.
+        let head = format!("{HEADER},notes\n");
+        let body = "A1,P1,Asha Rao,98200 12345,en,2026-11-26,09:00,mumbai,\"first line\nsecond line\"\n\
+                    \n\
+                    A2,P2,Ravi Iyer,98765 43210,en,2026-11-26,09:30,mumbai,\n";
+        let good = read(format!("{head}{body}").as_bytes());
+        assert_eq!(located(&good), vec![]);
+        assert_eq!(good.rows_read, 2, "the blank line is not a data row");
+        let rows: Vec<usize> = good.rows.iter().map(|r| r.row).collect();
+        assert_eq!(rows, vec![2, 4]);
+
+        let bad = format!("{head}{body}A3,P3,Meena Das,99876 54321,en,26/11/2026,10:00,mumbai,\n");
+        let p = read(bad.as_bytes());
+        assert_eq!(located(&p), vec![(5, "date", "26/11/2026")]);
+        assert!(p.errors[0].message.contains("write it as 2026-11-25"));
+        assert!(p.rows.is_empty(), "a file with an error yields no rows");
+        assert_eq!(p.rows_read, 3);
+    }
+
+    #[test]
+    fn a_time_in_a_daylight_saving_gap_is_an_error_on_the_time_column() {
+        let text = format!("{HEADER}\nN1,Q1,Ann Lee,212-867-5309,en,2027-03-14,02:30,nyc\n");
+        let p = read(text.as_bytes());
+        assert_eq!(located(&p), vec![(2, "time", "02:30")]);
+        let m = &p.errors[0].message;
+        assert!(
+            m.contains("does not exist on 2027-03-14 in America/New_York"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("check the time with the clinic's system"),
+            "{m}"
+        );
+
+        // An hour later the clocks have moved on, and the time is read in the clinic's zone.
+        let later = read(text.replace("02:30", "03:30").as_bytes());
+        assert_eq!(located(&later), vec![]);
+        assert_eq!(
+            later.rows[0].starts_at.to_rfc3339(),
+            "2027-03-14T07:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_header_names_both_column_letters() {
+        let text =
+            format!("{HEADER},Phone \nA1,P1,Asha Rao,98200 12345,en,2026-11-26,09:00,mumbai,x\n");
+        let p = read(text.as_bytes());
+        assert_eq!(located(&p), vec![(1, "Phone", "Phone")]);
+        assert_eq!(
+            p.errors[0].message,
+            "the header \"Phone\" appears in columns D and I; rename or delete one of them"
+        );
+        assert!(p.rows.is_empty());
+
+        for (i, letters) in [
+            (0, "A"),
+            (25, "Z"),
+            (26, "AA"),
+            (27, "AB"),
+            (701, "ZZ"),
+            (702, "AAA"),
+        ] {
+            assert_eq!(column_letter(i), letters, "{i}");
+        }
+    }
+
+    #[test]
+    fn shown_cells_escape_control_characters_and_stop_at_40_characters() {
+        assert_eq!(shown_cell("plain"), "plain");
+        assert_eq!(shown_cell("a\tb\u{1b}[31m\r"), "a\\tb\\u{1b}[31m\\r");
+        let forty = "x".repeat(40);
+        assert_eq!(shown_cell(&forty), forty);
+        assert_eq!(shown_cell(&"x".repeat(41)), format!("{forty}…"));
+        // Characters, not bytes: a long name in Devanagari is cut at the same place.
+        let hindi = "आ".repeat(50);
+        assert_eq!(shown_cell(&hindi), format!("{}…", "आ".repeat(40)));
+
+        // Every error value and column `parse` returns is shown this way.
+        let long = "9".repeat(60);
+        let text = format!("{HEADER}\nA1,P1,Asha Rao,98200 12345,en,{long},09:00,mumbai\n");
+        let p = read(text.as_bytes());
+        assert_eq!(
+            located(&p),
+            vec![(2, "date", format!("{}…", "9".repeat(40)).as_str())]
+        );
+    }
+
+    #[test]
+    fn languages_are_normalised_to_whatsapp_codes() {
+        for (written, code) in [
+            ("en", Some("en")),
+            ("EN", Some("en")),
+            (" pt-br ", Some("pt_BR")),
+            ("es_mx", Some("es_MX")),
+            ("Hindi", Some("hi")),
+            ("मराठी", Some("mr")),
+            ("Español", Some("es")),
+            ("e", None),
+            ("engl", None),
+            ("en-US-x", None),
+            ("en-USA", None),
+            ("12", None),
+        ] {
+            assert_eq!(normalize_language(written).as_deref(), code, "{written:?}");
+        }
+
+        // An empty cell takes the clinic's default language; a bad one is a row error.
+        let text = format!(
+            "{HEADER}\nA1,P1,Asha Rao,98200 12345,Marathi,2026-11-26,09:00,mumbai\n\
+             A2,P2,Ravi Iyer,98765 43210,,2026-11-26,09:30,mumbai\n"
+        );
+        let p = read(text.as_bytes());
+        let languages: Vec<&str> = p.rows.iter().map(|r| r.language.as_str()).collect();
+        assert_eq!(languages, vec!["mr", "hi"]);
+        assert!(p.rows.iter().all(|r| r.status == RowStatus::Booked));
+
+        let bad = read(text.replace("Marathi", "Klingon").as_bytes());
+        assert_eq!(located(&bad), vec![(2, "language", "Klingon")]);
+    }
+}
