@@ -1,0 +1,308 @@
+//! Front-desk CSV import: the types shared by reading and applying a schedule file.
+//!
+//! An import reads and validates every row, then applies all of them in one transaction or
+//! none. [`parse()`] is pure (bytes in, rows or row errors out) so the same checks serve the
+//! CLI, the browser upload and the property tests. [`apply()`] compares the rows with what is
+//! stored and writes the differences through [`crate::store::ImportTx`]; a dry-run runs the
+//! very same code and drops the transaction instead of committing it.
+
+mod apply;
+mod parse;
+
+pub use apply::apply;
+pub use parse::{parse, shown_cell};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::phone::E164;
+use crate::store::StoreError;
+
+/// One problem in the file, located as a spreadsheet shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// Row number as a spreadsheet shows it (the header is row 1).
+    pub row: usize,
+    /// The column's header as written in the file (or the expected header, if missing).
+    pub column: String,
+    /// The value found.
+    pub value: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Whether a row books or cancels its appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowStatus {
+    /// The appointment is going ahead.
+    Booked,
+    /// The clinic cancelled it.
+    Cancelled,
+}
+
+/// One valid data row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    /// Spreadsheet row number.
+    pub row: usize,
+    /// Clinic key.
+    pub clinic: String,
+    /// The clinic system's appointment id.
+    pub appointment_id: String,
+    /// The clinic system's patient id.
+    pub patient_id: String,
+    /// Patient's name.
+    pub patient_name: String,
+    /// Patient's number.
+    pub phone: E164,
+    /// Patient's language (normalised code).
+    pub language: String,
+    /// Start, UTC.
+    pub starts_at: DateTime<Utc>,
+    /// Start date at the clinic.
+    pub local_date: NaiveDate,
+    /// Length.
+    pub duration_min: u32,
+    /// Who it is with.
+    pub provider: Option<String>,
+    /// Booked or cancelled.
+    pub status: RowStatus,
+}
+
+/// A whole file, read.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFile {
+    /// Valid rows (empty when there are errors: nothing is imported from a bad file).
+    pub rows: Vec<ImportRow>,
+    /// Every problem found.
+    pub errors: Vec<RowError>,
+    /// Data rows read (blank lines excluded).
+    pub rows_read: usize,
+    /// sha256 of the bytes, hex.
+    pub checksum: String,
+}
+
+/// What the import did or, for a dry-run, would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The file as named on the command line.
+    pub file: String,
+    /// Data rows.
+    pub rows: usize,
+    /// Appointments created.
+    pub new: usize,
+    /// Appointments changed.
+    pub updated: usize,
+    /// Appointments cancelled.
+    pub cancelled: usize,
+    /// Rows that changed nothing.
+    pub unchanged: usize,
+    /// Every bad row; non-empty means nothing was written.
+    pub errors: Vec<RowError>,
+    /// Notable changes (moves, cancellations, reinstatements) for people to review.
+    #[serde(skip)]
+    pub changes: Vec<Change>,
+    /// Nothing was written because this was a dry-run.
+    #[serde(skip)]
+    pub dry_run: bool,
+    /// What each valid row does, in file order (the browser preview's table).
+    #[serde(skip)]
+    pub outcomes: Vec<RowOutcome>,
+    /// Set when a previewed upload was confirmed but the schedule changed since its preview:
+    /// nothing was written and the report shows what the file would do now.
+    #[serde(skip)]
+    pub preview_outdated: bool,
+}
+
+/// What one valid row does to the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    /// A new appointment.
+    New,
+    /// An appointment (or its patient) changes.
+    Updated,
+    /// A booked appointment is cancelled.
+    Cancelled,
+    /// Nothing changes.
+    Unchanged,
+}
+
+impl RowOutcome {
+    /// The word staff see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Updated => "updated",
+            Self::Cancelled => "cancelled",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl ImportReport {
+    /// A report for a file that could not be imported.
+    pub fn rejected(file: &str, rows: usize, errors: Vec<RowError>) -> Self {
+        Self {
+            file: file.to_string(),
+            rows,
+            new: 0,
+            updated: 0,
+            cancelled: 0,
+            unchanged: 0,
+            errors,
+            changes: Vec::new(),
+            dry_run: false,
+            outcomes: Vec::new(),
+            preview_outdated: false,
+        }
+    }
+
+    /// A digest of everything the import does (every row's outcome and every notable
+    /// change): equal fingerprints mean a preview still describes what confirming would do.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for (i, o) in self.outcomes.iter().enumerate() {
+            h.update(format!("{i}:{}\n", o.as_str()));
+        }
+        for c in &self.changes {
+            h.update(format!(
+                "{:?}:{}:{}:{:?}\n",
+                c.row, c.clinic, c.appointment_id, c.kind
+            ));
+        }
+        h.update(format!(
+            "{} {} {} {} {}",
+            self.rows, self.new, self.updated, self.cancelled, self.unchanged
+        ));
+        format!("{:x}", h.finalize())
+    }
+}
+
+/// A change to an existing appointment worth showing to staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Spreadsheet row (none for appointments cancelled because a `--complete` file lacks them).
+    pub row: Option<usize>,
+    /// Clinic key.
+    pub clinic: String,
+    /// The clinic system's appointment id.
+    pub appointment_id: String,
+    /// What happened.
+    pub kind: ChangeKind,
+}
+
+/// The kinds of [`Change`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Moved from one start to another.
+    Rescheduled {
+        /// Old start.
+        from: DateTime<Utc>,
+        /// New start.
+        to: DateTime<Utc>,
+    },
+    /// Cancelled by the file's status column.
+    Cancelled,
+    /// Cancelled because a `--complete` file does not list it.
+    CancelledMissing,
+    /// A cancelled appointment is booked again.
+    Reinstated,
+}
+
+/// How an import is applied.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions<'a> {
+    /// As named on the command line; used in reports and audit rows.
+    pub file_name: &'a str,
+    /// The file is the whole schedule for its clinics and dates.
+    pub complete: bool,
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
+    /// Who imports (`cli`, or a staff user).
+    pub imported_by: &'a str,
+    /// The import's time stamp.
+    pub now: DateTime<Utc>,
+    /// Confirming a browser preview: applied only if the preview is still undecided and
+    /// the file still does exactly what was previewed; both checked in the import's own
+    /// transaction, so a second confirm writes nothing.
+    pub preview: Option<PreviewCheck<'a>>,
+}
+
+/// The preview an import confirms.
+#[derive(Debug, Clone, Copy)]
+pub struct PreviewCheck<'a> {
+    /// The preview's token.
+    pub token: &'a str,
+    /// [`ImportReport::fingerprint`] of the preview.
+    pub fingerprint: &'a str,
+}
+
+/// What the caller chose on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions<'a> {
+    /// Clinic for rows that do not name one (and the only clinic allowed in the file).
+    pub clinic: Option<&'a str>,
+    /// Named import format (`[import.formats.NAME]`).
+    pub format: Option<&'a str>,
+}
+
+/// Why a file could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The options name something not configured.
+    #[error("{0}")]
+    Options(String),
+    /// Writing failed; nothing was imported.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The preview was already confirmed or discarded; nothing was written this time.
+    #[error("this upload was already {0}; nothing more was imported")]
+    AlreadyDecided(String),
+}
+
+/// Normalises a language written by staff to a WhatsApp-style code (`en`, `hi`, `pt_BR`).
+/// Accepts codes in any case with `-` or `_`, and the English names of common languages.
+pub fn normalize_language(s: &str) -> Option<String> {
+    let s = s.trim();
+    let by_name = match s.to_lowercase().as_str() {
+        "english" => Some("en"),
+        "hindi" | "हिन्दी" | "हिंदी" => Some("hi"),
+        "marathi" | "मराठी" => Some("mr"),
+        "spanish" | "español" | "espanol" => Some("es"),
+        "gujarati" => Some("gu"),
+        "tamil" => Some("ta"),
+        "telugu" => Some("te"),
+        "kannada" => Some("kn"),
+        "bengali" | "bangla" => Some("bn"),
+        "malayalam" => Some("ml"),
+        "punjabi" => Some("pa"),
+        "urdu" => Some("ur"),
+        "french" => Some("fr"),
+        "portuguese" => Some("pt_BR"),
+        "chinese" => Some("zh_CN"),
+        "arabic" => Some("ar"),
+        _ => None,
+    };
+    if let Some(code) = by_name {
+        return Some(code.to_string());
+    }
+    let mut parts = s.split(['-', '_']);
+    let lang = parts.next()?;
+    let region = parts.next();
+    if parts.next().is_some()
+        || !(2..=3).contains(&lang.len())
+        || !lang.chars().all(|c| c.is_ascii_alphabetic())
+    {
+        return None;
+    }
+    let lang = lang.to_ascii_lowercase();
+    match region {
+        None => Some(lang),
+        Some(r) if r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()) => {
+            Some(format!("{lang}_{}", r.to_ascii_uppercase()))
+        }
+        Some(_) => None,
+    }
+}

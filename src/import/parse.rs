@@ -1,0 +1,725 @@
+//! The pure reading side of an import: a file's bytes → its rows, or every row error. It
+//! never touches the store, so the CLI, the desk's upload and the property tests share it.
+
+mod row;
+
+use std::collections::{HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+
+use super::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+use crate::config::{Config, ImportFormat};
+use crate::phone::{E164, PhoneError, Region};
+use row::read_row;
+
+/// The fields, in the order columns are checked and errors reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    AppointmentId,
+    PatientId,
+    PatientName,
+    Phone,
+    Language,
+    Date,
+    Time,
+    DurationMin,
+    Provider,
+    Clinic,
+    Status,
+}
+
+const FIELDS: [Field; 11] = [
+    Field::AppointmentId,
+    Field::PatientId,
+    Field::PatientName,
+    Field::Phone,
+    Field::Language,
+    Field::Date,
+    Field::Time,
+    Field::DurationMin,
+    Field::Provider,
+    Field::Clinic,
+    Field::Status,
+];
+
+impl Field {
+    fn header(self, f: &ImportFormat) -> &str {
+        let c = &f.columns;
+        match self {
+            Self::AppointmentId => &c.appointment_id,
+            Self::PatientId => &c.patient_id,
+            Self::PatientName => &c.patient_name,
+            Self::Phone => &c.phone,
+            Self::Language => &c.language,
+            Self::Date => &c.date,
+            Self::Time => &c.time,
+            Self::DurationMin => &c.duration_min,
+            Self::Provider => &c.provider,
+            Self::Clinic => &c.clinic,
+            Self::Status => &c.status,
+        }
+    }
+
+    fn optional(self) -> bool {
+        matches!(
+            self,
+            Self::Language | Self::DurationMin | Self::Provider | Self::Status | Self::Clinic
+        )
+    }
+}
+
+/// Reads a CSV file's bytes. Returns every row error found; rows are only returned when there
+/// are none, so a caller can never import half a file.
+pub fn parse(
+    bytes: &[u8],
+    config: &Config,
+    opts: &ParseOptions<'_>,
+) -> Result<ParsedFile, ImportError> {
+    let mut out = parse_file(bytes, config, opts)?;
+    for e in &mut out.errors {
+        e.column = shown_cell(&e.column);
+        e.value = shown_cell(&e.value);
+    }
+    Ok(out)
+}
+
+/// Longest part of a cell or header name that reports show (the rest is cut with "…").
+const SHOWN_CHARS: usize = 40;
+
+/// A cell or header name as reports show it: control characters escaped (a file must not
+/// drive the terminal it is reported to) and cut at `SHOWN_CHARS` characters (nor flood it).
+pub fn shown_cell(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_file(
+    bytes: &[u8],
+    config: &Config,
+    opts: &ParseOptions<'_>,
+) -> Result<ParsedFile, ImportError> {
+    if let Some(c) = opts.clinic
+        && config.clinic(c).is_none()
+    {
+        return Err(ImportError::Options(config.unknown_clinic(c)));
+    }
+    let format = config
+        .import_format(opts.format, opts.clinic)
+        .map_err(ImportError::Options)?;
+    let checksum = format!("{:x}", Sha256::digest(bytes));
+    let mut out = ParsedFile {
+        checksum,
+        ..ParsedFile::default()
+    };
+
+    let text = match decode(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            out.errors.push(e);
+            return Ok(out);
+        }
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(detect_delimiter(text))
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+
+    let header = match records.next() {
+        None => {
+            out.errors.push(RowError {
+                row: 1,
+                column: String::new(),
+                value: String::new(),
+                message: "the file is empty; export the schedule with its header row".into(),
+            });
+            return Ok(out);
+        }
+        Some(Err(e)) => {
+            out.errors.push(csv_error(1, &e));
+            return Ok(out);
+        }
+        Some(Ok(h)) => h,
+    };
+    let Some(columns) = map_header(&header, format, opts.clinic.is_some(), &mut out.errors) else {
+        return Ok(out);
+    };
+
+    let mut cells: Vec<RawRow> = Vec::new();
+    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
+    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
+    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
+    let mut rows = RowCounter::new(text, &header);
+    for rec in records {
+        match rec {
+            Err(e) => {
+                let row = e
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
+                out.errors.push(csv_error(row, &e));
+            }
+            Ok(r) => {
+                let row = r
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
+                if r.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                cells.push(RawRow { row, record: r });
+            }
+        }
+    }
+    out.rows_read = cells.len();
+    if cells.is_empty() && out.errors.is_empty() {
+        out.errors.push(RowError {
+            row: 2,
+            column: String::new(),
+            value: String::new(),
+            message: "the file has a header but no appointments".into(),
+        });
+    }
+
+    let phones = normalize_phones(&cells, &columns, config, opts.clinic);
+    let mut rows = Vec::with_capacity(cells.len());
+    for raw in &cells {
+        if let Some(r) = read_row(
+            raw,
+            &columns,
+            format,
+            config,
+            opts.clinic,
+            &phones,
+            &mut out.errors,
+        ) {
+            rows.push(r);
+        }
+    }
+    check_across_rows(&rows, &columns, &mut out.errors);
+    out.errors.sort_by_key(|e| e.row);
+    if out.errors.is_empty() {
+        out.rows = rows;
+    }
+    Ok(out)
+}
+
+/// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
+/// the next, less the breaks inside the earlier record's cells.
+struct RowCounter<'t> {
+    text: &'t [u8],
+    pos: usize,
+    row: usize,
+    inside: usize,
+}
+
+impl<'t> RowCounter<'t> {
+    fn new(text: &'t str, header: &csv::StringRecord) -> Self {
+        let bytes = text.as_bytes();
+        let mut start = header
+            .position()
+            .map_or(0, |p| p.byte() as usize)
+            .min(bytes.len());
+        while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
+            start += 1;
+        }
+        let before = bytes[..start.min(bytes.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        Self {
+            text: bytes,
+            pos: start,
+            row: before + 1,
+            inside: breaks_in(header),
+        }
+    }
+
+    /// The row of the record starting at `byte`; `record` is it, when it parsed.
+    fn row_at(&mut self, byte: usize, record: Option<&csv::StringRecord>) -> usize {
+        // csv reports where it started reading, before any blank lines it skipped.
+        let mut byte = byte.min(self.text.len());
+        while byte < self.text.len() && matches!(self.text[byte], b'\n' | b'\r') {
+            byte += 1;
+        }
+        let end = byte.max(self.pos);
+        let breaks = self.text[self.pos..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        self.row += breaks.saturating_sub(self.inside);
+        self.pos = end;
+        self.inside = record.map_or(0, breaks_in);
+        self.row
+    }
+}
+
+fn breaks_in(record: &csv::StringRecord) -> usize {
+    record.iter().map(|c| c.matches('\n').count()).sum()
+}
+
+struct RawRow {
+    row: usize,
+    record: csv::StringRecord,
+}
+
+/// Column index and header text (as written in the file) of each field.
+struct Columns {
+    index: [Option<(usize, String)>; 11],
+}
+
+impl Columns {
+    fn get<'r>(&self, f: Field, r: &'r RawRow) -> &'r str {
+        self.index[f as usize]
+            .as_ref()
+            .and_then(|(i, _)| r.record.get(*i))
+            .map_or("", str::trim)
+    }
+
+    fn name(&self, f: Field, format: &ImportFormat) -> String {
+        self.index[f as usize]
+            .as_ref()
+            .map_or_else(|| f.header(format).to_string(), |(_, h)| h.clone())
+    }
+
+    fn header_of(&self, f: Field) -> &str {
+        self.index[f as usize]
+            .as_ref()
+            .map_or("", |(_, h)| h.as_str())
+    }
+}
+
+/// Strips a UTF-8 byte-order mark and checks the encoding, pointing at the first bad row.
+fn decode(bytes: &[u8]) -> Result<&str, RowError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        // Lines before the bad byte, plus the one it is on.
+        let row = bytes[..at].split(|b| *b == b'\n').count();
+        RowError {
+            row,
+            column: String::new(),
+            value: String::new(),
+            message: "the file is not UTF-8 text; in your spreadsheet choose \"Save as\" → \"CSV UTF-8\" and import that file".into(),
+        }
+    })
+}
+
+/// Picks `,`, `;` or tab: whichever occurs most in the header line outside quotes.
+fn detect_delimiter(text: &str) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '\n' if !quoted => break,
+            ',' if !quoted => counts[0] += 1,
+            ';' if !quoted => counts[1] += 1,
+            '\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    [b',', b';', b'\t'][best]
+}
+
+fn csv_error(row: usize, e: &csv::Error) -> RowError {
+    RowError {
+        row: row.max(1),
+        column: String::new(),
+        value: String::new(),
+        message: format!(
+            "this row cannot be read as CSV ({e}); check for a stray quote (\") in it"
+        ),
+    }
+}
+
+fn map_header(
+    header: &csv::StringRecord,
+    format: &ImportFormat,
+    clinic_given: bool,
+    errors: &mut Vec<RowError>,
+) -> Option<Columns> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, h) in header.iter().enumerate() {
+        let norm = h.trim().to_lowercase();
+        if norm.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.insert(norm, i) {
+            errors.push(RowError {
+                row: 1,
+                column: h.trim().to_string(),
+                value: h.trim().to_string(),
+                message: format!(
+                    "the header \"{}\" appears in columns {} and {}; rename or delete one of them",
+                    shown_cell(h.trim()),
+                    column_letter(first),
+                    column_letter(i)
+                ),
+            });
+        }
+    }
+    let mut index: [Option<(usize, String)>; 11] = Default::default();
+    let found: Vec<String> = header
+        .iter()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(shown_cell)
+        .collect();
+    for f in FIELDS {
+        let want = f.header(format).trim().to_lowercase();
+        match seen.get(&want) {
+            Some(&i) => index[f as usize] = Some((i, header.get(i).unwrap_or("").trim().to_string())),
+            None if f.optional() && (f != Field::Clinic || clinic_given) => {}
+            None => errors.push(RowError {
+                row: 1,
+                column: f.header(format).to_string(),
+                value: String::new(),
+                message: format!(
+                    "the file has no column named {:?}{}; the header row has: {}. Rename the column, or map it under [import.columns] in reminders.toml",
+                    f.header(format),
+                    if f == Field::Clinic { " (or import with --clinic KEY)" } else { "" },
+                    if found.is_empty() { "(nothing)".to_string() } else { found.join(", ") }
+                ),
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Some(Columns { index })
+    } else {
+        None
+    }
+}
+
+/// Spreadsheet column letter of a 0-based index: 0 → A, 26 → AA.
+fn column_letter(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+/// The clinic key a row belongs to, if it can be told.
+fn row_clinic<'a>(raw: &'a RawRow, columns: &Columns, forced: Option<&'a str>) -> Option<String> {
+    let v = columns.get(Field::Clinic, raw);
+    if v.is_empty() {
+        forced.map(str::to_string)
+    } else {
+        Some(v.to_lowercase())
+    }
+}
+
+/// Parses each distinct (region, written number) once, spread over the cores: patients
+/// repeat across rows, and a numbering-plan check costs microseconds.
+fn normalize_phones(
+    cells: &[RawRow],
+    columns: &Columns,
+    config: &Config,
+    forced: Option<&str>,
+) -> HashMap<(Region, String), Result<E164, PhoneError>> {
+    let mut distinct: HashSet<(Region, &str)> = HashSet::new();
+    for raw in cells {
+        let region = row_clinic(raw, columns, forced)
+            .and_then(|c| config.clinic(&c).map(|c| c.phone_region));
+        if let Some(region) = region {
+            distinct.insert((region, columns.get(Field::Phone, raw)));
+        }
+    }
+    let work: Vec<(Region, &str)> = distinct.into_iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = work.len().div_ceil(threads).max(1024);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = work
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|&(region, raw)| ((region, raw.to_string()), E164::parse(raw, region)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Duplicate appointment ids, and patients whose details differ between rows.
+fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<RowError>) {
+    let mut appointments: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut patients: HashMap<(&str, &str), &ImportRow> = HashMap::new();
+    for r in rows {
+        if let Some(first) = appointments.insert((&r.clinic, &r.appointment_id), r.row) {
+            errors.push(RowError {
+                row: r.row,
+                column: columns.header_of(Field::AppointmentId).to_string(),
+                value: r.appointment_id.clone(),
+                message: format!(
+                    "appointment {:?} is already on row {first}; each appointment may appear once",
+                    r.appointment_id
+                ),
+            });
+        }
+        match patients.get(&(r.clinic.as_str(), r.patient_id.as_str())) {
+            None => {
+                patients.insert((&r.clinic, &r.patient_id), r);
+            }
+            Some(p) => {
+                let (field, mine, theirs) = if p.phone != r.phone {
+                    (Field::Phone, r.phone.as_str(), p.phone.as_str())
+                } else if p.patient_name != r.patient_name {
+                    (
+                        Field::PatientName,
+                        r.patient_name.as_str(),
+                        p.patient_name.as_str(),
+                    )
+                } else if p.language != r.language {
+                    (Field::Language, r.language.as_str(), p.language.as_str())
+                } else {
+                    continue;
+                };
+                let shown = |v: &str| {
+                    if field == Field::Phone {
+                        crate::phone::mask(v)
+                    } else {
+                        v.to_string()
+                    }
+                };
+                errors.push(RowError {
+                    row: r.row,
+                    column: columns.header_of(field).to_string(),
+                    value: shown(mine),
+                    message: format!(
+                        "patient {:?} has {} on row {}; one patient must have the same name, phone and language on every row",
+                        r.patient_id,
+                        shown(theirs),
+                        p.row
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::import::{RowStatus, normalize_language};
+
+    const HEADER: &str = "appointment_id,patient_id,patient_name,phone,language,date,time,clinic";
+
+    fn config() -> Config {
+        let text = r#"
+[database]
+path = "x.db"
+[clinics.mumbai]
+display_name = "Mumbai"
+time_zone = "Asia/Kolkata"
+phone_region = "IN"
+default_language = "hi"
+[clinics.nyc]
+display_name = "New York"
+time_zone = "America/New_York"
+phone_region = "US"
+"#;
+        Config::from_toml(text, Path::new("r.toml")).expect("valid config")
+    }
+
+    fn read(bytes: &[u8]) -> ParsedFile {
+        parse(bytes, &config(), &ParseOptions::default()).expect("options are valid")
+    }
+
+    /// (row, column, value) of every error, for compact assertions.
+    fn located(p: &ParsedFile) -> Vec<(usize, &str, &str)> {
+        p.errors
+            .iter()
+            .map(|e| (e.row, e.column.as_str(), e.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn the_delimiter_is_the_one_most_used_in_the_header_outside_quotes() {
+        assert_eq!(detect_delimiter("a;b;c\n1,2,3,4,5"), b';');
+        assert_eq!(detect_delimiter("a\tb\tc,d"), b'\t');
+        assert_eq!(detect_delimiter("a,b,c;d"), b',');
+        // Commas inside a quoted header name do not count.
+        assert_eq!(detect_delimiter("\"a,b,c\";d;e"), b';');
+        // A tie, or no delimiter at all, is a comma.
+        assert_eq!(detect_delimiter("a,b;c"), b',');
+        assert_eq!(detect_delimiter("single"), b',');
+
+        let semi = "appointment_id;patient_id;patient_name;phone;date;time;clinic\n\
+                    A1;P1;Asha Rao;98200 12345;2026-11-26;09:00;mumbai\n";
+        let tabs = semi.replace(';', "\t");
+        for text in [semi.to_string(), tabs] {
+            let p = read(text.as_bytes());
+            assert_eq!(located(&p), vec![], "{text:?}");
+            assert_eq!(p.rows.len(), 1);
+            assert_eq!(p.rows[0].patient_name, "Asha Rao");
+            assert_eq!(p.rows[0].phone.as_str(), "+919820012345");
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_read_like_plain_text() {
+        let plain = format!("{HEADER}\nA1,P1,Asha Rao,98200 12345,en,2026-11-26,09:00,mumbai\n");
+        let windows = format!("\u{feff}{}", plain.replace('\n', "\r\n"));
+        let a = read(plain.as_bytes());
+        let b = read(windows.as_bytes());
+        assert_eq!(located(&b), vec![]);
+        assert_eq!(a.rows, b.rows);
+        assert_eq!(b.rows[0].row, 2);
+        assert_eq!(b.rows[0].appointment_id, "A1");
+        assert_eq!(b.rows[0].clinic, "mumbai");
+        // The checksum is of the bytes as sent, so the two files differ there.
+        assert_ne!(a.checksum, b.checksum);
+        assert_eq!(b.checksum.len(), 64);
+    }
+
+    #[test]
+    fn rows_are_numbered_as_a_spreadsheet_shows_them() {
+        // Line 2-3: one row whose quoted `notes` cell has a line break (spreadsheet row 2);
+        // line 4: blank (row 3); line 5: row 4; line 6: row 5.
+        let head = format!("{HEADER},notes\n");
+        let body = "A1,P1,Asha Rao,98200 12345,en,2026-11-26,09:00,mumbai,\"first line\nsecond line\"\n\
+                    \n\
+                    A2,P2,Ravi Iyer,98765 43210,en,2026-11-26,09:30,mumbai,\n";
+        let good = read(format!("{head}{body}").as_bytes());
+        assert_eq!(located(&good), vec![]);
+        assert_eq!(good.rows_read, 2, "the blank line is not a data row");
+        let rows: Vec<usize> = good.rows.iter().map(|r| r.row).collect();
+        assert_eq!(rows, vec![2, 4]);
+
+        let bad = format!("{head}{body}A3,P3,Meena Das,99876 54321,en,26/11/2026,10:00,mumbai,\n");
+        let p = read(bad.as_bytes());
+        assert_eq!(located(&p), vec![(5, "date", "26/11/2026")]);
+        assert!(p.errors[0].message.contains("write it as 2026-11-25"));
+        assert!(p.rows.is_empty(), "a file with an error yields no rows");
+        assert_eq!(p.rows_read, 3);
+    }
+
+    #[test]
+    fn a_time_in_a_daylight_saving_gap_is_an_error_on_the_time_column() {
+        let text = format!("{HEADER}\nN1,Q1,Ann Lee,212-867-5309,en,2027-03-14,02:30,nyc\n");
+        let p = read(text.as_bytes());
+        assert_eq!(located(&p), vec![(2, "time", "02:30")]);
+        let m = &p.errors[0].message;
+        assert!(
+            m.contains("does not exist on 2027-03-14 in America/New_York"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("check the time with the clinic's system"),
+            "{m}"
+        );
+
+        // An hour later the clocks have moved on, and the time is read in the clinic's zone.
+        let later = read(text.replace("02:30", "03:30").as_bytes());
+        assert_eq!(located(&later), vec![]);
+        assert_eq!(
+            later.rows[0].starts_at.to_rfc3339(),
+            "2027-03-14T07:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_header_names_both_column_letters() {
+        let text =
+            format!("{HEADER},Phone \nA1,P1,Asha Rao,98200 12345,en,2026-11-26,09:00,mumbai,x\n");
+        let p = read(text.as_bytes());
+        assert_eq!(located(&p), vec![(1, "Phone", "Phone")]);
+        assert_eq!(
+            p.errors[0].message,
+            "the header \"Phone\" appears in columns D and I; rename or delete one of them"
+        );
+        assert!(p.rows.is_empty());
+
+        for (i, letters) in [
+            (0, "A"),
+            (25, "Z"),
+            (26, "AA"),
+            (27, "AB"),
+            (701, "ZZ"),
+            (702, "AAA"),
+        ] {
+            assert_eq!(column_letter(i), letters, "{i}");
+        }
+    }
+
+    #[test]
+    fn shown_cells_escape_control_characters_and_stop_at_40_characters() {
+        assert_eq!(shown_cell("plain"), "plain");
+        assert_eq!(shown_cell("a\tb\u{1b}[31m\r"), "a\\tb\\u{1b}[31m\\r");
+        let forty = "x".repeat(40);
+        assert_eq!(shown_cell(&forty), forty);
+        assert_eq!(shown_cell(&"x".repeat(41)), format!("{forty}…"));
+        // Characters, not bytes: a long name in Devanagari is cut at the same place.
+        let hindi = "आ".repeat(50);
+        assert_eq!(shown_cell(&hindi), format!("{}…", "आ".repeat(40)));
+
+        // Every error value and column `parse` returns is shown this way.
+        let long = "9".repeat(60);
+        let text = format!("{HEADER}\nA1,P1,Asha Rao,98200 12345,en,{long},09:00,mumbai\n");
+        let p = read(text.as_bytes());
+        assert_eq!(
+            located(&p),
+            vec![(2, "date", format!("{}…", "9".repeat(40)).as_str())]
+        );
+    }
+
+    #[test]
+    fn languages_are_normalised_to_whatsapp_codes() {
+        for (written, code) in [
+            ("en", Some("en")),
+            ("EN", Some("en")),
+            (" pt-br ", Some("pt_BR")),
+            ("es_mx", Some("es_MX")),
+            ("Hindi", Some("hi")),
+            ("मराठी", Some("mr")),
+            ("Español", Some("es")),
+            ("e", None),
+            ("engl", None),
+            ("en-US-x", None),
+            ("en-USA", None),
+            ("12", None),
+        ] {
+            assert_eq!(normalize_language(written).as_deref(), code, "{written:?}");
+        }
+
+        // An empty cell takes the clinic's default language; a bad one is a row error.
+        let text = format!(
+            "{HEADER}\nA1,P1,Asha Rao,98200 12345,Marathi,2026-11-26,09:00,mumbai\n\
+             A2,P2,Ravi Iyer,98765 43210,,2026-11-26,09:30,mumbai\n"
+        );
+        let p = read(text.as_bytes());
+        let languages: Vec<&str> = p.rows.iter().map(|r| r.language.as_str()).collect();
+        assert_eq!(languages, vec!["mr", "hi"]);
+        assert!(p.rows.iter().all(|r| r.status == RowStatus::Booked));
+
+        let bad = read(text.replace("Marathi", "Klingon").as_bytes());
+        assert_eq!(located(&bad), vec![(2, "language", "Klingon")]);
+    }
+}
