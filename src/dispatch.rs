@@ -22,9 +22,7 @@ use crate::plan::{Kind, check_quiet, humanize};
 use crate::store::{Db, DueRow, Outcome, Response, Status, Store, StoreError, Verdict};
 use crate::template::{self, Input};
 use crate::time::Clock;
-use crate::whatsapp::{
-    Client, ErrorClass, SendError, SendRequest, backoff, is_unreachable, pair_backoff,
-};
+use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
 
 /// How long a stale-schedule hold lasts before the row is looked at again.
 const HOLD_RECHECK: Duration = Duration::minutes(5);
@@ -597,12 +595,40 @@ fn failed(error: String) -> Outcome {
     }
 }
 
+/// Backoff before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped, with "equal jitter"
+/// (half fixed, half random) so retries from many rows spread out. `unit` is a random number
+/// in [0, 1), passed in to keep this pure.
+pub fn backoff(attempt: u32, base: StdDuration, max: StdDuration, unit: f64) -> StdDuration {
+    let exp = base.saturating_mul(
+        1u32.checked_shl(attempt.saturating_sub(1).min(20))
+            .unwrap_or(u32::MAX),
+    );
+    let capped = exp.min(max);
+    capped.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+/// The Cloud API's advice for the pair rate limit: wait 4^n seconds.
+pub fn pair_backoff(attempt: u32) -> StdDuration {
+    StdDuration::from_secs(4u64.saturating_pow(attempt.saturating_sub(1).min(6)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::phone::E164;
     use crate::store::CancelledBy;
     use crate::time::parse_instant;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let (b, m) = (StdDuration::from_secs(5), StdDuration::from_mins(1));
+        assert_eq!(backoff(1, b, m, 1.0), StdDuration::from_secs(5));
+        assert_eq!(backoff(3, b, m, 1.0), StdDuration::from_secs(20));
+        assert_eq!(backoff(3, b, m, 0.0), StdDuration::from_secs(10));
+        assert_eq!(backoff(30, b, m, 1.0), StdDuration::from_mins(1));
+        assert_eq!(pair_backoff(1), StdDuration::from_secs(1));
+        assert_eq!(pair_backoff(3), StdDuration::from_secs(16));
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         parse_instant(s).expect("instant")

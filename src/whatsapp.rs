@@ -2,8 +2,6 @@
 //! code means for a sender, and an HTTP client (reqwest with rustls, explicit timeouts).
 //! The only module that knows the Graph API's JSON.
 
-use std::time::Duration;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -512,23 +510,6 @@ fn api_error(status: u16, body: &[u8]) -> SendError {
     }
 }
 
-/// Backoff before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped, with "equal jitter"
-/// (half fixed, half random) so retries from many rows spread out. `unit` is a random number
-/// in [0, 1), passed in to keep this pure.
-pub fn backoff(attempt: u32, base: Duration, max: Duration, unit: f64) -> Duration {
-    let exp = base.saturating_mul(
-        1u32.checked_shl(attempt.saturating_sub(1).min(20))
-            .unwrap_or(u32::MAX),
-    );
-    let capped = exp.min(max);
-    capped.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-}
-
-/// The Cloud API's advice for the pair rate limit: wait 4^n seconds.
-pub fn pair_backoff(attempt: u32) -> Duration {
-    Duration::from_secs(4u64.saturating_pow(attempt.saturating_sub(1).min(6)))
-}
-
 // ---- webhooks -------------------------------------------------------------------------------
 // Parsed tolerantly: every field optional and unknown fields ignored, because webhook shapes
 // follow the app's webhook version, set in Meta's dashboard, not ours.
@@ -845,16 +826,5 @@ mod tests {
             api_error(502, b"<html>Bad Gateway</html>"),
             SendError::Http { status: 502, .. }
         ));
-    }
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let (b, m) = (Duration::from_secs(5), Duration::from_mins(1));
-        assert_eq!(backoff(1, b, m, 1.0), Duration::from_secs(5));
-        assert_eq!(backoff(3, b, m, 1.0), Duration::from_secs(20));
-        assert_eq!(backoff(3, b, m, 0.0), Duration::from_secs(10));
-        assert_eq!(backoff(30, b, m, 1.0), Duration::from_mins(1));
-        assert_eq!(pair_backoff(1), Duration::from_secs(1));
-        assert_eq!(pair_backoff(3), Duration::from_secs(16));
     }
 }

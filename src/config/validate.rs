@@ -79,10 +79,16 @@ pub(super) fn validate(
     let mut clinics = BTreeMap::new();
     let mut display_names: BTreeMap<String, String> = BTreeMap::new();
     for (key, c) in raw.clinics {
-        let k = |field: &str| format!("clinics.{key}.{field}");
+        // A key that is not a bare TOML key is named the way TOML writes it: quoted.
+        let named = if is_valid_key(&key) {
+            key.clone()
+        } else {
+            format!("{key:?}")
+        };
+        let k = |field: &str| format!("clinics.{named}.{field}");
         if !is_valid_key(&key) {
             push(
-                format!("clinics.{key}"),
+                format!("clinics.{named}"),
                 "clinic keys use lower-case letters, digits, '-' and '_' (e.g. \"mumbai\")".into(),
             );
         }
@@ -607,6 +613,22 @@ mod tests {
             }
             other => panic!("expected validation problems, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_clinic_key_toml_would_quote_is_named_quoted() {
+        let text = GOOD.replace("[clinics.mumbai]", "[clinics.\".\"]");
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("clinics.\".\": clinic keys use")),
+            "{found:?}"
+        );
+        assert!(
+            !found.iter().any(|p| p.starts_with("clinics..")),
+            "{found:?}"
+        );
     }
 
     #[test]

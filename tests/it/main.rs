@@ -10,6 +10,7 @@ mod dbfault;
 mod demo;
 mod desk;
 mod import_cmd;
+mod layout;
 mod listing;
 mod props;
 mod schema;
