@@ -306,7 +306,9 @@ pub(super) fn set_status(
             Ok(exit::OK)
         }
         Ok(None) => Ok(exit::OK),
-        Err(StoreError::Corrupt(why)) => Err(fail(exit::DATA, why)),
+        Err(e @ (StoreError::NotFound(_) | StoreError::Ambiguous(_))) => {
+            Err(fail(exit::DATA, e.to_string()))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -318,7 +318,7 @@ pub(super) async fn follow_up_action(
                     now,
                 ) {
                     Ok(_) => Ok(true),
-                    Err(StoreError::Corrupt(_)) => Ok(false),
+                    Err(StoreError::NotFound(_) | StoreError::Ambiguous(_)) => Ok(false),
                     Err(e) => Err(e),
                 }
             }

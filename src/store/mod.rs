@@ -127,6 +127,12 @@ pub enum StoreError {
     /// A stored value is not one this build knows (a hand-edited or corrupt row).
     #[error("database holds an unexpected value: {0}")]
     Corrupt(String),
+    /// What a person asked for does not exist; the message says what to type instead.
+    #[error("{0}")]
+    NotFound(String),
+    /// What a person asked for matches more than one row; the message says how to narrow it.
+    #[error("{0}")]
+    Ambiguous(String),
     /// The code working with the store panicked (a bug; the database is unharmed).
     #[error("internal error while using the database: {0}")]
     Panicked(String),

@@ -219,11 +219,18 @@ impl Store {
             .collect::<Result<_, _>>()?
         };
         let [(id, key, old_status, old_response)] = rows.as_slice() else {
-            return Err(StoreError::Corrupt(if rows.is_empty() {
-                format!("no appointment {appointment_id:?}")
+            return Err(if rows.is_empty() {
+                StoreError::NotFound(format!(
+                    "no appointment {appointment_id:?}{}; `reminderd appointments` lists the ids",
+                    clinic
+                        .map(|c| format!(" at clinic {c:?}"))
+                        .unwrap_or_default()
+                ))
             } else {
-                format!("appointment {appointment_id:?} exists at several clinics; name the clinic")
-            }));
+                StoreError::Ambiguous(format!(
+                    "appointment {appointment_id:?} exists at several clinics; name the clinic with --clinic KEY"
+                ))
+            });
         };
         let t = now.timestamp();
         let (action, old) = if status == "confirmed" {

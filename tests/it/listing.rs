@@ -123,3 +123,21 @@ fn human_output_masks_numbers_and_shows_clinic_time() {
     assert!(r.stdout.contains("cancelled (source)"), "{}", r.stdout);
     assert!(r.stdout.contains("2 appointment(s)"), "{}", r.stdout);
 }
+
+/// A mistyped appointment id is the user's slip, not a corrupt database: the message says what
+/// to type instead.
+#[test]
+fn set_status_for_an_unknown_appointment_says_how_to_find_the_id() {
+    let env = Env::new();
+    let sample = crate::common::repo_file("examples/schedule.csv");
+    env.run(&["import", sample.to_str().expect("path")])
+        .expect(0);
+    let r = env.run(&["set-status", "MUM-9999", "confirmed"]).expect(65);
+    assert!(
+        r.stderr.contains("no appointment \"MUM-9999\"")
+            && r.stderr.contains("reminderd appointments"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("unexpected value"), "{}", r.stderr);
+}
