@@ -531,7 +531,7 @@ async fn dispatch_tick(s: &Arc<Shared>) {
             }
             if let Ok(Ok(counts)) = s.store.run(|st| st.outbox_counts()).await {
                 // Every state, so one that emptied reads 0 rather than its last count.
-                for state in crate::store::OUTBOX_STATES {
+                for state in crate::model::OutboxState::ALL.iter().map(|s| s.as_str()) {
                     let n = counts
                         .iter()
                         .find(|(s, _)| s == state)

@@ -1,6 +1,6 @@
 //! The words every room shares (the ground floor: no I/O, no SQL): an appointment's schedule
-//! status, who cancelled it, the patient's response, and what kind of message an outbox row
-//! holds.
+//! status, who cancelled it, the patient's response, what kind of message an outbox row
+//! holds and where it is, what a patient asked for, and what staff record.
 
 /// A stored word that is none of its enum's values (a hand-edited or corrupt row).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,5 +127,107 @@ impl Kind {
             "reply_ack" => Some(Self::ReplyAck),
             _ => None,
         }
+    }
+}
+
+text_enum! {
+    /// What a patient asked for, by a button or in words; the buttons a template may carry are
+    /// the first four (`Intent::BUTTONS`).
+    Intent {
+        /// They will come.
+        Confirm = "confirm",
+        /// They will not come.
+        Cancel = "cancel",
+        /// They want another time.
+        Reschedule = "reschedule",
+        /// No more messages.
+        Stop = "stop",
+        /// Messages again, after a stop.
+        Start = "start",
+        /// Words we do not recognise: a person must read them.
+        Unknown = "unknown",
+        /// Not a message we act on (a reaction, a sticker).
+        None = "none",
+    }
+}
+
+impl Intent {
+    /// What a quick-reply button may do when tapped.
+    pub const BUTTONS: &'static [Self] =
+        &[Self::Confirm, Self::Cancel, Self::Reschedule, Self::Stop];
+}
+
+text_enum! {
+    /// Where an outbox row is, in the order a message moves through the states.
+    OutboxState {
+        /// Planned, waiting for its time.
+        Pending = "pending",
+        /// Claimed by a sender; its request may be going out.
+        Sending = "sending",
+        /// The API accepted it.
+        Sent = "sent",
+        /// It reached the phone.
+        Delivered = "delivered",
+        /// The patient opened it.
+        Read = "read",
+        /// The API or the phone refused it (final).
+        Failed = "failed",
+        /// The request went out and no answer came: the API may have it.
+        Unknown = "unknown",
+        /// Not sent, on purpose (cancelled, moved, opted out, confirmed).
+        Skipped = "skipped",
+        /// Not sent in time.
+        Expired = "expired",
+    }
+}
+
+impl OutboxState {
+    /// How far a delivery status has come; a status never moves a row to a lower rank, and
+    /// `None` for the states no status moves.
+    pub fn rank(self) -> Option<u8> {
+        match self {
+            Self::Pending | Self::Sending | Self::Unknown => Some(0),
+            Self::Sent => Some(1),
+            Self::Delivered => Some(2),
+            Self::Read => Some(3),
+            // Failed is final: a late "delivered" after "failed" does not revive it.
+            Self::Failed => Some(4),
+            Self::Skipped | Self::Expired => None,
+        }
+    }
+}
+
+text_enum! {
+    /// What staff record about an appointment, at the desk or with `reminderd set-status`.
+    StaffAction {
+        /// They phoned the patient (an audit row).
+        Called = "called",
+        /// A note for colleagues (an audit row).
+        Note = "note",
+        /// The patient confirmed to them (sets the patient's response).
+        Confirmed = "confirmed",
+        /// The clinic cancelled it (sets the schedule status).
+        Cancelled = "cancelled",
+        /// The patient came (sets the schedule status).
+        Completed = "completed",
+        /// The patient did not come (sets the schedule status).
+        NoShow = "no_show",
+    }
+}
+
+impl StaffAction {
+    /// The actions the desk's follow-up list offers.
+    pub const ON_THE_DESK: &'static [Self] = &[
+        Self::Called,
+        Self::Note,
+        Self::Confirmed,
+        Self::Cancelled,
+        Self::NoShow,
+    ];
+
+    /// Whether it changes the appointment (its status or response) rather than only adding an
+    /// audit row.
+    pub fn changes_status(self) -> bool {
+        !matches!(self, Self::Called | Self::Note)
     }
 }

@@ -3,40 +3,7 @@
 
 use std::collections::HashMap;
 
-/// What a patient asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Intent {
-    /// They will come.
-    Confirm,
-    /// They will not come.
-    Cancel,
-    /// They want another time.
-    Reschedule,
-    /// No more messages.
-    Stop,
-    /// Messages again, after a stop.
-    Start,
-    /// Words we do not recognise: a person must read them.
-    Unknown,
-    /// Not a message we act on (a reaction, a sticker).
-    None,
-}
-
-impl Intent {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirm => "confirm",
-            Self::Cancel => "cancel",
-            Self::Reschedule => "reschedule",
-            Self::Stop => "stop",
-            Self::Start => "start",
-            Self::Unknown => "unknown",
-            Self::None => "none",
-        }
-    }
-}
+pub use crate::model::Intent;
 
 /// An inbound message, as much of it as matters here.
 #[derive(Debug, Clone, PartialEq, Eq)]

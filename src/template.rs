@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Locale, Utc};
 
-use crate::config::{ButtonAction, Clinic, Field, Template};
+use crate::config::{Clinic, Field, Template};
+use crate::model::Intent;
 
 /// Longest hydrated body the Cloud API accepts.
 pub const MAX_BODY: usize = 1024;
@@ -33,7 +34,7 @@ pub struct Input<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Button {
     /// What a tap does.
-    pub action: ButtonAction,
+    pub action: Intent,
     /// `confirm:<outbox id>`.
     pub payload: String,
     /// The label the patient sees.

@@ -729,7 +729,7 @@ impl InboundMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ButtonAction;
+    use crate::model::Intent;
     use crate::template::Button;
 
     #[test]
@@ -753,7 +753,7 @@ mod tests {
             language: "en".into(),
             params: vec!["Aarav".into(), "10:00".into()],
             buttons: vec![Button {
-                action: ButtonAction::Confirm,
+                action: Intent::Confirm,
                 payload: "confirm:7".into(),
                 label: "Confirm".into(),
             }],

@@ -11,8 +11,8 @@ use serde::Serialize;
 use reminderd::config::Config;
 use reminderd::dispatch::{DispatchError, Dispatcher};
 use reminderd::jobs;
+use reminderd::model::OutboxState;
 use reminderd::secrets;
-use reminderd::store::OUTBOX_STATES;
 use reminderd::time::Clock;
 use reminderd::whatsapp::{Client, SendRequest};
 
@@ -80,14 +80,12 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
 pub(super) fn list(config_path: &Path, db: Option<&Path>, args: &OutboxArgs) -> Result<u8> {
     let (_, store) = open(config_path, db)?;
     if let Some(s) = &args.state
-        && !OUTBOX_STATES.contains(&s.as_str())
+        && OutboxState::parse(s).is_err()
     {
+        let all: Vec<&str> = OutboxState::ALL.iter().map(|s| s.as_str()).collect();
         return Err(fail(
             exit::USAGE,
-            format!(
-                "unknown state {s:?}; use one of: {}",
-                OUTBOX_STATES.join(", ")
-            ),
+            format!("unknown state {s:?}; use one of: {}", all.join(", ")),
         ));
     }
     let rows = store.outbox(args.state.as_deref())?;

@@ -293,10 +293,13 @@ pub(super) fn set_status(
         std::env::var("USER").unwrap_or_else(|_| "cli".into())
     );
     let (appointment_id, status) = (&args.appointment_id, &args.status);
+    // clap offers only the status-changing actions, so this parses.
+    let action = reminderd::model::StaffAction::parse(status)
+        .map_err(|e| fail(exit::USAGE, format!("unknown status: {e}")))?;
     match store.set_status(
         args.clinic.as_deref(),
         appointment_id,
-        status,
+        action,
         args.note.as_deref(),
         &actor,
         Clock::System.now(),

@@ -173,6 +173,16 @@ pub(super) fn validate_templates(
                 "a template has at most 10 quick-reply buttons".into(),
             );
         }
+        if let Some(other) = t
+            .buttons
+            .iter()
+            .find(|b| !crate::model::Intent::BUTTONS.contains(b))
+        {
+            push(
+                k("buttons"),
+                format!("\"{other}\" is not a button; use confirm, cancel, reschedule or stop"),
+            );
+        }
         let mut languages = BTreeMap::new();
         for (lang, text) in t.languages {
             let lk = format!("templates.{key}.languages.{lang}");

@@ -254,32 +254,6 @@ pub enum Field {
     ClinicName,
 }
 
-/// What a quick-reply button does when tapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ButtonAction {
-    /// The patient will come.
-    Confirm,
-    /// The patient will not come.
-    Cancel,
-    /// The patient wants another time.
-    Reschedule,
-    /// The patient wants no more messages.
-    Stop,
-}
-
-impl ButtonAction {
-    /// The word used in button payloads (`confirm:<outbox id>`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirm => "confirm",
-            Self::Cancel => "cancel",
-            Self::Reschedule => "reschedule",
-            Self::Stop => "stop",
-        }
-    }
-}
-
 /// An approved WhatsApp template as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -288,7 +262,7 @@ pub struct Template {
     /// Body parameters `{{1}}`, `{{2}}`, ... in order.
     pub params: Vec<Field>,
     /// Quick-reply buttons in template order.
-    pub buttons: Vec<ButtonAction>,
+    pub buttons: Vec<crate::model::Intent>,
     /// The approved text per language code.
     pub languages: BTreeMap<String, TemplateText>,
 }

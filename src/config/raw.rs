@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use chrono::Duration;
 use serde::Deserialize;
 
-use super::{Acks, ButtonAction, ColumnMap, Desk, Field, TemplateText, UnknownAction};
+use super::{Acks, ColumnMap, Desk, Field, TemplateText, UnknownAction};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,7 +284,7 @@ pub(super) struct RawTemplate {
     #[serde(default)]
     pub(super) params: Vec<Field>,
     #[serde(default)]
-    pub(super) buttons: Vec<ButtonAction>,
+    pub(super) buttons: Vec<crate::model::Intent>,
     #[serde(default)]
     pub(super) languages: BTreeMap<String, TemplateText>,
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::{CsrfForm, DeskState, Staff, html, urlencode, views};
 use crate::config::{Clinic, Config};
+use crate::model::StaffAction;
 use crate::store::{Handled, StoreError};
 use crate::time::local_day_bounds;
 
@@ -271,11 +272,10 @@ pub(super) async fn follow_up_action(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .map(str::to_string);
-    let action = f.action.clone();
-    if !matches!(
-        action.as_str(),
-        "called" | "note" | "confirmed" | "cancelled" | "no_show"
-    ) {
+    let Some(action) = StaffAction::parse(&f.action)
+        .ok()
+        .filter(|a| StaffAction::ON_THE_DESK.contains(a))
+    else {
         return Err((
             StatusCode::BAD_REQUEST,
             views::message(
@@ -285,8 +285,8 @@ pub(super) async fn follow_up_action(
             ),
         )
             .into_response());
-    }
-    if action == "note" && note.is_none() {
+    };
+    if action == StaffAction::Note && note.is_none() {
         return Err((
             StatusCode::BAD_REQUEST,
             views::message(
@@ -302,25 +302,17 @@ pub(super) async fn follow_up_action(
     let (clinic, appointment) = (f.clinic.clone(), f.appointment.clone());
     let done = state
         .db(move |s| {
-            if matches!(action.as_str(), "called" | "note") {
-                let Some(id) = s.appointment_row(&clinic, &appointment)? else {
-                    return Ok(false);
-                };
-                s.audit_staff(&actor, &action, Some(id), None, note.as_deref(), now)?;
-                Ok(true)
-            } else {
-                match s.set_status(
-                    Some(&clinic),
-                    &appointment,
-                    &action,
-                    note.as_deref(),
-                    &actor,
-                    now,
-                ) {
-                    Ok(_) => Ok(true),
-                    Err(StoreError::NotFound(_) | StoreError::Ambiguous(_)) => Ok(false),
-                    Err(e) => Err(e),
-                }
+            match s.set_status(
+                Some(&clinic),
+                &appointment,
+                action,
+                note.as_deref(),
+                &actor,
+                now,
+            ) {
+                Ok(_) => Ok(true),
+                Err(StoreError::NotFound(_) | StoreError::Ambiguous(_)) => Ok(false),
+                Err(e) => Err(e),
             }
         })
         .await?;

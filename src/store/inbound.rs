@@ -6,30 +6,10 @@ use rusqlite::{OptionalExtension, params};
 use super::{Store, StoreError};
 use crate::model::Status;
 
-/// Every state an outbox row can be in, in the order a message moves through them.
-pub const OUTBOX_STATES: [&str; 9] = [
-    "pending",
-    "sending",
-    "sent",
-    "delivered",
-    "read",
-    "failed",
-    "unknown",
-    "skipped",
-    "expired",
-];
-
-/// How far a status has come; a status never moves a row to a lower rank.
+/// How far a stored or reported state has come (`OutboxState::rank`); `None` for text that
+/// is no state a status moves.
 fn status_rank(state: &str) -> Option<u8> {
-    match state {
-        "pending" | "sending" | "unknown" => Some(0),
-        "sent" => Some(1),
-        "delivered" => Some(2),
-        "read" => Some(3),
-        // Failed is final: a late "delivered" after "failed" does not revive it.
-        "failed" => Some(4),
-        _ => None,
-    }
+    crate::model::OutboxState::parse(state).ok()?.rank()
 }
 
 /// What a status update did.

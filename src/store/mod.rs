@@ -18,9 +18,9 @@ mod outbox;
 mod schedule;
 mod staff;
 
-pub use crate::model::{CancelledBy, Response, Status};
+pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
-pub use inbound::{OUTBOX_STATES, RecordedEvent, ReplyRecord, StatusApplied};
+pub use inbound::{RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,

@@ -195,12 +195,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Staff set an appointment's status (or record a confirmation they took by phone).
+    /// Records what staff did about an appointment: a call or a note is an audit row (and
+    /// `Ok(None)`); a confirmation they took by phone sets the response; anything else sets
+    /// the schedule status and skips the pending reminders. `Some((clinic, old value))` when
+    /// the appointment changed.
     pub fn set_status(
         &mut self,
         clinic: Option<&str>,
         appointment_id: &str,
-        status: &str,
+        status: crate::model::StaffAction,
         note: Option<&str>,
         actor: &str,
         now: DateTime<Utc>,
@@ -233,30 +236,37 @@ impl Store {
             });
         };
         let t = now.timestamp();
-        let (action, old) = if status == "confirmed" {
+        if !status.changes_status() {
+            tx.execute(
+                "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, reason)
+                 VALUES (?1, ?2, (SELECT patient_id FROM appointments WHERE id = ?2), ?3, ?4, ?5)",
+                params![t, id, actor, status.as_str(), note],
+            )?;
+            tx.commit()?;
+            return Ok(None);
+        }
+        let (action, old) = if status == crate::model::StaffAction::Confirmed {
             tx.execute(
                 "UPDATE appointments SET response = 'confirmed', response_at = ?2, response_text = ?3, updated_at = ?2 WHERE id = ?1",
                 params![id, t, note],
             )?;
             ("response", old_response.clone())
         } else {
-            let by = (status == "cancelled").then_some("clinic");
+            let by = (status == crate::model::StaffAction::Cancelled).then_some("clinic");
             tx.execute(
                 "UPDATE appointments SET status = ?2, cancelled_by = ?3, status_at = ?4, updated_at = ?4 WHERE id = ?1",
-                params![id, status, by, t],
+                params![id, status.as_str(), by, t],
             )?;
-            if status != "booked" {
-                tx.execute(
-                    "UPDATE outbox SET state = 'skipped', reason = ?2, updated_at = ?3
-                     WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
-                    params![id, format!("staff set the appointment to {status}"), t],
-                )?;
-            }
+            tx.execute(
+                "UPDATE outbox SET state = 'skipped', reason = ?2, updated_at = ?3
+                 WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
+                params![id, format!("staff set the appointment to {status}"), t],
+            )?;
             ("status", old_status.clone())
         };
         tx.execute(
             "INSERT INTO audit_log (at, appointment_id, actor, action, old_value, new_value, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![t, id, actor, action, old, status, note],
+            params![t, id, actor, action, old, status.as_str(), note],
         )?;
         tx.commit()?;
         Ok(Some((key.clone(), old)))

@@ -349,3 +349,21 @@ fn plain_http_to_another_host_is_a_warning() {
         assert!(!r.stderr.contains("warning"), "{local}: {}", r.stderr);
     }
 }
+
+/// Buttons and reply words share one list of intents; a template's buttons may be only the ones
+/// a tap can mean, and anything else is named with its key.
+#[test]
+fn a_button_that_is_no_tap_action_is_named_with_its_key() {
+    let env = Env::new();
+    let text = config_with(
+        "templates.reminder.buttons",
+        vec!["confirm", "start", "reschedule"],
+    );
+    let r = check(&env, &text).expect(78);
+    assert!(
+        r.stderr
+            .contains("templates.reminder.buttons: \"start\" is not a button"),
+        "{}",
+        r.stderr
+    );
+}
