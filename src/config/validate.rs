@@ -80,11 +80,11 @@ pub(super) fn validate(
     let mut display_names: BTreeMap<String, String> = BTreeMap::new();
     for (key, c) in raw.clinics {
         // A key that is not a bare TOML key is named the way TOML writes it: quoted.
-        let bare = !key.is_empty()
+        let bare_key = !key.is_empty()
             && key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        let named = if bare {
+        let named = if bare_key {
             key.clone()
         } else {
             format!("{key:?}")
