@@ -21,6 +21,27 @@ pub fn plan_due(
     Ok((due, counts))
 }
 
+/// Days a stats page or `reminderd stats` covers when no start is given: the last 30 days,
+/// the end day included.
+pub const STATS_DAYS: u64 = 30;
+
+/// The first day of the default stats range ending on `to`.
+pub fn stats_from(to: chrono::NaiveDate) -> chrono::NaiveDate {
+    to.checked_sub_days(chrono::Days::new(STATS_DAYS - 1))
+        .unwrap_or(chrono::NaiveDate::MIN)
+}
+
+/// The follow-up list of one clinic's local day, as the CLI, the desk and the demo show it.
+pub fn follow_ups_for(
+    store: &Store,
+    config: &Config,
+    clinic: &crate::config::Clinic,
+    day: chrono::NaiveDate,
+) -> Result<Vec<crate::store::FollowUp>, StoreError> {
+    let (from, to) = crate::time::local_day_bounds(clinic.time_zone, day);
+    store.follow_ups(&clinic.key, from, to, config.rule_count(&clinic.key))
+}
+
 /// What one webhook body did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookSummary {

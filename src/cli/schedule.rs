@@ -254,11 +254,8 @@ pub(super) fn follow_ups(
         let day = args
             .date
             .unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
-        let (from, to) = local_day_bounds(c.time_zone, day);
-        let rules = config.rule_count(&c.key);
         all.extend(
-            store
-                .follow_ups(&c.key, from, to, rules)?
+            reminderd::jobs::follow_ups_for(&store, &config, c, day)?
                 .into_iter()
                 .map(|f| (f, c.time_zone)),
         );
@@ -326,7 +323,7 @@ pub(super) fn stats(config_path: &Path, db: Option<&Path>, args: &StatsArgs) -> 
         .map_or(chrono_tz::UTC, |c| c.time_zone);
     let today = now.with_timezone(&zone).date_naive();
     let to = args.to.unwrap_or(today);
-    let from = args.from.unwrap_or(to - chrono::Duration::days(30));
+    let from = args.from.unwrap_or_else(|| reminderd::jobs::stats_from(to));
     let s = store.stats(
         clinic.as_deref(),
         local_day_bounds(zone, from).0,

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use reminderd::secrets;
 use reminderd::store::Store;
-use reminderd::time::{Clock, local_day_bounds};
+use reminderd::time::Clock;
 
 use super::output::{print_outbox, print_replies};
 use super::{DemoArgs, RunArgs, ServeArgs, SimulateArgs, exit, fail, load_config, open, runtime};
@@ -198,9 +198,8 @@ pub(super) fn demo(args: DemoArgs) -> Result<u8> {
     for c in outcome.config.clinics.values() {
         let day = outcome.first_start.with_timezone(&c.time_zone).date_naive();
         for offset in 0..=1 {
-            let (from, to) = local_day_bounds(c.time_zone, day + chrono::Duration::days(offset));
-            let rules = outcome.config.rule_count(&c.key);
-            for f in store.follow_ups(&c.key, from, to, rules)? {
+            let on = day + chrono::Duration::days(offset);
+            for f in reminderd::jobs::follow_ups_for(&store, &outcome.config, c, on)? {
                 writeln!(
                     out,
                     "  {}  {}/{}  {}  {}",

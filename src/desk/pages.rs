@@ -200,11 +200,11 @@ async fn follow_ups_page(
 ) -> Result<Response, Response> {
     let (config, clinic, day) = page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())?;
     let (from, to) = local_day_bounds(clinic.time_zone, day);
-    let rules = config.rule_count(&clinic.key);
     let (key, actor, now) = (clinic.key.clone(), staff.actor(), state.clock.now());
+    let (the_config, the_clinic) = (std::sync::Arc::clone(&config), clinic.clone());
     let rows = state
         .db(move |s| {
-            let list = s.follow_ups(&key, from, to, rules)?;
+            let list = crate::jobs::follow_ups_for(s, &the_config, &the_clinic, day)?;
             let board = s.board(&key, from, to)?;
             let rows = list
                 .into_iter()
@@ -424,11 +424,8 @@ pub(super) async fn stats(
         (Err(why), _) | (_, Err(why)) => return Err(bad_date(&staff, &why)),
     };
     let to = to.unwrap_or(today);
-    // Thirty days by default; never before the first day the desk shows.
-    let from = from.unwrap_or_else(|| {
-        to.checked_sub_days(chrono::Days::new(29))
-            .map_or(day_range().0, |d| d.max(day_range().0))
-    });
+    // The shared default range; never before the first day the desk shows.
+    let from = from.unwrap_or_else(|| crate::jobs::stats_from(to).max(day_range().0));
     let (from, to) = if from <= to { (from, to) } else { (to, from) };
     let (start, end) = (
         local_day_bounds(clinic.time_zone, from).0,

@@ -141,3 +141,16 @@ fn set_status_for_an_unknown_appointment_says_how_to_find_the_id() {
     );
     assert!(!r.stderr.contains("unexpected value"), "{}", r.stderr);
 }
+
+/// `reminderd stats` and the desk's stats page cover the same default range: the last 30
+/// days, the end day included.
+#[test]
+fn stats_cover_the_last_thirty_days_by_default() {
+    let env = Env::new();
+    let r = env
+        .run(&["stats", "--to", "2026-11-30", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(r["from"], "2026-11-01", "{r}");
+    assert_eq!(r["to"], "2026-11-30", "{r}");
+}
