@@ -189,13 +189,17 @@ pub fn outcome(
             SendError::Ambiguous(_) => Outcome::Unknown { error },
             _ => Outcome::Failed {
                 code,
-                needs_staff: code
-                    .filter(|c| is_unreachable(*c))
-                    .map(|_| "this patient cannot be reached on WhatsApp: call them".to_string()),
+                needs_staff: code.and_then(needs_staff),
                 error,
             },
         },
     }
+}
+
+/// What staff must do about a message that failed with `code`: a patient who cannot be
+/// reached on WhatsApp must be called. The one rule, for send errors and failed statuses.
+pub fn needs_staff(code: i64) -> Option<String> {
+    is_unreachable(code).then(|| "this patient cannot be reached on WhatsApp: call them".into())
 }
 
 /// Sends due messages. One per process role; safe beside other dispatchers (claims are atomic).

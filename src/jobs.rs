@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
+use crate::phone::E164;
 use crate::plan::{self, BOOKING_WINDOW, Due};
-use crate::store::{PlanCounts, ReplyRecord, StatusApplied, Store, StoreError};
+use crate::store::{Delivery, PlanCounts, ReplyRecord, StatusApplied, Store, StoreError};
 
 /// Plans everything due at `now` and materialises it (or, with `dry_run`, only counts).
 pub fn plan_due(
@@ -100,10 +101,14 @@ pub fn process_webhook(
     let mut problems = items.problems;
     for status in &items.statuses {
         match status {
-            Ok(status) => match store.apply_status(status, now)? {
-                StatusApplied::Moved(_) => summary.statuses += 1,
-                StatusApplied::Stale => summary.stale_statuses += 1,
-                StatusApplied::Unknown => summary.unknown_statuses += 1,
+            Ok(status) => match delivery(status) {
+                Some(d) => match store.apply_status(&d, now)? {
+                    StatusApplied::Moved(_) => summary.statuses += 1,
+                    StatusApplied::Stale => summary.stale_statuses += 1,
+                    StatusApplied::Unknown => summary.unknown_statuses += 1,
+                },
+                // A state we do not track (Meta adds some): nothing moves.
+                None => summary.stale_statuses += 1,
             },
             Err(bad) => {
                 summary.unreadable += 1;
@@ -149,6 +154,23 @@ pub fn process_webhook(
     Ok(Ok(summary))
 }
 
+/// A delivery status as the store records it, with dispatch's rule for who must act on a
+/// failure; `None` for a status that names no state we track.
+fn delivery(u: &crate::whatsapp::StatusUpdate) -> Option<Delivery> {
+    let state = crate::model::OutboxState::parse(&u.status).ok()?;
+    let error = u.error();
+    Some(Delivery {
+        wamid: u.id.clone(),
+        outbox_id: u.outbox_id(),
+        state,
+        error_code: error.as_ref().map(|(code, _)| *code),
+        needs_staff: error
+            .as_ref()
+            .and_then(|(code, _)| crate::dispatch::needs_staff(*code)),
+        error: error.map(|(_, text)| text),
+    })
+}
+
 /// Reads, resolves and records one inbound message. `false` when it was recorded before.
 fn apply_message(
     store: &mut Store,
@@ -159,11 +181,11 @@ fn apply_message(
 ) -> Result<bool, StoreError> {
     use crate::replies::{self, Outcome};
     // A sender known only by username (no number) cannot be matched: staff decide.
-    let from = msg.from.clone().unwrap_or_default();
+    let from = msg.from.as_deref().and_then(E164::from_wa_id);
     let reading = replies::read(&msg.content(), &config.replies.words);
     let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
-    let found = store.reply_candidates(&from, reading.outbox_id, context, now)?;
-    let resolution = replies::resolve(&reading, &found, &from, now);
+    let found = store.reply_candidates(from.as_ref(), reading.outbox_id, context, now)?;
+    let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
     let ack = match (&resolution.appointment, resolution.outcome) {
         (Some(a), Outcome::Applied) => config.clinic(&a.clinic).and_then(|clinic| {
             crate::template::ack_text(
@@ -182,7 +204,7 @@ fn apply_message(
         &ReplyRecord {
             event_id,
             message_id: &msg.id,
-            from: &from,
+            from: from.as_ref(),
             kind: &msg.kind,
             text: text.as_deref(),
             resolution: &resolution,
@@ -193,7 +215,7 @@ fn apply_message(
     )?;
     if recorded {
         tracing::info!(
-            from = %crate::phone::mask(&from),
+            from = %from.as_ref().map_or_else(|| "(no number)".into(), E164::masked),
             intent = resolution.intent.as_str(),
             outcome = resolution.outcome.as_str(),
             "reply"
@@ -214,7 +236,7 @@ fn hand_unreadable_to_staff(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     use crate::replies::{self, Intent, Reading};
-    let from = bad.from.clone().unwrap_or_default();
+    let from = bad.from.as_deref().and_then(E164::from_wa_id);
     let message_id = bad
         .id
         .clone()
@@ -228,13 +250,13 @@ fn hand_unreadable_to_staff(
             bad.why
         )),
     };
-    let found = store.reply_candidates(&from, None, None, now)?;
-    let resolution = replies::resolve(&reading, &found, &from, now);
+    let found = store.reply_candidates(from.as_ref(), None, None, now)?;
+    let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
     let recorded = store.commit_reply(
         &ReplyRecord {
             event_id,
             message_id: &message_id,
-            from: &from,
+            from: from.as_ref(),
             kind: bad.kind.as_deref().unwrap_or("unreadable"),
             text: None,
             resolution: &resolution,
@@ -246,7 +268,7 @@ fn hand_unreadable_to_staff(
     if recorded {
         tracing::warn!(
             event = event_id,
-            from = %crate::phone::mask(&from),
+            from = %from.as_ref().map_or_else(|| "(no number)".into(), E164::masked),
             why = %bad.why,
             "a message could not be read; handed to staff, the rest of the batch is applied"
         );

@@ -107,6 +107,14 @@ impl E164 {
         Self(n.format().mode(Mode::E164).to_string())
     }
 
+    /// A webhook sender's WhatsApp id (the number's digits, as Meta sends it) as E.164; `None`
+    /// when it holds no number (a username-only sender). Meta has already resolved the number,
+    /// so it is not parsed against a numbering plan again.
+    pub fn from_wa_id(wa_id: &str) -> Option<Self> {
+        let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
+        (!digits.is_empty() && digits.len() <= 15).then(|| Self(format!("+{digits}")))
+    }
+
     /// Wraps a number already stored in E.164 form (read back from the database).
     pub fn from_stored(s: String) -> Self {
         Self(s)
@@ -223,6 +231,17 @@ mod tests {
             E164::parse("12345", region("IN")),
             Err(PhoneError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn whatsapp_ids_become_e164_once_at_the_edge() {
+        assert_eq!(
+            E164::from_wa_id("919820012345").map(|p| p.as_str().to_string()),
+            Some("+919820012345".to_string())
+        );
+        assert_eq!(E164::from_wa_id(""), None);
+        assert_eq!(E164::from_wa_id("alice.username"), None);
+        assert_eq!(E164::from_wa_id(&"9".repeat(16)), None);
     }
 
     #[test]

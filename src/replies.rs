@@ -320,7 +320,7 @@ impl Outcome {
 pub fn resolve(
     reading: &Reading,
     found: &Found,
-    from: &str,
+    from: Option<&crate::phone::E164>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Resolution {
     let staff = |appointment: Option<Candidate>, why: &str| Resolution {
@@ -333,7 +333,7 @@ pub fn resolve(
     let by_button = found
         .by_button
         .clone()
-        .filter(|c| digits(&c.phone) == digits(from));
+        .filter(|c| from.is_some_and(|f| c.phone == f.as_str()));
     if found.by_button.is_some() && by_button.is_none() {
         return staff(
             None,
@@ -422,10 +422,6 @@ pub fn resolve(
     }
 }
 
-fn digits(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
-}
-
 #[cfg(test)]
 mod resolve_tests {
     use super::*;
@@ -470,7 +466,12 @@ mod resolve_tests {
             upcoming_reminded: vec![cand(1, "2026-12-02T03:30:00Z")],
             ..Found::default()
         };
-        let r = resolve(&reading(Intent::Confirm), &found, FROM, t(NOW));
+        let r = resolve(
+            &reading(Intent::Confirm),
+            &found,
+            crate::phone::E164::from_wa_id(FROM).as_ref(),
+            t(NOW),
+        );
         assert_eq!(
             (r.outcome, r.appointment.map(|a| a.appointment_id)),
             (Outcome::Applied, Some(1))
@@ -487,10 +488,20 @@ mod resolve_tests {
             ],
             ..Found::default()
         };
-        let r = resolve(&reading(Intent::Confirm), &found, FROM, t(NOW));
+        let r = resolve(
+            &reading(Intent::Confirm),
+            &found,
+            crate::phone::E164::from_wa_id(FROM).as_ref(),
+            t(NOW),
+        );
         assert_eq!(r.outcome, Outcome::NeedsStaff);
         assert!(r.reason.unwrap_or_default().contains("several"));
-        let r = resolve(&reading(Intent::Confirm), &Found::default(), FROM, t(NOW));
+        let r = resolve(
+            &reading(Intent::Confirm),
+            &Found::default(),
+            crate::phone::E164::from_wa_id(FROM).as_ref(),
+            t(NOW),
+        );
         assert_eq!(
             (r.outcome, r.reason.as_deref()),
             (Outcome::NeedsStaff, Some("the number is not a patient's"))
@@ -508,7 +519,12 @@ mod resolve_tests {
             ],
             ..Found::default()
         };
-        let r = resolve(&reading(Intent::Cancel), &found, FROM, t(NOW));
+        let r = resolve(
+            &reading(Intent::Cancel),
+            &found,
+            crate::phone::E164::from_wa_id(FROM).as_ref(),
+            t(NOW),
+        );
         assert_eq!(
             (r.outcome, r.appointment.map(|a| a.appointment_id)),
             (Outcome::Applied, Some(2))
@@ -524,7 +540,13 @@ mod resolve_tests {
             ..Found::default()
         };
         assert_eq!(
-            resolve(&reading(Intent::Confirm), &found, FROM, t(NOW)).outcome,
+            resolve(
+                &reading(Intent::Confirm),
+                &found,
+                crate::phone::E164::from_wa_id(FROM).as_ref(),
+                t(NOW)
+            )
+            .outcome,
             Outcome::Ignored
         );
         past.starts_at = t("2026-12-02T03:30:00Z");
@@ -535,7 +557,13 @@ mod resolve_tests {
             ..Found::default()
         };
         assert_eq!(
-            resolve(&reading(Intent::Confirm), &found, FROM, t(NOW)).outcome,
+            resolve(
+                &reading(Intent::Confirm),
+                &found,
+                crate::phone::E164::from_wa_id(FROM).as_ref(),
+                t(NOW)
+            )
+            .outcome,
             Outcome::Ignored
         );
         let mut moved = cand(1, "2026-12-02T05:30:00Z");
@@ -546,7 +574,13 @@ mod resolve_tests {
             ..Found::default()
         };
         assert_eq!(
-            resolve(&reading(Intent::Confirm), &found, FROM, t(NOW)).outcome,
+            resolve(
+                &reading(Intent::Confirm),
+                &found,
+                crate::phone::E164::from_wa_id(FROM).as_ref(),
+                t(NOW)
+            )
+            .outcome,
             Outcome::NeedsStaff
         );
         let found = Found {
@@ -555,7 +589,13 @@ mod resolve_tests {
             ..Found::default()
         };
         assert_eq!(
-            resolve(&reading(Intent::Confirm), &found, "15550001111", t(NOW)).outcome,
+            resolve(
+                &reading(Intent::Confirm),
+                &found,
+                crate::phone::E164::from_wa_id("15550001111").as_ref(),
+                t(NOW)
+            )
+            .outcome,
             Outcome::NeedsStaff
         );
     }

@@ -690,6 +690,31 @@ pub struct StatusErrorData {
     pub details: Option<String>,
 }
 
+impl StatusUpdate {
+    /// The first error's code and text (`title: details`), for a failed status.
+    pub fn error(&self) -> Option<(i64, String)> {
+        let e = self.errors.first()?;
+        let details = e
+            .error_data
+            .as_ref()
+            .and_then(|d| d.details.clone())
+            .unwrap_or_default();
+        let text = if details.is_empty() {
+            e.title.clone()
+        } else {
+            format!("{}: {details}", e.title)
+        };
+        Some((e.code, text))
+    }
+
+    /// The outbox id we set as callback data, if it came back.
+    pub fn outbox_id(&self) -> Option<i64> {
+        self.biz_opaque_callback_data
+            .as_deref()
+            .and_then(|c| c.trim().parse().ok())
+    }
+}
+
 impl InboundMessage {
     /// What the message says, for reply understanding.
     pub fn content(&self) -> crate::replies::Message<'_> {

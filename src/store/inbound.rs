@@ -4,12 +4,31 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::model::Status;
+use crate::model::{OutboxState, Status};
+use crate::phone::E164;
 
 /// How far a stored or reported state has come (`OutboxState::rank`); `None` for text that
 /// is no state a status moves.
 fn status_rank(state: &str) -> Option<u8> {
     crate::model::OutboxState::parse(state).ok()?.rank()
+}
+
+/// A delivery status as the store records it: the message, how far it got, and for a failure
+/// what went wrong and why staff must act (decided by `dispatch`, not here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message's wamid.
+    pub wamid: String,
+    /// The outbox id echoed back as callback data, if any.
+    pub outbox_id: Option<i64>,
+    /// Where the status says the message is (`sent`, `delivered`, `read`, `failed`).
+    pub state: OutboxState,
+    /// The API's error code, for a failure.
+    pub error_code: Option<i64>,
+    /// The API's error, for a failure.
+    pub error: Option<String>,
+    /// What staff must do, if anything.
+    pub needs_staff: Option<String>,
 }
 
 /// What a status update did.
@@ -30,8 +49,8 @@ pub struct ReplyRecord<'a> {
     pub event_id: i64,
     /// The API's message id.
     pub message_id: &'a str,
-    /// The sender's number.
-    pub from: &'a str,
+    /// The sender's number (`None` for a sender known only by username).
+    pub from: Option<&'a E164>,
     /// The API's message type.
     pub kind: &'a str,
     /// What was typed or tapped.
@@ -106,10 +125,10 @@ impl Store {
     /// callback data (the outbox id), which also reconciles an `unknown` send.
     pub fn apply_status(
         &mut self,
-        u: &crate::whatsapp::StatusUpdate,
+        d: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<StatusApplied, StoreError> {
-        let Some(new_rank) = status_rank(&u.status).filter(|r| *r > 0) else {
+        let Some(new_rank) = d.state.rank().filter(|r| *r > 0) else {
             return Ok(StatusApplied::Stale);
         };
         let tx = self
@@ -118,17 +137,17 @@ impl Store {
         let by_wamid: Option<(i64, String, String)> = tx
             .query_row(
                 "SELECT id, state, kind FROM outbox WHERE wamid = ?1",
-                [&u.id],
+                [&d.wamid],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
         let row = match by_wamid {
             Some(r) => Some(r),
-            None => match u.biz_opaque_callback_data.as_deref().and_then(|c| c.trim().parse::<i64>().ok()) {
+            None => match d.outbox_id {
                 Some(id) => tx
                     .query_row(
                         "SELECT id, state, kind FROM outbox WHERE id = ?1 AND (wamid IS NULL OR wamid = ?2)",
-                        params![id, u.id],
+                        params![id, d.wamid],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?,
@@ -142,35 +161,20 @@ impl Store {
             return Ok(StatusApplied::Stale);
         }
         let t = now.timestamp();
-        match u.status.as_str() {
-            "failed" => {
-                let e = u.errors.first();
-                let code = e.map(|e| e.code);
-                let text = e.map(|e| {
-                    let details = e
-                        .error_data
-                        .as_ref()
-                        .and_then(|d| d.details.clone())
-                        .unwrap_or_default();
-                    if details.is_empty() {
-                        e.title.clone()
-                    } else {
-                        format!("{}: {details}", e.title)
-                    }
-                });
-                let staff = code
-                    .filter(|c| crate::whatsapp::is_unreachable(*c) && kind != "reply_ack")
-                    .map(|_| "this patient cannot be reached on WhatsApp: call them".to_string());
+        match d.state {
+            OutboxState::Failed => {
+                // An acknowledgement that failed needs no call: the patient wrote to us.
+                let staff = d.needs_staff.as_deref().filter(|_| kind != "reply_ack");
                 tx.execute(
                     "UPDATE outbox SET state = 'failed', wamid = coalesce(wamid, ?2), failed_at = ?3, last_error_code = ?4,
                         last_error = ?5, needs_staff = coalesce(?6, needs_staff), updated_at = ?3 WHERE id = ?1",
-                    params![id, u.id, t, code, text, staff],
+                    params![id, d.wamid, t, d.error_code, d.error, staff],
                 )?;
             }
             s => {
                 let column = match s {
-                    "sent" => "sent_at",
-                    "delivered" => "delivered_at",
+                    OutboxState::Sent => "sent_at",
+                    OutboxState::Delivered => "delivered_at",
                     _ => "read_at",
                 };
                 tx.execute(
@@ -178,28 +182,24 @@ impl Store {
                         "UPDATE outbox SET state = ?2, wamid = coalesce(wamid, ?3), {column} = coalesce({column}, ?4),
                             sent_at = coalesce(sent_at, ?4), needs_staff = NULL, updated_at = ?4 WHERE id = ?1"
                     ),
-                    params![id, s, u.id, t],
+                    params![id, s.as_str(), d.wamid, t],
                 )?;
             }
         }
         tx.commit()?;
-        Ok(StatusApplied::Moved(u.status.clone()))
+        Ok(StatusApplied::Moved(d.state.as_str().to_string()))
     }
 
     /// Everything a reply from `from` could refer to.
     pub fn reply_candidates(
         &self,
-        from: &str,
+        from: Option<&E164>,
         button_outbox: Option<i64>,
         context_wamid: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<crate::replies::Found, StoreError> {
-        let phone = format!(
-            "+{}",
-            from.chars()
-                .filter(char::is_ascii_digit)
-                .collect::<String>()
-        );
+        // A sender without a number matches no patient.
+        let phone = from.map_or("", E164::as_str);
         let mut found = crate::replies::Found::default();
         {
             let mut stmt = self
@@ -280,7 +280,7 @@ impl Store {
             params![
                 rec.message_id,
                 rec.event_id,
-                format!("+{}", rec.from.chars().filter(char::is_ascii_digit).collect::<String>()),
+                rec.from.map_or("+", E164::as_str),
                 appointment.map(|a| a.patient_id).or_else(|| rec.patients.first().copied()),
                 appointment.map(|a| a.appointment_id),
                 appointment.and_then(|a| a.outbox_id),

@@ -20,7 +20,7 @@ mod staff;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
-pub use inbound::{RecordedEvent, ReplyRecord, StatusApplied};
+pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
