@@ -10,9 +10,8 @@ use reminderd::config::{Config, ConfigError};
 /// least one problem, each with a key and a message (`check-config` prints them to staff).
 pub fn check(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let err = match Config::from_toml_at(&text, Path::new(super::CONFIG_PATH), super::now()) {
-        Ok(_) => return,
-        Err(e) => e,
+    let Err(err) = Config::from_toml_at(&text, Path::new(super::CONFIG_PATH), super::now()) else {
+        return;
     };
     match &err {
         ConfigError::Read { .. } => panic!("from_toml read a file: {err}"),
@@ -23,7 +22,10 @@ pub fn check(data: &[u8]) {
             assert!(!problems.is_empty(), "invalid, but no problem listed");
             for p in problems {
                 assert!(!p.key.trim().is_empty(), "problem without a key: {p:?}");
-                assert!(!p.message.trim().is_empty(), "problem without a message: {p:?}");
+                assert!(
+                    !p.message.trim().is_empty(),
+                    "problem without a message: {p:?}"
+                );
             }
         }
     }

@@ -2,9 +2,10 @@
 
 use reminderd::import::{self, ParseOptions};
 
-/// Longest `column` or `value` a row error may show: 40 characters and the "…" that marks a
-/// cut (`import::shown_cell`).
-const SHOWN_CHARS_MAX: usize = 41;
+/// Longest `column` or `value` a row error may show (`import::shown_cell`): 40 characters of
+/// the cell, each control character among them escaped (`\u{10ffff}` at most, 10 characters),
+/// and the "…" that marks a cut. The bound is what stops a cell from flooding the terminal.
+const SHOWN_CHARS_MAX: usize = 40 * 10 + 1;
 
 /// The first byte picks the options a caller could pass (`--clinic`, `--format`); the rest is
 /// the file. Panics unless every row error has a row ≥ 1, a message, and a column and value

@@ -1,6 +1,7 @@
 //! Arbitrary bytes as a webhook POST: the signature check, then storing and applying the body
 //! on a real SQLite database created once per process.
 
+use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use hmac::{Hmac, Mac};
@@ -32,8 +33,8 @@ fn world() -> &'static World {
         let csv = "appointment_id,patient_id,patient_name,phone,language,date,time,clinic\n\
                    A1,P1,Asha Rao,+91 98200 12345,hi,2026-06-02,10:00,mumbai\n\
                    A2,P2,Sam Lee,(212) 555-0142,en,2026-06-02,14:30,nyc\n";
-        let parsed = import::parse(csv.as_bytes(), config, &ParseOptions::default())
-            .expect("parse fixture");
+        let parsed =
+            import::parse(csv.as_bytes(), config, &ParseOptions::default()).expect("parse fixture");
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         import::apply(
             &mut store,
@@ -62,8 +63,11 @@ fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    let mut header = String::from("sha256=");
+    for b in tag {
+        write!(header, "{b:02x}").expect("writing to a String");
+    }
+    header
 }
 
 /// The first byte decides the `X-Hub-Signature-256` header: a correct one, an upper-cased
