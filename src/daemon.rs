@@ -6,7 +6,7 @@
 //! the next one picks up everything due, and correctness lives in the store.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::config::{Config, ConfigError};
 use crate::dispatch::Dispatcher;
 use crate::jobs;
 use crate::secrets::{self, SecretError};
+use crate::server::Health;
 use crate::server::{self, AppState};
 use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
@@ -80,35 +81,6 @@ pub struct Options {
     pub secrets: Secrets,
     /// Listen to SIGTERM, SIGINT and SIGHUP (off when embedded, as in the demo).
     pub handle_signals: bool,
-}
-
-/// When the jobs last completed, for `/healthz` and the watchdog.
-#[derive(Debug)]
-pub struct Health {
-    started: i64,
-    last_plan: AtomicI64,
-    last_dispatch: AtomicI64,
-    stale_after: i64,
-}
-
-impl Health {
-    /// Whether both jobs completed within `stale_after` (counting from start until they
-    /// first run), and the details as JSON.
-    pub fn check(&self, now: i64) -> (bool, serde_json::Value) {
-        let at = |t: i64| {
-            (t > 0).then(|| {
-                crate::time::from_unix(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            })
-        };
-        let fresh = |t: i64| now - t.max(self.started) <= self.stale_after;
-        let plan = self.last_plan.load(Ordering::Relaxed);
-        let dispatch = self.last_dispatch.load(Ordering::Relaxed);
-        let ok = fresh(plan) && fresh(dispatch);
-        (
-            ok,
-            serde_json::json!({ "last_plan": at(plan), "last_dispatch": at(dispatch), "jobs_on_time": ok }),
-        )
-    }
 }
 
 /// Shared by the jobs, the server and the signal handler.
@@ -183,12 +155,10 @@ pub async fn run(
     let metrics = metrics_handle();
 
     // 2. Shared state.
-    let health = Arc::new(Health {
-        started: Clock::System.now().timestamp(),
-        last_plan: AtomicI64::new(0),
-        last_dispatch: AtomicI64::new(0),
-        stale_after: config.daemon.stale_after.num_seconds(),
-    });
+    let health = Arc::new(Health::new(
+        Clock::System.now().timestamp(),
+        config.daemon.stale_after.num_seconds(),
+    ));
     let shared = Arc::new(Shared {
         dispatcher: RwLock::new(Arc::new(dispatcher(
             &config,
@@ -468,9 +438,7 @@ async fn plan_tick(s: &Arc<Shared>) {
         .record(started.elapsed().as_secs_f64());
     match result {
         Ok(Ok((_, counts))) => {
-            s.health
-                .last_plan
-                .store(Clock::System.now().timestamp(), Ordering::Relaxed);
+            s.health.plan_done(Clock::System.now().timestamp());
             if counts.pending + counts.expired > 0 {
                 tracing::info!(new = counts.pending, expired = counts.expired, "planned");
             }
@@ -500,9 +468,7 @@ async fn dispatch_tick(s: &Arc<Shared>) {
     match result {
         Ok(report) => {
             let now = Clock::System.now();
-            s.health
-                .last_dispatch
-                .store(now.timestamp(), Ordering::Relaxed);
+            s.health.dispatch_done(now.timestamp());
             // The watchdog is fed only by a job loop that completes, not by a live process.
             notify(&[
                 NotifyState::Watchdog,

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -40,7 +41,57 @@ pub struct AppState {
     /// Time source.
     pub clock: Clock,
     /// The daemon's job times, when running as the daemon.
-    pub health: Option<Arc<crate::daemon::Health>>,
+    pub health: Option<Arc<Health>>,
+}
+
+/// When the jobs last completed, for `/healthz` and the watchdog.
+#[derive(Debug)]
+pub struct Health {
+    started: i64,
+    last_plan: AtomicI64,
+    last_dispatch: AtomicI64,
+    stale_after: i64,
+}
+
+impl Health {
+    /// Job times for a daemon started at `started` whose jobs are late after `stale_after`
+    /// seconds (unix seconds throughout).
+    pub fn new(started: i64, stale_after: i64) -> Self {
+        Self {
+            started,
+            last_plan: AtomicI64::new(0),
+            last_dispatch: AtomicI64::new(0),
+            stale_after,
+        }
+    }
+
+    /// The plan job completed at `at`.
+    pub fn plan_done(&self, at: i64) {
+        self.last_plan.store(at, Ordering::Relaxed);
+    }
+
+    /// The dispatch job completed at `at`.
+    pub fn dispatch_done(&self, at: i64) {
+        self.last_dispatch.store(at, Ordering::Relaxed);
+    }
+
+    /// Whether both jobs completed within `stale_after` (counting from start until they
+    /// first run), and the details as JSON.
+    pub fn check(&self, now: i64) -> (bool, serde_json::Value) {
+        let at = |t: i64| {
+            (t > 0).then(|| {
+                crate::time::from_unix(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+        };
+        let fresh = |t: i64| now - t.max(self.started) <= self.stale_after;
+        let plan = self.last_plan.load(Ordering::Relaxed);
+        let dispatch = self.last_dispatch.load(Ordering::Relaxed);
+        let ok = fresh(plan) && fresh(dispatch);
+        (
+            ok,
+            serde_json::json!({ "last_plan": at(plan), "last_dispatch": at(dispatch), "jobs_on_time": ok }),
+        )
+    }
 }
 
 /// The webhook's routes.
