@@ -94,7 +94,6 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
             dry_run: false,
             imported_by: "demo",
             now,
-            preview: None,
         },
     )
     .map_err(err)?;

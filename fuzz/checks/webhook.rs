@@ -46,7 +46,6 @@ fn world() -> &'static World {
                 dry_run: false,
                 imported_by: "fuzz",
                 now: super::now(),
-                preview: None,
             },
         )
         .expect("import fixture");

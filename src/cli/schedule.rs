@@ -128,7 +128,6 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
     let parsed = import::parse(&bytes, &config, &opts).map_err(|e| match e {
         ImportError::Options(m) => fail(exit::USAGE, m),
         ImportError::Store(e) => e.into(),
-        e @ ImportError::AlreadyDecided(_) => e.into(),
     })?;
     let report = import::apply(
         &mut store,
@@ -140,7 +139,6 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
             dry_run: args.dry_run,
             imported_by: "cli",
             now: Clock::System.now(),
-            preview: None,
         },
     )
     .context("import failed; nothing was written")?;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{CsrfForm, DeskState, Staff, auth, html, views};
 use crate::config::Config;
-use crate::import::{self, ApplyOptions, ImportError, ImportReport, ParseOptions, PreviewCheck};
+use crate::import::{self, ApplyOptions, ImportError, ImportReport, ParseOptions};
 use crate::store::{Preview, StoreError};
 
 pub(super) async fn upload_page(State(state): State<DeskState>, staff: Staff) -> Response {
@@ -133,7 +133,6 @@ async fn show_preview(
                     dry_run: true,
                     imported_by: &actor,
                     now,
-                    preview: None,
                 },
             ) {
                 Ok(r) => r,
@@ -202,7 +201,7 @@ pub(super) async fn confirm_upload(
                 s.close_preview(&preview.token, "changed", &actor, now)?;
                 return Ok(Confirmed::Outdated(preview));
             };
-            let outcome = import::apply(
+            let applied = match import::apply_open(
                 s,
                 &cfg,
                 &parsed,
@@ -212,36 +211,37 @@ pub(super) async fn confirm_upload(
                     dry_run: false,
                     imported_by: &actor,
                     now,
-                    preview: Some(PreviewCheck {
-                        token: &preview.token,
-                        fingerprint: &preview.summary,
-                    }),
                 },
-            );
-            match outcome {
-                Ok(r) if r.preview_outdated || !r.errors.is_empty() => {
-                    s.close_preview(&preview.token, "changed", &actor, now)?;
-                    Ok(Confirmed::Outdated(preview))
-                }
-                Ok(r) => {
-                    let counts = format!(
-                        "{} new, {} updated, {} cancelled, {} unchanged",
-                        r.new, r.updated, r.cancelled, r.unchanged
-                    );
-                    s.audit_staff(
-                        &actor,
-                        "upload_confirmed",
-                        None,
-                        Some(&preview.file_name),
-                        Some(&counts),
-                        now,
-                    )?;
-                    Ok(Confirmed::Done(r))
-                }
-                Err(ImportError::AlreadyDecided(d)) => Ok(Confirmed::Already(d)),
-                Err(ImportError::Store(e)) => Err(e),
-                Err(ImportError::Options(m)) => Err(StoreError::Corrupt(m)),
+            ) {
+                Ok(a) => a,
+                Err(ImportError::Store(e)) => return Err(e),
+                Err(ImportError::Options(m)) => return Err(StoreError::Corrupt(m)),
+            };
+            // The file must still do exactly what was previewed, checked in the import's own
+            // transaction, which also settles the preview: a second confirm writes nothing.
+            let still_previewed =
+                applied.report.errors.is_empty() && applied.report.fingerprint() == preview.summary;
+            let Some((tx, import_id)) = applied.open.as_ref().filter(|_| still_previewed) else {
+                drop(applied);
+                s.close_preview(&preview.token, "changed", &actor, now)?;
+                return Ok(Confirmed::Outdated(preview));
+            };
+            if let Err(decided) = tx.settle_preview(&preview.token, *import_id, now)? {
+                return Ok(Confirmed::Already(decided));
             }
+            let r = &applied.report;
+            let counts = format!(
+                "{} new, {} updated, {} cancelled, {} unchanged",
+                r.new, r.updated, r.cancelled, r.unchanged
+            );
+            tx.audit_staff(
+                &actor,
+                "upload_confirmed",
+                Some(&preview.file_name),
+                Some(&counts),
+                now,
+            )?;
+            Ok(Confirmed::Done(applied.commit()?))
         })
         .await?;
     match result {

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::{
-    ApplyOptions, Change, ChangeKind, ImportError, ImportReport, ImportRow, ParsedFile, RowOutcome,
-    RowStatus,
+    Applied, ApplyOptions, Change, ChangeKind, ImportError, ImportReport, ImportRow, ParsedFile,
+    RowOutcome, RowStatus,
 };
 use crate::config::Config;
 use crate::store::{
@@ -23,12 +23,27 @@ pub fn apply(
     parsed: &ParsedFile,
     opts: &ApplyOptions<'_>,
 ) -> Result<ImportReport, ImportError> {
+    let applied = apply_open(store, config, parsed, opts)?;
+    if opts.dry_run {
+        Ok(applied.report)
+    } else {
+        Ok(applied.commit()?)
+    }
+}
+
+/// Applies a parsed file inside one transaction and hands it back open, for a caller that
+/// adds its own writes to the same transaction before committing.
+pub fn apply_open<'s>(
+    store: &'s mut Store,
+    config: &Config,
+    parsed: &ParsedFile,
+    opts: &ApplyOptions<'_>,
+) -> Result<Applied<'s>, ImportError> {
     if !parsed.errors.is_empty() {
-        return Ok(ImportReport::rejected(
-            opts.file_name,
-            parsed.rows_read,
-            parsed.errors.clone(),
-        ));
+        return Ok(Applied {
+            report: ImportReport::rejected(opts.file_name, parsed.rows_read, parsed.errors.clone()),
+            open: None,
+        });
     }
     let tx = store.begin_import()?;
     let actor = format!("import:{}", opts.file_name);
@@ -82,7 +97,7 @@ pub fn apply(
     // Rows were applied clinic by clinic; staff read them in file order.
     let mut outcomes = outcomes;
     outcomes.sort_by_key(|(row, _)| *row);
-    let mut report = ImportReport {
+    let report = ImportReport {
         file: opts.file_name.to_string(),
         rows: counts.rows,
         new: counts.new,
@@ -93,25 +108,11 @@ pub fn apply(
         changes,
         dry_run: opts.dry_run,
         outcomes: outcomes.into_iter().map(|(_, o)| o).collect(),
-        preview_outdated: false,
     };
-    if let Some(p) = opts.preview.filter(|_| !opts.dry_run) {
-        if report.fingerprint() != p.fingerprint {
-            drop(tx);
-            report.preview_outdated = true;
-            report.dry_run = true;
-            return Ok(report);
-        }
-        if let Err(decided) = tx.settle_preview(p.token, import_id, opts.now)? {
-            return Err(ImportError::AlreadyDecided(decided));
-        }
-    }
-    if opts.dry_run {
-        drop(tx);
-    } else {
-        tx.commit()?;
-    }
-    Ok(report)
+    Ok(Applied {
+        report,
+        open: Some((tx, import_id)),
+    })
 }
 
 struct ApplyState<'t, 'c> {

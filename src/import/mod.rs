@@ -9,7 +9,7 @@
 mod apply;
 mod parse;
 
-pub use apply::apply;
+pub use apply::{apply, apply_open};
 pub use parse::{parse, shown_cell};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -109,10 +109,6 @@ pub struct ImportReport {
     /// What each valid row does, in file order (the browser preview's table).
     #[serde(skip)]
     pub outcomes: Vec<RowOutcome>,
-    /// Set when a previewed upload was confirmed but the schedule changed since its preview:
-    /// nothing was written and the report shows what the file would do now.
-    #[serde(skip)]
-    pub preview_outdated: bool,
 }
 
 /// What one valid row does to the schedule.
@@ -155,7 +151,6 @@ impl ImportReport {
             changes: Vec::new(),
             dry_run: false,
             outcomes: Vec::new(),
-            preview_outdated: false,
         }
     }
 
@@ -224,19 +219,26 @@ pub struct ApplyOptions<'a> {
     pub imported_by: &'a str,
     /// The import's time stamp.
     pub now: DateTime<Utc>,
-    /// Confirming a browser preview: applied only if the preview is still undecided and
-    /// the file still does exactly what was previewed; both checked in the import's own
-    /// transaction, so a second confirm writes nothing.
-    pub preview: Option<PreviewCheck<'a>>,
 }
 
-/// The preview an import confirms.
-#[derive(Debug, Clone, Copy)]
-pub struct PreviewCheck<'a> {
-    /// The preview's token.
-    pub token: &'a str,
-    /// [`ImportReport::fingerprint`] of the preview.
-    pub fingerprint: &'a str,
+/// An import applied inside its still-open transaction: the caller adds what its use case
+/// needs to the same transaction (the desk settles its preview and audits the confirm), then
+/// commits; dropping it writes nothing.
+pub struct Applied<'c> {
+    /// What the import does (or, for a rejected file, why it cannot).
+    pub report: ImportReport,
+    /// The open transaction and the import's row id; `None` for a rejected file.
+    pub open: Option<(crate::store::ImportTx<'c>, i64)>,
+}
+
+impl Applied<'_> {
+    /// Commits the import and hands back its report.
+    pub fn commit(self) -> Result<ImportReport, StoreError> {
+        if let Some((tx, _)) = self.open {
+            tx.commit()?;
+        }
+        Ok(self.report)
+    }
 }
 
 /// What the caller chose on the command line.
@@ -257,9 +259,6 @@ pub enum ImportError {
     /// Writing failed; nothing was imported.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The preview was already confirmed or discarded; nothing was written this time.
-    #[error("this upload was already {0}; nothing more was imported")]
-    AlreadyDecided(String),
 }
 
 /// Normalises a language written by staff to a WhatsApp-style code (`en`, `hi`, `pt_BR`).

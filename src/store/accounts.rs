@@ -552,6 +552,22 @@ impl Store {
 }
 
 impl ImportTx<'_> {
+    /// A staff action about the import as a whole (no appointment), in its transaction.
+    pub fn audit_staff(
+        &self,
+        actor: &str,
+        action: &str,
+        new_value: Option<&str>,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO audit_log (at, actor, action, new_value, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now.timestamp(), actor, action, new_value, reason],
+        )?;
+        Ok(())
+    }
+
     /// Marks a preview confirmed by this import, inside the import's transaction. `Err`
     /// carries the earlier decision when the preview was already decided (or is unknown).
     pub fn settle_preview(

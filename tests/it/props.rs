@@ -593,7 +593,6 @@ proptest! {
                 dry_run: false,
                 imported_by: "props",
                 now: now(),
-                preview: None,
             },
         )
         .expect("apply");
@@ -1066,7 +1065,6 @@ fn webhook_store(dir: &Path) -> Store {
             dry_run: false,
             imported_by: "props",
             now: now(),
-            preview: None,
         },
     )
     .expect("import fixture");
