@@ -326,3 +326,13 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmHWM line in:\n{status}"))
 }
+
+// The suite exercises only a wait that succeeds; this pins what a failing one reports.
+#[tokio::test]
+#[should_panic(expected = "timed out after 30ms waiting for the impossible\nthe log tail")]
+async fn a_wait_that_times_out_names_what_it_awaited_and_adds_the_context() {
+    Wait::new("the impossible", Duration::from_millis(30))
+        .context(|| "the log tail".into())
+        .until(|| false)
+        .await;
+}
