@@ -18,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
-use crate::common::{Env, free_port, repo_file};
+use crate::common::{Env, Wait, free_port, repo_file};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -72,10 +72,15 @@ impl Guard {
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        tail(&self.log)
     }
+}
+
+/// The last 40 lines of a log file.
+fn tail(log: &Path) -> String {
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 impl Drop for Guard {
@@ -99,29 +104,26 @@ async fn wait_ready(guard: &mut Guard, url: &str, ready: impl Fn(&str) -> bool) 
         .timeout(Duration::from_secs(5))
         .build()
         .expect("http client");
-    let deadline = Instant::now() + START;
-    loop {
-        if let Ok(r) = http.get(url).send().await
-            && r.status() == 200
-            && ready(&r.text().await.unwrap_or_default())
-        {
-            return;
-        }
-        if let Ok(Some(status)) = guard.child.try_wait() {
-            panic!(
-                "{} exited ({status}) before answering {url}:\n{}",
-                guard.name,
-                guard.log_tail()
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not answer {url} within {START:?}:\n{}",
-            guard.name,
-            guard.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Split borrows: the probe polls the child while the timeout message reads the log.
+    let Guard { name, child, log } = guard;
+    Wait::new(&format!("{name} to answer {url}"), START)
+        .context(|| tail(log))
+        .until_async(async || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{name} exited ({status}) before answering {url}:\n{}",
+                    tail(log)
+                );
+            }
+            if let Ok(r) = http.get(url).send().await
+                && r.status() == 200
+            {
+                ready(&r.text().await.unwrap_or_default())
+            } else {
+                false
+            }
+        })
+        .await;
 }
 
 /// Adds a staff account, the password on standard input as a script would give it.

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -202,6 +203,83 @@ pub fn sim_templates() -> Vec<reminderd::sim::SimTemplate> {
     reminderd::sim::templates_from_config(&config)
 }
 
+/// The simulator as the shipped config's business account: its ids, the given access token
+/// (the one the test hands the binary in `WHATSAPP_ACCESS_TOKEN`) and every shipped template
+/// approved. Everything else is the simulator's default; a test changes what it needs with
+/// `SimConfig { webhook_url: …, ..sim_config(token) }`.
+pub fn sim_config(access_token: &str) -> reminderd::sim::SimConfig {
+    reminderd::sim::SimConfig {
+        phone_number_id: "106540352242922".into(),
+        waba_id: "102290129340398".into(),
+        access_token: access_token.into(),
+        templates: sim_templates(),
+        ..reminderd::sim::SimConfig::default()
+    }
+}
+
+/// Polls `probe` until it holds; panics after `limit`, naming `what` was awaited.
+pub async fn wait_for(what: &str, limit: Duration, probe: impl FnMut() -> bool) {
+    Wait::new(what, limit).until(probe).await;
+}
+
+/// A poll with a deadline (after pueue's `tests/helper/wait.rs`): the tests drive a real
+/// process, so what they check becomes true at some later moment, and a fixed sleep would be
+/// either flaky or slow. `Wait::new(what, limit)` polls every 50 ms; `every` changes that and
+/// `context` adds text to the timeout message (a log tail, the outbox's states).
+#[must_use = "a Wait does nothing until `until` or `until_async` is awaited"]
+pub struct Wait<'a> {
+    what: &'a str,
+    limit: Duration,
+    every: Duration,
+    context: Option<Box<dyn Fn() -> String + 'a>>,
+}
+
+impl<'a> Wait<'a> {
+    pub fn new(what: &'a str, limit: Duration) -> Self {
+        Self {
+            what,
+            limit,
+            every: Duration::from_millis(50),
+            context: None,
+        }
+    }
+
+    /// Polls this often: shorter where a test acts the moment the probe holds (a kill
+    /// mid-queue), longer where the probe is costly (counting rows while a daemon writes).
+    pub fn every(self, every: Duration) -> Self {
+        Self { every, ..self }
+    }
+
+    /// Appended to the timeout message, computed only then.
+    pub fn context(self, context: impl Fn() -> String + 'a) -> Self {
+        Self {
+            context: Some(Box::new(context)),
+            ..self
+        }
+    }
+
+    /// Polls `probe` until it holds; panics once `limit` has passed without it.
+    pub async fn until(self, mut probe: impl FnMut() -> bool) {
+        self.until_async(async || probe()).await;
+    }
+
+    /// As `until`, for a probe that awaits (an HTTP health check). The probe may panic itself
+    /// to fail at once, e.g. when the process it waits on has exited.
+    pub async fn until_async(self, mut probe: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + self.limit;
+        while !probe().await {
+            if tokio::time::Instant::now() >= deadline {
+                let context = self.context.as_ref().map(|c| c()).unwrap_or_default();
+                panic!(
+                    "timed out after {:?} waiting for {}\n{context}",
+                    self.limit, self.what
+                );
+            }
+            tokio::time::sleep(self.every).await;
+        }
+    }
+}
+
 pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -247,4 +325,14 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmHWM line in:\n{status}"))
+}
+
+// The suite exercises only a wait that succeeds; this pins what a failing one reports.
+#[tokio::test]
+#[should_panic(expected = "timed out after 30ms waiting for the impossible\nthe log tail")]
+async fn a_wait_that_times_out_names_what_it_awaited_and_adds_the_context() {
+    Wait::new("the impossible", Duration::from_millis(30))
+        .context(|| "the log tail".into())
+        .until(|| false)
+        .await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reminderd::sim::{Sim, SimConfig};
 
-use crate::common::{Env, csv};
+use crate::common::{Env, Wait, csv, sim_config};
 
 const SECRET: &str = "crash-test-secret";
 const MESSAGES: usize = 2000;
@@ -87,15 +87,11 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     assert_eq!(r["new"], MESSAGES);
 
     let sim = Sim::start(SimConfig {
-        phone_number_id: "106540352242922".into(),
-        waba_id: "102290129340398".into(),
-        access_token: "tok".into(),
-        templates: crate::common::sim_templates(),
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
         app_secret: Some(SECRET.into()),
         pair_limit: None,
         latency: Duration::from_millis(20),
-        ..SimConfig::default()
+        ..sim_config("tok")
     })
     .await
     .expect("sim");
@@ -124,26 +120,30 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     }
 
     // Let the last run finish: every reminder delivered, statuses settled.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let done = env.count("SELECT count(*) FROM outbox WHERE kind = 'reminder' AND state IN ('delivered', 'read')");
-        if done == MESSAGES as i64 {
-            break;
+    let delivered = || {
+        env.count("SELECT count(*) FROM outbox WHERE kind = 'reminder' AND state IN ('delivered', 'read')")
+    };
+    Wait::new(
+        "every reminder to be delivered after the kills",
+        Duration::from_secs(90),
+    )
+    // Each probe opens the database the daemon is writing to: not too often.
+    .every(Duration::from_millis(200))
+    .context(|| {
+        let states = env.run(&["outbox", "--json"]).json();
+        let mut by_state: HashMap<String, usize> = HashMap::new();
+        for o in states.as_array().into_iter().flatten() {
+            *by_state
+                .entry(o["state"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
         }
-        if tokio::time::Instant::now() > deadline {
-            let states = env.run(&["outbox", "--json"]).json();
-            let mut by_state: HashMap<String, usize> = HashMap::new();
-            for o in states.as_array().into_iter().flatten() {
-                *by_state
-                    .entry(o["state"].as_str().unwrap_or("").to_string())
-                    .or_default() += 1;
-            }
-            panic!(
-                "seed {seed}: only {done} of {MESSAGES} delivered after the kills; states {by_state:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        format!(
+            "seed {seed}: only {} of {MESSAGES} delivered after the kills; states {by_state:?}",
+            delivered()
+        )
+    })
+    .until(|| delivered() == MESSAGES as i64)
+    .await;
     let pid = child.id();
     assert!(
         Command::new("kill")

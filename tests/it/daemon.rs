@@ -9,19 +9,12 @@ use std::time::Duration;
 
 use reminderd::sim::{Reply, Sim, SimConfig};
 
-use crate::common::{Env, csv};
+use crate::common::{Env, Wait, csv, sim_config, wait_for};
 
 const SECRET: &str = "daemon-test-secret";
 
-async fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,14 +51,10 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     env.import("day.csv", &csv(&rows), &[]).expect(0);
 
     let sim = Sim::start(SimConfig {
-        phone_number_id: "106540352242922".into(),
-        waba_id: "102290129340398".into(),
-        access_token: "tok".into(),
-        templates: crate::common::sim_templates(),
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
         app_secret: Some(SECRET.into()),
         pair_limit: None,
-        ..SimConfig::default()
+        ..sim_config("tok")
     })
     .await
     .expect("sim");
@@ -109,7 +98,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     let daemon_log = || std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default();
 
     // Reminders (and booking confirmations) go out on the cron schedule.
-    until("4 reminders", 30, || {
+    wait_for("4 reminders", secs(30), || {
         sim.messages()
             .iter()
             .filter(|m| m.body["template"]["name"] == "appointment_reminder")
@@ -117,7 +106,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
             == 4
     })
     .await;
-    until("READY and WATCHDOG", 10, || {
+    wait_for("READY and WATCHDOG", secs(10), || {
         let n = notes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -145,12 +134,12 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     })
     .await
     .expect("tap");
-    until("G0 confirmed", 10, || {
+    wait_for("G0 confirmed", secs(10), || {
         env.appointment("G0")["response"] == "confirmed"
     })
     .await;
     // Its acknowledgement goes out on the next dispatch tick.
-    until("the acknowledgement", 10, || {
+    wait_for("the acknowledgement", secs(10), || {
         sim.messages().iter().any(|m| m.body["type"] == "text")
     })
     .await;
@@ -165,7 +154,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     )
     .expect("break");
     crate::common::signal(pid, "HUP");
-    until("the refusal", 10, || {
+    wait_for("the refusal", secs(10), || {
         daemon_log().contains("configuration not reloaded")
     })
     .await;
@@ -181,7 +170,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     // SIGHUP with a good one: applied.
     std::fs::write(env.path("reminders.toml"), &config).expect("fix");
     crate::common::signal(pid, "HUP");
-    until("the reload", 10, || {
+    wait_for("the reload", secs(10), || {
         daemon_log().contains("configuration reloaded")
     })
     .await;
@@ -250,15 +239,7 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
         &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
     );
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
-    let sim = Sim::start(SimConfig {
-        phone_number_id: "106540352242922".into(),
-        waba_id: "102290129340398".into(),
-        access_token: "tok".into(),
-        templates: crate::common::sim_templates(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("sim");
+    let sim = Sim::start(sim_config("tok")).await.expect("sim");
 
     let log = std::fs::File::create(env.path("daemon.log")).expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
@@ -285,15 +266,13 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
     };
     // "running" is logged once the signal handlers are in: a SIGHUP before them would kill
     // any process, fixed or not.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !(daemon_log().contains("reminderd running") && answers().await) {
-        assert!(
-            tokio::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
-            "the daemon did not come up:\n{}",
-            daemon_log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Wait::new("the daemon to come up", secs(30))
+        .context(daemon_log)
+        .until_async(async || {
+            exited_fails(&mut child, "before coming up", daemon_log);
+            daemon_log().contains("reminderd running") && answers().await
+        })
+        .await;
 
     std::fs::write(
         env.path("reminders.toml"),
@@ -304,18 +283,13 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
     )
     .expect("overflowing config");
     crate::common::signal(pid, "HUP");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !daemon_log().contains("configuration not reloaded") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no refusal logged:\n{}",
-            daemon_log()
-        );
-        if let Some(status) = child.try_wait().expect("poll") {
-            panic!("the daemon died on SIGHUP ({status:?}):\n{}", daemon_log());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Wait::new("the refusal to be logged", secs(10))
+        .context(daemon_log)
+        .until(|| {
+            exited_fails(&mut child, "on SIGHUP", daemon_log);
+            daemon_log().contains("configuration not reloaded")
+        })
+        .await;
     assert!(
         daemon_log().contains("daemon.stale_after") && daemon_log().contains("keeping the old one"),
         "the log names the key and says the old config stays:\n{}",
@@ -333,15 +307,13 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
     )
     .expect("risky config");
     crate::common::signal(pid, "HUP");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !daemon_log().contains("configuration reloaded") {
-        assert!(
-            tokio::time::Instant::now() < deadline && child.try_wait().expect("poll").is_none(),
-            "no reload logged:\n{}",
-            daemon_log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Wait::new("the reload to be logged", secs(10))
+        .context(daemon_log)
+        .until(|| {
+            exited_fails(&mut child, "on SIGHUP", daemon_log);
+            daemon_log().contains("configuration reloaded")
+        })
+        .await;
     assert!(
         daemon_log().contains(
             "configuration warning: desk.secure_cookies: is off while desk.listen = 192.0.2.7:8081"
@@ -356,4 +328,12 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
         .expect("join")
         .expect("wait");
     assert!(status.success(), "exit status {status:?}\n{}", daemon_log());
+}
+
+/// Fails the test at once, with the log, if the daemon has exited: a wait on it would only
+/// time out.
+fn exited_fails(child: &mut std::process::Child, when: &str, log: impl Fn() -> String) {
+    if let Some(status) = child.try_wait().expect("poll") {
+        panic!("the daemon exited {when} ({status:?}):\n{}", log());
+    }
 }

@@ -12,7 +12,7 @@ use reqwest::multipart;
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Env, csv, free_port, repo_file};
+use crate::common::{Env, Wait, csv, free_port, repo_file};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse battery";
@@ -96,23 +96,17 @@ impl Desk {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("client");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if probe
-                .get(format!("{}/desk/login", d.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the desk did not start:\n{}",
-                d.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        Wait::new("the desk to start", Duration::from_secs(20))
+            .every(Duration::from_millis(20))
+            .context(|| d.log())
+            .until_async(async || {
+                probe
+                    .get(format!("{}/desk/login", d.url))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await;
         d
     }
 
@@ -2199,15 +2193,10 @@ async fn a_clinic_added_by_sighup_takes_desk_uploads_at_once() {
     )
     .expect("add a clinic");
     crate::common::signal(d.child.id(), "HUP");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !d.log().contains("configuration reloaded") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reload:\n{}",
-            d.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Wait::new("the reload", Duration::from_secs(10))
+        .context(|| d.log())
+        .until(|| d.log().contains("configuration reloaded"))
+        .await;
     let b = d.signed_in(USER, PASSWORD).await;
     let day = (reminderd::time::Clock::System.now() + chrono::Duration::days(2))
         .format("%Y-%m-%d")

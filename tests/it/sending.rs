@@ -7,7 +7,7 @@ use std::time::Duration;
 use reminderd::sim::{Fault, Sim, SimConfig};
 use serde_json::{Value, json};
 
-use crate::common::{Env, Run, csv};
+use crate::common::{Env, Run, Wait, csv};
 
 /// 10:00 IST on Tue 1 Dec 2026: the day-before reminders of Wed 2 Dec mornings are due.
 const NOW: &str = "2026-12-01T04:30:00Z";
@@ -15,7 +15,8 @@ const A1: &str = "A1,P1,Aarav Sharma,98200 12345,en,2026-12-02,09:00,15,Dr. Meht
 const A2: &str = "A2,P2,Priya Patil,+91 98765 43210,mr,2026-12-02,09:30,15,Dr. Mehta,mumbai,booked";
 const A3: &str = "A3,P3,Rohan Gupta,091234 56789,hi,2026-12-02,10:00,30,Dr. Iyer,mumbai,booked";
 
-/// A test folder whose config points at a simulator, with timings shortened for tests.
+/// A test folder whose config points at a simulator (started from a `sim()` config), with
+/// timings shortened for tests.
 struct SendEnv {
     env: Arc<Env>,
     sim: Sim,
@@ -32,15 +33,7 @@ impl SendEnv {
             // The import happens at the real time; --now is days away from it.
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
         std::fs::write(env.path("reminders.toml"), edit(config)).expect("write config");
-        let sim = Sim::start(SimConfig {
-            phone_number_id: "106540352242922".into(),
-            waba_id: "102290129340398".into(),
-            access_token: "test-token".into(),
-            templates: crate::common::sim_templates(),
-            ..sim
-        })
-        .await
-        .expect("start simulator");
+        let sim = Sim::start(sim).await.expect("start simulator");
         Self {
             env: Arc::new(env),
             sim,
@@ -95,7 +88,7 @@ impl SendEnv {
 fn sim() -> SimConfig {
     SimConfig {
         pair_limit: None,
-        ..SimConfig::default()
+        ..crate::common::sim_config("test-token")
     }
 }
 
@@ -346,10 +339,10 @@ async fn a_killed_sender_never_causes_a_second_message() {
         ],
     );
     // Kill as soon as the API has seen a few messages: deterministic whatever the machine.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while t.sim.messages().len() < 3 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    Wait::new("the API to see 3 messages", Duration::from_secs(20))
+        .every(Duration::from_millis(5))
+        .until(|| t.sim.messages().len() >= 3)
+        .await;
     child.kill().expect("kill -9");
     let _ = child.wait();
     let before = t.sim.messages().len();
@@ -424,7 +417,7 @@ async fn messages_to_one_patient_are_spaced_to_respect_the_pair_rate_limit() {
         SimConfig {
             pair_limit: Some(Duration::from_secs(1)),
             latency: Duration::from_millis(100),
-            ..SimConfig::default()
+            ..sim()
         },
     )
     .await;

@@ -115,19 +115,17 @@ fn graph_error(got: &(u16, Value), http: u16, code: i64) -> String {
         .to_string()
 }
 
-/// Polls `check` every 10 ms for up to 5 s.
+/// Polls `check` every 10 ms for up to 5 s and returns what it found.
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut found = None;
+    crate::common::Wait::new(what, Duration::from_secs(5))
+        .every(Duration::from_millis(10))
+        .until(|| {
+            found = check();
+            found.is_some()
+        })
+        .await;
+    found.expect("the wait ends only once check found it")
 }
 
 /// One webhook POST: the `X-Hub-Signature-256` header and the raw body.

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use reminderd::sim::{Answer, Chaos, SendAttempt, Sim, SimConfig};
 use serde_json::{Value, json};
 
-use crate::common::{Env, csv};
+use crate::common::{Env, Wait, csv, sim_config};
 
 const SECRET: &str = "soak-test-secret";
 const TOKEN: &str = "soak-token";
@@ -55,17 +55,14 @@ fn soak_seed() -> u64 {
     }
 }
 
-/// Waits until `ok` holds, polling; panics with `what` and `state()` after `secs`.
-async fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool, state: impl Fn() -> String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}\n{}",
-            state()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Waits until `ok` holds, polling every 100 ms (the probes count rows and copy the
+/// simulator's log while the daemon works); panics with `what` and `state()` after `secs`.
+async fn until(what: &str, secs: u64, ok: impl FnMut() -> bool, state: impl Fn() -> String) {
+    Wait::new(what, Duration::from_secs(secs))
+        .every(Duration::from_millis(100))
+        .context(state)
+        .until(ok)
+        .await;
 }
 
 /// The most timestamps in any half-open one-second window `[t, t + 1s)`.
@@ -244,10 +241,6 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
     env.import("soak.csv", &csv(&rows), &[]).expect(0);
 
     let sim = Sim::start(SimConfig {
-        phone_number_id: "106540352242922".into(),
-        waba_id: "102290129340398".into(),
-        access_token: TOKEN.into(),
-        templates: crate::common::sim_templates(),
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
         app_secret: Some(SECRET.into()),
         // The Cloud API's pair limit, matched by the shipped recipient_spacing.
@@ -258,7 +251,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
             timeout_hold: Duration::from_secs(3),
             ..Chaos::default()
         }),
-        ..SimConfig::default()
+        ..sim_config(TOKEN)
     })
     .await
     .expect("sim");
@@ -711,11 +704,10 @@ async fn chaos_duplicates_and_reorders_status_webhooks_as_logged() {
     sim.fail_later("+9198300100003", 131_026);
     let answers = send_all(&sim, 30, Duration::from_secs(5)).await;
     assert!(answers.iter().all(|a| a == "ok"), "{answers:?}");
-    let wait = tokio::time::Instant::now() + Duration::from_secs(10);
-    while sim.stats().status_jobs_running > 0 {
-        assert!(tokio::time::Instant::now() < wait, "webhooks still running");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Wait::new("the webhooks to finish", Duration::from_secs(10))
+        .every(Duration::from_millis(20))
+        .until(|| sim.stats().status_jobs_running == 0)
+        .await;
 
     let stats = sim.stats();
     let seen = received

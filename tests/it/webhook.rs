@@ -8,7 +8,7 @@ use chrono::Duration as Days;
 use reminderd::sim::{Reply, Sim, SimConfig, signature};
 use serde_json::{Value, json};
 
-use crate::common::{Env, csv};
+use crate::common::{Env, Wait, csv, sim_config};
 
 const SECRET: &str = "app-secret-for-tests";
 const VERIFY: &str = "verify-token-for-tests";
@@ -47,22 +47,15 @@ impl Served {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("client");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if http
-                .get(format!("{url}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        Wait::new("the server to start", Duration::from_secs(20))
+            .every(Duration::from_millis(20))
+            .until_async(async || {
+                http.get(format!("{url}/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await;
         Self {
             env: Arc::new(env),
             child,
@@ -539,14 +532,10 @@ async fn full_loop_send_tap_confirm_acknowledge() {
     .expect(0);
     let s = Served::start(env).await;
     let sim = Sim::start(SimConfig {
-        phone_number_id: "106540352242922".into(),
-        waba_id: "102290129340398".into(),
-        access_token: "tok".into(),
-        templates: crate::common::sim_templates(),
         webhook_url: Some(format!("{}/webhook", s.url)),
         app_secret: Some(SECRET.into()),
         pair_limit: None,
-        ..SimConfig::default()
+        ..sim_config("tok")
     })
     .await
     .expect("sim");
@@ -591,14 +580,10 @@ async fn full_loop_send_tap_confirm_acknowledge() {
         .to_string();
 
     // The simulator reports sent, delivered, read through the webhook.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while s.one(&format!("SELECT state FROM outbox WHERE id = {outbox_id}")) != "read" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "statuses did not arrive"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Wait::new("the statuses to arrive", Duration::from_secs(10))
+        .every(Duration::from_millis(20))
+        .until(|| s.one(&format!("SELECT state FROM outbox WHERE id = {outbox_id}")) == "read")
+        .await;
 
     // The patient taps Confirm.
     sim.reply(Reply::Button {
