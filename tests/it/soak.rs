@@ -203,7 +203,10 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
             "rate_limit_per_sec = 80",
             &format!("rate_limit_per_sec = {RATE}"),
         )
-        .replace("request_timeout = \"15s\"", "request_timeout = \"1s\"")
+        // Well above the simulator's slow answers (300 ms), so that a loaded machine cannot
+        // turn an answer the simulator counts as given into a timeout; well below its lost
+        // ones (3 s).
+        .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
         .replace("retry_base = \"5s\"", "retry_base = \"1s\"")
         // "staff", not "resend": a lost response must be reconciled by its status webhook,
         // never answered with a second send (which would reach the patient twice).
@@ -247,7 +250,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
         pair_limit: pair_limit.then_some(Duration::from_secs(6)),
         chaos: Some(Chaos {
             seed,
-            // Past the daemon's 1 s request timeout: the response is lost.
+            // Past the daemon's 2 s request timeout: the response is lost.
             timeout_hold: Duration::from_secs(3),
             ..Chaos::default()
         }),
