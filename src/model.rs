@@ -1,6 +1,7 @@
 //! The words every room shares (the ground floor: no I/O, no SQL): an appointment's schedule
 //! status, who cancelled it, the patient's response, what kind of message an outbox row
-//! holds and where it is, what a patient asked for, and what staff record.
+//! holds and where it is, what a patient asked for, what staff record, and a language as
+//! WhatsApp writes it.
 
 /// A stored word that is none of its enum's values (a hand-edited or corrupt row).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,5 +230,50 @@ impl StaffAction {
     /// audit row.
     pub fn changes_status(self) -> bool {
         !matches!(self, Self::Called | Self::Note)
+    }
+}
+
+/// Normalises a language written by staff to a WhatsApp-style code (`en`, `hi`, `pt_BR`).
+/// Accepts codes in any case with `-` or `_`, and the English names of common languages.
+pub fn normalize_language(s: &str) -> Option<String> {
+    let s = s.trim();
+    let by_name = match s.to_lowercase().as_str() {
+        "english" => Some("en"),
+        "hindi" | "हिन्दी" | "हिंदी" => Some("hi"),
+        "marathi" | "मराठी" => Some("mr"),
+        "spanish" | "español" | "espanol" => Some("es"),
+        "gujarati" => Some("gu"),
+        "tamil" => Some("ta"),
+        "telugu" => Some("te"),
+        "kannada" => Some("kn"),
+        "bengali" | "bangla" => Some("bn"),
+        "malayalam" => Some("ml"),
+        "punjabi" => Some("pa"),
+        "urdu" => Some("ur"),
+        "french" => Some("fr"),
+        "portuguese" => Some("pt_BR"),
+        "chinese" => Some("zh_CN"),
+        "arabic" => Some("ar"),
+        _ => None,
+    };
+    if let Some(code) = by_name {
+        return Some(code.to_string());
+    }
+    let mut parts = s.split(['-', '_']);
+    let lang = parts.next()?;
+    let region = parts.next();
+    if parts.next().is_some()
+        || !(2..=3).contains(&lang.len())
+        || !lang.chars().all(|c| c.is_ascii_alphabetic())
+    {
+        return None;
+    }
+    let lang = lang.to_ascii_lowercase();
+    match region {
+        None => Some(lang),
+        Some(r) if r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()) => {
+            Some(format!("{lang}_{}", r.to_ascii_uppercase()))
+        }
+        Some(_) => None,
     }
 }

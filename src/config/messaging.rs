@@ -186,7 +186,7 @@ pub(super) fn validate_templates(
         let mut languages = BTreeMap::new();
         for (lang, text) in t.languages {
             let lk = format!("templates.{key}.languages.{lang}");
-            match crate::import::normalize_language(&lang) {
+            match crate::model::normalize_language(&lang) {
                 Some(norm) if norm == lang => {}
                 _ => push(
                     lk.clone(),

@@ -135,7 +135,7 @@ pub(super) fn validate(
                 None
             }
         };
-        let default_language = match crate::import::normalize_language(&c.default_language) {
+        let default_language = match crate::model::normalize_language(&c.default_language) {
             Some(l) => l,
             None => {
                 push(
