@@ -547,16 +547,6 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
         return Err("the body is not a JSON object".into());
     };
     let mut items = WebhookItems::default();
-    let list = |v: Option<&Value>, what: &str, problems: &mut Vec<String>| -> Vec<Value> {
-        match v {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => a.clone(),
-            Some(_) => {
-                problems.push(format!("{what} is not a list"));
-                Vec::new()
-            }
-        }
-    };
     for entry in list(root.get("entry"), "entry", &mut items.problems) {
         for change in list(entry.get("changes"), "entry[].changes", &mut items.problems) {
             // Other fields (template status, account updates) are stored, not acted on.
@@ -569,24 +559,38 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
             let statuses = list(value.get("statuses"), "value.statuses", &mut items.problems);
             items
                 .statuses
-                .extend(statuses.into_iter().map(read_item::<StatusUpdate>));
+                .extend(statuses.iter().map(read_item::<StatusUpdate>));
             let messages = list(value.get("messages"), "value.messages", &mut items.problems);
             items
                 .messages
-                .extend(messages.into_iter().map(read_item::<InboundMessage>));
+                .extend(messages.iter().map(read_item::<InboundMessage>));
         }
     }
     Ok(items)
 }
 
-fn read_item<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Unreadable> {
-    let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
-    let (id, from, kind) = (text("id"), text("from"), text("type"));
-    serde_json::from_value(v).map_err(|e| Unreadable {
-        id,
-        from,
-        kind,
-        why: e.to_string(),
+/// A list in the envelope, borrowed (a batch can be 3 MB: items are read where they lie);
+/// absent or null is empty, anything else is noted as a problem.
+fn list<'v>(v: Option<&'v Value>, what: &str, problems: &mut Vec<String>) -> &'v [Value] {
+    match v {
+        Some(Value::Array(a)) => a,
+        None | Some(Value::Null) => &[],
+        Some(_) => {
+            problems.push(format!("{what} is not a list"));
+            &[]
+        }
+    }
+}
+
+fn read_item<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Unreadable> {
+    T::deserialize(v).map_err(|e| {
+        let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+        Unreadable {
+            id: text("id"),
+            from: text("from"),
+            kind: text("type"),
+            why: e.to_string(),
+        }
     })
 }
 

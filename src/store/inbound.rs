@@ -88,10 +88,13 @@ impl Store {
     ) -> Result<RecordedEvent, StoreError> {
         use sha2::Digest as _;
         let hash = format!("{:x}", sha2::Sha256::digest(body));
-        let value = match std::str::from_utf8(body) {
-            Ok(text) => rusqlite::types::Value::Text(text.to_string()),
-            Err(_) => rusqlite::types::Value::Blob(body.to_vec()),
-        };
+        // Bound as the caller's bytes (no copy of a body that may be 3 MB), typed as text
+        // when it is text.
+        let value = rusqlite::types::ToSqlOutput::Borrowed(if std::str::from_utf8(body).is_ok() {
+            rusqlite::types::ValueRef::Text(body)
+        } else {
+            rusqlite::types::ValueRef::Blob(body)
+        });
         let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.query_row(
             "INSERT INTO inbound_events (received_at, body, body_sha256) VALUES (?1, ?2, ?3)
              ON CONFLICT (body_sha256) DO UPDATE

@@ -416,34 +416,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// An appointment's clinic key and the clinic system's id, by row id (what a reveal logs).
-    pub fn appointment_ref(&self, id: i64) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT c.key, a.external_id FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?1",
-                params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
-    /// An appointment's row id by clinic key and the clinic system's id.
-    pub fn appointment_row(
-        &self,
-        clinic: &str,
-        appointment: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT a.id FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE c.key = ?1 AND a.external_id = ?2",
-                params![clinic, appointment],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
     /// Marks a reply that needed a person as dealt with, and audits it; says who did if
     /// someone already had, and writes nothing unless it marked it now.
     pub fn handle_reply(
