@@ -1,0 +1,115 @@
+//! The pages that show the schedule: the day board and reveals, follow-ups, replies that need a person, and stats.
+
+mod day;
+mod follow_ups;
+mod replies;
+mod stats;
+
+pub(super) use day::{day, reveal};
+pub(super) use follow_ups::{follow_up_action, follow_ups};
+pub(super) use replies::{replies, reply_handled};
+pub(super) use stats::stats;
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use super::{CsrfForm, DeskState, Staff, html, urlencode, views};
+use crate::config::{Clinic, Config};
+use crate::model::StaffAction;
+use crate::store::{Handled, StoreError};
+use crate::time::local_day_bounds;
+
+#[derive(Deserialize, Default)]
+pub(super) struct DayQuery {
+    clinic: Option<String>,
+    date: Option<String>,
+}
+
+/// The earliest and latest days the desk shows: stored instants start at 1970, and four-digit
+/// years are what a date field sends. Outside them, date arithmetic could overflow.
+fn day_range() -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN),
+        NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX),
+    )
+}
+
+/// A date from a query: `None` when absent or empty (a form left blank), else a day in
+/// [`day_range`] or what is wrong with it.
+fn parse_day(text: Option<&str>) -> Result<Option<NaiveDate>, String> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let (first, last) = day_range();
+    match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(d) if (first..=last).contains(&d) => Ok(Some(d)),
+        _ => Err(format!(
+            "{text:?} is not a date the desk can show. Write it as YYYY-MM-DD, between {first} and {last}, or pick it in the date field."
+        )),
+    }
+}
+
+/// The clinic a page shows (the first configured when none or an unknown one is asked for)
+/// and the local day (today at the clinic when none is given). `Ok(None)`: no clinics.
+fn clinic_day(
+    config: &Config,
+    clinic: Option<&str>,
+    date: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<(Clinic, NaiveDate)>, String> {
+    let date = parse_day(date)?;
+    let Some(c) = clinic
+        .and_then(|k| config.clinic(k))
+        .or_else(|| config.clinics.values().next())
+    else {
+        return Ok(None);
+    };
+    let day = date.unwrap_or_else(|| now.with_timezone(&c.time_zone).date_naive());
+    Ok(Some((c.clone(), day)))
+}
+
+fn bad_date(staff: &Staff, why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        views::message(Some(&staff.session), "Unreadable date", why),
+    )
+        .into_response()
+}
+
+/// [`clinic_day`] for a page, or the page saying there is no clinic to show or what is wrong
+/// with the date.
+fn page_day(
+    state: &DeskState,
+    staff: &Staff,
+    clinic: Option<&str>,
+    date: Option<&str>,
+) -> Result<(Arc<Config>, Clinic, NaiveDate), Response> {
+    let config = state.config();
+    match clinic_day(&config, clinic, date, state.clock.now()) {
+        Ok(Some((c, day))) => Ok((config, c, day)),
+        Ok(None) => Err(html(views::message(
+            Some(&staff.session),
+            "No clinics",
+            "reminders.toml configures no clinic.",
+        ))),
+        Err(why) => Err(bad_date(staff, &why)),
+    }
+}
+
+/// A reveal asked for a row the page does not show (another clinic or day, or none).
+fn not_on_page(staff: &Staff) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        views::message(
+            Some(&staff.session),
+            "No such appointment",
+            "That appointment is not on this page (another clinic or day, or it no longer exists), so no number was shown. Reload the page and try again.",
+        ),
+    )
+        .into_response()
+}
