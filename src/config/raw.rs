@@ -42,7 +42,7 @@ impl Default for Desk {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
             secure_cookies: false,
-            session: Duration::hours(12),
+            session: Duration::hours(13),
             idle_timeout: Duration::minutes(30),
             max_failed_logins: default_max_failed_logins(),
             max_failed_logins_per_name: default_max_failed_logins_per_name(),
@@ -92,7 +92,7 @@ fn default_sign_ins_per_minute() -> u32 {
 }
 
 fn default_session() -> String {
-    "12h".into()
+    "13h".into()
 }
 fn default_max_failed_logins() -> u32 {
     5

@@ -461,7 +461,7 @@ fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, Str
             fallback
         })
     };
-    let session = span("session", &d.session, DESK_SESSION, Duration::hours(12));
+    let session = span("session", &d.session, DESK_SESSION, Duration::hours(13));
     let lockout = span("lockout", &d.lockout, DESK_LOCKOUT, Duration::minutes(15));
     let idle_timeout = span(
         "idle_timeout",

@@ -28,7 +28,7 @@ pub use session::Staff;
 use std::sync::{Arc, RwLock};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Extension, FromRequest, FromRequestParts, RawForm, Request};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, RawForm, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -215,8 +215,10 @@ impl<T: DeserializeOwned + Send> FromRequest<DeskState> for CsrfForm<T> {
 
     async fn from_request(req: Request, state: &DeskState) -> Result<Self, Response> {
         // The session first, as when `Staff` and `Form` were separate extractors.
-        let (mut parts, body) = req.into_parts();
-        let staff = Staff::from_request_parts(&mut parts, state).await?;
+        let (parts, body) = req.into_parts();
+        let Some(staff) = Staff::lookup(&parts, state).await? else {
+            return Err(session::signed_out_form(state, parts, body).await);
+        };
         // Read once (with `Form`'s content-type check and the route's body limit), then
         // parsed twice: `#[serde(flatten)]` cannot put a urlencoded value into a number field.
         let RawForm(bytes) = RawForm::from_request(Request::from_parts(parts, body), state)

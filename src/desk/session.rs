@@ -4,14 +4,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Form;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Extension, FromRequestParts, Query, State};
+use axum::extract::{
+    ConnectInfo, Extension, FromRequest, FromRequestParts, Query, RawForm, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{CsrfForm, DeskState, auth, html, signin, urlencode, views};
+use super::{CsrfForm, DeskState, auth, html, parse_form, signin, urlencode, views};
 use crate::store::{Session, SignInLimits, SignInTicket};
 
 /// The session cookie's name.
@@ -75,37 +78,98 @@ impl Staff {
     }
 }
 
-impl FromRequestParts<DeskState> for Staff {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &DeskState) -> Result<Self, Response> {
-        let to_login = || {
-            let next = parts
-                .uri
-                .path_and_query()
-                .map_or("/desk/day", axum::http::uri::PathAndQuery::as_str);
-            let next = if parts.method == axum::http::Method::GET {
-                next
-            } else {
-                "/desk/day"
-            };
-            Redirect::to(&format!("/desk/login?next={}", urlencode(next))).into_response()
-        };
+impl Staff {
+    /// The signed-in staff member of this request, or `None` without a live session.
+    pub(super) async fn lookup(parts: &Parts, state: &DeskState) -> Result<Option<Self>, Response> {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(to_login());
+            return Ok(None);
         };
         let token_hash = auth::token_hash(token);
         let now = state.clock.now();
         let idle = state.desk().idle_timeout;
         let lookup = token_hash.clone();
-        match state.db(move |s| s.session(&lookup, idle, now)).await? {
-            Some(session) => Ok(Self {
+        Ok(state
+            .db(move |s| s.session(&lookup, idle, now))
+            .await?
+            .map(|session| Self {
                 session,
                 token_hash,
-            }),
-            None => Err(to_login()),
-        }
+            }))
     }
+}
+
+/// The way to the sign-in page from a request without a session: back to the page asked for
+/// when it was a GET, else to the day board.
+fn to_login(parts: &Parts) -> Response {
+    let next = parts
+        .uri
+        .path_and_query()
+        .map_or("/desk/day", axum::http::uri::PathAndQuery::as_str);
+    let next = if parts.method == axum::http::Method::GET {
+        next
+    } else {
+        "/desk/day"
+    };
+    Redirect::to(&format!("/desk/login?next={}", urlencode(next))).into_response()
+}
+
+impl FromRequestParts<DeskState> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &DeskState) -> Result<Self, Response> {
+        Self::lookup(parts, state)
+            .await?
+            .ok_or_else(|| to_login(parts))
+    }
+}
+
+/// A resumed form's fields, urlencoded, are carried in the sign-in form, whose body is capped
+/// at [`LOGIN_BODY_LIMIT`]: past this, the form is not carried (a note is at most 500 chars).
+const RESUME_LIMIT: usize = 3 * 1024;
+
+/// Where a form may be resumed after sign-in: a desk form, not signing in or out.
+fn resumable(action: &str) -> bool {
+    safe_next(Some(action)) == action && !matches!(action, "/desk/login" | "/desk/logout")
+}
+
+/// The answer to a form posted without a live session (the desk was left idle, or the
+/// session's time ran out): the sign-in page, carrying the form so that a note typed into it
+/// is offered again after sign-in instead of being lost. Forms that cannot be carried (too
+/// big, not urlencoded, signing out) get the plain sign-in redirect.
+pub(super) async fn signed_out_form(state: &DeskState, parts: Parts, body: Body) -> Response {
+    let action = parts.uri.path().to_string();
+    let fallback = to_login(&parts);
+    if !resumable(&action) {
+        return fallback;
+    }
+    let Ok(RawForm(bytes)) = RawForm::from_request(Request::from_parts(parts, body), state).await
+    else {
+        return fallback;
+    };
+    let Ok(fields) = parse_form::<Vec<(String, String)>>(&bytes).await else {
+        return fallback;
+    };
+    let body = encode_fields(fields.iter().filter(|(k, _)| k != "csrf"));
+    if body.is_empty() || body.len() > RESUME_LIMIT {
+        return fallback;
+    }
+    tracing::info!(form = %action, "desk: a form posted after its session ended is carried through sign-in");
+    login_form_page(
+        state,
+        &HeaderMap::new(),
+        "/desk/day",
+        Some(&views::Resume {
+            action: &action,
+            body: &body,
+        }),
+    )
+}
+
+fn encode_fields<'a>(fields: impl Iterator<Item = &'a (String, String)>) -> String {
+    fields
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The address a request came from (what sign-in limits and lock-outs are counted by);
@@ -149,17 +213,22 @@ pub(super) async fn login_page(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Response {
+    login_form_page(&state, &headers, safe_next(q.next.as_deref()), None)
+}
+
+/// The sign-in form with its double-submit cookie (kept when the browser has one).
+fn login_form_page(
+    state: &DeskState,
+    headers: &HeaderMap,
+    next: &str,
+    resume: Option<&views::Resume<'_>>,
+) -> Response {
     let secure = state.desk().secure_cookies;
-    let (token, fresh) = match cookie(&headers, LOGIN_COOKIE) {
+    let (token, fresh) = match cookie(headers, LOGIN_COOKIE) {
         Some(t) if t.len() == 64 => (t.to_string(), false),
         _ => (auth::new_token(), true),
     };
-    let mut res = html(views::login(
-        &token,
-        safe_next(q.next.as_deref()),
-        None,
-        None,
-    ));
+    let mut res = html(views::login(&token, next, None, None, resume));
     if fresh {
         res.headers_mut().append(
             header::SET_COOKIE,
@@ -177,6 +246,25 @@ pub(super) struct LoginForm {
     #[serde(default)]
     csrf: String,
     next: Option<String>,
+    /// A form posted while signed out ([`signed_out_form`]): where it goes and its fields.
+    resume_action: Option<String>,
+    resume_body: Option<String>,
+}
+
+impl LoginForm {
+    /// The carried form's action and fields, when they may be resumed.
+    fn resume(&self) -> Option<(String, String)> {
+        match (&self.resume_action, &self.resume_body) {
+            (Some(action), Some(body)) if resumable(action) && body.len() <= RESUME_LIMIT => {
+                Some((action.clone(), body.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn as_resume(r: Option<&(String, String)>) -> Option<views::Resume<'_>> {
+    r.map(|(action, body)| views::Resume { action, body })
 }
 
 /// "15 minutes", "2 hours": how long a sign-in pause lasts, in words.
@@ -259,6 +347,7 @@ pub(super) async fn login(
                 &next,
                 Some(&f.name),
                 Some("The sign-in form had expired. Please sign in again."),
+                as_resume(f.resume().as_ref()).as_ref(),
             ),
         )
             .into_response();
@@ -269,6 +358,7 @@ pub(super) async fn login(
         return Err(res);
     };
     let expected = expected.to_string();
+    let resume = f.resume();
     // A check slot first, then the count: an attempt answered "busy" is not counted.
     let Ok(slot) = gate.slot().await else {
         tracing::warn!(%client, "desk: sign-in answered busy (all password checks in use)");
@@ -294,7 +384,13 @@ pub(super) async fn login(
     let refuse = |why: &str| {
         (
             StatusCode::UNAUTHORIZED,
-            views::login(&expected, &next, Some(&name), Some(why)),
+            views::login(
+                &expected,
+                &next,
+                Some(&name),
+                Some(why),
+                as_resume(resume.as_ref()).as_ref(),
+            ),
         )
             .into_response()
     };
@@ -335,12 +431,26 @@ pub(super) async fn login(
     };
     let token = auth::new_token();
     let (hash, csrf, id) = (auth::token_hash(&token), auth::new_token(), account.id);
+    let csrf_shown = csrf.clone();
     let (expires, idle, from) = (now + desk.session, desk.idle_timeout, client.to_string());
     state
         .db(move |s| s.start_session(id, &name, &from, &hash, &csrf, expires, idle, now))
         .await?;
     tracing::info!(user = %account.name, "desk: signed in");
-    let mut res = Redirect::to(&next).into_response();
+    let mut res = match &resume {
+        Some((action, body)) => {
+            let fields = parse_form::<Vec<(String, String)>>(&Bytes::from(body.clone()))
+                .await
+                .unwrap_or_default();
+            let session = Session {
+                user_id: id,
+                user: account.name.clone(),
+                csrf: csrf_shown,
+            };
+            html(views::resume(&session, action, &fields))
+        }
+        None => Redirect::to(&next).into_response(),
+    };
     let h = res.headers_mut();
     h.append(
         header::SET_COOKIE,

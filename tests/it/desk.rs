@@ -2178,6 +2178,106 @@ async fn a_session_unused_for_idle_timeout_ends() {
     );
 }
 
+/// A receptionist types a note, but the desk had been left idle and signed her out: the note
+/// is not lost. Sign-in says so, and after it the form comes back with the note to save.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_note_typed_into_an_expired_session_is_offered_again_after_sign_in() {
+    let d = Desk::start().await;
+    d.import_example();
+    let b = d.signed_in(USER, PASSWORD).await;
+    d.env
+        .sql()
+        .execute(
+            "UPDATE staff_sessions SET created_at = created_at - 3600, last_seen_at = last_seen_at - 3600",
+            [],
+        )
+        .expect("age the session");
+    let note = "Rohan will come at 11:00 — his mother called";
+    let sent = b.follow_up("MUM-1003", "called", Some(note)).await;
+    // The sign-in page, carrying the form, not a redirect that drops it.
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let t = sent.text();
+    assert!(t.contains("Sign in"), "{t}");
+    assert!(
+        t.contains("nothing was saved yet") && t.contains("what you typed is kept"),
+        "{t}"
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'called'"),
+        0,
+        "nothing saved while signed out"
+    );
+    let action = field(&sent.body, "resume_action");
+    // As a browser sends it: the page escapes the & between fields.
+    let body = field(&sent.body, "resume_body").replace("&amp;", "&");
+    assert_eq!(action, "/desk/follow-ups/action");
+    assert!(
+        !body.contains(&b.csrf),
+        "the old session's token is not carried"
+    );
+
+    // Sign in on that page: the form comes back with the note, under the new session.
+    let login_csrf = field(&sent.body, "csrf");
+    let back = b
+        .post(
+            "/desk/login",
+            &[
+                ("csrf", &login_csrf),
+                ("name", USER),
+                ("password", PASSWORD),
+                ("next", "/desk/day"),
+                ("resume_action", &action),
+                ("resume_body", &body),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert!(
+        back.text().contains("Save what you typed"),
+        "{}",
+        back.text()
+    );
+    assert!(
+        back.body.contains("Rohan will come at 11:00"),
+        "{}",
+        back.body
+    );
+    let csrf = field(&back.body, "csrf");
+    assert_ne!(csrf, b.csrf, "the new session's token");
+    let mut form: Vec<(String, String)> = vec![("csrf".into(), csrf.clone())];
+    for name in ["clinic", "appointment", "date", "action"] {
+        form.push((name.into(), field(&back.body, name)));
+    }
+    form.push(("note".into(), note.into()));
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let saved = b.post("/desk/follow-ups/action", &pairs).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(
+        d.count(&format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'called' AND reason = '{note}' AND actor = 'staff:{USER}'"
+        )),
+        1
+    );
+}
+
+/// A form that cannot be carried (signing out) still just leads to the sign-in page.
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_of_an_expired_session_leads_to_sign_in() {
+    let d = Desk::start().await;
+    let b = d.signed_in(USER, PASSWORD).await;
+    d.env
+        .sql()
+        .execute("DELETE FROM staff_sessions", [])
+        .expect("end the session");
+    let out = b.post("/desk/logout", &[("csrf", &b.csrf)]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert!(
+        out.location().starts_with("/desk/login"),
+        "{}",
+        out.location()
+    );
+}
+
 /// A clinic added to the config and applied with SIGHUP takes uploads at once, with no restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clinic_added_by_sighup_takes_desk_uploads_at_once() {

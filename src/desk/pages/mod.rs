@@ -95,7 +95,7 @@ fn page_day(
         Ok(None) => Err(html(views::message(
             Some(&staff.session),
             "No clinics",
-            "reminders.toml configures no clinic.",
+            "No clinic is set up yet. Ask the administrator to add the clinic.",
         ))),
         Err(why) => Err(bad_date(staff, &why)),
     }

@@ -69,8 +69,23 @@ pub fn message(session: Option<&Session>, title: &str, text: &str) -> Markup {
     page(title, session, "", &html! { p.notice { (text) } })
 }
 
-/// The sign-in form.
-pub fn login(csrf: &str, next: &str, name: Option<&str>, error: Option<&str>) -> Markup {
+/// A form whose session ended before it was saved, carried through sign-in so that what was
+/// typed is offered again instead of lost.
+pub struct Resume<'a> {
+    /// Where the form was posted (a desk path).
+    pub action: &'a str,
+    /// Its fields, without the old CSRF token, urlencoded.
+    pub body: &'a str,
+}
+
+/// The sign-in form; with `resume`, it says a form is waiting and carries it.
+pub fn login(
+    csrf: &str,
+    next: &str,
+    name: Option<&str>,
+    error: Option<&str>,
+    resume: Option<&Resume<'_>>,
+) -> Markup {
     page(
         "Sign in",
         None,
@@ -79,9 +94,16 @@ pub fn login(csrf: &str, next: &str, name: Option<&str>, error: Option<&str>) ->
             @if let Some(e) = error {
                 p.error role="alert" { (e) }
             }
+            @if resume.is_some() {
+                p.notice role="status" { "You were signed out before this could be saved, so nothing was saved yet. Sign in again: what you typed is kept and shown to you to save." }
+            }
             form.card method="post" action="/desk/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 input type="hidden" name="next" value=(next);
+                @if let Some(r) = resume {
+                    input type="hidden" name="resume_action" value=(r.action);
+                    input type="hidden" name="resume_body" value=(r.body);
+                }
                 p {
                     label for="name" { "Name" }
                     input #name name="name" type="text" autocomplete="username" required autofocus value=(name.unwrap_or_default());
@@ -92,7 +114,39 @@ pub fn login(csrf: &str, next: &str, name: Option<&str>, error: Option<&str>) ->
                 }
                 button type="submit" { "Sign in" }
             }
-            p.hint { "No account yet? The administrator creates one with " code { "reminderd user add NAME" } "." }
+            p.hint { "No account yet, or forgot your password? Ask the administrator." }
+        },
+    )
+}
+
+/// After sign-in, the form that was posted while signed out, to be checked and saved: its
+/// fields kept as they were, its note editable.
+pub fn resume(session: &Session, action: &str, fields: &[(String, String)]) -> Markup {
+    let what = match action {
+        a if a.starts_with("/desk/follow-ups") => "your follow-up",
+        a if a.starts_with("/desk/replies") => "your reply note",
+        _ => "your change",
+    };
+    page(
+        "Save what you typed",
+        Some(session),
+        "",
+        &html! {
+            p.notice role="status" { "You were signed out before " (what) " could be saved. Nothing has been saved yet: check it and press Save." }
+            form.card method="post" action=(action) {
+                input type="hidden" name="csrf" value=(session.csrf);
+                @for (name, value) in fields {
+                    @if name == "note" {
+                        p {
+                            label for="resume-note" { "Note" }
+                            input #resume-note type="text" name="note" maxlength="500" value=(value);
+                        }
+                    } @else {
+                        input type="hidden" name=(name) value=(value);
+                    }
+                }
+                button.primary type="submit" { "Save" }
+            }
         },
     )
 }
