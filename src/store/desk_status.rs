@@ -73,6 +73,9 @@ pub struct LastMessage {
 /// What an undo did: the value it reverted and the value restored (`None`: not arrived).
 pub type Undone = (String, Option<String>);
 
+/// An audit row as undo reads it: id, at, actor, action, old value, new value.
+type AuditRow = (i64, i64, String, String, Option<String>, Option<String>);
+
 impl Store {
     /// Every staff note about these appointments (by row id), newest first: calls, notes,
     /// and the notes typed with a status or a handled reply.
@@ -152,7 +155,7 @@ impl Store {
             )
             .optional()?
             .ok_or_else(gone)?;
-        let last: Option<(i64, i64, String, String, Option<String>, Option<String>)> = tx
+        let last: Option<AuditRow> = tx
             .query_row(
                 &format!(
                     "SELECT id, at, actor, action, old_value, new_value FROM audit_log

@@ -2114,7 +2114,7 @@ async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
             ],
         )
         .await;
-    assert_eq!(shown.status, 200);
+    assert_eq!(shown.status, 303, "the reveal goes back to the board");
 
     let (code, out) = d.user_cmd(&["remove", USER]);
     assert_eq!(code, 0, "{out}");

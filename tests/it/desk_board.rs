@@ -545,7 +545,7 @@ async fn a_no_show_before_the_appointments_time_is_refused_on_every_path() {
             "/desk/day/status?row={meera}&action=no_show&date={date}"
         ))
         .await;
-    assert_eq!(page.status, 409, "{}", page.text());
+    assert_eq!(page.status, 200, "{}", page.text());
     let t = page.text();
     assert!(t.contains("Too early for a no-show"), "{t}");
     assert!(t.contains("at 10:00 has not started yet"), "{t}");

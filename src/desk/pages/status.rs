@@ -41,17 +41,14 @@ pub(in crate::desk) async fn status_page(
     let day = board_day(q.date.as_deref(), &row, clinic.time_zone);
     let filter = filter_of(q.doctor.as_deref(), q.unanswered.as_deref());
     if action == StaffAction::NoShow && state.clock.now() < row.starts_at {
+        // An answer to a question, not a failed request: the POST is what refuses (409).
         let back = views::board_at(&clinic.key, day, &filter, row.id);
-        return Ok((
-            StatusCode::CONFLICT,
-            views::status_refused(
-                &staff.session,
-                "Too early for a no-show",
-                &views::too_early(clinic, &row),
-                &back,
-            ),
-        )
-            .into_response());
+        return Ok(html(views::status_refused(
+            &staff.session,
+            "Too early for a no-show",
+            &views::too_early(clinic, &row),
+            &back,
+        )));
     }
     Ok(html(views::status_confirm(
         &staff.session,

@@ -674,7 +674,7 @@ mod tests {
 
     #[test]
     fn filters_keep_one_doctor_and_the_unanswered() {
-        let mut rows = vec![row(1, "A", "+919820012345"), row(2, "B", "+919820012346")];
+        let mut rows = [row(1, "A", "+919820012345"), row(2, "B", "+919820012346")];
         rows[1].provider = Some("Dr. Iyer".into());
         rows[1].response = "confirmed".into();
         let iyer = BoardFilter {
