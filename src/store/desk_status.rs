@@ -538,4 +538,31 @@ mod tests {
             Err(StoreError::Refused(_))
         ));
     }
+
+    #[test]
+    fn a_confirmation_taken_by_phone_is_undone_to_the_answer_before() {
+        let starts = 1_800_000_000;
+        let (_dir, mut s, id) = one_appointment(starts);
+        let t = crate::time::from_unix(starts - 7200);
+        s.set_status_row(
+            id,
+            StaffAction::Confirmed,
+            Some("by phone"),
+            "staff:asha",
+            t,
+        )
+        .expect("confirmed");
+        assert_eq!(value(&s, "SELECT response FROM appointments"), "confirmed");
+        assert_eq!(
+            s.undo_desk_status(id, "staff:asha", t).expect("undo"),
+            ("confirmed".into(), Some("none".into()))
+        );
+        assert_eq!(
+            value(
+                &s,
+                "SELECT response || '/' || coalesce(response_at, '-') || '/' || coalesce(response_text, '-') FROM appointments"
+            ),
+            "none/-/-"
+        );
+    }
 }

@@ -16,7 +16,8 @@ use crate::store::{DeskChange, LastMessage, Note};
 pub struct BoardFilter {
     /// Only this doctor's (the schedule's provider column).
     pub doctor: Option<String>,
-    /// Only booked appointments whose patient has given no answer.
+    /// Only booked appointments without an answer that settles them (no answer yet, or an
+    /// answer that needs a person).
     pub unanswered: bool,
 }
 
