@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -70,9 +70,11 @@ CREATE TABLE appointments (
     response_text     TEXT,               -- the reply (words or button payload) that set it
     source_import_id  INTEGER REFERENCES imports(id),
     created_at        INTEGER NOT NULL,
-    updated_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL, arrived_at INTEGER, arrived_by TEXT,
     UNIQUE (clinic_id, external_id)
 );
+-- (arrived_at and arrived_by, when and by whom the desk marked the patient arrived, were
+-- added by schema 6's ALTER TABLE and are written as SQLite stores an added column.)
 CREATE INDEX appointments_starts_at ON appointments (starts_at);
 CREATE INDEX appointments_patient ON appointments (patient_id);
 

@@ -211,8 +211,10 @@ text_enum! {
         Cancelled = "cancelled",
         /// The patient came (sets the schedule status).
         Completed = "completed",
-        /// The patient did not come (sets the schedule status).
+        /// The patient did not come (sets the schedule status; only after its start time).
         NoShow = "no_show",
+        /// The patient is here (recorded beside the status, which stays booked).
+        Arrived = "arrived",
     }
 }
 
@@ -224,6 +226,15 @@ impl StaffAction {
         Self::Confirmed,
         Self::Cancelled,
         Self::NoShow,
+    ];
+
+    /// The actions a day board row offers (cancel and no-show after a confirm page).
+    pub const ON_THE_BOARD: &'static [Self] = &[
+        Self::Arrived,
+        Self::Completed,
+        Self::NoShow,
+        Self::Cancelled,
+        Self::Note,
     ];
 
     /// Whether it changes the appointment (its status or response) rather than only adding an

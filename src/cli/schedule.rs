@@ -304,7 +304,7 @@ pub(super) fn set_status(
             Ok(exit::OK)
         }
         Ok(None) => Ok(exit::OK),
-        Err(e @ (StoreError::NotFound(_) | StoreError::Ambiguous(_))) => {
+        Err(e @ (StoreError::NotFound(_) | StoreError::Ambiguous(_) | StoreError::Refused(_))) => {
             Err(fail(exit::DATA, e.to_string()))
         }
         Err(e) => Err(e.into()),

@@ -41,7 +41,10 @@ use crate::config::Config;
 use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
 
-use pages::{day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats};
+use pages::{
+    day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats, status_action,
+    status_page,
+};
 use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
 use upload::{confirm_upload, discard_upload, upload, upload_page};
 
@@ -78,6 +81,10 @@ impl DeskState {
     ) -> Result<T, Response> {
         match self.store.run(f).await {
             Ok(Ok(v)) => Ok(v),
+            // What staff asked for cannot be done (a no-show before its time): say why.
+            Ok(Err(StoreError::Refused(why))) => {
+                Err((StatusCode::CONFLICT, views::message(None, "Not done", &why)).into_response())
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "desk: database error");
                 Err(failure(&format!("The database could not be used: {e}")))
@@ -148,6 +155,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         )
         .route("/desk/logout", post(logout))
         .route("/desk/day", get(day))
+        .route("/desk/day/status", get(status_page).post(status_action))
         .route("/desk/reveal", post(reveal))
         .route("/desk/upload", get(upload_page).post(upload))
         .route("/desk/upload/confirm", post(confirm_upload))

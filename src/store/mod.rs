@@ -13,6 +13,7 @@ use rusqlite::{Connection, params};
 use crate::config::Clinic;
 
 mod accounts;
+mod desk_status;
 mod inbound;
 mod outbox;
 mod schedule;
@@ -20,6 +21,7 @@ mod staff;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
+pub use desk_status::{DeskChange, LastMessage, Note};
 pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
 pub use schedule::{
@@ -32,7 +34,7 @@ pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003-replies.sql"),
     include_str!("../../migrations/004-desk.sql"),
     include_str!("../../migrations/005-hardening.sql"),
+    include_str!("../../migrations/006-front-desk.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
@@ -133,6 +136,10 @@ pub enum StoreError {
     /// What a person asked for matches more than one row; the message says how to narrow it.
     #[error("{0}")]
     Ambiguous(String),
+    /// What staff asked for cannot be done now (a no-show before the appointment's time,
+    /// nothing to undo); the message says why, in words for the front desk.
+    #[error("{0}")]
+    Refused(String),
     /// The code working with the store panicked (a bug; the database is unharmed).
     #[error("internal error while using the database: {0}")]
     Panicked(String),

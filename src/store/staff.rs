@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError};
+use super::desk_status::CHANGES;
+use super::{DeskChange, LastMessage, Note, Store, StoreError};
 
 /// A reply as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -71,11 +72,15 @@ pub struct Stats {
     pub reschedule_requested: i64,
     /// Reminded appointments (at least one reminder accepted).
     pub reminded: i64,
+    /// Every no-show in the range, however it was recorded (at the desk, on the command
+    /// line, by an upload); the three kinds below add up to it.
+    pub no_shows: i64,
     /// No-shows among patients who confirmed.
     pub no_show_confirmed: i64,
-    /// No-shows among reminded patients who did not answer.
+    /// No-shows among patients who did not confirm and could be reached: no answer, asked to
+    /// move, or never reminded.
     pub no_show_unconfirmed: i64,
-    /// No-shows among patients whose reminders all failed.
+    /// No-shows among patients who did not confirm and whose reminders all failed.
     pub no_show_unreachable: i64,
     /// Patients who opted out in the range.
     pub opt_outs: i64,
@@ -196,9 +201,10 @@ impl Store {
     }
 
     /// Records what staff did about an appointment: a call or a note is an audit row (and
-    /// `Ok(None)`); a confirmation they took by phone sets the response; anything else sets
-    /// the schedule status and skips the pending reminders. `Some((clinic, old value))` when
-    /// the appointment changed.
+    /// `Ok(None)`); a confirmation they took by phone sets the response; arrival is recorded
+    /// beside the status; anything else sets the schedule status and skips the pending
+    /// reminders. `Some((clinic, old value))` when the appointment changed. A no-show before
+    /// the appointment's time is refused (`StoreError::Refused`), whoever asks.
     pub fn set_status(
         &mut self,
         clinic: Option<&str>,
@@ -211,17 +217,17 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let rows: Vec<(i64, String, String, String)> = {
+        let rows: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT a.id, c.key, a.status, a.response FROM appointments a JOIN clinics c ON c.id = a.clinic_id
+                "SELECT a.id, c.key FROM appointments a JOIN clinics c ON c.id = a.clinic_id
                  WHERE a.external_id = ?1 AND (?2 IS NULL OR c.key = ?2)",
             )?;
             stmt.query_map(params![appointment_id, clinic], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?))
             })?
             .collect::<Result<_, _>>()?
         };
-        let [(id, key, old_status, old_response)] = rows.as_slice() else {
+        let [(id, key)] = rows.as_slice() else {
             return Err(if rows.is_empty() {
                 StoreError::NotFound(format!(
                     "no appointment {appointment_id:?}{}; `reminderd appointments` lists the ids",
@@ -235,41 +241,9 @@ impl Store {
                 ))
             });
         };
-        let t = now.timestamp();
-        if !status.changes_status() {
-            tx.execute(
-                "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, reason)
-                 VALUES (?1, ?2, (SELECT patient_id FROM appointments WHERE id = ?2), ?3, ?4, ?5)",
-                params![t, id, actor, status.as_str(), note],
-            )?;
-            tx.commit()?;
-            return Ok(None);
-        }
-        let (action, old) = if status == crate::model::StaffAction::Confirmed {
-            tx.execute(
-                "UPDATE appointments SET response = 'confirmed', response_at = ?2, response_text = ?3, updated_at = ?2 WHERE id = ?1",
-                params![id, t, note],
-            )?;
-            ("response", old_response.clone())
-        } else {
-            let by = (status == crate::model::StaffAction::Cancelled).then_some("clinic");
-            tx.execute(
-                "UPDATE appointments SET status = ?2, cancelled_by = ?3, status_at = ?4, updated_at = ?4 WHERE id = ?1",
-                params![id, status.as_str(), by, t],
-            )?;
-            tx.execute(
-                "UPDATE outbox SET state = 'skipped', reason = ?2, updated_at = ?3
-                 WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
-                params![id, format!("staff set the appointment to {status}"), t],
-            )?;
-            ("status", old_status.clone())
-        };
-        tx.execute(
-            "INSERT INTO audit_log (at, appointment_id, actor, action, old_value, new_value, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![t, id, actor, action, old, status.as_str(), note],
-        )?;
+        let old = super::desk_status::apply_staff_action(&tx, *id, status, note, actor, now)?;
         tx.commit()?;
-        Ok(Some((key.clone(), old)))
+        Ok(old.map(|o| (key.clone(), o)))
     }
 
     /// Reminder and answer counts for appointments starting in `[from, to)`.
@@ -303,9 +277,10 @@ impl Store {
             declined: one(&format!("SELECT count(*) {scope} AND a.response = 'declined'"))?,
             reschedule_requested: one(&format!("SELECT count(*) {scope} AND a.response = 'reschedule_requested'"))?,
             reminded: one(&format!("SELECT count(*) {scope} AND {reminded}"))?,
+            no_shows: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show'"))?,
             no_show_confirmed: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response = 'confirmed'"))?,
-            no_show_unconfirmed: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response = 'none' AND {reminded}"))?,
-            no_show_unreachable: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND {unreachable}"))?,
+            no_show_unconfirmed: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response != 'confirmed' AND NOT ({unreachable})"))?,
+            no_show_unreachable: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response != 'confirmed' AND {unreachable}"))?,
             opt_outs: one("SELECT count(DISTINCT p.id) FROM patients p JOIN appointments a ON a.patient_id = p.id JOIN clinics c ON c.id = a.clinic_id
                  WHERE p.opted_out_at IS NOT NULL AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)")?,
             per_rule: Vec::new(),
@@ -347,6 +322,8 @@ pub enum Handled {
 pub struct BoardRow {
     /// Row id (reveal and actions name it).
     pub id: i64,
+    /// Clinic key.
+    pub clinic: String,
     /// The clinic system's appointment id.
     pub appointment_id: String,
     /// Start (UTC).
@@ -367,53 +344,126 @@ pub struct BoardRow {
     pub response: String,
     /// The patient opted out of messages.
     pub opted_out: bool,
-    /// State of the appointment's latest reminder or confirmation (sent, delivered, ...).
-    pub last_message: Option<String>,
-    /// The latest staff note or call, as "who: text".
-    pub last_note: Option<String>,
+    /// A reply of the patient's waits for a person (about this appointment, or not matched
+    /// to one before it).
+    pub needs_person: bool,
+    /// When the desk marked the patient arrived.
+    pub arrived_at: Option<DateTime<Utc>>,
+    /// Who marked it (the staff member's name).
+    pub arrived_by: Option<String>,
+    /// The appointment's latest reminder or confirmation that went out (or failed, or was
+    /// not sent in time).
+    pub last_message: Option<LastMessage>,
+    /// The latest change to its status, response or arrival, when staff made it.
+    pub desk: Option<DeskChange>,
+    /// Every staff note about it, newest first.
+    pub notes: Vec<Note>,
+}
+
+/// The day board's columns; `{CHANGES}` and a WHERE clause complete it.
+const BOARD_SQL: &str = "SELECT a.id, c.key, a.external_id, a.starts_at, a.duration_min, p.name, p.phone, p.language,
+        a.provider, a.status, a.response, p.opted_out_at IS NOT NULL,
+        EXISTS (SELECT 1 FROM replies r WHERE r.outcome = 'needs_staff' AND r.handled_by IS NULL
+                AND (r.appointment_id = a.id
+                     OR (r.appointment_id IS NULL AND r.patient_id = a.patient_id AND r.received_at < a.starts_at))),
+        a.arrived_at, substr(a.arrived_by, 7),
+        m.kind, m.state,
+        coalesce(CASE m.state WHEN 'read' THEN m.read_at WHEN 'delivered' THEN m.delivered_at
+                              WHEN 'failed' THEN m.failed_at WHEN 'sent' THEN m.sent_at END,
+                 m.request_at, m.updated_at),
+        m.last_error_code, coalesce(m.last_error, m.reason),
+        d.action, d.old_value, d.new_value, substr(d.actor, 7), d.at
+     FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
+     LEFT JOIN outbox m ON m.id = (SELECT o.id FROM outbox o WHERE o.appointment_id = a.id AND o.kind != 'reply_ack'
+                                     AND o.state NOT IN ('pending', 'skipped')
+                                   ORDER BY coalesce(o.request_at, o.send_at) DESC, o.id DESC LIMIT 1)
+     LEFT JOIN audit_log d ON d.id = (SELECT l.id FROM audit_log l WHERE l.appointment_id = a.id AND l.action IN ({CHANGES})
+                                      ORDER BY l.id DESC LIMIT 1)
+                           AND d.actor LIKE 'staff:%'";
+
+/// A [`BoardRow`] from a row of [`BOARD_SQL`], without its notes.
+fn board_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardRow> {
+    let last_message = match r.get::<_, Option<String>>(15)? {
+        Some(kind) => Some(LastMessage {
+            kind,
+            state: r.get(16)?,
+            at: crate::time::from_unix(r.get(17)?),
+            error_code: r.get(18)?,
+            error: r.get(19)?,
+        }),
+        None => None,
+    };
+    let desk = match r.get::<_, Option<String>>(20)? {
+        Some(what) => Some(DeskChange {
+            what,
+            from: r.get(21)?,
+            to: r.get(22)?,
+            by: r.get(23)?,
+            at: crate::time::from_unix(r.get(24)?),
+        }),
+        None => None,
+    };
+    Ok(BoardRow {
+        id: r.get(0)?,
+        clinic: r.get(1)?,
+        appointment_id: r.get(2)?,
+        starts_at: crate::time::from_unix(r.get(3)?),
+        duration_min: r.get(4)?,
+        patient_name: r.get(5)?,
+        phone: r.get(6)?,
+        language: r.get(7)?,
+        provider: r.get(8)?,
+        status: r.get(9)?,
+        response: r.get(10)?,
+        opted_out: r.get(11)?,
+        needs_person: r.get(12)?,
+        arrived_at: r.get::<_, Option<i64>>(13)?.map(crate::time::from_unix),
+        arrived_by: r.get(14)?,
+        last_message,
+        desk,
+        notes: Vec::new(),
+    })
 }
 
 impl Store {
-    /// One clinic's appointments starting in `[from, to)`, in time order, with the state of
-    /// each one's latest message and latest staff note.
+    /// One clinic's appointments starting in `[from, to)`, in time order, each with its
+    /// latest message, its desk-set status and every staff note.
     pub fn board(
         &self,
         clinic: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<BoardRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT a.id, a.external_id, a.starts_at, a.duration_min, p.name, p.phone, p.language, a.provider,
-                    a.status, a.response, p.opted_out_at IS NOT NULL,
-                    (SELECT o.state FROM outbox o WHERE o.appointment_id = a.id AND o.kind != 'reply_ack'
-                      AND o.state NOT IN ('pending', 'skipped', 'expired')
-                      ORDER BY coalesce(o.request_at, o.send_at) DESC, o.id DESC LIMIT 1),
-                    (SELECT substr(l.actor, 7) || ': '
-                            || CASE WHEN l.action = 'called' THEN 'called' || coalesce(' — ' || l.reason, '') ELSE coalesce(l.reason, '') END
-                       FROM audit_log l WHERE l.appointment_id = a.id AND l.action IN ('called', 'note')
-                       ORDER BY l.id DESC LIMIT 1)
-             FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE c.key = ?1 AND a.starts_at >= ?2 AND a.starts_at < ?3
-             ORDER BY a.starts_at, a.external_id",
-        )?;
-        let rows = stmt.query_map(params![clinic, from.timestamp(), to.timestamp()], |r| {
-            Ok(BoardRow {
-                id: r.get(0)?,
-                appointment_id: r.get(1)?,
-                starts_at: crate::time::from_unix(r.get(2)?),
-                duration_min: r.get(3)?,
-                patient_name: r.get(4)?,
-                phone: r.get(5)?,
-                language: r.get(6)?,
-                provider: r.get(7)?,
-                status: r.get(8)?,
-                response: r.get(9)?,
-                opted_out: r.get(10)?,
-                last_message: r.get(11)?,
-                last_note: r.get(12)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let sql = BOARD_SQL.replace("{CHANGES}", CHANGES)
+            + " WHERE c.key = ?1 AND a.starts_at >= ?2 AND a.starts_at < ?3 ORDER BY a.starts_at, a.external_id";
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![clinic, from.timestamp(), to.timestamp()], board_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_notes(rows)
+    }
+
+    /// The board row of one appointment, by row id (`None`: no such appointment).
+    pub fn board_row(&self, id: i64) -> Result<Option<BoardRow>, StoreError> {
+        let sql = BOARD_SQL.replace("{CHANGES}", CHANGES) + " WHERE a.id = ?1";
+        let row = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], board_row)
+            .optional()?;
+        Ok(self.with_notes(row.into_iter().collect())?.pop())
+    }
+
+    fn with_notes(&self, mut rows: Vec<BoardRow>) -> Result<Vec<BoardRow>, StoreError> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let index: std::collections::HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        for note in self.notes(&ids)? {
+            if let Some(&i) = index.get(&note.appointment) {
+                rows[i].notes.push(note);
+            }
+        }
+        Ok(rows)
     }
 
     /// Marks a reply that needed a person as dealt with, and audits it; says who did if

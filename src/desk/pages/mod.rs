@@ -4,11 +4,13 @@ mod day;
 mod follow_ups;
 mod replies;
 mod stats;
+mod status;
 
 pub(super) use day::{day, reveal};
 pub(super) use follow_ups::{follow_up_action, follow_ups};
 pub(super) use replies::{replies, reply_handled};
 pub(super) use stats::stats;
+pub(super) use status::{status_action, status_page};
 
 use std::sync::Arc;
 

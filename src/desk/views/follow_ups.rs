@@ -39,7 +39,7 @@ pub fn follow_ups(
                     ul { @for r in &f.reasons { li { (r) } } }
                     @if let Some(b) = b {
                         p { "Phone: " (phone_cell(session, clinic, day, b.id, &f.phone, revealed == Some(b.id), "follow-ups")) }
-                        @if let Some(n) = &b.last_note { p.hint { "Last note: " (n) } }
+                        @if let Some(n) = b.notes.first() { p.hint { "Last note: " (super::day::note_words(n)) } }
                     }
                     form.action method="post" action="/desk/follow-ups/action" {
                         input type="hidden" name="csrf" value=(session.csrf);

@@ -4,12 +4,14 @@ mod day;
 mod follow_ups;
 mod replies;
 mod stats;
+mod status;
 mod upload;
 
-pub use day::day_page;
+pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use follow_ups::follow_ups;
 pub use replies::replies;
 pub use stats::stats;
+pub use status::{board_at, status_confirm, status_refused, too_early};
 pub use upload::{imported, preview, upload};
 
 use chrono::{DateTime, NaiveDate, Utc};
