@@ -357,7 +357,7 @@ pub fn day_page(b: &Board<'_>) -> Markup {
                 div.scroll {
                     table.board {
                         caption.visually-hidden { "Appointments in time order" }
-                        thead { tr { th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Phone" } th scope="col" { "With" } th scope="col" { "Schedule" } th scope="col" { "Patient's answer" } th scope="col" { "Last message" } th scope="col" { "Notes" } th scope="col" { "Actions" } } }
+                        thead { tr { th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Answer" } th scope="col" { "Phone" } th scope="col" { "With" } th scope="col" { "Schedule" } th scope="col" { "Last message" } th scope="col" { "Notes" } th scope="col" { "Actions" } } }
                         tbody {
                             @for r in shown {
                                 (row(b, r, clock))
@@ -463,6 +463,15 @@ fn row(b: &Board<'_>, r: &BoardRow, clock: &str) -> Markup {
         tr id=(format!("a-{}", r.id)) class=(format!("status-{}", r.status)) {
             td { (local(r.starts_at, zone, clock)) }
             td { (r.patient_name) small { " (" (r.appointment_id) ")" } }
+            // Time, patient and answer first: they stay in view on a tablet and at 200% zoom.
+            td {
+                @if unanswered(r) && r.needs_person {
+                    a.badge.warn href="/desk/replies" { "answered, needs a person" }
+                } @else {
+                    span.badge.(format!("r-{}", r.response)) { (response_word(&r.response)) }
+                }
+                @if r.opted_out { " " span.badge.warn { "opted out" } }
+            }
             td { (phone(b, r)) }
             td { (r.provider.as_deref().unwrap_or("")) }
             td {
@@ -474,14 +483,6 @@ fn row(b: &Board<'_>, r: &BoardRow, clock: &str) -> Markup {
                         button.small form=(form) type="submit" name="action" value="undo" { "Undo" }
                     }
                 }
-            }
-            td {
-                @if unanswered(r) && r.needs_person {
-                    a.badge.warn href="/desk/replies" { "answered, needs a person" }
-                } @else {
-                    span.badge.(format!("r-{}", r.response)) { (response_word(&r.response)) }
-                }
-                @if r.opted_out { " " span.badge.warn { "opted out" } }
             }
             td {
                 @if let Some(m) = &r.last_message {
