@@ -15,6 +15,7 @@ use crate::config::Clinic;
 mod accounts;
 mod inbound;
 mod outbox;
+mod patient;
 mod schedule;
 mod staff;
 
@@ -22,6 +23,10 @@ pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
 pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
+pub use patient::{
+    Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
+    SearchTerms, StaffEvent, Visit, WeekRow,
+};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
     ImportTx, StoredAppointment, StoredPatient,

@@ -2,11 +2,13 @@
 
 mod day;
 mod follow_ups;
+mod patient;
 mod replies;
 mod stats;
 
 pub(super) use day::{day, reveal};
 pub(super) use follow_ups::{follow_up_action, follow_ups};
+pub(super) use patient::{patient, patients, reveal_patient, week};
 pub(super) use replies::{replies, reply_handled};
 pub(super) use stats::stats;
 

@@ -2,12 +2,14 @@
 
 mod day;
 mod follow_ups;
+mod patient;
 mod replies;
 mod stats;
 mod upload;
 
 pub use day::day_page;
 pub use follow_ups::follow_ups;
+pub use patient::{patient_page, search_page, week_page};
 pub use replies::replies;
 pub use stats::stats;
 pub use upload::{imported, preview, upload};
@@ -40,7 +42,7 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
                     span.brand { "reminderd" }
                     @if let Some(s) = session {
                         nav aria-label="Desk pages" {
-                            @for (href, label) in [("/desk/day", "Day"), ("/desk/upload", "Upload"), ("/desk/follow-ups", "Follow-ups"), ("/desk/replies", "Replies"), ("/desk/stats", "Stats")] {
+                            @for (href, label) in [("/desk/day", "Day"), ("/desk/week", "Week"), ("/desk/upload", "Upload"), ("/desk/follow-ups", "Follow-ups"), ("/desk/replies", "Replies"), ("/desk/stats", "Stats")] {
                                 @if label == active {
                                     a href=(href) aria-current="page" { (label) }
                                 } @else {
@@ -48,6 +50,7 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
                                 }
                             }
                         }
+                        (patient::search_box())
                         form.signout method="post" action="/desk/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);
                             span { "Signed in as " strong { (s.user) } }
