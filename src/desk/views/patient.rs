@@ -627,4 +627,112 @@ mod tests {
         );
         assert_eq!(failure_words(None, None), "no reason was given");
     }
+
+    fn file() -> PatientFile {
+        let message = |when: &str, rule: &str, state: &str, code: Option<i64>| MessageEvent {
+            at: at(when),
+            appointment_id: "MUM-1002".into(),
+            kind: "reminder".into(),
+            rule: rule.into(),
+            state: state.into(),
+            delivered_at: None,
+            read_at: None,
+            error_code: code,
+            error: None,
+            reason: None,
+            needs_staff: None,
+        };
+        PatientFile {
+            id: 7,
+            clinic: "mumbai".into(),
+            external_id: "P-2002".into(),
+            name: "<b>Priya</b> Patil".into(),
+            phone: "+919876543210".into(),
+            language: "mr".into(),
+            opted_out_at: None,
+            appointments: vec![PatientAppointment {
+                appointment_id: "MUM-1002".into(),
+                starts_at: at("2026-11-26T04:00:00Z"),
+                duration_min: 15,
+                provider: Some("Dr. Mehta".into()),
+                status: "booked".into(),
+                cancelled_by: None,
+                response: "confirmed".into(),
+            }],
+            messages: vec![
+                message("2026-11-25T04:00:00Z", "day-before", "read", None),
+                message("2026-11-26T02:00:00Z", "same-day", "failed", Some(131_026)),
+            ],
+            replies: vec![ReplyEvent {
+                at: at("2026-11-25T04:10:00Z"),
+                appointment_id: Some("MUM-1002".into()),
+                kind: "text".into(),
+                text: Some("yes".into()),
+                intent: "confirm".into(),
+                outcome: "applied".into(),
+                reason: None,
+                handled_by: None,
+            }],
+            actions: vec![StaffEvent {
+                at: at("2026-11-25T04:05:00Z"),
+                appointment_id: Some("MUM-1002".into()),
+                who: "asha".into(),
+                action: "called".into(),
+                old_value: None,
+                new_value: None,
+                note: Some("no answer".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_patient_page_masks_the_number_until_shown_and_tells_one_story_in_time_order() {
+        let config = Config::example().expect("shipped config");
+        let clinic = config.clinic("mumbai").expect("mumbai");
+        let session = Session {
+            user_id: 1,
+            user: "asha".into(),
+            csrf: "c".repeat(64),
+        };
+        let now = at("2026-11-25T12:00:00Z");
+        let page = patient_page(&session, &config, clinic, &file(), None, now).into_string();
+        assert!(page.contains("&lt;b&gt;Priya&lt;/b&gt; Patil") && !page.contains("<b>Priya"));
+        assert!(page.contains("+91******3210") && !page.contains("+919876543210"));
+        assert!(page.contains("action=\"/desk/patient/reveal\""));
+        let order: Vec<usize> = [
+            "Today, 09:30</time>",
+            "Today, 09:35</time>",
+            "Today, 09:40</time>",
+            "Tomorrow, 07:30</time>",
+        ]
+        .iter()
+        .map(|t| page.find(t).unwrap_or_else(|| panic!("{t} in {page}")))
+        .collect();
+        assert!(order.is_sorted(), "time order: {order:?}");
+        assert!(page.contains("<strong>Reminder \u{201c}Day before\u{201d}</strong> for Thu 26 Nov 2026, 09:30 with Dr. Mehta · WhatsApp · "));
+        assert!(page.contains("read by the patient"));
+        assert!(page.contains("failed: the number cannot receive WhatsApp messages"));
+        assert!(
+            page.contains(
+                "Wrote <q>yes</q> · understood as: <strong>will come (confirmed)</strong>"
+            )
+        );
+        assert!(page.contains("called the patient · Thu 26 Nov 2026, 09:30 with Dr. Mehta · <q class=\"note\">no answer</q>"));
+        assert!(page.contains("Marathi (mr)"));
+        let shown = patient_page(&session, &config, clinic, &file(), Some(3), now).into_string();
+        assert!(shown.contains("href=\"tel:+919876543210\""));
+        assert!(!shown.contains("/desk/patient/reveal"));
+    }
+
+    #[test]
+    fn links_to_the_patient_page_name_the_patient_or_one_appointment() {
+        assert_eq!(
+            patient_link(7, "A & B").into_string(),
+            "<a class=\"patient\" href=\"/desk/patient?id=7\">A &amp; B</a>"
+        );
+        assert_eq!(
+            patient_link_for_appointment(12, "Priya").into_string(),
+            "<a class=\"patient\" href=\"/desk/patient?appointment=12\">Priya</a>"
+        );
+    }
 }

@@ -6,12 +6,13 @@ use super::{
 };
 use crate::store::RuleStats;
 
-/// "67%"; "–" when there is nothing to divide by.
+/// "67%", rounded half up as the chart rounds; "–" when there is nothing to divide by.
 fn pct(n: i64, d: i64) -> String {
-    if d <= 0 {
+    if d <= 0 || n < 0 {
         "–".into()
     } else {
-        format!("{:.0}%", 100.0 * n as f64 / d as f64)
+        let (n, d) = (i128::from(n), i128::from(d));
+        format!("{}%", (n * 200 + d) / (d * 2))
     }
 }
 
@@ -207,5 +208,9 @@ mod tests {
         assert_eq!(count(0, "appointment", "appointments"), "0 appointments");
         assert_eq!(share(2, 3), "2 (67%)");
         assert_eq!(share(0, 0), "0 (–)");
+        assert_eq!(
+            (pct(1, 8), pct(1, 3), pct(i64::MAX, i64::MAX)),
+            ("13%".into(), "33%".into(), "100%".into())
+        );
     }
 }
