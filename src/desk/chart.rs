@@ -43,9 +43,10 @@ pub fn rate_chart(title: &str, groups: &[Series]) -> String {
     let id = format!("rc{:016x}", id.bytes().fold(0xcbf2_9ce4_8422_2325, fnv));
     let (title, (x, w)) = (escape(title), TRACK);
     if groups.iter().all(|s| s.bars.is_empty()) {
-        let msg = "No reminders in this range";
-        let body = format!("<text x=\"200\" y=\"48\" text-anchor=\"middle\">{msg}</text>");
-        return svg(&id, (400, 64), &title, msg, "", &body);
+        // As wide as a chart with bars, so both draw their text at the same size.
+        let msg = "Nothing to chart in this range";
+        let body = format!("<text x=\"360\" y=\"52\" text-anchor=\"middle\">{msg}</text>");
+        return svg(&id, (720, 64), &title, msg, "", &body);
     }
     // Labels in wide glyphs can outrun the character limit; the clip keeps them off the page edge.
     let mut defs = format!(
@@ -241,8 +242,8 @@ mod tests {
         assert_well_formed(&svg);
         for groups in [vec![], vec![series("Confirmed", &[])]] {
             let svg = rate_chart("Rates", &groups);
-            assert!(svg.contains(">No reminders in this range</text>"));
-            assert!(svg.contains("viewBox=\"0 0 400 64\""));
+            assert!(svg.contains(">Nothing to chart in this range</text>"));
+            assert!(svg.contains("viewBox=\"0 0 720 64\""));
             assert_well_formed(&svg);
         }
     }

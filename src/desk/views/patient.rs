@@ -531,7 +531,7 @@ pub fn week_page(
                             }
                         }
                     }
-                    tfoot { tr { th scope="row" { "Week" } (cells(&total)) } }
+                    tfoot { tr { th scope="row" { "Whole week" } (cells(&total)) } }
                 }
             }
             div.scroll {
