@@ -74,6 +74,18 @@ pub fn fold(text: &str) -> String {
         .collect()
 }
 
+/// Whether `name` holds the folded `word`: without allocating for the common ASCII name.
+fn holds(name: &str, word: &str) -> bool {
+    if name.is_ascii() && word.is_ascii() {
+        let (name, word) = (name.as_bytes(), word.as_bytes());
+        return word.is_empty()
+            || name
+                .windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word));
+    }
+    fold(name).contains(word)
+}
+
 /// Why a patient is in the search results.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Matched {
@@ -270,51 +282,70 @@ impl Store {
         if terms.is_empty() {
             return Ok(PatientSearch::default());
         }
-        let mut found = std::collections::BTreeMap::<i64, Matched>::new();
-        let mut note = |id: i64, m: Matched| {
-            let e = found.entry(id).or_insert_with(|| m.clone());
-            if m < *e {
-                *e = m;
+        // Patient id → how they matched (the strongest way) and their folded name.
+        let mut found = std::collections::BTreeMap::<i64, (Matched, String)>::new();
+        let mut note = |id: i64, m: Matched, name: &str| {
+            let e = found.entry(id).or_insert_with(|| (m.clone(), fold(name)));
+            if m < e.0 {
+                e.0 = m;
             }
         };
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT patient_id, external_id FROM appointments WHERE external_id = ?1 COLLATE NOCASE",
+                "SELECT a.patient_id, a.external_id, p.name FROM appointments a JOIN patients p ON p.id = a.patient_id
+                 WHERE a.external_id = ?1 COLLATE NOCASE",
             )?;
             let mut q = stmt.query([&terms.id])?;
             while let Some(r) = q.next()? {
-                note(r.get(0)?, Matched::Appointment(r.get(1)?));
+                note(
+                    r.get(0)?,
+                    Matched::Appointment(r.get(1)?),
+                    &r.get::<_, String>(2)?,
+                );
             }
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT id FROM patients WHERE external_id = ?1 COLLATE NOCASE")?;
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, name FROM patients WHERE external_id = ?1 COLLATE NOCASE",
+            )?;
             let mut q = stmt.query([&terms.id])?;
             while let Some(r) = q.next()? {
-                note(r.get(0)?, Matched::PatientId);
+                note(r.get(0)?, Matched::PatientId, &r.get::<_, String>(1)?);
             }
         }
         if let Some(digits) = &terms.digits {
             // Digits only, so no LIKE wildcard can come from the text.
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id FROM patients WHERE CASE WHEN ?2 THEN phone = '+' || ?1 ELSE phone LIKE '%' || ?1 END",
+                "SELECT id, name FROM patients WHERE CASE WHEN ?2 THEN phone = '+' || ?1 ELSE phone LIKE '%' || ?1 END",
             )?;
             let mut q = stmt.query(params![digits, terms.whole])?;
             while let Some(r) = q.next()? {
-                note(r.get(0)?, Matched::Phone);
+                note(r.get(0)?, Matched::Phone, &r.get::<_, String>(1)?);
             }
         }
         if !terms.words.is_empty() {
             // SQLite folds the case of ASCII letters only; names are in every script, so they
-            // are compared here (a few milliseconds for tens of thousands of patients).
+            // are compared here, in one pass over the names (ASCII ones without allocating).
             let mut stmt = self.conn.prepare_cached("SELECT id, name FROM patients")?;
             let mut q = stmt.query([])?;
             while let Some(r) = q.next()? {
-                let name = fold(&r.get::<_, String>(1)?);
-                if terms.words.iter().all(|w| name.contains(w.as_str())) {
-                    note(r.get(0)?, Matched::Name);
+                let name: String = r.get(1)?;
+                if terms.words.iter().all(|w| holds(&name, w)) {
+                    note(r.get(0)?, Matched::Name, &name);
                 }
             }
         }
+        // Ids first (the caller named one patient), then by name; details for those shown.
+        let rank = |m: &Matched| !matches!(m, Matched::Appointment(_) | Matched::PatientId);
+        let mut order: Vec<(bool, String, i64, Matched)> = found
+            .into_iter()
+            .map(|(id, (m, name))| (rank(&m), name, id, m))
+            .collect();
+        let more = order.len() > limit;
+        if more {
+            // A word as short as "a" matches most patients: only the first `limit` are sorted.
+            order.select_nth_unstable(limit);
+            order.truncate(limit);
+        }
+        order.sort();
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, c.key, p.name, p.phone, p.opted_out_at IS NOT NULL, n.external_id, n.starts_at, n.provider
              FROM patients p JOIN clinics c ON c.id = p.clinic_id
@@ -323,8 +354,8 @@ impl Store {
                  ORDER BY a.starts_at, a.id LIMIT 1)
              WHERE p.id = ?1",
         )?;
-        let mut hits = Vec::with_capacity(found.len().min(limit + 1));
-        for (id, matched) in found {
+        let mut hits = Vec::with_capacity(order.len());
+        for (_, _, id, matched) in order {
             let hit = stmt.query_row(params![id, now.timestamp()], |r| {
                 let next = match r.get::<_, Option<String>>(5)? {
                     Some(appointment_id) => Some(Visit {
@@ -346,17 +377,6 @@ impl Store {
             })?;
             hits.push(hit);
         }
-        hits.sort_by(|a, b| {
-            let rank = |m: &Matched| !matches!(m, Matched::Appointment(_) | Matched::PatientId);
-            (rank(&a.matched), fold(&a.name), &a.clinic, a.id).cmp(&(
-                rank(&b.matched),
-                fold(&b.name),
-                &b.clinic,
-                b.id,
-            ))
-        });
-        let more = hits.len() > limit;
-        hits.truncate(limit);
         Ok(PatientSearch { hits, more })
     }
 
@@ -584,6 +604,8 @@ mod tests {
     fn folding_ignores_case_and_latin_accents_only() {
         assert_eq!(fold("José HERNÁNDEZ Ñandú"), "jose hernandez nandu");
         assert_eq!(fold("प्रिया पाटील"), "प्रिया पाटील");
+        assert!(holds("Priya PATIL", "patil") && holds("José Hernández", "jose"));
+        assert!(holds("प्रिया पाटील", "पाटील") && !holds("Priya", "priyanka"));
     }
 
     /// Two clinics' patients (Priya at both, with the same number), appointments, messages,
