@@ -324,7 +324,7 @@ pub(super) fn print_stats(s: &Stats, from: NaiveDate, to: NaiveDate) -> Result<(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{from} to {to}: {} appointment(s), {} reminded",
+        "{from} to {to}: {} appointments, {} reminded",
         s.appointments, s.reminded
     )?;
     writeln!(
@@ -334,27 +334,33 @@ pub(super) fn print_stats(s: &Stats, from: NaiveDate, to: NaiveDate) -> Result<(
     )?;
     writeln!(
         out,
-        "  answers (of reminded): {} confirmed ({}), {} cancelled ({}), {} asked to reschedule ({})",
-        s.confirmed,
-        pct(s.confirmed, s.reminded),
+        "  answers (of reminded): {} confirmed ({}); of all: {} cancelled, {} asked to reschedule",
+        s.reminded_confirmed,
+        pct(s.reminded_confirmed, s.reminded),
         s.declined,
-        pct(s.declined, s.reminded),
-        s.reschedule_requested,
-        pct(s.reschedule_requested, s.reminded)
+        s.reschedule_requested
     )?;
     writeln!(
         out,
-        "  no-shows: {} confirmed, {} unconfirmed, {} unreachable; {} patient(s) opted out",
-        s.no_show_confirmed, s.no_show_unconfirmed, s.no_show_unreachable, s.opt_outs
+        "  no-shows: {} ({} had confirmed, {} reminded without confirming, {} unreachable, {} not reminded); {} opted out",
+        s.no_shows,
+        s.no_show_confirmed,
+        s.no_show_unconfirmed,
+        s.no_show_unreachable,
+        s.no_show_not_reminded,
+        s.opt_outs
     )?;
     for r in &s.per_rule {
+        let group = r.rule.as_deref().map_or_else(
+            || "no reminder reached".to_string(),
+            |r| format!("last reminder {r}"),
+        );
         writeln!(
             out,
-            "  rule {}: {} sent, {} confirmed afterwards, {} no-shows",
-            r.rule,
-            r.sent,
-            pct(r.confirmed, r.sent),
-            pct(r.no_show, r.sent)
+            "  {group}: {} appointments, {} confirmed, {} no-shows",
+            r.appointments,
+            pct(r.confirmed, r.appointments),
+            pct(r.no_show, r.appointments)
         )?;
     }
     Ok(())

@@ -313,6 +313,9 @@ pub fn placeholders(body: &str) -> Vec<usize> {
     out
 }
 
+/// The longest rule label, in characters: it is a table row's and a chart bar's heading.
+const RULE_LABEL_CHARS: usize = 40;
+
 pub(super) fn validate_rules(
     raw: Vec<RawRule>,
     clinics: &BTreeMap<String, Clinic>,
@@ -338,6 +341,19 @@ pub(super) fn validate_rules(
                 format!(
                     "{:?} is the name of an earlier rule; each rule needs its own name",
                     r.name
+                ),
+            );
+        }
+        let label = r.label.as_deref().map(str::trim);
+        if let Some(l) = label
+            && (l.is_empty()
+                || l.chars().count() > RULE_LABEL_CHARS
+                || l.chars().any(char::is_control))
+        {
+            push(
+                k("label"),
+                format!(
+                    "{l:?}: a label is the rule's name as staff read it on the desk, 1 to {RULE_LABEL_CHARS} characters on one line"
                 ),
             );
         }
@@ -386,6 +402,7 @@ pub(super) fn validate_rules(
         if let (Some(before), Some(latest)) = (before, latest) {
             out.push(Rule {
                 name: r.name,
+                label: label.map(str::to_string),
                 before,
                 latest,
                 template: r.template,

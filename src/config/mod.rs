@@ -219,6 +219,8 @@ impl Offset {
 pub struct Rule {
     /// Unique name, stored on every message it plans (`day-before`).
     pub name: String,
+    /// What the clinic calls it on the desk ("Day before"); `None`: the name, humanised.
+    pub label: Option<String>,
     /// How long before the start to send.
     pub before: Offset,
     /// Do not send later than this before the start; a later one is `expired`.
@@ -417,6 +419,16 @@ pub enum ConfigError {
     },
 }
 
+/// A config name as people write it: `day-before` or `same_day` → "Day before", "Same day".
+pub fn humanise_name(name: &str) -> String {
+    let words = name.replace(['-', '_'], " ");
+    let mut chars = words.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// One validation problem: the dotted key and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -433,6 +445,16 @@ impl fmt::Display for Problem {
 }
 
 impl Config {
+    /// What the clinic calls the rule `name`: its `label`, else the name humanised
+    /// (`day-before` → "Day before"), also for a rule no longer configured.
+    pub fn rule_label(&self, name: &str) -> String {
+        self.rules
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.label.clone())
+            .unwrap_or_else(|| humanise_name(name))
+    }
+
     /// How many reminder rules apply to a clinic ("no answer after all reminders" needs them all).
     pub fn rule_count(&self, clinic: &str) -> usize {
         self.rules
@@ -591,5 +613,30 @@ phone_region = "IN"
             PathBuf::from("reminders.toml")
         );
         assert_eq!(resolve_path(None, None), PathBuf::from("reminders.toml"));
+    }
+
+    #[test]
+    fn rules_are_called_by_their_label_or_their_name_humanised() {
+        let c = Config::example().expect("shipped config");
+        assert_eq!(c.rule_label("day-before"), "Day before");
+        assert_eq!(c.rule_label("same-day"), "2 hours before");
+        assert_eq!(
+            c.rule_label("week_ahead"),
+            "Week ahead",
+            "a rule since removed"
+        );
+        let text = include_str!("../../reminders.toml");
+        let unlabelled = text.replace("label = \"Day before\"\n", "");
+        let c = Config::from_toml(&unlabelled, Path::new("r.toml")).expect("valid");
+        assert_eq!(c.rule_label("day-before"), "Day before");
+        for bad in [
+            "\"  \"",
+            "\"Day\\tbefore\"",
+            &format!("{:?}", "x".repeat(41)),
+        ] {
+            let text = text.replace("\"Day before\"", bad);
+            let err = Config::from_toml(&text, Path::new("r.toml")).expect_err(bad);
+            assert!(err.to_string().contains("rules[0].label: "), "{bad}: {err}");
+        }
     }
 }

@@ -269,6 +269,7 @@ fn default_unknown_action() -> UnknownAction {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRule {
     pub(super) name: String,
+    pub(super) label: Option<String>,
     pub(super) before: String,
     pub(super) latest: String,
     pub(super) template: String,

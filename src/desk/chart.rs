@@ -1,7 +1,7 @@
 //! Server-side SVG charts for the desk's stats page: pure functions from numbers to markup.
 //!
 //! The output is one inline `<svg>` element with no scripts and no external references, so it
-//! can be embedded in a page as-is. Every number is also written as text ("67 % (2 of 3)"), and
+//! can be embedded in a page as-is. Every number is also written as text ("67% (2 of 3)"), and
 //! each series has its own colour, fill pattern and heading, so nothing depends on colour alone.
 
 use std::fmt::Write as _;
@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 /// One bar: `value` out of `of`, e.g. 30 confirmed of 40 reminded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bar {
-    /// Row label, usually a reminder rule's name from the config file.
+    /// Row label, e.g. a reminder rule as the clinic calls it.
     pub label: String,
     /// The count being measured (confirmed, no-show, ...).
     pub value: u64,
@@ -35,7 +35,7 @@ const MAX_LABEL_CHARS: usize = 24;
 /// A horizontal grouped bar chart of `value / of` as percentages (0–100 %), as an inline `<svg>`.
 ///
 /// Series without bars are left out. A `value` above `of` fills its bar to the end; its text
-/// still shows the real counts (e.g. "150 % (3 of 2)"), so bad input stays visible.
+/// still shows the real counts (e.g. "150% (3 of 2)"), so bad input stays visible.
 pub fn rate_chart(title: &str, groups: &[Series]) -> String {
     // Ids only need to differ between charts on one page; hashing the input keeps them stable.
     let fnv = |h: u64, b: u8| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
@@ -43,9 +43,10 @@ pub fn rate_chart(title: &str, groups: &[Series]) -> String {
     let id = format!("rc{:016x}", id.bytes().fold(0xcbf2_9ce4_8422_2325, fnv));
     let (title, (x, w)) = (escape(title), TRACK);
     if groups.iter().all(|s| s.bars.is_empty()) {
-        let msg = "No reminders in this range";
-        let body = format!("<text x=\"200\" y=\"48\" text-anchor=\"middle\">{msg}</text>");
-        return svg(&id, (400, 64), &title, msg, "", &body);
+        // As wide as a chart with bars, so both draw their text at the same size.
+        let msg = "Nothing to chart in this range";
+        let body = format!("<text x=\"360\" y=\"52\" text-anchor=\"middle\">{msg}</text>");
+        return svg(&id, (720, 64), &title, msg, "", &body);
     }
     // Labels in wide glyphs can outrun the character limit; the clip keeps them off the page edge.
     let mut defs = format!(
@@ -97,7 +98,7 @@ pub fn rate_chart(title: &str, groups: &[Series]) -> String {
         desc.push(format!("{name}: {}.", parts.join("; ")));
         y += 32;
     }
-    let desc = format!("Percentages per reminder rule. {}", desc.join(" "));
+    let desc = format!("Each bar is a share of its row's total. {}", desc.join(" "));
     svg(&id, (720, y), &title, &desc, &defs, &body)
 }
 
@@ -116,10 +117,10 @@ fn percent(value: u64, of: u64) -> Option<u64> {
     (of > 0).then(|| ((u128::from(value) * 200 + u128::from(of)) / (u128::from(of) * 2)) as u64)
 }
 
-/// The bar's reading as text: "67 % (2 of 3)" or "no data".
+/// The bar's reading as text: "67% (2 of 3)" or "no data".
 fn bar_text(bar: &Bar) -> String {
     match percent(bar.value, bar.of) {
-        Some(p) => format!("{p} % ({} of {})", bar.value, bar.of),
+        Some(p) => format!("{p}% ({} of {})", bar.value, bar.of),
         None => "no data".to_owned(),
     }
 }
@@ -215,7 +216,7 @@ mod tests {
         assert_eq!(percent(0, 5), Some(0));
         assert_eq!(percent(u64::MAX, u64::MAX), Some(100));
         let svg = rate_chart("Rates", &[series("Confirmed", &[("48h", 2, 3)])]);
-        assert!(svg.contains(">67 % (2 of 3)</text>") && svg.contains("width=\"186.7\""));
+        assert!(svg.contains(">67% (2 of 3)</text>") && svg.contains("width=\"186.7\""));
     }
 
     #[test]
@@ -237,12 +238,12 @@ mod tests {
         let svg = rate_chart("Rates", &[series("Confirmed", &bars)]);
         assert!(svg.contains(">no data</text>") && svg.contains("Night before no data"));
         assert!(svg.contains("stroke-dasharray") && !svg.contains("NaN") && !svg.contains("inf"));
-        assert!(svg.contains(">100 % (1 of 1)</text>"));
+        assert!(svg.contains(">100% (1 of 1)</text>"));
         assert_well_formed(&svg);
         for groups in [vec![], vec![series("Confirmed", &[])]] {
             let svg = rate_chart("Rates", &groups);
-            assert!(svg.contains(">No reminders in this range</text>"));
-            assert!(svg.contains("viewBox=\"0 0 400 64\""));
+            assert!(svg.contains(">Nothing to chart in this range</text>"));
+            assert!(svg.contains("viewBox=\"0 0 720 64\""));
             assert_well_formed(&svg);
         }
     }
@@ -257,8 +258,8 @@ mod tests {
         let svg = rate_chart("Last 30 days", &groups);
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-"));
         assert!(svg.contains("viewBox=\"0 0 720 204\" width=\"100%\"") && svg.ends_with("</svg>"));
-        assert!(svg.contains("Confirmed: 48h before 75 % (30 of 40); 2h before 56 % (5 of 9)."));
-        assert!(svg.contains(">No-show</text>") && svg.contains(">5 % (2 of 40)</text>"));
+        assert!(svg.contains("Confirmed: 48h before 75% (30 of 40); 2h before 56% (5 of 9)."));
+        assert!(svg.contains(">No-show</text>") && svg.contains(">5% (2 of 40)</text>"));
         assert!(svg.contains(">long name long name lon…</text>"));
         for banned in ["<script", "href", "javascript:", " on", "<image"] {
             assert!(!svg.contains(banned), "{banned} in {svg}");

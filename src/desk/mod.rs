@@ -45,6 +45,7 @@ use pages::{
     day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats, status_action,
     status_page,
 };
+use pages::{patient, patients, reveal_patient, week};
 use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
 use upload::{confirm_upload, discard_upload, upload, upload_page};
 
@@ -165,6 +166,10 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
         .route("/desk/stats", get(stats))
+        .route("/desk/patients", get(patients))
+        .route("/desk/patient", get(patient))
+        .route("/desk/patient/reveal", post(reveal_patient))
+        .route("/desk/week", get(week))
         // Multipart framing adds a little to the file itself.
         .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))
         .layer(axum::middleware::map_response(security_headers))

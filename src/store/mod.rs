@@ -16,6 +16,7 @@ mod accounts;
 mod desk_status;
 mod inbound;
 mod outbox;
+mod patient;
 mod schedule;
 mod staff;
 
@@ -24,6 +25,10 @@ pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, Sta
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
+pub use patient::{
+    Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
+    SearchTerms, StaffEvent, Visit, WeekRow,
+};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
     ImportTx, StoredAppointment, StoredPatient,

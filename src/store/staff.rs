@@ -51,53 +51,63 @@ pub struct FollowUp {
     pub reasons: Vec<String>,
 }
 
-/// Counts for `stats`.
+/// Counts for `stats`, over the appointments that start in a range. Every appointment is in
+/// exactly one [`RuleStats`] group, and the totals here are those groups' sums, so the
+/// headline, the chart and the table of a page cannot disagree.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Stats {
-    /// Appointments in the range.
+    /// Appointments in the range (every status).
     pub appointments: i64,
-    /// Reminders accepted by the API.
+    /// ... cancelled (by the clinic, the patient or the schedule).
+    pub cancelled: i64,
+    /// ... reminded: at least one reminder accepted by the API.
+    pub reminded: i64,
+    /// ... whose patient confirmed (by a reply or to staff).
+    pub confirmed: i64,
+    /// ... reminded and confirmed.
+    pub reminded_confirmed: i64,
+    /// ... that the patient cancelled.
+    pub declined: i64,
+    /// ... that the patient asked to move.
+    pub reschedule_requested: i64,
+    /// ... set to no-show: the one count of no-shows.
+    pub no_shows: i64,
+    /// No-shows whose patient had confirmed.
+    pub no_show_confirmed: i64,
+    /// No-shows reminded who had not confirmed.
+    pub no_show_unconfirmed: i64,
+    /// No-shows whose reminders all failed.
+    pub no_show_unreachable: i64,
+    /// No-shows who were sent no reminder (none planned, or none went out).
+    pub no_show_not_reminded: i64,
+    /// Reminder messages accepted by the API.
     pub reminders_sent: i64,
     /// ... and delivered to the phone (or read).
     pub reminders_delivered: i64,
     /// ... and read.
     pub reminders_read: i64,
-    /// Reminders that failed.
+    /// Reminder messages that failed.
     pub reminders_failed: i64,
-    /// Appointments whose patient confirmed.
-    pub confirmed: i64,
-    /// Appointments the patient cancelled.
-    pub declined: i64,
-    /// Appointments the patient asked to move.
-    pub reschedule_requested: i64,
-    /// Reminded appointments (at least one reminder accepted).
-    pub reminded: i64,
-    /// Every no-show in the range, however it was recorded (at the desk, on the command
-    /// line, by an upload); the three kinds below add up to it.
-    pub no_shows: i64,
-    /// No-shows among patients who confirmed.
-    pub no_show_confirmed: i64,
-    /// No-shows among patients who did not confirm and could be reached: no answer, asked to
-    /// move, or never reminded.
-    pub no_show_unconfirmed: i64,
-    /// No-shows among patients who did not confirm and whose reminders all failed.
-    pub no_show_unreachable: i64,
-    /// Patients who opted out in the range.
+    /// Patients with an appointment in the range who opted out.
     pub opt_outs: i64,
-    /// Per reminder rule, by rule name.
+    /// The appointments grouped by their last reminder's rule (reminded first, by rule name),
+    /// then those no reminder reached; the groups add up to the totals above.
     pub per_rule: Vec<RuleStats>,
 }
 
-/// What one reminder rule achieved over a range.
+/// A group of appointments: those whose last accepted reminder came from one rule, or those
+/// no reminder reached.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RuleStats {
-    /// The rule's name.
-    pub rule: String,
-    /// Reminders it sent (accepted by the API).
-    pub sent: i64,
-    /// ... whose appointment the patient then confirmed.
+    /// The rule's name; `None`: no reminder reached these appointments.
+    pub rule: Option<String>,
+    /// Appointments in the group.
+    pub appointments: i64,
+    /// ... whose patient confirmed.
     pub confirmed: i64,
-    /// ... whose appointment was then a no-show.
+    /// ... cancelled.
+    pub cancelled: i64,
+    /// ... set to no-show.
     pub no_show: i64,
 }
 
@@ -246,62 +256,79 @@ impl Store {
         Ok(old.map(|o| (key.clone(), o)))
     }
 
-    /// Reminder and answer counts for appointments starting in `[from, to)`.
+    /// Reminder and answer counts for appointments starting in `[from, to)`; see [`Stats`].
     pub fn stats(
         &self,
         clinic: Option<&str>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Stats, StoreError> {
-        let scope = "FROM appointments a JOIN clinics c ON c.id = a.clinic_id
-                     WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)";
         let p = params![from.timestamp(), to.timestamp(), clinic];
-        let one = |sql: &str| -> Result<i64, StoreError> {
-            Ok(self.conn.query_row(sql, p, |r| r.get(0))?)
-        };
-        let reached = |states: &str| {
-            format!("SELECT count(*) FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
-                     WHERE o.kind = 'reminder' AND o.state IN ({states}) AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)")
-        };
-        let reminded = "EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder' AND o.state IN ('sent','delivered','read'))";
-        let unreachable = "EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder' AND o.state = 'failed') AND NOT "
-            .to_string()
-            + reminded;
-        let mut s = Stats {
-            appointments: one(&format!("SELECT count(*) {scope}"))?,
-            reminders_sent: one(&reached("'sent','delivered','read'"))?,
-            reminders_delivered: one(&reached("'delivered','read'"))?,
-            reminders_read: one(&reached("'read'"))?,
-            reminders_failed: one(&reached("'failed'"))?,
-            confirmed: one(&format!("SELECT count(*) {scope} AND a.response = 'confirmed'"))?,
-            declined: one(&format!("SELECT count(*) {scope} AND a.response = 'declined'"))?,
-            reschedule_requested: one(&format!("SELECT count(*) {scope} AND a.response = 'reschedule_requested'"))?,
-            reminded: one(&format!("SELECT count(*) {scope} AND {reminded}"))?,
-            no_shows: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show'"))?,
-            no_show_confirmed: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response = 'confirmed'"))?,
-            no_show_unconfirmed: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response != 'confirmed' AND NOT ({unreachable})"))?,
-            no_show_unreachable: one(&format!("SELECT count(*) {scope} AND a.status = 'no_show' AND a.response != 'confirmed' AND {unreachable}"))?,
-            opt_outs: one("SELECT count(DISTINCT p.id) FROM patients p JOIN appointments a ON a.patient_id = p.id JOIN clinics c ON c.id = a.clinic_id
-                 WHERE p.opted_out_at IS NOT NULL AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)")?,
-            per_rule: Vec::new(),
-        };
-        let mut stmt = self.conn.prepare(
-            "SELECT o.rule, count(*), sum(a.response = 'confirmed'), sum(a.status = 'no_show') FROM outbox o
-             JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE o.kind = 'reminder' AND o.state IN ('sent','delivered','read')
-               AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)
-             GROUP BY o.rule ORDER BY o.rule",
+        // Each appointment once, with the rule of its last accepted reminder: one definition
+        // of every count, whatever the page groups by.
+        let mut stmt = self.conn.prepare_cached(
+            "WITH x AS (
+                 SELECT a.status, a.response,
+                        (SELECT o.rule FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                           AND o.state IN ('sent', 'delivered', 'read')
+                         ORDER BY coalesce(o.request_at, o.sent_at, o.send_at) DESC, o.id DESC LIMIT 1) AS rule,
+                        EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                                  AND o.state = 'failed') AS failed
+                 FROM appointments a JOIN clinics c ON c.id = a.clinic_id
+                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3))
+             SELECT rule, count(*), sum(response = 'confirmed'), sum(status = 'cancelled'), sum(status = 'no_show'),
+                    sum(response = 'declined'), sum(response = 'reschedule_requested'),
+                    sum(status = 'no_show' AND response = 'confirmed'),
+                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NOT NULL),
+                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND failed),
+                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND NOT failed)
+             FROM x GROUP BY rule ORDER BY rule IS NULL, rule",
         )?;
-        s.per_rule = stmt
-            .query_map(p, |r| {
-                Ok(RuleStats {
-                    rule: r.get(0)?,
-                    sent: r.get(1)?,
-                    confirmed: r.get(2)?,
-                    no_show: r.get(3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut s = Stats::default();
+        let mut q = stmt.query(p)?;
+        while let Some(r) = q.next()? {
+            let group = RuleStats {
+                rule: r.get(0)?,
+                appointments: r.get(1)?,
+                confirmed: r.get(2)?,
+                cancelled: r.get(3)?,
+                no_show: r.get(4)?,
+            };
+            s.appointments += group.appointments;
+            s.confirmed += group.confirmed;
+            s.cancelled += group.cancelled;
+            s.no_shows += group.no_show;
+            if group.rule.is_some() {
+                s.reminded += group.appointments;
+                s.reminded_confirmed += group.confirmed;
+            }
+            s.declined += r.get::<_, i64>(5)?;
+            s.reschedule_requested += r.get::<_, i64>(6)?;
+            s.no_show_confirmed += r.get::<_, i64>(7)?;
+            s.no_show_unconfirmed += r.get::<_, i64>(8)?;
+            s.no_show_unreachable += r.get::<_, i64>(9)?;
+            s.no_show_not_reminded += r.get::<_, i64>(10)?;
+            s.per_rule.push(group);
+        }
+        (
+            s.reminders_sent,
+            s.reminders_delivered,
+            s.reminders_read,
+            s.reminders_failed,
+        ) = self.conn.query_row(
+            "SELECT coalesce(sum(o.state IN ('sent', 'delivered', 'read')), 0), coalesce(sum(o.state IN ('delivered', 'read')), 0),
+                    coalesce(sum(o.state = 'read'), 0), coalesce(sum(o.state = 'failed'), 0)
+             FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
+             WHERE o.kind = 'reminder' AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
+            p,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        s.opt_outs = self.conn.query_row(
+            "SELECT count(DISTINCT p.id) FROM patients p JOIN appointments a ON a.patient_id = p.id JOIN clinics c ON c.id = a.clinic_id
+             WHERE p.opted_out_at IS NOT NULL AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
+            p,
+            |r| r.get(0),
+        )?;
         Ok(s)
     }
 }

@@ -1858,10 +1858,11 @@ async fn stats_draw_an_inline_chart_and_the_desk_is_not_on_the_webhook_port() {
     let t = page.text();
     assert!(t.contains("Stats — Sunrise Family Clinic, Andheri"), "{t}");
     assert!(t.contains("8 appointments"), "{t}");
-    assert!(t.contains("7 reminded"), "{t}");
+    assert!(t.contains("reminded: 7 of 8 appointments"), "{t}");
     assert!(
-        page.body
-            .contains("<tr><td>day-before</td><td>7</td><td>14 %</td><td>0 %</td></tr>"),
+        page.body.contains(
+            "<tr><th scope=\"row\">Day before</th><td>7</td><td>1 (14%)</td><td>0 (0%)</td><td>0 (0%)</td></tr>"
+        ),
         "per-rule row in {}",
         page.body
     );

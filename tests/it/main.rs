@@ -10,6 +10,7 @@ mod dbfault;
 mod demo;
 mod desk;
 mod desk_board;
+mod desk_patient;
 mod fuzz_regressions;
 mod import_cmd;
 mod layout;

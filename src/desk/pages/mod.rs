@@ -2,12 +2,14 @@
 
 mod day;
 mod follow_ups;
+mod patient;
 mod replies;
 mod stats;
 mod status;
 
 pub(super) use day::{day, reveal};
 pub(super) use follow_ups::{follow_up_action, follow_ups};
+pub(super) use patient::{patient, patients, reveal_patient, week};
 pub(super) use replies::{replies, reply_handled};
 pub(super) use stats::stats;
 pub(super) use status::{status_action, status_page};

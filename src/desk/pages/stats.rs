@@ -1,15 +1,41 @@
-//! Stats: confirmation and no-show figures for a range of days.
+//! Stats: confirmation and no-show figures for a range of days, and their weekly trend.
+
+use chrono::{Datelike, Days, NaiveDate};
 
 use super::{
     Deserialize, DeskState, Query, Response, Staff, State, bad_date, day_range, html,
     local_day_bounds, page_day, parse_day, views,
 };
 
+/// Most weeks the trend lists: a year. A longer range shows its last year's weeks.
+const TREND_WEEKS: usize = 53;
+
 #[derive(Deserialize, Default)]
 pub(in crate::desk) struct StatsQuery {
     clinic: Option<String>,
     from: Option<String>,
     to: Option<String>,
+}
+
+/// The local weeks (Monday to Sunday) that `[from, to]` touches, each cut to the range, so
+/// that together they cover it exactly once; at most the last `max`.
+fn weeks(from: NaiveDate, to: NaiveDate, max: usize) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut out = Vec::new();
+    let mut end = to;
+    while end >= from && out.len() < max {
+        let back = u64::from(end.weekday().num_days_from_monday());
+        let start = end
+            .checked_sub_days(Days::new(back))
+            .unwrap_or(from)
+            .max(from);
+        out.push((start, end));
+        match start.pred_opt() {
+            Some(d) => end = d,
+            None => break,
+        }
+    }
+    out.reverse();
+    out
 }
 
 pub(in crate::desk) async fn stats(
@@ -26,18 +52,62 @@ pub(in crate::desk) async fn stats(
     // The shared default range; never before the first day the desk shows.
     let from = from.unwrap_or_else(|| crate::jobs::stats_from(to).max(day_range().0));
     let (from, to) = if from <= to { (from, to) } else { (to, from) };
-    let (start, end) = (
-        local_day_bounds(clinic.time_zone, from).0,
-        local_day_bounds(clinic.time_zone, to).1,
-    );
+    let zone = clinic.time_zone;
+    let bounds = move |(a, b): (NaiveDate, NaiveDate)| {
+        (local_day_bounds(zone, a).0, local_day_bounds(zone, b).1)
+    };
+    let (start, end) = bounds((from, to));
+    let trend_weeks = weeks(from, to, TREND_WEEKS);
     let key = clinic.key.clone();
-    let counts = state.db(move |s| s.stats(Some(&key), start, end)).await?;
+    let (counts, trend) = state
+        .db(move |s| {
+            let counts = s.stats(Some(&key), start, end)?;
+            // Each week through the same function: the trend counts as the headline does.
+            let mut trend = Vec::with_capacity(trend_weeks.len());
+            for week in trend_weeks {
+                let (a, b) = bounds(week);
+                trend.push((week, s.stats(Some(&key), a, b)?));
+            }
+            Ok((counts, trend))
+        })
+        .await?;
     Ok(html(views::stats(
         &staff.session,
         &config,
         &clinic,
-        from,
-        to,
+        (from, to),
         &counts,
+        &trend,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trend_weeks_cover_the_range_once_cut_at_its_ends() {
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+        // Wednesday 4 November to Monday 30 November.
+        let w = weeks(day(11, 4), day(11, 30), 53);
+        assert_eq!(
+            w,
+            [
+                (day(11, 4), day(11, 8)),
+                (day(11, 9), day(11, 15)),
+                (day(11, 16), day(11, 22)),
+                (day(11, 23), day(11, 29)),
+                (day(11, 30), day(11, 30)),
+            ]
+        );
+        assert_eq!(
+            weeks(day(11, 4), day(11, 4), 53),
+            [(day(11, 4), day(11, 4))]
+        );
+        let year = weeks(day(1, 1), day(12, 31), 53);
+        assert_eq!(year.len(), 53);
+        let capped = weeks(NaiveDate::MIN, day(12, 31), 3);
+        assert_eq!(capped.len(), 3, "a huge range lists only the last weeks");
+        assert_eq!(capped[2], (day(12, 28), day(12, 31)));
+    }
 }

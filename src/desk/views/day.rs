@@ -462,7 +462,7 @@ fn row(b: &Board<'_>, r: &BoardRow, clock: &str) -> Markup {
     html! {
         tr id=(format!("a-{}", r.id)) class=(format!("status-{}", r.status)) {
             td { (local(r.starts_at, zone, clock)) }
-            td { (r.patient_name) small { " (" (r.appointment_id) ")" } }
+            td { (super::patient::patient_link_for_appointment(r.id, &r.patient_name)) small { " (" (r.appointment_id) ")" } }
             // Time, patient and answer first: they stay in view on a tablet and at 200% zoom.
             td {
                 @if unanswered(r) && r.needs_person {

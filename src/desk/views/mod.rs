@@ -2,6 +2,7 @@
 
 mod day;
 mod follow_ups;
+mod patient;
 mod replies;
 mod stats;
 mod status;
@@ -9,6 +10,7 @@ mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use follow_ups::follow_ups;
+pub use patient::{patient_page, search_page, week_page};
 pub use replies::replies;
 pub use stats::stats;
 pub use status::{board_at, status_confirm, status_refused, too_early};
@@ -42,7 +44,7 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
                     span.brand { "reminderd" }
                     @if let Some(s) = session {
                         nav aria-label="Desk pages" {
-                            @for (href, label) in [("/desk/day", "Day"), ("/desk/upload", "Upload"), ("/desk/follow-ups", "Follow-ups"), ("/desk/replies", "Replies"), ("/desk/stats", "Stats")] {
+                            @for (href, label) in [("/desk/day", "Day"), ("/desk/week", "Week"), ("/desk/upload", "Upload"), ("/desk/follow-ups", "Follow-ups"), ("/desk/replies", "Replies"), ("/desk/stats", "Stats")] {
                                 @if label == active {
                                     a href=(href) aria-current="page" { (label) }
                                 } @else {
@@ -50,6 +52,7 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
                                 }
                             }
                         }
+                        (patient::search_box())
                         form.signout method="post" action="/desk/logout" {
                             input type="hidden" name="csrf" value=(s.csrf);
                             span { "Signed in as " strong { (s.user) } }

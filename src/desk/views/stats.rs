@@ -1,47 +1,111 @@
-//! Confirmation and no-show figures per rule, with charts.
+//! Stats: what each number counts, no-shows counted once (headline, chart and table from the
+//! same groups), rules by the clinic's names, and the weekly trend.
 
 use super::{
     Clinic, Config, Markup, NaiveDate, PreEscaped, Session, Stats, chart, clinic_select, html, page,
 };
+use crate::store::RuleStats;
 
+/// "67%", rounded half up as the chart rounds; "–" when there is nothing to divide by.
 fn pct(n: i64, d: i64) -> String {
-    if d == 0 {
+    if d <= 0 || n < 0 {
         "–".into()
     } else {
-        format!("{:.0} %", 100.0 * n as f64 / d as f64)
+        let (n, d) = (i128::from(n), i128::from(d));
+        format!("{}%", (n * 200 + d) / (d * 2))
     }
 }
 
-/// Confirmation and no-show rates per rule, with charts.
+/// "1 appointment", "32 appointments".
+fn count(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "2 Nov 2026"; the year only once in a range of one year.
+fn range_words((from, to): (NaiveDate, NaiveDate)) -> String {
+    if from == to {
+        format!("on {}", to.format("%-d %b %Y"))
+    } else if chrono::Datelike::year(&from) == chrono::Datelike::year(&to) {
+        format!(
+            "from {} to {}",
+            from.format("%-d %b"),
+            to.format("%-d %b %Y")
+        )
+    } else {
+        format!(
+            "from {} to {}",
+            from.format("%-d %b %Y"),
+            to.format("%-d %b %Y")
+        )
+    }
+}
+
+/// A group's name as the clinic calls it.
+fn group_name(config: &Config, r: &RuleStats) -> String {
+    r.rule
+        .as_deref()
+        .map_or_else(|| "No reminder sent".into(), |rule| config.rule_label(rule))
+}
+
+/// The groups in the config's rule order (rules since removed after them), "no reminder" last.
+fn ordered<'a>(config: &Config, s: &'a Stats) -> Vec<&'a RuleStats> {
+    let mut groups: Vec<&RuleStats> = s.per_rule.iter().collect();
+    groups.sort_by_key(|r| match &r.rule {
+        Some(rule) => (
+            0,
+            config
+                .rules
+                .iter()
+                .position(|c| &c.name == rule)
+                .unwrap_or(usize::MAX),
+        ),
+        None => (1, 0),
+    });
+    groups
+}
+
+/// "18 (67%)": a count and its share of `of`.
+fn share(n: i64, of: i64) -> String {
+    format!("{n} ({})", pct(n, of))
+}
+
+/// The stats page: headline, chart and table from the same groups, and the weekly trend.
 pub fn stats(
     session: &Session,
     config: &Config,
     clinic: &Clinic,
-    from: NaiveDate,
-    to: NaiveDate,
+    range: (NaiveDate, NaiveDate),
     s: &Stats,
+    trend: &[((NaiveDate, NaiveDate), Stats)],
 ) -> Markup {
-    let bars = |f: fn(&crate::store::RuleStats) -> i64| -> Vec<chart::Bar> {
-        s.per_rule
+    let (from, to) = range;
+    let groups = ordered(config, s);
+    let bars = |f: fn(&RuleStats) -> i64| -> Vec<chart::Bar> {
+        groups
             .iter()
             .map(|r| chart::Bar {
-                label: r.rule.clone(),
-                value: f(r).max(0) as u64,
-                of: r.sent.max(0) as u64,
+                label: group_name(config, r),
+                value: f(r).max(0).unsigned_abs(),
+                of: r.appointments.max(0).unsigned_abs(),
             })
             .collect()
     };
-    let groups = [
+    let series = [
         chart::Series {
-            name: "Confirmed after the reminder".into(),
+            name: "Confirmed".into(),
             bars: bars(|r| r.confirmed),
         },
         chart::Series {
-            name: "No-show after the reminder".into(),
+            name: "No-show".into(),
             bars: bars(|r| r.no_show),
         },
     ];
-    let svg = chart::rate_chart(&format!("Per rule, {from} to {to}"), &groups);
+    let svg = chart::rate_chart(
+        &format!("By the last reminder sent, {}", range_words(range)),
+        &series,
+    );
+    let appointments = count(s.appointments, "appointment", "appointments");
+    let covered = trend.first().is_some_and(|((a, _), _)| *a == from);
     page(
         &format!("Stats — {}", clinic.display_name),
         Some(session),
@@ -55,29 +119,98 @@ pub fn stats(
                 input #to type="date" name="to" value=(to.format("%Y-%m-%d"));
                 button type="submit" { "Show" }
             }
-            ul.counts {
-                li { strong { (s.appointments) } " appointments" }
-                li { strong { (s.reminded) } " reminded" }
-                li { strong { (pct(s.confirmed, s.reminded)) } " confirmed" }
-                li { strong { (s.no_show_confirmed + s.no_show_unconfirmed + s.no_show_unreachable) } " no-shows" }
+            ul.counts.headline {
+                li { strong { (appointments) } " " (range_words(range)) }
+                li { "reminded: " strong { (s.reminded) } " of " (appointments) " (" (pct(s.reminded, s.appointments)) ")" }
+                li { "confirmed: " strong { (s.reminded_confirmed) } " of " (count(s.reminded, "reminded appointment", "reminded appointments")) " (" (pct(s.reminded_confirmed, s.reminded)) ")" }
+                li { "no-shows: " strong { (s.no_shows) } " of " (appointments) " (" (pct(s.no_shows, s.appointments)) ")" }
+                li { "cancelled: " strong { (s.cancelled) } " of " (appointments) " (" (pct(s.cancelled, s.appointments)) ")" }
+            }
+            p.hint {
+                "Appointments are counted by the day they were booked for (" (clinic.time_zone.name()) "). "
+                "A reminded appointment is one whose patient was sent at least one reminder that WhatsApp accepted. "
+                "Each appointment is counted once, under the last reminder it was sent, in the chart and the table below."
             }
             figure.chart { (PreEscaped(svg)) }
             div.scroll {
-                table {
-                    caption { "Per rule" }
-                    thead { tr { th scope="col" { "Rule" } th scope="col" { "Reminders sent" } th scope="col" { "Confirmed" } th scope="col" { "No-show" } } }
+                table.per-rule {
+                    caption { "By the last reminder sent" }
+                    thead { tr { th scope="col" { "Last reminder sent" } th scope="col" { "Appointments" } th scope="col" { "Confirmed" } th scope="col" { "Cancelled" } th scope="col" { "No-show" } } }
                     tbody {
-                        @for r in &s.per_rule {
-                            tr { td { (r.rule) } td { (r.sent) } td { (pct(r.confirmed, r.sent)) } td { (pct(r.no_show, r.sent)) } }
+                        @for r in &groups {
+                            tr { th scope="row" { (group_name(config, r)) } td { (r.appointments) } td { (share(r.confirmed, r.appointments)) } td { (share(r.cancelled, r.appointments)) } td { (share(r.no_show, r.appointments)) } }
                         }
+                        @if groups.is_empty() {
+                            tr { td colspan="5" { "No appointments in this range." } }
+                        }
+                    }
+                    tfoot {
+                        tr { th scope="row" { "All appointments" } td { (s.appointments) } td { (share(s.confirmed, s.appointments)) } td { (share(s.cancelled, s.appointments)) } td { (share(s.no_shows, s.appointments)) } }
                     }
                 }
             }
+            @if s.no_shows > 0 {
+                p.hint {
+                    "Of the " (count(s.no_shows, "no-show", "no-shows")) ": "
+                    (s.no_show_confirmed) " had confirmed, "
+                    (s.no_show_unconfirmed) " had been reminded without confirming, "
+                    (s.no_show_unreachable) " could not be reached on WhatsApp, "
+                    (s.no_show_not_reminded) " had been sent no reminder."
+                }
+            }
             p.hint {
-                "Reminders: " (s.reminders_sent) " sent, " (s.reminders_delivered) " delivered, " (s.reminders_read) " read, " (s.reminders_failed) " failed. "
-                "No-shows: " (s.no_show_confirmed) " had confirmed, " (s.no_show_unconfirmed) " never answered, " (s.no_show_unreachable) " could not be reached. "
-                (s.opt_outs) " patient(s) opted out."
+                "Reminder messages for these appointments: " (s.reminders_sent) " sent, " (s.reminders_delivered) " delivered, "
+                (s.reminders_read) " read, " (s.reminders_failed) " failed. "
+                (count(s.opt_outs, "patient", "patients")) " with an appointment in this range "
+                (if s.opt_outs == 1 { "has" } else { "have" }) " opted out of WhatsApp messages."
+            }
+            div.scroll {
+                table.trend {
+                    caption { "Week by week" }
+                    thead { tr { th scope="col" { "Week (Monday to Sunday)" } th scope="col" { "Appointments" } th scope="col" { "Reminded" } th scope="col" { "Confirmed, of reminded" } th scope="col" { "No-shows" } } }
+                    tbody {
+                        @for ((a, b), w) in trend {
+                            tr {
+                                th scope="row" { @if a == b { (a.format("%a %-d %b")) } @else { (a.format("%-d %b")) " – " (b.format("%-d %b")) } }
+                                td { (w.appointments) } td { (w.reminded) } td { (share(w.reminded_confirmed, w.reminded)) } td { (w.no_shows) }
+                            }
+                        }
+                    }
+                    @if covered {
+                        tfoot { tr { th scope="row" { "Whole range" } td { (s.appointments) } td { (s.reminded) } td { (share(s.reminded_confirmed, s.reminded)) } td { (s.no_shows) } } }
+                    }
+                }
+            }
+            @if !covered {
+                p.hint { "The range is longer than a year: only its last " (trend.len()) " weeks are listed." }
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_counts_read_as_words() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).expect("date");
+        assert_eq!(
+            range_words((d(2026, 11, 2), d(2026, 11, 29))),
+            "from 2 Nov to 29 Nov 2026"
+        );
+        assert_eq!(
+            range_words((d(2025, 12, 2), d(2026, 1, 5))),
+            "from 2 Dec 2025 to 5 Jan 2026"
+        );
+        assert_eq!(range_words((d(2026, 1, 5), d(2026, 1, 5))), "on 5 Jan 2026");
+        assert_eq!(count(1, "appointment", "appointments"), "1 appointment");
+        assert_eq!(count(0, "appointment", "appointments"), "0 appointments");
+        assert_eq!(share(2, 3), "2 (67%)");
+        assert_eq!(share(0, 0), "0 (–)");
+        assert_eq!(
+            (pct(1, 8), pct(1, 3), pct(i64::MAX, i64::MAX)),
+            ("13%".into(), "33%".into(), "100%".into())
+        );
+    }
 }

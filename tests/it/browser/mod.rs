@@ -10,6 +10,7 @@
 
 mod day_board;
 mod tablet_print;
+mod patient;
 mod upload_day;
 
 use std::io::Write;

@@ -1,0 +1,192 @@
+//! Finding a patient, the patient's page with its audited reveal, and the week view.
+
+use chrono::{Datelike, Days, NaiveDate};
+
+use super::{
+    CsrfForm, Deserialize, DeskState, IntoResponse, Query, Redirect, Response, Staff, State,
+    StatusCode, bad_date, html, local_day_bounds, page_day, views,
+};
+
+/// Most patients a search lists.
+const SEARCH_LIMIT: usize = 50;
+/// How long after a reveal its link still shows the number (a reload after that masks it).
+const REVEAL_SHOWN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+#[derive(Deserialize, Default)]
+pub(in crate::desk) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+pub(in crate::desk) async fn patients(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, Response> {
+    let now = state.clock.now();
+    let text: String = q.q.chars().take(100).collect();
+    let query = text.clone();
+    let found = state
+        .db(move |s| s.find_patients(&query, now, SEARCH_LIMIT))
+        .await?;
+    Ok(html(views::search_page(
+        &staff.session,
+        &state.config(),
+        &text,
+        &found,
+        now,
+    )))
+}
+
+/// `id` (the patient's row) or `appointment` (one of theirs, as the day board links it), and
+/// `shown`, the reveal that shows the whole number. Numbers are read by hand so that a
+/// mistyped link gets the desk's page, not a bare 400.
+#[derive(Deserialize, Default)]
+pub(in crate::desk) struct PatientQuery {
+    id: Option<String>,
+    appointment: Option<String>,
+    shown: Option<String>,
+}
+
+fn number(text: Option<&str>) -> Option<i64> {
+    text.and_then(|t| t.trim().parse().ok())
+}
+
+pub(in crate::desk) async fn patient(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<PatientQuery>,
+) -> Result<Response, Response> {
+    let now = state.clock.now();
+    let (id, appointment) = (number(q.id.as_deref()), number(q.appointment.as_deref()));
+    let shown = number(q.shown.as_deref());
+    let actor = staff.actor();
+    let found = state
+        .db(move |s| {
+            let id = match (id, appointment) {
+                (Some(id), _) => Some(id),
+                (None, Some(a)) => s.patient_of_appointment(a)?,
+                (None, None) => None,
+            };
+            let Some(file) = id.map(|id| s.patient_file(id)).transpose()?.flatten() else {
+                return Ok(None);
+            };
+            let revealed = match shown {
+                Some(r) if s.was_revealed(file.id, r, &actor, now - REVEAL_SHOWN)? => Some(r),
+                _ => None,
+            };
+            Ok(Some((file, revealed)))
+        })
+        .await?;
+    let Some((file, revealed)) = found else {
+        return Err(no_such_patient(&staff));
+    };
+    let config = state.config();
+    let Some(clinic) = config.clinic(&file.clinic) else {
+        return Err(html(views::message(
+            Some(&staff.session),
+            "Clinic no longer configured",
+            "This patient belongs to a clinic the configuration no longer lists, so the desk cannot show the clinic's times. Ask the administrator.",
+        )));
+    };
+    Ok(html(views::patient_page(
+        &staff.session,
+        &config,
+        clinic,
+        &file,
+        revealed,
+        now,
+    )))
+}
+
+fn no_such_patient(staff: &Staff) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        views::message(
+            Some(&staff.session),
+            "No such patient",
+            "That patient is not stored (the link may be old). Find the patient by name, phone or appointment id in the search box above.",
+        ),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub(in crate::desk) struct RevealPatientForm {
+    patient: i64,
+}
+
+/// Shows a patient's whole number: audits the reveal, then sends the browser back to the
+/// page with the reveal in the link (post/redirect/get).
+pub(in crate::desk) async fn reveal_patient(
+    State(state): State<DeskState>,
+    CsrfForm(staff, f): CsrfForm<RevealPatientForm>,
+) -> Result<Response, Response> {
+    let (actor, now) = (staff.actor(), state.clock.now());
+    let audited = state
+        .db(move |s| s.reveal_patient_phone(f.patient, &actor, now))
+        .await?;
+    let Some(reveal) = audited else {
+        return Err(no_such_patient(&staff));
+    };
+    tracing::info!(user = %staff.session.user, patient = f.patient, "desk: phone number revealed");
+    Ok(Redirect::to(&format!(
+        "/desk/patient?id={}&shown={reveal}#phone",
+        f.patient
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub(in crate::desk) struct WeekQuery {
+    clinic: Option<String>,
+    week: Option<String>,
+}
+
+/// The Monday that starts `day`'s week.
+fn monday_of(day: NaiveDate) -> NaiveDate {
+    day.checked_sub_days(Days::new(u64::from(day.weekday().num_days_from_monday())))
+        .unwrap_or(day)
+}
+
+pub(in crate::desk) async fn week(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<WeekQuery>,
+) -> Result<Response, Response> {
+    let (config, clinic, today) = page_day(&state, &staff, q.clinic.as_deref(), None)?;
+    let day = match super::parse_day(q.week.as_deref()) {
+        Ok(day) => day.unwrap_or(today),
+        Err(why) => return Err(bad_date(&staff, &why)),
+    };
+    let monday = monday_of(day);
+    let sunday = monday.checked_add_days(Days::new(6)).unwrap_or(monday);
+    let (from, to) = (
+        local_day_bounds(clinic.time_zone, monday).0,
+        local_day_bounds(clinic.time_zone, sunday).1,
+    );
+    let key = clinic.key.clone();
+    let rows = state.db(move |s| s.week(&key, from, to)).await?;
+    Ok(html(views::week_page(
+        &staff.session,
+        &config,
+        &clinic,
+        monday,
+        &rows,
+        today,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
+        for d in 23..=29 {
+            assert_eq!(monday_of(day(d)), day(23), "{d} November");
+        }
+        assert_eq!(monday_of(day(30)), day(30));
+    }
+}
