@@ -357,7 +357,7 @@ pub fn day_page(b: &Board<'_>) -> Markup {
                 div.scroll {
                     table.board {
                         caption.visually-hidden { "Appointments in time order" }
-                        thead { tr { th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Answer" } th scope="col" { "Phone" } th scope="col" { "With" } th scope="col" { "Schedule" } th scope="col" { "Last message" } th scope="col" { "Notes" } th scope="col" { "Actions" } } }
+                        thead { tr { th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Answer" } th scope="col" { "Phone" } th scope="col" { "With" } th scope="col" { "Schedule" } th scope="col" { "Last message" } th scope="col" { "Notes" } th.no-print scope="col" { "Actions" } } }
                         tbody {
                             @for r in shown {
                                 (row(b, r, clock))
@@ -504,7 +504,7 @@ fn row(b: &Board<'_>, r: &BoardRow, clock: &str) -> Markup {
                     }
                 }
             }
-            td {
+            td.no-print {
                 form.row-actions id=(form) method="post" action="/desk/day/status" {
                     input type="hidden" name="csrf" value=(b.session.csrf);
                     input type="hidden" name="row" value=(r.id);

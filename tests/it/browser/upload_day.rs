@@ -118,7 +118,7 @@ async fn desk_sign_in_upload_and_day_board_in_chromium() {
     let rows = b.texts("//table/tbody/tr").await;
     assert_eq!(rows.len(), 8, "Mumbai's appointments that day: {rows:#?}");
     assert!(
-        rows[0].starts_with("09:00 Aarav Sharma (MUM-1001) +91******2345"),
+        rows[0].starts_with("09:00 Aarav Sharma (MUM-1001) no answer yet +91******2345"),
         "first row: {}",
         rows[0]
     );
@@ -147,7 +147,7 @@ async fn desk_sign_in_upload_and_day_board_in_chromium() {
     let rows = b.texts("//table/tbody/tr").await;
     assert_eq!(rows.len(), 8, "{rows:#?}");
     assert!(
-        rows[7].starts_with("17:30 Aarav Sharma (MUM-1008) +91******2345"),
+        rows[7].starts_with("17:30 Aarav Sharma (MUM-1008) no answer yet +91******2345"),
         "the same patient's other appointment stays masked: {}",
         rows[7]
     );
