@@ -20,7 +20,9 @@ mod staff;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
-pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
+pub use inbound::{
+    Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
+};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
@@ -32,7 +34,7 @@ pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003-replies.sql"),
     include_str!("../../migrations/004-desk.sql"),
     include_str!("../../migrations/005-hardening.sql"),
+    include_str!("../../migrations/006-front-desk.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.

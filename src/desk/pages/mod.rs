@@ -2,6 +2,7 @@
 
 mod day;
 mod follow_ups;
+pub(super) mod media;
 mod replies;
 mod stats;
 

@@ -2,6 +2,7 @@
 
 mod day;
 mod follow_ups;
+mod media;
 mod replies;
 mod stats;
 mod upload;
