@@ -66,7 +66,7 @@ impl Shared {
         download_host: Option<String>,
     ) -> SimMedia {
         let digest = sha2::Sha256::digest(&bytes);
-        let sha256_hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let sha256_hex = format!("{digest:x}");
         let sha256_base64 = base64(&digest);
         let mut st = self.state();
         let id = loop {
@@ -245,6 +245,96 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::base64;
+    use crate::sim::{Sim, SimConfig};
+    use serde_json::Value;
+
+    #[tokio::test]
+    async fn files_are_registered_described_and_served_over_http_like_the_cloud_api() {
+        let sim = Sim::start(SimConfig::default()).await.expect("sim");
+        let base = sim.base_url();
+        let http = reqwest::Client::new();
+        let token = "Bearer sim-token";
+        let registered: Value = http
+            .post(format!("{base}/_sim/media"))
+            .header("content-type", "audio/ogg; codecs=opus")
+            .body(b"OggS".to_vec())
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        let id = registered["id"].as_str().expect("id").to_string();
+        assert!(id.bytes().all(|b| b.is_ascii_digit()), "{id}");
+        assert_eq!(
+            registered["sha256"],
+            "aNntKtskRY/xc9sGtBudG24ih2TEVwMNY/rRGwK/rh4="
+        );
+
+        let info = http
+            .get(format!("{base}/v23.0/{id}"))
+            .header("authorization", token)
+            .send()
+            .await
+            .expect("media url");
+        assert_eq!(info.status(), 200);
+        let info: Value = info.json().await.expect("json");
+        assert_eq!(info["mime_type"], "audio/ogg; codecs=opus");
+        assert_eq!(info["file_size"], 4);
+        assert_eq!(
+            info["sha256"],
+            "68d9ed2adb24458ff173db06b41b9d1b6e228764c457030d63fad11b02bfae1e"
+        );
+        let url = info["url"].as_str().expect("url");
+        assert!(
+            url.starts_with(&format!(
+                "{base}/whatsapp_business/attachments/?mid={id}&ext="
+            )),
+            "{url}"
+        );
+        let no_token = http.get(url).send().await.expect("download");
+        assert_eq!(no_token.status(), 401);
+        let file = http
+            .get(url)
+            .header("authorization", token)
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(file.status(), 200);
+        assert_eq!(file.headers()["content-type"], "audio/ogg; codecs=opus");
+        assert_eq!(file.bytes().await.expect("bytes").as_ref(), b"OggS");
+
+        // Expired (about 30 days on), the id is an object Graph no longer knows.
+        let gone = http
+            .delete(format!("{base}/_sim/media/{id}"))
+            .send()
+            .await
+            .expect("expire");
+        assert_eq!(gone.status(), 204);
+        let unknown = http
+            .get(format!("{base}/v23.0/{id}"))
+            .header("authorization", token)
+            .send()
+            .await
+            .expect("media url");
+        assert_eq!(unknown.status(), 400);
+        let err: Value = unknown.json().await.expect("json");
+        assert_eq!(err["error"]["code"], 100);
+        assert!(
+            err["error"]["error_data"]["details"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Unsupported get request.")),
+            "{err}"
+        );
+        let bad_token = http
+            .get(format!("{base}/v23.0/{id}"))
+            .header("authorization", "Bearer wrong")
+            .send()
+            .await
+            .expect("media url");
+        assert_eq!(bad_token.status(), 401);
+        assert_eq!(sim.media_downloads(), 1);
+    }
 
     #[test]
     fn base64_is_the_standard_padded_encoding() {

@@ -60,7 +60,9 @@ impl Served {
         std::fs::write(&config, text).expect("write config");
         env.import(
             "day.csv",
-            &csv(&["A1,P1,Aarav Sharma,98200 12345,en,2030-12-02,09:00,15,Dr. Mehta,mumbai,booked"]),
+            &csv(&[
+                "A1,P1,Aarav Sharma,98200 12345,en,2030-12-02,09:00,15,Dr. Mehta,mumbai,booked",
+            ]),
             &[],
         )
         .expect(0);
@@ -193,9 +195,9 @@ struct Answer {
 }
 
 impl Answer {
-    fn header(&self, name: reqwest::header::HeaderName) -> &str {
+    fn header(&self, name: &reqwest::header::HeaderName) -> &str {
         self.headers
-            .get(&name)
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_else(|| panic!("no {name} (status {})", self.status))
     }
@@ -268,9 +270,13 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
     let b = s.signed_in().await;
     let page = b.get("/desk/replies").await;
     assert_eq!(page.status, 200);
-    assert!(page.text.contains("the patient sent a voice note"), "{}", page.text);
     assert!(
-        page.header(reqwest::header::CONTENT_SECURITY_POLICY)
+        page.text.contains("the patient sent a voice note"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.header(&reqwest::header::CONTENT_SECURITY_POLICY)
             .contains("media-src 'self'"),
         "the desk allows its own audio and video"
     );
@@ -279,11 +285,11 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
     let file = b.get(&format!("/desk/replies/media?reply={reply}")).await;
     assert_eq!(file.status, 200, "{}\n{}", file.text, s.log());
     assert_eq!(file.bytes, bytes, "exactly the bytes the patient sent");
-    assert_eq!(file.header(CONTENT_TYPE), "audio/ogg");
-    assert_eq!(file.header(CONTENT_DISPOSITION), "inline");
-    assert_eq!(file.header(CACHE_CONTROL), "no-store");
+    assert_eq!(file.header(&CONTENT_TYPE), "audio/ogg");
+    assert_eq!(file.header(&CONTENT_DISPOSITION), "inline");
+    assert_eq!(file.header(&CACHE_CONTROL), "no-store");
     assert_eq!(
-        file.header(reqwest::header::X_CONTENT_TYPE_OPTIONS),
+        file.header(&reqwest::header::X_CONTENT_TYPE_OPTIONS),
         "nosniff"
     );
     let (actor, patient, what): (String, String, String) = s
@@ -315,9 +321,9 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
     let reply = s.patient_sends("document", &pdf.id, None).await;
     let file = b.get(&format!("/desk/replies/media?reply={reply}")).await;
     assert_eq!(file.status, 200, "{}", file.text);
-    assert_eq!(file.header(CONTENT_TYPE), "application/pdf");
+    assert_eq!(file.header(&CONTENT_TYPE), "application/pdf");
     assert_eq!(
-        file.header(CONTENT_DISPOSITION),
+        file.header(&CONTENT_DISPOSITION),
         "attachment; filename=\"Blood test (Nov).pdf\""
     );
 }
@@ -325,7 +331,9 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
 #[tokio::test(flavor = "multi_thread")]
 async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in() {
     let s = Served::start().await;
-    let photo = s.sim.add_media(b"\xff\xd8\xff photo".to_vec(), "image/jpeg");
+    let photo = s
+        .sim
+        .add_media(b"\xff\xd8\xff photo".to_vec(), "image/jpeg");
     let reply = s
         .patient_sends("image", &photo.id, Some("my new referral letter"))
         .await;
@@ -366,14 +374,17 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
     assert!(s.sim.expire_media(&photo.id));
     let page = b.get(&format!("/desk/replies/media?reply={reply}")).await;
     assert_eq!(page.status, 404, "{}", page.text);
-    assert!(page.header(CONTENT_TYPE).starts_with("text/html"));
+    assert!(page.header(&CONTENT_TYPE).starts_with("text/html"));
     assert!(
         page.text
             .contains("WhatsApp no longer has this file (files are kept about 30 days)"),
         "{}",
         page.text
     );
-    assert!(page.text.contains("Signed in as"), "a desk page, not a bare error");
+    assert!(
+        page.text.contains("Signed in as"),
+        "a desk page, not a bare error"
+    );
 
     // A download address off WhatsApp's hosts is refused before anything is fetched.
     let port = s.sim.addr().port();
@@ -386,13 +397,21 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
     let page = b.get(&format!("/desk/replies/media?reply={reply}")).await;
     assert_eq!(page.status, 502, "{}", page.text);
     assert!(page.text.contains("it was not fetched"), "{}", page.text);
-    assert_eq!(s.sim.media_downloads(), 0, "nothing came from the other host");
+    assert_eq!(
+        s.sim.media_downloads(),
+        0,
+        "nothing came from the other host"
+    );
     assert!(s.log().contains("localhost"), "the log names the host");
 
     // Links that name no file.
     let page = b.get("/desk/replies/media?reply=99999").await;
     assert_eq!(page.status, 404);
-    assert!(page.text.contains("That reply has no file"), "{}", page.text);
+    assert!(
+        page.text.contains("That reply has no file"),
+        "{}",
+        page.text
+    );
     for bad in ["/desk/replies/media?reply=abc", "/desk/replies/media"] {
         let page = b.get(bad).await;
         assert_eq!(page.status, 400, "{bad}");

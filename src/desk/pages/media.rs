@@ -47,12 +47,21 @@ pub(in crate::desk) async fn reply_media(
             "This desk is not connected to WhatsApp, so the files patients send cannot be opened here. Ask the administrator.",
         ));
     };
+    // Within the server's own deadline for a request, so a slow fetch gets this page's words.
+    let mut limits = Limits::for_kind(&stored.kind);
+    limits.timeout = limits.timeout.min(
+        config
+            .server
+            .request_timeout
+            .saturating_sub(std::time::Duration::from_secs(2))
+            .max(std::time::Duration::from_secs(1)),
+    );
     let fetched = media::fetch(
         wa,
         token,
         &stored.media_id,
         stored.sha256.as_deref(),
-        Limits::for_kind(&stored.kind),
+        limits,
     )
     .await;
     let file = match fetched {
