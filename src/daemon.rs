@@ -233,6 +233,7 @@ pub async fn run(
             store: store.clone(),
             config: Arc::clone(&shared.config),
             clock: Clock::System,
+            whatsapp_token: Some(Arc::new(opts.secrets.access_token.clone())),
         },
         None,
         desk_extra,

@@ -210,6 +210,7 @@ fn apply_message(
             resolution: &resolution,
             patients: &found.patients,
             ack,
+            media: media_record(msg),
         },
         now,
     )?;
@@ -222,6 +223,19 @@ fn apply_message(
         );
     }
     Ok(recorded)
+}
+
+/// The file a message carries, as the store records it (a file without an id cannot be
+/// fetched, so it is not recorded; the reply still says what came).
+fn media_record(msg: &crate::whatsapp::InboundMessage) -> Option<crate::store::MediaRecord<'_>> {
+    let (_, m) = msg.media().filter(|(_, m)| !m.id.is_empty())?;
+    Some(crate::store::MediaRecord {
+        media_id: &m.id,
+        mime_type: m.mime_type.as_deref(),
+        sha256: m.sha256.as_deref(),
+        filename: m.filename.as_deref(),
+        voice: m.voice,
+    })
 }
 
 /// Records a message that could not be read as one for staff, filed under the sender's one
@@ -262,6 +276,7 @@ fn hand_unreadable_to_staff(
             resolution: &resolution,
             patients: &found.patients,
             ack: None,
+            media: None,
         },
         now,
     )?;

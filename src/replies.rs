@@ -18,7 +18,16 @@ pub enum Message<'a> {
         /// What they wrote.
         body: &'a str,
     },
-    /// Anything else (image, audio, reaction, location, unsupported...).
+    /// A file: a photo, voice note, video, document or sticker, with what was written with it.
+    Media {
+        /// The API's message type (`image`, `audio`, `video`, `document`, `sticker`).
+        kind: &'a str,
+        /// The caption written with a photo, video or document.
+        caption: Option<&'a str>,
+        /// A voice note recorded in WhatsApp.
+        voice: bool,
+    },
+    /// Anything else (reaction, location, contacts, unsupported...).
     Other {
         /// The API's message type.
         kind: &'a str,
@@ -70,6 +79,11 @@ pub fn read<S: std::hash::BuildHasher>(
                 },
             }
         }
+        Message::Media {
+            kind,
+            caption,
+            voice,
+        } => read_media(kind, *caption, *voice, words),
         Message::Other { kind } => {
             // Reactions and stickers carry no request; media may (a photo of a referral).
             let staff = !matches!(*kind, "reaction" | "sticker" | "system" | "unsupported");
@@ -79,6 +93,55 @@ pub fn read<S: std::hash::BuildHasher>(
                 needs_staff: staff.then(|| format!("the patient sent a message of type {kind}")),
             }
         }
+    }
+}
+
+/// A file's reading. Its caption is read as typed words: a photo captioned "yes" confirms like
+/// a typed "yes" (the patient answered in words; the file stays with the reply for staff to
+/// open). A file with no caption, or one whose caption is not understood, goes to a person;
+/// a sticker carries no request.
+fn read_media<S: std::hash::BuildHasher>(
+    kind: &str,
+    caption: Option<&str>,
+    voice: bool,
+    words: &HashMap<String, Intent, S>,
+) -> Reading {
+    if kind == "sticker" {
+        return Reading {
+            intent: Intent::None,
+            outbox_id: None,
+            needs_staff: None,
+        };
+    }
+    let what = media_noun(kind, voice);
+    match caption.filter(|c| !c.trim().is_empty()) {
+        Some(body) => {
+            let reading = read(&Message::Text { body }, words);
+            match reading.intent {
+                Intent::Unknown => Reading {
+                    needs_staff: Some(format!("the patient sent {what} with a message to read")),
+                    ..reading
+                },
+                _ => reading,
+            }
+        }
+        None => Reading {
+            intent: Intent::None,
+            outbox_id: None,
+            needs_staff: Some(format!("the patient sent {what}")),
+        },
+    }
+}
+
+/// A file as a receptionist calls it, with its article.
+pub fn media_noun(kind: &str, voice: bool) -> &'static str {
+    match kind {
+        "image" => "a photo",
+        "audio" if voice => "a voice note",
+        "audio" => "an audio recording",
+        "video" => "a video",
+        "sticker" => "a sticker",
+        _ => "a document",
     }
 }
 
@@ -226,6 +289,70 @@ mod tests {
             read(&Message::Other { kind: "reaction" }, &w)
                 .needs_staff
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_caption_is_read_as_words_and_a_bare_file_goes_to_a_person() {
+        let w = words();
+        let media = |kind, caption, voice| Message::Media {
+            kind,
+            caption,
+            voice,
+        };
+        // A photo captioned "yes" confirms as a typed "yes" would.
+        assert_eq!(
+            read(&media("image", Some("Yes 👍"), false), &w),
+            Reading {
+                intent: Intent::Confirm,
+                outbox_id: None,
+                needs_staff: None
+            }
+        );
+        assert_eq!(
+            read(&media("document", Some("रद्द"), false), &w).intent,
+            Intent::Cancel
+        );
+        // Words that are not understood, or none, need a person, who is told what came.
+        let r = read(&media("image", Some("my new referral letter"), false), &w);
+        assert_eq!(
+            (r.intent, r.needs_staff.as_deref()),
+            (
+                Intent::Unknown,
+                Some("the patient sent a photo with a message to read")
+            )
+        );
+        for (kind, voice, why) in [
+            ("audio", true, "the patient sent a voice note"),
+            ("audio", false, "the patient sent an audio recording"),
+            ("video", false, "the patient sent a video"),
+            ("document", false, "the patient sent a document"),
+            ("image", false, "the patient sent a photo"),
+        ] {
+            for caption in [None, Some("  ")] {
+                let r = read(&media(kind, caption, voice), &w);
+                assert_eq!(
+                    (r.intent, r.needs_staff.as_deref()),
+                    (Intent::None, Some(why)),
+                    "{kind} {caption:?}"
+                );
+            }
+        }
+        // A caption of emoji only is words that were not understood.
+        assert_eq!(
+            read(&media("video", Some("🙏"), false), &w)
+                .needs_staff
+                .as_deref(),
+            Some("the patient sent a video with a message to read")
+        );
+        // A sticker asks for nothing.
+        assert_eq!(
+            read(&media("sticker", None, false), &w),
+            Reading {
+                intent: Intent::None,
+                outbox_id: None,
+                needs_staff: None
+            }
         );
     }
 

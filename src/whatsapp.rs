@@ -2,6 +2,8 @@
 //! code means for a sender, and an HTTP client (reqwest with rustls, explicit timeouts).
 //! The only module that knows the Graph API's JSON.
 
+pub mod media;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -611,6 +613,16 @@ pub struct InboundMessage {
     pub button: Option<InboundButton>,
     /// For interactive replies.
     pub interactive: Option<InboundInteractive>,
+    /// For `image` (read every file through [`InboundMessage::media`]).
+    pub image: Option<media::InboundMedia>,
+    /// For `audio`: voice notes and audio files.
+    pub audio: Option<media::InboundMedia>,
+    /// For `video`.
+    pub video: Option<media::InboundMedia>,
+    /// For `document`.
+    pub document: Option<media::InboundMedia>,
+    /// For `sticker`.
+    pub sticker: Option<media::InboundMedia>,
     /// The message it replies to.
     pub context: Option<InboundContext>,
 }
@@ -733,13 +745,21 @@ impl InboundMessage {
         {
             return Message::Button { payload: &r.id };
         }
+        if let Some((kind, m)) = self.media() {
+            return Message::Media {
+                kind,
+                caption: m.caption.as_deref(),
+                voice: m.voice,
+            };
+        }
         match (&self.text, self.kind.as_str()) {
             (Some(t), _) => Message::Text { body: &t.body },
             (None, kind) => Message::Other { kind },
         }
     }
 
-    /// The text kept for staff: what was typed, or the button's label and payload.
+    /// The text kept for staff: what was typed, the button's label and payload, or a file's
+    /// caption.
     pub fn shown_text(&self) -> Option<String> {
         if let Some(b) = &self.button {
             return Some(format!("[{}] {}", b.text, b.payload));
@@ -750,6 +770,9 @@ impl InboundMessage {
             .and_then(|i| i.button_reply.as_ref().or(i.list_reply.as_ref()))
         {
             return Some(format!("[{}] {}", r.title, r.id));
+        }
+        if let Some((_, m)) = self.media() {
+            return m.caption.clone().filter(|c| !c.trim().is_empty());
         }
         self.text.as_ref().map(|t| t.body.clone())
     }

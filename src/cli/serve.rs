@@ -67,6 +67,8 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         store: state.store.clone(),
         config: Arc::clone(&state.config),
         clock: Clock::System,
+        // Without it the desk works, but cannot open the files patients send.
+        whatsapp_token: secrets::ACCESS_TOKEN.load().ok().map(Arc::new),
     };
     runtime()?.block_on(async move {
         let listener = bind_server(addr).await?;

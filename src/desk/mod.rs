@@ -58,6 +58,9 @@ pub struct DeskState {
     pub config: Arc<RwLock<Arc<Config>>>,
     /// Time source.
     pub clock: Clock,
+    /// The Cloud API access token, to fetch the files patients send; `None`: files cannot be
+    /// opened (the page says so).
+    pub whatsapp_token: Option<Arc<secrecy::SecretString>>,
 }
 
 impl DeskState {
@@ -165,6 +168,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/follow-ups/action", post(follow_up_action))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
+        .route("/desk/replies/media", get(pages::media::reply_media))
         .route("/desk/stats", get(stats))
         .route("/desk/patients", get(patients))
         .route("/desk/patient", get(patient))
@@ -182,7 +186,7 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(

@@ -35,6 +35,7 @@ const CURSOR_PREFIX: &str = "QVFIc2lt";
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/{version}/{node}", get(super::media::media_url))
         .route("/{version}/{node}/messages", post(send))
         .route("/{version}/{node}/message_templates", get(templates))
         .route("/_sim/messages", get(list_messages).delete(clear_messages))
@@ -44,6 +45,20 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/reply", post(reply))
         .route("/_sim/fail_later", post(fail_later))
         .route("/_sim/template_status", post(template_status))
+        .route(
+            "/_sim/media",
+            post(super::media::register).layer(axum::extract::DefaultBodyLimit::max(
+                super::media::MAX_SIM_MEDIA,
+            )),
+        )
+        .route(
+            "/_sim/media/{id}",
+            axum::routing::delete(super::media::expire),
+        )
+        .route(
+            "/whatsapp_business/attachments/",
+            get(super::media::download),
+        )
         .fallback(unknown_path)
         .with_state(shared)
 }
@@ -98,7 +113,7 @@ fn graph_error(code: i64, http: u16, details: &str) -> Response {
 }
 
 /// 401 with code 190 and no `error_subcode`, as Graph answers a bad token.
-fn unauthorized() -> Response {
+pub(super) fn unauthorized() -> Response {
     let body = json!({
         "error": {
             "message": "Invalid OAuth access token - Cannot parse access token",
@@ -207,7 +222,7 @@ pub(crate) fn error_details(code: i64) -> String {
 
 // ---- small helpers -----------------------------------------------------------------------
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
+pub(super) fn authorized(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -216,7 +231,7 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// `v23.0` and the like.
-fn valid_version(v: &str) -> bool {
+pub(super) fn valid_version(v: &str) -> bool {
     v.strip_prefix('v')
         .and_then(|rest| rest.split_once('.'))
         .is_some_and(|(major, minor)| {
@@ -227,7 +242,7 @@ fn valid_version(v: &str) -> bool {
         })
 }
 
-fn unknown_node(method: &str, node: &str) -> GraphError {
+pub(super) fn unknown_node(method: &str, node: &str) -> GraphError {
     GraphError::new(
         100,
         format!(
@@ -236,7 +251,7 @@ fn unknown_node(method: &str, node: &str) -> GraphError {
     )
 }
 
-fn bad_version(version: &str) -> GraphError {
+pub(super) fn bad_version(version: &str) -> GraphError {
     GraphError::new(2500, format!("Unknown path components: /{version}"))
 }
 

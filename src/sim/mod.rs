@@ -16,12 +16,16 @@
 //!
 //! Besides the Rust handle ([`Sim`]) it can be driven over HTTP when run as its own process
 //! (`reminderd simulate`): `GET|DELETE /_sim/messages`, `GET /_sim/attempts`, `GET /_sim/stats`,
-//! `POST /_sim/faults`, `POST /_sim/reply`, `POST /_sim/fail_later` and
-//! `POST /_sim/template_status`.
+//! `POST /_sim/faults`, `POST /_sim/reply`, `POST /_sim/fail_later`,
+//! `POST /_sim/template_status`, and `POST /_sim/media` and `DELETE /_sim/media/{id}` for the
+//! files patients send (see `media`).
 
 mod api;
 mod conn;
+mod media;
 mod webhook;
+
+pub use media::SimMedia;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -585,6 +589,23 @@ pub enum Reply {
         /// The wamid they replied to, if they used "reply".
         context_id: Option<String>,
     },
+    /// A file registered with [`Sim::add_media`]: a photo, voice note, video, document or
+    /// sticker, with its type and checksum as registered.
+    Media {
+        /// The patient's number.
+        from: String,
+        /// `image`, `audio`, `video`, `document` or `sticker`.
+        kind: String,
+        /// The id [`Sim::add_media`] gave.
+        media_id: String,
+        /// What the patient wrote with it (photos, videos and documents).
+        caption: Option<String>,
+        /// A document's file name.
+        filename: Option<String>,
+        /// A voice note recorded in WhatsApp (`audio` only).
+        #[serde(default)]
+        voice: bool,
+    },
     /// Another well-formed but non-actionable type: `image`, `reaction`, `unsupported`, ...
     Other {
         /// The patient's number.
@@ -600,6 +621,7 @@ impl Reply {
             Self::Button { from, .. }
             | Self::Interactive { from, .. }
             | Self::Text { from, .. }
+            | Self::Media { from, .. }
             | Self::Other { from, .. } => from,
         }
     }
@@ -652,6 +674,8 @@ struct State {
     recent: VecDeque<Instant>,
     attempts: Vec<SendAttempt>,
     counters: Counters,
+    media: HashMap<String, media::Stored>,
+    media_downloads: usize,
 }
 
 /// Everything the handlers and tasks share.
@@ -867,12 +891,17 @@ impl Shared {
                 })
                 .map(|m| m.wamid.clone())
         };
+        let media = match reply {
+            Reply::Media { media_id, .. } => self.media_meta(media_id),
+            _ => None,
+        };
         let payload = webhook::inbound_payload(
             &self.config,
             reply,
             &from,
             &wamid,
             last_to_patient.as_deref(),
+            media,
         );
         webhook::deliver(self, &payload).await?;
         Ok(wamid)
@@ -933,6 +962,8 @@ impl Sim {
                 recent: VecDeque::new(),
                 attempts: Vec::new(),
                 counters: Counters::default(),
+                media: HashMap::new(),
+                media_downloads: 0,
             }),
             chaos: Mutex::new(config.chaos.clone().map(ChaosState::new)),
             config,

@@ -234,6 +234,7 @@ pub(crate) fn inbound_payload(
     from: &str,
     wamid: &str,
     last_sent_to_patient: Option<&str>,
+    media: Option<(String, String)>,
 ) -> Value {
     let mut msg = json!({ "from": from, "id": wamid, "timestamp": unix_now() });
     let context = match reply {
@@ -264,6 +265,31 @@ pub(crate) fn inbound_payload(
             msg["type"] = json!("text");
             msg["text"] = json!({ "body": body });
             context_id.as_deref()
+        }
+        Reply::Media {
+            kind,
+            media_id,
+            caption,
+            filename,
+            voice,
+            ..
+        } => {
+            // A file that was never registered is named all the same, as a test may want.
+            let (mime, sha256) =
+                media.unwrap_or_else(|| ("application/octet-stream".into(), "c2ltLW1lZGlh".into()));
+            let mut file = json!({ "id": media_id, "mime_type": mime, "sha256": sha256 });
+            if let Some(c) = caption {
+                file["caption"] = json!(c);
+            }
+            if let Some(f) = filename {
+                file["filename"] = json!(f);
+            }
+            if kind == "audio" {
+                file["voice"] = json!(voice);
+            }
+            msg["type"] = json!(kind);
+            msg[kind.as_str()] = file;
+            None
         }
         Reply::Other { kind, .. } => {
             msg["type"] = json!(kind);

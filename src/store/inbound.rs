@@ -61,6 +61,56 @@ pub struct ReplyRecord<'a> {
     pub patients: &'a [i64],
     /// The acknowledgement to queue, if any.
     pub ack: Option<String>,
+    /// The file it carries (its caption is `text`).
+    pub media: Option<MediaRecord<'a>>,
+}
+
+/// The file of a reply as stored: WhatsApp's media id and what the webhook said of the file,
+/// never its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaRecord<'a> {
+    /// The Cloud API's media id.
+    pub media_id: &'a str,
+    /// The type the webhook gave.
+    pub mime_type: Option<&'a str>,
+    /// The SHA-256 the webhook gave, to check the download against.
+    pub sha256: Option<&'a str>,
+    /// A document's file name.
+    pub filename: Option<&'a str>,
+    /// A recorded voice note.
+    pub voice: bool,
+}
+
+/// A reply's file as the desk fetches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMedia {
+    /// The reply's row id.
+    pub reply_id: i64,
+    /// The API's message type (`image`, `audio`, `video`, `document`, `sticker`).
+    pub kind: String,
+    /// The Cloud API's media id.
+    pub media_id: String,
+    /// The type the webhook gave.
+    pub mime_type: Option<String>,
+    /// The SHA-256 the webhook gave.
+    pub sha256: Option<String>,
+    /// A document's file name.
+    pub filename: Option<String>,
+}
+
+/// A reply's file as a page shows it (with [`super::ReplyView`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReplyMedia {
+    /// The API's message type (`image`, `audio`, `video`, `document`, `sticker`).
+    pub kind: String,
+    /// The type the webhook gave.
+    pub mime_type: Option<String>,
+    /// A document's file name.
+    pub filename: Option<String>,
+    /// What the patient wrote with it.
+    pub caption: Option<String>,
+    /// A recorded voice note.
+    pub voice: bool,
 }
 
 /// What storing a webhook body found.
@@ -299,6 +349,20 @@ impl Store {
             return Ok(false);
         }
         let reply_id = tx.last_insert_rowid();
+        if let Some(m) = &rec.media {
+            tx.execute(
+                "INSERT INTO reply_media (reply_id, media_id, mime_type, sha256, filename, voice)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    reply_id,
+                    m.media_id,
+                    m.mime_type,
+                    m.sha256,
+                    m.filename,
+                    m.voice
+                ],
+            )?;
+        }
         if res.outcome == R::Applied {
             let audit = |appointment_id: Option<i64>,
                          patient_id: Option<i64>,
@@ -400,6 +464,46 @@ impl Store {
         }
         tx.commit()?;
         Ok(true)
+    }
+}
+
+impl Store {
+    /// The file of reply `reply_id`, if it has one.
+    pub fn reply_media(&self, reply_id: i64) -> Result<Option<StoredMedia>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT r.id, r.kind, m.media_id, m.mime_type, m.sha256, m.filename
+                 FROM reply_media m JOIN replies r ON r.id = m.reply_id WHERE m.reply_id = ?1",
+                [reply_id],
+                |r| {
+                    Ok(StoredMedia {
+                        reply_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        media_id: r.get(2)?,
+                        mime_type: r.get(3)?,
+                        sha256: r.get(4)?,
+                        filename: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records that `actor` was shown the file of reply `reply_id` (patient content), under
+    /// the reply's appointment and patient.
+    pub fn audit_media_view(
+        &mut self,
+        actor: &str,
+        reply_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value)
+             SELECT ?1, appointment_id, patient_id, ?2, 'view_media', 'reply ' || id FROM replies WHERE id = ?3",
+            params![now.timestamp(), actor, reply_id],
+        )?;
+        Ok(())
     }
 }
 

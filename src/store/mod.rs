@@ -23,7 +23,9 @@ mod staff;
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
 pub use desk_status::{DeskChange, LastMessage, Note};
-pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
+pub use inbound::{
+    Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
+};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,

@@ -32,6 +32,9 @@ pub struct ReplyView {
     pub outcome: String,
     /// Why it needs staff or was ignored.
     pub reason: Option<String>,
+    /// The file it carries (a photo, voice note, ...), opened at `/desk/replies/media`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<super::ReplyMedia>,
 }
 
 /// An appointment staff should call about, with every reason.
@@ -119,14 +122,27 @@ impl Store {
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<ReplyView>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, r.received_at, r.from_phone, p.name, c.key, a.external_id, r.kind, r.text, r.intent, r.outcome, r.reason
+            "SELECT r.id, r.received_at, r.from_phone, p.name, c.key, a.external_id, r.kind, r.text, r.intent, r.outcome, r.reason,
+                    m.reply_id IS NOT NULL, m.mime_type, m.filename, m.voice
              FROM replies r LEFT JOIN patients p ON p.id = r.patient_id
              LEFT JOIN appointments a ON a.id = r.appointment_id LEFT JOIN clinics c ON c.id = a.clinic_id
+             LEFT JOIN reply_media m ON m.reply_id = r.id
              WHERE (?1 = 0 OR (r.outcome = 'needs_staff' AND r.handled_by IS NULL)) AND r.received_at >= ?2
              ORDER BY r.received_at DESC, r.id DESC",
         )?;
         let since = since.map_or(i64::MIN, |t| t.timestamp());
         let rows = stmt.query_map(params![needs_staff_only, since], |r| {
+            let media = if r.get::<_, bool>(11)? {
+                Some(super::ReplyMedia {
+                    kind: r.get(6)?,
+                    mime_type: r.get(12)?,
+                    filename: r.get(13)?,
+                    caption: r.get(7)?,
+                    voice: r.get(14)?,
+                })
+            } else {
+                None
+            };
             Ok(ReplyView {
                 id: r.get(0)?,
                 received_at: crate::time::from_unix(r.get(1)?)
@@ -140,6 +156,7 @@ impl Store {
                 intent: r.get(8)?,
                 outcome: r.get(9)?,
                 reason: r.get(10)?,
+                media,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

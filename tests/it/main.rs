@@ -11,6 +11,7 @@ mod demo;
 mod desk;
 mod desk_board;
 mod desk_patient;
+mod desk_media;
 mod fuzz_regressions;
 mod import_cmd;
 mod layout;

@@ -369,7 +369,7 @@ async fn unclear_replies_go_to_staff_and_duplicates_apply_once() {
         "{reasons:?}"
     );
     assert!(
-        reasons.iter().any(|x| x.contains("type image")),
+        reasons.iter().any(|x| x == "the patient sent a photo"),
         "{reasons:?}"
     );
     assert_eq!(

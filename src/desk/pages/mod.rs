@@ -3,6 +3,7 @@
 mod day;
 mod follow_ups;
 mod patient;
+pub(super) mod media;
 mod replies;
 mod stats;
 mod status;
