@@ -41,7 +41,10 @@ use crate::config::Config;
 use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
 
-use pages::{day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats};
+use pages::{
+    apply_reply, day, follow_up_action, follow_ups, record_call, replies, reply_handled, reveal,
+    reveal_reply, stats,
+};
 use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
 use upload::{confirm_upload, discard_upload, upload, upload_page};
 
@@ -154,8 +157,11 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/upload/discard", post(discard_upload))
         .route("/desk/follow-ups", get(follow_ups))
         .route("/desk/follow-ups/action", post(follow_up_action))
+        .route("/desk/follow-ups/call", post(record_call))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
+        .route("/desk/replies/reveal", post(reveal_reply))
+        .route("/desk/replies/apply", post(apply_reply))
         .route("/desk/stats", get(stats))
         // Multipart framing adds a little to the file itself.
         .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))

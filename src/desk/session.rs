@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{CsrfForm, DeskState, auth, html, signin, urlencode, views};
-use crate::store::{Session, SignInLimits, SignInTicket};
+use crate::store::{SignInLimits, SignInTicket};
 
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "reminderd_desk";
@@ -47,7 +47,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValu
 
 /// A signed-in staff member; pages that need one redirect to the sign-in page without it.
 pub struct Staff {
-    pub(super) session: Session,
+    pub(super) session: views::SignedIn,
     token_hash: String,
 }
 
@@ -98,7 +98,13 @@ impl FromRequestParts<DeskState> for Staff {
         let now = state.clock.now();
         let idle = state.desk().idle_timeout;
         let lookup = token_hash.clone();
-        match state.db(move |s| s.session(&lookup, idle, now)).await? {
+        let config = state.config();
+        // The page shell's counts and banner are read in the same call as the session.
+        let signed_in = move |s: &mut crate::store::Store| match s.session(&lookup, idle, now)? {
+            Some(session) => super::pages::signed_in(s, &config, session, now).map(Some),
+            None => Ok(None),
+        };
+        match state.db(signed_in).await? {
             Some(session) => Ok(Self {
                 session,
                 token_hash,

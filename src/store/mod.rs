@@ -13,6 +13,7 @@ use rusqlite::{Connection, params};
 use crate::config::Clinic;
 
 mod accounts;
+mod calls;
 mod inbound;
 mod outbox;
 mod schedule;
@@ -20,6 +21,10 @@ mod staff;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
+pub use calls::{
+    AccountStop, Call, CallOutcome, CallRecorded, Choice, ReplyApplied, ScheduleAge, SendTrouble,
+    WaitingReply,
+};
 pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
 pub use schedule::{

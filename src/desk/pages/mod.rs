@@ -6,8 +6,8 @@ mod replies;
 mod stats;
 
 pub(super) use day::{day, reveal};
-pub(super) use follow_ups::{follow_up_action, follow_ups};
-pub(super) use replies::{replies, reply_handled};
+pub(super) use follow_ups::{follow_up_action, follow_ups, record_call, signed_in};
+pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};
 pub(super) use stats::stats;
 
 use std::sync::Arc;

@@ -1,13 +1,13 @@
 //! The day board: one clinic's appointments on one local day.
 
 use super::{
-    BoardRow, Clinic, Config, Markup, NaiveDate, Session, day_picker, html, local, page,
+    BoardRow, Clinic, Config, Markup, NaiveDate, SignedIn, day_picker, html, local, page,
     phone_cell, response_word, status_word,
 };
 
 /// The day board.
 pub fn day_page(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     clinic: &Clinic,
     day: NaiveDate,
@@ -95,11 +95,11 @@ mod tests {
     fn the_board_escapes_names_masks_numbers_and_reveals_only_one() {
         let config = Config::example().expect("shipped config");
         let clinic = config.clinic("mumbai").expect("mumbai").clone();
-        let session = Session {
+        let session = SignedIn::from(crate::store::Session {
             user_id: 1,
             user: "asha".into(),
             csrf: "c".repeat(64),
-        };
+        });
         let rows = [
             row(1, "<script>alert(1)</script>", "+919820012345"),
             row(2, "Priya Patil", "+919876543210"),

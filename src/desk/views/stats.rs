@@ -1,7 +1,8 @@
 //! Confirmation and no-show figures per rule, with charts.
 
 use super::{
-    Clinic, Config, Markup, NaiveDate, PreEscaped, Session, Stats, chart, clinic_select, html, page,
+    Clinic, Config, Markup, NaiveDate, PreEscaped, SignedIn, Stats, chart, clinic_select, html,
+    page,
 };
 
 fn pct(n: i64, d: i64) -> String {
@@ -14,7 +15,7 @@ fn pct(n: i64, d: i64) -> String {
 
 /// Confirmation and no-show rates per rule, with charts.
 pub fn stats(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     clinic: &Clinic,
     from: NaiveDate,

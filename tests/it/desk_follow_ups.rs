@@ -1,0 +1,309 @@
+//! Follow-ups and Replies over HTTP, as a receptionist meets them: one "to call now" list
+//! across clinics and the coming days, call outcomes, counts on the navigation, the banner
+//! when reminders are held, and reveals and ambiguous answers on Replies. `reminderd serve`
+//! runs as a child process; what the pages say is checked against what is stored.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use reqwest::header::LOCATION;
+
+use crate::common::{Env, Wait, csv, free_port};
+
+const USER: &str = "asha";
+const PASSWORD: &str = "front desk password";
+const MUMBAI: Tz = chrono_tz::Asia::Kolkata;
+const NEW_YORK: Tz = chrono_tz::America::New_York;
+
+/// `reminderd serve` with its desk on a free port, and one staff account.
+struct Desk {
+    env: Env,
+    child: Child,
+    url: String,
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Desk {
+    async fn start() -> Self {
+        let env = Env::new();
+        let config = env.path("reminders.toml");
+        let desk = format!("127.0.0.1:{}", free_port());
+        let webhook = format!("127.0.0.1:{}", free_port());
+        let text = std::fs::read_to_string(&config)
+            .expect("read config")
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
+        std::fs::write(&config, text).expect("write config");
+        env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
+            .expect(0);
+        let log = std::fs::File::create(env.path("serve.log")).expect("create log");
+        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
+            .env_remove("REMINDERD_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env("WHATSAPP_APP_SECRET", "app-secret-for-tests")
+            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn reminderd serve");
+        let d = Self {
+            env,
+            child,
+            url: format!("http://{desk}"),
+        };
+        let probe = reqwest::Client::new();
+        Wait::new("the desk to start", Duration::from_secs(20))
+            .context(|| std::fs::read_to_string(d.env.path("serve.log")).unwrap_or_default())
+            .until_async(async || {
+                probe
+                    .get(format!("{}/desk/login", d.url))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await;
+        d
+    }
+
+    /// A browser signed in as `asha`, holding its session's CSRF token.
+    async fn signed_in(&self) -> Browser {
+        let mut b = Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("client"),
+            url: self.url.clone(),
+            csrf: String::new(),
+        };
+        let login = b.get("/desk/login").await;
+        let csrf = field(&login.body, "csrf");
+        let res = b
+            .post(
+                "/desk/login",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("name", USER),
+                    ("password", PASSWORD),
+                    ("next", "/desk/day"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, 303, "sign-in refused: {}", res.body);
+        b.csrf = field(&b.get("/desk/upload").await.body, "csrf");
+        b
+    }
+
+    /// Imports CSV rows with the CLI.
+    fn import(&self, rows: &[&str]) {
+        self.env.import("schedule.csv", &csv(rows), &[]).expect(0);
+    }
+
+    fn sql(&self, sql: &str) {
+        self.env
+            .sql()
+            .execute_batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.env.count(sql)
+    }
+
+    fn one(&self, sql: &str) -> String {
+        self.env
+            .sql()
+            .query_row(sql, [], |r| r.get::<_, String>(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn row(&self, external_id: &str) -> i64 {
+        self.env
+            .sql()
+            .query_row(
+                "SELECT id FROM appointments WHERE external_id = ?1",
+                [external_id],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("no appointment {external_id}: {e}"))
+    }
+}
+
+/// One answer, as a browser would get it.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// The page as a person reads it: tags removed, entities decoded, spaces collapsed.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in self.body.chars() {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    out.push(' ');
+                }
+                '>' => in_tag = false,
+                _ if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        let out = out
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    fn location(&self) -> &str {
+        self.location
+            .as_deref()
+            .unwrap_or_else(|| panic!("no Location (status {}): {}", self.status, self.text()))
+    }
+}
+
+/// Every value of the hidden field `name`, in page order.
+fn fields(html: &str, name: &str) -> Vec<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    html.match_indices(&marker)
+        .map(|(i, _)| {
+            let rest = &html[i + marker.len()..];
+            rest[..rest.find('"').expect("closing quote")].to_string()
+        })
+        .collect()
+}
+
+fn field(html: &str, name: &str) -> String {
+    fields(html, name)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
+}
+
+struct Browser {
+    http: reqwest::Client,
+    url: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn page(res: reqwest::Response) -> Page {
+        Page {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: res.text().await.expect("body"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        Self::page(
+            self.http
+                .get(format!("{}{path}", self.url))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {path}: {e}")),
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.http
+                .post(format!("{}{path}", self.url))
+                .form(form)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("POST {path}: {e}")),
+        )
+        .await
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    reminderd::time::Clock::System.now()
+}
+
+/// The clinic's local date `days` from its today.
+fn local_day(zone: Tz, days: u64) -> NaiveDate {
+    now().with_timezone(&zone).date_naive() + chrono::Days::new(days)
+}
+
+fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// Four people wait for a call about tomorrow's appointments, two at each clinic, each for
+/// another reason; a fifth patient tomorrow and one today need nothing.
+fn four_waiting_tomorrow(d: &Desk) {
+    let (m, n) = (ymd(local_day(MUMBAI, 1)), ymd(local_day(NEW_YORK, 1)));
+    let today = ymd(local_day(MUMBAI, 0));
+    d.import(&[
+        &format!("MUM-1,P-1,Priya Patil,+91 98765 43210,mr,{m},10:30,15,Dr. Mehta,mumbai,booked"),
+        &format!("MUM-2,P-2,Rohan Gupta,091234 56789,hi,{m},11:00,30,Dr. Iyer,mumbai,booked"),
+        &format!("MUM-3,P-3,Aarav Sharma,98200 12345,en,{m},12:00,15,Dr. Mehta,mumbai,booked"),
+        &format!(
+            "MUM-4,P-4,Sneha Kulkarni,99876 54321,mr,{today},23:30,15,Dr. Mehta,mumbai,booked"
+        ),
+        &format!("NYC-1,N-1,James Wilson,212-867-5309,en,{n},09:00,30,Dr. Chen,nyc,booked"),
+        &format!("NYC-2,N-2,Emily Johnson,(718) 555-0145,en,{n},14:00,30,Dr. Okafor,nyc,booked"),
+    ]);
+    let at = now().timestamp() - 3600;
+    d.sql(&format!(
+        "UPDATE appointments SET response = 'reschedule_requested', response_at = {at} WHERE external_id = 'MUM-1';
+         INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, state, needs_staff, created_at, updated_at)
+           SELECT id, 'reminder', 'day_before', starts_at, {at}, starts_at, 'failed',
+                  'this patient cannot be reached on WhatsApp: call them', {at}, {at}
+           FROM appointments WHERE external_id = 'MUM-2';
+         UPDATE patients SET opted_out_at = {at} WHERE external_id = 'N-1';
+         INSERT INTO replies (message_id, from_phone, patient_id, appointment_id, kind, text, intent, outcome, reason, received_at)
+           SELECT 'wamid.emily', p.phone, p.id, a.id, 'text', 'Can I bring my son along?', 'unknown', 'needs_staff',
+                  'the patient wrote something reminderd does not understand', {at}
+           FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'NYC-2';"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_ups_opens_on_everyone_to_call_across_clinics_and_days() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    let b = d.signed_in().await;
+
+    // Without choosing a clinic or a day.
+    let page = b.get("/desk/follow-ups").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let t = page.text();
+    assert!(!t.contains("Nobody to call"), "4 people wait: {t}");
+    for name in [
+        "Priya Patil",
+        "Rohan Gupta",
+        "James Wilson",
+        "Emily Johnson",
+    ] {
+        assert!(t.contains(name), "{name} is on the list: {t}");
+    }
+    for name in ["Aarav Sharma", "Sneha Kulkarni"] {
+        assert!(!t.contains(name), "{name} needs no call: {t}");
+    }
+}
