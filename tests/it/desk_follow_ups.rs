@@ -28,52 +28,71 @@ impl Drop for Desk {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.env.path("serve.log")).unwrap_or_default();
+            eprintln!("--- the server's log ---\n{log}");
+        }
     }
 }
 
 impl Desk {
+    /// Starts the server; when a port it was given was taken meanwhile (tests on this
+    /// computer pick free ports at once), it exits and is started again on others, so that
+    /// the desk answering is always this test's own.
     async fn start() -> Self {
         let env = Env::new();
-        let config = env.path("reminders.toml");
-        let desk = format!("127.0.0.1:{}", free_port());
-        let webhook = format!("127.0.0.1:{}", free_port());
-        let text = std::fs::read_to_string(&config)
-            .expect("read config")
-            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
-        std::fs::write(&config, text).expect("write config");
         env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
             .expect(0);
-        let log = std::fs::File::create(env.path("serve.log")).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env("WHATSAPP_APP_SECRET", "app-secret-for-tests")
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn reminderd serve");
-        let d = Self {
-            env,
-            child,
-            url: format!("http://{desk}"),
-        };
-        let probe = reqwest::Client::new();
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .context(|| std::fs::read_to_string(d.env.path("serve.log")).unwrap_or_default())
-            .until_async(async || {
-                probe
-                    .get(format!("{}/desk/login", d.url))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            })
-            .await;
-        d
+        let config = env.path("reminders.toml");
+        let shipped = std::fs::read_to_string(&config).expect("read config");
+        for _ in 0..5 {
+            let desk = format!("127.0.0.1:{}", free_port());
+            let webhook = format!("127.0.0.1:{}", free_port());
+            let text = shipped.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
+            std::fs::write(&config, text).expect("write config");
+            let log = std::fs::File::create(env.path("serve.log")).expect("create log");
+            let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
+                .arg("--config")
+                .arg(&config)
+                .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
+                .env_remove("REMINDERD_CONFIG")
+                .env_remove("RUST_LOG")
+                .env_remove("CREDENTIALS_DIRECTORY")
+                .env("WHATSAPP_APP_SECRET", "app-secret-for-tests")
+                .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("spawn reminderd serve");
+            let url = format!("http://{desk}");
+            let probe = reqwest::Client::new();
+            let mut exited = false;
+            Wait::new("the desk to start", Duration::from_secs(20))
+                .context(|| std::fs::read_to_string(env.path("serve.log")).unwrap_or_default())
+                .until_async(async || {
+                    if child.try_wait().ok().flatten().is_some() {
+                        exited = true;
+                        return true;
+                    }
+                    // Its own log names the address it bound.
+                    let log = std::fs::read_to_string(env.path("serve.log")).unwrap_or_default();
+                    log.contains(&format!("front desk on {url}/desk"))
+                        && probe
+                            .get(format!("{url}/desk/login"))
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200)
+                })
+                .await;
+            // Answered: still running, so the address is its own.
+            if !exited && child.try_wait().ok().flatten().is_none() {
+                return Self { env, child, url };
+            }
+        }
+        panic!(
+            "reminderd serve could not start:\n{}",
+            std::fs::read_to_string(env.path("serve.log")).unwrap_or_default()
+        );
     }
 
     /// A browser signed in as `asha`, holding its session's CSRF token.
@@ -306,4 +325,288 @@ async fn follow_ups_opens_on_everyone_to_call_across_clinics_and_days() {
     for name in ["Aarav Sharma", "Sneha Kulkarni"] {
         assert!(!t.contains(name), "{name} needs no call: {t}");
     }
+}
+
+/// The navigation link's visible text and accessible name, e.g. ("Follow-ups (4)",
+/// "Follow-ups, 4 waiting").
+fn nav_link(page: &Page, label: &str) -> (String, Option<String>) {
+    let body = &page.body;
+    let start = body
+        .find(&format!("href=\"/desk/{}\"", label.to_lowercase()))
+        .unwrap_or_else(|| panic!("no {label} link in {}", page.text()));
+    let open = body[..start].rfind("<a ").expect("link start");
+    let end = open + body[open..].find("</a>").expect("link end");
+    let tag = &body[open..end];
+    let name = tag
+        .split_once("aria-label=\"")
+        .map(|(_, rest)| rest[..rest.find('"').expect("closing quote")].to_string());
+    let text = Page {
+        status: 200,
+        location: None,
+        body: format!("{tag}</a>"),
+    }
+    .text();
+    (text, name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_navigation_counts_who_waits_and_a_day_or_clinic_can_be_chosen() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    let b = d.signed_in().await;
+    for path in ["/desk/day", "/desk/upload", "/desk/stats", "/desk/replies"] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_eq!(
+            nav_link(&page, "Follow-ups"),
+            (
+                "Follow-ups (4)".into(),
+                Some("Follow-ups, 4 waiting".into())
+            ),
+            "{path}"
+        );
+        assert_eq!(
+            nav_link(&page, "Replies"),
+            ("Replies (1)".into(), Some("Replies, 1 waiting".into())),
+            "{path}"
+        );
+        assert_eq!(nav_link(&page, "Stats"), ("Stats".into(), None));
+    }
+
+    let tomorrow_ny = ymd(local_day(NEW_YORK, 1));
+    let nyc = b
+        .get(&format!("/desk/follow-ups?clinic=nyc&date={tomorrow_ny}"))
+        .await
+        .text();
+    assert!(nyc.contains("2 people to call on"), "{nyc}");
+    assert!(
+        nyc.contains("James Wilson") && nyc.contains("Emily Johnson"),
+        "{nyc}"
+    );
+    assert!(!nyc.contains("Priya Patil"), "{nyc}");
+    assert!(nyc.contains("Hudson Street Medical, New York"), "{nyc}");
+    assert!(
+        nyc.contains("9:00 AM · James Wilson"),
+        "the clinic's 12-hour clock: {nyc}"
+    );
+    let today = ymd(local_day(MUMBAI, 0));
+    let empty = b
+        .get(&format!("/desk/follow-ups?clinic=mumbai&date={today}"))
+        .await
+        .text();
+    assert!(
+        empty.contains("Nobody to call on") && empty.contains("at Sunrise Family Clinic, Andheri."),
+        "{empty}"
+    );
+    let all = b.get("/desk/follow-ups?clinic=&date=").await.text();
+    assert!(
+        all.contains("4 people to call today, tomorrow or the day after, at every clinic."),
+        "{all}"
+    );
+    assert!(all.contains("Tomorrow, "), "grouped by day: {all}");
+    assert!(
+        all.contains("with Dr. Mehta · Sunrise Family Clinic, Andheri"),
+        "{all}"
+    );
+    assert!(!all.contains("(s)"), "{all}");
+    assert_eq!(
+        b.get("/desk/follow-ups?date=yesterday").await.status,
+        400,
+        "an unreadable day is refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_recorded_with_who_and_when_and_a_reached_patient_leaves_the_list() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    let b = d.signed_in().await;
+    let priya = d.row("MUM-1").to_string();
+    let call = |outcome: &'static str, note: &'static str| {
+        let (b, priya) = (&b, priya.clone());
+        async move {
+            b.post(
+                "/desk/follow-ups/call",
+                &[
+                    ("csrf", b.csrf.as_str()),
+                    ("appointment", &priya),
+                    ("outcome", outcome),
+                    ("note", note),
+                    ("list_clinic", ""),
+                    ("list_date", ""),
+                ],
+            )
+            .await
+        }
+    };
+
+    let res = call("no_answer", "  ").await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.location(),
+        format!("/desk/follow-ups?clinic=&date=&done=call_no_answer#f-{priya}")
+    );
+    let page = b.get(res.location()).await;
+    let t = page.text();
+    assert!(
+        t.contains("Saved: call saved: no answer. The patient stays on the list."),
+        "{t}"
+    );
+    assert!(t.contains("Priya Patil"), "{t}");
+    let local_time = now().with_timezone(&MUMBAI).format("%H:%M").to_string();
+    assert!(t.contains("Calls no answer — asha, "), "{t}");
+    assert!(
+        t.contains(&local_time),
+        "the call's time at the clinic ({local_time}): {t}"
+    );
+    assert_eq!(nav_link(&page, "Follow-ups").0, "Follow-ups (4)");
+    assert_eq!(
+        d.one("SELECT actor || ' ' || action || ' ' || new_value || ' ' || coalesce(reason, '-') FROM audit_log WHERE action = 'called'"),
+        "staff:asha called no_answer -"
+    );
+
+    let res = call("reached", "will come on Friday instead").await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let page = b.get(res.location()).await;
+    let t = page.text();
+    assert!(
+        !t.contains("Priya Patil"),
+        "a reached patient leaves the list: {t}"
+    );
+    assert!(t.contains("3 people to call"), "{t}");
+    assert_eq!(nav_link(&page, "Follow-ups").0, "Follow-ups (3)");
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'called' AND new_value = 'reached' AND reason = 'will come on Friday instead'"),
+        1
+    );
+
+    // An unknown outcome or appointment is refused and writes nothing.
+    let audit = d.count("SELECT count(*) FROM audit_log");
+    let odd = b
+        .post(
+            "/desk/follow-ups/call",
+            &[
+                ("csrf", &b.csrf),
+                ("appointment", &priya),
+                ("outcome", "hung_up"),
+            ],
+        )
+        .await;
+    assert_eq!(odd.status, 400, "{}", odd.text());
+    assert!(
+        odd.text()
+            .contains("Press Reached, No answer or Left a message")
+    );
+    let missing = b
+        .post(
+            "/desk/follow-ups/call",
+            &[
+                ("csrf", &b.csrf),
+                ("appointment", "999999"),
+                ("outcome", "reached"),
+            ],
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    let forged = b
+        .post(
+            "/desk/follow-ups/call",
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("appointment", &priya),
+                ("outcome", "reached"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(d.count("SELECT count(*) FROM audit_log"), audit);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_action_clears_a_patients_reply_from_follow_ups_and_replies() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    let b = d.signed_in().await;
+    let emily = d.row("NYC-2").to_string();
+
+    // Reached on Follow-ups: the reply is handled on Replies too.
+    let res = b
+        .post(
+            "/desk/follow-ups/call",
+            &[
+                ("csrf", &b.csrf),
+                ("appointment", &emily),
+                ("outcome", "reached"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let replies = b.get("/desk/replies").await;
+    assert!(
+        replies.text().contains("No replies are waiting."),
+        "{}",
+        replies.text()
+    );
+    assert_eq!(nav_link(&replies, "Replies"), ("Replies".into(), None));
+    assert_eq!(
+        d.one("SELECT handled_by FROM replies WHERE message_id = 'wamid.emily'"),
+        "staff:asha"
+    );
+    assert_eq!(
+        d.one("SELECT actor || ' ' || reason FROM audit_log WHERE action = 'reply_handled'"),
+        "staff:asha the patient was reached by phone"
+    );
+
+    // Handled on Replies: the patient leaves Follow-ups (her only reason was the reply).
+    let rohan = d.row("MUM-2");
+    d.sql(&format!(
+        "INSERT INTO replies (message_id, from_phone, patient_id, appointment_id, kind, text, intent, outcome, reason, received_at)
+         SELECT 'wamid.sneha', p.phone, p.id, a.id, 'text', 'Is there parking?', 'unknown', 'needs_staff', 'why', {}
+         FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'MUM-3'",
+        now().timestamp()
+    ));
+    let list = b.get("/desk/follow-ups").await.text();
+    assert!(list.contains("Aarav Sharma"), "{list}");
+    let reply = d.one("SELECT CAST(id AS TEXT) FROM replies WHERE message_id = 'wamid.sneha'");
+    let res = b
+        .post(
+            "/desk/replies/handled",
+            &[("csrf", &b.csrf), ("reply", &reply)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let list = b.get("/desk/follow-ups").await.text();
+    assert!(!list.contains("Aarav Sharma"), "{list}");
+
+    // A status set from a card answers what the patient wrote as well.
+    d.sql(&format!(
+        "INSERT INTO replies (message_id, from_phone, patient_id, appointment_id, kind, text, intent, outcome, reason, received_at)
+         SELECT 'wamid.rohan', p.phone, p.id, a.id, 'text', 'I may be late', 'unknown', 'needs_staff', 'why', {}
+         FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.id = {rohan}",
+        now().timestamp()
+    ));
+    let res = b
+        .post(
+            "/desk/follow-ups/action",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("clinic", "mumbai"),
+                ("appointment", "MUM-2"),
+                ("date", &ymd(local_day(MUMBAI, 1))),
+                ("action", "confirmed"),
+                ("note", "confirmed by phone"),
+                ("list_clinic", ""),
+                ("list_date", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.location(),
+        "/desk/follow-ups?clinic=&date=&done=confirmed"
+    );
+    assert_eq!(
+        d.one("SELECT handled_by FROM replies WHERE message_id = 'wamid.rohan'"),
+        "staff:asha"
+    );
 }
