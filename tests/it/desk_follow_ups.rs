@@ -610,3 +610,270 @@ async fn one_action_clears_a_patients_reply_from_follow_ups_and_replies() {
         "staff:asha"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_show_local_times_and_appointments_in_words_and_reveal_a_number_once_audited() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    d.sql(&format!(
+        "INSERT INTO replies (message_id, from_phone, kind, text, intent, outcome, reason, received_at)
+         VALUES ('wamid.stranger', '+919988776655', 'text', 'Who is this?', 'unknown', 'needs_staff',
+                 'the number is not a patient''s', {})",
+        now().timestamp()
+    ));
+    let b = d.signed_in().await;
+    let page = b.get("/desk/replies").await;
+    let t = page.text();
+    assert_eq!(nav_link(&page, "Replies").0, "Replies (2)");
+    // Emily's reply, in New York's time and words.
+    let received =
+        d.one("SELECT CAST(received_at AS TEXT) FROM replies WHERE message_id = 'wamid.emily'");
+    let received = chrono::DateTime::from_timestamp(received.parse().expect("seconds"), 0)
+        .expect("instant")
+        .with_timezone(&NEW_YORK);
+    let expected = format!("Received {}", received.format("%A, %B %-d, %-I:%M %p"));
+    assert!(t.contains(&expected), "{expected}: {t}");
+    let utc = received
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(!t.contains(&utc), "no raw UTC ({utc}): {t}");
+    assert!(
+        t.contains("About the appointment on")
+            && t.contains("2:00 PM with Dr. Okafor at Hudson Street Medical, New York."),
+        "{t}"
+    );
+    assert!(!t.contains("nyc/NYC-2"), "{t}");
+    assert!(!t.contains("reminderd does not understand"), "{t}");
+    assert!(
+        t.contains("Unknown number") && t.contains("+91******6655"),
+        "{t}"
+    );
+    assert!(
+        !page.body.contains("+919988776655"),
+        "masked until revealed"
+    );
+
+    let stranger =
+        d.one("SELECT CAST(id AS TEXT) FROM replies WHERE message_id = 'wamid.stranger'");
+    let res = b
+        .post(
+            "/desk/replies/reveal",
+            &[("csrf", &b.csrf), ("reply", &stranger)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.location(),
+        format!("/desk/replies?shown={stranger}#r-{stranger}")
+    );
+    let shown = b.get(res.location()).await;
+    assert!(
+        shown.body.contains("href=\"tel:+919988776655\""),
+        "{}",
+        shown.text()
+    );
+    assert_eq!(shown.body.matches("tel:").count(), 1, "only that number");
+    assert_eq!(
+        d.one("SELECT actor || ' ' || reason FROM audit_log WHERE action = 'reveal_phone'"),
+        format!("staff:asha reply {stranger}")
+    );
+    // A refresh shows it again without another audit row; a made-up link shows nothing.
+    assert!(
+        b.get(res.location())
+            .await
+            .body
+            .contains("tel:+919988776655")
+    );
+    let emily = d.one("SELECT CAST(id AS TEXT) FROM replies WHERE message_id = 'wamid.emily'");
+    let guessed = b.get(&format!("/desk/replies?shown={emily}")).await;
+    assert!(
+        !guessed.body.contains("tel:"),
+        "no reveal without its audit row"
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'reveal_phone'"),
+        1
+    );
+    let missing = b
+        .post(
+            "/desk/replies/reveal",
+            &[("csrf", &b.csrf), ("reply", "999999")],
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    let forged = b
+        .post(
+            "/desk/replies/reveal",
+            &[("csrf", &"0".repeat(64)), ("reply", &emily)],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'reveal_phone'"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ambiguous_ok_is_applied_to_the_appointment_staff_choose() {
+    let d = Desk::start().await;
+    let (m1, m2) = (ymd(local_day(MUMBAI, 1)), ymd(local_day(MUMBAI, 3)));
+    d.import(&[
+        &format!("MUM-1,P-1,Priya Patil,+91 98765 43210,en,{m1},10:30,15,Dr. Mehta,mumbai,booked"),
+        &format!("MUM-2,P-1,Priya Patil,+91 98765 43210,en,{m2},16:00,15,Dr. Iyer,mumbai,booked"),
+        &format!("MUM-3,P-3,Aarav Sharma,98200 12345,en,{m1},12:00,15,Dr. Mehta,mumbai,booked"),
+    ]);
+    d.sql(&format!(
+        "INSERT INTO replies (message_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at)
+         VALUES ('wamid.ok', '+919876543210', (SELECT id FROM patients WHERE external_id = 'P-1'), 'text', 'ok', 'confirm',
+                 'needs_staff', 'the patient has several upcoming appointments; which one is meant?', {})",
+        now().timestamp() - 600
+    ));
+    let b = d.signed_in().await;
+    let page = b.get("/desk/replies").await;
+    let t = page.text();
+    assert!(t.contains("choose the one this answer is for"), "{t}");
+    assert!(t.contains("Which appointment is this answer for?"), "{t}");
+    let when =
+        |day: NaiveDate, time: &str| format!("Confirm {}, {time} with", day.format("%A %-d %B"));
+    assert!(t.contains(&when(local_day(MUMBAI, 1), "10:30")), "{t}");
+    assert!(t.contains(&when(local_day(MUMBAI, 3), "16:00")), "{t}");
+    assert!(
+        !t.contains("Aarav Sharma"),
+        "only the sender's appointments: {t}"
+    );
+    let choices = fields(&page.body, "appointment");
+    let (first, second) = (d.row("MUM-1").to_string(), d.row("MUM-2").to_string());
+    assert_eq!(choices, [first.clone(), second.clone()]);
+    let reply = field(&page.body, "reply");
+
+    // Another patient's appointment is refused and nothing changes.
+    let other = d.row("MUM-3").to_string();
+    let refused = b
+        .post(
+            "/desk/replies/apply",
+            &[
+                ("csrf", &b.csrf),
+                ("reply", &reply),
+                ("appointment", &other),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains("no longer one this patient has coming"),
+        "{}",
+        refused.text()
+    );
+
+    let res = b
+        .post(
+            "/desk/replies/apply",
+            &[
+                ("csrf", &b.csrf),
+                ("reply", &reply),
+                ("appointment", &second),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let after = b.get(res.location()).await.text();
+    assert!(
+        after.contains("The answer was applied to the appointment and the reply marked handled."),
+        "{after}"
+    );
+    assert!(after.contains("No replies are waiting."), "{after}");
+    assert_eq!(
+        d.one("SELECT group_concat(external_id || ' ' || response, ', ') FROM (SELECT * FROM appointments ORDER BY external_id)"),
+        "MUM-1 none, MUM-2 confirmed, MUM-3 none"
+    );
+    assert_eq!(
+        d.one("SELECT actor || ' ' || action || ' ' || old_value || '→' || new_value FROM audit_log WHERE action = 'response'"),
+        "staff:asha response none→confirmed"
+    );
+    assert_eq!(
+        d.one("SELECT handled_by || ' ' || a.external_id FROM replies r JOIN appointments a ON a.id = r.appointment_id WHERE message_id = 'wamid.ok'"),
+        "staff:asha MUM-2"
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM outbox WHERE kind = 'reply_ack' AND state = 'pending'"),
+        1,
+        "the patient hears back as if the reply had been matched"
+    );
+    let again = b
+        .post(
+            "/desk/replies/apply",
+            &[
+                ("csrf", &b.csrf),
+                ("reply", &reply),
+                ("appointment", &first),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert!(
+        again.text().contains("Already handled by asha"),
+        "{}",
+        again.text()
+    );
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'response'"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_says_when_reminders_are_held_and_what_to_do() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    let b = d.signed_in().await;
+    assert!(
+        !b.get("/desk/day")
+            .await
+            .text()
+            .contains("Reminders are held"),
+        "a fresh schedule holds nothing"
+    );
+    let three_days_ago = now().timestamp() - 3 * 86_400 - 60;
+    d.sql(&format!(
+        "UPDATE imports SET imported_at = {three_days_ago};
+         INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason, created_at, updated_at)
+           SELECT id, 'reminder', 'same-day', starts_at, {t}, starts_at, 'reminder', 'pending',
+                  'not sent: (190) Error validating access token: Session has expired', {t}, {t}
+           FROM appointments WHERE external_id = 'MUM-3';
+         INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, last_error_code, last_error, created_at, updated_at)
+           SELECT id, 'booking_confirmation', 'booking', starts_at, {t}, starts_at, 'booked', 'failed', 132001,
+                  '(132001) Template name does not exist in the translation', {t}, {t}
+           FROM appointments WHERE external_id = 'NYC-1';",
+        t = now().timestamp() - 7200
+    ));
+    for path in [
+        "/desk/day",
+        "/desk/follow-ups",
+        "/desk/replies",
+        "/desk/upload",
+        "/desk/stats",
+    ] {
+        let t = b.get(path).await.text();
+        assert!(t.contains("Reminders are held"), "{path}: {t}");
+        for clinic in [
+            "Sunrise Family Clinic, Andheri",
+            "Hudson Street Medical, New York",
+        ] {
+            assert!(
+                t.contains(&format!("Reminders for {clinic} are on hold: the schedule was last uploaded 3 days ago. Upload today's schedule to send them.")),
+                "{path}: {t}"
+            );
+        }
+        assert!(
+            t.contains("No reminders are going out: WhatsApp refused the clinic's account 2 hours ago, and 1 message is waiting. Tell the administrator"),
+            "{path}: {t}"
+        );
+        assert!(
+            t.contains("The “booked” message is not going out: WhatsApp refused its template 2 hours ago (1 message)."),
+            "{path}: {t}"
+        );
+    }
+}
