@@ -192,7 +192,8 @@ fn follow_up_card(
                 " · " (name)
             }
             ul.reasons { @for r in &f.reasons { li { (r) } } }
-            p {
+            // A form may not sit inside a paragraph: browsers would close the paragraph first.
+            div.phone-line {
                 "Phone: "
                 @if card.revealed {
                     a.phone href={ "tel:" (f.phone) } { (f.phone) }

@@ -28,13 +28,22 @@ pub fn replies_notice(key: &str) -> Option<&'static str> {
         .then_some("The answer was applied to the appointment and the reply marked handled")
 }
 
-/// The clinic a reply concerns: its appointment's, else its patient's (`None` for a number
-/// that is not a patient's).
+/// The clinic a reply concerns: its appointment's, else its patient's, else (for a number
+/// that is no patient's) the clinic in the number's country, if one is.
 fn reply_clinic<'c>(config: &'c Config, r: &ReplyView) -> Option<&'c Clinic> {
-    r.clinic
+    let known = r
+        .clinic
         .as_deref()
         .or(r.patient_clinic.as_deref())
-        .and_then(|k| config.clinic(k))
+        .and_then(|k| config.clinic(k));
+    known.or_else(|| {
+        let digits = r.from.strip_prefix('+')?;
+        config.clinics.values().find(|c| {
+            phonenumber::metadata::DATABASE
+                .by_id(&c.phone_region.to_string())
+                .is_some_and(|m| digits.starts_with(&m.country_code().to_string()))
+        })
+    })
 }
 
 /// "Sunday 29 November, 09:02" in the clinic's own formats.
@@ -159,7 +168,7 @@ pub fn replies(
                 @let clinic = reply_clinic(config, r);
                 section.card.reply #{ "r-" (r.id) } aria-labelledby={ "rh-" (r.id) } {
                     h2 #{ "rh-" (r.id) } { (r.patient_name.as_deref().unwrap_or("Unknown number")) }
-                    p {
+                    div.phone-line {
                         "Phone: "
                         @if card.revealed {
                             a.phone href={ "tel:" (r.from) } { (r.from) }
@@ -190,7 +199,7 @@ pub fn replies(
                         }
                         @if let Some(w) = intent_words(&r.intent) { " · the patient " (w) }
                     }
-                    @if let (Some(c), Some(starts)) = (clinic.filter(|_| r.appointment_id.is_some()), r.starts_at) {
+                    @if let (Some(c), Some(starts), Some(_)) = (clinic, r.starts_at, &r.appointment_id) {
                         p {
                             "About the appointment on " (when(starts, c))
                             @if let Some(p) = &r.provider { " with " (p) }
@@ -285,12 +294,32 @@ mod tests {
         known.appointment_id = Some("MUM-1005".into());
         known.starts_at = Some(at("2026-11-30T05:30:00Z"));
         known.provider = Some("Dr. Iyer".into());
-        let cards = [ReplyCard {
-            reply: known,
-            choices: Vec::new(),
-            revealed: false,
-        }];
+        let mut stranger = reply(
+            2,
+            "Who is this?",
+            "unknown",
+            "the number is not a patient's",
+        );
+        (stranger.patient_name, stranger.patient_clinic) = (None, None);
+        stranger.from = "+12125550123".into();
+        let cards = [
+            ReplyCard {
+                reply: known,
+                choices: Vec::new(),
+                revealed: false,
+            },
+            ReplyCard {
+                reply: stranger,
+                choices: Vec::new(),
+                revealed: false,
+            },
+        ];
         let html = replies(&session(), &config, &cards, None).into_string();
+        assert!(
+            html.contains("Received Saturday, November 28, 10:30 PM"),
+            "a US number in New York's time: {html}"
+        );
+        assert!(html.contains("Unknown number"));
         assert!(
             html.contains("Received Sunday 29 November, 09:00"),
             "{html}"
