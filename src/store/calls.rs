@@ -335,26 +335,9 @@ impl Store {
                 "SELECT id, from_phone, intent, text, received_at FROM replies
                  WHERE id = ?1 AND outcome = 'needs_staff' AND handled_by IS NULL",
                 [reply],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, i64>(4)?,
-                    ))
-                },
+                waiting_reply,
             )
             .optional()?
-            .map(|(id, from, intent, text, at)| -> Result<_, StoreError> {
-                Ok(WaitingReply {
-                    id,
-                    from,
-                    intent: Intent::parse(&intent)?,
-                    text,
-                    received_at: crate::time::from_unix(at),
-                })
-            })
             .transpose()
     }
 
@@ -401,23 +384,29 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: Option<(String, String, Option<String>, Option<String>, i64, String)> = tx
+        // A reply that needed a person, and who dealt with it if anyone did.
+        let found: Option<ReadReply> = tx
             .query_row(
-                "SELECT from_phone, intent, text, handled_by, received_at, outcome FROM replies WHERE id = ?1",
+                "SELECT id, from_phone, intent, text, received_at, handled_by FROM replies
+                 WHERE id = ?1 AND outcome = 'needs_staff'",
                 [reply],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((waiting_reply(r)?, r.get(5)?)),
             )
             .optional()?;
-        let Some((from, intent, text, handled_by, received, outcome)) = found else {
+        let Some((waiting, handled_by)) = found else {
             return Ok(ReplyApplied::NotWaiting);
         };
-        if outcome != "needs_staff" {
-            return Ok(ReplyApplied::NotWaiting);
-        }
         if let Some(by) = handled_by {
             return Ok(ReplyApplied::Already(by));
         }
-        let intent = Intent::parse(&intent)?;
+        let WaitingReply {
+            from,
+            intent,
+            text,
+            received_at,
+            ..
+        } = waiting?;
+        let received = received_at.timestamp();
         if !matches!(
             intent,
             Intent::Confirm | Intent::Cancel | Intent::Reschedule
@@ -549,6 +538,25 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A reply read with who handled it (`None`: nobody yet).
+type ReadReply = (Result<WaitingReply, StoreError>, Option<String>);
+
+/// A reply row's `id, from_phone, intent, text, received_at` (the outer `Result` is the
+/// row's, the inner one an intent that is not ours).
+fn waiting_reply(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<WaitingReply, StoreError>> {
+    let intent: String = r.get(2)?;
+    let (id, from, text, at) = (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);
+    Ok(Intent::parse(&intent)
+        .map_err(StoreError::from)
+        .map(|intent| WaitingReply {
+            id,
+            from,
+            intent,
+            text,
+            received_at: crate::time::from_unix(at),
+        }))
 }
 
 /// Marks every reply waiting on `appointment` handled by `actor`, each with its audit row.
