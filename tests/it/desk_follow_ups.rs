@@ -877,3 +877,59 @@ async fn every_page_says_when_reminders_are_held_and_what_to_do() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_number_revealed_on_follow_ups_shows_on_its_card_after_an_audit_row() {
+    let d = Desk::start().await;
+    four_waiting_tomorrow(&d);
+    let b = d.signed_in().await;
+    let rohan = d.row("MUM-2").to_string();
+    let list = b.get("/desk/follow-ups").await;
+    assert!(
+        !list.body.contains("+919123456789"),
+        "masked until revealed"
+    );
+    assert!(list.text().contains("+91******6789"), "{}", list.text());
+    let reveal = |id: String| {
+        let b = &b;
+        async move {
+            b.post(
+                "/desk/reveal",
+                &[
+                    ("csrf", b.csrf.as_str()),
+                    ("appointment", &id),
+                    ("clinic", ""),
+                    ("date", ""),
+                    ("back", "follow-ups"),
+                ],
+            )
+            .await
+        }
+    };
+    let res = reveal(rohan.clone()).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        res.location(),
+        format!("/desk/follow-ups?clinic=&date=&shown={rohan}#f-{rohan}")
+    );
+    let shown = b.get(res.location()).await;
+    assert!(
+        shown.body.contains("href=\"tel:+919123456789\""),
+        "{}",
+        shown.text()
+    );
+    assert_eq!(shown.body.matches("tel:").count(), 1);
+    assert_eq!(
+        d.one("SELECT actor || ' ' || appointment_id FROM audit_log WHERE action = 'reveal_phone'"),
+        format!("staff:asha {rohan}")
+    );
+    // Someone not on the list reveals nothing and audits nothing.
+    let aarav = d.row("MUM-3").to_string();
+    assert_eq!(reveal(aarav.clone()).await.status, 404);
+    let guessed = b.get(&format!("/desk/follow-ups?shown={aarav}")).await;
+    assert!(!guessed.body.contains("tel:"));
+    assert_eq!(
+        d.count("SELECT count(*) FROM audit_log WHERE action = 'reveal_phone'"),
+        1
+    );
+}
