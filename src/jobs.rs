@@ -43,6 +43,157 @@ pub fn follow_ups_for(
     store.follow_ups(&clinic.key, from, to, config.rule_count(&clinic.key))
 }
 
+/// Which follow-ups to list: one clinic or all, and one local day or the coming days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallScope<'a> {
+    /// Only this clinic (`None`: every clinic).
+    pub clinic: Option<&'a str>,
+    /// Only this local day at each clinic (`None`: today and the `days` after it).
+    pub day: Option<chrono::NaiveDate>,
+    /// Days after each clinic's local today (`desk.follow_up_days`).
+    pub days: u32,
+}
+
+/// The "to call now" list: the follow-ups of every clinic in `scope`, from each clinic's own
+/// local today through `scope.days` days after it (or on `scope.day` only), in time order.
+/// Today's calls are mostly about the coming days' patients, so no single day is enough.
+pub fn to_call(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    scope: CallScope<'_>,
+) -> Result<Vec<crate::store::FollowUp>, StoreError> {
+    let mut all = Vec::new();
+    for c in config
+        .clinics
+        .values()
+        .filter(|c| scope.clinic.is_none_or(|k| k == c.key))
+    {
+        let (first, last) = match scope.day {
+            Some(day) => (day, day),
+            None => {
+                let today = now.with_timezone(&c.time_zone).date_naive();
+                let last = today
+                    .checked_add_days(chrono::Days::new(scope.days.into()))
+                    .unwrap_or(today);
+                (today, last)
+            }
+        };
+        let from = crate::time::local_day_bounds(c.time_zone, first).0;
+        let to = crate::time::local_day_bounds(c.time_zone, last).1;
+        all.extend(store.follow_ups(&c.key, from, to, config.rule_count(&c.key))?);
+    }
+    all.sort_by(|a, b| {
+        (a.starts_at, &a.clinic, &a.appointment_id).cmp(&(
+            b.starts_at,
+            &b.clinic,
+            &b.appointment_id,
+        ))
+    });
+    Ok(all)
+}
+
+/// What the desk shows on every page: how many wait on Follow-ups and on Replies, and why
+/// reminders are not going out, as far as the store knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeskStatus {
+    /// People on the "to call now" list (every clinic, `desk.follow_up_days`).
+    pub follow_ups: usize,
+    /// Replies waiting for a person.
+    pub replies: usize,
+    /// Why reminders are held, if they are.
+    pub holds: Vec<Hold>,
+}
+
+/// A reason reminders are not going out that staff should know of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// A clinic's schedule is older than its `max_import_age`, so its reminders wait for a
+    /// fresh one (dispatch's stale-schedule guard).
+    StaleSchedule {
+        /// The clinic's display name.
+        clinic: String,
+        /// How long ago it was last imported (`None`: never).
+        ago: Option<chrono::Duration>,
+    },
+    /// WhatsApp refused the account (token, permission, payment): dispatch stopped and the
+    /// messages wait.
+    Account {
+        /// How long ago the latest was refused.
+        ago: chrono::Duration,
+        /// How many messages wait.
+        messages: i64,
+        /// The API's answer.
+        error: String,
+    },
+    /// WhatsApp refused a message template (missing, paused, parameters that do not match).
+    Template {
+        /// The template's config key (`[templates.KEY]`).
+        template: String,
+        /// How long ago the latest was refused.
+        ago: chrono::Duration,
+        /// How many messages it concerns.
+        messages: i64,
+        /// The API's answer.
+        error: String,
+    },
+}
+
+/// How far back a template refusal is still news: a day, so the morning shift sees the
+/// evening's trouble.
+const TROUBLE_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// The desk's counts and holds at `now`.
+pub fn desk_status(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<DeskStatus, StoreError> {
+    let days = config.desk.as_ref().map_or(2, |d| d.follow_up_days);
+    let scope = CallScope {
+        days,
+        ..CallScope::default()
+    };
+    let mut holds = Vec::new();
+    for age in store.schedule_ages(now)?.into_iter().filter(|a| a.upcoming) {
+        let Some(clinic) = config.clinic(&age.clinic) else {
+            continue;
+        };
+        let Some(max_age) = clinic.max_import_age else {
+            continue;
+        };
+        // The same test as dispatch's guard.
+        if age.last_import.is_none_or(|t| now - t > max_age) {
+            holds.push(Hold::StaleSchedule {
+                clinic: clinic.display_name.clone(),
+                ago: age.last_import.map(|t| now - t),
+            });
+        }
+    }
+    if let Some(stop) = store.account_stop()? {
+        holds.push(Hold::Account {
+            ago: now - stop.at,
+            messages: stop.messages,
+            error: stop.reason,
+        });
+    }
+    for t in store.send_troubles(now - TROUBLE_WINDOW)? {
+        if let (Some(template), true) = (t.template, crate::whatsapp::is_template_problem(t.code)) {
+            holds.push(Hold::Template {
+                template,
+                ago: now - t.at,
+                messages: t.messages,
+                error: t.error,
+            });
+        }
+    }
+    Ok(DeskStatus {
+        follow_ups: to_call(store, config, now, scope)?.len(),
+        replies: store.waiting_reply_count()?,
+        holds,
+    })
+}
+
 /// What one webhook body did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookSummary {

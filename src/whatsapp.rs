@@ -239,6 +239,13 @@ pub fn is_unreachable(code: i64) -> bool {
     matches!(code, 131_026 | 130_472 | 130_497 | 131_009 | 131_021)
 }
 
+/// Error codes of the API's template family (132000-132999: a template that does not exist,
+/// is paused or disabled, or whose parameters do not match): no message using it goes out
+/// until the administrator fixes it, so the desk warns staff.
+pub fn is_template_problem(code: i64) -> bool {
+    (132_000..133_000).contains(&code)
+}
+
 /// A short reference to a message for people to read (`msg-3fa2c91b`): message ids embed the
 /// recipient's number, so tables and logs show this instead; `--json` keeps the id whole.
 pub fn message_ref(wamid: &str) -> String {
@@ -843,6 +850,8 @@ mod tests {
         assert_eq!(classify(132_001), ErrorClass::Terminal);
         assert_eq!(classify(131_026), ErrorClass::Terminal);
         assert_eq!(classify(132_015), ErrorClass::LongWait);
+        assert!(is_template_problem(132_015) && is_template_problem(132_001));
+        assert!(!is_template_problem(131_026) && !is_template_problem(190));
         assert_eq!(
             SendError::Http {
                 status: 502,

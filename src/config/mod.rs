@@ -88,6 +88,9 @@ pub struct Desk {
     pub sign_ins_per_minute: u32,
     /// Largest schedule file accepted, in bytes.
     pub max_upload_bytes: usize,
+    /// Days after today that Follow-ups lists (0: today only; 2: today, tomorrow and the day
+    /// after): today's calls are mostly about the coming days' patients.
+    pub follow_up_days: u32,
 }
 
 /// When `reminderd run` plans and sends (cron expressions with a seconds field, in UTC: they

@@ -50,6 +50,7 @@ impl Default for Desk {
             sign_ins_per_minute_per_address: default_sign_ins_per_minute_per_address(),
             sign_ins_per_minute: default_sign_ins_per_minute(),
             max_upload_bytes: default_max_upload(),
+            follow_up_days: default_follow_up_days(),
         }
     }
 }
@@ -76,6 +77,12 @@ pub(super) struct RawDesk {
     pub(super) sign_ins_per_minute: u32,
     #[serde(default = "default_max_upload")]
     pub(super) max_upload_bytes: usize,
+    #[serde(default = "default_follow_up_days")]
+    pub(super) follow_up_days: u32,
+}
+
+fn default_follow_up_days() -> u32 {
+    2
 }
 
 fn default_idle_timeout() -> String {

@@ -15,7 +15,7 @@ use super::raw::{
     default_server_request_timeout, default_time_formats,
 };
 use super::values::{
-    Bounds, DESK_IDLE, DESK_LOCKOUT, DESK_SESSION, HEADER_TIMEOUT, MAX_IMPORT_AGE,
+    Bounds, DESK_IDLE, DESK_LOCKOUT, DESK_SESSION, FOLLOW_UP_DAYS, HEADER_TIMEOUT, MAX_IMPORT_AGE,
     SERVER_REQUEST_TIMEOUT, SHUTDOWN_GRACE, STALE_AFTER, check_cron, check_number, formats_cleanly,
     parse_quiet_hours,
 };
@@ -495,6 +495,12 @@ fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, Str
             value.clamp(*range.start(), *range.end())
         }
     };
+    let follow_up_days = count(
+        "follow_up_days",
+        d.follow_up_days,
+        FOLLOW_UP_DAYS,
+        " days after today (0: today only)",
+    );
     let per_name_floor = d.max_failed_logins.clamp(1, 100);
     let max_failed_logins_per_name = count(
         "max_failed_logins_per_name",
@@ -525,6 +531,7 @@ fn validate_desk(d: &RawDesk, server: &Server, push: &mut impl FnMut(String, Str
         sign_ins_per_minute_per_address,
         sign_ins_per_minute,
         max_upload_bytes,
+        follow_up_days,
     }
 }
 
@@ -677,6 +684,28 @@ max_connections = 0
         ] {
             assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
         }
+    }
+
+    #[test]
+    fn desk_follow_up_days_is_two_by_default_and_at_most_fourteen() {
+        let desk = |keys: &str| format!("{GOOD}\n[desk]\nlisten = \"127.0.0.1:8081\"\n{keys}\n");
+        let days = |keys: &str| {
+            Config::from_toml(&desk(keys), Path::new("r.toml"))
+                .expect("valid")
+                .desk
+                .expect("desk")
+                .follow_up_days
+        };
+        assert_eq!(days(""), 2, "today, tomorrow and the day after");
+        assert_eq!(days("follow_up_days = 0"), 0);
+        assert_eq!(days("follow_up_days = 14"), 14);
+        let p = problems(&desk("follow_up_days = 15"));
+        assert!(
+            p.iter()
+                .any(|m| m
+                    .contains("desk.follow_up_days: 15 is out of range: must be between 0 and 14")),
+            "{p:?}"
+        );
     }
 
     #[test]

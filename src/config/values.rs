@@ -159,6 +159,9 @@ pub(super) const MAX_IMPORT_AGE: Bounds = Bounds::new(HOUR, 3650 * DAY);
 pub(super) const RULE_BEFORE: Bounds = Bounds::new(MINUTE, 366 * DAY);
 pub(super) const RULE_LATEST: Bounds = Bounds::new(0, 366 * DAY);
 
+/// Days after today that Follow-ups lists: two weeks is already more than anyone calls ahead.
+pub(super) const FOLLOW_UP_DAYS: std::ops::RangeInclusive<u32> = 0..=14;
+
 /// Checks a whole-number setting against its range; `unit` follows the range in the message
 /// (" bytes", " minutes", or a reason).
 pub(super) fn check_number<T>(

@@ -42,8 +42,8 @@ use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
 
 use pages::{
-    day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats, status_action,
-    status_page,
+    apply_reply, day, follow_up_action, follow_ups, record_call, replies, reply_handled, reveal,
+    reveal_reply, stats, status_action, status_page,
 };
 use pages::{patient, patients, reveal_patient, week};
 use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
@@ -166,9 +166,12 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/upload/discard", post(discard_upload))
         .route("/desk/follow-ups", get(follow_ups))
         .route("/desk/follow-ups/action", post(follow_up_action))
+        .route("/desk/follow-ups/call", post(record_call))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
         .route("/desk/replies/media", get(pages::media::reply_media))
+        .route("/desk/replies/reveal", post(reveal_reply))
+        .route("/desk/replies/apply", post(apply_reply))
         .route("/desk/stats", get(stats))
         .route("/desk/patients", get(patients))
         .route("/desk/patient", get(patient))

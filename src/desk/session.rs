@@ -50,7 +50,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValu
 
 /// A signed-in staff member; pages that need one redirect to the sign-in page without it.
 pub struct Staff {
-    pub(super) session: Session,
+    pub(super) session: views::SignedIn,
     token_hash: String,
 }
 
@@ -88,13 +88,16 @@ impl Staff {
         let now = state.clock.now();
         let idle = state.desk().idle_timeout;
         let lookup = token_hash.clone();
-        Ok(state
-            .db(move |s| s.session(&lookup, idle, now))
-            .await?
-            .map(|session| Self {
-                session,
-                token_hash,
-            }))
+        let config = state.config();
+        // The page shell's counts and banner are read in the same call as the session.
+        let signed_in = move |s: &mut crate::store::Store| match s.session(&lookup, idle, now)? {
+            Some(session) => super::pages::signed_in(s, &config, session, now).map(Some),
+            None => Ok(None),
+        };
+        Ok(state.db(signed_in).await?.map(|session| Self {
+            session,
+            token_hash,
+        }))
     }
 }
 
@@ -447,7 +450,7 @@ pub(super) async fn login(
                 user: account.name.clone(),
                 csrf: csrf_shown,
             };
-            html(views::resume(&session, action, &fields))
+            html(views::resume(&session.into(), action, &fields))
         }
         None => Redirect::to(&next).into_response(),
     };

@@ -364,65 +364,29 @@ impl Store {
             )?;
         }
         if res.outcome == R::Applied {
-            let audit = |appointment_id: Option<i64>,
-                         patient_id: Option<i64>,
-                         action: &str,
-                         old: Option<String>,
-                         new: &str| {
+            // Opting out or in concerns the patient, not one appointment.
+            let audit = |patient_id: i64, action: &str, old: Option<String>, new: &str| {
                 tx.execute(
-                    "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
-                     VALUES (?1, ?2, ?3, 'patient', ?4, ?5, ?6, ?7)",
-                    params![t, appointment_id, patient_id, action, old, new, format!("reply {}", rec.message_id)],
+                    "INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
+                     VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)",
+                    params![t, patient_id, action, old, new, format!("reply {}", rec.message_id)],
                 )
             };
             match (res.intent, appointment) {
                 (Intent::Confirm | Intent::Cancel | Intent::Reschedule, Some(a)) => {
-                    let response = match res.intent {
-                        Intent::Confirm => "confirmed",
-                        Intent::Cancel => "declined",
-                        _ => "reschedule_requested",
-                    };
-                    let old: Option<String> = tx
-                        .query_row(
-                            "SELECT response FROM appointments WHERE id = ?1",
-                            [a.appointment_id],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    tx.execute(
-                        "UPDATE appointments SET response = ?2, response_at = ?3, response_text = ?4, updated_at = ?3 WHERE id = ?1",
-                        params![a.appointment_id, response, t, rec.text],
+                    apply_answer(
+                        &tx,
+                        res.intent,
+                        (a.appointment_id, a.patient_id),
+                        rec.text,
+                        ("patient", &format!("reply {}", rec.message_id)),
+                        t,
                     )?;
-                    audit(
-                        Some(a.appointment_id),
-                        Some(a.patient_id),
-                        "response",
-                        old,
-                        response,
-                    )?;
-                    if res.intent == Intent::Cancel {
-                        tx.execute(
-                            "UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient', status_at = ?2 WHERE id = ?1",
-                            params![a.appointment_id, t],
-                        )?;
-                        audit(
-                            Some(a.appointment_id),
-                            Some(a.patient_id),
-                            "cancel",
-                            Some("booked".into()),
-                            "cancelled",
-                        )?;
-                        tx.execute(
-                            "UPDATE outbox SET state = 'skipped', reason = 'the patient cancelled', updated_at = ?2
-                             WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
-                            params![a.appointment_id, t],
-                        )?;
-                    }
                 }
                 (Intent::Stop, _) => {
                     for p in rec.patients {
                         tx.execute("UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL", params![p, t])?;
-                        audit(None, Some(*p), "opt_out", None, "opted_out")?;
+                        audit(*p, "opt_out", None, "opted_out")?;
                         tx.execute(
                             "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
                              WHERE state = 'pending' AND kind != 'reply_ack'
@@ -434,31 +398,21 @@ impl Store {
                 (Intent::Start, _) => {
                     for p in rec.patients {
                         tx.execute("UPDATE patients SET opted_out_at = NULL, updated_at = ?2 WHERE id = ?1", params![p, t])?;
-                        audit(
-                            None,
-                            Some(*p),
-                            "opt_in",
-                            Some("opted_out".into()),
-                            "opted_in",
-                        )?;
+                        audit(*p, "opt_in", Some("opted_out".into()), "opted_in")?;
                     }
                 }
                 _ => {}
             }
             if let (Some(text), Some(a)) = (&rec.ack, appointment) {
-                tx.execute(
-                    "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at)
-                     VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)
-                     ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING",
-                    params![
-                        a.appointment_id,
-                        format!("reply:{reply_id}"),
-                        a.starts_at.timestamp(),
-                        t,
-                        // Free-form messages are allowed for 24 hours after the patient's.
-                        t + 24 * 3600,
-                        serde_json::json!({ "text": text }).to_string()
-                    ],
+                // Free-form messages are allowed for 24 hours after the patient's.
+                queue_ack(
+                    &tx,
+                    a.appointment_id,
+                    reply_id,
+                    a.starts_at,
+                    text,
+                    t,
+                    t + 24 * 3600,
                 )?;
             }
         }
@@ -505,6 +459,86 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Applies a patient's answer (confirm, cancel or reschedule) to an appointment inside `tx`:
+/// sets the response (a cancel also cancels it "by the patient" and skips its pending
+/// messages) and audits each change as `by = (actor, reason)`. A reply read by the webhook and
+/// an ambiguous reply staff assign at the desk are both applied here, so they cannot differ.
+pub(super) fn apply_answer(
+    tx: &rusqlite::Transaction<'_>,
+    intent: crate::replies::Intent,
+    (appointment_id, patient_id): (i64, i64),
+    text: Option<&str>,
+    (actor, reason): (&str, &str),
+    t: i64,
+) -> Result<(), StoreError> {
+    use crate::replies::Intent;
+    let audit = |action: &str, old: Option<String>, new: &str| {
+        tx.execute(
+            "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![t, appointment_id, patient_id, actor, action, old, new, reason],
+        )
+    };
+    let response = match intent {
+        Intent::Confirm => "confirmed",
+        Intent::Cancel => "declined",
+        Intent::Reschedule => "reschedule_requested",
+        _ => return Ok(()),
+    };
+    let old: Option<String> = tx
+        .query_row(
+            "SELECT response FROM appointments WHERE id = ?1",
+            [appointment_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    tx.execute(
+        "UPDATE appointments SET response = ?2, response_at = ?3, response_text = ?4, updated_at = ?3 WHERE id = ?1",
+        params![appointment_id, response, t, text],
+    )?;
+    audit("response", old, response)?;
+    if intent == Intent::Cancel {
+        tx.execute(
+            "UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient', status_at = ?2 WHERE id = ?1",
+            params![appointment_id, t],
+        )?;
+        audit("cancel", Some("booked".into()), "cancelled")?;
+        tx.execute(
+            "UPDATE outbox SET state = 'skipped', reason = 'the patient cancelled', updated_at = ?2
+             WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
+            params![appointment_id, t],
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues the free-form acknowledgement of reply `reply_id` (once: its key names the reply),
+/// to go before `latest` (the end of the 24-hour window the patient's message opened).
+pub(super) fn queue_ack(
+    tx: &rusqlite::Transaction<'_>,
+    appointment_id: i64,
+    reply_id: i64,
+    slot_start: DateTime<Utc>,
+    text: &str,
+    t: i64,
+    latest: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at)
+         VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)
+         ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING",
+        params![
+            appointment_id,
+            format!("reply:{reply_id}"),
+            slot_start.timestamp(),
+            t,
+            latest,
+            serde_json::json!({ "text": text }).to_string()
+        ],
+    )?;
+    Ok(())
 }
 
 fn candidate(r: &rusqlite::Row<'_>) -> Result<crate::replies::Candidate, StoreError> {

@@ -13,6 +13,7 @@ use rusqlite::{Connection, params};
 use crate::config::Clinic;
 
 mod accounts;
+mod calls;
 mod desk_status;
 mod inbound;
 mod outbox;
@@ -22,6 +23,10 @@ mod staff;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
+pub use calls::{
+    AccountStop, Call, CallOutcome, CallRecorded, Choice, ReplyApplied, ScheduleAge, SendTrouble,
+    WaitingReply,
+};
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,

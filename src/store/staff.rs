@@ -35,11 +35,28 @@ pub struct ReplyView {
     /// The file it carries (a photo, voice note, ...), opened at `/desk/replies/media`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<super::ReplyMedia>,
+    /// When it arrived, for pages that show it in a clinic's time.
+    #[serde(skip)]
+    pub received: DateTime<Utc>,
+    /// The appointment's row id.
+    #[serde(skip)]
+    pub appointment_row: Option<i64>,
+    /// The appointment's start.
+    #[serde(skip)]
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Who the appointment is with.
+    #[serde(skip)]
+    pub provider: Option<String>,
+    /// Clinic key of the patient the number belongs to (for a reply about no appointment).
+    #[serde(skip)]
+    pub patient_clinic: Option<String>,
 }
 
 /// An appointment staff should call about, with every reason.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FollowUp {
+    /// Row id (reveals and calls name it).
+    pub id: i64,
     /// The clinic system's appointment id.
     pub appointment_id: String,
     /// Clinic key.
@@ -50,6 +67,8 @@ pub struct FollowUp {
     pub patient_name: String,
     /// Patient's number, whole: staff will dial it.
     pub phone: String,
+    /// Who it is with.
+    pub provider: Option<String>,
     /// Why, one line each.
     pub reasons: Vec<String>,
 }
@@ -123,8 +142,9 @@ impl Store {
     ) -> Result<Vec<ReplyView>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT r.id, r.received_at, r.from_phone, p.name, c.key, a.external_id, r.kind, r.text, r.intent, r.outcome, r.reason,
+                    a.id, a.starts_at, a.provider, pc.key,
                     m.reply_id IS NOT NULL, m.mime_type, m.filename, m.voice
-             FROM replies r LEFT JOIN patients p ON p.id = r.patient_id
+             FROM replies r LEFT JOIN patients p ON p.id = r.patient_id LEFT JOIN clinics pc ON pc.id = p.clinic_id
              LEFT JOIN appointments a ON a.id = r.appointment_id LEFT JOIN clinics c ON c.id = a.clinic_id
              LEFT JOIN reply_media m ON m.reply_id = r.id
              WHERE (?1 = 0 OR (r.outcome = 'needs_staff' AND r.handled_by IS NULL)) AND r.received_at >= ?2
@@ -132,21 +152,22 @@ impl Store {
         )?;
         let since = since.map_or(i64::MIN, |t| t.timestamp());
         let rows = stmt.query_map(params![needs_staff_only, since], |r| {
-            let media = if r.get::<_, bool>(11)? {
+            let media = if r.get::<_, bool>(15)? {
                 Some(super::ReplyMedia {
                     kind: r.get(6)?,
-                    mime_type: r.get(12)?,
-                    filename: r.get(13)?,
+                    mime_type: r.get(16)?,
+                    filename: r.get(17)?,
                     caption: r.get(7)?,
-                    voice: r.get(14)?,
+                    voice: r.get(18)?,
                 })
             } else {
                 None
             };
+            let received = crate::time::from_unix(r.get(1)?);
             Ok(ReplyView {
                 id: r.get(0)?,
-                received_at: crate::time::from_unix(r.get(1)?)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                received_at: received.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                received,
                 from: r.get(2)?,
                 patient_name: r.get(3)?,
                 clinic: r.get(4)?,
@@ -157,15 +178,28 @@ impl Store {
                 outcome: r.get(9)?,
                 reason: r.get(10)?,
                 media,
+                appointment_row: r.get(11)?,
+                starts_at: r.get::<_, Option<i64>>(12)?.map(crate::time::from_unix),
+                provider: r.get(13)?,
+                patient_clinic: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Booked appointments of one clinic starting in `[from, to)` that a person should call
-    /// about, each with every reason.
+    /// about, each with every reason that no call or handled reply has settled yet.
     /// `rules` is how many reminder rules apply to the clinic: "no answer after all reminders"
     /// needs that many of its reminders sent (or expired), not merely none pending.
+    ///
+    /// What settles a reason (calls are `called` audit rows whose `new_value` is the outcome,
+    /// see `store::calls`): a request needs a conversation, so "asked to reschedule" leaves on a
+    /// call that *reached* the patient after the request, and "a reply needs a person" when the
+    /// reply is marked handled (reaching the patient marks it). The reasons that only mean "the
+    /// patient must hear of the appointment" (opted out, not on WhatsApp, no answer after all
+    /// reminders) leave on a call that reached the patient or left a message (for a failed
+    /// message, one after the failure); "no answer" settles nothing, and a patient who wrote
+    /// back (a reply that needed a person) has answered.
     pub fn follow_ups(
         &self,
         clinic: &str,
@@ -174,17 +208,25 @@ impl Store {
         rules: usize,
     ) -> Result<Vec<FollowUp>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.id, a.external_id, c.key, a.starts_at, p.name, p.phone,
-                    a.response = 'reschedule_requested',
-                    p.opted_out_at IS NOT NULL,
-                    (SELECT group_concat(DISTINCT o.needs_staff) FROM outbox o WHERE o.appointment_id = a.id AND o.needs_staff IS NOT NULL),
+            "WITH calls AS (
+                SELECT appointment_id, max(CASE WHEN new_value = 'reached' THEN at END) AS reached,
+                       max(CASE WHEN new_value IN ('reached', 'left_message') THEN at END) AS told
+                FROM audit_log WHERE action = 'called' AND appointment_id IS NOT NULL
+                GROUP BY appointment_id)
+             SELECT a.id, a.external_id, c.key, a.starts_at, p.name, p.phone, a.provider,
+                    a.response = 'reschedule_requested' AND coalesce(k.reached, -1) < coalesce(a.response_at, 0),
+                    p.opted_out_at IS NOT NULL AND k.told IS NULL,
+                    (SELECT group_concat(DISTINCT o.needs_staff) FROM outbox o WHERE o.appointment_id = a.id
+                       AND o.needs_staff IS NOT NULL AND coalesce(k.told, -1) < o.updated_at),
                     (SELECT group_concat(coalesce(r.text, r.kind), ' | ') FROM replies r
                       WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff' AND r.handled_by IS NULL),
-                    a.response = 'none'
+                    a.response = 'none' AND k.told IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff')
                       AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder' AND o.state IN ('sent', 'delivered', 'read'))
                       AND (SELECT count(DISTINCT o.rule) FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
                            AND o.state IN ('sent', 'delivered', 'read', 'failed', 'expired')) >= ?4
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
+             LEFT JOIN calls k ON k.appointment_id = a.id
              WHERE c.key = ?1 AND a.status = 'booked' AND a.starts_at >= ?2 AND a.starts_at < ?3
              ORDER BY a.starts_at, a.external_id",
         )?;
@@ -197,30 +239,32 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
             let mut reasons = Vec::new();
-            if r.get::<_, bool>(6)? {
+            if r.get::<_, bool>(7)? {
                 reasons.push("asked to reschedule: find a new time".to_string());
             }
-            if r.get::<_, bool>(7)? {
+            if r.get::<_, bool>(8)? {
                 reasons.push("opted out of WhatsApp messages: remind by phone".to_string());
             }
-            if let Some(s) = r.get::<_, Option<String>>(8)? {
+            if let Some(s) = r.get::<_, Option<String>>(9)? {
                 reasons.extend(s.split(',').map(str::to_string));
             }
-            if let Some(s) = r.get::<_, Option<String>>(9)? {
+            if let Some(s) = r.get::<_, Option<String>>(10)? {
                 reasons.push(format!("a reply needs a person: \"{s}\""));
             }
-            if r.get::<_, bool>(10)? {
+            if r.get::<_, bool>(11)? {
                 reasons.push("no answer after all reminders".to_string());
             }
             if reasons.is_empty() {
                 continue;
             }
             out.push(FollowUp {
+                id: r.get(0)?,
                 appointment_id: r.get(1)?,
                 clinic: r.get(2)?,
                 starts_at: crate::time::from_unix(r.get(3)?),
                 patient_name: r.get(4)?,
                 phone: r.get(5)?,
+                provider: r.get(6)?,
                 reasons,
             });
         }

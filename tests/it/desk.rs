@@ -1688,8 +1688,8 @@ async fn follow_up_actions_are_saved_and_audited() {
     assert!(!t.contains("Aarav Sharma"), "only who needs a call: {t}");
     assert_eq!(
         fields(&list.body, "appointment"),
-        [id.to_string(), "MUM-1003".to_string()],
-        "the reveal form names the row, the action form the clinic's id"
+        [id.to_string(), id.to_string(), "MUM-1003".to_string()],
+        "the reveal and call forms name the row, the status form the clinic's id"
     );
 
     let called = b
@@ -1707,7 +1707,7 @@ async fn follow_up_actions_are_saved_and_audited() {
     let t = after.text();
     assert!(t.contains("Saved: marked as called."), "{t}");
     assert!(
-        t.contains("Last note: alice: called — left a voicemail"),
+        t.contains("Calls called — alice, ") && t.contains(": left a voicemail"),
         "{t}"
     );
     let (actor, appointment, reason): (String, i64, String) = d
@@ -1746,7 +1746,12 @@ async fn follow_up_actions_are_saved_and_audited() {
     );
     let t = b.get(cancelled.location()).await.text();
     assert!(t.contains("Saved: set to cancelled."), "{t}");
-    assert!(t.contains("Nobody to call for this day."), "{t}");
+    assert!(
+        t.contains(
+            "Nobody to call on Thursday 26 November 2026 at Sunrise Family Clinic, Andheri."
+        ),
+        "{t}"
+    );
 
     // Unknown actions and appointments are refused without writing.
     let audit = d.count("SELECT count(*) FROM audit_log");
@@ -1780,7 +1785,10 @@ async fn a_reply_that_needs_a_person_is_shown_until_handled() {
     assert!(t.contains("Priya Patil"), "{t}");
     assert!(t.contains("+91******3210"), "{t}");
     assert!(!page.body.contains("+919876543210"), "number masked");
-    assert!(t.contains("appointment mumbai/MUM-1002"), "{t}");
+    assert!(
+        t.contains("About the appointment on Thursday 26 November, 09:30 with Dr. Mehta"),
+        "{t}"
+    );
     let reply = field(&page.body, "reply");
 
     let res = b

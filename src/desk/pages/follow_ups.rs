@@ -1,16 +1,48 @@
-//! Follow-ups: who to call and what staff did about it.
+//! Follow-ups: everyone to call now, across clinics and the coming days; call outcomes; what
+//! staff changed about an appointment; and the page shell's counts and holds.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 
 use super::{
     CsrfForm, DayQuery, Deserialize, DeskState, IntoResponse, Query, Redirect, Response, Staff,
-    StaffAction, State, StatusCode, StoreError, html, local_day_bounds, not_on_page, page_day,
-    urlencode, views,
+    StaffAction, State, StatusCode, StoreError, bad_date, html, not_on_page, parse_day, urlencode,
+    views,
 };
+use crate::config::Config;
+use crate::jobs::CallScope;
+use crate::store::{CallOutcome, CallRecorded, Session, Store};
+use views::{FollowUpCard, ListFilter, SignedIn};
+
+/// How long after an audited reveal a page may show the number again (a refresh, Back):
+/// long enough to dial it, short enough that it does not linger on the screen.
+pub(super) const REVEAL_SHOWN: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Calls shown on a card, newest first.
+const CALLS_SHOWN: usize = 5;
+
+/// The session with what the page shell shows beside it (the counts on the navigation, the
+/// "reminders held" banner): read by the `Staff` extractor in the session's own database call.
+pub(in crate::desk) fn signed_in(
+    store: &Store,
+    config: &Config,
+    session: Session,
+    now: DateTime<Utc>,
+) -> Result<SignedIn, StoreError> {
+    Ok(SignedIn {
+        session,
+        status: crate::jobs::desk_status(store, config, now)?,
+    })
+}
 
 #[derive(Deserialize, Default)]
 pub(in crate::desk) struct FollowUpQuery {
     clinic: Option<String>,
     date: Option<String>,
-    pub(super) done: Option<String>,
+    done: Option<String>,
+    /// An appointment whose number was just revealed (shown only after an audited reveal).
+    shown: Option<String>,
 }
 
 pub(in crate::desk) async fn follow_ups(
@@ -18,13 +50,97 @@ pub(in crate::desk) async fn follow_ups(
     staff: Staff,
     Query(q): Query<FollowUpQuery>,
 ) -> Result<Response, Response> {
-    let day = DayQuery {
-        clinic: q.clinic,
-        date: q.date,
-    };
-    follow_ups_page(&state, &staff, &day, None, q.done.as_deref()).await
+    let filter = list_filter(&state, &staff, q.clinic.as_deref(), q.date.as_deref())?;
+    let shown = q.shown.as_deref().and_then(|s| s.parse().ok());
+    render(&state, &staff, &filter, shown, q.done.as_deref()).await
 }
 
+/// The list's filter from a query: an unknown or empty clinic is every clinic, an empty date
+/// the coming days; an unreadable date is a 400 page.
+fn list_filter(
+    state: &DeskState,
+    staff: &Staff,
+    clinic: Option<&str>,
+    date: Option<&str>,
+) -> Result<ListFilter, Response> {
+    let config = state.config();
+    let day = parse_day(date).map_err(|why| bad_date(staff, &why))?;
+    Ok(ListFilter {
+        clinic: clinic
+            .filter(|k| config.clinic(k).is_some())
+            .map(str::to_string),
+        day,
+        days: state.desk().follow_up_days,
+    })
+}
+
+/// Where a form sends staff back to: the list they were on, at the card they acted on.
+fn back_to(filter: &ListFilter, done: &str, card: Option<i64>) -> String {
+    let anchor = card.map(|id| format!("#f-{id}")).unwrap_or_default();
+    format!(
+        "/desk/follow-ups?{}&done={}{anchor}",
+        filter.query(),
+        urlencode(done)
+    )
+}
+
+async fn render(
+    state: &DeskState,
+    staff: &Staff,
+    filter: &ListFilter,
+    shown: Option<i64>,
+    done: Option<&str>,
+) -> Result<Response, Response> {
+    let config = state.config();
+    let (now, actor) = (state.clock.now(), staff.actor());
+    let (the_config, the_filter) = (std::sync::Arc::clone(&config), filter.clone());
+    let cards = state
+        .db(move |s| {
+            let scope = CallScope {
+                clinic: the_filter.clinic.as_deref(),
+                day: the_filter.day,
+                days: the_filter.days,
+            };
+            let list = crate::jobs::to_call(s, &the_config, now, scope)?;
+            let ids: Vec<i64> = list.iter().map(|f| f.id).collect();
+            let mut calls = s.calls(&ids, CALLS_SHOWN)?;
+            let mut notes: HashMap<i64, Vec<crate::store::Note>> = HashMap::new();
+            for n in s.notes(&ids)? {
+                notes.entry(n.appointment).or_default().push(n);
+            }
+            let revealed = match shown.filter(|id| ids.contains(id)) {
+                Some(id) if s.revealed_since(&actor, None, Some(id), now - REVEAL_SHOWN)? => {
+                    Some(id)
+                }
+                _ => None,
+            };
+            Ok(list
+                .into_iter()
+                .map(|item| FollowUpCard {
+                    calls: calls.remove(&item.id).unwrap_or_default(),
+                    notes: notes.remove(&item.id).unwrap_or_default(),
+                    revealed: revealed == Some(item.id),
+                    item,
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let done = done.and_then(|k| {
+        views::call_notice(k).or_else(|| views::Notice::from_key(k).map(views::Notice::text))
+    });
+    Ok(html(views::follow_ups(
+        &staff.session,
+        &config,
+        filter,
+        &cards,
+        done,
+        state.clock.now(),
+    )))
+}
+
+/// A reveal on the follow-up list (the reveal form's `back=follow-ups`): audited when the
+/// appointment is on the list asked for, then back to that list at its card, where the number
+/// shows whole (post/redirect/get, so a refresh neither asks to resend nor audits again).
 pub(super) async fn follow_ups_page(
     state: &DeskState,
     staff: &Staff,
@@ -32,59 +148,107 @@ pub(super) async fn follow_ups_page(
     revealed: Option<i64>,
     done: Option<&str>,
 ) -> Result<Response, Response> {
-    let (config, clinic, day) = page_day(state, staff, q.clinic.as_deref(), q.date.as_deref())?;
-    let (from, to) = local_day_bounds(clinic.time_zone, day);
-    let (key, actor, now) = (clinic.key.clone(), staff.actor(), state.clock.now());
-    let (the_config, the_clinic) = (std::sync::Arc::clone(&config), clinic.clone());
-    let rows = state
+    let filter = list_filter(state, staff, q.clinic.as_deref(), q.date.as_deref())?;
+    let Some(id) = revealed else {
+        return render(state, staff, &filter, None, done).await;
+    };
+    let (config, now, actor) = (state.config(), state.clock.now(), staff.actor());
+    let scope_filter = filter.clone();
+    let on_list = state
         .db(move |s| {
-            let list = crate::jobs::follow_ups_for(s, &the_config, &the_clinic, day)?;
-            let board = s.board(&key, from, to)?;
-            let rows = list
-                .into_iter()
-                .map(|f| {
-                    let row = board
-                        .iter()
-                        .find(|b| b.appointment_id == f.appointment_id)
-                        .cloned();
-                    (f, row)
-                })
-                .collect::<Vec<_>>();
+            let scope = CallScope {
+                clinic: scope_filter.clinic.as_deref(),
+                day: scope_filter.day,
+                days: scope_filter.days,
+            };
+            let on = crate::jobs::to_call(s, &config, now, scope)?
+                .iter()
+                .any(|f| f.id == id);
             // Only a reveal that shows a number is audited.
-            if let Some(id) = revealed.filter(|id| shown(&rows, *id).is_some()) {
+            if on {
                 s.audit_staff(&actor, "reveal_phone", Some(id), None, None, now)?;
             }
-            Ok(rows)
+            Ok(on)
         })
         .await?;
-    if let Some(id) = revealed {
-        let Some(row) = shown(&rows, id) else {
-            return Err(not_on_page(staff));
-        };
-        tracing::info!(user = %staff.session.user, clinic = %clinic.key, appointment = %row.appointment_id, "desk: phone number revealed");
+    if !on_list {
+        return Err(not_on_page(staff));
     }
-    let done = done
-        .and_then(views::Notice::from_key)
-        .map(views::Notice::text);
-    Ok(html(views::follow_ups(
-        &staff.session,
-        &config,
-        &clinic,
-        day,
-        &rows,
-        revealed,
-        done,
-    )))
+    tracing::info!(user = %staff.session.user, appointment = id, "desk: phone number revealed on follow-ups");
+    Ok(Redirect::to(&format!(
+        "/desk/follow-ups?{}&shown={id}#f-{id}",
+        filter.query()
+    ))
+    .into_response())
 }
 
-/// The follow-up row with this id whose number the page can show.
-fn shown(
-    rows: &[(crate::store::FollowUp, Option<crate::store::BoardRow>)],
-    id: i64,
-) -> Option<&crate::store::BoardRow> {
-    rows.iter()
-        .filter_map(|(_, b)| b.as_ref())
-        .find(|b| b.id == id)
+#[derive(Deserialize)]
+pub(in crate::desk) struct CallForm {
+    appointment: i64,
+    outcome: String,
+    note: Option<String>,
+    list_clinic: Option<String>,
+    list_date: Option<String>,
+}
+
+/// Records a call's outcome from a follow-up card.
+pub(in crate::desk) async fn record_call(
+    State(state): State<DeskState>,
+    CsrfForm(staff, f): CsrfForm<CallForm>,
+) -> Result<Response, Response> {
+    let Some(outcome) = CallOutcome::parse(&f.outcome) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            views::message(
+                Some(&staff.session),
+                "Unknown call outcome",
+                "Press Reached, No answer or Left a message on the patient's card.",
+            ),
+        )
+            .into_response());
+    };
+    let note = trimmed(f.note);
+    let (now, actor, id) = (state.clock.now(), staff.actor(), f.appointment);
+    let recorded = state
+        .db(move |s| s.record_call(id, outcome, note.as_deref(), &actor, now))
+        .await?;
+    match recorded {
+        CallRecorded::Saved(replies) => {
+            tracing::info!(user = %staff.session.user, appointment = id, outcome = outcome.as_str(), replies_handled = replies, "desk: call recorded");
+            let filter = back_filter(&state, f.list_clinic.as_deref(), f.list_date.as_deref());
+            let done = format!("call_{}", outcome.as_str());
+            Ok(Redirect::to(&back_to(&filter, &done, Some(id))).into_response())
+        }
+        CallRecorded::NoSuchAppointment => Err(no_such_appointment(&staff)),
+    }
+}
+
+/// The list a form came from; whatever cannot be read is "every clinic, the coming days".
+fn back_filter(state: &DeskState, clinic: Option<&str>, date: Option<&str>) -> ListFilter {
+    let config = state.config();
+    ListFilter {
+        clinic: clinic
+            .filter(|k| config.clinic(k).is_some())
+            .map(str::to_string),
+        day: parse_day(date).ok().flatten(),
+        days: state.desk().follow_up_days,
+    }
+}
+
+fn trimmed(note: Option<String>) -> Option<String> {
+    note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty())
+}
+
+fn no_such_appointment(staff: &Staff) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        views::message(
+            Some(&staff.session),
+            "No such appointment",
+            "Reload the list and try again.",
+        ),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -94,18 +258,16 @@ pub(in crate::desk) struct ActionForm {
     date: Option<String>,
     action: String,
     note: Option<String>,
+    /// The list the form is on (absent: the clinic and day of the appointment).
+    list_clinic: Option<String>,
+    list_date: Option<String>,
 }
 
 pub(in crate::desk) async fn follow_up_action(
     State(state): State<DeskState>,
     CsrfForm(staff, f): CsrfForm<ActionForm>,
 ) -> Result<Response, Response> {
-    let note = f
-        .note
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string);
+    let note = trimmed(f.note.clone());
     let Some(action) = StaffAction::parse(&f.action)
         .ok()
         .filter(|a| StaffAction::ON_THE_DESK.contains(a))
@@ -144,31 +306,27 @@ pub(in crate::desk) async fn follow_up_action(
                 &actor,
                 now,
             ) {
-                Ok(_) => Ok(true),
+                Ok(_) => {
+                    // A status set at the desk answers whatever the patient wrote about it:
+                    // the reply leaves Replies too.
+                    if action.changes_status() {
+                        s.settle_replies(&clinic, &appointment, &actor, note.as_deref(), now)?;
+                    }
+                    Ok(true)
+                }
                 Err(StoreError::NotFound(_) | StoreError::Ambiguous(_)) => Ok(false),
                 Err(e) => Err(e),
             }
         })
         .await?;
-    if done {
-        tracing::info!(user = %staff.session.user, clinic = %f.clinic, appointment = %f.appointment, action = %f.action, "desk: follow-up action");
-        // The notice is a key the page maps to a fixed text, never text from the URL.
-        Ok(Redirect::to(&format!(
-            "/desk/follow-ups?clinic={}&date={}&done={}",
-            urlencode(&f.clinic),
-            urlencode(f.date.as_deref().unwrap_or_default()),
-            urlencode(&f.action)
-        ))
-        .into_response())
-    } else {
-        Err((
-            StatusCode::NOT_FOUND,
-            views::message(
-                Some(&staff.session),
-                "No such appointment",
-                "Reload the list and try again.",
-            ),
-        )
-            .into_response())
+    if !done {
+        return Err(no_such_appointment(&staff));
     }
+    tracing::info!(user = %staff.session.user, clinic = %f.clinic, appointment = %f.appointment, action = %f.action, "desk: follow-up action");
+    // The notice is a key the page maps to a fixed text, never text from the URL.
+    let filter = match (&f.list_clinic, &f.list_date) {
+        (None, None) => back_filter(&state, Some(&f.clinic), f.date.as_deref()),
+        (clinic, date) => back_filter(&state, clinic.as_deref(), date.as_deref()),
+    };
+    Ok(Redirect::to(&back_to(&filter, &f.action, None)).into_response())
 }

@@ -2,16 +2,16 @@
 
 mod day;
 mod follow_ups;
-mod patient;
 pub(super) mod media;
+mod patient;
 mod replies;
 mod stats;
 mod status;
 
 pub(super) use day::{day, reveal};
-pub(super) use follow_ups::{follow_up_action, follow_ups};
+pub(super) use follow_ups::{follow_up_action, follow_ups, record_call, signed_in};
 pub(super) use patient::{patient, patients, reveal_patient, week};
-pub(super) use replies::{replies, reply_handled};
+pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};
 pub(super) use stats::stats;
 pub(super) use status::{status_action, status_page};
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{
-    BoardRow, Clinic, Config, Markup, NaiveDate, Session, clinic_select, html, local, page,
+    BoardRow, Clinic, Config, Markup, NaiveDate, SignedIn, clinic_select, html, local, page,
     response_word, status_word,
 };
 use crate::desk::urlencode;
@@ -112,7 +112,7 @@ impl BoardNotice {
 /// Everything the day board shows.
 pub struct Board<'a> {
     /// The signed-in staff member.
-    pub session: &'a Session,
+    pub session: &'a SignedIn,
     /// For the clinic chooser.
     pub config: &'a Config,
     /// The clinic shown.
@@ -582,12 +582,12 @@ mod tests {
         }
     }
 
-    fn session() -> Session {
-        Session {
+    fn session() -> SignedIn {
+        SignedIn::from(crate::store::Session {
             user_id: 1,
             user: "asha".into(),
             csrf: "c".repeat(64),
-        }
+        })
     }
 
     fn render(

@@ -1,65 +1,384 @@
-//! The follow-up list: who to call, why, and what staff did.
+//! Follow-ups: everyone to call now, across clinics and the coming days, grouped by day, with
+//! what staff did about each call.
 
-use super::{
-    BoardRow, Clinic, Config, FollowUp, Markup, NaiveDate, Session, day_picker, html, local, page,
-    phone_cell,
-};
+use chrono::{DateTime, NaiveDate, Utc};
 
-/// Follow-ups with their actions.
+use super::{Config, Markup, SignedIn, html, local, mask, page, plural};
+use crate::store::{Call, CallOutcome, FollowUp, Note};
+
+/// What the list shows: one clinic or all (`None`), one local day or each clinic's today and
+/// the `days` after it (`None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// A clinic key.
+    pub clinic: Option<String>,
+    /// A local day.
+    pub day: Option<NaiveDate>,
+    /// `desk.follow_up_days`.
+    pub days: u32,
+}
+
+impl ListFilter {
+    /// The filter as a query (`clinic=…&date=…`, empty values for "all" and "the coming
+    /// days"), for links and redirects back to the same list.
+    pub fn query(&self) -> String {
+        format!(
+            "clinic={}&date={}",
+            self.clinic.as_deref().unwrap_or_default(),
+            self.day
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// One person to call.
+#[derive(Debug, Clone)]
+pub struct FollowUpCard {
+    /// The appointment and why to call.
+    pub item: FollowUp,
+    /// The latest calls, newest first.
+    pub calls: Vec<Call>,
+    /// Every staff note about the appointment, newest first (calls are in `calls`).
+    pub notes: Vec<Note>,
+    /// Show the number whole (after an audited reveal).
+    pub revealed: bool,
+}
+
+/// The text of a call's `?done=` key (`call_reached`, ...), if it is one.
+pub fn call_notice(key: &str) -> Option<&'static str> {
+    let outcome = CallOutcome::parse(key.strip_prefix("call_")?)?;
+    Some(match outcome {
+        CallOutcome::Reached => "call saved: reached. The patient is off the list",
+        CallOutcome::NoAnswer => "call saved: no answer. The patient stays on the list",
+        CallOutcome::LeftMessage => "call saved: left a message",
+    })
+}
+
+/// "today", "tomorrow" or nothing, for a local day seen from the clinic's today.
+fn relative(day: NaiveDate, today: NaiveDate) -> Option<&'static str> {
+    if day == today {
+        Some("Today")
+    } else if today.succ_opt() == Some(day) {
+        Some("Tomorrow")
+    } else {
+        None
+    }
+}
+
+/// How far the list reaches, in words: "today, tomorrow or the day after".
+fn reach(days: u32) -> String {
+    match days {
+        0 => "today".into(),
+        1 => "today or tomorrow".into(),
+        2 => "today, tomorrow or the day after".into(),
+        n => format!("today or in the next {n} days"),
+    }
+}
+
+/// The follow-up list.
 pub fn follow_ups(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
-    clinic: &Clinic,
-    day: NaiveDate,
-    rows: &[(FollowUp, Option<BoardRow>)],
-    revealed: Option<i64>,
+    filter: &ListFilter,
+    cards: &[FollowUpCard],
     done: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Markup {
-    let zone = clinic.time_zone;
-    let title = format!(
-        "Follow-ups — {}, {}",
-        clinic.display_name,
-        day.format("%A %-d %B")
-    );
+    let clinic = filter.clinic.as_deref().and_then(|k| config.clinic(k));
+    let at = clinic.map_or(String::new(), |c| format!(" at {}", c.display_name));
+    let scope = match filter.day {
+        Some(d) => format!("on {}{at}", d.format("%A %-d %B %Y")),
+        None if clinic.is_some() => format!("{}{at}", reach(filter.days)),
+        None => format!("{}, at every clinic", reach(filter.days)),
+    };
+    // Cards in time order, grouped by their clinic's local day.
+    let mut groups: Vec<(NaiveDate, Vec<&FollowUpCard>)> = Vec::new();
+    for card in cards {
+        let zone = config
+            .clinic(&card.item.clinic)
+            .map_or(chrono_tz::UTC, |c| c.time_zone);
+        let day = card.item.starts_at.with_timezone(&zone).date_naive();
+        match groups.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, g)) => g.push(card),
+            None => groups.push((day, vec![card])),
+        }
+    }
+    groups.sort_by_key(|(d, _)| *d);
     page(
-        &title,
+        "Follow-ups",
         Some(session),
         "Follow-ups",
         &html! {
             @if let Some(d) = done {
                 p.ok role="status" { "Saved: " (d) "." }
             }
-            (day_picker(config, clinic, day, "/desk/follow-ups"))
-            @if rows.is_empty() {
-                p.notice { "Nobody to call for this day." }
+            form.filters method="get" action="/desk/follow-ups" {
+                label for="clinic" { "Clinic" }
+                select #clinic name="clinic" {
+                    option value="" selected[clinic.is_none()] { "All clinics" }
+                    @for c in config.clinics.values() {
+                        option value=(c.key) selected[clinic.is_some_and(|s| s.key == c.key)] { (c.display_name) }
+                    }
+                }
+                label for="date" { "Day" }
+                input #date type="date" name="date" value=[filter.day.map(|d| d.format("%Y-%m-%d").to_string())];
+                button type="submit" { "Show" }
+                @if let Some(day) = filter.day {
+                    @let clinic_key = filter.clinic.as_deref().unwrap_or_default();
+                    a href={ "/desk/follow-ups?clinic=" (clinic_key) "&date=" (day.pred_opt().unwrap_or(day).format("%Y-%m-%d")) } { "← Previous day" }
+                    a href={ "/desk/follow-ups?clinic=" (clinic_key) "&date=" (day.succ_opt().unwrap_or(day).format("%Y-%m-%d")) } { "Next day →" }
+                    a href={ "/desk/follow-ups?clinic=" (clinic_key) } { "Everyone to call now" }
+                }
             }
-            @for (f, b) in rows {
-                section.card aria-labelledby={ "f-" (f.appointment_id) } {
-                    h2 #{ "f-" (f.appointment_id) } { (local(f.starts_at, zone, "%H:%M")) " · " (f.patient_name) small { " (" (f.appointment_id) ")" } }
-                    ul { @for r in &f.reasons { li { (r) } } }
-                    @if let Some(b) = b {
-                        p { "Phone: " (phone_cell(session, clinic, day, b.id, &f.phone, revealed == Some(b.id), "follow-ups")) }
-                        @if let Some(n) = b.notes.first() { p.hint { "Last note: " (super::day::note_words(n)) } }
-                    }
-                    form.action method="post" action="/desk/follow-ups/action" {
-                        input type="hidden" name="csrf" value=(session.csrf);
-                        input type="hidden" name="clinic" value=(clinic.key);
-                        input type="hidden" name="appointment" value=(f.appointment_id);
-                        input type="hidden" name="date" value=(day.format("%Y-%m-%d"));
-                        label for={ "a-" (f.appointment_id) } { "Action" }
-                        select #{ "a-" (f.appointment_id) } name="action" {
-                            option value="called" { "Mark called" }
-                            option value="confirmed" { "Set confirmed" }
-                            option value="cancelled" { "Set cancelled" }
-                            option value="no_show" { "Set no-show" }
-                            option value="note" { "Add a note only" }
-                        }
-                        label for={ "n-" (f.appointment_id) } { "Note" }
-                        input #{ "n-" (f.appointment_id) } type="text" name="note" maxlength="500" placeholder="e.g. will come at 11:00";
-                        button type="submit" { "Save" }
-                    }
+            @if cards.is_empty() {
+                p.notice { "Nobody to call " (scope) "." }
+            } @else {
+                p.summary { (plural(cards.len(), "person", "people")) " to call " (scope) "." }
+            }
+            @for (day, group) in &groups {
+                @let labels: Vec<Option<&str>> = group.iter().map(|c| {
+                    let zone = config.clinic(&c.item.clinic).map_or(chrono_tz::UTC, |k| k.time_zone);
+                    relative(*day, now.with_timezone(&zone).date_naive())
+                }).collect();
+                h2 {
+                    @if let Some(Some(l)) = labels.first().filter(|l| labels.iter().all(|x| x == *l)) { (l) ", " }
+                    (day.format("%A %-d %B"))
+                }
+                @for card in group {
+                    (follow_up_card(session, config, filter, card, now))
                 }
             }
         },
     )
+}
+
+fn follow_up_card(
+    session: &SignedIn,
+    config: &Config,
+    filter: &ListFilter,
+    card: &FollowUpCard,
+    now: DateTime<Utc>,
+) -> Markup {
+    let f = &card.item;
+    let clinic = config.clinic(&f.clinic);
+    let (zone, name, date_format, time_format) = clinic.map_or(
+        (chrono_tz::UTC, f.clinic.as_str(), "%A %-d %B", "%H:%M"),
+        |c| {
+            (
+                c.time_zone,
+                c.display_name.as_str(),
+                c.date_format.as_str(),
+                c.time_format.as_str(),
+            )
+        },
+    );
+    let day = f.starts_at.with_timezone(&zone).date_naive();
+    let today = now.with_timezone(&zone).date_naive();
+    let time = local(f.starts_at, zone, time_format);
+    let id = f.id;
+    // Calls are listed under Calls with their outcome; every other note is listed here.
+    let notes: Vec<&Note> = card.notes.iter().filter(|n| n.action != "called").collect();
+    html! {
+        section.card.follow-up #{ "f-" (id) } aria-labelledby={ "fh-" (id) } {
+            h3 #{ "fh-" (id) } { (time) " · " (super::patient::patient_link_for_appointment(id, &f.patient_name)) }
+            p.when {
+                @if let Some(r) = relative(day, today) { (r) ", " }
+                (local(f.starts_at, zone, date_format)) " at " (time)
+                @if let Some(p) = &f.provider { " with " (p) }
+                " · " (name)
+            }
+            ul.reasons { @for r in &f.reasons { li { (r) } } }
+            // A form may not sit inside a paragraph: browsers would close the paragraph first.
+            div.phone-line {
+                "Phone: "
+                @if card.revealed {
+                    a.phone href={ "tel:" (f.phone) } { (f.phone) }
+                } @else {
+                    form.inline method="post" action="/desk/reveal" {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        input type="hidden" name="appointment" value=(id);
+                        input type="hidden" name="clinic" value=(filter.clinic.as_deref().unwrap_or_default());
+                        input type="hidden" name="date" value=(filter.day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
+                        input type="hidden" name="back" value="follow-ups";
+                        span.phone { (mask(&f.phone)) " " }
+                        button.small type="submit" aria-label={ "Show the whole number of " (f.patient_name) } { "Show" }
+                    }
+                }
+            }
+            @if !card.calls.is_empty() {
+                div.calls {
+                    h4 { "Calls" }
+                    ul {
+                        @for c in &card.calls {
+                            li {
+                                strong { (c.outcome.map_or("called", CallOutcome::words)) }
+                                " — " (c.by) ", " (local(c.at, zone, "%-d %b")) " " (local(c.at, zone, time_format))
+                                @if let Some(n) = &c.note { ": " (n) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !notes.is_empty() {
+                div.notes {
+                    h4 { "Notes" }
+                    ul.notes {
+                        @for n in &notes {
+                            li { (local(n.at, zone, "%-d %b")) " " (local(n.at, zone, time_format)) " " (super::day::note_words(n)) }
+                        }
+                    }
+                }
+            }
+            form.call method="post" action="/desk/follow-ups/call" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="appointment" value=(id);
+                input type="hidden" name="list_clinic" value=(filter.clinic.as_deref().unwrap_or_default());
+                input type="hidden" name="list_date" value=(filter.day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
+                label for={ "cn-" (id) } { "Call note" }
+                input #{ "cn-" (id) } type="text" name="note" maxlength="500" placeholder="optional, e.g. will come at 11:00";
+                span.outcomes role="group" aria-label={ "Call outcome for " (f.patient_name) } {
+                    @for o in CallOutcome::ALL {
+                        button type="submit" name="outcome" value=(o.as_str()) {
+                            @match o {
+                                CallOutcome::Reached => "Reached",
+                                CallOutcome::NoAnswer => "No answer",
+                                CallOutcome::LeftMessage => "Left a message",
+                            }
+                        }
+                    }
+                }
+            }
+            form.action method="post" action="/desk/follow-ups/action" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="clinic" value=(f.clinic);
+                input type="hidden" name="appointment" value=(f.appointment_id);
+                input type="hidden" name="date" value=(day.format("%Y-%m-%d"));
+                input type="hidden" name="list_clinic" value=(filter.clinic.as_deref().unwrap_or_default());
+                input type="hidden" name="list_date" value=(filter.day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
+                label for={ "a-" (id) } { "Change" }
+                select #{ "a-" (id) } name="action" {
+                    option value="confirmed" { "Set confirmed" }
+                    option value="cancelled" { "Set cancelled" }
+                    option value="no_show" { "Set no-show" }
+                    option value="note" { "Add a note only" }
+                }
+                label for={ "n-" (id) } { "Note" }
+                input #{ "n-" (id) } type="text" name="note" maxlength="500";
+                button type="submit" { "Save" }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        crate::time::parse_instant(s).expect("instant")
+    }
+
+    fn card(id: i64, clinic: &str, starts: &str, name: &str) -> FollowUpCard {
+        FollowUpCard {
+            item: FollowUp {
+                id,
+                appointment_id: format!("A-{id}"),
+                clinic: clinic.into(),
+                starts_at: at(starts),
+                patient_name: name.into(),
+                phone: "+919876543210".into(),
+                provider: Some("Dr. Mehta".into()),
+                reasons: vec!["no answer after all reminders".into()],
+            },
+            calls: Vec::new(),
+            notes: Vec::new(),
+            revealed: false,
+        }
+    }
+
+    fn session() -> SignedIn {
+        SignedIn::from(crate::store::Session {
+            user_id: 1,
+            user: "asha".into(),
+            csrf: "c".repeat(64),
+        })
+    }
+
+    #[test]
+    fn the_list_groups_by_day_names_clinics_and_uses_each_clinics_clock() {
+        let config = Config::example().expect("shipped config");
+        let now = at("2026-11-25T12:00:00Z");
+        let mut nyc = card(2, "nyc", "2026-11-26T19:00:00Z", "Emily Johnson");
+        nyc.calls.push(Call {
+            at: at("2026-11-25T14:05:00Z"),
+            by: "asha".into(),
+            outcome: Some(CallOutcome::NoAnswer),
+            note: None,
+        });
+        let cards = [
+            card(1, "mumbai", "2026-11-26T05:00:00Z", "Priya Patil"),
+            nyc,
+        ];
+        let filter = ListFilter {
+            days: 2,
+            ..ListFilter::default()
+        };
+        let html = follow_ups(&session(), &config, &filter, &cards, None, now).into_string();
+        assert!(
+            html.contains("2 people to call today, tomorrow or the day after, at every clinic")
+        );
+        assert!(html.contains("Tomorrow, Thursday 26 November"), "{html}");
+        assert!(html.contains("Sunrise Family Clinic, Andheri"));
+        assert!(html.contains("Hudson Street Medical, New York"));
+        assert!(
+            html.contains("10:30 · Priya Patil"),
+            "Mumbai's clock: {html}"
+        );
+        assert!(
+            html.contains("2:00 PM · Emily Johnson"),
+            "New York's 12-hour clock: {html}"
+        );
+        assert!(html.contains("with Dr. Mehta"));
+        assert!(
+            html.contains("no answer</strong> — asha, 25 Nov 9:05 AM"),
+            "{html}"
+        );
+        assert!(!html.contains("+919876543210"), "numbers masked");
+        assert!(!html.contains("(s)"));
+    }
+
+    #[test]
+    fn the_empty_list_says_how_far_it_looked() {
+        let config = Config::example().expect("shipped config");
+        let now = at("2026-11-25T12:00:00Z");
+        let all = ListFilter {
+            days: 2,
+            ..ListFilter::default()
+        };
+        let html = follow_ups(&session(), &config, &all, &[], None, now).into_string();
+        assert!(html.contains("Nobody to call today, tomorrow or the day after, at every clinic."));
+        let one = ListFilter {
+            clinic: Some("mumbai".into()),
+            day: NaiveDate::from_ymd_opt(2026, 11, 26),
+            days: 2,
+        };
+        let html = follow_ups(&session(), &config, &one, &[], None, now).into_string();
+        assert!(
+            html.contains(
+                "Nobody to call on Thursday 26 November 2026 at Sunrise Family Clinic, Andheri."
+            ),
+            "{html}"
+        );
+        assert_eq!(one.query(), "clinic=mumbai&date=2026-11-26");
+        assert_eq!(all.query(), "clinic=&date=");
+    }
+
+    #[test]
+    fn call_notices_are_known_keys_only() {
+        assert!(call_notice("call_reached").is_some_and(|t| t.contains("reached")));
+        assert!(call_notice("call_no_answer").is_some());
+        assert_eq!(call_notice("reached"), None);
+        assert_eq!(call_notice("call_hung_up"), None);
+    }
 }

@@ -15,13 +15,6 @@ fn media_href(reply_id: i64) -> String {
 /// The file of reply `reply_id` (a [`crate::store::ReplyView`]'s `media`), with its caption.
 /// Players load nothing until pressed (`preload="none"`): each fetch goes to WhatsApp and is
 /// audited, so a list of replies does not fetch every voice note it shows.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the Replies page's cards call it (views/replies.rs, which another change owns); remove this then"
-    )
-)]
 pub fn reply_media(reply_id: i64, media: &ReplyMedia) -> Markup {
     let href = media_href(reply_id);
     let noun = media_noun(&media.kind, media.voice);

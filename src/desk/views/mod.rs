@@ -2,17 +2,17 @@
 
 mod day;
 mod follow_ups;
-mod patient;
 mod media;
+mod patient;
 mod replies;
 mod stats;
 mod status;
 mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
-pub use follow_ups::follow_ups;
+pub use follow_ups::{FollowUpCard, ListFilter, call_notice, follow_ups};
 pub use patient::{patient_page, search_page, week_page};
-pub use replies::replies;
+pub use replies::{ReplyCard, replies, replies_notice};
 pub use stats::stats;
 pub use status::{board_at, status_confirm, status_refused, too_early};
 pub use upload::{imported, preview, upload};
@@ -23,13 +23,43 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::config::{Clinic, Config};
 use crate::import::{ChangeKind, ImportReport, ParsedFile};
+use crate::jobs::{DeskStatus, Hold};
 use crate::phone::mask;
-use crate::store::{BoardRow, FollowUp, Preview, ReplyView, Session, Stats};
+use crate::store::{BoardRow, Preview, Session, Stats};
 
 use super::chart;
 
-/// Every page: header with navigation and the signed-in name, then `body`.
-fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> Markup {
+/// A signed-in member of staff as every page shows them: the session (name, form token) and
+/// what waits on Follow-ups and Replies or holds reminders back, read with the session.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The session.
+    pub session: Session,
+    /// The counts on the navigation and the reasons for the "reminders held" banner.
+    pub status: DeskStatus,
+}
+
+impl std::ops::Deref for SignedIn {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl From<Session> for SignedIn {
+    /// A session with nothing waiting and nothing held.
+    fn from(session: Session) -> Self {
+        Self {
+            session,
+            status: DeskStatus::default(),
+        }
+    }
+}
+
+/// Every page: header with navigation and the signed-in name, the "reminders held" banner,
+/// then `body`.
+fn page(title: &str, session: Option<&SignedIn>, active: &str, body: &Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -45,11 +75,12 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
                     span.brand { "reminderd" }
                     @if let Some(s) = session {
                         nav aria-label="Desk pages" {
-                            @for (href, label) in [("/desk/day", "Day"), ("/desk/week", "Week"), ("/desk/upload", "Upload"), ("/desk/follow-ups", "Follow-ups"), ("/desk/replies", "Replies"), ("/desk/stats", "Stats")] {
-                                @if label == active {
-                                    a href=(href) aria-current="page" { (label) }
-                                } @else {
-                                    a href=(href) { (label) }
+                            @for (href, label, waiting) in [("/desk/day", "Day", 0), ("/desk/week", "Week", 0), ("/desk/upload", "Upload", 0), ("/desk/follow-ups", "Follow-ups", s.status.follow_ups), ("/desk/replies", "Replies", s.status.replies), ("/desk/stats", "Stats", 0)] {
+                                // The count is in the name screen readers hear, not read twice.
+                                a href=(href) aria-current=[(label == active).then_some("page")]
+                                    aria-label=[(waiting > 0).then(|| format!("{label}, {waiting} waiting"))] {
+                                    (label)
+                                    @if waiting > 0 { " " span.count { "(" (waiting) ")" } }
                                 }
                             }
                         }
@@ -61,6 +92,9 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
                         }
                     }
                 }
+                @if let Some(s) = session.filter(|s| !s.status.holds.is_empty()) {
+                    (held_banner(&s.status.holds))
+                }
                 main #main {
                     h1 { (title) }
                     (body)
@@ -70,8 +104,64 @@ fn page(title: &str, session: Option<&Session>, active: &str, body: &Markup) -> 
     }
 }
 
+/// Why reminders are not going out, in receptionists' words, each with what to do; only what
+/// the store records (see `jobs::desk_status`).
+fn held_banner(holds: &[Hold]) -> Markup {
+    html! {
+        section.held aria-labelledby="held-title" {
+            h2 #held-title { "Reminders are held" }
+            ul {
+                @for h in holds {
+                    li {
+                        @match h {
+                            Hold::StaleSchedule { clinic, ago: Some(ago) } => {
+                                "Reminders for " strong { (clinic) } " are on hold: the schedule was last uploaded "
+                                (ago_words(*ago)) ". " a href="/desk/upload" { "Upload today's schedule" } " to send them."
+                            }
+                            Hold::StaleSchedule { clinic, ago: None } => {
+                                "Reminders for " strong { (clinic) } " are on hold: no schedule has been uploaded for it. "
+                                a href="/desk/upload" { "Upload today's schedule" } " to send them."
+                            }
+                            Hold::Account { ago, messages, error } => {
+                                "No reminders are going out: WhatsApp refused the clinic's account " (ago_words(*ago)) ", and "
+                                (plural(*messages, "message is", "messages are")) " waiting. Tell the administrator that the WhatsApp Business account needs attention."
+                                br; small { "WhatsApp said: " (error) }
+                            }
+                            Hold::Template { template, ago, messages, error } => {
+                                "The “" (template) "” message is not going out: WhatsApp refused its template " (ago_words(*ago))
+                                " (" (plural(*messages, "message", "messages")) "). Tell the administrator to check this message template."
+                                br; small { "WhatsApp said: " (error) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "1 person", "4 people": a count with the right word, never "(s)".
+fn plural(n: impl TryInto<i64>, one: &str, many: &str) -> String {
+    let n: i64 = n.try_into().unwrap_or(i64::MAX);
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "just now", "5 minutes ago", "3 hours ago", "2 days ago".
+fn ago_words(d: chrono::Duration) -> String {
+    let (minutes, hours, days) = (d.num_minutes(), d.num_hours(), d.num_days());
+    if minutes < 1 {
+        "just now".into()
+    } else if minutes < 90 {
+        format!("{} ago", plural(minutes, "minute", "minutes"))
+    } else if hours < 48 {
+        format!("{} ago", plural(hours, "hour", "hours"))
+    } else {
+        format!("{} ago", plural(days, "day", "days"))
+    }
+}
+
 /// A page with one message (errors, "already done").
-pub fn message(session: Option<&Session>, title: &str, text: &str) -> Markup {
+pub fn message(session: Option<&SignedIn>, title: &str, text: &str) -> Markup {
     page(title, session, "", &html! { p.notice { (text) } })
 }
 
@@ -127,7 +217,7 @@ pub fn login(
 
 /// After sign-in, the form that was posted while signed out, to be checked and saved: its
 /// fields kept as they were, its note editable.
-pub fn resume(session: &Session, action: &str, fields: &[(String, String)]) -> Markup {
+pub fn resume(session: &SignedIn, action: &str, fields: &[(String, String)]) -> Markup {
     let what = match action {
         a if a.starts_with("/desk/follow-ups") => "your follow-up",
         a if a.starts_with("/desk/replies") => "your reply note",
@@ -168,49 +258,6 @@ fn clinic_select(config: &Config, clinic: &Clinic) -> Markup {
         select #clinic name="clinic" {
             @for c in config.clinics.values() {
                 option value=(c.key) selected[c.key == clinic.key] { (c.display_name) }
-            }
-        }
-    }
-}
-
-/// Clinic and date pickers shared by the day board and follow-ups.
-fn day_picker(config: &Config, clinic: &Clinic, day: NaiveDate, action: &str) -> Markup {
-    let prev = day.pred_opt().unwrap_or(day);
-    let next = day.succ_opt().unwrap_or(day);
-    html! {
-        form.filters method="get" action=(action) {
-            (clinic_select(config, clinic))
-            label for="date" { "Date" }
-            input #date type="date" name="date" value=(day.format("%Y-%m-%d"));
-            button type="submit" { "Show" }
-            a href={ (action) "?clinic=" (clinic.key) "&date=" (prev.format("%Y-%m-%d")) } { "← Previous day" }
-            a href={ (action) "?clinic=" (clinic.key) "&date=" (next.format("%Y-%m-%d")) } { "Next day →" }
-        }
-    }
-}
-
-/// A masked number with a button that reveals it (the reveal is audited).
-fn phone_cell(
-    session: &Session,
-    clinic: &Clinic,
-    day: NaiveDate,
-    id: i64,
-    phone: &str,
-    revealed: bool,
-    back: &str,
-) -> Markup {
-    html! {
-        @if revealed {
-            a.phone href={ "tel:" (phone) } { (phone) }
-        } @else {
-            form.inline method="post" action="/desk/reveal" {
-                input type="hidden" name="csrf" value=(session.csrf);
-                input type="hidden" name="appointment" value=(id);
-                input type="hidden" name="clinic" value=(clinic.key);
-                input type="hidden" name="date" value=(day.format("%Y-%m-%d"));
-                input type="hidden" name="back" value=(back);
-                span.phone { (mask(phone)) " " }
-                button.small type="submit" aria-label={ "Show the whole number" } { "Show" }
             }
         }
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use super::{
-    Clinic, Config, Markup, Session, clinic_select, html, mask, page, response_word, status_word,
+    Clinic, Config, Markup, SignedIn, clinic_select, html, mask, page, response_word, status_word,
 };
 use crate::store::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientSearch, ReplyEvent, StaffEvent,
@@ -74,7 +74,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
 
 /// The search page: the form and what it found.
 pub fn search_page(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     query: &str,
     found: &PatientSearch,
@@ -145,7 +145,7 @@ struct Entry {
 
 /// The patient's page. `revealed`: the reveal that shows the whole number on this view.
 pub fn patient_page(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     clinic: &Clinic,
     file: &PatientFile,
@@ -463,7 +463,7 @@ impl Counts {
 /// The week view: one clinic's local week, counts per day (each linking to its day board) and
 /// per doctor.
 pub fn week_page(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     clinic: &Clinic,
     monday: NaiveDate,
@@ -687,11 +687,11 @@ mod tests {
     fn the_patient_page_masks_the_number_until_shown_and_tells_one_story_in_time_order() {
         let config = Config::example().expect("shipped config");
         let clinic = config.clinic("mumbai").expect("mumbai");
-        let session = Session {
+        let session = SignedIn::from(crate::store::Session {
             user_id: 1,
             user: "asha".into(),
             csrf: "c".repeat(64),
-        };
+        });
         let now = at("2026-11-25T12:00:00Z");
         let page = patient_page(&session, &config, clinic, &file(), None, now).into_string();
         assert!(page.contains("&lt;b&gt;Priya&lt;/b&gt; Patil") && !page.contains("<b>Priya"));

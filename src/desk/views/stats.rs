@@ -2,7 +2,8 @@
 //! same groups), rules by the clinic's names, and the weekly trend.
 
 use super::{
-    Clinic, Config, Markup, NaiveDate, PreEscaped, Session, Stats, chart, clinic_select, html, page,
+    Clinic, Config, Markup, NaiveDate, PreEscaped, SignedIn, Stats, chart, clinic_select, html,
+    page,
 };
 use crate::store::RuleStats;
 
@@ -71,7 +72,7 @@ fn share(n: i64, of: i64) -> String {
 
 /// The stats page: headline, chart and table from the same groups, and the weekly trend.
 pub fn stats(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     clinic: &Clinic,
     range: (NaiveDate, NaiveDate),

@@ -2,7 +2,7 @@
 //! and the page that says why a status was refused.
 
 use super::day::{BoardFilter, clock};
-use super::{BoardRow, Clinic, Markup, NaiveDate, Session, html, local, page};
+use super::{BoardRow, Clinic, Markup, NaiveDate, SignedIn, html, local, page};
 use crate::desk::urlencode;
 use crate::model::StaffAction;
 
@@ -46,7 +46,7 @@ pub fn too_early(clinic: &Clinic, r: &BoardRow) -> String {
 /// Asks before a no-show or a cancellation (what it means, what else to change), or takes a
 /// note; the form posts the status with the note, the link goes back changing nothing.
 pub fn status_confirm(
-    session: &Session,
+    session: &SignedIn,
     clinic: &Clinic,
     r: &BoardRow,
     action: StaffAction,
@@ -105,7 +105,7 @@ pub fn status_confirm(
 }
 
 /// Why a status was not set (too early for a no-show, nothing to undo), and the way back.
-pub fn status_refused(session: &Session, title: &str, why: &str, back: &str) -> Markup {
+pub fn status_refused(session: &SignedIn, title: &str, why: &str, back: &str) -> Markup {
     page(
         title,
         Some(session),

@@ -1,11 +1,11 @@
 //! The upload form, the preview of what an upload will change, and the page after it.
 
 use super::{
-    ChangeKind, Config, ImportReport, Markup, ParsedFile, Preview, Session, html, local, page,
+    ChangeKind, Config, ImportReport, Markup, ParsedFile, Preview, SignedIn, html, local, page,
 };
 
 /// The upload form.
-pub fn upload(session: &Session, config: &Config, error: Option<&str>) -> Markup {
+pub fn upload(session: &SignedIn, config: &Config, error: Option<&str>) -> Markup {
     page(
         "Upload the schedule",
         Some(session),
@@ -70,7 +70,7 @@ fn change_text(config: &Config, clinic: &str, kind: &ChangeKind) -> String {
 
 /// The dry-run of an upload: its errors (nothing kept), or its changes with confirm/discard.
 pub fn preview(
-    session: &Session,
+    session: &SignedIn,
     config: &Config,
     p: &Preview,
     parsed: &ParsedFile,
@@ -153,7 +153,7 @@ pub fn preview(
 }
 
 /// After a confirmed upload.
-pub fn imported(session: &Session, r: &ImportReport) -> Markup {
+pub fn imported(session: &SignedIn, r: &ImportReport) -> Markup {
     page(
         "Schedule imported",
         Some(session),

@@ -9,8 +9,9 @@
 //! `REMINDERD_BROWSER_TESTS=require` is set (as `.ci/run` does), when it fails.
 
 mod day_board;
-mod tablet_print;
+mod follow_ups;
 mod patient;
+mod tablet_print;
 mod upload_day;
 
 use std::io::Write;
