@@ -42,6 +42,7 @@ use crate::store::{Db, Store, StoreError};
 use crate::time::Clock;
 
 use pages::{day, follow_up_action, follow_ups, replies, reply_handled, reveal, stats};
+use pages::{remind, remind_all, remind_page};
 use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
 use upload::{confirm_upload, discard_upload, upload, upload_page};
 
@@ -157,6 +158,8 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
         .route("/desk/stats", get(stats))
+        .route("/desk/remind", get(remind_page).post(remind))
+        .route("/desk/remind/all", post(remind_all))
         // Multipart framing adds a little to the file itself.
         .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))
         .layer(axum::middleware::map_response(security_headers))

@@ -15,6 +15,7 @@ use crate::config::Clinic;
 mod accounts;
 mod inbound;
 mod outbox;
+mod remind;
 mod schedule;
 mod staff;
 
@@ -22,6 +23,7 @@ pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
 pub use inbound::{Delivery, RecordedEvent, ReplyRecord, StatusApplied};
 pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
+pub use remind::{ManualSent, Press, Pressed, RemindTarget};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
     ImportTx, StoredAppointment, StoredPatient,
@@ -32,7 +34,7 @@ pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003-replies.sql"),
     include_str!("../../migrations/004-desk.sql"),
     include_str!("../../migrations/005-hardening.sql"),
+    include_str!("../../migrations/006-front-desk.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
@@ -244,6 +247,17 @@ impl Store {
                 ),
             });
         }
+        // A step may rebuild a table (SQLite's 12-step procedure: create, copy, drop, rename),
+        // and dropping a table others refer to is refused while foreign keys are enforced; the
+        // pragma cannot change inside a transaction, so it is off around it and the keys are
+        // checked before the commit instead.
+        self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        let result = self.migrate_from(version);
+        self.conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        result
+    }
+
+    fn migrate_from(&mut self, version: i64) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         if version == 0 {
             let tables: i64 = tx.query_row(
@@ -263,6 +277,31 @@ impl Store {
                 tx.execute_batch(step)?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        // Only steps can break a reference; a full check on every open would scan every table.
+        let stepped = version != 0 && version < SCHEMA_VERSION;
+        let broken: Vec<String> = if stepped {
+            let mut stmt = tx.prepare("PRAGMA foreign_key_check")?;
+            stmt.query_map([], |r| {
+                Ok(format!(
+                    "{} row {} refers to a missing {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    r.get::<_, String>(2)?
+                ))
+            })?
+            .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        if !broken.is_empty() {
+            return Err(StoreError::Incompatible {
+                path: self.path.clone(),
+                message: format!(
+                    "it cannot be upgraded, nothing was changed: {}",
+                    broken.join("; ")
+                ),
+            });
         }
         tx.commit()?;
         Ok(())

@@ -2,6 +2,7 @@
 
 mod day;
 mod follow_ups;
+mod remind;
 mod replies;
 mod stats;
 
@@ -9,6 +10,7 @@ pub(super) use day::{day, reveal};
 pub(super) use follow_ups::{follow_up_action, follow_ups};
 pub(super) use replies::{replies, reply_handled};
 pub(super) use stats::stats;
+pub(super) use remind::{remind, remind_all, remind_page};
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 
 mod day;
 mod follow_ups;
+mod remind;
 mod replies;
 mod stats;
 mod upload;
@@ -11,6 +12,7 @@ pub use follow_ups::follow_ups;
 pub use replies::replies;
 pub use stats::stats;
 pub use upload::{imported, preview, upload};
+pub use remind::{Done, remind_all, remind_one};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;

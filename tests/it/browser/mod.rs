@@ -8,6 +8,7 @@
 //! chromium-driver`). Without them the test says so and passes, unless
 //! `REMINDERD_BROWSER_TESTS=require` is set (as `.ci/run` does), when it fails.
 
+mod remind;
 mod upload_day;
 
 use std::io::Write;
