@@ -467,9 +467,7 @@ async fn dispatch_tick(s: &Arc<Shared>) {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let result = dispatcher
-        .run_for(s.clock, Some(DISPATCH_BUDGET))
-        .await;
+    let result = dispatcher.run_for(s.clock, Some(DISPATCH_BUDGET)).await;
     metrics::histogram!("reminderd_job_seconds", "job" => "dispatch")
         .record(started.elapsed().as_secs_f64());
     match result {

@@ -93,8 +93,8 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     std::fs::write(&config_path, demo_config()).map_err(err)?;
     let config = Config::load(&config_path).map_err(err)?;
     std::fs::write(dir.join("schedule.csv"), SCHEDULE).map_err(err)?;
-    let parsed = import::parse(SCHEDULE.as_bytes(), &config, &ParseOptions::default())
-        .map_err(err)?;
+    let parsed =
+        import::parse(SCHEDULE.as_bytes(), &config, &ParseOptions::default()).map_err(err)?;
     if !parsed.errors.is_empty() {
         return Err(DemoError(format!(
             "the sample schedule does not import: {:?}",

@@ -328,7 +328,8 @@ pub fn manual(config: &Config, a: &Candidate, now: DateTime<Utc>) -> Result<Manu
         return Err(NotNow::OptedOut);
     }
     let rule = manual_rule(config, &a.clinic).ok_or(NotNow::NoRule)?;
-    let send_at = check_quiet(now, clinic.quiet_hours, clinic.time_zone).map_or_else(|end| end, |()| now);
+    let send_at =
+        check_quiet(now, clinic.quiet_hours, clinic.time_zone).map_or_else(|end| end, |()| now);
     if send_at >= a.starts_at {
         return Err(NotNow::QuietPastStart(send_at));
     }
@@ -349,7 +350,11 @@ pub fn unanswered(a: &Candidate, now: DateTime<Utc>) -> bool {
 /// A time of day as the clinic writes it (`time_format`), with its zone's abbreviation.
 pub fn clock_time(t: DateTime<Utc>, clinic: &Clinic) -> String {
     let local = t.with_timezone(&clinic.time_zone);
-    format!("{} {}", local.format(&clinic.time_format), local.format("%Z"))
+    format!(
+        "{} {}",
+        local.format(&clinic.time_format),
+        local.format("%Z")
+    )
 }
 
 fn local(t: DateTime<Utc>, zone: Tz) -> String {
@@ -604,7 +609,10 @@ mod tests {
         );
         let mut x = a.clone();
         x.status = Status::Cancelled;
-        assert_eq!(manual(&c, &x, evening), Err(NotNow::NotBooked(Status::Cancelled)));
+        assert_eq!(
+            manual(&c, &x, evening),
+            Err(NotNow::NotBooked(Status::Cancelled))
+        );
         let mut x = a.clone();
         x.opted_out = true;
         assert!(manual(&c, &x, evening).is_err_and(|e| e.sentence(mumbai).contains("STOP")));

@@ -137,8 +137,11 @@ pub(super) fn demo(args: DemoArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Every stored appointment's start and patient, by (clinic, appointment id).
-fn appointments(store: &Store) -> Result<HashMap<(String, String), (DateTime<Utc>, String)>> {
+/// Appointments' starts and patients' names, by (clinic, appointment id).
+type Appointments = HashMap<(String, String), (DateTime<Utc>, String)>;
+
+/// Every stored appointment's start and patient.
+fn appointments(store: &Store) -> Result<Appointments> {
     let all = store.appointments(&AppointmentFilter {
         from: DateTime::<Utc>::MIN_UTC,
         to: DateTime::<Utc>::MAX_UTC,
@@ -162,7 +165,7 @@ fn local(text: &str, clinic: &Clinic) -> String {
 fn print_outbox(
     c: &Clinic,
     rows: &[&OutboxView],
-    appointments: &HashMap<(String, String), (DateTime<Utc>, String)>,
+    appointments: &Appointments,
 ) -> std::io::Result<()> {
     let header = [
         "id",
@@ -198,7 +201,10 @@ fn print_outbox(
             r.kind.clone(),
             r.rule.clone(),
             r.state.clone(),
-            r.sent_at.as_deref().map(|t| local(t, c)).unwrap_or_default(),
+            r.sent_at
+                .as_deref()
+                .map(|t| local(t, c))
+                .unwrap_or_default(),
             detail,
         ]
     })
@@ -244,7 +250,10 @@ mod tests {
     fn instants_show_in_the_clinic_zone_with_its_abbreviation() {
         let config = Config::example().expect("shipped config");
         let mumbai = config.clinic("mumbai").expect("mumbai");
-        assert_eq!(local("2026-11-25T12:30:00Z", mumbai), "Wed 25 Nov 18:00 IST");
+        assert_eq!(
+            local("2026-11-25T12:30:00Z", mumbai),
+            "Wed 25 Nov 18:00 IST"
+        );
         let nyc = config.clinic("nyc").expect("nyc");
         assert_eq!(local("2026-11-25T23:00:00Z", nyc), "Wed 25 Nov 18:00 EST");
     }

@@ -199,8 +199,9 @@ fn targets(
     let mut out = Vec::new();
     match press {
         Press::One(id) => {
-            let mut stmt =
-                conn.prepare_cached(&format!("{TARGET_SQL} WHERE c.key = ?1 AND a.external_id = ?2"))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "{TARGET_SQL} WHERE c.key = ?1 AND a.external_id = ?2"
+            ))?;
             let mut q = stmt.query(params![clinic, id])?;
             while let Some(r) = q.next()? {
                 out.push(target(r)?);
@@ -335,7 +336,11 @@ mod tests {
         assert_eq!(all.len(), 1, "{all:?}");
         let outbox: i64 = s
             .conn
-            .query_row("SELECT count(*) FROM outbox WHERE kind = 'manual_reminder'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE kind = 'manual_reminder'",
+                [],
+                |r| r.get(0),
+            )
             .expect("count");
         let audited: i64 = s
             .conn

@@ -59,7 +59,14 @@ fn start(env: &Env, port: u16, api: &str, run: usize) -> Child {
 /// `reminderd remind` for appointment `K<k>` (as of `at`, when given): one press.
 fn press(env: &Env, k: usize, at: Option<&str>) {
     let id = format!("K{k}");
-    let mut args = vec!["remind", "--clinic", "mumbai", "--appointment", &id, "--json"];
+    let mut args = vec![
+        "remind",
+        "--clinic",
+        "mumbai",
+        "--appointment",
+        &id,
+        "--json",
+    ];
     if let Some(at) = at {
         args.extend(["--now", at]);
     }
@@ -132,9 +139,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         // random few milliseconds so the kill lands at any point of a send.
         let target = sim.messages().len() + rng.between(20, 150) as usize;
         let wait_until = tokio::time::Instant::now() + Duration::from_secs(20);
-        while sim.messages().len() < target.min(TOTAL)
-            && tokio::time::Instant::now() < wait_until
-        {
+        while sim.messages().len() < target.min(TOTAL) && tokio::time::Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(rng.between(0, 40))).await;
@@ -240,6 +245,11 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         "seed {seed}: {} rows were interrupted mid-send and settled (unknown, then their status or a resend); {} took more than one attempt",
         env.count("SELECT count(*) FROM outbox WHERE reason LIKE '%sending again%' OR last_error LIKE 'interrupted%'"),
         env.count("SELECT count(*) FROM outbox WHERE attempts > 1")
+    );
+    println!(
+        "seed {seed}: of the {MANUAL} reminders staff asked for, {} were interrupted mid-send and settled, {} took more than one attempt",
+        env.count("SELECT count(*) FROM outbox WHERE kind = 'manual_reminder' AND (reason LIKE '%sending again%' OR reason LIKE 'interrupted%' OR last_error LIKE 'interrupted%')"),
+        env.count("SELECT count(*) FROM outbox WHERE kind = 'manual_reminder' AND attempts > 1")
     );
     let mut st = conn
         .prepare("SELECT coalesce(last_error_code, 0), substr(coalesce(last_error, reason, ''), 1, 60), count(*) FROM outbox WHERE attempts > 1 GROUP BY 1, 2")

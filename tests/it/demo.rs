@@ -66,13 +66,18 @@ fn the_demo_runs_the_whole_job_and_keeps_its_database_on_request() {
             "{hour:02}:{minute:02} {zone} is not an hour a clinic works or messages its patients:\n{}",
             r.stdout
         );
-        assert!(["IST", "EST"].contains(&zone.as_str()), "{zone}: a clinic's zone");
+        assert!(
+            ["IST", "EST"].contains(&zone.as_str()),
+            "{zone}: a clinic's zone"
+        );
     }
     assert!(
         times
             .iter()
             .any(|(h, m, z)| (*h, *m, z.as_str()) == (18, 0, "IST"))
-            && times.iter().any(|(h, m, z)| (*h, *m, z.as_str()) == (18, 0, "EST")),
+            && times
+                .iter()
+                .any(|(h, m, z)| (*h, *m, z.as_str()) == (18, 0, "EST")),
         "messages go at 18:00 at each clinic"
     );
     assert!(

@@ -123,12 +123,23 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
     let path = fixture_db(&env, 5);
     let rows = |c: &Connection| -> Vec<(i64, i64, String, String, i64, String)> {
         let mut s = c
-            .prepare("SELECT id, appointment_id, kind, rule, send_at, state FROM outbox ORDER BY id")
+            .prepare(
+                "SELECT id, appointment_id, kind, rule, send_at, state FROM outbox ORDER BY id",
+            )
             .expect("prepare");
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        s.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
     };
     let before = {
         let c = Connection::open(&path).expect("open v5");
@@ -155,7 +166,9 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         .expect("the reply still names its message");
     assert_eq!(answered, 2);
     let broken: i64 = c
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
         .expect("check");
     assert_eq!(broken, 0);
     let mut s = c
@@ -166,7 +179,10 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(indexes, ["outbox_appointment", "outbox_due", "outbox_press"]);
+    assert_eq!(
+        indexes,
+        ["outbox_appointment", "outbox_due", "outbox_press"]
+    );
     let manual = "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, created_at, updated_at)
                   VALUES (1, ?1, ?2, ?3, 0, 0, 0, 0)";
     c.execute(manual, rusqlite::params!["manual_reminder", "press:ab", 1])
@@ -177,7 +193,8 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         "one row per press and appointment, whatever its slot"
     );
     assert!(
-        c.execute(manual, rusqlite::params!["bulletin", "x", 1]).is_err(),
+        c.execute(manual, rusqlite::params!["bulletin", "x", 1])
+            .is_err(),
         "other kinds are still refused"
     );
     // A new row takes the next id after the copied ones.

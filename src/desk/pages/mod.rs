@@ -8,9 +8,9 @@ mod stats;
 
 pub(super) use day::{day, reveal};
 pub(super) use follow_ups::{follow_up_action, follow_ups};
+pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{replies, reply_handled};
 pub(super) use stats::stats;
-pub(super) use remind::{remind, remind_all, remind_page};
 
 use std::sync::Arc;
 

@@ -199,9 +199,8 @@ pub(in crate::desk) async fn remind_all(
     if !is_nonce(&f.nonce) {
         return Err(out_of_date(&staff));
     }
-    let day = match parse_day(Some(&f.date)) {
-        Ok(Some(day)) => day,
-        Ok(None) | Err(_) => return Err(out_of_date(&staff)),
+    let Ok(Some(day)) = parse_day(Some(&f.date)) else {
+        return Err(out_of_date(&staff));
     };
     let config = state.config();
     let Some(clinic) = config.clinic(&f.clinic).cloned() else {

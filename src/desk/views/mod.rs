@@ -9,10 +9,10 @@ mod upload;
 
 pub use day::day_page;
 pub use follow_ups::follow_ups;
+pub use remind::{Done, remind_all, remind_one};
 pub use replies::replies;
 pub use stats::stats;
 pub use upload::{imported, preview, upload};
-pub use remind::{Done, remind_all, remind_one};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;

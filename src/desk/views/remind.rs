@@ -224,7 +224,11 @@ fn state(clinic: &Clinic, m: &ManualSent, now: DateTime<Utc>) -> String {
 /// What the press just did.
 fn done_notice(clinic: &Clinic, d: Done<'_>, now: DateTime<Utc>) -> Markup {
     let n = d.rows.len();
-    let by = d.rows.first().map(|m| who(m.by.as_deref())).unwrap_or_default();
+    let by = d
+        .rows
+        .first()
+        .map(|m| who(m.by.as_deref()))
+        .unwrap_or_default();
     let waits = d.rows.iter().map(|m| m.send_at).filter(|t| *t > now).max();
     html! {
         p.ok role="status" {
@@ -322,10 +326,21 @@ mod tests {
         let mut cancelled = target(None);
         cancelled.candidate.status = Status::Cancelled;
         let decision = crate::plan::manual(&config, &cancelled.candidate, evening);
-        let html = remind_one(&session(), clinic, &cancelled, &decision, evening, "ab12", None)
-            .into_string();
+        let html = remind_one(
+            &session(),
+            clinic,
+            &cancelled,
+            &decision,
+            evening,
+            "ab12",
+            None,
+        )
+        .into_string();
         assert!(html.contains("This appointment is cancelled, so no reminder can be sent."));
-        assert!(!html.contains("Remind now</button>"), "no button for a cancelled slot");
+        assert!(
+            !html.contains("Remind now</button>"),
+            "no button for a cancelled slot"
+        );
     }
 
     #[test]

@@ -29,8 +29,12 @@ async fn a_receptionist_reminds_a_patient_now_once_and_at_night_sees_when_it_wil
     let day = tomorrow(chrono_tz::Asia::Kolkata);
     let night_day = tomorrow(d.night);
     d.import(&[
-        &format!("MUM-1001,P-2001,Aarav Sharma,98200 12345,en,{day},09:00,15,Dr. Mehta,mumbai,booked"),
-        &format!("N-1,Q-1,Priya Patil,+91 98765 43210,mr,{night_day},10:00,15,Dr. Iyer,night,booked"),
+        &format!(
+            "MUM-1001,P-2001,Aarav Sharma,98200 12345,en,{day},09:00,15,Dr. Mehta,mumbai,booked"
+        ),
+        &format!(
+            "N-1,Q-1,Priya Patil,+91 98765 43210,mr,{night_day},10:00,15,Dr. Iyer,night,booked"
+        ),
     ]);
     let (driver, client, chromedriver) = start_browser(&d.env).await;
     let b = Browser {
@@ -91,7 +95,8 @@ async fn a_receptionist_reminds_a_patient_now_once_and_at_night_sees_when_it_wil
         .until(|| !d.sim.messages().is_empty())
         .await;
     assert_eq!(
-        d.sim.messages()[0].body["to"], "+919820012345",
+        d.sim.messages()[0].body["to"],
+        "+919820012345",
         "to Aarav's number"
     );
 
@@ -110,13 +115,11 @@ async fn a_receptionist_reminds_a_patient_now_once_and_at_night_sees_when_it_wil
         1
     );
 
-    // Reloaded, the page says when the last reminder went and that it arrived.
-    Wait::new("the page to say the reminder was delivered", WAIT)
+    // Reloaded, the page says when the last reminder went and that it was read.
+    Wait::new("the page to say the reminder was read", WAIT)
         .until_async(async || {
             b.goto(page).await;
-            b.body_text()
-                .await
-                .contains("delivered to the patient's phone.")
+            b.body_text().await.contains("; read by the patient.")
         })
         .await;
     let text = b.body_text().await;
