@@ -93,12 +93,16 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_appointment ON audit_log (appointment_id);
 
 -- One row per message: its unique key (appointment, kind, rule, slot start) is what makes a
--- re-plan, a restart or a crash unable to produce a second message.
-CREATE TABLE outbox (
+-- re-plan, a restart or a crash unable to produce a second message. A manual reminder's rule is
+-- the one-time nonce of the desk's press ('press:<nonce>'), so a press resubmitted finds its
+-- row. (The name is quoted as SQLite writes it after schema 6 rebuilt the table.)
+CREATE TABLE "outbox" (
     id               INTEGER PRIMARY KEY,
     appointment_id   INTEGER NOT NULL REFERENCES appointments(id),
-    kind             TEXT NOT NULL CHECK (kind IN ('reminder', 'booking_confirmation', 'reply_ack')),
-    rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations
+    kind             TEXT NOT NULL CHECK (kind IN ('reminder', 'booking_confirmation', 'reply_ack',
+                                                   'manual_reminder')),
+    rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations;
+                                         -- 'press:<nonce>' for a manual reminder
     slot_start       INTEGER NOT NULL,   -- the appointment start it was planned for
     send_at          INTEGER NOT NULL,   -- when it is due (after quiet hours)
     latest_at        INTEGER NOT NULL,   -- not sent after this: expired instead
@@ -128,6 +132,9 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (state, send_at);
 CREATE INDEX outbox_appointment ON outbox (appointment_id);
+-- One manual reminder per press and appointment, whatever happens to the appointment between
+-- a press and its resubmission.
+CREATE UNIQUE INDEX outbox_press ON outbox (appointment_id, rule) WHERE kind = 'manual_reminder';
 -- Booking confirmations look for appointments that appeared recently.
 CREATE INDEX appointments_created_at ON appointments (created_at);
 

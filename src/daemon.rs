@@ -81,6 +81,9 @@ pub struct Options {
     pub secrets: Secrets,
     /// Listen to SIGTERM, SIGINT and SIGHUP (off when embedded, as in the demo).
     pub handle_signals: bool,
+    /// What the jobs, the webhook and the desk take as now: the system clock, or the demo's
+    /// simulated evening. (Health and the watchdog always count real time.)
+    pub clock: Clock,
 }
 
 /// Shared by the jobs, the server and the signal handler.
@@ -92,6 +95,7 @@ struct Shared {
     plan_running: AtomicBool,
     dispatch_running: AtomicBool,
     access_token: SecretString,
+    clock: Clock,
 }
 
 /// The process-wide metrics recorder (installed once; embedded runs share it).
@@ -171,6 +175,7 @@ pub async fn run(
         plan_running: AtomicBool::new(false),
         dispatch_running: AtomicBool::new(false),
         access_token: opts.secrets.access_token.clone(),
+        clock: opts.clock,
     });
 
     // 3. The webhook server, on its own tasks: a slow Cloud API never blocks it.
@@ -179,7 +184,7 @@ pub async fn run(
         config: Arc::clone(&shared.config),
         app_secret: Arc::new(opts.secrets.app_secret.clone()),
         verify_token: Arc::new(opts.secrets.verify_token.clone()),
-        clock: Clock::System,
+        clock: opts.clock,
         health: Some(Arc::clone(&health)),
     };
     let addr = listener
@@ -232,7 +237,7 @@ pub async fn run(
         crate::desk::DeskState {
             store: store.clone(),
             config: Arc::clone(&shared.config),
-            clock: Clock::System,
+            clock: opts.clock,
             whatsapp_token: Some(Arc::new(opts.secrets.access_token.clone())),
         },
         None,
@@ -311,9 +316,10 @@ pub async fn run(
     {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    let clock = opts.clock;
     let left = store
         .run(move |s| {
-            let now = Clock::System.now();
+            let now = clock.now();
             // Whatever is still in flight after the grace period may or may not have reached
             // the API: unknown, to be settled by its status.
             s.recover_interrupted(now + chrono::Duration::seconds(1), now)
@@ -426,6 +432,7 @@ async fn plan_tick(s: &Arc<Shared>) {
         return;
     }
     let started = Instant::now();
+    let clock = s.clock;
     let config = Arc::clone(
         &s.config
             .read()
@@ -433,7 +440,7 @@ async fn plan_tick(s: &Arc<Shared>) {
     );
     let result = s
         .store
-        .run(move |st| jobs::plan_due(st, &config, Clock::System.now(), false))
+        .run(move |st| jobs::plan_due(st, &config, clock.now(), false))
         .await;
     metrics::histogram!("reminderd_job_seconds", "job" => "plan")
         .record(started.elapsed().as_secs_f64());
@@ -461,9 +468,7 @@ async fn dispatch_tick(s: &Arc<Shared>) {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let result = dispatcher
-        .run_for(Clock::System, Some(DISPATCH_BUDGET))
-        .await;
+    let result = dispatcher.run_for(s.clock, Some(DISPATCH_BUDGET)).await;
     metrics::histogram!("reminderd_job_seconds", "job" => "dispatch")
         .record(started.elapsed().as_secs_f64());
     match result {

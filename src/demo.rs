@@ -1,21 +1,22 @@
 //! `reminderd demo`: the whole job on the embedded default, with no WhatsApp account. In a
-//! folder of its own it imports the sample schedule moved to now, runs the simulator and the
-//! daemon in-process on loopback with a fast schedule, lets simulated patients answer, and
-//! stops everything it started.
+//! folder of its own it runs the simulator and the daemon in-process on loopback with a fast
+//! schedule, on a simulated clock: at each clinic in turn it is 18:00 on the evening before the
+//! sample schedule's day (a weekday), the clinic's part of the schedule is imported, its
+//! reminders go out and simulated patients answer. Then it stops everything it started.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Clinic, Config};
 use crate::daemon::{self, Options, Secrets};
-use crate::import::{self, ApplyOptions, ParseOptions};
+use crate::import::{self, ApplyOptions, ParseOptions, ParsedFile};
 use crate::sim::{Reply, Sim, SimConfig};
 use crate::store::Store;
-use crate::time::Clock;
+use crate::time::{Clock, SimulatedTime, local_to_utc_forward};
 
 /// The shipped example config and sample schedule, built in so the demo needs no files.
 const CONFIG: &str = include_str!("../reminders.toml");
@@ -23,6 +24,13 @@ const SCHEDULE: &str = include_str!("../examples/schedule.csv");
 
 /// The demo's app secret (the simulator signs its webhooks with it).
 const APP_SECRET: &str = "demo-app-secret";
+
+/// When each clinic's evening starts, local time: the front desk has uploaded tomorrow's
+/// schedule and the day-before reminders go out.
+const EVENING: NaiveTime = NaiveTime::from_hms_opt(18, 0, 0).expect("a valid time");
+
+/// The demo's clock: every instant it shows is one of the simulated evenings.
+static TIME: SimulatedTime = SimulatedTime::new();
 
 /// Why the demo could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +52,8 @@ pub struct Outcome {
     pub accepted: usize,
     /// When the appointments are (for the follow-up list's date).
     pub first_start: DateTime<Utc>,
+    /// Each clinic's simulated evening (its key and when it began), in the order they ran.
+    pub evenings: Vec<(String, DateTime<Utc>)>,
     /// How long it took.
     pub elapsed: Duration,
 }
@@ -68,6 +78,13 @@ const ANSWERS: &[(&str, Answer)] = &[
 /// The patient whose number is not on WhatsApp (the simulator fails their messages).
 const NOT_ON_WHATSAPP: &str = "NYC-506";
 
+/// One clinic's evening: its part of the schedule and when the evening begins.
+struct Evening {
+    clinic: Clinic,
+    rows: ParsedFile,
+    at: DateTime<Utc>,
+}
+
 /// Runs the demo in `dir` (which must exist and be empty or new).
 pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     let started = std::time::Instant::now();
@@ -75,34 +92,29 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     let config_path = dir.join("reminders.toml");
     std::fs::write(&config_path, demo_config()).map_err(err)?;
     let config = Config::load(&config_path).map_err(err)?;
-
-    // The sample schedule, moved so that every appointment is about 20 hours away: its
-    // day-before reminder is due now.
-    let now = Clock::System.now();
-    let (csv, first_start) = shifted_schedule(&config, now);
-    std::fs::write(dir.join("schedule.csv"), &csv).map_err(err)?;
-    let mut store = Store::open(&config.database_path).map_err(err)?;
-    store.sync_clinics(&config.clinics).map_err(err)?;
-    let parsed = import::parse(csv.as_bytes(), &config, &ParseOptions::default()).map_err(err)?;
-    let report = import::apply(
-        &mut store,
-        &config,
-        &parsed,
-        &ApplyOptions {
-            file_name: "schedule.csv",
-            complete: false,
-            dry_run: false,
-            imported_by: "demo",
-            now,
-        },
-    )
-    .map_err(err)?;
-    if !report.errors.is_empty() {
+    std::fs::write(dir.join("schedule.csv"), SCHEDULE).map_err(err)?;
+    let parsed =
+        import::parse(SCHEDULE.as_bytes(), &config, &ParseOptions::default()).map_err(err)?;
+    if !parsed.errors.is_empty() {
         return Err(DemoError(format!(
-            "the sample schedule did not import: {:?}",
-            report.errors
+            "the sample schedule does not import: {:?}",
+            parsed.errors
         )));
     }
+    let evenings = evenings(&config, &parsed);
+    let first_start = parsed
+        .rows
+        .iter()
+        .map(|r| r.starts_at)
+        .min()
+        .ok_or_else(|| DemoError("the sample schedule is empty".into()))?;
+    let clock = Clock::Simulated(&TIME);
+    if let Some(first) = evenings.first() {
+        TIME.set(first.at);
+    }
+    let mut store = Store::open(&config.database_path).map_err(err)?;
+    store.sync_clinics(&config.clinics).map_err(err)?;
+    drop(store);
 
     // The simulator and the daemon, on loopback ports of their own.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -126,9 +138,13 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     })
     .await
     .map_err(err)?;
-    let unreachable = phone_of(&store, NOT_ON_WHATSAPP)?;
+    let unreachable = parsed
+        .rows
+        .iter()
+        .find(|r| r.appointment_id == NOT_ON_WHATSAPP)
+        .map(|r| r.phone.as_str().to_string())
+        .ok_or_else(|| DemoError(format!("no appointment {NOT_ON_WHATSAPP}")))?;
     sim.fail_later(&unreachable, 131_026);
-    drop(store);
 
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(daemon::run(
@@ -142,12 +158,19 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
                 verify_token: SecretString::from("demo-verify-token"),
             },
             handle_signals: false,
+            clock,
         },
         listener,
         stop.clone(),
     ));
 
-    let result = script(&config.database_path, &sim).await;
+    let mut result = Ok(());
+    for evening in &evenings {
+        result = script(&config, evening, clock, &sim).await;
+        if result.is_err() {
+            break;
+        }
+    }
     stop.cancel();
     let stopped = daemon.await;
     let accepted = sim.messages().len();
@@ -159,16 +182,83 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
         config,
         accepted,
         first_start,
+        evenings: evenings
+            .iter()
+            .map(|e| (e.clinic.key.clone(), e.at))
+            .collect(),
         elapsed: started.elapsed(),
     })
 }
 
-/// Waits for the reminders, has the patients answer, and waits for the acknowledgements.
-async fn script(db: &Path, sim: &Sim) -> Result<(), DemoError> {
-    let store = Store::open(db).map_err(err)?;
+/// Each clinic of the schedule with its rows and its evening (18:00 local on the day before
+/// its first appointment), earliest evening first.
+fn evenings(config: &Config, parsed: &ParsedFile) -> Vec<Evening> {
+    let mut out: Vec<Evening> = config
+        .clinics
+        .values()
+        .filter_map(|clinic| {
+            let rows: Vec<_> = parsed
+                .rows
+                .iter()
+                .filter(|r| r.clinic == clinic.key)
+                .cloned()
+                .collect();
+            let day = rows.iter().map(|r| r.local_date).min()?.pred_opt()?;
+            Some(Evening {
+                clinic: clinic.clone(),
+                at: local_to_utc_forward(clinic.time_zone, day.and_time(EVENING)),
+                rows: ParsedFile {
+                    rows_read: rows.len(),
+                    rows,
+                    errors: Vec::new(),
+                    checksum: parsed.checksum.clone(),
+                },
+            })
+        })
+        .collect();
+    out.sort_by_key(|e| e.at);
+    out
+}
+
+/// One clinic's evening: the clock moves to 18:00 there, the clinic's schedule is imported,
+/// its reminders go out, its patients answer, and their acknowledgements go back.
+async fn script(
+    config: &Config,
+    evening: &Evening,
+    clock: Clock,
+    sim: &Sim,
+) -> Result<(), DemoError> {
+    // Time only moves forward: the next evening is later than the last one's end.
+    if clock.now() < evening.at {
+        TIME.set(evening.at);
+    }
+    let mut store = Store::open(&config.database_path).map_err(err)?;
+    let report = import::apply(
+        &mut store,
+        config,
+        &evening.rows,
+        &ApplyOptions {
+            file_name: "schedule.csv",
+            complete: false,
+            dry_run: false,
+            imported_by: "demo",
+            now: clock.now(),
+        },
+    )
+    .map_err(err)?;
+    if !report.errors.is_empty() {
+        return Err(DemoError(format!(
+            "the sample schedule did not import: {:?}",
+            report.errors
+        )));
+    }
+    let key = evening.clinic.key.as_str();
     let reminders_done = |s: &Store| -> Result<bool, DemoError> {
         let rows = s.outbox(None).map_err(err)?;
-        let reminders: Vec<_> = rows.iter().filter(|r| r.kind == "reminder").collect();
+        let reminders: Vec<_> = rows
+            .iter()
+            .filter(|r| r.kind == "reminder" && r.clinic == key)
+            .collect();
         Ok(!reminders.is_empty()
             && reminders.iter().all(|r| {
                 matches!(
@@ -182,8 +272,18 @@ async fn script(db: &Path, sim: &Sim) -> Result<(), DemoError> {
     })
     .await?;
 
+    let answered_before = store.replies(false, None).map_err(err)?.len();
+    let mut answers = 0;
     for (appointment, answer) in ANSWERS {
-        let phone = phone_of(&store, appointment)?;
+        let Some(row) = evening
+            .rows
+            .rows
+            .iter()
+            .find(|r| r.appointment_id == *appointment)
+        else {
+            continue;
+        };
+        let phone = row.phone.as_str().to_string();
         // By its outbox row, not its number: one patient may have several appointments.
         let outbox_id = store
             .outbox(None)
@@ -218,15 +318,19 @@ async fn script(db: &Path, sim: &Sim) -> Result<(), DemoError> {
             },
         };
         sim.reply(reply).await.map_err(err)?;
+        answers += 1;
     }
-    // Five of the answers are understood and acknowledged; the sixth goes to staff.
+    // Each answer is recorded with its acknowledgement in one transaction; the evening is
+    // over when every acknowledgement has reached the phone (or failed).
     wait("the acknowledgements", Duration::from_secs(20), || {
-        Ok(sim
-            .messages()
+        let replies = store.replies(false, None).map_err(err)?.len();
+        let acks_out = store
+            .outbox(None)
+            .map_err(err)?
             .iter()
-            .filter(|m| m.body["type"] == "text")
-            .count()
-            >= 5)
+            .filter(|r| r.kind == "reply_ack")
+            .all(|r| matches!(r.state.as_str(), "delivered" | "read" | "failed"));
+        Ok(replies >= answered_before + answers && acks_out)
     })
     .await
 }
@@ -246,18 +350,10 @@ async fn wait(
     Ok(())
 }
 
-fn phone_of(store: &Store, appointment: &str) -> Result<String, DemoError> {
-    let rows = store.preview_row(appointment, None).map_err(err)?;
-    rows.first()
-        .map(|r| r.phone.as_str().to_string())
-        .ok_or_else(|| DemoError(format!("no appointment {appointment}")))
-}
-
-/// The shipped config, with a fast schedule and nothing that depends on the hour the demo
-/// runs at (quiet hours would hold its messages until morning).
+/// The shipped config with a fast schedule. Quiet hours stay: the simulated evenings are
+/// outside them, as a clinic's would be.
 pub fn demo_config() -> String {
     CONFIG
-        .replace("quiet_hours = \"21:00-08:00\"\n", "")
         .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"1s\"")
         .replace("plan = \"0 * * * * *\"", "plan = \"*/1 * * * * *\"")
         .replace(
@@ -267,27 +363,4 @@ pub fn demo_config() -> String {
         .replace("shutdown_grace = \"10s\"", "shutdown_grace = \"5s\"")
         // Any free port for the desk: a demo must not collide with a running daemon.
         .replace("listen = \"127.0.0.1:8081\"", "listen = \"127.0.0.1:0\"")
-}
-
-/// The sample schedule with each appointment moved to about 20 hours from `now`, ten minutes
-/// apart, in its clinic's local time; and the first start.
-fn shifted_schedule(config: &Config, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
-    let mut lines = SCHEDULE.lines();
-    let mut out = String::from(lines.next().unwrap_or_default());
-    out.push('\n');
-    let first = now + chrono::Duration::hours(20);
-    for (i, line) in lines.filter(|l| !l.trim().is_empty()).enumerate() {
-        let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
-        let zone = config
-            .clinic(fields.get(9).map_or("", String::as_str))
-            .map_or(chrono_tz::UTC, |c| c.time_zone);
-        let start = (first + chrono::Duration::minutes(10 * i as i64)).with_timezone(&zone);
-        if fields.len() > 6 {
-            fields[5] = start.format("%Y-%m-%d").to_string();
-            fields[6] = start.format("%H:%M").to_string();
-        }
-        out.push_str(&fields.join(","));
-        out.push('\n');
-    }
-    (out, first)
 }

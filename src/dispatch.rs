@@ -704,6 +704,25 @@ mod tests {
     }
 
     #[test]
+    fn a_manual_reminder_is_checked_like_a_reminder_but_has_no_rule_to_find() {
+        let c = config();
+        let mut r = row();
+        r.kind = Kind::ManualReminder;
+        r.rule = "press:ab12".into();
+        // Staff asked for it: a confirmation does not skip it, its rule is its press.
+        r.response = Response::Confirmed;
+        assert_eq!(verdict(&r, &c, utc("2026-11-26T02:31:00Z")), Verdict::Send);
+        assert!(matches!(
+            verdict(&r, &c, utc("2026-11-26T00:30:00Z")),
+            Verdict::Hold(_, m) if m.contains("quiet hours")
+        ));
+        r.opted_out = true;
+        assert!(
+            matches!(verdict(&r, &c, utc("2026-11-26T02:31:00Z")), Verdict::Skip(m) if m.contains("opted out"))
+        );
+    }
+
+    #[test]
     fn stale_schedule_holds_and_quiet_hours_hold_until_morning() {
         let c = config();
         let mut r = row();

@@ -108,6 +108,9 @@ pub enum Kind {
     BookingConfirmation,
     /// The answer to a patient's reply.
     ReplyAck,
+    /// A reminder staff asked for ("Remind now"): sent like a rule's reminder, with the
+    /// template of the clinic's first reminder rule, once per press.
+    ManualReminder,
 }
 
 impl Kind {
@@ -117,6 +120,7 @@ impl Kind {
             Self::Reminder => "reminder",
             Self::BookingConfirmation => "booking_confirmation",
             Self::ReplyAck => "reply_ack",
+            Self::ManualReminder => "manual_reminder",
         }
     }
 
@@ -126,6 +130,7 @@ impl Kind {
             "reminder" => Some(Self::Reminder),
             "booking_confirmation" => Some(Self::BookingConfirmation),
             "reply_ack" => Some(Self::ReplyAck),
+            "manual_reminder" => Some(Self::ManualReminder),
             _ => None,
         }
     }

@@ -240,6 +240,123 @@ pub fn check_quiet(
     }
 }
 
+/// The start of a manual reminder's rule column; the press's one-time nonce follows, so a
+/// press sent twice (a double click, a resubmitted form, a retry) meets its own row.
+pub const PRESS_RULE: &str = "press:";
+
+/// A reminder staff asked for ("Remind now"): the template it uses and when it may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manual {
+    /// The rule whose template it uses ([`manual_rule`]).
+    pub rule: String,
+    /// Template config key.
+    pub template: String,
+    /// Now, or the end of the quiet hours it was asked for in.
+    pub send_at: DateTime<Utc>,
+    /// The appointment's start: a reminder after it would help nobody.
+    pub latest_at: DateTime<Utc>,
+}
+
+/// Why no reminder can be sent on demand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotNow {
+    /// The clinic is no longer configured.
+    UnknownClinic,
+    /// Cancelled, completed or a no-show.
+    NotBooked(Status),
+    /// The appointment has started (or is over).
+    Started,
+    /// The patient opted out of messages.
+    OptedOut,
+    /// No reminder rule applies to the clinic, so there is no template to send.
+    NoRule,
+    /// Quiet hours last until this instant, which is not before the appointment starts.
+    QuietPastStart(DateTime<Utc>),
+}
+
+impl NotNow {
+    /// The sentence a receptionist reads, with times as the clinic writes them.
+    pub fn sentence(&self, clinic: &Clinic) -> String {
+        let none = "so no reminder can be sent";
+        match self {
+            Self::UnknownClinic => format!("This clinic is no longer set up, {none}."),
+            Self::NotBooked(status) => {
+                let is = match status {
+                    Status::Cancelled => "cancelled",
+                    Status::Completed => "marked as completed",
+                    Status::NoShow => "marked as a no-show",
+                    Status::Booked => "booked",
+                };
+                format!("This appointment is {is}, {none}.")
+            }
+            Self::Started => format!("This appointment has already started, {none}."),
+            Self::OptedOut => format!(
+                "The patient asked not to get WhatsApp messages (they replied STOP), {none}. Call them instead."
+            ),
+            Self::NoRule => format!(
+                "No reminder message is set up for this clinic, {none}. Ask the administrator to set one up."
+            ),
+            Self::QuietPastStart(end) => format!(
+                "Quiet hours at the clinic last until {}, after the appointment starts, {none}.",
+                clock_time(*end, clinic)
+            ),
+        }
+    }
+}
+
+/// The rule whose template a manual reminder uses: the first `[[rules]]` entry of
+/// reminders.toml that applies to the clinic, the message `reminderd preview` shows by default.
+pub fn manual_rule<'c>(config: &'c Config, clinic: &str) -> Option<&'c Rule> {
+    config
+        .rules
+        .iter()
+        .find(|r| r.clinics.iter().any(|c| c == clinic))
+}
+
+/// What a press of "Remind now" at `now` may send for this appointment: never for a cancelled
+/// (or completed) appointment, an opted-out patient or an appointment that has started; in
+/// quiet hours it waits for their end, unless that is not before the start.
+pub fn manual(config: &Config, a: &Candidate, now: DateTime<Utc>) -> Result<Manual, NotNow> {
+    let clinic = config.clinic(&a.clinic).ok_or(NotNow::UnknownClinic)?;
+    if a.status != Status::Booked {
+        return Err(NotNow::NotBooked(a.status));
+    }
+    if a.starts_at <= now {
+        return Err(NotNow::Started);
+    }
+    if a.opted_out {
+        return Err(NotNow::OptedOut);
+    }
+    let rule = manual_rule(config, &a.clinic).ok_or(NotNow::NoRule)?;
+    let send_at =
+        check_quiet(now, clinic.quiet_hours, clinic.time_zone).map_or_else(|end| end, |()| now);
+    if send_at >= a.starts_at {
+        return Err(NotNow::QuietPastStart(send_at));
+    }
+    Ok(Manual {
+        rule: rule.name.clone(),
+        template: rule.template.clone(),
+        send_at,
+        latest_at: a.starts_at,
+    })
+}
+
+/// Whether an appointment is among the unanswered a clinic may remind all at once: booked, not
+/// answered, the patient not opted out, and not yet started.
+pub fn unanswered(a: &Candidate, now: DateTime<Utc>) -> bool {
+    a.status == Status::Booked && a.response == Response::None && !a.opted_out && a.starts_at > now
+}
+
+/// A time of day as the clinic writes it (`time_format`), with its zone's abbreviation.
+pub fn clock_time(t: DateTime<Utc>, clinic: &Clinic) -> String {
+    let local = t.with_timezone(&clinic.time_zone);
+    format!(
+        "{} {}",
+        local.format(&clinic.time_format),
+        local.format("%Z")
+    )
+}
+
 fn local(t: DateTime<Utc>, zone: Tz) -> String {
     t.with_timezone(&zone)
         .format("%Y-%m-%d %H:%M %Z")
@@ -465,6 +582,64 @@ mod tests {
                 .all(|d| d.kind != Kind::BookingConfirmation),
             "too old"
         );
+    }
+
+    #[test]
+    fn a_manual_reminder_goes_now_or_when_quiet_hours_end_and_never_to_the_wrong_appointment() {
+        let c = config();
+        // Thu 26 Nov 2026 09:00 IST (03:30Z).
+        let a = appt("mumbai", "2026-11-26T03:30:00Z");
+        let evening = utc("2026-11-25T12:30:00Z"); // 18:00 IST
+        let m = manual(&c, &a, evening).expect("at 18:00 it goes now");
+        assert_eq!(
+            (m.rule.as_str(), m.template.as_str(), m.send_at, m.latest_at),
+            ("day-before", "reminder", evening, a.starts_at),
+            "the template of the clinic's first rule"
+        );
+        // 23:00 IST is quiet: it waits for 08:00 IST, before the 09:00 start.
+        let late = manual(&c, &a, utc("2026-11-25T17:30:00Z")).expect("waits");
+        assert_eq!(late.send_at, utc("2026-11-26T02:30:00Z"));
+        // A 07:30 appointment: quiet hours end at 08:00, after it starts.
+        let early = appt("mumbai", "2026-11-26T02:00:00Z");
+        let refused = manual(&c, &early, utc("2026-11-25T17:30:00Z")).expect_err("too early");
+        let mumbai = c.clinic("mumbai").expect("mumbai");
+        assert_eq!(
+            refused.sentence(mumbai),
+            "Quiet hours at the clinic last until 08:00 IST, after the appointment starts, so no reminder can be sent."
+        );
+        let mut x = a.clone();
+        x.status = Status::Cancelled;
+        assert_eq!(
+            manual(&c, &x, evening),
+            Err(NotNow::NotBooked(Status::Cancelled))
+        );
+        let mut x = a.clone();
+        x.opted_out = true;
+        assert!(manual(&c, &x, evening).is_err_and(|e| e.sentence(mumbai).contains("STOP")));
+        assert_eq!(manual(&c, &a, a.starts_at), Err(NotNow::Started));
+        let mut no_rules = c.clone();
+        no_rules.rules.clear();
+        assert_eq!(manual(&no_rules, &a, evening), Err(NotNow::NoRule));
+        // New York writes 12-hour times.
+        let nyc = c.clinic("nyc").expect("nyc");
+        assert_eq!(clock_time(utc("2026-11-26T13:00:00Z"), nyc), "8:00 AM EST");
+    }
+
+    #[test]
+    fn the_unanswered_are_booked_unanswered_reachable_and_still_to_come() {
+        let now = utc("2026-11-25T12:30:00Z");
+        let a = appt("mumbai", "2026-11-26T03:30:00Z");
+        assert!(unanswered(&a, now));
+        let mut x = a.clone();
+        x.response = Response::Confirmed;
+        assert!(!unanswered(&x, now));
+        let mut x = a.clone();
+        x.opted_out = true;
+        assert!(!unanswered(&x, now));
+        let mut x = a.clone();
+        x.status = Status::Cancelled;
+        assert!(!unanswered(&x, now));
+        assert!(!unanswered(&a, a.starts_at));
     }
 
     #[test]

@@ -7,13 +7,48 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZon
 use chrono_tz::Tz;
 
 /// Where "now" comes from: the system clock in production, a fixed instant in tests and
-/// dry-runs (`--now`). Nothing outside this module reads the system clock.
+/// dry-runs (`--now`), a simulated day in the demo. Nothing outside this module reads the
+/// system clock.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
     /// The operating system's clock.
     System,
     /// Always this instant.
     Fixed(DateTime<Utc>),
+    /// A simulated time: where it was last set, running on at the real rate from there.
+    Simulated(&'static SimulatedTime),
+}
+
+/// The time of a [`Clock::Simulated`]: set to an instant (the demo's evening before a clinic
+/// day), it runs on from there as fast as real time, so jobs, retries and timeouts behave as
+/// they would in production while every time a clinic sees is one it would recognise.
+#[derive(Debug, Default)]
+pub struct SimulatedTime {
+    /// Milliseconds added to the system clock.
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl SimulatedTime {
+    /// A simulated time that reads as the system clock until it is set.
+    pub const fn new() -> Self {
+        Self {
+            offset_ms: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Makes `now` the current simulated instant; it runs on from there.
+    #[allow(clippy::disallowed_methods)]
+    pub fn set(&self, now: DateTime<Utc>) {
+        let offset = (now - Utc::now()).num_milliseconds();
+        self.offset_ms
+            .store(offset, std::sync::atomic::Ordering::Release);
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> DateTime<Utc> {
+        let offset = self.offset_ms.load(std::sync::atomic::Ordering::Acquire);
+        Utc::now() + chrono::Duration::milliseconds(offset)
+    }
 }
 
 impl Clock {
@@ -28,6 +63,7 @@ impl Clock {
         match self {
             Self::System => Utc::now(),
             Self::Fixed(t) => *t,
+            Self::Simulated(sim) => sim.now(),
         }
     }
 }
@@ -134,6 +170,19 @@ mod tests {
     }
     fn utc(s: &str) -> DateTime<Utc> {
         parse_instant(s).expect("instant")
+    }
+
+    #[test]
+    fn a_simulated_clock_starts_where_it_is_set_and_runs_on() {
+        static TIME: SimulatedTime = SimulatedTime::new();
+        let clock = Clock::Simulated(&TIME);
+        let evening = utc("2026-11-25T12:30:00Z");
+        TIME.set(evening);
+        let first = clock.now();
+        assert!((first - evening).num_seconds().abs() < 2, "{first}");
+        assert!(clock.now() >= first, "it does not run backwards");
+        TIME.set(utc("2026-11-25T23:00:00Z"));
+        assert_eq!(clock.now().format("%d %H").to_string(), "25 23");
     }
 
     #[test]

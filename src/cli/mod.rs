@@ -2,11 +2,14 @@
 //! its group's file. The only place (with `main.rs`) that uses `anyhow`.
 //!
 //! The command bodies live by concern: `schedule` (import and the staff views), `outbox`
-//! (planning, sending, previews, templates), `serve` (the long-running processes and the demo),
-//! `user` (front-desk accounts); `output` holds the human and JSON printers they share.
+//! (planning, sending, previews, templates), `remind` (a reminder on demand), `serve` (the
+//! long-running processes), `demo`, `user` (front-desk accounts); `output` holds the
+//! human and JSON printers they share.
 
+mod demo;
 mod outbox;
 mod output;
+mod remind;
 mod schedule;
 mod serve;
 mod user;
@@ -72,6 +75,8 @@ enum Command {
     Outbox(OutboxArgs),
     /// Show the exact message a patient will get for an appointment, and the request body
     Preview(PreviewArgs),
+    /// Send one appointment's reminder now, as "Remind now" at the front desk does
+    Remind(RemindArgs),
     /// Run the WhatsApp Cloud API simulator on this machine (for tests, demos and benchmarks)
     // After the options rather than a second doc paragraph, so `-h` shows it too and `--help`
     // keeps its one-line-per-option form.
@@ -193,6 +198,22 @@ struct PreviewArgs {
     /// The clinic, if several clinics use the same appointment id
     #[arg(long, value_name = "KEY")]
     clinic: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct RemindArgs {
+    /// The clinic (its key in reminders.toml)
+    #[arg(long, value_name = "KEY")]
+    clinic: String,
+    /// The appointment id from the clinic's system
+    #[arg(long, value_name = "ID")]
+    appointment: String,
+    /// Ask as if it were this RFC 3339 instant (quiet hours and "already started" use it)
+    #[arg(long, value_name = "T", value_parser = parse_instant)]
+    now: Option<DateTime<Utc>>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -440,11 +461,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Send(args) => outbox::send(path, db, &args),
         Command::Outbox(args) => outbox::list(path, db, &args),
         Command::Preview(args) => outbox::preview(path, db, &args),
+        Command::Remind(args) => remind::remind(path, db, &args),
         Command::Templates(command) => outbox::templates(path, db, &command),
         Command::Run(args) => serve::run_daemon(path, db, &args),
         Command::Serve(args) => serve::serve(path, db, &args),
         Command::Simulate(args) => serve::simulate(path, db, &args),
-        Command::Demo(args) => serve::demo(args),
+        Command::Demo(args) => demo::demo(args),
         Command::User(command) => user::run(path, db, command),
     }
 }

@@ -34,7 +34,7 @@ fn table_with<const N: usize>(header: [&str; N]) -> Table {
 
 /// `rows` as one table under `header`, or the line `empty` when there are none; `count` names
 /// what a row is for the closing "N …" line, where the listing has one.
-fn print_table<T, const N: usize>(
+pub(super) fn print_table<T, const N: usize>(
     rows: &[T],
     empty: &str,
     header: [&str; N],

@@ -1,18 +1,14 @@
-//! The long-running processes (the daemon, the webhook server, the API simulator) and the
-//! demo that runs them all for a minute.
+//! The long-running processes: the daemon, the webhook server and the API simulator.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 
 use reminderd::secrets;
-use reminderd::store::Store;
 use reminderd::time::Clock;
 
-use super::output::{print_outbox, print_replies};
-use super::{DemoArgs, RunArgs, ServeArgs, SimulateArgs, exit, fail, load_config, open, runtime};
+use super::{RunArgs, ServeArgs, SimulateArgs, exit, fail, load_config, open, runtime};
 
 pub(super) fn run_daemon(config_path: &Path, db: Option<&Path>, args: &RunArgs) -> Result<u8> {
     let config = load_config(config_path, db)?;
@@ -27,6 +23,7 @@ pub(super) fn run_daemon(config_path: &Path, db: Option<&Path>, args: &RunArgs) 
             .filter(|b| !b.is_empty()),
         secrets,
         handle_signals: true,
+        clock: Clock::System,
     };
     runtime()?.block_on(async move {
         let listener = bind_server(addr).await?;
@@ -154,102 +151,6 @@ pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArg
         .await?;
         Ok(exit::OK)
     })
-}
-
-pub(super) fn demo(args: DemoArgs) -> Result<u8> {
-    let DemoArgs { keep } = args;
-    let temp;
-    let dir = match &keep {
-        Some(d) => {
-            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
-                return Err(fail(
-                    exit::USAGE,
-                    format!(
-                        "{} is not empty; give --keep a new or empty folder",
-                        d.display()
-                    ),
-                ));
-            }
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir()?;
-            temp.path().to_path_buf()
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "reminderd demo: a day at two clinics, a simulated WhatsApp Cloud API and simulated patients."
-    )?;
-    writeln!(out, "Working in {} ...\n", dir.display())?;
-    drop(out);
-    let outcome = runtime()?
-        .block_on(reminderd::demo::run(&dir))
-        .map_err(|e| fail(exit::SOFTWARE, e.to_string()))?;
-    let store = Store::open(&outcome.db)?;
-
-    println!(
-        "What was sent (every message is one outbox row; button taps and statuses find it by its id):"
-    );
-    print_outbox(&store.outbox(None)?)?;
-    println!("\nWhat the patients answered:");
-    print_replies(&store.replies(false, None)?)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\nWhat staff must follow up (reminderd follow-ups):")?;
-    for c in outcome.config.clinics.values() {
-        let day = outcome.first_start.with_timezone(&c.time_zone).date_naive();
-        for offset in 0..=1 {
-            let on = day + chrono::Duration::days(offset);
-            for f in reminderd::jobs::follow_ups_for(&store, &outcome.config, c, on)? {
-                writeln!(
-                    out,
-                    "  {}  {}/{}  {}  {}",
-                    f.starts_at
-                        .with_timezone(&c.time_zone)
-                        .format("%a %d %b %H:%M %Z"),
-                    f.clinic,
-                    f.appointment_id,
-                    f.patient_name,
-                    reminderd::phone::mask(&f.phone)
-                )?;
-                for r in &f.reasons {
-                    writeln!(out, "        - {r}")?;
-                }
-            }
-        }
-    }
-    for r in store
-        .replies(true, None)?
-        .iter()
-        .filter(|r| r.appointment_id.is_none())
-    {
-        writeln!(
-            out,
-            "  a message from {} needs a person: {}",
-            reminderd::phone::mask(&r.from),
-            r.reason.as_deref().unwrap_or("")
-        )?;
-    }
-    writeln!(
-        out,
-        "\n{} messages reached the simulated API; done in {:.1} s, nothing left running.",
-        outcome.accepted,
-        outcome.elapsed.as_secs_f64()
-    )?;
-    match keep {
-        Some(d) => writeln!(
-            out,
-            "The database is in {}: try `reminderd --config {}/reminders.toml outbox` or `... replies`.",
-            d.display(),
-            d.display()
-        )?,
-        None => writeln!(
-            out,
-            "(Run `reminderd demo --keep DIR` to keep the database and explore it.)"
-        )?,
-    }
-    Ok(exit::OK)
 }
 
 /// Binds the webhook's address, naming the config key when it cannot.

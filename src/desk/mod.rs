@@ -46,6 +46,7 @@ use pages::{
     reveal_reply, stats, status_action, status_page,
 };
 use pages::{patient, patients, reveal_patient, week};
+use pages::{remind, remind_all, remind_page};
 use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
 use upload::{confirm_upload, discard_upload, upload, upload_page};
 
@@ -177,6 +178,8 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/patient", get(patient))
         .route("/desk/patient/reveal", post(reveal_patient))
         .route("/desk/week", get(week))
+        .route("/desk/remind", get(remind_page).post(remind))
+        .route("/desk/remind/all", post(remind_all))
         // Multipart framing adds a little to the file itself.
         .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))
         .layer(axum::middleware::map_response(security_headers))

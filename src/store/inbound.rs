@@ -290,7 +290,7 @@ impl Store {
         {
             let mut stmt = self.conn.prepare_cached(&format!(
                 "{CANDIDATE_SQL} WHERE p.phone = ?1 AND a.status = 'booked' AND a.starts_at > ?2
-                   AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                   AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                                AND o.state IN ('sent', 'delivered', 'read'))
                  ORDER BY a.starts_at"
             ))?;

@@ -18,6 +18,7 @@ mod desk_status;
 mod inbound;
 mod outbox;
 mod patient;
+mod remind;
 mod schedule;
 mod staff;
 
@@ -36,6 +37,7 @@ pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,
 };
+pub use remind::{ManualSent, Press, Pressed, RemindTarget};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
     ImportTx, StoredAppointment, StoredPatient,
@@ -263,6 +265,17 @@ impl Store {
                 ),
             });
         }
+        // A step may rebuild a table (SQLite's 12-step procedure: create, copy, drop, rename),
+        // and dropping a table others refer to is refused while foreign keys are enforced; the
+        // pragma cannot change inside a transaction, so it is off around it and the keys are
+        // checked before the commit instead.
+        self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        let result = self.migrate_from(version);
+        self.conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        result
+    }
+
+    fn migrate_from(&mut self, version: i64) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         if version == 0 {
             let tables: i64 = tx.query_row(
@@ -282,6 +295,31 @@ impl Store {
                 tx.execute_batch(step)?;
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        // Only steps can break a reference; a full check on every open would scan every table.
+        let stepped = version != 0 && version < SCHEMA_VERSION;
+        let broken: Vec<String> = if stepped {
+            let mut stmt = tx.prepare("PRAGMA foreign_key_check")?;
+            stmt.query_map([], |r| {
+                Ok(format!(
+                    "{} row {} refers to a missing {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    r.get::<_, String>(2)?
+                ))
+            })?
+            .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        if !broken.is_empty() {
+            return Err(StoreError::Incompatible {
+                path: self.path.clone(),
+                message: format!(
+                    "it cannot be upgraded, nothing was changed: {}",
+                    broken.join("; ")
+                ),
+            });
         }
         tx.commit()?;
         Ok(())

@@ -1,5 +1,6 @@
 //! Crash safety (DESIGN §2, "never twice, never lost"): the real daemon sends a couple of
-//! thousand reminders to the simulator while this test kills it with SIGKILL at random moments
+//! thousand reminders, and reminders staff asked for ("Remind now", pressed before the run and
+//! during it), to the simulator while this test kills it with SIGKILL at random moments
 //! (seeded: `CRASH_SEED=n` replays a run) and restarts it. The simulator's log is the witness.
 
 use std::collections::HashMap;
@@ -13,6 +14,13 @@ use crate::common::{Env, Wait, csv, sim_config};
 const SECRET: &str = "crash-test-secret";
 const MESSAGES: usize = 2000;
 const KILLS: usize = 12;
+/// Reminders asked for before the run, due among the rules' reminders (one every `SPREAD`).
+const PRESSED_BEFORE: usize = 13;
+const SPREAD: usize = 150;
+/// Reminders asked for while the daemon runs (at the sixth kill), due after everything else.
+const PRESSED_DURING: usize = 2;
+const MANUAL: usize = PRESSED_BEFORE + PRESSED_DURING;
+const TOTAL: usize = MESSAGES + MANUAL;
 
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
 struct Rng(u64);
@@ -46,6 +54,24 @@ fn start(env: &Env, port: u16, api: &str, run: usize) -> Child {
         .stderr(Stdio::from(log))
         .spawn()
         .expect("start daemon")
+}
+
+/// `reminderd remind` for appointment `K<k>` (as of `at`, when given): one press.
+fn press(env: &Env, k: usize, at: Option<&str>) {
+    let id = format!("K{k}");
+    let mut args = vec![
+        "remind",
+        "--clinic",
+        "mumbai",
+        "--appointment",
+        &id,
+        "--json",
+    ];
+    if let Some(at) = at {
+        args.extend(["--now", at]);
+    }
+    let r = env.run(&args).expect(0).json();
+    assert_eq!(r["appointment"], id.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,6 +111,15 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let r = env.import("many.csv", &csv(&rows), &[]).expect(0).json();
     assert_eq!(r["new"], MESSAGES);
+    // "Remind now" as an administrator presses it, each press as of a moment that makes its
+    // reminder due among the rules' ones (their day-before reminders are due 4 hours ago, one
+    // a second), so kills land on manual reminders in flight too.
+    for j in 0..PRESSED_BEFORE {
+        let k = j * SPREAD + SPREAD / 2;
+        let at = now - chrono::Duration::hours(4) + chrono::Duration::seconds(k as i64);
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        press(&env, k, Some(&at));
+    }
 
     let sim = Sim::start(SimConfig {
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
@@ -104,12 +139,15 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         // random few milliseconds so the kill lands at any point of a send.
         let target = sim.messages().len() + rng.between(20, 150) as usize;
         let wait_until = tokio::time::Instant::now() + Duration::from_secs(20);
-        while sim.messages().len() < target.min(MESSAGES)
-            && tokio::time::Instant::now() < wait_until
-        {
+        while sim.messages().len() < target.min(TOTAL) && tokio::time::Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(rng.between(0, 40))).await;
+        if kill == KILLS / 2 {
+            for k in 0..PRESSED_DURING {
+                press(&env, 7 + k, None);
+            }
+        }
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         println!(
@@ -121,7 +159,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
 
     // Let the last run finish: every reminder delivered, statuses settled.
     let delivered = || {
-        env.count("SELECT count(*) FROM outbox WHERE kind = 'reminder' AND state IN ('delivered', 'read')")
+        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder') AND state IN ('delivered', 'read')")
     };
     Wait::new(
         "every reminder to be delivered after the kills",
@@ -138,11 +176,11 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
                 .or_default() += 1;
         }
         format!(
-            "seed {seed}: only {} of {MESSAGES} delivered after the kills; states {by_state:?}",
+            "seed {seed}: only {} of {TOTAL} delivered after the kills; states {by_state:?}",
             delivered()
         )
     })
-    .until(|| delivered() == MESSAGES as i64)
+    .until(|| delivered() == TOTAL as i64)
     .await;
     let pid = child.id();
     assert!(
@@ -178,20 +216,41 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     );
     assert_eq!(
         sent_ids.len(),
-        MESSAGES,
+        TOTAL,
         "seed {seed}: every due reminder reached the API"
     );
     assert_eq!(
         env.count("SELECT count(*) FROM outbox"),
-        MESSAGES as i64,
+        TOTAL as i64,
         "one outbox row per reminder"
     );
+    let conn = env.sql();
+    let mut manual = conn
+        .prepare("SELECT id FROM outbox WHERE kind = 'manual_reminder'")
+        .expect("prepare");
+    let manual: Vec<i64> = manual
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(manual.len(), MANUAL, "one row per press");
+    for id in manual {
+        assert_eq!(
+            sent_ids.get(&id.to_string()),
+            Some(&1),
+            "seed {seed}: reminder {id}, asked for by staff, reached the API once"
+        );
+    }
     println!(
         "seed {seed}: {} rows were interrupted mid-send and settled (unknown, then their status or a resend); {} took more than one attempt",
         env.count("SELECT count(*) FROM outbox WHERE reason LIKE '%sending again%' OR last_error LIKE 'interrupted%'"),
         env.count("SELECT count(*) FROM outbox WHERE attempts > 1")
     );
-    let conn = env.sql();
+    println!(
+        "seed {seed}: of the {MANUAL} reminders staff asked for, {} were interrupted mid-send and settled, {} took more than one attempt",
+        env.count("SELECT count(*) FROM outbox WHERE kind = 'manual_reminder' AND (reason LIKE '%sending again%' OR reason LIKE 'interrupted%' OR last_error LIKE 'interrupted%')"),
+        env.count("SELECT count(*) FROM outbox WHERE kind = 'manual_reminder' AND attempts > 1")
+    );
     let mut st = conn
         .prepare("SELECT coalesce(last_error_code, 0), substr(coalesce(last_error, reason, ''), 1, 60), count(*) FROM outbox WHERE attempts > 1 GROUP BY 1, 2")
         .expect("prepare");

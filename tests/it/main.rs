@@ -13,6 +13,7 @@ mod desk_board;
 mod desk_follow_ups;
 mod desk_media;
 mod desk_patient;
+mod desk_remind;
 mod fuzz_regressions;
 mod import_cmd;
 mod layout;

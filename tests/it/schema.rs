@@ -113,3 +113,119 @@ fn a_new_database_and_its_wal_files_are_private_whatever_the_umask() {
         assert_eq!(mode & 0o777, 0o600, "{name} has mode {:o}", mode & 0o777);
     }
 }
+
+/// Schema 6 rebuilds the outbox (SQLite's 12-step procedure) so that it accepts reminders
+/// staff ask for: every row keeps its id and values, a reply still names the message it
+/// answered, the indexes come back, and the kind is still checked.
+#[test]
+fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
+    let env = Env::new();
+    let path = fixture_db(&env, 5);
+    let rows = |c: &Connection| -> Vec<(i64, i64, String, String, i64, String)> {
+        let mut s = c
+            .prepare(
+                "SELECT id, appointment_id, kind, rule, send_at, state FROM outbox ORDER BY id",
+            )
+            .expect("prepare");
+        s.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    };
+    let before = {
+        let c = Connection::open(&path).expect("open v5");
+        // A reply to outbox row 2, as a v5 database holds after a button tap.
+        c.execute(
+            "INSERT INTO replies (message_id, from_phone, outbox_id, kind, text, intent, outcome, received_at)
+             VALUES ('wamid.reply', '+919876543210', 2, 'button', 'confirm:2', 'confirm', 'applied', 1795581000)",
+            [],
+        )
+        .expect("reply");
+        rows(&c)
+    };
+    assert!(before.len() >= 3, "the fixture has outbox rows: {before:?}");
+    drop(Store::open(&path).expect("migrate v5"));
+
+    let c = Connection::open(&path).expect("open v6");
+    assert_eq!(rows(&c), before, "every row, with its id");
+    let answered: i64 = c
+        .query_row(
+            "SELECT o.id FROM replies r JOIN outbox o ON o.id = r.outbox_id WHERE r.message_id = 'wamid.reply'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the reply still names its message");
+    assert_eq!(answered, 2);
+    let broken: i64 = c
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .expect("check");
+    assert_eq!(broken, 0);
+    let mut s = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL ORDER BY name")
+        .expect("prepare");
+    let indexes: Vec<String> = s
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        indexes,
+        ["outbox_appointment", "outbox_due", "outbox_press"]
+    );
+    let manual = "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, created_at, updated_at)
+                  VALUES (1, ?1, ?2, ?3, 0, 0, 0, 0)";
+    c.execute(manual, rusqlite::params!["manual_reminder", "press:ab", 1])
+        .expect("the new kind is accepted");
+    assert!(
+        c.execute(manual, rusqlite::params!["manual_reminder", "press:ab", 2])
+            .is_err(),
+        "one row per press and appointment, whatever its slot"
+    );
+    assert!(
+        c.execute(manual, rusqlite::params!["bulletin", "x", 1])
+            .is_err(),
+        "other kinds are still refused"
+    );
+    // A new row takes the next id after the copied ones.
+    let max: i64 = c
+        .query_row("SELECT max(id) FROM outbox", [], |r| r.get(0))
+        .expect("max");
+    assert_eq!(max, before.last().map_or(0, |r| r.0) + 1);
+}
+
+/// A database whose references are already broken is not upgraded, and stays as it was.
+#[test]
+fn a_migration_that_would_leave_a_broken_reference_changes_nothing() {
+    let env = Env::new();
+    let path = fixture_db(&env, 5);
+    Connection::open(&path)
+        .and_then(|c| {
+            c.execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 INSERT INTO replies (message_id, from_phone, outbox_id, kind, intent, outcome, received_at)
+                 VALUES ('wamid.lost', '+919876543210', 999, 'text', 'none', 'ignored', 0);",
+            )
+        })
+        .expect("a reply to a message that is not there");
+    let err = Store::open(&path).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("cannot be upgraded, nothing was changed: replies row"),
+        "{err}"
+    );
+    let version: i64 = Connection::open(&path)
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .expect("version");
+    assert_eq!(version, 5);
+}

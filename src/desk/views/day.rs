@@ -338,7 +338,7 @@ pub fn day_page(b: &Board<'_>) -> Markup {
                 p.ok role="status" { (d) }
             }
             (filters(b, board_url))
-            p.summary { (summary(b.rows)) " Times are the clinic's local time." }
+            p.summary { (summary(b.rows)) " Times are the clinic's local time. " span.no-print { (super::remind::remind_all_link(&clinic.key)) "." } }
             @if b.rows.is_empty() {
                 p.notice {
                     "No appointments on this day. "
@@ -522,6 +522,9 @@ fn row(b: &Board<'_>, r: &BoardRow, clock: &str) -> Markup {
                         a.button.small href=(confirm("cancelled")) { "Cancel" }
                     }
                     a.button.small href=(confirm("note")) { "Note" }
+                    @if booked && r.response != "confirmed" && !r.opted_out {
+                        a.button.small href={ "/desk/remind?clinic=" (urlencode(&b.clinic.key)) "&appointment=" (urlencode(&r.appointment_id)) } { "Remind now" }
+                    }
                 }
             }
         }

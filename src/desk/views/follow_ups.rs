@@ -267,6 +267,9 @@ fn follow_up_card(
                 input #{ "n-" (id) } type="text" name="note" maxlength="500";
                 button type="submit" { "Save" }
             }
+            p.no-print {
+                a href={ "/desk/remind?clinic=" (crate::desk::urlencode(&f.clinic)) "&appointment=" (crate::desk::urlencode(&f.appointment_id)) } { "Send the reminder again now" }
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 mod day_board;
 mod follow_ups;
 mod patient;
+mod remind;
 mod tablet_print;
 mod upload_day;
 
