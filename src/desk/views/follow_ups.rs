@@ -335,11 +335,11 @@ mod tests {
         assert!(html.contains("Sunrise Family Clinic, Andheri"));
         assert!(html.contains("Hudson Street Medical, New York"));
         assert!(
-            html.contains("10:30 · Priya Patil"),
+            html.contains("10:30 · <a class=\"patient\" href=\"/desk/patient?appointment=1\">Priya Patil</a>"),
             "Mumbai's clock: {html}"
         );
         assert!(
-            html.contains("2:00 PM · Emily Johnson"),
+            html.contains("2:00 PM · <a class=\"patient\" href=\"/desk/patient?appointment=2\">Emily Johnson</a>"),
             "New York's 12-hour clock: {html}"
         );
         assert!(html.contains("with Dr. Mehta"));
