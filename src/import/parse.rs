@@ -140,6 +140,7 @@ fn parse_file(
     let header = match records.next() {
         None => {
             out.errors.push(RowError {
+                patient: None,
                 row: 1,
                 column: String::new(),
                 value: String::new(),
@@ -184,6 +185,7 @@ fn parse_file(
     out.rows_read = cells.len();
     if cells.is_empty() && out.errors.is_empty() {
         out.errors.push(RowError {
+            patient: None,
             row: 2,
             column: String::new(),
             value: String::new(),
@@ -208,10 +210,35 @@ fn parse_file(
     }
     check_across_rows(&rows, &columns, &mut out.errors);
     out.errors.sort_by_key(|e| e.row);
+    out.clinics = cells
+        .iter()
+        .filter_map(|raw| row_clinic(raw, &columns, opts.clinic))
+        .chain(opts.clinic.map(str::to_string))
+        .collect();
     if out.errors.is_empty() {
         out.rows = rows;
+    } else {
+        name_patients(&mut out.errors, &cells, &columns);
+        // A problem on the header row (or before any row) leaves nothing to import on its own.
+        if out.errors.iter().all(|e| e.row > 1) {
+            let bad: HashSet<usize> = out.errors.iter().map(|e| e.row).collect();
+            out.sound = rows.into_iter().filter(|r| !bad.contains(&r.row)).collect();
+        }
     }
     Ok(out)
+}
+
+/// Puts the patient's name, as the row writes it, beside each row's errors: staff find a row
+/// by its patient faster than by its number.
+fn name_patients(errors: &mut [RowError], cells: &[RawRow], columns: &Columns) {
+    let names: HashMap<usize, &str> = cells
+        .iter()
+        .map(|raw| (raw.row, columns.get(Field::PatientName, raw)))
+        .filter(|(_, n)| !n.is_empty())
+        .collect();
+    for e in errors {
+        e.patient = names.get(&e.row).map(|n| shown_cell(n));
+    }
 }
 
 /// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
@@ -307,6 +334,7 @@ fn decode(bytes: &[u8]) -> Result<&str, RowError> {
         // Lines before the bad byte, plus the one it is on.
         let row = bytes[..at].split(|b| *b == b'\n').count();
         RowError {
+            patient: None,
             row,
             column: String::new(),
             value: String::new(),
@@ -337,6 +365,7 @@ fn detect_delimiter(text: &str) -> u8 {
 
 fn csv_error(row: usize, e: &csv::Error) -> RowError {
     RowError {
+        patient: None,
         row: row.max(1),
         column: String::new(),
         value: String::new(),
@@ -360,6 +389,7 @@ fn map_header(
         }
         if let Some(first) = seen.insert(norm, i) {
             errors.push(RowError {
+                patient: None,
                 row: 1,
                 column: h.trim().to_string(),
                 value: h.trim().to_string(),
@@ -385,6 +415,7 @@ fn map_header(
             Some(&i) => index[f as usize] = Some((i, header.get(i).unwrap_or("").trim().to_string())),
             None if f.optional() && (f != Field::Clinic || clinic_given) => {}
             None => errors.push(RowError {
+                patient: None,
                 row: 1,
                 column: f.header(format).to_string(),
                 value: String::new(),
@@ -472,6 +503,7 @@ fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<Row
     for r in rows {
         if let Some(first) = appointments.insert((&r.clinic, &r.appointment_id), r.row) {
             errors.push(RowError {
+                patient: None,
                 row: r.row,
                 column: columns.header_of(Field::AppointmentId).to_string(),
                 value: r.appointment_id.clone(),
@@ -507,6 +539,7 @@ fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<Row
                     }
                 };
                 errors.push(RowError {
+                    patient: None,
                     row: r.row,
                     column: columns.header_of(field).to_string(),
                     value: shown(mine),

@@ -9,6 +9,7 @@ mod daemon;
 mod dbfault;
 mod demo;
 mod desk;
+mod desk_upload;
 mod fuzz_regressions;
 mod import_cmd;
 mod layout;

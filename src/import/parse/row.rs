@@ -26,6 +26,7 @@ pub(super) fn read_row(
     let before = errors.len();
     let mut err = |f: Field, value: &str, message: String| {
         errors.push(RowError {
+            patient: None,
             row: raw.row,
             column: columns.name(f, format),
             value: value.to_string(),
