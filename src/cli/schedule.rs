@@ -178,9 +178,13 @@ fn print_review(config: &Config, r: &import::ImportReport) -> std::io::Result<()
     for w in &r.warnings {
         writeln!(out, "WARNING: {}", w.describe(first_zone))?;
     }
+    // An appointment is named by the time staff know it by: before a move.
     let when = |c: &import::Change| {
-        c.starts_at
-            .with_timezone(&zone_of(&c.clinic))
+        let at = match c.kind {
+            import::ChangeKind::Rescheduled { from, .. } => from,
+            _ => c.starts_at,
+        };
+        at.with_timezone(&zone_of(&c.clinic))
             .format("%a %-d %b %H:%M")
             .to_string()
     };
@@ -230,7 +234,11 @@ fn print_review(config: &Config, r: &import::ImportReport) -> std::io::Result<()
         Some(n) if n > 0 => writeln!(
             out,
             "{n} {} a booking message{}",
-            if n == 1 { "patient gets" } else { "patients get" },
+            if n == 1 {
+                "patient gets"
+            } else {
+                "patients get"
+            },
             if r.dry_run { " once imported" } else { "" }
         )?,
         _ => {}
@@ -247,7 +255,11 @@ fn print_review(config: &Config, r: &import::ImportReport) -> std::io::Result<()
                 .patient
                 .as_deref()
                 .map_or_else(String::new, |p| format!(" ({p})"));
-            writeln!(out, "  row {}{who}, column {:?}: {}", e.row, e.column, e.message)?;
+            writeln!(
+                out,
+                "  row {}{who}, column {:?}: {}",
+                e.row, e.column, e.message
+            )?;
         }
     }
     Ok(())

@@ -251,8 +251,7 @@ pub(super) async fn confirm_upload(
                 s.close_preview(&preview.token, "changed", &actor, now)?;
                 return Ok(Confirmed::Outdated(preview));
             };
-            let (expected, keep) =
-                expected_fingerprint(&preview.summary, f.keep.is_some());
+            let (expected, keep) = expected_fingerprint(&preview.summary, f.keep.is_some());
             let expected = expected.to_string();
             let applied = match import::apply_open_keeping(
                 s,

@@ -526,7 +526,11 @@ impl ApplyState<'_, '_> {
             if row.starts_at < self.now && row.starts_at < existing.starts_at {
                 self.review.into_the_past += 1;
             }
-            if self.tx.earlier_starts(existing.id)?.contains(&row.starts_at) {
+            if self
+                .tx
+                .earlier_starts(existing.id)?
+                .contains(&row.starts_at)
+            {
                 self.review.reverted += 1;
             }
         }
@@ -582,10 +586,8 @@ impl ApplyState<'_, '_> {
         appointments: &HashMap<String, StoredAppointment>,
         patients: &HashMap<String, StoredPatient>,
     ) -> Result<(), StoreError> {
-        let names: HashMap<i64, &str> = patients
-            .values()
-            .map(|p| (p.id, p.name.as_str()))
-            .collect();
+        let names: HashMap<i64, &str> =
+            patients.values().map(|p| (p.id, p.name.as_str())).collect();
         let listed: HashSet<&str> = rows.iter().map(|r| r.appointment_id.as_str()).collect();
         let days: Vec<(DateTime<Utc>, DateTime<Utc>)> = rows
             .iter()
@@ -634,7 +636,11 @@ impl ApplyState<'_, '_> {
                 clinic: clinic.to_string(),
                 appointment_id: ext.clone(),
                 kind: ChangeKind::CancelledMissing,
-                patient: names.get(&a.patient_id).copied().unwrap_or_default().to_string(),
+                patient: names
+                    .get(&a.patient_id)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
                 starts_at: a.starts_at,
                 response: a.response,
                 undoes: Vec::new(),

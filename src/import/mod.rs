@@ -11,8 +11,8 @@ mod parse;
 pub mod review;
 
 pub use apply::{apply, apply_open, apply_open_keeping};
-pub use review::{LooksOlder, Undo, Warning};
 pub use parse::{parse, shown_cell};
+pub use review::{LooksOlder, Undo, Warning};
 // Rows name their language in staff's words; the ground floor reads them.
 pub use crate::model::normalize_language;
 
@@ -208,7 +208,10 @@ impl ImportReport {
         for e in &self.left_out {
             h.update(format!("left out {}:{}:{}\n", e.row, e.column, e.message));
         }
-        h.update(format!("{:?} {:?} {}\n", self.warnings, self.booking_messages, self.kept));
+        h.update(format!(
+            "{:?} {:?} {}\n",
+            self.warnings, self.booking_messages, self.kept
+        ));
         h.update(format!(
             "{} {} {} {} {}",
             self.rows, self.new, self.updated, self.cancelled, self.unchanged

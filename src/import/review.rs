@@ -149,7 +149,9 @@ impl Warning {
                 file_name,
                 later,
             } => format!(
-                "This is the same file as {file_name}, uploaded {} by {}; {} since then changed the schedule.",
+                "This is the same file as {}, uploaded {} by {}; {} since then changed the schedule.",
+                // The command line records the path; the name is what staff recognise.
+                file_name.rsplit(['/', '\\']).next().unwrap_or(file_name),
                 at.with_timezone(&zone).format("on %a %-d %b at %H:%M"),
                 actor_name(by),
                 if *later == 1 {

@@ -1489,8 +1489,18 @@ async fn a_bad_file_lists_its_problems_and_writes_nothing() {
     assert!(t.contains("bad.csv"), "{t}");
     for (row, patient, column, hint) in [
         ("2", "Asha Rao", "phone", "write the full mobile number"),
-        ("3", "Ravi Rao", "date", "is not a date; write it as 2026-11-25"),
-        ("4", "Mira Rao", "time", "the time is missing; write it as 14:30"),
+        (
+            "3",
+            "Ravi Rao",
+            "date",
+            "is not a date; write it as 2026-11-25",
+        ),
+        (
+            "4",
+            "Mira Rao",
+            "time",
+            "the time is missing; write it as 14:30",
+        ),
     ] {
         let cells = format!("<tr><td>{row}</td><td>{patient}</td><td>{column}</td>");
         assert!(res.body.contains(&cells), "{cells} in {}", res.body);

@@ -276,7 +276,10 @@ async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
             .find(|l| l.starts_with(patient) && l.contains(undo));
         assert!(line.is_some(), "{patient}: {undo} in:\n{t}");
     }
-    assert!(preview.contains("role=\"alert\""), "the warnings are an alert");
+    assert!(
+        preview.contains("role=\"alert\""),
+        "the warnings are an alert"
+    );
 
     // Keep the desk's statuses: confirm with the box ticked.
     let token = field(&preview, "token");
@@ -302,9 +305,21 @@ async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
             "SELECT status || ' ' || response FROM appointments WHERE external_id = '{id}'"
         ))
     };
-    assert_eq!(state("A4"), "no_show none", "the no-show set at the desk stays");
-    assert_eq!(state("A5"), "cancelled none", "the desk's cancellation stays");
-    assert_eq!(state("A1"), "booked none", "moved: the patient is asked again");
+    assert_eq!(
+        state("A4"),
+        "no_show none",
+        "the no-show set at the desk stays"
+    );
+    assert_eq!(
+        state("A5"),
+        "cancelled none",
+        "the desk's cancellation stays"
+    );
+    assert_eq!(
+        state("A1"),
+        "booked none",
+        "moved: the patient is asked again"
+    );
     assert_eq!(state("A3"), "booked none", "moved: booked again");
     assert_eq!(
         d.one("SELECT count(*) || '' FROM audit_log WHERE action = 'status_kept'"),
@@ -324,7 +339,10 @@ async fn without_the_box_the_desk_statuses_are_reversed_as_the_preview_said() {
     let (_, preview) = d.upload("old.csv", old.into_bytes()).await;
     let token = field(&preview, "token");
     let (status, done) = d
-        .post("/desk/upload/confirm", &[("csrf", &d.csrf), ("token", &token)])
+        .post(
+            "/desk/upload/confirm",
+            &[("csrf", &d.csrf), ("token", &token)],
+        )
         .await;
     assert_eq!(status, 200, "{done}");
     assert!(!text(&done).contains("kept"), "{}", text(&done));
@@ -370,10 +388,16 @@ async fn the_upload_page_says_who_uploaded_last_and_the_preview_counts_booking_m
     assert_eq!(status, 200, "{preview}");
     let t = text(&preview);
     assert_has(&t, &["2 patients get a booking message when you confirm."]);
-    assert!(!t.contains("Check this file"), "no warning for a fresh file: {t}");
+    assert!(
+        !t.contains("Check this file"),
+        "no warning for a fresh file: {t}"
+    );
     let token = field(&preview, "token");
-    d.post("/desk/upload/confirm", &[("csrf", &d.csrf), ("token", &token)])
-        .await;
+    d.post(
+        "/desk/upload/confirm",
+        &[("csrf", &d.csrf), ("token", &token)],
+    )
+    .await;
 
     let (_, page) = d.get("/desk/upload").await;
     let t = text(&page);
@@ -384,5 +408,33 @@ async fn the_upload_page_says_who_uploaded_last_and_the_preview_counts_booking_m
             " by alice (week.csv: 4 new, 0 updated, 0 cancelled)",
             "Hudson Street Medical, New York : never uploaded",
         ],
+    );
+}
+
+#[test]
+fn the_command_line_import_prints_the_same_warnings_and_undoes() {
+    let env = Env::new();
+    old_export_morning(&env);
+    let old = env.path("old.csv");
+    let r = env
+        .run(&["import", old.to_str().expect("utf-8 path"), "--dry-run"])
+        .expect(0);
+    assert_has(
+        &r.stdout,
+        &[
+            "WARNING: This file moves 5 appointments to earlier times that have already passed.",
+            "WARNING: This file looks older than the schedule already saved",
+            "WARNING: This is the same file as old.csv, uploaded on ",
+            "Confirming this import undoes what people did:",
+            "had confirmed: will be asked again",
+            "Meena Das (",
+            "mumbai/A3): had cancelled it themselves: books them again",
+            "mumbai/A4): set to no-show at the desk by asha: reverses it",
+        ],
+    );
+    assert!(
+        r.stdout.contains("Asha Rao (") && r.stdout.contains("mumbai/A1): had confirmed"),
+        "{}",
+        r.stdout
     );
 }

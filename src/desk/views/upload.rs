@@ -104,7 +104,9 @@ fn change_text(zone: Tz, c: &Change) -> String {
             local(*from, zone, WHEN),
             local(*to, zone, WHEN)
         ),
-        ChangeKind::Cancelled => format!("{}: cancelled by the file", local(c.starts_at, zone, WHEN)),
+        ChangeKind::Cancelled => {
+            format!("{}: cancelled by the file", local(c.starts_at, zone, WHEN))
+        }
         ChangeKind::CancelledMissing => format!(
             "{}: cancelled, not in the file (answer: {})",
             local(c.starts_at, zone, WHEN),
@@ -187,9 +189,11 @@ pub fn preview(
                     ul.undoes {
                         @for c in &undoing {
                             @let zone = zone_of(config, &c.clinic);
+                            // Named by the time staff know it by: before the move.
+                            @let now_at = match c.kind { ChangeKind::Rescheduled { from, .. } => from, _ => c.starts_at };
                             @for u in &c.undoes {
                                 li {
-                                    strong { (c.patient) } " (" (local(c.starts_at, zone, WHEN)) "): " (u.describe())
+                                    strong { (c.patient) } " (" (local(now_at, zone, WHEN)) "): " (u.describe())
                                 }
                             }
                         }

@@ -9,6 +9,7 @@
 //! `REMINDERD_BROWSER_TESTS=require` is set (as `.ci/run` does), when it fails.
 
 mod upload_day;
+mod upload_undo;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
