@@ -1,13 +1,15 @@
 //! The pure reading side of an import: a file's bytes → its rows, or every row error. It
 //! never touches the store, so the CLI, the desk's upload and the property tests share it.
 
+mod date;
 mod row;
+mod sheet;
 
 use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-use super::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+use super::{Audience, ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
 use crate::config::{Config, ImportFormat};
 use crate::phone::{E164, PhoneError, Region};
 use row::read_row;
@@ -123,65 +125,40 @@ fn parse_file(
         ..ParsedFile::default()
     };
 
-    let text = match decode(bytes) {
-        Ok(t) => t,
+    let table = if sheet::is_spreadsheet(bytes) {
+        sheet::read(bytes, format)
+    } else {
+        read_csv(bytes, &mut out.errors)
+    };
+    let (header, cells) = match table {
         Err(e) => {
             out.errors.push(e);
             return Ok(out);
         }
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(detect_delimiter(text))
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-
-    let header = match records.next() {
-        None => {
-            out.errors.push(RowError {
-                patient: None,
-                row: 1,
-                column: String::new(),
-                value: String::new(),
-                message: "the file is empty; export the schedule with its header row".into(),
-            });
+        Ok(None) => {
+            if out.errors.is_empty() {
+                out.errors.push(RowError {
+                    patient: None,
+                    row: 1,
+                    column: String::new(),
+                    value: String::new(),
+                    message: "the file is empty; export the schedule with its header row".into(),
+                });
+            }
             return Ok(out);
         }
-        Some(Err(e)) => {
-            out.errors.push(csv_error(1, &e));
-            return Ok(out);
-        }
-        Some(Ok(h)) => h,
+        Ok(Some(t)) => t,
     };
-    let Some(columns) = map_header(&header, format, opts.clinic.is_some(), &mut out.errors) else {
+    let Some(columns) = map_header(
+        &header,
+        format,
+        opts.clinic.is_some(),
+        opts.audience,
+        &mut out.errors,
+    ) else {
         return Ok(out);
     };
 
-    let mut cells: Vec<RawRow> = Vec::new();
-    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
-    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
-    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
-    let mut rows = RowCounter::new(text, &header);
-    for rec in records {
-        match rec {
-            Err(e) => {
-                let row = e
-                    .position()
-                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
-                out.errors.push(csv_error(row, &e));
-            }
-            Ok(r) => {
-                let row = r
-                    .position()
-                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
-                if r.iter().all(|c| c.trim().is_empty()) {
-                    continue;
-                }
-                cells.push(RawRow { row, record: r });
-            }
-        }
-    }
     out.rows_read = cells.len();
     if cells.is_empty() && out.errors.is_empty() {
         out.errors.push(RowError {
@@ -201,7 +178,7 @@ fn parse_file(
             &columns,
             format,
             config,
-            opts.clinic,
+            opts,
             &phones,
             &mut out.errors,
         ) {
@@ -239,6 +216,52 @@ fn name_patients(errors: &mut [RowError], cells: &[RawRow], columns: &Columns) {
     for e in errors {
         e.patient = names.get(&e.row).map(|n| shown_cell(n));
     }
+}
+
+/// A CSV file's header and data rows (blank lines left out); `Ok(None)` when it has no header
+/// (an error is pushed when the header cannot be read). A row that is not valid CSV is an
+/// error of its own and the rest are still read.
+fn read_csv(
+    bytes: &[u8],
+    errors: &mut Vec<RowError>,
+) -> Result<Option<(csv::StringRecord, Vec<RawRow>)>, RowError> {
+    let text = decode(bytes)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(detect_delimiter(text))
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header = match records.next() {
+        None => return Ok(None),
+        Some(Err(e)) => return Err(csv_error(1, &e)),
+        Some(Ok(h)) => h,
+    };
+    let mut cells: Vec<RawRow> = Vec::new();
+    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
+    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
+    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
+    let mut rows = RowCounter::new(text, &header);
+    for rec in records {
+        match rec {
+            Err(e) => {
+                let row = e
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
+                errors.push(csv_error(row, &e));
+            }
+            Ok(r) => {
+                let row = r
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
+                if r.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                cells.push(RawRow { row, record: r });
+            }
+        }
+    }
+    Ok(Some((header, cells)))
 }
 
 /// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
@@ -338,7 +361,7 @@ fn decode(bytes: &[u8]) -> Result<&str, RowError> {
             row,
             column: String::new(),
             value: String::new(),
-            message: "the file is not UTF-8 text; in your spreadsheet choose \"Save as\" → \"CSV UTF-8\" and import that file".into(),
+            message: "the file is not UTF-8 text; upload the spreadsheet itself (.xlsx or .ods), or in your spreadsheet choose \"Save as\" → \"CSV UTF-8\" and import that file".into(),
         }
     })
 }
@@ -379,6 +402,7 @@ fn map_header(
     header: &csv::StringRecord,
     format: &ImportFormat,
     clinic_given: bool,
+    audience: Audience,
     errors: &mut Vec<RowError>,
 ) -> Option<Columns> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -420,10 +444,18 @@ fn map_header(
                 column: f.header(format).to_string(),
                 value: String::new(),
                 message: format!(
-                    "the file has no column named {:?}{}; the header row has: {}. Rename the column, or map it under [import.columns] in reminders.toml",
+                    "the file has no column named {:?}{}; the header row has: {}. {}",
                     f.header(format),
-                    if f == Field::Clinic { " (or import with --clinic KEY)" } else { "" },
-                    if found.is_empty() { "(nothing)".to_string() } else { found.join(", ") }
+                    match (f == Field::Clinic, audience) {
+                        (false, _) => "",
+                        (true, Audience::Cli) => " (or import with --clinic KEY)",
+                        (true, Audience::Desk) => " (or choose the clinic above)",
+                    },
+                    if found.is_empty() { "(nothing)".to_string() } else { found.join(", ") },
+                    match audience {
+                        Audience::Cli => "Rename the column, or map it under [import.columns] in reminders.toml",
+                        Audience::Desk => "Rename the column in the file, or ask the administrator to set up this clinic's export format",
+                    }
                 ),
             }),
         }
