@@ -244,11 +244,16 @@ fn print_review(config: &Config, r: &import::ImportReport) -> std::io::Result<()
         _ => {}
     }
     if !r.left_out.is_empty() {
+        let rows = r
+            .left_out
+            .iter()
+            .map(|e| e.row)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         writeln!(
             out,
-            "{} row{} with a problem left out (their appointments are unchanged); fix them and import the file again:",
-            r.left_out.len(),
-            if r.left_out.len() == 1 { "" } else { "s" }
+            "{rows} row{} with a problem left out (their appointments are unchanged); fix them and import the file again:",
+            if rows == 1 { "" } else { "s" }
         )?;
         for e in &r.left_out {
             let who = e

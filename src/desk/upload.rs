@@ -287,11 +287,17 @@ pub(super) async fn confirm_upload(
                 "{} new, {} updated, {} cancelled, {} unchanged",
                 r.new, r.updated, r.cancelled, r.unchanged
             );
-            if r.kept > 0 {
-                counts.push_str(&format!(", {} desk statuses kept", r.kept));
+            match r.kept {
+                0 => {}
+                1 => counts.push_str(", 1 desk status kept"),
+                n => counts.push_str(&format!(", {n} desk statuses kept")),
             }
-            if !r.left_out.is_empty() {
-                counts.push_str(&format!(", {} rows left out", r.left_out.len()));
+            let left_out: std::collections::BTreeSet<usize> =
+                r.left_out.iter().map(|e| e.row).collect();
+            match left_out.len() {
+                0 => {}
+                1 => counts.push_str(", 1 row left out"),
+                n => counts.push_str(&format!(", {n} rows left out")),
             }
             tx.audit_staff(
                 &actor,

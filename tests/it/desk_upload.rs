@@ -438,3 +438,180 @@ fn the_command_line_import_prints_the_same_warnings_and_undoes() {
         r.stdout
     );
 }
+
+/// Adds `lines` to the `[clinics.KEY]` table of the test folder's config.
+fn clinic_setting(env: &Env, clinic: &str, lines: &str) {
+    let path = env.path("reminders.toml");
+    let table = format!("[clinics.{clinic}]\n");
+    let text = std::fs::read_to_string(&path)
+        .expect("read config")
+        .replacen(&table, &format!("{table}{lines}\n"), 1);
+    std::fs::write(path, text).expect("write config");
+}
+
+/// An .xlsx of the default header and these rows, dates and times as real cells.
+fn xlsx(rows: &[(&str, &str, &str, (u16, u8, u8), (u16, u8))]) -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let (date, time) = (
+        Format::new().set_num_format("dd/mm/yyyy"),
+        Format::new().set_num_format("h:mm AM/PM"),
+    );
+    let header = crate::common::HEADER.split(',');
+    for (c, h) in header.enumerate() {
+        sheet.write_string(0, c as u16, h).expect("header");
+    }
+    for (r, (id, name, phone, (y, m, d), (h, mi))) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        sheet.write_string(r, 0, *id).expect("id");
+        sheet
+            .write_string(r, 1, format!("P-{id}"))
+            .expect("patient");
+        sheet.write_string(r, 2, *name).expect("name");
+        // Spreadsheets often hold a phone number as a number.
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        sheet
+            .write_number(r, 3, digits.parse::<f64>().expect("digits"))
+            .expect("phone");
+        sheet.write_string(r, 4, "en").expect("language");
+        let day = ExcelDateTime::from_ymd(*y, *m, *d).expect("date");
+        sheet
+            .write_datetime_with_format(r, 5, &day, &date)
+            .expect("date");
+        let at = ExcelDateTime::from_hms(*h, *mi, 0).expect("time");
+        sheet
+            .write_datetime_with_format(r, 6, &at, &time)
+            .expect("time");
+        sheet.write_number(r, 7, 15).expect("duration");
+        sheet.write_string(r, 8, "Dr. Mehta").expect("provider");
+        sheet.write_string(r, 9, "mumbai").expect("clinic");
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spreadsheet_and_the_clinics_own_dates_upload_as_they_are() {
+    let env = Env::new();
+    clinic_setting(&env, "mumbai", "date_order = \"dmy\"");
+    let d = Desk::start(env).await;
+
+    let book = xlsx(&[
+        ("X1", "Asha Rao", "98200 11111", (2026, 11, 26), (9, 30)),
+        ("X2", "Ravi Iyer", "98200 22222", (2026, 11, 26), (14, 0)),
+    ]);
+    let (status, preview) = d.upload("week.xlsx", book).await;
+    assert_eq!(status, 200, "{}", text(&preview));
+    let t = text(&preview);
+    assert_has(
+        &t,
+        &[
+            "Preview of week.xlsx",
+            "2 new",
+            "Asha Rao Thu 26 Nov 09:30 +91******1111",
+            "Ravi Iyer Thu 26 Nov 14:00",
+        ],
+    );
+
+    // Mumbai writes day first; New York has no date order, so an ambiguous date is refused
+    // with both readings and no advice a receptionist cannot follow.
+    let file = csv(&[
+        "M1,P1,Asha Rao,98200 11111,en,26/11/2026,09:30,15,Dr. Mehta,mumbai,booked",
+        "N1,Q1,Ann Lee,212-867-5309,en,03/04/2027,10:00,15,Dr. Kim,nyc,booked",
+        "M2,P2,Dev Rao,98200 1234,en,2026-11-26,10:00,15,Dr. Mehta,mumbai,booked",
+    ]);
+    let (status, page) = d.upload("dates.csv", file.into_bytes()).await;
+    assert_eq!(status, 422, "{}", text(&page));
+    let t = text(&page);
+    assert_has(
+        &t,
+        &[
+            "Nothing was imported: 2 problems in dates.csv.",
+            "3 Ann Lee date 03/04/2027 03/04/2027 could be 3 April or 4 March: ask the administrator to set the clinic's date order",
+            "4 Dev Rao phone 98200 1234 not a valid Indian mobile number: it has 9 digits, mobile numbers have 10",
+        ],
+    );
+    for advice in ["reminders.toml", "--clinic", "date_order"] {
+        assert!(!t.contains(advice), "no {advice} on the page: {t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clinic_that_allows_it_imports_the_good_rows_and_says_which_are_left_out() {
+    let env = Env::new();
+    clinic_setting(&env, "mumbai", "import_partial = true");
+    let file = csv(&[
+        "M1,P1,Asha Rao,98200 11111,en,2026-11-26,09:30,15,Dr. Mehta,mumbai,booked",
+        "M2,P2,Dev Rao,98200 1234,en,2026-11-26,10:00,15,Dr. Mehta,mumbai,booked",
+        "M3,P3,Meena Das,98200 33333,en,2026-11-26,10:30,15,Dr. Mehta,mumbai,booked",
+    ]);
+    // The command line imports the good rows too, lists the one left out, and exits 65.
+    let cli = env.file("part.csv", &file);
+    let r = env
+        .run(&["import", cli.to_str().expect("utf-8 path"), "--dry-run"])
+        .expect(65);
+    assert_has(
+        &r.stdout,
+        &[
+            "2 row(s): 2 new",
+            "1 row with a problem left out (their appointments are unchanged)",
+            "row 3 (Dev Rao), column \"phone\": not a valid Indian mobile number: it has 9 digits",
+        ],
+    );
+    let d = Desk::start(env).await;
+
+    let (status, preview) = d.upload("part.csv", file.clone().into_bytes()).await;
+    assert_eq!(status, 200, "{}", text(&preview));
+    let t = text(&preview);
+    assert_has(
+        &t,
+        &[
+            "2 new",
+            "Rows left out",
+            "1 row of part.csv has a problem and will not be imported; the other rows will.",
+            "3 Dev Rao phone 98200 1234 not a valid Indian mobile number",
+        ],
+    );
+    let token = field(&preview, "token");
+    let (status, done) = d
+        .post(
+            "/desk/upload/confirm",
+            &[("csrf", &d.csrf), ("token", &token)],
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_has(&text(&done), &["1 row with a problem was left out"]);
+    assert_eq!(
+        d.one("SELECT group_concat(external_id, ' ') FROM (SELECT external_id FROM appointments ORDER BY 1)"),
+        "M1 M3"
+    );
+    assert!(
+        d.one("SELECT reason FROM audit_log WHERE action = 'upload_confirmed'")
+            .ends_with(", 1 row left out")
+    );
+
+    // A whole-schedule file is never imported in part: a left-out row would be cancelled.
+    let form = multipart::Form::new()
+        .text("csrf", d.csrf.clone())
+        .text("clinic", "")
+        .text("complete", "1")
+        .part(
+            "file",
+            multipart::Part::bytes(file.into_bytes())
+                .file_name("part.csv")
+                .mime_str("text/csv")
+                .expect("mime"),
+        );
+    let r = d
+        .http
+        .post(format!("{}/desk/upload", d.url))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 422);
+    assert_has(
+        &text(&r.text().await.expect("body")),
+        &["Nothing was imported"],
+    );
+}

@@ -179,8 +179,9 @@ pub fn preview(
                 @if !r.left_out.is_empty() {
                     h2 { "Rows left out" }
                     p.error role="alert" {
-                        (rows_count(r.left_out.len())) " of " (p.file_name)
-                        " have a problem and will not be imported; their appointments stay as they are. Fix them in the clinic system and upload the file again to import them."
+                        (rows_count(left_out_rows(r))) " of " (p.file_name)
+                        @if left_out_rows(r) == 1 { " has" } @else { " have" }
+                        " a problem and will not be imported; the other rows will. Their appointments stay as they are: fix them in the clinic system and upload the file again to import them."
                     }
                     (error_table(&r.left_out))
                 }
@@ -259,6 +260,15 @@ pub fn preview(
     )
 }
 
+/// Rows a partial import leaves out (a row may have several problems).
+fn left_out_rows(r: &ImportReport) -> usize {
+    r.left_out
+        .iter()
+        .map(|e| e.row)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 fn rows_count(n: usize) -> String {
     if n == 1 {
         "1 row".into()
@@ -314,7 +324,11 @@ pub fn imported(session: &Session, r: &ImportReport) -> Markup {
                 }
             }
             @if !r.left_out.is_empty() {
-                p.error { (rows_count(r.left_out.len())) " with a problem were left out; fix them and upload the file again." }
+                p.error {
+                    (rows_count(left_out_rows(r))) " with a problem "
+                    @if left_out_rows(r) == 1 { "was" } @else { "were" }
+                    " left out; fix them and upload the file again."
+                }
             }
             p { a href="/desk/day" { "See the day board" } " · " a href="/desk/follow-ups" { "Follow-ups" } }
         },
