@@ -283,22 +283,25 @@ pub(super) async fn confirm_upload(
                 return Ok(Confirmed::Already(decided));
             }
             let r = &applied.report;
-            let mut counts = format!(
-                "{} new, {} updated, {} cancelled, {} unchanged",
-                r.new, r.updated, r.cancelled, r.unchanged
-            );
+            let mut parts = vec![
+                format!("{} new", r.new),
+                format!("{} updated", r.updated),
+                format!("{} cancelled", r.cancelled),
+                format!("{} unchanged", r.unchanged),
+            ];
             match r.kept {
                 0 => {}
-                1 => counts.push_str(", 1 desk status kept"),
-                n => counts.push_str(&format!(", {n} desk statuses kept")),
+                1 => parts.push("1 desk status kept".into()),
+                n => parts.push(format!("{n} desk statuses kept")),
             }
             let left_out: std::collections::BTreeSet<usize> =
                 r.left_out.iter().map(|e| e.row).collect();
             match left_out.len() {
                 0 => {}
-                1 => counts.push_str(", 1 row left out"),
-                n => counts.push_str(&format!(", {n} rows left out")),
+                1 => parts.push("1 row left out".into()),
+                n => parts.push(format!("{n} rows left out")),
             }
+            let counts = parts.join(", ");
             tx.audit_staff(
                 &actor,
                 "upload_confirmed",

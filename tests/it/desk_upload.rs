@@ -449,8 +449,12 @@ fn clinic_setting(env: &Env, clinic: &str, lines: &str) {
     std::fs::write(path, text).expect("write config");
 }
 
+/// One spreadsheet row: appointment id, patient's name, phone, (year, month, day), (hour,
+/// minute).
+type SheetRow<'a> = (&'a str, &'a str, &'a str, (u16, u8, u8), (u16, u8));
+
 /// An .xlsx of the default header and these rows, dates and times as real cells.
-fn xlsx(rows: &[(&str, &str, &str, (u16, u8, u8), (u16, u8))]) -> Vec<u8> {
+fn xlsx(rows: &[SheetRow<'_>]) -> Vec<u8> {
     use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
     let mut book = Workbook::new();
     let sheet = book.add_worksheet();

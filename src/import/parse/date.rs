@@ -22,7 +22,8 @@ pub(super) struct DateRules<'a> {
 
 impl DateRules<'_> {
     /// The date `v` stands for, or what is wrong with it and how to fix it.
-    pub fn read(&self, v: &str) -> Result<NaiveDate, String> {
+    pub fn read(&self, written: &str) -> Result<NaiveDate, String> {
+        let v = written;
         if let Some(d) = self
             .patterns
             .iter()
@@ -31,35 +32,37 @@ impl DateRules<'_> {
             return Ok(d);
         }
         let not_a_date = || format!("is not a date; write it as {}", self.example());
-        let Some([a, b, c]) = numeric_parts(v) else {
+        let Some([first, second, third]) = numeric_parts(v) else {
             return Err(not_a_date());
         };
         // Year first (2026/11/26) reads one way only.
-        if a.len() == 4 {
-            return ymd(a, b, c).ok_or_else(not_a_date);
+        if first.len() == 4 {
+            return ymd(first, second, third).ok_or_else(not_a_date);
         }
-        let Some(year) = year_of(c) else {
+        let Some(year) = year_of(third) else {
             return Err(not_a_date());
         };
         match self.order {
-            Some(DateOrder::Dmy) => date(year, b, a).ok_or_else(not_a_date),
-            Some(DateOrder::Mdy) => date(year, a, b).ok_or_else(not_a_date),
+            Some(DateOrder::Dmy) => date(year, second, first).ok_or_else(not_a_date),
+            Some(DateOrder::Mdy) => date(year, first, second).ok_or_else(not_a_date),
             Some(DateOrder::Ymd) => Err(not_a_date()),
-            None => Err(match (date(year, b, a), date(year, a, b)) {
-                (Some(dmy), Some(mdy)) if dmy != mdy => format!(
-                    "{v} could be {} or {}: {}",
-                    dmy.format("%-d %B"),
-                    mdy.format("%-d %B"),
-                    self.set_order()
-                ),
-                (Some(d), _) | (_, Some(d)) => format!(
-                    "is not a date in the form this clinic's files use; write it as {}, or, if it means {}: {}",
-                    self.example(),
-                    d.format("%-d %B %Y"),
-                    self.set_order()
-                ),
-                (None, None) => not_a_date(),
-            }),
+            None => Err(
+                match (date(year, second, first), date(year, first, second)) {
+                    (Some(dmy), Some(mdy)) if dmy != mdy => format!(
+                        "{v} could be {} or {}: {}",
+                        dmy.format("%-d %B"),
+                        mdy.format("%-d %B"),
+                        self.set_order()
+                    ),
+                    (Some(d), _) | (_, Some(d)) => format!(
+                        "is not a date in the form this clinic's files use; write it as {}, or, if it means {}: {}",
+                        self.example(),
+                        d.format("%-d %B %Y"),
+                        self.set_order()
+                    ),
+                    (None, None) => not_a_date(),
+                },
+            ),
         }
     }
 

@@ -215,26 +215,26 @@ pub(crate) mod tests {
         for (c, h) in HEADER.iter().enumerate() {
             sheet.write_string(0, c as u16, *h).expect("header");
         }
-        for (r, row) in rows.iter().enumerate() {
-            let r = r as u32 + 1;
-            for (c, cell) in row.iter().enumerate() {
-                let c = c as u16;
+        for (i, row) in rows.iter().enumerate() {
+            let at = i as u32 + 1;
+            for (j, cell) in row.iter().enumerate() {
+                let col = j as u16;
                 match cell {
-                    Cell::Text(t) => sheet.write_string(r, c, *t).map(|_| ()),
-                    Cell::Number(n) => sheet.write_number(r, c, *n).map(|_| ()),
+                    Cell::Text(t) => sheet.write_string(at, col, *t).map(|_| ()),
+                    Cell::Number(n) => sheet.write_number(at, col, *n).map(|_| ()),
                     Cell::Date(y, m, d) => sheet
                         .write_datetime_with_format(
-                            r,
-                            c,
-                            &ExcelDateTime::from_ymd(*y, *m, *d).expect("date"),
+                            at,
+                            col,
+                            ExcelDateTime::from_ymd(*y, *m, *d).expect("date"),
                             &date,
                         )
                         .map(|_| ()),
                     Cell::Time(h, m) => sheet
                         .write_datetime_with_format(
-                            r,
-                            c,
-                            &ExcelDateTime::from_hms(*h, *m, 0).expect("time"),
+                            at,
+                            col,
+                            ExcelDateTime::from_hms(*h, *m, 0).expect("time"),
                             &time,
                         )
                         .map(|_| ()),
