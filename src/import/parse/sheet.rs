@@ -33,11 +33,20 @@ pub(super) fn read(
             "this file cannot be read as a spreadsheet ({why}); open it in the spreadsheet program and save it again as .xlsx, or as CSV UTF-8"
         ),
     };
-    let mut book = calamine::open_workbook_auto_from_rs(Cursor::new(bytes))
-        .map_err(|e| unreadable(e.to_string()))?;
-    let range = match book.worksheet_range_at(0) {
-        None => return Ok(None),
-        Some(r) => r.map_err(|e| unreadable(e.to_string()))?,
+    // A damaged file must be a row error, never a crash: calamine is not fuzzed with our
+    // inputs, so a panic inside it is caught and reported like any unreadable file.
+    let opened = std::panic::catch_unwind(|| {
+        let mut book =
+            calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+        book.worksheet_range_at(0)
+            .transpose()
+            .map_err(|e| e.to_string())
+    });
+    let range = match opened {
+        Err(_) => return Err(unreadable("the reader failed on it".into())),
+        Ok(Err(why)) => return Err(unreadable(why)),
+        Ok(Ok(None)) => return Ok(None),
+        Ok(Ok(Some(r))) => r,
     };
     let Some((first_row, _)) = range.start() else {
         return Ok(None);
