@@ -212,6 +212,8 @@ fn evenings(config: &Config, parsed: &ParsedFile) -> Vec<Evening> {
                     rows,
                     errors: Vec::new(),
                     checksum: parsed.checksum.clone(),
+                    sound: Vec::new(),
+                    clinics: std::iter::once(clinic.key.clone()).collect(),
                 },
             })
         })

@@ -60,6 +60,91 @@ pub enum PhoneError {
     },
 }
 
+/// How people call a region's numbers ("Indian", "US"); `None` for the regions not named here.
+fn adjective(region: &str) -> Option<&'static str> {
+    Some(match region {
+        "IN" => "Indian",
+        "US" => "US",
+        "CA" => "Canadian",
+        "GB" => "UK",
+        "MX" => "Mexican",
+        "AU" => "Australian",
+        "AE" => "UAE",
+        "SG" => "Singapore",
+        "WS" => "Samoan",
+        _ => return None,
+    })
+}
+
+/// "an Indian", "a US": a region's numbers named in a sentence.
+pub fn region_article(region: Region) -> String {
+    match adjective(region.0.as_ref()) {
+        Some(a) if a.starts_with(['A', 'E', 'I', 'O']) => format!("an {a}"),
+        Some(a) => format!("a {a}"),
+        None => format!("a {region}"),
+    }
+}
+
+/// Why a written number is not usable, in words for the front desk: "not a valid Indian
+/// mobile number: it has 9 digits, mobile numbers have 10". A number written with `+` or
+/// `00` is judged by the country its code names.
+pub fn explain(raw: &str, region: Region, err: &PhoneError) -> String {
+    if !matches!(err, PhoneError::Invalid { .. }) {
+        return err.to_string();
+    }
+    let db = &*phonenumber::metadata::DATABASE;
+    let trimmed = raw.trim();
+    let international = trimmed.starts_with('+') || trimmed.starts_with("00");
+    let mut digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if trimmed.starts_with("00") {
+        digits.drain(..2);
+    }
+    let meta = if international {
+        // The country code is the shortest prefix of one to three digits that names one.
+        (1..=3.min(digits.len())).find_map(|n| {
+            let code: u16 = digits[..n].parse().ok()?;
+            let m = db.by_code(&code)?.into_iter().next()?;
+            digits.drain(..n);
+            Some(m)
+        })
+    } else {
+        db.by_id(region.0.as_ref()).inspect(|m| {
+            if let Some(p) = m.national_prefix()
+                && digits.starts_with(p)
+                && digits.len() > p.len() + 6
+            {
+                digits.drain(..p.len());
+            }
+        })
+    };
+    let Some(meta) = meta else {
+        return "not a valid phone number: the country code it starts with does not exist".into();
+    };
+    let name = adjective(meta.id()).map_or_else(|| meta.id().to_string(), str::to_string);
+    let mut lengths: Vec<u16> = meta
+        .descriptors()
+        .mobile()
+        .map(|d| d.possible_length().to_vec())
+        .unwrap_or_default();
+    if lengths.is_empty() {
+        lengths = meta.descriptors().general().possible_length().to_vec();
+    }
+    let n = digits.len();
+    if lengths.is_empty() || lengths.iter().any(|l| usize::from(*l) == n) {
+        return format!("not a valid {name} mobile number: check the digits");
+    }
+    let have: Vec<String> = lengths.iter().map(u16::to_string).collect();
+    let have = match have.as_slice() {
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    format!(
+        "not a valid {name} mobile number: it has {n} digit{}, mobile numbers have {have}",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
 impl E164 {
     /// Reads `raw` as written by front-desk staff; numbers without `+` use `region`.
     pub fn parse(raw: &str, region: Region) -> Result<Self, PhoneError> {
@@ -231,6 +316,30 @@ mod tests {
             E164::parse("12345", region("IN")),
             Err(PhoneError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn a_bad_number_is_explained_in_digits_a_receptionist_can_count() {
+        let india = region("IN");
+        let why = |raw: &str| {
+            let e = E164::parse(raw, india).expect_err("invalid");
+            explain(raw, india, &e)
+        };
+        assert_eq!(
+            why("98200 1234"),
+            "not a valid Indian mobile number: it has 9 digits, mobile numbers have 10"
+        );
+        assert_eq!(
+            why("12345"),
+            "not a valid Indian mobile number: it has 5 digits, mobile numbers have 10"
+        );
+        assert_eq!(
+            why("+52 55 1234"),
+            "not a valid Mexican mobile number: it has 6 digits, mobile numbers have 10"
+        );
+        assert_eq!(region_article(india), "an Indian");
+        assert_eq!(region_article(region("US")), "a US");
+        assert_eq!(region_article(region("DE")), "a DE");
     }
 
     #[test]

@@ -21,7 +21,14 @@ pub fn check(data: &[u8]) {
                 _ => Some("nowhere"),
             };
             let format = (b & 4 != 0).then_some("practice-suite");
-            (ParseOptions { clinic, format }, rest)
+            (
+                ParseOptions {
+                    clinic,
+                    format,
+                    ..ParseOptions::default()
+                },
+                rest,
+            )
         }
         None => (ParseOptions::default(), data),
     };

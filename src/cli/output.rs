@@ -126,6 +126,7 @@ pub(super) fn print_import(config: &Config, r: &ImportReport) -> std::io::Result
             ChangeKind::Cancelled => "cancelled".into(),
             ChangeKind::CancelledMissing => "cancelled (not in this complete schedule)".into(),
             ChangeKind::Reinstated => "booked again".into(),
+            ChangeKind::Kept => "status kept as set at the desk".into(),
         };
         let row = c
             .row

@@ -124,6 +124,7 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
     let opts = ParseOptions {
         clinic: args.clinic.as_deref(),
         format: args.format.as_deref(),
+        audience: import::Audience::Cli,
     };
     let parsed = import::parse(&bytes, &config, &opts).map_err(|e| match e {
         ImportError::Options(m) => fail(exit::USAGE, m),
@@ -146,12 +147,127 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
         print_json(&report)?;
     } else {
         print_import(&config, &report)?;
+        print_review(&config, &report)?;
     }
-    Ok(if report.errors.is_empty() {
+    // Rows left out of a partial import need fixing as much as a refused file does.
+    Ok(if report.errors.is_empty() && report.left_out.is_empty() {
         exit::OK
     } else {
         exit::DATA
     })
+}
+
+/// What the preview on the desk warns about, for the terminal: the banners, what each change
+/// undoes (with the patient's name), the booking messages, and the rows a partial import
+/// left out.
+fn print_review(config: &Config, r: &import::ImportReport) -> std::io::Result<()> {
+    use import::review::{response_words, status_words};
+    if !r.errors.is_empty() {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    let zone_of = |clinic: &str| {
+        config
+            .clinic(clinic)
+            .map_or(chrono_tz::UTC, |c| c.time_zone)
+    };
+    let first_zone = r
+        .changes
+        .first()
+        .map_or(chrono_tz::UTC, |c| zone_of(&c.clinic));
+    for w in &r.warnings {
+        writeln!(out, "WARNING: {}", w.describe(first_zone))?;
+    }
+    // An appointment is named by the time staff know it by: before a move.
+    let when = |c: &import::Change| {
+        let at = match c.kind {
+            import::ChangeKind::Rescheduled { from, .. } => from,
+            _ => c.starts_at,
+        };
+        at.with_timezone(&zone_of(&c.clinic))
+            .format("%a %-d %b %H:%M")
+            .to_string()
+    };
+    let undoing: Vec<_> = r.changes.iter().filter(|c| !c.undoes.is_empty()).collect();
+    if !undoing.is_empty() {
+        writeln!(
+            out,
+            "{} this import undoes what people did:",
+            if r.dry_run { "Confirming" } else { "Done:" }
+        )?;
+        for c in undoing {
+            for u in &c.undoes {
+                writeln!(
+                    out,
+                    "  {} ({}, {}/{}): {}",
+                    c.patient,
+                    when(c),
+                    c.clinic,
+                    c.appointment_id,
+                    u.describe()
+                )?;
+            }
+        }
+    }
+    for c in &r.changes {
+        if let Some(k) = &c.kept {
+            writeln!(
+                out,
+                "  {} ({}): kept {} as set at the desk by {}",
+                c.patient,
+                when(c),
+                status_words(k.status),
+                k.by
+            )?;
+        }
+        if c.kind == import::ChangeKind::CancelledMissing {
+            writeln!(
+                out,
+                "  {} ({}): cancelled, not in the file (answer: {})",
+                c.patient,
+                when(c),
+                response_words(c.response)
+            )?;
+        }
+    }
+    match r.booking_messages {
+        Some(n) if n > 0 => writeln!(
+            out,
+            "{n} {} a booking message{}",
+            if n == 1 {
+                "patient gets"
+            } else {
+                "patients get"
+            },
+            if r.dry_run { " once imported" } else { "" }
+        )?,
+        _ => {}
+    }
+    if !r.left_out.is_empty() {
+        let rows = r
+            .left_out
+            .iter()
+            .map(|e| e.row)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        writeln!(
+            out,
+            "{rows} row{} with a problem left out (their appointments are unchanged); fix them and import the file again:",
+            if rows == 1 { "" } else { "s" }
+        )?;
+        for e in &r.left_out {
+            let who = e
+                .patient
+                .as_deref()
+                .map_or_else(String::new, |p| format!(" ({p})"));
+            writeln!(
+                out,
+                "  row {}{who}, column {:?}: {}",
+                e.row, e.column, e.message
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn appointments(

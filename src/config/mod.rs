@@ -178,6 +178,12 @@ pub struct Clinic {
     pub default_duration_min: u32,
     /// Name of the import format this clinic's exports use (`None`: the default).
     pub import_format: Option<String>,
+    /// How the clinic writes dates that are not ISO (`26/11/2026`); `None`: ISO only, and a
+    /// date written otherwise is refused with the reason.
+    pub date_order: Option<DateOrder>,
+    /// Rows without problems may be imported when other rows of the file have problems
+    /// (default: all rows or none).
+    pub import_partial: bool,
     /// Local hours in which no message is sent.
     pub quiet_hours: Option<QuietHours>,
     /// Reminders are held when the clinic's last import is older than this.
@@ -186,6 +192,18 @@ pub struct Clinic {
     pub date_format: String,
     /// How times appear in messages (strftime).
     pub time_format: String,
+}
+
+/// The order of day, month and year in a clinic's dates (`clinics.KEY.date_order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DateOrder {
+    /// Day first: `26/11/2026` (India, Britain, most of the world).
+    Dmy,
+    /// Month first: `11/26/2026` (the United States).
+    Mdy,
+    /// Year first: `2026/11/26`.
+    Ymd,
 }
 
 /// A daily local period without messages, e.g. 21:00-08:00 (may wrap past midnight).

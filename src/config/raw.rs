@@ -321,6 +321,9 @@ pub(super) struct RawClinic {
     #[serde(default = "default_duration")]
     pub(super) default_duration_min: u32,
     pub(super) import_format: Option<String>,
+    pub(super) date_order: Option<super::DateOrder>,
+    #[serde(default)]
+    pub(super) import_partial: bool,
     pub(super) quiet_hours: Option<String>,
     pub(super) max_import_age: Option<String>,
     #[serde(default = "default_date_format")]

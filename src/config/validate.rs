@@ -208,6 +208,8 @@ pub(super) fn validate(
                     default_language,
                     default_duration_min: c.default_duration_min,
                     import_format: c.import_format,
+                    date_order: c.date_order,
+                    import_partial: c.import_partial,
                     quiet_hours,
                     max_import_age,
                     date_format: c.date_format,

@@ -9,11 +9,20 @@ use serde::Deserialize;
 
 use super::{CsrfForm, DeskState, Staff, auth, html, views};
 use crate::config::Config;
-use crate::import::{self, ApplyOptions, ImportError, ImportReport, ParseOptions};
-use crate::store::{Preview, StoreError};
+use crate::import::{self, ApplyOptions, Audience, ImportError, ImportReport, ParseOptions};
+use crate::store::{PastImport, Preview, Store, StoreError};
 
-pub(super) async fn upload_page(State(state): State<DeskState>, staff: Staff) -> Response {
-    html(views::upload(&staff.session, &state.config(), None))
+pub(super) async fn upload_page(
+    State(state): State<DeskState>,
+    staff: Staff,
+) -> Result<Response, Response> {
+    let last = state.db(|s| s.last_imports()).await?;
+    Ok(html(views::upload(
+        &staff.session,
+        &state.config(),
+        None,
+        &last,
+    )))
 }
 
 pub(super) async fn upload(
@@ -69,7 +78,7 @@ pub(super) async fn upload(
         return Err(bad_upload(
             &staff,
             &config,
-            "Choose the schedule file (a .csv export) before pressing Preview.",
+            "Choose the schedule file (a CSV file or a spreadsheet) before pressing Preview.",
         ));
     };
     let file_name = sanitize_file_name(&file_name);
@@ -98,9 +107,11 @@ fn sanitize_file_name(name: &str) -> String {
 }
 
 fn bad_upload(staff: &Staff, config: &Config, why: &str) -> Response {
+    // The form again with the reason; "last upload" is left for the page itself.
+    let last: &[PastImport] = &[];
     (
         StatusCode::BAD_REQUEST,
-        views::upload(&staff.session, config, Some(why)),
+        views::upload(&staff.session, config, Some(why), last),
     )
         .into_response()
 }
@@ -123,24 +134,23 @@ async fn show_preview(
                 Ok(p) => p,
                 Err(why) => return Ok(Err(why)),
             };
-            let report = match import::apply(
-                s,
-                &cfg,
-                &parsed,
-                &ApplyOptions {
-                    file_name: &preview.file_name,
-                    complete: preview.complete,
-                    dry_run: true,
-                    imported_by: &actor,
-                    now,
-                },
-            ) {
+            let report = match dry_run(s, &cfg, &parsed, &preview, &actor, now, false)? {
                 Ok(r) => r,
-                Err(ImportError::Store(e)) => return Err(e),
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(why) => return Ok(Err(why)),
             };
             if report.errors.is_empty() {
+                // Keeping desk statuses is chosen on the preview, so the confirm must match
+                // either outcome: both fingerprints are kept, the second only when it differs.
                 preview.summary = report.fingerprint();
+                if report
+                    .changes
+                    .iter()
+                    .flat_map(|c| &c.undoes)
+                    .any(import::Undo::keepable)
+                    && let Ok(kept) = dry_run(s, &cfg, &parsed, &preview, &actor, now, true)?
+                {
+                    preview.summary = format!("{} {}", preview.summary, kept.fingerprint());
+                }
                 s.save_preview(&preview, now)?;
             }
             Ok(Ok((preview, parsed, report)))
@@ -159,11 +169,37 @@ async fn show_preview(
         .into_response())
 }
 
+/// The import as a dry-run, keeping desk statuses or not; `Ok(Err)` is a reason for staff.
+fn dry_run(
+    s: &mut Store,
+    cfg: &Config,
+    parsed: &import::ParsedFile,
+    preview: &Preview,
+    actor: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    keep: bool,
+) -> Result<Result<ImportReport, String>, StoreError> {
+    let opts = ApplyOptions {
+        file_name: &preview.file_name,
+        complete: preview.complete,
+        dry_run: true,
+        imported_by: actor,
+        now,
+    };
+    match import::apply_open_keeping(s, cfg, parsed, &opts, keep) {
+        // Dropping the open transaction writes nothing.
+        Ok(applied) => Ok(Ok(applied.report)),
+        Err(ImportError::Store(e)) => Err(e),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
 fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, String> {
     // The clinic's own export format, if it has one, follows from the clinic.
     let opts = ParseOptions {
         clinic: p.clinic.as_deref(),
         format: None,
+        audience: Audience::Desk,
     };
     import::parse(&p.body, config, &opts).map_err(|e| e.to_string())
 }
@@ -171,6 +207,20 @@ fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, Str
 #[derive(Deserialize)]
 pub(super) struct PreviewForm {
     token: String,
+    /// "Keep statuses set at the desk", ticked on the preview.
+    #[serde(default)]
+    keep: Option<String>,
+}
+
+/// The preview's fingerprint for the choice made: the second one is the outcome with desk
+/// statuses kept, present only when keeping changes anything.
+fn expected_fingerprint(summary: &str, keep: bool) -> (&str, bool) {
+    let mut parts = summary.split(' ');
+    let plain = parts.next().unwrap_or_default();
+    match parts.next() {
+        Some(kept) if keep => (kept, true),
+        _ => (plain, false),
+    }
 }
 
 enum Confirmed {
@@ -201,7 +251,9 @@ pub(super) async fn confirm_upload(
                 s.close_preview(&preview.token, "changed", &actor, now)?;
                 return Ok(Confirmed::Outdated(preview));
             };
-            let applied = match import::apply_open(
+            let (expected, keep) = expected_fingerprint(&preview.summary, f.keep.is_some());
+            let expected = expected.to_string();
+            let applied = match import::apply_open_keeping(
                 s,
                 &cfg,
                 &parsed,
@@ -212,6 +264,7 @@ pub(super) async fn confirm_upload(
                     imported_by: &actor,
                     now,
                 },
+                keep,
             ) {
                 Ok(a) => a,
                 Err(ImportError::Store(e)) => return Err(e),
@@ -220,7 +273,7 @@ pub(super) async fn confirm_upload(
             // The file must still do exactly what was previewed, checked in the import's own
             // transaction, which also settles the preview: a second confirm writes nothing.
             let still_previewed =
-                applied.report.errors.is_empty() && applied.report.fingerprint() == preview.summary;
+                applied.report.errors.is_empty() && applied.report.fingerprint() == expected;
             let Some((tx, import_id)) = applied.open.as_ref().filter(|_| still_previewed) else {
                 drop(applied);
                 s.close_preview(&preview.token, "changed", &actor, now)?;
@@ -230,10 +283,25 @@ pub(super) async fn confirm_upload(
                 return Ok(Confirmed::Already(decided));
             }
             let r = &applied.report;
-            let counts = format!(
-                "{} new, {} updated, {} cancelled, {} unchanged",
-                r.new, r.updated, r.cancelled, r.unchanged
-            );
+            let mut parts = vec![
+                format!("{} new", r.new),
+                format!("{} updated", r.updated),
+                format!("{} cancelled", r.cancelled),
+                format!("{} unchanged", r.unchanged),
+            ];
+            match r.kept {
+                0 => {}
+                1 => parts.push("1 desk status kept".into()),
+                n => parts.push(format!("{n} desk statuses kept")),
+            }
+            let left_out: std::collections::BTreeSet<usize> =
+                r.left_out.iter().map(|e| e.row).collect();
+            match left_out.len() {
+                0 => {}
+                1 => parts.push("1 row left out".into()),
+                n => parts.push(format!("{n} rows left out")),
+            }
+            let counts = parts.join(", ");
             tx.audit_staff(
                 &actor,
                 "upload_confirmed",

@@ -5,14 +5,15 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::review::{LooksOlder, Undo, Warning};
 use super::{
     Applied, ApplyOptions, Change, ChangeKind, ImportError, ImportReport, ImportRow, ParsedFile,
-    RowOutcome, RowStatus,
+    RowOutcome, RowStatus, SetBy,
 };
 use crate::config::Config;
 use crate::store::{
-    AppointmentWrite, AuditEntry, CancelledBy, ImportCounts, ImportTx, Status, Store, StoreError,
-    StoredAppointment, StoredPatient,
+    AppointmentWrite, AuditEntry, CancelledBy, ImportCounts, ImportTx, Response, Status, Store,
+    StoreError, StoredAppointment, StoredPatient,
 };
 use crate::time::local_day_bounds;
 
@@ -39,15 +40,44 @@ pub fn apply_open<'s>(
     parsed: &ParsedFile,
     opts: &ApplyOptions<'_>,
 ) -> Result<Applied<'s>, ImportError> {
-    if !parsed.errors.is_empty() {
+    apply_open_keeping(store, config, parsed, opts, false)
+}
+
+/// Whether the rows without problems may be imported on their own: every clinic the file
+/// names allows it (`clinics.KEY.import_partial`), and the file is not the whole schedule (a
+/// left-out row's appointment would be cancelled as missing).
+fn partial_allowed(config: &Config, parsed: &ParsedFile, opts: &ApplyOptions<'_>) -> bool {
+    !opts.complete
+        && !parsed.sound.is_empty()
+        && !parsed.clinics.is_empty()
+        && parsed
+            .clinics
+            .iter()
+            .all(|k| config.clinic(k).is_some_and(|c| c.import_partial))
+}
+
+/// As [`apply_open`]; with `keep_desk_statuses`, a status set at the desk (no-show,
+/// cancelled, completed) that the file would reverse is left as it is, and reported.
+pub fn apply_open_keeping<'s>(
+    store: &'s mut Store,
+    config: &Config,
+    parsed: &ParsedFile,
+    opts: &ApplyOptions<'_>,
+    keep_desk_statuses: bool,
+) -> Result<Applied<'s>, ImportError> {
+    let (rows, left_out) = if parsed.errors.is_empty() {
+        (&parsed.rows, Vec::new())
+    } else if partial_allowed(config, parsed, opts) {
+        (&parsed.sound, parsed.errors.clone())
+    } else {
         return Ok(Applied {
             report: ImportReport::rejected(opts.file_name, parsed.rows_read, parsed.errors.clone()),
             open: None,
         });
-    }
+    };
     let tx = store.begin_import()?;
     let actor = format!("import:{}", opts.file_name);
-    let clinic_keys: BTreeSet<&str> = parsed.rows.iter().map(|r| r.clinic.as_str()).collect();
+    let clinic_keys: BTreeSet<&str> = rows.iter().map(|r| r.clinic.as_str()).collect();
     let mut clinic_ids = HashMap::new();
     for k in &clinic_keys {
         clinic_ids.insert(*k, tx.clinic_id(k)?);
@@ -67,33 +97,63 @@ pub fn apply_open<'s>(
         actor: &actor,
         import_id,
         now: opts.now,
+        keep: keep_desk_statuses,
+        booking: config.booking_confirmation.is_some(),
         counts: ImportCounts {
-            rows: parsed.rows.len(),
+            rows: rows.len(),
             ..ImportCounts::default()
         },
         changes: Vec::new(),
-        outcomes: Vec::with_capacity(parsed.rows.len()),
+        outcomes: Vec::with_capacity(rows.len()),
+        review: Review::default(),
+        opted_out: HashSet::new(),
     };
     for key in &clinic_keys {
         let clinic_id = clinic_ids[key];
         let mut patients = tx.patients_of(clinic_id)?;
         let mut appointments = tx.appointments_of(clinic_id)?;
-        let rows: Vec<&ImportRow> = parsed.rows.iter().filter(|r| r.clinic == *key).collect();
-        for row in &rows {
+        state.opted_out = tx.opted_out_of(clinic_id)?;
+        let clinic_rows: Vec<&ImportRow> = rows.iter().filter(|r| r.clinic == *key).collect();
+        for row in &clinic_rows {
             state.apply_row(clinic_id, row, &mut patients, &mut appointments)?;
         }
         if opts.complete {
             let zone = config.clinic(key).map_or(chrono_tz::UTC, |c| c.time_zone);
-            state.cancel_missing(key, zone, &rows, &appointments)?;
+            state.cancel_missing(key, zone, &clinic_rows, &appointments, &patients)?;
         }
     }
     let ApplyState {
         counts,
         changes,
         outcomes,
+        review,
+        booking,
         ..
     } = state;
     tx.finish_import(import_id, &counts)?;
+    let mut warnings = Vec::new();
+    if review.into_the_past > 0 {
+        warnings.push(Warning::IntoThePast {
+            count: review.into_the_past,
+        });
+    }
+    let older = LooksOlder {
+        reverted: review.reverted,
+        changed: review.changed,
+    };
+    if older.applies() {
+        warnings.push(Warning::LooksOlder(older));
+    }
+    if let Some(past) = tx.same_file_before(&parsed.checksum, &ids, import_id)?
+        && past.later > 0
+    {
+        warnings.push(Warning::SameFileAgain {
+            at: past.at,
+            by: past.imported_by,
+            file_name: past.file_name,
+            later: past.later,
+        });
+    }
     // Rows were applied clinic by clinic; staff read them in file order.
     let mut outcomes = outcomes;
     outcomes.sort_by_key(|(row, _)| *row);
@@ -108,6 +168,10 @@ pub fn apply_open<'s>(
         changes,
         dry_run: opts.dry_run,
         outcomes: outcomes.into_iter().map(|(_, o)| o).collect(),
+        warnings,
+        booking_messages: booking.then_some(review.booked_patients.len()),
+        kept: review.kept,
+        left_out,
     };
     Ok(Applied {
         report,
@@ -120,10 +184,32 @@ struct ApplyState<'t, 'c> {
     actor: &'t str,
     import_id: i64,
     now: DateTime<Utc>,
+    /// Leave statuses set at the desk as they are.
+    keep: bool,
+    /// Booking messages are configured.
+    booking: bool,
     counts: ImportCounts,
     changes: Vec<Change>,
     /// (spreadsheet row, outcome) per valid row.
     outcomes: Vec<(usize, RowOutcome)>,
+    review: Review,
+    /// The current clinic's patients who asked for no messages.
+    opted_out: HashSet<i64>,
+}
+
+/// What the preview's warnings and trust signals count while rows are applied.
+#[derive(Default)]
+struct Review {
+    /// Rows moving an appointment to an earlier start that has passed.
+    into_the_past: usize,
+    /// Rows going back to a start or booking a later upload replaced ([`LooksOlder`]).
+    reverted: usize,
+    /// Rows moving or re-booking an appointment.
+    changed: usize,
+    /// Desk statuses kept.
+    kept: usize,
+    /// Patients of new, booked, future appointments who have not opted out.
+    booked_patients: HashSet<i64>,
 }
 
 /// What one row does to a stored appointment; decided without touching the store.
@@ -275,10 +361,21 @@ impl ApplyState<'_, '_> {
             );
             self.counts.new += 1;
             self.outcomes.push((row.row, RowOutcome::New));
+            if self.booking
+                && status == Status::Booked
+                && row.starts_at > self.now
+                && !self.opted_out.contains(&patient_id)
+            {
+                self.review.booked_patients.insert(patient_id);
+            }
             return Ok(());
         };
 
-        let d = decide(existing, row);
+        let mut d = decide(existing, row);
+        let (undoes, kept) = self.review_row(existing, row, &mut d)?;
+        if kept.is_some() {
+            self.review.kept += 1;
+        }
         let status_changed = d.status != existing.status;
         let details_changed = existing.patient_id != patient_id
             || existing.provider != row.provider
@@ -290,6 +387,20 @@ impl ApplyState<'_, '_> {
             } else {
                 self.counts.unchanged += 1;
                 self.outcomes.push((row.row, RowOutcome::Unchanged));
+            }
+            if let Some(k) = kept {
+                self.keep_audit(existing.id, &k, row.row)?;
+                self.changes.push(Change {
+                    row: Some(row.row),
+                    clinic: row.clinic.clone(),
+                    appointment_id: row.appointment_id.clone(),
+                    kind: ChangeKind::Kept,
+                    patient: row.patient_name.clone(),
+                    starts_at: row.starts_at,
+                    response: existing.response,
+                    undoes,
+                    kept: Some(k),
+                });
             }
             return Ok(());
         }
@@ -339,12 +450,20 @@ impl ApplyState<'_, '_> {
             self.counts.updated += 1;
             self.outcomes.push((row.row, RowOutcome::Updated));
         }
-        if let Some(kind) = d.kind {
+        if let Some(k) = &kept {
+            self.keep_audit(existing.id, k, row.row)?;
+        }
+        if let Some(kind) = d.kind.or_else(|| kept.as_ref().map(|_| ChangeKind::Kept)) {
             self.changes.push(Change {
                 row: Some(row.row),
                 clinic: row.clinic.clone(),
                 appointment_id: row.appointment_id.clone(),
                 kind,
+                patient: row.patient_name.clone(),
+                starts_at: row.starts_at,
+                response: existing.response,
+                undoes,
+                kept,
             });
         }
         existing.starts_at = row.starts_at;
@@ -357,6 +476,83 @@ impl ApplyState<'_, '_> {
             existing.response = crate::store::Response::None;
         }
         Ok(())
+    }
+
+    /// What a row undoes, and whether a desk status is kept (then `d` keeps it); counts the
+    /// row toward the preview's warnings.
+    fn review_row(
+        &mut self,
+        existing: &StoredAppointment,
+        row: &ImportRow,
+        d: &mut Decision,
+    ) -> Result<(Vec<Undo>, Option<SetBy>), StoreError> {
+        let mut undoes = Vec::new();
+        let mut kept = None;
+        if d.status != existing.status && existing.status != Status::Booked {
+            match (existing.status, existing.cancelled_by) {
+                (Status::Cancelled, Some(CancelledBy::Patient)) => {
+                    undoes.push(Undo::PatientCancelled);
+                }
+                // A cancellation by an earlier file, booked again: the file's own business,
+                // unless a later upload made it (then this file may be older).
+                (Status::Cancelled, Some(CancelledBy::Source)) => self.review.reverted += 1,
+                (status, _) => {
+                    let by = self.tx.status_set_by(existing.id, status)?;
+                    let staff = by
+                        .as_deref()
+                        .and_then(|a| a.strip_prefix("staff:"))
+                        .map(str::to_string);
+                    match staff {
+                        Some(name) if self.keep => {
+                            kept = Some(SetBy { status, by: name });
+                            d.status = existing.status;
+                            d.cancelled_by = existing.cancelled_by;
+                            if matches!(d.kind, Some(ChangeKind::Reinstated)) {
+                                d.kind = None;
+                            }
+                        }
+                        by => undoes.push(Undo::Status { status, by }),
+                    }
+                }
+            }
+        }
+        if d.moved && existing.response != Response::None {
+            undoes.push(Undo::Answer(existing.response));
+        }
+        if d.moved || matches!(d.kind, Some(ChangeKind::Reinstated)) || !undoes.is_empty() {
+            self.review.changed += 1;
+        }
+        if d.moved {
+            if row.starts_at < self.now && row.starts_at < existing.starts_at {
+                self.review.into_the_past += 1;
+            }
+            if self
+                .tx
+                .earlier_starts(existing.id)?
+                .contains(&row.starts_at)
+            {
+                self.review.reverted += 1;
+            }
+        }
+        Ok((undoes, kept))
+    }
+
+    fn keep_audit(&self, appointment_id: i64, k: &SetBy, row: usize) -> Result<(), StoreError> {
+        self.tx.audit(
+            &AuditEntry {
+                appointment_id: Some(appointment_id),
+                patient_id: None,
+                actor: self.actor,
+                action: "status_kept",
+                old_value: Some(k.status.to_string()),
+                new_value: Some(k.status.to_string()),
+                reason: Some(format!(
+                    "row {row}: kept as set at the desk by {} (chosen on the preview)",
+                    k.by
+                )),
+            },
+            self.now,
+        )
     }
 
     fn audit(
@@ -388,7 +584,10 @@ impl ApplyState<'_, '_> {
         zone: chrono_tz::Tz,
         rows: &[&ImportRow],
         appointments: &HashMap<String, StoredAppointment>,
+        patients: &HashMap<String, StoredPatient>,
     ) -> Result<(), StoreError> {
+        let names: HashMap<i64, &str> =
+            patients.values().map(|p| (p.id, p.name.as_str())).collect();
         let listed: HashSet<&str> = rows.iter().map(|r| r.appointment_id.as_str()).collect();
         let days: Vec<(DateTime<Utc>, DateTime<Utc>)> = rows
             .iter()
@@ -437,6 +636,15 @@ impl ApplyState<'_, '_> {
                 clinic: clinic.to_string(),
                 appointment_id: ext.clone(),
                 kind: ChangeKind::CancelledMissing,
+                patient: names
+                    .get(&a.patient_id)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                starts_at: a.starts_at,
+                response: a.response,
+                undoes: Vec::new(),
+                kept: None,
             });
         }
         Ok(())

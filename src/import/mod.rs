@@ -8,16 +8,21 @@
 
 mod apply;
 mod parse;
+pub mod review;
 
-pub use apply::{apply, apply_open};
+pub use apply::{apply, apply_open, apply_open_keeping};
 pub use parse::{parse, shown_cell};
+pub use review::{LooksOlder, Undo, Warning};
 // Rows name their language in staff's words; the ground floor reads them.
 pub use crate::model::normalize_language;
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::model::{Response, Status};
 use crate::phone::E164;
 use crate::store::StoreError;
 
@@ -32,6 +37,9 @@ pub struct RowError {
     pub value: String,
     /// What is wrong and how to fix it.
     pub message: String,
+    /// The patient's name on that row, as written (shown beside the row number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
 }
 
 /// Whether a row books or cancels its appointment.
@@ -83,6 +91,11 @@ pub struct ParsedFile {
     pub rows_read: usize,
     /// sha256 of the bytes, hex.
     pub checksum: String,
+    /// The rows without a problem when other rows have one (empty when the file itself could
+    /// not be read, or has no error): what a partial import, where a clinic allows it, takes.
+    pub sound: Vec<ImportRow>,
+    /// Every clinic the file's rows name (or the one chosen for them), known or not.
+    pub clinics: BTreeSet<String>,
 }
 
 /// What the import did or, for a dry-run, would do.
@@ -111,6 +124,16 @@ pub struct ImportReport {
     /// What each valid row does, in file order (the browser preview's table).
     #[serde(skip)]
     pub outcomes: Vec<RowOutcome>,
+    /// Reasons to look twice before confirming (moves into the past, an old export).
+    #[serde(skip)]
+    pub warnings: Vec<Warning>,
+    /// Patients who get a booking message for a new appointment once this is imported
+    /// (`None`: booking messages are off).
+    pub booking_messages: Option<usize>,
+    /// Statuses set at the desk that the import left alone, as staff chose.
+    pub kept: usize,
+    /// Rows with a problem that a partial import leaves out (their appointments unchanged).
+    pub left_out: Vec<RowError>,
 }
 
 /// What one valid row does to the schedule.
@@ -153,6 +176,19 @@ impl ImportReport {
             changes: Vec::new(),
             dry_run: false,
             outcomes: Vec::new(),
+            warnings: Vec::new(),
+            booking_messages: None,
+            kept: 0,
+            left_out: Vec::new(),
+        }
+    }
+
+    /// The rows an accepted import applied, in file order, beside [`ImportReport::outcomes`].
+    pub fn applied_rows<'p>(&self, parsed: &'p ParsedFile) -> &'p [ImportRow] {
+        if self.left_out.is_empty() {
+            &parsed.rows
+        } else {
+            &parsed.sound
         }
     }
 
@@ -165,10 +201,17 @@ impl ImportReport {
         }
         for c in &self.changes {
             h.update(format!(
-                "{:?}:{}:{}:{:?}\n",
-                c.row, c.clinic, c.appointment_id, c.kind
+                "{:?}:{}:{}:{:?}:{:?}:{:?}:{:?}\n",
+                c.row, c.clinic, c.appointment_id, c.kind, c.response, c.undoes, c.kept
             ));
         }
+        for e in &self.left_out {
+            h.update(format!("left out {}:{}:{}\n", e.row, e.column, e.message));
+        }
+        h.update(format!(
+            "{:?} {:?} {}\n",
+            self.warnings, self.booking_messages, self.kept
+        ));
         h.update(format!(
             "{} {} {} {} {}",
             self.rows, self.new, self.updated, self.cancelled, self.unchanged
@@ -188,6 +231,25 @@ pub struct Change {
     pub appointment_id: String,
     /// What happened.
     pub kind: ChangeKind,
+    /// The patient's name.
+    pub patient: String,
+    /// When the appointment is (after the change).
+    pub starts_at: DateTime<Utc>,
+    /// What the patient had answered before the import.
+    pub response: Response,
+    /// What people had done that this change reverses.
+    pub undoes: Vec<Undo>,
+    /// A status set at the desk that staff chose to keep (the file would have reversed it).
+    pub kept: Option<SetBy>,
+}
+
+/// A status and the staff member who set it at the desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetBy {
+    /// The status.
+    pub status: Status,
+    /// The staff member's name.
+    pub by: String,
 }
 
 /// The kinds of [`Change`].
@@ -206,6 +268,9 @@ pub enum ChangeKind {
     CancelledMissing,
     /// A cancelled appointment is booked again.
     Reinstated,
+    /// Nothing changes: the file would have reversed a status set at the desk, which staff
+    /// chose to keep.
+    Kept,
 }
 
 /// How an import is applied.
@@ -250,6 +315,19 @@ pub struct ParseOptions<'a> {
     pub clinic: Option<&'a str>,
     /// Named import format (`[import.formats.NAME]`).
     pub format: Option<&'a str>,
+    /// Who reads the row errors, which decides how a fix is worded.
+    pub audience: Audience,
+}
+
+/// Who reads an import's problems: the administrator at a terminal can change
+/// `reminders.toml` and the command line; a receptionist at the desk can do neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Audience {
+    /// `reminderd import`: advice may name config keys and options.
+    #[default]
+    Cli,
+    /// The desk's upload page: advice names what is on the page, or the administrator.
+    Desk,
 }
 
 /// Why a file could not be read at all.

@@ -1,13 +1,15 @@
 //! The pure reading side of an import: a file's bytes → its rows, or every row error. It
 //! never touches the store, so the CLI, the desk's upload and the property tests share it.
 
+mod date;
 mod row;
+mod sheet;
 
 use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-use super::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+use super::{Audience, ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
 use crate::config::{Config, ImportFormat};
 use crate::phone::{E164, PhoneError, Region};
 use row::read_row;
@@ -123,67 +125,44 @@ fn parse_file(
         ..ParsedFile::default()
     };
 
-    let text = match decode(bytes) {
-        Ok(t) => t,
+    let table = if sheet::is_spreadsheet(bytes) {
+        sheet::read(bytes, format)
+    } else {
+        read_csv(bytes, &mut out.errors)
+    };
+    let (header, cells) = match table {
         Err(e) => {
             out.errors.push(e);
             return Ok(out);
         }
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(detect_delimiter(text))
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-
-    let header = match records.next() {
-        None => {
-            out.errors.push(RowError {
-                row: 1,
-                column: String::new(),
-                value: String::new(),
-                message: "the file is empty; export the schedule with its header row".into(),
-            });
+        Ok(None) => {
+            if out.errors.is_empty() {
+                out.errors.push(RowError {
+                    patient: None,
+                    row: 1,
+                    column: String::new(),
+                    value: String::new(),
+                    message: "the file is empty; export the schedule with its header row".into(),
+                });
+            }
             return Ok(out);
         }
-        Some(Err(e)) => {
-            out.errors.push(csv_error(1, &e));
-            return Ok(out);
-        }
-        Some(Ok(h)) => h,
+        Ok(Some(t)) => t,
     };
-    let Some(columns) = map_header(&header, format, opts.clinic.is_some(), &mut out.errors) else {
+    let Some(columns) = map_header(
+        &header,
+        format,
+        opts.clinic.is_some(),
+        opts.audience,
+        &mut out.errors,
+    ) else {
         return Ok(out);
     };
 
-    let mut cells: Vec<RawRow> = Vec::new();
-    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
-    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
-    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
-    let mut rows = RowCounter::new(text, &header);
-    for rec in records {
-        match rec {
-            Err(e) => {
-                let row = e
-                    .position()
-                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
-                out.errors.push(csv_error(row, &e));
-            }
-            Ok(r) => {
-                let row = r
-                    .position()
-                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
-                if r.iter().all(|c| c.trim().is_empty()) {
-                    continue;
-                }
-                cells.push(RawRow { row, record: r });
-            }
-        }
-    }
     out.rows_read = cells.len();
     if cells.is_empty() && out.errors.is_empty() {
         out.errors.push(RowError {
+            patient: None,
             row: 2,
             column: String::new(),
             value: String::new(),
@@ -199,7 +178,7 @@ fn parse_file(
             &columns,
             format,
             config,
-            opts.clinic,
+            opts,
             &phones,
             &mut out.errors,
         ) {
@@ -208,10 +187,81 @@ fn parse_file(
     }
     check_across_rows(&rows, &columns, &mut out.errors);
     out.errors.sort_by_key(|e| e.row);
+    out.clinics = cells
+        .iter()
+        .filter_map(|raw| row_clinic(raw, &columns, opts.clinic))
+        .chain(opts.clinic.map(str::to_string))
+        .collect();
     if out.errors.is_empty() {
         out.rows = rows;
+    } else {
+        name_patients(&mut out.errors, &cells, &columns);
+        // A problem on the header row (or before any row) leaves nothing to import on its own.
+        if out.errors.iter().all(|e| e.row > 1) {
+            let bad: HashSet<usize> = out.errors.iter().map(|e| e.row).collect();
+            out.sound = rows.into_iter().filter(|r| !bad.contains(&r.row)).collect();
+        }
     }
     Ok(out)
+}
+
+/// Puts the patient's name, as the row writes it, beside each row's errors: staff find a row
+/// by its patient faster than by its number.
+fn name_patients(errors: &mut [RowError], cells: &[RawRow], columns: &Columns) {
+    let names: HashMap<usize, &str> = cells
+        .iter()
+        .map(|raw| (raw.row, columns.get(Field::PatientName, raw)))
+        .filter(|(_, n)| !n.is_empty())
+        .collect();
+    for e in errors {
+        e.patient = names.get(&e.row).map(|n| shown_cell(n));
+    }
+}
+
+/// A CSV file's header and data rows (blank lines left out); `Ok(None)` when it has no header
+/// (an error is pushed when the header cannot be read). A row that is not valid CSV is an
+/// error of its own and the rest are still read.
+fn read_csv(
+    bytes: &[u8],
+    errors: &mut Vec<RowError>,
+) -> Result<Option<(csv::StringRecord, Vec<RawRow>)>, RowError> {
+    let text = decode(bytes)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(detect_delimiter(text))
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header = match records.next() {
+        None => return Ok(None),
+        Some(Err(e)) => return Err(csv_error(1, &e)),
+        Some(Ok(h)) => h,
+    };
+    let mut cells: Vec<RawRow> = Vec::new();
+    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
+    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
+    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
+    let mut rows = RowCounter::new(text, &header);
+    for rec in records {
+        match rec {
+            Err(e) => {
+                let row = e
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
+                errors.push(csv_error(row, &e));
+            }
+            Ok(r) => {
+                let row = r
+                    .position()
+                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
+                if r.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                cells.push(RawRow { row, record: r });
+            }
+        }
+    }
+    Ok(Some((header, cells)))
 }
 
 /// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
@@ -307,10 +357,11 @@ fn decode(bytes: &[u8]) -> Result<&str, RowError> {
         // Lines before the bad byte, plus the one it is on.
         let row = bytes[..at].split(|b| *b == b'\n').count();
         RowError {
+            patient: None,
             row,
             column: String::new(),
             value: String::new(),
-            message: "the file is not UTF-8 text; in your spreadsheet choose \"Save as\" → \"CSV UTF-8\" and import that file".into(),
+            message: "the file is not UTF-8 text; upload the spreadsheet itself (.xlsx or .ods), or in your spreadsheet choose \"Save as\" → \"CSV UTF-8\" and import that file".into(),
         }
     })
 }
@@ -337,6 +388,7 @@ fn detect_delimiter(text: &str) -> u8 {
 
 fn csv_error(row: usize, e: &csv::Error) -> RowError {
     RowError {
+        patient: None,
         row: row.max(1),
         column: String::new(),
         value: String::new(),
@@ -350,6 +402,7 @@ fn map_header(
     header: &csv::StringRecord,
     format: &ImportFormat,
     clinic_given: bool,
+    audience: Audience,
     errors: &mut Vec<RowError>,
 ) -> Option<Columns> {
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -360,6 +413,7 @@ fn map_header(
         }
         if let Some(first) = seen.insert(norm, i) {
             errors.push(RowError {
+                patient: None,
                 row: 1,
                 column: h.trim().to_string(),
                 value: h.trim().to_string(),
@@ -385,14 +439,23 @@ fn map_header(
             Some(&i) => index[f as usize] = Some((i, header.get(i).unwrap_or("").trim().to_string())),
             None if f.optional() && (f != Field::Clinic || clinic_given) => {}
             None => errors.push(RowError {
+                patient: None,
                 row: 1,
                 column: f.header(format).to_string(),
                 value: String::new(),
                 message: format!(
-                    "the file has no column named {:?}{}; the header row has: {}. Rename the column, or map it under [import.columns] in reminders.toml",
+                    "the file has no column named {:?}{}; the header row has: {}. {}",
                     f.header(format),
-                    if f == Field::Clinic { " (or import with --clinic KEY)" } else { "" },
-                    if found.is_empty() { "(nothing)".to_string() } else { found.join(", ") }
+                    match (f == Field::Clinic, audience) {
+                        (false, _) => "",
+                        (true, Audience::Cli) => " (or import with --clinic KEY)",
+                        (true, Audience::Desk) => " (or choose the clinic above)",
+                    },
+                    if found.is_empty() { "(nothing)".to_string() } else { found.join(", ") },
+                    match audience {
+                        Audience::Cli => "Rename the column, or map it under [import.columns] in reminders.toml",
+                        Audience::Desk => "Rename the column in the file, or ask the administrator to set up this clinic's export format",
+                    }
                 ),
             }),
         }
@@ -472,6 +535,7 @@ fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<Row
     for r in rows {
         if let Some(first) = appointments.insert((&r.clinic, &r.appointment_id), r.row) {
             errors.push(RowError {
+                patient: None,
                 row: r.row,
                 column: columns.header_of(Field::AppointmentId).to_string(),
                 value: r.appointment_id.clone(),
@@ -507,6 +571,7 @@ fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<Row
                     }
                 };
                 errors.push(RowError {
+                    patient: None,
                     row: r.row,
                     column: columns.header_of(field).to_string(),
                     value: shown(mine),

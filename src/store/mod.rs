@@ -21,6 +21,7 @@ mod patient;
 mod remind;
 mod schedule;
 mod staff;
+mod upload;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
@@ -43,6 +44,7 @@ pub use schedule::{
     ImportTx, StoredAppointment, StoredPatient,
 };
 pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
+pub use upload::PastImport;
 
 /// The schema every new database gets; its `PRAGMA user_version` line is the version.
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");

@@ -1487,12 +1487,22 @@ async fn a_bad_file_lists_its_problems_and_writes_nothing() {
     let t = res.text();
     assert!(t.contains("Nothing was imported"), "{t}");
     assert!(t.contains("bad.csv"), "{t}");
-    for (row, column, hint) in [
-        ("2", "phone", "write the full mobile number"),
-        ("3", "date", "is not a date; write it as 2026-11-25"),
-        ("4", "time", "the time is missing; write it as 14:30"),
+    for (row, patient, column, hint) in [
+        ("2", "Asha Rao", "phone", "write the full mobile number"),
+        (
+            "3",
+            "Ravi Rao",
+            "date",
+            "is not a date; write it as 2026-11-25",
+        ),
+        (
+            "4",
+            "Mira Rao",
+            "time",
+            "the time is missing; write it as 14:30",
+        ),
     ] {
-        let cells = format!("<tr><td>{row}</td><td>{column}</td>");
+        let cells = format!("<tr><td>{row}</td><td>{patient}</td><td>{column}</td>");
         assert!(res.body.contains(&cells), "{cells} in {}", res.body);
         assert!(t.contains(hint), "{hint} in {t}");
     }
@@ -1505,7 +1515,7 @@ async fn a_bad_file_lists_its_problems_and_writes_nothing() {
         .await;
     assert_eq!(res.status, 422, "{}", res.body);
     assert!(
-        res.body.contains("<tr><td>1</td><td>phone</td>"),
+        res.body.contains("<tr><td>1</td><td></td><td>phone</td>"),
         "{}",
         res.body
     );

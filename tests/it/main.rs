@@ -14,6 +14,7 @@ mod desk_follow_ups;
 mod desk_media;
 mod desk_patient;
 mod desk_remind;
+mod desk_upload;
 mod fuzz_regressions;
 mod import_cmd;
 mod layout;

@@ -335,7 +335,9 @@ mod tests {
         assert!(html.contains("Sunrise Family Clinic, Andheri"));
         assert!(html.contains("Hudson Street Medical, New York"));
         assert!(
-            html.contains("10:30 · <a class=\"patient\" href=\"/desk/patient?appointment=1\">Priya Patil</a>"),
+            html.contains(
+                "10:30 · <a class=\"patient\" href=\"/desk/patient?appointment=1\">Priya Patil</a>"
+            ),
             "Mumbai's clock: {html}"
         );
         assert!(

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveTime};
 
-use super::super::{ImportRow, RowError, RowStatus, normalize_language};
+use super::super::{Audience, ImportRow, ParseOptions, RowError, RowStatus, normalize_language};
+use super::date::DateRules;
 use super::{Columns, Field, RawRow};
 use crate::config::{Clinic, Config, ImportFormat};
 use crate::phone::{E164, PhoneError, Region};
@@ -19,13 +20,15 @@ pub(super) fn read_row(
     columns: &Columns,
     format: &ImportFormat,
     config: &Config,
-    forced: Option<&str>,
+    opts: &ParseOptions<'_>,
     phones: &HashMap<(Region, String), Result<E164, PhoneError>>,
     errors: &mut Vec<RowError>,
 ) -> Option<ImportRow> {
+    let (forced, desk) = (opts.clinic, opts.audience == Audience::Desk);
     let before = errors.len();
     let mut err = |f: Field, value: &str, message: String| {
         errors.push(RowError {
+            patient: None,
             row: raw.row,
             column: columns.name(f, format),
             value: value.to_string(),
@@ -42,7 +45,12 @@ pub(super) fn read_row(
                 err(
                     Field::Clinic,
                     v,
-                    "no clinic given; fill in the clinic column or import with --clinic KEY".into(),
+                    if desk {
+                        "no clinic given; choose the clinic above, or fill in the clinic column"
+                    } else {
+                        "no clinic given; fill in the clinic column or import with --clinic KEY"
+                    }
+                    .into(),
                 );
                 None
             }
@@ -51,11 +59,21 @@ pub(super) fn read_row(
                     err(
                         Field::Clinic,
                         v,
-                        format!(
-                            "this file is being imported for clinic {:?} but this row is for {:?}; import it without --clinic, or fix the row",
-                            forced.unwrap_or_default(),
-                            c.key
-                        ),
+                        if desk {
+                            format!(
+                                "this file is being uploaded for {} but this row is for {}; choose \"The file names the clinic on each row\" above, or fix the row",
+                                forced
+                                    .and_then(|f| config.clinic(f))
+                                    .map_or("another clinic", |f| f.display_name.as_str()),
+                                c.display_name
+                            )
+                        } else {
+                            format!(
+                                "this file is being imported for clinic {:?} but this row is for {:?}; import it without --clinic, or fix the row",
+                                forced.unwrap_or_default(),
+                                c.key
+                            )
+                        },
                     );
                     None
                 }
@@ -120,15 +138,19 @@ pub(super) fn read_row(
         match phones.get(&(c.phone_region, v.to_string())) {
             Some(Ok(p)) => Some(p.clone()),
             Some(Err(e)) => {
-                let hint = match e {
-                    PhoneError::Empty => "every patient needs a mobile number for WhatsApp".to_string(),
+                let message = match e {
+                    PhoneError::Empty => {
+                        "the phone number is empty; every patient needs a mobile number for WhatsApp"
+                            .to_string()
+                    }
                     _ => format!(
-                        "write the full mobile number, with the country code if it is not a {} number (e.g. {})",
-                        c.phone_region,
+                        "{}; write the full mobile number, with the country code if it is not {} number (e.g. {})",
+                        crate::phone::explain(v, c.phone_region, e),
+                        crate::phone::region_article(c.phone_region),
                         example_number(c.phone_region)
                     ),
                 };
-                err(Field::Phone, v, format!("{e}; {hint}"));
+                err(Field::Phone, v, message);
                 None
             }
             None => None,
@@ -149,6 +171,12 @@ pub(super) fn read_row(
 
     let date = {
         let v = get(Field::Date);
+        let rules = DateRules {
+            patterns: &format.date_formats,
+            order: clinic.and_then(|c| c.date_order),
+            audience: opts.audience,
+            clinic: clinic.map_or("KEY", |c| c.key.as_str()),
+        };
         if v.is_empty() {
             err(
                 Field::Date,
@@ -160,21 +188,13 @@ pub(super) fn read_row(
             );
             None
         } else {
-            let d = format
-                .date_formats
-                .iter()
-                .find_map(|p| NaiveDate::parse_from_str(v, p).ok());
-            if d.is_none() {
-                err(
-                    Field::Date,
-                    v,
-                    format!(
-                        "is not a date; write it as {}",
-                        example(&format.date_formats, true)
-                    ),
-                );
+            match rules.read(v) {
+                Ok(d) => Some(d),
+                Err(m) => {
+                    err(Field::Date, v, m);
+                    None
+                }
             }
-            d
         }
     };
     let time = {

@@ -14,6 +14,7 @@ mod patient;
 mod remind;
 mod tablet_print;
 mod upload_day;
+mod upload_undo;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

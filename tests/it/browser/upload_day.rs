@@ -54,7 +54,7 @@ async fn desk_sign_in_upload_and_day_board_in_chromium() {
         .expect("open Upload");
     b.heading("Upload the schedule").await;
     let csv = repo_file("examples/schedule.csv");
-    b.field("Schedule file (.csv)")
+    b.field("Schedule file (CSV or spreadsheet)")
         .await
         .send_keys(csv.to_str().expect("utf-8 path"))
         .await

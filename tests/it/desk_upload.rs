@@ -1,0 +1,621 @@
+//! The schedule upload at the desk over HTTP: a re-uploaded old export says what it undoes,
+//! per patient, and warns; staff can keep the statuses set at the desk; the upload page says
+//! when the schedule was last uploaded and by whom; the preview counts booking messages.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
+use reqwest::multipart;
+
+use crate::common::{Env, Wait, csv, free_port};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse battery";
+
+/// Mumbai's date `days` from the real today (the desk runs on the system clock).
+fn mumbai_day(now: DateTime<Utc>, days: i64) -> NaiveDate {
+    (now + Span::days(days))
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .date_naive()
+}
+
+/// Five Mumbai appointments on `day`, as the clinic system exports them.
+fn schedule(day: NaiveDate) -> String {
+    let d = day.format("%Y-%m-%d");
+    csv(&[
+        &format!("A1,P1,Asha Rao,98200 11111,en,{d},09:00,15,Dr. Mehta,mumbai,booked"),
+        &format!("A2,P2,Ravi Iyer,98200 22222,en,{d},09:30,15,Dr. Mehta,mumbai,booked"),
+        &format!("A3,P3,Meena Das,98200 33333,en,{d},10:00,15,Dr. Mehta,mumbai,booked"),
+        &format!("A4,P4,Dev Patel,98200 44444,en,{d},10:30,15,Dr. Mehta,mumbai,booked"),
+        &format!("A5,P5,Kiran Shah,98200 55555,en,{d},11:00,15,Dr. Mehta,mumbai,booked"),
+    ])
+}
+
+/// The morning the issue describes, up to the re-upload: last week's export was imported,
+/// then this week's moved the appointments to three days from now; two patients confirmed,
+/// one cancelled by replying, asha set a no-show and ravi a cancellation at the desk.
+/// Returns last week's export, the file to re-upload.
+pub(crate) fn old_export_morning(env: &Env) -> String {
+    let now = reminderd::time::Clock::System.now();
+    let old = schedule(mumbai_day(now, -7));
+    env.import("old.csv", &old, &[]).expect(0);
+    env.import("current.csv", &schedule(mumbai_day(now, 3)), &[])
+        .expect(0);
+    let t = now.timestamp();
+    env.sql()
+        .execute_batch(&format!(
+            "UPDATE appointments SET response = 'confirmed', response_at = {t} WHERE external_id IN ('A1', 'A2');
+             UPDATE appointments SET response = 'declined', response_at = {t}, status = 'cancelled',
+                 cancelled_by = 'patient', status_at = {t} WHERE external_id = 'A3';
+             INSERT INTO audit_log (at, appointment_id, actor, action, old_value, new_value)
+                 SELECT {t}, id, 'patient', 'cancel', 'booked', 'cancelled' FROM appointments WHERE external_id = 'A3';"
+        ))
+        .expect("patients answer");
+    for (who, id, status) in [("asha", "A4", "no_show"), ("ravi", "A5", "cancelled")] {
+        env.run_with_env(
+            &["set-status", id, status, "--clinic", "mumbai"],
+            &[("USER", who)],
+        )
+        .expect(0);
+    }
+    old
+}
+
+/// `reminderd serve` with the desk on a free port, a staff account and a signed-in client.
+struct Desk {
+    env: Env,
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+    csrf: String,
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Desk {
+    async fn start(env: Env) -> Self {
+        let config = env.path("reminders.toml");
+        let desk = format!("127.0.0.1:{}", free_port());
+        let webhook = format!("127.0.0.1:{}", free_port());
+        let text = std::fs::read_to_string(&config)
+            .expect("read config")
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
+        std::fs::write(&config, text).expect("write config");
+        env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
+            .expect(0);
+        let log = std::fs::File::create(env.path("serve.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
+            .env_remove("REMINDERD_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env("WHATSAPP_APP_SECRET", "app-secret-for-desk-tests")
+            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-tests")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn reminderd serve");
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        let mut d = Self {
+            env,
+            child,
+            url: format!("http://{desk}"),
+            http,
+            csrf: String::new(),
+        };
+        let (url, log) = (d.url.clone(), d.env.path("serve.log"));
+        Wait::new("the desk to start", Duration::from_secs(20))
+            .every(Duration::from_millis(20))
+            .context(|| std::fs::read_to_string(&log).unwrap_or_default())
+            .until_async(async || {
+                d.http
+                    .get(format!("{url}/desk/login"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            })
+            .await;
+        let login = d.get("/desk/login").await.1;
+        let csrf = field(&login, "csrf");
+        let (status, _) = d
+            .post(
+                "/desk/login",
+                &[
+                    ("csrf", &csrf),
+                    ("name", USER),
+                    ("password", PASSWORD),
+                    ("next", "/desk/upload"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 303, "sign-in");
+        d.csrf = field(&d.get("/desk/upload").await.1, "csrf");
+        d
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("GET");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    async fn upload(&self, name: &str, bytes: Vec<u8>) -> (u16, String) {
+        let form = multipart::Form::new()
+            .text("csrf", self.csrf.clone())
+            .text("clinic", "")
+            .part(
+                "file",
+                multipart::Part::bytes(bytes)
+                    .file_name(name.to_string())
+                    .mime_str("text/csv")
+                    .expect("mime"),
+            );
+        let r = self
+            .http
+            .post(format!("{}/desk/upload", self.url))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    fn one(&self, sql: &str) -> String {
+        self.env
+            .sql()
+            .query_row(sql, [], |r| r.get::<_, String>(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// The value of the first hidden or form field `name`.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
+        + marker.len();
+    html[at..at + html[at..].find('"').expect("quote")].to_string()
+}
+
+/// The page's text, tags removed and spaces collapsed (a tag counts as a space, so
+/// `<strong>Asha</strong>: x` reads "Asha : x").
+fn text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn assert_has(t: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(t.contains(w), "{w:?} in:\n{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
+    let env = Env::new();
+    let old = old_export_morning(&env);
+    let d = Desk::start(env).await;
+
+    let (status, preview) = d.upload("old.csv", old.clone().into_bytes()).await;
+    assert_eq!(status, 200, "{preview}");
+    let t = text(&preview);
+    assert_has(
+        &t,
+        &[
+            "Check this file before you confirm.",
+            "This file moves 5 appointments to earlier times that have already passed.",
+            "This file looks older than the schedule already saved: 5 of the 5 appointments it moves or books again go back to what a later upload had changed.",
+            "This is the same file as",
+            "by the administrator; 1 upload since then changed the schedule.",
+            "What this undoes",
+            "Asha Rao (",
+            "): had confirmed: will be asked again",
+            "Meena Das (",
+            "): had cancelled it themselves: books them again",
+            "): set to no-show at the desk by asha: reverses it",
+            "): set to cancelled at the desk by ravi: reverses it",
+            "Keep statuses set at the desk (no-show, cancelled, arrived)",
+        ],
+    );
+    // Each undo is named by its patient: the no-show is Dev Patel's, the confirmations are
+    // Asha's and Ravi's.
+    for (patient, undo) in [
+        ("Dev Patel", "set to no-show at the desk by asha"),
+        ("Ravi Iyer", "had confirmed: will be asked again"),
+        ("Kiran Shah", "set to cancelled at the desk by ravi"),
+    ] {
+        let line = preview
+            .split("<li>")
+            .map(text)
+            .find(|l| l.starts_with(patient) && l.contains(undo));
+        assert!(line.is_some(), "{patient}: {undo} in:\n{t}");
+    }
+    assert!(
+        preview.contains("role=\"alert\""),
+        "the warnings are an alert"
+    );
+
+    // Keep the desk's statuses: confirm with the box ticked.
+    let token = field(&preview, "token");
+    let (status, done) = d
+        .post(
+            "/desk/upload/confirm",
+            &[("csrf", &d.csrf), ("token", &token), ("keep", "1")],
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    let t = text(&done);
+    assert_has(
+        &t,
+        &[
+            "Schedule imported",
+            "2 statuses set at the desk were kept as they were:",
+            "Dev Patel : no-show, set at the desk by asha",
+            "Kiran Shah : cancelled, set at the desk by ravi",
+        ],
+    );
+    let state = |id: &str| {
+        d.one(&format!(
+            "SELECT status || ' ' || response FROM appointments WHERE external_id = '{id}'"
+        ))
+    };
+    assert_eq!(
+        state("A4"),
+        "no_show none",
+        "the no-show set at the desk stays"
+    );
+    assert_eq!(
+        state("A5"),
+        "cancelled none",
+        "the desk's cancellation stays"
+    );
+    assert_eq!(
+        state("A1"),
+        "booked none",
+        "moved: the patient is asked again"
+    );
+    assert_eq!(state("A3"), "booked none", "moved: booked again");
+    assert_eq!(
+        d.one("SELECT count(*) || '' FROM audit_log WHERE action = 'status_kept'"),
+        "2"
+    );
+    assert!(
+        d.one("SELECT reason FROM audit_log WHERE action = 'upload_confirmed'")
+            .ends_with(", 2 desk statuses kept"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_box_the_desk_statuses_are_reversed_as_the_preview_said() {
+    let env = Env::new();
+    let old = old_export_morning(&env);
+    let d = Desk::start(env).await;
+    let (_, preview) = d.upload("old.csv", old.into_bytes()).await;
+    let token = field(&preview, "token");
+    let (status, done) = d
+        .post(
+            "/desk/upload/confirm",
+            &[("csrf", &d.csrf), ("token", &token)],
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert!(!text(&done).contains("kept"), "{}", text(&done));
+    let status_of = |id: &str| {
+        d.one(&format!(
+            "SELECT status FROM appointments WHERE external_id = '{id}'"
+        ))
+    };
+    assert_eq!(status_of("A4"), "booked");
+    assert_eq!(status_of("A5"), "booked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upload_page_says_who_uploaded_last_and_the_preview_counts_booking_messages() {
+    let env = Env::new();
+    let d = Desk::start(env).await;
+    let (_, page) = d.get("/desk/upload").await;
+    let t = text(&page);
+    assert_has(
+        &t,
+        &[
+            "Last upload",
+            "Sunrise Family Clinic, Andheri : never uploaded",
+            "Schedule file (CSV or spreadsheet)",
+        ],
+    );
+    assert!(page.contains("accept=\".csv,.xlsx,.ods"), "{page}");
+
+    // Two new patients in the future (one with two appointments), and one appointment that
+    // is already over: two booking messages.
+    let now = reminderd::time::Clock::System.now();
+    let (soon, past) = (
+        mumbai_day(now, 4).format("%Y-%m-%d").to_string(),
+        mumbai_day(now, -2).format("%Y-%m-%d").to_string(),
+    );
+    let file = csv(&[
+        &format!("B1,Q1,Asha Rao,98200 11111,en,{soon},09:00,15,Dr. Mehta,mumbai,booked"),
+        &format!("B2,Q1,Asha Rao,98200 11111,en,{soon},12:00,15,Dr. Mehta,mumbai,booked"),
+        &format!("B3,Q2,Ravi Iyer,98200 22222,en,{soon},09:30,15,Dr. Mehta,mumbai,booked"),
+        &format!("B4,Q3,Meena Das,98200 33333,en,{past},09:30,15,Dr. Mehta,mumbai,booked"),
+    ]);
+    let (status, preview) = d.upload("week.csv", file.into_bytes()).await;
+    assert_eq!(status, 200, "{preview}");
+    let t = text(&preview);
+    assert_has(&t, &["2 patients get a booking message when you confirm."]);
+    assert!(
+        !t.contains("Check this file"),
+        "no warning for a fresh file: {t}"
+    );
+    let token = field(&preview, "token");
+    d.post(
+        "/desk/upload/confirm",
+        &[("csrf", &d.csrf), ("token", &token)],
+    )
+    .await;
+
+    let (_, page) = d.get("/desk/upload").await;
+    let t = text(&page);
+    assert_has(
+        &t,
+        &[
+            "Sunrise Family Clinic, Andheri : ",
+            " by alice (week.csv: 4 new, 0 updated, 0 cancelled)",
+            "Hudson Street Medical, New York : never uploaded",
+        ],
+    );
+}
+
+#[test]
+fn the_command_line_import_prints_the_same_warnings_and_undoes() {
+    let env = Env::new();
+    old_export_morning(&env);
+    let old = env.path("old.csv");
+    let r = env
+        .run(&["import", old.to_str().expect("utf-8 path"), "--dry-run"])
+        .expect(0);
+    assert_has(
+        &r.stdout,
+        &[
+            "WARNING: This file moves 5 appointments to earlier times that have already passed.",
+            "WARNING: This file looks older than the schedule already saved",
+            "WARNING: This is the same file as old.csv, uploaded on ",
+            "Confirming this import undoes what people did:",
+            "had confirmed: will be asked again",
+            "Meena Das (",
+            "mumbai/A3): had cancelled it themselves: books them again",
+            "mumbai/A4): set to no-show at the desk by asha: reverses it",
+        ],
+    );
+    assert!(
+        r.stdout.contains("Asha Rao (") && r.stdout.contains("mumbai/A1): had confirmed"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Adds `lines` to the `[clinics.KEY]` table of the test folder's config.
+fn clinic_setting(env: &Env, clinic: &str, lines: &str) {
+    let path = env.path("reminders.toml");
+    let table = format!("[clinics.{clinic}]\n");
+    let text = std::fs::read_to_string(&path)
+        .expect("read config")
+        .replacen(&table, &format!("{table}{lines}\n"), 1);
+    std::fs::write(path, text).expect("write config");
+}
+
+/// One spreadsheet row: appointment id, patient's name, phone, (year, month, day), (hour,
+/// minute).
+type SheetRow<'a> = (&'a str, &'a str, &'a str, (u16, u8, u8), (u16, u8));
+
+/// An .xlsx of the default header and these rows, dates and times as real cells.
+fn xlsx(rows: &[SheetRow<'_>]) -> Vec<u8> {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    let (date, time) = (
+        Format::new().set_num_format("dd/mm/yyyy"),
+        Format::new().set_num_format("h:mm AM/PM"),
+    );
+    let header = crate::common::HEADER.split(',');
+    for (c, h) in header.enumerate() {
+        sheet.write_string(0, c as u16, h).expect("header");
+    }
+    for (r, (id, name, phone, (y, m, d), (h, mi))) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        sheet.write_string(r, 0, *id).expect("id");
+        sheet
+            .write_string(r, 1, format!("P-{id}"))
+            .expect("patient");
+        sheet.write_string(r, 2, *name).expect("name");
+        // Spreadsheets often hold a phone number as a number.
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        sheet
+            .write_number(r, 3, digits.parse::<f64>().expect("digits"))
+            .expect("phone");
+        sheet.write_string(r, 4, "en").expect("language");
+        let day = ExcelDateTime::from_ymd(*y, *m, *d).expect("date");
+        sheet
+            .write_datetime_with_format(r, 5, &day, &date)
+            .expect("date");
+        let at = ExcelDateTime::from_hms(*h, *mi, 0).expect("time");
+        sheet
+            .write_datetime_with_format(r, 6, &at, &time)
+            .expect("time");
+        sheet.write_number(r, 7, 15).expect("duration");
+        sheet.write_string(r, 8, "Dr. Mehta").expect("provider");
+        sheet.write_string(r, 9, "mumbai").expect("clinic");
+    }
+    book.save_to_buffer().expect("xlsx")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spreadsheet_and_the_clinics_own_dates_upload_as_they_are() {
+    let env = Env::new();
+    clinic_setting(&env, "mumbai", "date_order = \"dmy\"");
+    let d = Desk::start(env).await;
+
+    let book = xlsx(&[
+        ("X1", "Asha Rao", "98200 11111", (2026, 11, 26), (9, 30)),
+        ("X2", "Ravi Iyer", "98200 22222", (2026, 11, 26), (14, 0)),
+    ]);
+    let (status, preview) = d.upload("week.xlsx", book).await;
+    assert_eq!(status, 200, "{}", text(&preview));
+    let t = text(&preview);
+    assert_has(
+        &t,
+        &[
+            "Preview of week.xlsx",
+            "2 new",
+            "Asha Rao Thu 26 Nov 09:30 +91******1111",
+            "Ravi Iyer Thu 26 Nov 14:00",
+        ],
+    );
+
+    // Mumbai writes day first; New York has no date order, so an ambiguous date is refused
+    // with both readings and no advice a receptionist cannot follow.
+    let file = csv(&[
+        "M1,P1,Asha Rao,98200 11111,en,26/11/2026,09:30,15,Dr. Mehta,mumbai,booked",
+        "N1,Q1,Ann Lee,212-867-5309,en,03/04/2027,10:00,15,Dr. Kim,nyc,booked",
+        "M2,P2,Dev Rao,98200 1234,en,2026-11-26,10:00,15,Dr. Mehta,mumbai,booked",
+    ]);
+    let (status, page) = d.upload("dates.csv", file.into_bytes()).await;
+    assert_eq!(status, 422, "{}", text(&page));
+    let t = text(&page);
+    assert_has(
+        &t,
+        &[
+            "Nothing was imported: 2 problems in dates.csv.",
+            "3 Ann Lee date 03/04/2027 03/04/2027 could be 3 April or 4 March: ask the administrator to set the clinic's date order",
+            "4 Dev Rao phone 98200 1234 not a valid Indian mobile number: it has 9 digits, mobile numbers have 10",
+        ],
+    );
+    for advice in ["reminders.toml", "--clinic", "date_order"] {
+        assert!(!t.contains(advice), "no {advice} on the page: {t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clinic_that_allows_it_imports_the_good_rows_and_says_which_are_left_out() {
+    let env = Env::new();
+    clinic_setting(&env, "mumbai", "import_partial = true");
+    let file = csv(&[
+        "M1,P1,Asha Rao,98200 11111,en,2026-11-26,09:30,15,Dr. Mehta,mumbai,booked",
+        "M2,P2,Dev Rao,98200 1234,en,2026-11-26,10:00,15,Dr. Mehta,mumbai,booked",
+        "M3,P3,Meena Das,98200 33333,en,2026-11-26,10:30,15,Dr. Mehta,mumbai,booked",
+    ]);
+    // The command line imports the good rows too, lists the one left out, and exits 65.
+    let cli = env.file("part.csv", &file);
+    let r = env
+        .run(&["import", cli.to_str().expect("utf-8 path"), "--dry-run"])
+        .expect(65);
+    assert_has(
+        &r.stdout,
+        &[
+            "2 row(s): 2 new",
+            "1 row with a problem left out (their appointments are unchanged)",
+            "row 3 (Dev Rao), column \"phone\": not a valid Indian mobile number: it has 9 digits",
+        ],
+    );
+    let d = Desk::start(env).await;
+
+    let (status, preview) = d.upload("part.csv", file.clone().into_bytes()).await;
+    assert_eq!(status, 200, "{}", text(&preview));
+    let t = text(&preview);
+    assert_has(
+        &t,
+        &[
+            "2 new",
+            "Rows left out",
+            "1 row of part.csv has a problem and will not be imported; the other rows will.",
+            "3 Dev Rao phone 98200 1234 not a valid Indian mobile number",
+        ],
+    );
+    let token = field(&preview, "token");
+    let (status, done) = d
+        .post(
+            "/desk/upload/confirm",
+            &[("csrf", &d.csrf), ("token", &token)],
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_has(&text(&done), &["1 row with a problem was left out"]);
+    assert_eq!(
+        d.one("SELECT group_concat(external_id, ' ') FROM (SELECT external_id FROM appointments ORDER BY 1)"),
+        "M1 M3"
+    );
+    assert!(
+        d.one("SELECT reason FROM audit_log WHERE action = 'upload_confirmed'")
+            .ends_with(", 1 row left out")
+    );
+
+    // A whole-schedule file is never imported in part: a left-out row would be cancelled.
+    let form = multipart::Form::new()
+        .text("csrf", d.csrf.clone())
+        .text("clinic", "")
+        .text("complete", "1")
+        .part(
+            "file",
+            multipart::Part::bytes(file.into_bytes())
+                .file_name("part.csv")
+                .mime_str("text/csv")
+                .expect("mime"),
+        );
+    let r = d
+        .http
+        .post(format!("{}/desk/upload", d.url))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 422);
+    assert_has(
+        &text(&r.text().await.expect("body")),
+        &["Nothing was imported"],
+    );
+}
