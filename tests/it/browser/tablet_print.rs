@@ -79,15 +79,20 @@ async fn emulate_print(b: &Browser, on: bool) {
 }
 
 /// What would print that should not: each visible button, form control, navigation link or
-/// sign-out form, as "tag: text"; and how far the page is wider than its paper.
-async fn printed_extras(b: &Browser) -> (Vec<String>, i64) {
+/// sign-out form, as "tag: text"; how far the page is wider than its paper; and what sticks
+/// out past it.
+async fn printed_extras(b: &Browser) -> (Vec<String>, i64, Value) {
     let v: Value = b
         .client
         .execute(
             "const shown = e => { const s = getComputedStyle(e); return s.display !== 'none' && s.visibility !== 'hidden' && e.getClientRects().length > 0; };
              const extras = [...document.querySelectorAll('button, select, input:not([type=hidden]), nav a, header')]
                  .filter(shown).map(e => e.tagName.toLowerCase() + ': ' + e.textContent.trim().slice(0, 40));
-             return [extras, document.documentElement.scrollWidth - document.documentElement.clientWidth];",
+             const width = document.documentElement.clientWidth;
+             const wide = [...document.querySelectorAll('main *')].filter(shown)
+                 .filter(e => e.getBoundingClientRect().right > width + 1)
+                 .map(e => e.tagName.toLowerCase() + '.' + e.className + ' ends at ' + Math.round(e.getBoundingClientRect().right) + ': ' + e.textContent.trim().slice(0, 30));
+             return [extras, document.documentElement.scrollWidth - width, wide.slice(0, 8)];",
             vec![],
         )
         .await
@@ -98,7 +103,7 @@ async fn printed_extras(b: &Browser) -> (Vec<String>, i64) {
         .iter()
         .map(|e| e.as_str().unwrap_or_default().to_string())
         .collect();
-    (extras, v[1].as_i64().expect("overflow"))
+    (extras, v[1].as_i64().expect("overflow"), v[2].clone())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -165,14 +170,14 @@ async fn the_day_board_fits_a_tablet_and_prints_on_a4() {
         b.goto(page).await;
         b.heading(heading).await;
         emulate_print(&b, true).await;
-        let (extras, overflow) = printed_extras(&b).await;
+        let (extras, overflow, wide) = printed_extras(&b).await;
         assert!(
             extras.is_empty(),
             "{page} would print buttons or navigation: {extras:#?}"
         );
         assert!(
             overflow <= 0,
-            "{page} is {overflow} px wider than A4 when printed"
+            "{page} is {overflow} px wider than A4 when printed; past the edge: {wide:#}"
         );
         let text = b.body_text().await;
         assert!(
