@@ -326,14 +326,16 @@ impl Store {
     ) -> Result<Stats, StoreError> {
         let p = params![from.timestamp(), to.timestamp(), clinic];
         // Each appointment once, with the rule of its last accepted reminder: one definition
-        // of every count, whatever the page groups by.
+        // of every count, whatever the page groups by. A reminder sent with Remind now counts
+        // under its own group, "remind-now" (its rule is the press's token).
         let mut stmt = self.conn.prepare_cached(
             "WITH x AS (
                  SELECT a.status, a.response,
-                        (SELECT o.rule FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                        (SELECT CASE o.kind WHEN 'manual_reminder' THEN 'remind-now' ELSE o.rule END
+                         FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                            AND o.state IN ('sent', 'delivered', 'read')
                          ORDER BY coalesce(o.request_at, o.sent_at, o.send_at) DESC, o.id DESC LIMIT 1) AS rule,
-                        EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
+                        EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                                   AND o.state = 'failed') AS failed
                  FROM appointments a JOIN clinics c ON c.id = a.clinic_id
                  WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3))
@@ -380,7 +382,7 @@ impl Store {
             "SELECT coalesce(sum(o.state IN ('sent', 'delivered', 'read')), 0), coalesce(sum(o.state IN ('delivered', 'read')), 0),
                     coalesce(sum(o.state = 'read'), 0), coalesce(sum(o.state = 'failed'), 0)
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE o.kind = 'reminder' AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
+             WHERE o.kind IN ('reminder', 'manual_reminder') AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
             p,
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;

@@ -382,6 +382,8 @@ impl Browser {
         if let Some(n) = note {
             form.push(("note", n));
         }
+        // The answer to the question a cancel or no-show asks first.
+        form.push(("sure", "yes"));
         self.post("/desk/follow-ups/action", &form).await
     }
 
@@ -1738,6 +1740,32 @@ async fn follow_up_actions_are_saved_and_audited() {
         "booked"
     );
 
+    // Cancelling from the card asks first, and changes nothing until answered.
+    let asked = b
+        .post(
+            "/desk/follow-ups/action",
+            &[
+                ("csrf", &b.csrf),
+                ("clinic", "mumbai"),
+                ("appointment", "MUM-1003"),
+                ("date", DAY),
+                ("action", "cancelled"),
+                ("note", "no new time suits her"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked.text().contains("Cancel the appointment?"),
+        "{}",
+        asked.text()
+    );
+    assert_eq!(fields(&asked.body, "sure"), ["yes"]);
+    assert_eq!(
+        d.one("SELECT status FROM appointments WHERE external_id = 'MUM-1003'"),
+        "booked",
+        "nothing changes before the answer"
+    );
     let cancelled = b
         .follow_up("MUM-1003", "cancelled", Some("no new time suits her"))
         .await;

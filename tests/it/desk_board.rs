@@ -303,6 +303,7 @@ async fn a_note_typed_with_a_status_is_on_the_board_with_who_and_when() {
                 ("date", DAY),
                 ("action", "cancelled"),
                 ("note", "moving to Pune, will call to rebook"),
+                ("sure", "yes"),
             ],
         )
         .await;
@@ -570,6 +571,7 @@ async fn a_no_show_before_the_appointments_time_is_refused_on_every_path() {
                 ("appointment", "MUM-2001"),
                 ("date", &date),
                 ("action", "no_show"),
+                ("sure", "yes"),
             ],
         )
         .await;

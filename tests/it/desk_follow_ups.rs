@@ -609,6 +609,37 @@ async fn one_action_clears_a_patients_reply_from_follow_ups_and_replies() {
         d.one("SELECT handled_by FROM replies WHERE message_id = 'wamid.rohan'"),
         "staff:asha"
     );
+
+    // And so does a status set on the day board (here: cancelled, after its question).
+    let sneha = d.row("MUM-3");
+    d.sql(&format!(
+        "INSERT INTO replies (message_id, from_phone, patient_id, appointment_id, kind, text, intent, outcome, reason, received_at)
+         SELECT 'wamid.sneha2', p.phone, p.id, a.id, 'text', 'I cannot come, sorry', 'unknown', 'needs_staff', 'why', {}
+         FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.id = {sneha}",
+        now().timestamp()
+    ));
+    let res = b
+        .post(
+            "/desk/day/status",
+            &[
+                ("csrf", b.csrf.as_str()),
+                ("row", &sneha.to_string()),
+                ("action", "cancelled"),
+                ("note", "she called to cancel"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert_eq!(
+        d.one("SELECT handled_by FROM replies WHERE message_id = 'wamid.sneha2'"),
+        "staff:asha"
+    );
+    let replies = b.get("/desk/replies").await;
+    assert!(
+        !replies.text().contains("I cannot come"),
+        "{}",
+        replies.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -268,7 +268,7 @@ async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
             "): had cancelled it themselves: books them again",
             "): set to no-show at the desk by asha: reverses it",
             "): set to cancelled at the desk by ravi: reverses it",
-            "Keep statuses set at the desk (no-show, cancelled, arrived)",
+            "Keep statuses set at the desk (no-show, cancelled, completed)",
         ],
     );
     // Each undo is named by its patient: the no-show is Dev Patel's, the confirmations are

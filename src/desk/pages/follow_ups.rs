@@ -261,6 +261,8 @@ pub(in crate::desk) struct ActionForm {
     /// The list the form is on (absent: the clinic and day of the appointment).
     list_clinic: Option<String>,
     list_date: Option<String>,
+    /// "yes" once the question before a cancel or no-show was answered.
+    sure: Option<String>,
 }
 
 pub(in crate::desk) async fn follow_up_action(
@@ -292,6 +294,27 @@ pub(in crate::desk) async fn follow_up_action(
             ),
         )
             .into_response());
+    }
+    // A cancel or no-show from a card is asked about first, as on the day board: one wrong
+    // pick in the list must not cancel a patient's appointment.
+    if matches!(action, StaffAction::Cancelled | StaffAction::NoShow)
+        && f.sure.as_deref() != Some("yes")
+    {
+        let fields = [
+            ("clinic", f.clinic.as_str()),
+            ("appointment", f.appointment.as_str()),
+            ("date", f.date.as_deref().unwrap_or_default()),
+            ("action", f.action.as_str()),
+            ("note", f.note.as_deref().unwrap_or_default()),
+            ("list_clinic", f.list_clinic.as_deref().unwrap_or_default()),
+            ("list_date", f.list_date.as_deref().unwrap_or_default()),
+            ("sure", "yes"),
+        ];
+        return Ok(html(views::confirm_change(
+            &staff.session,
+            action == StaffAction::NoShow,
+            &fields,
+        )));
     }
     let now = state.clock.now();
     let actor = staff.actor();

@@ -118,6 +118,19 @@ pub(in crate::desk) async fn status_action(
                     .map(drop),
                 None => s.undo_desk_status(id, &actor, now).map(drop),
             };
+            // A status set at the desk answers the patient's waiting replies, as from a
+            // follow-up card: one action clears the appointment everywhere.
+            if let (Ok(()), Some(a)) = (&done, action)
+                && a.changes_status()
+            {
+                s.settle_replies(
+                    &row.clinic,
+                    &row.appointment_id,
+                    &actor,
+                    note.as_deref(),
+                    now,
+                )?;
+            }
             match done {
                 Ok(()) => Ok(Outcome::Done(row)),
                 Err(StoreError::Refused(why)) => Ok(Outcome::Refused(row, why)),

@@ -153,6 +153,41 @@ pub fn follow_ups(
     )
 }
 
+/// The question before a cancel or no-show set from a follow-up card: the card's form again,
+/// with its answer "yes", or back to the list.
+pub fn confirm_change(session: &SignedIn, no_show: bool, fields: &[(&str, &str)]) -> Markup {
+    let (title, text, yes) = if no_show {
+        (
+            "Set no-show?",
+            "The appointment will be marked as a no-show: the patient did not come. Undo on the day board puts it back.",
+            "Yes, set no-show",
+        )
+    } else {
+        (
+            "Cancel the appointment?",
+            "The appointment will be cancelled and the patient will get no more reminders for it. Cancel it in the practice system too, or the next upload books it again. Undo on the day board puts it back.",
+            "Yes, cancel it",
+        )
+    };
+    page(
+        title,
+        Some(session),
+        "Follow-ups",
+        &html! {
+            p.notice { (text) }
+            form.card method="post" action="/desk/follow-ups/action" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                @for (name, value) in fields {
+                    input type="hidden" name=(name) value=(value);
+                }
+                button.primary type="submit" { (yes) }
+                " "
+                a href="/desk/follow-ups" { "No, back to the list" }
+            }
+        },
+    )
+}
+
 fn follow_up_card(
     session: &SignedIn,
     config: &Config,

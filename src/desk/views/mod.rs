@@ -11,7 +11,7 @@ mod status;
 mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
-pub use follow_ups::{FollowUpCard, ListFilter, call_notice, follow_ups};
+pub use follow_ups::{FollowUpCard, ListFilter, call_notice, confirm_change, follow_ups};
 pub use patient::{patient_page, search_page, week_page};
 pub use remind::{Done, remind_all, remind_one};
 pub use replies::{ReplyCard, replies, replies_notice};

@@ -218,7 +218,7 @@ pub fn preview(
                         @if keepable > 0 {
                             p.check {
                                 input #keep type="checkbox" name="keep" value="1";
-                                label for="keep" { "Keep statuses set at the desk (no-show, cancelled, arrived)" }
+                                label for="keep" { "Keep statuses set at the desk (no-show, cancelled, completed)" }
                             }
                         }
                         button.primary type="submit" { "Confirm import" }

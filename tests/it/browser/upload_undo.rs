@@ -92,7 +92,7 @@ async fn an_old_export_warns_names_what_it_undoes_and_keeps_the_no_show() {
     b.shot("undo-01-preview.png").await;
 
     // Keep what the desk set, then confirm.
-    b.field("Keep statuses set at the desk (no-show, cancelled, arrived)")
+    b.field("Keep statuses set at the desk (no-show, cancelled, completed)")
         .await
         .click()
         .await
