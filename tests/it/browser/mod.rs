@@ -1,8 +1,11 @@
-//! The front desk in a real browser: headless Chromium driven over WebDriver (fantoccini)
-//! through sign-in, upload with preview, confirm, and the day board with a phone reveal,
-//! against `reminderd serve` as a child process. Each step leaves a screenshot in
-//! `target/desk-screenshots/` for a person to look at; `docs/desk-day.png` (the README's) is
-//! a copy of `04-day.png`, refreshed by hand when the day board's look changes.
+//! The front desk in a real browser: headless Chromium driven over WebDriver (fantoccini),
+//! against `reminderd serve` as a child process, one module per receptionist's task (sign-in
+//! and upload, the day board, follow-ups, an old export, a patient, Remind now, tablet and
+//! print). Each step leaves a screenshot in `target/desk-screenshots/` for a person to look
+//! at; the README's pictures in `docs/` are copies of some (`desk-day.png` of `04-day.png`,
+//! `desk-follow-ups.png` of `fu-01`, `desk-preview-undo.png` of `undo-01`, `desk-patient.png`
+//! of `patient-02`, `desk-zoom-200.png` of `11-zoom-200`, `desk-print-day.png` of
+//! `12-print-day`), refreshed by hand when a page's look changes.
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian: `apt-get install chromium
 //! chromium-driver`). Without them the test says so and passes, unless
