@@ -4,15 +4,16 @@
 //! previews, sessions, the audit log).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::multipart;
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Env, Wait, csv, free_port, repo_file};
+use crate::common::{Wait, csv, repo_file};
+use crate::desk_harness::{
+    Browser, Desk, Page, cookie_attributes, cookie_value, csv_part, field, fields,
+};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse battery";
@@ -21,134 +22,24 @@ const DAY: &str = "2026-11-26";
 /// The Mumbai board for the example schedule's day.
 const BOARD: &str = "/desk/day?clinic=mumbai&date=2026-11-26";
 
-/// `reminderd serve` with its webhook and its desk on free loopback ports.
-struct Desk {
-    env: Env,
-    child: Child,
-    /// `http://127.0.0.1:<desk port>`.
-    url: String,
-    /// `http://127.0.0.1:<webhook port>`.
-    webhook: String,
+/// The server on the shipped config with the user `alice`.
+async fn start() -> Desk {
+    let desk = start_with(|c| c).await;
+    desk.add_user(USER, PASSWORD);
+    desk
 }
 
-impl Drop for Desk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server on the shipped config as `edit` changes it (no users yet).
+async fn start_with(edit: impl FnOnce(String) -> String) -> Desk {
+    Desk::options().edit(edit).start().await
+}
+
+/// `reminderd run` (the daemon, which reloads on SIGHUP) instead of `serve`.
+async fn start_daemon() -> Desk {
+    Desk::options().daemon().start().await
 }
 
 impl Desk {
-    /// Starts the server on the shipped config and adds the user `alice`.
-    async fn start() -> Self {
-        let desk = Self::start_with(|c| c).await;
-        desk.add_user(USER, PASSWORD);
-        desk
-    }
-
-    /// Starts the server on the shipped config as `edit` changes it (no users yet).
-    async fn start_with(edit: impl FnOnce(String) -> String) -> Self {
-        Self::launch(edit, false).await
-    }
-
-    /// Starts `reminderd run` (the daemon, which reloads on SIGHUP) instead of `serve`.
-    async fn start_daemon() -> Self {
-        Self::launch(|c| c, true).await
-    }
-
-    async fn launch(edit: impl FnOnce(String) -> String, daemon: bool) -> Self {
-        let env = Env::new();
-        let config = env.path("reminders.toml");
-        let text = std::fs::read_to_string(&config).expect("read config");
-        let (webhook, desk) = (
-            format!("127.0.0.1:{}", free_port()),
-            format!("127.0.0.1:{}", free_port()),
-        );
-        let text = edit(text).replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
-        std::fs::write(&config, text).expect("write config");
-        let log = std::fs::File::create(env.path("serve.log")).expect("create log");
-        let args = if daemon {
-            vec!["run", "--listen", &webhook]
-        } else {
-            vec!["serve", "--listen", &webhook, "--desk-listen", &desk]
-        };
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(&config)
-            .args(&args)
-            .env("WHATSAPP_ACCESS_TOKEN", "token-for-desk-tests")
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env("WHATSAPP_APP_SECRET", "app-secret-for-desk-tests")
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-tests")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn reminderd serve");
-        let d = Self {
-            env,
-            child,
-            url: format!("http://{desk}"),
-            webhook: format!("http://{webhook}"),
-        };
-        let probe = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .every(Duration::from_millis(20))
-            .context(|| d.log())
-            .until_async(async || {
-                probe
-                    .get(format!("{}/desk/login", d.url))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            })
-            .await;
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.env.path("serve.log")).unwrap_or_default()
-    }
-
-    /// `reminderd user SUBCOMMAND NAME` with `password` on standard input (not a terminal:
-    /// it reads one line).
-    fn user(&self, subcommand: &str, name: &str, password: &str) -> (i32, String) {
-        let r = self
-            .env
-            .run_with_input(&["user", subcommand, name], &format!("{password}\n"));
-        (r.code, format!("{}{}", r.stdout, r.stderr))
-    }
-
-    fn add_user(&self, name: &str, password: &str) {
-        let (code, out) = self.user("add", name, password);
-        assert_eq!(code, 0, "user add {name}: {out}");
-    }
-
-    /// A browser with no cookies yet.
-    fn browser(&self) -> Browser {
-        self.browser_from("127.0.0.1")
-    }
-
-    /// A browser with no cookies yet on another computer: its requests come from `ip` (any
-    /// 127.x.y.z address reaches the desk on 127.0.0.1).
-    fn browser_from(&self, ip: &str) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(20))
-                .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
-                .build()
-                .expect("client"),
-            url: self.url.clone(),
-            csrf: String::new(),
-        }
-    }
-
     /// One sign-in as a script sends it, without a cookie jar: a made-up sign-in token in both
     /// the cookie and the form (the double-submit check only compares the two).
     async fn attempt(&self, http: &reqwest::Client, name: &str, password: &str) -> Page {
@@ -185,40 +76,6 @@ impl Desk {
         (r.code, format!("{}{}", r.stdout, r.stderr))
     }
 
-    /// A browser signed in as `name`, holding its session's CSRF token.
-    async fn signed_in(&self, name: &str, password: &str) -> Browser {
-        let mut b = self.browser();
-        let res = b.sign_in(name, password, "/desk/day").await;
-        assert_eq!(res.status, 303, "sign-in refused: {}", res.body);
-        let day = b.get("/desk/day").await;
-        assert_eq!(day.status, 200, "{}", day.body);
-        b.csrf = field(&day.body, "csrf");
-        b
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.env.count(sql)
-    }
-
-    fn one(&self, sql: &str) -> String {
-        self.env
-            .sql()
-            .query_row(sql, [], |r| r.get::<_, String>(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    /// The row id of an appointment by the clinic system's id.
-    fn appointment_row(&self, external_id: &str) -> i64 {
-        self.env
-            .sql()
-            .query_row(
-                "SELECT id FROM appointments WHERE external_id = ?1",
-                params![external_id],
-                |r| r.get(0),
-            )
-            .unwrap_or_else(|e| panic!("no appointment {external_id}: {e}"))
-    }
-
     /// Imports the example schedule with the CLI (14 appointments on 2026-11-26).
     fn import_example(&self) {
         let path = repo_file("examples/schedule.csv");
@@ -243,133 +100,11 @@ impl Desk {
     }
 }
 
-/// One answer: what a browser would get.
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    async fn from(res: reqwest::Response) -> Self {
-        Self {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            body: res.text().await.expect("body"),
-        }
-    }
-
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no Location (status {}): {}", self.status, self.body))
-    }
-
-    /// The whole Set-Cookie line for `name`, if this answer sets it.
-    fn set_cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&format!("{name}=")))
-            .map(str::to_string)
-    }
-
-    /// The page as a person reads it: tags removed, entities decoded, spaces collapsed.
-    fn text(&self) -> String {
-        text(&self.body)
-    }
-}
-
-/// The value of a Set-Cookie line.
-fn cookie_value(line: &str) -> &str {
-    line.split(';')
-        .next()
-        .and_then(|kv| kv.split_once('='))
-        .map_or("", |(_, v)| v)
-}
-
-/// The attributes of a Set-Cookie line, lower-cased (`httponly`, `samesite=strict`, ...).
-fn cookie_attributes(line: &str) -> Vec<String> {
-    line.split(';')
-        .skip(1)
-        .map(|a| a.trim().to_ascii_lowercase())
-        .collect()
-}
-
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Every value of the hidden field `name` in a page, in page order.
-fn fields(html: &str, name: &str) -> Vec<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            rest[..rest.find('"').expect("closing quote")].to_string()
-        })
-        .collect()
-}
-
-/// The value of the first hidden field `name`.
-fn field(html: &str, name: &str) -> String {
-    let v = fields(html, name)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"));
-    if name == "csrf" || name == "token" {
-        assert!(
-            v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()),
-            "{name} is not 64 hex digits: {v:?}"
-        );
-    }
-    v
-}
-
 fn sha256_hex(s: &str) -> String {
     format!("{:x}", Sha256::digest(s.as_bytes()))
 }
 
-/// A client with its own cookies; `csrf` is its session's form token once signed in.
-struct Browser {
-    http: reqwest::Client,
-    url: String,
-    csrf: String,
-}
-
 impl Browser {
-    async fn get(&self, path: &str) -> Page {
-        Page::from(
-            self.http
-                .get(format!("{}{path}", self.url))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {path}: {e}")),
-        )
-        .await
-    }
-
     /// Submits a follow-up's action form for a Mumbai appointment on `DAY`.
     async fn follow_up(&self, appointment: &str, action: &str, note: Option<&str>) -> Page {
         let mut form = vec![
@@ -385,44 +120,6 @@ impl Browser {
         // The answer to the question a cancel or no-show asks first.
         form.push(("sure", "yes"));
         self.post("/desk/follow-ups/action", &form).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Page::from(
-            self.http
-                .post(format!("{}{path}", self.url))
-                .form(form)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("POST {path}: {e}")),
-        )
-        .await
-    }
-
-    /// Opens the sign-in page (which sets the sign-in cookie) and signs in.
-    async fn sign_in(&self, name: &str, password: &str, next: &str) -> Page {
-        let login = self.get("/desk/login").await;
-        assert_eq!(login.status, 200, "{}", login.body);
-        let csrf = field(&login.body, "csrf");
-        self.post(
-            "/desk/login",
-            &[
-                ("csrf", &csrf),
-                ("name", name),
-                ("password", password),
-                ("next", next),
-            ],
-        )
-        .await
-    }
-
-    /// Uploads a file on the upload page's form.
-    async fn upload(&self, csrf: &str, clinic: &str, file_name: &str, bytes: Vec<u8>) -> Page {
-        let form = multipart::Form::new()
-            .text("csrf", csrf.to_string())
-            .text("clinic", clinic.to_string())
-            .part("file", csv_part(file_name, bytes));
-        self.send_upload(form).await
     }
 
     /// Uploads with the file name sent exactly as given (as browsers do), not percent-encoded.
@@ -441,25 +138,6 @@ impl Browser {
             .await
     }
 
-    async fn send_upload(&self, form: multipart::Form) -> Page {
-        Page::from(
-            self.http
-                .post(format!("{}/desk/upload", self.url))
-                .multipart(form)
-                .send()
-                .await
-                .expect("POST /desk/upload"),
-        )
-        .await
-    }
-}
-
-/// The file field of an upload, as a browser labels a CSV.
-fn csv_part(file_name: &str, bytes: Vec<u8>) -> multipart::Part {
-    multipart::Part::bytes(bytes)
-        .file_name(file_name.to_string())
-        .mime_str("text/csv")
-        .expect("mime")
 }
 
 fn example() -> PathBuf {
@@ -470,7 +148,7 @@ fn example() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.browser();
 
     // Not signed in: the board sends the browser to sign in, remembering where it was going.
@@ -629,7 +307,7 @@ async fn sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secure_cookies_adds_the_secure_flag() {
-    let d = Desk::start_with(|c| {
+    let d = start_with(|c| {
         let c2 = c.replace("secure_cookies = false", "secure_cookies = true");
         assert_ne!(c, c2, "the shipped config sets secure_cookies");
         c2
@@ -680,7 +358,7 @@ async fn secure_cookies_adds_the_secure_flag() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_never_sends_the_browser_off_the_desk() {
-    let d = Desk::start().await;
+    let d = start().await;
     for next in [
         "https://evil.example/desk/day",
         "//evil.example/desk/day",
@@ -698,7 +376,7 @@ async fn sign_in_never_sends_the_browser_off_the_desk() {
 /// "500 failed to parse header value" — while a session was started and its cookie set.
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_with_a_line_break_in_next_lands_on_the_desk() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.browser();
     let res = b
         .sign_in(USER, PASSWORD, "/desk/day\r\nX-Injected: 1")
@@ -719,7 +397,7 @@ async fn sign_in_with_a_line_break_in_next_lands_on_the_desk() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forms_with_a_wrong_csrf_token_are_refused_and_write_nothing() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     let b = d.signed_in(USER, PASSWORD).await;
     // A second sign-in of the same person has its own token: neither is valid in the other.
@@ -728,7 +406,7 @@ async fn forms_with_a_wrong_csrf_token_are_refused_and_write_nothing() {
     let preview = b.upload_example().await;
     assert_eq!(preview.status, 200, "{}", preview.body);
     let token = field(&preview.body, "token");
-    let row = d.appointment_row("MUM-1003").to_string();
+    let row = d.row("MUM-1003").to_string();
     d.env
         .sql()
         .execute_batch(
@@ -842,7 +520,7 @@ type Attempt<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
 /// token's (and from the multipart upload's, which answers 403).
 #[tokio::test(flavor = "multi_thread")]
 async fn forms_without_a_csrf_field_get_the_403_page() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     let b = d.signed_in(USER, PASSWORD).await;
     let audit_before = d.count("SELECT count(*) FROM audit_log");
@@ -888,7 +566,7 @@ async fn forms_without_a_csrf_field_get_the_403_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_without_the_sign_in_cookie_is_refused() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.browser();
     let login = b.get("/desk/login").await;
     let csrf = field(&login.body, "csrf");
@@ -934,7 +612,7 @@ async fn sign_in_without_the_sign_in_cookie_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_passwords_lock_the_account_until_passwd() {
-    let d = Desk::start().await;
+    let d = start().await;
     let earlier = d.signed_in(USER, PASSWORD).await;
     let b = d.browser();
     for i in 1..=5 {
@@ -1028,7 +706,7 @@ fn script_client() -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_sign_ins_with_made_up_names_keeps_memory_bounded() {
     // Rate limits out of the way: what is tested is the bound on password hashes at once.
-    let d = Desk::start_with(|c| generous_rates(&c)).await;
+    let d = start_with(|c| generous_rates(&c)).await;
     let http = script_client();
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -1070,7 +748,7 @@ async fn a_burst_of_sign_ins_with_made_up_names_keeps_memory_bounded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sign_in_form_is_capped_at_a_few_kilobytes() {
-    let d = Desk::start().await;
+    let d = start().await;
     let http = script_client();
     let huge = "x".repeat(64 * 1024);
     let res = d.attempt(&http, USER, &huge).await;
@@ -1081,7 +759,7 @@ async fn the_sign_in_form_is_capped_at_a_few_kilobytes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_ins_are_rate_limited_per_address_and_overall() {
-    let d = Desk::start_with(|c| {
+    let d = start_with(|c| {
         c.replace(
             "sign_ins_per_minute_per_address = 20",
             "sign_ins_per_minute_per_address = 3",
@@ -1141,7 +819,7 @@ fn script_client_from(ip: &str) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_guesses_checks_at_most_max_failed_logins() {
-    let d = Desk::start_with(|c| generous_rates(&c)).await;
+    let d = start_with(|c| generous_rates(&c)).await;
     d.add_user(USER, PASSWORD);
     let http = script_client();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -1184,7 +862,7 @@ async fn a_burst_of_guesses_checks_at_most_max_failed_logins() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_names_and_locked_accounts_get_the_same_answers() {
-    let d = Desk::start().await;
+    let d = start().await;
     let answers = |name: &'static str| {
         let b = d.browser();
         async move {
@@ -1223,7 +901,7 @@ async fn unknown_names_and_locked_accounts_get_the_same_answers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lock_out_from_one_address_does_not_lock_the_name_at_another() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.browser();
     for _ in 0..5 {
         assert_eq!(
@@ -1254,7 +932,7 @@ async fn a_lock_out_from_one_address_does_not_lock_the_name_at_another() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_previews_then_imports_once_on_confirm() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     let page = b.get("/desk/upload").await;
     assert_eq!(page.status, 200);
@@ -1401,7 +1079,7 @@ async fn upload_previews_then_imports_once_on_confirm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn confirming_an_outdated_preview_imports_nothing_and_shows_a_fresh_one() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     let preview = b.upload_example().await;
     assert_eq!(preview.status, 200, "{}", preview.body);
@@ -1474,7 +1152,7 @@ async fn confirming_an_outdated_preview_imports_nothing_and_shows_a_fresh_one() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_file_lists_its_problems_and_writes_nothing() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     let bad = csv(&[
         "MUM-1,P-1,Asha Rao,12345,en,2026-11-26,09:00,15,Dr. Mehta,mumbai,booked",
@@ -1537,7 +1215,7 @@ async fn a_bad_file_lists_its_problems_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn names_from_the_file_are_shown_as_text_not_markup() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     // No clinic column: the form's clinic (mumbai) applies. Old browsers send the whole path.
     let file = "appointment_id,patient_id,patient_name,phone,date,time\n\
@@ -1579,7 +1257,7 @@ async fn names_from_the_file_are_shown_as_text_not_markup() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_board_masks_numbers_and_a_reveal_is_audited() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     let b = d.signed_in(USER, PASSWORD).await;
     let numbers: Vec<String> = {
@@ -1607,7 +1285,7 @@ async fn the_board_masks_numbers_and_a_reveal_is_audited() {
     // The reveal forms name each row, in time order.
     let rows = fields(&board.body, "appointment");
     let expected: Vec<String> = (1..=8)
-        .map(|i| d.appointment_row(&format!("MUM-100{i}")).to_string())
+        .map(|i| d.row(&format!("MUM-100{i}")).to_string())
         .collect();
     assert_eq!(rows, expected);
 
@@ -1680,7 +1358,7 @@ async fn the_board_masks_numbers_and_a_reveal_is_audited() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn follow_up_actions_are_saved_and_audited() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     d.env
         .sql()
@@ -1689,7 +1367,7 @@ async fn follow_up_actions_are_saved_and_audited() {
             [],
         )
         .expect("reschedule requested");
-    let id = d.appointment_row("MUM-1003");
+    let id = d.row("MUM-1003");
     let b = d.signed_in(USER, PASSWORD).await;
     let list_url = format!("/desk/follow-ups?clinic=mumbai&date={DAY}");
     let list = b.get(&list_url).await;
@@ -1802,9 +1480,9 @@ async fn follow_up_actions_are_saved_and_audited() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_that_needs_a_person_is_shown_until_handled() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
-    let appointment = d.appointment_row("MUM-1002");
+    let appointment = d.row("MUM-1002");
     d.env
         .sql()
         .execute(
@@ -1880,7 +1558,7 @@ async fn a_reply_that_needs_a_person_is_shown_until_handled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_draw_an_inline_chart_and_the_desk_is_not_on_the_webhook_port() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     // Seven booked Mumbai appointments were reminded the day before; one confirmed.
     d.env
@@ -1940,7 +1618,7 @@ async fn stats_draw_an_inline_chart_and_the_desk_is_not_on_the_webhook_port() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dates_out_of_range_or_unreadable_get_a_clear_400() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     for path in [
         "/desk/stats?clinic=mumbai&to=-262143-01-01",
@@ -1973,7 +1651,7 @@ async fn dates_out_of_range_or_unreadable_get_a_clear_400() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn done_notices_show_only_known_texts() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     for path in [
         "/desk/follow-ups?clinic=mumbai&date=2026-11-26&done=Your+password+expired%2C+call+0800+555+0100",
@@ -1994,12 +1672,12 @@ async fn done_notices_show_only_known_texts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reveal_of_a_row_not_on_the_page_shows_and_audits_nothing() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     let b = d.signed_in(USER, PASSWORD).await;
-    let nyc = d.appointment_row("NYC-501").to_string();
+    let nyc = d.row("NYC-501").to_string();
     let nyc_phone = d.one("SELECT p.phone FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'NYC-501'");
-    let mumbai = d.appointment_row("MUM-1002").to_string();
+    let mumbai = d.row("MUM-1002").to_string();
     for (appointment, date) in [(nyc.as_str(), DAY), (mumbai.as_str(), "2026-11-27")] {
         let res = b
             .post(
@@ -2024,7 +1702,7 @@ async fn a_reveal_of_a_row_not_on_the_page_shows_and_audits_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn marking_an_unknown_reply_says_so_and_a_second_mark_names_who() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     d.env
         .sql()
@@ -2087,7 +1765,7 @@ async fn marking_an_unknown_reply_says_so_and_a_second_mark_names_who() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_account_is_signed_out_and_refused_until_enabled() {
-    let d = Desk::start().await;
+    let d = start().await;
     let earlier = d.signed_in(USER, PASSWORD).await;
     let wrong = d
         .browser()
@@ -2143,13 +1821,13 @@ async fn a_disabled_account_is_signed_out_and_refused_until_enabled() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     let b = d.signed_in(USER, PASSWORD).await;
     // An upload waiting for its confirm refers to the account.
     let preview = b.upload_example().await;
     assert_eq!(preview.status, 200, "{}", preview.text());
-    let priya = d.appointment_row("MUM-1002").to_string();
+    let priya = d.row("MUM-1002").to_string();
     let shown = b
         .post(
             "/desk/reveal",
@@ -2197,7 +1875,7 @@ async fn a_removed_account_is_gone_but_the_audit_trail_keeps_its_name() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_unused_for_idle_timeout_ends() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     let last_seen = || d.count("SELECT last_seen_at FROM staff_sessions");
     let age = |secs: i64| {
@@ -2233,7 +1911,7 @@ async fn a_session_unused_for_idle_timeout_ends() {
 /// is not lost. Sign-in says so, and after it the form comes back with the note to save.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_note_typed_into_an_expired_session_is_offered_again_after_sign_in() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.import_example();
     let b = d.signed_in(USER, PASSWORD).await;
     d.env
@@ -2314,7 +1992,7 @@ async fn a_note_typed_into_an_expired_session_is_offered_again_after_sign_in() {
 /// A form that cannot be carried (signing out) still just leads to the sign-in page.
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_out_of_an_expired_session_leads_to_sign_in() {
-    let d = Desk::start().await;
+    let d = start().await;
     let b = d.signed_in(USER, PASSWORD).await;
     d.env
         .sql()
@@ -2332,7 +2010,7 @@ async fn signing_out_of_an_expired_session_leads_to_sign_in() {
 /// A clinic added to the config and applied with SIGHUP takes uploads at once, with no restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clinic_added_by_sighup_takes_desk_uploads_at_once() {
-    let d = Desk::start_daemon().await;
+    let d = start_daemon().await;
     d.add_user(USER, PASSWORD);
     let config = d.env.path("reminders.toml");
     let text = std::fs::read_to_string(&config).expect("config");

@@ -9,6 +9,7 @@ mod daemon;
 mod dbfault;
 mod demo;
 mod desk;
+mod desk_harness;
 mod desk_board;
 mod desk_follow_ups;
 mod desk_media;
