@@ -137,7 +137,6 @@ impl Browser {
         self.upload(&self.csrf.clone(), "", "schedule.csv", bytes)
             .await
     }
-
 }
 
 fn example() -> PathBuf {

@@ -7,14 +7,11 @@
 //! `reminderd serve` runs on the real clock, so "before its time" uses appointments a few
 //! days after today and "after its time" the example schedule's past day.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use chrono::{TimeZone, Utc};
-use reqwest::header::LOCATION;
 use rusqlite::params;
 
-use crate::common::{Env, Wait, csv, free_port, repo_file};
+use crate::common::{Env, csv, repo_file};
+use crate::desk_harness::{Browser, Desk, Page, text};
 
 const USER: &str = "asha";
 const PASSWORD: &str = "front-desk-password";
@@ -22,121 +19,29 @@ const PASSWORD: &str = "front-desk-password";
 const DAY: &str = "2026-11-26";
 const BOARD: &str = "/desk/day?clinic=mumbai&date=2026-11-26";
 
-/// `reminderd serve` with its desk on a free port, killed when dropped.
-struct Desk {
-    env: Env,
-    child: Child,
-    url: String,
+/// The server on the shipped config with the example schedule and the user `asha`.
+async fn start() -> Desk {
+    start_with(&[]).await
 }
 
-impl Drop for Desk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// [`start`] with these CSV rows imported too (before the server starts).
+async fn start_with(rows: &[&str]) -> Desk {
+    let env = Env::new();
+    if !rows.is_empty() {
+        env.import("extra.csv", &csv(rows), &[]).expect(0);
     }
+    let example = repo_file("examples/schedule.csv");
+    env.run(&["import", example.to_str().expect("utf-8 path")])
+        .expect(0);
+    Desk::options_on(env)
+        .user(USER, PASSWORD)
+        .var("WHATSAPP_APP_SECRET", "app-secret-for-board-tests")
+        .var("WHATSAPP_VERIFY_TOKEN", "verify-token-for-board-tests")
+        .start()
+        .await
 }
 
 impl Desk {
-    /// The server on the shipped config with the example schedule and the user `asha`.
-    async fn start() -> Self {
-        Self::start_with(&[]).await
-    }
-
-    /// [`Desk::start`] with these CSV rows imported too (before the server starts).
-    async fn start_with(rows: &[&str]) -> Self {
-        let env = Env::new();
-        if !rows.is_empty() {
-            env.import("extra.csv", &csv(rows), &[]).expect(0);
-        }
-        let r = env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"));
-        assert_eq!(r.code, 0, "user add: {}{}", r.stdout, r.stderr);
-        let example = repo_file("examples/schedule.csv");
-        env.run(&["import", example.to_str().expect("utf-8 path")])
-            .expect(0);
-        let desk = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(env.path("serve.log")).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(env.path("reminders.toml"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--desk-listen", &desk])
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env("WHATSAPP_APP_SECRET", "app-secret-for-board-tests")
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-board-tests")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn reminderd serve");
-        let d = Self {
-            env,
-            child,
-            url: format!("http://{desk}"),
-        };
-        let probe = reqwest::Client::new();
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .every(Duration::from_millis(20))
-            .context(|| std::fs::read_to_string(d.env.path("serve.log")).unwrap_or_default())
-            .until_async(async || {
-                probe
-                    .get(format!("{}/desk/login", d.url))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            })
-            .await;
-        d
-    }
-
-    /// A cookie-keeping client signed in as `asha`, holding its form token.
-    async fn signed_in(&self) -> Client {
-        let mut c = Client {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client"),
-            url: self.url.clone(),
-            csrf: String::new(),
-        };
-        let login = c.get("/desk/login").await;
-        let token = field(&login.body, "csrf");
-        let res = c
-            .post(
-                "/desk/login",
-                &[
-                    ("csrf", &token),
-                    ("name", USER),
-                    ("password", PASSWORD),
-                    ("next", "/desk/day"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status, 303, "sign-in: {}", res.body);
-        c.csrf = field(&c.get("/desk/day").await.body, "csrf");
-        c
-    }
-
-    fn row(&self, external_id: &str) -> i64 {
-        self.env
-            .sql()
-            .query_row(
-                "SELECT id FROM appointments WHERE external_id = ?1",
-                params![external_id],
-                |r| r.get(0),
-            )
-            .unwrap_or_else(|e| panic!("no appointment {external_id}: {e}"))
-    }
-
-    fn one(&self, sql: &str) -> String {
-        self.env
-            .sql()
-            .query_row(sql, [], |r| r.get::<_, String>(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
     /// When the newest audit row with this action was written, as the Mumbai board of `DAY`
     /// shows it: Mumbai's clock, with the date when it is another day.
     fn mumbai_time_of(&self, action: &str) -> String {
@@ -162,42 +67,7 @@ impl Desk {
     }
 }
 
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    csrf: String,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
 impl Page {
-    async fn from(res: reqwest::Response) -> Self {
-        Self {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: res.text().await.expect("body"),
-        }
-    }
-
-    fn location(&self) -> &str {
-        self.location
-            .as_deref()
-            .unwrap_or_else(|| panic!("no redirect (status {}): {}", self.status, self.text()))
-    }
-
-    /// The page as a person reads it: tags removed, entities decoded, spaces collapsed.
-    fn text(&self) -> String {
-        text(&self.body)
-    }
-
     /// The text of the table row `#a-<id>`.
     fn row_text(&self, id: i64) -> String {
         let start = self
@@ -211,30 +81,7 @@ impl Page {
     }
 }
 
-impl Client {
-    async fn get(&self, path: &str) -> Page {
-        Page::from(
-            self.http
-                .get(format!("{}{path}", self.url))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {path}: {e}")),
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Page::from(
-            self.http
-                .post(format!("{}{path}", self.url))
-                .form(form)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("POST {path}: {e}")),
-        )
-        .await
-    }
-
+impl Browser {
     /// A board row's action (as its button posts it).
     async fn act(&self, row: i64, action: &str, note: &str) -> Page {
         self.post(
@@ -251,45 +98,12 @@ impl Client {
     }
 }
 
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The value of the first hidden field `name`.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let i = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"));
-    let rest = &html[i + marker.len()..];
-    rest[..rest.find('"').expect("closing quote")].to_string()
-}
-
 // ---- notes -------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_note_typed_with_a_status_is_on_the_board_with_who_and_when() {
-    let d = Desk::start().await;
-    let c = d.signed_in().await;
+    let d = start().await;
+    let c = d.signed_in(USER, PASSWORD).await;
     let rohan = d.row("MUM-1003");
     let priya = d.row("MUM-1002");
     // Set cancelled with a note, on the follow-up card's form.
@@ -351,7 +165,7 @@ async fn a_note_typed_with_a_status_is_on_the_board_with_who_and_when() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_no_show_after_a_confirm_page_says_what_else_to_change_and_undo_reverts_it() {
-    let d = Desk::start().await;
+    let d = start().await;
     d.env
         .sql()
         .execute(
@@ -359,7 +173,7 @@ async fn a_no_show_after_a_confirm_page_says_what_else_to_change_and_undo_revert
             [],
         )
         .expect("Aarav confirmed");
-    let c = d.signed_in().await;
+    let c = d.signed_in(USER, PASSWORD).await;
     let aarav = d.row("MUM-1001");
     let board = c.get(BOARD).await;
     let confirm = format!("/desk/day/status?row={aarav}&amp;action=no_show&amp;date={DAY}");
@@ -455,8 +269,8 @@ async fn a_no_show_after_a_confirm_page_says_what_else_to_change_and_undo_revert
 
 #[tokio::test(flavor = "multi_thread")]
 async fn arrived_completed_and_cancel_with_a_note_are_saved_audited_and_shown() {
-    let d = Desk::start().await;
-    let c = d.signed_in().await;
+    let d = start().await;
+    let c = d.signed_in(USER, PASSWORD).await;
     let (priya, rohan) = (d.row("MUM-1002"), d.row("MUM-1003"));
     let res = c.act(priya, "arrived", "").await;
     assert_eq!(res.status, 303, "{}", res.text());
@@ -535,11 +349,11 @@ async fn a_no_show_before_the_appointments_time_is_refused_on_every_path() {
         .with_timezone(&chrono_tz::Asia::Kolkata)
         + chrono::Duration::days(2);
     let date = later.format("%Y-%m-%d").to_string();
-    let d = Desk::start_with(&[&format!(
+    let d = start_with(&[&format!(
         "MUM-2001,P-2101,Meera Nair,98200 11111,en,{date},10:00,15,Dr. Mehta,mumbai,booked"
     )])
     .await;
-    let c = d.signed_in().await;
+    let c = d.signed_in(USER, PASSWORD).await;
     let meera = d.row("MUM-2001");
     let page = c
         .get(&format!(
@@ -600,7 +414,7 @@ async fn a_no_show_before_the_appointments_time_is_refused_on_every_path() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_board_says_who_answered_what_the_last_message_did_and_filters() {
-    let d = Desk::start().await;
+    let d = start().await;
     let (aarav, priya, rohan, sneha) = (
         d.row("MUM-1001"),
         d.row("MUM-1002"),
@@ -622,7 +436,7 @@ async fn the_board_says_who_answered_what_the_last_message_did_and_filters() {
                VALUES ({rohan}, 'booking_confirmation', 'booking', 0, {failed_at}, 0, 'delivered', {failed_at}, {failed_at}, 0, 0);"
         ))
         .expect("answers and messages");
-    let c = d.signed_in().await;
+    let c = d.signed_in(USER, PASSWORD).await;
     let board = c.get(BOARD).await;
     let t = board.text();
     assert!(

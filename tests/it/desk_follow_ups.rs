@@ -3,261 +3,30 @@
 //! when reminders are held, and reveals and ambiguous answers on Replies. `reminderd serve`
 //! runs as a child process; what the pages say is checked against what is stored.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use reqwest::header::LOCATION;
 
-use crate::common::{Env, Wait, csv, free_port};
+use crate::desk_harness::{Browser, Desk, Page, field, fields, text};
 
 const USER: &str = "asha";
 const PASSWORD: &str = "front desk password";
 const MUMBAI: Tz = chrono_tz::Asia::Kolkata;
 const NEW_YORK: Tz = chrono_tz::America::New_York;
 
-/// `reminderd serve` with its desk on a free port, and one staff account.
-struct Desk {
-    env: Env,
-    child: Child,
-    url: String,
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.env.path("serve.log")).unwrap_or_default();
-            eprintln!("--- the server's log ---\n{log}");
-        }
-    }
-}
-
-impl Desk {
-    /// Starts the server; when a port it was given was taken meanwhile (tests on this
-    /// computer pick free ports at once), it exits and is started again on others, so that
-    /// the desk answering is always this test's own.
-    async fn start() -> Self {
-        let env = Env::new();
-        env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
-            .expect(0);
-        let config = env.path("reminders.toml");
-        let shipped = std::fs::read_to_string(&config).expect("read config");
-        for _ in 0..5 {
-            let desk = format!("127.0.0.1:{}", free_port());
-            let webhook = format!("127.0.0.1:{}", free_port());
-            let text = shipped.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
-            std::fs::write(&config, text).expect("write config");
-            let log = std::fs::File::create(env.path("serve.log")).expect("create log");
-            let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-                .arg("--config")
-                .arg(&config)
-                .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
-                .env_remove("REMINDERD_CONFIG")
-                .env_remove("RUST_LOG")
-                .env_remove("CREDENTIALS_DIRECTORY")
-                .env("WHATSAPP_APP_SECRET", "app-secret-for-tests")
-                .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn reminderd serve");
-            let url = format!("http://{desk}");
-            let probe = reqwest::Client::new();
-            let mut exited = false;
-            Wait::new("the desk to start", Duration::from_secs(20))
-                .context(|| std::fs::read_to_string(env.path("serve.log")).unwrap_or_default())
-                .until_async(async || {
-                    if child.try_wait().ok().flatten().is_some() {
-                        exited = true;
-                        return true;
-                    }
-                    // Its own log names the address it bound.
-                    let log = std::fs::read_to_string(env.path("serve.log")).unwrap_or_default();
-                    log.contains(&format!("front desk on {url}/desk"))
-                        && probe
-                            .get(format!("{url}/desk/login"))
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status() == 200)
-                })
-                .await;
-            // Answered: still running, so the address is its own.
-            if !exited && child.try_wait().ok().flatten().is_none() {
-                return Self { env, child, url };
-            }
-        }
-        panic!(
-            "reminderd serve could not start:\n{}",
-            std::fs::read_to_string(env.path("serve.log")).unwrap_or_default()
-        );
-    }
-
-    /// A browser signed in as `asha`, holding its session's CSRF token.
-    async fn signed_in(&self) -> Browser {
-        let mut b = Browser {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client"),
-            url: self.url.clone(),
-            csrf: String::new(),
-        };
-        let login = b.get("/desk/login").await;
-        let csrf = field(&login.body, "csrf");
-        let res = b
-            .post(
-                "/desk/login",
-                &[
-                    ("csrf", csrf.as_str()),
-                    ("name", USER),
-                    ("password", PASSWORD),
-                    ("next", "/desk/day"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status, 303, "sign-in refused: {}", res.body);
-        b.csrf = field(&b.get("/desk/upload").await.body, "csrf");
-        b
-    }
-
-    /// Imports CSV rows with the CLI.
-    fn import(&self, rows: &[&str]) {
-        self.env.import("schedule.csv", &csv(rows), &[]).expect(0);
-    }
-
-    fn sql(&self, sql: &str) {
-        self.env
-            .sql()
-            .execute_batch(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.env.count(sql)
-    }
-
-    fn one(&self, sql: &str) -> String {
-        self.env
-            .sql()
-            .query_row(sql, [], |r| r.get::<_, String>(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn row(&self, external_id: &str) -> i64 {
-        self.env
-            .sql()
-            .query_row(
-                "SELECT id FROM appointments WHERE external_id = ?1",
-                [external_id],
-                |r| r.get(0),
-            )
-            .unwrap_or_else(|e| panic!("no appointment {external_id}: {e}"))
-    }
-}
-
-/// One answer, as a browser would get it.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Page {
-    /// The page as a person reads it: tags removed, entities decoded, spaces collapsed.
-    fn text(&self) -> String {
-        let mut out = String::new();
-        let mut in_tag = false;
-        for c in self.body.chars() {
-            match c {
-                '<' => {
-                    in_tag = true;
-                    out.push(' ');
-                }
-                '>' => in_tag = false,
-                _ if !in_tag => out.push(c),
-                _ => {}
-            }
-        }
-        let out = out
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&");
-        out.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-
-    fn location(&self) -> &str {
-        self.location
-            .as_deref()
-            .unwrap_or_else(|| panic!("no Location (status {}): {}", self.status, self.text()))
-    }
-}
-
-/// Every value of the hidden field `name`, in page order.
-fn fields(html: &str, name: &str) -> Vec<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            let rest = &html[i + marker.len()..];
-            rest[..rest.find('"').expect("closing quote")].to_string()
-        })
-        .collect()
-}
-
-fn field(html: &str, name: &str) -> String {
-    fields(html, name)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
-}
-
-struct Browser {
-    http: reqwest::Client,
-    url: String,
-    csrf: String,
-}
-
-impl Browser {
-    async fn page(res: reqwest::Response) -> Page {
-        Page {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: res.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        Self::page(
-            self.http
-                .get(format!("{}{path}", self.url))
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("GET {path}: {e}")),
-        )
+/// The server on the shipped config with the user `asha`.
+async fn start() -> Desk {
+    Desk::options()
+        .user(USER, PASSWORD)
+        .var("WHATSAPP_APP_SECRET", "app-secret-for-tests")
+        .var("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests")
+        .start()
         .await
-    }
+}
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(
-            self.http
-                .post(format!("{}{path}", self.url))
-                .form(form)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("POST {path}: {e}")),
-        )
-        .await
-    }
+/// A browser signed in as `asha`, holding its session's CSRF token (read on the upload page,
+/// so the day board is not opened).
+async fn signed_in(d: &Desk) -> Browser {
+    d.signed_in_via(USER, PASSWORD, "/desk/upload").await
 }
 
 fn now() -> DateTime<Utc> {
@@ -305,9 +74,9 @@ fn four_waiting_tomorrow(d: &Desk) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn follow_ups_opens_on_everyone_to_call_across_clinics_and_days() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
 
     // Without choosing a clinic or a day.
     let page = b.get("/desk/follow-ups").await;
@@ -340,20 +109,15 @@ fn nav_link(page: &Page, label: &str) -> (String, Option<String>) {
     let name = tag
         .split_once("aria-label=\"")
         .map(|(_, rest)| rest[..rest.find('"').expect("closing quote")].to_string());
-    let text = Page {
-        status: 200,
-        location: None,
-        body: format!("{tag}</a>"),
-    }
-    .text();
+    let text = text(&format!("{tag}</a>"));
     (text, name)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_navigation_counts_who_waits_and_a_day_or_clinic_can_be_chosen() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     for path in ["/desk/day", "/desk/upload", "/desk/stats", "/desk/replies"] {
         let page = b.get(path).await;
         assert_eq!(page.status, 200, "{path}");
@@ -418,9 +182,9 @@ async fn the_navigation_counts_who_waits_and_a_day_or_clinic_can_be_chosen() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_are_recorded_with_who_and_when_and_a_reached_patient_leaves_the_list() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     let priya = d.row("MUM-1").to_string();
     let call = |outcome: &'static str, note: &'static str| {
         let (b, priya) = (&b, priya.clone());
@@ -524,9 +288,9 @@ async fn calls_are_recorded_with_who_and_when_and_a_reached_patient_leaves_the_l
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_action_clears_a_patients_reply_from_follow_ups_and_replies() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     let emily = d.row("NYC-2").to_string();
 
     // Reached on Follow-ups: the reply is handled on Replies too.
@@ -644,7 +408,7 @@ async fn one_action_clears_a_patients_reply_from_follow_ups_and_replies() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replies_show_local_times_and_appointments_in_words_and_reveal_a_number_once_audited() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
     d.sql(&format!(
         "INSERT INTO replies (message_id, from_phone, kind, text, intent, outcome, reason, received_at)
@@ -652,7 +416,7 @@ async fn replies_show_local_times_and_appointments_in_words_and_reveal_a_number_
                  'the number is not a patient''s', {})",
         now().timestamp()
     ));
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     let page = b.get("/desk/replies").await;
     let t = page.text();
     assert_eq!(nav_link(&page, "Replies").0, "Replies (2)");
@@ -747,7 +511,7 @@ async fn replies_show_local_times_and_appointments_in_words_and_reveal_a_number_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ambiguous_ok_is_applied_to_the_appointment_staff_choose() {
-    let d = Desk::start().await;
+    let d = start().await;
     let (m1, m2) = (ymd(local_day(MUMBAI, 1)), ymd(local_day(MUMBAI, 3)));
     d.import(&[
         &format!("MUM-1,P-1,Priya Patil,+91 98765 43210,en,{m1},10:30,15,Dr. Mehta,mumbai,booked"),
@@ -760,7 +524,7 @@ async fn an_ambiguous_ok_is_applied_to_the_appointment_staff_choose() {
                  'needs_staff', 'the patient has several upcoming appointments; which one is meant?', {})",
         now().timestamp() - 600
     ));
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     let page = b.get("/desk/replies").await;
     let t = page.text();
     assert!(t.contains("choose the one this answer is for"), "{t}");
@@ -857,9 +621,9 @@ async fn an_ambiguous_ok_is_applied_to_the_appointment_staff_choose() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_says_when_reminders_are_held_and_what_to_do() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     assert!(
         !b.get("/desk/day")
             .await
@@ -911,9 +675,9 @@ async fn every_page_says_when_reminders_are_held_and_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_number_revealed_on_follow_ups_shows_on_its_card_after_an_audit_row() {
-    let d = Desk::start().await;
+    let d = start().await;
     four_waiting_tomorrow(&d);
-    let b = d.signed_in().await;
+    let b = signed_in(&d).await;
     let rohan = d.row("MUM-2").to_string();
     let list = b.get("/desk/follow-ups").await;
     assert!(

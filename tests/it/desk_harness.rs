@@ -58,13 +58,13 @@ impl<'a> Start<'a> {
             vars,
         } = self;
         let config = env.path("reminders.toml");
-        let edited = edit(std::fs::read_to_string(&config).expect("read config"));
+        let shipped = edit(std::fs::read_to_string(&config).expect("read config"));
         for _ in 0..5 {
             let (webhook, desk) = (
                 format!("127.0.0.1:{}", free_port()),
                 format!("127.0.0.1:{}", free_port()),
             );
-            let text = edited.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
+            let text = shipped.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
             std::fs::write(&config, text).expect("write config");
             let log = std::fs::File::create(env.path("serve.log")).expect("create log");
             let args = if daemon {

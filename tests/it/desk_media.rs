@@ -4,13 +4,11 @@
 //! no longer has, a download address on another host and a visitor who is not signed in each
 //! get a clear answer, never a 500.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use reminderd::sim::{Reply, Sim, SimConfig};
-use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 
-use crate::common::{Env, Wait, csv, free_port, sim_config};
+use crate::common::{Env, csv, sim_config};
+use crate::desk_harness::{Browser, Desk};
 
 const TOKEN: &str = "token-for-desk-media-tests";
 const SECRET: &str = "app-secret-for-desk-media-tests";
@@ -21,17 +19,15 @@ const PATIENT: &str = "919820012345";
 
 /// `reminderd serve` (webhook and desk) pointed at a simulator that posts its webhooks to it.
 struct Served {
-    env: Env,
-    child: Child,
-    /// `http://127.0.0.1:<desk port>`.
-    desk: String,
+    desk: Desk,
     sim: Sim,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Served {
+    type Target = Desk;
+
+    fn deref(&self) -> &Desk {
+        &self.desk
     }
 }
 
@@ -44,20 +40,6 @@ impl Served {
             .await
             .expect("bind the simulator");
         let sim_base = format!("http://{}", sim_listener.local_addr().expect("addr"));
-        let (webhook, desk) = (
-            format!("127.0.0.1:{}", free_port()),
-            format!("127.0.0.1:{}", free_port()),
-        );
-        let config = env.path("reminders.toml");
-        let text = std::fs::read_to_string(&config)
-            .expect("read config")
-            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""))
-            .replace(
-                "api_base = \"https://graph.facebook.com\"",
-                &format!("api_base = \"{sim_base}\""),
-            );
-        assert!(text.contains(&sim_base), "the config names the simulator");
-        std::fs::write(&config, text).expect("write config");
         env.import(
             "day.csv",
             &csv(&[
@@ -66,80 +48,39 @@ impl Served {
             &[],
         )
         .expect(0);
-        let r = env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"));
-        assert_eq!(r.code, 0, "user add: {}{}", r.stdout, r.stderr);
-        let log = std::fs::File::create(env.path("serve.log")).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
-            .env("WHATSAPP_ACCESS_TOKEN", TOKEN)
-            .env("WHATSAPP_APP_SECRET", SECRET)
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-media-tests")
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("REMINDERD_API_BASE")
-            .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn reminderd serve");
+        let desk = Desk::options_on(env)
+            .edit(|c| {
+                let text = c.replace(
+                    "api_base = \"https://graph.facebook.com\"",
+                    &format!("api_base = \"{sim_base}\""),
+                );
+                assert!(text.contains(&sim_base), "the config names the simulator");
+                text
+            })
+            .user(USER, PASSWORD)
+            .var("WHATSAPP_ACCESS_TOKEN", TOKEN)
+            .var("WHATSAPP_APP_SECRET", SECRET)
+            .var("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-media-tests")
+            .start()
+            .await;
         let sim = Sim::start_on(
             sim_listener,
             SimConfig {
-                webhook_url: Some(format!("http://{webhook}/webhook")),
+                webhook_url: Some(format!("{}/webhook", desk.webhook)),
                 app_secret: Some(SECRET.into()),
                 ..sim_config(TOKEN)
             },
         )
         .await
         .expect("start the simulator");
-        let served = Self {
-            env,
-            child,
-            desk: format!("http://{desk}"),
-            sim,
-        };
-        let probe = client();
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .every(Duration::from_millis(20))
-            .context(|| served.log())
-            .until_async(async || {
-                probe
-                    .get(format!("{}/desk/login", served.desk))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            })
-            .await;
-        served
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.env.path("serve.log")).unwrap_or_default()
+        Self { desk, sim }
     }
 
     /// A browser signed in as the receptionist.
     async fn signed_in(&self) -> Browser {
-        let b = Browser {
-            http: client(),
-            url: self.desk.clone(),
-        };
-        let login = b.get("/desk/login").await;
-        let csrf = field(&login.text, "csrf");
-        let res = b
-            .http
-            .post(format!("{}/desk/login", self.desk))
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("name", USER),
-                ("password", PASSWORD),
-                ("next", "/desk/replies"),
-            ])
-            .send()
-            .await
-            .expect("sign in");
-        assert_eq!(res.status(), 303, "sign-in refused\n{}", self.log());
+        let b = self.browser();
+        let res = b.sign_in(USER, PASSWORD, "/desk/replies").await;
+        assert_eq!(res.status, 303, "sign-in refused\n{}", self.log());
         b
     }
 
@@ -170,67 +111,6 @@ impl Served {
         self.env
             .count("SELECT count(*) FROM audit_log WHERE action = 'view_media'")
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
-
-struct Browser {
-    http: reqwest::Client,
-    url: String,
-}
-
-/// One answer, with its body as bytes and as text.
-struct Answer {
-    status: u16,
-    headers: HeaderMap,
-    bytes: Vec<u8>,
-    text: String,
-}
-
-impl Answer {
-    fn header(&self, name: &reqwest::header::HeaderName) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no {name} (status {})", self.status))
-    }
-}
-
-impl Browser {
-    async fn get(&self, path: &str) -> Answer {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let (status, headers) = (res.status().as_u16(), res.headers().clone());
-        let bytes = res.bytes().await.expect("body").to_vec();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Answer {
-            status,
-            headers,
-            bytes,
-            text,
-        }
-    }
-}
-
-/// The value of the first hidden field `name`.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
-        + marker.len();
-    html[start..start + html[start..].find('"').expect("closing quote")].to_string()
 }
 
 /// A voice note's bytes: an Ogg page header and enough audio-like noise to arrive in chunks.
@@ -271,9 +151,9 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
     let page = b.get("/desk/replies").await;
     assert_eq!(page.status, 200);
     assert!(
-        page.text.contains("the patient sent a voice note"),
+        page.body.contains("the patient sent a voice note"),
         "{}",
-        page.text
+        page.body
     );
     assert!(
         page.header(&reqwest::header::CONTENT_SECURITY_POLICY)
@@ -283,7 +163,7 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
     assert_eq!(s.media_views(), 0, "listing replies shows no file");
 
     let file = b.get(&format!("/desk/replies/media?reply={reply}")).await;
-    assert_eq!(file.status, 200, "{}\n{}", file.text, s.log());
+    assert_eq!(file.status, 200, "{}\n{}", file.body, s.log());
     assert_eq!(file.bytes, bytes, "exactly the bytes the patient sent");
     assert_eq!(file.header(&CONTENT_TYPE), "audio/ogg");
     assert_eq!(file.header(&CONTENT_DISPOSITION), "inline");
@@ -320,7 +200,7 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
         .add_media(b"%PDF-1.4 blood test".to_vec(), "application/pdf");
     let reply = s.patient_sends("document", &pdf.id, None).await;
     let file = b.get(&format!("/desk/replies/media?reply={reply}")).await;
-    assert_eq!(file.status, 200, "{}", file.text);
+    assert_eq!(file.status, 200, "{}", file.body);
     assert_eq!(file.header(&CONTENT_TYPE), "application/pdf");
     assert_eq!(
         file.header(&CONTENT_DISPOSITION),
@@ -356,13 +236,12 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
     );
 
     // Not signed in: the sign-in page, which returns here; nothing is fetched.
-    let stranger = client()
-        .get(format!("{}/desk/replies/media?reply={reply}", s.desk))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(stranger.status(), 303);
-    let to = stranger.headers()[LOCATION].to_str().expect("location");
+    let stranger = s
+        .browser()
+        .get(&format!("/desk/replies/media?reply={reply}"))
+        .await;
+    assert_eq!(stranger.status, 303);
+    let to = stranger.location();
     assert!(
         to.starts_with("/desk/login?next=/desk/replies/media"),
         "{to}"
@@ -373,16 +252,16 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
     // About 30 days later WhatsApp has forgotten the file.
     assert!(s.sim.expire_media(&photo.id));
     let page = b.get(&format!("/desk/replies/media?reply={reply}")).await;
-    assert_eq!(page.status, 404, "{}", page.text);
+    assert_eq!(page.status, 404, "{}", page.body);
     assert!(page.header(&CONTENT_TYPE).starts_with("text/html"));
     assert!(
-        page.text
+        page.body
             .contains("WhatsApp no longer has this file (files are kept about 30 days)"),
         "{}",
-        page.text
+        page.body
     );
     assert!(
-        page.text.contains("Signed in as"),
+        page.body.contains("Signed in as"),
         "a desk page, not a bare error"
     );
 
@@ -395,8 +274,8 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
     );
     let reply = s.patient_sends("image", &elsewhere.id, None).await;
     let page = b.get(&format!("/desk/replies/media?reply={reply}")).await;
-    assert_eq!(page.status, 502, "{}", page.text);
-    assert!(page.text.contains("it was not fetched"), "{}", page.text);
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("it was not fetched"), "{}", page.body);
     assert_eq!(
         s.sim.media_downloads(),
         0,
@@ -408,14 +287,14 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
     let page = b.get("/desk/replies/media?reply=99999").await;
     assert_eq!(page.status, 404);
     assert!(
-        page.text.contains("That reply has no file"),
+        page.body.contains("That reply has no file"),
         "{}",
-        page.text
+        page.body
     );
     for bad in ["/desk/replies/media?reply=abc", "/desk/replies/media"] {
         let page = b.get(bad).await;
         assert_eq!(page.status, 400, "{bad}");
-        assert!(page.text.contains("does not name a reply"), "{}", page.text);
+        assert!(page.body.contains("does not name a reply"), "{}", page.body);
     }
     assert_eq!(s.media_views(), 0, "nothing shown, nothing audited");
 }

@@ -2,79 +2,21 @@
 //! receptionist would notice (the page's words, masked numbers, local times, the order of
 //! events, numbers that agree), checked against what is stored (the audit log).
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use chrono::{Days, TimeZone as _};
 use rusqlite::params;
 
-use crate::common::{Env, Wait, csv, free_port, repo_file};
+use crate::common::{csv, repo_file};
+use crate::desk_harness::{Browser, Desk, text};
 
 const USER: &str = "asha";
 const PASSWORD: &str = "front-desk-password";
 
-/// `reminderd serve` with its desk on a free port, a user `asha`, and a cookie-keeping client
-/// signed in as her that does not follow redirects.
-struct Desk {
-    env: Env,
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-    csrf: String,
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An answer as a browser gets it.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Page {
-    /// The page as a person reads it: tags removed, entities decoded, spaces collapsed.
-    fn text(&self) -> String {
-        text(&self.body)
-    }
-}
-
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The value of the first hidden field `name`.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let i = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
-        + marker.len();
-    html[i..i + html[i..].find('"').expect("closing quote")].to_string()
+/// `reminderd serve` with its desk on a free port, a user `asha`, and a browser signed in as
+/// her.
+async fn start() -> (Desk, Browser) {
+    let d = Desk::options().user(USER, PASSWORD).start().await;
+    let b = d.signed_in(USER, PASSWORD).await;
+    (d, b)
 }
 
 /// The rows of the table with this class, as text, one string per `<tr>` of its body.
@@ -88,132 +30,6 @@ fn rows(html: &str, class: &str) -> Vec<String> {
         .skip(1)
         .map(|r| text(&format!("<tr{r}")))
         .collect()
-}
-
-impl Desk {
-    async fn start() -> Self {
-        let env = Env::new();
-        let config = env.path("reminders.toml");
-        let desk = format!("127.0.0.1:{}", free_port());
-        let webhook = format!("127.0.0.1:{}", free_port());
-        env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
-            .expect(0);
-        let log = std::fs::File::create(env.path("serve.log")).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
-            .env("WHATSAPP_ACCESS_TOKEN", "token-for-desk-tests")
-            .env("WHATSAPP_APP_SECRET", "app-secret-for-desk-tests")
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-tests")
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn reminderd serve");
-        let mut d = Self {
-            env,
-            child,
-            url: format!("http://{desk}"),
-            http: Self::client(),
-            csrf: String::new(),
-        };
-        let probe = reqwest::Client::new();
-        let log = d.env.path("serve.log");
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .context(|| std::fs::read_to_string(&log).unwrap_or_default())
-            .until_async(async || {
-                probe
-                    .get(format!("{}/desk/login", d.url))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            })
-            .await;
-        d.csrf = d.sign_in(USER, PASSWORD).await;
-        d
-    }
-
-    fn client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client")
-    }
-
-    /// Signs the desk's client in as `name` and returns the session's form token.
-    async fn sign_in(&mut self, name: &str, password: &str) -> String {
-        self.http = Self::client();
-        let login = self.get("/desk/login").await;
-        let token = field(&login.body, "csrf");
-        let res = self
-            .post(
-                "/desk/login",
-                &[
-                    ("csrf", token.as_str()),
-                    ("name", name),
-                    ("password", password),
-                    ("next", "/desk/day"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status, 303, "sign-in refused: {}", res.body);
-        field(&self.get("/desk/day").await.body, "csrf")
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        Self::page(res).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        let res = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .form(form)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        Self::page(res).await
-    }
-
-    async fn page(res: reqwest::Response) -> Page {
-        Page {
-            status: res.status().as_u16(),
-            location: res
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-            body: res.text().await.expect("body"),
-        }
-    }
-
-    fn import(&self, path: &std::path::Path) {
-        self.env
-            .run(&["import", path.to_str().expect("utf-8 path")])
-            .expect(0);
-    }
-
-    fn row_id(&self, sql: &str) -> i64 {
-        self.env
-            .sql()
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.env.count(sql)
-    }
 }
 
 /// A day in Mumbai `days` from today, as the schedule writes it.
@@ -236,7 +52,7 @@ fn ist(day: u32, hour: u32, minute: u32) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointment_id() {
-    let d = Desk::start().await;
+    let (d, b) = start().await;
     let day = mumbai_day(2);
     let file = d.env.file(
         "week.csv",
@@ -251,9 +67,9 @@ async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointme
             ),
         ]),
     );
-    d.import(&file);
+    d.import_file(&file);
 
-    let page = d.get("/desk/patients?q=priya+pat").await;
+    let page = b.get("/desk/patients?q=priya+pat").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let found = rows(&page.body, "results");
     assert_eq!(found.len(), 2, "{found:#?}");
@@ -271,9 +87,9 @@ async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointme
         "no whole number in the results"
     );
 
-    let patil = d.get("/desk/patients?q=PATIL").await;
+    let patil = b.get("/desk/patients?q=PATIL").await;
     assert_eq!(rows(&patil.body, "results").len(), 1, "{}", patil.text());
-    let accents = d.get("/desk/patients?q=lucia+hernandez").await;
+    let accents = b.get("/desk/patients?q=lucia+hernandez").await;
     assert!(
         rows(&accents.body, "results")[0].starts_with("Lucía Hernández +1******0123"),
         "{}",
@@ -287,7 +103,7 @@ async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointme
         "098200+12345",
         "%2B91+98200+12345",
     ] {
-        let page = d.get(&format!("/desk/patients?q={typed}")).await;
+        let page = b.get(&format!("/desk/patients?q={typed}")).await;
         let found = rows(&page.body, "results");
         assert_eq!(found.len(), 1, "{typed}: {found:#?}");
         assert!(
@@ -297,22 +113,22 @@ async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointme
         );
     }
 
-    let by_id = d.get("/desk/patients?q=a-1").await;
+    let by_id = b.get("/desk/patients?q=a-1").await;
     let found = rows(&by_id.body, "results");
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(found[0].ends_with("appointment A-1"), "{found:#?}");
     // The result leads to the patient's page.
-    let patient = d.row_id("SELECT id FROM patients WHERE external_id = 'P-1'");
+    let patient = d.id("SELECT id FROM patients WHERE external_id = 'P-1'");
     assert!(
         by_id
             .body
             .contains(&format!("href=\"/desk/patient?id={patient}\""))
     );
-    let page = d.get(&format!("/desk/patient?id={patient}")).await;
+    let page = b.get(&format!("/desk/patient?id={patient}")).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<h1>Priya Patil</h1>"), "{}", page.body);
 
-    let nobody = d.get("/desk/patients?q=zzz").await;
+    let nobody = b.get("/desk/patients?q=zzz").await;
     assert!(
         nobody.text().contains("Nobody matches “zzz”"),
         "{}",
@@ -320,7 +136,7 @@ async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointme
     );
     // Every page has the search box.
     assert!(nobody.body.contains("action=\"/desk/patients\""));
-    let board = d.get("/desk/day").await;
+    let board = b.get("/desk/day").await;
     assert!(
         board.body.contains("<form class=\"search\""),
         "{}",
@@ -332,10 +148,10 @@ async fn search_finds_patients_by_part_of_a_name_the_last_digits_or_an_appointme
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_patient_page_tells_messages_replies_and_notes_in_time_order_in_local_time() {
-    let d = Desk::start().await;
-    d.import(&repo_file("examples/schedule.csv"));
-    let appointment = d.row_id("SELECT id FROM appointments WHERE external_id = 'MUM-1002'");
-    let patient = d.row_id("SELECT patient_id FROM appointments WHERE external_id = 'MUM-1002'");
+    let (d, b) = start().await;
+    d.import_file(&repo_file("examples/schedule.csv"));
+    let appointment = d.id("SELECT id FROM appointments WHERE external_id = 'MUM-1002'");
+    let patient = d.id("SELECT patient_id FROM appointments WHERE external_id = 'MUM-1002'");
     let sql = d.env.sql();
     // The day-before reminder at 09:30 on the 25th, read; her "yes" at 09:41; a call at
     // 09:35 in between; the same-day reminder skipped once she had confirmed; and a booking
@@ -370,7 +186,7 @@ async fn the_patient_page_tells_messages_replies_and_notes_in_time_order_in_loca
     )
     .expect("note");
 
-    let page = d.get(&format!("/desk/patient?id={patient}")).await;
+    let page = b.get(&format!("/desk/patient?id={patient}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let t = page.text();
     assert!(t.contains("Phone +91******3210 Show"), "{t}");
@@ -400,12 +216,12 @@ async fn the_patient_page_tells_messages_replies_and_notes_in_time_order_in_loca
     assert!(!t.contains("(s)") && !t.contains("day-before"), "{t}");
 
     // The day board's rows can link by appointment; both lead to the same page.
-    let via = d
+    let via = b
         .get(&format!("/desk/patient?appointment={appointment}"))
         .await;
     assert_eq!(rows(&via.body, "timeline"), timeline);
     for bad in ["id=999999", "id=abc", "appointment=999999", ""] {
-        let page = d.get(&format!("/desk/patient?{bad}")).await;
+        let page = b.get(&format!("/desk/patient?{bad}")).await;
         assert_eq!(page.status, 404, "{bad}");
         assert!(
             page.text().contains("No such patient"),
@@ -417,42 +233,42 @@ async fn the_patient_page_tells_messages_replies_and_notes_in_time_order_in_loca
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reveal_on_the_patient_page_is_audited_and_shows_the_number_only_to_who_asked() {
-    let mut d = Desk::start().await;
-    d.import(&repo_file("examples/schedule.csv"));
-    let patient = d.row_id("SELECT patient_id FROM appointments WHERE external_id = 'MUM-1002'");
+    let (d, mut b) = start().await;
+    d.import_file(&repo_file("examples/schedule.csv"));
+    let patient = d.id("SELECT patient_id FROM appointments WHERE external_id = 'MUM-1002'");
     let reveals = "SELECT count(*) FROM audit_log WHERE action = 'reveal_phone'";
     let id = patient.to_string();
 
-    let wrong = d
+    let wrong = b
         .post(
             "/desk/patient/reveal",
             &[("csrf", "0".repeat(64).as_str()), ("patient", &id)],
         )
         .await;
     assert_eq!(wrong.status, 403, "{}", wrong.body);
-    let missing = d
+    let missing = b
         .post(
             "/desk/patient/reveal",
-            &[("csrf", d.csrf.as_str()), ("patient", "999999")],
+            &[("csrf", b.csrf.as_str()), ("patient", "999999")],
         )
         .await;
     assert_eq!(missing.status, 404, "{}", missing.body);
     assert_eq!(d.count(reveals), 0, "nothing shown, nothing audited");
 
-    let res = d
+    let res = b
         .post(
             "/desk/patient/reveal",
-            &[("csrf", d.csrf.as_str()), ("patient", &id)],
+            &[("csrf", b.csrf.as_str()), ("patient", &id)],
         )
         .await;
     assert_eq!(res.status, 303, "post/redirect/get: {}", res.body);
-    let back = res.location.expect("Location");
+    let back = res.location().to_string();
     assert!(
         back.starts_with(&format!("/desk/patient?id={patient}&shown=")),
         "{back}"
     );
     assert!(back.ends_with("#phone"), "{back}");
-    let shown = d.get(back.trim_end_matches("#phone")).await;
+    let shown = b.get(back.trim_end_matches("#phone")).await;
     assert!(
         shown.body.contains("href=\"tel:+919876543210\""),
         "{}",
@@ -472,7 +288,7 @@ async fn a_reveal_on_the_patient_page_is_audited_and_shows_the_number_only_to_wh
         ("staff:asha", patient, None)
     );
     // Reloading shows it again without a second audit row; the page lists the reveal.
-    let again = d.get(back.trim_end_matches("#phone")).await;
+    let again = b.get(back.trim_end_matches("#phone")).await;
     assert!(again.body.contains("tel:+919876543210"));
     assert!(
         again.text().contains("asha showed the whole phone number"),
@@ -485,8 +301,8 @@ async fn a_reveal_on_the_patient_page_is_audited_and_shows_the_number_only_to_wh
     d.env
         .run_with_input(&["user", "add", "ravi"], "another-password\n")
         .expect(0);
-    d.sign_in("ravi", "another-password").await;
-    let other = d.get(back.trim_end_matches("#phone")).await;
+    b = d.signed_in("ravi", "another-password").await;
+    let other = b.get(back.trim_end_matches("#phone")).await;
     assert_eq!(other.status, 200);
     assert!(!other.body.contains("+919876543210"), "{}", other.body);
     assert!(
@@ -500,8 +316,8 @@ async fn a_reveal_on_the_patient_page_is_audited_and_shows_the_number_only_to_wh
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_week_counts_booked_confirmed_unanswered_and_cancelled_per_day_and_doctor() {
-    let d = Desk::start().await;
-    d.import(&repo_file("examples/schedule.csv"));
+    let (d, b) = start().await;
+    d.import_file(&repo_file("examples/schedule.csv"));
     d.env
         .sql()
         .execute_batch(
@@ -509,7 +325,7 @@ async fn the_week_counts_booked_confirmed_unanswered_and_cancelled_per_day_and_d
              UPDATE appointments SET response = 'reschedule_requested' WHERE external_id = 'MUM-1004';",
         )
         .expect("answers");
-    let page = d.get("/desk/week?clinic=mumbai&week=2026-11-27").await;
+    let page = b.get("/desk/week?clinic=mumbai&week=2026-11-27").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let t = page.text();
     assert!(
@@ -540,7 +356,7 @@ async fn the_week_counts_booked_confirmed_unanswered_and_cancelled_per_day_and_d
         ],
         "{doctors:#?}"
     );
-    let bad = d.get("/desk/week?clinic=mumbai&week=soon").await;
+    let bad = b.get("/desk/week?clinic=mumbai&week=soon").await;
     assert_eq!(bad.status, 400);
 }
 
@@ -564,8 +380,8 @@ fn chart_bars(html: &str, series: &str) -> Vec<(i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_count_no_shows_the_same_way_in_the_headline_the_chart_and_the_table() {
-    let d = Desk::start().await;
-    d.import(&repo_file("examples/schedule.csv"));
+    let (d, b) = start().await;
+    d.import_file(&repo_file("examples/schedule.csv"));
     // Day-before reminders out for 1001, 1002, 1005, 1007; a same-day one after it for 1002;
     // 1003's only reminder failed. 1001 and 1005 confirmed. No-shows: 1001 (had confirmed),
     // 1002 (reminded), 1003 (unreachable), 1004 (never reminded).
@@ -592,7 +408,7 @@ async fn stats_count_no_shows_the_same_way_in_the_headline_the_chart_and_the_tab
          UPDATE appointments SET status = 'completed' WHERE external_id = 'MUM-1005';",
     )
     .expect("outcomes");
-    let page = d
+    let page = b
         .get("/desk/stats?clinic=mumbai&from=2026-11-01&to=2026-11-30")
         .await;
     assert_eq!(page.status, 200, "{}", page.body);

@@ -3,15 +3,14 @@
 //! follow redirects. What staff would notice is checked against what the simulator received
 //! and what is stored (outbox rows, audit rows).
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chrono::{NaiveDate, Timelike};
 use chrono_tz::Tz;
 use reminderd::sim::{Sim, SimConfig};
-use reqwest::header::LOCATION;
 
-use crate::common::{Env, Wait, csv, fast_daemon, free_port, sim_config};
+use crate::common::{Wait, fast_daemon, sim_config};
+use crate::desk_harness::{Browser, Desk, Page, field};
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "correct horse battery";
@@ -20,19 +19,19 @@ const SECRET: &str = "app-secret-for-remind-tests";
 /// A daemon with its desk, a simulator it sends to, and a clinic ("night") where it is the
 /// middle of the night now, in quiet hours that end at 08:00.
 pub struct RemindDesk {
-    pub env: Env,
+    /// The daemon and its desk.
+    pub desk: Desk,
+    /// The simulator the daemon sends to.
     pub sim: Sim,
-    child: Child,
-    /// `http://127.0.0.1:<desk port>`.
-    pub url: String,
     /// The night clinic's zone.
     pub night: Tz,
 }
 
-impl Drop for RemindDesk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for RemindDesk {
+    type Target = Desk;
+
+    fn deref(&self) -> &Desk {
+        &self.desk
     }
 }
 
@@ -70,183 +69,49 @@ impl RemindDesk {
         sim: impl FnOnce(SimConfig) -> SimConfig,
         edit: impl FnOnce(String) -> String,
     ) -> Self {
-        let env = Env::new();
-        let (webhook, desk) = (free_port(), free_port());
         let night = night_zone();
-        let config =
-            fast_daemon(&std::fs::read_to_string(env.path("reminders.toml")).expect("config"))
-                .replace("plan = \"*/1 * * * * *\"", "plan = \"0 0 0 1 1 *\"")
-                .replace("enabled = true", "enabled = false")
-                .replace(
-                    "listen = \"127.0.0.1:0\"",
-                    &format!("listen = \"127.0.0.1:{desk}\""),
-                );
-        let config = format!(
-            "{}\n[clinics.night]\ndisplay_name = \"Night Owl Clinic\"\ntime_zone = \"{}\"\nphone_region = \"IN\"\nquiet_hours = \"21:00-08:00\"\n",
-            edit(config),
-            night.name()
-        );
-        std::fs::write(env.path("reminders.toml"), config).expect("write config");
-        let sim = Sim::start(sim(SimConfig {
-            webhook_url: Some(format!("http://127.0.0.1:{webhook}/webhook")),
-            app_secret: Some(SECRET.into()),
-            pair_limit: None,
-            status_delay: Duration::from_millis(20),
-            ..sim_config("remind-token")
-        }))
-        .await
-        .expect("simulator");
-        env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
-            .expect(0);
-        let log = std::fs::File::create(env.path("daemon.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(env.path("reminders.toml"))
-            .args(["run", "--listen", &format!("127.0.0.1:{webhook}")])
-            .env("WHATSAPP_ACCESS_TOKEN", "remind-token")
-            .env("WHATSAPP_APP_SECRET", SECRET)
-            .env("WHATSAPP_VERIFY_TOKEN", "verify")
-            .env("REMINDERD_API_BASE", sim.base_url())
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start the daemon");
-        let d = Self {
-            env,
-            sim,
-            child,
-            url: format!("http://127.0.0.1:{desk}"),
-            night,
-        };
-        let probe = reqwest::Client::new();
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .context(|| d.log())
-            .until_async(async || {
-                probe
-                    .get(format!("{}/desk/login", d.url))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
+        // The simulator's address goes to the daemon, and the daemon's webhook address to the
+        // simulator: bind first, serve after.
+        let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the simulator");
+        let sim_base = format!("http://{}", sim_listener.local_addr().expect("addr"));
+        let desk = Desk::options()
+            .edit(|config| {
+                let config = fast_daemon(&config)
+                    .replace("plan = \"*/1 * * * * *\"", "plan = \"0 0 0 1 1 *\"")
+                    .replace("enabled = true", "enabled = false");
+                format!(
+                    "{}\n[clinics.night]\ndisplay_name = \"Night Owl Clinic\"\ntime_zone = \"{}\"\nphone_region = \"IN\"\nquiet_hours = \"21:00-08:00\"\n",
+                    edit(config),
+                    night.name()
+                )
             })
+            .daemon()
+            .user(USER, PASSWORD)
+            .var("WHATSAPP_ACCESS_TOKEN", "remind-token")
+            .var("WHATSAPP_APP_SECRET", SECRET)
+            .var("WHATSAPP_VERIFY_TOKEN", "verify")
+            .var("REMINDERD_API_BASE", sim_base)
+            .start()
             .await;
-        d
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.env.path("daemon.log")).unwrap_or_default()
-    }
-
-    /// Imports rows (`csv` data lines) with the CLI.
-    pub fn import(&self, rows: &[&str]) {
-        self.env.import("day.csv", &csv(rows), &[]).expect(0);
-    }
-
-    pub fn count(&self, sql: &str) -> i64 {
-        self.env.count(sql)
-    }
-
-    /// A client signed in as alice, with its session's CSRF token.
-    async fn signed_in(&self) -> Client {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client");
-        let mut c = Client {
-            http,
-            url: self.url.clone(),
-            csrf: String::new(),
-        };
-        let login = c.get("/desk/login").await;
-        let token = field(&login.body, "csrf");
-        let res = c
-            .post(
-                "/desk/login",
-                &[
-                    ("csrf", token.as_str()),
-                    ("name", USER),
-                    ("password", PASSWORD),
-                    ("next", "/desk/day"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status, 303, "sign-in refused: {}", res.body);
-        c.csrf = field(&c.get("/desk/day").await.body, "csrf");
-        c
-    }
-}
-
-/// One answer.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Page {
-    /// The page as a person reads it: tags removed, entities decoded, spaces collapsed.
-    fn text(&self) -> String {
-        let mut out = String::new();
-        let mut in_tag = false;
-        for c in self.body.chars() {
-            match c {
-                '<' => {
-                    in_tag = true;
-                    out.push(' ');
-                }
-                '>' => in_tag = false,
-                _ if !in_tag => out.push(c),
-                _ => {}
-            }
-        }
-        out.replace("&#39;", "'")
-            .replace("&quot;", "\"")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// The value of the first hidden field `name`.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"));
-    let rest = &html[at + marker.len()..];
-    rest[..rest.find('"').expect("closing quote")].to_string()
-}
-
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    csrf: String,
-}
-
-impl Client {
-    async fn get(&self, path: &str) -> Page {
-        page(self.http.get(format!("{}{path}", self.url)).send().await).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        page(
-            self.http
-                .post(format!("{}{path}", self.url))
-                .form(form)
-                .send()
-                .await,
+        let sim = Sim::start_on(
+            sim_listener,
+            sim(SimConfig {
+                webhook_url: Some(format!("{}/webhook", desk.webhook)),
+                app_secret: Some(SECRET.into()),
+                pair_limit: None,
+                status_delay: Duration::from_millis(20),
+                ..sim_config("remind-token")
+            }),
         )
         .await
+        .expect("simulator");
+        Self { desk, sim, night }
     }
+}
 
+impl Browser {
     /// Presses the "Remind now" form of a page: the form's own fields, as a browser sends them.
     async fn press(&self, form_page: &Page) -> Page {
         let fields: Vec<(&str, String)> = ["csrf", "clinic", "appointment", "nonce"]
@@ -255,19 +120,6 @@ impl Client {
             .collect();
         let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.post("/desk/remind", &form).await
-    }
-}
-
-async fn page(res: reqwest::Result<reqwest::Response>) -> Page {
-    let res = res.expect("request");
-    Page {
-        status: res.status().as_u16(),
-        location: res
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        body: res.text().await.expect("body"),
     }
 }
 
@@ -289,7 +141,7 @@ async fn remind_now_sends_one_reminder_per_press_however_often_the_form_is_sent(
     )
     .await;
     d.import(&[&mumbai("A1", 1, "Aarav Sharma", "10:00", "booked")]);
-    let b = d.signed_in().await;
+    let b = d.signed_in(USER, PASSWORD).await;
     let path = "/desk/remind?clinic=mumbai&appointment=A1";
 
     let first = b.get(path).await;
@@ -307,11 +159,11 @@ async fn remind_now_sends_one_reminder_per_press_however_often_the_form_is_sent(
     // The press, then the same form sent again (Back and send again, or a retry).
     let pressed = b.press(&first).await;
     assert_eq!(pressed.status, 303, "{}", pressed.body);
-    let done = pressed.location.clone().expect("redirect");
+    let done = pressed.location().to_string();
     assert!(done.starts_with(path) && done.contains("&done="), "{done}");
     let again = b.press(&first).await;
     assert_eq!(again.status, 303, "{}", again.body);
-    let again_at = again.location.clone().expect("redirect");
+    let again_at = again.location().to_string();
     assert!(again_at.ends_with("&again=1"), "{again_at}");
     let text = b.get(&again_at).await.text();
     assert!(
@@ -400,7 +252,7 @@ async fn remind_now_refuses_cancelled_opted_out_and_past_appointments_and_waits_
             [],
         )
         .expect("opt out");
-    let b = d.signed_in().await;
+    let b = d.signed_in(USER, PASSWORD).await;
     for (id, sentence) in [
         (
             "A2",
@@ -498,7 +350,7 @@ async fn remind_now_refuses_cancelled_opted_out_and_past_appointments_and_waits_
     let at_eight = format!("it will go at 08:00 {zone}, when they end.");
     assert!(shown.text().contains(&at_eight), "{}", shown.text());
     let pressed = b.press(&shown).await;
-    let text = b.get(&pressed.location.expect("redirect")).await.text();
+    let text = b.get(pressed.location()).await.text();
     assert!(
         text.contains(&format!("1 reminder asked for by alice. It is quiet hours at the clinic: it goes at 08:00 {zone}.")),
         "{text}"
@@ -541,7 +393,7 @@ async fn remind_all_counts_tomorrows_unanswered_asks_first_and_sends_once() {
             [],
         )
         .expect("opt out");
-    let b = d.signed_in().await;
+    let b = d.signed_in(USER, PASSWORD).await;
     let day = tomorrow(chrono_tz::Asia::Kolkata);
     let confirm = b.get("/desk/remind?clinic=mumbai").await;
     assert_eq!(confirm.status, 200, "{}", confirm.body);
@@ -575,13 +427,13 @@ async fn remind_all_counts_tomorrows_unanswered_asks_first_and_sends_once() {
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let sent = b.post("/desk/remind/all", &form).await;
     assert_eq!(sent.status, 303, "{}", sent.body);
-    let after = b.get(&sent.location.expect("redirect")).await.text();
+    let after = b.get(sent.location()).await.text();
     assert!(
         after.contains("2 reminders asked for by alice. They go out within a minute."),
         "{after}"
     );
     let again = b.post("/desk/remind/all", &form).await;
-    let again = b.get(&again.location.expect("redirect")).await.text();
+    let again = b.get(again.location()).await.text();
     assert!(
         again.contains("This press had already been received: no second reminder was sent."),
         "{again}"

@@ -2,13 +2,11 @@
 //! per patient, and warns; staff can keep the statuses set at the desk; the upload page says
 //! when the schedule was last uploaded and by whom; the preview counts booking messages.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use reqwest::multipart;
 
-use crate::common::{Env, Wait, csv, free_port};
+use crate::common::{Env, csv};
+use crate::desk_harness::{Browser, Desk, Page, csv_part, field, text};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse battery";
@@ -70,172 +68,11 @@ pub(crate) fn old_export_morning(env: &Env) -> String {
     old
 }
 
-/// `reminderd serve` with the desk on a free port, a staff account and a signed-in client.
-struct Desk {
-    env: Env,
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-    csrf: String,
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Desk {
-    async fn start(env: Env) -> Self {
-        let config = env.path("reminders.toml");
-        let desk = format!("127.0.0.1:{}", free_port());
-        let webhook = format!("127.0.0.1:{}", free_port());
-        let text = std::fs::read_to_string(&config)
-            .expect("read config")
-            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{desk}\""));
-        std::fs::write(&config, text).expect("write config");
-        env.run_with_input(&["user", "add", USER], &format!("{PASSWORD}\n"))
-            .expect(0);
-        let log = std::fs::File::create(env.path("serve.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_reminderd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["serve", "--listen", &webhook, "--desk-listen", &desk])
-            .env_remove("REMINDERD_CONFIG")
-            .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env("WHATSAPP_APP_SECRET", "app-secret-for-desk-tests")
-            .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-tests")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn reminderd serve");
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client");
-        let mut d = Self {
-            env,
-            child,
-            url: format!("http://{desk}"),
-            http,
-            csrf: String::new(),
-        };
-        let (url, log) = (d.url.clone(), d.env.path("serve.log"));
-        Wait::new("the desk to start", Duration::from_secs(20))
-            .every(Duration::from_millis(20))
-            .context(|| std::fs::read_to_string(&log).unwrap_or_default())
-            .until_async(async || {
-                d.http
-                    .get(format!("{url}/desk/login"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            })
-            .await;
-        let login = d.get("/desk/login").await.1;
-        let csrf = field(&login, "csrf");
-        let (status, _) = d
-            .post(
-                "/desk/login",
-                &[
-                    ("csrf", &csrf),
-                    ("name", USER),
-                    ("password", PASSWORD),
-                    ("next", "/desk/upload"),
-                ],
-            )
-            .await;
-        assert_eq!(status, 303, "sign-in");
-        d.csrf = field(&d.get("/desk/upload").await.1, "csrf");
-        d
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .expect("GET");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .form(form)
-            .send()
-            .await
-            .expect("POST");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    }
-
-    async fn upload(&self, name: &str, bytes: Vec<u8>) -> (u16, String) {
-        let form = multipart::Form::new()
-            .text("csrf", self.csrf.clone())
-            .text("clinic", "")
-            .part(
-                "file",
-                multipart::Part::bytes(bytes)
-                    .file_name(name.to_string())
-                    .mime_str("text/csv")
-                    .expect("mime"),
-            );
-        let r = self
-            .http
-            .post(format!("{}/desk/upload", self.url))
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    }
-
-    fn one(&self, sql: &str) -> String {
-        self.env
-            .sql()
-            .query_row(sql, [], |r| r.get::<_, String>(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-}
-
-/// The value of the first hidden or form field `name`.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in:\n{html}"))
-        + marker.len();
-    html[at..at + html[at..].find('"').expect("quote")].to_string()
-}
-
-/// The page's text, tags removed and spaces collapsed (a tag counts as a space, so
-/// `<strong>Asha</strong>: x` reads "Asha : x").
-fn text(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => {
-                in_tag = true;
-                out.push(' ');
-            }
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// `reminderd serve` in `env` with a staff account, and a browser signed in on the upload page.
+async fn start(env: Env) -> (Desk, Browser) {
+    let d = Desk::options_on(env).user(USER, PASSWORD).start().await;
+    let b = d.signed_in_via(USER, PASSWORD, "/desk/upload").await;
+    (d, b)
 }
 
 fn assert_has(t: &str, wanted: &[&str]) {
@@ -248,9 +85,15 @@ fn assert_has(t: &str, wanted: &[&str]) {
 async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
     let env = Env::new();
     let old = old_export_morning(&env);
-    let d = Desk::start(env).await;
+    let (d, b) = start(env).await;
 
-    let (status, preview) = d.upload("old.csv", old.clone().into_bytes()).await;
+    let Page {
+        status,
+        body: preview,
+        ..
+    } = b
+        .upload(&b.csrf, "", "old.csv", old.clone().into_bytes())
+        .await;
     assert_eq!(status, 200, "{preview}");
     let t = text(&preview);
     assert_has(
@@ -291,10 +134,12 @@ async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
 
     // Keep the desk's statuses: confirm with the box ticked.
     let token = field(&preview, "token");
-    let (status, done) = d
+    let Page {
+        status, body: done, ..
+    } = b
         .post(
             "/desk/upload/confirm",
-            &[("csrf", &d.csrf), ("token", &token), ("keep", "1")],
+            &[("csrf", &b.csrf), ("token", &token), ("keep", "1")],
         )
         .await;
     assert_eq!(status, 200, "{done}");
@@ -343,13 +188,15 @@ async fn an_old_export_names_what_it_undoes_and_desk_statuses_can_be_kept() {
 async fn without_the_box_the_desk_statuses_are_reversed_as_the_preview_said() {
     let env = Env::new();
     let old = old_export_morning(&env);
-    let d = Desk::start(env).await;
-    let (_, preview) = d.upload("old.csv", old.into_bytes()).await;
+    let (d, b) = start(env).await;
+    let Page { body: preview, .. } = b.upload(&b.csrf, "", "old.csv", old.into_bytes()).await;
     let token = field(&preview, "token");
-    let (status, done) = d
+    let Page {
+        status, body: done, ..
+    } = b
         .post(
             "/desk/upload/confirm",
-            &[("csrf", &d.csrf), ("token", &token)],
+            &[("csrf", &b.csrf), ("token", &token)],
         )
         .await;
     assert_eq!(status, 200, "{done}");
@@ -366,8 +213,8 @@ async fn without_the_box_the_desk_statuses_are_reversed_as_the_preview_said() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upload_page_says_who_uploaded_last_and_the_preview_counts_booking_messages() {
     let env = Env::new();
-    let d = Desk::start(env).await;
-    let (_, page) = d.get("/desk/upload").await;
+    let (_d, b) = start(env).await;
+    let page = b.get("/desk/upload").await.body;
     let t = text(&page);
     assert_has(
         &t,
@@ -392,7 +239,11 @@ async fn the_upload_page_says_who_uploaded_last_and_the_preview_counts_booking_m
         &format!("B3,Q2,Ravi Iyer,98200 22222,en,{soon},09:30,15,Dr. Mehta,mumbai,booked"),
         &format!("B4,Q3,Meena Das,98200 33333,en,{past},09:30,15,Dr. Mehta,mumbai,booked"),
     ]);
-    let (status, preview) = d.upload("week.csv", file.into_bytes()).await;
+    let Page {
+        status,
+        body: preview,
+        ..
+    } = b.upload(&b.csrf, "", "week.csv", file.into_bytes()).await;
     assert_eq!(status, 200, "{preview}");
     let t = text(&preview);
     assert_has(&t, &["2 patients get a booking message when you confirm."]);
@@ -401,13 +252,13 @@ async fn the_upload_page_says_who_uploaded_last_and_the_preview_counts_booking_m
         "no warning for a fresh file: {t}"
     );
     let token = field(&preview, "token");
-    d.post(
+    b.post(
         "/desk/upload/confirm",
-        &[("csrf", &d.csrf), ("token", &token)],
+        &[("csrf", &b.csrf), ("token", &token)],
     )
     .await;
 
-    let (_, page) = d.get("/desk/upload").await;
+    let page = b.get("/desk/upload").await.body;
     let t = text(&page);
     assert_has(
         &t,
@@ -506,13 +357,17 @@ fn xlsx(rows: &[SheetRow<'_>]) -> Vec<u8> {
 async fn a_spreadsheet_and_the_clinics_own_dates_upload_as_they_are() {
     let env = Env::new();
     clinic_setting(&env, "mumbai", "date_order = \"dmy\"");
-    let d = Desk::start(env).await;
+    let (_d, b) = start(env).await;
 
     let book = xlsx(&[
         ("X1", "Asha Rao", "98200 11111", (2026, 11, 26), (9, 30)),
         ("X2", "Ravi Iyer", "98200 22222", (2026, 11, 26), (14, 0)),
     ]);
-    let (status, preview) = d.upload("week.xlsx", book).await;
+    let Page {
+        status,
+        body: preview,
+        ..
+    } = b.upload(&b.csrf, "", "week.xlsx", book).await;
     assert_eq!(status, 200, "{}", text(&preview));
     let t = text(&preview);
     assert_has(
@@ -532,7 +387,9 @@ async fn a_spreadsheet_and_the_clinics_own_dates_upload_as_they_are() {
         "N1,Q1,Ann Lee,212-867-5309,en,03/04/2027,10:00,15,Dr. Kim,nyc,booked",
         "M2,P2,Dev Rao,98200 1234,en,2026-11-26,10:00,15,Dr. Mehta,mumbai,booked",
     ]);
-    let (status, page) = d.upload("dates.csv", file.into_bytes()).await;
+    let Page {
+        status, body: page, ..
+    } = b.upload(&b.csrf, "", "dates.csv", file.into_bytes()).await;
     assert_eq!(status, 422, "{}", text(&page));
     let t = text(&page);
     assert_has(
@@ -570,9 +427,15 @@ async fn a_clinic_that_allows_it_imports_the_good_rows_and_says_which_are_left_o
             "row 3 (Dev Rao), column \"phone\": not a valid Indian mobile number: it has 9 digits",
         ],
     );
-    let d = Desk::start(env).await;
+    let (d, b) = start(env).await;
 
-    let (status, preview) = d.upload("part.csv", file.clone().into_bytes()).await;
+    let Page {
+        status,
+        body: preview,
+        ..
+    } = b
+        .upload(&b.csrf, "", "part.csv", file.clone().into_bytes())
+        .await;
     assert_eq!(status, 200, "{}", text(&preview));
     let t = text(&preview);
     assert_has(
@@ -585,10 +448,12 @@ async fn a_clinic_that_allows_it_imports_the_good_rows_and_says_which_are_left_o
         ],
     );
     let token = field(&preview, "token");
-    let (status, done) = d
+    let Page {
+        status, body: done, ..
+    } = b
         .post(
             "/desk/upload/confirm",
-            &[("csrf", &d.csrf), ("token", &token)],
+            &[("csrf", &b.csrf), ("token", &token)],
         )
         .await;
     assert_eq!(status, 200, "{done}");
@@ -604,26 +469,11 @@ async fn a_clinic_that_allows_it_imports_the_good_rows_and_says_which_are_left_o
 
     // A whole-schedule file is never imported in part: a left-out row would be cancelled.
     let form = multipart::Form::new()
-        .text("csrf", d.csrf.clone())
+        .text("csrf", b.csrf.clone())
         .text("clinic", "")
         .text("complete", "1")
-        .part(
-            "file",
-            multipart::Part::bytes(file.into_bytes())
-                .file_name("part.csv")
-                .mime_str("text/csv")
-                .expect("mime"),
-        );
-    let r = d
-        .http
-        .post(format!("{}/desk/upload", d.url))
-        .multipart(form)
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(r.status().as_u16(), 422);
-    assert_has(
-        &text(&r.text().await.expect("body")),
-        &["Nothing was imported"],
-    );
+        .part("file", csv_part("part.csv", file.into_bytes()));
+    let r = b.send_upload(form).await;
+    assert_eq!(r.status, 422);
+    assert_has(&r.text(), &["Nothing was imported"]);
 }
