@@ -12,18 +12,7 @@ const DAY: &str = "2026-11-26";
 /// Signs in as the test's receptionist on the sign-in page `b` shows.
 async fn sign_in(b: &Browser) {
     b.heading("Sign in").await;
-    b.field("Name")
-        .await
-        .send_keys(USER)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
-    b.find("//header//strong[normalize-space() = 'asha']").await;
+    sign_in_as(b, USER, PASSWORD).await;
 }
 
 /// The board row of an appointment, by the clinic system's id.

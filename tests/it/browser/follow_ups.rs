@@ -88,17 +88,7 @@ async fn a_receptionist_calls_tomorrows_patients_and_calls_back_an_unknown_numbe
 
     b.goto("/desk/day").await;
     b.heading("Sign in").await;
-    b.field("Name")
-        .await
-        .send_keys(USER)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
+    sign_in_as(&b, USER, PASSWORD).await;
 
     // The navigation says who waits, on whatever page she lands.
     assert_eq!(

@@ -226,6 +226,28 @@ fn lit(s: &str) -> String {
     format!("'{s}'")
 }
 
+/// Types `name` and `password` on the sign-in page `b` shows, presses Sign in, and waits
+/// for the page that says "Signed in as" `name`.
+async fn sign_in_as(b: &Browser, name: &str, password: &str) {
+    b.field("Name")
+        .await
+        .send_keys(name)
+        .await
+        .expect("type name");
+    b.field("Password")
+        .await
+        .send_keys(password)
+        .await
+        .expect("type password");
+    b.button("Sign in").await.click().await.expect("sign in");
+    b.find(&format!(
+        "//header//form[contains(normalize-space(), {})]//strong[normalize-space() = {}]",
+        lit("Signed in as"),
+        lit(name)
+    ))
+    .await;
+}
+
 /// The browser session with helpers that wait and, on failure, say what the page showed.
 struct Browser {
     client: Client,

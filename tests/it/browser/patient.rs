@@ -61,22 +61,7 @@ async fn a_patient_calls_and_the_receptionist_finds_her_page_by_part_of_her_name
     };
     b.goto("/desk/day").await;
     b.heading("Sign in").await;
-    b.field("Name")
-        .await
-        .send_keys(USER)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
-    b.find(&format!(
-        "//header//strong[normalize-space() = {}]",
-        lit(USER)
-    ))
-    .await;
+    sign_in_as(&b, USER, PASSWORD).await;
 
     // The phone rings: "This is Priya, about my appointment tomorrow."
     b.field("Find a patient")

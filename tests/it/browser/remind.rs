@@ -48,17 +48,7 @@ async fn a_receptionist_reminds_a_patient_now_once_and_at_night_sees_when_it_wil
     let page = "/desk/remind?clinic=mumbai&appointment=MUM-1001";
     b.goto(page).await;
     b.heading("Sign in").await;
-    b.field("Name")
-        .await
-        .send_keys(ALICE)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(ALICE_PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
+    sign_in_as(&b, ALICE, ALICE_PASSWORD).await;
     b.heading("Remind Aarav Sharma now").await;
     let text = b.body_text().await;
     for expected in [

@@ -3,8 +3,8 @@
 //! no buttons, forms or navigation. Screenshots of each are saved beside the other tests'.
 
 use super::{
-    Browser, Duration, Env, Instant, PASSWORD, USER, Value, add_user, browser_available, json, lit,
-    repo_file, screenshot_dir, start_browser, start_server,
+    Browser, Duration, Env, Instant, PASSWORD, USER, Value, add_user, browser_available, json,
+    repo_file, screenshot_dir, sign_in_as, start_browser, start_server,
 };
 
 /// The day board's columns a receptionist must see without scrolling sideways.
@@ -15,22 +15,7 @@ const A4_PX: u32 = 794;
 /// Signs in through the form, as staff do.
 async fn sign_in(b: &Browser) {
     b.goto("/desk/login").await;
-    b.field("Name")
-        .await
-        .send_keys(USER)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
-    b.find(&format!(
-        "//header//strong[normalize-space() = {}]",
-        lit(USER)
-    ))
-    .await;
+    sign_in_as(b, USER, PASSWORD).await;
 }
 
 /// The right edge of each named column's header cell in the page's main table, and the

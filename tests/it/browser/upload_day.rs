@@ -24,23 +24,7 @@ async fn desk_sign_in_upload_and_day_board_in_chromium() {
     b.heading("Sign in").await;
     assert_eq!(b.path_and_query().await, "/desk/login?next=/desk/day");
     b.shot("01-login.png").await;
-    b.field("Name")
-        .await
-        .send_keys(USER)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
-    b.find(&format!(
-        "//header//form[contains(normalize-space(), {})]//strong[normalize-space() = {}]",
-        lit("Signed in as"),
-        lit(USER)
-    ))
-    .await;
+    sign_in_as(&b, USER, PASSWORD).await;
     assert!(
         b.path_and_query().await.starts_with("/desk/day"),
         "after sign-in the desk shows the page first asked for"

@@ -25,17 +25,7 @@ async fn an_old_export_warns_names_what_it_undoes_and_keeps_the_no_show() {
     // Sign in on the way to Upload.
     b.goto("/desk/upload").await;
     b.heading("Sign in").await;
-    b.field("Name")
-        .await
-        .send_keys(USER)
-        .await
-        .expect("type name");
-    b.field("Password")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .expect("type password");
-    b.button("Sign in").await.click().await.expect("sign in");
+    sign_in_as(&b, USER, PASSWORD).await;
     b.heading("Upload the schedule").await;
     let last = b.texts("//section//li").await;
     assert!(
