@@ -13,6 +13,7 @@ See bench/README.md for what is measured and why.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import csv
 import datetime as dt
 import hashlib
@@ -465,15 +466,12 @@ def ensure_sqlite3() -> str:
 
 
 def build() -> Path:
-    # CI's smoke run passes the binary `cargo test` already built: its checks are about counts,
-    # not speed, and a second (release) build would cost CI minutes. Figures need release.
-    given = os.environ.get("REMINDERD_BENCH_BINARY")
-    if given:
-        binary = Path(given) if Path(given).is_absolute() else ROOT / given
-        if not binary.exists():
-            die(f"REMINDERD_BENCH_BINARY={given}: {binary} does not exist", 2)
-        print(f"using {binary} (REMINDERD_BENCH_BINARY; for smoke tests, not figures)", flush=True)
-        return binary
+    """The binary to measure, built as dispatch.py builds it (release, or the one named by
+    REMINDERD_BENCH_BINARY for smoke runs)."""
+    spec = importlib.util.spec_from_file_location("bench_dispatch", BENCH_DIR / "dispatch.py")
+    dispatch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dispatch)
+    return dispatch.build()
     print("building: cargo build --release --locked", flush=True)
     try:
         subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)

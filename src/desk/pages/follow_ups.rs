@@ -1,6 +1,7 @@
 //! Follow-ups: everyone to call now, across clinics and the coming days; call outcomes; what
 //! staff changed about an appointment; and the page shell's counts and holds.
 
+use super::REVEAL_SHOWN;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -14,10 +15,6 @@ use crate::config::Config;
 use crate::jobs::CallScope;
 use crate::store::{CallOutcome, CallRecorded, Session, Store};
 use views::{FollowUpCard, ListFilter, SignedIn};
-
-/// How long after an audited reveal a page may show the number again (a refresh, Back):
-/// long enough to dial it, short enough that it does not linger on the screen.
-pub(super) const REVEAL_SHOWN: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Calls shown on a card, newest first.
 const CALLS_SHOWN: usize = 5;

@@ -37,6 +37,10 @@ pub(super) struct DayQuery {
     date: Option<String>,
 }
 
+/// How long after an audited reveal a page may show the number again (a refresh, Back):
+/// long enough to dial it, short enough that it does not linger on the screen.
+const REVEAL_SHOWN: chrono::Duration = chrono::Duration::minutes(10);
+
 /// The earliest and latest days the desk shows: stored instants start at 1970, and four-digit
 /// years are what a date field sends. Outside them, date arithmetic could overflow.
 fn day_range() -> (NaiveDate, NaiveDate) {

@@ -1,5 +1,6 @@
 //! Finding a patient, the patient's page with its audited reveal, and the week view.
 
+use super::REVEAL_SHOWN;
 use chrono::{Datelike, Days, NaiveDate};
 
 use super::{
@@ -9,8 +10,6 @@ use super::{
 
 /// Most patients a search lists.
 const SEARCH_LIMIT: usize = 50;
-/// How long after a reveal its link still shows the number (a reload after that masks it).
-const REVEAL_SHOWN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 #[derive(Deserialize, Default)]
 pub(in crate::desk) struct SearchQuery {

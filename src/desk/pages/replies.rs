@@ -1,7 +1,7 @@
 //! Replies that need a person: revealing the sender's number, applying an ambiguous answer to
 //! the appointment staff choose, and marking a reply handled.
 
-use super::follow_ups::REVEAL_SHOWN;
+use super::REVEAL_SHOWN;
 use super::{
     CsrfForm, Deserialize, DeskState, Handled, IntoResponse, Query, Redirect, Response, Staff,
     State, StatusCode, views,
