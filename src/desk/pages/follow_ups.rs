@@ -4,34 +4,18 @@
 use super::REVEAL_SHOWN;
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-
 use super::{
     CsrfForm, DayQuery, Deserialize, DeskState, IntoResponse, Query, Redirect, Response, Staff,
     StaffAction, State, StatusCode, StoreError, bad_date, html, not_on_page, parse_day, urlencode,
     views,
 };
-use crate::config::Config;
+
 use crate::jobs::CallScope;
-use crate::store::{CallOutcome, CallRecorded, Session, Store};
-use views::{FollowUpCard, ListFilter, SignedIn};
+use crate::store::{CallOutcome, CallRecorded};
+use views::{FollowUpCard, ListFilter};
 
 /// Calls shown on a card, newest first.
 const CALLS_SHOWN: usize = 5;
-
-/// The session with what the page shell shows beside it (the counts on the navigation, the
-/// "reminders held" banner): read by the `Staff` extractor in the session's own database call.
-pub(in crate::desk) fn signed_in(
-    store: &Store,
-    config: &Config,
-    session: Session,
-    now: DateTime<Utc>,
-) -> Result<SignedIn, StoreError> {
-    Ok(SignedIn {
-        session,
-        status: crate::jobs::desk_status(store, config, now)?,
-    })
-}
 
 #[derive(Deserialize, Default)]
 pub(in crate::desk) struct FollowUpQuery {

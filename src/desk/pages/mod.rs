@@ -10,7 +10,7 @@ mod stats;
 mod status;
 
 pub(super) use day::{day, reveal};
-pub(super) use follow_ups::{follow_up_action, follow_ups, record_call, signed_in};
+pub(super) use follow_ups::{follow_up_action, follow_ups, record_call};
 pub(super) use patient::{patient, patients, reveal_patient, week};
 pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};
@@ -35,6 +35,20 @@ use crate::time::local_day_bounds;
 pub(super) struct DayQuery {
     clinic: Option<String>,
     date: Option<String>,
+}
+
+/// The session with what the page shell shows beside it (the counts on the navigation, the
+/// "reminders held" banner): read by the `Staff` extractor in the session's own database call.
+pub(in crate::desk) fn signed_in(
+    store: &crate::store::Store,
+    config: &Config,
+    session: crate::store::Session,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<views::SignedIn, StoreError> {
+    Ok(views::SignedIn {
+        session,
+        status: crate::jobs::desk_status(store, config, now)?,
+    })
 }
 
 /// How long after an audited reveal a page may show the number again (a refresh, Back):
