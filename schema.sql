@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -45,10 +45,29 @@ CREATE TABLE patients (
     opted_out_at   INTEGER,
     consent_source TEXT,
     created_at     INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL, channel TEXT CHECK (channel IN ('whatsapp', 'sms', 'none')), contact_name TEXT, contact_phone TEXT, contact_relation TEXT, remind TEXT NOT NULL DEFAULT 'patient'
+    CHECK (remind IN ('patient', 'contact', 'both')),
     UNIQUE (clinic_id, external_id)
 );
+-- (channel, contact_* and remind were added by schema 7's ALTER TABLE: who is reminded and
+-- how, as the schedule says. A NULL channel is WhatsApp, falling back to SMS as the clinic's
+-- policy allows; 'none' is no automated message. A caregiver (contact_*) is reminded instead
+-- of or beside the patient, as `remind` says.)
 CREATE INDEX patients_phone ON patients (phone);
+CREATE INDEX patients_contact_phone ON patients (contact_phone);
+
+-- What a phone number taught us, whoever's it is (a patient's or a caregiver's, in any
+-- clinic): WhatsApp said it is not on WhatsApp, so it gets SMS until sms_only_until; it
+-- opted out of SMS (STOP by SMS, or the provider refused it as unsubscribed).
+CREATE TABLE numbers (
+    phone              TEXT PRIMARY KEY,   -- E.164
+    sms_only_since     INTEGER,
+    sms_only_until     INTEGER,            -- WhatsApp is tried again after this
+    sms_only_reason    TEXT,
+    sms_opted_out_at   INTEGER,
+    sms_opt_out_source TEXT,               -- 'reply', 'twilio 21610', ...
+    updated_at         INTEGER NOT NULL
+) WITHOUT ROWID;
 
 -- The schedule's status and the patient's response are separate facts: a re-import sets
 -- status, a reply sets response, and neither overwrites the other.
@@ -92,10 +111,12 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_appointment ON audit_log (appointment_id);
 
--- One row per message: its unique key (appointment, kind, rule, slot start) is what makes a
--- re-plan, a restart or a crash unable to produce a second message. A manual reminder's rule is
--- the one-time nonce of the desk's press ('press:<nonce>'), so a press resubmitted finds its
--- row. (The name is quoted as SQLite writes it after schema 6 rebuilt the table.)
+-- One row per message: its unique key (appointment, kind, rule, slot start, recipient,
+-- channel) is what makes a re-plan, a restart or a crash unable to produce a second message.
+-- An SMS is written either as planned (the recipient's channel is SMS) or as the fallback of
+-- one failed WhatsApp message (fallback_of, unique). A manual reminder's rule is the one-time
+-- nonce of the desk's press ('press:<nonce>'), so a press resubmitted finds its row. (The name
+-- is quoted as SQLite writes it after schemas 6 and 7 rebuilt the table.)
 CREATE TABLE "outbox" (
     id               INTEGER PRIMARY KEY,
     appointment_id   INTEGER NOT NULL REFERENCES appointments(id),
@@ -112,7 +133,8 @@ CREATE TABLE "outbox" (
     state            TEXT NOT NULL DEFAULT 'pending'
                      CHECK (state IN ('pending', 'sending', 'sent', 'delivered', 'read',
                                       'failed', 'unknown', 'skipped', 'expired')),
-    wamid            TEXT UNIQUE,        -- the Cloud API's message id once accepted
+    wamid            TEXT UNIQUE,        -- the provider's message id once accepted (a wamid,
+                                         -- a Twilio SM… sid, an MSG91 request id)
     wa_id            TEXT,               -- the recipient's WhatsApp id as the API reported it
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  INTEGER,
@@ -128,13 +150,17 @@ CREATE TABLE "outbox" (
     read_at          INTEGER,
     failed_at        INTEGER,
     updated_at       INTEGER NOT NULL,
-    UNIQUE (appointment_id, kind, rule, slot_start)
+    channel          TEXT NOT NULL DEFAULT 'whatsapp' CHECK (channel IN ('whatsapp', 'sms')),
+    recipient        TEXT NOT NULL DEFAULT 'patient' CHECK (recipient IN ('patient', 'contact')),
+    fallback_of      INTEGER REFERENCES "outbox"(id),  -- the WhatsApp message whose failure it replaces
+    UNIQUE (appointment_id, kind, rule, slot_start, recipient, channel)
 );
 CREATE INDEX outbox_due ON outbox (state, send_at);
 CREATE INDEX outbox_appointment ON outbox (appointment_id);
--- One manual reminder per press and appointment, whatever happens to the appointment between
--- a press and its resubmission.
-CREATE UNIQUE INDEX outbox_press ON outbox (appointment_id, rule) WHERE kind = 'manual_reminder';
+-- One manual reminder per press, appointment, recipient and channel.
+CREATE UNIQUE INDEX outbox_press ON outbox (appointment_id, rule, recipient, channel) WHERE kind = 'manual_reminder';
+-- One SMS per failed WhatsApp message: a fallback is written once, whatever retries or crashes.
+CREATE UNIQUE INDEX outbox_fallback ON outbox (fallback_of) WHERE fallback_of IS NOT NULL;
 -- Booking confirmations look for appointments that appeared recently.
 CREATE INDEX appointments_created_at ON appointments (created_at);
 
@@ -147,7 +173,8 @@ CREATE TABLE inbound_events (
     body          TEXT NOT NULL,
     processed_at  INTEGER,
     outcome       TEXT                   -- 'applied', 'malformed', or the error that stopped it
-, body_sha256 TEXT, replays INTEGER NOT NULL DEFAULT 0, last_replay_at INTEGER);
+, body_sha256 TEXT, replays INTEGER NOT NULL DEFAULT 0, last_replay_at INTEGER, source TEXT NOT NULL DEFAULT 'whatsapp');
+-- (source, schema 7: 'whatsapp', 'twilio' or 'msg91', what sent the body.)
 CREATE UNIQUE INDEX inbound_events_body ON inbound_events (body_sha256);
 
 -- One row per inbound message (deduplicated by the API's message id: Meta retries webhooks).
@@ -166,7 +193,8 @@ CREATE TABLE replies (
     reason          TEXT,                 -- why it needs staff or was ignored
     handled_by      TEXT,                 -- the staff member who dealt with it
     received_at     INTEGER NOT NULL
-, handled_at INTEGER);
+, handled_at INTEGER, channel TEXT NOT NULL DEFAULT 'whatsapp'
+    CHECK (channel IN ('whatsapp', 'sms')));
 -- (handled_at, when staff dealt with a reply, was added by schema 4's ALTER TABLE; it is
 -- written as SQLite stores an added column so that new and migrated databases match.)
 CREATE INDEX replies_needs_staff ON replies (outcome, received_at);

@@ -17,6 +17,7 @@ pub mod replies;
 pub mod secrets;
 pub mod server;
 pub mod sim;
+pub mod sms;
 pub mod store;
 pub mod template;
 pub mod time;

@@ -1,5 +1,5 @@
-//! The words every room shares (the ground floor: no I/O, no SQL): an appointment's schedule
-//! status, who cancelled it, the patient's response, what kind of message an outbox row
+//! The words every room shares (the ground floor: no I/O, no SQL): channels and recipients,
+//! an appointment's schedule status, who cancelled it, the patient's response, what kind of message an outbox row
 //! holds and where it is, what a patient asked for, what staff record, and a language as
 //! WhatsApp writes it.
 
@@ -32,10 +32,10 @@ macro_rules! text_enum {
             }
 
             /// Reads the stored text exactly.
-            pub fn parse(s: &str) -> Result<Self, UnknownWord> {
+            pub fn parse(s: &str) -> Result<Self, $crate::model::UnknownWord> {
                 match s {
                     $($text => Ok(Self::$variant),)+
-                    other => Err(UnknownWord { kind: stringify!($name), text: other.to_string() }),
+                    other => Err($crate::model::UnknownWord { kind: stringify!($name), text: other.to_string() }),
                 }
             }
         }
@@ -56,6 +56,53 @@ macro_rules! text_enum {
             }
         }
     };
+}
+
+pub(crate) use text_enum;
+
+text_enum! {
+    /// The way a message travels.
+    Channel {
+        /// The WhatsApp Business Cloud API.
+        WhatsApp = "whatsapp",
+        /// A text message through the clinic's SMS provider.
+        Sms = "sms",
+    }
+}
+
+text_enum! {
+    /// How the schedule says a person is to be reached (`channel` column): not set is WhatsApp
+    /// with the clinic's SMS fallback.
+    ChannelChoice {
+        /// WhatsApp first; SMS when WhatsApp fails for good and the clinic allows it.
+        WhatsApp = "whatsapp",
+        /// SMS only: never a WhatsApp message.
+        Sms = "sms",
+        /// No automated message: staff call.
+        None = "none",
+    }
+}
+
+text_enum! {
+    /// Who an outbox row is addressed to.
+    Recipient {
+        /// The patient's own number.
+        Patient = "patient",
+        /// The patient's caregiver (a parent, a child, a neighbour), who acts for them.
+        Contact = "contact",
+    }
+}
+
+text_enum! {
+    /// Whom the schedule says to remind (`remind` column).
+    RemindWhom {
+        /// Only the patient (the default).
+        Patient = "patient",
+        /// Only the caregiver.
+        Contact = "contact",
+        /// Both, each once.
+        Both = "both",
+    }
 }
 
 text_enum! {

@@ -408,6 +408,7 @@ pub(super) fn validate_rules(
                 template: r.template,
                 clinics: rule_clinics,
                 skip_if_confirmed: r.skip_if_confirmed,
+                sms_fallback: None,
             });
         }
     }

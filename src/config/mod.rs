@@ -18,10 +18,12 @@ use crate::phone::Region;
 
 mod messaging;
 mod raw;
+mod sms;
 mod validate;
 mod values;
 
 pub use messaging::placeholders;
+pub use sms::{Msg91, Sms, SmsLanguage, SmsText, Twilio};
 pub use validate::api_base_warning;
 pub use values::{check_cron, parse_duration, parse_offset, parse_quiet_hours};
 
@@ -60,6 +62,8 @@ pub struct Config {
     pub desk: Option<Desk>,
     /// Where `/metrics` is served on its own (`None`: on the desk's address, if any).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// SMS, the second channel (`None`: not configured, so nothing falls back to SMS).
+    pub sms: Option<Sms>,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,
@@ -192,6 +196,13 @@ pub struct Clinic {
     pub date_format: String,
     /// How times appear in messages (strftime).
     pub time_format: String,
+    /// The SMS provider this clinic's texts go through (`None`: no SMS).
+    pub sms_provider: Option<crate::sms::Provider>,
+    /// Fall back to SMS after a terminal WhatsApp failure (`[sms] fallback` unless the clinic
+    /// sets its own).
+    pub sms_fallback: bool,
+    /// The clinic's phone number as patients dial it, for texts that cannot be answered.
+    pub phone: Option<String>,
 }
 
 /// The order of day, month and year in a clinic's dates (`clinics.KEY.date_order`).
@@ -252,6 +263,8 @@ pub struct Rule {
     pub clinics: Vec<String>,
     /// A patient who already confirmed gets no message from this rule.
     pub skip_if_confirmed: bool,
+    /// Overrides the clinic's SMS fallback for this rule's messages.
+    pub sms_fallback: Option<bool>,
 }
 
 /// A value taken from the patient, appointment or clinic into a template parameter.

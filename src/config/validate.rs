@@ -214,6 +214,9 @@ pub(super) fn validate(
                     max_import_age,
                     date_format: c.date_format,
                     time_format: c.time_format,
+                    sms_provider: None,
+                    sms_fallback: false,
+                    phone: None,
                 },
             );
         }
@@ -387,6 +390,7 @@ pub(super) fn validate(
             daemon,
             desk,
             metrics_listen,
+            sms: None,
             warnings,
         })
     } else {

@@ -50,7 +50,7 @@ pub use upload::PastImport;
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -72,6 +72,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/004-desk.sql"),
     include_str!("../../migrations/005-hardening.sql"),
     include_str!("../../migrations/006-front-desk.sql"),
+    include_str!("../../migrations/007-channels.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
