@@ -528,7 +528,7 @@ pub(super) fn queue_ack(
     tx.execute(
         "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at)
          VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)
-         ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING",
+         ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
         params![
             appointment_id,
             format!("reply:{reply_id}"),

@@ -225,7 +225,7 @@ impl Store {
                 "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
                     created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-                 ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING",
+                 ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
             )?;
             for d in due {
                 let state = if d.expired.is_some() {
