@@ -1,5 +1,5 @@
-//! Secrets (the Cloud API access token, later the app secret and verify token): read from the
-//! environment or from systemd credentials, never from `reminders.toml`, never logged.
+//! Secrets (the Cloud API's access token, app secret and verify token; the SMS providers' keys):
+//! read from the environment or from systemd credentials, never from `reminders.toml`, never logged.
 
 use std::path::PathBuf;
 
@@ -23,6 +23,26 @@ pub const APP_SECRET: Secret = Secret {
 pub const VERIFY_TOKEN: Secret = Secret {
     env: "WHATSAPP_VERIFY_TOKEN",
     credential: "whatsapp-verify-token",
+};
+
+/// Twilio's Auth Token (Basic auth for sends; the key of `X-Twilio-Signature`):
+/// `$TWILIO_AUTH_TOKEN`, else `twilio-auth-token`.
+pub const TWILIO_AUTH_TOKEN: Secret = Secret {
+    env: "TWILIO_AUTH_TOKEN",
+    credential: "twilio-auth-token",
+};
+
+/// MSG91's auth key (the `authkey` header): `$MSG91_AUTH_KEY`, else `msg91-auth-key`.
+pub const MSG91_AUTH_KEY: Secret = Secret {
+    env: "MSG91_AUTH_KEY",
+    credential: "msg91-auth-key",
+};
+
+/// The token MSG91's delivery-report webhook URL carries (`?token=`), since MSG91 signs
+/// nothing: `$MSG91_WEBHOOK_TOKEN`, else `msg91-webhook-token`.
+pub const MSG91_WEBHOOK_TOKEN: Secret = Secret {
+    env: "MSG91_WEBHOOK_TOKEN",
+    credential: "msg91-webhook-token",
 };
 
 /// Where one secret may come from.

@@ -84,4 +84,7 @@ pub struct SmsLanguage {
     pub text: String,
     /// The DLT Content Template ID (for MSG91).
     pub dlt_template_id: Option<String>,
+    /// The template exactly as registered on the DLT portal, `{#var#}` for each variable:
+    /// `text` must match it (placeholders for slots) or nothing is sent.
+    pub registered: Option<String>,
 }
