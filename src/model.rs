@@ -105,6 +105,12 @@ text_enum! {
     }
 }
 
+impl Default for RemindWhom {
+    fn default() -> Self {
+        Self::Patient
+    }
+}
+
 text_enum! {
     /// What the clinic's schedule says about an appointment.
     Status {

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 
 use crate::config::{Clinic, Config, Offset, QuietHours, Rule};
 pub use crate::model::Kind;
-use crate::model::{Response, Status};
+use crate::model::{Channel, ChannelChoice, Recipient, RemindWhom, Response, Status};
 use crate::time::local_to_utc_forward;
 
 /// The rule name stored on booking confirmations.
@@ -37,6 +37,52 @@ pub struct Candidate {
     pub response: Response,
     /// The patient has opted out of messages.
     pub opted_out: bool,
+    /// Who is reminded, and how they can be reached.
+    pub reach: Reach,
+}
+
+/// How an appointment's people can be reached, as the store knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// The schedule's `channel` for the patient (`None`: not given).
+    pub choice: Option<ChannelChoice>,
+    /// Whom to remind.
+    pub remind: RemindWhom,
+    /// A caregiver's number is on file.
+    pub has_contact: bool,
+    /// The patient's number is known not to be on WhatsApp until then.
+    pub patient_sms_until: Option<DateTime<Utc>>,
+    /// The caregiver's number is known not to be on WhatsApp until then.
+    pub contact_sms_until: Option<DateTime<Utc>>,
+}
+
+/// Who gets an appointment's messages and on which channel, at `now`: the schedule's choice
+/// first (`sms`: SMS only; `none`: nobody, staff call), then what WhatsApp taught us (a number
+/// not on WhatsApp gets SMS until WhatsApp is tried again), then WhatsApp. A recipient whose
+/// only way is SMS at a clinic without an SMS provider gets nothing: staff call.
+pub fn routes(clinic: &Clinic, reach: &Reach, now: DateTime<Utc>) -> Vec<(Recipient, Channel)> {
+    let who: &[Recipient] = match (reach.remind, reach.has_contact) {
+        (RemindWhom::Patient, _) | (_, false) => &[Recipient::Patient],
+        (RemindWhom::Contact, true) => &[Recipient::Contact],
+        (RemindWhom::Both, true) => &[Recipient::Patient, Recipient::Contact],
+    };
+    let sms = clinic.sms_provider.is_some();
+    who.iter()
+        .filter_map(|&r| {
+            let sms_until = match r {
+                Recipient::Patient => reach.patient_sms_until,
+                Recipient::Contact => reach.contact_sms_until,
+            };
+            let channel = match reach.choice {
+                Some(ChannelChoice::None) => return None,
+                Some(ChannelChoice::Sms) if sms => Channel::Sms,
+                Some(ChannelChoice::Sms) => return None,
+                _ if sms && sms_until.is_some_and(|u| u > now) => Channel::Sms,
+                _ => Channel::WhatsApp,
+            };
+            Some((r, channel))
+        })
+        .collect()
 }
 
 /// A message whose time has come.
@@ -58,6 +104,10 @@ pub struct Due {
     pub latest_at: DateTime<Utc>,
     /// Set when it is already too late: recorded as `expired` with this reason.
     pub expired: Option<String>,
+    /// Whom it is for.
+    pub recipient: Recipient,
+    /// How it goes.
+    pub channel: Channel,
 }
 
 /// Every message due at `now` for these appointments.
@@ -80,16 +130,32 @@ pub fn plan(config: &Config, candidates: &[Candidate], now: DateTime<Utc>) -> Ve
                 continue;
             }
             if let Some(d) = due_for_rule(rule, clinic, a, now) {
-                out.push(d);
+                out.extend(routed(d, clinic, a, now));
             }
         }
         if let Some(template) = &config.booking_confirmation
             && let Some(d) = due_booking(template, clinic, a, now)
         {
-            out.push(d);
+            out.extend(routed(d, clinic, a, now));
         }
     }
     out
+}
+
+/// One message per recipient and channel of the appointment.
+fn routed<'a>(
+    d: Due,
+    clinic: &Clinic,
+    a: &'a Candidate,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = Due> + 'a {
+    routes(clinic, &a.reach, now)
+        .into_iter()
+        .map(move |(recipient, channel)| Due {
+            recipient,
+            channel,
+            ..d.clone()
+        })
 }
 
 /// The furthest ahead of an appointment any message can be due: candidates starting later
@@ -133,6 +199,8 @@ fn due_for_rule(rule: &Rule, clinic: &Clinic, a: &Candidate, now: DateTime<Utc>)
         send_at,
         latest_at,
         expired,
+        recipient: Recipient::Patient,
+        channel: Channel::WhatsApp,
     })
 }
 
@@ -157,6 +225,8 @@ fn due_booking(template: &str, clinic: &Clinic, a: &Candidate, now: DateTime<Utc
         send_at,
         latest_at,
         expired: None,
+        recipient: Recipient::Patient,
+        channel: Channel::WhatsApp,
     })
 }
 
@@ -255,6 +325,8 @@ pub struct Manual {
     pub send_at: DateTime<Utc>,
     /// The appointment's start: a reminder after it would help nobody.
     pub latest_at: DateTime<Utc>,
+    /// Whom it goes to and how ([`routes`]).
+    pub routes: Vec<(Recipient, Channel)>,
 }
 
 /// Why no reminder can be sent on demand.
@@ -272,6 +344,9 @@ pub enum NotNow {
     NoRule,
     /// Quiet hours last until this instant, which is not before the appointment starts.
     QuietPastStart(DateTime<Utc>),
+    /// The schedule says no messages for this patient (channel `none`), or texts only at a
+    /// clinic without an SMS provider.
+    NoChannel,
 }
 
 impl NotNow {
@@ -295,6 +370,9 @@ impl NotNow {
             ),
             Self::NoRule => format!(
                 "No reminder message is set up for this clinic, {none}. Ask the administrator to set one up."
+            ),
+            Self::NoChannel => format!(
+                "The schedule says this patient gets no messages (or texts only, and this clinic has no text service), {none}. Call them instead."
             ),
             Self::QuietPastStart(end) => format!(
                 "Quiet hours at the clinic last until {}, after the appointment starts, {none}.",
@@ -333,11 +411,16 @@ pub fn manual(config: &Config, a: &Candidate, now: DateTime<Utc>) -> Result<Manu
     if send_at >= a.starts_at {
         return Err(NotNow::QuietPastStart(send_at));
     }
+    let routes = routes(clinic, &a.reach, now);
+    if routes.is_empty() {
+        return Err(NotNow::NoChannel);
+    }
     Ok(Manual {
         rule: rule.name.clone(),
         template: rule.template.clone(),
         send_at,
         latest_at: a.starts_at,
+        routes,
     })
 }
 
@@ -403,6 +486,7 @@ mod tests {
             status: Status::Booked,
             response: Response::None,
             opted_out: false,
+            reach: Reach::default(),
         }
     }
 

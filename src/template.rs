@@ -28,6 +28,8 @@ pub struct Input<'a> {
     pub provider: Option<&'a str>,
     /// The outbox row, named in button payloads so a tap finds its message.
     pub outbox_id: i64,
+    /// The caregiver's name, for a message to the caregiver.
+    pub contact_name: Option<&'a str>,
 }
 
 /// A quick-reply button as sent.
@@ -74,6 +76,15 @@ impl Rendered {
 /// Why a message cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
+    /// An SMS text cannot be filled or breaks its provider's rules (a DLT mismatch, a value
+    /// over its cap).
+    #[error("SMS text {key:?}: {problem}")]
+    Sms {
+        /// The text's config key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// Neither the patient's nor the clinic's language is configured for the template.
     #[error(
         "template {template:?} has no text in {tried} (configured: {available}); add the language under [templates.{template}.languages]"
@@ -151,6 +162,7 @@ pub fn render(key: &str, template: &Template, input: &Input<'_>) -> Result<Rende
             Field::AppointmentTime => local.format(&clinic.time_format).to_string(),
             Field::AppointmentProvider => input.provider.unwrap_or_default().trim().to_string(),
             Field::ClinicName => clinic.display_name.clone(),
+            Field::ContactName => input.contact_name.unwrap_or_default().trim().to_string(),
         };
         if let Err(problem) = check_param(&value) {
             return Err(RenderError::BadParam {
@@ -187,6 +199,92 @@ pub fn render(key: &str, template: &Template, input: &Input<'_>) -> Result<Rende
         params,
         buttons,
         text: body,
+    })
+}
+
+/// An SMS as it will be sent: its language, the text, and for a DLT gateway the template id
+/// and the variables in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedSms {
+    /// The language chosen.
+    pub language: String,
+    /// The whole text.
+    pub text: String,
+    /// For a DLT provider, what is sent instead of free text.
+    pub dlt: Option<crate::sms::DltFilled>,
+}
+
+/// Renders SMS text `key` for one recipient. With `dlt_cap` (a DLT provider) the text must
+/// match its registered template and carry a template id, and each variable is trimmed to
+/// the cap (names) or refused (dates, times, numbers); without, placeholders are filled as
+/// they are.
+pub fn render_sms(
+    key: &str,
+    sms: &crate::config::SmsText,
+    input: &Input<'_>,
+    dlt_cap: Option<usize>,
+) -> Result<RenderedSms, RenderError> {
+    let clinic = input.clinic;
+    let base = |l: &str| l.split('_').next().unwrap_or(l).to_string();
+    let language = [
+        input.patient_language.to_string(),
+        base(input.patient_language),
+        clinic.default_language.clone(),
+        base(&clinic.default_language),
+    ]
+    .into_iter()
+    .find(|l| sms.languages.contains_key(l))
+    .ok_or_else(|| RenderError::NoLanguage {
+        template: key.to_string(),
+        tried: format!("{} or {}", input.patient_language, clinic.default_language),
+        available: sms.languages.keys().cloned().collect::<Vec<_>>().join(", "),
+    })?;
+    let text = &sms.languages[&language];
+    let locale = locale_for(&language, &clinic.phone_region.to_string());
+    let local = input.starts_at.with_timezone(&clinic.time_zone);
+    let values = |name: &str| -> Option<String> {
+        Some(match name {
+            "first_name" => first_name(input.patient_name).to_string(),
+            "patient_name" => input.patient_name.trim().to_string(),
+            "contact_name" => input.contact_name?.trim().to_string(),
+            "clinic" => clinic.display_name.clone(),
+            "date" => local
+                .format_localized(&clinic.date_format, locale)
+                .to_string(),
+            "time" => local.format(&clinic.time_format).to_string(),
+            "provider" => input.provider?.trim().to_string(),
+            "clinic_phone" => clinic.phone.clone()?,
+            _ => return None,
+        })
+    };
+    let problem = |problem: String| RenderError::Sms {
+        key: format!("{key}.{language}"),
+        problem,
+    };
+    let dlt = match dlt_cap {
+        None => None,
+        Some(_) => {
+            let registered = text
+                .registered
+                .as_deref()
+                .ok_or_else(|| problem("has no registered DLT template".into()))?;
+            crate::sms::dlt::matches(&text.text, registered).map_err(|e| problem(e.to_string()))?;
+            Some(
+                text.dlt_template_id
+                    .clone()
+                    .ok_or_else(|| problem("has no dlt_template_id".into()))?,
+            )
+        }
+    };
+    let filled = crate::sms::dlt::fill(&text.text, &values, dlt_cap.unwrap_or(usize::MAX))
+        .map_err(|e| problem(e.to_string()))?;
+    Ok(RenderedSms {
+        language,
+        text: filled.text,
+        dlt: dlt.map(|template_id| crate::sms::DltFilled {
+            template_id,
+            variables: filled.variables,
+        }),
     })
 }
 
@@ -227,6 +325,7 @@ fn field_name(f: Field) -> &'static str {
         Field::AppointmentTime => "appointment.time",
         Field::AppointmentProvider => "appointment.provider",
         Field::ClinicName => "clinic.name",
+        Field::ContactName => "contact.name",
     }
 }
 
@@ -313,6 +412,7 @@ mod tests {
             starts_at: crate::time::parse_instant(starts).expect("instant"),
             provider: Some("Dr. Mehta"),
             outbox_id: 42,
+            contact_name: None,
         }
     }
 

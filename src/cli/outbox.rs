@@ -172,6 +172,7 @@ pub(super) fn preview(config_path: &Path, db: Option<&Path>, args: &PreviewArgs)
             starts_at: row.starts_at,
             provider: row.provider.as_deref(),
             outbox_id: 0,
+            contact_name: None,
         },
     )
     .map_err(|e| fail(exit::DATA, e.to_string()))?;

@@ -245,8 +245,20 @@ pub(super) fn validate_templates(
                 params: t.params,
                 buttons: t.buttons,
                 languages,
+                contact_template: t.contact_template,
             },
         );
+    }
+    let keys: Vec<String> = out.keys().cloned().collect();
+    for (key, t) in &out {
+        if let Some(c) = &t.contact_template
+            && !keys.contains(c)
+        {
+            push(
+                format!("templates.{key}.contact_template"),
+                format!("no template {c:?} under [templates]; configured: {}", keys.join(", ")),
+            );
+        }
     }
     out
 }
@@ -408,7 +420,7 @@ pub(super) fn validate_rules(
                 template: r.template,
                 clinics: rule_clinics,
                 skip_if_confirmed: r.skip_if_confirmed,
-                sms_fallback: None,
+                sms_fallback: r.sms_fallback,
             });
         }
     }

@@ -23,7 +23,10 @@ mod validate;
 mod values;
 
 pub use messaging::placeholders;
-pub use sms::{Msg91, Sms, SmsLanguage, SmsText, Twilio};
+pub use sms::{
+    DLT_VARIABLE_CAP, Msg91, OPT_OUT_WORDS, Sms, SmsLanguage, SmsText, Twilio, asks_for_reply,
+    opt_out_words,
+};
 pub use validate::api_base_warning;
 pub use values::{check_cron, parse_duration, parse_offset, parse_quiet_hours};
 
@@ -288,6 +291,9 @@ pub enum Field {
     /// The clinic's display name.
     #[serde(rename = "clinic.name")]
     ClinicName,
+    /// The caregiver's name (in a caregiver's template).
+    #[serde(rename = "contact.name")]
+    ContactName,
 }
 
 /// An approved WhatsApp template as configured.
@@ -301,6 +307,9 @@ pub struct Template {
     pub buttons: Vec<crate::model::Intent>,
     /// The approved text per language code.
     pub languages: BTreeMap<String, TemplateText>,
+    /// The template sent instead to a patient's caregiver (it names the patient and greets
+    /// the caregiver, `contact.name`); `None`: caregivers get no message of this kind.
+    pub contact_template: Option<String>,
 }
 
 /// One language of a template: the approved body and button labels, for previews and checks.

@@ -28,6 +28,7 @@ pub(super) struct RawConfig {
     pub(super) daemon: Option<RawDaemon>,
     pub(super) desk: Option<RawDesk>,
     pub(super) metrics: Option<RawMetrics>,
+    pub(super) sms: Option<super::sms::RawSms>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -283,6 +284,7 @@ pub(super) struct RawRule {
     pub(super) clinics: Option<Vec<String>>,
     #[serde(default)]
     pub(super) skip_if_confirmed: bool,
+    pub(super) sms_fallback: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,6 +297,7 @@ pub(super) struct RawTemplate {
     pub(super) buttons: Vec<crate::model::Intent>,
     #[serde(default)]
     pub(super) languages: BTreeMap<String, TemplateText>,
+    pub(super) contact_template: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,6 +333,9 @@ pub(super) struct RawClinic {
     pub(super) date_format: String,
     #[serde(default = "default_time_format")]
     pub(super) time_format: String,
+    pub(super) sms_provider: Option<crate::sms::Provider>,
+    pub(super) sms_fallback: Option<bool>,
+    pub(super) phone: Option<String>,
 }
 
 fn default_date_format() -> String {

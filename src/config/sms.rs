@@ -88,3 +88,444 @@ pub struct SmsLanguage {
     /// `text` must match it (placeholders for slots) or nothing is sent.
     pub registered: Option<String>,
 }
+
+// ---- reading `[sms]` ------------------------------------------------------------------------
+
+/// `[sms]` as written.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSms {
+    #[serde(default = "yes")]
+    fallback: bool,
+    #[serde(default = "default_retry_whatsapp")]
+    retry_whatsapp_after: String,
+    #[serde(default = "default_max_segments")]
+    max_segments: u32,
+    #[serde(default)]
+    acknowledge: bool,
+    twilio: Option<RawTwilio>,
+    msg91: Option<RawMsg91>,
+    #[serde(default)]
+    texts: BTreeMap<String, BTreeMap<String, RawSmsLanguage>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTwilio {
+    #[serde(default = "default_twilio_base")]
+    api_base: String,
+    account_sid: String,
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+    public_url: String,
+    #[serde(default = "one")]
+    rate_limit_per_sec: u32,
+    #[serde(default = "default_connect")]
+    connect_timeout: String,
+    #[serde(default = "default_request")]
+    request_timeout: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMsg91 {
+    #[serde(default = "default_msg91_base")]
+    api_base: String,
+    sender: String,
+    #[serde(default = "ten")]
+    rate_limit_per_sec: u32,
+    #[serde(default = "default_connect")]
+    connect_timeout: String,
+    #[serde(default = "default_request")]
+    request_timeout: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmsLanguage {
+    text: String,
+    dlt_template_id: Option<String>,
+    registered: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn ten() -> u32 {
+    10
+}
+fn default_retry_whatsapp() -> String {
+    "90d".into()
+}
+fn default_max_segments() -> u32 {
+    3
+}
+fn default_twilio_base() -> String {
+    "https://api.twilio.com".into()
+}
+fn default_msg91_base() -> String {
+    "https://control.msg91.com".into()
+}
+fn default_connect() -> String {
+    "5s".into()
+}
+fn default_request() -> String {
+    "15s".into()
+}
+
+/// Words carriers and Twilio treat as opt-out keywords: a reply made of one unsubscribes the
+/// patient from every text of the clinic's number, so no SMS text may ask for one.
+pub const OPT_OUT_WORDS: &[&str] = &[
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "END",
+    "QUIT",
+    "REVOKE",
+    "OPTOUT",
+];
+
+/// Words that ask for an answer, in the shipped languages: a text sent through a one-way
+/// provider (an Indian DLT header cannot be replied to) must not contain them.
+const REPLY_WORDS: &[&str] = &[
+    "reply", "respond", "text back", "responda", "responde", "जवाब", "उत्तर",
+];
+
+/// Whether `text` asks the reader to answer by text.
+pub fn asks_for_reply(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    REPLY_WORDS.iter().any(|w| lower.contains(w))
+}
+
+/// The opt-out keywords `text` contains as whole words (any case).
+pub fn opt_out_words(text: &str) -> Vec<&'static str> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_uppercase)
+        .collect();
+    OPT_OUT_WORDS
+        .iter()
+        .copied()
+        .filter(|k| words.iter().any(|w| w == k))
+        .collect()
+}
+
+/// Checks `[sms]` as far as it stands alone; the checks that need clinics, rules and
+/// templates are in [`check_against`].
+pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sms {
+    use super::values::{CONNECT_TIMEOUT, RETRY_WHATSAPP, API_REQUEST_TIMEOUT, check_number};
+    let retry_whatsapp_after = RETRY_WHATSAPP
+        .span(&raw.retry_whatsapp_after)
+        .unwrap_or_else(|m| {
+            push("sms.retry_whatsapp_after".into(), m);
+            Duration::days(90)
+        });
+    check_number(
+        "sms.max_segments",
+        raw.max_segments,
+        &(1..=10),
+        " segments (each is billed)",
+        push,
+    );
+    let mut timeouts = |section: &str, c: &str, r: &str| {
+        let connect = CONNECT_TIMEOUT.std_span(c).unwrap_or_else(|m| {
+            push(format!("sms.{section}.connect_timeout"), m);
+            StdDuration::from_secs(5)
+        });
+        let request = API_REQUEST_TIMEOUT.std_span(r).unwrap_or_else(|m| {
+            push(format!("sms.{section}.request_timeout"), m);
+            StdDuration::from_secs(15)
+        });
+        (connect, request)
+    };
+    let twilio = raw.twilio.map(|t| {
+        let (connect_timeout, request_timeout) =
+            timeouts("twilio", &t.connect_timeout, &t.request_timeout);
+        (t, connect_timeout, request_timeout)
+    });
+    let msg91 = raw.msg91.map(|m| {
+        let (connect_timeout, request_timeout) =
+            timeouts("msg91", &m.connect_timeout, &m.request_timeout);
+        (m, connect_timeout, request_timeout)
+    });
+    let twilio = twilio.map(|(t, connect_timeout, request_timeout)| {
+        check_url("sms.twilio.api_base", &t.api_base, push);
+        check_url("sms.twilio.public_url", &t.public_url, push);
+        let sid_ok = t.account_sid.len() == 34
+            && t.account_sid.starts_with("AC")
+            && t.account_sid[2..].chars().all(|c| c.is_ascii_alphanumeric());
+        if !sid_ok {
+            push(
+                "sms.twilio.account_sid".into(),
+                format!(
+                    "{:?} is not an account SID: it is \"AC\" and 32 letters and digits, shown on the Twilio console's home page",
+                    t.account_sid
+                ),
+            );
+        }
+        match (&t.from, &t.messaging_service_sid) {
+            (None, None) | (Some(_), Some(_)) => push(
+                "sms.twilio.from".into(),
+                "give either from (the sending number, e.g. \"+12125550100\") or messaging_service_sid (\"MG…\"), not both".into(),
+            ),
+            (Some(f), None) if !is_international(f) => push(
+                "sms.twilio.from".into(),
+                format!("{f:?} is not a phone number in international form, e.g. \"+12125550100\""),
+            ),
+            _ => {}
+        }
+        check_number(
+            "sms.twilio.rate_limit_per_sec",
+            t.rate_limit_per_sec,
+            &(1..=1000),
+            " (a US long code takes 1 a second, a toll-free number 3, a short code 100)",
+            push,
+        );
+        Twilio {
+            api_base: t.api_base.trim_end_matches('/').to_string(),
+            account_sid: t.account_sid,
+            from: t.from,
+            messaging_service_sid: t.messaging_service_sid,
+            public_url: t.public_url.trim_end_matches('/').to_string(),
+            rate_limit_per_sec: t.rate_limit_per_sec,
+            connect_timeout,
+            request_timeout,
+        }
+    });
+    let msg91 = msg91.map(|(m, connect_timeout, request_timeout)| {
+        check_url("sms.msg91.api_base", &m.api_base, push);
+        let header_ok = (3..=6).contains(&m.sender.len())
+            && m.sender.chars().all(|c| c.is_ascii_alphanumeric());
+        if !header_ok {
+            push(
+                "sms.msg91.sender".into(),
+                format!(
+                    "{:?} is not a DLT sender header: 3 to 6 letters or digits, as registered on the DLT portal",
+                    m.sender
+                ),
+            );
+        }
+        check_number(
+            "sms.msg91.rate_limit_per_sec",
+            m.rate_limit_per_sec,
+            &(1..=1000),
+            "",
+            push,
+        );
+        Msg91 {
+            api_base: m.api_base.trim_end_matches('/').to_string(),
+            sender: m.sender,
+            rate_limit_per_sec: m.rate_limit_per_sec,
+            connect_timeout,
+            request_timeout,
+        }
+    });
+    let texts = raw
+        .texts
+        .into_iter()
+        .map(|(key, langs)| {
+            let languages = langs
+                .into_iter()
+                .map(|(lang, l)| {
+                    (
+                        lang,
+                        SmsLanguage {
+                            text: l.text,
+                            dlt_template_id: l.dlt_template_id,
+                            registered: l.registered,
+                        },
+                    )
+                })
+                .collect();
+            (key, SmsText { languages })
+        })
+        .collect();
+    Sms {
+        fallback: raw.fallback,
+        retry_whatsapp_after,
+        max_segments: raw.max_segments,
+        acknowledge: raw.acknowledge,
+        twilio,
+        msg91,
+        texts,
+    }
+}
+
+fn is_international(number: &str) -> bool {
+    number.trim().starts_with('+')
+        && "US"
+            .parse::<crate::phone::Region>()
+            .is_ok_and(|region| crate::phone::E164::parse(number, region).is_ok())
+}
+
+fn check_url(key: &str, url: &str, push: &mut impl FnMut(String, String)) {
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+        push(
+            key.into(),
+            format!("{url:?} is not a web address starting with https://"),
+        );
+    }
+}
+
+/// The checks of `[sms]` that need the rest of the config: every clinic's provider is
+/// configured, and every template a clinic's rules send has an SMS text that its provider can
+/// carry (within `max_segments`; no opt-out keyword as an answer; on a one-way provider, no
+/// request for a reply; for DLT, the registered template and its id).
+pub(super) fn check_against(
+    sms: &Sms,
+    clinics: &BTreeMap<String, super::Clinic>,
+    rules: &[super::Rule],
+    templates: &BTreeMap<String, super::Template>,
+    booking: Option<&str>,
+    push: &mut impl FnMut(String, String),
+) {
+    use crate::sms::Provider;
+    for (key, text) in &sms.texts {
+        if !templates.contains_key(key) {
+            push(
+                format!("sms.texts.{key}"),
+                format!("no template {key:?} under [templates]: an SMS text stands in for the WhatsApp template of the same key"),
+            );
+        }
+        for (lang, l) in &text.languages {
+            let at = format!("sms.texts.{key}.{lang}.text");
+            if let Err(e) = crate::sms::dlt::placeholders(&l.text) {
+                push(at.clone(), e.to_string());
+            }
+            let words = opt_out_words(&l.text);
+            if !words.is_empty() {
+                push(
+                    at.clone(),
+                    format!(
+                        "contains {}: carriers treat it as an opt-out word, and a patient who answers with it is unsubscribed from every text; ask for a digit instead (\"Reply 2 to cancel\")",
+                        words.join(", ")
+                    ),
+                );
+            }
+            let cost = crate::sms::text::cost(&l.text);
+            if cost.segments > sms.max_segments {
+                push(
+                    at.clone(),
+                    format!(
+                        "takes {} segments before its placeholders are filled (at most {} allowed by sms.max_segments); shorten it",
+                        cost.segments, sms.max_segments
+                    ),
+                );
+            }
+        }
+    }
+    for (ckey, clinic) in clinics {
+        let Some(provider) = clinic.sms_provider else {
+            continue;
+        };
+        let configured = match provider {
+            Provider::Twilio => sms.twilio.is_some(),
+            Provider::Msg91 => sms.msg91.is_some(),
+        };
+        if !configured {
+            push(
+                format!("clinics.{ckey}.sms_provider"),
+                format!("{provider} is not configured: add [sms.{provider}]"),
+            );
+        }
+        let used = rules
+            .iter()
+            .filter(|r| r.clinics.contains(ckey))
+            .map(|r| (format!("rule {:?}", r.name), r.template.as_str()))
+            .chain(booking.map(|b| ("the booking confirmation".to_string(), b)));
+        for (what, template) in used {
+            let Some(text) = sms.texts.get(template) else {
+                push(
+                    format!("sms.texts.{template}"),
+                    format!(
+                        "clinic {ckey} sends SMS through {provider}, but {what}'s template {template:?} has no SMS text: add [sms.texts.{template}.{}]",
+                        clinic.default_language
+                    ),
+                );
+                continue;
+            };
+            if !text.languages.contains_key(&clinic.default_language) {
+                push(
+                    format!("sms.texts.{template}"),
+                    format!(
+                        "has no text in {}, clinic {ckey}'s default language",
+                        clinic.default_language
+                    ),
+                );
+            }
+            if provider != Provider::Msg91 {
+                continue;
+            }
+            for (lang, l) in &text.languages {
+                let at = format!("sms.texts.{template}.{lang}");
+                if asks_for_reply(&l.text) {
+                    push(
+                        format!("{at}.text"),
+                        format!("asks for a reply, but clinic {ckey}'s texts go through msg91, whose DLT sender header cannot be answered; give the clinic's number instead ({{clinic_phone}})"),
+                    );
+                }
+                if l.text.contains("{clinic_phone}") && clinic.phone.is_none() {
+                    push(
+                        format!("clinics.{ckey}.phone"),
+                        format!("is needed: {at}.text gives the clinic's number ({{clinic_phone}})"),
+                    );
+                }
+                match (&l.dlt_template_id, &l.registered) {
+                    (Some(id), Some(registered)) => {
+                        if !(id.len() >= 10 && id.chars().all(|c| c.is_ascii_digit())) {
+                            push(
+                                format!("{at}.dlt_template_id"),
+                                format!("{id:?} is not a DLT Content Template ID (19 digits, from the DLT portal)"),
+                            );
+                        }
+                        if let Err(e) = crate::sms::dlt::matches(&l.text, registered) {
+                            push(format!("{at}.registered"), e.to_string());
+                        }
+                        if let Err(e) = fixed_variables_fit(&l.text, lang, clinic) {
+                            push(format!("{at}.text"), e);
+                        }
+                    }
+                    _ => push(
+                        at.clone(),
+                        format!("clinic {ckey} sends through msg91, so every text needs dlt_template_id and registered (the template exactly as registered on the DLT portal)"),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// The longest a DLT variable may be (MSG91 allows 40; 30 leaves room, as Simple does).
+pub const DLT_VARIABLE_CAP: usize = 30;
+
+/// The variables that are never trimmed (a date, a time, a phone number) must fit the DLT
+/// cap however the clinic's formats render them: checked with every rendering over a year,
+/// in the text's language.
+fn fixed_variables_fit(text: &str, lang: &str, clinic: &super::Clinic) -> Result<(), String> {
+    use chrono::TimeZone as _;
+    let mut dates = Vec::new();
+    let mut times = Vec::new();
+    let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
+    if let Some(start) = start {
+        for day in 0..366 {
+            let at = (start + Duration::days(day) + Duration::minutes(day * 37 % 1440))
+                .with_timezone(&clinic.time_zone);
+            let locale = crate::template::locale_for(lang, &clinic.phone_region.to_string());
+            dates.push(at.format_localized(&clinic.date_format, locale).to_string());
+            times.push(at.format(&clinic.time_format).to_string());
+        }
+    }
+    let phone = clinic.phone.clone().into_iter().collect::<Vec<_>>();
+    for (placeholder, samples) in [("date", &dates), ("time", &times), ("clinic_phone", &phone)] {
+        if text.contains(&format!("{{{placeholder}}}")) {
+            crate::sms::dlt::check_fixed(placeholder, samples, DLT_VARIABLE_CAP)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}

@@ -78,6 +78,11 @@ pub(super) fn validate(
     }
     let mut clinics = BTreeMap::new();
     let mut display_names: BTreeMap<String, String> = BTreeMap::new();
+    let raw_fallback: BTreeMap<String, Option<bool>> = raw
+        .clinics
+        .iter()
+        .map(|(k, c)| (k.clone(), c.sms_fallback))
+        .collect();
     for (key, c) in raw.clinics {
         // A key that is not a bare TOML key is named the way TOML writes it: quoted.
         let bare_key = !key.is_empty()
@@ -214,9 +219,10 @@ pub(super) fn validate(
                     max_import_age,
                     date_format: c.date_format,
                     time_format: c.time_format,
-                    sms_provider: None,
-                    sms_fallback: false,
-                    phone: None,
+                    sms_provider: c.sms_provider,
+                    // Settled below, once [sms] is read.
+                    sms_fallback: c.sms_fallback.unwrap_or(true),
+                    phone: c.phone.map(|p| p.trim().to_string()),
                 },
             );
         }
@@ -373,6 +379,21 @@ pub(super) fn validate(
         }
         addr
     });
+    let sms = raw.sms.map(|s| super::sms::validate(s, &mut push));
+    let sms_fallback_default = sms.as_ref().is_some_and(|s| s.fallback);
+    for (key, clinic) in &mut clinics {
+        if raw_fallback.get(key).copied().flatten().is_none() {
+            clinic.sms_fallback = sms_fallback_default;
+        }
+    }
+    if let Some(sms) = &sms {
+        super::sms::check_against(sms, &clinics, &rules, &templates, booking_confirmation.as_deref(), &mut push);
+    } else if let Some((key, _)) = clinics.iter().find(|(_, c)| c.sms_provider.is_some()) {
+        push(
+            format!("clinics.{key}.sms_provider"),
+            "there is no [sms] section: configure the provider under [sms.twilio] or [sms.msg91], or leave sms_provider out".into(),
+        );
+    }
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -390,7 +411,7 @@ pub(super) fn validate(
             daemon,
             desk,
             metrics_listen,
-            sms: None,
+            sms,
             warnings,
         })
     } else {

@@ -29,6 +29,8 @@ pub struct Delivery {
     pub error: Option<String>,
     /// What staff must do, if anything.
     pub needs_staff: Option<String>,
+    /// For a WhatsApp failure SMS can mend: the SMS to write with it (decided by `dispatch`).
+    pub fallback: Option<super::Fallback>,
 }
 
 /// What a status update did.
@@ -63,6 +65,10 @@ pub struct ReplyRecord<'a> {
     pub ack: Option<String>,
     /// The file it carries (its caption is `text`).
     pub media: Option<MediaRecord<'a>>,
+    /// How it came; the acknowledgement goes back the same way.
+    pub channel: crate::model::Channel,
+    /// The sender is the patient's caregiver, not the patient.
+    pub from_contact: bool,
 }
 
 /// The file of a reply as stored: WhatsApp's media id and what the webhook said of the file,
@@ -136,6 +142,16 @@ impl Store {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<RecordedEvent, StoreError> {
+        self.record_event_from("whatsapp", body, now)
+    }
+
+    /// As [`Store::record_event`], for a body from `source` (`twilio`, `msg91`).
+    pub fn record_event_from(
+        &mut self,
+        source: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<RecordedEvent, StoreError> {
         use sha2::Digest as _;
         let hash = format!("{:x}", sha2::Sha256::digest(body));
         // Bound as the caller's bytes (no copy of a body that may be 3 MB), typed as text
@@ -146,11 +162,11 @@ impl Store {
             rusqlite::types::ValueRef::Blob(body)
         });
         let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.query_row(
-            "INSERT INTO inbound_events (received_at, body, body_sha256) VALUES (?1, ?2, ?3)
+            "INSERT INTO inbound_events (received_at, body, body_sha256, source) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (body_sha256) DO UPDATE
                  SET replays = replays + 1, last_replay_at = excluded.received_at
              RETURNING id, processed_at, replays",
-            params![now.timestamp(), value, hash],
+            params![now.timestamp(), value, hash, source],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         Ok(RecordedEvent {
@@ -223,6 +239,14 @@ impl Store {
                         last_error = ?5, needs_staff = coalesce(?6, needs_staff), updated_at = ?3 WHERE id = ?1",
                     params![id, d.wamid, t, d.error_code, d.error, staff],
                 )?;
+                if let Some(fallback) = &d.fallback {
+                    let why = format!(
+                        "({}) {}",
+                        d.error_code.unwrap_or_default(),
+                        d.error.as_deref().unwrap_or("failed")
+                    );
+                    super::outbox::write_fallback(&tx, id, fallback, &why, now)?;
+                }
             }
             s => {
                 let column = match s {
@@ -257,7 +281,7 @@ impl Store {
         {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT id FROM patients WHERE phone = ?1 ORDER BY id")?;
+                .prepare_cached("SELECT id FROM patients WHERE phone = ?1 OR contact_phone = ?1 ORDER BY id")?;
             found.patients = stmt
                 .query_map([&phone], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
@@ -289,7 +313,7 @@ impl Store {
         }
         {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "{CANDIDATE_SQL} WHERE p.phone = ?1 AND a.status = 'booked' AND a.starts_at > ?2
+                "{CANDIDATE_SQL} WHERE (p.phone = ?1 OR p.contact_phone = ?1) AND a.status = 'booked' AND a.starts_at > ?2
                    AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                                AND o.state IN ('sent', 'delivered', 'read'))
                  ORDER BY a.starts_at"
@@ -301,7 +325,7 @@ impl Store {
         }
         {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "{CANDIDATE_SQL} WHERE p.phone = ?1 ORDER BY abs(a.starts_at - ?2) LIMIT 1"
+                "{CANDIDATE_SQL} WHERE p.phone = ?1 OR p.contact_phone = ?1 ORDER BY abs(a.starts_at - ?2) LIMIT 1"
             ))?;
             let mut q = stmt.query(params![phone, now.timestamp()])?;
             if let Some(r) = q.next()? {
@@ -327,8 +351,8 @@ impl Store {
         let appointment = res.appointment.as_ref();
         let inserted = tx.execute(
             "INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
-                intent, outcome, reason, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                intent, outcome, reason, received_at, channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (message_id) DO NOTHING",
             params![
                 rec.message_id,
@@ -342,7 +366,8 @@ impl Store {
                 res.intent.as_str(),
                 res.outcome.as_str(),
                 res.reason,
-                t
+                t,
+                rec.channel.as_str()
             ],
         )?;
         if inserted == 0 {
@@ -383,6 +408,30 @@ impl Store {
                         t,
                     )?;
                 }
+                // By text, STOP and START are about texts to this number: carriers and
+                // providers keep the same list, and WhatsApp messages are not concerned.
+                (Intent::Stop, _) if rec.channel == crate::model::Channel::Sms => {
+                    let from = rec.from.map_or("+", E164::as_str);
+                    tx.execute(
+                        "INSERT INTO numbers (phone, sms_opted_out_at, sms_opt_out_source, updated_at) VALUES (?1, ?2, 'reply', ?2)
+                         ON CONFLICT (phone) DO UPDATE SET sms_opted_out_at = excluded.sms_opted_out_at,
+                            sms_opt_out_source = 'reply', updated_at = excluded.updated_at",
+                        params![from, t],
+                    )?;
+                    for p in rec.patients {
+                        audit(*p, "sms_opt_out", None, "opted_out")?;
+                    }
+                }
+                (Intent::Start, _) if rec.channel == crate::model::Channel::Sms => {
+                    let from = rec.from.map_or("+", E164::as_str);
+                    tx.execute(
+                        "UPDATE numbers SET sms_opted_out_at = NULL, sms_opt_out_source = NULL, updated_at = ?2 WHERE phone = ?1",
+                        params![from, t],
+                    )?;
+                    for p in rec.patients {
+                        audit(*p, "sms_opt_in", Some("opted_out".into()), "opted_in")?;
+                    }
+                }
                 (Intent::Stop, _) => {
                     for p in rec.patients {
                         tx.execute("UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL", params![p, t])?;
@@ -405,12 +454,16 @@ impl Store {
             }
             if let (Some(text), Some(a)) = (&rec.ack, appointment) {
                 // Free-form messages are allowed for 24 hours after the patient's.
-                queue_ack(
+                let recipient = if rec.from_contact {
+                    crate::model::Recipient::Contact
+                } else {
+                    crate::model::Recipient::Patient
+                };
+                queue_ack_to(
                     &tx,
-                    a.appointment_id,
-                    reply_id,
-                    a.starts_at,
+                    (a.appointment_id, reply_id, a.starts_at),
                     text,
+                    (recipient, rec.channel),
                     t,
                     t + 24 * 3600,
                 )?;
@@ -525,9 +578,32 @@ pub(super) fn queue_ack(
     t: i64,
     latest: i64,
 ) -> Result<(), StoreError> {
+    use crate::model::{Channel, Recipient};
+    queue_ack_to(
+        tx,
+        (appointment_id, reply_id, slot_start),
+        text,
+        (Recipient::Patient, Channel::WhatsApp),
+        t,
+        latest,
+    )
+}
+
+/// As [`queue_ack`], to the sender (the patient or their caregiver) on the channel they wrote
+/// by. `of` is (appointment, reply, slot start).
+pub(super) fn queue_ack_to(
+    tx: &rusqlite::Transaction<'_>,
+    of: (i64, i64, DateTime<Utc>),
+    text: &str,
+    to: (crate::model::Recipient, crate::model::Channel),
+    t: i64,
+    latest: i64,
+) -> Result<(), StoreError> {
+    let (appointment_id, reply_id, slot_start) = of;
     tx.execute(
-        "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at)
-         VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4)
+        "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at,
+            recipient, channel)
+         VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, ?7, ?8)
          ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
         params![
             appointment_id,
@@ -535,7 +611,9 @@ pub(super) fn queue_ack(
             slot_start.timestamp(),
             t,
             latest,
-            serde_json::json!({ "text": text }).to_string()
+            serde_json::json!({ "text": text }).to_string(),
+            to.0.as_str(),
+            to.1.as_str()
         ],
     )?;
     Ok(())

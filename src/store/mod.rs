@@ -33,7 +33,7 @@ pub use desk_status::{DeskChange, LastMessage, Note};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
-pub use outbox::{DueRow, OutboxView, Outcome, PlanCounts, Verdict};
+pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, Verdict};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,

@@ -6,9 +6,31 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use super::{Store, StoreError};
-use crate::model::{CancelledBy, Response, Status};
+use crate::model::{CancelledBy, Channel, ChannelChoice, Recipient, RemindWhom, Response, Status};
 use crate::phone::E164;
-use crate::plan::{Candidate, Due, Kind};
+use crate::plan::{Candidate, Due, Kind, Reach};
+
+/// The columns [`reach`] reads, for a patient row `p`: the schedule's channel and whom to
+/// remind, whether a caregiver is on file, and until when each number is known to be off
+/// WhatsApp.
+pub(super) const REACH_COLUMNS: &str = "p.channel, p.remind, p.contact_phone IS NOT NULL,
+    (SELECT n.sms_only_until FROM numbers n WHERE n.phone = p.phone),
+    (SELECT n.sms_only_until FROM numbers n WHERE n.phone = p.contact_phone)";
+
+/// A [`REACH_COLUMNS`] group starting at column `at`.
+pub(super) fn reach(r: &rusqlite::Row<'_>, at: usize) -> Result<Reach, StoreError> {
+    Ok(Reach {
+        choice: r
+            .get::<_, Option<String>>(at)?
+            .as_deref()
+            .map(ChannelChoice::parse)
+            .transpose()?,
+        remind: RemindWhom::parse(&r.get::<_, String>(at + 1)?)?,
+        has_contact: r.get(at + 2)?,
+        patient_sms_until: r.get::<_, Option<i64>>(at + 3)?.map(crate::time::from_unix),
+        contact_sms_until: r.get::<_, Option<i64>>(at + 4)?.map(crate::time::from_unix),
+    })
+}
 
 /// One outbox row as staff and scripts see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -19,8 +41,12 @@ pub struct OutboxView {
     pub appointment_id: String,
     /// Clinic key.
     pub clinic: String,
-    /// `reminder`, `booking_confirmation`, `reply_ack`.
+    /// `reminder`, `booking_confirmation`, `reply_ack`, `manual_reminder`.
     pub kind: String,
+    /// `whatsapp` or `sms`.
+    pub channel: String,
+    /// `patient` or `contact` (a caregiver).
+    pub recipient: String,
     /// Rule name.
     pub rule: String,
     /// Delivery state.
@@ -99,6 +125,16 @@ pub struct DueRow {
     pub last_import_at: Option<DateTime<Utc>>,
     /// Stored parameters (the text of an acknowledgement).
     pub params: Option<String>,
+    /// How it goes.
+    pub channel: Channel,
+    /// Whom it is for (`phone` is theirs).
+    pub recipient: Recipient,
+    /// The caregiver's name, when it is for the caregiver.
+    pub contact_name: Option<String>,
+    /// The recipient's number opted out of texts.
+    pub sms_opted_out: bool,
+    /// For an SMS sent because a WhatsApp message failed: that failure, `(code) text`.
+    pub fallback_error: Option<String>,
 }
 
 /// What a claim returns: the rows to send now, and the others with what was decided.
@@ -160,12 +196,45 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// A WhatsApp message failed for good in a way SMS can mend: it is `failed`, and in the
+    /// same transaction its SMS is written (once, whatever happens next).
+    FellBack {
+        /// Graph error code.
+        code: Option<i64>,
+        /// What went wrong.
+        error: String,
+        /// The SMS to write.
+        fallback: Fallback,
+    },
+    /// An SMS refused because the number unsubscribed from texts (Twilio 21610): `failed`,
+    /// the number's SMS opt-out recorded, and staff call.
+    Unsubscribed {
+        /// The provider's code.
+        code: Option<i64>,
+        /// What went wrong.
+        error: String,
+        /// What staff should do.
+        needs_staff: String,
+    },
+}
+
+/// The SMS that replaces a failed WhatsApp message, as dispatch decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// When it is due (the send-time checks still apply: quiet hours, `latest`).
+    pub send_at: DateTime<Utc>,
+    /// The number is not on WhatsApp: it gets SMS until then, and WhatsApp after.
+    pub sms_only_until: Option<DateTime<Utc>>,
 }
 
 const DUE_COLUMNS: &str =
     "o.id, o.kind, o.rule, o.template, o.slot_start, o.send_at, o.latest_at, o.attempts, o.reason,
     a.external_id, c.key, a.starts_at, a.status, a.cancelled_by, a.response, a.provider,
-    p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, o.params";
+    p.name, CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END, p.language,
+    p.opted_out_at IS NOT NULL, c.id, o.params, o.channel, o.recipient, p.contact_name,
+    (SELECT n.sms_opted_out_at IS NOT NULL FROM numbers n
+      WHERE n.phone = CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END),
+    (SELECT '(' || f.last_error_code || ') ' || f.last_error FROM outbox f WHERE f.id = o.fallback_of)";
 
 impl Store {
     /// Booked appointments starting in `(after, until]`, plus booked ones starting later that
@@ -179,13 +248,15 @@ impl Store {
         created_since: DateTime<Utc>,
     ) -> Result<Vec<Candidate>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL
+            &format!("SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
+                {REACH_COLUMNS}
              FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
              WHERE a.status = 'booked' AND a.starts_at > ?1 AND a.starts_at <= ?2
              UNION ALL
-             SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL
+             SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
+                {REACH_COLUMNS}
              FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
-             WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2",
+             WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2"),
         )?;
         let mut rows = stmt.query(params![
             after.timestamp(),
@@ -202,6 +273,7 @@ impl Store {
                 status: Status::parse(&r.get::<_, String>(4)?)?,
                 response: Response::parse(&r.get::<_, String>(5)?)?,
                 opted_out: r.get(6)?,
+                reach: reach(r, 7)?,
             });
         }
         Ok(out)
@@ -223,8 +295,8 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
-                    created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                    created_at, updated_at, recipient, channel)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)
                  ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
             )?;
             for d in due {
@@ -243,7 +315,9 @@ impl Store {
                     d.template,
                     state,
                     d.expired,
-                    now.timestamp()
+                    now.timestamp(),
+                    d.recipient.as_str(),
+                    d.channel.as_str()
                 ])?;
                 match (n, d.expired.is_some()) {
                     (0, _) => counts.existing += 1,
@@ -437,6 +511,35 @@ impl Store {
                  WHERE id = ?1 AND state = 'sending'",
                 params![id, reason, t],
             )?,
+            Outcome::FellBack { code, error, fallback } => {
+                let tx = self.conn.transaction()?;
+                let n = tx.execute(
+                    "UPDATE outbox SET state = 'failed', failed_at = ?4, last_error_code = ?2, last_error = ?3,
+                        language = ?5, params = ?6, updated_at = ?4
+                     WHERE id = ?1 AND state = 'sending'",
+                    params![id, code, error, t, language, params_json],
+                )?;
+                if n == 1 {
+                    write_fallback(&tx, id, fallback, error, now)?;
+                }
+                tx.commit()?;
+                n
+            }
+            Outcome::Unsubscribed { code, error, needs_staff } => {
+                let tx = self.conn.transaction()?;
+                let n = tx.execute(
+                    "UPDATE outbox SET state = 'failed', failed_at = ?5, last_error_code = ?2, last_error = ?3, needs_staff = ?4,
+                        language = ?6, params = ?7, updated_at = ?5
+                     WHERE id = ?1 AND state = 'sending'",
+                    params![id, code, error, needs_staff, t, language, params_json],
+                )?;
+                if n == 1 {
+                    let source = code.map_or_else(|| "provider".to_string(), |c| format!("provider {c}"));
+                    record_sms_opt_out(&tx, id, &source, now)?;
+                }
+                tx.commit()?;
+                n
+            }
         };
         Ok(())
     }
@@ -454,7 +557,7 @@ impl Store {
     pub fn outbox(&self, state: Option<&str>) -> Result<Vec<OutboxView>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.id, a.external_id, c.key, o.kind, o.rule, o.state, o.send_at, o.sent_at, o.wamid, o.attempts,
-                    o.last_error_code, o.last_error, o.reason, o.needs_staff
+                    o.last_error_code, o.last_error, o.reason, o.needs_staff, o.channel, o.recipient
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
              WHERE ?1 IS NULL OR o.state = ?1
              ORDER BY o.send_at, o.id",
@@ -482,9 +585,33 @@ impl Store {
                 },
                 reason: r.get(12)?,
                 needs_staff: r.get(13)?,
+                channel: r.get(14)?,
+                recipient: r.get(15)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The outbox row a delivery status names (by the provider's message id, else by the
+    /// outbox id echoed back), with what dispatch needs to decide about a failure.
+    pub fn due_row_for(
+        &self,
+        message_id: &str,
+        outbox_id: Option<i64>,
+    ) -> Result<Option<DueRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DUE_COLUMNS} FROM outbox o
+             JOIN appointments a ON a.id = o.appointment_id
+             JOIN patients p ON p.id = a.patient_id
+             JOIN clinics c ON c.id = a.clinic_id
+             WHERE o.wamid = ?1 OR (o.id = ?2 AND (o.wamid IS NULL OR o.wamid = ?1))
+             ORDER BY o.wamid = ?1 DESC LIMIT 1"
+        ))?;
+        let mut q = stmt.query(params![message_id, outbox_id])?;
+        match q.next()? {
+            Some(r) => Ok(Some(due_row(r, None)?)),
+            None => Ok(None),
+        }
     }
 
     /// The appointment (by clinic system id, optionally within one clinic) as a due row, for
@@ -497,7 +624,8 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT 0, 'reminder', '', NULL, a.starts_at, a.starts_at, a.starts_at, 0, NULL,
                     a.external_id, c.key, a.starts_at, a.status, a.cancelled_by, a.response, a.provider,
-                    p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, NULL
+                    p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, NULL,
+                    'whatsapp', 'patient', p.contact_name, 0, NULL
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
              WHERE a.external_id = ?1 AND (?2 IS NULL OR c.key = ?2)",
         )?;
@@ -508,6 +636,80 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The recipient's number of outbox row `id`, and the patient it belongs to.
+fn recipient_of(tx: &rusqlite::Connection, id: i64) -> Result<(Option<String>, i64, i64), StoreError> {
+    Ok(tx.query_row(
+        "SELECT CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END, p.id, o.appointment_id
+         FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
+         WHERE o.id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}
+
+/// Writes the SMS that replaces failed WhatsApp row `id` (at most one: `outbox_fallback`),
+/// and, when the number is not on WhatsApp, remembers it with an audit row staff can see.
+pub(super) fn write_fallback(
+    tx: &rusqlite::Connection,
+    id: i64,
+    fallback: &Fallback,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let t = now.timestamp();
+    tx.execute(
+        "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
+            created_at, updated_at, recipient, channel, fallback_of)
+         SELECT appointment_id, kind, rule, slot_start, max(?2, send_at), latest_at, template, 'pending',
+            ?3, ?3, recipient, 'sms', id
+         FROM outbox WHERE id = ?1
+         ON CONFLICT DO NOTHING",
+        params![id, fallback.send_at.timestamp(), t],
+    )?;
+    if let Some(until) = fallback.sms_only_until {
+        let (phone, patient, appointment) = recipient_of(tx, id)?;
+        let Some(phone) = phone else { return Ok(()) };
+        tx.execute(
+            "INSERT INTO numbers (phone, sms_only_since, sms_only_until, sms_only_reason, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?2)
+             ON CONFLICT (phone) DO UPDATE SET sms_only_since = excluded.sms_only_since,
+                sms_only_until = excluded.sms_only_until, sms_only_reason = excluded.sms_only_reason,
+                updated_at = excluded.updated_at",
+            params![phone, t, until.timestamp(), why],
+        )?;
+        tx.execute(
+            "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
+             VALUES (?1, ?2, ?3, 'whatsapp', 'channel_learned', 'whatsapp', 'sms', ?4)",
+            params![t, appointment, patient, format!("{}: texts until {}, then WhatsApp again", why, until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))],
+        )?;
+    }
+    Ok(())
+}
+
+/// Records that the recipient's number of outbox row `id` opted out of texts.
+pub(super) fn record_sms_opt_out(
+    tx: &rusqlite::Connection,
+    id: i64,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (phone, patient, appointment) = recipient_of(tx, id)?;
+    let Some(phone) = phone else { return Ok(()) };
+    let t = now.timestamp();
+    tx.execute(
+        "INSERT INTO numbers (phone, sms_opted_out_at, sms_opt_out_source, updated_at) VALUES (?1, ?2, ?3, ?2)
+         ON CONFLICT (phone) DO UPDATE SET sms_opted_out_at = excluded.sms_opted_out_at,
+            sms_opt_out_source = excluded.sms_opt_out_source, updated_at = excluded.updated_at",
+        params![phone, t, source],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value, reason)
+         VALUES (?1, ?2, ?3, 'sms', 'sms_opt_out', 'opted_out', ?4)",
+        params![t, appointment, patient, source],
+    )?;
+    Ok(())
 }
 
 fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, StoreError> {
@@ -540,5 +742,10 @@ fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, St
         opted_out: r.get(19)?,
         last_import_at: last_import.map(crate::time::from_unix),
         params: r.get(21)?,
+        channel: Channel::parse(&r.get::<_, String>(22)?)?,
+        recipient: Recipient::parse(&r.get::<_, String>(23)?)?,
+        contact_name: r.get(24)?,
+        sms_opted_out: r.get::<_, Option<bool>>(25)?.unwrap_or(false),
+        fallback_error: r.get(26)?,
     })
 }

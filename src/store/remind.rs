@@ -71,10 +71,14 @@ const TARGET_SQL: &str = "SELECT a.id, c.key, a.starts_at, a.created_at, a.statu
         m.id, m.created_at, m.state, m.send_at, m.sent_at,
         coalesce(m.needs_staff, m.last_error, m.reason),
         (SELECT l.actor FROM audit_log l WHERE l.appointment_id = a.id AND l.action = 'remind_now'
-           AND l.new_value = CAST(m.id AS TEXT) ORDER BY l.id DESC LIMIT 1)
+           AND l.new_value = CAST(m.id AS TEXT) ORDER BY l.id DESC LIMIT 1),
+        p.channel, p.remind, p.contact_phone IS NOT NULL,
+        (SELECT n.sms_only_until FROM numbers n WHERE n.phone = p.phone),
+        (SELECT n.sms_only_until FROM numbers n WHERE n.phone = p.contact_phone)
     FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
     LEFT JOIN outbox m ON m.id = (SELECT max(o.id) FROM outbox o
-                                  WHERE o.appointment_id = a.id AND o.kind = 'manual_reminder')";
+                                  WHERE o.appointment_id = a.id AND o.kind = 'manual_reminder'
+                                    AND o.fallback_of IS NULL)";
 
 /// The columns [`manual_sent`] reads, from an outbox row `o` of a clinic `c`.
 const SENT_SQL: &str = "SELECT o.id, o.appointment_id, o.created_at, o.state, o.send_at, o.sent_at,
@@ -148,7 +152,8 @@ impl Store {
             // A press already recorded is found whatever the appointment has become since.
             let earlier = tx
                 .query_row(
-                    "SELECT id, send_at FROM outbox WHERE appointment_id = ?1 AND kind = 'manual_reminder' AND rule = ?2",
+                    "SELECT id, send_at FROM outbox WHERE appointment_id = ?1 AND kind = 'manual_reminder' AND rule = ?2
+                     ORDER BY id LIMIT 1",
                     params![a.id, rule],
                     |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
                 )
@@ -157,22 +162,32 @@ impl Store {
                 (Some((id, at)), _) => Pressed::Again(id, crate::time::from_unix(at)),
                 (None, Err(why)) => Pressed::Refused(why),
                 (None, Ok(m)) => {
-                    tx.execute(
-                        "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
-                            created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)",
-                        params![
-                            a.id,
-                            Kind::ManualReminder.as_str(),
-                            rule,
-                            a.starts_at.timestamp(),
-                            m.send_at.timestamp(),
-                            m.latest_at.timestamp(),
-                            m.template,
-                            t
-                        ],
-                    )?;
-                    let id = tx.last_insert_rowid();
+                    // One row per recipient and channel; the first names the press.
+                    let mut first = None;
+                    for (recipient, channel) in &m.routes {
+                        tx.execute(
+                            "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
+                                created_at, updated_at, recipient, channel)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10)",
+                            params![
+                                a.id,
+                                Kind::ManualReminder.as_str(),
+                                rule,
+                                a.starts_at.timestamp(),
+                                m.send_at.timestamp(),
+                                m.latest_at.timestamp(),
+                                m.template,
+                                t,
+                                recipient.as_str(),
+                                channel.as_str()
+                            ],
+                        )?;
+                        first.get_or_insert(tx.last_insert_rowid());
+                    }
+                    let Some(id) = first else {
+                        out.push((target, Pressed::Refused(NotNow::NoChannel)));
+                        continue;
+                    };
                     tx.execute(
                         "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value, reason)
                          VALUES (?1, ?2, (SELECT patient_id FROM appointments WHERE id = ?2), ?3, 'remind_now', ?4, ?5)",
@@ -233,6 +248,8 @@ fn target(r: &rusqlite::Row<'_>) -> Result<RemindTarget, StoreError> {
         status: Status::parse(&r.get::<_, String>(4)?)?,
         response: Response::parse(&r.get::<_, String>(5)?)?,
         opted_out: r.get(6)?,
+        // The same columns as `outbox::REACH_COLUMNS`, after this query's own.
+        reach: super::outbox::reach(r, 17)?,
     };
     let last = match r.get::<_, Option<i64>>(10)? {
         None => None,

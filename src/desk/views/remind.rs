@@ -279,6 +279,7 @@ mod tests {
                 status: Status::Booked,
                 response: Response::None,
                 opted_out: false,
+                reach: crate::plan::Reach::default(),
             },
             appointment_id: "MUM-1001".into(),
             provider: Some("Dr. Mehta".into()),

@@ -6,6 +6,10 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::phone::E164;
 use crate::plan::{self, BOOKING_WINDOW, Due};
+mod sms;
+
+pub use sms::{SmsSummary, process_sms_inbound, process_sms_status};
+
 use crate::store::{Delivery, PlanCounts, ReplyRecord, StatusApplied, Store, StoreError};
 
 /// Plans everything due at `now` and materialises it (or, with `dry_run`, only counts).
@@ -253,7 +257,10 @@ pub fn process_webhook(
     for status in &items.statuses {
         match status {
             Ok(status) => match delivery(status) {
-                Some(d) => match store.apply_status(&d, now)? {
+                Some(mut d) => match {
+                    settle_failure(store, config, &mut d, now)?;
+                    store.apply_status(&d, now)?
+                } {
                     StatusApplied::Moved(_) => summary.statuses += 1,
                     StatusApplied::Stale => summary.stale_statuses += 1,
                     StatusApplied::Unknown => summary.unknown_statuses += 1,
@@ -319,7 +326,32 @@ fn delivery(u: &crate::whatsapp::StatusUpdate) -> Option<Delivery> {
             .as_ref()
             .and_then(|(code, _)| crate::dispatch::needs_staff(*code)),
         error: error.map(|(_, text)| text),
+        fallback: None,
     })
+}
+
+/// For a failed WhatsApp status: whether an SMS replaces the message (then nobody needs to
+/// call yet), by dispatch's one policy for send errors and statuses alike.
+fn settle_failure(
+    store: &Store,
+    config: &Config,
+    d: &mut Delivery,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (crate::model::OutboxState::Failed, Some(code)) = (d.state, d.error_code) else {
+        return Ok(());
+    };
+    if !crate::dispatch::FALLBACK_CODES.contains(&code) {
+        return Ok(());
+    }
+    let Some(row) = store.due_row_for(&d.wamid, d.outbox_id)? else {
+        return Ok(());
+    };
+    if crate::dispatch::may_fall_back(config, &row, code) {
+        d.fallback = Some(crate::dispatch::fallback_for(config, code, now));
+        d.needs_staff = None;
+    }
+    Ok(())
 }
 
 /// Reads, resolves and records one inbound message. `false` when it was recorded before.
@@ -362,6 +394,8 @@ fn apply_message(
             patients: &found.patients,
             ack,
             media: media_record(msg),
+            channel: crate::model::Channel::WhatsApp,
+            from_contact: from_contact(&resolution, from.as_ref()),
         },
         now,
     )?;
@@ -428,6 +462,8 @@ fn hand_unreadable_to_staff(
             patients: &found.patients,
             ack: None,
             media: None,
+            channel: crate::model::Channel::WhatsApp,
+            from_contact: from_contact(&resolution, from.as_ref()),
         },
         now,
     )?;
@@ -440,4 +476,13 @@ fn hand_unreadable_to_staff(
         );
     }
     Ok(recorded)
+}
+
+/// Whether a reply came from the caregiver of the appointment it concerns rather than the
+/// patient: the acknowledgement then goes to the caregiver.
+fn from_contact(resolution: &crate::replies::Resolution, from: Option<&E164>) -> bool {
+    match (&resolution.appointment, from) {
+        (Some(a), Some(f)) => a.phone != f.as_str(),
+        _ => false,
+    }
 }

@@ -24,6 +24,14 @@ use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
 
+mod channels;
+
+pub use channels::{
+    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, sms_key,
+    sms_outcome, sms_staff, with_fallback,
+};
+use crate::model::{Channel, Recipient};
+
 /// How long a stale-schedule hold lasts before the row is looked at again.
 const HOLD_RECHECK: Duration = Duration::minutes(5);
 
@@ -64,6 +72,8 @@ pub struct Report {
     pub recovered: usize,
     /// Interrupted sends found at start whose request never went out: back to pending.
     pub requeued: usize,
+    /// WhatsApp messages that failed for good and were replaced by an SMS.
+    pub fell_back: usize,
 }
 
 /// The send-time checks: is this message still right to send, now?
@@ -93,6 +103,20 @@ pub fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verdict {
     }
     if row.opted_out {
         return Verdict::Skip("the patient opted out of messages".into());
+    }
+    if row.channel == Channel::Sms {
+        if row.sms_opted_out {
+            return Verdict::Skip("the number opted out of text messages (STOP)".into());
+        }
+        if config
+            .clinic(&row.clinic)
+            .is_some_and(|c| c.sms_provider.is_none())
+        {
+            return Verdict::Skip(format!(
+                "clinic {} has no SMS provider configured",
+                row.clinic
+            ));
+        }
     }
     if row.kind == Kind::Reminder {
         match config.rules.iter().find(|r| r.name == row.rule) {
@@ -208,6 +232,8 @@ pub struct Dispatcher {
     config: Arc<Config>,
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// The SMS providers, each under its own rate limit.
+    sms: SmsSenders,
     /// Per recipient, when they may next be messaged (the pair rate limit).
     next_for: Gates,
     /// Set on shutdown: finish what is in flight, claim nothing more.
@@ -258,9 +284,17 @@ impl Dispatcher {
             config,
             client,
             limiter,
+            sms: SmsSenders::default(),
             next_for: Arc::new(Mutex::new(HashMap::new())),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
+    }
+
+    /// Sends SMS through these providers (without, an SMS row fails as not configured).
+    #[must_use]
+    pub fn with_sms(mut self, sms: SmsSenders) -> Self {
+        self.sms = sms;
+        self
     }
 
     /// Forgets recipients whose spacing has passed and whose gate nobody holds, so the map
@@ -379,6 +413,7 @@ impl Dispatcher {
                     config: Arc::clone(&self.config),
                     client: self.client.clone(),
                     limiter: Arc::clone(&self.limiter),
+                    sms: self.sms.clone(),
                     next_for: Arc::clone(&self.next_for),
                     clock,
                 };
@@ -411,7 +446,8 @@ fn tally(
         Ok(Ok(o)) => match o {
             Outcome::Sent { .. } => report.sent += 1,
             Outcome::Retry { .. } => report.retrying += 1,
-            Outcome::Failed { .. } => report.failed += 1,
+            Outcome::Failed { .. } | Outcome::Unsubscribed { .. } => report.failed += 1,
+            Outcome::FellBack { .. } => report.fell_back += 1,
             Outcome::Unknown { .. } => report.unknown += 1,
             Outcome::Expired { .. } => report.expired += 1,
             Outcome::Released { reason } => {
@@ -433,6 +469,7 @@ struct SendJob {
     config: Arc<Config>,
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
+    sms: SmsSenders,
     next_for: Gates,
     clock: Clock,
 }
@@ -449,7 +486,8 @@ impl SendJob {
         let (result, code) = match &outcome {
             Outcome::Sent { .. } => ("sent", None),
             Outcome::Retry { code, .. } => ("retry", *code),
-            Outcome::Failed { code, .. } => ("failed", *code),
+            Outcome::Failed { code, .. } | Outcome::Unsubscribed { code, .. } => ("failed", *code),
+            Outcome::FellBack { code, .. } => ("fell_back", *code),
             Outcome::Unknown { .. } => ("unknown", None),
             Outcome::Expired { .. } => ("expired", None),
             Outcome::Released { .. } => ("released", None),
@@ -460,11 +498,14 @@ impl SendJob {
             Outcome::Sent { wamid, .. } => {
                 // Message ids embed the recipient's number (base64 in Meta's, plain in the
                 // simulator's), so they stay out of the default log level.
-                tracing::info!(outbox = id, to = %row.phone.masked(), "sent");
+                tracing::info!(outbox = id, channel = %row.channel, to = %row.phone.masked(), "sent");
                 tracing::debug!(outbox = id, %wamid, "sent as");
             }
-            Outcome::Failed { error, .. } => {
-                tracing::warn!(outbox = id, to = %row.phone.masked(), %error, "failed")
+            Outcome::Failed { error, .. } | Outcome::Unsubscribed { error, .. } => {
+                tracing::warn!(outbox = id, channel = %row.channel, to = %row.phone.masked(), %error, "failed")
+            }
+            Outcome::FellBack { error, .. } => {
+                tracing::info!(outbox = id, to = %row.phone.masked(), %error, "WhatsApp failed; a text message goes instead")
             }
             Outcome::Unknown { error } => {
                 tracing::warn!(outbox = id, to = %row.phone.masked(), %error, "outcome unknown")
@@ -492,6 +533,9 @@ impl SendJob {
                 None,
             );
         };
+        if row.channel == Channel::Sms {
+            return self.attempt_sms(row, clinic).await;
+        }
         if row.kind == Kind::ReplyAck {
             let Some(text) = row
                 .params
@@ -508,13 +552,23 @@ impl SendJob {
                 row.params.clone(),
             );
         }
-        let Some((key, template)) = row
+        let key = row
             .template
+            .as_deref()
+            .and_then(|k| match row.recipient {
+                Recipient::Patient => Some(k.to_string()),
+                Recipient::Contact => self.config.templates.get(k)?.contact_template.clone(),
+            });
+        let Some((key, template)) = key
             .as_deref()
             .and_then(|k| self.config.templates.get(k).map(|t| (k, t)))
         else {
             return (
-                failed(format!("template {:?} is not configured", row.template)),
+                failed(format!(
+                    "template {:?} is not configured{}",
+                    row.template,
+                    if row.recipient == Recipient::Contact { " for caregivers (contact_template)" } else { "" }
+                )),
                 None,
                 None,
             );
@@ -526,6 +580,7 @@ impl SendJob {
             starts_at: row.starts_at,
             provider: row.provider.as_deref(),
             outbox_id: row.id,
+            contact_name: row.contact_name.as_deref(),
         };
         let rendered = match template::render(key, template, &input) {
             Ok(r) => r,
@@ -586,8 +641,129 @@ impl SendJob {
                 wamid: a.wamid,
                 wa_id: a.wa_id,
             },
-            Err(e) => outcome(&e, row, cfg, now, rand::random::<f64>()),
+            Err(e) => with_fallback(
+                &self.config,
+                row,
+                outcome(&e, row, cfg, now, rand::random::<f64>()),
+                now,
+            ),
         }
+    }
+
+    /// Renders and sends an SMS row through its clinic's provider.
+    async fn attempt_sms(
+        &self,
+        row: &DueRow,
+        clinic: &crate::config::Clinic,
+    ) -> (Outcome, Option<String>, Option<String>) {
+        let Some(provider) = clinic.sms_provider else {
+            return (failed(format!("clinic {} has no SMS provider", clinic.key)), None, None);
+        };
+        let cap = (provider == crate::sms::Provider::Msg91)
+            .then_some(crate::config::DLT_VARIABLE_CAP);
+        let rendered = if row.kind == Kind::ReplyAck {
+            row.params
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .and_then(|v| v["text"].as_str().map(str::to_string))
+                .map(|text| crate::template::RenderedSms {
+                    language: row.language.clone(),
+                    text,
+                    dlt: None,
+                })
+                .ok_or_else(|| "the acknowledgement has no text".to_string())
+        } else {
+            let key = row
+                .template
+                .as_deref()
+                .and_then(|t| sms_key(&self.config, t, row.recipient));
+            let text = key.as_deref().and_then(|k| {
+                self.config
+                    .sms
+                    .as_ref()
+                    .and_then(|s| s.texts.get(k))
+                    .map(|t| (k, t))
+            });
+            match text {
+                None => Err(format!("no SMS text for template {:?}: add it under [sms.texts]", key.or(row.template.clone()))),
+                Some((k, t)) => {
+                    let input = Input {
+                        clinic,
+                        patient_name: &row.patient_name,
+                        patient_language: &row.language,
+                        starts_at: row.starts_at,
+                        provider: row.provider.as_deref(),
+                        outbox_id: row.id,
+                        contact_name: row.contact_name.as_deref(),
+                    };
+                    template::render_sms(k, t, &input, cap).map_err(|e| e.to_string())
+                }
+            }
+        };
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    Outcome::Failed {
+                        code: None,
+                        needs_staff: Some(sms_staff(row, &e)),
+                        error: e,
+                    },
+                    None,
+                    None,
+                );
+            }
+        };
+        let params = serde_json::to_string(&serde_json::json!({ "text": rendered.text })).ok();
+        let language = Some(rendered.language.clone());
+        let now = self.clock.now();
+        let validity = (row.latest_at - now)
+            .to_std()
+            .ok()
+            .map(|d| d.min(StdDuration::from_secs(36_000)));
+        let msg = crate::sms::Outgoing {
+            to: row.phone.clone(),
+            text: rendered.text,
+            dlt: rendered.dlt,
+            validity,
+            reference: row.id.to_string(),
+        };
+        if !self.sms.ready(provider).await {
+            return (
+                Outcome::Released {
+                    reason: format!("not sent: [sms.{provider}] is not configured"),
+                },
+                language,
+                params,
+            );
+        }
+        let (id, at) = (row.id, self.clock.now());
+        let marked = self.store.run(move |s| s.mark_requested(id, at)).await;
+        if !matches!(marked, Ok(Ok(true))) {
+            return (
+                Outcome::Retry {
+                    at: self.clock.now() + Duration::seconds(5),
+                    code: None,
+                    error: format!("not sent: could not record the request first ({marked:?})"),
+                },
+                language,
+                params,
+            );
+        }
+        let started = std::time::Instant::now();
+        let result = self.sms.send(provider, &msg).await;
+        metrics::histogram!("reminderd_sms_send_seconds").record(started.elapsed().as_secs_f64());
+        let now = self.clock.now();
+        let outcome = match result {
+            Ok(a) => Outcome::Sent {
+                wamid: a.id,
+                wa_id: None,
+            },
+            Err((e, class)) => {
+                sms_outcome(&e, class, row, &self.config, now, rand::random::<f64>())
+            }
+        };
+        (outcome, language, params)
     }
 }
 
@@ -666,6 +842,11 @@ mod tests {
             opted_out: false,
             last_import_at: Some(utc("2026-11-25T10:00:00Z")),
             params: None,
+            channel: Channel::WhatsApp,
+            recipient: Recipient::Patient,
+            contact_name: None,
+            sms_opted_out: false,
+            fallback_error: None,
         }
     }
 
