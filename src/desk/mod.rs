@@ -48,7 +48,7 @@ use pages::{
 };
 use pages::{patient, patients, reveal_patient, week};
 use pages::{remind, remind_all, remind_page};
-use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
+use session::{LOGIN_BODY_LIMIT, login, login_page, logout, resume_page};
 use upload::{confirm_upload, discard_upload, done_page, preview_page, upload, upload_page};
 
 /// What the desk's handlers share.
@@ -160,6 +160,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
                 .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)),
         )
         .route("/desk/logout", post(logout))
+        .route("/desk/resume", get(resume_page))
         .route("/desk/day", get(day))
         .route("/desk/day/status", get(status_page).post(status_action))
         .route("/desk/reveal", post(reveal))
@@ -170,6 +171,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/upload/discard", post(discard_upload))
         .route("/desk/follow-ups", get(follow_ups))
         .route("/desk/follow-ups/action", post(follow_up_action))
+        .route("/desk/follow-ups/confirm", get(pages::follow_up_question))
         .route("/desk/follow-ups/call", post(record_call))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))

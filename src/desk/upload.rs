@@ -316,11 +316,15 @@ fn decided_page(staff: &Staff, file_name: &str, decision: Option<&str>) -> Respo
     let (title, text) = match decision {
         Some("discarded") => (
             "Discarded",
-            format!("This upload of {file_name} was already discarded: nothing was imported from it. You can upload the file again."),
+            format!(
+                "This upload of {file_name} was already discarded: nothing was imported from it. You can upload the file again."
+            ),
         ),
         Some("changed") => (
             "Preview replaced",
-            format!("This preview of {file_name} was already replaced: the schedule changed before it was confirmed, so nothing was imported from it. Upload the file again to see what it would do now."),
+            format!(
+                "This preview of {file_name} was already replaced: the schedule changed before it was confirmed, so nothing was imported from it. Upload the file again to see what it would do now."
+            ),
         ),
         _ => (
             "Already done",

@@ -1420,9 +1420,10 @@ async fn follow_up_actions_are_saved_and_audited() {
         "booked"
     );
 
-    // Cancelling from the card asks first, and changes nothing until answered.
+    // Cancelling from the card asks first (on a page of its own, which Refresh shows again),
+    // and changes nothing until answered.
     let asked = b
-        .post(
+        .post_then_get(
             "/desk/follow-ups/action",
             &[
                 ("csrf", &b.csrf),
@@ -1432,15 +1433,16 @@ async fn follow_up_actions_are_saved_and_audited() {
                 ("action", "cancelled"),
                 ("note", "no new time suits her"),
             ],
+            "/desk/follow-ups/confirm?",
         )
         .await;
-    assert_eq!(asked.status, 200, "{}", asked.body);
     assert!(
         asked.text().contains("Cancel the appointment?"),
         "{}",
         asked.text()
     );
     assert_eq!(fields(&asked.body, "sure"), ["yes"]);
+    assert_eq!(fields(&asked.body, "note"), ["no new time suits her"]);
     assert_eq!(
         d.one("SELECT status FROM appointments WHERE external_id = 'MUM-1003'"),
         "booked",
@@ -1949,8 +1951,9 @@ async fn a_note_typed_into_an_expired_session_is_offered_again_after_sign_in() {
 
     // Sign in on that page: the form comes back with the note, under the new session.
     let login_csrf = field(&sent.body, "csrf");
+    // Signing in goes on (303) to a page of its own, which Refresh shows again.
     let back = b
-        .post(
+        .post_then_get(
             "/desk/login",
             &[
                 ("csrf", &login_csrf),
@@ -1960,9 +1963,9 @@ async fn a_note_typed_into_an_expired_session_is_offered_again_after_sign_in() {
                 ("resume_action", &action),
                 ("resume_body", &body),
             ],
+            "/desk/resume?",
         )
         .await;
-    assert_eq!(back.status, 200, "{}", back.body);
     assert!(
         back.text().contains("Save what you typed"),
         "{}",
@@ -2048,11 +2051,7 @@ async fn a_clinic_added_by_sighup_takes_desk_uploads_at_once() {
             "/desk/upload/done?token=",
         )
         .await;
-    assert!(
-        confirmed.text().contains("1 new"),
-        "{}",
-        confirmed.text()
-    );
+    assert!(confirmed.text().contains("1 new"), "{}", confirmed.text());
     assert_eq!(
         d.count("SELECT count(*) FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE c.key = 'pune'"),
         1

@@ -40,7 +40,11 @@ async fn twice(b: &Browser, path: &str, status: u16) -> String {
     let again = b.get(path).await;
     assert_eq!(first.status, status, "GET {path}: {}", first.text());
     assert_eq!(again.status, status, "GET {path} again: {}", again.text());
-    assert_eq!(first.text(), again.text(), "GET {path} twice shows one page");
+    assert_eq!(
+        first.text(),
+        again.text(),
+        "GET {path} twice shows one page"
+    );
     first.body
 }
 
@@ -58,7 +62,11 @@ async fn the_preview_and_the_result_are_pages_that_reload_without_importing_twic
     );
     let preview = twice(&b, &preview_at, 200).await;
     let t = crate::desk_harness::text(&preview);
-    for s in ["Preview of schedule.csv", "Nothing has been saved yet", "14 new"] {
+    for s in [
+        "Preview of schedule.csv",
+        "Nothing has been saved yet",
+        "14 new",
+    ] {
         assert!(t.contains(s), "{s} in {t}");
     }
     assert!(
@@ -147,7 +155,11 @@ async fn the_preview_and_the_result_are_pages_that_reload_without_importing_twic
     d.sql("UPDATE import_previews SET created_at = created_at - 2 * 86400 WHERE decision IS NULL");
     let gone = b.get(&later).await;
     assert_eq!(gone.status, 404, "{}", gone.text());
-    assert!(gone.text().contains("Upload the file again"), "{}", gone.text());
+    assert!(
+        gone.text().contains("Upload the file again"),
+        "{}",
+        gone.text()
+    );
 }
 
 /// The value of a hidden field that need not be a token.

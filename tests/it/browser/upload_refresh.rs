@@ -46,7 +46,11 @@ async fn refresh_and_back_show_the_preview_and_the_result_again_and_import_once(
     b.client.refresh().await.expect("refresh the preview");
     b.heading("Preview of schedule.csv").await;
     assert_eq!(b.path_and_query().await, preview_at);
-    assert_eq!(b.texts(counts).await, shown, "the same preview after Refresh");
+    assert_eq!(
+        b.texts(counts).await,
+        shown,
+        "the same preview after Refresh"
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM import_previews"),
         1,
