@@ -10,7 +10,8 @@
 //! action is written to `audit_log` as `staff:<name>`. Uploads use the CLI's import code:
 //! the preview is a dry-run, and confirming re-runs it in one transaction that also marks the
 //! preview decided, so nothing is written before the confirm and a second confirm does
-//! nothing.
+//! nothing. Every POST that succeeds answers 303 See Other to a page read with GET
+//! (post/redirect/get), so Back and Refresh never ask to send a form again.
 
 // Handlers short-circuit with a finished page as their error; boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
@@ -47,8 +48,8 @@ use pages::{
 };
 use pages::{patient, patients, reveal_patient, week};
 use pages::{remind, remind_all, remind_page};
-use session::{LOGIN_BODY_LIMIT, login, login_page, logout};
-use upload::{confirm_upload, discard_upload, upload, upload_page};
+use session::{LOGIN_BODY_LIMIT, login, login_page, logout, resume_page};
+use upload::{confirm_upload, discard_upload, done_page, preview_page, upload, upload_page};
 
 /// What the desk's handlers share.
 #[derive(Clone)]
@@ -159,14 +160,18 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
                 .layer(DefaultBodyLimit::max(LOGIN_BODY_LIMIT)),
         )
         .route("/desk/logout", post(logout))
+        .route("/desk/resume", get(resume_page))
         .route("/desk/day", get(day))
         .route("/desk/day/status", get(status_page).post(status_action))
         .route("/desk/reveal", post(reveal))
         .route("/desk/upload", get(upload_page).post(upload))
+        .route("/desk/upload/preview", get(preview_page))
         .route("/desk/upload/confirm", post(confirm_upload))
+        .route("/desk/upload/done", get(done_page))
         .route("/desk/upload/discard", post(discard_upload))
         .route("/desk/follow-ups", get(follow_ups))
         .route("/desk/follow-ups/action", post(follow_up_action))
+        .route("/desk/follow-ups/confirm", get(pages::follow_up_question))
         .route("/desk/follow-ups/call", post(record_call))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{CsrfForm, DeskState, auth, html, parse_form, signin, urlencode, views};
-use crate::store::{Session, SignInLimits, SignInTicket};
+use crate::store::{SignInLimits, SignInTicket};
 
 /// The session cookie's name.
 const SESSION_COOKIE: &str = "reminderd_desk";
@@ -434,24 +434,20 @@ pub(super) async fn login(
     };
     let token = auth::new_token();
     let (hash, csrf, id) = (auth::token_hash(&token), auth::new_token(), account.id);
-    let csrf_shown = csrf.clone();
     let (expires, idle, from) = (now + desk.session, desk.idle_timeout, client.to_string());
     state
         .db(move |s| s.start_session(id, &name, &from, &hash, &csrf, expires, idle, now))
         .await?;
     tracing::info!(user = %account.name, "desk: signed in");
+    // The carried form is shown on a page of its own (GET), so that Refresh does not sign in
+    // again.
     let mut res = match &resume {
-        Some((action, body)) => {
-            let fields = parse_form::<Vec<(String, String)>>(&Bytes::from(body.clone()))
-                .await
-                .unwrap_or_default();
-            let session = Session {
-                user_id: id,
-                user: account.name.clone(),
-                csrf: csrf_shown,
-            };
-            html(views::resume(&session.into(), action, &fields))
-        }
+        Some((action, body)) => Redirect::to(&format!(
+            "/desk/resume?action={}&body={}",
+            urlencode(action),
+            urlencode(body)
+        ))
+        .into_response(),
         None => Redirect::to(&next).into_response(),
     };
     let h = res.headers_mut();
@@ -488,4 +484,24 @@ pub(super) async fn logout(
         set_cookie(SESSION_COOKIE, "", 0, state.desk().secure_cookies),
     );
     Ok(res)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ResumeQuery {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// `GET /desk/resume`: after sign-in, the form that was posted while signed out, to check and
+/// save under the new session; a form that may not be resumed leads to the day board.
+pub(super) async fn resume_page(staff: Staff, Query(q): Query<ResumeQuery>) -> Response {
+    if !resumable(&q.action) || q.body.len() > RESUME_LIMIT {
+        return Redirect::to("/desk/day").into_response();
+    }
+    let fields = parse_form::<Vec<(String, String)>>(&Bytes::from(q.body))
+        .await
+        .unwrap_or_default();
+    html(views::resume(&staff.session, &q.action, &fields))
 }

@@ -88,6 +88,8 @@ pub struct Preview {
     pub summary: String,
     /// confirmed, discarded or changed, once decided.
     pub decision: Option<String>,
+    /// The import a confirm made.
+    pub import_id: Option<i64>,
 }
 
 impl Store {
@@ -476,13 +478,16 @@ impl Store {
         Ok(())
     }
 
-    /// A preview by its token.
-    pub fn preview(&self, token: &str) -> Result<Option<Preview>, StoreError> {
+    /// A preview by its token; an undecided one older than a day has expired (the next
+    /// upload deletes it) and is not found.
+    pub fn preview(&self, token: &str, now: DateTime<Utc>) -> Result<Option<Preview>, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT token, user_id, clinic, file_name, body, complete, summary, decision FROM import_previews WHERE token = ?1",
-                params![token],
+                "SELECT token, user_id, clinic, file_name, body, complete, summary, decision, import_id
+                 FROM import_previews
+                 WHERE token = ?1 AND (decided_at IS NOT NULL OR created_at >= ?2)",
+                params![token, now.timestamp() - 86_400],
                 |r| {
                     Ok(Preview {
                         token: r.get(0)?,
@@ -493,6 +498,7 @@ impl Store {
                         complete: r.get(5)?,
                         summary: r.get(6)?,
                         decision: r.get(7)?,
+                        import_id: r.get(8)?,
                     })
                 },
             )

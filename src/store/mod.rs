@@ -44,7 +44,7 @@ pub use schedule::{
     ImportTx, StoredAppointment, StoredPatient,
 };
 pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
-pub use upload::PastImport;
+pub use upload::{ImportResult, KeptStatus, PastImport};
 
 /// The schema every new database gets; its `PRAGMA user_version` line is the version.
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");

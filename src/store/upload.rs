@@ -1,5 +1,6 @@
 //! What an upload's preview needs to know besides the schedule itself: who set a status,
-//! where an appointment was before, earlier uploads of the same file, and the last upload.
+//! where an appointment was before, earlier uploads of the same file, and the last upload;
+//! and what a confirmed upload imported, for the page after it.
 
 use std::collections::HashSet;
 
@@ -28,6 +29,35 @@ pub struct PastImport {
     pub cancelled: usize,
     /// Imports of the same clinics since this one.
     pub later: usize,
+}
+
+/// What a confirmed upload imported, read back from the `imports` row and the audit log, so
+/// that the page after the confirm is a GET that can be reloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportResult {
+    /// The file's name as it was given.
+    pub file_name: String,
+    /// Appointments it created, changed, cancelled, left as they were.
+    pub new: usize,
+    #[allow(missing_docs)]
+    pub updated: usize,
+    #[allow(missing_docs)]
+    pub cancelled: usize,
+    #[allow(missing_docs)]
+    pub unchanged: usize,
+    /// The statuses set at the desk that it kept (chosen on the preview), in file order.
+    pub kept: Vec<KeptStatus>,
+}
+
+/// A status set at the desk that an import left as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptStatus {
+    /// The patient's name.
+    pub patient: String,
+    /// The status kept.
+    pub status: Status,
+    /// Who set it at the desk (the name, without `staff:`).
+    pub by: String,
 }
 
 impl ImportTx<'_> {
@@ -120,6 +150,96 @@ impl ImportTx<'_> {
 }
 
 impl Store {
+    /// What import `import_id` did, with the desk statuses it kept; `None` if there is no such
+    /// import.
+    pub fn import_result(&self, import_id: i64) -> Result<Option<ImportResult>, StoreError> {
+        let found = self
+            .conn
+            .query_row(
+                "SELECT file_name, imported_by, imported_at, new, updated, cancelled, unchanged
+                 FROM imports WHERE id = ?1",
+                [import_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        [r.get::<_, i64>(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((file_name, by, at, [new, updated, cancelled, unchanged])) = found else {
+            return Ok(None);
+        };
+        // An import writes its audit rows (as `import:<file>`) in its one transaction, which
+        // ends with the staff member's `upload_confirmed` row: they are the rows just before
+        // that one. Its `upload_confirmed` row is found by rank among imports of the same
+        // file by the same person in the same second (both are written in import order).
+        let rank: i64 = self.conn.query_row(
+            "SELECT count(*) FROM imports
+             WHERE file_name = ?1 AND imported_by = ?2 AND imported_at = ?3 AND id < ?4",
+            params![file_name, by, at, import_id],
+            |r| r.get(0),
+        )?;
+        let confirmed: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM audit_log
+                 WHERE action = 'upload_confirmed' AND new_value = ?1 AND actor = ?2 AND at = ?3
+                 ORDER BY id LIMIT 1 OFFSET ?4",
+                params![file_name, by, at, rank],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut kept = Vec::new();
+        if let Some(last) = confirmed {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT p.name, a.new_value,
+                        (SELECT s.actor FROM audit_log s
+                         WHERE s.appointment_id = a.appointment_id AND s.new_value = a.new_value
+                           AND s.id < a.id AND s.action != 'status_kept'
+                         ORDER BY s.id DESC LIMIT 1)
+                 FROM audit_log a
+                 JOIN appointments ap ON ap.id = a.appointment_id
+                 JOIN patients p ON p.id = ap.patient_id
+                 WHERE a.action = 'status_kept' AND a.id < ?1
+                   AND a.id > (SELECT coalesce(max(o.id), 0) FROM audit_log o
+                               WHERE o.id < ?1 AND NOT (o.at = ?2 AND o.actor = 'import:' || ?3))
+                 ORDER BY a.id",
+            )?;
+            let rows = stmt.query_map(params![last, at, file_name], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (patient, status, actor) = row?;
+                let Some(status) = status.and_then(|s| Status::parse(&s).ok()) else {
+                    continue;
+                };
+                let actor = actor.unwrap_or_default();
+                let by = actor.strip_prefix("staff:").unwrap_or(&actor).to_string();
+                kept.push(KeptStatus {
+                    patient,
+                    status,
+                    by,
+                });
+            }
+        }
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        Ok(Some(ImportResult {
+            file_name,
+            new: count(new),
+            updated: count(updated),
+            cancelled: count(cancelled),
+            unchanged: count(unchanged),
+            kept,
+        }))
+    }
+
     /// Each clinic's latest import (clinics never imported are left out), in clinic key order.
     pub fn last_imports(&self) -> Result<Vec<PastImport>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -461,7 +461,38 @@ impl Browser {
         .await
     }
 
-    /// Uploads a file on the upload page's form.
+    /// Answers a form with a 303 See Other (post/redirect/get), then GETs where it points, as a
+    /// browser does; panics on any other answer.
+    pub async fn follow(&self, res: Page, to: &str) -> Page {
+        assert_eq!(
+            res.status,
+            303,
+            "a form that succeeds answers 303 See Other, not a page: {}",
+            res.text()
+        );
+        let location = res.location().to_string();
+        assert!(
+            location.starts_with(to),
+            "the form goes on to {to}, not to {location}"
+        );
+        let page = self.get(&location).await;
+        assert!(
+            page.status < 300,
+            "GET {location}: {} {}",
+            page.status,
+            page.text()
+        );
+        page
+    }
+
+    /// POSTs a form that succeeds, asserting the redirect to `to`, and GETs the page.
+    pub async fn post_then_get(&self, path: &str, form: &[(&str, &str)], to: &str) -> Page {
+        let res = self.post(path, form).await;
+        self.follow(res, to).await
+    }
+
+    /// Uploads a file on the upload page's form: a file that reads well answers 303 to its
+    /// preview, which is fetched (as a browser does); a refused one is the answer itself.
     pub async fn upload(&self, csrf: &str, clinic: &str, file_name: &str, bytes: Vec<u8>) -> Page {
         let form = multipart::Form::new()
             .text("csrf", csrf.to_string())
@@ -470,9 +501,10 @@ impl Browser {
         self.send_upload(form).await
     }
 
-    /// Posts an upload form as it is.
+    /// Posts an upload form as it is; a preview (a 2xx answer to the POST) is never the
+    /// answer itself but a redirect to it, which is followed.
     pub async fn send_upload(&self, form: multipart::Form) -> Page {
-        Page::from(
+        let res = Page::from(
             self.http
                 .post(format!("{}/desk/upload", self.url))
                 .multipart(form)
@@ -480,7 +512,11 @@ impl Browser {
                 .await
                 .expect("POST /desk/upload"),
         )
-        .await
+        .await;
+        if res.status < 300 || res.status == 303 {
+            return self.follow(res, "/desk/upload/preview?token=").await;
+        }
+        res
     }
 }
 

@@ -16,6 +16,7 @@ mod desk_media;
 mod desk_patient;
 mod desk_remind;
 mod desk_upload;
+mod desk_upload_prg;
 mod fuzz_regressions;
 mod import_cmd;
 mod layout;

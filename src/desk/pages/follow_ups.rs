@@ -278,24 +278,16 @@ pub(in crate::desk) async fn follow_up_action(
     }
     // A cancel or no-show from a card is asked about first, as on the day board: one wrong
     // pick in the list must not cancel a patient's appointment.
+    // The question is a page of its own (GET), so that Back and Refresh show it again.
     if matches!(action, StaffAction::Cancelled | StaffAction::NoShow)
         && f.sure.as_deref() != Some("yes")
     {
-        let fields = [
-            ("clinic", f.clinic.as_str()),
-            ("appointment", f.appointment.as_str()),
-            ("date", f.date.as_deref().unwrap_or_default()),
-            ("action", f.action.as_str()),
-            ("note", f.note.as_deref().unwrap_or_default()),
-            ("list_clinic", f.list_clinic.as_deref().unwrap_or_default()),
-            ("list_date", f.list_date.as_deref().unwrap_or_default()),
-            ("sure", "yes"),
-        ];
-        return Ok(html(views::confirm_change(
-            &staff.session,
-            action == StaffAction::NoShow,
-            &fields,
-        )));
+        let query = question_fields(&f)
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        return Ok(Redirect::to(&format!("/desk/follow-ups/confirm?{query}")).into_response());
     }
     let now = state.clock.now();
     let actor = staff.actor();
@@ -333,4 +325,47 @@ pub(in crate::desk) async fn follow_up_action(
         (clinic, date) => back_filter(&state, clinic.as_deref(), date.as_deref()),
     };
     Ok(Redirect::to(&back_to(&filter, &f.action, None)).into_response())
+}
+
+/// The card's fields, carried to the question and from it to the answer.
+fn question_fields(f: &ActionForm) -> [(&'static str, &str); 7] {
+    [
+        ("clinic", f.clinic.as_str()),
+        ("appointment", f.appointment.as_str()),
+        ("date", f.date.as_deref().unwrap_or_default()),
+        ("action", f.action.as_str()),
+        ("note", f.note.as_deref().unwrap_or_default()),
+        ("list_clinic", f.list_clinic.as_deref().unwrap_or_default()),
+        ("list_date", f.list_date.as_deref().unwrap_or_default()),
+    ]
+}
+
+/// `GET /desk/follow-ups/confirm`: "Cancel the appointment?" or "Set no-show?" for a card's
+/// choice, with what was typed; answering it posts the card's form again, marked sure.
+pub(in crate::desk) async fn follow_up_question(
+    staff: Staff,
+    Query(f): Query<ActionForm>,
+) -> Result<Response, Response> {
+    let no_show = match StaffAction::parse(&f.action) {
+        Ok(StaffAction::NoShow) => true,
+        Ok(StaffAction::Cancelled) => false,
+        _ => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                views::message(
+                    Some(&staff.session),
+                    "Unknown action",
+                    "Choose one of the actions in the list.",
+                ),
+            )
+                .into_response());
+        }
+    };
+    let mut fields = question_fields(&f).to_vec();
+    fields.push(("sure", "yes"));
+    Ok(html(views::confirm_change(
+        &staff.session,
+        no_show,
+        &fields,
+    )))
 }

@@ -17,7 +17,7 @@ pub use remind::{Done, remind_all, remind_one};
 pub use replies::{ReplyCard, replies, replies_notice};
 pub use stats::stats;
 pub use status::{board_at, status_confirm, status_refused, too_early};
-pub use upload::{imported, preview, upload};
+pub use upload::{imported, preview, upload, upload_closed};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;

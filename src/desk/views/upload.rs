@@ -7,7 +7,7 @@ use super::{
 };
 use crate::import::review as review_words;
 use crate::import::{Change, RowError};
-use crate::store::PastImport;
+use crate::store::{ImportResult, PastImport};
 
 /// How the upload pages write a local time: "Thu 26 Nov 09:00".
 const WHEN: &str = "%a %-d %b %H:%M";
@@ -23,6 +23,7 @@ pub fn upload(
     session: &SignedIn,
     config: &Config,
     error: Option<&str>,
+    notice: Option<&str>,
     last: &[PastImport],
 ) -> Markup {
     page(
@@ -32,6 +33,9 @@ pub fn upload(
         &html! {
             @if let Some(e) = error {
                 p.error role="alert" { (e) }
+            }
+            @if let Some(n) = notice {
+                p.ok role="status" { (n) }
             }
             (last_uploads(config, last))
             p { "Choose the schedule exported from the clinic system: a CSV file, or the spreadsheet itself (.xlsx or .ods). You will see what changes before anything is saved." }
@@ -125,7 +129,8 @@ fn change_text(zone: Tz, c: &Change) -> String {
     }
 }
 
-/// The dry-run of an upload: its errors (nothing kept), or its changes with confirm/discard.
+/// The dry-run of an upload: its errors (nothing kept), or its changes with confirm/discard;
+/// `shown` is the dry-run's fingerprints, which the confirm checks the import against.
 pub fn preview(
     session: &SignedIn,
     config: &Config,
@@ -133,6 +138,7 @@ pub fn preview(
     parsed: &ParsedFile,
     r: &ImportReport,
     notice: Option<&str>,
+    shown: &str,
 ) -> Markup {
     let title = format!("Preview of {}", p.file_name);
     let undoing: Vec<&Change> = r.changes.iter().filter(|c| !c.undoes.is_empty()).collect();
@@ -215,6 +221,7 @@ pub fn preview(
                     form.inline method="post" action="/desk/upload/confirm" {
                         input type="hidden" name="csrf" value=(session.csrf);
                         input type="hidden" name="token" value=(p.token);
+                        input type="hidden" name="shown" value=(shown);
                         @if keepable > 0 {
                             p.check {
                                 input #keep type="checkbox" name="keep" value="1";
@@ -301,36 +308,57 @@ fn error_table(errors: &[RowError]) -> Markup {
     }
 }
 
-/// After a confirmed upload.
-pub fn imported(session: &SignedIn, r: &ImportReport) -> Markup {
+/// After a confirmed upload: what it did, read back from the store; `left_out` counts the
+/// file's rows with a problem, `again` says the confirm was pressed once more.
+pub fn imported(session: &SignedIn, r: &ImportResult, left_out: usize, again: bool) -> Markup {
     page(
         "Schedule imported",
         Some(session),
         "Upload",
         &html! {
-            p.ok role="status" { (r.file) " was imported." }
-            (counts(r))
-            @if r.kept > 0 {
+            @if again {
+                p.notice role="status" { "This upload was already confirmed; nothing more was imported." }
+            }
+            p.ok role="status" { (r.file_name) " was imported." }
+            ul.counts {
+                li { strong { (r.new) } " new" }
+                li { strong { (r.updated) } " updated" }
+                li { strong { (r.cancelled) } " cancelled" }
+                li { strong { (r.unchanged) } " unchanged" }
+            }
+            @if !r.kept.is_empty() {
                 p.notice {
-                    @if r.kept == 1 { "1 status set at the desk was kept as it was:" }
-                    @else { (r.kept) " statuses set at the desk were kept as they were:" }
+                    @if r.kept.len() == 1 { "1 status set at the desk was kept as it was:" }
+                    @else { (r.kept.len()) " statuses set at the desk were kept as they were:" }
                 }
                 ul.kept {
-                    @for c in r.changes.iter().filter(|c| c.kept.is_some()) {
-                        @if let Some(k) = &c.kept {
-                            li { strong { (c.patient) } ": " (review_words::status_words(k.status)) ", set at the desk by " (k.by) }
-                        }
+                    @for k in &r.kept {
+                        li { strong { (k.patient) } ": " (review_words::status_words(k.status)) ", set at the desk by " (k.by) }
                     }
                 }
             }
-            @if !r.left_out.is_empty() {
+            @if left_out > 0 {
                 p.error {
-                    (rows_count(left_out_rows(r))) " with a problem "
-                    @if left_out_rows(r) == 1 { "was" } @else { "were" }
+                    (rows_count(left_out)) " with a problem "
+                    @if left_out == 1 { "was" } @else { "were" }
                     " left out; fix them and upload the file again."
                 }
             }
-            p { a href="/desk/day" { "See the day board" } " · " a href="/desk/follow-ups" { "Follow-ups" } }
+            p { a href="/desk/day" { "See the day board" } " · " a href="/desk/follow-ups" { "Follow-ups" } " · " a href="/desk/upload" { "Upload another file" } }
+        },
+    )
+}
+
+/// An upload that can no longer be confirmed (not found, discarded, replaced), with the way
+/// to upload the file again.
+pub fn upload_closed(session: &SignedIn, title: &str, text: &str) -> Markup {
+    page(
+        title,
+        Some(session),
+        "Upload",
+        &html! {
+            p.notice role="status" { (text) }
+            p { a href="/desk/upload" { "Upload the schedule" } }
         },
     )
 }

@@ -17,6 +17,7 @@ mod patient;
 mod remind;
 mod tablet_print;
 mod upload_day;
+mod upload_refresh;
 mod upload_undo;
 
 use std::io::Write;
