@@ -123,8 +123,8 @@ fn load(opts: &Options) -> Result<Config, ConfigError> {
     if let Some(db) = &opts.db {
         config.database_path.clone_from(db);
     }
-    if let (Some(base), Some(wa)) = (&opts.api_base, config.whatsapp.as_mut()) {
-        wa.api_base = base.trim_end_matches('/').to_string();
+    if let Some(base) = &opts.api_base {
+        config.point_apis_at(base);
     }
     Ok(config)
 }
@@ -139,8 +139,11 @@ fn dispatcher(
     })?;
     let client =
         Client::new(wa, token.clone(), None).map_err(|e| DaemonError::Runtime(e.to_string()))?;
-    Dispatcher::new(store.clone(), Arc::clone(config), client)
-        .map_err(|e| DaemonError::Runtime(e.to_string()))
+    let sms = crate::dispatch::SmsSenders::new(config, |s| s.load().map_err(|e| e.to_string()))
+        .map_err(DaemonError::Runtime)?;
+    Ok(Dispatcher::new(store.clone(), Arc::clone(config), client)
+        .map_err(|e| DaemonError::Runtime(e.to_string()))?
+        .with_sms(sms))
 }
 
 /// Runs until `shutdown` is cancelled (or SIGTERM/SIGINT with `handle_signals`), serving the
@@ -186,6 +189,7 @@ pub async fn run(
         verify_token: Arc::new(opts.secrets.verify_token.clone()),
         clock: opts.clock,
         health: Some(Arc::clone(&health)),
+        sms: server::SmsSecrets::load(&config).map_err(|e| DaemonError::Runtime(e.to_string()))?,
     };
     let addr = listener
         .local_addr()

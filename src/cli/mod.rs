@@ -477,9 +477,8 @@ fn load_config(path: &Path, db: Option<&Path>) -> Result<Config> {
     if let Some(base) = std::env::var("REMINDERD_API_BASE")
         .ok()
         .filter(|b| !b.is_empty())
-        && let Some(wa) = config.whatsapp.as_mut()
     {
-        wa.api_base = base.trim_end_matches('/').to_string();
+        config.point_apis_at(&base);
     }
     if let Some(db) = db {
         config.database_path = db.to_path_buf();

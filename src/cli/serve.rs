@@ -52,6 +52,7 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
     let addr = listen.unwrap_or(config.server.listen);
     let limits = config.server.clone();
+    let config_for_sms = config.clone();
     let state = reminderd::server::AppState {
         store: reminderd::store::Db::new(store),
         config: Arc::new(std::sync::RwLock::new(Arc::new(config))),
@@ -59,6 +60,8 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         verify_token: Arc::new(verify_token),
         clock: Clock::System,
         health: None,
+        sms: reminderd::server::SmsSecrets::load(&config_for_sms)
+            .map_err(|e| fail(exit::CONFIG, e.to_string()))?,
     };
     let desk_state = reminderd::desk::DeskState {
         store: state.store.clone(),

@@ -488,6 +488,25 @@ impl fmt::Display for Problem {
 }
 
 impl Config {
+    /// Sends every outside API's requests to `base` instead (`$REMINDERD_API_BASE`: the
+    /// simulator, which speaks the Cloud API, Twilio and MSG91 on one address).
+    pub fn point_apis_at(&mut self, base: &str) {
+        let base = base.trim_end_matches('/').to_string();
+        if let Some(wa) = self.whatsapp.as_mut() {
+            wa.api_base.clone_from(&base);
+        }
+        if let Some(sms) = self.sms.as_mut() {
+            if let Some(t) = sms.twilio.as_mut() {
+                t.api_base.clone_from(&base);
+            }
+            if let Some(m) = sms.msg91.as_mut() {
+                m.api_base.clone_from(&base);
+            }
+        }
+    }
+}
+
+impl Config {
     /// What the clinic calls the rule `name`: its `label`, else the name humanised
     /// (`day-before` → "Day before"), also for a rule no longer configured.
     pub fn rule_label(&self, name: &str) -> String {

@@ -6,3 +6,6 @@ impl Client {
     pub async fn send(&self, _m: &super::Outgoing) -> Result<super::Accepted, super::SmsError> { Err(super::SmsError::NotSent(String::new())) }
 }
 pub fn class(_e: &super::SmsError) -> super::SmsClass { super::SmsClass::Terminal }
+pub fn verify(_u: &str, _p: &[(String, String)], _h: Option<&str>, _t: &[u8]) -> bool { false }
+pub fn read_status(_p: &[(String, String)]) -> Result<super::DeliveryReport, String> { Err(String::new()) }
+pub fn read_inbound(_p: &[(String, String)]) -> Result<super::InboundSms, String> { Err(String::new()) }

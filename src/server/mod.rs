@@ -1,4 +1,5 @@
-//! The HTTP server: Meta's webhook (handshake and signed POSTs), a health check, metrics, and
+//! The HTTP server: Meta's webhook (handshake and signed POSTs), the SMS providers' webhooks
+//! (`sms`), a health check, metrics, and
 //! the accept loop (with its timeouts) that the webhook and the desk both run on. With
 //! `desk`, the only module that knows axum.
 //!
@@ -6,6 +7,10 @@
 //! a verified body is stored before it is applied, and answered 200 unless the database
 //! failed (Meta retries non-200 answers for days, so a body we merely do not act on is
 //! still a 200).
+
+mod sms;
+
+pub use sms::SmsSecrets;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +22,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
@@ -42,6 +47,20 @@ pub struct AppState {
     pub clock: Clock,
     /// The daemon's job times, when running as the daemon.
     pub health: Option<Arc<Health>>,
+    /// What the SMS providers' webhooks are checked with.
+    pub sms: sms::SmsSecrets,
+}
+
+impl AppState {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(
+            &self
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// When the jobs last completed, for `/healthz` and the watchdog.
@@ -98,6 +117,9 @@ impl Health {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/webhook", get(handshake).post(webhook))
+        .route("/twilio/status", post(sms::twilio_status))
+        .route("/twilio/inbound", post(sms::twilio_inbound))
+        .route("/msg91/report", post(sms::msg91_report))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
