@@ -109,16 +109,32 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 
 // ---- the wire -------------------------------------------------------------------------------
 
-/// Twilio's error body with `status` as the HTTP status.
-fn error(http: u16, code: i64, message: &str) -> Response {
-    let status = StatusCode::from_u16(http).unwrap_or(StatusCode::BAD_REQUEST);
-    let body = json!({
-        "code": code,
-        "message": message,
-        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
-        "status": http,
-    });
-    (status, axum::Json(body)).into_response()
+/// A Twilio API error: answered with Twilio's error body and `status` as the HTTP status.
+struct ApiError {
+    http: u16,
+    code: i64,
+    message: String,
+}
+
+fn error(http: u16, code: i64, message: &str) -> ApiError {
+    ApiError {
+        http,
+        code,
+        message: message.to_string(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.http).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = json!({
+            "code": self.code,
+            "message": self.message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "status": self.http,
+        });
+        (status, axum::Json(body)).into_response()
+    }
 }
 
 /// What Twilio says for a scripted or queued error code.
@@ -236,13 +252,14 @@ async fn send(
     }
     match fault {
         Some(Fault::Error { code, http_status }) => {
-            return error(http_status, code, message(code));
+            return error(http_status, code, message(code)).into_response();
         }
         Some(Fault::BareStatus(status)) => return bare(status),
         _ => {}
     }
     let response = match accept(&sh, &sid, &headers, &body) {
-        Ok(r) | Err(r) => r,
+        Ok(r) => r,
+        Err(e) => e.into_response(),
     };
     match fault {
         Some(Fault::AcceptThenHang(d)) => {
@@ -267,7 +284,7 @@ struct Checked {
     callback: Option<String>,
 }
 
-fn check(params: &[(String, String)]) -> Result<Checked, Response> {
+fn check(params: &[(String, String)]) -> Result<Checked, ApiError> {
     let get = |name: &str| {
         params
             .iter()
@@ -342,7 +359,7 @@ fn accept(
     sid: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Response, Response> {
+) -> Result<Response, ApiError> {
     let account = &sh.config.twilio_account_sid;
     match basic_auth(headers) {
         Some((user, pass)) if user == *account && pass == sh.config.twilio_auth_token => {}
@@ -573,7 +590,7 @@ impl Sim {
 
 // ---- control endpoints ------------------------------------------------------------------------
 
-fn bad_request(msg: String) -> Response {
+fn bad_request(msg: &str) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg }))).into_response()
 }
 
@@ -596,11 +613,11 @@ struct ReplyBody {
 async fn reply_endpoint(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     let r: ReplyBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return bad_request(format!("expected {{\"from\", \"body\"}}: {e}")),
+        Err(e) => return bad_request(&format!("expected {{\"from\", \"body\"}}: {e}")),
     };
     match sh.sms_reply(&r.from, &r.body).await {
         Ok(sid) => axum::Json(json!({ "sid": sid })).into_response(),
-        Err(e @ SimError::BadNumber(_)) => bad_request(e.to_string()),
+        Err(e @ SimError::BadNumber(_)) => bad_request(&e.to_string()),
         Err(e @ SimError::Delivery { .. }) => (
             StatusCode::BAD_GATEWAY,
             axum::Json(json!({ "error": e.to_string() })),
@@ -633,7 +650,7 @@ async fn fail_endpoint(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
             sh.state().twilio.outcomes.insert(digits(&f.to), outcome);
             StatusCode::NO_CONTENT.into_response()
         }
-        Err(e) => bad_request(format!(
+        Err(e) => bad_request(&format!(
             "expected {{\"to\": \"+1…\", \"code\": 30003, \"sync\": false}}: {e}"
         )),
     }
@@ -650,7 +667,7 @@ async fn faults_endpoint(State(sh): State<Arc<Shared>>, body: Bytes) -> Response
     let faults = match serde_json::from_slice::<OneOrMany>(&body) {
         Ok(OneOrMany::Many(f)) => f,
         Ok(OneOrMany::One(f)) => vec![f],
-        Err(e) => return bad_request(format!("not a fault or a list of faults: {e}")),
+        Err(e) => return bad_request(&format!("not a fault or a list of faults: {e}")),
     };
     sh.state().twilio.faults.extend(faults);
     StatusCode::NO_CONTENT.into_response()
