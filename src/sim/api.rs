@@ -1235,7 +1235,9 @@ async fn reply(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
 fn sim_result(r: Result<Value, SimError>) -> Response {
     match r {
         Ok(v) => axum::Json(v).into_response(),
-        Err(e @ (SimError::NoWebhookUrl | SimError::ShuttingDown)) => (
+        Err(
+            e @ (SimError::NoWebhookUrl | SimError::NoTwilioInboundUrl | SimError::ShuttingDown),
+        ) => (
             StatusCode::CONFLICT,
             axum::Json(json!({ "error": e.to_string() })),
         )

@@ -19,13 +19,20 @@
 //! `POST /_sim/faults`, `POST /_sim/reply`, `POST /_sim/fail_later`,
 //! `POST /_sim/template_status`, and `POST /_sim/media` and `DELETE /_sim/media/{id}` for the
 //! files patients send (see `media`).
+//!
+//! It speaks Twilio Programmable Messaging on the same server (see `twilio`):
+//! `POST /2010-04-01/Accounts/{sid}/Messages.json` with signed status callbacks,
+//! `GET|DELETE /_sim/sms`, `POST /_sim/sms/reply` (a signed inbound text),
+//! `POST /_sim/sms/fail` and `POST /_sim/sms/faults`.
 
 mod api;
 mod conn;
 mod media;
+mod twilio;
 mod webhook;
 
 pub use media::SimMedia;
+pub use twilio::SimSms;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -80,6 +87,14 @@ pub struct SimConfig {
     pub auto_read: bool,
     /// Random faults from a seed (soak tests); `None`: only the queued faults.
     pub chaos: Option<Chaos>,
+
+    // Twilio (see `twilio`).
+    /// The Twilio account SID accepted in paths and Basic auth.
+    pub twilio_account_sid: String,
+    /// The Twilio auth token: Basic auth password and the key of `X-Twilio-Signature`.
+    pub twilio_auth_token: String,
+    /// Where signed inbound texts are POSTed; `None`: no scripted inbound texts.
+    pub twilio_inbound_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -98,6 +113,9 @@ impl Default for SimConfig {
             status_delay: Duration::from_millis(20),
             auto_read: true,
             chaos: None,
+            twilio_account_sid: "ACsim0000000000000000000000000000".into(),
+            twilio_auth_token: "sim-twilio-token".into(),
+            twilio_inbound_url: None,
         }
     }
 }
@@ -119,6 +137,9 @@ impl fmt::Debug for SimConfig {
             .field("status_delay", &self.status_delay)
             .field("auto_read", &self.auto_read)
             .field("chaos", &self.chaos)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &"<redacted>")
+            .field("twilio_inbound_url", &self.twilio_inbound_url)
             .finish()
     }
 }
@@ -657,6 +678,9 @@ pub enum SimError {
     /// The simulator is shutting down.
     #[error("the simulator is shutting down")]
     ShuttingDown,
+    /// The simulator was started without a `twilio_inbound_url`.
+    #[error("no twilio_inbound_url is configured")]
+    NoTwilioInboundUrl,
 }
 
 /// Digits only: `+91 98200-12345` → `919820012345`.
@@ -676,6 +700,7 @@ struct State {
     counters: Counters,
     media: HashMap<String, media::Stored>,
     media_downloads: usize,
+    twilio: twilio::TwilioState,
 }
 
 /// Everything the handlers and tasks share.
@@ -964,6 +989,7 @@ impl Sim {
                 counters: Counters::default(),
                 media: HashMap::new(),
                 media_downloads: 0,
+                twilio: twilio::TwilioState::default(),
             }),
             chaos: Mutex::new(config.chaos.clone().map(ChaosState::new)),
             config,
@@ -976,6 +1002,7 @@ impl Sim {
             status_jobs: AtomicUsize::new(0),
         });
         let app = api::router(Arc::clone(&shared))
+            .merge(twilio::router(Arc::clone(&shared)))
             .into_make_service_with_connect_info::<conn::ConnInfo>();
         let mut until = shutdown;
         let server = tokio::spawn(async move {

@@ -25,5 +25,6 @@ mod props;
 mod schema;
 mod sending;
 mod sim_api;
+mod sms_twilio;
 mod soak;
 mod webhook;
