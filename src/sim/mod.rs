@@ -23,9 +23,11 @@
 mod api;
 mod conn;
 mod media;
+mod msg91;
 mod webhook;
 
 pub use media::SimMedia;
+pub use msg91::{SimDltTemplate, SimMsg91, SimSms, dlt_templates_from_config};
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -80,6 +82,11 @@ pub struct SimConfig {
     pub auto_read: bool,
     /// Random faults from a seed (soak tests); `None`: only the queued faults.
     pub chaos: Option<Chaos>,
+    // ---- MSG91 (see `msg91`) ----
+    /// The simulated MSG91 account: its auth key and DLT templates.
+    pub msg91: SimMsg91,
+    /// Where MSG91 delivery reports are POSTed (form-encoded, v2); `None`: no reports.
+    pub msg91_report_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -98,6 +105,8 @@ impl Default for SimConfig {
             status_delay: Duration::from_millis(20),
             auto_read: true,
             chaos: None,
+            msg91: SimMsg91::default(),
+            msg91_report_url: None,
         }
     }
 }
@@ -119,6 +128,8 @@ impl fmt::Debug for SimConfig {
             .field("status_delay", &self.status_delay)
             .field("auto_read", &self.auto_read)
             .field("chaos", &self.chaos)
+            .field("msg91", &self.msg91)
+            .field("msg91_report_url", &self.msg91_report_url)
             .finish()
     }
 }
@@ -676,6 +687,7 @@ struct State {
     counters: Counters,
     media: HashMap<String, media::Stored>,
     media_downloads: usize,
+    msg91: msg91::Msg91State,
 }
 
 /// Everything the handlers and tasks share.
@@ -964,6 +976,7 @@ impl Sim {
                 counters: Counters::default(),
                 media: HashMap::new(),
                 media_downloads: 0,
+                msg91: msg91::Msg91State::default(),
             }),
             chaos: Mutex::new(config.chaos.clone().map(ChaosState::new)),
             config,

@@ -205,23 +205,24 @@ pub fn matches(text: &str, registered: &str) -> Result<(), DltError> {
     let (ours, origin) = registered_with_origin(text)?;
     let theirs: Vec<char> = registered.chars().collect();
     let text_chars: Vec<char> = text.chars().collect();
-    let skip_ws = |s: &[char], mut i: usize| {
-        while s.get(i).is_some_and(|c| c.is_whitespace()) {
-            i += 1;
+    let skip_ws = |chars: &[char], mut at: usize| {
+        while chars.get(at).is_some_and(|c| c.is_whitespace()) {
+            at += 1;
         }
-        i
+        at
     };
     let (mut i, mut j) = (skip_ws(&ours, 0), skip_ws(&theirs, 0));
     loop {
-        let (a, b) = (ours.get(i), theirs.get(j));
-        let at_end = |s: &[char], k: usize| skip_ws(s, k) >= s.len();
-        match (a, b) {
+        let at_end = |chars: &[char], at: usize| skip_ws(chars, at) >= chars.len();
+        match (ours.get(i), theirs.get(j)) {
             (None, None) => return Ok(()),
-            (Some(x), Some(y)) if x.is_whitespace() && y.is_whitespace() => {
+            (Some(ours_c), Some(theirs_c))
+                if ours_c.is_whitespace() && theirs_c.is_whitespace() =>
+            {
                 i = skip_ws(&ours, i);
                 j = skip_ws(&theirs, j);
             }
-            (Some(x), Some(y)) if x == y => {
+            (Some(ours_c), Some(theirs_c)) if ours_c == theirs_c => {
                 i += 1;
                 j += 1;
             }
@@ -449,16 +450,19 @@ mod tests {
     #[test]
     fn placeholders_are_listed_in_order_and_registered_as_var() {
         assert_eq!(
-            placeholders(TEXT).unwrap(),
+            placeholders(TEXT).expect("no error"),
             ["patient_name", "clinic", "date", "time", "clinic_phone"]
         );
-        assert_eq!(registered_form(TEXT).unwrap(), REGISTERED);
-        assert_eq!(placeholders("no slots").unwrap(), Vec::<String>::new());
+        assert_eq!(registered_form(TEXT).expect("no error"), REGISTERED);
+        assert_eq!(
+            placeholders("no slots").expect("no error"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn unknown_and_unbalanced_placeholders_are_named() {
-        let e = placeholders("Hi {name}").unwrap_err();
+        let e = placeholders("Hi {name}").expect_err("an error");
         assert_eq!(
             e,
             DltError::UnknownPlaceholder {
@@ -466,7 +470,7 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("{name}"), "{e}");
-        let e = placeholders("Hi {first_name").unwrap_err();
+        let e = placeholders("Hi {first_name").expect_err("an error");
         assert_eq!(
             e,
             DltError::Unbalanced {
@@ -490,11 +494,11 @@ mod tests {
 
     #[test]
     fn matching_tolerates_only_amounts_of_whitespace() {
-        matches(TEXT, REGISTERED).unwrap();
+        matches(TEXT, REGISTERED).expect("no error");
         let spaced = REGISTERED
             .replace(", your", ",   your\n")
             .replace("Dear", "  Dear");
-        matches(TEXT, &format!("{spaced}  ")).unwrap();
+        matches(TEXT, &format!("{spaced}  ")).expect("no error");
         // Whitespace where the template has none is a difference.
         assert!(matches(TEXT, &REGISTERED.replace("Dear {", "Dear{")).is_err());
     }
@@ -502,7 +506,7 @@ mod tests {
     #[test]
     fn a_mismatch_says_where_in_words() {
         let registered = REGISTERED.replace("To change it call", "To change it, call");
-        let e = matches(TEXT, &registered).unwrap_err();
+        let e = matches(TEXT, &registered).expect_err("an error");
         let DltError::Mismatch {
             position,
             ours,
@@ -511,13 +515,13 @@ mod tests {
         else {
             panic!("{e:?}")
         };
-        assert_eq!(*position, registered.find(", call").unwrap() + 1);
+        assert_eq!(*position, registered.find(", call").expect("no error") + 1);
         assert!(ours.contains("change it call {clinic_phone}"), "{ours}");
         assert!(theirs.contains("change it, call"), "{theirs}");
         let msg = e.to_string();
         assert!(msg.contains(&format!("at character {position}")), "{msg}");
         // A text that stops early.
-        let e = matches("Dear {patient_name}", "Dear {#var#}, see you").unwrap_err();
+        let e = matches("Dear {patient_name}", "Dear {#var#}, see you").expect_err("an error");
         assert!(e.to_string().contains("(the end)"), "{e}");
         // A slot where the template has words.
         assert!(matches("Dear {patient_name}", "Dear Sir").is_err());
@@ -525,7 +529,7 @@ mod tests {
 
     #[test]
     fn fill_gives_the_text_and_the_variables_in_slot_order() {
-        let f = fill(TEXT, &values, DEFAULT_CAP).unwrap();
+        let f = fill(TEXT, &values, DEFAULT_CAP).expect("no error");
         assert_eq!(
             f.text,
             "Dear Aarav Sharma, your appointment at Sunrise Clinic is on Tue 14 Jan at 10:30 AM. To change it call +91 22 4000 1234."
@@ -543,21 +547,22 @@ mod tests {
                 _ => values(p),
             }
         };
-        let f = fill(TEXT, &long("Sunrise Multispeciality Hospital, Andheri"), 30).unwrap();
+        let f =
+            fill(TEXT, &long("Sunrise Multispeciality Hospital, Andheri"), 30).expect("no error");
         assert_eq!(f.variables[1], "Sunrise Multispeciality");
-        let f = fill(TEXT, &long("Suryodayamultispecialityhospitalandheri"), 30).unwrap();
+        let f = fill(TEXT, &long("Suryodayamultispecialityhospitalandheri"), 30).expect("no error");
         assert_eq!(f.variables[1], "Suryodayamultispecialityhospit");
         assert_eq!(f.variables[1].chars().count(), 30);
-        let f = fill(TEXT, &long("  Dr.   Mehta\t Clinic "), 30).unwrap();
+        let f = fill(TEXT, &long("  Dr.   Mehta\t Clinic "), 30).expect("no error");
         assert_eq!(f.variables[1], "Dr. Mehta Clinic");
         // Characters, not bytes: 30 Devanagari letters fit although they take 90 bytes.
         let hindi = "क".repeat(30);
-        let f = fill(TEXT, &long(&hindi), 30).unwrap();
+        let f = fill(TEXT, &long(&hindi), 30).expect("no error");
         assert_eq!(f.variables[1], hindi);
         // A cut never leaves a vowel sign behind nor ends in a virama.
-        let f = fill(TEXT, &long(&format!("{}कि", "क".repeat(29))), 30).unwrap();
+        let f = fill(TEXT, &long(&format!("{}कि", "क".repeat(29))), 30).expect("no error");
         assert_eq!(f.variables[1], "क".repeat(29));
-        let f = fill(TEXT, &long(&format!("{}क्ष", "क".repeat(28))), 30).unwrap();
+        let f = fill(TEXT, &long(&format!("{}क्ष", "क".repeat(28))), 30).expect("no error");
         assert_eq!(f.variables[1], "क".repeat(28));
     }
 
@@ -567,7 +572,7 @@ mod tests {
             "date" => Some("Wednesday, 24 September 2025 (IST)".to_string()),
             _ => values(p),
         };
-        let e = fill(TEXT, &long_date, 30).unwrap_err();
+        let e = fill(TEXT, &long_date, 30).expect_err("an error");
         assert_eq!(
             e,
             DltError::TooLong {
@@ -578,7 +583,7 @@ mod tests {
         );
         assert!(e.to_string().contains("{date} is 34 characters"), "{e}");
         let missing = |p: &str| if p == "time" { None } else { values(p) };
-        let e = fill(TEXT, &missing, 30).unwrap_err();
+        let e = fill(TEXT, &missing, 30).expect_err("an error");
         assert_eq!(e.to_string(), "there is no value for {time} in this SMS");
     }
 
@@ -588,7 +593,7 @@ mod tests {
             "Wed 24 Sep".to_string(),
             "Wednesday, 24 September 2025".into(),
         ];
-        check_fixed("date", &samples, 30).unwrap();
+        check_fixed("date", &samples, 30).expect("no error");
         assert!(matches!(
             check_fixed("date", &samples, 20),
             Err(DltError::TooLong {
@@ -597,9 +602,9 @@ mod tests {
                 ..
             })
         ));
-        check_fixed("patient_name", &["x".repeat(90)], 30).unwrap();
+        check_fixed("patient_name", &["x".repeat(90)], 30).expect("no error");
         assert!(check_fixed("weekday", &samples, 30).is_err());
-        check_fixed("time", &[], 30).unwrap();
+        check_fixed("time", &[], 30).expect("no error");
     }
 
     mod props {
@@ -650,7 +655,7 @@ mod tests {
                         for v in &f.variables {
                             prop_assert!(v.chars().count() <= cap, "{v:?} over {cap}");
                         }
-                        let registered = registered_form(&text).unwrap();
+                        let registered = registered_form(&text).expect("no error");
                         prop_assert_eq!(render(&registered, &f.variables), f.text);
                         prop_assert!(matches(&text, &registered).is_ok());
                     }
@@ -668,8 +673,8 @@ mod tests {
                 let _ = registered_form(&a);
                 let _ = matches(&a, &b);
                 let _ = fill(&a, &|_: &str| Some(b.clone()), cap);
-                let _ = check_fixed(&a, &[b.clone()], cap);
-                let _ = render(&a, &[b.clone()]);
+                let _ = check_fixed(&a, std::slice::from_ref(&b), cap);
+                let _ = render(&a, std::slice::from_ref(&b));
             }
         }
     }

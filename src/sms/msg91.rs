@@ -446,7 +446,8 @@ mod tests {
 
     fn outgoing(dlt: Option<DltFilled>) -> Outgoing {
         Outgoing {
-            to: E164::parse("+91 98200 12345", "IN".parse::<Region>().unwrap()).unwrap(),
+            to: E164::parse("+91 98200 12345", "IN".parse::<Region>().expect("no error"))
+                .expect("no error"),
             text: "Dear Aarav, see you".into(),
             dlt,
             validity: None,
@@ -463,7 +464,7 @@ mod tests {
             })),
             "SUNRSE",
         )
-        .unwrap();
+        .expect("no error");
         assert_eq!(
             body,
             serde_json::json!({
@@ -473,7 +474,7 @@ mod tests {
                 "recipients": [{"mobiles": "919820012345", "VAR1": "Aarav", "VAR2": "10:30 AM"}],
             })
         );
-        let e = flow_request(&outgoing(None), "SUNRSE").unwrap_err();
+        let e = flow_request(&outgoing(None), "SUNRSE").expect_err("an error");
         assert_eq!(e, SmsError::Refused("no DLT template for this text".into()));
         assert_eq!(class(&e), SmsClass::Operator);
     }
@@ -484,29 +485,29 @@ mod tests {
             200,
             br#"{"type":"success","message":"3365646f3132333435363738"}"#,
         );
-        assert_eq!(ok.unwrap().id, "3365646f3132333435363738");
+        assert_eq!(ok.expect("no error").id, "3365646f3132333435363738");
         let auth = read_answer(
             401,
             br#"{"type":"error","message":"AuthenticationFailure","code":"401"}"#,
         )
-        .unwrap_err();
+        .expect_err("an error");
         assert_eq!(auth.code(), Some(401));
         assert_eq!(class(&auth), SmsClass::Operator);
-        let tpl =
-            read_answer(400, br#"{"type":"error","message":"Template not found"}"#).unwrap_err();
+        let tpl = read_answer(400, br#"{"type":"error","message":"Template not found"}"#)
+            .expect_err("an error");
         assert_eq!(tpl.code(), Some(400));
         assert_eq!(class(&tpl), SmsClass::Operator);
         let mobile = read_answer(
             200,
             br#"{"type":"error","message":"Invalid mobile number"}"#,
         )
-        .unwrap_err();
+        .expect_err("an error");
         assert_eq!(class(&mobile), SmsClass::BadNumber);
-        let bare = read_answer(502, b"<html>Bad Gateway</html>").unwrap_err();
+        let bare = read_answer(502, b"<html>Bad Gateway</html>").expect_err("an error");
         assert!(matches!(bare, SmsError::Http { status: 502, .. }));
         assert_eq!(class(&bare), SmsClass::Retry);
         assert_eq!(
-            class(&read_answer(429, b"").unwrap_err()),
+            class(&read_answer(429, b"").expect_err("an error")),
             SmsClass::Throttled
         );
         assert!(matches!(
@@ -531,7 +532,8 @@ mod tests {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("data", V2)
             .finish();
-        let r = read_reports("application/x-www-form-urlencoded", body.as_bytes()).unwrap();
+        let r =
+            read_reports("application/x-www-form-urlencoded", body.as_bytes()).expect("no error");
         assert!(r.unreadable.is_empty(), "{:?}", r.unreadable);
         assert_eq!(r.reports.len(), 2);
         assert_eq!(r.reports[0].id, "r1");
@@ -548,16 +550,16 @@ mod tests {
     #[test]
     fn json_reports_are_read_in_every_shape() {
         let v3 = br#"{"requestId":"r3","number":"919820012345","status":"2","desc":"FAILED"}"#;
-        let r = read_reports("application/json", v3).unwrap();
+        let r = read_reports("application/json", v3).expect("no error");
         assert_eq!(r.reports[0].state, Some(OutboxState::Failed));
         assert_eq!(r.reports[0].error_code, Some(2));
-        let r = read_reports("application/json; charset=utf-8", V2.as_bytes()).unwrap();
+        let r = read_reports("application/json; charset=utf-8", V2.as_bytes()).expect("no error");
         assert_eq!(r.reports.len(), 2);
         let wrapped = serde_json::json!({ "data": V2 }).to_string();
-        let r = read_reports("", wrapped.as_bytes()).unwrap();
+        let r = read_reports("", wrapped.as_bytes()).expect("no error");
         assert_eq!(r.reports.len(), 2);
         let unknown = br#"{"requestId":"r4","status":"26","desc":"SUBMITTED"}"#;
-        let r = read_reports("application/json", unknown).unwrap();
+        let r = read_reports("application/json", unknown).expect("no error");
         assert_eq!(r.reports[0].state, None);
         assert_eq!(r.reports[0].error_code, None);
     }
@@ -565,7 +567,7 @@ mod tests {
     #[test]
     fn a_bad_item_costs_only_itself() {
         let body = br#"[{"requestId":"ok","status":1},{"status":1},7,{"requestId":"x","report":"no"},{"requestId":"y","report":[3,{"status":"1"}]}]"#;
-        let r = read_reports("application/json", body).unwrap();
+        let r = read_reports("application/json", body).expect("no error");
         assert_eq!(
             r.reports.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
             ["ok", "y"]

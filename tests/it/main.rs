@@ -24,5 +24,6 @@ mod props;
 mod schema;
 mod sending;
 mod sim_api;
+mod sms_msg91;
 mod soak;
 mod webhook;
