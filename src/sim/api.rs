@@ -35,6 +35,7 @@ const CURSOR_PREFIX: &str = "QVFIc2lt";
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .merge(super::msg91::routes())
         .route("/{version}/{node}", get(super::media::media_url))
         .route("/{version}/{node}/messages", post(send))
         .route("/{version}/{node}/message_templates", get(templates))

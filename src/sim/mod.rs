@@ -28,10 +28,12 @@
 mod api;
 mod conn;
 mod media;
+mod msg91;
 mod twilio;
 mod webhook;
 
 pub use media::SimMedia;
+pub use msg91::{SimDlt, SimDltTemplate, SimMsg91, dlt_templates_from_config};
 pub use twilio::SimSms;
 
 use std::collections::{HashMap, VecDeque};
@@ -95,6 +97,11 @@ pub struct SimConfig {
     pub twilio_auth_token: String,
     /// Where signed inbound texts are POSTed; `None`: no scripted inbound texts.
     pub twilio_inbound_url: Option<String>,
+    // ---- MSG91 (see `msg91`) ----
+    /// The simulated MSG91 account: its auth key and DLT templates.
+    pub msg91: SimMsg91,
+    /// Where MSG91 delivery reports are POSTed (form-encoded, v2); `None`: no reports.
+    pub msg91_report_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -116,6 +123,8 @@ impl Default for SimConfig {
             twilio_account_sid: "ACsim0000000000000000000000000000".into(),
             twilio_auth_token: "sim-twilio-token".into(),
             twilio_inbound_url: None,
+            msg91: SimMsg91::default(),
+            msg91_report_url: None,
         }
     }
 }
@@ -140,6 +149,8 @@ impl fmt::Debug for SimConfig {
             .field("twilio_account_sid", &self.twilio_account_sid)
             .field("twilio_auth_token", &"<redacted>")
             .field("twilio_inbound_url", &self.twilio_inbound_url)
+            .field("msg91", &self.msg91)
+            .field("msg91_report_url", &self.msg91_report_url)
             .finish()
     }
 }
@@ -701,6 +712,7 @@ struct State {
     media: HashMap<String, media::Stored>,
     media_downloads: usize,
     twilio: twilio::TwilioState,
+    msg91: msg91::Msg91State,
 }
 
 /// Everything the handlers and tasks share.
@@ -990,6 +1002,7 @@ impl Sim {
                 media: HashMap::new(),
                 media_downloads: 0,
                 twilio: twilio::TwilioState::default(),
+                msg91: msg91::Msg91State::default(),
             }),
             chaos: Mutex::new(config.chaos.clone().map(ChaosState::new)),
             config,

@@ -26,5 +26,6 @@ mod schema;
 mod sending;
 mod sim_api;
 mod sms_twilio;
+mod sms_msg91;
 mod soak;
 mod webhook;
