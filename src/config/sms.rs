@@ -201,17 +201,18 @@ pub fn asks_for_reply(text: &str) -> bool {
     REPLY_WORDS.iter().any(|w| lower.contains(w))
 }
 
-/// The opt-out keywords `text` contains as whole words (any case).
+/// The opt-out keywords `text` presents as something to type: whole words written in capitals
+/// (`Reply CANCEL`), which is how a text names a keyword. "Reply 2 to cancel" names none, and
+/// STOP is allowed: its meaning (no more texts) is what a text that names it offers.
 pub fn opt_out_words(text: &str) -> Vec<&'static str> {
-    let words: Vec<String> = text
+    let words: Vec<&str> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_uppercase)
         .collect();
     OPT_OUT_WORDS
         .iter()
         .copied()
-        .filter(|k| words.iter().any(|w| w == k))
+        .filter(|k| *k != "STOP" && words.iter().any(|w| w == k))
         .collect()
 }
 
