@@ -22,7 +22,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Response, Status};
+use crate::model::{ChannelChoice, RemindWhom, Response, Status};
 use crate::phone::E164;
 use crate::store::StoreError;
 
@@ -78,6 +78,25 @@ pub struct ImportRow {
     pub provider: Option<String>,
     /// Booked or cancelled.
     pub status: RowStatus,
+    /// Who is reminded and how, as far as the file's columns say.
+    pub reach: Reach,
+}
+
+/// Who is reminded and how, as a row's optional columns say. A field is `None` when the file
+/// has no such column, and the stored value stays: an older export, or a format without
+/// these columns, must not wipe what a richer export said. An empty cell clears the value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// `channel`: `Some(None)` for an empty cell (WhatsApp, with the clinic's SMS fallback).
+    pub channel: Option<Option<ChannelChoice>>,
+    /// `remind`: an empty cell is [`RemindWhom::Patient`].
+    pub remind: Option<RemindWhom>,
+    /// `contact_name`: the caregiver's name.
+    pub contact_name: Option<Option<String>>,
+    /// `contact_phone`: the caregiver's number.
+    pub contact_phone: Option<Option<E164>>,
+    /// `contact_relation`: who the caregiver is to the patient ("mother"), free text.
+    pub contact_relation: Option<Option<String>>,
 }
 
 /// A whole file, read.
