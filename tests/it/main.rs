@@ -17,6 +17,7 @@ mod desk_patient;
 mod desk_remind;
 mod desk_upload;
 mod fuzz_regressions;
+mod import_channels;
 mod import_cmd;
 mod layout;
 mod listing;
