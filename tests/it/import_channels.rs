@@ -1,7 +1,7 @@
 //! `reminderd import` with the optional who-and-how columns (issue 14): `channel`, `remind` and
 //! the caregiver's `contact_name`, `contact_phone` and `contact_relation`, stored on the patient.
 
-use crate::common::{Env, HEADER, csv};
+use crate::common::{Env, HEADER, csv, repo_file};
 
 const REACH: &str = "channel,remind,contact_name,contact_phone,contact_relation";
 
@@ -189,4 +189,41 @@ fn reminding_the_caregiver_without_their_number_is_refused() {
         "says to remind the contact, but contact_phone is empty; add the caregiver's mobile number, or set remind to patient"
     );
     assert_eq!(env.count("SELECT count(*) FROM patients"), 0);
+}
+
+#[test]
+fn the_caregivers_example_imports_as_the_readme_says() {
+    let env = Env::new();
+    let sample = repo_file("examples/schedule-caregivers.csv");
+    let r = env
+        .run(&["import", sample.to_str().expect("path"), "--json"])
+        .expect(0);
+    assert_eq!(r.json()["new"], 5, "{}", r.stdout);
+    assert_eq!(
+        stored(&env, "P-3001"),
+        (
+            None,
+            "contact".into(),
+            Some("Sunita Sharma".into()),
+            Some("+919820054321".into()),
+            Some("mother".into())
+        )
+    );
+    assert_eq!(stored(&env, "P-3002").0.as_deref(), Some("sms"));
+    assert_eq!(stored(&env, "P-3002").1, "both");
+    assert_eq!(stored(&env, "P-3003"), {
+        let mut none = nothing_said();
+        none.0 = Some("none".into());
+        none
+    });
+    assert_eq!(
+        stored(&env, "N-401").0.as_deref(),
+        Some("sms"),
+        "text is SMS"
+    );
+    assert_eq!(
+        stored(&env, "N-402").3.as_deref(),
+        Some("+19175550133"),
+        "a US caregiver's number in the clinic's region"
+    );
 }
