@@ -227,19 +227,12 @@ struct Decision {
 /// (the file emptied the number and has no remind column) falls back to the patient, so
 /// someone is still reminded; a file's own remind column cannot say so (a row error).
 fn merge_reach(stored: &PatientReach, row: &Reach) -> PatientReach {
-    let pick = |given: &Option<Option<String>>, kept: &Option<String>| {
-        given.as_ref().unwrap_or(kept).clone()
-    };
     let mut out = PatientReach {
-        channel: row.channel.unwrap_or(stored.channel),
+        channel: row.channel.over(stored.channel.as_ref()),
         remind: row.remind.unwrap_or(stored.remind),
-        contact_name: pick(&row.contact_name, &stored.contact_name),
-        contact_phone: row
-            .contact_phone
-            .as_ref()
-            .unwrap_or(&stored.contact_phone)
-            .clone(),
-        contact_relation: pick(&row.contact_relation, &stored.contact_relation),
+        contact_name: row.contact_name.over(stored.contact_name.as_ref()),
+        contact_phone: row.contact_phone.over(stored.contact_phone.as_ref()),
+        contact_relation: row.contact_relation.over(stored.contact_relation.as_ref()),
     };
     if out.contact_phone.is_none() {
         out.remind = RemindWhom::Patient;
@@ -749,6 +742,7 @@ impl ApplyState<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::Said;
     use crate::model::ChannelChoice;
     use crate::phone::E164;
 
@@ -772,16 +766,16 @@ mod tests {
         assert_eq!(merge_reach(&stored, &Reach::default()), stored);
 
         let cleared = Reach {
-            channel: Some(None),
+            channel: Said::Cleared,
             remind: Some(RemindWhom::Patient),
-            contact_name: Some(None),
-            contact_phone: Some(None),
-            contact_relation: Some(None),
+            contact_name: Said::Cleared,
+            contact_phone: Said::Cleared,
+            contact_relation: Said::Cleared,
         };
         assert_eq!(merge_reach(&stored, &cleared), PatientReach::default());
 
         let only_channel = Reach {
-            channel: Some(Some(ChannelChoice::None)),
+            channel: Said::Value(ChannelChoice::None),
             ..Reach::default()
         };
         assert_eq!(
@@ -796,7 +790,7 @@ mod tests {
     #[test]
     fn emptying_the_caregivers_number_reminds_the_patient() {
         let no_number = Reach {
-            contact_phone: Some(None),
+            contact_phone: Said::Cleared,
             ..Reach::default()
         };
         let merged = merge_reach(&caregiver(), &no_number);

@@ -82,21 +82,54 @@ pub struct ImportRow {
     pub reach: Reach,
 }
 
-/// Who is reminded and how, as a row's optional columns say. A field is `None` when the file
-/// has no such column, and the stored value stays: an older export, or a format without
-/// these columns, must not wipe what a richer export said. An empty cell clears the value.
+/// Who is reminded and how, as a row's optional columns say. A field is [`Said::Nothing`]
+/// when the file has no such column, and the stored value stays: an older export, or a
+/// format without these columns, must not wipe what a richer export said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reach {
-    /// `channel`: `Some(None)` for an empty cell (WhatsApp, with the clinic's SMS fallback).
-    pub channel: Option<Option<ChannelChoice>>,
-    /// `remind`: an empty cell is [`RemindWhom::Patient`].
+    /// `channel`: cleared is WhatsApp, with the clinic's SMS fallback.
+    pub channel: Said<ChannelChoice>,
+    /// `remind`: `None` without the column; an empty cell is [`RemindWhom::Patient`].
     pub remind: Option<RemindWhom>,
     /// `contact_name`: the caregiver's name.
-    pub contact_name: Option<Option<String>>,
+    pub contact_name: Said<String>,
     /// `contact_phone`: the caregiver's number.
-    pub contact_phone: Option<Option<E164>>,
+    pub contact_phone: Said<E164>,
     /// `contact_relation`: who the caregiver is to the patient ("mother"), free text.
-    pub contact_relation: Option<Option<String>>,
+    pub contact_relation: Said<String>,
+}
+
+/// What a row's optional column says about a value stored on the patient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Said<T> {
+    /// The file has no such column: the stored value stays.
+    #[default]
+    Nothing,
+    /// The cell is empty: the stored value is cleared.
+    Cleared,
+    /// The cell's value.
+    Value(T),
+}
+
+impl<T: Clone> Said<T> {
+    /// The value once the row is applied over what is stored.
+    pub fn over(&self, stored: Option<&T>) -> Option<T> {
+        match self {
+            Self::Nothing => stored.cloned(),
+            Self::Cleared => None,
+            Self::Value(v) => Some(v.clone()),
+        }
+    }
+}
+
+impl<T> Said<T> {
+    /// The cell's value, if it has one.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::Nothing | Self::Cleared => None,
+        }
+    }
 }
 
 /// A whole file, read.

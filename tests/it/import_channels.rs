@@ -1,6 +1,8 @@
 //! `reminderd import` with the optional who-and-how columns (issue 14): `channel`, `remind` and
 //! the caregiver's `contact_name`, `contact_phone` and `contact_relation`, stored on the patient.
 
+use std::fmt::Write as _;
+
 use crate::common::{Env, HEADER, csv, repo_file};
 
 const REACH: &str = "channel,remind,contact_name,contact_phone,contact_relation";
@@ -11,11 +13,11 @@ const PRIYA: &str = "A2,P2,Priya Patil,+91 98765 43210,mr,2027-01-15,09:30,15,Dr
 
 /// A file under the default header plus the reach columns; each row is (row, reach cells).
 fn with_reach(rows: &[(&str, &str)]) -> String {
-    let mut s = format!("{HEADER},{REACH}\n");
-    for (row, reach) in rows {
-        s.push_str(&format!("{row},{reach}\n"));
-    }
-    s
+    rows.iter()
+        .fold(format!("{HEADER},{REACH}\n"), |mut s, (row, reach)| {
+            writeln!(s, "{row},{reach}").expect("writing to a String");
+            s
+        })
 }
 
 /// (channel, remind, contact_name, contact_phone, contact_relation) as stored.

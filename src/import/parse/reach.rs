@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::super::{Audience, Reach};
+use super::super::{Audience, Reach, Said};
 use super::row::example_number;
 use super::{Columns, Field, RawRow};
 use crate::config::ImportFormat;
@@ -31,7 +31,7 @@ impl ReachReader<'_> {
     /// The row's reach; `None` when a cell has a problem (each one pushed through `err`).
     pub(super) fn read(&self, err: &mut impl FnMut(Field, &str, String)) -> Option<Reach> {
         let mut ok = true;
-        let channel = self.cell(Field::Channel).map(|v| {
+        let channel = self.cell(Field::Channel).map_or(Said::Nothing, |v| {
             channel(v).unwrap_or_else(|| {
                 ok = false;
                 err(
@@ -39,7 +39,7 @@ impl ReachReader<'_> {
                     v,
                     "is not a way reminderd sends reminders; write whatsapp, sms (or text) or none (or no messages), or leave it empty for WhatsApp".into(),
                 );
-                None
+                Said::Cleared
             })
         });
         let remind = self.cell(Field::Remind).map(|v| {
@@ -55,13 +55,15 @@ impl ReachReader<'_> {
         });
         let contact_name = self.text(Field::ContactName, MAX_NAME, &mut ok, err);
         let contact_relation = self.text(Field::ContactRelation, MAX_RELATION, &mut ok, err);
-        let contact_phone = self.cell(Field::ContactPhone).map(|v| {
+        let contact_phone = self.cell(Field::ContactPhone).map_or(Said::Nothing, |v| {
             if v.is_empty() {
-                return None;
+                return Said::Cleared;
             }
-            let region = self.region?;
+            let Some(region) = self.region else {
+                return Said::Cleared;
+            };
             match self.phones.get(&(region, v.to_string())) {
-                Some(Ok(p)) => Some(p.clone()),
+                Some(Ok(p)) => Said::Value(p.clone()),
                 Some(Err(e)) => {
                     ok = false;
                     err(
@@ -74,16 +76,16 @@ impl ReachReader<'_> {
                             example_number(region)
                         ),
                     );
-                    None
+                    Said::Cleared
                 }
-                None => None,
+                None => Said::Cleared,
             }
         });
         let needs_contact = matches!(remind, Some(RemindWhom::Contact | RemindWhom::Both));
         let bad_phone = self
             .cell(Field::ContactPhone)
             .is_some_and(|v| !v.is_empty());
-        if needs_contact && !matches!(contact_phone, Some(Some(_))) && !bad_phone {
+        if needs_contact && contact_phone.value().is_none() && !bad_phone {
             ok = false;
             let (phone, whom) = (
                 self.columns.name(Field::ContactPhone, self.format),
@@ -122,17 +124,19 @@ impl ReachReader<'_> {
         self.columns.has(f).then(|| self.columns.get(f, self.raw))
     }
 
-    /// A free-text cell: `Some(None)` when empty; too long or a control character is an error.
+    /// A free-text cell, cleared when empty; too long or a control character is an error.
     fn text(
         &self,
         f: Field,
         max: usize,
         ok: &mut bool,
         err: &mut impl FnMut(Field, &str, String),
-    ) -> Option<Option<String>> {
-        let v = self.cell(f)?;
+    ) -> Said<String> {
+        let Some(v) = self.cell(f) else {
+            return Said::Nothing;
+        };
         if v.is_empty() {
-            return Some(None);
+            return Said::Cleared;
         }
         if v.chars().count() > max {
             *ok = false;
@@ -142,7 +146,7 @@ impl ReachReader<'_> {
                 "is this the right column?"
             };
             err(f, v, format!("is longer than {max} characters; {hint}"));
-            return Some(None);
+            return Said::Cleared;
         }
         if v.chars().any(char::is_control) {
             *ok = false;
@@ -151,24 +155,24 @@ impl ReachReader<'_> {
                 v,
                 "contains a line break or control character; remove it".into(),
             );
-            return Some(None);
+            return Said::Cleared;
         }
-        Some(Some(v.to_string()))
+        Said::Value(v.to_string())
     }
 }
 
 /// The first of who-and-how a row says differently from an earlier row of the same patient:
 /// (field, this row's value, the earlier row's), a number masked as every report masks one.
 pub(super) fn differs(mine: &Reach, theirs: &Reach) -> Option<(Field, String, String)> {
-    fn text<T>(v: Option<&Option<T>>, show: impl Fn(&T) -> String) -> String {
-        v.and_then(Option::as_ref).map_or_else(String::new, show)
+    fn text<T>(v: &Said<T>, show: impl Fn(&T) -> String) -> String {
+        v.value().map_or_else(String::new, show)
     }
     if mine.channel != theirs.channel {
         let show = |c: &ChannelChoice| c.as_str().to_string();
         return Some((
             Field::Channel,
-            text(mine.channel.as_ref(), show),
-            text(theirs.channel.as_ref(), show),
+            text(&mine.channel, show),
+            text(&theirs.channel, show),
         ));
     }
     if mine.remind != theirs.remind {
@@ -179,8 +183,8 @@ pub(super) fn differs(mine: &Reach, theirs: &Reach) -> Option<(Field, String, St
         let show = |p: &E164| crate::phone::mask(p.as_str());
         return Some((
             Field::ContactPhone,
-            text(mine.contact_phone.as_ref(), show),
-            text(theirs.contact_phone.as_ref(), show),
+            text(&mine.contact_phone, show),
+            text(&theirs.contact_phone, show),
         ));
     }
     for (field, a, b) in [
@@ -192,24 +196,20 @@ pub(super) fn differs(mine: &Reach, theirs: &Reach) -> Option<(Field, String, St
         ),
     ] {
         if a != b {
-            return Some((
-                field,
-                text(a.as_ref(), String::clone),
-                text(b.as_ref(), String::clone),
-            ));
+            return Some((field, text(a, String::clone), text(b, String::clone)));
         }
     }
     None
 }
 
 /// The words staff write in a row's channel cell, any case, spaces, hyphens or underscores
-/// between words: `Some(None)` for an empty cell; `None` for anything else.
-fn channel(v: &str) -> Option<Option<ChannelChoice>> {
+/// between words (an empty cell clears the channel); `None` for anything else.
+fn channel(v: &str) -> Option<Said<ChannelChoice>> {
     Some(match words(v).as_str() {
-        "" => None,
-        "whatsapp" | "whats app" => Some(ChannelChoice::WhatsApp),
-        "sms" | "text" => Some(ChannelChoice::Sms),
-        "none" | "no messages" => Some(ChannelChoice::None),
+        "" => Said::Cleared,
+        "whatsapp" | "whats app" => Said::Value(ChannelChoice::WhatsApp),
+        "sms" | "text" => Said::Value(ChannelChoice::Sms),
+        "none" | "no messages" => Said::Value(ChannelChoice::None),
         _ => return None,
     })
 }
@@ -263,12 +263,11 @@ remind = "Remind whom"
     /// A file of the default columns plus `extra` headers, one row (and patient) per `cells`
     /// (the extra cells of that row).
     fn file(extra: &str, cells: &[&str]) -> String {
-        let mut s = format!("{HEADER},{extra}\n");
-        for (i, c) in cells.iter().enumerate() {
+        let rows = cells.iter().enumerate().map(|(i, c)| {
             let row = ROW.replacen("A1,P1", &format!("A{i},P{i}"), 1);
-            s.push_str(&format!("{row},{c}\n"));
-        }
-        s
+            format!("{row},{c}\n")
+        });
+        format!("{HEADER},{extra}\n{}", rows.collect::<String>())
     }
 
     fn read_as(text: &str, opts: &ParseOptions<'_>) -> ParsedFile {
@@ -290,15 +289,15 @@ remind = "Remind whom"
     #[test]
     fn channel_and_remind_accept_the_words_staff_write_and_nothing_else() {
         for (written, read) in [
-            ("", Some(None)),
-            ("whatsapp", Some(Some(ChannelChoice::WhatsApp))),
-            ("WhatsApp", Some(Some(ChannelChoice::WhatsApp))),
-            ("Whats App", Some(Some(ChannelChoice::WhatsApp))),
-            ("SMS", Some(Some(ChannelChoice::Sms))),
-            ("Text", Some(Some(ChannelChoice::Sms))),
-            ("none", Some(Some(ChannelChoice::None))),
-            ("No messages", Some(Some(ChannelChoice::None))),
-            ("no_messages", Some(Some(ChannelChoice::None))),
+            ("", Some(Said::Cleared)),
+            ("whatsapp", Some(Said::Value(ChannelChoice::WhatsApp))),
+            ("WhatsApp", Some(Said::Value(ChannelChoice::WhatsApp))),
+            ("Whats App", Some(Said::Value(ChannelChoice::WhatsApp))),
+            ("SMS", Some(Said::Value(ChannelChoice::Sms))),
+            ("Text", Some(Said::Value(ChannelChoice::Sms))),
+            ("none", Some(Said::Value(ChannelChoice::None))),
+            ("No messages", Some(Said::Value(ChannelChoice::None))),
+            ("no_messages", Some(Said::Value(ChannelChoice::None))),
             ("email", None),
             ("sms please", None),
             ("w", None),
@@ -331,24 +330,24 @@ remind = "Remind whom"
         ));
         assert_eq!(located(&p), vec![]);
         let reach: Vec<&Reach> = p.rows.iter().map(|r| &r.reach).collect();
-        let number = |r: &Reach| r.contact_phone.clone().flatten().map(|p| p.to_string());
-        assert_eq!(reach[0].channel, Some(Some(ChannelChoice::Sms)));
+        let number = |r: &Reach| r.contact_phone.value().map(ToString::to_string);
+        assert_eq!(reach[0].channel, Said::Value(ChannelChoice::Sms));
         assert_eq!(reach[0].remind, Some(RemindWhom::Contact));
-        assert_eq!(reach[0].contact_name, Some(Some("Sunita Sharma".into())));
+        assert_eq!(reach[0].contact_name, Said::Value("Sunita Sharma".into()));
         assert_eq!(number(reach[0]), Some("+919820054321".into()));
-        assert_eq!(reach[0].contact_relation, Some(Some("Mother".into())));
-        assert_eq!(reach[1].channel, Some(Some(ChannelChoice::None)));
+        assert_eq!(reach[0].contact_relation, Said::Value("Mother".into()));
+        assert_eq!(reach[1].channel, Said::Value(ChannelChoice::None));
         assert_eq!(reach[1].remind, Some(RemindWhom::Both));
         assert_eq!(number(reach[1]), Some("+919820012345".into()));
         // Empty cells say "clear it": no channel, the patient reminded, no caregiver.
         assert_eq!(
             reach[2],
             &Reach {
-                channel: Some(None),
+                channel: Said::Cleared,
                 remind: Some(RemindWhom::Patient),
-                contact_name: Some(None),
-                contact_phone: Some(None),
-                contact_relation: Some(None),
+                contact_name: Said::Cleared,
+                contact_phone: Said::Cleared,
+                contact_relation: Said::Cleared,
             }
         );
 
@@ -474,7 +473,7 @@ remind = "Remind whom"
             },
         );
         assert_eq!(located(&fixed), vec![]);
-        assert_eq!(fixed.rows[0].reach.channel, Some(Some(ChannelChoice::Sms)));
+        assert_eq!(fixed.rows[0].reach.channel, Said::Value(ChannelChoice::Sms));
         assert_eq!(fixed.rows[0].reach.remind, Some(RemindWhom::Contact));
     }
 
