@@ -82,10 +82,11 @@ impl ReachReader<'_> {
             }
         });
         let needs_contact = matches!(remind, Some(RemindWhom::Contact | RemindWhom::Both));
-        let bad_phone = self
+        // A number written but unusable already has its own error: one is enough.
+        let written = self
             .cell(Field::ContactPhone)
             .is_some_and(|v| !v.is_empty());
-        if needs_contact && contact_phone.value().is_none() && !bad_phone {
+        if needs_contact && contact_phone.value().is_none() && !written {
             ok = false;
             let (phone, whom) = (
                 self.columns.name(Field::ContactPhone, self.format),
