@@ -393,6 +393,11 @@ pub struct ColumnMap {
     pub provider: String,
     pub clinic: String,
     pub status: String,
+    pub channel: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub contact_relation: String,
+    pub remind: String,
 }
 
 impl Default for ColumnMap {
@@ -409,13 +414,18 @@ impl Default for ColumnMap {
             provider: "provider".into(),
             clinic: "clinic".into(),
             status: "status".into(),
+            channel: "channel".into(),
+            contact_name: "contact_name".into(),
+            contact_phone: "contact_phone".into(),
+            contact_relation: "contact_relation".into(),
+            remind: "remind".into(),
         }
     }
 }
 
 impl ColumnMap {
     /// Every (field name, header name) pair, in the order of the default CSV layout.
-    pub fn pairs(&self) -> [(&'static str, &str); 11] {
+    pub fn pairs(&self) -> [(&'static str, &str); 16] {
         [
             ("appointment_id", &self.appointment_id),
             ("patient_id", &self.patient_id),
@@ -428,6 +438,11 @@ impl ColumnMap {
             ("provider", &self.provider),
             ("clinic", &self.clinic),
             ("status", &self.status),
+            ("channel", &self.channel),
+            ("contact_name", &self.contact_name),
+            ("contact_phone", &self.contact_phone),
+            ("contact_relation", &self.contact_relation),
+            ("remind", &self.remind),
         ]
     }
 }

@@ -8,12 +8,13 @@ use chrono::{DateTime, Utc};
 use super::review::{LooksOlder, Undo, Warning};
 use super::{
     Applied, ApplyOptions, Change, ChangeKind, ImportError, ImportReport, ImportRow, ParsedFile,
-    RowOutcome, RowStatus, SetBy,
+    Reach, RowOutcome, RowStatus, SetBy,
 };
 use crate::config::Config;
+use crate::model::RemindWhom;
 use crate::store::{
-    AppointmentWrite, AuditEntry, CancelledBy, ImportCounts, ImportTx, Response, Status, Store,
-    StoreError, StoredAppointment, StoredPatient,
+    AppointmentWrite, AuditEntry, CancelledBy, ImportCounts, ImportTx, PatientReach, Response,
+    Status, Store, StoreError, StoredAppointment, StoredPatient,
 };
 use crate::time::local_day_bounds;
 
@@ -221,6 +222,24 @@ struct Decision {
     kind: Option<ChangeKind>,
 }
 
+/// Who is reminded and how once a row is applied: each column the file has replaces the
+/// stored value, a column it lacks keeps it. Reminding a caregiver who has no number left
+/// (the file emptied the number and has no remind column) falls back to the patient, so
+/// someone is still reminded; a file's own remind column cannot say so (a row error).
+fn merge_reach(stored: &PatientReach, row: &Reach) -> PatientReach {
+    let mut out = PatientReach {
+        channel: row.channel.over(stored.channel.as_ref()),
+        remind: row.remind.unwrap_or(stored.remind),
+        contact_name: row.contact_name.over(stored.contact_name.as_ref()),
+        contact_phone: row.contact_phone.over(stored.contact_phone.as_ref()),
+        contact_relation: row.contact_relation.over(stored.contact_relation.as_ref()),
+    };
+    if out.contact_phone.is_none() {
+        out.remind = RemindWhom::Patient;
+    }
+    out
+}
+
 /// The rule that keeps the schedule and the patient's answer apart: the file decides the
 /// schedule, except that it cannot undo a patient's cancellation or staff's final status
 /// unless the appointment moved (then it is, in effect, a new booking).
@@ -273,43 +292,47 @@ impl ApplyState<'_, '_> {
         let mut patient_changed = false;
         let patient_id = match patients.get_mut(&row.patient_id) {
             Some(p) => {
-                if p.name != row.patient_name || p.phone != row.phone || p.language != row.language
+                let reach = merge_reach(&p.reach, &row.reach);
+                if p.name != row.patient_name
+                    || p.phone != row.phone
+                    || p.language != row.language
+                    || p.reach != reach
                 {
                     if p.phone != row.phone {
-                        self.tx.audit(
-                            &AuditEntry {
-                                appointment_id: None,
-                                patient_id: Some(p.id),
-                                actor: self.actor,
-                                action: "phone_changed",
-                                old_value: Some(p.phone.to_string()),
-                                new_value: Some(row.phone.to_string()),
-                                reason: Some(format!("row {}", row.row)),
-                            },
-                            self.now,
+                        self.patient_audit(
+                            p.id,
+                            "phone_changed",
+                            Some(p.phone.to_string()),
+                            Some(row.phone.to_string()),
+                            row.row,
                         )?;
                     }
+                    self.reach_audit(p.id, &p.reach, &reach, row.row)?;
                     self.tx.update_patient(
                         p.id,
                         &row.patient_name,
                         &row.phone,
                         &row.language,
+                        &reach,
                         self.now,
                     )?;
                     p.name.clone_from(&row.patient_name);
                     p.phone = row.phone.clone();
                     p.language.clone_from(&row.language);
+                    p.reach = reach;
                     patient_changed = true;
                 }
                 p.id
             }
             None => {
+                let reach = merge_reach(&PatientReach::default(), &row.reach);
                 let id = self.tx.insert_patient(
                     clinic_id,
                     &row.patient_id,
                     &row.patient_name,
                     &row.phone,
                     &row.language,
+                    &reach,
                     self.actor,
                     self.now,
                 )?;
@@ -320,6 +343,7 @@ impl ApplyState<'_, '_> {
                         name: row.patient_name.clone(),
                         phone: row.phone.clone(),
                         language: row.language.clone(),
+                        reach,
                     },
                 );
                 id
@@ -537,6 +561,70 @@ impl ApplyState<'_, '_> {
         Ok((undoes, kept))
     }
 
+    /// An audit row about a patient (no appointment).
+    fn patient_audit(
+        &self,
+        patient_id: i64,
+        action: &str,
+        old: Option<String>,
+        new: Option<String>,
+        row: usize,
+    ) -> Result<(), StoreError> {
+        self.tx.audit(
+            &AuditEntry {
+                appointment_id: None,
+                patient_id: Some(patient_id),
+                actor: self.actor,
+                action,
+                old_value: old,
+                new_value: new,
+                reason: Some(format!("row {row}")),
+            },
+            self.now,
+        )
+    }
+
+    /// Audit rows for a change of who is reminded or how, as for a phone change: each decides
+    /// where messages go.
+    fn reach_audit(
+        &self,
+        patient_id: i64,
+        old: &PatientReach,
+        new: &PatientReach,
+        row: usize,
+    ) -> Result<(), StoreError> {
+        if old.channel != new.channel {
+            let word = |c: Option<crate::model::ChannelChoice>| c.map(|c| c.as_str().to_string());
+            self.patient_audit(
+                patient_id,
+                "channel_changed",
+                word(old.channel),
+                word(new.channel),
+                row,
+            )?;
+        }
+        if old.contact_phone != new.contact_phone {
+            let number = |p: &Option<crate::phone::E164>| p.as_ref().map(ToString::to_string);
+            self.patient_audit(
+                patient_id,
+                "contact_changed",
+                number(&old.contact_phone),
+                number(&new.contact_phone),
+                row,
+            )?;
+        }
+        if old.remind != new.remind {
+            self.patient_audit(
+                patient_id,
+                "remind_changed",
+                Some(old.remind.to_string()),
+                Some(new.remind.to_string()),
+                row,
+            )?;
+        }
+        Ok(())
+    }
+
     fn keep_audit(&self, appointment_id: i64, k: &SetBy, row: usize) -> Result<(), StoreError> {
         self.tx.audit(
             &AuditEntry {
@@ -648,5 +736,66 @@ impl ApplyState<'_, '_> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::Said;
+    use crate::model::ChannelChoice;
+    use crate::phone::E164;
+
+    fn number(n: &str) -> E164 {
+        E164::parse(n, "IN".parse().expect("region")).expect("valid number")
+    }
+
+    fn caregiver() -> PatientReach {
+        PatientReach {
+            channel: Some(ChannelChoice::Sms),
+            remind: RemindWhom::Both,
+            contact_name: Some("Sunita".into()),
+            contact_phone: Some(number("98200 54321")),
+            contact_relation: Some("mother".into()),
+        }
+    }
+
+    #[test]
+    fn a_missing_column_keeps_the_stored_value_and_an_empty_cell_clears_it() {
+        let stored = caregiver();
+        assert_eq!(merge_reach(&stored, &Reach::default()), stored);
+
+        let cleared = Reach {
+            channel: Said::Cleared,
+            remind: Some(RemindWhom::Patient),
+            contact_name: Said::Cleared,
+            contact_phone: Said::Cleared,
+            contact_relation: Said::Cleared,
+        };
+        assert_eq!(merge_reach(&stored, &cleared), PatientReach::default());
+
+        let only_channel = Reach {
+            channel: Said::Value(ChannelChoice::None),
+            ..Reach::default()
+        };
+        assert_eq!(
+            merge_reach(&stored, &only_channel),
+            PatientReach {
+                channel: Some(ChannelChoice::None),
+                ..caregiver()
+            }
+        );
+    }
+
+    #[test]
+    fn emptying_the_caregivers_number_reminds_the_patient() {
+        let no_number = Reach {
+            contact_phone: Said::Cleared,
+            ..Reach::default()
+        };
+        let merged = merge_reach(&caregiver(), &no_number);
+        assert_eq!(merged.remind, RemindWhom::Patient);
+        assert_eq!(merged.contact_phone, None);
+        assert_eq!(merged.contact_name.as_deref(), Some("Sunita"));
     }
 }

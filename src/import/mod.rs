@@ -22,7 +22,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Response, Status};
+use crate::model::{ChannelChoice, RemindWhom, Response, Status};
 use crate::phone::E164;
 use crate::store::StoreError;
 
@@ -78,6 +78,58 @@ pub struct ImportRow {
     pub provider: Option<String>,
     /// Booked or cancelled.
     pub status: RowStatus,
+    /// Who is reminded and how, as far as the file's columns say.
+    pub reach: Reach,
+}
+
+/// Who is reminded and how, as a row's optional columns say. A field is [`Said::Nothing`]
+/// when the file has no such column, and the stored value stays: an older export, or a
+/// format without these columns, must not wipe what a richer export said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// `channel`: cleared is WhatsApp, with the clinic's SMS fallback.
+    pub channel: Said<ChannelChoice>,
+    /// `remind`: `None` without the column; an empty cell is [`RemindWhom::Patient`].
+    pub remind: Option<RemindWhom>,
+    /// `contact_name`: the caregiver's name.
+    pub contact_name: Said<String>,
+    /// `contact_phone`: the caregiver's number.
+    pub contact_phone: Said<E164>,
+    /// `contact_relation`: who the caregiver is to the patient ("mother"), free text.
+    pub contact_relation: Said<String>,
+}
+
+/// What a row's optional column says about a value stored on the patient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Said<T> {
+    /// The file has no such column: the stored value stays.
+    #[default]
+    Nothing,
+    /// The cell is empty: the stored value is cleared.
+    Cleared,
+    /// The cell's value.
+    Value(T),
+}
+
+impl<T: Clone> Said<T> {
+    /// The value once the row is applied over what is stored.
+    pub fn over(&self, stored: Option<&T>) -> Option<T> {
+        match self {
+            Self::Nothing => stored.cloned(),
+            Self::Cleared => None,
+            Self::Value(v) => Some(v.clone()),
+        }
+    }
+}
+
+impl<T> Said<T> {
+    /// The cell's value, if it has one.
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Self::Value(v) => Some(v),
+            Self::Nothing | Self::Cleared => None,
+        }
+    }
 }
 
 /// A whole file, read.

@@ -2,6 +2,7 @@
 //! never touches the store, so the CLI, the desk's upload and the property tests share it.
 
 mod date;
+mod reach;
 mod row;
 mod sheet;
 
@@ -28,9 +29,17 @@ enum Field {
     Provider,
     Clinic,
     Status,
+    Channel,
+    ContactName,
+    ContactPhone,
+    ContactRelation,
+    Remind,
 }
 
-const FIELDS: [Field; 11] = [
+/// How many fields a file's columns can hold.
+const FIELD_COUNT: usize = 16;
+
+const FIELDS: [Field; FIELD_COUNT] = [
     Field::AppointmentId,
     Field::PatientId,
     Field::PatientName,
@@ -42,6 +51,11 @@ const FIELDS: [Field; 11] = [
     Field::Provider,
     Field::Clinic,
     Field::Status,
+    Field::Channel,
+    Field::ContactName,
+    Field::ContactPhone,
+    Field::ContactRelation,
+    Field::Remind,
 ];
 
 impl Field {
@@ -59,13 +73,27 @@ impl Field {
             Self::Provider => &c.provider,
             Self::Clinic => &c.clinic,
             Self::Status => &c.status,
+            Self::Channel => &c.channel,
+            Self::ContactName => &c.contact_name,
+            Self::ContactPhone => &c.contact_phone,
+            Self::ContactRelation => &c.contact_relation,
+            Self::Remind => &c.remind,
         }
     }
 
     fn optional(self) -> bool {
         matches!(
             self,
-            Self::Language | Self::DurationMin | Self::Provider | Self::Status | Self::Clinic
+            Self::Language
+                | Self::DurationMin
+                | Self::Provider
+                | Self::Status
+                | Self::Clinic
+                | Self::Channel
+                | Self::ContactName
+                | Self::ContactPhone
+                | Self::ContactRelation
+                | Self::Remind
         )
     }
 }
@@ -325,10 +353,15 @@ struct RawRow {
 
 /// Column index and header text (as written in the file) of each field.
 struct Columns {
-    index: [Option<(usize, String)>; 11],
+    index: [Option<(usize, String)>; FIELD_COUNT],
 }
 
 impl Columns {
+    /// Whether the file has this field's column.
+    fn has(&self, f: Field) -> bool {
+        self.index[f as usize].is_some()
+    }
+
     fn get<'r>(&self, f: Field, r: &'r RawRow) -> &'r str {
         self.index[f as usize]
             .as_ref()
@@ -426,7 +459,7 @@ fn map_header(
             });
         }
     }
-    let mut index: [Option<(usize, String)>; 11] = Default::default();
+    let mut index: [Option<(usize, String)>; FIELD_COUNT] = Default::default();
     let found: Vec<String> = header
         .iter()
         .map(str::trim)
@@ -505,6 +538,10 @@ fn normalize_phones(
             .and_then(|c| config.clinic(&c).map(|c| c.phone_region));
         if let Some(region) = region {
             distinct.insert((region, columns.get(Field::Phone, raw)));
+            let contact = columns.get(Field::ContactPhone, raw);
+            if !contact.is_empty() {
+                distinct.insert((region, contact));
+            }
         }
     }
     let work: Vec<(Region, &str)> = distinct.into_iter().collect();
@@ -551,34 +588,42 @@ fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<Row
             }
             Some(p) => {
                 let (field, mine, theirs) = if p.phone != r.phone {
-                    (Field::Phone, r.phone.as_str(), p.phone.as_str())
+                    (
+                        Field::Phone,
+                        crate::phone::mask(r.phone.as_str()),
+                        crate::phone::mask(p.phone.as_str()),
+                    )
                 } else if p.patient_name != r.patient_name {
                     (
                         Field::PatientName,
-                        r.patient_name.as_str(),
-                        p.patient_name.as_str(),
+                        r.patient_name.clone(),
+                        p.patient_name.clone(),
                     )
                 } else if p.language != r.language {
-                    (Field::Language, r.language.as_str(), p.language.as_str())
+                    (Field::Language, r.language.clone(), p.language.clone())
+                } else if let Some(differs) = reach::differs(&r.reach, &p.reach) {
+                    differs
                 } else {
                     continue;
                 };
-                let shown = |v: &str| {
-                    if field == Field::Phone {
-                        crate::phone::mask(v)
-                    } else {
-                        v.to_string()
-                    }
+                let what = if matches!(field, Field::Phone | Field::PatientName | Field::Language) {
+                    "name, phone and language"
+                } else {
+                    "channel, contact and remind"
                 };
                 errors.push(RowError {
                     patient: None,
                     row: r.row,
                     column: columns.header_of(field).to_string(),
-                    value: shown(mine),
+                    value: mine,
                     message: format!(
-                        "patient {:?} has {} on row {}; one patient must have the same name, phone and language on every row",
+                        "patient {:?} has {} on row {}; one patient must have the same {what} on every row",
                         r.patient_id,
-                        shown(theirs),
+                        if theirs.is_empty() {
+                            format!("an empty {}", columns.header_of(field))
+                        } else {
+                            theirs
+                        },
                         p.row
                     ),
                 });

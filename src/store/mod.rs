@@ -41,7 +41,7 @@ pub use patient::{
 pub use remind::{ManualSent, Press, Pressed, RemindTarget};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
-    ImportTx, StoredAppointment, StoredPatient,
+    ImportTx, PatientReach, StoredAppointment, StoredPatient,
 };
 pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
 pub use upload::{ImportResult, KeptStatus, PastImport};

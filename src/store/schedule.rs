@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError};
-use crate::model::{CancelledBy, Response, Status};
+use crate::model::{CancelledBy, ChannelChoice, RemindWhom, Response, Status};
 use crate::phone::E164;
 
 impl Store {
@@ -208,6 +208,36 @@ pub struct StoredPatient {
     pub phone: E164,
     /// Language.
     pub language: String,
+    /// Who is reminded and how.
+    pub reach: PatientReach,
+}
+
+/// Who is reminded and how, as stored on a patient (schema 7's `channel`, `contact_*` and
+/// `remind`); the default is a new patient's: WhatsApp, the patient alone, no caregiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientReach {
+    /// How; `None` is WhatsApp with the clinic's SMS fallback.
+    pub channel: Option<ChannelChoice>,
+    /// Whom.
+    pub remind: RemindWhom,
+    /// The caregiver's name.
+    pub contact_name: Option<String>,
+    /// The caregiver's number.
+    pub contact_phone: Option<E164>,
+    /// Who the caregiver is to the patient, as the schedule wrote it.
+    pub contact_relation: Option<String>,
+}
+
+impl Default for PatientReach {
+    fn default() -> Self {
+        Self {
+            channel: None,
+            remind: RemindWhom::Patient,
+            contact_name: None,
+            contact_phone: None,
+            contact_relation: None,
+        }
+    }
 }
 
 /// An appointment as stored, for comparing with an imported row.
@@ -306,20 +336,34 @@ impl ImportTx<'_> {
         clinic_id: i64,
     ) -> Result<HashMap<String, StoredPatient>, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "SELECT external_id, id, name, phone, language FROM patients WHERE clinic_id = ?1",
+            "SELECT external_id, id, name, phone, language,
+                    channel, remind, contact_name, contact_phone, contact_relation
+             FROM patients WHERE clinic_id = ?1",
         )?;
-        let rows = stmt.query_map([clinic_id], |r| {
-            Ok((
+        let mut rows = stmt.query([clinic_id])?;
+        let mut out = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let channel: Option<String> = r.get(5)?;
+            let remind: String = r.get(6)?;
+            let contact_phone: Option<String> = r.get(8)?;
+            out.insert(
                 r.get::<_, String>(0)?,
                 StoredPatient {
                     id: r.get(1)?,
                     name: r.get(2)?,
                     phone: E164::from_stored(r.get(3)?),
                     language: r.get(4)?,
+                    reach: PatientReach {
+                        channel: channel.as_deref().map(ChannelChoice::parse).transpose()?,
+                        remind: RemindWhom::parse(&remind)?,
+                        contact_name: r.get(7)?,
+                        contact_phone: contact_phone.map(E164::from_stored),
+                        contact_relation: r.get(9)?,
+                    },
                 },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            );
+        }
+        Ok(out)
     }
 
     /// Every stored appointment of a clinic, by external id.
@@ -407,12 +451,14 @@ impl ImportTx<'_> {
         name: &str,
         phone: &E164,
         language: &str,
+        reach: &PatientReach,
         consent_source: &str,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO patients (clinic_id, external_id, name, phone, language, consent_source, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO patients (clinic_id, external_id, name, phone, language, consent_source, created_at, updated_at,
+                channel, remind, contact_name, contact_phone, contact_relation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         stmt.execute(params![
             clinic_id,
@@ -421,24 +467,43 @@ impl ImportTx<'_> {
             phone.as_str(),
             language,
             consent_source,
-            now.timestamp()
+            now.timestamp(),
+            reach.channel.map(ChannelChoice::as_str),
+            reach.remind.as_str(),
+            reach.contact_name,
+            reach.contact_phone.as_ref().map(E164::as_str),
+            reach.contact_relation
         ])?;
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Replaces a patient's contact details.
+    /// Replaces a patient's details and who is reminded how.
     pub fn update_patient(
         &self,
         id: i64,
         name: &str,
         phone: &E164,
         language: &str,
+        reach: &PatientReach,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("UPDATE patients SET name = ?2, phone = ?3, language = ?4, updated_at = ?5 WHERE id = ?1")?;
-        stmt.execute(params![id, name, phone.as_str(), language, now.timestamp()])?;
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE patients SET name = ?2, phone = ?3, language = ?4, updated_at = ?5,
+                channel = ?6, remind = ?7, contact_name = ?8, contact_phone = ?9, contact_relation = ?10
+             WHERE id = ?1",
+        )?;
+        stmt.execute(params![
+            id,
+            name,
+            phone.as_str(),
+            language,
+            now.timestamp(),
+            reach.channel.map(ChannelChoice::as_str),
+            reach.remind.as_str(),
+            reach.contact_name,
+            reach.contact_phone.as_ref().map(E164::as_str),
+            reach.contact_relation
+        ])?;
         Ok(())
     }
 

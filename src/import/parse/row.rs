@@ -275,6 +275,16 @@ pub(super) fn read_row(
         }
     };
 
+    let reach = super::reach::ReachReader {
+        raw,
+        columns,
+        format,
+        region: clinic.map(|c| c.phone_region),
+        audience: opts.audience,
+        phones,
+    }
+    .read(&mut err);
+
     if errors.len() > before {
         return None;
     }
@@ -292,6 +302,7 @@ pub(super) fn read_row(
         duration_min: duration_min?,
         provider,
         status: status?,
+        reach: reach?,
     })
 }
 
@@ -320,7 +331,7 @@ fn example(patterns: &[String], date: bool) -> String {
     }
 }
 
-fn example_number(region: Region) -> &'static str {
+pub(super) fn example_number(region: Region) -> &'static str {
     match region.to_string().as_str() {
         "IN" => "98200 12345 or +91 98200 12345",
         "US" | "CA" => "(212) 555-0142 or +1 212 555 0142",
