@@ -47,7 +47,7 @@ pub enum DaemonError {
 }
 
 /// The secrets the daemon needs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Secrets {
     /// Cloud API access token.
     pub access_token: SecretString,
@@ -55,16 +55,38 @@ pub struct Secrets {
     pub app_secret: SecretString,
     /// Webhook handshake token.
     pub verify_token: SecretString,
+    /// Twilio's auth token, if set (needed when `[sms.twilio]` is configured).
+    pub twilio_auth_token: Option<SecretString>,
+    /// MSG91's auth key, if set (needed with `[sms.msg91]`).
+    pub msg91_auth_key: Option<SecretString>,
+    /// The token of MSG91's report URL, if set (needed with `[sms.msg91]`).
+    pub msg91_webhook_token: Option<SecretString>,
 }
 
 impl Secrets {
-    /// From the environment or `$CREDENTIALS_DIRECTORY`.
+    /// From the environment or `$CREDENTIALS_DIRECTORY`. The SMS providers' secrets are read
+    /// if present; the config decides whether they are needed ([`Secrets::sms`]).
     pub fn load() -> Result<Self, SecretError> {
         Ok(Self {
             access_token: secrets::ACCESS_TOKEN.load()?,
             app_secret: secrets::APP_SECRET.load()?,
             verify_token: secrets::VERIFY_TOKEN.load()?,
+            twilio_auth_token: secrets::TWILIO_AUTH_TOKEN.load().ok(),
+            msg91_auth_key: secrets::MSG91_AUTH_KEY.load().ok(),
+            msg91_webhook_token: secrets::MSG91_WEBHOOK_TOKEN.load().ok(),
         })
+    }
+
+    /// One of the SMS providers' secrets, or the error that says where to put it.
+    pub fn sms(&self, which: secrets::Secret) -> Result<SecretString, String> {
+        let held = match which.env {
+            "TWILIO_AUTH_TOKEN" => &self.twilio_auth_token,
+            "MSG91_AUTH_KEY" => &self.msg91_auth_key,
+            "MSG91_WEBHOOK_TOKEN" => &self.msg91_webhook_token,
+            _ => &None,
+        };
+        held.clone()
+            .ok_or_else(|| which.load().err().map_or_else(|| format!("{} is not set", which.env), |e| e.to_string()))
     }
 }
 
@@ -94,7 +116,7 @@ struct Shared {
     health: Arc<Health>,
     plan_running: AtomicBool,
     dispatch_running: AtomicBool,
-    access_token: SecretString,
+    secrets: Arc<Secrets>,
     clock: Clock,
 }
 
@@ -132,14 +154,15 @@ fn load(opts: &Options) -> Result<Config, ConfigError> {
 fn dispatcher(
     config: &Arc<Config>,
     store: &Db,
-    token: &SecretString,
+    secrets: &Secrets,
 ) -> Result<Dispatcher, DaemonError> {
+    let token = &secrets.access_token;
     let wa = config.whatsapp.as_ref().ok_or_else(|| {
         DaemonError::Runtime("whatsapp: the config has no [whatsapp] section".into())
     })?;
     let client =
         Client::new(wa, token.clone(), None).map_err(|e| DaemonError::Runtime(e.to_string()))?;
-    let sms = crate::dispatch::SmsSenders::new(config, |s| s.load().map_err(|e| e.to_string()))
+    let sms = crate::dispatch::SmsSenders::new(config, |s| secrets.sms(s))
         .map_err(DaemonError::Runtime)?;
     Ok(Dispatcher::new(store.clone(), Arc::clone(config), client)
         .map_err(|e| DaemonError::Runtime(e.to_string()))?
@@ -162,6 +185,7 @@ pub async fn run(
     let metrics = metrics_handle();
 
     // 2. Shared state.
+    let secrets = Arc::new(opts.secrets.clone());
     let health = Arc::new(Health::new(
         Clock::System.now().timestamp(),
         config.daemon.stale_after.num_seconds(),
@@ -170,14 +194,14 @@ pub async fn run(
         dispatcher: RwLock::new(Arc::new(dispatcher(
             &config,
             &store,
-            &opts.secrets.access_token,
+            &opts.secrets,
         )?)),
         store: store.clone(),
         config: Arc::new(RwLock::new(Arc::clone(&config))),
         health: Arc::clone(&health),
         plan_running: AtomicBool::new(false),
         dispatch_running: AtomicBool::new(false),
-        access_token: opts.secrets.access_token.clone(),
+        secrets: Arc::clone(&secrets),
         clock: opts.clock,
     });
 
@@ -189,7 +213,7 @@ pub async fn run(
         verify_token: Arc::new(opts.secrets.verify_token.clone()),
         clock: opts.clock,
         health: Some(Arc::clone(&health)),
-        sms: server::SmsSecrets::load(&config).map_err(|e| DaemonError::Runtime(e.to_string()))?,
+        sms: server::SmsSecrets::new(&config, |s| secrets.sms(s)).map_err(DaemonError::Runtime)?,
     };
     let addr = listener
         .local_addr()
@@ -401,7 +425,7 @@ async fn reload(opts: &Options, shared: &Shared) {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) | Err(e) => Err(DaemonError::Store(e)),
             };
-            match synced.and_then(|()| dispatcher(&new, &shared.store, &shared.access_token)) {
+            match synced.and_then(|()| dispatcher(&new, &shared.store, &shared.secrets)) {
                 Ok(d) => {
                     log_warnings(&new);
                     if let Ok(mut slot) = shared.dispatcher.write() {

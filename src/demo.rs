@@ -64,6 +64,8 @@ enum Answer {
     Tap(&'static str),
     /// Types words.
     Types(&'static str),
+    /// Answers the text message they got instead (they are not on WhatsApp).
+    Texts(&'static str),
 }
 
 const ANSWERS: &[(&str, Answer)] = &[
@@ -73,7 +75,17 @@ const ANSWERS: &[(&str, Answer)] = &[
     ("MUM-1005", Answer::Types("क्या मैं शाम 5 बजे आ सकता हूँ?")),
     ("NYC-502", Answer::Types("Yes!")),
     ("NYC-503", Answer::Types("cambiar hora")),
+    ("NYC-506", Answer::Texts("1")),
 ];
+
+/// The token the demo's MSG91 report URL carries.
+const DEMO_MSG91_TOKEN: &str = "demo-msg91-webhook-token";
+
+/// Twilio's signatures are computed over the address Twilio calls: in the demo, the daemon's.
+const SHIPPED_PUBLIC_URL: &str = "public_url = \"https://reminders.example.org\"";
+
+/// The shipped placeholder account; the simulator has its own.
+const SHIPPED_ACCOUNT_SID: &str = "account_sid = \"AC00000000000000000000000000000000\"";
 
 /// The patient whose number is not on WhatsApp (the simulator fails their messages).
 const NOT_ON_WHATSAPP: &str = "NYC-506";
@@ -89,8 +101,20 @@ struct Evening {
 pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     let started = std::time::Instant::now();
     std::fs::create_dir_all(dir).map_err(err)?;
+    // The simulator and the daemon, on loopback ports of their own.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(err)?;
+    let daemon_url = format!("http://{}", listener.local_addr().map_err(err)?);
     let config_path = dir.join("reminders.toml");
-    std::fs::write(&config_path, demo_config()).map_err(err)?;
+    let sim_defaults = SimConfig::default();
+    let text = demo_config()
+        .replace(SHIPPED_PUBLIC_URL, &format!("public_url = \"{daemon_url}\""))
+        .replace(
+            SHIPPED_ACCOUNT_SID,
+            &format!("account_sid = \"{}\"", sim_defaults.twilio_account_sid),
+        );
+    std::fs::write(&config_path, text).map_err(err)?;
     let config = Config::load(&config_path).map_err(err)?;
     std::fs::write(dir.join("schedule.csv"), SCHEDULE).map_err(err)?;
     let parsed =
@@ -116,16 +140,11 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     store.sync_clinics(&config.clinics).map_err(err)?;
     drop(store);
 
-    // The simulator and the daemon, on loopback ports of their own.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(err)?;
-    let daemon_url = format!("http://{}", listener.local_addr().map_err(err)?);
     let wa = config
         .whatsapp
         .clone()
         .ok_or_else(|| DemoError("no [whatsapp] section".into()))?;
-    let sim = Sim::start(SimConfig {
+    let sim_config = SimConfig {
         phone_number_id: wa.phone_number_id.clone(),
         waba_id: wa.waba_id.clone(),
         access_token: "demo-token".into(),
@@ -134,10 +153,15 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
         app_secret: Some(APP_SECRET.into()),
         pair_limit: Some(Duration::from_secs(1)),
         status_delay: Duration::from_millis(50),
+        twilio_inbound_url: Some(format!("{daemon_url}/twilio/inbound")),
+        msg91: crate::sim::SimMsg91 {
+            templates: crate::sim::dlt_templates_from_config(&config),
+            ..crate::sim::SimMsg91::default()
+        },
+        msg91_report_url: Some(format!("{daemon_url}/msg91/report?token={DEMO_MSG91_TOKEN}")),
         ..SimConfig::default()
-    })
-    .await
-    .map_err(err)?;
+    };
+    let sim = Sim::start(sim_config.clone()).await.map_err(err)?;
     let unreachable = parsed
         .rows
         .iter()
@@ -156,6 +180,9 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
                 access_token: SecretString::from("demo-token"),
                 app_secret: SecretString::from(APP_SECRET),
                 verify_token: SecretString::from("demo-verify-token"),
+                twilio_auth_token: Some(SecretString::from(sim_config.twilio_auth_token.clone())),
+                msg91_auth_key: Some(SecretString::from(sim_config.msg91.auth_key.clone())),
+                msg91_webhook_token: Some(SecretString::from(DEMO_MSG91_TOKEN)),
             },
             handle_signals: false,
             clock,
@@ -318,6 +345,11 @@ async fn script(
                 body: (*words).to_string(),
                 context_id: None,
             },
+            Answer::Texts(words) => {
+                sim.sms_reply(&phone, words).await.map_err(err)?;
+                answers += 1;
+                continue;
+            }
         };
         sim.reply(reply).await.map_err(err)?;
         answers += 1;

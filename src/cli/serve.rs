@@ -60,8 +60,10 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         verify_token: Arc::new(verify_token),
         clock: Clock::System,
         health: None,
-        sms: reminderd::server::SmsSecrets::load(&config_for_sms)
-            .map_err(|e| fail(exit::CONFIG, e.to_string()))?,
+        sms: reminderd::server::SmsSecrets::new(&config_for_sms, |s| {
+            s.load().map_err(|e| e.to_string())
+        })
+        .map_err(|e| fail(exit::CONFIG, e))?,
     };
     let desk_state = reminderd::desk::DeskState {
         store: state.store.clone(),

@@ -23,9 +23,16 @@ pub struct Sms {
     pub twilio: Option<Twilio>,
     /// MSG91, if configured.
     pub msg91: Option<Msg91>,
-    /// Texts by template key (the same keys as `[templates]`): what an SMS says in place of
-    /// that WhatsApp template.
-    pub texts: BTreeMap<String, SmsText>,
+}
+
+impl Sms {
+    /// The texts `provider` sends, by template key (`None`: the provider is not configured).
+    pub fn texts(&self, provider: crate::sms::Provider) -> Option<&BTreeMap<String, SmsText>> {
+        match provider {
+            crate::sms::Provider::Twilio => self.twilio.as_ref().map(|t| &t.texts),
+            crate::sms::Provider::Msg91 => self.msg91.as_ref().map(|m| &m.texts),
+        }
+    }
 }
 
 /// Twilio Programmable Messaging (`[sms.twilio]`).
@@ -50,6 +57,9 @@ pub struct Twilio {
     pub connect_timeout: StdDuration,
     /// Time allowed for a whole request.
     pub request_timeout: StdDuration,
+    /// Texts by template key (the same keys as `[templates]`): what a text says in place of
+    /// that WhatsApp template. Two-way: they may ask for a digit.
+    pub texts: BTreeMap<String, SmsText>,
 }
 
 /// MSG91's flow API (`[sms.msg91]`), for India's DLT rules.
@@ -65,6 +75,9 @@ pub struct Msg91 {
     pub connect_timeout: StdDuration,
     /// Time allowed for a whole request.
     pub request_timeout: StdDuration,
+    /// Texts by template key, each matching a registered DLT template. One-way: they give the
+    /// clinic's number and never ask for a reply.
+    pub texts: BTreeMap<String, SmsText>,
 }
 
 /// An SMS text for one template key, per language.
@@ -105,9 +118,9 @@ pub(super) struct RawSms {
     acknowledge: bool,
     twilio: Option<RawTwilio>,
     msg91: Option<RawMsg91>,
-    #[serde(default)]
-    texts: BTreeMap<String, BTreeMap<String, RawSmsLanguage>>,
 }
+
+type RawTexts = BTreeMap<String, BTreeMap<String, RawSmsLanguage>>;
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +137,8 @@ struct RawTwilio {
     connect_timeout: String,
     #[serde(default = "default_request")]
     request_timeout: String,
+    #[serde(default)]
+    texts: RawTexts,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -138,6 +153,8 @@ struct RawMsg91 {
     connect_timeout: String,
     #[serde(default = "default_request")]
     request_timeout: String,
+    #[serde(default)]
+    texts: RawTexts,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -296,6 +313,7 @@ pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sm
             rate_limit_per_sec: t.rate_limit_per_sec,
             connect_timeout,
             request_timeout,
+            texts: texts(t.texts),
         }
     });
     let msg91 = msg91.map(|(m, connect_timeout, request_timeout)| {
@@ -324,11 +342,21 @@ pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sm
             rate_limit_per_sec: m.rate_limit_per_sec,
             connect_timeout,
             request_timeout,
+            texts: texts(m.texts),
         }
     });
-    let texts = raw
-        .texts
-        .into_iter()
+    Sms {
+        fallback: raw.fallback,
+        retry_whatsapp_after,
+        max_segments: raw.max_segments,
+        acknowledge: raw.acknowledge,
+        twilio,
+        msg91,
+    }
+}
+
+fn texts(raw: RawTexts) -> BTreeMap<String, SmsText> {
+    raw.into_iter()
         .map(|(key, langs)| {
             let languages = langs
                 .into_iter()
@@ -345,16 +373,7 @@ pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sm
                 .collect();
             (key, SmsText { languages })
         })
-        .collect();
-    Sms {
-        fallback: raw.fallback,
-        retry_whatsapp_after,
-        max_segments: raw.max_segments,
-        acknowledge: raw.acknowledge,
-        twilio,
-        msg91,
-        texts,
-    }
+        .collect()
 }
 
 fn is_international(number: &str) -> bool {
@@ -374,9 +393,9 @@ fn check_url(key: &str, url: &str, push: &mut impl FnMut(String, String)) {
 }
 
 /// The checks of `[sms]` that need the rest of the config: every clinic's provider is
-/// configured, and every template a clinic's rules send has an SMS text that its provider can
-/// carry (within `max_segments`; no opt-out keyword as an answer; on a one-way provider, no
-/// request for a reply; for DLT, the registered template and its id).
+/// configured, and every template a clinic's rules send has a text its provider can carry
+/// (within `max_segments`; no opt-out keyword as an answer; on the one-way DLT provider, no
+/// request for a reply, the registered template and its id, and variables that fit).
 pub(super) fn check_against(
     sms: &Sms,
     clinics: &BTreeMap<String, super::Clinic>,
@@ -386,94 +405,31 @@ pub(super) fn check_against(
     push: &mut impl FnMut(String, String),
 ) {
     use crate::sms::Provider;
-    for (key, text) in &sms.texts {
-        if !templates.contains_key(key) {
-            push(
-                format!("sms.texts.{key}"),
-                format!("no template {key:?} under [templates]: an SMS text stands in for the WhatsApp template of the same key"),
-            );
-        }
-        for (lang, l) in &text.languages {
-            let at = format!("sms.texts.{key}.{lang}.text");
-            if let Err(e) = crate::sms::dlt::placeholders(&l.text) {
-                push(at.clone(), e.to_string());
-            }
-            let words = opt_out_words(&l.text);
-            if !words.is_empty() {
-                push(
-                    at.clone(),
-                    format!(
-                        "contains {}: carriers treat it as an opt-out word, and a patient who answers with it is unsubscribed from every text; ask for a digit instead (\"Reply 2 to cancel\")",
-                        words.join(", ")
-                    ),
-                );
-            }
-            let cost = crate::sms::text::cost(&l.text);
-            if cost.segments > sms.max_segments {
-                push(
-                    at.clone(),
-                    format!(
-                        "takes {} segments before its placeholders are filled (at most {} allowed by sms.max_segments); shorten it",
-                        cost.segments, sms.max_segments
-                    ),
-                );
-            }
-        }
-    }
-    for (ckey, clinic) in clinics {
-        let Some(provider) = clinic.sms_provider else {
+    for provider in Provider::ALL.iter().copied() {
+        let Some(texts) = sms.texts(provider) else {
             continue;
         };
-        let configured = match provider {
-            Provider::Twilio => sms.twilio.is_some(),
-            Provider::Msg91 => sms.msg91.is_some(),
-        };
-        if !configured {
-            push(
-                format!("clinics.{ckey}.sms_provider"),
-                format!("{provider} is not configured: add [sms.{provider}]"),
-            );
-        }
-        let used = rules
-            .iter()
-            .filter(|r| r.clinics.contains(ckey))
-            .map(|r| (format!("rule {:?}", r.name), r.template.as_str()))
-            .chain(booking.map(|b| ("the booking confirmation".to_string(), b)));
-        for (what, template) in used {
-            let Some(text) = sms.texts.get(template) else {
+        let dlt_clinics: Vec<&super::Clinic> = clinics
+            .values()
+            .filter(|c| c.sms_provider == Some(provider) && provider == Provider::Msg91)
+            .collect();
+        for (key, text) in texts {
+            if !templates.contains_key(key) {
                 push(
-                    format!("sms.texts.{template}"),
-                    format!(
-                        "clinic {ckey} sends SMS through {provider}, but {what}'s template {template:?} has no SMS text: add [sms.texts.{template}.{}]",
-                        clinic.default_language
-                    ),
+                    format!("sms.{provider}.texts.{key}"),
+                    format!("no template {key:?} under [templates]: a text stands in for the WhatsApp template of the same key"),
                 );
-                continue;
-            };
-            if !text.languages.contains_key(&clinic.default_language) {
-                push(
-                    format!("sms.texts.{template}"),
-                    format!(
-                        "has no text in {}, clinic {ckey}'s default language",
-                        clinic.default_language
-                    ),
-                );
-            }
-            if provider != Provider::Msg91 {
-                continue;
             }
             for (lang, l) in &text.languages {
-                let at = format!("sms.texts.{template}.{lang}");
+                let at = format!("sms.{provider}.texts.{key}.{lang}");
+                check_text(&at, l, sms.max_segments, push);
+                if provider != Provider::Msg91 {
+                    continue;
+                }
                 if asks_for_reply(&l.text) {
                     push(
                         format!("{at}.text"),
-                        format!("asks for a reply, but clinic {ckey}'s texts go through msg91, whose DLT sender header cannot be answered; give the clinic's number instead ({{clinic_phone}})"),
-                    );
-                }
-                if l.text.contains("{clinic_phone}") && clinic.phone.is_none() {
-                    push(
-                        format!("clinics.{ckey}.phone"),
-                        format!("is needed: {at}.text gives the clinic's number ({{clinic_phone}})"),
+                        "asks for a reply, but MSG91's DLT sender header cannot be answered; give the clinic's number instead ({clinic_phone})".into(),
                     );
                 }
                 match (&l.dlt_template_id, &l.registered) {
@@ -487,17 +443,95 @@ pub(super) fn check_against(
                         if let Err(e) = crate::sms::dlt::matches(&l.text, registered) {
                             push(format!("{at}.registered"), e.to_string());
                         }
-                        if let Err(e) = fixed_variables_fit(&l.text, lang, clinic) {
-                            push(format!("{at}.text"), e);
-                        }
                     }
                     _ => push(
                         at.clone(),
-                        format!("clinic {ckey} sends through msg91, so every text needs dlt_template_id and registered (the template exactly as registered on the DLT portal)"),
+                        "needs dlt_template_id and registered (the template exactly as registered on the DLT portal): MSG91 sends nothing else".into(),
                     ),
+                }
+                for clinic in &dlt_clinics {
+                    if l.text.contains("{clinic_phone}") && clinic.phone.is_none() {
+                        push(
+                            format!("clinics.{}.phone", clinic.key),
+                            format!("is needed: {at}.text gives the clinic's number ({{clinic_phone}})"),
+                        );
+                    }
+                    if let Err(e) = fixed_variables_fit(&l.text, lang, clinic) {
+                        push(format!("{at}.text"), format!("at clinic {}: {e}", clinic.key));
+                    }
                 }
             }
         }
+    }
+    for (ckey, clinic) in clinics {
+        let Some(provider) = clinic.sms_provider else {
+            continue;
+        };
+        let Some(texts) = sms.texts(provider) else {
+            push(
+                format!("clinics.{ckey}.sms_provider"),
+                format!("{provider} is not configured: add [sms.{provider}]"),
+            );
+            continue;
+        };
+        let used = rules
+            .iter()
+            .filter(|r| r.clinics.contains(ckey))
+            .map(|r| (format!("rule {:?}", r.name), r.template.as_str()))
+            .chain(booking.map(|b| ("the booking confirmation".to_string(), b)));
+        for (what, template) in used {
+            let missing = |key: &str| match texts.get(key) {
+                None => true,
+                Some(t) => !t.languages.contains_key(&clinic.default_language),
+            };
+            if missing(template) {
+                push(
+                    format!("sms.{provider}.texts.{template}"),
+                    format!(
+                        "clinic {ckey} sends texts through {provider}, but {what}'s template {template:?} has no text in {} (the clinic's default language): add [sms.{provider}.texts.{template}.{}]",
+                        clinic.default_language, clinic.default_language
+                    ),
+                );
+            }
+            if let Some(contact) = templates.get(template).and_then(|t| t.contact_template.as_deref())
+                && missing(contact)
+            {
+                push(
+                    format!("sms.{provider}.texts.{contact}"),
+                    format!(
+                        "clinic {ckey} sends texts through {provider}, but caregivers' template {contact:?} has no text in {}",
+                        clinic.default_language
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The checks of one text that hold for every provider.
+fn check_text(at: &str, l: &SmsLanguage, max_segments: u32, push: &mut impl FnMut(String, String)) {
+    if let Err(e) = crate::sms::dlt::placeholders(&l.text) {
+        push(format!("{at}.text"), e.to_string());
+    }
+    let words = opt_out_words(&l.text);
+    if !words.is_empty() {
+        push(
+            format!("{at}.text"),
+            format!(
+                "names {}: carriers treat it as an opt-out keyword, and a patient who answers with it is unsubscribed from every text of your number; ask for a digit instead (\"Reply 2 to cancel\")",
+                words.join(", ")
+            ),
+        );
+    }
+    let cost = crate::sms::text::cost(&l.text);
+    if cost.segments > max_segments {
+        push(
+            format!("{at}.text"),
+            format!(
+                "takes {} segments before its placeholders are filled, more than sms.max_segments ({max_segments}); shorten it",
+                cost.segments
+            ),
+        );
     }
 }
 

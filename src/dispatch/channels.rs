@@ -37,9 +37,9 @@ pub fn may_fall_back(config: &Config, row: &DueRow, code: i64) -> bool {
     let Some(clinic) = config.clinic(&row.clinic) else {
         return false;
     };
-    if clinic.sms_provider.is_none() {
+    let Some(texts) = clinic.sms_provider.and_then(|p| sms.texts(p)) else {
         return false;
-    }
+    };
     let rule = config.rules.iter().find(|r| r.name == row.rule);
     let allowed = rule
         .and_then(|r| r.sms_fallback)
@@ -48,7 +48,7 @@ pub fn may_fall_back(config: &Config, row: &DueRow, code: i64) -> bool {
         .template
         .as_deref()
         .and_then(|t| sms_key(config, t, row.recipient))
-        .is_some_and(|k| sms.texts.contains_key(&k));
+        .is_some_and(|k| texts.contains_key(&k));
     allowed && texted
 }
 
@@ -158,9 +158,9 @@ pub fn sms_outcome(
             max_attempts,
         ),
         (SmsClass::RetryOnce, _) => retry(StdDuration::from_secs(15 * 60), 2),
-        (SmsClass::Operator, _) => Outcome::Released {
-            reason: format!("not sent: the SMS account or its set-up needs attention: {error}"),
-        },
+        // The SMS account is not WhatsApp's: its trouble must not stop WhatsApp sends, so the
+        // text waits and is tried again, and after its attempts staff call.
+        (SmsClass::Operator, _) => retry(StdDuration::from_secs(15 * 60), max_attempts),
         (SmsClass::OptedOut, _) => Outcome::Unsubscribed {
             code,
             needs_staff: sms_staff(row, "they unsubscribed from our texts"),

@@ -681,11 +681,12 @@ impl SendJob {
                 self.config
                     .sms
                     .as_ref()
-                    .and_then(|s| s.texts.get(k))
+                    .and_then(|s| s.texts(provider))
+                    .and_then(|t| t.get(k))
                     .map(|t| (k, t))
             });
             match text {
-                None => Err(format!("no SMS text for template {:?}: add it under [sms.texts]", key.or(row.template.clone()))),
+                None => Err(format!("no SMS text for template {:?}: add it under [sms.{provider}.texts]", key.or(row.template.clone()))),
                 Some((k, t)) => {
                     let input = Input {
                         clinic,

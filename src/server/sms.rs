@@ -25,18 +25,21 @@ pub struct SmsSecrets {
 }
 
 impl SmsSecrets {
-    /// The secrets of the providers `config` names: a configured provider without its secret
-    /// is an error, so a daemon never runs with a webhook it cannot check.
-    pub fn load(config: &crate::config::Config) -> Result<Self, crate::secrets::SecretError> {
+    /// The secrets of the providers `config` names, through `secret`: a configured provider
+    /// without its secret is an error, so a server never runs with a webhook it cannot check.
+    pub fn new(
+        config: &crate::config::Config,
+        secret: impl Fn(crate::secrets::Secret) -> Result<SecretString, String>,
+    ) -> Result<Self, String> {
         let mut out = Self::default();
         let Some(sms) = &config.sms else {
             return Ok(out);
         };
         if sms.twilio.is_some() {
-            out.twilio_auth_token = Some(Arc::new(crate::secrets::TWILIO_AUTH_TOKEN.load()?));
+            out.twilio_auth_token = Some(Arc::new(secret(crate::secrets::TWILIO_AUTH_TOKEN)?));
         }
         if sms.msg91.is_some() {
-            out.msg91_webhook_token = Some(Arc::new(crate::secrets::MSG91_WEBHOOK_TOKEN.load()?));
+            out.msg91_webhook_token = Some(Arc::new(secret(crate::secrets::MSG91_WEBHOOK_TOKEN)?));
         }
         Ok(out)
     }

@@ -120,7 +120,7 @@ impl Default for SimConfig {
             status_delay: Duration::from_millis(20),
             auto_read: true,
             chaos: None,
-            twilio_account_sid: "ACsim0000000000000000000000000000".into(),
+            twilio_account_sid: "ACs1m00000000000000000000000000000".into(),
             twilio_auth_token: "sim-twilio-token".into(),
             twilio_inbound_url: None,
             msg91: SimMsg91::default(),

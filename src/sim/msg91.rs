@@ -97,15 +97,12 @@ impl SimDltTemplate {
 /// Every SMS text of a configuration that has a DLT template id and a registered text, with
 /// the configured MSG91 sender: the registry a simulator needs to accept what it sends.
 pub fn dlt_templates_from_config(config: &crate::config::Config) -> Vec<SimDltTemplate> {
-    let Some(sms) = &config.sms else {
+    let Some(msg91) = config.sms.as_ref().and_then(|s| s.msg91.as_ref()) else {
         return Vec::new();
     };
-    let sender = sms
-        .msg91
-        .as_ref()
-        .map(|m| m.sender.clone())
-        .unwrap_or_default();
-    sms.texts
+    let sender = msg91.sender.clone();
+    msg91
+        .texts
         .values()
         .flat_map(|t| t.languages.values())
         .filter_map(|l| {
