@@ -442,6 +442,7 @@ mod tests {
             rate_limit_per_sec: 1,
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
+            texts: std::collections::BTreeMap::new(),
         }
     }
 

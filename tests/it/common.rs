@@ -19,6 +19,14 @@ pub fn test_config() -> String {
     )
 }
 
+/// The SMS providers' secrets the shipped config needs (it configures Twilio and MSG91), as
+/// the simulator accepts them: every test that starts the daemon or sends gives them.
+pub const SMS_SECRETS: [(&str, &str); 3] = [
+    ("TWILIO_AUTH_TOKEN", "sim-twilio-token"),
+    ("MSG91_AUTH_KEY", "sim-msg91-key"),
+    ("MSG91_WEBHOOK_TOKEN", "msg91-webhook-token-for-tests"),
+];
+
 /// The default CSV header.
 pub const HEADER: &str = "appointment_id,patient_id,patient_name,phone,language,date,time,duration_min,provider,clinic,status";
 
@@ -104,7 +112,8 @@ impl Env {
             .args(args);
         cmd.env_remove("REMINDERD_CONFIG")
             .env_remove("RUST_LOG")
-            .env_remove("CREDENTIALS_DIRECTORY");
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .envs(SMS_SECRETS);
         for (k, v) in envs {
             cmd.env(k, v);
         }

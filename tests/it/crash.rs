@@ -45,6 +45,7 @@ fn start(env: &Env, port: u16, api: &str, run: usize) -> Child {
         .arg(env.path("reminders.toml"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .env("WHATSAPP_ACCESS_TOKEN", "tok")
+        .envs(crate::common::SMS_SECRETS)
         .env("WHATSAPP_APP_SECRET", SECRET)
         .env("WHATSAPP_VERIFY_TOKEN", "verify")
         .env("REMINDERD_API_BASE", api)

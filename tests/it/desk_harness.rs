@@ -83,6 +83,7 @@ impl<'a> Start<'a> {
                 .env_remove("NOTIFY_SOCKET")
                 .env_remove("CREDENTIALS_DIRECTORY")
                 .env("WHATSAPP_ACCESS_TOKEN", "token-for-desk-tests")
+                .envs(crate::common::SMS_SECRETS)
                 .env("WHATSAPP_APP_SECRET", "app-secret-for-desk-tests")
                 .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-tests");
             for (name, value) in &vars {

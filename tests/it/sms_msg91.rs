@@ -69,6 +69,7 @@ fn client(sim: &Sim, key: &str) -> Client {
         rate_limit_per_sec: 10,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
+        texts: std::collections::BTreeMap::new(),
     };
     Client::new(&cfg, SecretString::from(key.to_string())).expect("client")
 }

@@ -115,6 +115,7 @@ fn settings(sim: &Sim, public_url: &str) -> config::Twilio {
         rate_limit_per_sec: 10,
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
+        texts: std::collections::BTreeMap::new(),
     }
 }
 

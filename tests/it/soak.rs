@@ -270,6 +270,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
         .arg(env.path("reminders.toml"))
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .env("WHATSAPP_ACCESS_TOKEN", TOKEN)
+        .envs(crate::common::SMS_SECRETS)
         .env("WHATSAPP_APP_SECRET", SECRET)
         .env("WHATSAPP_VERIFY_TOKEN", "verify")
         .env("REMINDERD_API_BASE", sim.base_url())

@@ -384,6 +384,12 @@ async fn unclear_replies_go_to_staff_and_duplicates_apply_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn statuses_move_forward_only_and_failures_reach_the_staff_list() {
     let env = Env::new();
+    // Without the SMS fallback (tests/it/sms_flow.rs has it), a failure means a call.
+    std::fs::write(
+        env.path("reminders.toml"),
+        crate::common::test_config().replace("fallback = true", "fallback = false"),
+    )
+    .expect("config");
     reminded(
         &env,
         &[

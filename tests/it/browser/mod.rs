@@ -158,7 +158,8 @@ async fn start_server(env: &Env) -> (Guard, String) {
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .env("WHATSAPP_APP_SECRET", "app-secret-for-tests")
-        .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests");
+        .env("WHATSAPP_VERIFY_TOKEN", "verify-token-for-tests")
+        .envs(crate::common::SMS_SECRETS);
     let mut guard = Guard::spawn("reminderd serve", cmd, env.path("serve.log"));
     let base = format!("http://{desk}");
     wait_ready(&mut guard, &format!("{base}/desk/login"), |_| true).await;
