@@ -369,28 +369,36 @@ impl Store {
         )? == 1)
     }
 
-    /// Unknown sends with no status for `after`: sent again, or put on the staff list.
+    /// Unknown sends with no status for `after`: sent again, or put on the staff list. A text
+    /// is never sent again: its delivery report names only the provider's id, which a crash
+    /// between the request and its answer never stored, so a text whose answer was lost cannot
+    /// be told from one that never left; staff call instead.
     pub fn settle_unknown(
         &mut self,
         older_than: DateTime<Utc>,
         resend: bool,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let n = if resend {
+        let resent = if resend {
             self.conn.execute(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
                     reason = 'no delivery status after the unknown window: sending again'
-                 WHERE state = 'unknown' AND claimed_at < ?1 AND latest_at > ?2",
+                 WHERE state = 'unknown' AND claimed_at < ?1 AND latest_at > ?2 AND channel = 'whatsapp'",
                 params![older_than.timestamp(), now.timestamp()],
             )?
         } else {
-            self.conn.execute(
-                "UPDATE outbox SET needs_staff = 'we do not know whether this message reached the patient: please call', updated_at = ?2
-                 WHERE state = 'unknown' AND claimed_at < ?1 AND needs_staff IS NULL",
-                params![older_than.timestamp(), now.timestamp()],
-            )?
+            0
         };
-        Ok(n)
+        let staff = self.conn.execute(
+            "UPDATE outbox SET needs_staff = CASE channel WHEN 'sms'
+                    THEN 'we do not know whether this text reached the patient: please call'
+                    ELSE 'we do not know whether this message reached the patient: please call' END,
+                updated_at = ?2
+             WHERE state = 'unknown' AND claimed_at < ?1 AND needs_staff IS NULL
+               AND (?3 = 0 OR channel = 'sms')",
+            params![older_than.timestamp(), now.timestamp(), resend],
+        )?;
+        Ok(resent + staff)
     }
 
     /// Takes up to `limit` due rows: each is judged by `verdict` in the same transaction, so a

@@ -2,6 +2,9 @@
 //! thousand reminders, and reminders staff asked for ("Remind now", pressed before the run and
 //! during it), to the simulator while this test kills it with SIGKILL at random moments
 //! (seeded: `CRASH_SEED=n` replays a run) and restarts it. The simulator's log is the witness.
+//! Some patients are not on WhatsApp: their reminders fail there (131026, by status webhook)
+//! and go by text through the simulated MSG91, so kills also land while failures turn into
+//! texts; each of them must get exactly one text.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +24,20 @@ const SPREAD: usize = 150;
 const PRESSED_DURING: usize = 2;
 const MANUAL: usize = PRESSED_BEFORE + PRESSED_DURING;
 const TOTAL: usize = MESSAGES + MANUAL;
+/// One patient in this many is not on WhatsApp (never one staff press for).
+const NOT_ON_WHATSAPP_EVERY: usize = 40;
+/// The token of the MSG91 report URL (`SMS_SECRETS`).
+const MSG91_TOKEN: &str = "msg91-webhook-token-for-tests";
+
+/// Whether patient `i` is one whose number is not on WhatsApp.
+fn not_on_whatsapp(i: usize) -> bool {
+    i % NOT_ON_WHATSAPP_EVERY == 17
+}
+
+/// Patient `i`'s number as MSG91 writes it.
+fn mobile(i: usize) -> String {
+    format!("9198{:08}", 10_000_000 + i)
+}
 
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
 struct Rng(u64);
@@ -122,16 +139,34 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         press(&env, k, Some(&at));
     }
 
+    let parsed = reminderd::config::Config::from_toml(&config, &env.path("reminders.toml"))
+        .expect("config");
     let sim = Sim::start(SimConfig {
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
         app_secret: Some(SECRET.into()),
         pair_limit: None,
         latency: Duration::from_millis(20),
+        msg91: reminderd::sim::SimMsg91 {
+            templates: reminderd::sim::dlt_templates_from_config(&parsed),
+            ..reminderd::sim::SimMsg91::default()
+        },
+        msg91_report_url: Some(format!(
+            "http://127.0.0.1:{port}/msg91/report?token={MSG91_TOKEN}"
+        )),
         ..sim_config("tok")
     })
     .await
     .expect("sim");
     let api = sim.base_url();
+    let pressed: Vec<usize> = (0..PRESSED_BEFORE)
+        .map(|j| j * SPREAD + SPREAD / 2)
+        .chain((0..PRESSED_DURING).map(|k| 7 + k))
+        .collect();
+    let texted: Vec<usize> = (0..MESSAGES).filter(|i| not_on_whatsapp(*i)).collect();
+    assert!(texted.iter().all(|i| !pressed.contains(i)));
+    for i in &texted {
+        sim.fail_later(&format!("+91{}", &mobile(*i)[2..]), 131_026);
+    }
 
     // Kill at random moments while the queue drains; restart at once each time.
     let mut child = start(&env, port, &api, 0);
@@ -159,8 +194,11 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     }
 
     // Let the last run finish: every reminder delivered, statuses settled.
+    // Delivered on one channel or the other: a failed WhatsApp reminder counts by its text. A
+    // text killed in flight is never sent again (its report cannot be matched without the id
+    // the crash lost): it is settled as "staff call", so it is not lost either.
     let delivered = || {
-        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder') AND state IN ('delivered', 'read')")
+        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND state = 'unknown' AND needs_staff IS NOT NULL))")
     };
     Wait::new(
         "every reminder to be delivered after the kills",
@@ -176,13 +214,26 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
                 .entry(o["state"].as_str().unwrap_or("").to_string())
                 .or_default() += 1;
         }
+        let stuck: Vec<String> = states
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| !matches!(o["state"].as_str(), Some("delivered" | "read" | "failed")))
+            .map(|o| format!("{} {} {} {} {}", o["id"], o["channel"], o["state"], o["last_error"], o["reason"]))
+            .collect();
         format!(
-            "seed {seed}: only {} of {TOTAL} delivered after the kills; states {by_state:?}",
+            "seed {seed}: only {} of {TOTAL} delivered after the kills; states {by_state:?}; not done: {stuck:?}",
             delivered()
         )
     })
     .until(|| delivered() == TOTAL as i64)
     .await;
+    // The last restart may have found nothing left to do: let it finish starting (its signal
+    // handlers are in place once it serves) before asking it to stop.
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    Wait::new("the last daemon to serve", Duration::from_secs(20))
+        .until_async(async || reqwest::get(&health).await.is_ok())
+        .await;
     let pid = child.id();
     assert!(
         Command::new("kill")
@@ -222,8 +273,42 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     );
     assert_eq!(
         env.count("SELECT count(*) FROM outbox"),
-        TOTAL as i64,
-        "one outbox row per reminder"
+        (TOTAL + texted.len()) as i64,
+        "one outbox row per reminder, and one text per reminder WhatsApp could not deliver"
+    );
+    // The fallback's witness: each patient not on WhatsApp got exactly one text, and nobody
+    // else got any.
+    let mut texts: HashMap<String, usize> = HashMap::new();
+    for m in sim.msg91_messages() {
+        *texts.entry(m.mobiles.clone()).or_default() += 1;
+    }
+    let unsure = env.count(
+        "SELECT count(*) FROM outbox WHERE channel = 'sms' AND state = 'unknown' AND needs_staff IS NOT NULL",
+    );
+    for i in &texted {
+        let n = texts.get(&mobile(*i)).copied().unwrap_or(0);
+        assert!(
+            n <= 1,
+            "seed {seed}: patient {i}, not on WhatsApp, got {n} texts"
+        );
+    }
+    assert!(
+        texts.len() as i64 + unsure >= texted.len() as i64,
+        "seed {seed}: every patient not on WhatsApp got a text or is on the call list"
+    );
+    assert!(
+        texts.keys().all(|m| texted.iter().any(|i| mobile(*i) == *m)),
+        "seed {seed}: texts only for those not on WhatsApp"
+    );
+    println!(
+        "seed {seed}: {} texts for {} patients not on WhatsApp; {unsure} texts killed in flight, on the call list",
+        texts.len(),
+        texted.len()
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE channel = 'whatsapp' AND state = 'failed' AND needs_staff IS NULL"),
+        texted.len() as i64,
+        "seed {seed}: each failed WhatsApp reminder was replaced, not put on the call list"
     );
     let conn = env.sql();
     let mut manual = conn
