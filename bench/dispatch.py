@@ -55,6 +55,8 @@ DEFAULT_RUNS = 3
 QUICK_CAP, QUICK_N = 80, 160
 SEED = 20270310
 TOKEN = "sim-token"
+TWILIO_TOKEN = "sim-twilio-token"
+MSG91_KEY = "sim-msg91-key"
 
 # Every appointment is in Mumbai on Wednesday 10 March 2027 between 12:00 and 17:59 local.
 # At --now = Tuesday 9 March 20:00 IST (14:30Z) each one's day-before reminder (same local
@@ -136,6 +138,10 @@ def write_csv(path: Path, n: int) -> None:
 def env() -> dict:
     e = dict(os.environ)
     e["WHATSAPP_ACCESS_TOKEN"] = TOKEN
+    # `send` builds a client for every provider under [sms] and refuses to start without its
+    # secret; these are what `reminderd simulate` accepts (src/sim: SimConfig::default()).
+    e["TWILIO_AUTH_TOKEN"] = TWILIO_TOKEN
+    e["MSG91_AUTH_KEY"] = MSG91_KEY
     e.pop("RUST_LOG", None)
     return e
 

@@ -284,6 +284,11 @@ def base_env() -> dict:
     e = dict(os.environ)
     for k in ("RUST_LOG", "REMINDERD_CONFIG", "NOTIFY_SOCKET", "CREDENTIALS_DIRECTORY"):
         e.pop(k, None)
+    # The SMS providers under [sms] need their secrets for the daemon to start; the
+    # simulator's values (nothing here texts).
+    e["TWILIO_AUTH_TOKEN"] = "sim-twilio-token"
+    e["MSG91_AUTH_KEY"] = "sim-msg91-key"
+    e["MSG91_WEBHOOK_TOKEN"] = "bench-msg91-webhook-token"
     return e
 
 

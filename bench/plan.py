@@ -164,7 +164,7 @@ SELECT a.id, 'reminder', r.name, a.starts_at, a.starts_at - r.before_s, a.starts
    AND a.starts_at > {now} AND a.starts_at <= {until}
  ORDER BY a.starts_at - r.before_s, a.id, r.name
  LIMIT {limit}
-ON CONFLICT (appointment_id, kind, rule, slot_start) DO NOTHING;
+ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING;
 SELECT changes();
 COMMIT;
 """

@@ -157,6 +157,11 @@ def server_env() -> dict:
     e.pop("RUST_LOG", None)  # reminderd's default level (warn), as in production
     e["WHATSAPP_APP_SECRET"] = SECRET
     e["WHATSAPP_VERIFY_TOKEN"] = VERIFY
+    # The SMS providers under [sms] need their secrets for the server to start; the
+    # simulator's values (nothing here texts).
+    e["TWILIO_AUTH_TOKEN"] = "sim-twilio-token"
+    e["MSG91_AUTH_KEY"] = "sim-msg91-key"
+    e["MSG91_WEBHOOK_TOKEN"] = "bench-msg91-webhook-token"
     return e
 
 
