@@ -639,10 +639,7 @@ impl Store {
 }
 
 /// The recipient's number of outbox row `id`, and the patient it belongs to.
-fn recipient_of(
-    tx: &rusqlite::Connection,
-    id: i64,
-) -> Result<(Option<String>, i64, i64), StoreError> {
+fn recipient_of(tx: &rusqlite::Connection, id: i64) -> Result<(Option<String>, i64, i64), StoreError> {
     Ok(tx.query_row(
         "SELECT CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END, p.id, o.appointment_id
          FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
