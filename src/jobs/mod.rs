@@ -269,14 +269,14 @@ pub fn process_webhook(
     for status in &items.statuses {
         match status {
             Ok(status) => match delivery(status) {
-                Some(mut d) => match {
+                Some(mut d) => {
                     settle_failure(store, config, &mut d, now)?;
-                    store.apply_status(&d, now)?
-                } {
-                    StatusApplied::Moved(_) => summary.statuses += 1,
-                    StatusApplied::Stale => summary.stale_statuses += 1,
-                    StatusApplied::Unknown => summary.unknown_statuses += 1,
-                },
+                    match store.apply_status(&d, now)? {
+                        StatusApplied::Moved(_) => summary.statuses += 1,
+                        StatusApplied::Stale => summary.stale_statuses += 1,
+                        StatusApplied::Unknown => summary.unknown_statuses += 1,
+                    }
+                }
                 // A state we do not track (Meta adds some): nothing moves.
                 None => summary.stale_statuses += 1,
             },
