@@ -228,6 +228,7 @@ pub(super) fn print_outbox(rows: &[OutboxView]) -> std::io::Result<()> {
         "id",
         "appointment",
         "kind",
+        "via",
         "rule",
         "state",
         "due (UTC)",
@@ -251,6 +252,7 @@ pub(super) fn print_outbox(rows: &[OutboxView]) -> std::io::Result<()> {
                 r.id.to_string(),
                 format!("{}/{}", r.clinic, r.appointment_id),
                 r.kind.clone(),
+                via(&r.channel, &r.recipient),
                 r.rule.clone(),
                 r.state.clone(),
                 r.send_at.clone(),
@@ -259,6 +261,20 @@ pub(super) fn print_outbox(rows: &[OutboxView]) -> std::io::Result<()> {
             ]
         },
     )
+}
+
+/// How a message goes: "WhatsApp", "SMS", "SMS → caregiver".
+fn via(channel: &str, recipient: &str) -> String {
+    let by = match channel {
+        "sms" => "SMS",
+        "whatsapp" => "WhatsApp",
+        other => other,
+    };
+    if recipient == "contact" {
+        format!("{by} → caregiver")
+    } else {
+        by.to_string()
+    }
 }
 
 pub(super) fn print_replies(rows: &[ReplyView]) -> std::io::Result<()> {
@@ -351,6 +367,22 @@ pub(super) fn print_stats(s: &Stats, from: NaiveDate, to: NaiveDate) -> Result<(
         s.no_show_not_reminded,
         s.opt_outs
     )?;
+    // The appointments no reminder reached are the rule table's last line.
+    for c in &s.per_channel {
+        let Some(ch) = c.channel.as_deref() else {
+            continue;
+        };
+        let group = format!("last reminder by {}", via(ch, "patient"));
+        writeln!(
+            out,
+            "  {group}: {} appointments, {} confirmed, {} no-shows; {} reminders sent, {} delivered",
+            c.appointments,
+            pct(c.confirmed, c.appointments),
+            pct(c.no_show, c.appointments),
+            c.sent,
+            c.delivered
+        )?;
+    }
     for r in &s.per_rule {
         let group = r.rule.as_deref().map_or_else(
             || "no reminder reached".to_string(),

@@ -44,7 +44,13 @@ pub fn follow_ups_for(
     day: chrono::NaiveDate,
 ) -> Result<Vec<crate::store::FollowUp>, StoreError> {
     let (from, to) = crate::time::local_day_bounds(clinic.time_zone, day);
-    store.follow_ups(&clinic.key, from, to, config.rule_count(&clinic.key))
+    store.follow_ups(
+        &clinic.key,
+        from,
+        to,
+        config.rule_count(&clinic.key),
+        clinic.sms_provider.is_some(),
+    )
 }
 
 /// Which follow-ups to list: one clinic or all, and one local day or the coming days.
@@ -85,7 +91,13 @@ pub fn to_call(
         };
         let from = crate::time::local_day_bounds(c.time_zone, first).0;
         let to = crate::time::local_day_bounds(c.time_zone, last).1;
-        all.extend(store.follow_ups(&c.key, from, to, config.rule_count(&c.key))?);
+        all.extend(store.follow_ups(
+            &c.key,
+            from,
+            to,
+            config.rule_count(&c.key),
+            c.sms_provider.is_some(),
+        )?);
     }
     all.sort_by(|a, b| {
         (a.starts_at, &a.clinic, &a.appointment_id).cmp(&(
@@ -257,14 +269,14 @@ pub fn process_webhook(
     for status in &items.statuses {
         match status {
             Ok(status) => match delivery(status) {
-                Some(mut d) => match {
+                Some(mut d) => {
                     settle_failure(store, config, &mut d, now)?;
-                    store.apply_status(&d, now)?
-                } {
-                    StatusApplied::Moved(_) => summary.statuses += 1,
-                    StatusApplied::Stale => summary.stale_statuses += 1,
-                    StatusApplied::Unknown => summary.unknown_statuses += 1,
-                },
+                    match store.apply_status(&d, now)? {
+                        StatusApplied::Moved(_) => summary.statuses += 1,
+                        StatusApplied::Stale => summary.stale_statuses += 1,
+                        StatusApplied::Unknown => summary.unknown_statuses += 1,
+                    }
+                }
                 // A state we do not track (Meta adds some): nothing moves.
                 None => summary.stale_statuses += 1,
             },

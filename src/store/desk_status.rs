@@ -68,6 +68,14 @@ pub struct LastMessage {
     pub error_code: Option<i64>,
     /// Why it failed or was not sent (the outbox's error or reason).
     pub error: Option<String>,
+    /// How it went: whatsapp or sms.
+    pub channel: String,
+    /// To whom: patient or contact (the caregiver).
+    pub recipient: String,
+    /// What staff must do about it, when it failed for good.
+    pub needs_staff: Option<String>,
+    /// For a failed WhatsApp message a text replaced: that text's state (pending, skipped, ...).
+    pub replaced_by: Option<String>,
 }
 
 /// What an undo did: the value it reverted and the value restored (`None`: not arrived).

@@ -14,6 +14,7 @@ use crate::config::Clinic;
 
 mod accounts;
 mod calls;
+mod channels;
 mod desk_status;
 mod inbound;
 mod outbox;
@@ -29,6 +30,7 @@ pub use calls::{
     AccountStop, Call, CallOutcome, CallRecorded, Choice, ReplyApplied, ScheduleAge, SendTrouble,
     WaitingReply,
 };
+pub use channels::{NumberFacts, PatientChannels};
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
@@ -43,7 +45,7 @@ pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
     ImportTx, PatientReach, StoredAppointment, StoredPatient,
 };
-pub use staff::{BoardRow, FollowUp, Handled, ReplyView, RuleStats, Stats};
+pub use staff::{BoardRow, ChannelStats, FollowUp, Handled, ReplyView, RuleStats, Stats};
 pub use upload::{ImportResult, KeptStatus, PastImport};
 
 /// The schema every new database gets; its `PRAGMA user_version` line is the version.

@@ -182,6 +182,10 @@ pub struct MessageEvent {
     pub reason: Option<String>,
     /// What staff must do about it.
     pub needs_staff: Option<String>,
+    /// whatsapp or sms.
+    pub channel: String,
+    /// patient or contact (the caregiver).
+    pub recipient: String,
 }
 
 /// A message from the patient.
@@ -433,7 +437,7 @@ impl Store {
                 "SELECT coalesce(o.request_at, o.sent_at, o.failed_at,
                                  CASE WHEN o.state IN ('skipped', 'expired') THEN o.updated_at END, o.send_at) AS at,
                         a.external_id, o.kind, o.rule, o.state, o.delivered_at, o.read_at,
-                        o.last_error_code, o.last_error, o.reason, o.needs_staff
+                        o.last_error_code, o.last_error, o.reason, o.needs_staff, o.channel, o.recipient
                  FROM outbox o JOIN appointments a ON a.id = o.appointment_id
                  WHERE a.patient_id = ?1 ORDER BY at, o.id",
             )?
@@ -450,6 +454,8 @@ impl Store {
                     error: r.get(8)?,
                     reason: r.get(9)?,
                     needs_staff: r.get(10)?,
+                    channel: r.get(11)?,
+                    recipient: r.get(12)?,
                 })
             })?
             .collect::<Result<_, _>>()?;

@@ -115,6 +115,34 @@ pub struct Stats {
     /// The appointments grouped by their last reminder's rule (reminded first, by rule name),
     /// then those no reminder reached; the groups add up to the totals above.
     pub per_rule: Vec<RuleStats>,
+    /// The same appointments grouped by the channel of their last accepted reminder
+    /// (WhatsApp, then texts, then those no reminder reached), with each channel's message
+    /// figures; the groups add up to the totals above.
+    pub per_channel: Vec<ChannelStats>,
+}
+
+/// A group of appointments by the channel their last accepted reminder went by, and that
+/// channel's reminder messages (counted apart, as the totals are).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelStats {
+    /// whatsapp or sms; `None`: no reminder reached these appointments.
+    pub channel: Option<String>,
+    /// Appointments in the group.
+    pub appointments: i64,
+    /// ... whose patient confirmed.
+    pub confirmed: i64,
+    /// ... cancelled.
+    pub cancelled: i64,
+    /// ... set to no-show.
+    pub no_show: i64,
+    /// Reminder messages by this channel accepted by the provider.
+    pub sent: i64,
+    /// ... and delivered to the phone (or read).
+    pub delivered: i64,
+    /// ... and read (WhatsApp only: texts report no reading).
+    pub read: i64,
+    /// Reminder messages by this channel that failed.
+    pub failed: i64,
 }
 
 /// A group of appointments: those whose last accepted reminder came from one rule, or those
@@ -200,12 +228,19 @@ impl Store {
     /// reminders) leave on a call that reached the patient or left a message (for a failed
     /// message, one after the failure); "no answer" settles nothing, and a patient who wrote
     /// back (a reply that needed a person) has answered.
+    ///
+    /// Channels: a failed WhatsApp message that a text replaced is no reason to call (its row
+    /// has no `needs_staff`); a text that failed too carries both reasons on its own row. A
+    /// patient the schedule gives no automated messages (`channel = 'none'`, or `'sms'` when
+    /// the clinic has no SMS provider: `sms` is whether it has one) is listed until a call
+    /// tells them, and so is one whose text was skipped because the number opted out of texts.
     pub fn follow_ups(
         &self,
         clinic: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         rules: usize,
+        sms: bool,
     ) -> Result<Vec<FollowUp>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "WITH calls AS (
@@ -216,15 +251,24 @@ impl Store {
              SELECT a.id, a.external_id, c.key, a.starts_at, p.name, p.phone, a.provider,
                     a.response = 'reschedule_requested' AND coalesce(k.reached, -1) < coalesce(a.response_at, 0),
                     p.opted_out_at IS NOT NULL AND k.told IS NULL,
-                    (SELECT group_concat(DISTINCT o.needs_staff) FROM outbox o WHERE o.appointment_id = a.id
-                       AND o.needs_staff IS NOT NULL AND coalesce(k.told, -1) < o.updated_at),
+                    (SELECT group_concat(s, char(31)) FROM (SELECT o.needs_staff AS s, min(o.id) AS i FROM outbox o
+                       WHERE o.appointment_id = a.id AND o.needs_staff IS NOT NULL AND coalesce(k.told, -1) < o.updated_at
+                       GROUP BY o.needs_staff ORDER BY i)),
                     (SELECT group_concat(coalesce(r.text, r.kind), ' | ') FROM replies r
                       WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff' AND r.handled_by IS NULL),
                     a.response = 'none' AND k.told IS NULL
                       AND NOT EXISTS (SELECT 1 FROM replies r WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff')
                       AND EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder' AND o.state IN ('sent', 'delivered', 'read'))
                       AND (SELECT count(DISTINCT o.rule) FROM outbox o WHERE o.appointment_id = a.id AND o.kind = 'reminder'
-                           AND o.state IN ('sent', 'delivered', 'read', 'failed', 'expired')) >= ?4
+                           AND o.state IN ('sent', 'delivered', 'read', 'failed', 'expired')
+                           AND NOT EXISTS (SELECT 1 FROM outbox f WHERE f.fallback_of = o.id AND f.state IN ('pending', 'sending'))) >= ?4,
+                    CASE WHEN k.told IS NULL THEN
+                      CASE WHEN p.channel = 'none' THEN 'none' WHEN p.channel = 'sms' AND NOT ?5 THEN 'sms' END END,
+                    EXISTS (SELECT 1 FROM outbox o
+                              JOIN numbers n ON n.phone = CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END
+                            WHERE o.appointment_id = a.id AND o.channel = 'sms' AND o.kind != 'reply_ack' AND o.state = 'skipped'
+                              AND o.slot_start = a.starts_at AND n.sms_opted_out_at <= o.updated_at
+                              AND coalesce(k.told, -1) < o.updated_at)
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
              LEFT JOIN calls k ON k.appointment_id = a.id
              WHERE c.key = ?1 AND a.status = 'booked' AND a.starts_at >= ?2 AND a.starts_at < ?3
@@ -234,7 +278,8 @@ impl Store {
             clinic,
             from.timestamp(),
             to.timestamp(),
-            rules.max(1) as i64
+            rules.max(1) as i64,
+            sms
         ])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
@@ -242,11 +287,25 @@ impl Store {
             if r.get::<_, bool>(7)? {
                 reasons.push("asked to reschedule: find a new time".to_string());
             }
+            match r.get::<_, Option<String>>(12)?.as_deref() {
+                Some("none") => {
+                    reasons.push("no automated messages (the schedule says: call them)".to_string());
+                }
+                Some(_) => reasons.push(
+                    "no automated messages (the schedule says texts only, and this clinic sends none: call them)"
+                        .to_string(),
+                ),
+                None => {}
+            }
             if r.get::<_, bool>(8)? {
                 reasons.push("opted out of WhatsApp messages: remind by phone".to_string());
             }
+            if r.get::<_, bool>(13)? {
+                reasons.push("opted out of text messages: remind by phone".to_string());
+            }
             if let Some(s) = r.get::<_, Option<String>>(9)? {
-                reasons.extend(s.split(',').map(str::to_string));
+                // Unit separators: a reason's own commas stay in it.
+                reasons.extend(s.split('\u{1f}').map(str::to_string));
             }
             if let Some(s) = r.get::<_, Option<String>>(10)? {
                 reasons.push(format!("a reply needs a person: \"{s}\""));
@@ -325,27 +384,31 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<Stats, StoreError> {
         let p = params![from.timestamp(), to.timestamp(), clinic];
-        // Each appointment once, with the rule of its last accepted reminder: one definition
-        // of every count, whatever the page groups by. A reminder sent with Remind now counts
-        // under its own group, "remind-now" (its rule is the press's token).
+        // Each appointment once, with the rule and channel of its last accepted reminder: one
+        // definition of every count, whatever the page groups by. A reminder sent with Remind
+        // now counts under its own group, "remind-now" (its rule is the press's token).
         let mut stmt = self.conn.prepare_cached(
             "WITH x AS (
                  SELECT a.status, a.response,
-                        (SELECT CASE o.kind WHEN 'manual_reminder' THEN 'remind-now' ELSE o.rule END
-                         FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
+                        (SELECT o.id FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                            AND o.state IN ('sent', 'delivered', 'read')
-                         ORDER BY coalesce(o.request_at, o.sent_at, o.send_at) DESC, o.id DESC LIMIT 1) AS rule,
+                         ORDER BY coalesce(o.request_at, o.sent_at, o.send_at) DESC, o.id DESC LIMIT 1) AS last,
                         EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                                   AND o.state = 'failed') AS failed
                  FROM appointments a JOIN clinics c ON c.id = a.clinic_id
-                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3))
+                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)),
+             y AS (
+                 SELECT x.status, x.response, x.failed, l.channel,
+                        CASE l.kind WHEN 'manual_reminder' THEN 'remind-now' ELSE l.rule END AS rule
+                 FROM x LEFT JOIN outbox l ON l.id = x.last)
              SELECT rule, count(*), sum(response = 'confirmed'), sum(status = 'cancelled'), sum(status = 'no_show'),
                     sum(response = 'declined'), sum(response = 'reschedule_requested'),
                     sum(status = 'no_show' AND response = 'confirmed'),
                     sum(status = 'no_show' AND response != 'confirmed' AND rule IS NOT NULL),
                     sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND failed),
-                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND NOT failed)
-             FROM x GROUP BY rule ORDER BY rule IS NULL, rule",
+                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND NOT failed),
+                    channel
+             FROM y GROUP BY rule, channel ORDER BY rule IS NULL, rule, channel",
         )?;
         let mut s = Stats::default();
         let mut q = stmt.query(p)?;
@@ -371,21 +434,35 @@ impl Store {
             s.no_show_unconfirmed += r.get::<_, i64>(8)?;
             s.no_show_unreachable += r.get::<_, i64>(9)?;
             s.no_show_not_reminded += r.get::<_, i64>(10)?;
-            s.per_rule.push(group);
+            channel_group(&mut s.per_channel, r.get(11)?).add(&group);
+            match s.per_rule.last_mut() {
+                // One rule's channels come together (ordered by rule): one group per rule.
+                Some(last) if last.rule == group.rule => last.add(&group),
+                _ => s.per_rule.push(group),
+            }
         }
-        (
-            s.reminders_sent,
-            s.reminders_delivered,
-            s.reminders_read,
-            s.reminders_failed,
-        ) = self.conn.query_row(
-            "SELECT coalesce(sum(o.state IN ('sent', 'delivered', 'read')), 0), coalesce(sum(o.state IN ('delivered', 'read')), 0),
-                    coalesce(sum(o.state = 'read'), 0), coalesce(sum(o.state = 'failed'), 0)
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT o.channel, sum(o.state IN ('sent', 'delivered', 'read')), sum(o.state IN ('delivered', 'read')),
+                    sum(o.state = 'read'), sum(o.state = 'failed')
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE o.kind IN ('reminder', 'manual_reminder') AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
-            p,
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+             WHERE o.kind IN ('reminder', 'manual_reminder') AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)
+             GROUP BY o.channel",
         )?;
+        let mut q = stmt.query(p)?;
+        while let Some(r) = q.next()? {
+            let g = channel_group(&mut s.per_channel, Some(r.get(0)?));
+            (g.sent, g.delivered, g.read, g.failed) = (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            s.reminders_sent += g.sent;
+            s.reminders_delivered += g.delivered;
+            s.reminders_read += g.read;
+            s.reminders_failed += g.failed;
+        }
+        // WhatsApp, then texts, then the appointments no reminder reached.
+        s.per_channel.sort_by_key(|g| match g.channel.as_deref() {
+            Some("whatsapp") => 0,
+            Some(_) => 1,
+            None => 2,
+        });
         s.opt_outs = self.conn.query_row(
             "SELECT count(DISTINCT p.id) FROM patients p JOIN appointments a ON a.patient_id = p.id JOIN clinics c ON c.id = a.clinic_id
              WHERE p.opted_out_at IS NOT NULL AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
@@ -393,6 +470,39 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok(s)
+    }
+}
+
+/// The group of `channel` in `groups`, added when missing.
+fn channel_group(groups: &mut Vec<ChannelStats>, channel: Option<String>) -> &mut ChannelStats {
+    let i = match groups.iter().position(|g| g.channel == channel) {
+        Some(i) => i,
+        None => {
+            groups.push(ChannelStats {
+                channel,
+                ..ChannelStats::default()
+            });
+            groups.len() - 1
+        }
+    };
+    &mut groups[i]
+}
+
+impl RuleStats {
+    fn add(&mut self, other: &RuleStats) {
+        self.appointments += other.appointments;
+        self.confirmed += other.confirmed;
+        self.cancelled += other.cancelled;
+        self.no_show += other.no_show;
+    }
+}
+
+impl ChannelStats {
+    fn add(&mut self, group: &RuleStats) {
+        self.appointments += group.appointments;
+        self.confirmed += group.confirmed;
+        self.cancelled += group.cancelled;
+        self.no_show += group.no_show;
     }
 }
 
@@ -446,6 +556,13 @@ pub struct BoardRow {
     pub last_message: Option<LastMessage>,
     /// The latest change to its status, response or arrival, when staff made it.
     pub desk: Option<DeskChange>,
+    /// The schedule's channel for the patient: whatsapp, sms, none (`None`: not given).
+    pub channel: Option<String>,
+    /// The patient's number is known not to be on WhatsApp: it gets texts until then (stored
+    /// as learned; the page decides whether it is still ahead).
+    pub sms_only_until: Option<DateTime<Utc>>,
+    /// The patient's number opted out of text messages.
+    pub sms_opted_out: bool,
     /// Every staff note about it, newest first.
     pub notes: Vec<Note>,
 }
@@ -462,8 +579,11 @@ const BOARD_SQL: &str = "SELECT a.id, c.key, a.external_id, a.starts_at, a.durat
                               WHEN 'failed' THEN m.failed_at WHEN 'sent' THEN m.sent_at END,
                  m.request_at, m.updated_at),
         m.last_error_code, coalesce(m.last_error, m.reason),
-        d.action, d.old_value, d.new_value, substr(d.actor, 7), d.at
+        d.action, d.old_value, d.new_value, substr(d.actor, 7), d.at,
+        m.channel, m.recipient, m.needs_staff, (SELECT f.state FROM outbox f WHERE f.fallback_of = m.id),
+        p.channel, n.sms_only_until, n.sms_opted_out_at IS NOT NULL
      FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
+     LEFT JOIN numbers n ON n.phone = p.phone
      LEFT JOIN outbox m ON m.id = (SELECT o.id FROM outbox o WHERE o.appointment_id = a.id AND o.kind != 'reply_ack'
                                      AND o.state NOT IN ('pending', 'skipped')
                                    ORDER BY coalesce(o.request_at, o.send_at) DESC, o.id DESC LIMIT 1)
@@ -480,6 +600,10 @@ fn board_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardRow> {
             at: crate::time::from_unix(r.get(17)?),
             error_code: r.get(18)?,
             error: r.get(19)?,
+            channel: r.get(25)?,
+            recipient: r.get(26)?,
+            needs_staff: r.get(27)?,
+            replaced_by: r.get(28)?,
         }),
         None => None,
     };
@@ -511,6 +635,9 @@ fn board_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardRow> {
         arrived_by: r.get(14)?,
         last_message,
         desk,
+        channel: r.get(29)?,
+        sms_only_until: r.get::<_, Option<i64>>(30)?.map(crate::time::from_unix),
+        sms_opted_out: r.get::<_, Option<bool>>(31)?.unwrap_or(false),
         notes: Vec::new(),
     })
 }
@@ -592,3 +719,6 @@ impl Store {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -450,13 +450,13 @@ async fn the_board_says_who_answered_what_the_last_message_did_and_filters() {
     assert!(board.row_text(aarav).contains("no answer yet"));
     let row = board.row_text(aarav);
     assert!(
-        row.contains("Reminder not delivered, 25 Nov 18:00 this patient cannot be reached on WhatsApp: call them"),
+        row.contains("Reminder: WhatsApp not delivered, 25 Nov 18:00 this patient cannot be reached on WhatsApp: call them"),
         "{row}"
     );
     assert!(
         board
             .row_text(rohan)
-            .contains("Booking message delivered, 25 Nov 18:00"),
+            .contains("Booking message: WhatsApp delivered, 25 Nov 18:00"),
         "{}",
         board.row_text(rohan)
     );

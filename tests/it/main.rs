@@ -10,6 +10,7 @@ mod dbfault;
 mod demo;
 mod desk;
 mod desk_board;
+mod desk_channels;
 mod desk_follow_ups;
 mod desk_harness;
 mod desk_media;

@@ -76,6 +76,7 @@ pub(in crate::desk) async fn day(
         revealed,
         filter: &filter,
         done,
+        now: state.clock.now(),
     })))
 }
 

@@ -70,14 +70,15 @@ pub(in crate::desk) async fn patient(
             let Some(file) = id.map(|id| s.patient_file(id)).transpose()?.flatten() else {
                 return Ok(None);
             };
+            let channels = s.patient_channels(file.id)?.unwrap_or_default();
             let revealed = match shown {
                 Some(r) if s.was_revealed(file.id, r, &actor, now - REVEAL_SHOWN)? => Some(r),
                 _ => None,
             };
-            Ok(Some((file, revealed)))
+            Ok(Some((file, channels, revealed)))
         })
         .await?;
-    let Some((file, revealed)) = found else {
+    let Some((file, channels, revealed)) = found else {
         return Err(no_such_patient(&staff));
     };
     let config = state.config();
@@ -90,9 +91,9 @@ pub(in crate::desk) async fn patient(
     };
     Ok(html(views::patient_page(
         &staff.session,
-        &config,
-        clinic,
+        (&config, clinic),
         &file,
+        &channels,
         revealed,
         now,
     )))

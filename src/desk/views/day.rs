@@ -127,6 +127,8 @@ pub struct Board<'a> {
     pub filter: &'a BoardFilter,
     /// What was just done, and to which row.
     pub done: Option<(BoardNotice, i64)>,
+    /// Now, for what a number taught us that has not yet run out.
+    pub now: DateTime<Utc>,
 }
 
 /// The time pattern of a clinic's pages: 12-hour when its `time_format` (how its messages
@@ -252,16 +254,17 @@ fn message_words(
         "booking_confirmation" => "Booking message",
         other => other,
     };
-    let state = match m.state.as_str() {
-        "sending" => "being sent",
-        "failed" => "not delivered",
-        "unknown" => "sent, no delivery report yet",
-        "expired" => "not sent in time",
-        other => other,
-    };
-    let head = format!("{kind} {state}, {}", when(m.at, zone, day, clock));
+    let how = super::channels::how_it_went(&m.channel, &m.recipient, &m.state);
+    let head = format!("{kind}: {how}, {}", when(m.at, zone, day, clock));
     let why = match m.state.as_str() {
-        "failed" => Some(failure_words(m.error_code, m.error.as_deref())),
+        "failed" if m.channel == "sms" => Some(super::channels::text_failure(
+            m.needs_staff.as_deref(),
+            m.error.as_deref(),
+        )),
+        "failed" => Some(
+            super::channels::replaced_words(m)
+                .unwrap_or_else(|| failure_words(m.error_code, m.error.as_deref())),
+        ),
         "expired" => Some(expiry_words(m.error.as_deref().unwrap_or_default())),
         _ => None,
     };
@@ -489,9 +492,13 @@ fn row(b: &Board<'_>, r: &BoardRow, clock: &str) -> Markup {
                     @let (head, why) = message_words(m, zone, day, clock);
                     (head)
                     @if let Some(w) = why { br; small.why { (w) } }
+                } @else if r.channel.as_deref() == Some("none") {
+                    "none: the schedule says call them"
                 } @else {
                     "none yet"
                 }
+                @if let Some(t) = super::channels::texts_only(r.sms_only_until, b.clinic, b.now) { br; small.why { (t) } }
+                @if r.sms_opted_out { br; small.why { "opted out of text messages" } }
             }
             td {
                 @if !early.is_empty() {
@@ -581,6 +588,9 @@ mod tests {
             arrived_by: None,
             last_message: None,
             desk: None,
+            channel: None,
+            sms_only_until: None,
+            sms_opted_out: false,
             notes: Vec::new(),
         }
     }
@@ -611,6 +621,7 @@ mod tests {
             revealed,
             filter,
             done: None,
+            now: at("2026-11-26T00:00:00Z"),
         })
         .into_string()
     }
@@ -733,9 +744,13 @@ mod tests {
             at: at("2026-11-25T12:30:00Z"),
             error_code: Some(131_026),
             error: Some("(131026) Message undeliverable".into()),
+            channel: "whatsapp".into(),
+            recipient: "patient".into(),
+            needs_staff: None,
+            replaced_by: None,
         };
         let (head, why) = message_words(&m, zone, day, "%H:%M");
-        assert_eq!(head, "Reminder not delivered, 25 Nov 18:00");
+        assert_eq!(head, "Reminder: WhatsApp not delivered, 25 Nov 18:00");
         assert_eq!(
             why.as_deref(),
             Some("this patient cannot be reached on WhatsApp: call them")

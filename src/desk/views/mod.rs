@@ -1,5 +1,6 @@
 //! The desk's pages as maud markup: pure functions from what was read to HTML.
 
+mod channels;
 mod day;
 mod follow_ups;
 mod media;

@@ -7,8 +7,8 @@ use super::{
     Clinic, Config, Markup, SignedIn, clinic_select, html, mask, page, response_word, status_word,
 };
 use crate::store::{
-    Matched, MessageEvent, PatientAppointment, PatientFile, PatientSearch, ReplyEvent, StaffEvent,
-    WeekRow,
+    Matched, MessageEvent, PatientAppointment, PatientChannels, PatientFile, PatientSearch,
+    ReplyEvent, StaffEvent, WeekRow,
 };
 
 /// The header's search box: a patient by name, phone or appointment id, on every page.
@@ -143,12 +143,13 @@ struct Entry {
     class: &'static str,
 }
 
-/// The patient's page. `revealed`: the reveal that shows the whole number on this view.
+/// The patient's page. `revealed`: the reveal that shows the whole number on this view;
+/// `channels`: how their reminders go, and to whom.
 pub fn patient_page(
     session: &SignedIn,
-    config: &Config,
-    clinic: &Clinic,
+    (config, clinic): (&Config, &Clinic),
     file: &PatientFile,
+    channels: &PatientChannels,
     revealed: Option<i64>,
     now: DateTime<Utc>,
 ) -> Markup {
@@ -186,6 +187,14 @@ pub fn patient_page(
                         None => { "receives reminders" }
                     }
                 }
+                (super::channels::reach_details(channels, clinic, now))
+                @if let Some(m) = last_message(file) {
+                    dt { "Last message" }
+                    dd {
+                        (super::channels::how_it_went(&m.channel, &m.recipient, &m.state)) ", " (stamp(m.at, clinic, today))
+                        @if let Some(t) = super::channels::texts_only(channels.patient_number.sms_only_until, clinic, now) { " · " (t) }
+                    }
+                }
             }
             h2 { "Appointments" }
             @if file.appointments.is_empty() {
@@ -214,6 +223,14 @@ pub fn patient_page(
             (timeline(config, clinic, file, today))
         },
     )
+}
+
+/// The latest message that went out (or failed, or was not sent in time), as the day board
+/// picks it: not an answer to a reply, not one still waiting or skipped.
+fn last_message(file: &PatientFile) -> Option<&MessageEvent> {
+    file.messages
+        .iter()
+        .rfind(|m| m.kind != "reply_ack" && !matches!(m.state.as_str(), "pending" | "skipped"))
 }
 
 fn cancelled_by(a: &PatientAppointment) -> &'static str {
@@ -255,7 +272,11 @@ fn timeline(config: &Config, clinic: &Clinic, file: &PatientFile, today: NaiveDa
     for m in &file.messages {
         entries.push(Entry {
             at: m.at,
-            who: "Clinic, by WhatsApp".into(),
+            who: if m.channel == "sms" {
+                "Clinic, by text".into()
+            } else {
+                "Clinic, by WhatsApp".into()
+            },
             what: message(config, clinic, m, &about(Some(&m.appointment_id)), today),
             class: "t-message",
         });
@@ -321,6 +342,7 @@ fn message(
         "sent" => "sent, not yet delivered to the phone".to_string(),
         "delivered" => "delivered to the phone".to_string(),
         "read" => "read by the patient".to_string(),
+        "failed" if m.channel == "sms" => "failed: the text could not be delivered".to_string(),
         "failed" => format!(
             "failed: {}",
             failure_words(m.error_code, m.error.as_deref())
@@ -340,7 +362,7 @@ fn message(
     html! {
         strong { (which) }
         @if !about.is_empty() { " for " (about) }
-        " · WhatsApp · "
+        " · " (super::channels::way(&m.channel, &m.recipient)) " · "
         span.(format!("m-{}", m.state)) { (state) }
         @if let (Some(t), "delivered" | "read") = (m.delivered_at, m.state.as_str()) { small { " (delivered " (stamp(t, clinic, today)) @if let Some(r) = m.read_at { ", read " (stamp(r, clinic, today)) } ")" } }
         @if let Some(n) = &m.needs_staff { br; span.badge.warn { (n) } }
@@ -639,6 +661,8 @@ mod tests {
             error: None,
             reason: None,
             needs_staff: None,
+            channel: "whatsapp".into(),
+            recipient: "patient".into(),
         };
         PatientFile {
             id: 7,
@@ -693,7 +717,15 @@ mod tests {
             csrf: "c".repeat(64),
         });
         let now = at("2026-11-25T12:00:00Z");
-        let page = patient_page(&session, &config, clinic, &file(), None, now).into_string();
+        let page = patient_page(
+            &session,
+            (&config, clinic),
+            &file(),
+            &PatientChannels::default(),
+            None,
+            now,
+        )
+        .into_string();
         assert!(page.contains("&lt;b&gt;Priya&lt;/b&gt; Patil") && !page.contains("<b>Priya"));
         assert!(page.contains("+91******3210") && !page.contains("+919876543210"));
         assert!(page.contains("action=\"/desk/patient/reveal\""));
@@ -717,7 +749,15 @@ mod tests {
         );
         assert!(page.contains("called the patient · Thu 26 Nov 2026, 09:30 with Dr. Mehta · <q class=\"note\">no answer</q>"));
         assert!(page.contains("Marathi (mr)"));
-        let shown = patient_page(&session, &config, clinic, &file(), Some(3), now).into_string();
+        let shown = patient_page(
+            &session,
+            (&config, clinic),
+            &file(),
+            &PatientChannels::default(),
+            Some(3),
+            now,
+        )
+        .into_string();
         assert!(shown.contains("href=\"tel:+919876543210\""));
         assert!(!shown.contains("/desk/patient/reveal"));
     }

@@ -5,7 +5,7 @@ use super::{
     Clinic, Config, Markup, NaiveDate, PreEscaped, SignedIn, Stats, chart, clinic_select, html,
     page,
 };
-use crate::store::RuleStats;
+use crate::store::{ChannelStats, RuleStats};
 
 /// "67%", rounded half up as the chart rounds; "–" when there is nothing to divide by.
 fn pct(n: i64, d: i64) -> String {
@@ -63,6 +63,43 @@ fn ordered<'a>(config: &Config, s: &'a Stats) -> Vec<&'a RuleStats> {
         None => (1, 0),
     });
     groups
+}
+
+/// A channel group's name as the desk says it.
+fn channel_name(g: &ChannelStats) -> &'static str {
+    match g.channel.as_deref() {
+        Some("sms") => "Text message",
+        Some(_) => "WhatsApp",
+        None => "No reminder sent",
+    }
+}
+
+/// The appointments by the channel of their last reminder, each once, with each channel's
+/// reminder messages.
+fn per_channel(s: &Stats) -> Markup {
+    html! {
+        div.scroll {
+            table.per-channel {
+                caption { "By the way the last reminder went" }
+                thead { tr { th scope="col" { "Last reminder by" } th scope="col" { "Appointments" } th scope="col" { "Confirmed" } th scope="col" { "No-show" } th scope="col" { "Reminders sent" } th scope="col" { "Delivered" } } }
+                tbody {
+                    @for g in &s.per_channel {
+                        tr { th scope="row" { (channel_name(g)) } td { (g.appointments) } td { (share(g.confirmed, g.appointments)) } td { (share(g.no_show, g.appointments)) } td { (g.sent) } td { (share(g.delivered, g.sent)) } }
+                    }
+                    @if s.per_channel.is_empty() {
+                        tr { td colspan="6" { "No appointments in this range." } }
+                    }
+                }
+                tfoot {
+                    tr { th scope="row" { "All appointments" } td { (s.appointments) } td { (share(s.confirmed, s.appointments)) } td { (share(s.no_shows, s.appointments)) } td { (s.reminders_sent) } td { (share(s.reminders_delivered, s.reminders_sent)) } }
+                }
+            }
+        }
+        p.hint {
+            "An appointment counts under the way its last reminder went: a patient whose WhatsApp message failed and who got a text counts under text messages. "
+            "Reminders sent and delivered count messages, each channel's own."
+        }
+    }
 }
 
 /// "18 (67%)": a count and its share of `of`.
@@ -129,7 +166,7 @@ pub fn stats(
             }
             p.hint {
                 "Appointments are counted by the day they were booked for (" (clinic.time_zone.name()) "). "
-                "A reminded appointment is one whose patient was sent at least one reminder that WhatsApp accepted. "
+                "A reminded appointment is one whose patient was sent at least one reminder that WhatsApp or the text service accepted. "
                 "Each appointment is counted once, under the last reminder it was sent, in the chart and the table below."
             }
             figure.chart { (PreEscaped(svg)) }
@@ -150,6 +187,7 @@ pub fn stats(
                     }
                 }
             }
+            (per_channel(s))
             @if s.no_shows > 0 {
                 p.hint {
                     "Of the " (count(s.no_shows, "no-show", "no-shows")) ": "

@@ -35,7 +35,7 @@ fn store() -> (tempfile::TempDir, Store) {
 
 /// The reasons on the list for each appointment (by row id) over the next three days.
 fn listed(s: &Store) -> Vec<(i64, Vec<String>)> {
-    s.follow_ups("mumbai", at(0), at(3 * 86400), 2)
+    s.follow_ups("mumbai", at(0), at(3 * 86400), 2, true)
         .expect("follow-ups")
         .into_iter()
         .map(|f| (f.id, f.reasons))
