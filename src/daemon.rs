@@ -85,8 +85,12 @@ impl Secrets {
             "MSG91_WEBHOOK_TOKEN" => &self.msg91_webhook_token,
             _ => &None,
         };
-        held.clone()
-            .ok_or_else(|| which.load().err().map_or_else(|| format!("{} is not set", which.env), |e| e.to_string()))
+        held.clone().ok_or_else(|| {
+            which
+                .load()
+                .err()
+                .map_or_else(|| format!("{} is not set", which.env), |e| e.to_string())
+        })
     }
 }
 
@@ -191,11 +195,7 @@ pub async fn run(
         config.daemon.stale_after.num_seconds(),
     ));
     let shared = Arc::new(Shared {
-        dispatcher: RwLock::new(Arc::new(dispatcher(
-            &config,
-            &store,
-            &opts.secrets,
-        )?)),
+        dispatcher: RwLock::new(Arc::new(dispatcher(&config, &store, &opts.secrets)?)),
         store: store.clone(),
         config: Arc::new(RwLock::new(Arc::clone(&config))),
         health: Arc::clone(&health),

@@ -109,7 +109,10 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
     let config_path = dir.join("reminders.toml");
     let sim_defaults = SimConfig::default();
     let text = demo_config()
-        .replace(SHIPPED_PUBLIC_URL, &format!("public_url = \"{daemon_url}\""))
+        .replace(
+            SHIPPED_PUBLIC_URL,
+            &format!("public_url = \"{daemon_url}\""),
+        )
         .replace(
             SHIPPED_ACCOUNT_SID,
             &format!("account_sid = \"{}\"", sim_defaults.twilio_account_sid),
@@ -158,7 +161,9 @@ pub async fn run(dir: &Path) -> Result<Outcome, DemoError> {
             templates: crate::sim::dlt_templates_from_config(&config),
             ..crate::sim::SimMsg91::default()
         },
-        msg91_report_url: Some(format!("{daemon_url}/msg91/report?token={DEMO_MSG91_TOKEN}")),
+        msg91_report_url: Some(format!(
+            "{daemon_url}/msg91/report?token={DEMO_MSG91_TOKEN}"
+        )),
         ..SimConfig::default()
     };
     let sim = Sim::start(sim_config.clone()).await.map_err(err)?;

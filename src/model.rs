@@ -106,6 +106,7 @@ text_enum! {
 }
 
 impl Default for RemindWhom {
+    /// Only the patient, as when the schedule says nothing.
     fn default() -> Self {
         Self::Patient
     }

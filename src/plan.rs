@@ -74,9 +74,10 @@ pub fn routes(clinic: &Clinic, reach: &Reach, now: DateTime<Utc>) -> Vec<(Recipi
                 Recipient::Contact => reach.contact_sms_until,
             };
             let channel = match reach.choice {
+                // Nobody to message: no automated messages, or texts only without a provider.
+                Some(ChannelChoice::None | ChannelChoice::Sms) if !sms => return None,
                 Some(ChannelChoice::None) => return None,
-                Some(ChannelChoice::Sms) if sms => Channel::Sms,
-                Some(ChannelChoice::Sms) => return None,
+                Some(ChannelChoice::Sms) => Channel::Sms,
                 _ if sms && sms_until.is_some_and(|u| u > now) => Channel::Sms,
                 _ => Channel::WhatsApp,
             };

@@ -58,8 +58,9 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
     let client = client(&config)?;
     let config = Arc::new(config);
     let store = reminderd::store::Db::new(store);
-    let sms = reminderd::dispatch::SmsSenders::new(&config, |s| s.load().map_err(|e| e.to_string()))
-        .map_err(|e| fail(exit::CONFIG, e))?;
+    let sms =
+        reminderd::dispatch::SmsSenders::new(&config, |s| s.load().map_err(|e| e.to_string()))
+            .map_err(|e| fail(exit::CONFIG, e))?;
     let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&config), client)?.with_sms(sms);
     runtime()?.block_on(async move {
         loop {

@@ -256,7 +256,10 @@ pub(super) fn validate_templates(
         {
             push(
                 format!("templates.{key}.contact_template"),
-                format!("no template {c:?} under [templates]; configured: {}", keys.join(", ")),
+                format!(
+                    "no template {c:?} under [templates]; configured: {}",
+                    keys.join(", ")
+                ),
             );
         }
     }

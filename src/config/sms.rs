@@ -209,7 +209,13 @@ pub const OPT_OUT_WORDS: &[&str] = &[
 /// Words that ask for an answer, in the shipped languages: a text sent through a one-way
 /// provider (an Indian DLT header cannot be replied to) must not contain them.
 const REPLY_WORDS: &[&str] = &[
-    "reply", "respond", "text back", "responda", "responde", "जवाब", "उत्तर",
+    "reply",
+    "respond",
+    "text back",
+    "responda",
+    "responde",
+    "जवाब",
+    "उत्तर",
 ];
 
 /// Whether `text` asks the reader to answer by text.
@@ -236,7 +242,7 @@ pub fn opt_out_words(text: &str) -> Vec<&'static str> {
 /// Checks `[sms]` as far as it stands alone; the checks that need clinics, rules and
 /// templates are in [`check_against`].
 pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sms {
-    use super::values::{CONNECT_TIMEOUT, RETRY_WHATSAPP, API_REQUEST_TIMEOUT, check_number};
+    use super::values::{API_REQUEST_TIMEOUT, CONNECT_TIMEOUT, RETRY_WHATSAPP, check_number};
     let retry_whatsapp_after = RETRY_WHATSAPP
         .span(&raw.retry_whatsapp_after)
         .unwrap_or_else(|m| {
@@ -417,7 +423,9 @@ pub(super) fn check_against(
             if !templates.contains_key(key) {
                 push(
                     format!("sms.{provider}.texts.{key}"),
-                    format!("no template {key:?} under [templates]: a text stands in for the WhatsApp template of the same key"),
+                    format!(
+                        "no template {key:?} under [templates]: a text stands in for the WhatsApp template of the same key"
+                    ),
                 );
             }
             for (lang, l) in &text.languages {
@@ -453,11 +461,16 @@ pub(super) fn check_against(
                     if l.text.contains("{clinic_phone}") && clinic.phone.is_none() {
                         push(
                             format!("clinics.{}.phone", clinic.key),
-                            format!("is needed: {at}.text gives the clinic's number ({{clinic_phone}})"),
+                            format!(
+                                "is needed: {at}.text gives the clinic's number ({{clinic_phone}})"
+                            ),
                         );
                     }
                     if let Err(e) = fixed_variables_fit(&l.text, lang, clinic) {
-                        push(format!("{at}.text"), format!("at clinic {}: {e}", clinic.key));
+                        push(
+                            format!("{at}.text"),
+                            format!("at clinic {}: {e}", clinic.key),
+                        );
                     }
                 }
             }
@@ -493,7 +506,9 @@ pub(super) fn check_against(
                     ),
                 );
             }
-            if let Some(contact) = templates.get(template).and_then(|t| t.contact_template.as_deref())
+            if let Some(contact) = templates
+                .get(template)
+                .and_then(|t| t.contact_template.as_deref())
                 && missing(contact)
             {
                 push(

@@ -387,7 +387,14 @@ pub(super) fn validate(
         }
     }
     if let Some(sms) = &sms {
-        super::sms::check_against(sms, &clinics, &rules, &templates, booking_confirmation.as_deref(), &mut push);
+        super::sms::check_against(
+            sms,
+            &clinics,
+            &rules,
+            &templates,
+            booking_confirmation.as_deref(),
+            &mut push,
+        );
     } else if let Some((key, _)) = clinics.iter().find(|(_, c)| c.sms_provider.is_some()) {
         push(
             format!("clinics.{key}.sms_provider"),

@@ -66,7 +66,12 @@ pub fn sms_key(config: &Config, template: &str, recipient: Recipient) -> Option<
 
 /// A WhatsApp outcome, turned into a fallback when SMS can mend it: a terminal failure (or a
 /// paused template's wait) with one of [`FALLBACK_CODES`].
-pub fn with_fallback(config: &Config, row: &DueRow, outcome: Outcome, now: DateTime<Utc>) -> Outcome {
+pub fn with_fallback(
+    config: &Config,
+    row: &DueRow,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Outcome {
     let (code, error) = match &outcome {
         Outcome::Failed {
             code: Some(code),
@@ -107,9 +112,7 @@ pub fn fallback_for(config: &Config, code: i64, now: DateTime<Utc>) -> Fallback 
 /// message.
 pub fn sms_staff(row: &DueRow, why: &str) -> String {
     match &row.fallback_error {
-        Some(wa) => format!(
-            "WhatsApp failed ({wa}) and the text failed too ({why}): call them"
-        ),
+        Some(wa) => format!("WhatsApp failed ({wa}) and the text failed too ({why}): call them"),
         None => format!("the text message failed ({why}): call them"),
     }
 }
@@ -153,10 +156,9 @@ pub fn sms_outcome(
     };
     match (class, err) {
         (_, SmsError::Ambiguous(_)) => Outcome::Unknown { error },
-        (SmsClass::Retry | SmsClass::Throttled, _) => retry(
-            super::backoff(attempts, base, max, unit),
-            max_attempts,
-        ),
+        (SmsClass::Retry | SmsClass::Throttled, _) => {
+            retry(super::backoff(attempts, base, max, unit), max_attempts)
+        }
         (SmsClass::RetryOnce, _) => retry(StdDuration::from_secs(15 * 60), 2),
         // The SMS account is not WhatsApp's: its trouble must not stop WhatsApp sends, so the
         // text waits and is tried again, and after its attempts staff call.

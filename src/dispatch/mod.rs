@@ -26,11 +26,11 @@ use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable
 
 mod channels;
 
-pub use channels::{
-    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, sms_key,
-    sms_outcome, sms_staff, with_fallback,
-};
 use crate::model::{Channel, Recipient};
+pub use channels::{
+    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, sms_key, sms_outcome,
+    sms_staff, with_fallback,
+};
 
 /// How long a stale-schedule hold lasts before the row is looked at again.
 const HOLD_RECHECK: Duration = Duration::minutes(5);
@@ -552,13 +552,10 @@ impl SendJob {
                 row.params.clone(),
             );
         }
-        let key = row
-            .template
-            .as_deref()
-            .and_then(|k| match row.recipient {
-                Recipient::Patient => Some(k.to_string()),
-                Recipient::Contact => self.config.templates.get(k)?.contact_template.clone(),
-            });
+        let key = row.template.as_deref().and_then(|k| match row.recipient {
+            Recipient::Patient => Some(k.to_string()),
+            Recipient::Contact => self.config.templates.get(k)?.contact_template.clone(),
+        });
         let Some((key, template)) = key
             .as_deref()
             .and_then(|k| self.config.templates.get(k).map(|t| (k, t)))
@@ -567,7 +564,11 @@ impl SendJob {
                 failed(format!(
                     "template {:?} is not configured{}",
                     row.template,
-                    if row.recipient == Recipient::Contact { " for caregivers (contact_template)" } else { "" }
+                    if row.recipient == Recipient::Contact {
+                        " for caregivers (contact_template)"
+                    } else {
+                        ""
+                    }
                 )),
                 None,
                 None,
@@ -657,10 +658,14 @@ impl SendJob {
         clinic: &crate::config::Clinic,
     ) -> (Outcome, Option<String>, Option<String>) {
         let Some(provider) = clinic.sms_provider else {
-            return (failed(format!("clinic {} has no SMS provider", clinic.key)), None, None);
+            return (
+                failed(format!("clinic {} has no SMS provider", clinic.key)),
+                None,
+                None,
+            );
         };
-        let cap = (provider == crate::sms::Provider::Msg91)
-            .then_some(crate::config::DLT_VARIABLE_CAP);
+        let cap =
+            (provider == crate::sms::Provider::Msg91).then_some(crate::config::DLT_VARIABLE_CAP);
         let rendered = if row.kind == Kind::ReplyAck {
             row.params
                 .as_deref()
@@ -686,7 +691,10 @@ impl SendJob {
                     .map(|t| (k, t))
             });
             match text {
-                None => Err(format!("no SMS text for template {:?}: add it under [sms.{provider}.texts]", key.or(row.template.clone()))),
+                None => Err(format!(
+                    "no SMS text for template {:?}: add it under [sms.{provider}.texts]",
+                    key.or(row.template.clone())
+                )),
                 Some((k, t)) => {
                     let input = Input {
                         clinic,

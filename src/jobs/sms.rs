@@ -95,10 +95,7 @@ pub fn process_sms_inbound(
         ..SmsSummary::default()
     };
     let from = E164::from_wa_id(&sms.from);
-    let mut reading = replies::read(
-        &Message::Text { body: &sms.body },
-        &config.replies.words,
-    );
+    let mut reading = replies::read(&Message::Text { body: &sms.body }, &config.replies.words);
     // The provider has already acted on its keywords; follow it rather than the words.
     match sms.opt_out {
         Some(OptOutType::Stop) => reading.intent = Intent::Stop,

@@ -63,20 +63,23 @@ fn twilio_verified(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     params: &[(String, String)],
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let config = state.config();
     let (Some(twilio), Some(token)) = (
         config.sms.as_ref().and_then(|s| s.twilio.as_ref()),
         state.sms.twilio_auth_token.as_ref(),
     ) else {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(Box::new(StatusCode::NOT_FOUND.into_response()));
     };
     let signature = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
     let Some(signature) = signature else {
-        tracing::warn!(path = uri.path(), "Twilio webhook without X-Twilio-Signature refused");
-        return Err(StatusCode::BAD_REQUEST.into_response());
+        tracing::warn!(
+            path = uri.path(),
+            "Twilio webhook without X-Twilio-Signature refused"
+        );
+        return Err(Box::new(StatusCode::BAD_REQUEST.into_response()));
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let url = format!("{}{path}", twilio.public_url);
@@ -92,7 +95,7 @@ fn twilio_verified(
             path = uri.path(),
             "Twilio webhook with a wrong signature refused (is sms.twilio.public_url the address Twilio calls?)"
         );
-        Err(StatusCode::FORBIDDEN.into_response())
+        Err(Box::new(StatusCode::FORBIDDEN.into_response()))
     }
 }
 
@@ -105,7 +108,7 @@ pub(super) async fn twilio_status(
 ) -> Response {
     let params = form(&body);
     if let Err(answer) = twilio_verified(&state, &uri, &headers, &params) {
-        return answer;
+        return *answer;
     }
     let report = match crate::sms::twilio::read_status(&params) {
         Ok(r) => vec![r],
@@ -131,7 +134,7 @@ pub(super) async fn twilio_inbound(
 ) -> Response {
     let params = form(&body);
     if let Err(answer) = twilio_verified(&state, &uri, &headers, &params) {
-        return answer;
+        return *answer;
     }
     let twiml = ([(header::CONTENT_TYPE, "text/xml")], EMPTY_TWIML).into_response();
     let sms = match crate::sms::twilio::read_inbound(&params) {
@@ -171,9 +174,11 @@ pub(super) async fn msg91_report(
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned())
     });
-    if !crate::sms::msg91::webhook_token_ok(given.as_deref(), expected.expose_secret().as_bytes())
-    {
-        tracing::warn!(present = given.is_some(), "MSG91 report with a missing or wrong token refused");
+    if !crate::sms::msg91::webhook_token_ok(given.as_deref(), expected.expose_secret().as_bytes()) {
+        tracing::warn!(
+            present = given.is_some(),
+            "MSG91 report with a missing or wrong token refused"
+        );
         return StatusCode::FORBIDDEN.into_response();
     }
     let content_type = headers

@@ -279,9 +279,9 @@ impl Store {
         let phone = from.map_or("", E164::as_str);
         let mut found = crate::replies::Found::default();
         {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT id FROM patients WHERE phone = ?1 OR contact_phone = ?1 ORDER BY id")?;
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id FROM patients WHERE phone = ?1 OR contact_phone = ?1 ORDER BY id",
+            )?;
             found.patients = stmt
                 .query_map([&phone], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;

@@ -379,7 +379,7 @@ impl Store {
         resend: bool,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let resent = if resend {
+        let sent_again = if resend {
             self.conn.execute(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
                     reason = 'no delivery status after the unknown window: sending again'
@@ -398,7 +398,7 @@ impl Store {
                AND (?3 = 0 OR channel = 'sms')",
             params![older_than.timestamp(), now.timestamp(), resend],
         )?;
-        Ok(resent + staff)
+        Ok(sent_again + staff)
     }
 
     /// Takes up to `limit` due rows: each is judged by `verdict` in the same transaction, so a
@@ -647,7 +647,10 @@ impl Store {
 }
 
 /// The recipient's number of outbox row `id`, and the patient it belongs to.
-fn recipient_of(tx: &rusqlite::Connection, id: i64) -> Result<(Option<String>, i64, i64), StoreError> {
+fn recipient_of(
+    tx: &rusqlite::Connection,
+    id: i64,
+) -> Result<(Option<String>, i64, i64), StoreError> {
     Ok(tx.query_row(
         "SELECT CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END, p.id, o.appointment_id
          FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id

@@ -139,8 +139,8 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         press(&env, k, Some(&at));
     }
 
-    let parsed = reminderd::config::Config::from_toml(&config, &env.path("reminders.toml"))
-        .expect("config");
+    let parsed =
+        reminderd::config::Config::from_toml(&config, &env.path("reminders.toml")).expect("config");
     let sim = Sim::start(SimConfig {
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
         app_secret: Some(SECRET.into()),
@@ -297,7 +297,9 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         "seed {seed}: every patient not on WhatsApp got a text or is on the call list"
     );
     assert!(
-        texts.keys().all(|m| texted.iter().any(|i| mobile(*i) == *m)),
+        texts
+            .keys()
+            .all(|m| texted.iter().any(|i| mobile(*i) == *m)),
         "seed {seed}: texts only for those not on WhatsApp"
     );
     println!(

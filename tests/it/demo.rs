@@ -137,9 +137,9 @@ fn the_demo_runs_the_whole_job_and_keeps_its_database_on_request() {
         .filter(|o| o["appointment_id"] == "NYC-506" && o["kind"] == "reminder")
         .collect();
     assert!(
-        carlos
-            .iter()
-            .any(|o| o["channel"] == "whatsapp" && o["state"] == "failed" && o["needs_staff"].is_null()),
+        carlos.iter().any(|o| o["channel"] == "whatsapp"
+            && o["state"] == "failed"
+            && o["needs_staff"].is_null()),
         "{carlos:?}"
     );
     assert_eq!(
