@@ -216,8 +216,8 @@ impl Store {
              SELECT a.id, a.external_id, c.key, a.starts_at, p.name, p.phone, a.provider,
                     a.response = 'reschedule_requested' AND coalesce(k.reached, -1) < coalesce(a.response_at, 0),
                     p.opted_out_at IS NOT NULL AND k.told IS NULL,
-                    (SELECT group_concat(DISTINCT o.needs_staff) FROM outbox o WHERE o.appointment_id = a.id
-                       AND o.needs_staff IS NOT NULL AND coalesce(k.told, -1) < o.updated_at),
+                    (SELECT group_concat(n, char(31)) FROM (SELECT DISTINCT o.needs_staff AS n FROM outbox o
+                       WHERE o.appointment_id = a.id AND o.needs_staff IS NOT NULL AND coalesce(k.told, -1) < o.updated_at)),
                     (SELECT group_concat(coalesce(r.text, r.kind), ' | ') FROM replies r
                       WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff' AND r.handled_by IS NULL),
                     a.response = 'none' AND k.told IS NULL
@@ -245,8 +245,9 @@ impl Store {
             if r.get::<_, bool>(8)? {
                 reasons.push("opted out of WhatsApp messages: remind by phone".to_string());
             }
+            // Joined by the unit separator: a reason may hold commas (a provider's error text).
             if let Some(s) = r.get::<_, Option<String>>(9)? {
-                reasons.extend(s.split(',').map(str::to_string));
+                reasons.extend(s.split('\u{1f}').map(str::to_string));
             }
             if let Some(s) = r.get::<_, Option<String>>(10)? {
                 reasons.push(format!("a reply needs a person: \"{s}\""));
