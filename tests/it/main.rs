@@ -27,6 +27,7 @@ mod props;
 mod schema;
 mod sending;
 mod sim_api;
+mod sms_flow;
 mod sms_msg91;
 mod sms_twilio;
 mod soak;
