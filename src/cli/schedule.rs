@@ -77,6 +77,55 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             wa.api_base, wa.api_version, wa.phone_number_id, wa.rate_limit_per_sec
         )?;
     }
+    if let Some(sms) = &config.sms {
+        let found = |s: secrets::Secret| match s.load() {
+            Ok(_) => format!("{} found", s.env),
+            Err(e) => format!("warning: {e}"),
+        };
+        let clinics = |p: reminderd::sms::Provider| {
+            let keys: Vec<&str> = config
+                .clinics
+                .values()
+                .filter(|c| c.sms_provider == Some(p))
+                .map(|c| c.key.as_str())
+                .collect();
+            if keys.is_empty() {
+                "no clinic".to_string()
+            } else {
+                keys.join(", ")
+            }
+        };
+        if let Some(t) = &sms.twilio {
+            writeln!(
+                out,
+                "  sms twilio {} for {}, {} text/s, {} texts; webhooks at {}/twilio/status and /twilio/inbound; {}",
+                t.api_base,
+                clinics(reminderd::sms::Provider::Twilio),
+                t.rate_limit_per_sec,
+                t.texts.len(),
+                t.public_url,
+                found(secrets::TWILIO_AUTH_TOKEN)
+            )?;
+        }
+        if let Some(m) = &sms.msg91 {
+            writeln!(
+                out,
+                "  sms msg91 {} for {}, sender {}, {} texts (DLT); {}; {}",
+                m.api_base,
+                clinics(reminderd::sms::Provider::Msg91),
+                m.sender,
+                m.texts.len(),
+                found(secrets::MSG91_AUTH_KEY),
+                found(secrets::MSG91_WEBHOOK_TOKEN)
+            )?;
+        }
+        writeln!(
+            out,
+            "  sms fallback {} (WhatsApp 131026, 130403, 132015, 132016); WhatsApp tried again after {} days",
+            if sms.fallback { "on" } else { "off" },
+            sms.retry_whatsapp_after.num_days()
+        )?;
+    }
     let db_path = &config.database_path;
     if db_path.exists() {
         // Opening applies pending migrations, which is what the daemon would do at start.

@@ -651,7 +651,8 @@ proptest! {
 // ---- config loader --------------------------------------------------------------------------
 
 /// The top-level sections every problem key starts with.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
+    "sms",
     "database",
     "clinics",
     "import",

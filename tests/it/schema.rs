@@ -179,9 +179,15 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
+    // (Schema 7 adds outbox_fallback and widens outbox_press; the fixture reaches 7.)
     assert_eq!(
         indexes,
-        ["outbox_appointment", "outbox_due", "outbox_press"]
+        [
+            "outbox_appointment",
+            "outbox_due",
+            "outbox_fallback",
+            "outbox_press"
+        ]
     );
     let manual = "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, created_at, updated_at)
                   VALUES (1, ?1, ?2, ?3, 0, 0, 0, 0)";

@@ -210,7 +210,9 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
         .replace("retry_base = \"5s\"", "retry_base = \"1s\"")
         // "staff", not "resend": a lost response must be reconciled by its status webhook,
         // never answered with a second send (which would reach the patient twice).
-        .replace("unknown_after = \"1h\"", "unknown_after = \"5s\"");
+        .replace("unknown_after = \"1h\"", "unknown_after = \"5s\"")
+        // WhatsApp's faults are the subject: a failure must reach staff, not a text.
+        .replace("fallback = true", "fallback = false");
     if !pair_limit {
         config = config.replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"");
     }
