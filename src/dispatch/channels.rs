@@ -112,7 +112,9 @@ pub fn fallback_for(config: &Config, code: i64, now: DateTime<Utc>) -> Fallback 
 /// message.
 pub fn sms_staff(row: &DueRow, why: &str) -> String {
     match &row.fallback_error {
-        Some(wa) => format!("WhatsApp failed ({wa}) and the text failed too ({why}): call them"),
+        Some(wa) => format!(
+            "WhatsApp could not deliver it ({wa}) and the text failed too ({why}): call them"
+        ),
         None => format!("the text message failed ({why}): call them"),
     }
 }

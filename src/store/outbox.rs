@@ -234,7 +234,7 @@ const DUE_COLUMNS: &str =
     p.opted_out_at IS NOT NULL, c.id, o.params, o.channel, o.recipient, p.contact_name,
     (SELECT n.sms_opted_out_at IS NOT NULL FROM numbers n
       WHERE n.phone = CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END),
-    (SELECT '(' || f.last_error_code || ') ' || f.last_error FROM outbox f WHERE f.id = o.fallback_of)";
+    (SELECT coalesce(f.last_error_code || ': ', '') || coalesce(f.last_error, 'failed') FROM outbox f WHERE f.id = o.fallback_of)";
 
 impl Store {
     /// Booked appointments starting in `(after, until]`, plus booked ones starting later that

@@ -448,7 +448,8 @@ async fn when_whatsapp_and_the_text_both_fail_staff_see_one_call_with_both_reaso
     assert_eq!(reasons.len(), 1, "one call, one reason: {reasons:#?}");
     let reason = reasons[0].as_str().unwrap_or("");
     assert!(
-        reason.starts_with("WhatsApp failed (") && reason.contains("the text failed too ("),
+        reason.starts_with("WhatsApp could not deliver it (131026: ")
+            && reason.contains("the text failed too ("),
         "{reason}"
     );
     assert!(
@@ -489,6 +490,16 @@ async fn channel_sms_is_texted_never_whatsapped_and_channel_none_gets_nothing() 
     assert!(f.whatsapp_to(GOPAL).is_empty());
     assert!(f.sms_to(GOPAL).is_empty());
     assert!(f.outbox("N2").is_empty(), "{:#?}", f.outbox("N2"));
+    // Gopal gets no message at all, so staff must call him.
+    let calls = f.to_call(d);
+    let gopal = calls
+        .iter()
+        .find(|c| c["appointment_id"] == "N2")
+        .unwrap_or_else(|| panic!("Gopal is on the call list: {calls:#?}"));
+    assert!(
+        gopal["reasons"].to_string().contains("no automated messages"),
+        "{gopal}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
