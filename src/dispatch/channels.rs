@@ -119,6 +119,16 @@ pub fn sms_staff(row: &DueRow, why: &str) -> String {
     }
 }
 
+/// When a text reported undelivered for a reason that may pass (Twilio's 30003 unreachable
+/// handset, 30008 unknown) is tried once more; `None`: it has had its second try, or there is
+/// no time left before its latest moment.
+pub fn retry_text_at(row: &DueRow, code: Option<i64>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let once_more = code.and_then(twilio::class_of_code) == Some(SmsClass::RetryOnce);
+    let at = now + Duration::minutes(15);
+    (once_more && row.attempts < 2 && at < row.latest_at && row.kind != Kind::ReplyAck)
+        .then_some(at)
+}
+
 /// What a failed SMS send means for its row. `unit` is a random number in [0, 1) for jitter.
 pub fn sms_outcome(
     err: &SmsError,

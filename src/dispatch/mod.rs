@@ -28,8 +28,8 @@ mod channels;
 
 use crate::model::{Channel, Recipient};
 pub use channels::{
-    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, sms_key, sms_outcome,
-    sms_staff, with_fallback,
+    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, retry_text_at,
+    sms_key, sms_outcome, sms_staff, with_fallback,
 };
 
 /// How long a stale-schedule hold lasts before the row is looked at again.

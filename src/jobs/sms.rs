@@ -48,6 +48,15 @@ pub fn process_sms_status(
             continue;
         };
         let row = store.due_row_for(&r.id, None)?;
+        if let (Some(row), OutboxState::Failed) = (&row, state)
+            && let Some(at) = crate::dispatch::retry_text_at(row, r.error_code, now)
+        {
+            let why = r.error.clone().unwrap_or_else(|| "not delivered".into());
+            if store.retry_text(&r.id, at, r.error_code, &why, now)? {
+                summary.statuses += 1;
+                continue;
+            }
+        }
         let needs_staff = match (&row, state) {
             (Some(row), OutboxState::Failed) if row.kind != crate::model::Kind::ReplyAck => {
                 let why = r.error.clone().unwrap_or_else(|| "not delivered".into());

@@ -600,6 +600,25 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// A text its provider reported undelivered for a reason that may pass (the phone was off):
+    /// pending again at `at`, the report kept as its last error. Only while the row still
+    /// holds that message's id, so a second report of the same message changes nothing.
+    pub fn retry_text(
+        &mut self,
+        message_id: &str,
+        at: DateTime<Utc>,
+        code: Option<i64>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE outbox SET state = 'pending', wamid = NULL, next_attempt_at = ?2, last_error_code = ?3,
+                last_error = ?4, reason = 'the phone could not be reached: trying once more', updated_at = ?5
+             WHERE wamid = ?1 AND channel = 'sms' AND state IN ('sent', 'unknown')",
+            params![message_id, at.timestamp(), code, error, now.timestamp()],
+        )? == 1)
+    }
+
     /// The outbox row a delivery status names (by the provider's message id, else by the
     /// outbox id echoed back), with what dispatch needs to decide about a failure.
     pub fn due_row_for(

@@ -497,7 +497,9 @@ async fn channel_sms_is_texted_never_whatsapped_and_channel_none_gets_nothing() 
         .find(|c| c["appointment_id"] == "N2")
         .unwrap_or_else(|| panic!("Gopal is on the call list: {calls:#?}"));
     assert!(
-        gopal["reasons"].to_string().contains("no automated messages"),
+        gopal["reasons"]
+            .to_string()
+            .contains("no automated messages"),
         "{gopal}"
     );
 }
@@ -846,4 +848,48 @@ async fn msg91_trims_a_long_name_and_a_template_mismatch_is_refused_before_sendi
     );
     std::fs::write(&path, config).expect("config");
     assert_eq!(f.row("M2", "sms")["state"], "pending");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phone_out_of_reach_gets_its_text_once_more_then_staff_call() {
+    const MARIA: &str = "+16465550199";
+    let f = Flow::start().await;
+    let d = day(NY, 3);
+    f.import(&[row(
+        "N1",
+        "Maria Gonzalez",
+        "(646) 555-0199",
+        d,
+        "14:00",
+        "sms,,,,",
+    )]);
+    // Twilio reports the text undelivered: the phone is off (30003), every time.
+    f.sim.sms_fail_number(MARIA, 30_003, false);
+    f.plan_send(&at(NY, before(d), "14:00")).await;
+    f.wait("the first report", || {
+        f.row("N1", "sms")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("30003"))
+    })
+    .await;
+    let first = f.row("N1", "sms");
+    assert_eq!(first["state"], "pending", "tried once more later: {first}");
+    assert!(first["needs_staff"].is_null(), "{first}");
+    assert_eq!(f.sms_to(MARIA).len(), 1);
+
+    f.send(&at(NY, before(d), "14:20")).await;
+    f.wait("the second report", || {
+        f.row("N1", "sms")["state"] == "failed"
+    })
+    .await;
+    assert_eq!(f.sms_to(MARIA).len(), 2, "one more try, no third");
+    let second = f.row("N1", "sms");
+    assert!(
+        second["needs_staff"]
+            .as_str()
+            .is_some_and(|s| s.contains("call them")),
+        "{second}"
+    );
+    f.send(&at(NY, before(d), "15:00")).await;
+    assert_eq!(f.sms_to(MARIA).len(), 2);
 }
