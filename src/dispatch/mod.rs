@@ -622,17 +622,9 @@ impl SendJob {
         let mut next = gate.lock().await;
         tokio::time::sleep_until(*next).await;
         self.limiter.until_ready().await;
-        // Durably note that the request is going out: a crash from here on leaves the row
-        // `unknown` (the API may have it); before here, it is simply sent again.
-        let (id, at) = (row.id, self.clock.now());
-        let marked = self.store.run(move |s| s.mark_requested(id, at)).await;
-        if !matches!(marked, Ok(Ok(true))) {
+        if let Err(retry) = self.mark_requested(row).await {
             *next = Instant::now();
-            return Outcome::Retry {
-                at: self.clock.now() + Duration::seconds(5),
-                code: None,
-                error: format!("not sent: could not record the request first ({marked:?})"),
-            };
+            return retry;
         }
         let started = std::time::Instant::now();
         let result = self.client.send(request).await;
@@ -660,6 +652,22 @@ impl SendJob {
                 now,
             ),
         }
+    }
+
+    /// Durably notes that the row's request is going out, on every channel: a crash from here
+    /// on leaves the row `unknown` (the provider may have it); before here, it is simply sent
+    /// again. `Err` is the retry when the note could not be written.
+    async fn mark_requested(&self, row: &DueRow) -> Result<(), Outcome> {
+        let (id, at) = (row.id, self.clock.now());
+        let marked = self.store.run(move |s| s.mark_requested(id, at)).await;
+        if matches!(marked, Ok(Ok(true))) {
+            return Ok(());
+        }
+        Err(Outcome::Retry {
+            at: self.clock.now() + Duration::seconds(5),
+            code: None,
+            error: format!("not sent: could not record the request first ({marked:?})"),
+        })
     }
 
     /// Renders and sends an SMS row through its clinic's provider.
@@ -757,18 +765,8 @@ impl SendJob {
                 params,
             );
         }
-        let (id, at) = (row.id, self.clock.now());
-        let marked = self.store.run(move |s| s.mark_requested(id, at)).await;
-        if !matches!(marked, Ok(Ok(true))) {
-            return (
-                Outcome::Retry {
-                    at: self.clock.now() + Duration::seconds(5),
-                    code: None,
-                    error: format!("not sent: could not record the request first ({marked:?})"),
-                },
-                language,
-                params,
-            );
+        if let Err(retry) = self.mark_requested(row).await {
+            return (retry, language, params);
         }
         let started = std::time::Instant::now();
         let result = self.sms.send(provider, &msg).await;

@@ -374,26 +374,14 @@ fn apply_message(
     msg: &crate::whatsapp::InboundMessage,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    use crate::replies::{self, Outcome};
+    use crate::replies;
     // A sender known only by username (no number) cannot be matched: staff decide.
     let from = msg.from.as_deref().and_then(E164::from_wa_id);
     let reading = replies::read(&msg.content(), &config.replies.words);
     let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
     let found = store.reply_candidates(from.as_ref(), reading.outbox_id, context, now)?;
     let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
-    let ack = match (&resolution.appointment, resolution.outcome) {
-        (Some(a), Outcome::Applied) => config.clinic(&a.clinic).and_then(|clinic| {
-            crate::template::ack_text(
-                &config.replies.acks,
-                resolution.intent,
-                clinic,
-                &a.patient_name,
-                &a.language,
-                a.starts_at,
-            )
-        }),
-        _ => None,
-    };
+    let ack = ack_for(config, &resolution);
     let text = msg.shown_text();
     let recorded = store.commit_reply(
         &ReplyRecord {
@@ -497,4 +485,22 @@ fn from_contact(resolution: &crate::replies::Resolution, from: Option<&E164>) ->
         (Some(a), Some(f)) => a.phone != f.as_str(),
         _ => false,
     }
+}
+
+/// The acknowledgement of an applied reply, in the patient's language (`None` for a reply
+/// that changed nothing).
+fn ack_for(config: &Config, resolution: &crate::replies::Resolution) -> Option<String> {
+    let a = resolution.appointment.as_ref()?;
+    if resolution.outcome != crate::replies::Outcome::Applied {
+        return None;
+    }
+    let clinic = config.clinic(&a.clinic)?;
+    crate::template::ack_text(
+        &config.replies.acks,
+        resolution.intent,
+        clinic,
+        &a.patient_name,
+        &a.language,
+        a.starts_at,
+    )
 }

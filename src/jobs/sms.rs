@@ -97,7 +97,7 @@ pub fn process_sms_inbound(
     sms: &InboundSms,
     now: DateTime<Utc>,
 ) -> Result<SmsSummary, StoreError> {
-    use crate::replies::{self, Intent, Message, Outcome};
+    use crate::replies::{self, Intent, Message};
     let event = store.record_event_from(source, body, now)?;
     let mut summary = SmsSummary {
         replay: event.replay,
@@ -114,19 +114,7 @@ pub fn process_sms_inbound(
     let found = store.reply_candidates(from.as_ref(), None, None, now)?;
     let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
     let acknowledge = config.sms.as_ref().is_some_and(|s| s.acknowledge);
-    let ack = match (&resolution.appointment, resolution.outcome) {
-        (Some(a), Outcome::Applied) if acknowledge => config.clinic(&a.clinic).and_then(|clinic| {
-            crate::template::ack_text(
-                &config.replies.acks,
-                resolution.intent,
-                clinic,
-                &a.patient_name,
-                &a.language,
-                a.starts_at,
-            )
-        }),
-        _ => None,
-    };
+    let ack = super::ack_for(config, &resolution).filter(|_| acknowledge);
     let from_contact = super::from_contact(&resolution, from.as_ref());
     let recorded = store.commit_reply(
         &ReplyRecord {
