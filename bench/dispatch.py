@@ -370,10 +370,13 @@ def effective_max_in_flight(cap: int, override: int | None) -> int:
 
 
 def limiter_params(cap: int) -> dict:
-    """Mirror of src/dispatch.rs quota_for(): GCRA with a burst of cap/50 (at least 1) and a
+    """Mirror of src/dispatch/mod.rs quota_for(): below 50 a second, plain spacing 5% wider
+    than 1/cap (steady 0.95 cap); from 50, GCRA with a burst of cap/50 (at least 1) and a
     replenish rate lowered by the burst and by 1% headroom (at least 1) for arrival jitter, so
     that burst + steady < cap. In steady state the limiter admits `steady` per second: that,
     not the cap, is the ceiling for achieved/cap."""
+    if cap < 50:
+        return {"burst": 1, "steady_per_s": 0.95 * cap, "steady_ratio": 0.95}
     burst = max(cap // 50, 1)
     headroom = max(cap // 100, 1)
     steady = max(cap - burst - headroom, 1)
