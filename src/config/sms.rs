@@ -382,11 +382,13 @@ fn texts(raw: RawTexts) -> BTreeMap<String, SmsText> {
         .collect()
 }
 
+/// Whether `number` is written in E.164 form (`+` and 8 to 15 digits). A syntax check, not
+/// the numbering plan's: loading the plan's metadata costs most of a second, and every command
+/// reads the config (found by bench/plan.py: 0.7 s per `plan` run).
 fn is_international(number: &str) -> bool {
-    number.trim().starts_with('+')
-        && "US"
-            .parse::<crate::phone::Region>()
-            .is_ok_and(|region| crate::phone::E164::parse(number, region).is_ok())
+    number.strip_prefix('+').is_some_and(|digits| {
+        (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
+    })
 }
 
 fn check_url(key: &str, url: &str, push: &mut impl FnMut(String, String)) {
@@ -411,6 +413,7 @@ pub(super) fn check_against(
     push: &mut impl FnMut(String, String),
 ) {
     use crate::sms::Provider;
+    let mut longest = std::collections::HashMap::new();
     for provider in Provider::ALL.iter().copied() {
         let Some(texts) = sms.texts(provider) else {
             continue;
@@ -466,7 +469,7 @@ pub(super) fn check_against(
                             ),
                         );
                     }
-                    if let Err(e) = fixed_variables_fit(&l.text, lang, clinic) {
+                    if let Err(e) = fixed_variables_fit(&l.text, lang, clinic, &mut longest) {
                         push(
                             format!("{at}.text"),
                             format!("at clinic {}: {e}", clinic.key),
@@ -554,28 +557,50 @@ fn check_text(at: &str, l: &SmsLanguage, max_segments: u32, push: &mut impl FnMu
 pub const DLT_VARIABLE_CAP: usize = 30;
 
 /// The variables that are never trimmed (a date, a time, a phone number) must fit the DLT
-/// cap however the clinic's formats render them: checked with every rendering over a year,
-/// in the text's language.
-fn fixed_variables_fit(text: &str, lang: &str, clinic: &super::Clinic) -> Result<(), String> {
-    use chrono::TimeZone as _;
-    let mut dates = Vec::new();
-    let mut times = Vec::new();
-    let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single();
-    if let Some(start) = start {
-        for day in 0..366 {
-            let at = (start + Duration::days(day) + Duration::minutes(day * 37 % 1440))
-                .with_timezone(&clinic.time_zone);
-            let locale = crate::template::locale_for(lang, &clinic.phone_region.to_string());
-            dates.push(at.format_localized(&clinic.date_format, locale).to_string());
-            times.push(at.format(&clinic.time_format).to_string());
-        }
-    }
-    let phone = clinic.phone.clone().into_iter().collect::<Vec<_>>();
-    for (placeholder, samples) in [("date", &dates), ("time", &times), ("clinic_phone", &phone)] {
+/// cap however the clinic's formats render them: checked with the longest date (in the text's
+/// language) and time the formats give over a year, found once per clinic and language.
+fn fixed_variables_fit(
+    text: &str,
+    lang: &str,
+    clinic: &super::Clinic,
+    longest: &mut std::collections::HashMap<(String, String), [String; 2]>,
+) -> Result<(), String> {
+    let [date, time] = longest
+        .entry((clinic.key.clone(), lang.to_string()))
+        .or_insert_with(|| longest_renderings(lang, clinic))
+        .clone();
+    let phone = clinic.phone.clone().unwrap_or_default();
+    for (placeholder, sample) in [("date", date), ("time", time), ("clinic_phone", phone)] {
         if text.contains(&format!("{{{placeholder}}}")) {
-            crate::sms::dlt::check_fixed(placeholder, samples, DLT_VARIABLE_CAP)
+            crate::sms::dlt::check_fixed(placeholder, &[sample], DLT_VARIABLE_CAP)
                 .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
+}
+
+/// The longest date (in `lang`) and time a clinic's formats render over a year of days and
+/// times of day.
+fn longest_renderings(lang: &str, clinic: &super::Clinic) -> [String; 2] {
+    use chrono::TimeZone as _;
+    let locale = crate::template::locale_for(lang, &clinic.phone_region.to_string());
+    let mut longest = [String::new(), String::new()];
+    let Some(start) = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single() else {
+        return longest;
+    };
+    let mut keep = |i: usize, s: String| {
+        if s.chars().count() > longest[i].chars().count() {
+            longest[i] = s;
+        }
+    };
+    for day in 0..366 {
+        let at = (start + Duration::days(day) + Duration::minutes(day * 37 % 1440))
+            .with_timezone(&clinic.time_zone);
+        keep(
+            0,
+            at.format_localized(&clinic.date_format, locale).to_string(),
+        );
+        keep(1, at.format(&clinic.time_format).to_string());
+    }
+    longest
 }
