@@ -228,21 +228,16 @@ impl SmsSenders {
 
     /// Waits for the provider's rate limit; `false` when the provider is not configured.
     pub async fn ready(&self, provider: Provider) -> bool {
-        match provider {
-            Provider::Twilio => match &self.twilio {
-                Some(s) => {
-                    s.limiter.until_ready().await;
-                    true
-                }
-                None => false,
-            },
-            Provider::Msg91 => match &self.msg91 {
-                Some(s) => {
-                    s.limiter.until_ready().await;
-                    true
-                }
-                None => false,
-            },
+        let limiter = match provider {
+            Provider::Twilio => self.twilio.as_ref().map(|s| &s.limiter),
+            Provider::Msg91 => self.msg91.as_ref().map(|s| &s.limiter),
+        };
+        match limiter {
+            Some(l) => {
+                l.until_ready().await;
+                true
+            }
+            None => false,
         }
     }
 

@@ -47,23 +47,22 @@ pub fn process_sms_status(
             summary.stale += 1;
             continue;
         };
-        let row = store.due_row_for(&r.id, None)?;
-        if let (Some(row), OutboxState::Failed) = (&row, state)
-            && let Some(at) = crate::dispatch::retry_text_at(row, r.error_code, now)
-        {
-            let why = r.error.clone().unwrap_or_else(|| "not delivered".into());
-            if store.retry_text(&r.id, at, r.error_code, &why, now)? {
-                summary.statuses += 1;
-                continue;
-            }
-        }
-        let needs_staff = match (&row, state) {
-            (Some(row), OutboxState::Failed) if row.kind != crate::model::Kind::ReplyAck => {
-                let why = r.error.clone().unwrap_or_else(|| "not delivered".into());
-                Some(crate::dispatch::sms_staff(row, &why))
-            }
+        // Only a failure needs the row: whether to try once more, and what staff read.
+        let row = match state {
+            OutboxState::Failed => store.due_row_for(&r.id, None)?,
             _ => None,
         };
+        let why = || r.error.clone().unwrap_or_else(|| "not delivered".into());
+        if let Some(row) = &row
+            && let Some(at) = crate::dispatch::retry_text_at(row, r.error_code, now)
+            && store.retry_text(&r.id, at, r.error_code, &why(), now)?
+        {
+            summary.statuses += 1;
+            continue;
+        }
+        let needs_staff = row
+            .filter(|row| row.kind != crate::model::Kind::ReplyAck)
+            .map(|row| crate::dispatch::sms_staff(&row, &why()));
         let d = Delivery {
             wamid: r.id.clone(),
             outbox_id: None,
