@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod demo;
 pub mod desk;
 pub mod dispatch;
+pub mod feeds;
 pub mod import;
 pub mod jobs;
 pub mod model;

@@ -16,12 +16,14 @@ use serde::Deserialize;
 
 use crate::phone::Region;
 
+mod feeds;
 mod messaging;
 mod raw;
 mod sms;
 mod validate;
 mod values;
 
+pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
 pub use sms::{
     DLT_VARIABLE_CAP, Msg91, OPT_OUT_WORDS, Sms, SmsLanguage, SmsText, Twilio, asks_for_reply,
@@ -67,6 +69,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// SMS, the second channel (`None`: not configured, so nothing falls back to SMS).
     pub sms: Option<Sms>,
+    /// Schedule feeds by name (`[feeds.NAME]`): HL7 v2 SIU listeners and FHIR R4 servers.
+    pub feeds: BTreeMap<String, Feed>,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,

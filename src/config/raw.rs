@@ -29,6 +29,8 @@ pub(super) struct RawConfig {
     pub(super) desk: Option<RawDesk>,
     pub(super) metrics: Option<RawMetrics>,
     pub(super) sms: Option<super::sms::RawSms>,
+    #[serde(default)]
+    pub(super) feeds: BTreeMap<String, super::feeds::RawFeed>,
 }
 
 #[derive(Debug, Deserialize)]

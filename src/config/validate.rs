@@ -401,6 +401,16 @@ pub(super) fn validate(
             "there is no [sms] section: configure the provider under [sms.twilio] or [sms.msg91], or leave sms_provider out".into(),
         );
     }
+    let feeds = {
+        let mut taken = vec![("server.listen".to_string(), server.listen)];
+        if let Some(d) = &desk {
+            taken.push(("desk.listen".into(), d.listen));
+        }
+        if let Some(m) = metrics_listen {
+            taken.push(("metrics.listen".into(), m));
+        }
+        super::feeds::validate(raw.feeds, &clinics, &taken, now, &mut push)
+    };
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -419,6 +429,7 @@ pub(super) fn validate(
             desk,
             metrics_listen,
             sms,
+            feeds,
             warnings,
         })
     } else {

@@ -157,6 +157,7 @@ pub(super) const RECIPIENT_SPACING: Bounds = Bounds::new(0, HOUR);
 pub(super) const UNKNOWN_AFTER: Bounds = Bounds::new(1, 30 * DAY);
 pub(super) const RETRY_WHATSAPP: Bounds = Bounds::new(DAY, 3650 * DAY);
 pub(super) const MAX_IMPORT_AGE: Bounds = Bounds::new(HOUR, 3650 * DAY);
+pub(super) const MAX_SILENCE: Bounds = Bounds::new(MINUTE, 30 * DAY);
 pub(super) const RULE_BEFORE: Bounds = Bounds::new(MINUTE, 366 * DAY);
 pub(super) const RULE_LATEST: Bounds = Bounds::new(0, 366 * DAY);
 

@@ -10,7 +10,7 @@ use super::{
     Applied, ApplyOptions, Change, ChangeKind, ImportError, ImportReport, ImportRow, ParsedFile,
     Reach, RowOutcome, RowStatus, SetBy,
 };
-use crate::config::Config;
+use crate::config::{CSV_SOURCE, Config};
 use crate::model::RemindWhom;
 use crate::store::{
     AppointmentWrite, AuditEntry, CancelledBy, ImportCounts, ImportTx, PatientReach, Response,
@@ -96,7 +96,9 @@ pub fn apply_open_keeping<'s>(
     let mut state = ApplyState {
         tx: &tx,
         actor: &actor,
-        import_id,
+        source: CSV_SOURCE,
+        origin: None,
+        import_id: Some(import_id),
         now: opts.now,
         keep: keep_desk_statuses,
         booking: config.booking_confirmation.is_some(),
@@ -111,8 +113,8 @@ pub fn apply_open_keeping<'s>(
     };
     for key in &clinic_keys {
         let clinic_id = clinic_ids[key];
-        let mut patients = tx.patients_of(clinic_id)?;
-        let mut appointments = tx.appointments_of(clinic_id)?;
+        let mut patients = tx.patients_of(clinic_id, None)?;
+        let mut appointments = tx.appointments_of(clinic_id, CSV_SOURCE, None)?;
         state.opted_out = tx.opted_out_of(clinic_id)?;
         let clinic_rows: Vec<&ImportRow> = rows.iter().filter(|r| r.clinic == *key).collect();
         for row in &clinic_rows {
@@ -180,10 +182,90 @@ pub fn apply_open_keeping<'s>(
     })
 }
 
+/// Where a feed's record comes from, as the store and the audit trail name it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordFrom<'a> {
+    /// The namespace of its ids (`appointments.source`): the feed's, or `csv`.
+    pub source: &'a str,
+    /// The audit rows' actor: `feed:NAME`.
+    pub actor: &'a str,
+    /// The message, as audit rows name it: `SIU^S13 1234`.
+    pub origin: &'a str,
+}
+
+/// What applying one feed record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordApplied {
+    /// The appointment's row id.
+    pub appointment_id: i64,
+    /// New, updated, cancelled or unchanged.
+    pub outcome: RowOutcome,
+    /// The notable change (a move, a cancellation, a reinstatement), if any.
+    pub change: Option<ChangeKind>,
+}
+
+/// Applies one appointment a feed sent (an SIU message, a FHIR resource) through the very
+/// rules an upload follows (`decide`, audit rows, a move re-plans), in one transaction that
+/// also runs `settle` (the caller's own writes, e.g. marking the feed's message applied), so
+/// the record and its bookkeeping commit together or not at all. `actor` names the feed in
+/// the audit trail ([`RecordFrom`]).
+pub fn apply_record(
+    store: &mut Store,
+    config: &Config,
+    from: &RecordFrom<'_>,
+    row: &ImportRow,
+    now: DateTime<Utc>,
+    settle: impl FnOnce(&ImportTx<'_>, &RecordApplied) -> Result<(), StoreError>,
+) -> Result<RecordApplied, ImportError> {
+    let tx = store.begin_import()?;
+    let clinic_id = tx.clinic_id(&row.clinic)?;
+    let mut patients = tx.patients_of(clinic_id, Some(&row.patient_id))?;
+    let mut appointments = tx.appointments_of(clinic_id, from.source, Some(&row.appointment_id))?;
+    let mut state = ApplyState {
+        tx: &tx,
+        actor: from.actor,
+        source: from.source,
+        origin: Some(from.origin),
+        import_id: None,
+        now,
+        keep: false,
+        booking: config.booking_confirmation.is_some(),
+        counts: ImportCounts::default(),
+        changes: Vec::new(),
+        outcomes: Vec::with_capacity(1),
+        review: Review::default(),
+        opted_out: HashSet::new(),
+    };
+    state.apply_row(clinic_id, row, &mut patients, &mut appointments)?;
+    let outcome = state
+        .outcomes
+        .first()
+        .map_or(RowOutcome::Unchanged, |(_, o)| *o);
+    let change = state.changes.into_iter().next().map(|c| c.kind);
+    let appointment_id = appointments
+        .get(&row.appointment_id)
+        .map(|a| a.id)
+        .ok_or_else(|| StoreError::Corrupt("an applied record left no appointment".into()))?;
+    let applied = RecordApplied {
+        appointment_id,
+        outcome,
+        change,
+    };
+    settle(&tx, &applied)?;
+    tx.commit()?;
+    Ok(applied)
+}
+
 struct ApplyState<'t, 'c> {
     tx: &'t ImportTx<'c>,
     actor: &'t str,
-    import_id: i64,
+    /// Whose ids the rows carry (`appointments.source`).
+    source: &'t str,
+    /// What audit rows name as the change's origin instead of a spreadsheet row (a feed's
+    /// message).
+    origin: Option<&'t str>,
+    /// The import's row; `None` for a feed's record.
+    import_id: Option<i64>,
     now: DateTime<Utc>,
     /// Leave statuses set at the desk as they are.
     keep: bool,
@@ -255,11 +337,25 @@ fn decide(existing: &StoredAppointment, row: &ImportRow) -> Decision {
         }),
     };
     match (row.status, existing.status) {
-        (RowStatus::Cancelled, Status::Booked) => Decision {
+        (RowStatus::Cancelled | RowStatus::Deleted, Status::Booked) => Decision {
             status: Status::Cancelled,
             cancelled_by: Some(CancelledBy::Source),
             moved,
             kind: Some(ChangeKind::Cancelled),
+        },
+        // The practice system's word on how a visit ended: it settles a booked appointment,
+        // never one the patient cancelled (their answer stands, as above).
+        (RowStatus::NoShow, Status::Booked | Status::Completed) => Decision {
+            status: Status::NoShow,
+            cancelled_by: None,
+            moved,
+            kind: keep.kind,
+        },
+        (RowStatus::Completed, Status::Booked | Status::NoShow) => Decision {
+            status: Status::Completed,
+            cancelled_by: None,
+            moved,
+            kind: keep.kind,
         },
         (RowStatus::Booked, Status::Cancelled)
             if moved || existing.cancelled_by != Some(CancelledBy::Patient) =>
@@ -282,6 +378,15 @@ fn decide(existing: &StoredAppointment, row: &ImportRow) -> Decision {
 }
 
 impl ApplyState<'_, '_> {
+    /// Where a change came from, as audit rows say it: the spreadsheet row, or the feed's
+    /// message.
+    fn at(&self, row: usize) -> String {
+        match self.origin {
+            Some(o) => o.to_string(),
+            None => format!("row {row}"),
+        }
+    }
+
     fn apply_row(
         &mut self,
         clinic_id: i64,
@@ -353,7 +458,11 @@ impl ApplyState<'_, '_> {
         let Some(existing) = appointments.get_mut(&row.appointment_id) else {
             let (status, cancelled_by) = match row.status {
                 RowStatus::Booked => (Status::Booked, None),
-                RowStatus::Cancelled => (Status::Cancelled, Some(CancelledBy::Source)),
+                RowStatus::Cancelled | RowStatus::Deleted => {
+                    (Status::Cancelled, Some(CancelledBy::Source))
+                }
+                RowStatus::NoShow => (Status::NoShow, None),
+                RowStatus::Completed => (Status::Completed, None),
             };
             let write = AppointmentWrite {
                 patient_id,
@@ -365,6 +474,7 @@ impl ApplyState<'_, '_> {
             };
             let id = self.tx.insert_appointment(
                 clinic_id,
+                self.source,
                 &row.appointment_id,
                 &write,
                 self.import_id,
@@ -454,10 +564,12 @@ impl ApplyState<'_, '_> {
             )?;
         }
         if status_changed {
-            let action = if d.status == Status::Cancelled {
-                "cancel"
-            } else {
-                "reinstate"
+            let action = match d.status {
+                Status::Cancelled if row.status == RowStatus::Deleted => "delete",
+                Status::Cancelled => "cancel",
+                Status::NoShow => "no_show",
+                Status::Completed => "complete",
+                Status::Booked => "reinstate",
             };
             self.audit(
                 existing.id,
@@ -578,7 +690,7 @@ impl ApplyState<'_, '_> {
                 action,
                 old_value: old,
                 new_value: new,
-                reason: Some(format!("row {row}")),
+                reason: Some(self.at(row)),
             },
             self.now,
         )
@@ -635,7 +747,8 @@ impl ApplyState<'_, '_> {
                 old_value: Some(k.status.to_string()),
                 new_value: Some(k.status.to_string()),
                 reason: Some(format!(
-                    "row {row}: kept as set at the desk by {} (chosen on the preview)",
+                    "{}: kept as set at the desk by {} (chosen on the preview)",
+                    self.at(row),
                     k.by
                 )),
             },
@@ -659,7 +772,7 @@ impl ApplyState<'_, '_> {
                 action,
                 old_value: Some(old),
                 new_value: Some(new),
-                reason: Some(format!("row {row}")),
+                reason: Some(self.at(row)),
             },
             self.now,
         )

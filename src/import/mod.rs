@@ -10,7 +10,7 @@ mod apply;
 mod parse;
 pub mod review;
 
-pub use apply::{apply, apply_open, apply_open_keeping};
+pub use apply::{RecordApplied, RecordFrom, apply, apply_open, apply_open_keeping, apply_record};
 pub use parse::{parse, shown_cell};
 pub use review::{LooksOlder, Undo, Warning};
 // Rows name their language in staff's words; the ground floor reads them.
@@ -49,6 +49,13 @@ pub enum RowStatus {
     Booked,
     /// The clinic cancelled it.
     Cancelled,
+    /// The practice system deleted it (SIU S17, FHIR `entered-in-error`, or gone from the
+    /// server): cancelled by the source, audited as a deletion, never as the patient's.
+    Deleted,
+    /// The patient did not come (SIU S26, FHIR `noshow`).
+    NoShow,
+    /// The visit took place (FHIR `fulfilled`, SCH-25 Complete).
+    Completed,
 }
 
 /// One valid data row.

@@ -552,6 +552,22 @@ pub(super) fn apply_answer(
         params![appointment_id, response, t, text],
     )?;
     audit("response", old, response)?;
+    // The practice system hears of it from us only for an appointment it fed us.
+    match intent {
+        Intent::Confirm => super::feeds::queue_source_update(
+            tx,
+            appointment_id,
+            "confirm",
+            crate::time::from_unix(t),
+        )?,
+        Intent::Cancel => super::feeds::queue_source_update(
+            tx,
+            appointment_id,
+            "cancel",
+            crate::time::from_unix(t),
+        )?,
+        _ => {}
+    }
     if intent == Intent::Cancel {
         tx.execute(
             "UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient', status_at = ?2 WHERE id = ?1",

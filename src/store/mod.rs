@@ -16,6 +16,7 @@ mod accounts;
 mod calls;
 mod channels;
 mod desk_status;
+mod feeds;
 mod inbound;
 mod outbox;
 mod patient;
@@ -32,6 +33,9 @@ pub use calls::{
 };
 pub use channels::{NumberFacts, PatientChannels};
 pub use desk_status::{DeskChange, LastMessage, Note};
+pub use feeds::{
+    FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
+};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
@@ -52,7 +56,7 @@ pub use upload::{ImportResult, KeptStatus, PastImport};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -75,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/005-hardening.sql"),
     include_str!("../../migrations/006-front-desk.sql"),
     include_str!("../../migrations/007-channels.sql"),
+    include_str!("../../migrations/008-feeds.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.

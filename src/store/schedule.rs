@@ -331,16 +331,25 @@ impl ImportTx<'_> {
 
     /// Every stored patient of a clinic, by external id. One scan is far cheaper than a
     /// lookup per row for the large files, and cheap enough for the small ones.
+    /// With `only`, just that patient (a feed's message names one).
     pub fn patients_of(
         &self,
         clinic_id: i64,
+        only: Option<&str>,
     ) -> Result<HashMap<String, StoredPatient>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT external_id, id, name, phone, language,
+        const COLUMNS: &str = "SELECT external_id, id, name, phone, language,
                     channel, remind, contact_name, contact_phone, contact_relation
-             FROM patients WHERE clinic_id = ?1",
-        )?;
-        let mut rows = stmt.query([clinic_id])?;
+             FROM patients WHERE clinic_id = ?1";
+        let mut stmt = match only {
+            None => self.tx.prepare_cached(COLUMNS)?,
+            Some(_) => self
+                .tx
+                .prepare_cached(&format!("{COLUMNS} AND external_id = ?2"))?,
+        };
+        let mut rows = match only {
+            None => stmt.query(params![clinic_id])?,
+            Some(id) => stmt.query(params![clinic_id, id])?,
+        };
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
             let channel: Option<String> = r.get(5)?;
@@ -366,16 +375,26 @@ impl ImportTx<'_> {
         Ok(out)
     }
 
-    /// Every stored appointment of a clinic, by external id.
+    /// Every stored appointment of a clinic from one source (`csv`, or a feed's), by
+    /// external id; with `only`, just that appointment.
     pub fn appointments_of(
         &self,
         clinic_id: i64,
+        source: &str,
+        only: Option<&str>,
     ) -> Result<HashMap<String, StoredAppointment>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT external_id, id, patient_id, provider, starts_at, duration_min, status, cancelled_by, response
-             FROM appointments WHERE clinic_id = ?1",
-        )?;
-        let mut rows = stmt.query([clinic_id])?;
+        const COLUMNS: &str = "SELECT external_id, id, patient_id, provider, starts_at, duration_min, status, cancelled_by, response
+             FROM appointments WHERE clinic_id = ?1 AND source = ?2";
+        let mut stmt = match only {
+            None => self.tx.prepare_cached(COLUMNS)?,
+            Some(_) => self
+                .tx
+                .prepare_cached(&format!("{COLUMNS} AND external_id = ?3"))?,
+        };
+        let mut rows = match only {
+            None => stmt.query(params![clinic_id, source])?,
+            Some(id) => stmt.query(params![clinic_id, source, id])?,
+        };
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
             let status: String = r.get(6)?;
@@ -511,15 +530,16 @@ impl ImportTx<'_> {
     pub fn insert_appointment(
         &self,
         clinic_id: i64,
+        source: &str,
         external_id: &str,
         a: &AppointmentWrite<'_>,
-        import_id: i64,
+        import_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO appointments (clinic_id, external_id, patient_id, provider, starts_at, duration_min,
-                status, cancelled_by, status_at, source_import_id, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?9)",
+                status, cancelled_by, status_at, source_import_id, created_at, updated_at, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?9, ?11)",
         )?;
         stmt.execute(params![
             clinic_id,
@@ -531,7 +551,8 @@ impl ImportTx<'_> {
             a.status.as_str(),
             a.cancelled_by.map(CancelledBy::as_str),
             now.timestamp(),
-            import_id
+            import_id,
+            source
         ])?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -544,7 +565,7 @@ impl ImportTx<'_> {
         a: &AppointmentWrite<'_>,
         status_changed: bool,
         reset_response: bool,
-        import_id: i64,
+        import_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(
@@ -554,7 +575,7 @@ impl ImportTx<'_> {
                 response = CASE WHEN ?9 THEN 'none' ELSE response END,
                 response_at = CASE WHEN ?9 THEN NULL ELSE response_at END,
                 response_text = CASE WHEN ?9 THEN NULL ELSE response_text END,
-                source_import_id = ?11, updated_at = ?10
+                source_import_id = coalesce(?11, source_import_id), updated_at = ?10
              WHERE id = ?1",
         )?;
         stmt.execute(params![

@@ -641,7 +641,9 @@ proptest! {
             prop_assert_eq!(s.7, i64::from(row.duration_min));
             let status = match row.status {
                 RowStatus::Booked => "booked",
-                RowStatus::Cancelled => "cancelled",
+                RowStatus::Cancelled | RowStatus::Deleted => "cancelled",
+                RowStatus::NoShow => "no_show",
+                RowStatus::Completed => "completed",
             };
             prop_assert_eq!(s.8.as_str(), status);
         }
@@ -651,7 +653,8 @@ proptest! {
 // ---- config loader --------------------------------------------------------------------------
 
 /// The top-level sections every problem key starts with.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
+    "feeds",
     "sms",
     "database",
     "clinics",

@@ -1,0 +1,1 @@
+//! The FHIR R4 source: resources read into records, the scheduled sync, write-back.

@@ -1,0 +1,220 @@
+//! Schedule feeds beside the CSV: an HL7 v2 SIU listener ([`hl7`]) and a FHIR R4 source
+//! ([`fhir`]). Each turns what it receives into the one normalised record an upload's rows
+//! are ([`ImportRow`]) and applies it through [`crate::import::apply_record`], so a feed
+//! follows the very rules an upload does. This file holds what both kinds share: what a
+//! message says once read ([`Reading`]), why one is refused ([`Refusal`]), applying a stored
+//! message ([`apply_reading`]) and the freshness guard ([`holds`], pure).
+
+pub mod fhir;
+pub mod hl7;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, Feed, FeedKind};
+use crate::import::{ImportError, ImportRow};
+use crate::plan::humanize;
+use crate::store::{FeedStatus, SlotChange, Store};
+
+/// What one feed message or resource says, once read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reading {
+    /// An appointment as the practice system now has it.
+    Appointment(ImportRow),
+    /// A time slot blocked (SIU S23) or opened (S24): kept for the waitlist.
+    Slot(Slot),
+}
+
+/// A slot a feed blocked or opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// The clinic's key.
+    pub clinic: String,
+    /// Opened (S24) or blocked (S23).
+    pub opened: bool,
+    /// Its start, UTC.
+    pub starts_at: DateTime<Utc>,
+    /// Its length.
+    pub duration_min: u32,
+    /// The provider, if named.
+    pub provider: Option<String>,
+    /// The location as the feed names it.
+    pub location: Option<String>,
+}
+
+/// Why a message cannot be applied, in words staff read on the Feeds page and the sender
+/// reads in the ACK's MSA-3/ERR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not a message this feed takes (not SIU, an event we do not handle, not HL7 at all):
+    /// HL7's `AR`, and the sender should not send it again.
+    #[error("{0}")]
+    Rejected(String),
+    /// A message we take that cannot be applied as it is (unknown clinic, no start time, no
+    /// mobile number): HL7's `AE`. The appointment's id, when it could be read, is kept.
+    #[error("{reason}")]
+    Error {
+        /// What is wrong and how to fix it.
+        reason: String,
+        /// The appointment's id in the source (SCH-2, the FHIR id), when read.
+        external_id: Option<String>,
+    },
+}
+
+impl Refusal {
+    /// An `AE` refusal without an appointment id.
+    pub fn error(reason: impl Into<String>) -> Self {
+        Self::Error {
+            reason: reason.into(),
+            external_id: None,
+        }
+    }
+}
+
+/// Applies what stored message `message` of `feed` says, with the message marked applied in
+/// the same transaction; returns what it did (`new`, `updated`, `cancelled`, `unchanged`,
+/// `slot opened`, `slot blocked`). `origin` names the message in audit rows (`SIU^S13 1234`).
+pub fn apply_reading(
+    store: &mut Store,
+    config: &Config,
+    feed: &Feed,
+    message: i64,
+    origin: &str,
+    reading: &Reading,
+    now: DateTime<Utc>,
+) -> Result<String, ImportError> {
+    match reading {
+        Reading::Appointment(row) => {
+            let actor = format!("feed:{}", feed.name);
+            let from = crate::import::RecordFrom {
+                source: &feed.source,
+                actor: &actor,
+                origin,
+            };
+            let applied =
+                crate::import::apply_record(store, config, &from, row, now, |tx, applied| {
+                    tx.settle_feed_message(
+                        message,
+                        applied.outcome.as_str(),
+                        &row.appointment_id,
+                        applied.appointment_id,
+                        now,
+                    )
+                })?;
+            Ok(applied.outcome.as_str().to_string())
+        }
+        Reading::Slot(s) => {
+            store.apply_slot_change(
+                &feed.name,
+                message,
+                &SlotChange {
+                    clinic: &s.clinic,
+                    opened: s.opened,
+                    starts_at: s.starts_at,
+                    duration_min: s.duration_min,
+                    provider: s.provider.as_deref(),
+                    location: s.location.as_deref(),
+                },
+                now,
+            )?;
+            Ok(if s.opened {
+                "slot opened"
+            } else {
+                "slot blocked"
+            }
+            .to_string())
+        }
+    }
+}
+
+/// A feed that holds its clinics' reminders, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedHold {
+    /// The feed's name.
+    pub feed: String,
+    /// The clinics it holds (keys).
+    pub clinics: Vec<String>,
+    /// Why, in words: what was last heard and the limit it passed.
+    pub reason: String,
+}
+
+/// The freshness guard, per feed (pure): an HL7 feed silent for longer than its
+/// `max_silence`, or a FHIR feed whose last successful sync is older than its
+/// `max_import_age` (or that never synced), holds the reminders of every clinic it feeds.
+pub fn holds(config: &Config, statuses: &[FeedStatus], now: DateTime<Utc>) -> Vec<FeedHold> {
+    let by_name: BTreeMap<&str, &FeedStatus> =
+        statuses.iter().map(|s| (s.feed.as_str(), s)).collect();
+    let mut out = Vec::new();
+    for feed in config.feeds.values() {
+        let status = by_name.get(feed.name.as_str());
+        let reason = match &feed.kind {
+            FeedKind::Hl7(h) => {
+                let Some(limit) = h.max_silence else { continue };
+                match status.and_then(|s| s.last_message_at) {
+                    Some(at) if now - at <= limit => continue,
+                    Some(at) => format!(
+                        "held: HL7 feed {} has sent nothing for {}, longer than its max_silence ({}); check the interface engine's channel to reminderd",
+                        feed.name,
+                        humanize(now - at),
+                        humanize(limit)
+                    ),
+                    None => format!(
+                        "held: HL7 feed {} has not sent a message yet (max_silence {}); check the interface engine's channel to reminderd",
+                        feed.name,
+                        humanize(limit)
+                    ),
+                }
+            }
+            FeedKind::Fhir(f) => {
+                let Some(limit) = f.max_import_age else {
+                    continue;
+                };
+                let error = status
+                    .and_then(|s| s.last_error.as_ref())
+                    .map(|(_, e)| format!("; last error: {e}"))
+                    .unwrap_or_default();
+                match status.and_then(|s| s.last_success_at) {
+                    Some(at) if now - at <= limit => continue,
+                    Some(at) => format!(
+                        "held: FHIR feed {} last synced {} ago, longer than its max_import_age ({}){error}",
+                        feed.name,
+                        humanize(now - at),
+                        humanize(limit)
+                    ),
+                    None => format!(
+                        "held: FHIR feed {} has not synced yet (max_import_age {}){error}",
+                        feed.name,
+                        humanize(limit)
+                    ),
+                }
+            }
+        };
+        out.push(FeedHold {
+            feed: feed.name.clone(),
+            clinics: feed.clinics().into_iter().map(str::to_string).collect(),
+            reason,
+        });
+    }
+    out
+}
+
+/// The hold reason for each held clinic (the first feed's, if several hold it).
+pub fn held_clinics(holds: &[FeedHold]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for h in holds {
+        for c in &h.clinics {
+            out.entry(c.clone()).or_insert_with(|| h.reason.clone());
+        }
+    }
+    out
+}
+
+/// Whether a clinic's schedule comes from a feed: then the upload's `max_import_age` guard
+/// does not apply to it (the feed's own guard does).
+pub fn is_fed(config: &Config, clinic: &str) -> bool {
+    config.feeds.values().any(|f| f.clinics().contains(&clinic))
+}
+
+#[cfg(test)]
+mod tests;
