@@ -126,6 +126,40 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             sms.retry_whatsapp_after.num_days()
         )?;
     }
+    for f in config.feeds.values() {
+        let clinics = f.clinics().join(", ");
+        let ids = if f.source == config::CSV_SOURCE {
+            "; ids shared with uploads"
+        } else {
+            ""
+        };
+        match &f.kind {
+            config::FeedKind::Hl7(h) => writeln!(
+                out,
+                "  feed {} hl7 on {} (MLLP and POST /hl7) for {clinics}{ids}; {}",
+                f.name,
+                h.listen,
+                h.max_silence
+                    .map_or("no silence limit".to_string(), |d| format!(
+                        "holds reminders after {} of silence",
+                        reminderd::plan::humanize(d)
+                    ))
+            )?,
+            config::FeedKind::Fhir(x) => writeln!(
+                out,
+                "  feed {} fhir {} for {clinics}{ids}; {} days ahead, write-back {}; {}",
+                f.name,
+                x.base_url,
+                x.horizon_days,
+                if x.write_back { "on" } else { "off" },
+                x.max_import_age
+                    .map_or("no sync age limit".to_string(), |d| format!(
+                        "holds reminders when the last good sync is over {} old",
+                        reminderd::plan::humanize(d)
+                    ))
+            )?,
+        }
+    }
     let db_path = &config.database_path;
     if db_path.exists() {
         // Opening applies pending migrations, which is what the daemon would do at start.
@@ -137,6 +171,12 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             db_path.display(),
             store.schema_version()?
         )?;
+        if !config.feeds.is_empty() {
+            let now = chrono::Utc::now();
+            for h in reminderd::feeds::holds(&config, &store.feed_statuses()?, now) {
+                writeln!(out, "  warning: {} ({})", h.reason, h.clinics.join(", "))?;
+            }
+        }
     } else {
         let parent = db_path
             .parent()

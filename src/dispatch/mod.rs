@@ -78,6 +78,17 @@ pub struct Report {
 
 /// The send-time checks: is this message still right to send, now?
 pub fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verdict {
+    verdict_with_feeds(row, config, now, &std::collections::BTreeMap::new())
+}
+
+/// As [`verdict`], with the clinics a schedule feed holds (clinic key → why:
+/// [`crate::feeds::held_clinics`]), which wait like a stale upload's.
+pub fn verdict_with_feeds(
+    row: &DueRow,
+    config: &Config,
+    now: DateTime<Utc>,
+    feed_holds: &std::collections::BTreeMap<String, String>,
+) -> Verdict {
     // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
     // the schedule checks apply, only the 24-hour window for free-form messages.
     if row.kind == Kind::ReplyAck {
@@ -144,7 +155,13 @@ pub fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verdict {
     let Some(clinic) = config.clinic(&row.clinic) else {
         return Verdict::Skip(format!("clinic {:?} is no longer configured", row.clinic));
     };
-    if let Some(max_age) = clinic.max_import_age {
+    if let Some(reason) = feed_holds.get(&clinic.key) {
+        return Verdict::Hold(now + HOLD_RECHECK, reason.clone());
+    }
+    // A clinic a feed keeps up to date is guarded by the feed's freshness, not by uploads.
+    if let Some(max_age) = clinic.max_import_age
+        && !crate::feeds::is_fed(config, &clinic.key)
+    {
         let stale = row.last_import_at.is_none_or(|t| now - t > max_age);
         if stale {
             let last = row.last_import_at.map_or("never".to_string(), |t| {
@@ -391,7 +408,20 @@ impl Dispatcher {
             let now = clock.now();
             let config = Arc::clone(&self.config);
             let (to_send, others) = self
-                .blocking(move |s| s.claim_due(now, room.max(1), |r| verdict(r, &config, now)))
+                .blocking(move |s| {
+                    let held = if config.feeds.is_empty() {
+                        std::collections::BTreeMap::new()
+                    } else {
+                        crate::feeds::held_clinics(&crate::feeds::holds(
+                            &config,
+                            &s.feed_statuses()?,
+                            now,
+                        ))
+                    };
+                    s.claim_due(now, room.max(1), |r| {
+                        verdict_with_feeds(r, &config, now, &held)
+                    })
+                })
                 .await?;
             for (_, v) in &others {
                 match v {

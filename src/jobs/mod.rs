@@ -132,6 +132,16 @@ pub enum Hold {
         /// How long ago it was last imported (`None`: never).
         ago: Option<chrono::Duration>,
     },
+    /// A schedule feed is silent or failing, so the reminders of the clinics it feeds wait
+    /// (the feed's freshness guard).
+    Feed {
+        /// The feed's name.
+        feed: String,
+        /// The clinics it holds, by display name.
+        clinics: Vec<String>,
+        /// What was last heard and the limit it passed.
+        reason: String,
+    },
     /// WhatsApp refused the account (token, permission, payment): dispatch stopped and the
     /// messages wait.
     Account {
@@ -178,11 +188,28 @@ pub fn desk_status(
         let Some(max_age) = clinic.max_import_age else {
             continue;
         };
+        if crate::feeds::is_fed(config, &clinic.key) {
+            continue;
+        }
         // The same test as dispatch's guard.
         if age.last_import.is_none_or(|t| now - t > max_age) {
             holds.push(Hold::StaleSchedule {
                 clinic: clinic.display_name.clone(),
                 ago: age.last_import.map(|t| now - t),
+            });
+        }
+    }
+    if !config.feeds.is_empty() {
+        for h in crate::feeds::holds(config, &store.feed_statuses()?, now) {
+            let clinics = h
+                .clinics
+                .iter()
+                .filter_map(|k| config.clinic(k).map(|c| c.display_name.clone()))
+                .collect();
+            holds.push(Hold::Feed {
+                feed: h.feed,
+                clinics,
+                reason: h.reason,
             });
         }
     }

@@ -125,6 +125,12 @@ fn held_banner(holds: &[Hold]) -> Markup {
                                 "Reminders for " strong { (clinic) } " are on hold: no schedule has been uploaded for it. "
                                 a href="/desk/upload" { "Upload today's schedule" } " to send them."
                             }
+                            Hold::Feed { feed, clinics, reason } => {
+                                "Reminders for " strong { (clinics.join(", ")) } " are on hold: the schedule feed “" (feed)
+                                "” from the practice system has gone quiet, so the schedule may be out of date. "
+                                a href="/desk/feeds" { "See the feeds" } " and tell the administrator."
+                                br; small { (reason.trim_start_matches("held: ")) }
+                            }
                             Hold::Account { ago, messages, error } => {
                                 "No reminders are going out: WhatsApp refused the clinic's account " (ago_words(*ago)) ", and "
                                 (plural(*messages, "message is", "messages are")) " waiting. Tell the administrator that the WhatsApp Business account needs attention."
