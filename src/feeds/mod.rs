@@ -128,6 +128,74 @@ pub fn apply_reading(
     }
 }
 
+/// What re-applying a stored message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reapplied {
+    /// It applied this time; what it did (`new`, `updated`, ...).
+    Applied(String),
+    /// It was already applied: nothing was done again.
+    AlreadyApplied,
+    /// It is still refused, and why.
+    Refused(String),
+}
+
+/// Why a stored message cannot be re-applied at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReapplyError {
+    /// No stored message has that id.
+    #[error("there is no feed message {0}")]
+    NoSuchMessage(i64),
+    /// Its feed is no longer configured.
+    #[error("feed {0:?} is no longer configured, so its message cannot be applied")]
+    NoSuchFeed(String),
+    /// Writing failed.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Reads stored message `id` again with today's configuration (staff fixed what refused it:
+/// a location mapped to a clinic, a clinic added) and applies it, or records why it is still
+/// refused. A message already applied is left alone.
+pub fn reapply(
+    store: &mut Store,
+    config: &Config,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Reapplied, ReapplyError> {
+    let message = store
+        .feed_message(id)?
+        .ok_or(ReapplyError::NoSuchMessage(id))?;
+    if message.state == crate::store::MessageState::Applied {
+        return Ok(Reapplied::AlreadyApplied);
+    }
+    let feed = config
+        .feeds
+        .get(&message.feed)
+        .ok_or_else(|| ReapplyError::NoSuchFeed(message.feed.clone()))?;
+    let body = message.body.unwrap_or_default();
+    let read = match &feed.kind {
+        FeedKind::Hl7(_) => hl7::reread(config, feed, &body),
+        FeedKind::Fhir(_) => fhir::reread(config, feed, &body),
+    };
+    match read {
+        Ok((origin, reading)) => {
+            let done = apply_reading(store, config, feed, id, &origin, &reading, now)?;
+            Ok(Reapplied::Applied(done))
+        }
+        Err(refusal) => {
+            let external = match &refusal {
+                Refusal::Error { external_id, .. } => external_id.clone(),
+                Refusal::Rejected(_) => None,
+            };
+            store.refuse_feed_message(id, &refusal.to_string(), external.as_deref(), now)?;
+            Ok(Reapplied::Refused(refusal.to_string()))
+        }
+    }
+}
+
 /// A feed that holds its clinics' reminders, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedHold {
