@@ -172,7 +172,7 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             store.schema_version()?
         )?;
         if !config.feeds.is_empty() {
-            let now = chrono::Utc::now();
+            let now = Clock::System.now();
             for h in reminderd::feeds::holds(&config, &store.feed_statuses()?, now) {
                 writeln!(out, "  warning: {} ({})", h.reason, h.clinics.join(", "))?;
             }
