@@ -176,6 +176,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/follow-ups/action", post(follow_up_action))
         .route("/desk/follow-ups/confirm", get(pages::follow_up_question))
         .route("/desk/follow-ups/call", post(record_call))
+        .route("/desk/follow-ups/practice-done", post(pages::practice_done))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
         .route("/desk/replies/media", get(pages::media::reply_media))

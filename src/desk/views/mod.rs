@@ -14,7 +14,10 @@ mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use feeds::{FeedCard, feeds_page, mask_loose, mask_numbers, message_page, outcome_words};
-pub use follow_ups::{FollowUpCard, ListFilter, call_notice, confirm_change, follow_ups};
+pub use follow_ups::{
+    FollowUpCard, FollowUpLists, ListFilter, call_notice, confirm_change, follow_ups,
+    practice_notice,
+};
 pub use patient::{patient_page, search_page, week_page};
 pub use remind::{Done, remind_all, remind_one};
 pub use replies::{ReplyCard, replies, replies_notice};
