@@ -565,8 +565,8 @@ impl Store {
         )?;
         let mut out = Vec::with_capacity(updates.len());
         for update in updates {
-            let (patient_name, starts_at, provider) =
-                stmt.query_row([update.appointment_id], |r| {
+            let (patient_name, starts_at, provider) = stmt
+                .query_row([update.appointment_id], |r| {
                     Ok((r.get(0)?, crate::time::from_unix(r.get(1)?), r.get(2)?))
                 })?;
             out.push(PracticeUpdate {

@@ -2,9 +2,12 @@
 //! messages, one message read with its numbers masked (an audited view), and Apply again
 //! after a fix (audited, post/redirect/get with what happened).
 
-use super::{CsrfForm, Deserialize, DeskState, IntoResponse, Query, Redirect, Response, Staff, State, StatusCode, html, views};
+use super::{
+    CsrfForm, Deserialize, DeskState, IntoResponse, Query, Redirect, Response, Staff, State,
+    StatusCode, html, views,
+};
 
-use crate::feeds::{ReapplyError, Reapplied};
+use crate::feeds::{Reapplied, ReapplyError};
 use crate::store::MessageState;
 use views::FeedCard;
 
@@ -41,7 +44,11 @@ pub(in crate::desk) async fn feeds(
                         .iter()
                         .find(|h| h.feed == feed.name)
                         .map(|h| h.reason.clone()),
-                    refused: s.feed_messages(&feed.name, Some(MessageState::Refused), REFUSED_SHOWN)?,
+                    refused: s.feed_messages(
+                        &feed.name,
+                        Some(MessageState::Refused),
+                        REFUSED_SHOWN,
+                    )?,
                 });
             }
             let about = match message {
@@ -58,7 +65,9 @@ pub(in crate::desk) async fn feeds(
                 "{what} applied: {}.",
                 views::outcome_words(m.outcome.as_deref().unwrap_or("applied"))
             )),
-            ("already", _) => Some(format!("{what} was already applied: nothing was done again.")),
+            ("already", _) => Some(format!(
+                "{what} was already applied: nothing was done again."
+            )),
             ("refused", MessageState::Refused) => Some(format!(
                 "{what} still refused: {}",
                 views::mask_loose(m.error.as_deref().unwrap_or_default())
@@ -180,7 +189,10 @@ pub(in crate::desk) async fn reapply(
     match done {
         Ok(key) => {
             tracing::info!(user = %staff.session.user, message = id, done = key, "desk: feed message applied again");
-            Ok(Redirect::to(&format!("/desk/feeds?done={key}&message={id}#m-{id}")).into_response())
+            Ok(
+                Redirect::to(&format!("/desk/feeds?done={key}&message={id}#m-{id}"))
+                    .into_response(),
+            )
         }
         Err(None) => Err(no_such_message(&staff)),
         Err(Some(why)) => Err((

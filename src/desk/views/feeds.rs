@@ -355,10 +355,16 @@ mod tests {
     fn hl7_phone_fields_are_masked_and_the_rest_is_kept() {
         let body = "MSH|^~\\&|EHR|CLINIC|REMINDERD|X|20261126103000||SIU^S12|MSG-1|P|2.5.1\rSCH|APT-7||||||||15|min\rPID|1||P-9^^^EHR||Patil^Priya||19800101|F|||||^PRN^CP^^91^9876543210~(022)2345-6789^WPN^PH|022 2345 6789\rNK1|1|Patil^Ravi|SPO||+91 98200 12345";
         let masked = mask_numbers(body);
-        assert!(masked.contains("20261126103000"), "timestamps kept: {masked}");
+        assert!(
+            masked.contains("20261126103000"),
+            "timestamps kept: {masked}"
+        );
         assert!(masked.contains("Patil^Priya"), "names kept");
         assert!(!masked.contains("9876543210"), "{masked}");
-        assert!(masked.contains("^PRN^CP^^**^******3210~(***)****-6789^WPN^PH|*** **** 6789"), "{masked}");
+        assert!(
+            masked.contains("^PRN^CP^^**^******3210~(***)****-6789^WPN^PH|*** **** 6789"),
+            "{masked}"
+        );
         assert!(masked.contains("+** ***** *2345"), "next of kin: {masked}");
         assert_eq!(masked.lines().count(), 4, "one segment a line");
     }

@@ -523,13 +523,25 @@ mod tests {
             calls: &[],
             practice: &practice,
         };
-        let html = follow_ups(&session(), &config, &ListFilter::default(), &lists, None, now)
-            .into_string();
+        let html = follow_ups(
+            &session(),
+            &config,
+            &ListFilter::default(),
+            &lists,
+            None,
+            now,
+        )
+        .into_string();
         assert!(html.contains("1 change reminderd could not make"), "{html}");
         assert!(html.contains(
             "Cancelled by the patient in reminderd — cancel it in the practice system too"
         ));
-        assert!(html.contains("at 10:30 with Dr. Mehta · Sunrise Family Clinic, Andheri · appointment EHR-55"), "{html}");
+        assert!(
+            html.contains(
+                "at 10:30 with Dr. Mehta · Sunrise Family Clinic, Andheri · appointment EHR-55"
+            ),
+            "{html}"
+        );
         assert!(html.contains("Why reminderd could not do it: the server does not allow changes"));
         assert!(html.contains("name=\"update\" value=\"7\""));
         assert!(html.contains(">Done in the practice system</button>"));
