@@ -363,3 +363,48 @@ async fn a_cancellation_for_the_practice_system_is_a_follow_up_until_done() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_each_feeds_age_messages_and_hold() {
+    let d = Desk::options()
+        .edit(|c| crate::common::fast_daemon(&format!("{c}\n{FEEDS}")))
+        .user(USER, PASSWORD)
+        .daemon()
+        .start()
+        .await;
+    feed_messages(&d);
+    let url = format!("{}/metrics", d.url);
+    let mut last = String::new();
+    crate::common::Wait::new("the feed gauges", std::time::Duration::from_secs(20))
+        .context(|| d.log())
+        .until_async(async || {
+            last = reqwest::get(&url)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .unwrap_or_default();
+            last.contains("reminderd_feed_messages{feed=\"front-desk-ehr\",state=\"refused\"} 1")
+        })
+        .await;
+    for expected in [
+        "reminderd_feed_held{feed=\"front-desk-ehr\"} 1",
+        "reminderd_feed_held{feed=\"cloud-ehr\"} 1",
+        "reminderd_feed_messages{feed=\"front-desk-ehr\",state=\"applied\"} 1",
+        "reminderd_feed_messages{feed=\"cloud-ehr\",state=\"refused\"} 0",
+    ] {
+        assert!(last.contains(expected), "{expected:?} in:\n{last}");
+    }
+    let age = last
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("reminderd_feed_last_message_age_seconds{feed=\"front-desk-ehr\"} ")
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("the HL7 feed's age");
+    assert!((3.0 * 3600.0..4.0 * 3600.0).contains(&age), "{age}");
+    assert!(
+        !last.contains("reminderd_feed_last_sync_age_seconds{feed=\"cloud-ehr\"}"),
+        "never synced: no age"
+    );
+}
