@@ -157,7 +157,7 @@ async fn the_feeds_page_shows_each_feed_its_hold_and_its_refused_messages() {
         "Applied: 1",
         "Refused: 1",
         "Waiting: 0",
-        &format!("Last error, "),
+        "Last error, ",
         "cloud-ehr",
         "Practice system (FHIR) · Hudson Street Medical, New York",
         "Never heard from: reminderd has not read the schedule from this practice system yet.",

@@ -39,7 +39,7 @@ fn feeds_lists_each_feed_with_its_hold_and_last_error() {
         "never",
         "front-desk-ehr: held: HL7 feed front-desk-ehr has sent nothing for 3h",
         "cloud-ehr: held: FHIR feed cloud-ehr has not synced yet",
-        &format!("front-desk-ehr: last error at "),
+        "front-desk-ehr: last error at ",
         REASON,
     ] {
         assert!(
