@@ -539,8 +539,64 @@ async fn dispatch_tick(s: &Arc<Shared>) {
                     metrics::gauge!("reminderd_messages", "state" => state).set(n as f64);
                 }
             }
+            refresh_feed_gauges(s).await;
         }
         Err(e) => tracing::error!(error = %e, "dispatch failed"),
     }
     s.dispatch_running.store(false, Ordering::Release);
+}
+
+/// The schedule feeds' gauges, set with the outbox's: how long since each HL7 feed's last
+/// message or each FHIR feed's last successful sync, its messages by state, and whether it
+/// holds its clinics' reminders (the same test as dispatch's guard). A feed never heard from
+/// has no age, only `reminderd_feed_held`.
+async fn refresh_feed_gauges(s: &Arc<Shared>) {
+    let config = Arc::clone(
+        &s.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if config.feeds.is_empty() {
+        return;
+    }
+    let statuses = match s.store.run(|st| st.feed_statuses()).await {
+        Ok(Ok(statuses)) => statuses,
+        Ok(Err(e)) => return tracing::warn!(error = %e, "feed gauges not read"),
+        Err(e) => return tracing::warn!(error = %e, "feed gauges not read"),
+    };
+    let now = s.clock.now();
+    let holds = crate::feeds::holds(&config, &statuses, now);
+    for feed in config.feeds.values() {
+        let status = statuses.iter().find(|st| st.feed == feed.name);
+        let age = |t: chrono::DateTime<chrono::Utc>| (now - t).num_seconds().max(0) as f64;
+        match &feed.kind {
+            crate::config::FeedKind::Hl7(_) => {
+                if let Some(t) = status.and_then(|st| st.last_message_at) {
+                    metrics::gauge!("reminderd_feed_last_message_age_seconds", "feed" => feed.name.clone())
+                        .set(age(t));
+                }
+            }
+            crate::config::FeedKind::Fhir(_) => {
+                if let Some(t) = status.and_then(|st| st.last_success_at) {
+                    metrics::gauge!("reminderd_feed_last_sync_age_seconds", "feed" => feed.name.clone())
+                        .set(age(t));
+                }
+            }
+        }
+        let counts = status.map_or((0, 0, 0), |st| (st.applied, st.refused, st.waiting));
+        for (state, n) in [
+            ("applied", counts.0),
+            ("refused", counts.1),
+            ("received", counts.2),
+        ] {
+            metrics::gauge!("reminderd_feed_messages", "feed" => feed.name.clone(), "state" => state)
+                .set(n as f64);
+        }
+        let held = holds.iter().any(|h| h.feed == feed.name);
+        metrics::gauge!("reminderd_feed_held", "feed" => feed.name.clone()).set(if held {
+            1.0
+        } else {
+            0.0
+        });
+    }
 }

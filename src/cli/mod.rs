@@ -7,6 +7,7 @@
 //! human and JSON printers they share.
 
 mod demo;
+mod feeds;
 mod outbox;
 mod output;
 mod remind;
@@ -98,6 +99,8 @@ enum Command {
     SetStatus(SetStatusArgs),
     /// Reminder, answer and no-show figures for a date range
     Stats(StatsArgs),
+    /// The schedule feeds from practice systems: how each is doing, its messages, re-applying one
+    Feeds(FeedsArgs),
     /// Check the configured templates against the WhatsApp account
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -325,6 +328,56 @@ struct StatsArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct FeedsArgs {
+    #[command(subcommand)]
+    command: Option<FeedsCommand>,
+    /// Judge freshness as if it were this RFC 3339 instant
+    #[arg(long, value_name = "T", value_parser = parse_instant)]
+    now: Option<DateTime<Utc>>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum FeedsCommand {
+    /// A feed's stored messages, newest first
+    Messages {
+        /// The feed's name ([feeds.NAME])
+        name: String,
+        /// Only the messages that were refused
+        #[arg(long)]
+        refused: bool,
+        /// At most this many
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// One stored message as received (phone numbers masked)
+    Show {
+        /// The message's number (the first column of `reminderd feeds messages`)
+        id: i64,
+        /// Show phone numbers whole (audited)
+        #[arg(long)]
+        unmasked: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a stored message again with today's configuration and apply it
+    Reapply {
+        /// The message's number
+        id: i64,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Create an account; asks for its password (or reads one line from standard input)
@@ -457,6 +510,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::FollowUps(args) => schedule::follow_ups(path, db, &args),
         Command::SetStatus(args) => schedule::set_status(path, db, &args),
         Command::Stats(args) => schedule::stats(path, db, &args),
+        Command::Feeds(args) => feeds::run(path, db, &args),
         Command::Plan(args) => outbox::plan(path, db, &args),
         Command::Send(args) => outbox::send(path, db, &args),
         Command::Outbox(args) => outbox::list(path, db, &args),

@@ -13,6 +13,7 @@ use reminderd::dispatch;
 use reminderd::import::{ChangeKind, ImportReport};
 use reminderd::store::{AppointmentView, FollowUp, OutboxView, ReplyView, Stats, Status};
 
+use super::feeds::FeedLine;
 use super::outbox::TemplateCheck;
 
 pub(super) fn print_json<T: Serialize>(value: &T) -> Result<()> {
@@ -454,4 +455,93 @@ pub(super) fn print_template_checks(lines: &[TemplateCheck]) -> std::io::Result<
         )?;
     }
     Ok(())
+}
+
+/// `reminderd feeds`: one row per configured feed, then each hold and last error in full.
+pub(super) fn print_feeds(lines: &[FeedLine<'_>], now: DateTime<Utc>) -> std::io::Result<()> {
+    print_table(
+        lines,
+        "no schedule feeds are configured ([feeds.NAME] in reminders.toml)",
+        [
+            "feed",
+            "kind",
+            "clinics",
+            "last heard",
+            "applied",
+            "refused",
+            "waiting",
+            "resent",
+            "reminders",
+        ],
+        None,
+        |l| {
+            let s = l.status.clone().unwrap_or_default();
+            [
+                l.feed.name.clone(),
+                l.kind().to_string(),
+                l.feed.clinics().join(", "),
+                l.last_heard().map_or("never".to_string(), |t| {
+                    format!(
+                        "{} ({} ago)",
+                        rfc3339(t),
+                        reminderd::plan::humanize(now - t)
+                    )
+                }),
+                s.applied.to_string(),
+                s.refused.to_string(),
+                s.waiting.to_string(),
+                s.replays.to_string(),
+                if l.hold.is_some() { "HELD" } else { "ok" }.to_string(),
+            ]
+        },
+    )?;
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        if let Some(h) = &l.hold {
+            writeln!(out, "{}: {h}", l.feed.name)?;
+        }
+        if let Some((t, e)) = l.status.as_ref().and_then(|s| s.last_error.as_ref()) {
+            writeln!(
+                out,
+                "{}: last error at {}: {}",
+                l.feed.name,
+                rfc3339(*t),
+                reminderd::desk::mask_loose(e)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `reminderd feeds messages NAME`.
+pub(super) fn print_feed_messages(list: &[reminderd::store::FeedMessage]) -> std::io::Result<()> {
+    print_table(
+        list,
+        "no messages",
+        [
+            "#",
+            "message id",
+            "kind",
+            "received",
+            "state",
+            "appointment",
+            "outcome or why",
+        ],
+        Some("message(s)"),
+        |m| {
+            [
+                m.id.to_string(),
+                m.message_id.clone(),
+                m.kind.clone(),
+                rfc3339(m.received_at),
+                m.state.as_str().to_string(),
+                m.external_id.clone().unwrap_or_default(),
+                m.error
+                    .as_deref()
+                    .map(reminderd::desk::mask_loose)
+                    .or_else(|| m.outcome.clone())
+                    .unwrap_or_default(),
+            ]
+        },
+    )
 }

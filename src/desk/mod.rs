@@ -25,6 +25,9 @@ mod upload;
 mod views;
 
 pub use session::Staff;
+/// A stored feed message with its phone numbers masked, as the desk shows it (and `reminderd
+/// feeds show`).
+pub use views::{mask_loose, mask_numbers, outcome_words};
 
 use std::sync::{Arc, RwLock};
 
@@ -173,11 +176,15 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/follow-ups/action", post(follow_up_action))
         .route("/desk/follow-ups/confirm", get(pages::follow_up_question))
         .route("/desk/follow-ups/call", post(record_call))
+        .route("/desk/follow-ups/practice-done", post(pages::practice_done))
         .route("/desk/replies", get(replies))
         .route("/desk/replies/handled", post(reply_handled))
         .route("/desk/replies/media", get(pages::media::reply_media))
         .route("/desk/replies/reveal", post(reveal_reply))
         .route("/desk/replies/apply", post(apply_reply))
+        .route("/desk/feeds", get(pages::feeds))
+        .route("/desk/feeds/message", get(pages::feed_message))
+        .route("/desk/feeds/reapply", post(pages::reapply))
         .route("/desk/stats", get(stats))
         .route("/desk/patients", get(patients))
         .route("/desk/patient", get(patient))

@@ -113,10 +113,14 @@ pub fn to_call(
 /// reminders are not going out, as far as the store knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeskStatus {
-    /// People on the "to call now" list (every clinic, `desk.follow_up_days`).
+    /// People on the "to call now" list (every clinic, `desk.follow_up_days`) and updates to
+    /// make in the practice system by hand.
     pub follow_ups: usize,
     /// Replies waiting for a person.
     pub replies: usize,
+    /// Feed messages refused and not applied since (`None`: no feeds are configured, so the
+    /// desk shows no Feeds page).
+    pub feeds: Option<usize>,
     /// Why reminders are held, if they are.
     pub holds: Vec<Hold>,
 }
@@ -199,8 +203,11 @@ pub fn desk_status(
             });
         }
     }
+    let mut feeds = None;
     if !config.feeds.is_empty() {
-        for h in crate::feeds::holds(config, &store.feed_statuses()?, now) {
+        let statuses = store.feed_statuses()?;
+        feeds = Some(refused_messages(config, &statuses));
+        for h in crate::feeds::holds(config, &statuses, now) {
             let clinics = h
                 .clinics
                 .iter()
@@ -231,10 +238,38 @@ pub fn desk_status(
         }
     }
     Ok(DeskStatus {
-        follow_ups: to_call(store, config, now, scope)?.len(),
+        follow_ups: to_call(store, config, now, scope)?.len()
+            + practice_updates(store, config, None)?.len(),
         replies: store.waiting_reply_count()?,
+        feeds,
         holds,
     })
+}
+
+/// Refused messages of the configured feeds (a feed removed from the config is not counted:
+/// nobody can fix its messages).
+pub fn refused_messages(config: &Config, statuses: &[crate::store::FeedStatus]) -> usize {
+    statuses
+        .iter()
+        .filter(|s| config.feeds.contains_key(&s.feed))
+        .map(|s| usize::try_from(s.refused).unwrap_or(0))
+        .sum()
+}
+
+/// The practice-system updates staff must make by hand, of configured clinics (of `clinic`
+/// only, when given), oldest first: each is a follow-up ("cancel it in the practice system
+/// too").
+pub fn practice_updates(
+    store: &Store,
+    config: &Config,
+    clinic: Option<&str>,
+) -> Result<Vec<crate::store::PracticeUpdate>, StoreError> {
+    Ok(store
+        .practice_updates()?
+        .into_iter()
+        .filter(|p| config.clinic(&p.update.clinic).is_some())
+        .filter(|p| clinic.is_none_or(|k| k == p.update.clinic))
+        .collect())
 }
 
 /// What one webhook body did.

@@ -540,6 +540,46 @@ impl Store {
     }
 }
 
+/// A practice-system update staff must make by hand, with the appointment it is about as the
+/// follow-up card names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PracticeUpdate {
+    /// The update (`source_updates` row).
+    pub update: super::SourceUpdate,
+    /// The patient's name.
+    pub patient_name: String,
+    /// The appointment's start (UTC).
+    pub starts_at: DateTime<Utc>,
+    /// Who it is with.
+    pub provider: Option<String>,
+}
+
+impl Store {
+    /// The practice-system updates that fell to staff (write-back off, refused or failing),
+    /// oldest first, each with its appointment's patient, time and provider.
+    pub fn practice_updates(&self) -> Result<Vec<PracticeUpdate>, StoreError> {
+        let updates = self.source_updates_for_staff()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.name, a.starts_at, a.provider FROM appointments a JOIN patients p ON p.id = a.patient_id
+             WHERE a.id = ?1",
+        )?;
+        let mut out = Vec::with_capacity(updates.len());
+        for update in updates {
+            let (patient_name, starts_at, provider) = stmt
+                .query_row([update.appointment_id], |r| {
+                    Ok((r.get(0)?, crate::time::from_unix(r.get(1)?), r.get(2)?))
+                })?;
+            out.push(PracticeUpdate {
+                update,
+                patient_name,
+                starts_at,
+                provider,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// A reply read with who handled it (`None`: nobody yet).
 type ReadReply = (Result<WaitingReply, StoreError>, Option<String>);
 

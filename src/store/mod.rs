@@ -28,8 +28,8 @@ mod upload;
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
 pub use calls::{
-    AccountStop, Call, CallOutcome, CallRecorded, Choice, ReplyApplied, ScheduleAge, SendTrouble,
-    WaitingReply,
+    AccountStop, Call, CallOutcome, CallRecorded, Choice, PracticeUpdate, ReplyApplied,
+    ScheduleAge, SendTrouble, WaitingReply,
 };
 pub use channels::{NumberFacts, PatientChannels};
 pub use desk_status::{DeskChange, LastMessage, Note};

@@ -75,8 +75,10 @@ async fn render(
     let config = state.config();
     let (now, actor) = (state.clock.now(), staff.actor());
     let (the_config, the_filter) = (std::sync::Arc::clone(&config), filter.clone());
-    let cards = state
+    let (cards, practice) = state
         .db(move |s| {
+            let practice =
+                crate::jobs::practice_updates(s, &the_config, the_filter.clinic.as_deref())?;
             let scope = CallScope {
                 clinic: the_filter.clinic.as_deref(),
                 day: the_filter.day,
@@ -95,7 +97,7 @@ async fn render(
                 }
                 _ => None,
             };
-            Ok(list
+            let cards = list
                 .into_iter()
                 .map(|item| FollowUpCard {
                     calls: calls.remove(&item.id).unwrap_or_default(),
@@ -103,17 +105,23 @@ async fn render(
                     revealed: revealed == Some(item.id),
                     item,
                 })
-                .collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            Ok((cards, practice))
         })
         .await?;
     let done = done.and_then(|k| {
-        views::call_notice(k).or_else(|| views::Notice::from_key(k).map(views::Notice::text))
+        views::call_notice(k)
+            .or_else(|| views::practice_notice(k))
+            .or_else(|| views::Notice::from_key(k).map(views::Notice::text))
     });
     Ok(html(views::follow_ups(
         &staff.session,
         &config,
         filter,
-        &cards,
+        &views::FollowUpLists {
+            calls: &cards,
+            practice: &practice,
+        },
         done,
         state.clock.now(),
     )))
@@ -202,6 +210,33 @@ pub(in crate::desk) async fn record_call(
         }
         CallRecorded::NoSuchAppointment => Err(no_such_appointment(&staff)),
     }
+}
+
+#[derive(Deserialize)]
+pub(in crate::desk) struct PracticeForm {
+    update: i64,
+    list_clinic: Option<String>,
+    list_date: Option<String>,
+}
+
+/// "Done in the practice system": staff made the change by hand; settled and audited, then
+/// back to the list (a second press, or one after a colleague's, says it was already done).
+pub(in crate::desk) async fn practice_done(
+    State(state): State<DeskState>,
+    CsrfForm(staff, f): CsrfForm<PracticeForm>,
+) -> Result<Response, Response> {
+    let (now, actor, id) = (state.clock.now(), staff.actor(), f.update);
+    let settled = state
+        .db(move |s| s.settle_source_update(id, &actor, now))
+        .await?;
+    tracing::info!(user = %staff.session.user, update = id, settled, "desk: practice system updated by hand");
+    let filter = back_filter(&state, f.list_clinic.as_deref(), f.list_date.as_deref());
+    let done = if settled {
+        "practice_done"
+    } else {
+        "practice_already"
+    };
+    Ok(Redirect::to(&back_to(&filter, done, None)).into_response())
 }
 
 /// The list a form came from; whatever cannot be read is "every clinic, the coming days".

@@ -1,6 +1,7 @@
 //! The pages that show the schedule: the day board and reveals, follow-ups, replies that need a person, and stats.
 
 mod day;
+mod feeds;
 mod follow_ups;
 pub(super) mod media;
 mod patient;
@@ -10,7 +11,10 @@ mod stats;
 mod status;
 
 pub(super) use day::{day, reveal};
-pub(super) use follow_ups::{follow_up_action, follow_up_question, follow_ups, record_call};
+pub(super) use feeds::{feed_message, feeds, reapply};
+pub(super) use follow_ups::{
+    follow_up_action, follow_up_question, follow_ups, practice_done, record_call,
+};
 pub(super) use patient::{patient, patients, reveal_patient, week};
 pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Config, Markup, SignedIn, html, local, mask, page, plural};
-use crate::store::{Call, CallOutcome, FollowUp, Note};
+use crate::store::{Call, CallOutcome, FollowUp, Note, PracticeUpdate};
 
 /// What the list shows: one clinic or all (`None`), one local day or each clinic's today and
 /// the `days` after it (`None`).
@@ -45,6 +45,25 @@ pub struct FollowUpCard {
     pub revealed: bool,
 }
 
+/// What the Follow-ups page lists: people to call, and changes to make by hand in the
+/// practice system (a patient's answer the practice system could not be told of).
+#[derive(Debug, Clone, Copy)]
+pub struct FollowUpLists<'a> {
+    /// People to call, in time order.
+    pub calls: &'a [FollowUpCard],
+    /// Practice-system updates, oldest first.
+    pub practice: &'a [PracticeUpdate],
+}
+
+/// The text of a practice-system `?done=` key, if it is one.
+pub fn practice_notice(key: &str) -> Option<&'static str> {
+    match key {
+        "practice_done" => Some("marked as done in the practice system"),
+        "practice_already" => Some("this was already marked as done in the practice system"),
+        _ => None,
+    }
+}
+
 /// The text of a call's `?done=` key (`call_reached`, ...), if it is one.
 pub fn call_notice(key: &str) -> Option<&'static str> {
     let outcome = CallOutcome::parse(key.strip_prefix("call_")?)?;
@@ -81,10 +100,11 @@ pub fn follow_ups(
     session: &SignedIn,
     config: &Config,
     filter: &ListFilter,
-    cards: &[FollowUpCard],
+    lists: &FollowUpLists<'_>,
     done: Option<&str>,
     now: DateTime<Utc>,
 ) -> Markup {
+    let cards = lists.calls;
     let clinic = filter.clinic.as_deref().and_then(|k| config.clinic(k));
     let at = clinic.map_or(String::new(), |c| format!(" at {}", c.display_name));
     let scope = match filter.day {
@@ -129,6 +149,13 @@ pub fn follow_ups(
                     a href={ "/desk/follow-ups?clinic=" (clinic_key) "&date=" (day.pred_opt().unwrap_or(day).format("%Y-%m-%d")) } { "← Previous day" }
                     a href={ "/desk/follow-ups?clinic=" (clinic_key) "&date=" (day.succ_opt().unwrap_or(day).format("%Y-%m-%d")) } { "Next day →" }
                     a href={ "/desk/follow-ups?clinic=" (clinic_key) } { "Everyone to call now" }
+                }
+            }
+            @if !lists.practice.is_empty() {
+                h2 { "To change in the practice system" }
+                p.summary { (plural(lists.practice.len(), "change", "changes")) " reminderd could not make in the practice system itself: make each by hand, then press Done." }
+                @for p in lists.practice {
+                    (practice_card(session, config, filter, p))
                 }
             }
             @if cards.is_empty() {
@@ -186,6 +213,55 @@ pub fn confirm_change(session: &SignedIn, no_show: bool, fields: &[(&str, &str)]
             }
         },
     )
+}
+
+/// A patient's answer the practice system must be told of by hand.
+fn practice_card(
+    session: &SignedIn,
+    config: &Config,
+    filter: &ListFilter,
+    p: &PracticeUpdate,
+) -> Markup {
+    let u = &p.update;
+    let clinic = config.clinic(&u.clinic);
+    let (zone, name, date_format, time_format) = clinic.map_or(
+        (chrono_tz::UTC, u.clinic.as_str(), "%A %-d %B", "%H:%M"),
+        |c| {
+            (
+                c.time_zone,
+                c.display_name.as_str(),
+                c.date_format.as_str(),
+                c.time_format.as_str(),
+            )
+        },
+    );
+    let time = local(p.starts_at, zone, time_format);
+    let what = if u.action == "cancel" {
+        "Cancelled by the patient in reminderd — cancel it in the practice system too"
+    } else {
+        "Confirmed by the patient in reminderd — confirm it in the practice system too"
+    };
+    html! {
+        section.card.follow-up #{ "p-" (u.id) } aria-labelledby={ "ph-" (u.id) } {
+            h3 #{ "ph-" (u.id) } { (time) " · " (super::patient::patient_link_for_appointment(u.appointment_id, &p.patient_name)) }
+            p.when {
+                (local(p.starts_at, zone, date_format)) " at " (time)
+                @if let Some(d) = &p.provider { " with " (d) }
+                " · " (name) " · appointment " (u.external_id) " in the practice system"
+            }
+            ul.reasons { li { (what) } }
+            @if let Some(e) = &u.error {
+                p.why { "Why reminderd could not do it: " (e) }
+            }
+            form.inline method="post" action="/desk/follow-ups/practice-done" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="update" value=(u.id);
+                input type="hidden" name="list_clinic" value=(filter.clinic.as_deref().unwrap_or_default());
+                input type="hidden" name="list_date" value=(filter.day.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
+                button type="submit" aria-label={ "Done in the practice system for " (p.patient_name) } { "Done in the practice system" }
+            }
+        }
+    }
 }
 
 fn follow_up_card(
@@ -362,7 +438,11 @@ mod tests {
             days: 2,
             ..ListFilter::default()
         };
-        let html = follow_ups(&session(), &config, &filter, &cards, None, now).into_string();
+        let lists = FollowUpLists {
+            calls: &cards,
+            practice: &[],
+        };
+        let html = follow_ups(&session(), &config, &filter, &lists, None, now).into_string();
         assert!(
             html.contains("2 people to call today, tomorrow or the day after, at every clinic")
         );
@@ -396,14 +476,18 @@ mod tests {
             days: 2,
             ..ListFilter::default()
         };
-        let html = follow_ups(&session(), &config, &all, &[], None, now).into_string();
+        let empty = FollowUpLists {
+            calls: &[],
+            practice: &[],
+        };
+        let html = follow_ups(&session(), &config, &all, &empty, None, now).into_string();
         assert!(html.contains("Nobody to call today, tomorrow or the day after, at every clinic."));
         let one = ListFilter {
             clinic: Some("mumbai".into()),
             day: NaiveDate::from_ymd_opt(2026, 11, 26),
             days: 2,
         };
-        let html = follow_ups(&session(), &config, &one, &[], None, now).into_string();
+        let html = follow_ups(&session(), &config, &one, &empty, None, now).into_string();
         assert!(
             html.contains(
                 "Nobody to call on Thursday 26 November 2026 at Sunrise Family Clinic, Andheri."
@@ -412,6 +496,60 @@ mod tests {
         );
         assert_eq!(one.query(), "clinic=mumbai&date=2026-11-26");
         assert_eq!(all.query(), "clinic=&date=");
+    }
+
+    #[test]
+    fn a_practice_system_update_reads_as_a_task_with_why_and_done() {
+        let config = Config::example().expect("shipped config");
+        let now = at("2026-11-25T12:00:00Z");
+        let practice = [PracticeUpdate {
+            update: crate::store::SourceUpdate {
+                id: 7,
+                appointment_id: 3,
+                external_id: "EHR-55".into(),
+                clinic: "mumbai".into(),
+                feed: "front-desk-ehr".into(),
+                action: "cancel".into(),
+                state: "staff".into(),
+                attempts: 1,
+                error: Some("the server does not allow changes".into()),
+                created_at: now,
+            },
+            patient_name: "Priya Patil".into(),
+            starts_at: at("2026-11-26T05:00:00Z"),
+            provider: Some("Dr. Mehta".into()),
+        }];
+        let lists = FollowUpLists {
+            calls: &[],
+            practice: &practice,
+        };
+        let html = follow_ups(
+            &session(),
+            &config,
+            &ListFilter::default(),
+            &lists,
+            None,
+            now,
+        )
+        .into_string();
+        assert!(html.contains("1 change reminderd could not make"), "{html}");
+        assert!(html.contains(
+            "Cancelled by the patient in reminderd — cancel it in the practice system too"
+        ));
+        assert!(
+            html.contains(
+                "at 10:30 with Dr. Mehta · Sunrise Family Clinic, Andheri · appointment EHR-55"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("Why reminderd could not do it: the server does not allow changes"));
+        assert!(html.contains("name=\"update\" value=\"7\""));
+        assert!(html.contains(">Done in the practice system</button>"));
+        assert_eq!(
+            practice_notice("practice_done"),
+            Some("marked as done in the practice system")
+        );
+        assert_eq!(practice_notice("done"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod channels;
 mod day;
+mod feeds;
 mod follow_ups;
 mod media;
 mod patient;
@@ -12,7 +13,11 @@ mod status;
 mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
-pub use follow_ups::{FollowUpCard, ListFilter, call_notice, confirm_change, follow_ups};
+pub use feeds::{FeedCard, feeds_page, mask_loose, mask_numbers, message_page, outcome_words};
+pub use follow_ups::{
+    FollowUpCard, FollowUpLists, ListFilter, call_notice, confirm_change, follow_ups,
+    practice_notice,
+};
 pub use patient::{patient_page, search_page, week_page};
 pub use remind::{Done, remind_all, remind_one};
 pub use replies::{ReplyCard, replies, replies_notice};
@@ -78,7 +83,7 @@ fn page(title: &str, session: Option<&SignedIn>, active: &str, body: &Markup) ->
                     span.brand { "reminderd" }
                     @if let Some(s) = session {
                         nav aria-label="Desk pages" {
-                            @for (href, label, waiting) in [("/desk/day", "Day", 0), ("/desk/week", "Week", 0), ("/desk/upload", "Upload", 0), ("/desk/follow-ups", "Follow-ups", s.status.follow_ups), ("/desk/replies", "Replies", s.status.replies), ("/desk/stats", "Stats", 0)] {
+                            @for (href, label, waiting) in nav_links(s) {
                                 // The count is in the name screen readers hear, not read twice.
                                 a href=(href) aria-current=[(label == active).then_some("page")]
                                     aria-label=[(waiting > 0).then(|| format!("{label}, {waiting} waiting"))] {
@@ -105,6 +110,23 @@ fn page(title: &str, session: Option<&SignedIn>, active: &str, body: &Markup) ->
             }
         }
     }
+}
+
+/// The navigation: each page, its name and how many wait on it; Feeds only where the
+/// practice system sends the schedule.
+fn nav_links(s: &SignedIn) -> Vec<(&'static str, &'static str, usize)> {
+    let mut links = vec![
+        ("/desk/day", "Day", 0),
+        ("/desk/week", "Week", 0),
+        ("/desk/upload", "Upload", 0),
+        ("/desk/follow-ups", "Follow-ups", s.status.follow_ups),
+        ("/desk/replies", "Replies", s.status.replies),
+    ];
+    if let Some(refused) = s.status.feeds {
+        links.push(("/desk/feeds", "Feeds", refused));
+    }
+    links.push(("/desk/stats", "Stats", 0));
+    links
 }
 
 /// Why reminders are not going out, in receptionists' words, each with what to do; only what

@@ -12,6 +12,7 @@
 //! `REMINDERD_BROWSER_TESTS=require` is set (as `.ci/run` does), when it fails.
 
 mod day_board;
+mod feeds;
 mod follow_ups;
 mod patient;
 mod remind;
