@@ -65,7 +65,9 @@ pub enum SecretError {
         secret: Secret,
     },
     /// A feed's secret is in neither source.
-    #[error("{env} is not set, and there is no credential file {credential} in $CREDENTIALS_DIRECTORY; export {env} or add LoadCredential={credential}:/path to the service")]
+    #[error(
+        "{env} is not set, and there is no credential file {credential} in $CREDENTIALS_DIRECTORY; export {env} or add LoadCredential={credential}:/path to the service"
+    )]
     FeedMissing {
         /// The environment variable.
         env: String,
@@ -122,7 +124,13 @@ pub struct FeedSecret {
 pub fn feed_secret(feed: &str, which: FeedSecretKind) -> FeedSecret {
     let upper: String = feed
         .chars()
-        .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .collect();
     let (env, file) = match which {
         FeedSecretKind::Token => ("TOKEN", "token"),
@@ -216,7 +224,8 @@ mod tests {
         assert_eq!(got.expose_secret(), "tok");
         let err = t.load_from(|_| None).expect_err("missing");
         assert!(
-            err.to_string().contains("REMINDERD_FEED_EHR_TOKEN is not set")
+            err.to_string()
+                .contains("REMINDERD_FEED_EHR_TOKEN is not set")
                 && err.to_string().contains("feed-ehr-token"),
             "{err}"
         );

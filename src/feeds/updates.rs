@@ -167,7 +167,11 @@ fn staff_or_retry(u: &SourceUpdate, e: &FhirError) -> End {
 }
 
 /// Whether the server says it allows `interaction` on `kind`; `Some(why)` when it does not.
-async fn refuses(client: &Client, kind: &str, interaction: &str) -> Result<Option<String>, FhirError> {
+async fn refuses(
+    client: &Client,
+    kind: &str,
+    interaction: &str,
+) -> Result<Option<String>, FhirError> {
     let cap = client.capability().await?;
     Ok((!cap.allows(kind, interaction)).then(|| {
         format!(
@@ -260,7 +264,8 @@ async fn confirm(client: &Client, id: &str) -> Result<Option<String>, FhirError>
         "participantStatus": "accepted",
         "comment": "Confirmed by the patient in reply to a reminder (reminderd)"
     });
-    let query = format!("appointment=Appointment/{id}&actor=Patient/{patient}&part-status=accepted");
+    let query =
+        format!("appointment=Appointment/{id}&actor=Patient/{patient}&part-status=accepted");
     match client
         .create("AppointmentResponse", &response, Some(&query))
         .await

@@ -587,7 +587,10 @@ async fn token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         .into_response()
 }
 
-async fn sim_put(State(shared): State<Arc<Shared>>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn sim_put(
+    State(shared): State<Arc<Shared>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     match shared.state().fhir.put(body) {
         Some(v) => axum::Json(json!({"version": v})).into_response(),
         None => (StatusCode::BAD_REQUEST, "a resource needs a resourceType").into_response(),

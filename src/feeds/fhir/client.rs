@@ -62,9 +62,7 @@ fn refused_words(status: u16, words: &str) -> String {
             "the FHIR server refused reminderd's credentials (HTTP {status}){said}; check the feed's token or client secret"
         ),
         404 => format!("the FHIR server has no such resource (HTTP 404){said}"),
-        412 => format!(
-            "the appointment changed on the FHIR server meanwhile (HTTP 412){said}"
-        ),
+        412 => format!("the appointment changed on the FHIR server meanwhile (HTTP 412){said}"),
         s if s >= 500 => format!("the FHIR server failed (HTTP {status}){said}"),
         _ => format!("the FHIR server refused the request (HTTP {status}){said}"),
     }
@@ -135,8 +133,8 @@ impl Client {
             .fhir()
             .ok_or_else(|| FhirError::Setup(format!("feed {} is not a FHIR feed", feed.name)))?
             .clone();
-        let base = Url::parse(&format!("{}/", settings.base_url.trim_end_matches('/')))
-            .map_err(|e| {
+        let base =
+            Url::parse(&format!("{}/", settings.base_url.trim_end_matches('/'))).map_err(|e| {
                 FhirError::Setup(format!(
                     "feeds.{}.base_url {:?}: {e}",
                     feed.name, settings.base_url
@@ -318,10 +316,8 @@ impl Client {
             "the connection failed".to_string()
         } else {
             // The URL (with its query) stays out of logs and pages: the cause alone.
-            std::error::Error::source(e).map_or_else(
-                || "the request failed".to_string(),
-                ToString::to_string,
-            )
+            std::error::Error::source(e)
+                .map_or_else(|| "the request failed".to_string(), ToString::to_string)
         };
         FhirError::Unreachable {
             base: self.settings.base_url.clone(),
@@ -376,22 +372,32 @@ impl Client {
                         })
                         .unwrap_or_default();
                     return Err(FhirError::Refused {
-                        status: if status.is_server_error() { status.as_u16() } else { 401 },
-                        words: format!("the token endpoint said {}{}", status.as_u16(), if words.is_empty() { String::new() } else { format!(" ({words})") }),
+                        status: if status.is_server_error() {
+                            status.as_u16()
+                        } else {
+                            401
+                        },
+                        words: format!(
+                            "the token endpoint said {}{}",
+                            status.as_u16(),
+                            if words.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({words})")
+                            }
+                        ),
                     });
                 }
                 let v: Value = serde_json::from_slice(&bytes)
                     .map_err(|e| FhirError::Invalid(format!("token endpoint: {e}")))?;
-                let token = v["access_token"]
-                    .as_str()
-                    .ok_or_else(|| FhirError::Invalid("the token endpoint sent no access_token".into()))?;
+                let token = v["access_token"].as_str().ok_or_else(|| {
+                    FhirError::Invalid("the token endpoint sent no access_token".into())
+                })?;
                 // Renewed a little early, so a token never expires in flight.
                 let life = v["expires_in"].as_u64().unwrap_or(300).saturating_sub(30);
                 let token = SecretString::from(token.to_string());
-                *self.token.lock().unwrap_or_else(PoisonError::into_inner) = Some((
-                    token.clone(),
-                    Instant::now() + Duration::from_secs(life),
-                ));
+                *self.token.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((token.clone(), Instant::now() + Duration::from_secs(life)));
                 Ok(Some(token))
             }
         }
@@ -405,11 +411,7 @@ fn etag(h: &HeaderMap) -> Option<String> {
 }
 
 fn versioned(resource: Value, etag: Option<String>) -> Versioned {
-    let version = etag.or_else(|| {
-        resource["meta"]["versionId"]
-            .as_str()
-            .map(str::to_string)
-    });
+    let version = etag.or_else(|| resource["meta"]["versionId"].as_str().map(str::to_string));
     Versioned { resource, version }
 }
 
@@ -421,7 +423,11 @@ fn refused(status: StatusCode, body: &[u8]) -> FhirError {
         .map(|o| o.words())
         .unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body);
-            text.chars().take(200).collect::<String>().trim().to_string()
+            text.chars()
+                .take(200)
+                .collect::<String>()
+                .trim()
+                .to_string()
         });
     FhirError::Refused {
         status: status.as_u16(),

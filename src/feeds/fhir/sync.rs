@@ -392,7 +392,8 @@ impl Run<'_> {
                         status: Some(crate::model::Status::Booked),
                     })?;
                     for id in ids {
-                        let matching: Vec<_> = views.iter().filter(|v| v.id == id).cloned().collect();
+                        let matching: Vec<_> =
+                            views.iter().filter(|v| v.id == id).cloned().collect();
                         out.push((id, matching));
                     }
                 }

@@ -246,9 +246,7 @@ impl OperationOutcome {
     /// The server's own words, issue by issue (errors first).
     pub fn words(&self) -> String {
         let mut issues: Vec<&Issue> = self.issue.iter().collect();
-        issues.sort_by_key(|i| {
-            !matches!(i.severity.as_deref(), Some("fatal" | "error"))
-        });
+        issues.sort_by_key(|i| !matches!(i.severity.as_deref(), Some("fatal" | "error")));
         let parts: Vec<String> = issues
             .iter()
             .filter_map(|i| {
@@ -356,7 +354,10 @@ mod tests {
         }))
         .expect("parse");
         assert_eq!(a.status, "cancelled");
-        assert_eq!(a.actor(&["Patient"]).and_then(Reference::target), Some(("Patient", "9")));
+        assert_eq!(
+            a.actor(&["Patient"]).and_then(Reference::target),
+            Some(("Patient", "9"))
+        );
     }
 
     #[test]

@@ -93,7 +93,11 @@ fn a_booked_appointment_becomes_the_uploads_record() {
     assert_eq!(row.appointment_id, "A1");
     assert_eq!(row.patient_id, "P1");
     assert_eq!(row.patient_name, "Asha Kulkarni");
-    assert_eq!(row.phone.as_str(), "+919820022222", "sms mobile with the lowest rank");
+    assert_eq!(
+        row.phone.as_str(),
+        "+919820022222",
+        "sms mobile with the lowest rank"
+    );
     assert_eq!(row.language, "mr", "the preferred language");
     assert_eq!(row.duration_min, 20);
     assert_eq!(row.provider.as_deref(), Some("Dr Mehta"));
@@ -129,7 +133,9 @@ fn a_patient_without_a_mobile_is_refused_by_name_and_field() {
     let err = read("booked", &p, &f).expect_err("refused");
     let text = err.to_string();
     assert!(
-        text.contains("Asha Kulkarni") && text.contains("Patient.telecom") && text.contains("mobile"),
+        text.contains("Asha Kulkarni")
+            && text.contains("Patient.telecom")
+            && text.contains("mobile"),
         "{text}"
     );
     assert!(matches!(err, Refusal::Error { external_id: Some(ref id), .. } if id == "A1"));
@@ -140,7 +146,10 @@ fn a_bad_number_is_explained_and_a_deceased_patient_never_reminded() {
     let f = feed(&[], Some("mumbai"));
     let p = patient(json!([{"system": "phone", "value": "12345", "use": "mobile"}]));
     let text = read("booked", &p, &f).expect_err("bad").to_string();
-    assert!(text.contains("Asha Kulkarni") && text.contains("\"12345\""), "{text}");
+    assert!(
+        text.contains("Asha Kulkarni") && text.contains("\"12345\""),
+        "{text}"
+    );
     let mut dead = patient(mobile_telecom());
     dead.deceased_boolean = Some(true);
     let text = read("booked", &dead, &f).expect_err("deceased").to_string();
@@ -153,5 +162,8 @@ fn an_unknown_location_without_a_feed_clinic_is_refused() {
     let text = read("booked", &patient(mobile_telecom()), &f)
         .expect_err("refused")
         .to_string();
-    assert!(text.contains("Location/L9") && text.contains("[feeds.ehr.locations]"), "{text}");
+    assert!(
+        text.contains("Location/L9") && text.contains("[feeds.ehr.locations]"),
+        "{text}"
+    );
 }
