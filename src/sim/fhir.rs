@@ -103,7 +103,7 @@ impl Default for FhirState {
 impl FhirState {
     /// A stamp later than every one before (two changes in one millisecond stay ordered).
     fn stamp(&mut self) -> DateTime<Utc> {
-        let now = Utc::now();
+        let now = crate::time::Clock::System.now();
         self.last_stamp = if now > self.last_stamp {
             now
         } else {
@@ -354,7 +354,7 @@ async fn search(
         .iter()
         .map(|s| json!({"resource": s.body, "search": {"mode": "match"}}))
         .collect();
-    let mut included: Vec<(String, String)> = Vec::new();
+    let mut pulled: Vec<(String, String)> = Vec::new();
     for s in &page {
         for inc in &includes {
             let want = match *inc {
@@ -371,11 +371,11 @@ async fn search(
                     continue;
                 };
                 let key = (k.to_string(), id.to_string());
-                if k == want && !included.contains(&key) {
+                if k == want && !pulled.contains(&key) {
                     if let Some(res) = fhir.live(k, id) {
                         entry.push(json!({"resource": res.body, "search": {"mode": "include"}}));
                     }
-                    included.push(key);
+                    pulled.push(key);
                 }
             }
         }

@@ -132,7 +132,7 @@ async fn a_sync_over_pages_imports_the_booked_horizon_and_follows_the_server() {
     .await
     .expect("sim");
     let (config, db) = setup(&env, &sim, false);
-    let now = Utc::now();
+    let now = Clock::System.now();
     seed_horizon(&sim, now);
     let feed = &config.feeds["ehr"];
 
@@ -168,7 +168,7 @@ async fn a_sync_over_pages_imports_the_booked_horizon_and_follows_the_server() {
     // The plan plans their reminders, and none for the cancelled one.
     let cfg = Arc::clone(&config);
     let (_, counts) = db
-        .run(move |s| reminderd::jobs::plan_due(s, &cfg, Utc::now(), false))
+        .run(move |s| reminderd::jobs::plan_due(s, &cfg, Clock::System.now(), false))
         .await
         .expect("run")
         .expect("plan");
@@ -243,7 +243,7 @@ async fn a_patient_without_a_mobile_is_refused_by_name_and_the_rest_applied() {
     let env = Env::new();
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let (config, db) = setup(&env, &sim, false);
-    let now = Utc::now();
+    let now = Clock::System.now();
     seed(
         &sim,
         1,
@@ -293,7 +293,7 @@ async fn a_failing_server_records_the_error_and_keeps_local_data() {
     seed(
         &sim,
         1,
-        Utc::now() + chrono::Duration::hours(20),
+        Clock::System.now() + chrono::Duration::hours(20),
         "booked",
         Some("98200 10001"),
     );
@@ -372,7 +372,7 @@ async fn write_back_puts_with_if_match_retries_a_412_once_and_leaves_refusals_to
     let env = Env::new();
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let (config, db) = setup(&env, &sim, true);
-    let now = Utc::now();
+    let now = Clock::System.now();
     for n in 1..=4 {
         seed(
             &sim,
@@ -470,7 +470,7 @@ async fn a_read_only_server_or_write_back_off_leaves_cancellations_to_staff() {
     let env = Env::new();
     let sim = Sim::start(SimConfig::default()).await.expect("sim");
     let (config, db) = setup(&env, &sim, true);
-    let now = Utc::now();
+    let now = Clock::System.now();
     seed(
         &sim,
         1,
@@ -551,7 +551,7 @@ async fn the_daemon_syncs_reminds_and_writes_a_patients_cancel_back() {
     })
     .await
     .expect("sim");
-    let now = Utc::now();
+    let now = Clock::System.now();
     seed(
         &sim,
         1,

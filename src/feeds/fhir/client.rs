@@ -420,26 +420,31 @@ fn refused(status: StatusCode, body: &[u8]) -> FhirError {
         .ok()
         .filter(|v| v["resourceType"] == "OperationOutcome")
         .and_then(|v| serde_json::from_value::<OperationOutcome>(v).ok())
-        .map(|o| o.words())
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body);
-            text.chars()
-                .take(200)
-                .collect::<String>()
-                .trim()
-                .to_string()
-        });
+        .map_or_else(
+            || {
+                let text = String::from_utf8_lossy(body);
+                text.chars()
+                    .take(200)
+                    .collect::<String>()
+                    .trim()
+                    .to_string()
+            },
+            |o| o.words(),
+        );
     FhirError::Refused {
         status: status.as_u16(),
         words,
     }
 }
 
+/// Where secrets are looked up by name (the environment, or a test's map).
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The clients of the configured FHIR feeds, made on first use and kept (their tokens and
 /// CapabilityStatements with them) until the feed's settings change.
 #[derive(Clone)]
 pub struct FhirClients {
-    env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: Lookup,
     made: Arc<Mutex<HashMap<String, Arc<Client>>>>,
 }
 

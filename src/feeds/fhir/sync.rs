@@ -7,6 +7,7 @@
 //! failing fails the sync, which keeps every appointment already applied.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -271,7 +272,7 @@ impl Run<'_> {
             None => None,
         };
         if let (Some(p), Some(pid)) = (&patient, &patient_ref) {
-            message_id.push_str(&format!(" Patient/{pid}/_history/{}", version_of(p)));
+            let _ = write!(message_id, " Patient/{pid}/_history/{}", version_of(p));
         }
         let body = bundle_of(
             &[Some(&appt), patient.as_ref(), location.as_ref()]
@@ -465,8 +466,10 @@ fn store_and_apply(
     match &p.reading {
         Ok(reading) => match apply_reading(s, config, feed, got.id, &p.origin, reading, now) {
             Ok(_) => Ok(Done::Applied),
-            Err(ImportError::Options(why))
-            | Err(ImportError::Store(StoreError::Refused(why) | StoreError::NotFound(why))) => {
+            Err(
+                ImportError::Options(why)
+                | ImportError::Store(StoreError::Refused(why) | StoreError::NotFound(why)),
+            ) => {
                 let external = match reading {
                     Reading::Appointment(r) => Some(r.appointment_id.as_str()),
                     Reading::Slot(_) => None,

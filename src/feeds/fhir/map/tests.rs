@@ -48,7 +48,7 @@ fn appt(status: &str) -> Appointment {
     .expect("appointment")
 }
 
-fn patient(telecom: serde_json::Value) -> Patient {
+fn patient(telecom: &serde_json::Value) -> Patient {
     serde_json::from_value(json!({
         "resourceType": "Patient", "id": "P1",
         "name": [{"use": "official", "given": ["Asha"], "family": "Kulkarni"}],
@@ -88,7 +88,7 @@ fn read(status: &str, p: &Patient, f: &Feed) -> Result<ImportRow, Refusal> {
 #[test]
 fn a_booked_appointment_becomes_the_uploads_record() {
     let f = feed(&[("L9", "mumbai")], None);
-    let row = read("booked", &patient(mobile_telecom()), &f).expect("row");
+    let row = read("booked", &patient(&mobile_telecom()), &f).expect("row");
     assert_eq!(row.clinic, "mumbai");
     assert_eq!(row.appointment_id, "A1");
     assert_eq!(row.patient_id, "P1");
@@ -108,7 +108,7 @@ fn a_booked_appointment_becomes_the_uploads_record() {
 #[test]
 fn statuses_map_as_the_shared_notes_say() {
     let f = feed(&[], Some("mumbai"));
-    let p = patient(mobile_telecom());
+    let p = patient(&mobile_telecom());
     for (s, want) in [
         ("pending", RowStatus::Booked),
         ("arrived", RowStatus::Booked),
@@ -129,7 +129,7 @@ fn statuses_map_as_the_shared_notes_say() {
 #[test]
 fn a_patient_without_a_mobile_is_refused_by_name_and_field() {
     let f = feed(&[], Some("mumbai"));
-    let p = patient(json!([{"system": "phone", "value": "022 2345 6789", "use": "home"}]));
+    let p = patient(&json!([{"system": "phone", "value": "022 2345 6789", "use": "home"}]));
     let err = read("booked", &p, &f).expect_err("refused");
     let text = err.to_string();
     assert!(
@@ -144,13 +144,13 @@ fn a_patient_without_a_mobile_is_refused_by_name_and_field() {
 #[test]
 fn a_bad_number_is_explained_and_a_deceased_patient_never_reminded() {
     let f = feed(&[], Some("mumbai"));
-    let p = patient(json!([{"system": "phone", "value": "12345", "use": "mobile"}]));
+    let p = patient(&json!([{"system": "phone", "value": "12345", "use": "mobile"}]));
     let text = read("booked", &p, &f).expect_err("bad").to_string();
     assert!(
         text.contains("Asha Kulkarni") && text.contains("\"12345\""),
         "{text}"
     );
-    let mut dead = patient(mobile_telecom());
+    let mut dead = patient(&mobile_telecom());
     dead.deceased_boolean = Some(true);
     let text = read("booked", &dead, &f).expect_err("deceased").to_string();
     assert!(text.contains("deceased: never reminded"), "{text}");
@@ -159,7 +159,7 @@ fn a_bad_number_is_explained_and_a_deceased_patient_never_reminded() {
 #[test]
 fn an_unknown_location_without_a_feed_clinic_is_refused() {
     let f = feed(&[("L1", "mumbai")], None);
-    let text = read("booked", &patient(mobile_telecom()), &f)
+    let text = read("booked", &patient(&mobile_telecom()), &f)
         .expect_err("refused")
         .to_string();
     assert!(
