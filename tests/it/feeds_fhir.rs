@@ -646,3 +646,79 @@ async fn the_daemon_syncs_reminds_and_writes_a_patients_cancel_back() {
         daemon_log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_credentials_fetch_a_token_and_a_wrong_secret_is_worded_for_staff() {
+    let env = Env::new();
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let (config, db) = setup(&env, &sim, false);
+    let text = std::fs::read_to_string(env.path("reminders.toml"))
+        .expect("config")
+        .replace(
+            "auth = \"bearer\"",
+            &format!(
+                "auth = \"client_credentials\"\ntoken_url = \"{}/fhir-auth/token\"\nclient_id = \"{}\"",
+                sim.base_url(),
+                reminderd::sim::SIM_FHIR_CLIENT_ID
+            ),
+        );
+    let config2 = Arc::new(Config::from_toml(&text, &env.path("reminders.toml")).expect("config"));
+    drop(config);
+    seed(
+        &sim,
+        1,
+        Clock::System.now() + chrono::Duration::hours(20),
+        "booked",
+        Some("98200 10001"),
+    );
+    let good = FhirClients::with_env(|k| {
+        (k == "REMINDERD_FEED_EHR_CLIENT_SECRET")
+            .then(|| reminderd::sim::SIM_FHIR_CLIENT_SECRET.to_string())
+    });
+    let r = sync(
+        &db,
+        &config2,
+        &config2.feeds["ehr"],
+        &good,
+        true,
+        Clock::System,
+    )
+    .await
+    .expect("sync with a fetched token");
+    assert_eq!(r.applied, 1, "{r:?}");
+    let bad = FhirClients::with_env(|k| {
+        (k == "REMINDERD_FEED_EHR_CLIENT_SECRET").then(|| "nope".to_string())
+    });
+    let err = sync(
+        &db,
+        &config2,
+        &config2.feeds["ehr"],
+        &bad,
+        true,
+        Clock::System,
+    )
+    .await
+    .expect_err("wrong secret");
+    assert!(
+        err.to_string().contains("credentials (HTTP 401)")
+            && err.to_string().contains("invalid_client")
+            || err.to_string().contains("unknown client or wrong secret"),
+        "{err}"
+    );
+    let none = FhirClients::with_env(|_| None);
+    let err = sync(
+        &db,
+        &config2,
+        &config2.feeds["ehr"],
+        &none,
+        true,
+        Clock::System,
+    )
+    .await
+    .expect_err("no secret");
+    assert!(
+        err.to_string()
+            .contains("REMINDERD_FEED_EHR_CLIENT_SECRET is not set"),
+        "{err}"
+    );
+}
