@@ -122,6 +122,9 @@ struct Shared {
     dispatch_running: AtomicBool,
     secrets: Arc<Secrets>,
     clock: Clock,
+    fhir: crate::feeds::fhir::FhirClients,
+    syncing: std::sync::Mutex<std::collections::HashSet<String>>,
+    updates_running: AtomicBool,
 }
 
 /// The process-wide metrics recorder (installed once; embedded runs share it).
@@ -203,6 +206,9 @@ pub async fn run(
         dispatch_running: AtomicBool::new(false),
         secrets: Arc::clone(&secrets),
         clock: opts.clock,
+        fhir: crate::feeds::fhir::FhirClients::from_env(),
+        syncing: std::sync::Mutex::new(std::collections::HashSet::new()),
+        updates_running: AtomicBool::new(false),
     });
 
     // 3. The webhook server, on its own tasks: a slow Cloud API never blocks it.
@@ -297,7 +303,9 @@ pub async fn run(
         })
     })
     .map_err(|e| DaemonError::Runtime(format!("daemon.dispatch: {e:?}")))?;
-    for job in [plan_job, dispatch_job] {
+    let mut jobs = vec![plan_job, dispatch_job];
+    jobs.extend(feed_jobs(&config, &shared)?);
+    for job in jobs {
         scheduler
             .add(job)
             .await
@@ -451,6 +459,97 @@ fn log_warnings(config: &Config) {
     for w in &config.warnings {
         tracing::warn!(key = %w.key, "configuration warning: {w}");
     }
+}
+
+/// Each FHIR feed's full and incremental syncs on their own cadences, and the practice-system
+/// updates on the dispatch cadence. (A feed added by a reload is synced after a restart; a
+/// reload's changed settings apply at the next tick.)
+fn feed_jobs(config: &Config, shared: &Arc<Shared>) -> Result<Vec<Job>, DaemonError> {
+    let mut out = Vec::new();
+    for feed in config.feeds.values() {
+        let Some(f) = feed.fhir() else { continue };
+        for (full, cron) in [(true, &f.full_sync), (false, &f.incremental_sync)] {
+            let (s, name) = (Arc::clone(shared), feed.name.clone());
+            let job = Job::new_async(cron.as_str(), move |_, _| {
+                let (s, name) = (Arc::clone(&s), name.clone());
+                Box::pin(async move { sync_tick(&s, &name, full).await })
+            })
+            .map_err(|e| DaemonError::Runtime(format!("feeds.{}: {e:?}", feed.name)))?;
+            out.push(job);
+        }
+    }
+    let s = Arc::clone(shared);
+    let job = Job::new_async(config.daemon.dispatch.as_str(), move |_, _| {
+        let s = Arc::clone(&s);
+        Box::pin(async move { updates_tick(&s).await })
+    })
+    .map_err(|e| DaemonError::Runtime(format!("daemon.dispatch: {e:?}")))?;
+    out.push(job);
+    Ok(out)
+}
+
+async fn sync_tick(s: &Arc<Shared>, name: &str, full: bool) {
+    // One sync of a feed at a time: a tick that finds one running skips.
+    if !s
+        .syncing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(name.to_string())
+    {
+        tracing::debug!(feed = name, "sync still running; tick skipped");
+        return;
+    }
+    let config = Arc::clone(
+        &s.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    if let Some(feed) = config.feeds.get(name).filter(|f| f.fhir().is_some()) {
+        let started = Instant::now();
+        let result =
+            crate::feeds::fhir::sync(&s.store, &config, feed, &s.fhir, full, s.clock).await;
+        metrics::histogram!("reminderd_job_seconds", "job" => "fhir_sync")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(r) if r.applied + r.refused + r.gone > 0 => tracing::info!(
+                feed = name,
+                full,
+                pages = r.pages,
+                applied = r.applied,
+                refused = r.refused,
+                gone = r.gone,
+                "FHIR sync"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(feed = name, full, error = %e, "FHIR sync failed"),
+        }
+    }
+    s.syncing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(name);
+}
+
+async fn updates_tick(s: &Arc<Shared>) {
+    if s.updates_running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let config = Arc::clone(
+        &s.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    match crate::feeds::updates::run_due(&s.store, &config, &s.fhir, s.clock).await {
+        Ok(r) if r.done + r.staff + r.retrying > 0 => tracing::info!(
+            done = r.done,
+            staff = r.staff,
+            retrying = r.retrying,
+            "practice-system updates"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "practice-system updates failed"),
+    }
+    s.updates_running.store(false, Ordering::Release);
 }
 
 async fn plan_tick(s: &Arc<Shared>) {

@@ -1,4 +1,5 @@
-//! Secrets (the Cloud API's access token, app secret and verify token; the SMS providers' keys):
+//! Secrets (the Cloud API's access token, app secret and verify token; the SMS providers' keys;
+//! each FHIR feed's token or client secret):
 //! read from the environment or from systemd credentials, never from `reminders.toml`, never logged.
 
 use std::path::PathBuf;
@@ -63,6 +64,16 @@ pub enum SecretError {
         /// The secret.
         secret: Secret,
     },
+    /// A feed's secret is in neither source.
+    #[error(
+        "{env} is not set, and there is no credential file {credential} in $CREDENTIALS_DIRECTORY; export {env} or add LoadCredential={credential}:/path to the service"
+    )]
+    FeedMissing {
+        /// The environment variable.
+        env: String,
+        /// The credential's file name.
+        credential: String,
+    },
     /// The credential file exists but cannot be read.
     #[error("cannot read credential {path}: {source}")]
     Unreadable {
@@ -85,22 +96,86 @@ impl Secret {
         self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<SecretString, SecretError> {
-        if let Some(v) = env(self.env).filter(|v| !v.trim().is_empty()) {
-            return Ok(SecretString::from(v.trim().to_string()));
-        }
-        if let Some(dir) = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
-            let path = PathBuf::from(dir).join(self.credential);
-            match std::fs::read_to_string(&path) {
-                Ok(v) if !v.trim().is_empty() => {
-                    return Ok(SecretString::from(v.trim().to_string()));
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(SecretError::Unreadable { path, source }),
-            }
-        }
-        Err(SecretError::Missing { secret: self })
+        read(self.env, self.credential, env)?.ok_or(SecretError::Missing { secret: self })
     }
+}
+
+/// Which of a FHIR feed's secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedSecretKind {
+    /// The bearer token (`auth = "bearer"`).
+    Token,
+    /// The OAuth2 client secret (`auth = "client_credentials"`).
+    ClientSecret,
+}
+
+/// Where one feed's secret may come from: named after the feed, since a config may have
+/// several (`[feeds.main-ehr]` → `$REMINDERD_FEED_MAIN_EHR_TOKEN` or credential
+/// `feed-main-ehr-token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedSecret {
+    /// Environment variable.
+    pub env: String,
+    /// File name inside `$CREDENTIALS_DIRECTORY`.
+    pub credential: String,
+}
+
+/// The secret `which` of feed `feed`.
+pub fn feed_secret(feed: &str, which: FeedSecretKind) -> FeedSecret {
+    let upper: String = feed
+        .chars()
+        .map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect();
+    let (env, file) = match which {
+        FeedSecretKind::Token => ("TOKEN", "token"),
+        FeedSecretKind::ClientSecret => ("CLIENT_SECRET", "client-secret"),
+    };
+    FeedSecret {
+        env: format!("REMINDERD_FEED_{upper}_{env}"),
+        credential: format!("feed-{feed}-{file}"),
+    }
+}
+
+impl FeedSecret {
+    /// Reads the secret, as [`Secret::load_from`] does.
+    pub fn load_from(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<SecretString, SecretError> {
+        read(&self.env, &self.credential, env)?.ok_or_else(|| SecretError::FeedMissing {
+            env: self.env.clone(),
+            credential: self.credential.clone(),
+        })
+    }
+}
+
+/// The environment first, then the credentials directory; `None`: in neither.
+fn read(
+    name: &str,
+    credential: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<SecretString>, SecretError> {
+    if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
+        return Ok(Some(SecretString::from(v.trim().to_string())));
+    }
+    if let Some(dir) = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        let path = PathBuf::from(dir).join(credential);
+        match std::fs::read_to_string(&path) {
+            Ok(v) if !v.trim().is_empty() => {
+                return Ok(Some(SecretString::from(v.trim().to_string())));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SecretError::Unreadable { path, source }),
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -133,6 +208,25 @@ mod tests {
         let err = ACCESS_TOKEN.load_from(|_| None).expect_err("missing");
         assert!(
             err.to_string().contains("WHATSAPP_ACCESS_TOKEN is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_feeds_secret_is_named_after_the_feed() {
+        let s = feed_secret("main-ehr", FeedSecretKind::ClientSecret);
+        assert_eq!(s.env, "REMINDERD_FEED_MAIN_EHR_CLIENT_SECRET");
+        assert_eq!(s.credential, "feed-main-ehr-client-secret");
+        let t = feed_secret("ehr", FeedSecretKind::Token);
+        let got = t
+            .load_from(|k| (k == "REMINDERD_FEED_EHR_TOKEN").then(|| "tok\n".to_string()))
+            .expect("env");
+        assert_eq!(got.expose_secret(), "tok");
+        let err = t.load_from(|_| None).expect_err("missing");
+        assert!(
+            err.to_string()
+                .contains("REMINDERD_FEED_EHR_TOKEN is not set")
+                && err.to_string().contains("feed-ehr-token"),
             "{err}"
         );
     }

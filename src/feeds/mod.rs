@@ -7,6 +7,7 @@
 
 pub mod fhir;
 pub mod hl7;
+pub mod updates;
 
 use std::collections::BTreeMap;
 

@@ -24,14 +24,22 @@
 //! `POST /2010-04-01/Accounts/{sid}/Messages.json` with signed status callbacks,
 //! `GET|DELETE /_sim/sms`, `POST /_sim/sms/reply` (a signed inbound text),
 //! `POST /_sim/sms/fail` and `POST /_sim/sms/faults`.
+//!
+//! And a FHIR R4 server under `/fhir` (see `fhir`): Appointments, Patients and Locations to
+//! search, page and include, versioned PUTs under `If-Match`, AppointmentResponses, a
+//! CapabilityStatement, and OperationOutcome errors.
 
 mod api;
 mod conn;
+mod fhir;
 mod media;
 mod msg91;
 mod twilio;
 mod webhook;
 
+pub use fhir::{
+    SIM_FHIR_CLIENT_ID, SIM_FHIR_CLIENT_SECRET, SIM_FHIR_TOKEN, SimFhirFault, SimFhirWrite,
+};
 pub use media::SimMedia;
 pub use msg91::{SimDlt, SimDltTemplate, SimMsg91, dlt_templates_from_config};
 pub use twilio::SimSms;
@@ -713,6 +721,7 @@ struct State {
     media_downloads: usize,
     twilio: twilio::TwilioState,
     msg91: msg91::Msg91State,
+    fhir: fhir::FhirState,
 }
 
 /// Everything the handlers and tasks share.
@@ -1003,6 +1012,7 @@ impl Sim {
                 media_downloads: 0,
                 twilio: twilio::TwilioState::default(),
                 msg91: msg91::Msg91State::default(),
+                fhir: fhir::FhirState::default(),
             }),
             chaos: Mutex::new(config.chaos.clone().map(ChaosState::new)),
             config,
@@ -1016,6 +1026,7 @@ impl Sim {
         });
         let app = api::router(Arc::clone(&shared))
             .merge(twilio::router(Arc::clone(&shared)))
+            .merge(fhir::router(Arc::clone(&shared)))
             .into_make_service_with_connect_info::<conn::ConnInfo>();
         let mut until = shutdown;
         let server = tokio::spawn(async move {

@@ -21,6 +21,7 @@ mod desk_upload;
 mod desk_upload_prg;
 mod feeds_apply;
 mod feeds_cli;
+mod feeds_fhir;
 mod fuzz_regressions;
 mod import_channels;
 mod import_cmd;
