@@ -56,6 +56,67 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, args: &FeedsArgs) -> Re
         }) => messages(&config, &store, name, *refused, *limit, *json),
         Some(FeedsCommand::Show { id, unmasked, json }) => show(&mut store, *id, *unmasked, *json),
         Some(FeedsCommand::Reapply { id, json }) => reapply(&config, &mut store, *id, *json),
+        Some(FeedsCommand::Sync {
+            name,
+            full,
+            now,
+            json,
+        }) => sync(config, store, name, *full, *now, *json),
+    }
+}
+
+/// One sync of a FHIR feed, now: what it read and applied, or why the server failed it (the
+/// error is recorded on the feed as the daemon's would be).
+fn sync(
+    config: Config,
+    store: Store,
+    name: &str,
+    full: bool,
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    json: bool,
+) -> Result<u8> {
+    let config = std::sync::Arc::new(config);
+    let db = reminderd::store::Db::new(store);
+    let clock = Clock::from_option(now);
+    let report =
+        super::runtime()?.block_on(feeds::fhir::sync_named(&db, &config, name, full, clock));
+    match report {
+        Ok(r) => {
+            if json {
+                print_json(&json!({
+                    "feed": name,
+                    "full": r.full,
+                    "pages": r.pages,
+                    "listed": r.listed,
+                    "applied": r.applied,
+                    "replays": r.replays,
+                    "refused": r.refused,
+                    "gone": r.gone,
+                }))?;
+            } else {
+                println!(
+                    "{name}: {} sync, {} pages, {} appointments listed: {} applied, {} unchanged since the last sync, {} refused, {} gone from the server",
+                    if r.full { "full" } else { "incremental" },
+                    r.pages,
+                    r.listed,
+                    r.applied,
+                    r.replays,
+                    r.refused,
+                    r.gone
+                );
+                if r.refused > 0 {
+                    println!(
+                        "  `reminderd feeds messages {name} --refused` says why each was refused"
+                    );
+                }
+            }
+            Ok(if r.refused > 0 { exit::DATA } else { exit::OK })
+        }
+        Err(feeds::fhir::FhirError::Setup(why)) if why.contains("is not a FHIR feed") => {
+            Err(fail(exit::USAGE, why))
+        }
+        Err(feeds::fhir::FhirError::Setup(why)) => Err(fail(exit::CONFIG, why)),
+        Err(e) => Err(fail(exit::UNAVAILABLE, format!("{name}: {e}"))),
     }
 }
 

@@ -368,6 +368,20 @@ enum FeedsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sync a FHIR feed now (the daemon does it on its schedule)
+    Sync {
+        /// The feed's name ([feeds.NAME], kind = "fhir")
+        name: String,
+        /// Read the whole horizon, not only what changed since the last sync
+        #[arg(long)]
+        full: bool,
+        /// Sync as if it were this RFC 3339 instant (the horizon starts then)
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        now: Option<DateTime<Utc>>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Read a stored message again with today's configuration and apply it
     Reapply {
         /// The message's number

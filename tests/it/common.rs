@@ -156,6 +156,7 @@ impl Env {
 }
 
 /// A finished run of the binary.
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,

@@ -722,3 +722,49 @@ async fn client_credentials_fetch_a_token_and_a_wrong_secret_is_worded_for_staff
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_syncs_a_feed_now_and_says_what_it_did() {
+    let env = Env::new();
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let _ = setup(&env, &sim, false);
+    let now = Clock::System.now();
+    seed(
+        &sim,
+        1,
+        now + chrono::Duration::hours(20),
+        "booked",
+        Some("98200 10001"),
+    );
+    seed(&sim, 2, now + chrono::Duration::hours(21), "booked", None);
+    let token = [("REMINDERD_FEED_EHR_TOKEN", SIM_FHIR_TOKEN)];
+    let out = env.run_with_env(&["feeds", "sync", "ehr", "--full"], &token);
+    assert_eq!(out.code, 65, "one appointment refused: {out:?}");
+    assert!(
+        out.stdout.contains("full sync")
+            && out.stdout.contains("2 appointments listed: 1 applied")
+            && out.stdout.contains("1 refused")
+            && out
+                .stdout
+                .contains("reminderd feeds messages ehr --refused"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(status_of(&env, "A1").as_deref(), Some("booked"));
+    let again = env.run_with_env(&["feeds", "sync", "ehr", "--json"], &token);
+    assert_eq!(again.code, 0, "the refused one is a replay now: {again:?}");
+    assert_eq!(again.json()["replays"], 2);
+
+    let unknown = env.run_with_env(&["feeds", "sync", "nope"], &token);
+    assert_eq!(unknown.code, 64, "{unknown:?}");
+    assert!(
+        unknown
+            .stderr
+            .contains("\"nope\" is not a FHIR feed; the FHIR feeds are: ehr")
+    );
+    let refused = env.run_with_env(
+        &["feeds", "sync", "ehr"],
+        &[("REMINDERD_FEED_EHR_TOKEN", "wrong")],
+    );
+    assert_eq!(refused.code, 69, "{refused:?}");
+}
