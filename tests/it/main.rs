@@ -18,6 +18,7 @@ mod desk_patient;
 mod desk_remind;
 mod desk_upload;
 mod desk_upload_prg;
+mod feeds_hl7;
 mod fuzz_regressions;
 mod import_channels;
 mod import_cmd;

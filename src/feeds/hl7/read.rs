@@ -100,11 +100,11 @@ pub fn read(config: &Config, feed: &Feed, body: &str) -> Result<(Header, Action)
     let event = text(&msg, "MSH", 9, 2).to_ascii_uppercase();
     if !ty.eq_ignore_ascii_case("SIU") {
         return Err(Refusal::Rejected(format!(
-            "MSH-9 is {}: not a scheduling message (SIU); this listener takes SIU^S12 to SIU^S26 only, so route other messages elsewhere in the interface engine",
+            "MSH-9 is {}: not a scheduling message (SIU); this listener takes SIU S12 to S26 only, so route other messages elsewhere in the interface engine",
             if head.trigger.is_empty() {
-                "empty"
+                "empty".to_string()
             } else {
-                &head.trigger
+                head.trigger.replace('^', " ")
             }
         )));
     }
@@ -114,16 +114,16 @@ pub fn read(config: &Config, feed: &Feed, body: &str) -> Result<(Header, Action)
         ),
         "S23" | "S24" => Action::Apply(Reading::Slot(slot(config, feed, &msg, &event)?)),
         "S18" | "S19" | "S20" | "S21" | "S22" => Action::Ignore(format!(
-            "ignored: SIU^{event} changes a service or resource of the appointment, not its time or status"
+            "ignored: SIU {event} changes a service or resource of the appointment, not its time or status"
         )),
         "" => {
             return Err(Refusal::Rejected(
-                "MSH-9.2 (the trigger event) is empty; send SIU^S12 to SIU^S26".into(),
+                "MSH-9.2 (the trigger event) is empty; send SIU S12 to S26".into(),
             ));
         }
         other => {
             return Err(Refusal::Rejected(format!(
-                "SIU^{other} is not a scheduling event reminderd takes; send S12 to S17, S23, S24 or S26"
+                "SIU {other} is not a scheduling event reminderd takes; send S12 to S17, S23, S24 or S26"
             )));
         }
     };
@@ -355,7 +355,7 @@ fn status(msg: &Message<'_>, event: &str) -> Result<RowStatus, String> {
         }
         "blocked" => {
             return Err(
-                "SCH-25 (filler status) is Blocked: a blocked slot is not an appointment; send blocked time as SIU^S23".into(),
+                "SCH-25 (filler status) is Blocked: a blocked slot is not an appointment; send blocked time as SIU S23".into(),
             );
         }
         _ => {

@@ -293,7 +293,7 @@ fn s23_and_s24_are_slots_and_s18_to_s22_are_ignored() {
     }
     let body = v23("S19", "", "", "");
     match read(&c, &c.feeds["ehr"], &body) {
-        Ok((_, Action::Ignore(why))) => assert!(why.starts_with("ignored: SIU^S19"), "{why}"),
+        Ok((_, Action::Ignore(why))) => assert!(why.starts_with("ignored: SIU S19"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -337,7 +337,7 @@ fn non_siu_and_non_hl7_messages_are_rejected_and_escapes_are_decoded() {
     let adt = "MSH|^~\\&|A|B|C|D|20261125||ADT^A01|9|P|2.3\rPID|1||X";
     match read(&c, &c.feeds["ehr"], adt) {
         Err(Refusal::Rejected(why)) => assert!(
-            why.starts_with("MSH-9 is ADT^A01: not a scheduling message (SIU)"),
+            why.starts_with("MSH-9 is ADT A01: not a scheduling message (SIU)"),
             "{why}"
         ),
         other => panic!("{other:?}"),
