@@ -413,3 +413,29 @@ fn no_input_panics_the_reader() {
         let _ = header(&s);
     }
 }
+
+#[test]
+fn the_readme_example_feed_parses_and_reads_a_message() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = &readme[readme
+        .find("### Schedule from an HL7 v2 SIU feed")
+        .expect("the HL7 section")..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let c = config(block);
+    let feed = &c.feeds["front-desk-ehr"];
+    let body = v23(
+        "S12",
+        "^^^202612010930^202612011000",
+        "^PRN^CP^^^^^^^^^2125550123",
+        "AIL|1||NYC-MAIN",
+    );
+    match read(&c, feed, &body) {
+        Ok((_, Action::Apply(Reading::Appointment(r)))) => assert_eq!(r.clinic, "nyc"),
+        other => panic!("{other:?}"),
+    }
+}
