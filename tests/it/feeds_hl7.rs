@@ -108,7 +108,7 @@ impl Feed {
     fn fixture(&self, name: &str, id: &str, appt: &str, start: DateTime<Utc>) -> PathBuf {
         let text = std::fs::read_to_string(repo_file(&format!("tests/fixtures/hl7/{name}")))
             .expect("fixture")
-            .replace("{NOW}", &hl7_time(Utc::now()))
+            .replace("{NOW}", &hl7_time(reminderd::time::Clock::System.now()))
             .replace("{ID}", id)
             .replace("{APPT}", appt)
             .replace("{START}", &hl7_time(start))
@@ -172,7 +172,7 @@ async fn siu_from_mllp_send_books_moves_and_cancels_and_replays_apply_once() {
             ],
         )
     };
-    let now = Utc::now();
+    let now = reminderd::time::Clock::System.now();
     let start = now + chrono::Duration::days(2);
     let start = start - chrono::Duration::seconds(start.timestamp() % 60);
 
@@ -333,7 +333,7 @@ async fn pid13_variants_sent_together_store_each_patients_mobile() {
     let mut f = Feed::new();
     f.start();
     f.ready().await;
-    let start = Utc::now() + chrono::Duration::days(3);
+    let start = reminderd::time::Clock::System.now() + chrono::Duration::days(3);
     let acks = f.send(&tool, &f.fixture("pid13-variants.hl7", "V", "", start));
     for id in ["V-1", "V-2", "V-3"] {
         assert!(acks.contains(&format!("MSA|AA|{id}")), "{acks}");
@@ -393,7 +393,7 @@ async fn sigkill_at_seeded_moments_leaves_every_message_applied_exactly_once() {
     f.ready().await;
     // 12 appointments, each booked then moved back and forth: a message applied twice, or
     // one lost, leaves a wrong time or a wrong count of audit rows.
-    let base = Utc::now() + chrono::Duration::days(2);
+    let base = reminderd::time::Clock::System.now() + chrono::Duration::days(2);
     let base = base - chrono::Duration::seconds(base.timestamp() % 60);
     let mut messages = Vec::new();
     for k in 0..12 {
@@ -418,7 +418,7 @@ async fn sigkill_at_seeded_moments_leaves_every_message_applied_exactly_once() {
             let port = f.port;
             let msg = messages[i].1.clone();
             let sender = std::thread::spawn(move || send_raw(port, &msg));
-            std::thread::sleep(Duration::from_micros(next() % 3000));
+            tokio::time::sleep(Duration::from_micros(next() % 3000)).await;
             let pid = f.daemon.as_ref().expect("daemon").id();
             signal(pid, "KILL");
             let _ = f.daemon.take().map(|mut d| d.wait());

@@ -1,6 +1,8 @@
 //! The `ACK` that answers each message (pure): MSH with sender and receiver swapped, MSA with
 //! the inbound MSH-10, and for a refusal the reason in MSA-3 and an ERR segment.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 use hl7_parser::message::Separators;
 
@@ -93,21 +95,18 @@ pub fn ack(
         escape(&sep, version),
     );
     let answered = inbound.map_or("", |h| h.control_id.as_str());
-    out.push_str(&format!(
-        "MSA{f}{}{f}{}",
-        code.as_str(),
-        escape(&sep, answered)
-    ));
+    let _ = write!(out, "MSA{f}{}{f}{}", code.as_str(), escape(&sep, answered));
     if let Some((err, reason)) = refusal {
         // MSA-3 is 80 characters in v2.3 and withdrawn later; the whole reason is in ERR-8.
         let short: String = reason.chars().take(80).collect();
-        out.push_str(&format!("{f}{}\r", escape(&sep, &short)));
+        let _ = write!(out, "{f}{}\r", escape(&sep, &short));
         let (n, words) = err.code();
         let severity = "E";
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "ERR{f}{f}{f}{n}{c}{words}{c}HL70357{f}{severity}{f}{f}{f}{f}{}\r",
             escape(&sep, reason)
-        ));
+        );
     } else {
         out.push('\r');
     }

@@ -225,10 +225,8 @@ async fn post(conn: &Conn, req: hyper::Request<hyper::body::Incoming>) -> hyper:
         return answer(405, text, b"send HL7 messages with POST\n".to_vec());
     }
     let max = conn.max();
-    let body = match axum::body::to_bytes(Body::new(req.into_body()), max).await {
-        Ok(b) => b,
-        Err(_) => {
-            return answer(
+    let Ok(body) = axum::body::to_bytes(Body::new(req.into_body()), max).await else {
+        return answer(
                 413,
                 text,
                 format!(
@@ -236,8 +234,7 @@ async fn post(conn: &Conn, req: hyper::Request<hyper::body::Incoming>) -> hyper:
                     conn.feed.name
                 )
                 .into_bytes(),
-            );
-        }
+        );
     };
     let ack = conn.handle(&body).await;
     answer(200, HL7_MEDIA, ack)

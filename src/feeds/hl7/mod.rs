@@ -79,7 +79,7 @@ pub async fn handle(
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "unknown".into());
     let lock = feed_lock(&feed.name);
-    let _turn = lock.lock().await;
+    let turn = lock.lock().await;
     let (config, feed_c, id_c, kind_c) = (
         Arc::clone(config),
         feed.clone(),
@@ -153,7 +153,7 @@ pub async fn handle(
         })
         .await
         .unwrap_or_else(|e| Done::Failed(e.to_string()));
-    drop(_turn);
+    drop(turn);
     let now = clock.now();
     let (code, refusal) = match &done {
         Done::Applied { outcome, replay } => {

@@ -35,7 +35,7 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Apply this record.
-    Apply(Reading),
+    Apply(Box<Reading>),
     /// An SIU event that changes nothing reminderd keeps (S18–S22: a service or resource
     /// changed); acknowledged with `AA`, with why it was ignored.
     Ignore(String),
@@ -109,10 +109,10 @@ pub fn read(config: &Config, feed: &Feed, body: &str) -> Result<(Header, Action)
         )));
     }
     let action = match event.as_str() {
-        "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26" => Action::Apply(
+        "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26" => Action::Apply(Box::new(
             Reading::Appointment(appointment(config, feed, &msg, &event)?),
-        ),
-        "S23" | "S24" => Action::Apply(Reading::Slot(slot(config, feed, &msg, &event)?)),
+        )),
+        "S23" | "S24" => Action::Apply(Box::new(Reading::Slot(slot(config, feed, &msg, &event)?))),
         "S18" | "S19" | "S20" | "S21" | "S22" => Action::Ignore(format!(
             "ignored: SIU {event} changes a service or resource of the appointment, not its time or status"
         )),
