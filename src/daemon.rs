@@ -281,6 +281,28 @@ pub async fn run(
     .await
     .map_err(|e| DaemonError::Runtime(e.to_string()))?;
 
+    // 3d. Each HL7 feed's listener, on its own address (never the public webhook's).
+    let mut feed_servers = Vec::new();
+    for feed in config.feeds.values() {
+        let Some(h) = feed.hl7() else { continue };
+        let listener = tokio::net::TcpListener::bind(h.listen).await.map_err(|e| {
+            DaemonError::Runtime(format!(
+                "feeds.{}.listen: cannot listen on {}: {e}",
+                feed.name, h.listen
+            ))
+        })?;
+        let at = listener.local_addr().unwrap_or(h.listen);
+        tracing::info!(feed = %feed.name, "HL7 feed listening on {at} (MLLP, and POST /hl7)");
+        feed_servers.push(tokio::spawn(crate::feeds::hl7::serve(
+            listener,
+            store.clone(),
+            Arc::clone(&shared.config),
+            feed.clone(),
+            opts.clock,
+            shutdown.clone(),
+        )));
+    }
+
     // 4. The jobs, on the configured UTC cadence.
     let mut scheduler = JobScheduler::new()
         .await
@@ -382,6 +404,13 @@ pub async fn run(
                 Ok(Err(e)) => return Err(DaemonError::Runtime(format!("{what}: {e}"))),
                 Err(e) => return Err(DaemonError::Runtime(format!("{what} task: {e}"))),
             }
+        }
+    }
+    for task in feed_servers {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(DaemonError::Runtime(format!("HL7 feed: {e}"))),
+            Err(e) => return Err(DaemonError::Runtime(format!("HL7 feed task: {e}"))),
         }
     }
     tracing::info!("stopped");

@@ -270,6 +270,21 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a stored message applied though it changed nothing (an SIU event about a service
+    /// or resource, S18 to S22): `outcome` says why.
+    pub fn settle_feed_message_unchanged(
+        &mut self,
+        id: i64,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE feed_messages SET state = 'applied', outcome = ?2, error = NULL, applied_at = ?3 WHERE id = ?1",
+            params![id, outcome, now.timestamp()],
+        )?;
+        Ok(())
+    }
+
     /// A feed's messages, newest first: all, or only those in `state`.
     pub fn feed_messages(
         &self,

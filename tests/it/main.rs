@@ -22,6 +22,7 @@ mod desk_upload_prg;
 mod feeds_apply;
 mod feeds_cli;
 mod feeds_fhir;
+mod feeds_hl7;
 mod fuzz_regressions;
 mod import_channels;
 mod import_cmd;
