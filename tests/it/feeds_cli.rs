@@ -132,3 +132,50 @@ fn messages_show_and_reapply_name_a_message_and_mask_numbers() {
         1
     );
 }
+
+#[test]
+fn a_message_refused_for_an_unmapped_location_applies_once_the_location_is_mapped() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    std::fs::write(env.path("reminders.toml"), format!("{config}\n{FEEDS}")).expect("write");
+    let start = (reminderd::time::Clock::System.now() + Duration::days(2))
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .format("%Y%m%d%H%M00");
+    let body = format!(
+        "MSH|^~\\&|EHR|BANDRA|REMINDERD|X|20261126103000||SIU^S12|MSG-10|P|2.5.1\rSCH||APT-10|||||||15|min\rTQ1|1||||||{start}\rPID|1||P-10^^^EHR||Patil^Priya||19800101|F|||||^PRN^CP^^91^98765^43210\rAIL|1||BANDRA"
+    );
+    let id = Store::open(&env.db())
+        .expect("store")
+        .receive_feed_message(
+            "front-desk-ehr",
+            "MSG-10",
+            "SIU^S12",
+            &body,
+            reminderd::time::Clock::System.now(),
+        )
+        .expect("receive")
+        .id;
+    let refused = env.run(&["feeds", "reapply", &id.to_string()]).expect(65);
+    assert!(
+        refused.stdout.contains("\"BANDRA\""),
+        "the reason names the location: {}",
+        refused.stdout
+    );
+
+    // The administrator maps the location; the stored message now applies, once.
+    let fixed = format!("{config}\n{FEEDS}").replace(
+        "\"ANDHERI\" = \"mumbai\"",
+        "\"ANDHERI\" = \"mumbai\"\n\"BANDRA\" = \"mumbai\"",
+    );
+    std::fs::write(env.path("reminders.toml"), fixed).expect("write");
+    let applied = env.run(&["feeds", "reapply", &id.to_string()]).expect(0);
+    assert!(applied.stdout.contains("new"), "{}", applied.stdout);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM appointments WHERE source = 'front-desk-ehr' AND external_id = 'APT-10' AND status = 'booked'"
+        ),
+        1
+    );
+    let again = env.run(&["feeds", "reapply", &id.to_string()]).expect(0);
+    assert!(again.stdout.contains("already applied"), "{}", again.stdout);
+}
