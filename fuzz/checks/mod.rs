@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod csv_import;
+pub mod siu;
 pub mod webhook;
 
 use std::path::Path;

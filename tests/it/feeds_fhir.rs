@@ -655,9 +655,9 @@ async fn client_credentials_fetch_a_token_and_a_wrong_secret_is_worded_for_staff
     let text = std::fs::read_to_string(env.path("reminders.toml"))
         .expect("config")
         .replace(
-            "auth = \"bearer\"",
+            "\nauth = \"bearer\"",
             &format!(
-                "auth = \"client_credentials\"\ntoken_url = \"{}/fhir-auth/token\"\nclient_id = \"{}\"",
+                "\nauth = \"client_credentials\"\ntoken_url = \"{}/fhir-auth/token\"\nclient_id = \"{}\"",
                 sim.base_url(),
                 reminderd::sim::SIM_FHIR_CLIENT_ID
             ),

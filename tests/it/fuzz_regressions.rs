@@ -53,6 +53,11 @@ fn csv_import_inputs_pass_the_fuzz_check() {
 }
 
 #[test]
+fn siu_inputs_pass_the_fuzz_check() {
+    replay("siu", checks::siu::check);
+}
+
+#[test]
 fn webhook_inputs_pass_the_fuzz_check() {
     replay("webhook", checks::webhook::check);
 }
