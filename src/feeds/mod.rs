@@ -64,6 +64,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The appointment's id in the source, when it could be read.
+    pub fn external_id(&self) -> Option<&str> {
+        match self {
+            Self::Error { external_id, .. } => external_id.as_deref(),
+            Self::Rejected(_) => None,
+        }
+    }
+
     /// An `AE` refusal without an appointment id.
     pub fn error(reason: impl Into<String>) -> Self {
         Self::Error {
@@ -187,11 +195,7 @@ pub fn reapply(
             Ok(Reapplied::Applied(done))
         }
         Err(refusal) => {
-            let external = match &refusal {
-                Refusal::Error { external_id, .. } => external_id.clone(),
-                Refusal::Rejected(_) => None,
-            };
-            store.refuse_feed_message(id, &refusal.to_string(), external.as_deref(), now)?;
+            store.refuse_feed_message(id, &refusal.to_string(), refusal.external_id(), now)?;
             Ok(Reapplied::Refused(refusal.to_string()))
         }
     }

@@ -480,11 +480,7 @@ fn store_and_apply(
             Err(ImportError::Store(e)) => Err(e),
         },
         Err(refusal) => {
-            let external = match refusal {
-                Refusal::Error { external_id, .. } => external_id.as_deref(),
-                Refusal::Rejected(_) => None,
-            };
-            s.refuse_feed_message(got.id, &refusal.to_string(), external, now)?;
+            s.refuse_feed_message(got.id, &refusal.to_string(), refusal.external_id(), now)?;
             Ok(Done::Refused)
         }
     }

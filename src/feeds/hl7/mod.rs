@@ -100,20 +100,11 @@ pub async fn handle(
                     replay: true,
                 };
             }
-            let refuse = |store: &mut crate::store::Store, r: Refusal| {
-                let external = match &r {
-                    Refusal::Error { external_id, .. } => external_id.clone(),
-                    Refusal::Rejected(_) => None,
-                };
-                match store.refuse_feed_message(
-                    received.id,
-                    &r.to_string(),
-                    external.as_deref(),
-                    now,
-                ) {
-                    Ok(()) => Done::Refused(r),
-                    Err(e) => Done::Failed(e.to_string()),
-                }
+            let refuse = |store: &mut crate::store::Store, r: Refusal| match store
+                .refuse_feed_message(received.id, &r.to_string(), r.external_id(), now)
+            {
+                Ok(()) => Done::Refused(r),
+                Err(e) => Done::Failed(e.to_string()),
             };
             match read(&config, &feed_c, &body) {
                 Err(r) => refuse(store, r),
