@@ -8,6 +8,7 @@
 
 mod demo;
 mod feeds;
+mod logging;
 mod outbox;
 mod output;
 mod remind;
@@ -433,29 +434,17 @@ enum TemplatesCommand {
     },
 }
 
-/// Logs go to stderr (journald under systemd): human lines, or JSON with
-/// `REMINDERD_LOG_FORMAT=json`; `RUST_LOG` filters them (default: info for the daemon's own
-/// lines, warnings from libraries). Phone numbers are masked where they are logged, and
-/// secrets never are.
+/// Logs go to journald under systemd (priorities and fields), else to stderr: human lines,
+/// coloured only at a terminal, or JSON with `REMINDERD_LOG_FORMAT=json`; `RUST_LOG` filters
+/// them (default: info for the daemon's own lines, warnings from libraries). Phone numbers
+/// are masked where they are logged, and secrets never are.
 pub fn init_logging(cli: &Cli) {
     // The demo's screen is its tables; the daemon's and senders' info lines are for journald.
-    let default = if matches!(cli.command, Command::Demo(_)) {
+    logging::init(if matches!(cli.command, Command::Demo(_)) {
         "warn"
     } else {
         "warn,reminderd=info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes are for a person at a terminal; journald and files would keep them raw.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("REMINDERD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    });
 }
 
 /// An error that already carries its exit code.
