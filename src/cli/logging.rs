@@ -226,18 +226,18 @@ impl Visit for Rendered {
 
 /// `message key=value key=value`, in the order the event names its fields.
 fn message_with_fields(fields: &[Field], values: &[Option<Value>]) -> String {
-    let mut out = String::new();
-    for (field, value) in fields.iter().zip(values) {
-        if field.name() == "message" {
-            if let Some(v) = value {
-                out.insert_str(0, &v.text);
-            }
-        }
-    }
-    for (field, value) in fields.iter().zip(values) {
-        if let Some(v) = value.as_ref().filter(|_| field.name() != "message") {
-            let _ = write!(out, " {}={}", field.name(), v.shown);
-        }
+    let pairs = || {
+        fields
+            .iter()
+            .zip(values)
+            .filter_map(|(f, v)| Some((f.name(), v.as_ref()?)))
+    };
+    let mut out = pairs()
+        .find(|(name, _)| *name == "message")
+        .map(|(_, v)| v.text.clone())
+        .unwrap_or_default();
+    for (name, v) in pairs().filter(|(name, _)| *name != "message") {
+        let _ = write!(out, " {name}={}", v.shown);
     }
     out
 }
