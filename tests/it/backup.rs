@@ -352,3 +352,179 @@ async fn a_backup_while_5000_messages_go_out_restores_into_a_daemon_that_sends_n
         "the restored daemon sends what the copy had pending, and nothing the copy had sent: sent besides {extra:?}; not sent {missing:?}"
     );
 }
+
+/// A database with the example schedule in it, and a checked copy of it made by `backup`.
+fn with_copy() -> (Env, std::path::PathBuf) {
+    let env = Env::new();
+    env.import(
+        "day.csv",
+        &csv(&["A1,P1,Aarav Sharma,98200 12345,en,2030-12-02,09:00,15,Dr. Mehta,mumbai,booked"]),
+        &[],
+    )
+    .expect(0);
+    let copy = env.path("copy.db");
+    let r = env
+        .run(&["backup", copy.to_str().expect("utf-8"), "--json"])
+        .expect(0);
+    assert_eq!(r.json()["integrity"], "ok");
+    (env, copy)
+}
+
+#[test]
+fn a_copy_from_a_newer_reminderd_is_refused_and_an_older_one_is_upgraded_on_next_open() {
+    let (env, copy) = with_copy();
+    let newer = env.path("newer.db");
+    std::fs::copy(&copy, &newer).expect("copy");
+    Connection::open(&newer)
+        .and_then(|c| c.execute_batch("PRAGMA user_version = 99"))
+        .expect("newer");
+    env.run(&[
+        "import",
+        "--json",
+        env.file(
+            "more.csv",
+            csv(&["A2,P2,Diya Patel,98200 12346,en,2030-12-02,09:30,15,Dr. Mehta,mumbai,booked"]),
+        )
+        .to_str()
+        .expect("utf-8"),
+    ])
+    .expect(0);
+    let r = env
+        .run(&["restore", newer.to_str().expect("utf-8")])
+        .expect(65);
+    assert!(
+        r.stderr.contains("newer reminderd (schema version 99")
+            && r.stderr.contains("nothing was changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.appointments().len(), 2, "the database is untouched");
+
+    // A copy from schema 7 goes in as it is and is upgraded when reminderd opens it.
+    let old = env.path("v7.db");
+    let sql = std::fs::read_to_string(crate::common::repo_file("tests/fixtures/schema-v7.sql"))
+        .expect("fixture");
+    Connection::open(&old)
+        .and_then(|c| c.execute_batch(&sql))
+        .expect("v7");
+    let r = env
+        .run(&["restore", old.to_str().expect("utf-8")])
+        .expect(0);
+    assert!(
+        r.stdout.contains("version 7")
+            && r.stdout.contains("upgrades it when it next opens it")
+            && r.stdout.contains("the database it replaced is kept as"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(env.appointments().len(), 14, "the fixture's appointments");
+    let aside: Vec<_> = std::fs::read_dir(env.dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("test.db.before-restore-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let kept = Connection::open(env.path(&aside[0])).expect("kept");
+    let n: i64 = kept
+        .query_row("SELECT count(*) FROM appointments", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 2, "the replaced database is kept whole");
+}
+
+#[test]
+fn check_db_reports_a_sound_database_and_fails_on_a_damaged_one() {
+    let (env, copy) = with_copy();
+    let r = env.run(&["check-db", "--json"]).expect(0).json();
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["integrity"], json!(["ok"]));
+    assert_eq!(r["schema_version"], reminderd::store::SCHEMA_VERSION);
+    assert_eq!(r["tables"][0], json!({"table": "appointments", "rows": 1}));
+    assert!(r["last_backup_at"].is_string(), "{r}");
+    let human = env.run(&["check-db"]).expect(0);
+    assert!(
+        human.stdout.contains("integrity    ok") && human.stdout.contains("appointments 1"),
+        "{}",
+        human.stdout
+    );
+
+    // Garble pages in the middle of the copy, as a failing disk would.
+    {
+        use std::io::{Seek as _, Write as _};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .expect("open");
+        f.seek(std::io::SeekFrom::Start(8192)).expect("seek");
+        f.write_all(&[0xab; 4096 * 8]).expect("write");
+    }
+    let r = env
+        .run(&["--db", copy.to_str().expect("utf-8"), "check-db"])
+        .expect(74);
+    assert!(r.stdout.contains("integrity    FAILED"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("failed SQLite's integrity check"),
+        "{}",
+        r.stderr
+    );
+    // And restore will not put it in place.
+    let r = env
+        .run(&["restore", copy.to_str().expect("utf-8")])
+        .expect(65);
+    assert!(r.stderr.contains("integrity check"), "{}", r.stderr);
+    assert_eq!(env.appointments().len(), 1);
+}
+
+#[test]
+fn keep_prunes_only_the_oldest_copies_backup_named() {
+    let (env, _) = with_copy();
+    let folder = env.path("backups");
+    std::fs::create_dir(&folder).expect("mkdir");
+    for name in [
+        "reminderd-20200101-030000.db",
+        "reminderd-20200102-030000.db",
+        "reminderd-20200103-030000.db",
+        "reminderd-by-hand.db",
+    ] {
+        std::fs::write(folder.join(name), "old").expect("old copy");
+    }
+    let r = env
+        .run(&[
+            "backup",
+            folder.to_str().expect("utf-8"),
+            "--keep",
+            "2",
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let mut left: Vec<String> = std::fs::read_dir(&folder)
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    left.sort();
+    let new = std::path::Path::new(r["path"].as_str().expect("path"))
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
+    let mut want = vec![
+        "reminderd-20200103-030000.db".to_string(),
+        "reminderd-by-hand.db".to_string(),
+        new,
+    ];
+    want.sort();
+    assert_eq!(
+        left, want,
+        "the newest two copies, and the one named by hand"
+    );
+    assert_eq!(r["pruned"].as_array().map(Vec::len), Some(2));
+    let r = env.run(&[
+        "backup",
+        env.path("one.db").to_str().expect("utf-8"),
+        "--keep",
+        "2",
+    ]);
+    assert_eq!(r.code, 64, "--keep needs a folder: {}", r.stderr);
+    let r = env.run(&["backup", folder.to_str().expect("utf-8"), "--keep", "0"]);
+    assert_eq!(r.code, 2, "clap refuses 0: {}", r.stderr);
+}
