@@ -546,8 +546,9 @@ mod tests {
             "a rollback-journal file, no -wal needed"
         );
         assert!(!wal_path(&dest).exists());
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&dest).expect("meta").permissions().mode();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&dest).expect("meta").permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600);
         assert!(store.last_backup_at().expect("last").is_some());
     }

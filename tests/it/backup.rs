@@ -455,7 +455,7 @@ fn check_db_reports_a_sound_database_and_fails_on_a_damaged_one() {
             .open(&copy)
             .expect("open");
         f.seek(std::io::SeekFrom::Start(8192)).expect("seek");
-        f.write_all(&[0xab; 4096 * 8]).expect("write");
+        f.write_all(&vec![0xab; 4096 * 8]).expect("write");
     }
     let r = env
         .run(&["--db", copy.to_str().expect("utf-8"), "check-db"])
