@@ -6,6 +6,7 @@
 //! long-running processes), `demo`, `user` (front-desk accounts); `output` holds the
 //! human and JSON printers they share.
 
+mod backup;
 mod demo;
 mod feeds;
 mod logging;
@@ -65,6 +66,12 @@ pub struct Cli {
 enum Command {
     /// Check reminders.toml and the database without changing anything
     CheckConfig,
+    /// Check the database: integrity, schema version, sizes and the newest backup
+    CheckDb(backup::CheckDbArgs),
+    /// Copy the database while the daemon runs (SQLite's online backup), checked
+    Backup(backup::BackupArgs),
+    /// Put a copy made by `reminderd backup` in place of the database (daemon stopped)
+    Restore(backup::RestoreArgs),
     /// Import a schedule exported as CSV (all rows or none)
     Import(ImportArgs),
     /// List appointments in start order (default: from today on)
@@ -507,6 +514,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     let (path, db) = (config_path.as_path(), cli.db.as_deref());
     match cli.command {
         Command::CheckConfig => schedule::check_config(path, db),
+        Command::CheckDb(args) => backup::check_db(path, db, &args),
+        Command::Backup(args) => backup::backup(path, db, &args),
+        Command::Restore(args) => backup::restore(path, db, &args),
         Command::Import(args) => schedule::import(path, db, &args),
         Command::Appointments(args) => schedule::appointments(path, db, &args),
         Command::Replies(args) => schedule::replies(path, db, &args),
