@@ -507,13 +507,16 @@ fn feed_jobs(config: &Config, shared: &Arc<Shared>) -> Result<Vec<Job>, DaemonEr
             out.push(job);
         }
     }
-    let s = Arc::clone(shared);
-    let job = Job::new_async(config.daemon.dispatch.as_str(), move |_, _| {
-        let s = Arc::clone(&s);
-        Box::pin(async move { updates_tick(&s).await })
-    })
-    .map_err(|e| DaemonError::Runtime(format!("daemon.dispatch: {e:?}")))?;
-    out.push(job);
+    // Practice-system updates exist only for appointments a feed brought.
+    if !config.feeds.is_empty() {
+        let s = Arc::clone(shared);
+        let job = Job::new_async(config.daemon.dispatch.as_str(), move |_, _| {
+            let s = Arc::clone(&s);
+            Box::pin(async move { updates_tick(&s).await })
+        })
+        .map_err(|e| DaemonError::Runtime(format!("daemon.dispatch: {e:?}")))?;
+        out.push(job);
+    }
     Ok(out)
 }
 
@@ -732,11 +735,22 @@ async fn refresh_feed_gauges(s: &Arc<Shared>) {
                 }
             }
         }
-        let counts = status.map_or((0, 0, 0), |st| (st.applied, st.refused, st.waiting));
+        let name = feed.name.clone();
+        let counts = match s.store.run(move |st| st.feed_counts(&name)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::warn!(feed = %feed.name, error = %e, "feed gauges not read");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(feed = %feed.name, error = %e, "feed gauges not read");
+                continue;
+            }
+        };
         for (state, n) in [
-            ("applied", counts.0),
-            ("refused", counts.1),
-            ("received", counts.2),
+            ("applied", counts.applied),
+            ("refused", counts.refused),
+            ("received", counts.waiting),
         ] {
             metrics::gauge!("reminderd_feed_messages", "feed" => feed.name.clone(), "state" => state)
                 .set(n as f64);

@@ -21,6 +21,8 @@ pub(super) struct FeedLine<'a> {
     pub feed: &'a Feed,
     /// What the store knows of it (`None`: never heard from).
     pub status: Option<reminderd::store::FeedStatus>,
+    /// How many of its messages stand where.
+    pub counts: reminderd::store::FeedCounts,
     /// Why it holds its clinics' reminders, if it does.
     pub hold: Option<String>,
 }
@@ -125,18 +127,18 @@ fn list(config: &Config, store: &Store, args: &FeedsArgs) -> Result<u8> {
     let now = Clock::from_option(args.now).now();
     let statuses = store.feed_statuses()?;
     let holds = feeds::holds(config, &statuses, now);
-    let lines: Vec<FeedLine<'_>> = config
-        .feeds
-        .values()
-        .map(|feed| FeedLine {
+    let mut lines: Vec<FeedLine<'_>> = Vec::new();
+    for feed in config.feeds.values() {
+        lines.push(FeedLine {
             feed,
             status: statuses.iter().find(|s| s.feed == feed.name).cloned(),
+            counts: store.feed_counts(&feed.name)?,
             hold: holds
                 .iter()
                 .find(|h| h.feed == feed.name)
                 .map(|h| h.reason.clone()),
-        })
-        .collect();
+        });
+    }
     if args.json {
         let rows: Vec<_> = lines
             .iter()
@@ -150,10 +152,10 @@ fn list(config: &Config, store: &Store, args: &FeedsArgs) -> Result<u8> {
                     "last_sync_at": s.last_sync_at.map(rfc3339),
                     "last_success_at": s.last_success_at.map(rfc3339),
                     "last_full_sync_at": s.last_full_sync_at.map(rfc3339),
-                    "applied": s.applied,
-                    "refused": s.refused,
-                    "waiting": s.waiting,
-                    "replays": s.replays,
+                    "applied": l.counts.applied,
+                    "refused": l.counts.refused,
+                    "waiting": l.counts.waiting,
+                    "replays": l.counts.replays,
                     "held": l.hold.is_some(),
                     "hold_reason": l.hold,
                     "last_error": s.last_error.as_ref().map(|(_, e)| e),
@@ -212,7 +214,7 @@ fn message_json(m: &FeedMessage) -> serde_json::Value {
         "received_at": rfc3339(m.received_at),
         "state": m.state.as_str(),
         "outcome": m.outcome,
-        "error": m.error.as_deref().map(reminderd::desk::mask_loose),
+        "error": m.error.as_deref().map(reminderd::phone::mask_loose),
         "external_id": m.external_id,
         "appointment_id": m.appointment_id,
         "replays": m.replays,
@@ -232,7 +234,7 @@ fn show(store: &mut Store, id: i64, unmasked: bool, json: bool) -> Result<u8> {
     let body = if unmasked {
         // A reveal of a patient's number is audited, as at the desk.
         store.audit_staff(
-            &admin(),
+            &super::admin_actor(),
             "view_feed_message_unmasked",
             m.appointment_id,
             Some(&format!("{} {}", m.feed, m.message_id)),
@@ -241,7 +243,7 @@ fn show(store: &mut Store, id: i64, unmasked: bool, json: bool) -> Result<u8> {
         )?;
         raw.replace('\r', "\n")
     } else {
-        reminderd::desk::mask_numbers(&raw)
+        reminderd::phone::mask_numbers(&raw)
     };
     if json {
         let mut v = message_json(&m);
@@ -259,7 +261,7 @@ fn show(store: &mut Store, id: i64, unmasked: bool, json: bool) -> Result<u8> {
             m.state.as_str()
         );
         if let Some(e) = &m.error {
-            println!("refused: {}", reminderd::desk::mask_loose(e));
+            println!("refused: {}", reminderd::phone::mask_loose(e));
         }
         println!();
         println!("{}", body.trim_end());
@@ -269,7 +271,7 @@ fn show(store: &mut Store, id: i64, unmasked: bool, json: bool) -> Result<u8> {
 
 fn reapply(config: &Config, store: &mut Store, id: i64, json: bool) -> Result<u8> {
     let now = Clock::System.now();
-    let done = match feeds::reapply(store, config, id, now) {
+    let done = match feeds::reapply_as(store, config, id, &super::admin_actor(), now) {
         Ok(d) => d,
         Err(ReapplyError::NoSuchMessage(_)) => return Err(no_such_message(id)),
         Err(e @ ReapplyError::NoSuchFeed(_)) => return Err(fail(exit::CONFIG, e.to_string())),
@@ -282,37 +284,20 @@ fn reapply(config: &Config, store: &mut Store, id: i64, json: bool) -> Result<u8
         ),
         Reapplied::AlreadyApplied => ("already applied: nothing was done again".into(), exit::OK),
         Reapplied::Refused(why) => (
-            format!("still refused: {}", reminderd::desk::mask_loose(why)),
+            format!("still refused: {}", reminderd::phone::mask_loose(why)),
             exit::DATA,
         ),
     };
-    let appointment = store.feed_message(id)?.and_then(|m| m.appointment_id);
-    store.audit_staff(
-        &admin(),
-        "reapply_feed_message",
-        appointment,
-        Some(&words),
-        Some(&format!("message {id}")),
-        now,
-    )?;
     if json {
         print_json(&json!({
             "id": id,
             "applied": matches!(done, Reapplied::Applied(_)),
             "already_applied": done == Reapplied::AlreadyApplied,
             "outcome": match &done { Reapplied::Applied(o) => Some(o.as_str()), _ => None },
-            "refused": match &done { Reapplied::Refused(w) => Some(reminderd::desk::mask_loose(w)), _ => None },
+            "refused": match &done { Reapplied::Refused(w) => Some(reminderd::phone::mask_loose(w)), _ => None },
         }))?;
     } else {
         println!("message {id}: {words}");
     }
     Ok(code)
-}
-
-/// Who the audit trail names for a command-line action.
-fn admin() -> String {
-    format!(
-        "admin:{}",
-        std::env::var("USER").unwrap_or_else(|_| "cli".into())
-    )
 }

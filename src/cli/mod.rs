@@ -562,6 +562,14 @@ fn open(config_path: &Path, db: Option<&Path>) -> Result<(Config, Store)> {
     Ok((config, store))
 }
 
+/// Who the audit trail names for an administrator's command (staff are `staff:<name>`).
+fn admin_actor() -> String {
+    format!(
+        "admin:{}",
+        std::env::var("USER").unwrap_or_else(|_| "cli".into())
+    )
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     // Blocking work is store calls behind one connection's mutex: more threads than this only
     // wait on it (bench/memory.py saw tokio's default pool grow to 512 under webhook load).

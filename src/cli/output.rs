@@ -475,7 +475,6 @@ pub(super) fn print_feeds(lines: &[FeedLine<'_>], now: DateTime<Utc>) -> std::io
         ],
         None,
         |l| {
-            let s = l.status.clone().unwrap_or_default();
             [
                 l.feed.name.clone(),
                 l.kind().to_string(),
@@ -487,10 +486,10 @@ pub(super) fn print_feeds(lines: &[FeedLine<'_>], now: DateTime<Utc>) -> std::io
                         reminderd::plan::humanize(now - t)
                     )
                 }),
-                s.applied.to_string(),
-                s.refused.to_string(),
-                s.waiting.to_string(),
-                s.replays.to_string(),
+                l.counts.applied.to_string(),
+                l.counts.refused.to_string(),
+                l.counts.waiting.to_string(),
+                l.counts.replays.to_string(),
                 if l.hold.is_some() { "HELD" } else { "ok" }.to_string(),
             ]
         },
@@ -498,7 +497,7 @@ pub(super) fn print_feeds(lines: &[FeedLine<'_>], now: DateTime<Utc>) -> std::io
     let mut out = std::io::stdout().lock();
     for l in lines {
         if let Some(h) = &l.hold {
-            writeln!(out, "{}: {h}", l.feed.name)?;
+            writeln!(out, "{}: held: {h}", l.feed.name)?;
         }
         if let Some((t, e)) = l.status.as_ref().and_then(|s| s.last_error.as_ref()) {
             writeln!(
@@ -506,7 +505,7 @@ pub(super) fn print_feeds(lines: &[FeedLine<'_>], now: DateTime<Utc>) -> std::io
                 "{}: last error at {}: {}",
                 l.feed.name,
                 rfc3339(*t),
-                reminderd::desk::mask_loose(e)
+                reminderd::phone::mask_loose(e)
             )?;
         }
     }
@@ -538,7 +537,7 @@ pub(super) fn print_feed_messages(list: &[reminderd::store::FeedMessage]) -> std
                 m.external_id.clone().unwrap_or_default(),
                 m.error
                     .as_deref()
-                    .map(reminderd::desk::mask_loose)
+                    .map(reminderd::phone::mask_loose)
                     .or_else(|| m.outcome.clone())
                     .unwrap_or_default(),
             ]

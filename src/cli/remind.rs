@@ -19,10 +19,7 @@ pub(super) fn remind(config_path: &Path, db: Option<&Path>, args: &RemindArgs) -
         .ok_or_else(|| fail(exit::USAGE, config.unknown_clinic(&args.clinic)))?
         .clone();
     let now = Clock::from_option(args.now).now();
-    let actor = format!(
-        "admin:{}",
-        std::env::var("USER").unwrap_or_else(|_| "cli".into())
-    );
+    let actor = super::admin_actor();
     // A run is a press of its own: a fresh nonce, so running it again sends again.
     let nonce = reminderd::desk::auth::new_token();
     let pressed = store.press_remind(

@@ -174,7 +174,12 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
         if !config.feeds.is_empty() {
             let now = Clock::System.now();
             for h in reminderd::feeds::holds(&config, &store.feed_statuses()?, now) {
-                writeln!(out, "  warning: {} ({})", h.reason, h.clinics.join(", "))?;
+                writeln!(
+                    out,
+                    "  warning: held: {} ({})",
+                    h.reason,
+                    h.clinics.join(", ")
+                )?;
             }
         }
     } else {

@@ -12,10 +12,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
     let (_, mut store) = open(config_path, db)?;
     let now = Clock::System.now();
     // Who changed an account, for the audit log (staff are `staff:<name>`).
-    let actor = format!(
-        "admin:{}",
-        std::env::var("USER").unwrap_or_else(|_| "cli".into())
-    );
+    let actor = super::admin_actor();
     let no_such = |name: &str| {
         fail(
             exit::DATA,

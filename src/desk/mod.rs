@@ -27,7 +27,7 @@ mod views;
 pub use session::Staff;
 /// A stored feed message with its phone numbers masked, as the desk shows it (and `reminderd
 /// feeds show`).
-pub use views::{mask_loose, mask_numbers, outcome_words};
+pub use views::outcome_words;
 
 use std::sync::{Arc, RwLock};
 

@@ -156,7 +156,7 @@ pub fn verdict_with_feeds(
         return Verdict::Skip(format!("clinic {:?} is no longer configured", row.clinic));
     };
     if let Some(reason) = feed_holds.get(&clinic.key) {
-        return Verdict::Hold(now + HOLD_RECHECK, reason.clone());
+        return Verdict::Hold(now + HOLD_RECHECK, format!("held: {reason}"));
     }
     // A clinic a feed keeps up to date is guarded by the feed's freshness, not by uploads.
     if let Some(max_age) = clinic.max_import_age

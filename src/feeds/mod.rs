@@ -137,6 +137,42 @@ pub fn apply_reading(
     }
 }
 
+/// Applies what a stored message says, or records why it cannot be, the one way every path
+/// does (an HL7 message as it arrives, a FHIR resource in a sync, Apply again): a reading the
+/// apply rules refuse (`ImportError::Options`, `StoreError::Refused` or `NotFound`: a clinic no
+/// longer in the database, say) is a refusal with those words, like one the reader made.
+/// `Ok(Err(refusal))` is a refused message; `Err` only a store that failed.
+pub fn apply_or_refuse(
+    store: &mut Store,
+    config: &Config,
+    feed: &Feed,
+    message: i64,
+    origin: &str,
+    read: Result<&Reading, Refusal>,
+    now: DateTime<Utc>,
+) -> Result<Result<String, Refusal>, crate::store::StoreError> {
+    use crate::store::StoreError;
+    let refusal = match read {
+        Ok(reading) => match apply_reading(store, config, feed, message, origin, reading, now) {
+            Ok(outcome) => return Ok(Ok(outcome)),
+            Err(
+                ImportError::Options(why)
+                | ImportError::Store(StoreError::Refused(why) | StoreError::NotFound(why)),
+            ) => Refusal::Error {
+                reason: why,
+                external_id: match reading {
+                    Reading::Appointment(r) => Some(r.appointment_id.clone()),
+                    Reading::Slot(_) => None,
+                },
+            },
+            Err(ImportError::Store(e)) => return Err(e),
+        },
+        Err(refusal) => refusal,
+    };
+    store.refuse_feed_message(message, &refusal.to_string(), refusal.external_id(), now)?;
+    Ok(Err(refusal))
+}
+
 /// What re-applying a stored message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reapplied {
@@ -189,16 +225,56 @@ pub fn reapply(
         FeedKind::Hl7(_) => hl7::reread(config, feed, &body),
         FeedKind::Fhir(_) => fhir::reread(config, feed, &body),
     };
-    match read {
-        Ok((origin, reading)) => {
-            let done = apply_reading(store, config, feed, id, &origin, &reading, now)?;
-            Ok(Reapplied::Applied(done))
+    let (origin, read) = match read {
+        Ok((origin, reading)) => (origin, Ok(reading)),
+        Err(refusal) => (String::new(), Err(refusal)),
+    };
+    Ok(
+        match apply_or_refuse(
+            store,
+            config,
+            feed,
+            id,
+            &origin,
+            read.as_ref().map_err(Clone::clone),
+            now,
+        )? {
+            Ok(done) => Reapplied::Applied(done),
+            Err(refusal) => Reapplied::Refused(refusal.to_string()),
+        },
+    )
+}
+
+/// [`reapply`] done by `actor` (`staff:NAME` at the desk, `admin:USER` at the command line) and
+/// audited as `reapply_feed_message`, in one wording wherever it is pressed: the outcome, or
+/// the refusal with numbers masked. An unknown message or a store failure is not audited.
+pub fn reapply_as(
+    store: &mut Store,
+    config: &Config,
+    id: i64,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Reapplied, ReapplyError> {
+    let done = reapply(store, config, id, now);
+    let words = match &done {
+        Ok(Reapplied::Applied(outcome)) => format!("applied: {outcome}"),
+        Ok(Reapplied::AlreadyApplied) => "already applied".to_string(),
+        Ok(Reapplied::Refused(why)) => {
+            format!("still refused: {}", crate::phone::mask_loose(why))
         }
-        Err(refusal) => {
-            store.refuse_feed_message(id, &refusal.to_string(), refusal.external_id(), now)?;
-            Ok(Reapplied::Refused(refusal.to_string()))
-        }
-    }
+        Err(ReapplyError::NoSuchMessage(_) | ReapplyError::Store(_)) => return done,
+        Err(e) => format!("not applied: {e}"),
+    };
+    let appointment = store.feed_message(id)?.and_then(|m| m.appointment_id);
+    store.audit_staff(
+        actor,
+        "reapply_feed_message",
+        appointment,
+        Some(&words),
+        Some(&format!("message {id}")),
+        now,
+    )?;
+    done
 }
 
 /// A feed that holds its clinics' reminders, and why.
@@ -208,7 +284,8 @@ pub struct FeedHold {
     pub feed: String,
     /// The clinics it holds (keys).
     pub clinics: Vec<String>,
-    /// Why, in words: what was last heard and the limit it passed.
+    /// Why, in words: what was last heard and the limit it passed (dispatch's hold reason
+    /// is this after `held: `).
     pub reason: String,
 }
 
@@ -227,13 +304,13 @@ pub fn holds(config: &Config, statuses: &[FeedStatus], now: DateTime<Utc>) -> Ve
                 match status.and_then(|s| s.last_message_at) {
                     Some(at) if now - at <= limit => continue,
                     Some(at) => format!(
-                        "held: HL7 feed {} has sent nothing for {}, longer than its max_silence ({}); check the interface engine's channel to reminderd",
+                        "HL7 feed {} has sent nothing for {}, longer than its max_silence ({}); check the interface engine's channel to reminderd",
                         feed.name,
                         humanize(now - at),
                         humanize(limit)
                     ),
                     None => format!(
-                        "held: HL7 feed {} has not sent a message yet (max_silence {}); check the interface engine's channel to reminderd",
+                        "HL7 feed {} has not sent a message yet (max_silence {}); check the interface engine's channel to reminderd",
                         feed.name,
                         humanize(limit)
                     ),
@@ -250,13 +327,13 @@ pub fn holds(config: &Config, statuses: &[FeedStatus], now: DateTime<Utc>) -> Ve
                 match status.and_then(|s| s.last_success_at) {
                     Some(at) if now - at <= limit => continue,
                     Some(at) => format!(
-                        "held: FHIR feed {} last synced {} ago, longer than its max_import_age ({}){error}",
+                        "FHIR feed {} last synced {} ago, longer than its max_import_age ({}){error}",
                         feed.name,
                         humanize(now - at),
                         humanize(limit)
                     ),
                     None => format!(
-                        "held: FHIR feed {} has not synced yet (max_import_age {}){error}",
+                        "FHIR feed {} has not synced yet (max_import_age {}){error}",
                         feed.name,
                         humanize(limit)
                     ),
@@ -286,7 +363,11 @@ pub fn held_clinics(holds: &[FeedHold]) -> BTreeMap<String, String> {
 /// Whether a clinic's schedule comes from a feed: then the upload's `max_import_age` guard
 /// does not apply to it (the feed's own guard does).
 pub fn is_fed(config: &Config, clinic: &str) -> bool {
-    config.feeds.values().any(|f| f.clinics().contains(&clinic))
+    // Asked for every due message a dispatch batch judges: no allocation.
+    config
+        .feeds
+        .values()
+        .any(|f| f.clinic.as_deref() == Some(clinic) || f.locations.values().any(|c| c == clinic))
 }
 
 #[cfg(test)]

@@ -78,19 +78,11 @@ pub async fn run_due(
             }
             End::Retry(why) if u.attempts + 1 >= MAX_ATTEMPTS => {
                 report.staff += 1;
-                let what = if u.action == "cancel" {
-                    CANCEL_BY_HAND.to_string()
-                } else {
-                    "confirmed by the patient in reminderd; the practice system was not told".into()
-                };
-                (
-                    "staff",
-                    Some(format!(
-                        "{what} (the FHIR server did not take it after {} tries: {why})",
-                        u.attempts + 1
-                    )),
-                    None,
-                )
+                let tries = format!(
+                    "the FHIR server did not take it after {} tries: {why}",
+                    u.attempts + 1
+                );
+                ("staff", Some(words(&u, &tries)), None)
             }
             End::Retry(why) => {
                 report.retrying += 1;
@@ -114,9 +106,18 @@ pub async fn run_due(
     Ok(report)
 }
 
-/// The next try after `attempts` failed ones: 1, 2, 4, 8 … minutes, at most an hour.
+/// The next try after `attempts` failed ones: 1, 2, 4, 8 … minutes, at most an hour
+/// (dispatch's backoff, without jitter: there is one update per answer, no herd to spread).
 pub fn retry_at(now: DateTime<Utc>, attempts: i64) -> DateTime<Utc> {
-    now + Duration::minutes(1_i64 << attempts.clamp(0, 6)).min(Duration::hours(1))
+    let delay = crate::dispatch::backoff(
+        u32::try_from(attempts.max(0))
+            .unwrap_or(u32::MAX)
+            .saturating_add(1),
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(3600),
+        1.0,
+    );
+    now + Duration::from_std(delay).unwrap_or(Duration::hours(1))
 }
 
 async fn one(config: &Config, clients: &FhirClients, u: &SourceUpdate) -> End {
@@ -191,6 +192,11 @@ async fn cancel(client: &Client, id: &str) -> Result<Option<String>, FhirError> 
                 "Appointment/{id} is no longer on the FHIR server"
             )));
         };
+        if !current.resource.is_object() {
+            return Ok(Some(format!(
+                "the FHIR server answered Appointment/{id} with something that is not a resource"
+            )));
+        }
         if current.resource["status"] == "cancelled" {
             // Cancelled already (by staff, or by our own PUT before a crash).
             return Ok(None);
@@ -212,7 +218,7 @@ async fn cancel(client: &Client, id: &str) -> Result<Option<String>, FhirError> 
 }
 
 /// The appointment as the server has it, cancelled by the patient: every other field kept.
-pub fn cancelled(mut appt: Value) -> Value {
+fn cancelled(mut appt: Value) -> Value {
     appt["status"] = json!("cancelled");
     appt["cancelationReason"] = json!({
         "coding": [{

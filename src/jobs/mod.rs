@@ -206,7 +206,7 @@ pub fn desk_status(
     let mut feeds = None;
     if !config.feeds.is_empty() {
         let statuses = store.feed_statuses()?;
-        feeds = Some(refused_messages(config, &statuses));
+        feeds = Some(refused_messages(store, config)?);
         for h in crate::feeds::holds(config, &statuses, now) {
             let clinics = h
                 .clinics
@@ -248,12 +248,12 @@ pub fn desk_status(
 
 /// Refused messages of the configured feeds (a feed removed from the config is not counted:
 /// nobody can fix its messages).
-pub fn refused_messages(config: &Config, statuses: &[crate::store::FeedStatus]) -> usize {
-    statuses
-        .iter()
-        .filter(|s| config.feeds.contains_key(&s.feed))
-        .map(|s| usize::try_from(s.refused).unwrap_or(0))
-        .sum()
+pub fn refused_messages(store: &Store, config: &Config) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for feed in config.feeds.keys() {
+        n += usize::try_from(store.refused_feed_messages(feed)?).unwrap_or(0);
+    }
+    Ok(n)
 }
 
 /// The practice-system updates staff must make by hand, of configured clinics (of `clinic`

@@ -96,6 +96,13 @@ pub struct FeedStatus {
     pub last_full_sync_at: Option<DateTime<Utc>>,
     /// The last error (a failed sync, a refused message) and when.
     pub last_error: Option<(DateTime<Utc>, String)>,
+}
+
+/// How many of a feed's messages stand where: read only where they are shown (the Feeds page,
+/// `reminderd feeds`, `/metrics`), never on the dispatch or page-shell paths, since counting
+/// grows with the feed's history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FeedCounts {
     /// Messages applied.
     pub applied: i64,
     /// Messages refused (and not applied since).
@@ -321,15 +328,12 @@ impl Store {
         found.transpose()
     }
 
-    /// How every feed that has ever delivered or synced is doing, by name.
+    /// How every feed that has ever delivered or synced is doing, by name: one row a feed,
+    /// cheap enough for every dispatch batch (the freshness guard reads it).
     pub fn feed_statuses(&self) -> Result<Vec<FeedStatus>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT s.feed, s.last_message_at, s.last_sync_at, s.last_success_at, s.last_full_sync_at,
-                    s.last_error, s.last_error_at,
-                    (SELECT count(*) FROM feed_messages m WHERE m.feed = s.feed AND m.state = 'applied'),
-                    (SELECT count(*) FROM feed_messages m WHERE m.feed = s.feed AND m.state = 'refused'),
-                    (SELECT count(*) FROM feed_messages m WHERE m.feed = s.feed AND m.state = 'received'),
-                    (SELECT coalesce(sum(replays), 0) FROM feed_messages m WHERE m.feed = s.feed)
+                    s.last_error, s.last_error_at
              FROM feed_status s ORDER BY s.feed",
         )?;
         let t = |v: Option<i64>| v.map(from_unix);
@@ -343,13 +347,37 @@ impl Store {
                 last_success_at: t(r.get(3)?),
                 last_full_sync_at: t(r.get(4)?),
                 last_error: error.zip(error_at).map(|(e, at)| (from_unix(at), e)),
-                applied: r.get(7)?,
-                refused: r.get(8)?,
-                waiting: r.get(9)?,
-                replays: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many of `feed`'s messages stand where (one pass over its messages).
+    pub fn feed_counts(&self, feed: &str) -> Result<FeedCounts, StoreError> {
+        Ok(self.conn.prepare_cached(
+            "SELECT count(*) FILTER (WHERE state = 'applied'), count(*) FILTER (WHERE state = 'refused'),
+                    count(*) FILTER (WHERE state = 'received'), coalesce(sum(replays), 0)
+             FROM feed_messages WHERE feed = ?1",
+        )?
+        .query_row([feed], |r| {
+            Ok(FeedCounts {
+                applied: r.get(0)?,
+                refused: r.get(1)?,
+                waiting: r.get(2)?,
+                replays: r.get(3)?,
+            })
+        })?)
+    }
+
+    /// How many of `feed`'s messages are refused: the desk's navigation count, read on every
+    /// page, so it walks only the refused ones (the index leads with feed and state).
+    pub fn refused_feed_messages(&self, feed: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM feed_messages WHERE feed = ?1 AND state = 'refused'",
+            )?
+            .query_row([feed], |r| r.get(0))?)
     }
 
     /// Records how a FHIR sync ended: the attempt's time always, success and the cursor only

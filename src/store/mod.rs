@@ -39,7 +39,7 @@ pub use calls::{
 pub use channels::{NumberFacts, PatientChannels};
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use feeds::{
-    FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
+    FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,

@@ -40,6 +40,7 @@ pub(in crate::desk) async fn feeds(
                 cards.push(FeedCard {
                     feed: feed.clone(),
                     status: statuses.iter().find(|st| st.feed == feed.name).cloned(),
+                    counts: s.feed_counts(&feed.name)?,
                     hold: holds
                         .iter()
                         .find(|h| h.feed == feed.name)
@@ -70,7 +71,7 @@ pub(in crate::desk) async fn feeds(
             )),
             ("refused", MessageState::Refused) => Some(format!(
                 "{what} still refused: {}",
-                views::mask_loose(m.error.as_deref().unwrap_or_default())
+                crate::phone::mask_loose(m.error.as_deref().unwrap_or_default())
             )),
             _ => None,
         }
@@ -132,7 +133,7 @@ pub(in crate::desk) async fn feed_message(
         return Err(no_such_message(&staff));
     };
     tracing::info!(user = %staff.session.user, message = id, "desk: feed message viewed");
-    let body = views::mask_numbers(m.body.as_deref().unwrap_or_default());
+    let body = crate::phone::mask_numbers(m.body.as_deref().unwrap_or_default());
     Ok(html(views::message_page(
         &staff.session,
         &state.config(),
@@ -159,31 +160,16 @@ pub(in crate::desk) async fn reapply(
     let (config, now, actor) = (state.config(), state.clock.now(), staff.actor());
     let done = state
         .db(move |s| {
-            let done = match crate::feeds::reapply(s, &config, id, now) {
-                Ok(r) => Ok(r),
-                Err(ReapplyError::Store(e)) => return Err(e),
-                Err(e) => Err(e),
-            };
-            let (key, words) = match &done {
-                Ok(Reapplied::Applied(outcome)) => ("applied", format!("applied: {outcome}")),
-                Ok(Reapplied::AlreadyApplied) => ("already", "already applied".to_string()),
-                Ok(Reapplied::Refused(why)) => ("refused", format!("still refused: {why}")),
-                Err(ReapplyError::NoSuchMessage(_)) => return Ok(Err(None)),
-                Err(e) => ("failed", format!("not applied: {e}")),
-            };
-            let appointment = s.feed_message(id)?.and_then(|m| m.appointment_id);
-            s.audit_staff(
-                &actor,
-                "reapply_feed_message",
-                appointment,
-                Some(&words),
-                Some(&format!("message {id}")),
-                now,
-            )?;
-            Ok(match done {
-                Ok(_) => Ok(key),
-                Err(e) => Err(Some(e.to_string())),
-            })
+            Ok(
+                match crate::feeds::reapply_as(s, &config, id, &actor, now) {
+                    Ok(Reapplied::Applied(_)) => Ok("applied"),
+                    Ok(Reapplied::AlreadyApplied) => Ok("already"),
+                    Ok(Reapplied::Refused(_)) => Ok("refused"),
+                    Err(ReapplyError::Store(e)) => return Err(e),
+                    Err(ReapplyError::NoSuchMessage(_)) => Err(None),
+                    Err(e) => Err(Some(e.to_string())),
+                },
+            )
         })
         .await?;
     match done {

@@ -7,7 +7,8 @@ use chrono_tz::Tz;
 
 use super::{Config, Markup, SignedIn, ago_words, html, local, page};
 use crate::config::{Feed, FeedKind};
-use crate::store::{FeedMessage, FeedStatus, MessageState};
+use crate::phone::mask_loose;
+use crate::store::{FeedCounts, FeedMessage, FeedStatus, MessageState};
 
 /// One configured feed as its card shows it.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct FeedCard {
     pub feed: Feed,
     /// What the store knows of it (`None`: never heard from).
     pub status: Option<FeedStatus>,
+    /// How many of its messages stand where.
+    pub counts: FeedCounts,
     /// Why it holds its clinics' reminders, if it does (`feeds::holds`).
     pub hold: Option<String>,
     /// Its latest refused messages, newest first.
@@ -125,15 +128,15 @@ fn feed_card(session: &SignedIn, config: &Config, card: &FeedCard, now: DateTime
             @match &card.hold {
                 Some(reason) => p.error {
                     "Reminders for " strong { (clinics.join(", ")) } " are on hold: "
-                    (reason.trim_start_matches("held: ")) ". Tell the administrator."
+                    (reason) ". Tell the administrator."
                 },
                 None => p.ok { "Reminders for " (clinics.join(", ")) " are not held by this feed." },
             }
             ul.counts {
-                li { "Applied: " strong { (status.applied) } }
-                li { "Refused: " strong { (status.refused) } }
-                li { "Waiting: " strong { (status.waiting) } }
-                li { "Sent again by the practice system: " strong { (status.replays) } }
+                li { "Applied: " strong { (card.counts.applied) } }
+                li { "Refused: " strong { (card.counts.refused) } }
+                li { "Waiting: " strong { (card.counts.waiting) } }
+                li { "Sent again by the practice system: " strong { (card.counts.replays) } }
             }
             @if let Some((t, e)) = &status.last_error {
                 p { "Last error, " (at_words(*t, zone, &clock, now)) ": " (mask_loose(e)) }
@@ -219,137 +222,10 @@ pub fn message_page(
     )
 }
 
-/// A stored message with anything that is a phone number masked, for staff to read: HL7
-/// PID-13/14 and NK1-5/6 (the patient's and next of kin's numbers), FHIR `telecom` values
-/// (shown pretty-printed); anything else has numbers written with a leading `+` masked.
-/// Names stay: staff see them on every page.
-pub fn mask_numbers(body: &str) -> String {
-    let trimmed = body.trim_matches(|c: char| c.is_whitespace() || c == '\u{b}' || c == '\u{1c}');
-    if trimmed.starts_with("MSH") {
-        return mask_hl7(trimmed);
-    }
-    if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(trimmed) {
-        mask_telecom(&mut json, false);
-        return serde_json::to_string_pretty(&json).unwrap_or_else(|_| mask_loose(trimmed));
-    }
-    mask_loose(trimmed)
-}
-
-fn mask_hl7(body: &str) -> String {
-    let field_sep = body[3..].chars().next().unwrap_or('|');
-    let repeat_sep = body[3..].chars().nth(2).unwrap_or('~');
-    body.split(['\r', '\n'])
-        .filter(|s| !s.is_empty())
-        .map(|segment| {
-            let phones: &[usize] = match segment.get(..3) {
-                Some("PID") => &[13, 14],
-                Some("NK1") => &[5, 6],
-                _ => return segment.to_string(),
-            };
-            segment
-                .split(field_sep)
-                .enumerate()
-                .map(|(n, field)| {
-                    if phones.contains(&n) {
-                        field
-                            .split(repeat_sep)
-                            .map(keep_last_digits)
-                            .collect::<Vec<_>>()
-                            .join(&repeat_sep.to_string())
-                    } else {
-                        field.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(&field_sep.to_string())
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every `telecom` value that is not an e-mail or a web address, anywhere in the resource.
-fn mask_telecom(v: &mut serde_json::Value, in_telecom: bool) {
-    match v {
-        serde_json::Value::Object(map) => {
-            let system = map
-                .get("system")
-                .and_then(|s| s.as_str())
-                .unwrap_or_default()
-                .to_string();
-            for (k, child) in map.iter_mut() {
-                if in_telecom && k == "value" && !matches!(system.as_str(), "email" | "url") {
-                    if let Some(s) = child.as_str() {
-                        *child = serde_json::Value::String(mask_value(s));
-                    }
-                } else {
-                    mask_telecom(child, k == "telecom");
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                mask_telecom(item, in_telecom);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// An E.164 number as `phone::mask` writes it; anything else with all but its last four
-/// digits hidden in place.
-fn mask_value(s: &str) -> String {
-    let e164 = s.starts_with('+') && s[1..].chars().all(|c| c.is_ascii_digit()) && s.len() > 8;
-    if e164 {
-        crate::phone::mask(s)
-    } else {
-        keep_last_digits(s)
-    }
-}
-
-/// `s` with every digit but the last four replaced by `*`.
-fn keep_last_digits(s: &str) -> String {
-    let digits = s.chars().filter(char::is_ascii_digit).count();
-    let mut seen = 0;
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
-                seen += 1;
-                if seen + 4 <= digits { '*' } else { c }
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// Numbers written with a leading `+` (what a refusal's reason may quote) masked in a text.
-pub fn mask_loose(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('+') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let len = tail
-            .char_indices()
-            .skip(1)
-            .find(|(_, c)| !(c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')')))
-            .map_or(tail.len(), |(i, _)| i);
-        let number = tail[..len].trim_end_matches([' ', '-', '(']);
-        if number.chars().filter(char::is_ascii_digit).count() >= 7 {
-            out.push_str(&keep_last_digits(number));
-            rest = &tail[number.len()..];
-        } else {
-            out.push('+');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::phone::mask_numbers;
 
     #[test]
     fn hl7_phone_fields_are_masked_and_the_rest_is_kept() {

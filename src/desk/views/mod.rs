@@ -13,7 +13,7 @@ mod status;
 mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
-pub use feeds::{FeedCard, feeds_page, mask_loose, mask_numbers, message_page, outcome_words};
+pub use feeds::{FeedCard, feeds_page, message_page, outcome_words};
 pub use follow_ups::{
     FollowUpCard, FollowUpLists, ListFilter, call_notice, confirm_change, follow_ups,
     practice_notice,
@@ -151,7 +151,7 @@ fn held_banner(holds: &[Hold]) -> Markup {
                                 "Reminders for " strong { (clinics.join(", ")) } " are on hold: the schedule feed “" (feed)
                                 "” from the practice system has gone quiet, so the schedule may be out of date. "
                                 a href="/desk/feeds" { "See the feeds" } " and tell the administrator."
-                                br; small { (reason.trim_start_matches("held: ")) }
+                                br; small { (reason) }
                             }
                             Hold::Account { ago, messages, error } => {
                                 "No reminders are going out: WhatsApp refused the clinic's account " (ago_words(*ago)) ", and "

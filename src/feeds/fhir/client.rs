@@ -393,8 +393,13 @@ impl Client {
                 let token = v["access_token"].as_str().ok_or_else(|| {
                     FhirError::Invalid("the token endpoint sent no access_token".into())
                 })?;
-                // Renewed a little early, so a token never expires in flight.
-                let life = v["expires_in"].as_u64().unwrap_or(300).saturating_sub(30);
+                // Renewed a little early, so a token never expires in flight; a day at most, so
+                // no answer can overflow the clock.
+                let life = v["expires_in"]
+                    .as_u64()
+                    .unwrap_or(300)
+                    .min(86_400)
+                    .saturating_sub(30);
                 let token = SecretString::from(token.to_string());
                 *self.token.lock().unwrap_or_else(PoisonError::into_inner) =
                     Some((token.clone(), Instant::now() + Duration::from_secs(life)));

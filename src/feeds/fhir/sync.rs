@@ -17,8 +17,8 @@ use super::client::{Client, FhirClients, FhirError};
 use super::map::{Related, read_appointment};
 use super::types::{Appointment, Location, Patient};
 use crate::config::{Config, Feed};
-use crate::feeds::{Reading, Refusal, apply_reading};
-use crate::import::{ImportError, RowStatus};
+use crate::feeds::{Reading, Refusal, apply_or_refuse};
+use crate::import::RowStatus;
 use crate::store::{Db, MessageState, Store, StoreError, SyncEnd};
 use crate::time::Clock;
 
@@ -463,27 +463,13 @@ fn store_and_apply(
     if got.replay && got.state != MessageState::Received {
         return Ok(Done::Replay);
     }
-    match &p.reading {
-        Ok(reading) => match apply_reading(s, config, feed, got.id, &p.origin, reading, now) {
-            Ok(_) => Ok(Done::Applied),
-            Err(
-                ImportError::Options(why)
-                | ImportError::Store(StoreError::Refused(why) | StoreError::NotFound(why)),
-            ) => {
-                let external = match reading {
-                    Reading::Appointment(r) => Some(r.appointment_id.as_str()),
-                    Reading::Slot(_) => None,
-                };
-                s.refuse_feed_message(got.id, &why, external, now)?;
-                Ok(Done::Refused)
-            }
-            Err(ImportError::Store(e)) => Err(e),
+    let read = p.reading.as_ref().map_err(Clone::clone);
+    Ok(
+        match apply_or_refuse(s, config, feed, got.id, &p.origin, read, now)? {
+            Ok(_) => Done::Applied,
+            Err(_) => Done::Refused,
         },
-        Err(refusal) => {
-            s.refuse_feed_message(got.id, &refusal.to_string(), refusal.external_id(), now)?;
-            Ok(Done::Refused)
-        }
-    }
+    )
 }
 
 /// A resource's version: `meta.versionId`, else `meta.lastUpdated`, else `0`.

@@ -306,22 +306,6 @@ impl CapabilityStatement {
     }
 }
 
-/// An R4 `AppointmentResponse`, as we write it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppointmentResponse {
-    /// Always `AppointmentResponse`.
-    pub resource_type: &'static str,
-    /// The appointment answered.
-    pub appointment: Reference,
-    /// Who answered (the patient).
-    pub actor: Reference,
-    /// `accepted`.
-    pub participant_status: &'static str,
-    /// Where it came from, for the clinic's staff.
-    pub comment: Option<String>,
-}
-
 /// The R4 code system of appointment cancellation reasons.
 pub const CANCELLATION_REASONS: &str =
     "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason";

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Feed};
-use crate::feeds::{Refusal, apply_reading};
+use crate::feeds::{Refusal, apply_or_refuse};
 use crate::store::{Db, MessageState};
 use crate::time::Clock;
 use ack::{Code, ErrCode};
@@ -100,14 +100,24 @@ pub async fn handle(
                     replay: true,
                 };
             }
-            let refuse = |store: &mut crate::store::Store, r: Refusal| match store
-                .refuse_feed_message(received.id, &r.to_string(), r.external_id(), now)
-            {
-                Ok(()) => Done::Refused(r),
+            let settle = |store: &mut crate::store::Store, origin: &str, r| match apply_or_refuse(
+                store,
+                &config,
+                &feed_c,
+                received.id,
+                origin,
+                r,
+                now,
+            ) {
+                Ok(Ok(outcome)) => Done::Applied {
+                    outcome,
+                    replay: received.replay,
+                },
+                Ok(Err(r)) => Done::Refused(r),
                 Err(e) => Done::Failed(e.to_string()),
             };
             match read(&config, &feed_c, &body) {
-                Err(r) => refuse(store, r),
+                Err(r) => settle(store, "", Err(r)),
                 Ok((_, Action::Ignore(why))) => {
                     match store.settle_feed_message_unchanged(received.id, &why, now) {
                         Ok(()) => Done::Applied {
@@ -118,25 +128,7 @@ pub async fn handle(
                     }
                 }
                 Ok((_, Action::Apply(reading))) => {
-                    let origin = format!("{kind_c} {id_c}");
-                    match apply_reading(
-                        store,
-                        &config,
-                        &feed_c,
-                        received.id,
-                        &origin,
-                        &reading,
-                        now,
-                    ) {
-                        Ok(outcome) => Done::Applied {
-                            outcome,
-                            replay: received.replay,
-                        },
-                        Err(crate::import::ImportError::Options(why)) => {
-                            refuse(store, Refusal::error(why))
-                        }
-                        Err(e) => Done::Failed(e.to_string()),
-                    }
+                    settle(store, &format!("{kind_c} {id_c}"), Ok(&*reading))
                 }
             }
         })
