@@ -28,6 +28,7 @@ mod import_channels;
 mod import_cmd;
 mod layout;
 mod listing;
+mod packaging;
 mod props;
 mod schema;
 mod sending;
