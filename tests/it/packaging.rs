@@ -100,7 +100,7 @@ fn completions_for_bash_zsh_and_fish_offer_every_command() {
             "{file} offers the hidden generator"
         );
         // Options come from the clap definitions too (fish spells `--clinic` as `-l clinic`).
-        let clinic = if file.ends_with(".fish") {
+        let clinic = if file == "reminderd.fish" {
             "-l clinic"
         } else {
             "--clinic"
