@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -341,3 +341,14 @@ CREATE TABLE source_updates (
 );
 CREATE INDEX source_updates_state ON source_updates (state, next_attempt_at);
 CREATE INDEX source_updates_appointment ON source_updates (appointment_id);
+
+-- Each copy `reminderd backup` wrote and checked, so /metrics and `reminderd check-db` can say
+-- how old the newest one is. A row is written only after the copy passed its integrity check
+-- and was renamed into place; pruned copies keep their rows (the history of backups taken).
+CREATE TABLE backups (
+    id          INTEGER PRIMARY KEY,
+    taken_at    INTEGER NOT NULL,       -- the instant of the copy's snapshot
+    path        TEXT NOT NULL,          -- where the copy was written
+    bytes       INTEGER NOT NULL
+);
+CREATE INDEX backups_taken ON backups (taken_at);

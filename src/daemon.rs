@@ -668,10 +668,31 @@ async fn dispatch_tick(s: &Arc<Shared>) {
                 }
             }
             refresh_feed_gauges(s).await;
+            refresh_store_gauges(s).await;
         }
         Err(e) => tracing::error!(error = %e, "dispatch failed"),
     }
     s.dispatch_running.store(false, Ordering::Release);
+}
+
+/// The database's gauges, set with the outbox's: its size on disk (file and write-ahead log)
+/// and how long ago the newest backup was taken (absent until one is).
+async fn refresh_store_gauges(s: &Arc<Shared>) {
+    let read = s
+        .store
+        .run(|st| st.last_backup_at().map(|t| (st.database_bytes(), t)))
+        .await;
+    let (bytes, last) = match read {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return tracing::warn!(error = %e, "database gauges not read"),
+        Err(e) => return tracing::warn!(error = %e, "database gauges not read"),
+    };
+    metrics::gauge!("reminderd_database_bytes").set(bytes as f64);
+    if let Some(t) = last {
+        // Real time, not the injected clock: a backup's age is a fact about the file system.
+        let age = (Clock::System.now() - t).num_seconds().max(0);
+        metrics::gauge!("reminderd_last_backup_age_seconds").set(age as f64);
+    }
 }
 
 /// The schedule feeds' gauges, set with the outbox's: how long since each HL7 feed's last

@@ -6,9 +6,11 @@
 //! long-running processes), `demo`, `user` (front-desk accounts); `output` holds the
 //! human and JSON printers they share.
 
+mod backup;
 mod demo;
 mod feeds;
 mod generate;
+mod logging;
 mod outbox;
 mod output;
 mod remind;
@@ -65,6 +67,12 @@ pub struct Cli {
 enum Command {
     /// Check reminders.toml and the database without changing anything
     CheckConfig,
+    /// Check the database: integrity, schema version, sizes and the newest backup
+    CheckDb(backup::CheckDbArgs),
+    /// Copy the database while the daemon runs (SQLite's online backup), checked
+    Backup(backup::BackupArgs),
+    /// Put a copy made by `reminderd backup` in place of the database (daemon stopped)
+    Restore(backup::RestoreArgs),
     /// Import a schedule exported as CSV (all rows or none)
     Import(ImportArgs),
     /// List appointments in start order (default: from today on)
@@ -452,29 +460,17 @@ enum TemplatesCommand {
     },
 }
 
-/// Logs go to stderr (journald under systemd): human lines, or JSON with
-/// `REMINDERD_LOG_FORMAT=json`; `RUST_LOG` filters them (default: info for the daemon's own
-/// lines, warnings from libraries). Phone numbers are masked where they are logged, and
-/// secrets never are.
+/// Logs go to journald under systemd (priorities and fields), else to stderr: human lines,
+/// coloured only at a terminal, or JSON with `REMINDERD_LOG_FORMAT=json`; `RUST_LOG` filters
+/// them (default: info for the daemon's own lines, warnings from libraries). Phone numbers
+/// are masked where they are logged, and secrets never are.
 pub fn init_logging(cli: &Cli) {
     // The demo's screen is its tables; the daemon's and senders' info lines are for journald.
-    let default = if matches!(cli.command, Command::Demo(_)) {
+    logging::init(if matches!(cli.command, Command::Demo(_)) {
         "warn"
     } else {
         "warn,reminderd=info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes are for a person at a terminal; journald and files would keep them raw.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("REMINDERD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    });
 }
 
 /// An error that already carries its exit code.
@@ -537,6 +533,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     let (path, db) = (config_path.as_path(), cli.db.as_deref());
     match cli.command {
         Command::CheckConfig => schedule::check_config(path, db),
+        Command::CheckDb(args) => backup::check_db(path, db, &args),
+        Command::Backup(args) => backup::backup(path, db, &args),
+        Command::Restore(args) => backup::restore(path, db, &args),
         Command::Import(args) => schedule::import(path, db, &args),
         Command::Appointments(args) => schedule::appointments(path, db, &args),
         Command::Replies(args) => schedule::replies(path, db, &args),

@@ -13,6 +13,7 @@ use rusqlite::{Connection, params};
 use crate::config::Clinic;
 
 mod accounts;
+mod backup;
 mod calls;
 mod channels;
 mod desk_status;
@@ -27,6 +28,10 @@ mod upload;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
+pub use backup::{
+    BACKUP_PREFIX, BackupDone, Health, InstalledCopy, RestoreError, TableRows, backup_name,
+    check_file, install_copy, lock_path, try_lock_exclusive,
+};
 pub use calls::{
     AccountStop, Call, CallOutcome, CallRecorded, Choice, PracticeUpdate, ReplyApplied,
     ScheduleAge, SendTrouble, WaitingReply,
@@ -56,7 +61,7 @@ pub use upload::{ImportResult, KeptStatus, PastImport};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -80,6 +85,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/006-front-desk.sql"),
     include_str!("../../migrations/007-channels.sql"),
     include_str!("../../migrations/008-feeds.sql"),
+    include_str!("../../migrations/009-backups.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
@@ -210,6 +216,9 @@ fn explain_open(path: &Path, e: &rusqlite::Error) -> &'static str {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// A shared `flock` on `<db>.lock` for as long as the store is open: `restore` takes it
+    /// exclusively, so it cannot replace a file any process is using (`backup::lock_shared`).
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Store {
@@ -227,6 +236,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
+        let lock = backup::lock_shared(path);
         create_private(path);
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -248,6 +258,7 @@ impl Store {
         let mut store = Self {
             conn,
             path: path.to_path_buf(),
+            _lock: lock,
         };
         store.migrate()?;
         Ok(store)

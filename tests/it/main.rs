@@ -1,6 +1,7 @@
 //! Integration tests: one binary (faster to link) with a module per capability. They drive
 //! the real `reminderd` binary against real SQLite files in temporary folders.
 
+mod backup;
 mod browser;
 mod common;
 mod config_cmd;
@@ -28,6 +29,7 @@ mod import_channels;
 mod import_cmd;
 mod layout;
 mod listing;
+mod logging;
 mod packaging;
 mod props;
 mod schema;

@@ -49,9 +49,24 @@ fn parse(body: &str) -> Option<Message<'_>> {
     }
     // The parser is a third party's: a panic there must not take a connection (or the
     // daemon's task) with it.
-    std::panic::catch_unwind(|| Message::parse_with_lenient_newlines(body, true).ok())
+    let msg = std::panic::catch_unwind(|| Message::parse_with_lenient_newlines(body, true).ok())
         .ok()
-        .flatten()
+        .flatten()?;
+    usable(&msg.separators).then_some(msg)
+}
+
+/// Whether MSH-1 and MSH-2 name five separators a message can be written with: distinct,
+/// visible, and neither a letter, a digit nor a line break. Anything else (an MSH whose
+/// encoding characters are missing, so the next segment's start is read as them) is not
+/// HL7 v2; answering in such separators would break the ACK itself.
+fn usable(s: &Separators) -> bool {
+    let all = [s.field, s.component, s.repetition, s.escape, s.subcomponent];
+    all.iter()
+        .all(|c| c.is_ascii_graphic() && !c.is_ascii_alphanumeric())
+        && all
+            .iter()
+            .enumerate()
+            .all(|(i, c)| !all[i + 1..].contains(c))
 }
 
 /// The header of a message (`None`: no MSH segment, not HL7 v2 at all).

@@ -447,3 +447,21 @@ fn the_readme_example_feed_parses_and_reads_a_message() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_msh_without_usable_separators_is_not_hl7_and_its_ack_stays_whole() {
+    // MSH-2 missing: the parser would take "\rSCH" as the encoding characters.
+    let body = "MSH|\rSCH|OPENEMR|MUMBAI-OPD|REMINDERD|CLINIC|20261126103000||SIU^S12|M1|P|2.5.1";
+    assert!(header(body).is_none());
+    let out = super::ack::ack(
+        header(body).as_ref(),
+        super::ack::Code::Reject,
+        Some((super::ack::ErrCode::Sequence, "why")),
+        "A1",
+        parse_instant("2026-11-26T10:30:00Z").expect("instant"),
+    );
+    let segments: Vec<&str> = out.split('\r').filter(|s| !s.is_empty()).collect();
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    assert!(segments[0].starts_with("MSH|^~\\&|"), "{segments:?}");
+    assert!(segments[1].starts_with("MSA|AR||"), "{segments:?}");
+}
