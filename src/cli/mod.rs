@@ -9,6 +9,7 @@
 mod backup;
 mod demo;
 mod feeds;
+mod generate;
 mod logging;
 mod outbox;
 mod output;
@@ -115,6 +116,9 @@ enum Command {
     /// Staff accounts for the front desk in a browser
     #[command(subcommand)]
     User(UserCommand),
+    /// Write the man pages or shell completions (a packaging step, so hidden)
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 // Each command's arguments are a struct of their own, so its function takes them as one
@@ -349,6 +353,21 @@ struct FeedsArgs {
     json: bool,
 }
 
+/// What `reminderd generate` writes (packaging/build-deb calls it).
+#[derive(Debug, Subcommand)]
+enum GenerateCommand {
+    /// Section-1 man pages, one for each command, into DIR
+    Man {
+        /// Folder to write into (created if missing)
+        dir: PathBuf,
+    },
+    /// Completions for bash, zsh and fish into DIR
+    Completions {
+        /// Folder to write into (created if missing)
+        dir: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum FeedsCommand {
     /// A feed's stored messages, newest first
@@ -535,6 +554,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Simulate(args) => serve::simulate(path, db, &args),
         Command::Demo(args) => demo::demo(args),
         Command::User(command) => user::run(path, db, command),
+        Command::Generate(command) => generate::run(&command),
     }
 }
 

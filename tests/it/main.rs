@@ -30,6 +30,7 @@ mod import_cmd;
 mod layout;
 mod listing;
 mod logging;
+mod packaging;
 mod props;
 mod schema;
 mod sending;
