@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -46,7 +46,7 @@ CREATE TABLE patients (
     consent_source TEXT,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL, channel TEXT CHECK (channel IN ('whatsapp', 'sms', 'none')), contact_name TEXT, contact_phone TEXT, contact_relation TEXT, remind TEXT NOT NULL DEFAULT 'patient'
-    CHECK (remind IN ('patient', 'contact', 'both')),
+    CHECK (remind IN ('patient', 'contact', 'both')), wa_user_id TEXT,
     UNIQUE (clinic_id, external_id)
 );
 -- (channel, contact_* and remind were added by schema 7's ALTER TABLE: who is reminded and
@@ -55,6 +55,9 @@ CREATE TABLE patients (
 -- of or beside the patient, as `remind` says.)
 CREATE INDEX patients_phone ON patients (phone);
 CREATE INDEX patients_contact_phone ON patients (contact_phone);
+-- (wa_user_id, schema 10: the patient's business-scoped user id, so a username-only sender
+-- is recognised.)
+CREATE INDEX patients_wa_user_id ON patients (wa_user_id) WHERE wa_user_id IS NOT NULL;
 
 -- What a phone number taught us, whoever's it is (a patient's or a caregiver's, in any
 -- clinic): WhatsApp said it is not on WhatsApp, so it gets SMS until sms_only_until; it
@@ -122,9 +125,11 @@ CREATE TABLE "outbox" (
     id               INTEGER PRIMARY KEY,
     appointment_id   INTEGER NOT NULL REFERENCES appointments(id),
     kind             TEXT NOT NULL CHECK (kind IN ('reminder', 'booking_confirmation', 'reply_ack',
-                                                   'manual_reminder')),
+                                                   'manual_reminder', 'staff_message',
+                                                   'staff_template', 'staff_document')),
     rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations;
-                                         -- 'press:<nonce>' for a manual reminder
+                                         -- 'press:<nonce>' for a manual reminder;
+                                         -- 'staff:<nonce>' for a staff message (one per form)
     slot_start       INTEGER NOT NULL,   -- the appointment start it was planned for
     send_at          INTEGER NOT NULL,   -- when it is due (after quiet hours)
     latest_at        INTEGER NOT NULL,   -- not sent after this: expired instead
@@ -154,12 +159,20 @@ CREATE TABLE "outbox" (
     channel          TEXT NOT NULL DEFAULT 'whatsapp' CHECK (channel IN ('whatsapp', 'sms')),
     recipient        TEXT NOT NULL DEFAULT 'patient' CHECK (recipient IN ('patient', 'contact')),
     fallback_of      INTEGER REFERENCES "outbox"(id),  -- the WhatsApp message whose failure it replaces
+    sent_by          TEXT,               -- 'staff:<name>' for a message staff wrote or chose
+    pricing_category TEXT,               -- from the status webhook's pricing: utility, service, ...
+    pricing_type     TEXT,               -- regular, free_customer_service, free_entry_point, ...
+    billable         INTEGER CHECK (billable IN (0, 1)),
     UNIQUE (appointment_id, kind, rule, slot_start, recipient, channel)
 );
 CREATE INDEX outbox_due ON outbox (state, send_at);
 CREATE INDEX outbox_appointment ON outbox (appointment_id);
 -- One manual reminder per press, appointment, recipient and channel.
 CREATE UNIQUE INDEX outbox_press ON outbox (appointment_id, rule, recipient, channel) WHERE kind = 'manual_reminder';
+-- One staff message per form: a double-click or a resubmitted form finds its row.
+CREATE UNIQUE INDEX outbox_staff ON outbox (rule, recipient, channel) WHERE kind IN ('staff_message', 'staff_template', 'staff_document');
+-- The conversation on a patient's page and the month's billable messages.
+CREATE INDEX outbox_sent_at ON outbox (sent_at);
 -- One SMS per failed WhatsApp message: a fallback is written once, whatever retries or crashes.
 CREATE UNIQUE INDEX outbox_fallback ON outbox (fallback_of) WHERE fallback_of IS NOT NULL;
 -- Booking confirmations look for appointments that appeared recently.
@@ -352,3 +365,32 @@ CREATE TABLE backups (
     bytes       INTEGER NOT NULL
 );
 CREATE INDEX backups_taken ON backups (taken_at);
+
+-- What Meta said of each template (message_template_status_update, _quality_update and
+-- template_category_update webhooks), per name and language ('' when the event named none).
+-- Dispatch holds messages whose template is paused, disabled, rejected or now marketing.
+CREATE TABLE template_health (
+    name               TEXT NOT NULL,      -- the template's name at Meta
+    language           TEXT NOT NULL DEFAULT '',
+    status             TEXT,               -- APPROVED, PAUSED, DISABLED, REJECTED, FLAGGED, ...
+    quality            TEXT,               -- GREEN, YELLOW, RED, UNKNOWN
+    category           TEXT,               -- UTILITY, MARKETING, AUTHENTICATION (completed change)
+    impending_category TEXT,               -- a change Meta announced and has not made yet
+    category_change_at INTEGER,            -- when that change takes effect
+    reason             TEXT,               -- Meta's reason, as given
+    event_id           INTEGER REFERENCES inbound_events(id),
+    updated_at         INTEGER NOT NULL,
+    PRIMARY KEY (name, language)
+) WITHOUT ROWID;
+
+-- The WhatsApp Business account's standing (account_update webhooks): one row, absent until an
+-- event arrives. A restriction or a disabled account stops sending with this reason.
+CREATE TABLE account_health (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    event       TEXT NOT NULL,             -- the last account_update event, e.g. ACCOUNT_RESTRICTION
+    blocked     INTEGER NOT NULL CHECK (blocked IN (0, 1)),  -- 1: sending must stop
+    reason      TEXT,                      -- what Meta said, for staff and the admin
+    until_at    INTEGER,                   -- a restriction's expiry, when Meta gave one
+    event_id    INTEGER REFERENCES inbound_events(id),
+    updated_at  INTEGER NOT NULL
+);

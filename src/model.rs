@@ -165,9 +165,24 @@ pub enum Kind {
     /// A reminder staff asked for ("Remind now"): sent like a rule's reminder, with the
     /// template of the clinic's first reminder rule, once per press.
     ManualReminder,
+    /// Free-form text staff wrote in a conversation, inside the patient's 24-hour window.
+    StaffMessage,
+    /// The clinic's approved "please call us" template, chosen by staff outside the window.
+    StaffTemplate,
+    /// A document from the clinic's library, sent by staff inside the window.
+    StaffDocument,
 }
 
 impl Kind {
+    /// Whether staff wrote or chose this message in a conversation (one per form, by its
+    /// `staff:<nonce>` rule; no schedule check stops it, the patient's window does).
+    pub fn is_staff(self) -> bool {
+        matches!(
+            self,
+            Self::StaffMessage | Self::StaffTemplate | Self::StaffDocument
+        )
+    }
+
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,6 +190,9 @@ impl Kind {
             Self::BookingConfirmation => "booking_confirmation",
             Self::ReplyAck => "reply_ack",
             Self::ManualReminder => "manual_reminder",
+            Self::StaffMessage => "staff_message",
+            Self::StaffTemplate => "staff_template",
+            Self::StaffDocument => "staff_document",
         }
     }
 
@@ -185,6 +203,9 @@ impl Kind {
             "booking_confirmation" => Some(Self::BookingConfirmation),
             "reply_ack" => Some(Self::ReplyAck),
             "manual_reminder" => Some(Self::ManualReminder),
+            "staff_message" => Some(Self::StaffMessage),
+            "staff_template" => Some(Self::StaffTemplate),
+            "staff_document" => Some(Self::StaffDocument),
             _ => None,
         }
     }

@@ -61,7 +61,7 @@ pub use upload::{ImportResult, KeptStatus, PastImport};
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -86,6 +86,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/007-channels.sql"),
     include_str!("../../migrations/008-feeds.sql"),
     include_str!("../../migrations/009-backups.sql"),
+    include_str!("../../migrations/010-conversations.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.

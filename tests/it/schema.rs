@@ -179,14 +179,17 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    // (Schema 7 adds outbox_fallback and widens outbox_press; the fixture reaches 7.)
+    // (Schema 7 adds outbox_fallback and widens outbox_press, schema 10 outbox_sent_at and
+    // outbox_staff; the fixture reaches the current schema.)
     assert_eq!(
         indexes,
         [
             "outbox_appointment",
             "outbox_due",
             "outbox_fallback",
-            "outbox_press"
+            "outbox_press",
+            "outbox_sent_at",
+            "outbox_staff"
         ]
     );
     let manual = "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, created_at, updated_at)
