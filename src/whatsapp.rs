@@ -570,12 +570,35 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
                 .statuses
                 .extend(statuses.iter().map(read_item::<StatusUpdate>));
             let messages = list(value.get("messages"), "value.messages", &mut items.problems);
-            items
-                .messages
-                .extend(messages.iter().map(read_item::<InboundMessage>));
+            let contacts = list(value.get("contacts"), "value.contacts", &mut items.problems);
+            items.messages.extend(messages.iter().map(|m| {
+                read_item::<InboundMessage>(m).map(|mut m| {
+                    if m.from_user_id.is_none() {
+                        m.from_user_id = contact_user_id(contacts, m.from.as_deref());
+                    }
+                    m
+                })
+            }));
         }
     }
     Ok(items)
+}
+
+/// The business-scoped user id `contacts` gives for a sender: the contact with the sender's
+/// `wa_id`, or the only contact when the sender has no number.
+fn contact_user_id(contacts: &[Value], from: Option<&str>) -> Option<String> {
+    let user_id = |c: &Value| c.get("user_id").and_then(Value::as_str).map(str::to_string);
+    match from {
+        Some(from) => contacts
+            .iter()
+            .find(|c| c.get("wa_id").and_then(Value::as_str) == Some(from))
+            .and_then(user_id),
+        None => match contacts {
+            [only] => user_id(only),
+            _ => None,
+        },
+    }
+    .filter(|u| !u.is_empty())
 }
 
 /// A list in the envelope, borrowed (a batch can be 3 MB: items are read where they lie);
@@ -611,6 +634,11 @@ pub struct InboundMessage {
     pub id: String,
     /// The sender's WhatsApp id (digits); absent for username-only (BSUID) senders.
     pub from: Option<String>,
+    /// The sender's business-scoped user id (`from_user_id`, or the matching
+    /// `contacts[].user_id`): how a username-only sender is recognised.
+    pub from_user_id: Option<String>,
+    /// For `system`: a change of the sender's number or user id.
+    pub system: Option<InboundSystem>,
     /// `text`, `button`, `interactive`, `image`, `reaction`, ...
     #[serde(rename = "type", default)]
     pub kind: String,
@@ -632,6 +660,24 @@ pub struct InboundMessage {
     pub sticker: Option<media::InboundMedia>,
     /// The message it replies to.
     pub context: Option<InboundContext>,
+}
+
+/// `system` of an inbound message: WhatsApp telling us the user changed their number
+/// (`user_changed_number`, with the new number in `wa_id`) or their user id
+/// (`user_changed_user_id`). `from` is the old number.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InboundSystem {
+    /// `user_changed_number`, `user_changed_user_id`, or an older API's name for them.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// WhatsApp's sentence about it (it names both numbers: never logged).
+    pub body: Option<String>,
+    /// The new number's WhatsApp id.
+    pub wa_id: Option<String>,
+    /// The new business-scoped user id.
+    pub user_id: Option<String>,
+    /// The one it replaces.
+    pub previous_user_id: Option<String>,
 }
 
 /// `text` of an inbound message.

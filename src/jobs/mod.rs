@@ -437,8 +437,20 @@ fn apply_message(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     use crate::replies;
-    // A sender known only by username (no number) cannot be matched: staff decide.
-    let from = msg.from.as_deref().and_then(E164::from_wa_id);
+    if let Some(system) = msg.system.as_ref().filter(|_| msg.kind == "system") {
+        return apply_system(store, event_id, msg, system, now);
+    }
+    let user_id = msg.from_user_id.as_deref().filter(|u| !u.is_empty());
+    let mut from = msg.from.as_deref().and_then(E164::from_wa_id);
+    match (&from, user_id) {
+        // A sender known only by username is matched by the user id their earlier messages
+        // carried beside their number; unknown, staff decide.
+        (None, Some(u)) => from = store.phone_for_user_id(u)?,
+        (Some(number), Some(u)) => {
+            store.remember_user_id(number, u, now)?;
+        }
+        _ => {}
+    }
     let reading = replies::read(&msg.content(), &config.replies.words);
     let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
     let found = store.reply_candidates(from.as_ref(), reading.outbox_id, context, now)?;
@@ -470,6 +482,50 @@ fn apply_message(
         );
     }
     Ok(recorded)
+}
+
+/// A `system` message: a changed number moves the one patient who had the old one (the store
+/// files a note for staff either way); other kinds (a changed user id) update the id kept with
+/// the patients who had the old one. `false` when it was recorded before.
+fn apply_system(
+    store: &mut Store,
+    event_id: i64,
+    msg: &crate::whatsapp::InboundMessage,
+    system: &crate::whatsapp::InboundSystem,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let old = msg.from.as_deref().and_then(E164::from_wa_id);
+    let new = system.wa_id.as_deref().and_then(E164::from_wa_id);
+    match (system.kind.as_str(), old, new) {
+        ("user_changed_number" | "customer_changed_number", Some(old), Some(new)) => {
+            let change = store.change_number(
+                &crate::store::NumberChangeRecord {
+                    event_id,
+                    message_id: &msg.id,
+                    old: &old,
+                    new: &new,
+                    user_id: system.user_id.as_deref(),
+                },
+                now,
+            )?;
+            if change != crate::store::NumberChange::Replayed {
+                tracing::info!(from = %old.masked(), to = %new.masked(), ?change, "a patient changed their WhatsApp number");
+            }
+            Ok(change != crate::store::NumberChange::Replayed)
+        }
+        (_, number, _) => {
+            // A new user id for a known one: the patients who had the old id keep the new.
+            if let (Some(prev), Some(id)) = (
+                system.previous_user_id.as_deref(),
+                system.user_id.as_deref(),
+            ) && let Some(phone) = store.phone_for_user_id(prev)?.or(number)
+            {
+                store.remember_user_id(&phone, id, now)?;
+            }
+            tracing::info!(kind = %system.kind, "a system message about a WhatsApp user was read");
+            Ok(true)
+        }
+    }
 }
 
 /// The file a message carries, as the store records it (a file without an id cannot be

@@ -18,6 +18,7 @@ mod calls;
 mod channels;
 mod desk_status;
 mod feeds;
+mod identity;
 mod inbound;
 mod outbox;
 mod patient;
@@ -41,6 +42,7 @@ pub use desk_status::{DeskChange, LastMessage, Note};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };
+pub use identity::{NumberChange, NumberChangeRecord};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };

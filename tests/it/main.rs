@@ -40,3 +40,4 @@ mod sms_msg91;
 mod sms_twilio;
 mod soak;
 mod webhook;
+mod webhook_identity;

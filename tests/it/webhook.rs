@@ -14,8 +14,8 @@ const SECRET: &str = "app-secret-for-tests";
 const VERIFY: &str = "verify-token-for-tests";
 
 /// A test folder with `reminderd serve` running on a free loopback port.
-struct Served {
-    env: Arc<Env>,
+pub(crate) struct Served {
+    pub(crate) env: Arc<Env>,
     child: std::process::Child,
     url: String,
     http: reqwest::Client,
@@ -29,7 +29,7 @@ impl Drop for Served {
 }
 
 impl Served {
-    async fn start(env: Env) -> Self {
+    pub(crate) async fn start(env: Env) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -76,17 +76,17 @@ impl Served {
         req.send().await.expect("post").status().as_u16()
     }
 
-    async fn post_signed(&self, body: &Value) -> u16 {
+    pub(crate) async fn post_signed(&self, body: &Value) -> u16 {
         let text = body.to_string();
         self.post(&text, Some(signature(SECRET, text.as_bytes())))
             .await
     }
 
-    fn count(&self, sql: &str) -> i64 {
+    pub(crate) fn count(&self, sql: &str) -> i64 {
         self.env.count(sql)
     }
 
-    fn one(&self, sql: &str) -> String {
+    pub(crate) fn one(&self, sql: &str) -> String {
         self.env
             .sql()
             .query_row(sql, [], |r| r.get::<_, String>(0))
@@ -103,7 +103,7 @@ fn mumbai_day(days: i64) -> String {
 }
 
 #[allow(clippy::needless_pass_by_value)] // called with json!(..) temporaries
-fn envelope(value: Value) -> Value {
+pub(crate) fn envelope(value: Value) -> Value {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]})
 }
 
@@ -129,7 +129,7 @@ fn status(wamid: &str, status: &str, callback: Option<&str>, errors: Option<Valu
 
 /// Imports appointments for the day after tomorrow and marks them reminded (a sent reminder
 /// row), as a send would have.
-fn reminded(env: &Env, rows: &[&str]) {
+pub(crate) fn reminded(env: &Env, rows: &[&str]) {
     env.import("day.csv", &csv(rows), &[]).expect(0);
     let conn = env.sql();
     conn.execute_batch(
@@ -140,7 +140,14 @@ fn reminded(env: &Env, rows: &[&str]) {
     .expect("mark reminded");
 }
 
-fn row(id: &str, patient: &str, phone: &str, lang: &str, days: i64, time: &str) -> String {
+pub(crate) fn row(
+    id: &str,
+    patient: &str,
+    phone: &str,
+    lang: &str,
+    days: i64,
+    time: &str,
+) -> String {
     format!(
         "{id},{patient},Patient {patient},{phone},{lang},{},{time},15,Dr. Mehta,mumbai,booked",
         mumbai_day(days)

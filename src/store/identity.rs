@@ -1,0 +1,172 @@
+//! Who a WhatsApp sender is when the number is not enough: business-scoped user ids (BSUIDs)
+//! kept with patients, and a patient's change of number reported by a `system` message.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension as _, params};
+
+use super::{Store, StoreError};
+use crate::phone::E164;
+
+/// What a `user_changed_number` message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberChange {
+    /// One patient (or one caregiver's entry) had the old number: it now holds the new one.
+    Moved {
+        /// The patient whose record changed.
+        patient_id: i64,
+        /// Whether the number was the caregiver's (`contact_phone`) rather than the patient's.
+        contact: bool,
+    },
+    /// Several records have the old number: staff decide which to change.
+    Ambiguous {
+        /// How many records have it.
+        records: usize,
+    },
+    /// No record has the old number.
+    Unknown,
+    /// This message was recorded before: nothing changed.
+    Replayed,
+}
+
+/// A `user_changed_number` message, as the store records it.
+#[derive(Debug, Clone, Copy)]
+pub struct NumberChangeRecord<'a> {
+    /// The webhook body it came in.
+    pub event_id: i64,
+    /// The system message's id (once only).
+    pub message_id: &'a str,
+    /// The number the patient had.
+    pub old: &'a E164,
+    /// The number they have now.
+    pub new: &'a E164,
+    /// Their new business-scoped user id, when the message gave one.
+    pub user_id: Option<&'a str>,
+}
+
+impl Store {
+    /// Keeps a sender's business-scoped user id with every patient (or caregiver's patient)
+    /// who has their number, so a later message without a number is still theirs. Returns how
+    /// many patients learned it.
+    pub fn remember_user_id(
+        &self,
+        phone: &E164,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE patients SET wa_user_id = ?2, updated_at = ?3
+             WHERE phone = ?1 AND wa_user_id IS NOT ?2",
+            params![phone.as_str(), user_id, now.timestamp()],
+        )?)
+    }
+
+    /// The number of the patients known by `user_id`, when they all share one (a family's
+    /// patients share a sender); `None` when nobody or several numbers are known by it.
+    pub fn phone_for_user_id(&self, user_id: &str) -> Result<Option<E164>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT phone FROM patients WHERE wa_user_id = ?1 LIMIT 2")?;
+        let phones: Vec<String> = stmt
+            .query_map([user_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(match phones.as_slice() {
+            [one] => Some(E164::from_stored(one.clone())),
+            _ => None,
+        })
+    }
+
+    /// Applies a `user_changed_number` message in one transaction: the one record with the old
+    /// number takes the new one (audited, actor `patient`), and a note for staff is filed as a
+    /// reply needing staff, because the practice system still has the old number and its next
+    /// schedule would put it back; with several records or none, only the note, saying so.
+    pub fn change_number(
+        &mut self,
+        rec: &NumberChangeRecord<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<NumberChange, StoreError> {
+        let t = now.timestamp();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let seen: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM replies WHERE message_id = ?1",
+                [rec.message_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some() {
+            return Ok(NumberChange::Replayed);
+        }
+        let records: Vec<(i64, bool)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, phone != ?1 FROM patients WHERE phone = ?1 OR contact_phone = ?1 ORDER BY id",
+            )?;
+            stmt.query_map([rec.old.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let (old, new) = (rec.old.masked(), rec.new.masked());
+        let (change, patient, reason) = match records.as_slice() {
+            [(id, contact)] => {
+                let column = if *contact { "contact_phone" } else { "phone" };
+                tx.execute(
+                    &format!("UPDATE patients SET {column} = ?2, updated_at = ?3 WHERE id = ?1"),
+                    params![id, rec.new.as_str(), t],
+                )?;
+                if let Some(u) = rec.user_id.filter(|_| !*contact) {
+                    tx.execute(
+                        "UPDATE patients SET wa_user_id = ?2 WHERE id = ?1",
+                        params![id, u],
+                    )?;
+                }
+                tx.execute(
+                    "INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
+                     VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)",
+                    params![
+                        t,
+                        id,
+                        if *contact { "contact_number_changed" } else { "number_changed" },
+                        old,
+                        new,
+                        format!("WhatsApp reported a changed number (message {})", rec.message_id)
+                    ],
+                )?;
+                let whose = if *contact { "caregiver's " } else { "" };
+                (
+                    NumberChange::Moved {
+                        patient_id: *id,
+                        contact: *contact,
+                    },
+                    Some(*id),
+                    format!(
+                        "changed their WhatsApp number from {old} to {new}; the {whose}number is updated here. Update it in the practice system too, or its next schedule will put the old number back"
+                    ),
+                )
+            }
+            [] => (
+                NumberChange::Unknown,
+                None,
+                format!(
+                    "a WhatsApp user changed their number from {old} to {new}; no patient has the old number"
+                ),
+            ),
+            many => (
+                NumberChange::Ambiguous {
+                    records: many.len(),
+                },
+                many.first().map(|(id, _)| *id),
+                format!(
+                    "changed their WhatsApp number from {old} to {new}; {} patients have the old number, so none was changed: update the right ones",
+                    many.len()
+                ),
+            ),
+        };
+        tx.execute(
+            "INSERT INTO replies (message_id, event_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at, channel)
+             VALUES (?1, ?2, ?3, ?4, 'system', 'changed their WhatsApp number', 'none', 'needs_staff', ?5, ?6, 'whatsapp')",
+            params![rec.message_id, rec.event_id, rec.new.as_str(), patient, reason, t],
+        )?;
+        tx.commit()?;
+        Ok(change)
+    }
+}
