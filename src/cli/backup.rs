@@ -91,7 +91,8 @@ pub(super) fn backup(config_path: &Path, db: Option<&Path>, args: &BackupArgs) -
     } else {
         args.dest.clone()
     };
-    let store = Store::open(&path)?;
+    // As it is: the daemon may still run an older binary on it after a package upgrade.
+    let store = Store::open_unmigrated(&path)?;
     let done = store.backup_to(&file, clock)?;
     let pruned = match args.keep {
         Some(keep) => prune(&args.dest, keep as usize)?,

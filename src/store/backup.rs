@@ -446,10 +446,18 @@ impl Store {
         sync_dir(&dir).map_err(|e| io_err(&dir, "cannot sync", &e))?;
         let bytes = file_len(dest);
         let path = std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf());
-        self.conn.execute(
-            "INSERT INTO backups (taken_at, path, bytes) VALUES (?1, ?2, ?3)",
-            params![taken_at.timestamp(), path.to_string_lossy(), bytes as i64],
+        // A database from before schema 9 (copied as it is, unmigrated) has no such table.
+        let has_table: bool = self.conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'backups'",
+            [],
+            |r| r.get(0),
         )?;
+        if has_table {
+            self.conn.execute(
+                "INSERT INTO backups (taken_at, path, bytes) VALUES (?1, ?2, ?3)",
+                params![taken_at.timestamp(), path.to_string_lossy(), bytes as i64],
+            )?;
+        }
         Ok(BackupDone {
             path,
             bytes,

@@ -235,6 +235,15 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut store = Self::open_unmigrated(path)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens a database as it is, without upgrading an older schema: for copying it while an
+    /// older daemon may still be running on it (a newer schema, or a file that is not ours, is
+    /// still refused). Everything else reads and writes through [`Store::open`].
+    pub fn open_unmigrated(path: &Path) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -258,13 +267,25 @@ impl Store {
         }
         conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
             .map_err(open_err)?;
-        let mut store = Self {
+        let store = Self {
             conn,
             path: path.to_path_buf(),
             _lock: lock,
         };
-        store.migrate()?;
+        let version = store.schema_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(store.newer(version));
+        }
         Ok(store)
+    }
+
+    fn newer(&self, version: i64) -> StoreError {
+        StoreError::Incompatible {
+            path: self.path.clone(),
+            message: format!(
+                "it was written by a newer reminderd (schema version {version}, this build knows {SCHEMA_VERSION}); upgrade reminderd"
+            ),
+        }
     }
 
     /// The file this store was opened from.
@@ -282,12 +303,7 @@ impl Store {
     fn migrate(&mut self) -> Result<(), StoreError> {
         let version = self.schema_version()?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Incompatible {
-                path: self.path.clone(),
-                message: format!(
-                    "it was written by a newer reminderd (schema version {version}, this build knows {SCHEMA_VERSION}); upgrade reminderd"
-                ),
-            });
+            return Err(self.newer(version));
         }
         // A step may rebuild a table (SQLite's 12-step procedure: create, copy, drop, rename),
         // and dropping a table others refer to is refused while foreign keys are enforced; the

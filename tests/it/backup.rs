@@ -528,3 +528,35 @@ fn keep_prunes_only_the_oldest_copies_backup_named() {
     let r = env.run(&["backup", folder.to_str().expect("utf-8"), "--keep", "0"]);
     assert_eq!(r.code, 64, "0 would delete the new copy: {}", r.stderr);
 }
+
+/// After a package upgrade the daemon still runs the old binary until it restarts; the daily
+/// backup, run by the new binary, must copy the database as it is, not upgrade it under the
+/// running daemon.
+#[test]
+fn a_backup_by_a_newer_binary_copies_an_older_database_without_upgrading_it() {
+    let env = Env::new();
+    let live = env.path("v8.db");
+    let sql = std::fs::read_to_string(crate::common::repo_file("tests/fixtures/schema-v8.sql"))
+        .expect("fixture");
+    Connection::open(&live)
+        .and_then(|c| c.execute_batch(&sql))
+        .expect("v8");
+    let copy = env.path("copy.db");
+    let r = env
+        .run(&[
+            "--db",
+            live.to_str().expect("utf-8"),
+            "backup",
+            copy.to_str().expect("utf-8"),
+            "--json",
+        ])
+        .expect(0);
+    assert_eq!(r.json()["schema_version"], 8, "{}", r.stdout);
+    let version = |p: &std::path::Path| -> i64 {
+        Connection::open(p)
+            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .expect("version")
+    };
+    assert_eq!(version(&live), 8, "the live database was not upgraded");
+    assert_eq!(version(&copy), 8, "the copy is the database as it was");
+}
