@@ -32,6 +32,8 @@ fn setup(env: &Env, sim: &Sim, write_back: bool) -> (Arc<Config>, Db) {
     let text = std::fs::read_to_string(env.path("reminders.toml"))
         .expect("config")
         .replace("max_import_age = \"36h\"", "")
+        // Tests send at whatever hour they run: no quiet hours.
+        .replace("quiet_hours = \"21:00-08:00\"", "")
         + &feed_section(
             &sim.fhir_base(),
             write_back,

@@ -172,9 +172,17 @@ async fn siu_from_mllp_send_books_moves_and_cancels_and_replays_apply_once() {
             ],
         )
     };
+    // 11:00 at the clinic two days from now: its day-before reminder falls outside quiet
+    // hours whatever the hour the test runs at.
     let now = reminderd::time::Clock::System.now();
-    let start = now + chrono::Duration::days(2);
-    let start = start - chrono::Duration::seconds(start.timestamp() % 60);
+    let day = (now + chrono::Duration::days(2))
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .date_naive();
+    let start = day
+        .and_hms_opt(11, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono_tz::Asia::Kolkata).single())
+        .expect("11:00 exists")
+        .with_timezone(&chrono::Utc);
 
     // S12 (v2.3, SCH-11, no TQ1): the appointment exists, its reminders are planned.
     let s12 = f.fixture("s12-v23.hl7", "M-1", "A1001", start);
