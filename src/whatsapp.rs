@@ -2,6 +2,7 @@
 //! code means for a sender, and an HTTP client (reqwest with rustls, explicit timeouts).
 //! The only module that knows the Graph API's JSON.
 
+pub mod events;
 pub mod media;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -226,7 +227,8 @@ pub fn classify(code: i64) -> ErrorClass {
         130_429 | 4 | 80_007 => ErrorClass::Throttled,
         131_056 => ErrorClass::PairLimit,
         1 | 2 | 131_000 | 131_016 | 131_057 | 133_004 => ErrorClass::Retry,
-        131_048 | 131_049 | 132_015 => ErrorClass::LongWait,
+        131_048 | 132_015 => ErrorClass::LongWait,
+        134_101 => ErrorClass::Retry, // a template still syncing: dispatch waits 10 minutes
         0 | 3 | 10 | 190 | 200..=299 | 368 | 131_005 | 131_031 | 131_042 | 131_045 | 133_010 => {
             ErrorClass::OperatorStop
         }
@@ -236,7 +238,7 @@ pub fn classify(code: i64) -> ErrorClass {
 
 /// Error codes meaning the patient cannot be reached on WhatsApp: staff should call.
 pub fn is_unreachable(code: i64) -> bool {
-    matches!(code, 131_026 | 130_472 | 130_497 | 131_009 | 131_021)
+    matches!(code, 131_026 | 130_403 | 130_472 | 130_497 | 131_009 | 131_021)
 }
 
 /// Error codes of the API's template family (132000-132999: a template that does not exist,
@@ -328,6 +330,8 @@ pub struct RemoteTemplate {
     pub body_params: usize,
     /// Quick-reply buttons.
     pub quick_replies: usize,
+    /// Meta's time to live for undelivered messages (`None`: Meta's default, 30 days).
+    pub message_send_ttl_seconds: Option<u64>,
 }
 
 /// The Cloud API client.
@@ -414,7 +418,7 @@ impl Client {
     /// Every template of the account, following pagination.
     pub async fn templates(&self) -> Result<Vec<RemoteTemplate>, SendError> {
         let mut url = format!(
-            "{}/{}/{}/message_templates?fields=name,language,status,category,components&limit=100",
+            "{}/{}/{}/message_templates?fields=name,language,status,category,components,message_send_ttl_seconds&limit=100",
             self.base, self.version, self.waba_id
         );
         let mut out = Vec::new();
@@ -488,6 +492,7 @@ fn remote_template(t: &Value) -> RemoteTemplate {
         category: text(&t["category"]),
         body_params,
         quick_replies,
+        message_send_ttl_seconds: t["message_send_ttl_seconds"].as_u64(),
     }
 }
 
@@ -532,6 +537,8 @@ pub struct WebhookItems {
     pub messages: Vec<Result<InboundMessage, Unreadable>>,
     /// Delivery statuses of our messages.
     pub statuses: Vec<Result<StatusUpdate, Unreadable>>,
+    /// Template and account events.
+    pub events: events::Events,
     /// Parts of the envelope that could not be read (an `entry` that is not a list, ...).
     pub problems: Vec<String>,
 }
@@ -558,13 +565,14 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
     let mut items = WebhookItems::default();
     for entry in list(root.get("entry"), "entry", &mut items.problems) {
         for change in list(entry.get("changes"), "entry[].changes", &mut items.problems) {
-            // Other fields (template status, account updates) are stored, not acted on.
-            if change.get("field").and_then(Value::as_str) != Some("messages") {
-                continue;
-            }
-            let Some(value) = change.get("value") else {
+            let (Some(value), field) = (change.get("value"), change.get("field")) else {
                 continue;
             };
+            // Template and account events have their own reader; other fields are only stored.
+            if field.and_then(Value::as_str) != Some("messages") {
+                events::read_change(field.and_then(Value::as_str), value, &mut items);
+                continue;
+            }
             let statuses = list(value.get("statuses"), "value.statuses", &mut items.problems);
             items
                 .statuses

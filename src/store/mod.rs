@@ -18,6 +18,7 @@ mod calls;
 mod channels;
 mod desk_status;
 mod feeds;
+mod health;
 mod inbound;
 mod outbox;
 mod patient;
@@ -41,6 +42,7 @@ pub use desk_status::{DeskChange, LastMessage, Note};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };
+pub use health::{AccountHealth, TEMPLATE_HOLD, TemplateHealth, TemplateUpdate};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };

@@ -1,0 +1,1 @@
+//! Tests of the template and account health rules.
