@@ -965,7 +965,9 @@ impl Shared {
         language: &str,
         status: &str,
     ) -> Result<(), SimError> {
-        let index = self.set_template_status(name, language, status)?;
+        // A reinstated template is approved again: REINSTATED is the event, not a status.
+        let stored = if status == "REINSTATED" { "APPROVED" } else { status };
+        let index = self.set_template_status(name, language, stored)?;
         if self.config.webhook_url.is_some() {
             let payload =
                 webhook::template_status_payload(&self.config, index, name, language, status);
