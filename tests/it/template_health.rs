@@ -198,7 +198,8 @@ async fn a_paused_template_holds_its_reminders_until_meta_reinstates_it() {
     let report = m.send(LATER).await;
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(m.template_names(), ["appointment_reminder"]);
-    assert_eq!(m.a1().0, "sent");
+    let state = m.a1().0;
+    assert!(["sent", "delivered", "read"].contains(&state.as_str()), "{state}");
     assert!(
         !m.holds().iter().any(|h| matches!(h, reminderd::jobs::Hold::TemplateStopped { .. })),
         "released"
