@@ -226,9 +226,9 @@ pub fn classify(code: i64) -> ErrorClass {
     match code {
         130_429 | 4 | 80_007 => ErrorClass::Throttled,
         131_056 => ErrorClass::PairLimit,
-        1 | 2 | 131_000 | 131_016 | 131_057 | 133_004 => ErrorClass::Retry,
+        // 134101: a template still syncing (dispatch waits the 10 minutes Meta asks for).
+        1 | 2 | 131_000 | 131_016 | 131_057 | 133_004 | 134_101 => ErrorClass::Retry,
         131_048 | 132_015 => ErrorClass::LongWait,
-        134_101 => ErrorClass::Retry, // a template still syncing: dispatch waits 10 minutes
         0 | 3 | 10 | 190 | 200..=299 | 368 | 131_005 | 131_031 | 131_042 | 131_045 | 133_010 => {
             ErrorClass::OperatorStop
         }
@@ -236,9 +236,10 @@ pub fn classify(code: i64) -> ErrorClass {
     }
 }
 
-/// Error codes meaning the patient cannot be reached on WhatsApp: staff should call.
+/// Error codes meaning the patient cannot be reached on WhatsApp (130403: they blocked the
+/// clinic): staff should call.
 pub fn is_unreachable(code: i64) -> bool {
-    matches!(code, 131_026 | 130_403 | 130_472 | 130_497 | 131_009 | 131_021)
+    code == 130_403 || matches!(code, 131_026 | 130_472 | 130_497 | 131_009 | 131_021)
 }
 
 /// Error codes of the API's template family (132000-132999: a template that does not exist,
@@ -565,14 +566,13 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
     let mut items = WebhookItems::default();
     for entry in list(root.get("entry"), "entry", &mut items.problems) {
         for change in list(entry.get("changes"), "entry[].changes", &mut items.problems) {
-            let (Some(value), field) = (change.get("value"), change.get("field")) else {
-                continue;
-            };
             // Template and account events have their own reader; other fields are only stored.
-            if field.and_then(Value::as_str) != Some("messages") {
-                events::read_change(field.and_then(Value::as_str), value, &mut items);
+            if events::read_change(change, &mut items) {
                 continue;
             }
+            let Some(value) = change.get("value") else {
+                continue;
+            };
             let statuses = list(value.get("statuses"), "value.statuses", &mut items.problems);
             items
                 .statuses

@@ -290,13 +290,19 @@ fn templates_check(
                 ),
                 Some(r) => (r.status.clone(), None),
             };
-            let mut warnings = health::ttl_warnings(config, key, found.and_then(|r| r.message_send_ttl_seconds));
+            let mut warnings =
+                health::ttl_warnings(config, key, found.and_then(|r| r.message_send_ttl_seconds));
             let mut problem = problem;
             if let Some(h) = health {
-                let events = h.templates.iter().filter(|h| h.name == t.name && (h.language.is_empty() || h.language == *lang));
+                let events = h
+                    .templates
+                    .iter()
+                    .filter(|h| h.name == t.name && (h.language.is_empty() || h.language == *lang));
                 for e in events {
                     match health::unusable(e) {
-                        Some(why) if problem.is_none() => problem = Some(format!("{why} (webhook of {})", rfc3339(e.updated_at))),
+                        Some(why) if problem.is_none() => {
+                            problem = Some(format!("{why} (webhook of {})", rfc3339(e.updated_at)))
+                        }
                         Some(_) => {}
                         None => warnings.extend(health::warning(e)),
                     }
@@ -336,7 +342,12 @@ pub(super) fn account_line(health: Option<&reminderd::dispatch::health::Health>)
     let mut err = std::io::stderr().lock();
     match health.and_then(|h| h.account_block(now)) {
         Some(why) => {
-            writeln!(err, "account: {why} (event {}, {})", a.event, rfc3339(a.updated_at))?;
+            writeln!(
+                err,
+                "account: {why} (event {}, {})",
+                a.event,
+                rfc3339(a.updated_at)
+            )?;
             Ok(true)
         }
         None => {

@@ -192,7 +192,9 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
                 continue;
             }
             let said = reminderd::dispatch::health::unusable(h)
-                .map(|w| format!("{w}: its messages are held, or go by the alternate template or SMS"))
+                .map(|w| {
+                    format!("{w}: its messages are held, or go by the alternate template or SMS")
+                })
                 .or_else(|| reminderd::dispatch::health::warning(h));
             if let Some(w) = said {
                 writeln!(out, "  warning: {w}")?;

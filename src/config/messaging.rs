@@ -238,7 +238,10 @@ pub(super) fn validate_templates(
             }
             languages.insert(lang, text);
         }
-        let ttl = t.ttl.as_deref().and_then(|s| template_ttl(s, &k("ttl"), push));
+        let ttl = t
+            .ttl
+            .as_deref()
+            .and_then(|s| template_ttl(s, &k("ttl"), push));
         out.insert(
             key,
             Template {
@@ -263,7 +266,10 @@ pub(super) fn validate_templates(
             } else if !keys.contains(a) {
                 push(
                     format!("templates.{key}.alternate"),
-                    format!("no template {a:?} under [templates]; configured: {}", keys.join(", ")),
+                    format!(
+                        "no template {a:?} under [templates]; configured: {}",
+                        keys.join(", ")
+                    ),
                 );
             }
         }
@@ -453,7 +459,9 @@ fn template_ttl(s: &str, at: &str, push: &mut impl FnMut(String, String)) -> Opt
         Ok(_) => {
             push(
                 at.to_string(),
-                format!("{s:?} is outside the 30s to 12h WhatsApp allows for a message's time to live"),
+                format!(
+                    "{s:?} is outside the 30s to 12h WhatsApp allows for a message's time to live"
+                ),
             );
             None
         }

@@ -110,7 +110,9 @@ pub fn warning(h: &TemplateHealth) -> Option<String> {
         ));
     }
     match (h.quality.as_deref(), h.status.as_deref()) {
-        (Some("RED"), _) => Some(format!("{which} has a low quality rating (RED) and may be paused")),
+        (Some("RED"), _) => Some(format!(
+            "{which} has a low quality rating (RED) and may be paused"
+        )),
         (_, Some("FLAGGED")) => Some(format!("Meta flagged {which} for falling quality")),
         _ => None,
     }
@@ -214,7 +216,7 @@ pub fn overlay(
 }
 
 /// The outcome of a row whose template is stopped and an SMS replaces: no WhatsApp request.
-pub fn fell_back(config: &Config, code: i64, why: String, now: DateTime<Utc>) -> Outcome {
+pub fn fell_back(config: &Config, code: i64, why: &str, now: DateTime<Utc>) -> Outcome {
     Outcome::FellBack {
         code: Some(code),
         error: format!("not sent on WhatsApp: {why}"),
@@ -266,7 +268,11 @@ pub fn alert(code: i64, outbox: Option<i64>) -> bool {
         2_388_019 => "the account has reached its limit of templates",
         _ => "an error code this version of reminderd does not know",
     };
-    tracing::warn!(code, outbox, "WhatsApp error {code}: {meaning}; the message failed");
+    tracing::warn!(
+        code,
+        outbox,
+        "WhatsApp error {code}: {meaning}; the message failed"
+    );
     metrics::counter!("reminderd_send_alerts_total", "code" => code.to_string()).increment(1);
     true
 }
@@ -374,7 +380,10 @@ pub fn desk_holds(
             reason: a.reason.clone().unwrap_or_else(|| a.event.clone()),
             // The account is the clinics' together; they share a zone in practice.
             until: a.until.map(|u| match config.clinics.values().next() {
-                Some(c) => u.with_timezone(&c.time_zone).format("%-d %B %H:%M").to_string(),
+                Some(c) => u
+                    .with_timezone(&c.time_zone)
+                    .format("%-d %B %H:%M")
+                    .to_string(),
                 None => u.format("%-d %B %H:%M UTC").to_string(),
             }),
         });
@@ -409,7 +418,9 @@ pub fn ttl_warnings(config: &Config, key: &str, remote: Option<u64>) -> Vec<Stri
     let rules: Vec<&crate::config::Rule> =
         config.rules.iter().filter(|r| r.template == key).collect();
     let mut out = Vec::new();
-    let meta = remote.and_then(|s| i64::try_from(s).ok()).map(Duration::seconds);
+    let meta = remote
+        .and_then(|s| i64::try_from(s).ok())
+        .map(Duration::seconds);
     match (meta, t.ttl) {
         (None, _) if !rules.is_empty() => out.push(
             "Meta has no time to live for it (message_send_ttl_seconds), so an undelivered reminder is retried for 30 days; set one of at most 12h".into(),

@@ -624,11 +624,19 @@ impl SendJob {
             health::Plan::Alternate(alt) => key = Some(alt),
             health::Plan::FallBack(code, why) => {
                 let now = self.clock.now();
-                return (health::fell_back(&self.config, code, why, now), None, None);
+                return (health::fell_back(&self.config, code, &why, now), None, None);
             }
             health::Plan::Hold(why) => {
                 let at = self.clock.now() + HOLD_RECHECK;
-                return (Outcome::Retry { at, code: None, error: why }, None, None);
+                return (
+                    Outcome::Retry {
+                        at,
+                        code: None,
+                        error: why,
+                    },
+                    None,
+                    None,
+                );
             }
         }
         let Some((key, template)) = key

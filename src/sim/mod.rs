@@ -966,7 +966,11 @@ impl Shared {
         status: &str,
     ) -> Result<(), SimError> {
         // A reinstated template is approved again: REINSTATED is the event, not a status.
-        let stored = if status == "REINSTATED" { "APPROVED" } else { status };
+        let stored = if status == "REINSTATED" {
+            "APPROVED"
+        } else {
+            status
+        };
         let index = self.set_template_status(name, language, stored)?;
         if self.config.webhook_url.is_some() {
             let payload =

@@ -273,7 +273,9 @@ fn template_row(
 ) -> Result<Option<TemplateHealth>, StoreError> {
     Ok(conn
         .query_row(
-            &format!("SELECT {TEMPLATE_COLUMNS} FROM template_health WHERE name = ?1 AND language = ?2"),
+            &format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM template_health WHERE name = ?1 AND language = ?2"
+            ),
             [name, language],
             read_template,
         )
@@ -304,7 +306,9 @@ mod tests {
             reason: Some("FIRST_PAUSE"),
             ..TemplateUpdate::default()
         };
-        let (before, after) = store.apply_template_update(&paused, None, at(0)).expect("apply");
+        let (before, after) = store
+            .apply_template_update(&paused, None, at(0))
+            .expect("apply");
         assert!(before.is_none());
         assert_eq!(after.status.as_deref(), Some("PAUSED"));
         let soon = TemplateUpdate {
@@ -313,7 +317,9 @@ mod tests {
             impending: Some(("MARKETING", Some(at(86_400)))),
             ..TemplateUpdate::default()
         };
-        let (_, after) = store.apply_template_update(&soon, None, at(5)).expect("apply");
+        let (_, after) = store
+            .apply_template_update(&soon, None, at(5))
+            .expect("apply");
         // An announced change keeps the status and its reason.
         assert_eq!(after.status.as_deref(), Some("PAUSED"));
         assert_eq!(after.reason.as_deref(), Some("FIRST_PAUSE"));
@@ -325,7 +331,9 @@ mod tests {
             category: Some("MARKETING"),
             ..TemplateUpdate::default()
         };
-        let (_, after) = store.apply_template_update(&done, None, at(9)).expect("apply");
+        let (_, after) = store
+            .apply_template_update(&done, None, at(9))
+            .expect("apply");
         assert_eq!(after.category.as_deref(), Some("MARKETING"));
         assert_eq!(after.impending_category, None);
         assert_eq!(store.template_health().expect("read").len(), 1);
@@ -336,13 +344,26 @@ mod tests {
         let (_dir, mut store) = store();
         assert_eq!(store.account_health().expect("read"), None);
         store
-            .set_account_health("ACCOUNT_RESTRICTION", true, "restricted", Some(at(3600)), None, at(0))
+            .set_account_health(
+                "ACCOUNT_RESTRICTION",
+                true,
+                "restricted",
+                Some(at(3600)),
+                None,
+                at(0),
+            )
             .expect("set");
         let h = store.account_health().expect("read").expect("row");
         assert!(h.blocks(at(10)) && !h.blocks(at(3601)));
         store
             .set_account_health("ACCOUNT_RESTRICTION", false, "lifted", None, None, at(20))
             .expect("set");
-        assert!(!store.account_health().expect("read").expect("row").blocks(at(21)));
+        assert!(
+            !store
+                .account_health()
+                .expect("read")
+                .expect("row")
+                .blocks(at(21))
+        );
     }
 }

@@ -104,9 +104,15 @@ pub enum AccountEffect {
     },
 }
 
-/// Reads one change of a field other than `messages` into `items`; others are ignored.
-pub(super) fn read_change(field: Option<&str>, value: &Value, items: &mut WebhookItems) {
+/// Reads one change of a field other than `messages` into `items` (fields we do not act on
+/// are ignored); `false` for a `messages` change, which is the caller's to read.
+pub(super) fn read_change(change: &Value, items: &mut WebhookItems) -> bool {
+    let field = change.get("field").and_then(Value::as_str);
+    let Some(value) = change.get("value") else {
+        return field != Some("messages");
+    };
     match field {
+        Some("messages") => return false,
         Some(
             "message_template_status_update"
             | "message_template_quality_update"
@@ -118,6 +124,7 @@ pub(super) fn read_change(field: Option<&str>, value: &Value, items: &mut Webhoo
         Some("account_update") => items.events.account.push(read_account(value)),
         _ => {}
     }
+    true
 }
 
 fn unreadable(v: &Value, why: &str) -> Unreadable {
@@ -170,7 +177,11 @@ fn read_template(field: &str, v: &Value) -> Result<TemplateEvent, Unreadable> {
                 .into_iter()
                 .collect();
             if let Some(info) = v.get("other_info") {
-                why.extend(["title", "description"].iter().filter_map(|k| text(info, k)));
+                why.extend(
+                    ["title", "description"]
+                        .iter()
+                        .filter_map(|k| text(info, k)),
+                );
             }
             TemplateChange::Status {
                 event,
@@ -241,8 +252,12 @@ fn read_account(v: &Value) -> Result<AccountEvent, Unreadable> {
                     reason: if restrictions.is_empty() {
                         "Meta lifted the account's restrictions".into()
                     } else {
-                        let kinds: Vec<&str> = restrictions.iter().map(|(k, _)| k.as_str()).collect();
-                        format!("restricted ({}), which does not stop reminders", kinds.join(", "))
+                        let kinds: Vec<&str> =
+                            restrictions.iter().map(|(k, _)| k.as_str()).collect();
+                        format!(
+                            "restricted ({}), which does not stop reminders",
+                            kinds.join(", ")
+                        )
                     },
                 }
             } else {
@@ -269,7 +284,11 @@ fn read_account(v: &Value) -> Result<AccountEvent, Unreadable> {
                 AccountEffect::Note {
                     reason: format!(
                         "Meta reports the account's ban state as {}{}",
-                        if states.is_empty() { "unknown".to_string() } else { states.join(", ") },
+                        if states.is_empty() {
+                            "unknown".to_string()
+                        } else {
+                            states.join(", ")
+                        },
                         date.map(|d| format!(" (date {d})")).unwrap_or_default()
                     ),
                 }
@@ -395,7 +414,9 @@ mod tests {
             AccountEffect::Lift { .. }
         ));
         assert!(matches!(
-            account(r#"{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":["DISABLE"],"waba_ban_date":"2026-11-30"}}"#),
+            account(
+                r#"{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":["DISABLE"],"waba_ban_date":"2026-11-30"}}"#
+            ),
             AccountEffect::Block { until: None, .. }
         ));
         assert!(matches!(
@@ -408,7 +429,9 @@ mod tests {
         ));
         // A pricing tier is tolerated and changes nothing.
         assert!(matches!(
-            account(r#"{"event":"VOLUME_BASED_PRICING_TIER_UPDATE","volume_tier_info":{"effective_month":"2026-11","pricing_category":"UTILITY","region":"India","tier":"0:750000"}}"#),
+            account(
+                r#"{"event":"VOLUME_BASED_PRICING_TIER_UPDATE","volume_tier_info":{"effective_month":"2026-11","pricing_category":"UTILITY","region":"India","tier":"0:750000"}}"#
+            ),
             AccountEffect::Note { .. }
         ));
     }

@@ -43,6 +43,7 @@ fn config(edit: impl Fn(String) -> String) -> String {
 }
 
 /// Texts off at the Mumbai clinic: only a hold or an alternate can stand in.
+#[allow(clippy::needless_pass_by_value)] // an edit, as `config` takes them
 fn no_sms(c: String) -> String {
     c.replacen("# sms_fallback = true", "sms_fallback = false", 1)
 }
@@ -70,11 +71,9 @@ impl Meta {
                     .is_ok_and(|r| r.status() == 200)
             })
             .await;
-        let parsed = reminderd::config::Config::from_toml(
-            &config,
-            std::path::Path::new("reminders.toml"),
-        )
-        .expect("config");
+        let parsed =
+            reminderd::config::Config::from_toml(&config, std::path::Path::new("reminders.toml"))
+                .expect("config");
         let sim = Sim::start(SimConfig {
             pair_limit: None,
             webhook_url: Some(format!("{url}/webhook")),
@@ -150,7 +149,12 @@ impl Meta {
         self.sim
             .messages()
             .iter()
-            .map(|m| m.body["template"]["name"].as_str().unwrap_or("").to_string())
+            .map(|m| {
+                m.body["template"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     }
 }
@@ -169,8 +173,11 @@ async fn a_paused_template_holds_its_reminders_until_meta_reinstates_it() {
         .set_template_status("appointment_reminder", "en", "PAUSED")
         .await
         .expect("webhook");
-    m.wait_rows("the pause", "SELECT count(*) FROM template_health WHERE status = 'PAUSED'")
-        .await;
+    m.wait_rows(
+        "the pause",
+        "SELECT count(*) FROM template_health WHERE status = 'PAUSED'",
+    )
+    .await;
 
     let report = m.send(NOW).await;
     assert_eq!(report["sent"], 0, "{report}");
@@ -179,7 +186,8 @@ async fn a_paused_template_holds_its_reminders_until_meta_reinstates_it() {
     assert_eq!(state, "pending", "held, not failed");
     let reason = reason.expect("a reason on the row");
     assert!(
-        reason.starts_with("held: ") && reason.contains("paused the WhatsApp template “appointment_reminder” (en)"),
+        reason.starts_with("held: ")
+            && reason.contains("paused the WhatsApp template “appointment_reminder” (en)"),
         "{reason}"
     );
     // Staff are told on the banner, with the one waiting message.
@@ -193,15 +201,23 @@ async fn a_paused_template_holds_its_reminders_until_meta_reinstates_it() {
         .set_template_status("appointment_reminder", "en", "REINSTATED")
         .await
         .expect("webhook");
-    m.wait_rows("the reinstatement", "SELECT count(*) FROM template_health WHERE status = 'REINSTATED'")
-        .await;
+    m.wait_rows(
+        "the reinstatement",
+        "SELECT count(*) FROM template_health WHERE status = 'REINSTATED'",
+    )
+    .await;
     let report = m.send(LATER).await;
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(m.template_names(), ["appointment_reminder"]);
     let state = m.a1().0;
-    assert!(["sent", "delivered", "read"].contains(&state.as_str()), "{state}");
     assert!(
-        !m.holds().iter().any(|h| matches!(h, reminderd::jobs::Hold::TemplateStopped { .. })),
+        ["sent", "delivered", "read"].contains(&state.as_str()),
+        "{state}"
+    );
+    assert!(
+        !m.holds()
+            .iter()
+            .any(|h| matches!(h, reminderd::jobs::Hold::TemplateStopped { .. })),
         "released"
     );
 }
@@ -220,8 +236,11 @@ async fn a_configured_alternate_goes_while_the_template_is_paused() {
         .set_template_status("appointment_reminder", "en", "PAUSED")
         .await
         .expect("webhook");
-    m.wait_rows("the pause", "SELECT count(*) FROM template_health WHERE status = 'PAUSED'")
-        .await;
+    m.wait_rows(
+        "the pause",
+        "SELECT count(*) FROM template_health WHERE status = 'PAUSED'",
+    )
+    .await;
     let report = m.send(NOW).await;
     assert_eq!(report["sent"], 1, "{report}");
     assert_eq!(m.template_names(), ["appointment_booked"]);
@@ -234,12 +253,16 @@ async fn with_texts_allowed_a_paused_template_falls_back_to_sms() {
         .set_template_status("appointment_reminder", "en", "DISABLED")
         .await
         .expect("webhook");
-    m.wait_rows("the disabling", "SELECT count(*) FROM template_health WHERE status = 'DISABLED'")
-        .await;
+    m.wait_rows(
+        "the disabling",
+        "SELECT count(*) FROM template_health WHERE status = 'DISABLED'",
+    )
+    .await;
     m.send(NOW).await;
     assert!(m.sim.messages().is_empty(), "no WhatsApp request");
     assert_eq!(
-        m.env.count("SELECT count(*) FROM outbox WHERE channel = 'sms' AND fallback_of IS NOT NULL"),
+        m.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'sms' AND fallback_of IS NOT NULL"),
         1
     );
     assert_eq!(m.a1().0, "failed");
@@ -273,8 +296,11 @@ async fn a_completed_change_to_marketing_holds_and_an_announced_one_only_warns()
         .set_template_category("appointment_reminder", "en", "MARKETING")
         .await
         .expect("webhook");
-    m.wait_rows("the change", "SELECT count(*) FROM template_health WHERE category = 'MARKETING'")
-        .await;
+    m.wait_rows(
+        "the change",
+        "SELECT count(*) FROM template_health WHERE category = 'MARKETING'",
+    )
+    .await;
     m.send(NOW).await;
     assert!(m.sim.messages().is_empty());
     let (state, reason) = m.a1();
@@ -287,8 +313,11 @@ async fn a_completed_change_to_marketing_holds_and_an_announced_one_only_warns()
         .set_template_category("appointment_reminder", "en", "UTILITY")
         .await
         .expect("webhook");
-    m.wait_rows("the way back", "SELECT count(*) FROM template_health WHERE category = 'UTILITY'")
-        .await;
+    m.wait_rows(
+        "the way back",
+        "SELECT count(*) FROM template_health WHERE category = 'UTILITY'",
+    )
+    .await;
     assert_eq!(m.send(LATER).await["sent"], 1);
 }
 
@@ -311,25 +340,34 @@ async fn an_announced_change_sends_as_before() {
 async fn a_restricted_account_stops_sending_until_lifted() {
     let m = planned(no_sms).await;
     m.sim.restrict_account(None).await.expect("webhook");
-    m.wait_rows("the restriction", "SELECT count(*) FROM account_health WHERE blocked = 1")
-        .await;
+    m.wait_rows(
+        "the restriction",
+        "SELECT count(*) FROM account_health WHERE blocked = 1",
+    )
+    .await;
     let run = m.run(&["send", "--once", "--now", NOW]).await.expect(69);
     assert!(
-        run.stderr.contains("restricted the WhatsApp Business account"),
+        run.stderr
+            .contains("restricted the WhatsApp Business account"),
         "{}",
         run.stderr
     );
     assert!(m.sim.messages().is_empty(), "nothing reached WhatsApp");
     assert_eq!(m.a1().0, "pending");
     assert!(
-        m.holds().iter().any(|h| matches!(h, reminderd::jobs::Hold::AccountBlocked { .. })),
+        m.holds()
+            .iter()
+            .any(|h| matches!(h, reminderd::jobs::Hold::AccountBlocked { .. })),
         "{:?}",
         m.holds()
     );
 
     m.sim.lift_account_restriction().await.expect("webhook");
-    m.wait_rows("the lifting", "SELECT count(*) FROM account_health WHERE blocked = 0")
-        .await;
+    m.wait_rows(
+        "the lifting",
+        "SELECT count(*) FROM account_health WHERE blocked = 0",
+    )
+    .await;
     assert_eq!(m.send(NOW).await["sent"], 1);
     assert_eq!(m.sim.messages().len(), 1);
 }
@@ -346,7 +384,11 @@ async fn a_failure_after_the_time_to_live_is_recorded_as_expired() {
         starts.format("%H:%M")
     );
     let m = Meta::start(config(|c| {
-        c.replacen("[templates.reminder]\n", "[templates.reminder]\nttl = \"30m\"\n", 1)
+        c.replacen(
+            "[templates.reminder]\n",
+            "[templates.reminder]\nttl = \"30m\"\n",
+            1,
+        )
     }))
     .await;
     m.env.import("day.csv", &csv(&[&row]), &[]).expect(0);
@@ -354,8 +396,11 @@ async fn a_failure_after_the_time_to_live_is_recorded_as_expired() {
     m.run(&["plan", "--now", &now]).await.expect(0);
     m.sim.fail_later("+919820012345", 131_026);
     assert_eq!(m.send(&now).await["sent"], 1);
-    m.wait_rows("the failure", "SELECT count(*) FROM outbox WHERE state = 'expired'")
-        .await;
+    m.wait_rows(
+        "the failure",
+        "SELECT count(*) FROM outbox WHERE state = 'expired'",
+    )
+    .await;
     let (state, reason) = m.a1();
     assert_eq!(state, "expired");
     assert!(
@@ -363,23 +408,37 @@ async fn a_failure_after_the_time_to_live_is_recorded_as_expired() {
         "expired with its reason"
     );
     // Not failed, so no text replaces it.
-    assert_eq!(m.env.count("SELECT count(*) FROM outbox WHERE channel = 'sms'"), 0);
+    assert_eq!(
+        m.env
+            .count("SELECT count(*) FROM outbox WHERE channel = 'sms'"),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn templates_check_compares_meta_s_time_to_live_with_the_config_and_the_rules() {
     let m = Meta::start(config(|c| {
-        c.replacen("[templates.reminder]\n", "[templates.reminder]\nttl = \"6h\"\n", 1)
+        c.replacen(
+            "[templates.reminder]\n",
+            "[templates.reminder]\nttl = \"6h\"\n",
+            1,
+        )
     }))
     .await;
     let check = m.run(&["templates", "check"]).await.expect(0);
     assert!(
-        check.stdout.contains("its time to live (6h) is longer than rule same-day's 2h before the appointment"),
+        check.stdout.contains(
+            "its time to live (6h) is longer than rule same-day's 2h before the appointment"
+        ),
         "{}",
         check.stdout
     );
     // The booking confirmation is no reminder: no time-to-live advice for it.
-    let json = m.run(&["templates", "check", "--json"]).await.expect(0).json();
+    let json = m
+        .run(&["templates", "check", "--json"])
+        .await
+        .expect(0)
+        .json();
     let booked = json
         .as_array()
         .expect("lines")

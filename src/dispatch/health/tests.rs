@@ -86,10 +86,17 @@ fn a_paused_template_holds_with_its_reason_and_approval_releases() {
     );
     // Another language's pause does not concern an English reminder.
     let hindi = with(health(Some("PAUSED"), None, "hi"));
-    assert_eq!(overlay(Verdict::Send, &c, &hindi, &row(), now), Verdict::Send);
+    assert_eq!(
+        overlay(Verdict::Send, &c, &hindi, &row(), now),
+        Verdict::Send
+    );
     for back in ["REINSTATED", "APPROVED", "FLAGGED"] {
         let h = with(health(Some(back), None, "en"));
-        assert_eq!(overlay(Verdict::Send, &c, &h, &row(), now), Verdict::Send, "{back}");
+        assert_eq!(
+            overlay(Verdict::Send, &c, &h, &row(), now),
+            Verdict::Send,
+            "{back}"
+        );
     }
     // A skip stays a skip: a cancelled appointment is not held.
     let skip = Verdict::Skip("cancelled".into());
@@ -106,23 +113,26 @@ fn marketing_holds_and_an_announced_change_only_warns() {
         Verdict::Hold(_, r) if r.contains("MARKETING")
     ));
     let utility = with(health(Some("APPROVED"), Some("UTILITY"), ""));
-    assert_eq!(overlay(Verdict::Send, &c, &utility, &row(), now), Verdict::Send);
+    assert_eq!(
+        overlay(Verdict::Send, &c, &utility, &row(), now),
+        Verdict::Send
+    );
     let mut soon = health(None, None, "en");
     soon.impending_category = Some("MARKETING".into());
     soon.category_change_at = Some(utc("2026-12-01T00:00:00Z"));
     assert_eq!(unusable(&soon), None);
     assert!(warning(&soon).is_some_and(|w| w.contains("as MARKETING on 2026-12-01")));
-    assert_eq!(overlay(Verdict::Send, &c, &with(soon), &row(), now), Verdict::Send);
+    assert_eq!(
+        overlay(Verdict::Send, &c, &with(soon), &row(), now),
+        Verdict::Send
+    );
 }
 
 #[test]
 fn an_alternate_or_an_sms_stands_in_where_configured() {
     let mut c = config();
     let paused = with(health(Some("PAUSED"), None, "en"));
-    c.templates
-        .get_mut("reminder")
-        .expect("reminder")
-        .alternate = Some("booked".into());
+    c.templates.get_mut("reminder").expect("reminder").alternate = Some("booked".into());
     assert_eq!(plan(&c, &paused, &row()), Plan::Alternate("booked".into()));
     // An alternate Meta stopped too is no help.
     let mut both = paused.clone();
@@ -155,7 +165,10 @@ fn a_blocked_account_stops_until_lifted_or_its_end() {
         until: Some(utc("2026-11-26T06:00:00Z")),
         updated_at: now,
     });
-    assert!(h.account_block(now).is_some_and(|w| w.contains("restricted")));
+    assert!(
+        h.account_block(now)
+            .is_some_and(|w| w.contains("restricted"))
+    );
     assert_eq!(h.account_block(utc("2026-11-26T06:00:01Z")), None);
 }
 
@@ -173,7 +186,10 @@ fn the_2026_error_codes() {
     // Blocked by the patient: terminal, on the call list, and SMS may stand in.
     assert!(matches!(
         super::super::outcome(&api(130_403), &row(), &wa, now, 0.5),
-        Outcome::Failed { needs_staff: Some(_), .. }
+        Outcome::Failed {
+            needs_staff: Some(_),
+            ..
+        }
     ));
     assert!(super::super::FALLBACK_CODES.contains(&130_403));
     assert!(fallback_for(&c, 130_403, now).sms_only_until.is_some());
@@ -219,5 +235,8 @@ fn ttl_advice_compares_meta_the_config_and_the_rules() {
     let w = ttl_warnings(&c, "reminder", Some(3600));
     assert!(w.is_empty(), "{w:?}");
     let w = ttl_warnings(&c, "reminder", Some(1800));
-    assert!(w.iter().any(|w| w.contains("the config's ttl is 1h")), "{w:?}");
+    assert!(
+        w.iter().any(|w| w.contains("the config's ttl is 1h")),
+        "{w:?}"
+    );
 }
