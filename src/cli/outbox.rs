@@ -65,7 +65,13 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
     runtime()?.block_on(async move {
         loop {
             match dispatcher.run_once(clock).await {
-                Ok(report) => print_send_report(&report, json)?,
+                Ok(report) => {
+                    print_send_report(&report, json)?;
+                    // A restricted or disabled account: nothing was sent, and a person must act.
+                    if let Some(why) = report.blocked {
+                        return Err(fail(exit::UNAVAILABLE, why));
+                    }
+                }
                 Err(DispatchError::Account(why)) => return Err(fail(exit::UNAVAILABLE, why)),
                 Err(e) => return Err(e.into()),
             }
@@ -209,7 +215,15 @@ pub(super) fn templates(
     match *command {
         TemplatesCommand::Check { json } => {
             let config = load_config(config_path, db)?;
-            templates_check(&config, json)
+            // Meta's events as the daemon recorded them, when there is a database to read.
+            let health = if config.database_path.exists() {
+                Some(reminderd::dispatch::health::Health::read(
+                    &open(config_path, db)?.1,
+                )?)
+            } else {
+                None
+            };
+            templates_check(&config, health.as_ref(), json)
         }
     }
 }
@@ -223,9 +237,16 @@ pub(super) struct TemplateCheck {
     pub(super) status: String,
     pub(super) ok: bool,
     pub(super) problem: Option<String>,
+    /// Time-to-live advice and Meta's warnings: worth acting on, not failures.
+    pub(super) warnings: Vec<String>,
 }
 
-fn templates_check(config: &Config, json: bool) -> Result<u8> {
+fn templates_check(
+    config: &Config,
+    health: Option<&reminderd::dispatch::health::Health>,
+    json: bool,
+) -> Result<u8> {
+    use reminderd::dispatch::health;
     let client = client(config)?;
     let remote = runtime()?.block_on(client.templates()).map_err(|e| {
         fail(
@@ -269,6 +290,24 @@ fn templates_check(config: &Config, json: bool) -> Result<u8> {
                 ),
                 Some(r) => (r.status.clone(), None),
             };
+            let mut warnings =
+                health::ttl_warnings(config, key, found.and_then(|r| r.message_send_ttl_seconds));
+            let mut problem = problem;
+            if let Some(h) = health {
+                let events = h
+                    .templates
+                    .iter()
+                    .filter(|h| h.name == t.name && (h.language.is_empty() || h.language == *lang));
+                for e in events {
+                    match health::unusable(e) {
+                        Some(why) if problem.is_none() => {
+                            problem = Some(format!("{why} (webhook of {})", rfc3339(e.updated_at)))
+                        }
+                        Some(_) => {}
+                        None => warnings.extend(health::warning(e)),
+                    }
+                }
+            }
             lines.push(TemplateCheck {
                 template: key.clone(),
                 name: t.name.clone(),
@@ -276,6 +315,7 @@ fn templates_check(config: &Config, json: bool) -> Result<u8> {
                 status,
                 ok: problem.is_none(),
                 problem,
+                warnings,
             });
         }
     }
@@ -284,11 +324,43 @@ fn templates_check(config: &Config, json: bool) -> Result<u8> {
     } else {
         print_template_checks(&lines)?;
     }
-    Ok(if lines.iter().all(|l| l.ok) {
+    let blocked = account_line(health)?;
+    Ok(if lines.iter().all(|l| l.ok) && !blocked {
         exit::OK
     } else {
         exit::CONFIG
     })
+}
+
+/// Says on stderr what Meta last reported of the account, if anything; `true` when it stops
+/// sending now. Shared by `templates check` and `check-config`.
+pub(super) fn account_line(health: Option<&reminderd::dispatch::health::Health>) -> Result<bool> {
+    let Some(a) = health.and_then(|h| h.account.as_ref()) else {
+        return Ok(false);
+    };
+    let now = Clock::System.now();
+    let mut err = std::io::stderr().lock();
+    match health.and_then(|h| h.account_block(now)) {
+        Some(why) => {
+            writeln!(
+                err,
+                "account: {why} (event {}, {})",
+                a.event,
+                rfc3339(a.updated_at)
+            )?;
+            Ok(true)
+        }
+        None => {
+            writeln!(
+                err,
+                "account: sending allowed (last event {}, {}: {})",
+                a.event,
+                rfc3339(a.updated_at),
+                a.reason.as_deref().unwrap_or("no reason given")
+            )?;
+            Ok(false)
+        }
+    }
 }
 
 /// The API client from config, the token from the environment or credentials, and the base

@@ -453,6 +453,9 @@ pub(super) fn print_template_checks(lines: &[TemplateCheck]) -> std::io::Result<
                 .map(|p| format!(": {p}"))
                 .unwrap_or_default()
         )?;
+        for w in &l.warnings {
+            writeln!(out, "     warning: {w}")?;
+        }
     }
     Ok(())
 }

@@ -182,6 +182,24 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
                 )?;
             }
         }
+        // What Meta reported of the account and the configured templates (webhooks).
+        let health = reminderd::dispatch::health::Health::read(&store)?;
+        if let Some(why) = health.account_block(Clock::System.now()) {
+            writeln!(out, "  warning: {why}")?;
+        }
+        for h in &health.templates {
+            if !config.templates.values().any(|t| t.name == h.name) {
+                continue;
+            }
+            let said = reminderd::dispatch::health::unusable(h)
+                .map(|w| {
+                    format!("{w}: its messages are held, or go by the alternate template or SMS")
+                })
+                .or_else(|| reminderd::dispatch::health::warning(h));
+            if let Some(w) = said {
+                writeln!(out, "  warning: {w}")?;
+            }
+        }
     } else {
         let parent = db_path
             .parent()

@@ -238,6 +238,10 @@ pub(super) fn validate_templates(
             }
             languages.insert(lang, text);
         }
+        let ttl = t
+            .ttl
+            .as_deref()
+            .and_then(|s| template_ttl(s, &k("ttl"), push));
         out.insert(
             key,
             Template {
@@ -246,11 +250,29 @@ pub(super) fn validate_templates(
                 buttons: t.buttons,
                 languages,
                 contact_template: t.contact_template,
+                ttl,
+                alternate: t.alternate,
             },
         );
     }
     let keys: Vec<String> = out.keys().cloned().collect();
     for (key, t) in &out {
+        if let Some(a) = &t.alternate {
+            if a == key {
+                push(
+                    format!("templates.{key}.alternate"),
+                    "names the template itself; give another template to send while this one cannot be used".into(),
+                );
+            } else if !keys.contains(a) {
+                push(
+                    format!("templates.{key}.alternate"),
+                    format!(
+                        "no template {a:?} under [templates]; configured: {}",
+                        keys.join(", ")
+                    ),
+                );
+            }
+        }
         if let Some(c) = &t.contact_template
             && !keys.contains(c)
         {
@@ -428,4 +450,24 @@ pub(super) fn validate_rules(
         }
     }
     out
+}
+
+/// A template's `ttl`: WhatsApp accepts 30 seconds to 12 hours.
+fn template_ttl(s: &str, at: &str, push: &mut impl FnMut(String, String)) -> Option<Duration> {
+    match super::parse_duration(s) {
+        Ok(d) if d >= Duration::seconds(30) && d <= Duration::hours(12) => Some(d),
+        Ok(_) => {
+            push(
+                at.to_string(),
+                format!(
+                    "{s:?} is outside the 30s to 12h WhatsApp allows for a message's time to live"
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            push(at.to_string(), e);
+            None
+        }
+    }
 }

@@ -314,6 +314,11 @@ pub struct Template {
     /// The template sent instead to a patient's caregiver (it names the patient and greets
     /// the caregiver, `contact.name`); `None`: caregivers get no message of this kind.
     pub contact_template: Option<String>,
+    /// How long WhatsApp should keep trying to deliver it (`message_send_ttl_seconds` at Meta,
+    /// 30 s to 12 h); a `failed` status after that records the message as expired.
+    pub ttl: Option<Duration>,
+    /// The template sent instead while Meta has paused, disabled or re-categorised this one.
+    pub alternate: Option<String>,
 }
 
 /// One language of a template: the approved body and button labels, for previews and checks.

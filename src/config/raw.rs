@@ -300,6 +300,8 @@ pub(super) struct RawTemplate {
     #[serde(default)]
     pub(super) languages: BTreeMap<String, TemplateText>,
     pub(super) contact_template: Option<String>,
+    pub(super) ttl: Option<String>,
+    pub(super) alternate: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

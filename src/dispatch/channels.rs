@@ -104,7 +104,8 @@ pub fn fallback_for(config: &Config, code: i64, now: DateTime<Utc>) -> Fallback 
         .map_or(Duration::days(90), |s| s.retry_whatsapp_after);
     Fallback {
         send_at: now,
-        sms_only_until: (code == NOT_ON_WHATSAPP).then(|| now + retry),
+        // A patient who blocked the clinic (130403) gets no more WhatsApp either.
+        sms_only_until: matches!(code, NOT_ON_WHATSAPP | 130_403).then(|| now + retry),
     }
 }
 

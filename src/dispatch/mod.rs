@@ -25,6 +25,7 @@ use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
 
 mod channels;
+pub mod health;
 
 use crate::model::{Channel, Recipient};
 pub use channels::{
@@ -74,6 +75,8 @@ pub struct Report {
     pub requeued: usize,
     /// WhatsApp messages that failed for good and were replaced by an SMS.
     pub fell_back: usize,
+    /// Why nothing was claimed: Meta restricted or disabled the account.
+    pub blocked: Option<String>,
 }
 
 /// The send-time checks: is this message still right to send, now?
@@ -217,6 +220,10 @@ pub fn outcome(
             }
         }
     };
+    if code == Some(134_101) {
+        // The template is still syncing after a change: Meta says to wait 10 minutes.
+        return retry_at(StdDuration::from_mins(10));
+    }
     match err.class() {
         ErrorClass::Retry | ErrorClass::Throttled => {
             retry_at(backoff(attempts, cfg.retry_base, cfg.retry_max, unit))
@@ -385,6 +392,13 @@ impl Dispatcher {
         report.settled_unknown = self
             .blocking(move |s| s.settle_unknown(now - window, resend, now))
             .await?;
+        let health = Arc::new(self.blocking(|s| health::Health::read(s)).await?);
+        health::publish(&self.config, &health, now);
+        if let Some(why) = health.account_block(now) {
+            report.held.push(why.clone());
+            report.blocked = Some(why);
+            return Ok(report);
+        }
 
         let in_flight = Arc::new(Semaphore::new(wa.max_in_flight));
         // Refill when a quarter of the slots are free: a continuous pipeline keeps the API
@@ -407,6 +421,7 @@ impl Dispatcher {
             }
             let now = clock.now();
             let config = Arc::clone(&self.config);
+            let h = Arc::clone(&health);
             let (to_send, others) = self
                 .blocking(move |s| {
                     let held = if config.feeds.is_empty() {
@@ -419,7 +434,8 @@ impl Dispatcher {
                         ))
                     };
                     s.claim_due(now, room.max(1), |r| {
-                        verdict_with_feeds(r, &config, now, &held)
+                        let v = verdict_with_feeds(r, &config, now, &held);
+                        health::overlay(v, &config, &h, r, now)
                     })
                 })
                 .await?;
@@ -457,6 +473,7 @@ impl Dispatcher {
                     sms: self.sms.clone(),
                     next_for: Arc::clone(&self.next_for),
                     clock,
+                    health: Arc::clone(&health),
                 };
                 tasks.spawn(async move {
                     let r = job.send(row).await;
@@ -513,6 +530,8 @@ struct SendJob {
     sms: SmsSenders,
     next_for: Gates,
     clock: Clock,
+    /// Meta's word on the account's templates, as read for this run.
+    health: Arc<health::Health>,
 }
 
 impl SendJob {
@@ -535,6 +554,9 @@ impl SendJob {
         };
         metrics::counter!("reminderd_sends_total", "result" => result, "code" => code.map_or_else(|| "none".to_string(), |c| c.to_string()))
             .increment(1);
+        if let Some(c) = code {
+            health::alert(c, Some(id));
+        }
         match &outcome {
             Outcome::Sent { wamid, .. } => {
                 // Message ids embed the recipient's number (base64 in Meta's, plain in the
@@ -593,10 +615,30 @@ impl SendJob {
                 row.params.clone(),
             );
         }
-        let key = row.template.as_deref().and_then(|k| match row.recipient {
+        let mut key = row.template.as_deref().and_then(|k| match row.recipient {
             Recipient::Patient => Some(k.to_string()),
             Recipient::Contact => self.config.templates.get(k)?.contact_template.clone(),
         });
+        match health::plan(&self.config, &self.health, row) {
+            health::Plan::Send => {}
+            health::Plan::Alternate(alt) => key = Some(alt),
+            health::Plan::FallBack(code, why) => {
+                let now = self.clock.now();
+                return (health::fell_back(&self.config, code, &why, now), None, None);
+            }
+            health::Plan::Hold(why) => {
+                let at = self.clock.now() + HOLD_RECHECK;
+                return (
+                    Outcome::Retry {
+                        at,
+                        code: None,
+                        error: why,
+                    },
+                    None,
+                    None,
+                );
+            }
+        }
         let Some((key, template)) = key
             .as_deref()
             .and_then(|k| self.config.templates.get(k).map(|t| (k, t)))

@@ -167,6 +167,34 @@ pub enum Hold {
         /// The API's answer.
         error: String,
     },
+    /// Meta restricted or disabled the WhatsApp Business account (`account_update`): nothing
+    /// is sent until it is lifted.
+    AccountBlocked {
+        /// What Meta said.
+        reason: String,
+        /// When the restriction ends, if Meta said, in the clinics' local time.
+        until: Option<String>,
+    },
+    /// Meta paused, disabled or rejected a configured template, or made it marketing: its
+    /// messages are held, sent with the alternate template, or sent by SMS.
+    TemplateStopped {
+        /// The template's config key.
+        template: String,
+        /// What Meta did, in words.
+        why: String,
+        /// Messages held for it.
+        messages: i64,
+        /// The template sent instead, if one is configured.
+        alternate: Option<String>,
+    },
+    /// Meta announced a change to a template that still works (a re-categorisation, a low
+    /// quality rating): nothing is held.
+    TemplateWarning {
+        /// The template's config key.
+        template: String,
+        /// What Meta said, in words.
+        why: String,
+    },
 }
 
 /// How far back a template refusal is still news: a day, so the morning shift sees the
@@ -227,6 +255,7 @@ pub fn desk_status(
             error: stop.reason,
         });
     }
+    holds.extend(crate::dispatch::health::desk_holds(store, config, now)?);
     for t in store.send_troubles(now - TROUBLE_WINDOW)? {
         if let (Some(template), true) = (t.template, crate::whatsapp::is_template_problem(t.code)) {
             holds.push(Hold::Template {
@@ -331,6 +360,7 @@ pub fn process_webhook(
     for status in &items.statuses {
         match status {
             Ok(status) => match delivery(status) {
+                Some(d) if expired_after_ttl(store, config, &d, now)? => summary.statuses += 1,
                 Some(mut d) => {
                     settle_failure(store, config, &mut d, now)?;
                     match store.apply_status(&d, now)? {
@@ -365,6 +395,12 @@ pub fn process_webhook(
             summary.duplicates += 1;
         }
     }
+    problems.extend(crate::dispatch::health::apply_events(
+        store,
+        &items.events,
+        event.id,
+        now,
+    )?);
     let outcome = if problems.is_empty() {
         "applied".to_string()
     } else {
@@ -402,6 +438,27 @@ fn delivery(u: &crate::whatsapp::StatusUpdate) -> Option<Delivery> {
         error: error.map(|(_, text)| text),
         fallback: None,
     })
+}
+
+/// For a failed WhatsApp status: alerts on codes a person must see, and records the message
+/// as expired when WhatsApp gave up after its template's time to live (`true`: done).
+fn expired_after_ttl(
+    store: &mut Store,
+    config: &Config,
+    d: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if d.state != crate::model::OutboxState::Failed {
+        return Ok(false);
+    }
+    if let Some(code) = d.error_code {
+        crate::dispatch::health::alert(code, d.outbox_id);
+    }
+    let ttl_of = |k: &str| config.templates.get(k).and_then(|t| t.ttl);
+    let error = d
+        .error_code
+        .map(|c| (c, d.error.as_deref().unwrap_or("failed")));
+    store.expire_after_ttl(&d.wamid, d.outbox_id, &ttl_of, error, now)
 }
 
 /// For a failed WhatsApp status: whether an SMS replaces the message (then nobody needs to

@@ -1076,7 +1076,7 @@ fn catalogue_entry(index: usize, t: &SimTemplate) -> Value {
             .collect();
         components.push(json!({ "type": "BUTTONS", "buttons": buttons }));
     }
-    json!({
+    let mut entry = json!({
         "id": template_id(index),
         "name": t.name,
         "language": t.language,
@@ -1084,7 +1084,11 @@ fn catalogue_entry(index: usize, t: &SimTemplate) -> Value {
         "category": t.category,
         "parameter_format": "POSITIONAL",
         "components": components,
-    })
+    });
+    if let Some(ttl) = t.ttl_seconds {
+        entry["message_send_ttl_seconds"] = json!(ttl);
+    }
+    entry
 }
 
 async fn templates(

@@ -31,6 +31,7 @@
 
 mod api;
 mod conn;
+mod events;
 mod fhir;
 mod media;
 mod msg91;
@@ -180,6 +181,9 @@ pub struct SimTemplate {
     pub header_params: usize,
     /// Quick-reply button labels, in template order.
     pub quick_replies: Vec<String>,
+    /// `message_send_ttl_seconds`, listed in the catalogue when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
 }
 
 impl SimTemplate {
@@ -193,6 +197,7 @@ impl SimTemplate {
             body_text: body_text.into(),
             header_params: 0,
             quick_replies: quick_replies.iter().map(|s| (*s).to_string()).collect(),
+            ttl_seconds: None,
         }
     }
 
@@ -227,6 +232,7 @@ pub fn templates_from_config(config: &crate::config::Config) -> Vec<SimTemplate>
                 body_text: text.body.clone(),
                 header_params: 0,
                 quick_replies: text.buttons.clone(),
+                ttl_seconds: t.ttl.and_then(|d| u64::try_from(d.num_seconds()).ok()),
             })
         })
         .collect()
@@ -959,7 +965,13 @@ impl Shared {
         language: &str,
         status: &str,
     ) -> Result<(), SimError> {
-        let index = self.set_template_status(name, language, status)?;
+        // A reinstated template is approved again: REINSTATED is the event, not a status.
+        let stored = if status == "REINSTATED" {
+            "APPROVED"
+        } else {
+            status
+        };
+        let index = self.set_template_status(name, language, stored)?;
         if self.config.webhook_url.is_some() {
             let payload =
                 webhook::template_status_payload(&self.config, index, name, language, status);

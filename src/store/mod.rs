@@ -18,6 +18,7 @@ mod calls;
 mod channels;
 mod desk_status;
 mod feeds;
+mod health;
 mod identity;
 mod inbound;
 mod outbox;
@@ -42,6 +43,7 @@ pub use desk_status::{DeskChange, LastMessage, Note};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };
+pub use health::{AccountHealth, TEMPLATE_HOLD, TemplateHealth, TemplateUpdate};
 pub use identity::{NumberChange, NumberChangeRecord};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,

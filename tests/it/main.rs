@@ -39,5 +39,6 @@ mod sms_flow;
 mod sms_msg91;
 mod sms_twilio;
 mod soak;
+mod template_health;
 mod webhook;
 mod webhook_identity;

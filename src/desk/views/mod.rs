@@ -158,6 +158,23 @@ fn held_banner(holds: &[Hold]) -> Markup {
                                 (plural(*messages, "message is", "messages are")) " waiting. Tell the administrator that the WhatsApp Business account needs attention."
                                 br; small { "WhatsApp said: " (error) }
                             }
+                            Hold::AccountBlocked { reason, until } => {
+                                "No WhatsApp messages are going out: Meta has restricted the clinic's WhatsApp Business account"
+                                @if let Some(u) = until { " until " (u) }
+                                ". Reminders wait and go out once it is lifted. Tell the administrator."
+                                br; small { "Meta said: " (reason) }
+                            }
+                            Hold::TemplateStopped { template, why, messages, alternate } => {
+                                "The “" (template) "” message cannot use its WhatsApp template: Meta stopped it. "
+                                @if let Some(a) = alternate { "The “" (a) "” message goes instead. " }
+                                @if *messages > 0 { (plural(*messages, "message is", "messages are")) " waiting until Meta allows the template again. " }
+                                "Tell the administrator."
+                                br; small { (why) }
+                            }
+                            Hold::TemplateWarning { template, why } => {
+                                "Nothing is held yet, but the “" (template) "” message may stop soon. Tell the administrator."
+                                br; small { (why) }
+                            }
                             Hold::Template { template, ago, messages, error } => {
                                 "The “" (template) "” message is not going out: WhatsApp refused its template " (ago_words(*ago))
                                 " (" (plural(*messages, "message", "messages")) "). Tell the administrator to check this message template."

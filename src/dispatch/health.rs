@@ -1,0 +1,452 @@
+//! What Meta's template and account events mean for sending: which templates cannot be used
+//! (paused, disabled, rejected, re-categorised as marketing) and what takes their place (the
+//! configured alternate, the SMS fallback, or a hold until Meta releases them), when the
+//! account stops all sending, the alerts for error codes a person must look at, and what
+//! `templates check` says about a template's time to live.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::config::Config;
+use crate::model::{Channel, Kind, Recipient};
+use crate::store::{
+    AccountHealth, DueRow, Outcome, Store, StoreError, TEMPLATE_HOLD, TemplateHealth,
+    TemplateUpdate, Verdict,
+};
+use crate::whatsapp::events::{AccountEffect, Events, TemplateChange, TemplateEvent};
+
+use super::channels::{fallback_for, may_fall_back};
+
+/// How long a message held for its template waits before it is looked at again.
+const RECHECK: Duration = Duration::minutes(5);
+
+/// The error code a fallback for a disabled template carries (132016); every other unusable
+/// template is treated like a paused one (132015). Both are in [`super::FALLBACK_CODES`].
+const DISABLED: i64 = 132_016;
+const PAUSED: i64 = 132_015;
+
+/// What the store knows of the account and its templates, read once per dispatch run.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Every template Meta reported on.
+    pub templates: Vec<TemplateHealth>,
+    /// The account's standing.
+    pub account: Option<AccountHealth>,
+}
+
+impl Health {
+    /// Reads both tables.
+    pub fn read(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            templates: store.template_health()?,
+            account: store.account_health()?,
+        })
+    }
+
+    /// Why no message may go out at `now`, if the account is restricted or disabled.
+    pub fn account_block(&self, now: DateTime<Utc>) -> Option<String> {
+        let a = self.account.as_ref().filter(|a| a.blocks(now))?;
+        Some(format!(
+            "sending stopped: {}{}; reminders wait until Meta lifts it",
+            a.reason.as_deref().unwrap_or(&a.event),
+            a.until
+                .map(|u| format!(" (until {})", u.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// Why Meta's word stops config template `key` in `language`, if it does.
+    pub fn template_block(&self, config: &Config, key: &str, language: &str) -> Option<String> {
+        let t = config.templates.get(key)?;
+        self.templates
+            .iter()
+            .filter(|h| h.name == t.name && (h.language.is_empty() || h.language == language))
+            .find_map(unusable)
+    }
+}
+
+/// Statuses after which Meta refuses the template.
+const STOPPED: &[&str] = &[
+    "PAUSED",
+    "DISABLED",
+    "REJECTED",
+    "PENDING_DELETION",
+    "DELETED",
+    "ARCHIVED",
+    "LOCKED",
+];
+
+/// Why a template cannot be sent, in words for staff and the admin (`None`: it can).
+pub fn unusable(h: &TemplateHealth) -> Option<String> {
+    let which = format!("the WhatsApp template “{}”{}", h.name, lang(&h.language));
+    let why = h
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    if let Some(s) = h.status.as_deref().filter(|s| STOPPED.contains(s)) {
+        let verb = match s {
+            "PAUSED" => "paused".to_string(),
+            "DISABLED" => "disabled".to_string(),
+            "REJECTED" => "rejected".to_string(),
+            other => format!("set to {other}"),
+        };
+        return Some(format!("Meta {verb} {which}{why}"));
+    }
+    (h.category.as_deref() == Some("MARKETING"))
+        .then(|| format!("Meta re-categorised {which} as MARKETING; reminders must be UTILITY"))
+}
+
+/// What an admin should know of a template that still works (an announced re-categorisation,
+/// a falling quality score).
+pub fn warning(h: &TemplateHealth) -> Option<String> {
+    let which = format!("the WhatsApp template “{}”{}", h.name, lang(&h.language));
+    if let Some(c) = h.impending_category.as_deref().filter(|c| *c != "UTILITY") {
+        let at = h
+            .category_change_at
+            .map(|t| format!(" on {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default();
+        return Some(format!(
+            "Meta will re-categorise {which} as {c}{at} unless it is reworded"
+        ));
+    }
+    match (h.quality.as_deref(), h.status.as_deref()) {
+        (Some("RED"), _) => Some(format!(
+            "{which} has a low quality rating (RED) and may be paused"
+        )),
+        (_, Some("FLAGGED")) => Some(format!("Meta flagged {which} for falling quality")),
+        _ => None,
+    }
+}
+
+fn lang(language: &str) -> String {
+    if language.is_empty() {
+        String::new()
+    } else {
+        format!(" ({language})")
+    }
+}
+
+/// The config template a row is sent with on WhatsApp (a caregiver gets its own).
+fn row_template(config: &Config, row: &DueRow) -> Option<String> {
+    let key = row.template.as_deref()?;
+    match row.recipient {
+        Recipient::Patient => Some(key.to_string()),
+        Recipient::Contact => config.templates.get(key)?.contact_template.clone(),
+    }
+}
+
+/// The language a row is rendered in (as `template::render` chooses it).
+fn row_language(config: &Config, row: &DueRow, key: &str) -> String {
+    let default = config
+        .clinic(&row.clinic)
+        .map_or("", |c| c.default_language.as_str());
+    config
+        .templates
+        .get(key)
+        .and_then(|t| crate::template::choose_language(t, &row.language, default))
+        .unwrap_or_else(|| row.language.clone())
+}
+
+/// What to do with a WhatsApp row whose template Meta stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing stops it.
+    Send,
+    /// Send with this configured alternate template instead.
+    Alternate(String),
+    /// Replace it with an SMS now (the WhatsApp row fails with this code and reason).
+    FallBack(i64, String),
+    /// Keep it pending with this reason until Meta releases the template.
+    Hold(String),
+}
+
+/// Decides [`Plan`] for one row.
+pub fn plan(config: &Config, health: &Health, row: &DueRow) -> Plan {
+    if row.channel != Channel::WhatsApp || row.kind == Kind::ReplyAck || health.templates.is_empty()
+    {
+        return Plan::Send;
+    }
+    let Some(key) = row_template(config, row) else {
+        return Plan::Send;
+    };
+    let Some(why) = health.template_block(config, &key, &row_language(config, row, &key)) else {
+        return Plan::Send;
+    };
+    if let Some(alt) = config.templates.get(&key).and_then(|t| t.alternate.clone())
+        && health
+            .template_block(config, &alt, &row_language(config, row, &alt))
+            .is_none()
+    {
+        return Plan::Alternate(alt);
+    }
+    let code = if why.starts_with("Meta disabled") {
+        DISABLED
+    } else {
+        PAUSED
+    };
+    if may_fall_back(config, row, code) {
+        return Plan::FallBack(code, why);
+    }
+    Plan::Hold(why)
+}
+
+/// The send-time verdict with Meta's word on the row's template laid over it: a message
+/// that would be sent is held instead when its template is stopped and neither an alternate
+/// nor an SMS can stand in.
+pub fn overlay(
+    verdict: Verdict,
+    config: &Config,
+    health: &Health,
+    row: &DueRow,
+    now: DateTime<Utc>,
+) -> Verdict {
+    if verdict != Verdict::Send {
+        return verdict;
+    }
+    match plan(config, health, row) {
+        Plan::Hold(why) => Verdict::Hold(
+            now + RECHECK,
+            format!(
+                "{TEMPLATE_HOLD}{}; it goes out when Meta allows the template again",
+                why.trim_start_matches("Meta ")
+            ),
+        ),
+        _ => Verdict::Send,
+    }
+}
+
+/// The outcome of a row whose template is stopped and an SMS replaces: no WhatsApp request.
+pub fn fell_back(config: &Config, code: i64, why: &str, now: DateTime<Utc>) -> Outcome {
+    Outcome::FellBack {
+        code: Some(code),
+        error: format!("not sent on WhatsApp: {why}"),
+        fallback: fallback_for(config, code, now),
+    }
+}
+
+/// Sets the gauges: configured templates Meta stopped, and whether the account is blocked.
+pub fn publish(config: &Config, health: &Health, now: DateTime<Utc>) {
+    let unusable = config
+        .templates
+        .values()
+        .filter(|t| {
+            health
+                .templates
+                .iter()
+                .any(|h| h.name == t.name && unusable(h).is_some())
+        })
+        .count();
+    metrics::gauge!("reminderd_templates_unusable").set(unusable as f64);
+    let blocked = health.account_block(now).is_some();
+    metrics::gauge!("reminderd_account_blocked").set(if blocked { 1.0 } else { 0.0 });
+}
+
+/// Error codes a person should look at even though the message simply failed: a
+/// marketing-only limit on a reminder (a mis-categorised template), Direct Send blocked, the
+/// account's template limit, and any 13xxxx code this build does not know.
+pub fn is_alert(code: i64) -> bool {
+    const KNOWN: &[i64] = &[
+        130_403, 130_429, 130_472, 130_497, 131_000, 131_005, 131_008, 131_009, 131_016, 131_021,
+        131_026, 131_030, 131_031, 131_037, 131_042, 131_045, 131_047, 131_048, 131_050, 131_051,
+        131_052, 131_053, 131_055, 131_056, 131_057, 131_063, 131_064, 133_004, 133_010, 133_015,
+        133_016, 134_100, 134_101, 134_102, 135_000,
+    ];
+    matches!(code, 131_049 | 139_200 | 2_388_019)
+        || ((130_000..140_000).contains(&code)
+            && !KNOWN.contains(&code)
+            && !crate::whatsapp::is_template_problem(code))
+}
+
+/// Logs and counts an alerting error code (see [`is_alert`]); `false` when it is not one.
+pub fn alert(code: i64, outbox: Option<i64>) -> bool {
+    if !is_alert(code) {
+        return false;
+    }
+    let meaning = match code {
+        131_049 => "WhatsApp treats the message as marketing: check the template's category",
+        139_200 => "Direct Send access is blocked for this account",
+        2_388_019 => "the account has reached its limit of templates",
+        _ => "an error code this version of reminderd does not know",
+    };
+    tracing::warn!(
+        code,
+        outbox,
+        "WhatsApp error {code}: {meaning}; the message failed"
+    );
+    metrics::counter!("reminderd_send_alerts_total", "code" => code.to_string()).increment(1);
+    true
+}
+
+/// Applies a webhook body's template and account events; returns the problems (unreadable
+/// events) for the event's outcome. Logs once when a template stops or is released and when
+/// the account is blocked or resumes, never per message.
+pub fn apply_events(
+    store: &mut Store,
+    events: &Events,
+    event_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let mut problems = Vec::new();
+    for e in &events.templates {
+        match e {
+            Ok(e) => apply_template(store, e, event_id, now)?,
+            Err(bad) => {
+                tracing::warn!(event = event_id, why = %bad.why, "a template event could not be read");
+                problems.push(format!("a template event could not be read: {}", bad.why));
+            }
+        }
+    }
+    for e in &events.account {
+        let e = match e {
+            Ok(e) => e,
+            Err(bad) => {
+                tracing::warn!(event = event_id, why = %bad.why, "an account event could not be read");
+                problems.push(format!("an account event could not be read: {}", bad.why));
+                continue;
+            }
+        };
+        let was = store.account_health()?.is_some_and(|a| a.blocks(now));
+        match &e.effect {
+            AccountEffect::Block { reason, until } => {
+                let until = until.map(crate::time::from_unix);
+                store.set_account_health(&e.event, true, reason, until, Some(event_id), now)?;
+                tracing::warn!(event = %e.event, %reason, "the WhatsApp account is blocked: sending stops");
+            }
+            AccountEffect::Lift { reason } => {
+                store.set_account_health(&e.event, false, reason, None, Some(event_id), now)?;
+                if was {
+                    tracing::info!(event = %e.event, %reason, "the WhatsApp account may send again");
+                }
+            }
+            AccountEffect::Note { reason } => {
+                tracing::info!(event = %e.event, %reason, "account event (no change to sending)");
+            }
+        }
+    }
+    Ok(problems)
+}
+
+fn apply_template(
+    store: &mut Store,
+    e: &TemplateEvent,
+    event_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut u = TemplateUpdate {
+        name: &e.template.name,
+        language: &e.template.language,
+        ..TemplateUpdate::default()
+    };
+    match &e.change {
+        TemplateChange::Status { event, reason } => {
+            u.status = Some(event);
+            u.reason = reason.as_deref();
+        }
+        TemplateChange::Quality { new, .. } => u.quality = Some(new),
+        TemplateChange::CategoryImpending { correct, at, .. } => {
+            u.impending = Some((correct, at.map(crate::time::from_unix)));
+        }
+        TemplateChange::CategoryChanged { new, .. } => u.category = Some(new),
+    }
+    let (before, after) = store.apply_template_update(&u, Some(event_id), now)?;
+    let was = before.as_ref().and_then(unusable);
+    match (was, unusable(&after)) {
+        (None, Some(why)) => {
+            tracing::warn!(template = %after.name, language = %after.language, "{why}: its messages are held (or sent with the alternate template or by SMS) until Meta allows it again");
+        }
+        (Some(_), None) => {
+            tracing::info!(template = %after.name, language = %after.language, "Meta allows the template again: its held messages are released");
+        }
+        _ => {}
+    }
+    if let (TemplateChange::CategoryImpending { .. }, Some(w)) = (&e.change, warning(&after)) {
+        tracing::warn!(template = %after.name, "{w}");
+    }
+    Ok(())
+}
+
+/// What the desk's banner says of the account and the templates: a blocked account, each
+/// configured template Meta stopped (with its held messages), and each warning.
+pub fn desk_holds(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::jobs::Hold>, StoreError> {
+    use crate::jobs::Hold;
+    let health = Health::read(store)?;
+    let mut out = Vec::new();
+    if let Some(a) = health.account.as_ref().filter(|a| a.blocks(now)) {
+        out.push(Hold::AccountBlocked {
+            reason: a.reason.clone().unwrap_or_else(|| a.event.clone()),
+            // The account is the clinics' together; they share a zone in practice.
+            until: a.until.map(|u| match config.clinics.values().next() {
+                Some(c) => u
+                    .with_timezone(&c.time_zone)
+                    .format("%-d %B %H:%M")
+                    .to_string(),
+                None => u.format("%-d %B %H:%M UTC").to_string(),
+            }),
+        });
+    }
+    let held = store.template_holds()?;
+    for (key, t) in &config.templates {
+        let mine = || health.templates.iter().filter(|h| h.name == t.name);
+        if let Some(why) = mine().find_map(unusable) {
+            out.push(Hold::TemplateStopped {
+                template: key.clone(),
+                why,
+                messages: held.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n),
+                alternate: t.alternate.clone(),
+            });
+        } else if let Some(why) = mine().find_map(warning) {
+            out.push(Hold::TemplateWarning {
+                template: key.clone(),
+                why,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What `templates check` says about a template's time to live at Meta (`remote`, `None`:
+/// Meta's default of 30 days) against its config `ttl` and the window of the rules that send
+/// it: a reminder delivered after the appointment is worse than none.
+pub fn ttl_warnings(config: &Config, key: &str, remote: Option<u64>) -> Vec<String> {
+    let Some(t) = config.templates.get(key) else {
+        return Vec::new();
+    };
+    let rules: Vec<&crate::config::Rule> =
+        config.rules.iter().filter(|r| r.template == key).collect();
+    let mut out = Vec::new();
+    let meta = remote
+        .and_then(|s| i64::try_from(s).ok())
+        .map(Duration::seconds);
+    match (meta, t.ttl) {
+        (None, _) if !rules.is_empty() => out.push(
+            "Meta has no time to live for it (message_send_ttl_seconds), so an undelivered reminder is retried for 30 days; set one of at most 12h".into(),
+        ),
+        (Some(m), Some(c)) if m != c => out.push(format!(
+            "Meta's time to live is {}, the config's ttl is {}",
+            crate::plan::humanize(m),
+            crate::plan::humanize(c)
+        )),
+        _ => {}
+    }
+    if let Some(ttl) = meta {
+        for r in rules {
+            let window = r.before.approx();
+            if ttl > window {
+                out.push(format!(
+                    "its time to live ({}) is longer than rule {}'s {} before the appointment: it could arrive after the appointment",
+                    crate::plan::humanize(ttl),
+                    r.name,
+                    crate::plan::humanize(window)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,369 @@
+//! What Meta said of the account's templates and of the account itself (the
+//! `template_health` and `account_health` tables, schema 10), the messages held because of it,
+//! and messages WhatsApp gave up on after their time to live.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+/// The start of the reason on a message held because its template cannot be used: the desk
+/// counts them by it.
+pub const TEMPLATE_HOLD: &str = "held: Meta ";
+
+/// One template's standing at Meta, per name and language (`""`: the event named none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateHealth {
+    /// The template's name at Meta.
+    pub name: String,
+    /// Its language, or `""`.
+    pub language: String,
+    /// The last status event: `APPROVED`, `PAUSED`, ...
+    pub status: Option<String>,
+    /// The last quality score.
+    pub quality: Option<String>,
+    /// The category after the last completed change.
+    pub category: Option<String>,
+    /// A change Meta announced and has not made yet.
+    pub impending_category: Option<String>,
+    /// When that change takes effect.
+    pub category_change_at: Option<DateTime<Utc>>,
+    /// Meta's reason, as given.
+    pub reason: Option<String>,
+    /// When this row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What one template event changes (absent fields are kept as they were).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateUpdate<'a> {
+    /// The template's name at Meta.
+    pub name: &'a str,
+    /// Its language, or `""`.
+    pub language: &'a str,
+    /// A new status.
+    pub status: Option<&'a str>,
+    /// A new quality score.
+    pub quality: Option<&'a str>,
+    /// A completed category change (it also clears an announced one).
+    pub category: Option<&'a str>,
+    /// An announced category change and when it takes effect.
+    pub impending: Option<(&'a str, Option<DateTime<Utc>>)>,
+    /// Meta's reason.
+    pub reason: Option<&'a str>,
+}
+
+/// The account's standing (`account_health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountHealth {
+    /// The last event that changed it.
+    pub event: String,
+    /// Sending must stop.
+    pub blocked: bool,
+    /// What Meta said.
+    pub reason: Option<String>,
+    /// When a restriction ends, when Meta said.
+    pub until: Option<DateTime<Utc>>,
+    /// When it was recorded.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl AccountHealth {
+    /// Whether sending is stopped at `now` (a restriction whose end has passed is over).
+    pub fn blocks(&self, now: DateTime<Utc>) -> bool {
+        self.blocked && self.until.is_none_or(|u| u > now)
+    }
+}
+
+fn when(t: Option<i64>) -> Option<DateTime<Utc>> {
+    t.map(crate::time::from_unix)
+}
+
+impl Store {
+    /// Records one template event and returns the template's row before and after it.
+    pub fn apply_template_update(
+        &mut self,
+        u: &TemplateUpdate<'_>,
+        event_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
+        let tx = self.conn.transaction()?;
+        let before = template_row(&tx, u.name, u.language)?;
+        let (impending, change_at) = match (u.impending, u.category) {
+            (Some((c, at)), _) => (Some(c.to_string()), at.map(|t| t.timestamp())),
+            // A completed change settles whatever was announced.
+            (None, Some(_)) => (None, None),
+            (None, None) => (
+                before.as_ref().and_then(|b| b.impending_category.clone()),
+                before
+                    .as_ref()
+                    .and_then(|b| b.category_change_at.map(|t| t.timestamp())),
+            ),
+        };
+        tx.execute(
+            "INSERT INTO template_health (name, language, status, quality, category, impending_category,
+                                          category_change_at, reason, event_id, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (name, language) DO UPDATE SET
+                status = coalesce(?3, status), quality = coalesce(?4, quality),
+                category = coalesce(?5, category), impending_category = ?6, category_change_at = ?7,
+                reason = CASE WHEN ?3 IS NOT NULL OR ?8 IS NOT NULL THEN ?8 ELSE reason END,
+                event_id = coalesce(?9, event_id), updated_at = ?10",
+            params![
+                u.name,
+                u.language,
+                u.status,
+                u.quality,
+                u.category,
+                impending,
+                change_at,
+                u.reason,
+                event_id,
+                now.timestamp()
+            ],
+        )?;
+        let after = template_row(&tx, u.name, u.language)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("template_health row for {} vanished", u.name))
+        })?;
+        tx.commit()?;
+        Ok((before, after))
+    }
+
+    /// Every template Meta told us about, by name and language.
+    pub fn template_health(&self) -> Result<Vec<TemplateHealth>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM template_health ORDER BY name, language"
+        ))?;
+        let rows = stmt.query_map([], read_template)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records the account's standing after an event that changes it.
+    pub fn set_account_health(
+        &mut self,
+        event: &str,
+        blocked: bool,
+        reason: &str,
+        until: Option<DateTime<Utc>>,
+        event_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO account_health (id, event, blocked, reason, until_at, event_id, updated_at)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET event = ?1, blocked = ?2, reason = ?3, until_at = ?4,
+                event_id = ?5, updated_at = ?6",
+            params![
+                event,
+                blocked,
+                reason,
+                until.map(|t| t.timestamp()),
+                event_id,
+                now.timestamp()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The account's standing, if Meta ever reported on it.
+    pub fn account_health(&self) -> Result<Option<AccountHealth>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT event, blocked, reason, until_at, updated_at FROM account_health WHERE id = 1",
+                [],
+                |r| {
+                    Ok(AccountHealth {
+                        event: r.get(0)?,
+                        blocked: r.get(1)?,
+                        reason: r.get(2)?,
+                        until: when(r.get(3)?),
+                        updated_at: crate::time::from_unix(r.get(4)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Pending messages held because their template cannot be used, per template key.
+    pub fn template_holds(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT template, count(*) FROM outbox
+             WHERE state = 'pending' AND template IS NOT NULL AND substr(reason, 1, length(?1)) = ?1
+             GROUP BY template ORDER BY template",
+        )?;
+        let rows = stmt.query_map([TEMPLATE_HOLD], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a `failed` status of a sent message as `expired` when it came after the
+    /// message's time to live (`ttl_of` its template key): WhatsApp stopped trying, and
+    /// neither a retry nor a fallback would arrive in time. `false`: not such a message.
+    pub fn expire_after_ttl(
+        &mut self,
+        wamid: &str,
+        outbox_id: Option<i64>,
+        ttl_of: &dyn Fn(&str) -> Option<Duration>,
+        error: Option<(i64, &str)>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row: Option<(i64, Option<String>, Option<i64>)> = tx
+            .query_row(
+                "SELECT id, template, sent_at FROM outbox
+                 WHERE (wamid = ?1 OR (wamid IS NULL AND id = ?2)) AND state IN ('sent', 'unknown')
+                   AND channel = 'whatsapp' LIMIT 1",
+                params![wamid, outbox_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((id, Some(template), Some(sent_at))) = row else {
+            return Ok(false);
+        };
+        let Some(ttl) = ttl_of(&template) else {
+            return Ok(false);
+        };
+        if now <= crate::time::from_unix(sent_at) + ttl {
+            return Ok(false);
+        }
+        let reason = format!(
+            "not delivered within its time to live ({}): WhatsApp stopped trying",
+            crate::plan::humanize(ttl)
+        );
+        tx.execute(
+            "UPDATE outbox SET state = 'expired', wamid = coalesce(wamid, ?2), failed_at = ?3,
+                last_error_code = ?4, last_error = ?5, reason = ?6, updated_at = ?3 WHERE id = ?1",
+            params![
+                id,
+                wamid,
+                now.timestamp(),
+                error.map(|(c, _)| c),
+                error.map(|(_, e)| e),
+                reason
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+const TEMPLATE_COLUMNS: &str = "name, language, status, quality, category, impending_category,
+    category_change_at, reason, updated_at";
+
+fn read_template(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateHealth> {
+    Ok(TemplateHealth {
+        name: r.get(0)?,
+        language: r.get(1)?,
+        status: r.get(2)?,
+        quality: r.get(3)?,
+        category: r.get(4)?,
+        impending_category: r.get(5)?,
+        category_change_at: when(r.get(6)?),
+        reason: r.get(7)?,
+        updated_at: crate::time::from_unix(r.get(8)?),
+    })
+}
+
+fn template_row(
+    conn: &rusqlite::Connection,
+    name: &str,
+    language: &str,
+) -> Result<Option<TemplateHealth>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {TEMPLATE_COLUMNS} FROM template_health WHERE name = ?1 AND language = ?2"
+            ),
+            [name, language],
+            read_template,
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        crate::time::from_unix(1_767_225_600 + s)
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = Store::open(&dir.path().join("d.db")).expect("open");
+        (dir, s)
+    }
+
+    #[test]
+    fn template_events_accumulate_per_name_and_language() {
+        let (_dir, mut store) = store();
+        let paused = TemplateUpdate {
+            name: "appointment_reminder",
+            language: "en",
+            status: Some("PAUSED"),
+            reason: Some("FIRST_PAUSE"),
+            ..TemplateUpdate::default()
+        };
+        let (before, after) = store
+            .apply_template_update(&paused, None, at(0))
+            .expect("apply");
+        assert!(before.is_none());
+        assert_eq!(after.status.as_deref(), Some("PAUSED"));
+        let soon = TemplateUpdate {
+            name: "appointment_reminder",
+            language: "en",
+            impending: Some(("MARKETING", Some(at(86_400)))),
+            ..TemplateUpdate::default()
+        };
+        let (_, after) = store
+            .apply_template_update(&soon, None, at(5))
+            .expect("apply");
+        // An announced change keeps the status and its reason.
+        assert_eq!(after.status.as_deref(), Some("PAUSED"));
+        assert_eq!(after.reason.as_deref(), Some("FIRST_PAUSE"));
+        assert_eq!(after.impending_category.as_deref(), Some("MARKETING"));
+        assert_eq!(after.category_change_at, Some(at(86_400)));
+        let done = TemplateUpdate {
+            name: "appointment_reminder",
+            language: "en",
+            category: Some("MARKETING"),
+            ..TemplateUpdate::default()
+        };
+        let (_, after) = store
+            .apply_template_update(&done, None, at(9))
+            .expect("apply");
+        assert_eq!(after.category.as_deref(), Some("MARKETING"));
+        assert_eq!(after.impending_category, None);
+        assert_eq!(store.template_health().expect("read").len(), 1);
+    }
+
+    #[test]
+    fn the_account_row_is_one_and_a_passed_restriction_no_longer_blocks() {
+        let (_dir, mut store) = store();
+        assert_eq!(store.account_health().expect("read"), None);
+        store
+            .set_account_health(
+                "ACCOUNT_RESTRICTION",
+                true,
+                "restricted",
+                Some(at(3600)),
+                None,
+                at(0),
+            )
+            .expect("set");
+        let h = store.account_health().expect("read").expect("row");
+        assert!(h.blocks(at(10)) && !h.blocks(at(3601)));
+        store
+            .set_account_health("ACCOUNT_RESTRICTION", false, "lifted", None, None, at(20))
+            .expect("set");
+        assert!(
+            !store
+                .account_health()
+                .expect("read")
+                .expect("row")
+                .blocks(at(21))
+        );
+    }
+}
