@@ -99,7 +99,11 @@ pub(super) fn validate(
                 "conversations.call_us_template".into(),
                 format!(
                     "names no template: {key:?} is not under [templates] (configured: {}); add [templates.{key}] with the approved \"please call us\" template",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             );
         }
@@ -115,7 +119,10 @@ pub(super) fn validate(
         } else if text.len() > MAX_GUIDELINES {
             push(
                 "conversations.guidelines".into(),
-                format!("is {} characters long; keep it under {MAX_GUIDELINES}", text.len()),
+                format!(
+                    "is {} characters long; keep it under {MAX_GUIDELINES}",
+                    text.len()
+                ),
             );
         }
         out.guidelines = text;
@@ -172,8 +179,9 @@ mod tests {
         assert_eq!(problems[0].0, "conversations.call_us_template");
         assert!(problems[0].1.contains("\"ring_us\""), "{}", problems[0].1);
 
-        let (c, problems) =
-            check("call_us_template = \"call_us\"\nsensitive_patterns = [\"HbA1c\", \"Test Result\"]");
+        let (c, problems) = check(
+            "call_us_template = \"call_us\"\nsensitive_patterns = [\"HbA1c\", \"Test Result\"]",
+        );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(c.call_us_template.as_deref(), Some("call_us"));
         assert_eq!(c.sensitive_match("Your HBA1C is 7.2"), Some("hba1c"));
@@ -187,17 +195,20 @@ mod tests {
         let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["conversations.guidelines", "conversations.sensitive_patterns[0]"]
+            [
+                "conversations.guidelines",
+                "conversations.sensitive_patterns[0]"
+            ]
         );
     }
 
     #[test]
     fn the_defaults_warn_about_results_and_diagnoses() {
         let c = Conversations::default();
+        assert_eq!(c.sensitive_match("The DIAGNOSIS is clear"), Some("diagnos"));
         assert_eq!(
-            c.sensitive_match("The DIAGNOSIS is clear"),
-            Some("diagnos")
+            c.sensitive_match("Your test results are in"),
+            Some("test result")
         );
-        assert_eq!(c.sensitive_match("Your test results are in"), Some("test result"));
     }
 }

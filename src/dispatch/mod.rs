@@ -587,7 +587,11 @@ impl SendJob {
                 .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
                 .and_then(|v| v["text"].as_str().map(str::to_string))
             else {
-                return (failed(format!("the {} has no text", row.kind.as_str())), None, None);
+                return (
+                    failed(format!("the {} has no text", row.kind.as_str())),
+                    None,
+                    None,
+                );
             };
             let request = SendRequest::text(&row.phone, text, row.id.to_string());
             return (

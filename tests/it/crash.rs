@@ -110,8 +110,14 @@ fn answer(env: &Env, i: usize, ago: i64) -> i64 {
             rusqlite::params![format!("wamid.crash-in-{i}"), now - ago, format!("Q{i}")],
         )
         .expect("the patient's message");
-    env.run(&["reply", &format!("Q{i}"), "Yes, come at 17:00.", "--as", "crash"])
-        .expect(0);
+    env.run(&[
+        "reply",
+        &format!("Q{i}"),
+        "Yes, come at 17:00.",
+        "--as",
+        "crash",
+    ])
+    .expect(0);
     env.sql()
         .query_row(
             "SELECT max(id) FROM outbox WHERE kind = 'staff_message'",

@@ -34,10 +34,13 @@ async fn started() -> (RemindDesk, Browser, i64) {
         })
         .await
         .expect("webhook delivered");
-    Wait::new("the patient's message to be stored", Duration::from_secs(20))
-        .context(|| d.log())
-        .until(|| d.count("SELECT count(*) FROM replies WHERE outcome = 'needs_staff'") == 1)
-        .await;
+    Wait::new(
+        "the patient's message to be stored",
+        Duration::from_secs(20),
+    )
+    .context(|| d.log())
+    .until(|| d.count("SELECT count(*) FROM replies WHERE outcome = 'needs_staff'") == 1)
+    .await;
     let b = d.signed_in(USER, PASSWORD).await;
     let patient = d.id("SELECT id FROM patients WHERE external_id = 'P1'");
     (d, b, patient)
@@ -59,7 +62,11 @@ async fn staff_answer_inside_the_window_once_and_outside_it_only_with_the_templa
 
     // The Replies page opens the conversation.
     let replies = b.get("/desk/replies").await;
-    assert!(replies.text().contains("Open conversation"), "{}", replies.text());
+    assert!(
+        replies.text().contains("Open conversation"),
+        "{}",
+        replies.text()
+    );
     let reply = d.id("SELECT id FROM replies");
     let open = b.get(&format!("/desk/conversation?reply={reply}")).await;
     assert_eq!((open.status, open.location()), (303, path.as_str()));
@@ -80,14 +87,19 @@ async fn staff_answer_inside_the_window_once_and_outside_it_only_with_the_templa
     // A staff answer goes even when the appointment it is tied to was cancelled.
     d.sql("UPDATE appointments SET status = 'cancelled', cancelled_by = 'clinic'");
     // A double click: the same form twice at once is one message.
-    let answer = [("action", "send"), ("text", "Yes, 17:00 is fine. See you then!")];
+    let answer = [
+        ("action", "send"),
+        ("text", "Yes, 17:00 is fine. See you then!"),
+    ];
     let (one, two) = tokio::join!(
         send(&b, &page, patient, &answer),
         send(&b, &page, patient, &answer)
     );
     assert_eq!((one.status, two.status), (303, 303), "{}", one.body);
     assert_eq!(
-        d.count("SELECT count(*) FROM outbox WHERE kind = 'staff_message' AND sent_by = 'staff:alice'"),
+        d.count(
+            "SELECT count(*) FROM outbox WHERE kind = 'staff_message' AND sent_by = 'staff:alice'"
+        ),
         1
     );
     assert_eq!(
@@ -106,8 +118,17 @@ async fn staff_answer_inside_the_window_once_and_outside_it_only_with_the_templa
     let text = warned.text();
     assert!(text.contains("Check this message before sending"), "{text}");
     assert!(text.contains("Share these in person"), "{text}");
-    assert_eq!(d.count("SELECT count(*) FROM outbox WHERE kind = 'staff_message'"), 1);
-    let back = send(&b, &warned, patient, &[("action", "edit"), ("text", result)]).await;
+    assert_eq!(
+        d.count("SELECT count(*) FROM outbox WHERE kind = 'staff_message'"),
+        1
+    );
+    let back = send(
+        &b,
+        &warned,
+        patient,
+        &[("action", "edit"), ("text", result)],
+    )
+    .await;
     assert!(back.body.contains(result), "the text is kept to edit");
     let pattern = field(&warned.body, "override");
     let anyway = send(
@@ -134,15 +155,28 @@ async fn staff_answer_inside_the_window_once_and_outside_it_only_with_the_templa
     assert_eq!(got.len(), 2, "{got:#?}");
     assert_eq!(got[0].body["to"], TO);
     assert_eq!(got[0].body["type"], "text");
-    assert_eq!(got[0].body["text"]["body"], "Yes, 17:00 is fine. See you then!");
+    assert_eq!(
+        got[0].body["text"]["body"],
+        "Yes, 17:00 is fine. See you then!"
+    );
     assert_eq!(got[1].body["text"]["body"], result);
     assert!(
         got[1].received_at - got[0].received_at >= chrono::Duration::milliseconds(1900),
         "one patient's messages are spaced"
     );
-    Wait::new("the page to say the answers were read", Duration::from_secs(20))
-        .until_async(async || b.get(&path).await.text().matches("read by the patient").count() == 2)
-        .await;
+    Wait::new(
+        "the page to say the answers were read",
+        Duration::from_secs(20),
+    )
+    .until_async(async || {
+        b.get(&path)
+            .await
+            .text()
+            .matches("read by the patient")
+            .count()
+            == 2
+    })
+    .await;
     assert!(b.get(&path).await.text().contains("alice"));
 
     // A day later the window is closed: only the template, with the reason.
@@ -150,14 +184,29 @@ async fn staff_answer_inside_the_window_once_and_outside_it_only_with_the_templa
     let late = b.get(&path).await;
     let text = late.text();
     assert!(
-        text.contains("WhatsApp only allows free text within 24 hours of the patient's last message"),
+        text.contains(
+            "WhatsApp only allows free text within 24 hours of the patient's last message"
+        ),
         "{text}"
     );
-    assert!(!late.body.contains("<textarea"), "no free-text box outside the window");
+    assert!(
+        !late.body.contains("<textarea"),
+        "no free-text box outside the window"
+    );
     assert!(text.contains("Send the “please call us” message"), "{text}");
-    let refused = send(&b, &late, patient, &[("action", "send"), ("text", "hello?")]).await;
+    let refused = send(
+        &b,
+        &late,
+        patient,
+        &[("action", "send"), ("text", "hello?")],
+    )
+    .await;
     assert_eq!(refused.status, 409);
-    assert!(refused.text().contains("Nothing was sent"), "{}", refused.text());
+    assert!(
+        refused.text().contains("Nothing was sent"),
+        "{}",
+        refused.text()
+    );
     let call_us = send(&b, &late, patient, &[("action", "call_us")]).await;
     assert_eq!(call_us.status, 303, "{}", call_us.body);
     Wait::new("the template to reach the API", Duration::from_secs(20))
@@ -186,14 +235,21 @@ async fn the_guidelines_page_and_the_reply_command() {
         text.contains("Never send test results, diagnoses or prescriptions by WhatsApp"),
         "the configured text: {text}"
     );
-    assert!(page.body.contains("href=\"/desk/guidelines\""), "in the navigation");
+    assert!(
+        page.body.contains("href=\"/desk/guidelines\""),
+        "in the navigation"
+    );
 
     // The same answer from the command line, audited with the administrator's name.
-    let r = d.env.run(&["reply", "P1", "We have moved you to 17:00.", "--as", "ravi"]);
+    let r = d
+        .env
+        .run(&["reply", "P1", "We have moved you to 17:00.", "--as", "ravi"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("queued"), "{}", r.stdout);
     assert_eq!(
-        d.count("SELECT count(*) FROM outbox WHERE kind = 'staff_message' AND sent_by = 'admin:ravi'"),
+        d.count(
+            "SELECT count(*) FROM outbox WHERE kind = 'staff_message' AND sent_by = 'admin:ravi'"
+        ),
         1
     );
     assert_eq!(
@@ -206,10 +262,14 @@ async fn the_guidelines_page_and_the_reply_command() {
     let late = d.env.run(&["reply", "P1", "hello again"]);
     assert_eq!(late.code, 65, "{}", late.stderr);
     assert!(late.stderr.contains("--call-us"), "{}", late.stderr);
-    let r = d.env.run(&["reply", "P1", "--call-us", "--clinic", "mumbai"]);
+    let r = d
+        .env
+        .run(&["reply", "P1", "--call-us", "--clinic", "mumbai"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
-        d.count("SELECT count(*) FROM outbox WHERE kind = 'staff_template' AND template = 'call_us'"),
+        d.count(
+            "SELECT count(*) FROM outbox WHERE kind = 'staff_template' AND template = 'call_us'"
+        ),
         1
     );
 }

@@ -124,16 +124,37 @@ pub(in crate::desk) async fn answer(
     let (c, now) = read(&state, &staff, id).await?;
     if f.action == "edit" {
         // Back from the warning: the conversation again with the text kept; nothing is saved.
-        return show(&state, &staff, &c, now, Some(ConversationNotice::Edit(&text)), StatusCode::OK);
+        return show(
+            &state,
+            &staff,
+            &c,
+            now,
+            Some(ConversationNotice::Edit(&text)),
+            StatusCode::OK,
+        );
     }
     let mut overridden = None;
     if let Ok(text) = &what {
         if text.is_empty() {
-            return show(&state, &staff, &c, now, Some(ConversationNotice::Empty), StatusCode::BAD_REQUEST);
+            return show(
+                &state,
+                &staff,
+                &c,
+                now,
+                Some(ConversationNotice::Empty),
+                StatusCode::BAD_REQUEST,
+            );
         }
         let n = text.chars().count();
         if n > MAX_TEXT {
-            return show(&state, &staff, &c, now, Some(ConversationNotice::TooLong(n)), StatusCode::BAD_REQUEST);
+            return show(
+                &state,
+                &staff,
+                &c,
+                now,
+                Some(ConversationNotice::TooLong(n)),
+                StatusCode::BAD_REQUEST,
+            );
         }
         if let Some(pattern) = config.conversations.sensitive_match(text) {
             if f.overridden != pattern {
@@ -201,12 +222,12 @@ pub(in crate::desk) async fn open_from_reply(
 }
 
 /// `GET /desk/guidelines`: the clinic's rules for messaging.
-pub(in crate::desk) async fn guidelines(
-    State(state): State<DeskState>,
-    staff: Staff,
-) -> Response {
+pub(in crate::desk) async fn guidelines(State(state): State<DeskState>, staff: Staff) -> Response {
     let config = state.config();
-    html(views::guidelines_page(&staff.session, &config.conversations.guidelines))
+    html(views::guidelines_page(
+        &staff.session,
+        &config.conversations.guidelines,
+    ))
 }
 
 fn no_such_patient(staff: &Staff) -> Response {

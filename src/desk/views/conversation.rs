@@ -60,7 +60,9 @@ fn left_words(d: chrono::Duration) -> String {
 fn sender(sent_by: Option<&str>) -> String {
     match sent_by {
         Some(s) if s.starts_with("staff:") => s["staff:".len()..].to_string(),
-        Some(s) if s.starts_with("admin:") => format!("the administrator ({})", &s["admin:".len()..]),
+        Some(s) if s.starts_with("admin:") => {
+            format!("the administrator ({})", &s["admin:".len()..])
+        }
         Some(other) => other.to_string(),
         None => "the clinic (automatic)".to_string(),
     }
@@ -97,7 +99,10 @@ fn state_words(o: &Outbound) -> String {
         OutboxState::Read => "read by the patient".to_string(),
         OutboxState::Failed => format!(
             "not delivered{}",
-            o.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            o.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         ),
         OutboxState::Unknown => {
             "unclear whether it went out (WhatsApp did not answer); it is not sent twice"
@@ -105,7 +110,10 @@ fn state_words(o: &Outbound) -> String {
         }
         OutboxState::Skipped | OutboxState::Expired => format!(
             "not sent{}",
-            o.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
+            o.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         ),
     };
     format!("{state}{via}")

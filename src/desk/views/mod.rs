@@ -14,8 +14,7 @@ mod status;
 mod upload;
 
 pub use conversation::{
-    ConversationNotice, conversation_page, conversation_path, guidelines_page,
-    sensitive_confirm,
+    ConversationNotice, conversation_page, conversation_path, guidelines_page, sensitive_confirm,
 };
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use feeds::{FeedCard, feeds_page, message_page, outcome_words};

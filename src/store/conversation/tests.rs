@@ -149,12 +149,19 @@ fn outside_the_window_only_the_template_goes_and_never_to_a_patient_who_opted_ou
         .execute("UPDATE patients SET opted_out_at = 1 WHERE id = 2", [])
         .expect("opt out");
     assert_eq!(
-        s.queue_staff_message(&StaffMessage { nonce: "n4", ..call_us }, later)
-            .expect("queue"),
+        s.queue_staff_message(
+            &StaffMessage {
+                nonce: "n4",
+                ..call_us
+            },
+            later
+        )
+        .expect("queue"),
         StaffSent::Refused(StaffRefusal::OptedOut)
     );
     assert_eq!(
-        s.queue_staff_message(&text("n5", 99, "x"), later).expect("queue"),
+        s.queue_staff_message(&text("n5", 99, "x"), later)
+            .expect("queue"),
         StaffSent::Refused(StaffRefusal::NoPatient)
     );
     assert_eq!(s.reply_patient(1).expect("read"), Some(1));

@@ -88,7 +88,10 @@ async fn a_receptionist_answers_a_patient_who_wrote_and_later_can_only_ask_them_
     let got = d.sim.messages();
     assert_eq!(got.len(), 1, "exactly one message: {got:#?}");
     assert_eq!(got[0].body["to"], "+919820012345");
-    assert_eq!(got[0].body["text"]["body"], "Yes, 17:00 is fine. See you then!");
+    assert_eq!(
+        got[0].body["text"]["body"],
+        "Yes, 17:00 is fine. See you then!"
+    );
     assert_eq!(
         d.count("SELECT count(*) FROM replies WHERE handled_by = 'staff:alice'"),
         1,
@@ -105,7 +108,9 @@ async fn a_receptionist_answers_a_patient_who_wrote_and_later_can_only_ask_them_
     b.heading("Conversation with Aarav Sharma").await;
     let text = b.body_text().await;
     assert!(
-        text.contains("WhatsApp only allows free text within 24 hours of the patient's last message"),
+        text.contains(
+            "WhatsApp only allows free text within 24 hours of the patient's last message"
+        ),
         "{text}"
     );
     assert!(
