@@ -15,9 +15,8 @@ If you are unsure, ask the doctor or the practice manager before sending.";
 
 /// The phrases the reply box warns about when `sensitive_patterns` is not set (lower case,
 /// matched as plain parts of the text, so "diagnos" catches diagnosis and diagnosed).
-pub const DEFAULT_SENSITIVE_PATTERNS: [&str; 12] = [
+pub const DEFAULT_SENSITIVE_PATTERNS: [&str; 11] = [
     "test result",
-    "report",
     "diagnos",
     "biopsy",
     "positive",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reminderd::sim::Reply;
+use reminderd::sim::{Reply, SimConfig, SimTemplate};
 
 use crate::common::Wait;
 use crate::desk_harness::{Browser, Page, field};
@@ -14,13 +14,40 @@ use crate::desk_remind::{PASSWORD, RemindDesk, USER, tomorrow};
 const FROM: &str = "919820010001";
 const TO: &str = "+919820010001";
 
+/// The "please call us" template the shipped config shows in a comment.
+const CALL_US_BODY: &str = "Hello {{1}}, {{2}} would like to speak with you. Please call us, or reply to this message, when you can.";
+
+/// The config with the "please call us" template configured, as the shipped config's comment
+/// shows it (the shipped config leaves it out: the account must have it approved first).
+pub fn with_call_us(config: &str) -> String {
+    let on = config.replace(
+        "# call_us_template = \"call_us\"",
+        "call_us_template = \"call_us\"",
+    );
+    assert_ne!(on, config, "the shipped config documents call_us_template");
+    format!(
+        "{on}\n[templates.call_us]\nname = \"please_call_us\"\nparams = [\"patient.first_name\", \"clinic.name\"]\n\n[templates.call_us.languages.en]\nbody = \"{CALL_US_BODY}\"\n"
+    )
+}
+
+/// The simulator with the "please call us" template approved too.
+pub fn call_us_approved(s: SimConfig) -> SimConfig {
+    let mut templates = s.templates;
+    templates.push(SimTemplate::approved(
+        "please_call_us",
+        "en",
+        CALL_US_BODY,
+        &[],
+    ));
+    SimConfig { templates, ..s }
+}
+
 /// A desk and daemon (one patient's messages 2 s apart) with Aarav's appointment tomorrow,
 /// Aarav's message waiting on the Replies page, and a signed-in receptionist.
 async fn started() -> (RemindDesk, Browser, i64) {
-    let d = RemindDesk::start(
-        |s| s,
-        |c| c.replace("recipient_spacing = \"0s\"", "recipient_spacing = \"2s\""),
-    )
+    let d = RemindDesk::start(call_us_approved, |c| {
+        with_call_us(&c).replace("recipient_spacing = \"0s\"", "recipient_spacing = \"2s\"")
+    })
     .await;
     let day = tomorrow(chrono_tz::Asia::Kolkata);
     d.import(&[&format!(
@@ -153,15 +180,21 @@ async fn staff_answer_inside_the_window_once_and_outside_it_only_with_the_templa
     tokio::time::sleep(Duration::from_secs(1)).await;
     let got = d.sim.messages();
     assert_eq!(got.len(), 2, "{got:#?}");
-    assert_eq!(got[0].body["to"], TO);
-    assert_eq!(got[0].body["type"], "text");
-    assert_eq!(
-        got[0].body["text"]["body"],
-        "Yes, 17:00 is fine. See you then!"
-    );
-    assert_eq!(got[1].body["text"]["body"], result);
+    // Both may go in one batch, in either order.
+    let mut bodies: Vec<&str> = got
+        .iter()
+        .map(|m| {
+            assert_eq!(
+                (&m.body["to"], &m.body["type"]),
+                (&TO.into(), &"text".into())
+            );
+            m.body["text"]["body"].as_str().unwrap_or_default()
+        })
+        .collect();
+    bodies.sort_unstable();
+    assert_eq!(bodies, ["Yes, 17:00 is fine. See you then!", result]);
     assert!(
-        got[1].received_at - got[0].received_at >= chrono::Duration::milliseconds(1900),
+        (got[1].received_at - got[0].received_at).abs() >= chrono::Duration::milliseconds(1900),
         "one patient's messages are spaced"
     );
     Wait::new(
@@ -266,6 +299,24 @@ async fn the_guidelines_page_and_the_reply_command() {
         .env
         .run(&["reply", "P1", "--call-us", "--clinic", "mumbai"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // A template name that is not configured is an error naming the key.
+    let config = std::fs::read_to_string(d.env.path("reminders.toml")).expect("config");
+    let bad = d.env.file(
+        "bad.toml",
+        config.replace(
+            "call_us_template = \"call_us\"",
+            "call_us_template = \"ring_us\"",
+        ),
+    );
+    let r = d
+        .env
+        .run(&["--config", bad.to_str().expect("utf-8"), "check-config"]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("conversations.call_us_template") && r.stderr.contains("\"ring_us\""),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         d.count(
             "SELECT count(*) FROM outbox WHERE kind = 'staff_template' AND template = 'call_us'"

@@ -4,6 +4,7 @@
 //! free-text box is gone and only the "please call us" message can be sent.
 
 use super::*;
+use crate::desk_conversation::{call_us_approved, with_call_us};
 use crate::desk_remind::{PASSWORD as ALICE_PASSWORD, RemindDesk, USER as ALICE, tomorrow};
 use reminderd::sim::Reply;
 
@@ -12,7 +13,7 @@ async fn a_receptionist_answers_a_patient_who_wrote_and_later_can_only_ask_them_
     if !browser_available() {
         return;
     }
-    let d = RemindDesk::start(|s| s, |c| c).await;
+    let d = RemindDesk::start(call_us_approved, |c| with_call_us(&c)).await;
     let day = tomorrow(chrono_tz::Asia::Kolkata);
     d.import(&[&format!(
         "MUM-1001,P-2001,Aarav Sharma,98200 12345,en,{day},09:00,15,Dr. Mehta,mumbai,booked"
