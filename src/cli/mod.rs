@@ -14,6 +14,7 @@ mod logging;
 mod outbox;
 mod output;
 mod remind;
+mod reply;
 mod schedule;
 mod serve;
 mod user;
@@ -87,6 +88,8 @@ enum Command {
     Preview(PreviewArgs),
     /// Send one appointment's reminder now, as "Remind now" at the front desk does
     Remind(RemindArgs),
+    /// Answer a patient by WhatsApp, as the desk's conversation page does
+    Reply(reply::ReplyArgs),
     /// Run the WhatsApp Cloud API simulator on this machine (for tests, demos and benchmarks)
     // After the options rather than a second doc paragraph, so `-h` shows it too and `--help`
     // keeps its one-line-per-option form.
@@ -548,6 +551,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Outbox(args) => outbox::list(path, db, &args),
         Command::Preview(args) => outbox::preview(path, db, &args),
         Command::Remind(args) => remind::remind(path, db, &args),
+        Command::Reply(args) => reply::reply(path, db, &args),
         Command::Templates(command) => outbox::templates(path, db, &command),
         Command::Run(args) => serve::run_daemon(path, db, &args),
         Command::Serve(args) => serve::serve(path, db, &args),

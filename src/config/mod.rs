@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::phone::Region;
 
+mod conversations;
 mod feeds;
 mod messaging;
 mod raw;
@@ -23,6 +24,7 @@ mod sms;
 mod validate;
 mod values;
 
+pub use conversations::{Conversations, DEFAULT_GUIDELINES, DEFAULT_SENSITIVE_PATTERNS};
 pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
 pub use sms::{
@@ -71,6 +73,8 @@ pub struct Config {
     pub sms: Option<Sms>,
     /// Schedule feeds by name (`[feeds.NAME]`): HL7 v2 SIU listeners and FHIR R4 servers.
     pub feeds: BTreeMap<String, Feed>,
+    /// Conversations on the desk: the "please call us" template, guidelines, sensitive phrases.
+    pub conversations: Conversations,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,

@@ -31,6 +31,7 @@ pub(super) struct RawConfig {
     pub(super) sms: Option<super::sms::RawSms>,
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, super::feeds::RawFeed>,
+    pub(super) conversations: Option<super::conversations::RawConversations>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -411,6 +411,7 @@ pub(super) fn validate(
         }
         super::feeds::validate(raw.feeds, &clinics, &taken, now, &mut push)
     };
+    let conversations = super::conversations::validate(raw.conversations, &templates, &mut push);
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -430,6 +431,7 @@ pub(super) fn validate(
             metrics_listen,
             sms,
             feeds,
+            conversations,
             warnings,
         })
     } else {

@@ -192,6 +192,12 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/week", get(week))
         .route("/desk/remind", get(remind_page).post(remind))
         .route("/desk/remind/all", post(remind_all))
+        .route(
+            "/desk/patients/{id}/conversation",
+            get(pages::conversation).post(pages::answer),
+        )
+        .route("/desk/conversation", get(pages::open_from_reply))
+        .route("/desk/guidelines", get(pages::guidelines))
         // Multipart framing adds a little to the file itself.
         .layer(DefaultBodyLimit::max(max_upload_bytes + 64 * 1024))
         .layer(axum::middleware::map_response(security_headers))

@@ -94,9 +94,12 @@ pub fn verdict_with_feeds(
 ) -> Verdict {
     // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
     // the schedule checks apply, only the 24-hour window for free-form messages.
-    if row.kind == Kind::ReplyAck {
+    // A staff message answers the patient too: it goes even if the appointment was cancelled.
+    if row.kind == Kind::ReplyAck || row.kind.is_staff() {
         return if now > row.latest_at {
             Verdict::Expire("the 24-hour window for answering the patient had closed".into())
+        } else if row.kind == Kind::StaffTemplate && row.opted_out {
+            Verdict::Skip("the patient opted out of messages".into())
         } else {
             Verdict::Send
         };
@@ -599,14 +602,18 @@ impl SendJob {
         if row.channel == Channel::Sms {
             return self.attempt_sms(row, clinic).await;
         }
-        if row.kind == Kind::ReplyAck {
+        if matches!(row.kind, Kind::ReplyAck | Kind::StaffMessage) {
             let Some(text) = row
                 .params
                 .as_deref()
                 .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
                 .and_then(|v| v["text"].as_str().map(str::to_string))
             else {
-                return (failed("the acknowledgement has no text".into()), None, None);
+                return (
+                    failed(format!("the {} has no text", row.kind.as_str())),
+                    None,
+                    None,
+                );
             };
             let request = SendRequest::text(&row.phone, text, row.id.to_string());
             return (

@@ -16,6 +16,7 @@ mod accounts;
 mod backup;
 mod calls;
 mod channels;
+mod conversation;
 mod desk_status;
 mod feeds;
 mod health;
@@ -39,6 +40,10 @@ pub use calls::{
     ScheduleAge, SendTrouble, WaitingReply,
 };
 pub use channels::{NumberFacts, PatientChannels};
+pub use conversation::{
+    Conversation, ConversationPatient, Inbound, Line, Outbound, STAFF_RULE, StaffMessage,
+    StaffRefusal, StaffSend, StaffSent, WINDOW,
+};
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,

@@ -4,7 +4,8 @@
 //! (seeded: `CRASH_SEED=n` replays a run) and restarts it. The simulator's log is the witness.
 //! Some patients are not on WhatsApp: their reminders fail there (131026, by status webhook)
 //! and go by text through the simulated MSG91, so kills also land while failures turn into
-//! texts; each of them must get exactly one text.
+//! texts; each of them must get exactly one text. Some patients wrote to the clinic and staff
+//! answered them (`reminderd reply`, before the run and during it): each answer is sent once.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -23,7 +24,12 @@ const SPREAD: usize = 150;
 /// Reminders asked for while the daemon runs (at the sixth kill), due after everything else.
 const PRESSED_DURING: usize = 2;
 const MANUAL: usize = PRESSED_BEFORE + PRESSED_DURING;
-const TOTAL: usize = MESSAGES + MANUAL;
+/// Staff answers to patients who wrote: queued before the run (due among the reminders) and
+/// during it (at the sixth kill).
+const ANSWERED_BEFORE: [usize; 3] = [30, 430, 830];
+const ANSWERED_DURING: usize = 33;
+const STAFF: usize = ANSWERED_BEFORE.len() + 1;
+const TOTAL: usize = MESSAGES + MANUAL + STAFF;
 /// One patient in this many is not on WhatsApp (never one staff press for).
 const NOT_ON_WHATSAPP_EVERY: usize = 40;
 /// The token of the MSG91 report URL (`SMS_SECRETS`).
@@ -92,6 +98,35 @@ fn press(env: &Env, k: usize, at: Option<&str>) {
     assert_eq!(r["appointment"], id.as_str());
 }
 
+/// Patient `Q<i>` writes to the clinic (a stored WhatsApp message `ago` seconds old), and staff
+/// answer with `reminderd reply`; the answer's outbox row.
+fn answer(env: &Env, i: usize, ago: i64) -> i64 {
+    let now = reminderd::time::Clock::System.now().timestamp();
+    env.sql()
+        .execute(
+            "INSERT INTO replies (message_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at)
+             SELECT ?1, phone, id, 'text', 'can I come later?', 'unknown', 'needs_staff', 'not understood', ?2
+             FROM patients WHERE external_id = ?3",
+            rusqlite::params![format!("wamid.crash-in-{i}"), now - ago, format!("Q{i}")],
+        )
+        .expect("the patient's message");
+    env.run(&[
+        "reply",
+        &format!("Q{i}"),
+        "Yes, come at 17:00.",
+        "--as",
+        "crash",
+    ])
+    .expect(0);
+    env.sql()
+        .query_row(
+            "SELECT max(id) FROM outbox WHERE kind = 'staff_message'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the answer's row")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     let seed = std::env::var("CRASH_SEED")
@@ -138,6 +173,17 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         press(&env, k, Some(&at));
     }
+    // Answers queued now, made due among the rules' reminders like the presses.
+    for i in ANSWERED_BEFORE {
+        let id = answer(&env, i, 600);
+        let due = now - chrono::Duration::hours(4) + chrono::Duration::seconds(i as i64);
+        env.sql()
+            .execute(
+                "UPDATE outbox SET send_at = ?2 WHERE id = ?1",
+                rusqlite::params![id, due.timestamp()],
+            )
+            .expect("due among the reminders");
+    }
 
     let parsed =
         reminderd::config::Config::from_toml(&config, &env.path("reminders.toml")).expect("config");
@@ -161,6 +207,8 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     let pressed: Vec<usize> = (0..PRESSED_BEFORE)
         .map(|j| j * SPREAD + SPREAD / 2)
         .chain((0..PRESSED_DURING).map(|k| 7 + k))
+        .chain(ANSWERED_BEFORE)
+        .chain([ANSWERED_DURING])
         .collect();
     let texted: Vec<usize> = (0..MESSAGES).filter(|i| not_on_whatsapp(*i)).collect();
     assert!(texted.iter().all(|i| !pressed.contains(i)));
@@ -183,6 +231,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
             for k in 0..PRESSED_DURING {
                 press(&env, 7 + k, None);
             }
+            answer(&env, ANSWERED_DURING, 60);
         }
         child.kill().expect("SIGKILL");
         let _ = child.wait();
@@ -200,7 +249,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     // provider accepted whose one delivery report came while the daemon was down stays
     // `sent` (providers post reports once; reminderd does not poll them yet).
     let delivered = || {
-        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND (state = 'sent' OR (state = 'unknown' AND needs_staff IS NOT NULL))))")
+        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder', 'staff_message') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND (state = 'sent' OR (state = 'unknown' AND needs_staff IS NOT NULL))))")
     };
     Wait::new(
         "every reminder to be delivered after the kills",
@@ -329,6 +378,22 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
             sent_ids.get(&id.to_string()),
             Some(&1),
             "seed {seed}: reminder {id}, asked for by staff, reached the API once"
+        );
+    }
+    let mut staff = conn
+        .prepare("SELECT id FROM outbox WHERE kind = 'staff_message'")
+        .expect("prepare");
+    let staff: Vec<i64> = staff
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(staff.len(), STAFF, "one row per answer");
+    for id in staff {
+        assert_eq!(
+            sent_ids.get(&id.to_string()),
+            Some(&1),
+            "seed {seed}: staff answer {id} reached the API once"
         );
     }
     println!(

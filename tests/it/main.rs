@@ -12,6 +12,7 @@ mod demo;
 mod desk;
 mod desk_board;
 mod desk_channels;
+mod desk_conversation;
 mod desk_feeds;
 mod desk_follow_ups;
 mod desk_harness;

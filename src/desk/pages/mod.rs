@@ -1,5 +1,6 @@
 //! The pages that show the schedule: the day board and reveals, follow-ups, replies that need a person, and stats.
 
+mod conversation;
 mod day;
 mod feeds;
 mod follow_ups;
@@ -10,6 +11,7 @@ mod replies;
 mod stats;
 mod status;
 
+pub(super) use conversation::{answer, conversation, guidelines, open_from_reply};
 pub(super) use day::{day, reveal};
 pub(super) use feeds::{feed_message, feeds, reapply};
 pub(super) use follow_ups::{

@@ -1,6 +1,7 @@
 //! The desk's pages as maud markup: pure functions from what was read to HTML.
 
 mod channels;
+mod conversation;
 mod day;
 mod feeds;
 mod follow_ups;
@@ -12,6 +13,9 @@ mod stats;
 mod status;
 mod upload;
 
+pub use conversation::{
+    ConversationNotice, conversation_page, conversation_path, guidelines_page, sensitive_confirm,
+};
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use feeds::{FeedCard, feeds_page, message_page, outcome_words};
 pub use follow_ups::{
@@ -126,6 +130,7 @@ fn nav_links(s: &SignedIn) -> Vec<(&'static str, &'static str, usize)> {
         links.push(("/desk/feeds", "Feeds", refused));
     }
     links.push(("/desk/stats", "Stats", 0));
+    links.push(("/desk/guidelines", "Guidelines", 0));
     links
 }
 

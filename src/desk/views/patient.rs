@@ -180,6 +180,7 @@ pub fn patient_page(
                     }
                 }
                 dt { "Language" } dd { (language_name(&file.language)) }
+                dt { "Conversation" } dd { a href=(super::conversation_path(file.id)) { "Open conversation" } }
                 dt { "WhatsApp messages" }
                 dd {
                     @match file.opted_out_at {

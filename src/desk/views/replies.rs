@@ -235,6 +235,7 @@ pub fn replies(
                             }
                         }
                     }
+                    @if r.patient_name.is_some() { p { a href={ "/desk/conversation?reply=" (r.id) } { "Open conversation" } } }
                     form.action method="post" action="/desk/replies/handled" {
                         input type="hidden" name="csrf" value=(session.csrf);
                         input type="hidden" name="reply" value=(r.id);

@@ -11,6 +11,7 @@
 //! chromium-driver`). Without them the test says so and passes, unless
 //! `REMINDERD_BROWSER_TESTS=require` is set (as `.ci/run` does), when it fails.
 
+mod conversation;
 mod day_board;
 mod feeds;
 mod follow_ups;
