@@ -164,6 +164,8 @@ mod tests {
                 buttons: Vec::new(),
                 languages: BTreeMap::new(),
                 contact_template: None,
+                ttl: None,
+                alternate: None,
             },
         );
         let mut problems = Vec::new();
