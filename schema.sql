@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 10;
+PRAGMA user_version = 11;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -126,10 +126,12 @@ CREATE TABLE "outbox" (
     appointment_id   INTEGER NOT NULL REFERENCES appointments(id),
     kind             TEXT NOT NULL CHECK (kind IN ('reminder', 'booking_confirmation', 'reply_ack',
                                                    'manual_reminder', 'staff_message',
-                                                   'staff_template', 'staff_document')),
+                                                   'staff_template', 'staff_document',
+                                                   'waitlist_offer', 'reschedule_offer')),
     rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations;
                                          -- 'press:<nonce>' for a manual reminder;
-                                         -- 'staff:<nonce>' for a staff message (one per form)
+                                         -- 'staff:<nonce>' for a staff message (one per form);
+                                         -- 'offer:<offers.id>' for a waitlist or reschedule offer
     slot_start       INTEGER NOT NULL,   -- the appointment start it was planned for
     send_at          INTEGER NOT NULL,   -- when it is due (after quiet hours)
     latest_at        INTEGER NOT NULL,   -- not sent after this: expired instead
@@ -394,3 +396,77 @@ CREATE TABLE account_health (
     event_id    INTEGER REFERENCES inbound_events(id),
     updated_at  INTEGER NOT NULL
 );
+
+-- Patients waiting for an earlier slot. An entry names what would suit them; offers go to the
+-- entries an opening suits, in priority order (earliest wanted date, then longest waiting).
+CREATE TABLE waitlist_entries (
+    id              INTEGER PRIMARY KEY,
+    clinic_id       INTEGER NOT NULL REFERENCES clinics(id),
+    patient_id      INTEGER NOT NULL REFERENCES patients(id),
+    appointment_id  INTEGER REFERENCES appointments(id),  -- the booked one an earlier slot replaces
+    provider        TEXT,                  -- NULL: any provider
+    earliest        TEXT NOT NULL,         -- local date 'YYYY-MM-DD' (the clinic's zone)
+    latest          TEXT,                  -- local date; NULL: open-ended
+    days            TEXT NOT NULL DEFAULT '1234567',  -- ISO weekdays that suit (1 = Monday)
+    time_from       TEXT,                  -- local 'HH:MM'; NULL: from opening time
+    time_to         TEXT,                  -- local 'HH:MM'; NULL: to closing time
+    expires_at      INTEGER,               -- the entry lapses after this
+    max_offers      INTEGER NOT NULL DEFAULT 3 CHECK (max_offers > 0),
+    offers_sent     INTEGER NOT NULL DEFAULT 0,
+    state           TEXT NOT NULL DEFAULT 'active'
+                    CHECK (state IN ('active', 'booked', 'expired', 'removed')),
+    source          TEXT NOT NULL,         -- 'staff:<name>', 'import:<file>', 'reply <message id>'
+    external_id     TEXT,                  -- a waitlist file's row id: a re-import updates, never adds
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (clinic_id, external_id)
+);
+CREATE INDEX waitlist_entries_active ON waitlist_entries (clinic_id, state);
+CREATE INDEX waitlist_entries_patient ON waitlist_entries (patient_id);
+
+-- A slot that became free and may be offered: freed by a patient's cancellation (reply or
+-- feed), opened by the practice system (SIU S24, FHIR Slot free) or by staff. Never a clinic's
+-- cancellation or a closed day. The claim is one statement on `state`: open → held.
+CREATE TABLE openings (
+    id              INTEGER PRIMARY KEY,
+    clinic_id       INTEGER NOT NULL REFERENCES clinics(id),
+    provider        TEXT,
+    starts_at       INTEGER NOT NULL,
+    duration_min    INTEGER NOT NULL CHECK (duration_min > 0),
+    source          TEXT NOT NULL CHECK (source IN ('patient_cancel', 'practice', 'staff')),
+    appointment_id  INTEGER UNIQUE REFERENCES appointments(id),  -- the cancelled appointment it came from
+    slot_event_id   INTEGER UNIQUE REFERENCES slot_events(id),    -- the S24 / free Slot it came from
+    opened_by       TEXT NOT NULL,         -- 'patient', 'feed:<name>', 'staff:<name>'
+    opened_at       INTEGER NOT NULL,
+    offers_from     INTEGER NOT NULL,      -- after the grace period an "oops" cancel can undo
+    state           TEXT NOT NULL DEFAULT 'open'
+                    CHECK (state IN ('open', 'held', 'filled', 'expired', 'withdrawn')),
+    round           INTEGER NOT NULL DEFAULT 0,  -- offer rounds sent so far
+    next_round_at   INTEGER,               -- when the next round may go out
+    held_by_offer   INTEGER REFERENCES offers(id),
+    hold_expires_at INTEGER,
+    reason          TEXT,                  -- why withdrawn / expired / not offered
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX openings_state ON openings (state, next_round_at);
+CREATE INDEX openings_clinic_start ON openings (clinic_id, starts_at);
+
+-- One offer of one opening to one patient: a waitlist round's, or one of the choices sent to a
+-- patient who asked to reschedule. Its message is an outbox row (rule 'offer:<id>').
+CREATE TABLE offers (
+    id              INTEGER PRIMARY KEY,
+    opening_id      INTEGER NOT NULL REFERENCES openings(id),
+    patient_id      INTEGER NOT NULL REFERENCES patients(id),
+    entry_id        INTEGER REFERENCES waitlist_entries(id),     -- a waitlist offer's entry
+    appointment_id  INTEGER REFERENCES appointments(id),         -- the appointment it would replace
+    kind            TEXT NOT NULL CHECK (kind IN ('waitlist', 'reschedule')),
+    round           INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'offered'
+                    CHECK (state IN ('offered', 'accepted', 'lost', 'declined', 'expired', 'withdrawn')),
+    answered_at     INTEGER,
+    UNIQUE (opening_id, patient_id)
+);
+CREATE INDEX offers_patient ON offers (patient_id, state);
+CREATE INDEX offers_opening ON offers (opening_id, state);

@@ -171,9 +171,19 @@ pub enum Kind {
     StaffTemplate,
     /// A document from the clinic's library, sent by staff inside the window.
     StaffDocument,
+    /// A freed slot offered to a waitlisted patient (an approved template, Accept / No).
+    WaitlistOffer,
+    /// The openings offered to a patient who asked to reschedule (a list to pick from).
+    RescheduleOffer,
 }
 
 impl Kind {
+    /// Whether this message offers an opening (its row names the offer: rule `offer:<id>`);
+    /// no schedule check of the appointment it is filed under stops it, the offer's own
+    /// state and expiry do.
+    pub fn is_offer(self) -> bool {
+        matches!(self, Self::WaitlistOffer | Self::RescheduleOffer)
+    }
     /// Whether staff wrote or chose this message in a conversation (one per form, by its
     /// `staff:<nonce>` rule; no schedule check stops it, the patient's window does).
     pub fn is_staff(self) -> bool {
@@ -193,6 +203,8 @@ impl Kind {
             Self::StaffMessage => "staff_message",
             Self::StaffTemplate => "staff_template",
             Self::StaffDocument => "staff_document",
+            Self::WaitlistOffer => "waitlist_offer",
+            Self::RescheduleOffer => "reschedule_offer",
         }
     }
 
@@ -206,6 +218,8 @@ impl Kind {
             "staff_message" => Some(Self::StaffMessage),
             "staff_template" => Some(Self::StaffTemplate),
             "staff_document" => Some(Self::StaffDocument),
+            "waitlist_offer" => Some(Self::WaitlistOffer),
+            "reschedule_offer" => Some(Self::RescheduleOffer),
             _ => None,
         }
     }
@@ -366,5 +380,53 @@ pub fn normalize_language(s: &str) -> Option<String> {
             Some(format!("{lang}_{}", r.to_ascii_uppercase()))
         }
         Some(_) => None,
+    }
+}
+
+text_enum! {
+    /// Where an opening came from: only these may be offered (a clinic's own cancellation or a
+    /// closed day never is).
+    OpeningSource {
+        /// A patient cancelled their appointment (by reply, or the practice system said so).
+        PatientCancel = "patient_cancel",
+        /// The practice system opened the slot (SIU S24, a free FHIR Slot).
+        Practice = "practice",
+        /// Staff opened it by hand.
+        Staff = "staff",
+    }
+}
+
+text_enum! {
+    /// Where an opening stands. `open` → `held` is the one claim; a hold becomes `filled` when
+    /// the move is booked, or goes back to `open` when it lapses.
+    OpeningState {
+        /// Free: offers may go out and the first acceptance takes it.
+        Open = "open",
+        /// Claimed by an acceptance, waiting for the booking.
+        Held = "held",
+        /// Booked for the patient who took it.
+        Filled = "filled",
+        /// Its start came within the lead time unfilled.
+        Expired = "expired",
+        /// Withdrawn (the cancellation was undone, the day closed, staff took it back).
+        Withdrawn = "withdrawn",
+    }
+}
+
+text_enum! {
+    /// Where one offer stands.
+    OfferState {
+        /// Sent (or queued) and still valid.
+        Offered = "offered",
+        /// This patient took the opening.
+        Accepted = "accepted",
+        /// Someone else took it first.
+        Lost = "lost",
+        /// The patient said no.
+        Declined = "declined",
+        /// Its time ran out unanswered.
+        Expired = "expired",
+        /// The opening went away before an answer.
+        Withdrawn = "withdrawn",
     }
 }

@@ -84,6 +84,8 @@ fn what_went(config: &Config, o: &Outbound) -> Markup {
             Kind::StaffDocument => { "A document" }
             Kind::Reminder | Kind::ManualReminder => { "Appointment reminder" }
             Kind::BookingConfirmation => { "Booking confirmation" }
+            Kind::WaitlistOffer => { "An offer of an earlier appointment" }
+            Kind::RescheduleOffer => { "Appointment times to choose from" }
         }
     }
 }
