@@ -30,6 +30,8 @@ pub struct Input<'a> {
     pub outbox_id: i64,
     /// The caregiver's name, for a message to the caregiver.
     pub contact_name: Option<&'a str>,
+    /// The preparation note for the appointment's provider (`config::prep_note_for`).
+    pub prep_note: Option<&'a crate::config::PrepNote>,
 }
 
 /// A quick-reply button as sent.
@@ -163,6 +165,7 @@ pub fn render(key: &str, template: &Template, input: &Input<'_>) -> Result<Rende
             Field::AppointmentProvider => input.provider.unwrap_or_default().trim().to_string(),
             Field::ClinicName => clinic.display_name.clone(),
             Field::ContactName => input.contact_name.unwrap_or_default().trim().to_string(),
+            Field::PrepNotes => prep_text(input, &language),
         };
         if let Err(problem) = check_param(&value) {
             return Err(RenderError::BadParam {
@@ -254,6 +257,7 @@ pub fn render_sms(
             "time" => local.format(&clinic.time_format).to_string(),
             "provider" => input.provider?.trim().to_string(),
             "clinic_phone" => clinic.phone.clone()?,
+            "prep_notes" => prep_text(input, &language),
             _ => return None,
         })
     };
@@ -286,6 +290,16 @@ pub fn render_sms(
             variables: filled.variables,
         }),
     })
+}
+
+/// The appointment's preparation note in `language` (else the clinic's), or a dash: WhatsApp
+/// rejects an empty parameter.
+fn prep_text(input: &Input<'_>, language: &str) -> String {
+    input
+        .prep_note
+        .and_then(|n| n.text_for(language, &input.clinic.default_language))
+        .unwrap_or(crate::config::NO_PREP_NOTE)
+        .to_string()
 }
 
 /// The Cloud API's rules for one text parameter.
@@ -326,6 +340,7 @@ fn field_name(f: Field) -> &'static str {
         Field::AppointmentProvider => "appointment.provider",
         Field::ClinicName => "clinic.name",
         Field::ContactName => "contact.name",
+        Field::PrepNotes => "appointment.prep_notes",
     }
 }
 
@@ -364,6 +379,10 @@ pub fn ack_text(
     language: &str,
     starts_at: DateTime<Utc>,
 ) -> Option<String> {
+    // A clinic with `acks = "off"` saves the billed service message.
+    if !clinic.acks {
+        return None;
+    }
     let base = |l: &str| l.split('_').next().unwrap_or(l).to_string();
     let lang = [
         language.to_string(),
@@ -413,6 +432,7 @@ mod tests {
             provider: Some("Dr. Mehta"),
             outbox_id: 42,
             contact_name: None,
+            prep_note: None,
         }
     }
 

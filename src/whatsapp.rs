@@ -3,6 +3,7 @@
 //! The only module that knows the Graph API's JSON.
 
 pub mod media;
+pub mod upload;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub struct SendRequest {
     /// The text, for free-form messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<TextPayload>,
+    /// The document, for a document message ([`upload`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<upload::DocumentPayload>,
     /// Echoed back in every status webhook: the outbox id, so a status finds its row even
     /// when the response carrying the wamid was lost.
     pub biz_opaque_callback_data: String,
@@ -134,6 +138,7 @@ impl SendRequest {
                 components,
             }),
             text: None,
+            document: None,
             biz_opaque_callback_data: callback,
         }
     }
@@ -150,6 +155,7 @@ impl SendRequest {
                 preview_url: false,
                 body,
             }),
+            document: None,
             biz_opaque_callback_data: callback,
         }
     }
@@ -691,6 +697,8 @@ pub struct StatusUpdate {
     /// Why it failed.
     #[serde(default)]
     pub errors: Vec<StatusError>,
+    /// What Meta bills for the message (on `sent` and one of `delivered`/`read`).
+    pub pricing: Option<Pricing>,
 }
 
 /// One `errors[]` of a failed status.
@@ -704,6 +712,21 @@ pub struct StatusError {
     pub title: String,
     /// More detail.
     pub error_data: Option<StatusErrorData>,
+}
+
+/// A status's `pricing`: what Meta bills for the message. Every field optional: `billable`
+/// is slated for deprecation and `type` arrived with webhook v24.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Pricing {
+    /// Whether the message is charged.
+    pub billable: Option<bool>,
+    /// `utility`, `service`, `marketing`, `authentication`, ...
+    pub category: Option<String>,
+    /// `PMP` (per message) since 2025-07-01.
+    pub pricing_model: Option<String>,
+    /// `regular`, `free_customer_service`, `free_entry_point`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// `error_data` of a status error.

@@ -31,6 +31,11 @@ pub(super) struct RawConfig {
     pub(super) sms: Option<super::sms::RawSms>,
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, super::feeds::RawFeed>,
+    #[serde(default)]
+    pub(super) documents: BTreeMap<String, super::documents::RawDocument>,
+    #[serde(default)]
+    pub(super) prep_notes: Vec<super::documents::RawPrepNote>,
+    pub(super) costs: Option<super::costs::RawCosts>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -338,6 +343,7 @@ pub(super) struct RawClinic {
     pub(super) sms_provider: Option<crate::sms::Provider>,
     pub(super) sms_fallback: Option<bool>,
     pub(super) phone: Option<String>,
+    pub(super) acks: Option<super::costs::AckChoice>,
 }
 
 fn default_date_format() -> String {

@@ -223,6 +223,7 @@ pub(super) fn validate(
                     // Settled below, once [sms] is read.
                     sms_fallback: c.sms_fallback.unwrap_or(true),
                     phone: c.phone.map(|p| p.trim().to_string()),
+                    acks: c.acks != Some(super::AckChoice::Off),
                 },
             );
         }
@@ -411,6 +412,9 @@ pub(super) fn validate(
         }
         super::feeds::validate(raw.feeds, &clinics, &taken, now, &mut push)
     };
+    let documents = super::documents::validate_documents(raw.documents, base, &mut push);
+    let prep_notes = super::documents::validate_prep_notes(raw.prep_notes, &mut push);
+    let costs = raw.costs.map(|c| super::costs::validate_costs(c, &mut push));
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -430,6 +434,9 @@ pub(super) fn validate(
             metrics_listen,
             sms,
             feeds,
+            documents,
+            prep_notes,
+            costs,
             warnings,
         })
     } else {

@@ -25,6 +25,7 @@ use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
 
 mod channels;
+mod document;
 
 use crate::model::{Channel, Recipient};
 pub use channels::{
@@ -91,7 +92,7 @@ pub fn verdict_with_feeds(
 ) -> Verdict {
     // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
     // the schedule checks apply, only the 24-hour window for free-form messages.
-    if row.kind == Kind::ReplyAck {
+    if matches!(row.kind, Kind::ReplyAck) || row.kind.is_staff() {
         return if now > row.latest_at {
             Verdict::Expire("the 24-hour window for answering the patient had closed".into())
         } else {
@@ -577,6 +578,9 @@ impl SendJob {
         if row.channel == Channel::Sms {
             return self.attempt_sms(row, clinic).await;
         }
+        if row.kind == Kind::StaffDocument {
+            return self.attempt_document(row, cfg).await;
+        }
         if row.kind == Kind::ReplyAck {
             let Some(text) = row
                 .params
@@ -623,6 +627,7 @@ impl SendJob {
             provider: row.provider.as_deref(),
             outbox_id: row.id,
             contact_name: row.contact_name.as_deref(),
+            prep_note: crate::config::prep_note_for(&self.config.prep_notes, row.provider.as_deref()),
         };
         let rendered = match template::render(key, template, &input) {
             Ok(r) => r,
@@ -753,6 +758,10 @@ impl SendJob {
                         provider: row.provider.as_deref(),
                         outbox_id: row.id,
                         contact_name: row.contact_name.as_deref(),
+                        prep_note: crate::config::prep_note_for(
+                            &self.config.prep_notes,
+                            row.provider.as_deref(),
+                        ),
                     };
                     template::render_sms(k, t, &input, cap).map_err(|e| e.to_string())
                 }

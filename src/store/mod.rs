@@ -16,7 +16,9 @@ mod accounts;
 mod backup;
 mod calls;
 mod channels;
+mod costs;
 mod desk_status;
+mod documents;
 mod feeds;
 mod inbound;
 mod outbox;
@@ -37,6 +39,7 @@ pub use calls::{
     ScheduleAge, SendTrouble, WaitingReply,
 };
 pub use channels::{NumberFacts, PatientChannels};
+pub use documents::{DocumentQueued, DocumentTarget, STAFF_RULE, SentDocument, WINDOW};
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
