@@ -504,6 +504,55 @@ mod tests {
     }
 
     #[test]
+    fn the_providers_preparation_note_is_a_parameter_in_the_patients_language() {
+        let c = config();
+        let notes = vec![crate::config::PrepNote {
+            provider: "Dr. Mehta".into(),
+            text: std::collections::BTreeMap::from([
+                ("en".to_string(), "Fast for 8 hours".to_string()),
+                ("hi".to_string(), "8 घंटे उपवास रखें".to_string()),
+            ]),
+        }];
+        let mut t = c.templates["reminder"].clone();
+        t.params.push(Field::PrepNotes);
+        t.languages
+            .values_mut()
+            .for_each(|l| l.body.push_str(" {{5}}"));
+        let mut i = input(&c, "mumbai", "Aarav", "hi", "2026-11-26T04:30:00Z");
+        i.prep_note = crate::config::prep_note_for(&notes, i.provider);
+        let r = render("reminder", &t, &i).expect("render");
+        assert_eq!(r.params[4], "8 घंटे उपवास रखें");
+        assert!(r.text.ends_with("8 घंटे उपवास रखें"), "{}", r.text);
+        // A language without the note: the clinic's default language's.
+        let mut i = input(&c, "mumbai", "Aarav", "mr", "2026-11-26T04:30:00Z");
+        i.prep_note = crate::config::prep_note_for(&notes, i.provider);
+        assert_eq!(render("reminder", &t, &i).expect("render").params[4], "Fast for 8 hours");
+        // Another provider's appointment: no note, a dash (WhatsApp refuses an empty one).
+        let mut i = input(&c, "mumbai", "Aarav", "en", "2026-11-26T04:30:00Z");
+        i.provider = Some("Dr. Rao");
+        i.prep_note = crate::config::prep_note_for(&notes, i.provider);
+        let r = render("reminder", &t, &i).expect("render");
+        assert_eq!(r.params[4], "-");
+        assert!(!r.text.contains("Fast"), "{}", r.text);
+    }
+
+    #[test]
+    fn acknowledgements_are_not_written_for_a_clinic_that_turned_them_off() {
+        let mut c = config();
+        let start = crate::time::parse_instant("2026-11-26T04:30:00Z").expect("instant");
+        let clinic = c.clinics.get_mut("mumbai").expect("clinic");
+        assert!(
+            ack_text(&c.replies.acks, Intent::Confirm, clinic, "Aarav", "en", start).is_some(),
+            "on by default"
+        );
+        clinic.acks = false;
+        assert_eq!(
+            ack_text(&c.replies.acks, Intent::Confirm, clinic, "Aarav", "en", start),
+            None
+        );
+    }
+
+    #[test]
     fn unknown_language_falls_back_to_the_clinic_default() {
         let c = config();
         let r = render(

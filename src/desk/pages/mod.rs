@@ -1,6 +1,7 @@
 //! The pages that show the schedule: the day board and reveals, follow-ups, replies that need a person, and stats.
 
 mod day;
+mod documents;
 mod feeds;
 mod follow_ups;
 pub(super) mod media;
@@ -11,6 +12,7 @@ mod stats;
 mod status;
 
 pub(super) use day::{day, reveal};
+pub(super) use documents::{documents, send_document};
 pub(super) use feeds::{feed_message, feeds, reapply};
 pub(super) use follow_ups::{
     follow_up_action, follow_up_question, follow_ups, practice_done, record_call,

@@ -2,6 +2,7 @@
 
 mod channels;
 mod day;
+mod documents;
 mod feeds;
 mod follow_ups;
 mod media;
@@ -13,6 +14,7 @@ mod status;
 mod upload;
 
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
+pub use documents::{CAPTION_CHARS, DocumentForm, DocumentNotice, DocumentsPage, documents_page};
 pub use feeds::{FeedCard, feeds_page, message_page, outcome_words};
 pub use follow_ups::{
     FollowUpCard, FollowUpLists, ListFilter, call_notice, confirm_change, follow_ups,
