@@ -704,6 +704,7 @@ fn no_text_the_example_config_can_produce_names_an_opt_out_keyword() {
                         provider: Some("Dr. Chen"),
                         outbox_id: 7,
                         contact_name: Some("Ana Ruiz"),
+                        prep_note: None,
                     };
                     let r = reminderd::template::render_sms(key, text, &input, cap)
                         .unwrap_or_else(|e| panic!("{provider} {key}.{language}: {e}"));
