@@ -526,7 +526,10 @@ mod tests {
         // A language without the note: the clinic's default language's.
         let mut i = input(&c, "mumbai", "Aarav", "mr", "2026-11-26T04:30:00Z");
         i.prep_note = crate::config::prep_note_for(&notes, i.provider);
-        assert_eq!(render("reminder", &t, &i).expect("render").params[4], "Fast for 8 hours");
+        assert_eq!(
+            render("reminder", &t, &i).expect("render").params[4],
+            "Fast for 8 hours"
+        );
         // Another provider's appointment: no note, a dash (WhatsApp refuses an empty one).
         let mut i = input(&c, "mumbai", "Aarav", "en", "2026-11-26T04:30:00Z");
         i.provider = Some("Dr. Rao");
@@ -542,12 +545,27 @@ mod tests {
         let start = crate::time::parse_instant("2026-11-26T04:30:00Z").expect("instant");
         let clinic = c.clinics.get_mut("mumbai").expect("clinic");
         assert!(
-            ack_text(&c.replies.acks, Intent::Confirm, clinic, "Aarav", "en", start).is_some(),
+            ack_text(
+                &c.replies.acks,
+                Intent::Confirm,
+                clinic,
+                "Aarav",
+                "en",
+                start
+            )
+            .is_some(),
             "on by default"
         );
         clinic.acks = false;
         assert_eq!(
-            ack_text(&c.replies.acks, Intent::Confirm, clinic, "Aarav", "en", start),
+            ack_text(
+                &c.replies.acks,
+                Intent::Confirm,
+                clinic,
+                "Aarav",
+                "en",
+                start
+            ),
             None
         );
     }

@@ -3,6 +3,7 @@
 //! The only module that knows the Graph API's JSON.
 
 pub mod media;
+pub mod pricing;
 pub mod upload;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -698,7 +699,7 @@ pub struct StatusUpdate {
     #[serde(default)]
     pub errors: Vec<StatusError>,
     /// What Meta bills for the message (on `sent` and one of `delivered`/`read`).
-    pub pricing: Option<Pricing>,
+    pub pricing: Option<pricing::Pricing>,
 }
 
 /// One `errors[]` of a failed status.
@@ -712,21 +713,6 @@ pub struct StatusError {
     pub title: String,
     /// More detail.
     pub error_data: Option<StatusErrorData>,
-}
-
-/// A status's `pricing`: what Meta bills for the message. Every field optional: `billable`
-/// is slated for deprecation and `type` arrived with webhook v24.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct Pricing {
-    /// Whether the message is charged.
-    pub billable: Option<bool>,
-    /// `utility`, `service`, `marketing`, `authentication`, ...
-    pub category: Option<String>,
-    /// `PMP` (per message) since 2025-07-01.
-    pub pricing_model: Option<String>,
-    /// `regular`, `free_customer_service`, `free_entry_point`.
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
 }
 
 /// `error_data` of a status error.

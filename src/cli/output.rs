@@ -338,7 +338,10 @@ pub(super) fn print_costs(costs: &[reminderd::config::MonthCost]) -> Result<()> 
         writeln!(out, "  billable WhatsApp messages: none")?;
         return Ok(());
     }
-    writeln!(out, "  billable WhatsApp messages (pricing from status webhooks):")?;
+    writeln!(
+        out,
+        "  billable WhatsApp messages (pricing from status webhooks):"
+    )?;
     for c in costs {
         let cost = match (c.cost, c.currency.as_deref()) {
             (Some(v), Some(cur)) => format!("{cur} {v:.2}"),

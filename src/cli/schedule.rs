@@ -14,8 +14,8 @@ use reminderd::store::{AppointmentFilter, AppointmentView, Status, Store, StoreE
 use reminderd::time::{Clock, local_day_bounds};
 
 use super::output::{
-    AppointmentJson, print_appointments, print_follow_ups, print_import, print_json, print_replies,
-    print_costs, print_stats, rfc3339,
+    AppointmentJson, print_appointments, print_costs, print_follow_ups, print_import, print_json,
+    print_replies, print_stats, rfc3339,
 };
 use super::{
     AppointmentsArgs, FollowUpsArgs, ImportArgs, RepliesArgs, SetStatusArgs, StatsArgs, exit, fail,

@@ -44,7 +44,7 @@ pub(super) struct RawCosts {
 }
 
 /// Checks `[costs]`: a three-letter currency, rates that are numbers of zero or more.
-pub(super) fn validate_costs(raw: RawCosts, push: &mut impl FnMut(String, String)) -> Costs {
+pub(super) fn validate_costs(raw: &RawCosts, push: &mut impl FnMut(String, String)) -> Costs {
     let currency = raw.currency.trim().to_ascii_uppercase();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
         push(
@@ -56,17 +56,18 @@ pub(super) fn validate_costs(raw: RawCosts, push: &mut impl FnMut(String, String
         );
     }
     let mut rates = BTreeMap::new();
-    for (name, rate) in CATEGORIES.into_iter().zip([
-        raw.utility,
-        raw.service,
-        raw.marketing,
-        raw.authentication,
-    ]) {
+    for (name, rate) in
+        CATEGORIES
+            .into_iter()
+            .zip([raw.utility, raw.service, raw.marketing, raw.authentication])
+    {
         let Some(rate) = rate else { continue };
         if !rate.is_finite() || !(0.0..=1000.0).contains(&rate) {
             push(
                 format!("costs.{name}"),
-                format!("{rate} is not a price of one message; give a number from 0 to 1000, e.g. 0.115"),
+                format!(
+                    "{rate} is not a price of one message; give a number from 0 to 1000, e.g. 0.115"
+                ),
             );
             continue;
         }
@@ -110,7 +111,12 @@ pub fn monthly(config: &super::Config, billed: &[Billed]) -> Vec<MonthCost> {
     for b in billed {
         let month = config.clinic(&b.clinic).map_or_else(
             || b.sent_at.format("%Y-%m").to_string(),
-            |c| b.sent_at.with_timezone(&c.time_zone).format("%Y-%m").to_string(),
+            |c| {
+                b.sent_at
+                    .with_timezone(&c.time_zone)
+                    .format("%Y-%m")
+                    .to_string()
+            },
         );
         *counts
             .entry((b.clinic.clone(), month, b.category.clone()))
@@ -171,7 +177,7 @@ mod tests {
     fn rates_and_currency_are_checked() {
         let mut problems = Vec::new();
         validate_costs(
-            RawCosts {
+            &RawCosts {
                 currency: "rupees".into(),
                 utility: Some(-1.0),
                 service: Some(0.1),

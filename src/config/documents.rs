@@ -162,10 +162,10 @@ pub(super) fn validate_documents(
             .map(|f| f.trim().to_string())
             .filter(|f| !f.is_empty())
             .unwrap_or_else(|| {
-                d.file
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| format!("{key}.{ext}"))
+                d.file.file_name().map_or_else(
+                    || format!("{key}.{ext}"),
+                    |f| f.to_string_lossy().into_owned(),
+                )
             });
         if filename.contains(['/', '\\', '\n', '\r']) {
             push(
@@ -260,7 +260,9 @@ pub(super) fn validate_prep_notes(
             if let Some(problem) = problem {
                 push(
                     k(&format!("text.{lang}")),
-                    format!("{problem}; write the note on one line, at most {PREP_NOTE_CHARS} characters"),
+                    format!(
+                        "{problem}; write the note on one line, at most {PREP_NOTE_CHARS} characters"
+                    ),
                 );
                 continue;
             }

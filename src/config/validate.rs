@@ -414,7 +414,9 @@ pub(super) fn validate(
     };
     let documents = super::documents::validate_documents(raw.documents, base, &mut push);
     let prep_notes = super::documents::validate_prep_notes(raw.prep_notes, &mut push);
-    let costs = raw.costs.map(|c| super::costs::validate_costs(c, &mut push));
+    let costs = raw
+        .costs
+        .map(|c| super::costs::validate_costs(&c, &mut push));
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {

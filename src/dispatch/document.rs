@@ -32,11 +32,7 @@ impl SendJob {
                 row.params.clone(),
             );
         };
-        let path = doc.path.clone();
-        let read = tokio::task::spawn_blocking(move || std::fs::read(path))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        let bytes = match read {
+        let bytes = match tokio::fs::read(&doc.path).await {
             Ok(b) => b,
             Err(e) => {
                 return (

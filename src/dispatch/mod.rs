@@ -627,7 +627,10 @@ impl SendJob {
             provider: row.provider.as_deref(),
             outbox_id: row.id,
             contact_name: row.contact_name.as_deref(),
-            prep_note: crate::config::prep_note_for(&self.config.prep_notes, row.provider.as_deref()),
+            prep_note: crate::config::prep_note_for(
+                &self.config.prep_notes,
+                row.provider.as_deref(),
+            ),
         };
         let rendered = match template::render(key, template, &input) {
             Ok(r) => r,

@@ -7,7 +7,7 @@ use rusqlite::params;
 use super::{Store, StoreError};
 use crate::config::Billed;
 use crate::time::from_unix;
-use crate::whatsapp::Pricing;
+use crate::whatsapp::pricing::Pricing;
 
 impl Store {
     /// Records a status's `pricing` on the message it names (by wamid, else by the outbox id

@@ -39,8 +39,8 @@ pub use calls::{
     ScheduleAge, SendTrouble, WaitingReply,
 };
 pub use channels::{NumberFacts, PatientChannels};
-pub use documents::{DocumentQueued, DocumentTarget, STAFF_RULE, SentDocument, WINDOW};
 pub use desk_status::{DeskChange, LastMessage, Note};
+pub use documents::{DocumentQueued, DocumentTarget, STAFF_RULE, SentDocument, WINDOW};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };

@@ -126,4 +126,78 @@ mod tests {
         assert!(v.get("text").is_none() && v.get("template").is_none());
         assert_eq!(v["biz_opaque_callback_data"], "7");
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_upload_gives_the_media_id_a_document_message_names_and_an_unknown_id_is_refused() {
+        use crate::sim::{Sim, SimConfig};
+        use secrecy::SecretString;
+        use sha2::Digest as _;
+        const TOKEN: &str = "upload-test-token";
+        let sim = Sim::start(SimConfig {
+            access_token: TOKEN.into(),
+            webhook_url: None,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let mut config = crate::config::Config::example().expect("example config");
+        let mut wa = config.whatsapp.take().expect("[whatsapp]");
+        wa.api_base = sim.base_url();
+        wa.phone_number_id = sim.config().phone_number_id.clone();
+        let client = Client::new(&wa, SecretString::from(TOKEN), None).expect("client");
+        let pdf = b"%PDF-1.4 a consent form".to_vec();
+        let id = client
+            .upload_media(pdf.clone(), "application/pdf", "Consent form.pdf")
+            .await
+            .expect("uploaded");
+        let uploads = sim.uploads();
+        assert_eq!(uploads.len(), 1);
+        assert_eq!(uploads[0].id, id);
+        assert_eq!(uploads[0].filename, "Consent form.pdf");
+        assert_eq!(uploads[0].mime_type, "application/pdf");
+        assert_eq!(
+            uploads[0].sha256_hex,
+            format!("{:x}", sha2::Sha256::digest(&pdf))
+        );
+
+        let to = E164::from_stored("+919820012345".into());
+        let sent = client
+            .send(&SendRequest::document(
+                &to,
+                id,
+                "Consent form.pdf".into(),
+                None,
+                "1".into(),
+            ))
+            .await;
+        assert!(sent.is_ok(), "{sent:?}");
+        let err = client
+            .send(&SendRequest::document(
+                &to,
+                "999".into(),
+                "x.pdf".into(),
+                None,
+                "2".into(),
+            ))
+            .await
+            .expect_err("unknown media id");
+        assert!(
+            matches!(&err, SendError::Api { http_status: 400, code: 100, details: Some(d), .. }
+                if d.contains("document['id']")),
+            "{err:?}"
+        );
+        // A type WhatsApp does not take as a document: Graph's parameter error.
+        let err = client
+            .upload_media(b"MZ".to_vec(), "application/x-msdownload", "tool.exe")
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Some(100), "{err:?}");
+        // The wrong token: 401, code 190, as for every call.
+        let other = Client::new(&wa, SecretString::from("wrong"), None).expect("client");
+        let err = other
+            .upload_media(pdf, "application/pdf", "a.pdf")
+            .await
+            .expect_err("unauthorised");
+        assert_eq!(err.code(), Some(190), "{err:?}");
+    }
 }

@@ -103,10 +103,15 @@ async fn a_month_of_traffic_shows_billable_messages_and_their_cost_and_acks_foll
     )
     .await;
 
-    let this_month = chrono::Utc::now()
-        .with_timezone(&chrono_tz::Asia::Kolkata)
-        .format("%Y-%m")
-        .to_string();
+    // The acknowledgement went at the real time: its month in Mumbai.
+    let this_month = chrono::DateTime::from_timestamp(
+        s.id("SELECT sent_at FROM outbox WHERE kind = 'reply_ack'"),
+        0,
+    )
+    .expect("instant")
+    .with_timezone(&chrono_tz::Asia::Kolkata)
+    .format("%Y-%m")
+    .to_string();
     let out = s
         .cli(&[
             "stats",
@@ -128,7 +133,10 @@ async fn a_month_of_traffic_shows_billable_messages_and_their_cost_and_acks_foll
     };
     let mumbai = find("mumbai", "2030-12", "utility");
     assert_eq!(mumbai["messages"], 2);
-    assert!((mumbai["cost"].as_f64().expect("cost") - 0.23).abs() < 1e-9, "{mumbai}");
+    assert!(
+        (mumbai["cost"].as_f64().expect("cost") - 0.23).abs() < 1e-9,
+        "{mumbai}"
+    );
     assert_eq!(mumbai["currency"], "INR");
     assert_eq!(find("nyc", "2030-12", "utility")["messages"], 1);
     let service = find("mumbai", &this_month, "service");
@@ -158,7 +166,10 @@ async fn a_month_of_traffic_shows_billable_messages_and_their_cost_and_acks_foll
         .await;
     assert_eq!(page.status, 200, "{}", page.body);
     let words = text(&page.body);
-    assert!(words.contains("WhatsApp messages Meta bills for"), "{words}");
+    assert!(
+        words.contains("WhatsApp messages Meta bills for"),
+        "{words}"
+    );
     assert!(words.contains("December 2030"), "{words}");
     assert!(
         words.contains("Reminders and other approved messages (utility) 2 INR 0.23"),

@@ -191,7 +191,11 @@ async fn a_document_sent_from_the_desk_reaches_the_patient_once_with_the_uploade
     let second = b.post(&page, &form).await;
     assert_eq!(first.status, 303, "{}", first.body);
     assert_eq!(second.status, 303, "{}", second.body);
-    assert!(second.location().contains("again="), "{}", second.location());
+    assert!(
+        second.location().contains("again="),
+        "{}",
+        second.location()
+    );
     let after = b.follow(second, &page).await;
     assert!(
         text(&after.body).contains("it was not sent a second time"),
@@ -228,7 +232,10 @@ async fn a_document_sent_from_the_desk_reaches_the_patient_once_with_the_uploade
     assert_eq!(d["to"], "+919820012345");
     assert_eq!(d["document"]["id"], uploads[0].id.as_str());
     assert_eq!(d["document"]["filename"], "Consent form.pdf");
-    assert_eq!(d["document"]["caption"], "Please sign and bring it on Monday");
+    assert_eq!(
+        d["document"]["caption"],
+        "Please sign and bring it on Monday"
+    );
     assert_eq!(uploads[0].mime_type, "application/pdf");
     assert_eq!(
         uploads[0].sha256_hex,
@@ -248,7 +255,10 @@ async fn a_document_sent_from_the_desk_reaches_the_patient_once_with_the_uploade
         shown.contains("Delivered") || shown.contains("Read"),
         "{shown}"
     );
-    assert!(shown.contains("Please sign and bring it on Monday"), "{shown}");
+    assert!(
+        shown.contains("Please sign and bring it on Monday"),
+        "{shown}"
+    );
     s.until_count(
         "the document's pricing",
         "SELECT count(*) FROM outbox WHERE kind = 'staff_document' AND billable = 1 AND pricing_category = 'service' AND pricing_type = 'regular'",
@@ -369,5 +379,8 @@ text = { en = "Fast for 8 hours before the blood test", hi = "रक्त ज�
     );
     let rao = env.run(&["preview", "A2"]).expect(0).stdout;
     assert!(!rao.contains("Fast for 8 hours"), "{rao}");
-    assert!(rao.contains("\"-\""), "a dash, not an empty parameter: {rao}");
+    assert!(
+        rao.contains("\"-\""),
+        "a dash, not an empty parameter: {rao}"
+    );
 }

@@ -172,7 +172,9 @@ pub(in crate::desk) async fn send_document(
             tracing::info!(user = %staff.session.user, patient = id, outbox = row, "desk: document queued");
             Ok(Redirect::to(&format!("{to}?sent={row}")).into_response())
         }
-        DocumentQueued::Again(row) => Ok(Redirect::to(&format!("{to}?again={row}")).into_response()),
+        DocumentQueued::Again(row) => {
+            Ok(Redirect::to(&format!("{to}?again={row}")).into_response())
+        }
         DocumentQueued::NoPatient => Err(no_such_patient(&staff)),
         DocumentQueued::WindowClosed | DocumentQueued::OptedOut => {
             // The page says why; what was chosen is kept should the window open again.
