@@ -30,6 +30,8 @@ pub struct Input<'a> {
     pub outbox_id: i64,
     /// The caregiver's name, for a message to the caregiver.
     pub contact_name: Option<&'a str>,
+    /// The preparation note for the appointment's provider (`config::prep_note_for`).
+    pub prep_note: Option<&'a crate::config::PrepNote>,
 }
 
 /// A quick-reply button as sent.
@@ -163,6 +165,7 @@ pub fn render(key: &str, template: &Template, input: &Input<'_>) -> Result<Rende
             Field::AppointmentProvider => input.provider.unwrap_or_default().trim().to_string(),
             Field::ClinicName => clinic.display_name.clone(),
             Field::ContactName => input.contact_name.unwrap_or_default().trim().to_string(),
+            Field::PrepNotes => prep_text(input, &language),
         };
         if let Err(problem) = check_param(&value) {
             return Err(RenderError::BadParam {
@@ -254,6 +257,7 @@ pub fn render_sms(
             "time" => local.format(&clinic.time_format).to_string(),
             "provider" => input.provider?.trim().to_string(),
             "clinic_phone" => clinic.phone.clone()?,
+            "prep_notes" => prep_text(input, &language),
             _ => return None,
         })
     };
@@ -286,6 +290,16 @@ pub fn render_sms(
             variables: filled.variables,
         }),
     })
+}
+
+/// The appointment's preparation note in `language` (else the clinic's), or a dash: WhatsApp
+/// rejects an empty parameter.
+fn prep_text(input: &Input<'_>, language: &str) -> String {
+    input
+        .prep_note
+        .and_then(|n| n.text_for(language, &input.clinic.default_language))
+        .unwrap_or(crate::config::NO_PREP_NOTE)
+        .to_string()
 }
 
 /// The Cloud API's rules for one text parameter.
@@ -326,6 +340,7 @@ fn field_name(f: Field) -> &'static str {
         Field::AppointmentProvider => "appointment.provider",
         Field::ClinicName => "clinic.name",
         Field::ContactName => "contact.name",
+        Field::PrepNotes => "appointment.prep_notes",
     }
 }
 
@@ -364,6 +379,10 @@ pub fn ack_text(
     language: &str,
     starts_at: DateTime<Utc>,
 ) -> Option<String> {
+    // A clinic with `acks = "off"` saves the billed service message.
+    if !clinic.acks {
+        return None;
+    }
     let base = |l: &str| l.split('_').next().unwrap_or(l).to_string();
     let lang = [
         language.to_string(),
@@ -413,6 +432,7 @@ mod tests {
             provider: Some("Dr. Mehta"),
             outbox_id: 42,
             contact_name: None,
+            prep_note: None,
         }
     }
 
@@ -481,6 +501,73 @@ mod tests {
         assert_eq!(r.language, "es", "es_MX falls back to es");
         assert_eq!(r.params[2], "jueves, noviembre 26");
         assert_eq!(r.params[3], "8:30 AM");
+    }
+
+    #[test]
+    fn the_providers_preparation_note_is_a_parameter_in_the_patients_language() {
+        let c = config();
+        let notes = vec![crate::config::PrepNote {
+            provider: "Dr. Mehta".into(),
+            text: std::collections::BTreeMap::from([
+                ("en".to_string(), "Fast for 8 hours".to_string()),
+                ("hi".to_string(), "8 घंटे उपवास रखें".to_string()),
+            ]),
+        }];
+        let mut t = c.templates["reminder"].clone();
+        t.params.push(Field::PrepNotes);
+        t.languages
+            .values_mut()
+            .for_each(|l| l.body.push_str(" {{5}}"));
+        let mut i = input(&c, "mumbai", "Aarav", "hi", "2026-11-26T04:30:00Z");
+        i.prep_note = crate::config::prep_note_for(&notes, i.provider);
+        let r = render("reminder", &t, &i).expect("render");
+        assert_eq!(r.params[4], "8 घंटे उपवास रखें");
+        assert!(r.text.ends_with("8 घंटे उपवास रखें"), "{}", r.text);
+        // A language without the note: the clinic's default language's.
+        let mut i = input(&c, "mumbai", "Aarav", "mr", "2026-11-26T04:30:00Z");
+        i.prep_note = crate::config::prep_note_for(&notes, i.provider);
+        assert_eq!(
+            render("reminder", &t, &i).expect("render").params[4],
+            "Fast for 8 hours"
+        );
+        // Another provider's appointment: no note, a dash (WhatsApp refuses an empty one).
+        let mut i = input(&c, "mumbai", "Aarav", "en", "2026-11-26T04:30:00Z");
+        i.provider = Some("Dr. Rao");
+        i.prep_note = crate::config::prep_note_for(&notes, i.provider);
+        let r = render("reminder", &t, &i).expect("render");
+        assert_eq!(r.params[4], "-");
+        assert!(!r.text.contains("Fast"), "{}", r.text);
+    }
+
+    #[test]
+    fn acknowledgements_are_not_written_for_a_clinic_that_turned_them_off() {
+        let mut c = config();
+        let start = crate::time::parse_instant("2026-11-26T04:30:00Z").expect("instant");
+        let clinic = c.clinics.get_mut("mumbai").expect("clinic");
+        assert!(
+            ack_text(
+                &c.replies.acks,
+                Intent::Confirm,
+                clinic,
+                "Aarav",
+                "en",
+                start
+            )
+            .is_some(),
+            "on by default"
+        );
+        clinic.acks = false;
+        assert_eq!(
+            ack_text(
+                &c.replies.acks,
+                Intent::Confirm,
+                clinic,
+                "Aarav",
+                "en",
+                start
+            ),
+            None
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 pub mod events;
 pub mod media;
+pub mod pricing;
+pub mod upload;
 mod webhook;
 
 pub use webhook::*;
@@ -34,6 +36,9 @@ pub struct SendRequest {
     /// The text, for free-form messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<TextPayload>,
+    /// The document, for a document message ([`upload`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<upload::DocumentPayload>,
     /// Echoed back in every status webhook: the outbox id, so a status finds its row even
     /// when the response carrying the wamid was lost.
     pub biz_opaque_callback_data: String,
@@ -138,6 +143,7 @@ impl SendRequest {
                 components,
             }),
             text: None,
+            document: None,
             biz_opaque_callback_data: callback,
         }
     }
@@ -154,6 +160,7 @@ impl SendRequest {
                 preview_url: false,
                 body,
             }),
+            document: None,
             biz_opaque_callback_data: callback,
         }
     }

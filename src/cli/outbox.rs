@@ -182,6 +182,10 @@ pub(super) fn preview(config_path: &Path, db: Option<&Path>, args: &PreviewArgs)
             provider: row.provider.as_deref(),
             outbox_id: 0,
             contact_name: None,
+            prep_note: reminderd::config::prep_note_for(
+                &config.prep_notes,
+                row.provider.as_deref(),
+            ),
         },
     )
     .map_err(|e| fail(exit::DATA, e.to_string()))?;

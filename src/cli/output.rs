@@ -331,6 +331,36 @@ pub(super) fn print_follow_ups(all: &[(FollowUp, chrono_tz::Tz)]) -> std::io::Re
     Ok(())
 }
 
+/// The billable WhatsApp messages per clinic, month and category, with the estimated cost.
+pub(super) fn print_costs(costs: &[reminderd::config::MonthCost]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if costs.is_empty() {
+        writeln!(out, "  billable WhatsApp messages: none")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  billable WhatsApp messages (pricing from status webhooks):"
+    )?;
+    for c in costs {
+        let cost = match (c.cost, c.currency.as_deref()) {
+            (Some(v), Some(cur)) => format!("{cur} {v:.2}"),
+            (Some(v), None) => format!("{v:.2}"),
+            (None, _) => "no rate in [costs]".into(),
+        };
+        writeln!(
+            out,
+            "    {} {} {}: {} billable, estimated {cost}",
+            c.clinic, c.month, c.category, c.messages
+        )?;
+    }
+    let total: f64 = costs.iter().filter_map(|c| c.cost).sum();
+    if let Some(cur) = costs.iter().find_map(|c| c.currency.as_deref()) {
+        writeln!(out, "    estimated total: {cur} {total:.2}")?;
+    }
+    Ok(())
+}
+
 pub(super) fn print_stats(s: &Stats, from: NaiveDate, to: NaiveDate) -> Result<()> {
     let pct = |n: i64, d: i64| {
         if d == 0 {

@@ -14,8 +14,8 @@ use reminderd::store::{AppointmentFilter, AppointmentView, Status, Store, StoreE
 use reminderd::time::{Clock, local_day_bounds};
 
 use super::output::{
-    AppointmentJson, print_appointments, print_follow_ups, print_import, print_json, print_replies,
-    print_stats, rfc3339,
+    AppointmentJson, print_appointments, print_costs, print_follow_ups, print_import, print_json,
+    print_replies, print_stats, rfc3339,
 };
 use super::{
     AppointmentsArgs, FollowUpsArgs, ImportArgs, RepliesArgs, SetStatusArgs, StatsArgs, exit, fail,
@@ -550,15 +550,16 @@ pub(super) fn stats(config_path: &Path, db: Option<&Path>, args: &StatsArgs) -> 
     let today = now.with_timezone(&zone).date_naive();
     let to = args.to.unwrap_or(today);
     let from = args.from.unwrap_or_else(|| reminderd::jobs::stats_from(to));
-    let s = store.stats(
-        clinic.as_deref(),
-        local_day_bounds(zone, from).0,
-        local_day_bounds(zone, to).1,
-    )?;
+    let (start, end) = (local_day_bounds(zone, from).0, local_day_bounds(zone, to).1);
+    let s = store.stats(clinic.as_deref(), start, end)?;
+    let costs = reminderd::config::monthly(&config, &store.billed(clinic.as_deref(), start, end)?);
     if args.json {
-        print_json(&serde_json::json!({ "from": from, "to": to, "clinic": clinic, "stats": s }))?;
+        print_json(
+            &serde_json::json!({ "from": from, "to": to, "clinic": clinic, "stats": s, "costs": costs }),
+        )?;
     } else {
         print_stats(&s, from, to)?;
+        print_costs(&costs)?;
     }
     Ok(exit::OK)
 }

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use crate::phone::Region;
 
 mod conversations;
+mod costs;
+mod documents;
 mod feeds;
 mod messaging;
 mod raw;
@@ -25,6 +27,8 @@ mod validate;
 mod values;
 
 pub use conversations::{Conversations, DEFAULT_GUIDELINES, DEFAULT_SENSITIVE_PATTERNS};
+pub use costs::{AckChoice, Billed, CATEGORIES, Costs, MonthCost, monthly};
+pub use documents::{Document, MAX_DOCUMENT_BYTES, NO_PREP_NOTE, PrepNote, prep_note_for};
 pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
 pub use sms::{
@@ -75,6 +79,12 @@ pub struct Config {
     pub feeds: BTreeMap<String, Feed>,
     /// Conversations on the desk: the "please call us" template, guidelines, sensitive phrases.
     pub conversations: Conversations,
+    /// The documents staff may send a patient (`[documents.KEY]`), by key.
+    pub documents: BTreeMap<String, Document>,
+    /// Preparation notes per provider (`[[prep_notes]]`), in file order.
+    pub prep_notes: Vec<PrepNote>,
+    /// Per-category rates for the cost estimate (`None`: counts only).
+    pub costs: Option<Costs>,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,
@@ -214,6 +224,9 @@ pub struct Clinic {
     pub sms_fallback: bool,
     /// The clinic's phone number as patients dial it, for texts that cannot be answered.
     pub phone: Option<String>,
+    /// Send the acknowledgement after a patient's answer (`acks = "on"`, the default); each
+    /// is a billed service message since 2026-10-01.
+    pub acks: bool,
 }
 
 /// The order of day, month and year in a clinic's dates (`clinics.KEY.date_order`).
@@ -302,6 +315,10 @@ pub enum Field {
     /// The caregiver's name (in a caregiver's template).
     #[serde(rename = "contact.name")]
     ContactName,
+    /// The preparation note for the appointment's provider (`[[prep_notes]]`), in the
+    /// patient's language; a dash when there is none.
+    #[serde(rename = "appointment.prep_notes", alias = "prep_notes")]
+    PrepNotes,
 }
 
 /// An approved WhatsApp template as configured.

@@ -32,6 +32,11 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, super::feeds::RawFeed>,
     pub(super) conversations: Option<super::conversations::RawConversations>,
+    #[serde(default)]
+    pub(super) documents: BTreeMap<String, super::documents::RawDocument>,
+    #[serde(default)]
+    pub(super) prep_notes: Vec<super::documents::RawPrepNote>,
+    pub(super) costs: Option<super::costs::RawCosts>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +346,7 @@ pub(super) struct RawClinic {
     pub(super) sms_provider: Option<crate::sms::Provider>,
     pub(super) sms_fallback: Option<bool>,
     pub(super) phone: Option<String>,
+    pub(super) acks: Option<super::costs::AckChoice>,
 }
 
 fn default_date_format() -> String {

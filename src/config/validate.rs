@@ -223,6 +223,7 @@ pub(super) fn validate(
                     // Settled below, once [sms] is read.
                     sms_fallback: c.sms_fallback.unwrap_or(true),
                     phone: c.phone.map(|p| p.trim().to_string()),
+                    acks: c.acks != Some(super::AckChoice::Off),
                 },
             );
         }
@@ -412,6 +413,11 @@ pub(super) fn validate(
         super::feeds::validate(raw.feeds, &clinics, &taken, now, &mut push)
     };
     let conversations = super::conversations::validate(raw.conversations, &templates, &mut push);
+    let documents = super::documents::validate_documents(raw.documents, base, &mut push);
+    let prep_notes = super::documents::validate_prep_notes(raw.prep_notes, &mut push);
+    let costs = raw
+        .costs
+        .map(|c| super::costs::validate_costs(&c, &mut push));
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -432,6 +438,9 @@ pub(super) fn validate(
             sms,
             feeds,
             conversations,
+            documents,
+            prep_notes,
+            costs,
             warnings,
         })
     } else {

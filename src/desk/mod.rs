@@ -190,6 +190,10 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/patient", get(patient))
         .route("/desk/patient/reveal", post(reveal_patient))
         .route("/desk/week", get(week))
+        .route(
+            "/desk/patients/{id}/documents",
+            get(pages::documents).post(pages::send_document),
+        )
         .route("/desk/remind", get(remind_page).post(remind))
         .route("/desk/remind/all", post(remind_all))
         .route(

@@ -7,12 +7,11 @@
 //! `unknown` (never a blind resend: the Cloud API has no idempotency key).
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -25,6 +24,10 @@ use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
 
 mod channels;
+mod rate;
+
+pub use rate::{limiter_for, quota_for};
+mod document;
 pub mod health;
 
 use crate::model::{Channel, Recipient};
@@ -270,44 +273,6 @@ pub struct Dispatcher {
 /// One gate per recipient: holding it serialises sends to that number, and it stores when the
 /// next may start, counted from the previous *response*, so latency never shortens the gap.
 type Gates = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Instant>>>>>;
-
-/// The quota for a cap of `rate` messages per second, and its burst. GCRA admits `burst` at
-/// once and then one every `1/steady`, so at most `burst + steady` in any second: `steady` is
-/// the cap less the burst, less 1% headroom, because arrivals at the API jitter by a few
-/// milliseconds (connection set-up, scheduling) and a late one lands in the next second's
-/// window (measured: 1001-1002 in one window at a cap of 1000 without the headroom).
-pub fn quota_for(rate: u32) -> (Quota, NonZeroU32) {
-    if rate < 50 {
-        // Below 50 a second (an SMS long code sends 1, a toll-free number 3) a burst and a
-        // whole message of headroom would eat most of the cap: plain spacing instead, 5%
-        // longer than 1/rate, so that no second holds more than the cap even when arrivals
-        // jitter by tens of milliseconds (measured by bench/sms.py at 1 a second).
-        let period = StdDuration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * 0.95));
-        let quota = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::MIN);
-        return (quota, NonZeroU32::MIN);
-    }
-    let burst = (rate / 50).max(1);
-    let headroom = (rate / 100).max(1);
-    let steady = rate.saturating_sub(burst).saturating_sub(headroom).max(1);
-    let period = StdDuration::from_secs_f64(1.0 / f64::from(steady));
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst);
-    (quota, burst)
-}
-
-/// The limiter for a cap of `rate` messages per second, starting with its burst spent: a
-/// cold start would release the burst while connections are still opening, and its
-/// messages would reach the API bunched with the ones after them.
-pub fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
-    let (quota, burst) = quota_for(rate);
-    let limiter = RateLimiter::direct(quota);
-    let _ = limiter.check_n(burst);
-    limiter
-}
 
 impl Dispatcher {
     /// A dispatcher over `store` sending through `client`.
@@ -602,6 +567,9 @@ impl SendJob {
         if row.channel == Channel::Sms {
             return self.attempt_sms(row, clinic).await;
         }
+        if row.kind == Kind::StaffDocument {
+            return self.attempt_document(row, cfg).await;
+        }
         if matches!(row.kind, Kind::ReplyAck | Kind::StaffMessage) {
             let Some(text) = row
                 .params
@@ -672,6 +640,10 @@ impl SendJob {
             provider: row.provider.as_deref(),
             outbox_id: row.id,
             contact_name: row.contact_name.as_deref(),
+            prep_note: crate::config::prep_note_for(
+                &self.config.prep_notes,
+                row.provider.as_deref(),
+            ),
         };
         let rendered = match template::render(key, template, &input) {
             Ok(r) => r,
@@ -802,6 +774,10 @@ impl SendJob {
                         provider: row.provider.as_deref(),
                         outbox_id: row.id,
                         contact_name: row.contact_name.as_deref(),
+                        prep_note: crate::config::prep_note_for(
+                            &self.config.prep_notes,
+                            row.provider.as_deref(),
+                        ),
                     };
                     template::render_sms(k, t, &input, cap).map_err(|e| e.to_string())
                 }

@@ -3,6 +3,7 @@ use super::*;
 use crate::phone::E164;
 use crate::store::CancelledBy;
 use crate::time::parse_instant;
+use governor::RateLimiter;
 
 #[test]
 fn backoff_doubles_with_jitter_and_caps() {

@@ -368,6 +368,8 @@ pub fn process_webhook(
                         StatusApplied::Stale => summary.stale_statuses += 1,
                         StatusApplied::Unknown => summary.unknown_statuses += 1,
                     }
+                    // What Meta bills for it (the status's `pricing`), on the same row.
+                    store.record_pricing_of(status, now)?;
                 }
                 // A state we do not track (Meta adds some): nothing moves.
                 None => summary.stale_statuses += 1,

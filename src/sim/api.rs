@@ -38,6 +38,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(super::msg91::routes())
         .route("/{version}/{node}", get(super::media::media_url))
         .route("/{version}/{node}/messages", post(send))
+        .route(
+            "/{version}/{node}/media",
+            post(super::media::upload).layer(axum::extract::DefaultBodyLimit::max(
+                super::media::MAX_SIM_MEDIA,
+            )),
+        )
         .route("/{version}/{node}/message_templates", get(templates))
         .route("/_sim/messages", get(list_messages).delete(clear_messages))
         .route("/_sim/attempts", get(list_attempts))
@@ -75,7 +81,7 @@ pub(crate) struct GraphError {
 }
 
 impl GraphError {
-    fn new(code: i64, details: impl Into<String>) -> Self {
+    pub(crate) fn new(code: i64, details: impl Into<String>) -> Self {
         Self {
             http: http_status(code),
             code,
@@ -401,7 +407,7 @@ fn accept(
     let now = Instant::now();
     let (send, wamid, fail_code) = {
         let mut st = sh.state();
-        let send = validate(&value, &st.templates)?;
+        let send = validate(&value, &st.templates, &st.media)?;
         let Send::Message(msg) = send else {
             drop(st);
             sh.finish_attempt(seq, Answer::Success, &[]);
@@ -498,7 +504,11 @@ fn str_field<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj.get(key).and_then(Value::as_str)
 }
 
-fn validate(v: &Value, templates: &[SimTemplate]) -> Result<Send, GraphError> {
+fn validate(
+    v: &Value,
+    templates: &[SimTemplate],
+    media: &std::collections::HashMap<String, super::media::Stored>,
+) -> Result<Send, GraphError> {
     if !v.is_object() {
         return Err(GraphError::new(
             100,
@@ -598,11 +608,15 @@ fn validate(v: &Value, templates: &[SimTemplate]) -> Result<Send, GraphError> {
             validate_interactive(v.get("interactive"))?;
             None
         }
+        "document" => {
+            super::media::check_document(v.get("document"), media)?;
+            None
+        }
         other => {
             return Err(GraphError::new(
                 131_051,
                 format!(
-                    "Message type {other:?} is not supported by the simulator (template, text, interactive)."
+                    "Message type {other:?} is not supported by the simulator (template, text, interactive, document)."
                 ),
             ));
         }

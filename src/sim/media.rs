@@ -42,6 +42,8 @@ pub(crate) struct Stored {
     sha256_base64: String,
     /// Answer download urls on this `host:port` instead of the simulator's.
     download_host: Option<String>,
+    /// The file name, for a file the client uploaded (`POST /{version}/{node}/media`).
+    uploaded_as: Option<String>,
 }
 
 /// A file the simulator now holds, as a test refers to it.
@@ -90,6 +92,7 @@ impl Shared {
                 sha256_hex,
                 sha256_base64,
                 download_host,
+                uploaded_as: None,
             },
         );
         out
@@ -120,6 +123,27 @@ impl Sim {
     /// Forgets a file, as WhatsApp does about 30 days after its message; false if unknown.
     pub fn expire_media(&self, id: &str) -> bool {
         self.shared.state().media.remove(id).is_some()
+    }
+
+    /// The files the client uploaded (`POST /{version}/{node}/media`), by media id.
+    pub fn uploads(&self) -> Vec<SimUpload> {
+        let mut out: Vec<SimUpload> = self
+            .shared
+            .state()
+            .media
+            .iter()
+            .filter_map(|(id, m)| {
+                Some(SimUpload {
+                    id: id.clone(),
+                    filename: m.uploaded_as.clone()?,
+                    sha256_hex: m.sha256_hex.clone(),
+                    mime_type: m.mime_type.clone(),
+                    file_size: m.bytes.len(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
     }
 
     /// How many file downloads were served.
@@ -219,6 +243,122 @@ pub(crate) async fn expire(State(sh): State<Arc<Shared>>, Path(id): Path<String>
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND
+    }
+}
+
+/// A file the client uploaded, as the simulator recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SimUpload {
+    /// The media id the upload answered.
+    pub id: String,
+    /// The multipart part's file name.
+    pub filename: String,
+    /// The bytes' SHA-256, lower-case hex.
+    pub sha256_hex: String,
+    /// The type the upload gave.
+    pub mime_type: String,
+    /// Its size in bytes.
+    pub file_size: usize,
+}
+
+/// The types the Cloud API takes for a document upload.
+const DOCUMENT_TYPES: [&str; 8] = [
+    "application/pdf",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+];
+
+/// `POST /{version}/{phone number id}/media`: a multipart upload (`messaging_product`,
+/// `type`, `file`) answered `{"id"}`, with Graph's errors for a missing or unsupported part.
+pub(crate) async fn upload(
+    State(sh): State<Arc<Shared>>,
+    Path((version, node)): Path<(String, String)>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if !valid_version(&version) {
+        return bad_version(&version).into_response();
+    }
+    if !authorized(&headers, &sh.config.access_token) {
+        return unauthorized();
+    }
+    if node != sh.config.phone_number_id {
+        return unknown_node("post", &node).into_response();
+    }
+    let param = |m: &str| super::api::GraphError::new(100, m.to_string()).into_response();
+    let Ok(mut multipart) = multipart else {
+        return param("The request must be multipart/form-data with the parameter file.");
+    };
+    let (mut product, mut kind, mut file) = (None, None, None);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return param(&format!("The upload could not be read: {e}")),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let part_type = field.content_type().map(str::to_string);
+        let Ok(bytes) = field.bytes().await else {
+            return param("The upload was cut off.");
+        };
+        match name.as_str() {
+            "messaging_product" => product = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "type" => kind = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "file" => file = Some((bytes, filename, part_type)),
+            _ => {}
+        }
+    }
+    if product.as_deref() != Some("whatsapp") {
+        return param("The parameter messaging_product is required and must be whatsapp.");
+    }
+    let Some((bytes, filename, part_type)) = file.filter(|(b, _, _)| !b.is_empty()) else {
+        return param("The parameter file is required.");
+    };
+    let mime = kind.or(part_type).unwrap_or_default();
+    if !DOCUMENT_TYPES.contains(&mime.as_str()) && !mime.starts_with("image/") {
+        return param(&format!(
+            "Param file must be a file with one of the following types: {}. Received file of type '{mime}'.",
+            DOCUMENT_TYPES.join(", ")
+        ));
+    }
+    let media = sh.add_media(bytes, &mime, None);
+    if let Some(m) = sh.state().media.get_mut(&media.id) {
+        m.uploaded_as = Some(filename.unwrap_or_else(|| "file".into()));
+    }
+    axum::Json(json!({ "id": media.id })).into_response()
+}
+
+/// Whether a document message's media id names a file the simulator holds.
+pub(crate) fn check_document(
+    document: Option<&serde_json::Value>,
+    media: &HashMap<String, Stored>,
+) -> Result<(), super::api::GraphError> {
+    let Some(d) = document.filter(|d| d.is_object()) else {
+        return Err(super::api::GraphError::new(
+            100,
+            "The parameter document is required.",
+        ));
+    };
+    match (
+        d.get("id").and_then(serde_json::Value::as_str),
+        d.get("link"),
+    ) {
+        (Some(id), _) if media.contains_key(id) => Ok(()),
+        (Some(_), _) => Err(super::api::GraphError::new(
+            100,
+            "Param document['id'] is not a valid whatsapp business account media attachment ID",
+        )),
+        (None, Some(_)) => Ok(()),
+        (None, None) => Err(super::api::GraphError::new(
+            100,
+            "The parameter document['id'] or document['link'] is required.",
+        )),
     }
 }
 

@@ -41,7 +41,7 @@ mod webhook;
 pub use fhir::{
     SIM_FHIR_CLIENT_ID, SIM_FHIR_CLIENT_SECRET, SIM_FHIR_TOKEN, SimFhirFault, SimFhirWrite,
 };
-pub use media::SimMedia;
+pub use media::{SimMedia, SimUpload};
 pub use msg91::{SimDlt, SimDltTemplate, SimMsg91, dlt_templates_from_config};
 pub use twilio::SimSms;
 

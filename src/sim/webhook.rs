@@ -163,8 +163,9 @@ impl StatusJob {
             Some(category) => json!({
                 "billable": true, "pricing_model": "PMP", "type": "regular", "category": category
             }),
+            // Free-form messages are billed service messages since 2026-10-01.
             None => json!({
-                "billable": false, "pricing_model": "PMP", "type": "free_customer_service",
+                "billable": true, "pricing_model": "PMP", "type": "regular",
                 "category": "service"
             }),
         }

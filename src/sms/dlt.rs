@@ -23,7 +23,8 @@ pub const TRIMMABLE: [&str; 5] = [
 ];
 
 /// Placeholders never shortened: a cut date, time or phone number would be wrong, not short.
-pub const FIXED: [&str; 3] = ["date", "time", "clinic_phone"];
+/// A cut preparation note would tell the patient half of what to do.
+pub const FIXED: [&str; 4] = ["date", "time", "clinic_phone", "prep_notes"];
 
 /// Why a text cannot go out as a DLT message; each message is written for the clinic's
 /// administrator, who fixes it in `reminders.toml` or on the DLT portal.
@@ -31,7 +32,7 @@ pub const FIXED: [&str; 3] = ["date", "time", "clinic_phone"];
 pub enum DltError {
     /// The text names a placeholder reminderd does not fill.
     #[error(
-        "the SMS text has an unknown placeholder {{{name}}}; the placeholders an SMS can use are {{first_name}}, {{patient_name}}, {{contact_name}}, {{clinic}}, {{date}}, {{time}}, {{provider}} and {{clinic_phone}}"
+        "the SMS text has an unknown placeholder {{{name}}}; the placeholders an SMS can use are {{first_name}}, {{patient_name}}, {{contact_name}}, {{clinic}}, {{date}}, {{time}}, {{provider}}, {{prep_notes}} and {{clinic_phone}}"
     )]
     UnknownPlaceholder {
         /// What was between the braces.
@@ -645,7 +646,7 @@ mod tests {
             #[test]
             fn fill_never_panics_and_keeps_every_variable_within_the_cap(
                 text in text(),
-                vals in prop::collection::vec("[ a-zA-Z0-9कि्‍😀\u{0301}\\t]{0,50}", 8),
+                vals in prop::collection::vec("[ a-zA-Z0-9कि्‍😀\u{0301}\\t]{0,50}", 9),
                 cap in 0usize..40,
             ) {
                 let all: Vec<&str> = TRIMMABLE.iter().chain(FIXED.iter()).copied().collect();

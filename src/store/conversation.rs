@@ -414,12 +414,13 @@ fn conversation_patient(
 
 /// When the window with this number closes: its last WhatsApp message + [`WINDOW`]. The
 /// window is the number's (Meta counts it per WhatsApp user), whichever patient it was taken for.
-fn window_closes(
+/// A `system` row (WhatsApp reporting a changed number) is not the patient writing.
+pub(super) fn window_closes(
     conn: &rusqlite::Connection,
     phone: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let last: Option<i64> = conn.query_row(
-        "SELECT max(received_at) FROM replies WHERE from_phone = ?1 AND channel = 'whatsapp'",
+        "SELECT max(received_at) FROM replies WHERE from_phone = ?1 AND channel = 'whatsapp' AND kind != 'system'",
         [phone],
         |r| r.get(0),
     )?;

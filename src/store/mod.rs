@@ -17,7 +17,9 @@ mod backup;
 mod calls;
 mod channels;
 mod conversation;
+mod costs;
 mod desk_status;
+mod documents;
 mod feeds;
 mod health;
 mod identity;
@@ -45,6 +47,7 @@ pub use conversation::{
     StaffRefusal, StaffSend, StaffSent, WINDOW,
 };
 pub use desk_status::{DeskChange, LastMessage, Note};
+pub use documents::{DocumentQueued, DocumentTarget, SentDocument};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };

@@ -225,6 +225,8 @@ pub struct StatusUpdate {
     /// Why it failed.
     #[serde(default)]
     pub errors: Vec<StatusError>,
+    /// What Meta bills for the message (on `sent` and one of `delivered`/`read`).
+    pub pricing: Option<super::pricing::Pricing>,
 }
 
 /// One `errors[]` of a failed status.

@@ -416,10 +416,11 @@ async fn blocked_on_whatsapp_at_send_time_gets_one_text_through_msg91() {
         ["sent", "delivered"].contains(&sms["state"].as_str().unwrap_or("")),
         "{sms}"
     );
-    // Blocking the clinic is not "not on WhatsApp": the next message tries WhatsApp again.
+    // A patient who blocked the clinic gets no more WhatsApp (issue 16): texts from then on,
+    // until WhatsApp is tried again after `retry_whatsapp_after`.
     assert_eq!(
         f.one("SELECT count(*) FROM numbers WHERE sms_only_until IS NOT NULL"),
-        Some(0)
+        Some(1)
     );
 }
 
@@ -704,6 +705,7 @@ fn no_text_the_example_config_can_produce_names_an_opt_out_keyword() {
                         provider: Some("Dr. Chen"),
                         outbox_id: 7,
                         contact_name: Some("Ana Ruiz"),
+                        prep_note: None,
                     };
                     let r = reminderd::template::render_sms(key, text, &input, cap)
                         .unwrap_or_else(|e| panic!("{provider} {key}.{language}: {e}"));

@@ -2,6 +2,7 @@
 
 mod conversation;
 mod day;
+mod documents;
 mod feeds;
 mod follow_ups;
 pub(super) mod media;
@@ -13,6 +14,7 @@ mod status;
 
 pub(super) use conversation::{answer, conversation, guidelines, open_from_reply};
 pub(super) use day::{day, reveal};
+pub(super) use documents::{documents, send_document};
 pub(super) use feeds::{feed_message, feeds, reapply};
 pub(super) use follow_ups::{
     follow_up_action, follow_up_question, follow_ups, practice_done, record_call,

@@ -59,8 +59,9 @@ pub(in crate::desk) async fn stats(
     let (start, end) = bounds((from, to));
     let trend_weeks = weeks(from, to, TREND_WEEKS);
     let key = clinic.key.clone();
-    let (counts, trend) = state
+    let (counts, trend, billed) = state
         .db(move |s| {
+            let billed = s.billed(Some(&key), start, end)?;
             let counts = s.stats(Some(&key), start, end)?;
             // Each week through the same function: the trend counts as the headline does.
             let mut trend = Vec::with_capacity(trend_weeks.len());
@@ -68,9 +69,10 @@ pub(in crate::desk) async fn stats(
                 let (a, b) = bounds(week);
                 trend.push((week, s.stats(Some(&key), a, b)?));
             }
-            Ok((counts, trend))
+            Ok((counts, trend, billed))
         })
         .await?;
+    let costs = crate::config::monthly(&config, &billed);
     Ok(html(views::stats(
         &staff.session,
         &config,
@@ -78,6 +80,7 @@ pub(in crate::desk) async fn stats(
         (from, to),
         &counts,
         &trend,
+        &costs,
     )))
 }
 

@@ -239,8 +239,11 @@ pub fn conversation_page(
                     (call_us(session, config, c, &action, nonce))
                 }
             }
-            // Another way to answer (a document from the clinic's library) goes here.
-            div.conversation-actions {}
+            @if !config.documents.is_empty() {
+                div.conversation-actions {
+                    p { a href=(format!("/desk/patients/{}/documents", p.id)) { "Send a document" } " from the clinic's library (a form, consent or leaflet)." }
+                }
+            }
         },
     )
 }

@@ -3,6 +3,7 @@
 mod channels;
 mod conversation;
 mod day;
+mod documents;
 mod feeds;
 mod follow_ups;
 mod media;
@@ -17,6 +18,7 @@ pub use conversation::{
     ConversationNotice, conversation_page, conversation_path, guidelines_page, sensitive_confirm,
 };
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
+pub use documents::{CAPTION_CHARS, DocumentForm, DocumentNotice, DocumentsPage, documents_page};
 pub use feeds::{FeedCard, feeds_page, message_page, outcome_words};
 pub use follow_ups::{
     FollowUpCard, FollowUpLists, ListFilter, call_notice, confirm_change, follow_ups,

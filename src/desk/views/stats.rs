@@ -115,6 +115,7 @@ pub fn stats(
     range: (NaiveDate, NaiveDate),
     s: &Stats,
     trend: &[((NaiveDate, NaiveDate), Stats)],
+    costs: &[crate::config::MonthCost],
 ) -> Markup {
     let (from, to) = range;
     let groups = ordered(config, s);
@@ -188,6 +189,7 @@ pub fn stats(
                 }
             }
             (per_channel(s))
+            (billing(costs))
             @if s.no_shows > 0 {
                 p.hint {
                     "Of the " (count(s.no_shows, "no-show", "no-shows")) ": "
@@ -225,6 +227,60 @@ pub fn stats(
             }
         },
     )
+}
+
+/// A pricing category in receptionists' words.
+fn category_words(category: &str) -> String {
+    match category {
+        "utility" => "Reminders and other approved messages (utility)".into(),
+        "service" => "Replies and acknowledgements (service)".into(),
+        "marketing" => "Marketing messages".into(),
+        "authentication" => "Sign-in codes (authentication)".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// "2026-11" → "November 2026".
+fn month_words(month: &str) -> String {
+    NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map_or_else(|_| month.to_string(), |d| d.format("%B %Y").to_string())
+}
+
+/// The messages Meta bills, per month and category, with the estimated cost.
+fn billing(costs: &[crate::config::MonthCost]) -> Markup {
+    let money = |v: f64, c: Option<&str>| format!("{} {v:.2}", c.unwrap_or(""));
+    let total: f64 = costs.iter().filter_map(|c| c.cost).sum();
+    let currency = costs.iter().find_map(|c| c.currency.as_deref());
+    let priced = costs.iter().any(|c| c.cost.is_some());
+    html! {
+        div.scroll {
+            table.costs {
+                caption { "WhatsApp messages Meta bills for" }
+                thead { tr { th scope="col" { "Month" } th scope="col" { "Kind of message" } th scope="col" { "Messages" } th scope="col" { "Estimated cost" } } }
+                tbody {
+                    @for c in costs {
+                        tr {
+                            th scope="row" { (month_words(&c.month)) }
+                            td { (category_words(&c.category)) }
+                            td { (c.messages) }
+                            td { (c.cost.map_or_else(|| "no rate set".to_string(), |v| money(v, c.currency.as_deref()))) }
+                        }
+                    }
+                    @if costs.is_empty() {
+                        tr { td colspan="4" { "No billed messages in this range." } }
+                    }
+                }
+                @if priced {
+                    tfoot { tr { th scope="row" colspan="3" { "Estimated total" } td { (money(total, currency)) } } }
+                }
+            }
+        }
+        p.hint {
+            "Since 1 October 2026 Meta bills each delivered reminder and each reply the clinic writes, "
+            "acknowledgements included. Counts are of the messages Meta reported as billed, by the month they were sent; "
+            "the cost is an estimate from the clinic's configured rates, and Meta's invoice is what counts."
+        }
+    }
 }
 
 #[cfg(test)]
