@@ -18,6 +18,7 @@ mod reply;
 mod schedule;
 mod serve;
 mod user;
+mod waitlist;
 
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,8 @@ enum Command {
     Stats(StatsArgs),
     /// The schedule feeds from practice systems: how each is doing, its messages, re-applying one
     Feeds(FeedsArgs),
+    /// The waitlist for freed slots: import a file of entries, list them, add one
+    Waitlist(waitlist::WaitlistArgs),
     /// Check the configured templates against the WhatsApp account
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -553,6 +556,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Remind(args) => remind::remind(path, db, &args),
         Command::Reply(args) => reply::reply(path, db, &args),
         Command::Templates(command) => outbox::templates(path, db, &command),
+        Command::Waitlist(args) => waitlist::run(path, db, &args),
         Command::Run(args) => serve::run_daemon(path, db, &args),
         Command::Serve(args) => serve::serve(path, db, &args),
         Command::Simulate(args) => serve::simulate(path, db, &args),

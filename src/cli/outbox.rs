@@ -64,6 +64,8 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
     let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&config), client)?.with_sms(sms);
     runtime()?.block_on(async move {
         loop {
+            let c = Arc::clone(&config);
+            store.run(move |s| reminderd::jobs::waitlist::run(s, &c, clock.now())).await??;
             match dispatcher.run_once(clock).await {
                 Ok(report) => {
                     print_send_report(&report, json)?;

@@ -25,6 +25,7 @@ mod raw;
 mod sms;
 mod validate;
 mod values;
+mod waitlist;
 
 pub use conversations::{Conversations, DEFAULT_GUIDELINES, DEFAULT_SENSITIVE_PATTERNS};
 pub use costs::{AckChoice, Billed, CATEGORIES, Costs, MonthCost, monthly};
@@ -37,6 +38,7 @@ pub use sms::{
 };
 pub use validate::api_base_warning;
 pub use values::{check_cron, parse_duration, parse_offset, parse_quiet_hours};
+pub use waitlist::{OFFER_BUTTONS, Waitlist, Waitlists};
 
 /// Where the config file is looked for when neither `--config` nor `$REMINDERD_CONFIG` is set.
 pub const DEFAULT_CONFIG_PATH: &str = "reminders.toml";
@@ -85,6 +87,8 @@ pub struct Config {
     pub prep_notes: Vec<PrepNote>,
     /// Per-category rates for the cost estimate (`None`: counts only).
     pub costs: Option<Costs>,
+    /// Offering freed slots to waitlisted patients (`[waitlist]`, per clinic overridable).
+    pub waitlist: Waitlists,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,

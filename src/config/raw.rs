@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) prep_notes: Vec<super::documents::RawPrepNote>,
     pub(super) costs: Option<super::costs::RawCosts>,
+    pub(super) waitlist: Option<super::waitlist::RawWaitlist>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,6 +348,7 @@ pub(super) struct RawClinic {
     pub(super) sms_fallback: Option<bool>,
     pub(super) phone: Option<String>,
     pub(super) acks: Option<super::costs::AckChoice>,
+    pub(super) waitlist: Option<super::waitlist::RawWaitlist>,
 }
 
 fn default_date_format() -> String {

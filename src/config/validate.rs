@@ -83,6 +83,7 @@ pub(super) fn validate(
         .iter()
         .map(|(k, c)| (k.clone(), c.sms_fallback))
         .collect();
+    let raw_waitlists = raw.clinics.iter().filter_map(|(k, c)| c.waitlist.clone().map(|w| (k.clone(), w))).collect();
     for (key, c) in raw.clinics {
         // A key that is not a bare TOML key is named the way TOML writes it: quoted.
         let bare_key = !key.is_empty()
@@ -418,6 +419,7 @@ pub(super) fn validate(
     let costs = raw
         .costs
         .map(|c| super::costs::validate_costs(&c, &mut push));
+    let waitlist = super::waitlist::validate(raw.waitlist, raw_waitlists, &templates, &mut push);
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -441,6 +443,7 @@ pub(super) fn validate(
             documents,
             prep_notes,
             costs,
+            waitlist,
             warnings,
         })
     } else {

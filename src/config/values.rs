@@ -94,7 +94,7 @@ const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
 impl Bounds {
-    const fn new(min: i64, max: i64) -> Self {
+    pub(super) const fn new(min: i64, max: i64) -> Self {
         Self { min, max }
     }
 

@@ -24,6 +24,7 @@ use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
 
 mod channels;
+pub mod offers;
 mod rate;
 
 pub use rate::{limiter_for, quota_for};
@@ -98,6 +99,9 @@ pub fn verdict_with_feeds(
     // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
     // the schedule checks apply, only the 24-hour window for free-form messages.
     // A staff message answers the patient too: it goes even if the appointment was cancelled.
+    if row.kind.is_offer() {
+        return offers::verdict(row, config, now);
+    }
     if row.kind == Kind::ReplyAck || row.kind.is_staff() {
         return if now > row.latest_at {
             Verdict::Expire("the 24-hour window for answering the patient had closed".into())
@@ -645,7 +649,7 @@ impl SendJob {
                 row.provider.as_deref(),
             ),
         };
-        let rendered = match template::render(key, template, &input) {
+        let rendered = match offers::render(key, template, input, row, &self.config) {
             Ok(r) => r,
             Err(e) => return (failed(e.to_string()), None, None),
         };

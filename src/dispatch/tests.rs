@@ -24,7 +24,7 @@ fn config() -> Config {
     Config::example().expect("the shipped reminders.toml is valid")
 }
 
-fn row() -> DueRow {
+pub(super) fn row() -> DueRow {
     DueRow {
         id: 7,
         kind: Kind::Reminder,
@@ -53,6 +53,7 @@ fn row() -> DueRow {
         contact_name: None,
         sms_opted_out: false,
         fallback_error: None,
+        offer: None,
     }
 }
 

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::phone::E164;
 use crate::plan::{self, BOOKING_WINDOW, Due};
 mod sms;
+pub mod waitlist;
 
 pub use sms::{SmsSummary, process_sms_inbound, process_sms_status};
 

@@ -30,6 +30,7 @@ mod remind;
 mod schedule;
 mod staff;
 mod upload;
+mod waitlist;
 
 pub use crate::model::{CancelledBy, OutboxState, Response, Status};
 pub use accounts::{Preview, Session, SignInLimits, SignInTicket, StaffLogin, StaffView};
@@ -68,6 +69,7 @@ pub use schedule::{
 };
 pub use staff::{BoardRow, ChannelStats, FollowUp, Handled, ReplyView, RuleStats, Stats};
 pub use upload::{ImportResult, KeptStatus, PastImport};
+pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImported};
 
 /// The schema every new database gets; its `PRAGMA user_version` line is the version.
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");

@@ -135,6 +135,8 @@ pub struct DueRow {
     pub sms_opted_out: bool,
     /// For an SMS sent because a WhatsApp message failed: that failure, `(code) text`.
     pub fallback_error: Option<String>,
+    /// For an offer's message: the offer and its opening, read when it was claimed.
+    pub offer: Option<super::OfferFacts>,
 }
 
 /// What a claim returns: the rows to send now, and the others with what was decided.
@@ -437,7 +439,9 @@ impl Store {
             let mut v = Vec::new();
             while let Some(r) = q.next()? {
                 let clinic_id: i64 = r.get(20)?;
-                v.push(due_row(r, last_import.get(&clinic_id).copied())?);
+                let mut row = due_row(r, last_import.get(&clinic_id).copied())?;
+                row.offer = super::waitlist::offer_facts(&tx, &row.rule)?.filter(|_| row.kind.is_offer());
+                v.push(row);
             }
             v
         };
@@ -777,5 +781,6 @@ fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, St
         contact_name: r.get(24)?,
         sms_opted_out: r.get::<_, Option<bool>>(25)?.unwrap_or(false),
         fallback_error: r.get(26)?,
+        offer: None,
     })
 }

@@ -38,6 +38,7 @@ fn row() -> DueRow {
         contact_name: None,
         sms_opted_out: false,
         fallback_error: None,
+        offer: None,
     }
 }
 

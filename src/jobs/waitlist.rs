@@ -1,0 +1,122 @@
+//! The waitlist job: open the slots patients and the practice system freed, withdraw the ones
+//! taken again or on a closed day, expire what ran out of time, and send the offer rounds that
+//! are due. The daemon runs it on the plan cadence; `reminderd send` before each dispatch.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::model::OpeningState;
+use crate::store::{Db, Store, StoreError};
+use crate::time::{Clock, local_day_bounds};
+use crate::waitlist::plan::{self, Round};
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WaitlistRun {
+    /// Openings found (freed by patients, opened by the practice system).
+    pub opened: usize,
+    /// Openings withdrawn (taken again, closed day).
+    pub withdrawn: usize,
+    /// Openings and offers that ran out of time.
+    pub expired: usize,
+    /// Offers written (each with its message).
+    pub offers: usize,
+}
+
+/// One run at `now` over every clinic with the waitlist on.
+pub fn run(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<WaitlistRun, StoreError> {
+    let mut r = WaitlistRun {
+        expired: store.expire_waitlist(now)?,
+        ..WaitlistRun::default()
+    };
+    for clinic in config.clinics.values() {
+        let s = config.waitlist.for_clinic(&clinic.key);
+        let Some(template) = s.offer_template.as_deref().filter(|_| s.enabled) else {
+            continue;
+        };
+        let zone = clinic.time_zone;
+        r.opened += store.open_freed_slots(&clinic.key, s.grace, now)?;
+        r.withdrawn += store.withdraw_retaken(&clinic.key, now)?;
+        let mut closed: HashMap<chrono::NaiveDate, Option<u32>> = HashMap::new();
+        for o in store.open_openings(&clinic.key)? {
+            let day = o.starts_at.with_timezone(&zone).date_naive();
+            let shut = match closed.get(&day) {
+                Some(c) => *c,
+                None => {
+                    let n = store.clinic_cancellations(&clinic.key, local_day_bounds(zone, day))?;
+                    let c = (n >= s.closure_threshold).then_some(n);
+                    closed.insert(day, c);
+                    c
+                }
+            };
+            if let Some(n) = shut {
+                let why = format!("the clinic cancelled {n} appointments that day: treated as closed");
+                r.withdrawn += store.end_opening(o.id, OpeningState::Withdrawn, &why, now)?;
+                continue;
+            }
+            match plan::round(&o, s, clinic.quiet_hours, zone, now) {
+                Round::Wait => {}
+                Round::Expire(why) => {
+                    r.expired += store.end_opening(o.id, OpeningState::Expired, &why, now)?;
+                }
+                Round::Offer => {
+                    let candidates = store.round_candidates(&o, now)?;
+                    let picks = plan::pick(&o, &candidates, s, zone, now);
+                    // Nobody suits yet: the next run looks again (an entry may be added).
+                    if !picks.is_empty() {
+                        r.offers += store.write_round(
+                            &o,
+                            &picks,
+                            (template, s.offer_valid, s.batch_gap),
+                            now,
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// The daemon's job on the plan cadence; a tick that finds the last run going skips.
+pub fn job(
+    store: Db,
+    config: Arc<RwLock<Arc<Config>>>,
+    clock: Clock,
+) -> Result<tokio_cron_scheduler::Job, String> {
+    let cron = config
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .daemon
+        .plan
+        .clone();
+    let running = Arc::new(AtomicBool::new(false));
+    tokio_cron_scheduler::Job::new_async(cron.as_str(), move |_, _| {
+        let (store, config, running) = (store.clone(), Arc::clone(&config), Arc::clone(&running));
+        Box::pin(async move {
+            if running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let config = Arc::clone(&config.read().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let now = clock.now();
+            match store.run(move |s| run(s, &config, now)).await {
+                Ok(Ok(r)) if r.opened + r.withdrawn + r.expired + r.offers > 0 => tracing::info!(
+                    opened = r.opened,
+                    withdrawn = r.withdrawn,
+                    expired = r.expired,
+                    offers = r.offers,
+                    "waitlist"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "waitlist run failed"),
+                Err(e) => tracing::error!(error = %e, "waitlist task failed"),
+            }
+            running.store(false, Ordering::Release);
+        })
+    })
+    .map_err(|e| format!("daemon.plan (waitlist): {e:?}"))
+}
