@@ -328,12 +328,16 @@ mod tests {
             Round::Expire(_)
         ));
         let quiet = crate::config::parse_quiet_hours("21:00-08:00").ok();
-        assert_eq!(round(&o, &s, quiet, ZONE, at(2, 22, 0)), Round::Wait);
-        let early = Opening {
-            starts_at: at(3, 9, 0),
+        let noon = Opening {
+            starts_at: at(3, 12, 0),
             ..opening()
         };
-        // Quiet until 08:00, the slot at 09:00: the lead time cannot be met.
+        assert_eq!(round(&noon, &s, quiet, ZONE, at(2, 22, 0)), Round::Wait);
+        let early = Opening {
+            starts_at: at(3, 10, 0),
+            ..opening()
+        };
+        // Quiet until 08:00, the slot at 10:00: the 3-hour lead time cannot be met.
         assert!(matches!(
             round(&early, &s, quiet, ZONE, at(2, 22, 0)),
             Round::Expire(_)

@@ -11,6 +11,7 @@ mod remind;
 mod replies;
 mod stats;
 mod status;
+mod waitlist;
 
 pub(super) use conversation::{answer, conversation, guidelines, open_from_reply};
 pub(super) use day::{day, reveal};
@@ -24,6 +25,7 @@ pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};
 pub(super) use stats::stats;
 pub(super) use status::{status_action, status_page};
+pub(super) use waitlist::{add_entry, open_slot, waitlist};
 
 use std::sync::Arc;
 

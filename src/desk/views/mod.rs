@@ -13,6 +13,7 @@ mod replies;
 mod stats;
 mod status;
 mod upload;
+mod waitlist;
 
 pub use conversation::{
     ConversationNotice, conversation_page, conversation_path, guidelines_page, sensitive_confirm,
@@ -30,6 +31,7 @@ pub use replies::{ReplyCard, replies, replies_notice};
 pub use stats::stats;
 pub use status::{board_at, status_confirm, status_refused, too_early};
 pub use upload::{imported, preview, upload, upload_closed};
+pub use waitlist::{AddForm, OpenForm, WaitlistData, WaitlistForms, waitlist_page};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -131,6 +133,7 @@ fn nav_links(s: &SignedIn) -> Vec<(&'static str, &'static str, usize)> {
     if let Some(refused) = s.status.feeds {
         links.push(("/desk/feeds", "Feeds", refused));
     }
+    links.push(("/desk/waitlist", "Waitlist", 0));
     links.push(("/desk/stats", "Stats", 0));
     links.push(("/desk/guidelines", "Guidelines", 0));
     links
