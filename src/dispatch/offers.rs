@@ -60,9 +60,17 @@ pub(super) fn render(
     let Some(offer) = row.offer.as_ref().filter(|_| row.kind == Kind::WaitlistOffer) else {
         return template::render(key, template, &input);
     };
+    // A slot the practice system or staff opened may name no provider: the clinic's name
+    // reads well in its place ("with Sunrise Family Clinic"), where an empty value would be
+    // refused by the API.
+    let clinic = input.clinic;
+    let provider = offer
+        .provider
+        .as_deref()
+        .unwrap_or(&clinic.display_name);
     let input = Input {
         starts_at: offer.starts_at,
-        provider: offer.provider.as_deref(),
+        provider: Some(provider),
         prep_note: crate::config::prep_note_for(&config.prep_notes, offer.provider.as_deref()),
         ..input
     };
@@ -94,6 +102,34 @@ mod tests {
             provider: Some("Dr Rao".into()),
         });
         row
+    }
+
+    #[test]
+    fn an_offer_names_the_slot_and_its_buttons_name_the_offer() {
+        let config = Config::example().expect("config");
+        let clinic = config.clinic("mumbai").expect("mumbai");
+        let template = &config.templates["waitlist_offer"];
+        let mut row = offer_row();
+        let input = Input {
+            clinic,
+            patient_name: "Meera Joshi",
+            patient_language: "en",
+            starts_at: row.starts_at,
+            provider: Some("Dr. Filed"),
+            outbox_id: row.id,
+            contact_name: None,
+            prep_note: None,
+        };
+        let r = render("waitlist_offer", template, input.clone(), &row, &config).expect("render");
+        let payloads: Vec<&str> = r.buttons.iter().map(|b| b.payload.as_str()).collect();
+        assert_eq!(payloads, ["WL:7:Y", "WL:7:N"]);
+        assert_eq!(r.params[4], "Dr Rao");
+        // A slot that names no provider says the clinic's name instead of nothing.
+        if let Some(o) = row.offer.as_mut() {
+            o.provider = None;
+        }
+        let r = render("waitlist_offer", template, input, &row, &config).expect("render");
+        assert_eq!(r.params[4], clinic.display_name);
     }
 
     #[test]

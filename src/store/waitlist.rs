@@ -226,7 +226,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Result<WaitlistImported, Vec<RowError>>, StoreError> {
         let t = now.timestamp();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut errors = Vec::new();
         let mut done = WaitlistImported::default();
         for row in rows {
@@ -306,7 +308,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, &e.clinic)?;
         let patient: i64 = tx
             .query_row(
@@ -381,7 +385,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let (t, g) = (now.timestamp(), grace.num_seconds());
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = tx.execute(
             "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
@@ -412,7 +418,9 @@ impl Store {
     /// or the practice system blocked it (SIU S23) after opening it.
     pub fn withdraw_retaken(&mut self, clinic: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = 0;
         for (why, cond) in [
@@ -495,7 +503,9 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = close(&tx, id, state, reason, now.timestamp())?;
         tx.commit()?;
         Ok(n)
@@ -605,7 +615,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         tx.execute(
             "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at,

@@ -6,6 +6,8 @@
 //! and go by text through the simulated MSG91, so kills also land while failures turn into
 //! texts; each of them must get exactly one text. Some patients wrote to the clinic and staff
 //! answered them (`reminderd reply`, before the run and during it): each answer is sent once.
+//! Slots open for the waitlist (before the run and during it), so kills also land in offer
+//! rounds: every offer is made once, and its message reaches the API exactly once.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -29,7 +31,12 @@ const MANUAL: usize = PRESSED_BEFORE + PRESSED_DURING;
 const ANSWERED_BEFORE: [usize; 3] = [30, 430, 830];
 const ANSWERED_DURING: usize = 33;
 const STAFF: usize = ANSWERED_BEFORE.len() + 1;
-const TOTAL: usize = MESSAGES + MANUAL + STAFF;
+/// Slots staff open for the waitlist before the run, and during it (at the sixth kill); each
+/// is offered to one batch of 3 patients, each patient once (`max_offers` 1).
+const OPENINGS_BEFORE: usize = 5;
+const OPENINGS_DURING: usize = 5;
+const OFFERS: usize = 3 * (OPENINGS_BEFORE + OPENINGS_DURING);
+const TOTAL: usize = MESSAGES + MANUAL + STAFF + OFFERS;
 /// One patient in this many is not on WhatsApp (never one staff press for).
 const NOT_ON_WHATSAPP_EVERY: usize = 40;
 /// The token of the MSG91 report URL (`SMS_SECRETS`).
@@ -43,6 +50,25 @@ fn not_on_whatsapp(i: usize) -> bool {
 /// Patient `i`'s number as MSG91 writes it.
 fn mobile(i: usize) -> String {
     format!("9198{:08}", 10_000_000 + i)
+}
+
+/// The waitlisted patients: on WhatsApp, and none staff press for.
+fn waiting() -> Vec<usize> {
+    (1200..)
+        .filter(|i| !not_on_whatsapp(*i) && i % SPREAD != SPREAD / 2)
+        .take(OFFERS)
+        .collect()
+}
+
+/// Staff open slot `k` (store call, as the desk's form does), earlier than every appointment
+/// (they start 20 hours from now) and beyond the lead time.
+fn open_slot(env: &Env, k: usize) {
+    let now = reminderd::time::Clock::System.now();
+    let start = now + chrono::Duration::hours(5) + chrono::Duration::minutes(k as i64);
+    let mut store = reminderd::store::Store::open(&env.db()).expect("store");
+    store
+        .open_slot_by_staff("mumbai", (start, 15), None, "staff:crash", now)
+        .expect("open a slot");
 }
 
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
@@ -145,7 +171,8 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
     .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
     .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
-    .replace("enabled = true", "enabled = false");
+    .replace("enabled = true", "enabled = false")
+        + "\n[waitlist]\nenabled = true\noffer_template = \"waitlist_offer\"\n";
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     let now = reminderd::time::Clock::System.now();
@@ -183,6 +210,21 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
                 rusqlite::params![id, due.timestamp()],
             )
             .expect("due among the reminders");
+    }
+
+    // The waitlist: one entry per waiting patient, then the first slots.
+    let mut file = String::from("id,patient_id,clinic,earliest,max_offers");
+    for i in waiting() {
+        file.push_str(&format!(
+            "\nE{i},Q{i},mumbai,{},1",
+            now.with_timezone(&chrono_tz::Asia::Kolkata).format("%Y-%m-%d")
+        ));
+    }
+    let path = env.file("waitlist.csv", format!("{file}\n"));
+    env.run(&["waitlist", "import", path.to_str().expect("path")])
+        .expect(0);
+    for k in 0..OPENINGS_BEFORE {
+        open_slot(&env, k);
     }
 
     let parsed =
@@ -232,6 +274,9 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
                 press(&env, 7 + k, None);
             }
             answer(&env, ANSWERED_DURING, 60);
+            for k in OPENINGS_BEFORE..OPENINGS_BEFORE + OPENINGS_DURING {
+                open_slot(&env, k);
+            }
         }
         child.kill().expect("SIGKILL");
         let _ = child.wait();
@@ -249,7 +294,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     // provider accepted whose one delivery report came while the daemon was down stays
     // `sent` (providers post reports once; reminderd does not poll them yet).
     let delivered = || {
-        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder', 'staff_message') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND (state = 'sent' OR (state = 'unknown' AND needs_staff IS NOT NULL))))")
+        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder', 'staff_message', 'waitlist_offer') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND (state = 'sent' OR (state = 'unknown' AND needs_staff IS NOT NULL))))")
     };
     Wait::new(
         "every reminder to be delivered after the kills",
@@ -394,6 +439,35 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
             sent_ids.get(&id.to_string()),
             Some(&1),
             "seed {seed}: staff answer {id} reached the API once"
+        );
+    }
+    // The offers' witness: each slot offered to one batch, each patient once, each offer's
+    // message reaching the API once.
+    assert_eq!(env.count("SELECT count(*) FROM offers"), OFFERS as i64, "seed {seed}: every offer made");
+    assert_eq!(
+        env.count("SELECT count(*) FROM openings WHERE round = 1"),
+        (OPENINGS_BEFORE + OPENINGS_DURING) as i64,
+        "seed {seed}: one round per slot"
+    );
+    assert_eq!(
+        env.count("SELECT count(DISTINCT patient_id) FROM offers"),
+        OFFERS as i64,
+        "seed {seed}: no patient offered twice"
+    );
+    let mut offers = conn
+        .prepare("SELECT o.id FROM outbox o JOIN offers f ON o.rule = 'offer:' || f.id WHERE o.kind = 'waitlist_offer'")
+        .expect("prepare");
+    let offers: Vec<i64> = offers
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(offers.len(), OFFERS, "one message per offer");
+    for id in offers {
+        assert_eq!(
+            sent_ids.get(&id.to_string()),
+            Some(&1),
+            "seed {seed}: offer message {id} reached the API once"
         );
     }
     println!(

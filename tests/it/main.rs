@@ -22,6 +22,7 @@ mod desk_patient;
 mod desk_remind;
 mod desk_upload;
 mod desk_upload_prg;
+mod desk_waitlist;
 mod documents;
 mod feeds_apply;
 mod feeds_cli;
