@@ -327,7 +327,14 @@ pub async fn run(
     .map_err(|e| DaemonError::Runtime(format!("daemon.dispatch: {e:?}")))?;
     let mut jobs = vec![plan_job, dispatch_job];
     jobs.extend(feed_jobs(&config, &shared)?);
-    jobs.push(crate::jobs::waitlist::job(shared.store.clone(), Arc::clone(&shared.config), shared.clock).map_err(DaemonError::Runtime)?);
+    jobs.push(
+        crate::jobs::waitlist::job(
+            shared.store.clone(),
+            Arc::clone(&shared.config),
+            shared.clock,
+        )
+        .map_err(DaemonError::Runtime)?,
+    );
     for job in jobs {
         scheduler
             .add(job)

@@ -65,7 +65,9 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
     runtime()?.block_on(async move {
         loop {
             let c = Arc::clone(&config);
-            store.run(move |s| reminderd::jobs::waitlist::run(s, &c, clock.now())).await??;
+            store
+                .run(move |s| reminderd::jobs::waitlist::run(s, &c, clock.now()))
+                .await??;
             match dispatcher.run_once(clock).await {
                 Ok(report) => {
                     print_send_report(&report, json)?;

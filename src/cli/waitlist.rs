@@ -87,23 +87,33 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, args: &WaitlistArgs) ->
                 return Err(fail(exit::USAGE, config.unknown_clinic(c)));
             }
             let bytes = std::fs::read(file).map_err(|e| {
-                fail(exit::NO_INPUT, format!("cannot read {}: {e}", file.display()))
+                fail(
+                    exit::NO_INPUT,
+                    format!("cannot read {}: {e}", file.display()),
+                )
             })?;
             let name = file.display().to_string();
             let rows = csv::parse(&bytes, &config, clinic.as_deref());
             let done = match rows {
                 Ok(rows) => {
                     let source = format!("import:{name}");
-                    store.import_waitlist(&rows, &source, now)?.map(|d| (d, rows.len()))
+                    store
+                        .import_waitlist(&rows, &source, now)?
+                        .map(|d| (d, rows.len()))
                 }
                 Err(errors) => Err(errors),
             };
             match done {
                 Ok((d, rows)) => {
                     if *json {
-                        print_json(&json!({"file": name, "rows": rows, "new": d.new, "updated": d.updated}))?;
+                        print_json(
+                            &json!({"file": name, "rows": rows, "new": d.new, "updated": d.updated}),
+                        )?;
                     } else {
-                        println!("{name}: {rows} row(s): {} new, {} updated", d.new, d.updated);
+                        println!(
+                            "{name}: {rows} row(s): {} new, {} updated",
+                            d.new, d.updated
+                        );
                     }
                     Ok(exit::OK)
                 }
@@ -137,25 +147,50 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, args: &WaitlistArgs) ->
                 print_json(&v)?;
             } else {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{:<6} {:<10} {:<12} {:<14} {:<23} {:<8} {:<7} STATE", "ID", "CLINIC", "PATIENT", "PROVIDER", "DATES", "DAYS", "OFFERS")?;
+                writeln!(
+                    out,
+                    "{:<6} {:<10} {:<12} {:<14} {:<23} {:<8} {:<7} STATE",
+                    "ID", "CLINIC", "PATIENT", "PROVIDER", "DATES", "DAYS", "OFFERS"
+                )?;
                 for e in &entries {
-                    let dates = format!("{}..{}", e.earliest, e.latest.map_or(String::new(), |d| d.to_string()));
+                    let dates = format!(
+                        "{}..{}",
+                        e.earliest,
+                        e.latest.map_or(String::new(), |d| d.to_string())
+                    );
                     writeln!(
                         out,
                         "{:<6} {:<10} {:<12} {:<14} {:<23} {:<8} {:<7} {}",
-                        e.id, e.clinic, e.patient, e.provider.as_deref().unwrap_or("any"), dates, e.days,
-                        format!("{}/{}", e.offers_sent, e.max_offers), e.state
+                        e.id,
+                        e.clinic,
+                        e.patient,
+                        e.provider.as_deref().unwrap_or("any"),
+                        dates,
+                        e.days,
+                        format!("{}/{}", e.offers_sent, e.max_offers),
+                        e.state
                     )?;
                 }
             }
             Ok(exit::OK)
         }
-        WaitlistCommand::Add { patient, clinic, provider, earliest, latest, days, time_band, max_offers } => {
+        WaitlistCommand::Add {
+            patient,
+            clinic,
+            provider,
+            earliest,
+            latest,
+            days,
+            time_band,
+            max_offers,
+        } => {
             let Some(c) = config.clinic(clinic) else {
                 return Err(fail(exit::USAGE, config.unknown_clinic(clinic)));
             };
-            let days = csv::parse_days(days).map_err(|m| fail(exit::USAGE, format!("--days: {m}")))?;
-            let band = csv::parse_band(time_band).map_err(|m| fail(exit::USAGE, format!("--time-band: {m}")))?;
+            let days =
+                csv::parse_days(days).map_err(|m| fail(exit::USAGE, format!("--days: {m}")))?;
+            let band = csv::parse_band(time_band)
+                .map_err(|m| fail(exit::USAGE, format!("--time-band: {m}")))?;
             let entry = NewEntry {
                 clinic: clinic.clone(),
                 patient: patient.clone(),

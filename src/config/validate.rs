@@ -83,7 +83,11 @@ pub(super) fn validate(
         .iter()
         .map(|(k, c)| (k.clone(), c.sms_fallback))
         .collect();
-    let raw_waitlists = raw.clinics.iter().filter_map(|(k, c)| c.waitlist.clone().map(|w| (k.clone(), w))).collect();
+    let raw_waitlists = raw
+        .clinics
+        .iter()
+        .filter_map(|(k, c)| c.waitlist.clone().map(|w| (k.clone(), w)))
+        .collect();
     for (key, c) in raw.clinics {
         // A key that is not a bare TOML key is named the way TOML writes it: quoted.
         let bare_key = !key.is_empty()

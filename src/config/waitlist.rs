@@ -140,7 +140,12 @@ fn merge(
     };
     span("grace", raw.grace, GRACE, &mut out.grace);
     span("batch_gap", raw.batch_gap, BATCH_GAP, &mut out.batch_gap);
-    span("offer_valid", raw.offer_valid, OFFER_VALID, &mut out.offer_valid);
+    span(
+        "offer_valid",
+        raw.offer_valid,
+        OFFER_VALID,
+        &mut out.offer_valid,
+    );
     span("lead_time", raw.lead_time, LEAD_TIME, &mut out.lead_time);
     for (field, value, range, into) in [
         ("batch", raw.batch, 1..=20, &mut out.batch),
@@ -229,17 +234,16 @@ mod tests {
         ])
     }
 
-    fn check(
-        default: &str,
-        clinic: Option<&str>,
-    ) -> (Waitlists, Vec<(String, String)>) {
+    fn check(default: &str, clinic: Option<&str>) -> (Waitlists, Vec<(String, String)>) {
         let raw: RawWaitlist = toml::from_str(default).expect("parse");
         let mut per = BTreeMap::new();
         if let Some(c) = clinic {
             per.insert("pune".to_string(), toml::from_str(c).expect("parse"));
         }
         let mut problems = Vec::new();
-        let w = validate(Some(raw), per, &templates(), &mut |k, m| problems.push((k, m)));
+        let w = validate(Some(raw), per, &templates(), &mut |k, m| {
+            problems.push((k, m))
+        });
         (w, problems)
     }
 

@@ -649,7 +649,7 @@ impl SendJob {
                 row.provider.as_deref(),
             ),
         };
-        let rendered = match offers::render(key, template, input, row, &self.config) {
+        let rendered = match offers::render(key, template, &input, row, &self.config) {
             Ok(r) => r,
             Err(e) => return (failed(e.to_string()), None, None),
         };

@@ -53,26 +53,27 @@ pub(super) fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verd
 pub(super) fn render(
     key: &str,
     template: &Template,
-    input: Input<'_>,
+    input: &Input<'_>,
     row: &DueRow,
     config: &Config,
 ) -> Result<Rendered, RenderError> {
-    let Some(offer) = row.offer.as_ref().filter(|_| row.kind == Kind::WaitlistOffer) else {
-        return template::render(key, template, &input);
+    let Some(offer) = row
+        .offer
+        .as_ref()
+        .filter(|_| row.kind == Kind::WaitlistOffer)
+    else {
+        return template::render(key, template, input);
     };
     // A slot the practice system or staff opened may name no provider: the clinic's name
     // reads well in its place ("with Sunrise Family Clinic"), where an empty value would be
     // refused by the API.
     let clinic = input.clinic;
-    let provider = offer
-        .provider
-        .as_deref()
-        .unwrap_or(&clinic.display_name);
+    let provider = offer.provider.as_deref().unwrap_or(&clinic.display_name);
     let input = Input {
         starts_at: offer.starts_at,
         provider: Some(provider),
         prep_note: crate::config::prep_note_for(&config.prep_notes, offer.provider.as_deref()),
-        ..input
+        ..input.clone()
     };
     let mut rendered = template::render(key, template, &input)?;
     for b in &mut rendered.buttons {
@@ -120,7 +121,7 @@ mod tests {
             contact_name: None,
             prep_note: None,
         };
-        let r = render("waitlist_offer", template, input.clone(), &row, &config).expect("render");
+        let r = render("waitlist_offer", template, &input, &row, &config).expect("render");
         let payloads: Vec<&str> = r.buttons.iter().map(|b| b.payload.as_str()).collect();
         assert_eq!(payloads, ["WL:7:Y", "WL:7:N"]);
         assert_eq!(r.params[4], "Dr Rao");
@@ -128,7 +129,7 @@ mod tests {
         if let Some(o) = row.offer.as_mut() {
             o.provider = None;
         }
-        let r = render("waitlist_offer", template, input, &row, &config).expect("render");
+        let r = render("waitlist_offer", template, &input, &row, &config).expect("render");
         assert_eq!(r.params[4], clinic.display_name);
     }
 
@@ -150,7 +151,10 @@ mod tests {
         if let Some(o) = declined.offer.as_mut() {
             o.offer = OfferState::Expired;
         }
-        assert!(matches!(super::super::verdict(&declined, &config, now), Verdict::Skip(_)));
+        assert!(matches!(
+            super::super::verdict(&declined, &config, now),
+            Verdict::Skip(_)
+        ));
         assert!(matches!(
             super::super::verdict(&row, &config, row.latest_at + chrono::Duration::seconds(1)),
             Verdict::Expire(_)

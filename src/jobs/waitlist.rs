@@ -28,7 +28,11 @@ pub struct WaitlistRun {
 }
 
 /// One run at `now` over every clinic with the waitlist on.
-pub fn run(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<WaitlistRun, StoreError> {
+pub fn run(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<WaitlistRun, StoreError> {
     let mut r = WaitlistRun {
         expired: store.expire_waitlist(now)?,
         ..WaitlistRun::default()
@@ -54,7 +58,8 @@ pub fn run(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<Wai
                 }
             };
             if let Some(n) = shut {
-                let why = format!("the clinic cancelled {n} appointments that day: treated as closed");
+                let why =
+                    format!("the clinic cancelled {n} appointments that day: treated as closed");
                 r.withdrawn += store.end_opening(o.id, OpeningState::Withdrawn, &why, now)?;
                 continue;
             }
@@ -101,7 +106,11 @@ pub fn job(
             if running.swap(true, Ordering::AcqRel) {
                 return;
             }
-            let config = Arc::clone(&config.read().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let config = Arc::clone(
+                &config
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
             let now = clock.now();
             match store.run(move |s| run(s, &config, now)).await {
                 Ok(Ok(r)) if r.opened + r.withdrawn + r.expired + r.offers > 0 => tracing::info!(

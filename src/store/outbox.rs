@@ -440,7 +440,8 @@ impl Store {
             while let Some(r) = q.next()? {
                 let clinic_id: i64 = r.get(20)?;
                 let mut row = due_row(r, last_import.get(&clinic_id).copied())?;
-                row.offer = super::waitlist::offer_facts(&tx, &row.rule)?.filter(|_| row.kind.is_offer());
+                row.offer =
+                    super::waitlist::offer_facts(&tx, &row.rule)?.filter(|_| row.kind.is_offer());
                 v.push(row);
             }
             v

@@ -101,7 +101,8 @@ pub struct WaitlistFigures {
     pub fill_seconds: Vec<i64>,
 }
 
-const ENTRY_COLUMNS: &str = "w.id, c.key, w.patient_id, p.external_id, p.name, w.appointment_id, w.provider,
+const ENTRY_COLUMNS: &str =
+    "w.id, c.key, w.patient_id, p.external_id, p.name, w.appointment_id, w.provider,
     w.earliest, w.latest, w.days, w.time_from, w.time_to, w.expires_at, w.max_offers, w.offers_sent,
     w.state, w.source, w.external_id, w.created_at";
 
@@ -184,7 +185,10 @@ fn next_booked(conn: &Connection, patient_id: i64, now: i64) -> Result<Option<i6
 
 /// The facts of offer message `rule` (`offer:<id>`), read in the claim's transaction.
 pub(super) fn offer_facts(conn: &Connection, rule: &str) -> Result<Option<OfferFacts>, StoreError> {
-    let Some(id) = rule.strip_prefix(OFFER_RULE).and_then(|i| i.parse::<i64>().ok()) else {
+    let Some(id) = rule
+        .strip_prefix(OFFER_RULE)
+        .and_then(|i| i.parse::<i64>().ok())
+    else {
         return Ok(None);
     };
     let row = conn
@@ -416,7 +420,11 @@ impl Store {
     /// Withdraws the clinic's open openings whose slot is taken again: the cancelled
     /// appointment was reinstated (an "oops"), another booked appointment now has that time,
     /// or the practice system blocked it (SIU S23) after opening it.
-    pub fn withdraw_retaken(&mut self, clinic: &str, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub fn withdraw_retaken(
+        &mut self,
+        clinic: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
         let t = now.timestamp();
         let tx = self
             .conn
@@ -462,8 +470,16 @@ impl Store {
     }
 
     /// The clinic's openings starting after `since`, by start (the desk's list).
-    pub fn openings_since(&self, clinic: &str, since: DateTime<Utc>) -> Result<Vec<Opening>, StoreError> {
-        self.openings_where("c.key = ?1 AND o.starts_at >= ?2", clinic, since.timestamp())
+    pub fn openings_since(
+        &self,
+        clinic: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Opening>, StoreError> {
+        self.openings_where(
+            "c.key = ?1 AND o.starts_at >= ?2",
+            clinic,
+            since.timestamp(),
+        )
     }
 
     fn openings_where(&self, cond: &str, clinic: &str, t: i64) -> Result<Vec<Opening>, StoreError> {
@@ -527,7 +543,11 @@ impl Store {
     }
 
     /// The clinic's active entries with what a round of `o` needs of each patient.
-    pub fn round_candidates(&self, o: &Opening, now: DateTime<Utc>) -> Result<Vec<Candidate>, StoreError> {
+    pub fn round_candidates(
+        &self,
+        o: &Opening,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Candidate>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS},
                 (SELECT count(*) FROM offers f WHERE f.patient_id = w.patient_id AND f.created_at > ?3),
@@ -579,7 +599,9 @@ impl Store {
         }
         let mut n = 0;
         for c in picks {
-            let Some(file_under) = c.file_under else { continue };
+            let Some(file_under) = c.file_under else {
+                continue;
+            };
             let added = tx.execute(
                 "INSERT INTO offers (opening_id, patient_id, entry_id, appointment_id, kind, round, created_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, 'waitlist', ?5, ?6, ?7) ON CONFLICT DO NOTHING",
@@ -628,7 +650,11 @@ impl Store {
         let id = tx.last_insert_rowid();
         tx.execute(
             "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, 'open_slot', ?3)",
-            params![t, actor, format!("opening {id} at {}", starts_at.to_rfc3339())],
+            params![
+                t,
+                actor,
+                format!("opening {id} at {}", starts_at.to_rfc3339())
+            ],
         )?;
         tx.commit()?;
         Ok(id)
@@ -672,7 +698,11 @@ impl Store {
 
     /// Offers sent and accepted, slots filled and each fill's time, for openings opened since
     /// `since` at the clinic.
-    pub fn waitlist_figures(&self, clinic: &str, since: DateTime<Utc>) -> Result<WaitlistFigures, StoreError> {
+    pub fn waitlist_figures(
+        &self,
+        clinic: &str,
+        since: DateTime<Utc>,
+    ) -> Result<WaitlistFigures, StoreError> {
         let s = since.timestamp();
         let (offers_sent, accepted) = self.conn.query_row(
             "SELECT count(*), coalesce(sum(f.state = 'accepted'), 0) FROM offers f
@@ -700,7 +730,13 @@ impl Store {
 }
 
 /// Ends open opening `id` and its open offers (withdrawn with it, or expired).
-fn close(conn: &Connection, id: i64, state: OpeningState, reason: &str, t: i64) -> Result<usize, StoreError> {
+fn close(
+    conn: &Connection,
+    id: i64,
+    state: OpeningState,
+    reason: &str,
+    t: i64,
+) -> Result<usize, StoreError> {
     let n = conn.execute(
         "UPDATE openings SET state = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'open'",
         params![id, state.as_str(), reason, t],

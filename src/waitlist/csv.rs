@@ -53,7 +53,11 @@ pub struct EntryRow {
 }
 
 /// Reads `bytes`; `clinic` is the clinic for rows without a clinic column.
-pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<EntryRow>, Vec<RowError>> {
+pub fn parse(
+    bytes: &[u8],
+    config: &Config,
+    clinic: Option<&str>,
+) -> Result<Vec<EntryRow>, Vec<RowError>> {
     let err = |row: usize, column: &str, value: &str, message: String| RowError {
         row,
         column: column.to_string(),
@@ -69,23 +73,55 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
         .trim(csv::Trim::All)
         .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
     let header: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(|c| c.to_lowercase().replace(' ', "_")).collect(),
-        Err(e) => return Err(vec![err(1, "", "", format!("the header row cannot be read as CSV ({e})"))]),
+        Ok(h) => h
+            .iter()
+            .map(|c| c.to_lowercase().replace(' ', "_"))
+            .collect(),
+        Err(e) => {
+            return Err(vec![err(
+                1,
+                "",
+                "",
+                format!("the header row cannot be read as CSV ({e})"),
+            )]);
+        }
     };
     let col = |name: &str| header.iter().position(|h| h == name);
     let mut errors = Vec::new();
     for (i, h) in header.iter().enumerate() {
         if !COLUMNS.contains(&h.as_str()) {
-            errors.push(err(1, h, h, format!("column {} is not a waitlist column; the columns are: {}", i + 1, COLUMNS.join(", "))));
+            errors.push(err(
+                1,
+                h,
+                h,
+                format!(
+                    "column {} is not a waitlist column; the columns are: {}",
+                    i + 1,
+                    COLUMNS.join(", ")
+                ),
+            ));
         }
     }
     for need in ["id", "patient_id", "earliest"] {
         if col(need).is_none() {
-            errors.push(err(1, need, "", format!("the file has no column named {need:?}; the header row must name: {}", COLUMNS.join(", "))));
+            errors.push(err(
+                1,
+                need,
+                "",
+                format!(
+                    "the file has no column named {need:?}; the header row must name: {}",
+                    COLUMNS.join(", ")
+                ),
+            ));
         }
     }
     if col("clinic").is_none() && clinic.is_none() {
-        errors.push(err(1, "clinic", "", "the file has no \"clinic\" column; add one, or give the clinic with --clinic".into()));
+        errors.push(err(
+            1,
+            "clinic",
+            "",
+            "the file has no \"clinic\" column; add one, or give the clinic with --clinic".into(),
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -97,7 +133,14 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                errors.push(err(row, "", "", format!("this row cannot be read as CSV ({e}); check for a stray quote (\") in it")));
+                errors.push(err(
+                    row,
+                    "",
+                    "",
+                    format!(
+                        "this row cannot be read as CSV ({e}); check for a stray quote (\") in it"
+                    ),
+                ));
                 continue;
             }
         };
@@ -106,16 +149,26 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
             continue;
         }
         let before = errors.len();
-        let mut bad = |column: &str, message: String| errors.push(err(row, column, cell(column), message));
+        let mut bad =
+            |column: &str, message: String| errors.push(err(row, column, cell(column), message));
         let id = cell("id").to_string();
         if id.is_empty() {
-            bad("id", "is empty; give each row its own id, so importing the file again updates it".into());
+            bad(
+                "id",
+                "is empty; give each row its own id, so importing the file again updates it".into(),
+            );
         } else if let Some(first) = seen.insert(id.clone(), row) {
-            bad("id", format!("is also the id of row {first}; each row needs its own id"));
+            bad(
+                "id",
+                format!("is also the id of row {first}; each row needs its own id"),
+            );
         }
         let patient = cell("patient_id").to_string();
         if patient.is_empty() {
-            bad("patient_id", "is empty; give the patient id as the practice system writes it".into());
+            bad(
+                "patient_id",
+                "is empty; give the patient id as the practice system writes it".into(),
+            );
         }
         let clinic_key = match cell("clinic") {
             "" => clinic.unwrap_or_default().to_string(),
@@ -124,7 +177,19 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
         let zone = match config.clinic(&clinic_key) {
             Some(c) => Some(c.time_zone),
             None => {
-                bad("clinic", format!("{:?} is not a clinic; use one of: {}", shown_cell(&clinic_key), config.clinics.keys().cloned().collect::<Vec<_>>().join(", ")));
+                bad(
+                    "clinic",
+                    format!(
+                        "{:?} is not a clinic; use one of: {}",
+                        shown_cell(&clinic_key),
+                        config
+                            .clinics
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
                 None
             }
         };
@@ -133,17 +198,30 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
             if v.is_empty() {
                 return None;
             }
-            NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| bad(name, "is not a date; write it as year-month-day, e.g. 2026-12-01".into())).ok()
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| {
+                    bad(
+                        name,
+                        "is not a date; write it as year-month-day, e.g. 2026-12-01".into(),
+                    )
+                })
+                .ok()
         };
         let earliest = date("earliest", &mut bad);
         if cell("earliest").is_empty() {
-            bad("earliest", "is empty; give the first date that suits the patient, e.g. 2026-12-01".into());
+            bad(
+                "earliest",
+                "is empty; give the first date that suits the patient, e.g. 2026-12-01".into(),
+            );
         }
         let latest = date("latest", &mut bad);
         if let (Some(e), Some(l)) = (earliest, latest)
             && l < e
         {
-            bad("latest", format!("is before the earliest date {e}; swap them or correct one"));
+            bad(
+                "latest",
+                format!("is before the earliest date {e}; swap them or correct one"),
+            );
         }
         let days = match parse_days(cell("days")) {
             Ok(d) => d,
@@ -173,7 +251,9 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
         if errors.len() > before {
             continue;
         }
-        let (Some(earliest), Some(zone)) = (earliest, zone) else { continue };
+        let (Some(earliest), Some(zone)) = (earliest, zone) else {
+            continue;
+        };
         rows.push(EntryRow {
             row,
             id,
@@ -192,13 +272,22 @@ pub fn parse(bytes: &[u8], config: &Config, clinic: Option<&str>) -> Result<Vec<
     if rows.is_empty() && errors.is_empty() {
         errors.push(err(2, "", "", "the file has a header but no rows".into()));
     }
-    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `Mon-Fri`, `1-5`, `Mon,Wed`, `sat-mon` (wrapping) or empty (every day) → ISO weekday digits.
 pub fn parse_days(text: &str) -> Result<String, String> {
     const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    let bad = || format!("{:?} is not a set of weekdays; write e.g. Mon-Fri, 1-5 (1 is Monday) or Mon,Wed,Fri", shown_cell(text));
+    let bad = || {
+        format!(
+            "{:?} is not a set of weekdays; write e.g. Mon-Fri, 1-5 (1 is Monday) or Mon,Wed,Fri",
+            shown_cell(text)
+        )
+    };
     if text.trim().is_empty() {
         return Ok("1234567".into());
     }
@@ -207,7 +296,10 @@ pub fn parse_days(text: &str) -> Result<String, String> {
         if let Ok(n) = s.parse::<u32>() {
             return (1..=7).contains(&n).then_some(n);
         }
-        NAMES.iter().position(|n| s.len() >= 3 && n.starts_with(&s[..3]) && n.len() <= s.len()).map(|i| i as u32 + 1)
+        NAMES
+            .iter()
+            .position(|n| s.len() >= 3 && n.starts_with(&s[..3]) && n.len() <= s.len())
+            .map(|i| i as u32 + 1)
     };
     let mut set = [false; 8];
     for part in text.split(',') {
@@ -226,7 +318,10 @@ pub fn parse_days(text: &str) -> Result<String, String> {
             None => set[day(part).ok_or_else(bad)? as usize] = true,
         }
     }
-    Ok((1..=7).filter(|d| set[*d]).map(|d| char::from_digit(d as u32, 10).unwrap_or('0')).collect())
+    Ok((1..=7)
+        .filter(|d| set[*d])
+        .map(|d| char::from_digit(d as u32, 10).unwrap_or('0'))
+        .collect())
 }
 
 /// `09:00-12:00` or empty (any time) → the band's ends.
@@ -234,12 +329,20 @@ pub fn parse_band(text: &str) -> Result<(Option<NaiveTime>, Option<NaiveTime>), 
     if text.trim().is_empty() {
         return Ok((None, None));
     }
-    let bad = || format!("{:?} is not a time band; write it as HH:MM-HH:MM, e.g. 09:00-12:00", shown_cell(text));
+    let bad = || {
+        format!(
+            "{:?} is not a time band; write it as HH:MM-HH:MM, e.g. 09:00-12:00",
+            shown_cell(text)
+        )
+    };
     let (a, b) = text.split_once('-').ok_or_else(bad)?;
     let t = |s: &str| NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad());
     let (from, to) = (t(a)?, t(b)?);
     if to <= from {
-        return Err(format!("{:?} ends before it starts; write the earlier time first, e.g. 09:00-12:00", shown_cell(text)));
+        return Err(format!(
+            "{:?} ends before it starts; write the earlier time first, e.g. 09:00-12:00",
+            shown_cell(text)
+        ));
     }
     Ok((Some(from), Some(to)))
 }
@@ -262,7 +365,13 @@ mod tests {
     #[test]
     fn a_time_band_must_run_forwards() {
         let (a, b) = parse_band("09:00-12:00").expect("band");
-        assert_eq!((a, b), (NaiveTime::from_hms_opt(9, 0, 0), NaiveTime::from_hms_opt(12, 0, 0)));
+        assert_eq!(
+            (a, b),
+            (
+                NaiveTime::from_hms_opt(9, 0, 0),
+                NaiveTime::from_hms_opt(12, 0, 0)
+            )
+        );
         assert!(parse_band("12:00-09:00").is_err_and(|m| m.contains("ends before it starts")));
         assert!(parse_band("morning").is_err_and(|m| m.contains("HH:MM-HH:MM")));
     }

@@ -200,7 +200,7 @@ pub fn median_seconds(mut spans: Vec<i64>) -> Option<i64> {
     Some(if n % 2 == 1 {
         spans[n / 2]
     } else {
-        (spans[n / 2 - 1] + spans[n / 2]) / 2
+        i64::midpoint(spans[n / 2 - 1], spans[n / 2])
     })
 }
 
@@ -297,18 +297,29 @@ mod tests {
         assert!(one(&|_| {}));
         assert!(!one(&|c| c.entry.days = "12356".into()), "Thursday is 4");
         assert!(one(&|c| c.entry.days = "4".into()));
-        assert!(one(&|c| c.entry.time_from = NaiveTime::from_hms_opt(9, 0, 0)));
-        assert!(!one(&|c| c.entry.time_to = NaiveTime::from_hms_opt(10, 30, 0)));
+        assert!(one(
+            &|c| c.entry.time_from = NaiveTime::from_hms_opt(9, 0, 0)
+        ));
+        assert!(!one(
+            &|c| c.entry.time_to = NaiveTime::from_hms_opt(10, 30, 0)
+        ));
         assert!(one(&|c| c.entry.provider = Some("dr rao".into())));
         assert!(!one(&|c| c.entry.provider = Some("Dr Iyer".into())));
-        assert!(!one(&|c| c.entry.latest = NaiveDate::from_ymd_opt(2026, 12, 2)));
-        assert!(!one(&|c| c.entry.earliest = NaiveDate::from_ymd_opt(2026, 12, 4).expect("d")));
+        assert!(!one(
+            &|c| c.entry.latest = NaiveDate::from_ymd_opt(2026, 12, 2)
+        ));
+        assert!(!one(
+            &|c| c.entry.earliest = NaiveDate::from_ymd_opt(2026, 12, 4).expect("d")
+        ));
         assert!(!one(&|c| c.entry.expires_at = Some(now)));
         assert!(!one(&|c| c.entry.offers_sent = 3));
         assert!(!one(&|c| c.offers_this_week = 3));
         assert!(!one(&|c| c.offered_this_opening = true));
         assert!(!one(&|c| c.file_under = None));
-        assert!(!one(&|c| c.booked_at = Some(at(3, 9, 0))), "not later than theirs");
+        assert!(
+            !one(&|c| c.booked_at = Some(at(3, 9, 0))),
+            "not later than theirs"
+        );
         assert!(one(&|c| c.booked_at = Some(at(9, 9, 0))));
     }
 

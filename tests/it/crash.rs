@@ -213,13 +213,17 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     }
 
     // The waitlist: one entry per waiting patient, then the first slots.
-    let mut file = String::from("id,patient_id,clinic,earliest,max_offers");
-    for i in waiting() {
-        file.push_str(&format!(
-            "\nE{i},Q{i},mumbai,{},1",
-            now.with_timezone(&chrono_tz::Asia::Kolkata).format("%Y-%m-%d")
-        ));
-    }
+    let today = now
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .format("%Y-%m-%d");
+    let file: Vec<String> = std::iter::once("id,patient_id,clinic,earliest,max_offers".to_string())
+        .chain(
+            waiting()
+                .into_iter()
+                .map(|i| format!("E{i},Q{i},mumbai,{today},1")),
+        )
+        .collect();
+    let file = file.join("\n");
     let path = env.file("waitlist.csv", format!("{file}\n"));
     env.run(&["waitlist", "import", path.to_str().expect("path")])
         .expect(0);
@@ -443,7 +447,11 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     }
     // The offers' witness: each slot offered to one batch, each patient once, each offer's
     // message reaching the API once.
-    assert_eq!(env.count("SELECT count(*) FROM offers"), OFFERS as i64, "seed {seed}: every offer made");
+    assert_eq!(
+        env.count("SELECT count(*) FROM offers"),
+        OFFERS as i64,
+        "seed {seed}: every offer made"
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM openings WHERE round = 1"),
         (OPENINGS_BEFORE + OPENINGS_DURING) as i64,

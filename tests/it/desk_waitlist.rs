@@ -34,7 +34,10 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
 
     // Without the form token nothing is added.
     let forged = b
-        .post("/desk/waitlist/add", &[("clinic", "mumbai"), ("patient", "W1")])
+        .post(
+            "/desk/waitlist/add",
+            &[("clinic", "mumbai"), ("patient", "W1")],
+        )
         .await;
     assert_eq!(forged.status, 403);
     // A mistake is explained on the page, with what was typed still there.
@@ -51,7 +54,11 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
         )
         .await;
     assert_eq!(wrong.status, 400);
-    assert!(text(&wrong.body).contains("is not a set of weekdays; write e.g. Mon-Fri"), "{}", text(&wrong.body));
+    assert!(
+        text(&wrong.body).contains("is not a set of weekdays; write e.g. Mon-Fri"),
+        "{}",
+        text(&wrong.body)
+    );
     assert_eq!(field(&wrong.body, "time_band"), "09:00-12:00");
     assert_eq!(d.count("SELECT count(*) FROM waitlist_entries"), 0);
 
@@ -69,14 +76,18 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
             ],
         )
         .await;
-    let page = b.follow(res, "/desk/waitlist?clinic=mumbai&done=added").await;
+    let page = b
+        .follow(res, "/desk/waitlist?clinic=mumbai&done=added")
+        .await;
     let t = text(&page.body);
     assert!(t.contains("The patient is on the waitlist."), "{t}");
     assert!(t.contains("Meera Joshi (W1)"), "{t}");
     assert!(t.contains("Mon–Fri, 09:00–12:00"), "{t}");
     assert!(t.contains("0 of 2"), "{t}");
     assert_eq!(
-        d.count("SELECT count(*) FROM audit_log WHERE action = 'waitlist_add' AND actor = 'staff:asha'"),
+        d.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'waitlist_add' AND actor = 'staff:asha'"
+        ),
         1
     );
 
@@ -84,7 +95,12 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
     let past = b
         .post(
             "/desk/waitlist/open",
-            &[("csrf", &b.csrf), ("clinic", "mumbai"), ("date", "2020-01-06"), ("time", "10:30")],
+            &[
+                ("csrf", &b.csrf),
+                ("clinic", "mumbai"),
+                ("date", "2020-01-06"),
+                ("time", "10:30"),
+            ],
         )
         .await;
     assert_eq!(past.status, 400);
@@ -103,7 +119,9 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
             ],
         )
         .await;
-    let page = b.follow(res, "/desk/waitlist?clinic=mumbai&done=opened").await;
+    let page = b
+        .follow(res, "/desk/waitlist?clinic=mumbai&done=opened")
+        .await;
     let t = text(&page.body);
     assert!(t.contains("The slot is open"), "{t}");
     let slot = format!("{}, 10:30 with Dr. Mehta", tomorrow.format("%a %-d %b"));
@@ -114,7 +132,9 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
         1
     );
     assert_eq!(
-        d.count("SELECT count(*) FROM audit_log WHERE action = 'open_slot' AND actor = 'staff:asha'"),
+        d.count(
+            "SELECT count(*) FROM audit_log WHERE action = 'open_slot' AND actor = 'staff:asha'"
+        ),
         1
     );
     // Refreshing the page opens nothing more.

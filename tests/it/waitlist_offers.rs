@@ -15,7 +15,8 @@ use crate::webhook::{Served, envelope};
 
 const ZONE: chrono_tz::Tz = chrono_tz::Asia::Kolkata;
 const WAITLIST: &str = "\n[waitlist]\nenabled = true\noffer_template = \"waitlist_offer\"\n";
-const HEADER: &str = "id,patient_id,clinic,provider,earliest,latest,days,time_band,expires,max_offers";
+const HEADER: &str =
+    "id,patient_id,clinic,provider,earliest,latest,days,time_band,expires,max_offers";
 
 /// A test folder with the waitlist on, quiet hours off and the schedule never stale.
 fn waitlist_env() -> Env {
@@ -94,7 +95,8 @@ fn sim() -> SimConfig {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in_order_then_the_next() {
+async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in_order_then_the_next()
+ {
     let env = waitlist_env();
     let now = reminderd::time::Clock::System.now();
     let (slot_day, later) = (day(now, 2), day(now, 12));
@@ -111,25 +113,33 @@ async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in
     env.import("day.csv", &csv(&rows), &[]).expect(0);
     // Priority: the earliest wanted date first, then the longest waiting (file order here).
     // W5 wants later dates and W6 never on the slot's weekday: neither suits.
-    let weekday = (now + Duration::days(2)).with_timezone(&ZONE).format("%a").to_string();
+    let weekday = (now + Duration::days(2))
+        .with_timezone(&ZONE)
+        .format("%a")
+        .to_string();
     let not_that_day: Vec<&str> = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
         .into_iter()
         .filter(|d| *d != weekday)
         .collect();
+    let quoted = format!("\"{}\"", not_that_day.join(","));
     let file = format!(
         "{HEADER}\nE1,W1,mumbai,,{d1},,,,,\nE2,W2,mumbai,Dr. Mehta,{d0},,Mon-Sun,08:00-12:00,,\nE3,W3,mumbai,,{d1},,,,,\nE4,W4,mumbai,,{d2},,,,,\nE5,W5,mumbai,,{d3},,,,,\nE6,W6,mumbai,,{d0},,{days},,,\n",
         d0 = day(now, 0),
         d1 = day(now, 1),
         d2 = day(now, 2),
         d3 = day(now, 3),
-        days = format!("\"{}\"", not_that_day.join(","))
+        days = quoted
     );
     let path = env.file("waitlist.csv", &file);
     let r = env
         .run(&["waitlist", "import", path.to_str().expect("path"), "--json"])
         .expect(0)
         .json();
-    assert_eq!((r["new"].as_u64(), r["updated"].as_u64()), (Some(6), Some(0)), "{r}");
+    assert_eq!(
+        (r["new"].as_u64(), r["updated"].as_u64()),
+        (Some(6), Some(0)),
+        "{r}"
+    );
     // A1 was reminded (the patient answers that message).
     env.sql()
         .execute_batch(
@@ -158,7 +168,9 @@ async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in
     // still undo it.
     send(&env, &sim, now + Duration::minutes(5)).await;
     assert_eq!(
-        env.count("SELECT count(*) FROM openings WHERE source = 'patient_cancel' AND state = 'open'"),
+        env.count(
+            "SELECT count(*) FROM openings WHERE source = 'patient_cancel' AND state = 'open'"
+        ),
         1
     );
     assert_eq!(
@@ -173,7 +185,11 @@ async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in
     assert_eq!(report["sent"], 3, "{report}");
     assert_eq!(
         offered_in_order(&env),
-        [("W2".to_string(), 1), ("W1".to_string(), 1), ("W3".to_string(), 1)]
+        [
+            ("W2".to_string(), 1),
+            ("W1".to_string(), 1),
+            ("W3".to_string(), 1)
+        ]
     );
     let first = offers_sent(&sim);
     assert_eq!(
@@ -182,11 +198,18 @@ async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in
     );
     let offer_ids: Vec<i64> = {
         let conn = env.sql();
-        let mut st = conn.prepare("SELECT id FROM offers ORDER BY id").expect("prepare");
-        st.query_map([], |r| r.get(0)).expect("q").collect::<Result<_, _>>().expect("rows")
+        let mut st = conn
+            .prepare("SELECT id FROM offers ORDER BY id")
+            .expect("prepare");
+        st.query_map([], |r| r.get(0))
+            .expect("q")
+            .collect::<Result<_, _>>()
+            .expect("rows")
     };
     for m in &first {
-        let components = m.body["template"]["components"].as_array().expect("components");
+        let components = m.body["template"]["components"]
+            .as_array()
+            .expect("components");
         // The freed slot's date, time and doctor, not the appointment the offer is filed under.
         let params: Vec<&str> = components[0]["parameters"]
             .as_array()
@@ -238,14 +261,17 @@ fn open_by_staff(env: &Env, start: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 fn waiting(env: &Env, now: DateTime<Utc>, n: usize, max_offers: u32) {
     let later = day(now, 12);
     let rows: Vec<String> = (1..=n)
-        .map(|i| format!("B{i},W{i},Wait {i},98200 3{i:04},en,{later},09:00,15,Dr. Mehta,mumbai,booked"))
+        .map(|i| {
+            format!("B{i},W{i},Wait {i},98200 3{i:04},en,{later},09:00,15,Dr. Mehta,mumbai,booked")
+        })
         .collect();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     env.import("later.csv", &csv(&rows), &[]).expect(0);
-    let mut file = String::from(HEADER);
-    for i in 1..=n {
-        file.push_str(&format!("\nE{i},W{i},mumbai,,{},,,,,{max_offers}", day(now, 0)));
-    }
+    let today = day(now, 0);
+    let file: Vec<String> = std::iter::once(HEADER.to_string())
+        .chain((1..=n).map(|i| format!("E{i},W{i},mumbai,,{today},,,,,{max_offers}")))
+        .collect();
+    let file = file.join("\n");
     let path = env.file("waitlist.csv", format!("{file}\n"));
     env.run(&["waitlist", "import", path.to_str().expect("path")])
         .expect(0);
@@ -309,7 +335,11 @@ async fn a_patient_gets_no_more_offers_in_a_week_than_the_cap() {
     assert_eq!(env.count("SELECT count(*) FROM offers"), 3);
     // A week later the patient may be offered again.
     send(&env, &sim, now + Duration::days(7) + Duration::hours(1)).await;
-    assert_eq!(env.count("SELECT count(*) FROM offers"), 3, "the slots have passed by then");
+    assert_eq!(
+        env.count("SELECT count(*) FROM offers"),
+        3,
+        "the slots have passed by then"
+    );
 }
 
 #[test]
@@ -334,11 +364,7 @@ fn a_waitlist_file_with_a_bad_row_imports_nothing_and_names_row_and_column() {
     let r: Run = env
         .run(&["waitlist", "import", path.to_str().expect("path")])
         .expect(65);
-    assert!(
-        r.stdout.contains("nothing was imported"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("nothing was imported"), "{}", r.stdout);
     assert!(
         r.stdout.contains("row 3, column \"days\" (\"Funday\")") && r.stdout.contains("Mon-Fri"),
         "{}",
@@ -350,7 +376,11 @@ fn a_waitlist_file_with_a_bad_row_imports_nothing_and_names_row_and_column() {
     let r = env
         .run(&["waitlist", "import", path.to_str().expect("path")])
         .expect(65);
-    assert!(r.stdout.contains("row 4, column \"patient_id\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("row 4, column \"patient_id\""),
+        "{}",
+        r.stdout
+    );
     assert_eq!(env.count("SELECT count(*) FROM waitlist_entries"), 0);
     // All fixed: imported; again with a change: updated by id, nothing added.
     let good = bad.replace("Funday", "1-5").replace(",W7,", ",W2,");
@@ -359,22 +389,28 @@ fn a_waitlist_file_with_a_bad_row_imports_nothing_and_names_row_and_column() {
         .run(&["waitlist", "import", path.to_str().expect("path"), "--json"])
         .expect(0)
         .json();
-    assert_eq!((r["new"].as_u64(), r["updated"].as_u64()), (Some(3), Some(0)));
+    assert_eq!(
+        (r["new"].as_u64(), r["updated"].as_u64()),
+        (Some(3), Some(0))
+    );
     let path = env.file("good.csv", good.replace("09:00-12:00", "14:00-17:00"));
     let r = env
         .run(&["waitlist", "import", path.to_str().expect("path"), "--json"])
         .expect(0)
         .json();
-    assert_eq!((r["new"].as_u64(), r["updated"].as_u64()), (Some(0), Some(3)));
-    let list = env
-        .run(&["waitlist", "list", "--json"])
-        .expect(0)
-        .json();
+    assert_eq!(
+        (r["new"].as_u64(), r["updated"].as_u64()),
+        (Some(0), Some(3))
+    );
+    let list = env.run(&["waitlist", "list", "--json"]).expect(0).json();
     let e1 = list
         .as_array()
         .expect("list")
         .iter()
         .find(|e| e["external_id"] == "E1")
         .expect("E1");
-    assert_eq!((e1["days"].as_str(), e1["time_from"].as_str()), (Some("12345"), Some("14:00")));
+    assert_eq!(
+        (e1["days"].as_str(), e1["time_from"].as_str()),
+        (Some("12345"), Some("14:00"))
+    );
 }

@@ -35,7 +35,14 @@ pub(in crate::desk) async fn waitlist(
         Some("opened") => Some("The slot is open: offers go out to suitable patients shortly."),
         _ => None,
     };
-    show(&state, &staff, q.clinic.as_deref(), WaitlistForms::default(), notice).await
+    show(
+        &state,
+        &staff,
+        q.clinic.as_deref(),
+        WaitlistForms::default(),
+        notice,
+    )
+    .await
 }
 
 async fn show(
@@ -93,7 +100,11 @@ pub(in crate::desk) async fn add_entry(
     let Some(clinic) = config.clinic(&form.clinic).cloned() else {
         return show(&state, &staff, None, WaitlistForms::default(), None).await;
     };
-    let today = state.clock.now().with_timezone(&clinic.time_zone).date_naive();
+    let today = state
+        .clock
+        .now()
+        .with_timezone(&clinic.time_zone)
+        .date_naive();
     let fail = |why: String| WaitlistForms {
         add: form.clone(),
         error: Some(("add", why)),
@@ -162,8 +173,9 @@ pub(in crate::desk) async fn open_slot(
                 .filter(|n| (1..=24 * 60).contains(n))
                 .ok_or("The length must be a number of minutes, for example 15.")?,
         };
-        let starts = crate::time::local_to_utc(clinic.time_zone, date, time)
-            .map_err(|_| "That time does not exist on that day (the clocks change); choose another.".to_string())?;
+        let starts = crate::time::local_to_utc(clinic.time_zone, date, time).map_err(|_| {
+            "That time does not exist on that day (the clocks change); choose another.".to_string()
+        })?;
         if starts <= now {
             return Err("That time has passed: choose a slot still to come.".to_string());
         }

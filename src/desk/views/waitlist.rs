@@ -297,7 +297,11 @@ fn add_form(clinic: &Clinic, forms: &WaitlistForms) -> Markup {
 
 fn open_form(clinic: &Clinic, forms: &WaitlistForms, today: NaiveDate) -> Markup {
     let o = &forms.open;
-    let date = if o.date.is_empty() { today.to_string() } else { o.date.clone() };
+    let date = if o.date.is_empty() {
+        today.to_string()
+    } else {
+        o.date.clone()
+    };
     html! {
         h3 #wl-open { "Open a slot" }
         p.hint { "A slot that became free and is not on the schedule as a cancellation: suitable patients on the waitlist are offered it." }
