@@ -392,7 +392,7 @@ async fn templates_check_reports_missing_and_unapproved_templates() {
         .json();
     assert!(
         ok.as_array()
-            .is_some_and(|a| a.len() == 11 && a.iter().all(|l| l["ok"] == true)),
+            .is_some_and(|a| a.len() == 12 && a.iter().all(|l| l["ok"] == true)),
         "{ok}"
     );
     // A config asking for a language the account lacks.
