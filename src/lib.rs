@@ -22,4 +22,5 @@ pub mod sms;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod waitlist;
 pub mod whatsapp;
