@@ -210,7 +210,10 @@ pub(super) fn validate(
                 Ok(d) if d.num_minutes() >= min && d.num_minutes() <= max => *slot = d,
                 Ok(_) => push(
                     format!("booking.{name}"),
-                    format!("{text:?} is out of range: from {min} minutes to {} hours", max / 60),
+                    format!(
+                        "{text:?} is out of range: from {min} minutes to {} hours",
+                        max / 60
+                    ),
                 ),
                 Err(e) => push(format!("booking.{name}"), e),
             }
@@ -298,7 +301,10 @@ mod tests {
         assert_eq!(b.confirm_for("mumbai"), Confirm::Call);
         assert_eq!(b.confirm_for("pune"), Confirm::Staff);
         let (_, problems) = check("[clinics.pune]\nconfirm = \"fhir\"\n", &[]);
-        assert_eq!(problems[0].0, "booking.clinics.pune.confirm", "{problems:?}");
+        assert_eq!(
+            problems[0].0, "booking.clinics.pune.confirm",
+            "{problems:?}"
+        );
         assert!(problems[0].1.contains("write_back"));
         let (_, problems) = check("[clinics.pune]\nconfirm = \"fhir\"\n", &["pune"]);
         assert!(problems.is_empty(), "{problems:?}");
@@ -314,7 +320,10 @@ mod tests {
         let (b, problems) = check("[texts.hi]\nfilled = \"माफ़ कीजिए\"\n", &[]);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(b.texts_for("hi", "en").filled, "माफ़ कीजिए");
-        assert_eq!(b.texts_for("hi", "en").expired, OfferTexts::english().expired);
+        assert_eq!(
+            b.texts_for("hi", "en").expired,
+            OfferTexts::english().expired
+        );
         assert_eq!(b.texts_for("mr", "en").filled, OfferTexts::english().filled);
     }
 }

@@ -562,7 +562,10 @@ fn apply_message(
         );
     }
     if let (true, true, Some(a)) = (recorded, list, &resolution.appointment) {
-        let to = (recipient(&resolution, from.as_ref()), crate::model::Channel::WhatsApp);
+        let to = (
+            recipient(&resolution, from.as_ref()),
+            crate::model::Channel::WhatsApp,
+        );
         crate::waitlist::booking::offer_reschedule(store, config, a, to, now)?;
     }
     Ok(recorded)

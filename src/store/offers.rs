@@ -157,13 +157,20 @@ impl Store {
         )?;
         let rows: Vec<(i64, String, String, Option<String>, i64, Option<String>)> = stmt
             .query_map(params![from.as_str(), since.timestamp()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?
             .collect::<Result<_, _>>()?;
         let mut out = Vec::new();
-        let mut state = self.conn.prepare_cached(
-            "SELECT state FROM offers WHERE id = ?1 AND answered_at IS NULL",
-        )?;
+        let mut state = self
+            .conn
+            .prepare_cached("SELECT state FROM offers WHERE id = ?1 AND answered_at IS NULL")?;
         for (message, kind, rule, params, sent_at, wamid) in rows {
             let ids = message_offers(&kind, &rule, params.as_deref());
             for (i, id) in ids.iter().enumerate() {
@@ -211,36 +218,42 @@ impl Store {
                     r.get::<_, i64>(5)?,
                     r.get::<_, Option<String>>(6)?,
                     r.get::<_, String>(7)?,
-                    (r.get::<_, i64>(8)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?),
+                    (
+                        r.get::<_, i64>(8)?,
+                        r.get::<_, String>(9)?,
+                        r.get::<_, String>(10)?,
+                    ),
                     (r.get::<_, String>(11)?, r.get::<_, Option<String>>(12)?),
                     (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?),
                 ))
             })
             .optional()?
-            .map(|(id, kind, state, exp, op, start, provider, clinic, p, ph, a)| {
-                Ok::<_, StoreError>(OfferDetail {
-                    id,
-                    kind: if kind == "reschedule" {
-                        OfferKind::Reschedule
-                    } else {
-                        OfferKind::Waitlist
-                    },
-                    state: OfferState::parse(&state)?,
-                    expires_at: crate::time::from_unix(exp),
-                    opening_id: op,
-                    starts_at: crate::time::from_unix(start),
-                    provider,
-                    clinic,
-                    patient_id: p.0,
-                    patient_name: p.1,
-                    language: p.2,
-                    phone: ph.0,
-                    contact_phone: ph.1,
-                    appointment_id: a.0,
-                    appointment_starts_at: a.1.map(crate::time::from_unix),
-                    message: None,
-                })
-            })
+            .map(
+                |(id, kind, state, exp, op, start, provider, clinic, p, ph, a)| {
+                    Ok::<_, StoreError>(OfferDetail {
+                        id,
+                        kind: if kind == "reschedule" {
+                            OfferKind::Reschedule
+                        } else {
+                            OfferKind::Waitlist
+                        },
+                        state: OfferState::parse(&state)?,
+                        expires_at: crate::time::from_unix(exp),
+                        opening_id: op,
+                        starts_at: crate::time::from_unix(start),
+                        provider,
+                        clinic,
+                        patient_id: p.0,
+                        patient_name: p.1,
+                        language: p.2,
+                        phone: ph.0,
+                        contact_phone: ph.1,
+                        appointment_id: a.0,
+                        appointment_starts_at: a.1.map(crate::time::from_unix),
+                        message: None,
+                    })
+                },
+            )
             .transpose()?
         else {
             return Ok(None);
@@ -311,9 +324,10 @@ impl Store {
         }
         let reply_id = tx.last_insert_rowid();
         // The state now, inside the transaction: a concurrent answer may have moved it.
-        let state: String = tx.query_row("SELECT state FROM offers WHERE id = ?1", [offer.id], |r| {
-            r.get(0)
-        })?;
+        let state: String =
+            tx.query_row("SELECT state FROM offers WHERE id = ?1", [offer.id], |r| {
+                r.get(0)
+            })?;
         let state = OfferState::parse(&state)?;
         let answer = |tx: &rusqlite::Transaction<'_>, to: &str, why: Option<&str>| {
             tx.execute(
@@ -357,7 +371,11 @@ impl Store {
                     }
                     Some(other) => {
                         if other == Settled::Filled {
-                            answer(&tx, state.as_str(), Some("someone else took the slot first"))?;
+                            answer(
+                                &tx,
+                                state.as_str(),
+                                Some("someone else took the slot first"),
+                            )?;
                         }
                         other
                     }
@@ -603,9 +621,11 @@ fn message_offers(kind: &str, rule: &str, params: Option<&str>) -> Vec<i64> {
         && let Some(ids) = params
             .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
             .and_then(|v| {
-                v["offers"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect::<Vec<_>>())
+                v["offers"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(serde_json::Value::as_i64)
+                        .collect::<Vec<_>>()
+                })
             })
         && !ids.is_empty()
     {
@@ -645,7 +665,10 @@ fn claim(
         )?;
         tx.execute(
             "UPDATE replies SET reason = ?2 WHERE id = ?1",
-            params![reply_id, format!("offer {}: someone else took the slot first", offer.id)],
+            params![
+                reply_id,
+                format!("offer {}: someone else took the slot first", offer.id)
+            ],
         )?;
         return Ok(Settled::Filled);
     }
@@ -697,7 +720,14 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
              WHERE op.state = 'held'",
         )?;
         stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<Result<_, _>>()?
     };

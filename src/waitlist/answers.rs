@@ -122,12 +122,23 @@ pub struct Reply<'a> {
 /// counts: a list (reschedule) takes a number from 1 to its length; a waitlist offer takes yes
 /// (accept) or no (decline). Two or more waitlist offers in different messages that a yes or no
 /// could mean go to staff, never a guess.
-pub fn decide(reply: &Reply<'_>, offers: &[OpenOffer], last_reminder: Option<DateTime<Utc>>) -> Answer {
+pub fn decide(
+    reply: &Reply<'_>,
+    offers: &[OpenOffer],
+    last_reminder: Option<DateTime<Utc>>,
+) -> Answer {
     match reply.tap {
-        Some(Tap::Answer { offer, accept: true }) | Some(Tap::Pick(offer)) => {
+        Some(Tap::Answer {
+            offer,
+            accept: true,
+        })
+        | Some(Tap::Pick(offer)) => {
             return Answer::Accept(offer);
         }
-        Some(Tap::Answer { offer, accept: false }) => return Answer::Decline(offer),
+        Some(Tap::Answer {
+            offer,
+            accept: false,
+        }) => return Answer::Decline(offer),
         Some(Tap::NoneOfThese(offer)) => return Answer::NoneOfThese(offer),
         None => {}
     }

@@ -237,9 +237,19 @@ pub fn list_follows(
     resolution: &crate::replies::Resolution,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    match (&resolution.appointment, resolution.intent, resolution.outcome) {
+    match (
+        &resolution.appointment,
+        resolution.intent,
+        resolution.outcome,
+    ) {
         (Some(a), Intent::Reschedule, crate::replies::Outcome::Applied) => Ok(!store
-            .free_openings(a.appointment_id, now + config.booking.lead, a.patient_id, now, 1)?
+            .free_openings(
+                a.appointment_id,
+                now + config.booking.lead,
+                a.patient_id,
+                now,
+                1,
+            )?
             .is_empty()),
         _ => Ok(false),
     }
@@ -423,7 +433,12 @@ pub fn settle(
 }
 
 /// The follow-up staff see for a held opening, by the clinic's mode.
-fn staff_task(words: &Words<'_>, offer: &OfferDetail, mode: Confirm, hold_until: DateTime<Utc>) -> String {
+fn staff_task(
+    words: &Words<'_>,
+    offer: &OfferDetail,
+    mode: Confirm,
+    hold_until: DateTime<Utc>,
+) -> String {
     let when = words.when(offer.starts_at, offer.provider.as_deref());
     let until = words.time(hold_until);
     let instead = offer

@@ -137,9 +137,15 @@ mod tests {
         assert_eq!(v["interactive"]["type"], "list");
         let rows = &v["interactive"]["action"]["sections"][0]["rows"];
         assert_eq!(rows[0]["id"], "RS:7");
-        assert_eq!(rows[0]["title"].as_str().map(|t| t.chars().count()), Some(24));
+        assert_eq!(
+            rows[0]["title"].as_str().map(|t| t.chars().count()),
+            Some(24)
+        );
         assert_eq!(rows[1]["id"], "RS:none:7");
-        assert_eq!(v["interactive"]["action"]["button"].as_str().map(str::len), Some(20));
+        assert_eq!(
+            v["interactive"]["action"]["button"].as_str().map(str::len),
+            Some(20)
+        );
         assert!(v.get("text").is_none());
     }
 }

@@ -43,5 +43,6 @@ mod sms_msg91;
 mod sms_twilio;
 mod soak;
 mod template_health;
+mod waitlist_answers;
 mod webhook;
 mod webhook_identity;
