@@ -133,6 +133,11 @@ pub struct FreeOpening {
     pub provider: Option<String>,
 }
 
+/// An offer message: id, kind, rule, params, sent at, wamid.
+type MessageRow = (i64, String, String, Option<String>, i64, Option<String>);
+/// A move to land: opening, offer, entry, old appointment, new appointment, its time.
+type LandRow = (i64, i64, Option<i64>, Option<i64>, i64, i64);
+
 const DETAIL_SQL: &str = "SELECT o.id, o.kind, o.state, o.expires_at, op.id, op.starts_at, op.provider, c.key, p.id, p.name,
         p.language, p.phone, p.contact_phone, o.appointment_id, a.starts_at
  FROM offers o JOIN openings op ON op.id = o.opening_id JOIN clinics c ON c.id = op.clinic_id
@@ -155,7 +160,7 @@ impl Store {
                AND (p.phone = ?1 OR p.contact_phone = ?1)
              ORDER BY m.sent_at, m.id",
         )?;
-        let rows: Vec<(i64, String, String, Option<String>, i64, Option<String>)> = stmt
+        let rows: Vec<MessageRow> = stmt
             .query_map(params![from.as_str(), since.timestamp()], |r| {
                 Ok((
                     r.get(0)?,
@@ -710,7 +715,7 @@ fn claim(
 /// appointment it replaces skipped (the plan makes the new one's). The time of each is the
 /// appointment's own `updated_at`, the import's clock.
 pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreError> {
-    let landed: Vec<(i64, i64, Option<i64>, Option<i64>, i64, i64)> = {
+    let landed: Vec<LandRow> = {
         let mut stmt = tx.prepare_cached(
             "SELECT op.id, o.id, o.entry_id, o.appointment_id, a.id, a.updated_at
              FROM openings op JOIN offers o ON o.id = op.held_by_offer

@@ -128,11 +128,13 @@ pub fn decide(
     last_reminder: Option<DateTime<Utc>>,
 ) -> Answer {
     match reply.tap {
-        Some(Tap::Answer {
-            offer,
-            accept: true,
-        })
-        | Some(Tap::Pick(offer)) => {
+        Some(
+            Tap::Answer {
+                offer,
+                accept: true,
+            }
+            | Tap::Pick(offer),
+        ) => {
             return Answer::Accept(offer);
         }
         Some(Tap::Answer {

@@ -159,8 +159,11 @@ pub fn route(
         return Ok(Routed::Recorded(false));
     };
     tracing::info!(offer = offer.id, ?settled, "an answer to an offer");
-    if settled == Settled::Filled && !next.is_empty() {
-        if let Some(appointment) = offer.appointment_id {
+    if settled == Settled::Filled
+        && !next.is_empty()
+        && let Some(appointment) = offer.appointment_id
+    {
+        {
             let slot = offer.appointment_starts_at.unwrap_or(offer.starts_at);
             let to = if m.from.as_str() == offer.phone {
                 Recipient::Patient
@@ -192,7 +195,7 @@ pub fn route_reply(
     (event_id, message_id, kind): (Option<i64>, &str, &str),
     from: Option<&E164>,
     content: &crate::replies::Message<'_>,
-    context: Option<&str>,
+    replied_to: Option<&str>,
     reading: crate::replies::Reading,
     channel: Channel,
     now: DateTime<Utc>,
@@ -215,7 +218,7 @@ pub fn route_reply(
         text,
         payload,
         intent: reading.intent,
-        context,
+        context: replied_to,
         channel,
     };
     Ok(match route(store, config, &inbound, now)? {

@@ -51,6 +51,7 @@ impl ListMessage {
     }
 
     /// Cuts every field to WhatsApp's limits (a longer title is refused by the API).
+    #[must_use]
     pub fn fitted(mut self) -> Self {
         let cut = |s: &mut String, n: usize| {
             if s.chars().count() > n {

@@ -17,7 +17,7 @@ const P2: &str = "919820054321";
 const P3: &str = "919820099999";
 
 fn now() -> i64 {
-    Utc::now().timestamp()
+    reminderd::time::Clock::System.now().timestamp()
 }
 
 /// A folder whose config sends without waits, with appointments in five days for three
@@ -52,7 +52,7 @@ fn setup() -> Env {
 
 /// The instant of `time` on the local day `days` from today at the Mumbai clinic.
 fn mumbai_at(days: i64, time: &str) -> DateTime<Utc> {
-    let day = (Utc::now() + chrono::Duration::days(days))
+    let day = (reminderd::time::Clock::System.now() + chrono::Duration::days(days))
         .with_timezone(&chrono_tz::Asia::Kolkata)
         .date_naive();
     let t = chrono::NaiveTime::parse_from_str(time, "%H:%M").expect("time");
@@ -97,6 +97,7 @@ fn offer(env: &Env, opening: i64, appointment: &str, expires: i64) -> i64 {
     id
 }
 
+#[allow(clippy::needless_pass_by_value)] // called with json!(..) temporaries
 fn message(from: &str, id: &str, body: Value) -> Value {
     let mut m = json!({"from": from, "id": id, "timestamp": now().to_string()});
     for (k, v) in body.as_object().expect("object") {
