@@ -3,6 +3,7 @@
 //! The only module that knows the Graph API's JSON.
 
 pub mod events;
+pub mod list;
 pub mod media;
 pub mod pricing;
 pub mod upload;
@@ -39,6 +40,9 @@ pub struct SendRequest {
     /// The document, for a document message ([`upload`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<upload::DocumentPayload>,
+    /// The list, for an interactive list message ([`list`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<list::InteractivePayload>,
     /// Echoed back in every status webhook: the outbox id, so a status finds its row even
     /// when the response carrying the wamid was lost.
     pub biz_opaque_callback_data: String,
@@ -144,6 +148,7 @@ impl SendRequest {
             }),
             text: None,
             document: None,
+            interactive: None,
             biz_opaque_callback_data: callback,
         }
     }
@@ -161,6 +166,7 @@ impl SendRequest {
                 body,
             }),
             document: None,
+            interactive: None,
             biz_opaque_callback_data: callback,
         }
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::phone::Region;
 
+mod booking;
 mod conversations;
 mod costs;
 mod documents;
@@ -27,6 +28,7 @@ mod validate;
 mod values;
 mod waitlist;
 
+pub use booking::{Booking, Confirm, OfferTexts};
 pub use conversations::{Conversations, DEFAULT_GUIDELINES, DEFAULT_SENSITIVE_PATTERNS};
 pub use costs::{AckChoice, Billed, CATEGORIES, Costs, MonthCost, monthly};
 pub use documents::{Document, MAX_DOCUMENT_BYTES, NO_PREP_NOTE, PrepNote, prep_note_for};
@@ -81,6 +83,8 @@ pub struct Config {
     pub feeds: BTreeMap<String, Feed>,
     /// Conversations on the desk: the "please call us" template, guidelines, sensitive phrases.
     pub conversations: Conversations,
+    /// How an opening a patient took is booked, and the answers to offers (`[booking]`).
+    pub booking: Booking,
     /// The documents staff may send a patient (`[documents.KEY]`), by key.
     pub documents: BTreeMap<String, Document>,
     /// Preparation notes per provider (`[[prep_notes]]`), in file order.

@@ -32,6 +32,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) feeds: BTreeMap<String, super::feeds::RawFeed>,
     pub(super) conversations: Option<super::conversations::RawConversations>,
+    pub(super) booking: Option<super::booking::RawBookingSection>,
     #[serde(default)]
     pub(super) documents: BTreeMap<String, super::documents::RawDocument>,
     #[serde(default)]

@@ -418,6 +418,21 @@ pub(super) fn validate(
         super::feeds::validate(raw.feeds, &clinics, &taken, now, &mut push)
     };
     let conversations = super::conversations::validate(raw.conversations, &templates, &mut push);
+    let booking = super::booking::validate(
+        raw.booking,
+        &super::booking::Context {
+            clinics: clinics
+                .iter()
+                .map(|(k, c)| (k.as_str(), c.phone.is_some()))
+                .collect(),
+            fhir_write_back: feeds
+                .values()
+                .filter(|f| matches!(&f.kind, super::FeedKind::Fhir(x) if x.write_back))
+                .flat_map(super::Feed::clinics)
+                .collect(),
+        },
+        &mut push,
+    );
     let documents = super::documents::validate_documents(raw.documents, base, &mut push);
     let prep_notes = super::documents::validate_prep_notes(raw.prep_notes, &mut push);
     let costs = raw
@@ -444,6 +459,7 @@ pub(super) fn validate(
             sms,
             feeds,
             conversations,
+            booking,
             documents,
             prep_notes,
             costs,

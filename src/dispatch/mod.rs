@@ -98,11 +98,15 @@ pub fn verdict_with_feeds(
 ) -> Verdict {
     // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
     // the schedule checks apply, only the 24-hour window for free-form messages.
-    // A staff message answers the patient too: it goes even if the appointment was cancelled.
-    if row.kind.is_offer() {
+    // A waitlist offer is checked against its offer and opening, not the appointment it is
+    // filed under.
+    if row.kind == Kind::WaitlistOffer {
         return offers::verdict(row, config, now);
     }
-    if row.kind == Kind::ReplyAck || row.kind.is_staff() {
+    // A staff message answers the patient too: it goes even if the appointment was cancelled.
+    // A reschedule list answers the patient's "reschedule" the same way (free-form, in the
+    // window); the claim checks its openings when the patient picks.
+    if row.kind == Kind::ReplyAck || row.kind.is_staff() || row.kind == Kind::RescheduleOffer {
         return if now > row.latest_at {
             Verdict::Expire("the 24-hour window for answering the patient had closed".into())
         } else if row.kind == Kind::StaffTemplate && row.opted_out {
@@ -574,6 +578,21 @@ impl SendJob {
         if row.kind == Kind::StaffDocument {
             return self.attempt_document(row, cfg).await;
         }
+        if row.kind == Kind::RescheduleOffer {
+            let Some(list) = row
+                .params
+                .as_deref()
+                .and_then(crate::whatsapp::list::ListMessage::from_params)
+            else {
+                return (failed("the list of times has no rows".into()), None, None);
+            };
+            let request = SendRequest::list(&row.phone, &list, row.id.to_string());
+            return (
+                self.send_request(row, &request, cfg).await,
+                None,
+                row.params.clone(),
+            );
+        }
         if matches!(row.kind, Kind::ReplyAck | Kind::StaffMessage) {
             let Some(text) = row
                 .params
@@ -740,7 +759,7 @@ impl SendJob {
         };
         let cap =
             (provider == crate::sms::Provider::Msg91).then_some(crate::config::DLT_VARIABLE_CAP);
-        let rendered = if row.kind == Kind::ReplyAck {
+        let rendered = if matches!(row.kind, Kind::ReplyAck | Kind::RescheduleOffer) {
             row.params
                 .as_deref()
                 .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())

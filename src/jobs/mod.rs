@@ -20,6 +20,10 @@ pub fn plan_due(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<(Vec<Due>, PlanCounts), StoreError> {
+    if !dry_run {
+        // Holds that ran out reopen; moves an import landed are confirmed to the patient.
+        crate::waitlist::booking::settle(store, config, now)?;
+    }
     let candidates =
         store.plan_candidates(now, now + plan::horizon(config), now - BOOKING_WINDOW)?;
     let due = plan::plan(config, &candidates, now);
@@ -513,9 +517,26 @@ fn apply_message(
     }
     let reading = replies::read(&msg.content(), &config.replies.words);
     let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
+    // An answer to an offer (a tap on it, or words its one live offer takes) is the
+    // waitlist's; anything else goes on as before.
+    let reading = match crate::waitlist::booking::route_reply(
+        store,
+        config,
+        (Some(event_id), &msg.id, &msg.kind),
+        from.as_ref(),
+        &msg.content(),
+        context,
+        reading,
+        crate::model::Channel::WhatsApp,
+        now,
+    )? {
+        Ok(recorded) => return Ok(recorded),
+        Err(reading) => reading,
+    };
     let found = store.reply_candidates(from.as_ref(), reading.outbox_id, context, now)?;
     let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
-    let ack = ack_for(config, &resolution);
+    let list = crate::waitlist::booking::list_follows(store, config, &resolution, now)?;
+    let ack = ack_for(config, &resolution).filter(|_| !list);
     let text = msg.shown_text();
     let recorded = store.commit_reply(
         &ReplyRecord {
@@ -540,6 +561,13 @@ fn apply_message(
             outcome = resolution.outcome.as_str(),
             "reply"
         );
+    }
+    if let (true, true, Some(a)) = (recorded, list, &resolution.appointment) {
+        let to = (
+            recipient(&resolution, from.as_ref()),
+            crate::model::Channel::WhatsApp,
+        );
+        crate::waitlist::booking::offer_reschedule(store, config, a, to, now)?;
     }
     Ok(recorded)
 }
@@ -662,6 +690,18 @@ fn from_contact(resolution: &crate::replies::Resolution, from: Option<&E164>) ->
     match (&resolution.appointment, from) {
         (Some(a), Some(f)) => a.phone != f.as_str(),
         _ => false,
+    }
+}
+
+/// Who the answer to a reply goes to: the caregiver when they wrote.
+fn recipient(
+    resolution: &crate::replies::Resolution,
+    from: Option<&E164>,
+) -> crate::model::Recipient {
+    if from_contact(resolution, from) {
+        crate::model::Recipient::Contact
+    } else {
+        crate::model::Recipient::Patient
     }
 }
 

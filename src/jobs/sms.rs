@@ -110,10 +110,30 @@ pub fn process_sms_inbound(
         Some(OptOutType::Start) => reading.intent = Intent::Start,
         Some(OptOutType::Help) | None => {}
     }
+    // A digit or word answering an offer (a waitlist offer, a numbered list) is the waitlist's.
+    let reading = match crate::waitlist::booking::route_reply(
+        store,
+        config,
+        (Some(event.id), &sms.id, "sms"),
+        from.as_ref(),
+        &Message::Text { body: &sms.body },
+        None,
+        reading,
+        Channel::Sms,
+        now,
+    )? {
+        Ok(recorded) => {
+            store.finish_event(event.id, "applied", now)?;
+            summary.replies = usize::from(recorded);
+            return Ok(summary);
+        }
+        Err(reading) => reading,
+    };
     let found = store.reply_candidates(from.as_ref(), None, None, now)?;
     let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
     let acknowledge = config.sms.as_ref().is_some_and(|s| s.acknowledge);
-    let ack = super::ack_for(config, &resolution).filter(|_| acknowledge);
+    let list = crate::waitlist::booking::list_follows(store, config, &resolution, now)?;
+    let ack = super::ack_for(config, &resolution).filter(|_| acknowledge && !list);
     let from_contact = super::from_contact(&resolution, from.as_ref());
     let recorded = store.commit_reply(
         &ReplyRecord {
@@ -131,6 +151,10 @@ pub fn process_sms_inbound(
         },
         now,
     )?;
+    if let (true, true, Some(a)) = (recorded, list, &resolution.appointment) {
+        let to = (super::recipient(&resolution, from.as_ref()), Channel::Sms);
+        crate::waitlist::booking::offer_reschedule(store, config, a, to, now)?;
+    }
     store.finish_event(event.id, "applied", now)?;
     if recorded {
         summary.replies = 1;

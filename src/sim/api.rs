@@ -664,10 +664,10 @@ fn validate_interactive(interactive: Option<&Value>) -> Result<(), GraphError> {
     };
     match str_field(i, "type") {
         Some("button") => {}
+        Some("list") => return validate_list(i),
         // Accepted without checking their content: the daemon doesn't send these.
         Some(
-            "list"
-            | "cta_url"
+            "cta_url"
             | "flow"
             | "product"
             | "product_list"
@@ -764,6 +764,63 @@ fn validate_interactive(interactive: Option<&Value>) -> Result<(), GraphError> {
         }
         titles.push(title);
         ids.push(id);
+    }
+    Ok(())
+}
+
+/// Checks an interactive list as the Cloud API does: a body, a button label of up to 20
+/// characters, 1 to 10 rows in all, each with a unique id and a title of up to 24 characters.
+fn validate_list(i: &Value) -> Result<(), GraphError> {
+    let invalid = |m: String| Err(GraphError::new(131_009, m));
+    match i.get("body").and_then(|b| str_field(b, "text")) {
+        Some(b) if !b.trim().is_empty() && b.chars().count() <= 4096 => {}
+        _ => {
+            return Err(GraphError::new(
+                100,
+                "The parameter interactive['body']['text'] is required.",
+            ));
+        }
+    }
+    let action = i.get("action");
+    match action.and_then(|a| str_field(a, "button")) {
+        Some(b) if !b.trim().is_empty() && b.chars().count() <= 20 => {}
+        _ => return invalid("Button label length invalid. Min length: 1, Max length: 20".into()),
+    }
+    let Some(sections) = action
+        .and_then(|a| a.get("sections"))
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty() && s.len() <= 10)
+    else {
+        return invalid(
+            "Param interactive['action']['sections'] must have between 1 and 10 elements.".into(),
+        );
+    };
+    let mut ids: Vec<&str> = Vec::new();
+    for section in sections {
+        let rows = section.get("rows").and_then(Value::as_array);
+        for row in rows.into_iter().flatten() {
+            let id = str_field(row, "id").unwrap_or_default();
+            let title = str_field(row, "title").unwrap_or_default();
+            if id.is_empty() || id.chars().count() > 200 {
+                return invalid("Row id length invalid. Min length: 1, Max length: 200".into());
+            }
+            if title.trim().is_empty() || title.chars().count() > 24 {
+                return invalid("Row title length invalid. Min length: 1, Max length: 24".into());
+            }
+            if str_field(row, "description").is_some_and(|d| d.chars().count() > 72) {
+                return invalid("Row description length invalid. Max length: 72".into());
+            }
+            if ids.contains(&id) {
+                return invalid("Duplicate row id.".into());
+            }
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() || ids.len() > 10 {
+        return invalid(format!(
+            "A list must have between 1 and 10 rows in all (got {}).",
+            ids.len()
+        ));
     }
     Ok(())
 }

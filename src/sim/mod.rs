@@ -626,6 +626,17 @@ pub enum Reply {
         /// The wamid of the interactive message.
         context_id: Option<String>,
     },
+    /// A pick from an interactive list (`interactive.list_reply`).
+    ListReply {
+        /// The patient's number.
+        from: String,
+        /// The row id set at send time.
+        id: String,
+        /// The row title.
+        title: String,
+        /// The wamid of the list message.
+        context_id: Option<String>,
+    },
     /// A free-text message.
     Text {
         /// The patient's number.
@@ -666,6 +677,7 @@ impl Reply {
         match self {
             Self::Button { from, .. }
             | Self::Interactive { from, .. }
+            | Self::ListReply { from, .. }
             | Self::Text { from, .. }
             | Self::Media { from, .. }
             | Self::Other { from, .. } => from,

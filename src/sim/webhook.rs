@@ -260,6 +260,17 @@ pub(crate) fn inbound_payload(
                 json!({ "type": "button_reply", "button_reply": { "id": id, "title": title } });
             context_id.as_deref()
         }
+        Reply::ListReply {
+            id,
+            title,
+            context_id,
+            ..
+        } => {
+            msg["type"] = json!("interactive");
+            msg["interactive"] =
+                json!({ "type": "list_reply", "list_reply": { "id": id, "title": title } });
+            context_id.as_deref()
+        }
         Reply::Text {
             body, context_id, ..
         } => {

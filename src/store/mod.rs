@@ -24,6 +24,7 @@ mod feeds;
 mod health;
 mod identity;
 mod inbound;
+mod offers;
 mod outbox;
 mod patient;
 mod remind;
@@ -57,6 +58,7 @@ pub use identity::{NumberChange, NumberChangeRecord};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
+pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
 pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, Verdict};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,

@@ -615,6 +615,8 @@ impl ImportTx<'_> {
 
     /// Makes every change of the import permanent.
     pub fn commit(self) -> Result<(), StoreError> {
+        // A held opening's move the file shows lands with it (issue 17).
+        super::offers::land_moves(&self.tx)?;
         self.tx.commit()?;
         Ok(())
     }

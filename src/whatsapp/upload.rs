@@ -45,6 +45,7 @@ impl SendRequest {
                 filename,
                 caption: caption.filter(|c| !c.trim().is_empty()),
             }),
+            interactive: None,
             biz_opaque_callback_data: callback,
         }
     }

@@ -45,5 +45,6 @@ mod sms_twilio;
 mod soak;
 mod template_health;
 mod waitlist_offers;
+mod waitlist_answers;
 mod webhook;
 mod webhook_identity;
