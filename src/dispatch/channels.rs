@@ -22,6 +22,9 @@ pub const FALLBACK_CODES: &[i64] = &[131_026, 130_403, 132_015, 132_016];
 /// `sms.retry_whatsapp_after`.
 pub const NOT_ON_WHATSAPP: i64 = 131_026;
 
+/// The error that says the patient blocked the clinic: no more WhatsApp to the number.
+pub const BLOCKED: i64 = 130_403;
+
 /// Whether this row's message may be replaced by an SMS when WhatsApp fails with `code`: the
 /// clinic has an SMS provider, its policy (or the rule's) allows fallback, and the template has
 /// an SMS text. Acknowledgements never fall back (each SMS costs money, and the patient is
@@ -86,7 +89,23 @@ pub fn with_fallback(
         _ => return outcome,
     };
     if !may_fall_back(config, row, code) {
-        return outcome;
+        // Blocked, and no text stands in: still no more WhatsApp to them; staff call.
+        return match (outcome, off_whatsapp_until(config, row, code, now)) {
+            (
+                Outcome::Failed {
+                    code,
+                    error,
+                    needs_staff,
+                },
+                Some(until),
+            ) => Outcome::Blocked {
+                code,
+                error,
+                needs_staff,
+                until,
+            },
+            (outcome, _) => outcome,
+        };
     }
     Outcome::FellBack {
         code: Some(code),
@@ -98,15 +117,34 @@ pub fn with_fallback(
 /// The SMS a failure with `code` calls for: due now, and for "not on WhatsApp" the number
 /// remembered as SMS-only for `sms.retry_whatsapp_after`.
 pub fn fallback_for(config: &Config, code: i64, now: DateTime<Utc>) -> Fallback {
-    let retry = config
-        .sms
-        .as_ref()
-        .map_or(Duration::days(90), |s| s.retry_whatsapp_after);
     Fallback {
         send_at: now,
         // A patient who blocked the clinic (130403) gets no more WhatsApp either.
-        sms_only_until: matches!(code, NOT_ON_WHATSAPP | 130_403).then(|| now + retry),
+        sms_only_until: matches!(code, NOT_ON_WHATSAPP | BLOCKED)
+            .then(|| now + retry_whatsapp_after(config)),
     }
+}
+
+/// Until when a WhatsApp failure with `code` that no text replaces keeps the number off
+/// WhatsApp: a patient who blocked the clinic (130403) gets no more WhatsApp, text or not
+/// (`None` for any other code, for acknowledgements, and for rows that were not WhatsApp).
+pub fn off_whatsapp_until(
+    config: &Config,
+    row: &DueRow,
+    code: i64,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let blocked = code == BLOCKED && row.channel == Channel::WhatsApp && row.kind != Kind::ReplyAck;
+    blocked.then(|| now + retry_whatsapp_after(config))
+}
+
+/// How long a number learned to be off WhatsApp stays so (`sms.retry_whatsapp_after`, 90
+/// days without an `[sms]` section).
+fn retry_whatsapp_after(config: &Config) -> Duration {
+    config
+        .sms
+        .as_ref()
+        .map_or(Duration::days(90), |s| s.retry_whatsapp_after)
 }
 
 /// What staff read when an SMS failed for good: both reasons when it replaced a WhatsApp

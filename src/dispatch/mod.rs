@@ -32,8 +32,8 @@ pub mod health;
 
 use crate::model::{Channel, Recipient};
 pub use channels::{
-    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, retry_text_at,
-    sms_key, sms_outcome, sms_staff, with_fallback,
+    BLOCKED, FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back,
+    off_whatsapp_until, retry_text_at, sms_key, sms_outcome, sms_staff, with_fallback,
 };
 
 /// How long a stale-schedule hold lasts before the row is looked at again.
@@ -472,7 +472,9 @@ fn tally(
         Ok(Ok(o)) => match o {
             Outcome::Sent { .. } => report.sent += 1,
             Outcome::Retry { .. } => report.retrying += 1,
-            Outcome::Failed { .. } | Outcome::Unsubscribed { .. } => report.failed += 1,
+            Outcome::Failed { .. } | Outcome::Unsubscribed { .. } | Outcome::Blocked { .. } => {
+                report.failed += 1;
+            }
             Outcome::FellBack { .. } => report.fell_back += 1,
             Outcome::Unknown { .. } => report.unknown += 1,
             Outcome::Expired { .. } => report.expired += 1,
@@ -514,7 +516,9 @@ impl SendJob {
         let (result, code) = match &outcome {
             Outcome::Sent { .. } => ("sent", None),
             Outcome::Retry { code, .. } => ("retry", *code),
-            Outcome::Failed { code, .. } | Outcome::Unsubscribed { code, .. } => ("failed", *code),
+            Outcome::Failed { code, .. }
+            | Outcome::Unsubscribed { code, .. }
+            | Outcome::Blocked { code, .. } => ("failed", *code),
             Outcome::FellBack { code, .. } => ("fell_back", *code),
             Outcome::Unknown { .. } => ("unknown", None),
             Outcome::Expired { .. } => ("expired", None),
@@ -532,7 +536,9 @@ impl SendJob {
                 tracing::info!(outbox = id, channel = %row.channel, to = %row.phone.masked(), "sent");
                 tracing::debug!(outbox = id, %wamid, "sent as");
             }
-            Outcome::Failed { error, .. } | Outcome::Unsubscribed { error, .. } => {
+            Outcome::Failed { error, .. }
+            | Outcome::Unsubscribed { error, .. }
+            | Outcome::Blocked { error, .. } => {
                 tracing::warn!(outbox = id, channel = %row.channel, to = %row.phone.masked(), %error, "failed")
             }
             Outcome::FellBack { error, .. } => {

@@ -160,7 +160,8 @@ pub struct InboundSystem {
     pub kind: String,
     /// WhatsApp's sentence about it (it names both numbers: never logged).
     pub body: Option<String>,
-    /// The new number's WhatsApp id.
+    /// The new number's WhatsApp id (`new_wa_id` in the older shape).
+    #[serde(alias = "new_wa_id")]
     pub wa_id: Option<String>,
     /// The new business-scoped user id.
     pub user_id: Option<String>,
