@@ -119,6 +119,9 @@ fn state_words(o: &Outbound) -> String {
     format!("{state}{via}")
 }
 
+/// What a form filled in on one patient's page and sent for another says: nothing went.
+pub const OTHER_PATIENT: &str = "Nothing was sent: this form was filled in on another patient's page. Write the message again here.";
+
 /// Why a message was refused, in the receptionist's words.
 fn refusal_words(why: StaffRefusal, clinic: &Clinic) -> String {
     match why {
@@ -130,6 +133,7 @@ fn refusal_words(why: StaffRefusal, clinic: &Clinic) -> String {
         StaffRefusal::WindowClosed(None) => "Nothing was sent: WhatsApp only allows free text within 24 hours of the patient's last message, and this patient has not written to the clinic. Send the \u{201c}please call us\u{201d} message, or call the patient.".into(),
         StaffRefusal::OptedOut => "Nothing was sent: the patient asked not to get WhatsApp messages (they replied STOP). Call them instead.".into(),
         StaffRefusal::NoAppointment => "Nothing was sent: the patient has no appointment stored, and every message belongs to one. Call them instead.".into(),
+        StaffRefusal::OtherPatient => OTHER_PATIENT.into(),
     }
 }
 

@@ -15,7 +15,8 @@ mod status;
 mod upload;
 
 pub use conversation::{
-    ConversationNotice, conversation_page, conversation_path, guidelines_page, sensitive_confirm,
+    ConversationNotice, OTHER_PATIENT, conversation_page, conversation_path, guidelines_page,
+    sensitive_confirm,
 };
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use documents::{CAPTION_CHARS, DocumentForm, DocumentNotice, DocumentsPage, documents_page};
