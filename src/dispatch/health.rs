@@ -97,13 +97,23 @@ pub fn unusable(h: &TemplateHealth) -> Option<String> {
 }
 
 /// What an admin should know of a template that still works (an announced re-categorisation,
-/// a falling quality score).
+/// a falling quality score), with Meta's date in UTC (for logs and the command line).
 pub fn warning(h: &TemplateHealth) -> Option<String> {
+    warning_with(h, |t| Some(t.format("%Y-%m-%d %H:%M UTC").to_string()))
+}
+
+/// [`warning`] with the date of an announced change written by `at` (`None`: left out, for
+/// the desk, which shows it in the clinic's zone).
+fn warning_with(
+    h: &TemplateHealth,
+    at: impl Fn(DateTime<Utc>) -> Option<String>,
+) -> Option<String> {
     let which = format!("the WhatsApp template “{}”{}", h.name, lang(&h.language));
     if let Some(c) = h.impending_category.as_deref().filter(|c| *c != "UTILITY") {
         let at = h
             .category_change_at
-            .map(|t| format!(" on {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .and_then(at)
+            .map(|t| format!(" on {t}"))
             .unwrap_or_default();
         return Some(format!(
             "Meta will re-categorise {which} as {c}{at} unless it is reworded"
@@ -378,14 +388,7 @@ pub fn desk_holds(
     if let Some(a) = health.account.as_ref().filter(|a| a.blocks(now)) {
         out.push(Hold::AccountBlocked {
             reason: a.reason.clone().unwrap_or_else(|| a.event.clone()),
-            // The account is the clinics' together; they share a zone in practice.
-            until: a.until.map(|u| match config.clinics.values().next() {
-                Some(c) => u
-                    .with_timezone(&c.time_zone)
-                    .format("%-d %B %H:%M")
-                    .to_string(),
-                None => u.format("%-d %B %H:%M UTC").to_string(),
-            }),
+            until: a.until,
         });
     }
     let held = store.template_holds()?;
@@ -398,10 +401,13 @@ pub fn desk_holds(
                 messages: held.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n),
                 alternate: t.alternate.clone(),
             });
-        } else if let Some(why) = mine().find_map(warning) {
+        } else if let Some((why, h)) = mine().find_map(|h| Some((warning_with(h, |_| None)?, h))) {
             out.push(Hold::TemplateWarning {
                 template: key.clone(),
                 why,
+                at: h
+                    .category_change_at
+                    .filter(|_| h.impending_category.is_some()),
             });
         }
     }

@@ -123,6 +123,9 @@ pub struct DeskStatus {
     pub feeds: Option<usize>,
     /// Why reminders are held, if they are.
     pub holds: Vec<Hold>,
+    /// Each configured clinic's display name and zone: the banner's times are the clinics'
+    /// local times (the account is the clinics' together).
+    pub zones: Vec<(String, chrono_tz::Tz)>,
 }
 
 /// A reason reminders are not going out that staff should know of.
@@ -172,8 +175,8 @@ pub enum Hold {
     AccountBlocked {
         /// What Meta said.
         reason: String,
-        /// When the restriction ends, if Meta said, in the clinics' local time.
-        until: Option<String>,
+        /// When the restriction ends, if Meta said (the desk shows it in the clinics' zones).
+        until: Option<DateTime<Utc>>,
     },
     /// Meta paused, disabled or rejected a configured template, or made it marketing: its
     /// messages are held, sent with the alternate template, or sent by SMS.
@@ -194,6 +197,8 @@ pub enum Hold {
         template: String,
         /// What Meta said, in words.
         why: String,
+        /// When an announced change takes effect, if Meta said (shown in the clinics' zones).
+        at: Option<DateTime<Utc>>,
     },
 }
 
@@ -272,6 +277,11 @@ pub fn desk_status(
         replies: store.waiting_reply_count()?,
         feeds,
         holds,
+        zones: config
+            .clinics
+            .values()
+            .map(|c| (c.display_name.clone(), c.time_zone))
+            .collect(),
     })
 }
 

@@ -18,12 +18,12 @@ pub enum ConversationNotice<'a> {
         /// The same form arrived again; nothing new was queued.
         again: bool,
     },
-    /// The message was not queued.
-    Refused(StaffRefusal),
+    /// The message was not queued (with the text typed, kept; empty for the template).
+    Refused(StaffRefusal, &'a str),
     /// The reply box was empty.
     Empty,
-    /// The text is longer than WhatsApp takes.
-    TooLong(usize),
+    /// The text (kept) is longer than WhatsApp takes: its length in characters.
+    TooLong(usize, &'a str),
     /// Back from the warning, to edit the text (kept).
     Edit(&'a str),
 }
@@ -150,8 +150,13 @@ pub fn conversation_page(
 ) -> Markup {
     let p = &c.patient;
     let action = conversation_path(p.id);
+    // What staff typed comes back with every page that did not send it.
     let draft = match notice {
-        Some(ConversationNotice::Edit(text)) => text,
+        Some(
+            ConversationNotice::Edit(text)
+            | ConversationNotice::TooLong(_, text)
+            | ConversationNotice::Refused(_, text),
+        ) => text,
         _ => "",
     };
     page(
@@ -166,9 +171,9 @@ pub fn conversation_page(
             @match notice {
                 Some(ConversationNotice::Sent { again: false }) => { p.ok role="status" { "Your message is queued: it goes out within a minute. Its delivery shows below." } }
                 Some(ConversationNotice::Sent { again: true }) => { p.ok role="status" { "This message had already been received: it was not sent twice." } }
-                Some(ConversationNotice::Refused(why)) => { p.error role="alert" { (refusal_words(why, clinic)) } }
+                Some(ConversationNotice::Refused(why, _)) => { p.error role="alert" { (refusal_words(why, clinic)) } }
                 Some(ConversationNotice::Empty) => { p.error role="alert" { "The message is empty: write what you want to send." } }
-                Some(ConversationNotice::TooLong(n)) => { p.error role="alert" { "The message is " (n) " characters long; WhatsApp takes at most 4096. Shorten it." } }
+                Some(ConversationNotice::TooLong(n, _)) => { p.error role="alert" { "The message is " (n) " characters long; WhatsApp takes at most 4096. Shorten it." } }
                 Some(ConversationNotice::Edit(_)) | None => {}
             }
             h2 { "Messages" }
@@ -237,6 +242,10 @@ pub fn conversation_page(
                             None => { "This patient has not written to the clinic, " }
                         }
                         "so only the clinic's approved \u{201c}please call us\u{201d} message can be sent. When the patient answers it, you can write to them again."
+                    }
+                    @if !draft.is_empty() {
+                        p { "Your message was not sent. Here it is, to copy or to tell the patient by phone:" }
+                        blockquote.draft { (draft) }
                     }
                     (call_us(session, config, c, &action, nonce))
                 }
