@@ -345,6 +345,7 @@ fn apply_template(
     let mut u = TemplateUpdate {
         name: &e.template.name,
         language: &e.template.language,
+        at: e.at.map(crate::time::from_unix),
         ..TemplateUpdate::default()
     };
     match &e.change {
