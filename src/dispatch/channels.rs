@@ -47,23 +47,18 @@ pub fn may_fall_back(config: &Config, row: &DueRow, code: i64) -> bool {
     let allowed = rule
         .and_then(|r| r.sms_fallback)
         .unwrap_or(clinic.sms_fallback);
-    let texted = row
-        .template
-        .as_deref()
-        .and_then(|t| sms_key(config, t, row.recipient))
-        .is_some_and(|k| texts.contains_key(&k));
+    let texted = row_template(config, row).is_some_and(|k| texts.contains_key(&k));
     allowed && texted
 }
 
-/// The SMS text key for a template and recipient: a caregiver gets the template's caregiver
-/// version.
-pub fn sms_key(config: &Config, template: &str, recipient: Recipient) -> Option<String> {
-    match recipient {
-        Recipient::Patient => Some(template.to_string()),
-        Recipient::Contact => config
-            .templates
-            .get(template)
-            .and_then(|t| t.contact_template.clone()),
+/// The config template a row is sent with, on WhatsApp and as the key of its SMS text alike:
+/// a caregiver gets the template's caregiver version (`contact_template`); `None` when the
+/// row has no template or its caregiver version is not configured.
+pub fn row_template(config: &Config, row: &DueRow) -> Option<String> {
+    let key = row.template.as_deref()?;
+    match row.recipient {
+        Recipient::Patient => Some(key.to_string()),
+        Recipient::Contact => config.templates.get(key)?.contact_template.clone(),
     }
 }
 

@@ -7,14 +7,14 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Config;
-use crate::model::{Channel, Kind, Recipient};
+use crate::model::{Channel, Kind};
 use crate::store::{
     AccountHealth, DueRow, Outcome, Store, StoreError, TEMPLATE_HOLD, TemplateHealth,
     TemplateUpdate, Verdict,
 };
 use crate::whatsapp::events::{AccountEffect, Events, TemplateChange, TemplateEvent};
 
-use super::channels::{fallback_for, may_fall_back};
+use super::channels::{fallback_for, may_fall_back, row_template};
 
 /// How long a message held for its template waits before it is looked at again.
 const RECHECK: Duration = Duration::minutes(5);
@@ -54,13 +54,23 @@ impl Health {
         ))
     }
 
+    /// Meta's events about config template `t`: in `language`, those for its name in that
+    /// language and those that named none; with `None`, in any language. The one matching the
+    /// dispatcher, the desk's banner, the metric and the commands share.
+    pub fn events_for<'a>(
+        &'a self,
+        t: &'a crate::config::Template,
+        language: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a TemplateHealth> + 'a {
+        self.templates.iter().filter(move |h| {
+            h.name == t.name && language.is_none_or(|l| h.language.is_empty() || h.language == l)
+        })
+    }
+
     /// Why Meta's word stops config template `key` in `language`, if it does.
     pub fn template_block(&self, config: &Config, key: &str, language: &str) -> Option<String> {
         let t = config.templates.get(key)?;
-        self.templates
-            .iter()
-            .filter(|h| h.name == t.name && (h.language.is_empty() || h.language == language))
-            .find_map(unusable)
+        self.events_for(t, Some(language)).find_map(unusable)
     }
 }
 
@@ -133,15 +143,6 @@ fn lang(language: &str) -> String {
         String::new()
     } else {
         format!(" ({language})")
-    }
-}
-
-/// The config template a row is sent with on WhatsApp (a caregiver gets its own).
-fn row_template(config: &Config, row: &DueRow) -> Option<String> {
-    let key = row.template.as_deref()?;
-    match row.recipient {
-        Recipient::Patient => Some(key.to_string()),
-        Recipient::Contact => config.templates.get(key)?.contact_template.clone(),
     }
 }
 
@@ -239,12 +240,7 @@ pub fn publish(config: &Config, health: &Health, now: DateTime<Utc>) {
     let unusable = config
         .templates
         .values()
-        .filter(|t| {
-            health
-                .templates
-                .iter()
-                .any(|h| h.name == t.name && unusable(h).is_some())
-        })
+        .filter(|t| health.events_for(t, None).any(|h| unusable(h).is_some()))
         .count();
     metrics::gauge!("reminderd_templates_unusable").set(unusable as f64);
     let blocked = health.account_block(now).is_some();
@@ -394,7 +390,7 @@ pub fn desk_holds(
     }
     let held = store.template_holds()?;
     for (key, t) in &config.templates {
-        let mine = || health.templates.iter().filter(|h| h.name == t.name);
+        let mine = || health.events_for(t, None);
         if let Some(why) = mine().find_map(unusable) {
             out.push(Hold::TemplateStopped {
                 template: key.clone(),

@@ -111,8 +111,14 @@ pub struct Conversation {
 impl Conversation {
     /// Whether free-form text may be sent at `now`.
     pub fn window_open(&self, now: DateTime<Utc>) -> bool {
-        self.window_closes.is_some_and(|end| now < end)
+        window_open(self.window_closes, now)
     }
+}
+
+/// Whether a 24-hour window closing at `closes` (`None`: the patient never wrote) is open at
+/// `now`: the one test for free text and documents, on the pages and in the store.
+pub fn window_open(closes: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    closes.is_some_and(|end| now < end)
 }
 
 /// What staff send.
@@ -295,7 +301,7 @@ impl Store {
         let closes = window_closes(&tx, &p.phone)?;
         let (kind, template, params, latest_at) = match m.what {
             StaffSend::Text(text) => match closes {
-                Some(end) if now < end => (
+                Some(end) if window_open(closes, now) => (
                     Kind::StaffMessage,
                     None,
                     Some(serde_json::json!({ "text": text }).to_string()),
@@ -379,8 +385,9 @@ impl Store {
     }
 }
 
-/// The text of a free-form message's stored parameters (`{"text": ...}`).
-fn text_of(params: &str) -> Option<String> {
+/// The text of a free-form message's stored parameters (`{"text": ...}`): what a staff
+/// answer or an acknowledgement says, for the page and for the send alike.
+pub fn text_of(params: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(params)
         .ok()?
         .get("text")?

@@ -29,7 +29,7 @@ pub struct DocumentTarget {
 impl DocumentTarget {
     /// Whether a document may go at `now`.
     pub fn window_open(&self, now: DateTime<Utc>) -> bool {
-        self.window_end.is_some_and(|end| now < end)
+        super::conversation::window_open(self.window_end, now)
     }
 }
 
@@ -132,7 +132,7 @@ impl Store {
         if t.opted_out {
             return Ok(DocumentQueued::OptedOut);
         }
-        let Some(end) = t.window_end.filter(|end| now < *end) else {
+        let Some(end) = t.window_end.filter(|_| t.window_open(now)) else {
             return Ok(DocumentQueued::WindowClosed);
         };
         // Filed under the appointment the patient last wrote about, else their nearest one.

@@ -240,7 +240,7 @@ pub fn conversation_page(
                 }
             }
             h2 #reply { "Answer" }
-            @match c.window_closes.filter(|end| now < *end) {
+            @match c.window_closes.filter(|_| c.window_open(now)) {
                 Some(end) => {
                     p {
                         "WhatsApp allows free text for " strong { (left_words(end - now)) } " more (until "
