@@ -58,8 +58,9 @@ pub struct Reach {
 
 /// Who gets an appointment's messages and on which channel, at `now`: the schedule's choice
 /// first (`sms`: SMS only; `none`: nobody, staff call), then what WhatsApp taught us (a number
-/// not on WhatsApp gets SMS until WhatsApp is tried again), then WhatsApp. A recipient whose
-/// only way is SMS at a clinic without an SMS provider gets nothing: staff call.
+/// not on WhatsApp, or who blocked the clinic, gets SMS until WhatsApp is tried again), then
+/// WhatsApp. A recipient whose only way is SMS at a clinic without an SMS provider gets
+/// nothing: staff call (`Store::follow_ups` lists them).
 pub fn routes(clinic: &Clinic, reach: &Reach, now: DateTime<Utc>) -> Vec<(Recipient, Channel)> {
     let who: &[Recipient] = match (reach.remind, reach.has_contact) {
         (RemindWhom::Patient, _) | (_, false) => &[Recipient::Patient],
@@ -78,7 +79,12 @@ pub fn routes(clinic: &Clinic, reach: &Reach, now: DateTime<Utc>) -> Vec<(Recipi
                 Some(ChannelChoice::None | ChannelChoice::Sms) if !sms => return None,
                 Some(ChannelChoice::None) => return None,
                 Some(ChannelChoice::Sms) => Channel::Sms,
-                _ if sms && sms_until.is_some_and(|u| u > now) => Channel::Sms,
+                _ if sms_until.is_some_and(|u| u > now) => {
+                    if !sms {
+                        return None;
+                    }
+                    Channel::Sms
+                }
                 _ => Channel::WhatsApp,
             };
             Some((r, channel))

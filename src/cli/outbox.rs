@@ -302,11 +302,7 @@ fn templates_check(
                 health::ttl_warnings(config, key, found.and_then(|r| r.message_send_ttl_seconds));
             let mut problem = problem;
             if let Some(h) = health {
-                let events = h
-                    .templates
-                    .iter()
-                    .filter(|h| h.name == t.name && (h.language.is_empty() || h.language == *lang));
-                for e in events {
+                for e in h.events_for(t, Some(lang)) {
                     match health::unusable(e) {
                         Some(why) if problem.is_none() => {
                             problem = Some(format!("{why} (webhook of {})", rfc3339(e.updated_at)))
@@ -332,7 +328,11 @@ fn templates_check(
     } else {
         print_template_checks(&lines)?;
     }
-    let blocked = account_line(health)?;
+    let account = account_line(health);
+    if let Some((line, _)) = &account {
+        writeln!(std::io::stderr().lock(), "{line}")?;
+    }
+    let blocked = account.is_some_and(|(_, blocked)| blocked);
     Ok(if lines.iter().all(|l| l.ok) && !blocked {
         exit::OK
     } else {
@@ -340,35 +340,32 @@ fn templates_check(
     })
 }
 
-/// Says on stderr what Meta last reported of the account, if anything; `true` when it stops
-/// sending now. Shared by `templates check` and `check-config`.
-pub(super) fn account_line(health: Option<&reminderd::dispatch::health::Health>) -> Result<bool> {
-    let Some(a) = health.and_then(|h| h.account.as_ref()) else {
-        return Ok(false);
-    };
+/// What Meta last reported of the account, as one line (`None`: nothing), and whether it
+/// stops sending now. Shared by `templates check` (on stderr) and `check-config`.
+pub(super) fn account_line(
+    health: Option<&reminderd::dispatch::health::Health>,
+) -> Option<(String, bool)> {
+    let a = health.and_then(|h| h.account.as_ref())?;
     let now = Clock::System.now();
-    let mut err = std::io::stderr().lock();
-    match health.and_then(|h| h.account_block(now)) {
-        Some(why) => {
-            writeln!(
-                err,
+    Some(match health.and_then(|h| h.account_block(now)) {
+        Some(why) => (
+            format!(
                 "account: {why} (event {}, {})",
                 a.event,
                 rfc3339(a.updated_at)
-            )?;
-            Ok(true)
-        }
-        None => {
-            writeln!(
-                err,
+            ),
+            true,
+        ),
+        None => (
+            format!(
                 "account: sending allowed (last event {}, {}: {})",
                 a.event,
                 rfc3339(a.updated_at),
                 a.reason.as_deref().unwrap_or("no reason given")
-            )?;
-            Ok(false)
-        }
-    }
+            ),
+            false,
+        ),
+    })
 }
 
 /// The API client from config, the token from the environment or credentials, and the base

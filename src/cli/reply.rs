@@ -148,5 +148,9 @@ fn refused(
             exit::DATA,
             "not sent: the patient has no appointment stored to tie the message to".to_string(),
         ),
+        StaffRefusal::OtherPatient => fail(
+            exit::DATA,
+            "not sent: this message's id was already used for another patient".to_string(),
+        ),
     }
 }

@@ -184,11 +184,17 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
         }
         // What Meta reported of the account and the configured templates (webhooks).
         let health = reminderd::dispatch::health::Health::read(&store)?;
-        if let Some(why) = health.account_block(Clock::System.now()) {
-            writeln!(out, "  warning: {why}")?;
+        if let Some((line, _)) = super::outbox::account_line(Some(&health)) {
+            writeln!(out, "  {line}")?;
         }
-        for h in &health.templates {
-            if !config.templates.values().any(|t| t.name == h.name) {
+        let configured = config
+            .templates
+            .values()
+            .flat_map(|t| health.events_for(t, None))
+            .collect::<Vec<_>>();
+        let mut seen = std::collections::HashSet::new();
+        for h in configured {
+            if !seen.insert((&h.name, &h.language)) {
                 continue;
             }
             let said = reminderd::dispatch::health::unusable(h)

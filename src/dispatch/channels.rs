@@ -22,6 +22,9 @@ pub const FALLBACK_CODES: &[i64] = &[131_026, 130_403, 132_015, 132_016];
 /// `sms.retry_whatsapp_after`.
 pub const NOT_ON_WHATSAPP: i64 = 131_026;
 
+/// The error that says the patient blocked the clinic: no more WhatsApp to the number.
+pub const BLOCKED: i64 = 130_403;
+
 /// Whether this row's message may be replaced by an SMS when WhatsApp fails with `code`: the
 /// clinic has an SMS provider, its policy (or the rule's) allows fallback, and the template has
 /// an SMS text. Acknowledgements never fall back (each SMS costs money, and the patient is
@@ -44,23 +47,18 @@ pub fn may_fall_back(config: &Config, row: &DueRow, code: i64) -> bool {
     let allowed = rule
         .and_then(|r| r.sms_fallback)
         .unwrap_or(clinic.sms_fallback);
-    let texted = row
-        .template
-        .as_deref()
-        .and_then(|t| sms_key(config, t, row.recipient))
-        .is_some_and(|k| texts.contains_key(&k));
+    let texted = row_template(config, row).is_some_and(|k| texts.contains_key(&k));
     allowed && texted
 }
 
-/// The SMS text key for a template and recipient: a caregiver gets the template's caregiver
-/// version.
-pub fn sms_key(config: &Config, template: &str, recipient: Recipient) -> Option<String> {
-    match recipient {
-        Recipient::Patient => Some(template.to_string()),
-        Recipient::Contact => config
-            .templates
-            .get(template)
-            .and_then(|t| t.contact_template.clone()),
+/// The config template a row is sent with, on WhatsApp and as the key of its SMS text alike:
+/// a caregiver gets the template's caregiver version (`contact_template`); `None` when the
+/// row has no template or its caregiver version is not configured.
+pub fn row_template(config: &Config, row: &DueRow) -> Option<String> {
+    let key = row.template.as_deref()?;
+    match row.recipient {
+        Recipient::Patient => Some(key.to_string()),
+        Recipient::Contact => config.templates.get(key)?.contact_template.clone(),
     }
 }
 
@@ -86,7 +84,23 @@ pub fn with_fallback(
         _ => return outcome,
     };
     if !may_fall_back(config, row, code) {
-        return outcome;
+        // Blocked, and no text stands in: still no more WhatsApp to them; staff call.
+        return match (outcome, off_whatsapp_until(config, row, code, now)) {
+            (
+                Outcome::Failed {
+                    code,
+                    error,
+                    needs_staff,
+                },
+                Some(until),
+            ) => Outcome::Blocked {
+                code,
+                error,
+                needs_staff,
+                until,
+            },
+            (outcome, _) => outcome,
+        };
     }
     Outcome::FellBack {
         code: Some(code),
@@ -98,15 +112,34 @@ pub fn with_fallback(
 /// The SMS a failure with `code` calls for: due now, and for "not on WhatsApp" the number
 /// remembered as SMS-only for `sms.retry_whatsapp_after`.
 pub fn fallback_for(config: &Config, code: i64, now: DateTime<Utc>) -> Fallback {
-    let retry = config
-        .sms
-        .as_ref()
-        .map_or(Duration::days(90), |s| s.retry_whatsapp_after);
     Fallback {
         send_at: now,
         // A patient who blocked the clinic (130403) gets no more WhatsApp either.
-        sms_only_until: matches!(code, NOT_ON_WHATSAPP | 130_403).then(|| now + retry),
+        sms_only_until: matches!(code, NOT_ON_WHATSAPP | BLOCKED)
+            .then(|| now + retry_whatsapp_after(config)),
     }
+}
+
+/// Until when a WhatsApp failure with `code` that no text replaces keeps the number off
+/// WhatsApp: a patient who blocked the clinic (130403) gets no more WhatsApp, text or not
+/// (`None` for any other code, for acknowledgements, and for rows that were not WhatsApp).
+pub fn off_whatsapp_until(
+    config: &Config,
+    row: &DueRow,
+    code: i64,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let blocked = code == BLOCKED && row.channel == Channel::WhatsApp && row.kind != Kind::ReplyAck;
+    blocked.then(|| now + retry_whatsapp_after(config))
+}
+
+/// How long a number learned to be off WhatsApp stays so (`sms.retry_whatsapp_after`, 90
+/// days without an `[sms]` section).
+fn retry_whatsapp_after(config: &Config) -> Duration {
+    config
+        .sms
+        .as_ref()
+        .map_or(Duration::days(90), |s| s.retry_whatsapp_after)
 }
 
 /// What staff read when an SMS failed for good: both reasons when it replaced a WhatsApp

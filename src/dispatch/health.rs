@@ -7,14 +7,14 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Config;
-use crate::model::{Channel, Kind, Recipient};
+use crate::model::{Channel, Kind};
 use crate::store::{
     AccountHealth, DueRow, Outcome, Store, StoreError, TEMPLATE_HOLD, TemplateHealth,
     TemplateUpdate, Verdict,
 };
 use crate::whatsapp::events::{AccountEffect, Events, TemplateChange, TemplateEvent};
 
-use super::channels::{fallback_for, may_fall_back};
+use super::channels::{fallback_for, may_fall_back, row_template};
 
 /// How long a message held for its template waits before it is looked at again.
 const RECHECK: Duration = Duration::minutes(5);
@@ -54,13 +54,23 @@ impl Health {
         ))
     }
 
+    /// Meta's events about config template `t`: in `language`, those for its name in that
+    /// language and those that named none; with `None`, in any language. The one matching the
+    /// dispatcher, the desk's banner, the metric and the commands share.
+    pub fn events_for<'a>(
+        &'a self,
+        t: &'a crate::config::Template,
+        language: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a TemplateHealth> + 'a {
+        self.templates.iter().filter(move |h| {
+            h.name == t.name && language.is_none_or(|l| h.language.is_empty() || h.language == l)
+        })
+    }
+
     /// Why Meta's word stops config template `key` in `language`, if it does.
     pub fn template_block(&self, config: &Config, key: &str, language: &str) -> Option<String> {
         let t = config.templates.get(key)?;
-        self.templates
-            .iter()
-            .filter(|h| h.name == t.name && (h.language.is_empty() || h.language == language))
-            .find_map(unusable)
+        self.events_for(t, Some(language)).find_map(unusable)
     }
 }
 
@@ -97,13 +107,23 @@ pub fn unusable(h: &TemplateHealth) -> Option<String> {
 }
 
 /// What an admin should know of a template that still works (an announced re-categorisation,
-/// a falling quality score).
+/// a falling quality score), with Meta's date in UTC (for logs and the command line).
 pub fn warning(h: &TemplateHealth) -> Option<String> {
+    warning_with(h, |t| Some(t.format("%Y-%m-%d %H:%M UTC").to_string()))
+}
+
+/// [`warning`] with the date of an announced change written by `at` (`None`: left out, for
+/// the desk, which shows it in the clinic's zone).
+fn warning_with(
+    h: &TemplateHealth,
+    at: impl Fn(DateTime<Utc>) -> Option<String>,
+) -> Option<String> {
     let which = format!("the WhatsApp template “{}”{}", h.name, lang(&h.language));
     if let Some(c) = h.impending_category.as_deref().filter(|c| *c != "UTILITY") {
         let at = h
             .category_change_at
-            .map(|t| format!(" on {}", t.format("%Y-%m-%d %H:%M UTC")))
+            .and_then(at)
+            .map(|t| format!(" on {t}"))
             .unwrap_or_default();
         return Some(format!(
             "Meta will re-categorise {which} as {c}{at} unless it is reworded"
@@ -123,15 +143,6 @@ fn lang(language: &str) -> String {
         String::new()
     } else {
         format!(" ({language})")
-    }
-}
-
-/// The config template a row is sent with on WhatsApp (a caregiver gets its own).
-fn row_template(config: &Config, row: &DueRow) -> Option<String> {
-    let key = row.template.as_deref()?;
-    match row.recipient {
-        Recipient::Patient => Some(key.to_string()),
-        Recipient::Contact => config.templates.get(key)?.contact_template.clone(),
     }
 }
 
@@ -229,12 +240,7 @@ pub fn publish(config: &Config, health: &Health, now: DateTime<Utc>) {
     let unusable = config
         .templates
         .values()
-        .filter(|t| {
-            health
-                .templates
-                .iter()
-                .any(|h| h.name == t.name && unusable(h).is_some())
-        })
+        .filter(|t| health.events_for(t, None).any(|h| unusable(h).is_some()))
         .count();
     metrics::gauge!("reminderd_templates_unusable").set(unusable as f64);
     let blocked = health.account_block(now).is_some();
@@ -335,6 +341,7 @@ fn apply_template(
     let mut u = TemplateUpdate {
         name: &e.template.name,
         language: &e.template.language,
+        at: e.at.map(crate::time::from_unix),
         ..TemplateUpdate::default()
     };
     match &e.change {
@@ -378,19 +385,12 @@ pub fn desk_holds(
     if let Some(a) = health.account.as_ref().filter(|a| a.blocks(now)) {
         out.push(Hold::AccountBlocked {
             reason: a.reason.clone().unwrap_or_else(|| a.event.clone()),
-            // The account is the clinics' together; they share a zone in practice.
-            until: a.until.map(|u| match config.clinics.values().next() {
-                Some(c) => u
-                    .with_timezone(&c.time_zone)
-                    .format("%-d %B %H:%M")
-                    .to_string(),
-                None => u.format("%-d %B %H:%M UTC").to_string(),
-            }),
+            until: a.until,
         });
     }
     let held = store.template_holds()?;
     for (key, t) in &config.templates {
-        let mine = || health.templates.iter().filter(|h| h.name == t.name);
+        let mine = || health.events_for(t, None);
         if let Some(why) = mine().find_map(unusable) {
             out.push(Hold::TemplateStopped {
                 template: key.clone(),
@@ -398,10 +398,13 @@ pub fn desk_holds(
                 messages: held.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n),
                 alternate: t.alternate.clone(),
             });
-        } else if let Some(why) = mine().find_map(warning) {
+        } else if let Some((why, h)) = mine().find_map(|h| Some((warning_with(h, |_| None)?, h))) {
             out.push(Hold::TemplateWarning {
                 template: key.clone(),
                 why,
+                at: h
+                    .category_change_at
+                    .filter(|_| h.impending_category.is_some()),
             });
         }
     }

@@ -33,8 +33,8 @@ pub mod health;
 
 use crate::model::{Channel, Recipient};
 pub use channels::{
-    FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back, retry_text_at,
-    sms_key, sms_outcome, sms_staff, with_fallback,
+    BLOCKED, FALLBACK_CODES, NOT_ON_WHATSAPP, SmsSenders, fallback_for, may_fall_back,
+    off_whatsapp_until, retry_text_at, row_template, sms_outcome, sms_staff, with_fallback,
 };
 
 /// How long a stale-schedule hold lasts before the row is looked at again.
@@ -480,7 +480,9 @@ fn tally(
         Ok(Ok(o)) => match o {
             Outcome::Sent { .. } => report.sent += 1,
             Outcome::Retry { .. } => report.retrying += 1,
-            Outcome::Failed { .. } | Outcome::Unsubscribed { .. } => report.failed += 1,
+            Outcome::Failed { .. } | Outcome::Unsubscribed { .. } | Outcome::Blocked { .. } => {
+                report.failed += 1;
+            }
             Outcome::FellBack { .. } => report.fell_back += 1,
             Outcome::Unknown { .. } => report.unknown += 1,
             Outcome::Expired { .. } => report.expired += 1,
@@ -522,7 +524,9 @@ impl SendJob {
         let (result, code) = match &outcome {
             Outcome::Sent { .. } => ("sent", None),
             Outcome::Retry { code, .. } => ("retry", *code),
-            Outcome::Failed { code, .. } | Outcome::Unsubscribed { code, .. } => ("failed", *code),
+            Outcome::Failed { code, .. }
+            | Outcome::Unsubscribed { code, .. }
+            | Outcome::Blocked { code, .. } => ("failed", *code),
             Outcome::FellBack { code, .. } => ("fell_back", *code),
             Outcome::Unknown { .. } => ("unknown", None),
             Outcome::Expired { .. } => ("expired", None),
@@ -540,7 +544,9 @@ impl SendJob {
                 tracing::info!(outbox = id, channel = %row.channel, to = %row.phone.masked(), "sent");
                 tracing::debug!(outbox = id, %wamid, "sent as");
             }
-            Outcome::Failed { error, .. } | Outcome::Unsubscribed { error, .. } => {
+            Outcome::Failed { error, .. }
+            | Outcome::Unsubscribed { error, .. }
+            | Outcome::Blocked { error, .. } => {
                 tracing::warn!(outbox = id, channel = %row.channel, to = %row.phone.masked(), %error, "failed")
             }
             Outcome::FellBack { error, .. } => {
@@ -594,12 +600,7 @@ impl SendJob {
             );
         }
         if matches!(row.kind, Kind::ReplyAck | Kind::StaffMessage) {
-            let Some(text) = row
-                .params
-                .as_deref()
-                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-                .and_then(|v| v["text"].as_str().map(str::to_string))
-            else {
+            let Some(text) = row.params.as_deref().and_then(crate::store::text_of) else {
                 return (
                     failed(format!("the {} has no text", row.kind.as_str())),
                     None,
@@ -613,10 +614,7 @@ impl SendJob {
                 row.params.clone(),
             );
         }
-        let mut key = row.template.as_deref().and_then(|k| match row.recipient {
-            Recipient::Patient => Some(k.to_string()),
-            Recipient::Contact => self.config.templates.get(k)?.contact_template.clone(),
-        });
+        let mut key = row_template(&self.config, row);
         match health::plan(&self.config, &self.health, row) {
             health::Plan::Send => {}
             health::Plan::Alternate(alt) => key = Some(alt),
@@ -762,8 +760,7 @@ impl SendJob {
         let rendered = if matches!(row.kind, Kind::ReplyAck | Kind::RescheduleOffer) {
             row.params
                 .as_deref()
-                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-                .and_then(|v| v["text"].as_str().map(str::to_string))
+                .and_then(crate::store::text_of)
                 .map(|text| crate::template::RenderedSms {
                     language: row.language.clone(),
                     text,
@@ -771,10 +768,7 @@ impl SendJob {
                 })
                 .ok_or_else(|| "the acknowledgement has no text".to_string())
         } else {
-            let key = row
-                .template
-                .as_deref()
-                .and_then(|t| sms_key(&self.config, t, row.recipient));
+            let key = row_template(&self.config, row);
             let text = key.as_deref().and_then(|k| {
                 self.config
                     .sms

@@ -128,6 +128,9 @@ pub struct DeskStatus {
     pub feeds: Option<usize>,
     /// Why reminders are held, if they are.
     pub holds: Vec<Hold>,
+    /// Each configured clinic's display name and zone: the banner's times are the clinics'
+    /// local times (the account is the clinics' together).
+    pub zones: Vec<(String, chrono_tz::Tz)>,
 }
 
 /// A reason reminders are not going out that staff should know of.
@@ -177,8 +180,8 @@ pub enum Hold {
     AccountBlocked {
         /// What Meta said.
         reason: String,
-        /// When the restriction ends, if Meta said, in the clinics' local time.
-        until: Option<String>,
+        /// When the restriction ends, if Meta said (the desk shows it in the clinics' zones).
+        until: Option<DateTime<Utc>>,
     },
     /// Meta paused, disabled or rejected a configured template, or made it marketing: its
     /// messages are held, sent with the alternate template, or sent by SMS.
@@ -199,6 +202,8 @@ pub enum Hold {
         template: String,
         /// What Meta said, in words.
         why: String,
+        /// When an announced change takes effect, if Meta said (shown in the clinics' zones).
+        at: Option<DateTime<Utc>>,
     },
 }
 
@@ -277,6 +282,11 @@ pub fn desk_status(
         replies: store.waiting_reply_count()?,
         feeds,
         holds,
+        zones: config
+            .clinics
+            .values()
+            .map(|c| (c.display_name.clone(), c.time_zone))
+            .collect(),
     })
 }
 
@@ -444,6 +454,7 @@ fn delivery(u: &crate::whatsapp::StatusUpdate) -> Option<Delivery> {
             .and_then(|(code, _)| crate::dispatch::needs_staff(*code)),
         error: error.map(|(_, text)| text),
         fallback: None,
+        off_whatsapp_until: None,
     })
 }
 
@@ -488,6 +499,8 @@ fn settle_failure(
     if crate::dispatch::may_fall_back(config, &row, code) {
         d.fallback = Some(crate::dispatch::fallback_for(config, code, now));
         d.needs_staff = None;
+    } else {
+        d.off_whatsapp_until = crate::dispatch::off_whatsapp_until(config, &row, code, now);
     }
     Ok(())
 }
@@ -585,19 +598,23 @@ fn apply_system(
     let old = msg.from.as_deref().and_then(E164::from_wa_id);
     let new = system.wa_id.as_deref().and_then(E164::from_wa_id);
     match (system.kind.as_str(), old, new) {
-        ("user_changed_number" | "customer_changed_number", Some(old), Some(new)) => {
+        (kind, old, new) if kind.ends_with("_changed_number") => {
             let change = store.change_number(
                 &crate::store::NumberChangeRecord {
                     event_id,
                     message_id: &msg.id,
-                    old: &old,
-                    new: &new,
+                    old: old.as_ref(),
+                    new: new.as_ref(),
                     user_id: system.user_id.as_deref(),
                 },
                 now,
             )?;
             if change != crate::store::NumberChange::Replayed {
-                tracing::info!(from = %old.masked(), to = %new.masked(), ?change, "a patient changed their WhatsApp number");
+                let masked = |n: &Option<E164>| {
+                    n.as_ref()
+                        .map_or_else(|| "(none given)".into(), E164::masked)
+                };
+                tracing::info!(from = %masked(&old), to = %masked(&new), ?change, "a patient changed their WhatsApp number");
             }
             Ok(change != crate::store::NumberChange::Replayed)
         }

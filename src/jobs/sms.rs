@@ -71,6 +71,7 @@ pub fn process_sms_status(
             error: r.error.clone(),
             needs_staff,
             fallback: None,
+            off_whatsapp_until: None,
         };
         match store.apply_status(&d, now)? {
             StatusApplied::Moved(_) => summary.statuses += 1,

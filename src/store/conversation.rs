@@ -111,8 +111,14 @@ pub struct Conversation {
 impl Conversation {
     /// Whether free-form text may be sent at `now`.
     pub fn window_open(&self, now: DateTime<Utc>) -> bool {
-        self.window_closes.is_some_and(|end| now < end)
+        window_open(self.window_closes, now)
     }
+}
+
+/// Whether a 24-hour window closing at `closes` (`None`: the patient never wrote) is open at
+/// `now`: the one test for free text and documents, on the pages and in the store.
+pub fn window_open(closes: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    closes.is_some_and(|end| now < end)
 }
 
 /// What staff send.
@@ -150,6 +156,8 @@ pub enum StaffRefusal {
     OptedOut,
     /// The patient has no appointment to tie the message to.
     NoAppointment,
+    /// The form (its nonce) already sent a message to another patient: nothing sent here.
+    OtherPatient,
 }
 
 /// What a staff message's form did.
@@ -278,16 +286,14 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let rule = format!("{STAFF_RULE}{}", m.nonce);
-        let earlier: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM outbox WHERE rule = ?1 AND recipient = 'patient' AND channel = 'whatsapp'
-                   AND kind IN ('staff_message', 'staff_template', 'staff_document')",
-                [&rule],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = earlier {
-            return Ok(StaffSent::Again(id));
+        match earlier_staff_row(
+            &tx,
+            &rule,
+            &["staff_message", "staff_template", "staff_document"],
+        )? {
+            Some((id, patient)) if patient == m.patient => return Ok(StaffSent::Again(id)),
+            Some(_) => return Ok(StaffSent::Refused(StaffRefusal::OtherPatient)),
+            None => {}
         }
         let Some(p) = conversation_patient(&tx, m.patient)? else {
             return Ok(StaffSent::Refused(StaffRefusal::NoPatient));
@@ -295,7 +301,7 @@ impl Store {
         let closes = window_closes(&tx, &p.phone)?;
         let (kind, template, params, latest_at) = match m.what {
             StaffSend::Text(text) => match closes {
-                Some(end) if now < end => (
+                Some(end) if window_open(closes, now) => (
                     Kind::StaffMessage,
                     None,
                     Some(serde_json::json!({ "text": text }).to_string()),
@@ -379,8 +385,9 @@ impl Store {
     }
 }
 
-/// The text of a free-form message's stored parameters (`{"text": ...}`).
-fn text_of(params: &str) -> Option<String> {
+/// The text of a free-form message's stored parameters (`{"text": ...}`): what a staff
+/// answer or an acknowledgement says, for the page and for the send alike.
+pub fn text_of(params: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(params)
         .ok()?
         .get("text")?
@@ -425,6 +432,28 @@ pub(super) fn window_closes(
         |r| r.get(0),
     )?;
     Ok(last.map(|t| from_unix(t) + WINDOW))
+}
+
+/// The staff row a form's `rule` made before (one of `kinds`), with the patient it went to:
+/// the same form for the same patient is a double click; for another, a form that is not
+/// theirs.
+pub(super) fn earlier_staff_row(
+    tx: &rusqlite::Connection,
+    rule: &str,
+    kinds: &[&str],
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT o.id, a.patient_id, o.kind FROM outbox o JOIN appointments a ON a.id = o.appointment_id
+         WHERE o.rule = ?1 AND o.recipient = 'patient' AND o.channel = 'whatsapp'
+           AND o.kind IN ('staff_message', 'staff_template', 'staff_document')",
+    )?;
+    let rows: Vec<(i64, i64, String)> = stmt
+        .query_map([rule], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .into_iter()
+        .find(|(_, _, k)| kinds.contains(&k.as_str()))
+        .map(|(id, patient, _)| (id, patient)))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub struct DocumentTarget {
 impl DocumentTarget {
     /// Whether a document may go at `now`.
     pub fn window_open(&self, now: DateTime<Utc>) -> bool {
-        self.window_end.is_some_and(|end| now < end)
+        super::conversation::window_open(self.window_end, now)
     }
 }
 
@@ -65,6 +65,8 @@ pub enum DocumentQueued {
     OptedOut,
     /// No such patient, or no appointment to file the message under.
     NoPatient,
+    /// The form (its nonce) already sent a document to another patient: nothing sent here.
+    OtherPatient,
 }
 
 impl Store {
@@ -119,15 +121,10 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let rule = format!("{STAFF_RULE}{nonce}");
-        let earlier: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM outbox WHERE kind = 'staff_document' AND rule = ?1 LIMIT 1",
-                [&rule],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(row) = earlier {
-            return Ok(DocumentQueued::Again(row));
+        match super::conversation::earlier_staff_row(&tx, &rule, &["staff_document"])? {
+            Some((row, patient)) if patient == id => return Ok(DocumentQueued::Again(row)),
+            Some(_) => return Ok(DocumentQueued::OtherPatient),
+            None => {}
         }
         let Some(t) = target(&tx, id)? else {
             return Ok(DocumentQueued::NoPatient);
@@ -135,7 +132,7 @@ impl Store {
         if t.opted_out {
             return Ok(DocumentQueued::OptedOut);
         }
-        let Some(end) = t.window_end.filter(|end| now < *end) else {
+        let Some(end) = t.window_end.filter(|_| t.window_open(now)) else {
             return Ok(DocumentQueued::WindowClosed);
         };
         // Filed under the appointment the patient last wrote about, else their nearest one.

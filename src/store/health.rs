@@ -51,7 +51,15 @@ pub struct TemplateUpdate<'a> {
     pub impending: Option<(&'a str, Option<DateTime<Utc>>)>,
     /// Meta's reason.
     pub reason: Option<&'a str>,
+    /// When Meta says it happened (`None`: when it arrived). An event older than what the
+    /// row last recorded changes nothing: Meta retries, so a PAUSED may arrive after the
+    /// REINSTATED that ended it.
+    pub at: Option<DateTime<Utc>>,
 }
+
+/// Statuses that let a template be sent again: a per-language one also settles the row of
+/// an event that named no language, which would otherwise keep every language stopped.
+const RELEASING: &[&str] = &["APPROVED", "REINSTATED"];
 
 /// The account's standing (`account_health`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,32 +83,31 @@ impl AccountHealth {
     }
 }
 
-fn when(t: Option<i64>) -> Option<DateTime<Utc>> {
-    t.map(crate::time::from_unix)
-}
-
-impl Store {
-    /// Records one template event and returns the template's row before and after it.
-    pub fn apply_template_update(
-        &mut self,
-        u: &TemplateUpdate<'_>,
-        event_id: Option<i64>,
-        now: DateTime<Utc>,
-    ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
-        let tx = self.conn.transaction()?;
-        let before = template_row(&tx, u.name, u.language)?;
-        let (impending, change_at) = match (u.impending, u.category) {
-            (Some((c, at)), _) => (Some(c.to_string()), at.map(|t| t.timestamp())),
-            // A completed change settles whatever was announced.
-            (None, Some(_)) => (None, None),
-            (None, None) => (
-                before.as_ref().and_then(|b| b.impending_category.clone()),
-                before
-                    .as_ref()
-                    .and_then(|b| b.category_change_at.map(|t| t.timestamp())),
-            ),
-        };
-        tx.execute(
+/// One row's part of [`Store::apply_template_update`]: an event older than the row's last
+/// changes nothing.
+fn update_template(
+    tx: &rusqlite::Transaction<'_>,
+    u: &TemplateUpdate<'_>,
+    event_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
+    let before = template_row(tx, u.name, u.language)?;
+    let at = u.at.unwrap_or(now);
+    if let Some(b) = before.as_ref().filter(|b| b.updated_at > at) {
+        return Ok((before.clone(), b.clone()));
+    }
+    let (impending, change_at) = match (u.impending, u.category) {
+        (Some((c, at)), _) => (Some(c.to_string()), at.map(|t| t.timestamp())),
+        // A completed change settles whatever was announced.
+        (None, Some(_)) => (None, None),
+        (None, None) => (
+            before.as_ref().and_then(|b| b.impending_category.clone()),
+            before
+                .as_ref()
+                .and_then(|b| b.category_change_at.map(|t| t.timestamp())),
+        ),
+    };
+    tx.execute(
             "INSERT INTO template_health (name, language, status, quality, category, impending_category,
                                           category_change_at, reason, event_id, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -119,14 +126,47 @@ impl Store {
                 change_at,
                 u.reason,
                 event_id,
-                now.timestamp()
+                at.timestamp()
             ],
         )?;
-        let after = template_row(&tx, u.name, u.language)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("template_health row for {} vanished", u.name))
-        })?;
+    let after = template_row(tx, u.name, u.language)?.ok_or_else(|| {
+        StoreError::Corrupt(format!("template_health row for {} vanished", u.name))
+    })?;
+    Ok((before, after))
+}
+
+fn when(t: Option<i64>) -> Option<DateTime<Utc>> {
+    t.map(crate::time::from_unix)
+}
+
+impl Store {
+    /// Records one template event and returns the template's row before and after it (the
+    /// same twice when the event is older than the row's last and so changes nothing). A
+    /// per-language APPROVED or REINSTATED also releases the name's language-less row.
+    pub fn apply_template_update(
+        &mut self,
+        u: &TemplateUpdate<'_>,
+        event_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
+        let tx = self.conn.transaction()?;
+        let out = update_template(&tx, u, event_id, now)?;
+        if !u.language.is_empty()
+            && u.status.is_some_and(|s| RELEASING.contains(&s))
+            && template_row(&tx, u.name, "")?.is_some()
+        {
+            let all = TemplateUpdate {
+                name: u.name,
+                language: "",
+                status: u.status,
+                reason: u.reason,
+                at: u.at,
+                ..TemplateUpdate::default()
+            };
+            update_template(&tx, &all, event_id, now)?;
+        }
         tx.commit()?;
-        Ok((before, after))
+        Ok(out)
     }
 
     /// Every template Meta told us about, by name and language.
@@ -337,6 +377,65 @@ mod tests {
         assert_eq!(after.category.as_deref(), Some("MARKETING"));
         assert_eq!(after.impending_category, None);
         assert_eq!(store.template_health().expect("read").len(), 1);
+    }
+
+    fn status<'a>(language: &'a str, event: &'a str, when: i64) -> TemplateUpdate<'a> {
+        TemplateUpdate {
+            name: "appointment_reminder",
+            language,
+            status: Some(event),
+            at: Some(at(when)),
+            ..TemplateUpdate::default()
+        }
+    }
+
+    #[test]
+    fn a_retried_older_pause_arriving_after_the_reinstatement_changes_nothing() {
+        let (_dir, mut store) = store();
+        store
+            .apply_template_update(&status("en", "PAUSED", 0), None, at(10))
+            .expect("apply");
+        store
+            .apply_template_update(&status("en", "REINSTATED", 100), None, at(110))
+            .expect("apply");
+        // Meta's retry of the pause comes late.
+        let (before, after) = store
+            .apply_template_update(&status("en", "PAUSED", 0), None, at(200))
+            .expect("apply");
+        assert_eq!(before.as_ref(), Some(&after), "nothing changed");
+        assert_eq!(after.status.as_deref(), Some("REINSTATED"));
+        assert_eq!(after.updated_at, at(100), "the event's own time is kept");
+        // A newer pause still counts.
+        let (_, after) = store
+            .apply_template_update(&status("en", "PAUSED", 300), None, at(300))
+            .expect("apply");
+        assert_eq!(after.status.as_deref(), Some("PAUSED"));
+    }
+
+    #[test]
+    fn a_per_language_reinstatement_also_releases_the_row_without_a_language() {
+        let (_dir, mut store) = store();
+        store
+            .apply_template_update(&status("", "PAUSED", 0), None, at(0))
+            .expect("apply");
+        store
+            .apply_template_update(&status("en", "REINSTATED", 50), None, at(50))
+            .expect("apply");
+        let rows = store.template_health().expect("read");
+        let statuses: Vec<(&str, Option<&str>)> = rows
+            .iter()
+            .map(|h| (h.language.as_str(), h.status.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [("", Some("REINSTATED")), ("en", Some("REINSTATED"))]
+        );
+        // A per-language pause does not stop the other languages through that row.
+        store
+            .apply_template_update(&status("en", "PAUSED", 60), None, at(60))
+            .expect("apply");
+        let rows = store.template_health().expect("read");
+        assert_eq!(rows[0].status.as_deref(), Some("REINSTATED"));
     }
 
     #[test]

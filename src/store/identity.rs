@@ -24,6 +24,8 @@ pub enum NumberChange {
     },
     /// No record has the old number.
     Unknown,
+    /// The message lacked the old or the new number: only the note for staff was filed.
+    Incomplete,
     /// This message was recorded before: nothing changed.
     Replayed,
 }
@@ -35,10 +37,10 @@ pub struct NumberChangeRecord<'a> {
     pub event_id: i64,
     /// The system message's id (once only).
     pub message_id: &'a str,
-    /// The number the patient had.
-    pub old: &'a E164,
-    /// The number they have now.
-    pub new: &'a E164,
+    /// The number the patient had (`None` when the message did not say).
+    pub old: Option<&'a E164>,
+    /// The number they have now (`None` when the message did not say).
+    pub new: Option<&'a E164>,
     /// Their new business-scoped user id, when the message gave one.
     pub user_id: Option<&'a str>,
 }
@@ -79,6 +81,8 @@ impl Store {
     /// number takes the new one (audited, actor `patient`), and a note for staff is filed as a
     /// reply needing staff, because the practice system still has the old number and its next
     /// schedule would put it back; with several records or none, only the note, saying so.
+    /// A message missing either number changes nothing and files the note all the same: a
+    /// patient's number changed and only a person can find out to what.
     pub fn change_number(
         &mut self,
         rec: &NumberChangeRecord<'_>,
@@ -98,20 +102,38 @@ impl Store {
         if seen.is_some() {
             return Ok(NumberChange::Replayed);
         }
+        let (Some(old_number), Some(new_number)) = (rec.old, rec.new) else {
+            let patient = match rec.old {
+                Some(old) => one_record(&tx, old)?,
+                None => None,
+            };
+            let missing = match (rec.old, rec.new) {
+                (None, None) => "neither the old nor the new number",
+                (None, Some(_)) => "no old number",
+                _ => "no new number",
+            };
+            let reason = format!(
+                "changed their WhatsApp number, but WhatsApp's message gave {missing}, so nothing was changed: ask the patient for their number"
+            );
+            let from = rec.new.or(rec.old).map_or("", E164::as_str);
+            file_note(&tx, rec, from, patient, &reason, t)?;
+            tx.commit()?;
+            return Ok(NumberChange::Incomplete);
+        };
         let records: Vec<(i64, bool)> = {
             let mut stmt = tx.prepare(
                 "SELECT id, phone != ?1 FROM patients WHERE phone = ?1 OR contact_phone = ?1 ORDER BY id",
             )?;
-            stmt.query_map([rec.old.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            stmt.query_map([old_number.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?
         };
-        let (old, new) = (rec.old.masked(), rec.new.masked());
+        let (old, new) = (old_number.masked(), new_number.masked());
         let (change, patient, reason) = match records.as_slice() {
             [(id, contact)] => {
                 let column = if *contact { "contact_phone" } else { "phone" };
                 tx.execute(
                     &format!("UPDATE patients SET {column} = ?2, updated_at = ?3 WHERE id = ?1"),
-                    params![id, rec.new.as_str(), t],
+                    params![id, new_number.as_str(), t],
                 )?;
                 if let Some(u) = rec.user_id.filter(|_| !*contact) {
                     tx.execute(
@@ -161,12 +183,38 @@ impl Store {
                 ),
             ),
         };
-        tx.execute(
-            "INSERT INTO replies (message_id, event_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at, channel)
-             VALUES (?1, ?2, ?3, ?4, 'system', 'changed their WhatsApp number', 'none', 'needs_staff', ?5, ?6, 'whatsapp')",
-            params![rec.message_id, rec.event_id, rec.new.as_str(), patient, reason, t],
-        )?;
+        file_note(&tx, rec, new_number.as_str(), patient, &reason, t)?;
         tx.commit()?;
         Ok(change)
     }
+}
+
+/// The one patient whose own number is `phone`, when exactly one has it.
+fn one_record(tx: &rusqlite::Transaction<'_>, phone: &E164) -> Result<Option<i64>, StoreError> {
+    let mut stmt = tx.prepare("SELECT id FROM patients WHERE phone = ?1 LIMIT 2")?;
+    let ids: Vec<i64> = stmt
+        .query_map([phone.as_str()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(match ids.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
+}
+
+/// Files the note for staff about a changed number, as a reply needing staff (the message id
+/// makes it once only).
+fn file_note(
+    tx: &rusqlite::Transaction<'_>,
+    rec: &NumberChangeRecord<'_>,
+    from: &str,
+    patient: Option<i64>,
+    reason: &str,
+    t: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO replies (message_id, event_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at, channel)
+         VALUES (?1, ?2, ?3, ?4, 'system', 'changed their WhatsApp number', 'none', 'needs_staff', ?5, ?6, 'whatsapp')",
+        params![rec.message_id, rec.event_id, from, patient, reason, t],
+    )?;
+    Ok(())
 }

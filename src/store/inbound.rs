@@ -31,6 +31,9 @@ pub struct Delivery {
     pub needs_staff: Option<String>,
     /// For a WhatsApp failure SMS can mend: the SMS to write with it (decided by `dispatch`).
     pub fallback: Option<super::Fallback>,
+    /// For a failure no SMS mends that still means no more WhatsApp (the patient blocked the
+    /// clinic): the number is off WhatsApp until then (decided by `dispatch`).
+    pub off_whatsapp_until: Option<DateTime<Utc>>,
 }
 
 /// What a status update did.
@@ -239,13 +242,15 @@ impl Store {
                         last_error = ?5, needs_staff = coalesce(?6, needs_staff), updated_at = ?3 WHERE id = ?1",
                     params![id, d.wamid, t, d.error_code, d.error, staff],
                 )?;
+                let why = format!(
+                    "({}) {}",
+                    d.error_code.unwrap_or_default(),
+                    d.error.as_deref().unwrap_or("failed")
+                );
                 if let Some(fallback) = &d.fallback {
-                    let why = format!(
-                        "({}) {}",
-                        d.error_code.unwrap_or_default(),
-                        d.error.as_deref().unwrap_or("failed")
-                    );
                     super::outbox::write_fallback(&tx, id, fallback, &why, now)?;
+                } else if let Some(until) = d.off_whatsapp_until {
+                    super::outbox::record_off_whatsapp(&tx, id, until, &why, now)?;
                 }
             }
             s => {

@@ -46,7 +46,7 @@ pub use calls::{
 pub use channels::{NumberFacts, PatientChannels};
 pub use conversation::{
     Conversation, ConversationPatient, Inbound, Line, Outbound, STAFF_RULE, StaffMessage,
-    StaffRefusal, StaffSend, StaffSent, WINDOW,
+    StaffRefusal, StaffSend, StaffSent, WINDOW, text_of, window_open,
 };
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use documents::{DocumentQueued, DocumentTarget, SentDocument};

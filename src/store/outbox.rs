@@ -208,6 +208,19 @@ pub enum Outcome {
         /// The SMS to write.
         fallback: Fallback,
     },
+    /// A WhatsApp message the patient blocked (130403) with no SMS to stand in: `failed`, its
+    /// number recorded as off WhatsApp until `until` (so nothing more is planned to it by
+    /// WhatsApp), and staff call.
+    Blocked {
+        /// Graph error code.
+        code: Option<i64>,
+        /// What went wrong.
+        error: String,
+        /// What staff should do.
+        needs_staff: Option<String>,
+        /// Until when the number gets no WhatsApp.
+        until: DateTime<Utc>,
+    },
     /// An SMS refused because the number unsubscribed from texts (Twilio 21610): `failed`,
     /// the number's SMS opt-out recorded, and staff call.
     Unsubscribed {
@@ -538,6 +551,20 @@ impl Store {
                 tx.commit()?;
                 n
             }
+            Outcome::Blocked { code, error, needs_staff, until } => {
+                let tx = self.conn.transaction()?;
+                let n = tx.execute(
+                    "UPDATE outbox SET state = 'failed', failed_at = ?5, last_error_code = ?2, last_error = ?3, needs_staff = ?4,
+                        language = ?6, params = ?7, updated_at = ?5
+                     WHERE id = ?1 AND state = 'sending'",
+                    params![id, code, error, needs_staff, t, language, params_json],
+                )?;
+                if n == 1 {
+                    record_off_whatsapp(&tx, id, *until, error, now)?;
+                }
+                tx.commit()?;
+                n
+            }
             Outcome::Unsubscribed { code, error, needs_staff } => {
                 let tx = self.conn.transaction()?;
                 let n = tx.execute(
@@ -704,22 +731,36 @@ pub(super) fn write_fallback(
         params![id, fallback.send_at.timestamp(), t],
     )?;
     if let Some(until) = fallback.sms_only_until {
-        let (phone, patient, appointment) = recipient_of(tx, id)?;
-        let Some(phone) = phone else { return Ok(()) };
-        tx.execute(
-            "INSERT INTO numbers (phone, sms_only_since, sms_only_until, sms_only_reason, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?2)
-             ON CONFLICT (phone) DO UPDATE SET sms_only_since = excluded.sms_only_since,
-                sms_only_until = excluded.sms_only_until, sms_only_reason = excluded.sms_only_reason,
-                updated_at = excluded.updated_at",
-            params![phone, t, until.timestamp(), why],
-        )?;
-        tx.execute(
-            "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
-             VALUES (?1, ?2, ?3, 'whatsapp', 'channel_learned', 'whatsapp', 'sms', ?4)",
-            params![t, appointment, patient, format!("{}: texts until {}, then WhatsApp again", why, until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))],
-        )?;
+        record_off_whatsapp(tx, id, until, why, now)?;
     }
+    Ok(())
+}
+
+/// Remembers the recipient's number of outbox row `id` as off WhatsApp until `until` (texts
+/// where the clinic sends them, a call where it does not), with an audit row staff can see.
+pub(super) fn record_off_whatsapp(
+    tx: &rusqlite::Connection,
+    id: i64,
+    until: DateTime<Utc>,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let t = now.timestamp();
+    let (phone, patient, appointment) = recipient_of(tx, id)?;
+    let Some(phone) = phone else { return Ok(()) };
+    tx.execute(
+        "INSERT INTO numbers (phone, sms_only_since, sms_only_until, sms_only_reason, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?2)
+         ON CONFLICT (phone) DO UPDATE SET sms_only_since = excluded.sms_only_since,
+            sms_only_until = excluded.sms_only_until, sms_only_reason = excluded.sms_only_reason,
+            updated_at = excluded.updated_at",
+        params![phone, t, until.timestamp(), why],
+    )?;
+    tx.execute(
+        "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
+         VALUES (?1, ?2, ?3, 'whatsapp', 'channel_learned', 'whatsapp', 'sms', ?4)",
+        params![t, appointment, patient, format!("{}: no WhatsApp until {}, then WhatsApp again", why, until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))],
+    )?;
     Ok(())
 }
 

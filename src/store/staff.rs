@@ -233,7 +233,8 @@ impl Store {
     /// has no `needs_staff`); a text that failed too carries both reasons on its own row. A
     /// patient the schedule gives no automated messages (`channel = 'none'`, or `'sms'` when
     /// the clinic has no SMS provider: `sms` is whether it has one) is listed until a call
-    /// tells them, and so is one whose text was skipped because the number opted out of texts.
+    /// tells them, and so is one whose text was skipped because the number opted out of texts,
+    /// and one whose number gets no WhatsApp (it blocked the clinic) at a clinic without texts.
     pub fn follow_ups(
         &self,
         clinic: &str,
@@ -268,7 +269,10 @@ impl Store {
                               JOIN numbers n ON n.phone = CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END
                             WHERE o.appointment_id = a.id AND o.channel = 'sms' AND o.kind != 'reply_ack' AND o.state = 'skipped'
                               AND o.slot_start = a.starts_at AND n.sms_opted_out_at <= o.updated_at
-                              AND coalesce(k.told, -1) < o.updated_at)
+                              AND coalesce(k.told, -1) < o.updated_at),
+                    k.told IS NULL AND NOT ?5 AND coalesce(p.channel, 'whatsapp') NOT IN ('none', 'sms')
+                      AND EXISTS (SELECT 1 FROM numbers n WHERE n.sms_only_until > ?2
+                                    AND n.phone = CASE WHEN p.remind = 'contact' THEN coalesce(p.contact_phone, p.phone) ELSE p.phone END)
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
              LEFT JOIN calls k ON k.appointment_id = a.id
              WHERE c.key = ?1 AND a.status = 'booked' AND a.starts_at >= ?2 AND a.starts_at < ?3
@@ -303,9 +307,15 @@ impl Store {
             if r.get::<_, bool>(13)? {
                 reasons.push("opted out of text messages: remind by phone".to_string());
             }
-            if let Some(s) = r.get::<_, Option<String>>(9)? {
+            match r.get::<_, Option<String>>(9)? {
                 // Unit separators: a reason's own commas stay in it.
-                reasons.extend(s.split('\u{1f}').map(str::to_string));
+                Some(s) => reasons.extend(s.split('\u{1f}').map(str::to_string)),
+                // The failed message says why already; a later appointment is not messaged.
+                None if r.get::<_, bool>(14)? => reasons.push(
+                    "gets no WhatsApp (blocked the clinic, or not on WhatsApp), and this clinic sends no texts: call them"
+                        .to_string(),
+                ),
+                None => {}
             }
             if let Some(s) = r.get::<_, Option<String>>(10)? {
                 reasons.push(format!("a reply needs a person: \"{s}\""));

@@ -35,6 +35,9 @@ pub struct TemplateEvent {
     pub template: TemplateRef,
     /// What happened to it.
     pub change: TemplateChange,
+    /// When Meta says it happened (Unix seconds): the value's `timestamp`, else the entry's
+    /// `time`. Meta retries, so events arrive out of order; this orders them.
+    pub at: Option<i64>,
 }
 
 /// What Meta changed about a template.
@@ -105,8 +108,13 @@ pub enum AccountEffect {
 }
 
 /// Reads one change of a field other than `messages` into `items` (fields we do not act on
-/// are ignored); `false` for a `messages` change, which is the caller's to read.
-pub(super) fn read_change(change: &Value, items: &mut WebhookItems) -> bool {
+/// are ignored); `false` for a `messages` change, which is the caller's to read. `entry_time`
+/// is the entry's `time`, for events without a `timestamp` of their own.
+pub(super) fn read_change(
+    change: &Value,
+    entry_time: Option<i64>,
+    items: &mut WebhookItems,
+) -> bool {
     let field = change.get("field").and_then(Value::as_str);
     let Some(value) = change.get("value") else {
         return field != Some("messages");
@@ -120,7 +128,12 @@ pub(super) fn read_change(change: &Value, items: &mut WebhookItems) -> bool {
         ) => items
             .events
             .templates
-            .push(read_template(field.unwrap_or_default(), value)),
+            .push(
+                read_template(field.unwrap_or_default(), value).map(|mut e| {
+                    e.at = value.get("timestamp").and_then(seconds).or(entry_time);
+                    e
+                }),
+            ),
         Some("account_update") => items.events.account.push(read_account(value)),
         _ => {}
     }
@@ -206,7 +219,11 @@ fn read_template(field: &str, v: &Value) -> Result<TemplateEvent, Unreadable> {
             },
         },
     };
-    Ok(TemplateEvent { template, change })
+    Ok(TemplateEvent {
+        template,
+        change,
+        at: None,
+    })
 }
 
 /// A field that Meta sends as a string in some versions and a list of strings in others.
@@ -330,6 +347,20 @@ mod tests {
     fn account(value: &str) -> AccountEffect {
         let items = read_webhook(&body("account_update", value)).expect("json");
         items.events.account[0].clone().expect("readable").effect
+    }
+
+    #[test]
+    fn an_event_keeps_its_own_time_else_its_entrys() {
+        let own = template(
+            "message_template_status_update",
+            r#"{"event":"REINSTATED","message_template_name":"appointment_reminder","message_template_language":"en","timestamp":"1767225700"}"#,
+        );
+        assert_eq!(own.at, Some(1_767_225_700));
+        let entry = template(
+            "message_template_status_update",
+            r#"{"event":"PAUSED","message_template_name":"appointment_reminder","message_template_language":"en"}"#,
+        );
+        assert_eq!(entry.at, Some(1_767_225_600), "the entry's time");
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
     for entry in list(root.get("entry"), "entry", &mut items.problems) {
         for change in list(entry.get("changes"), "entry[].changes", &mut items.problems) {
             // Template and account events have their own reader; other fields are only stored.
-            if events::read_change(change, &mut items) {
+            let time = entry.get("time").and_then(serde_json::Value::as_i64);
+            if events::read_change(change, time, &mut items) {
                 continue;
             }
             let Some(value) = change.get("value") else {
@@ -160,7 +161,8 @@ pub struct InboundSystem {
     pub kind: String,
     /// WhatsApp's sentence about it (it names both numbers: never logged).
     pub body: Option<String>,
-    /// The new number's WhatsApp id.
+    /// The new number's WhatsApp id (`new_wa_id` in the older shape).
+    #[serde(alias = "new_wa_id")]
     pub wa_id: Option<String>,
     /// The new business-scoped user id.
     pub user_id: Option<String>,

@@ -327,3 +327,32 @@ async fn the_guidelines_page_and_the_reply_command() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_text_comes_back_when_too_long_or_when_the_window_closed_while_typing() {
+    let (d, b, patient) = started().await;
+    let path = format!("/desk/patients/{patient}/conversation");
+    let page = b.get(&path).await;
+
+    let long = format!("Dear Aarav, about your reports: {}", "x".repeat(4100));
+    let too_long = send(&b, &page, patient, &[("action", "send"), ("text", &long)]).await;
+    assert_eq!(too_long.status, 400);
+    assert!(too_long.text().contains("WhatsApp takes at most 4096"));
+    assert!(
+        too_long.body.contains(&long),
+        "the long text is back in the box to shorten"
+    );
+
+    // The patient's window closes while the receptionist types.
+    d.sql("UPDATE replies SET received_at = received_at - 90000");
+    let typed = "Please bring your reports at 17:00.";
+    let refused = send(&b, &page, patient, &[("action", "send"), ("text", typed)]).await;
+    assert_eq!(refused.status, 409);
+    let text = refused.text();
+    assert!(text.contains("Nothing was sent"), "{text}");
+    assert!(text.contains(typed), "the typed text is kept: {text}");
+    assert_eq!(
+        d.count("SELECT count(*) FROM outbox WHERE kind = 'staff_message'"),
+        0
+    );
+}

@@ -480,3 +480,71 @@ async fn logs_and_tables_never_show_a_whole_number_even_inside_a_message_id() {
     assert!(table.stdout.contains("msg-"), "{}", table.stdout);
     assert_eq!(t.outbox()[0]["wamid"].as_str(), Some(wamid.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patient_who_blocked_the_clinic_gets_no_more_whatsapp_without_texts_and_is_on_the_call_list()
+ {
+    // Mumbai without an SMS provider: no text can stand in.
+    let no_texts = |c: String| c.replacen("sms_provider = \"msg91\"\n", "", 1);
+    let t = SendEnv::new(no_texts, sim()).await;
+    let next_day = "A4,P1,Aarav Sharma,98200 12345,en,2026-12-03,09:00,15,Dr. Mehta,mumbai,booked";
+    t.env
+        .import("day.csv", &csv(&[A1, next_day]), &[])
+        .expect(0);
+    t.run(&["plan", "--now", NOW]).await.expect(0);
+    t.sim.push_fault(Fault::Error {
+        code: 130_403,
+        http_status: 400,
+    });
+    assert_eq!(t.send(NOW).await["failed"], 1);
+    assert_eq!(
+        t.env.count(
+            "SELECT count(*) FROM numbers WHERE phone = '+919820012345' AND sms_only_until IS NOT NULL AND sms_only_reason LIKE '(130403)%'"
+        ),
+        1,
+        "the number is remembered as off WhatsApp"
+    );
+    assert_eq!(
+        t.env
+            .count("SELECT count(*) FROM audit_log WHERE action = 'channel_learned'"),
+        1
+    );
+
+    // The next day's reminder for the same number is not planned for WhatsApp...
+    let day_before_a4 = "2026-12-02T03:30:00Z";
+    t.run(&["plan", "--now", day_before_a4]).await.expect(0);
+    t.send(day_before_a4).await;
+    assert!(
+        t.outbox().iter().all(|o| o["appointment_id"] != "A4"),
+        "{:#?}",
+        t.outbox()
+    );
+    assert!(t.sim.messages().is_empty(), "nothing reached WhatsApp");
+    // ...and staff are told to call.
+    let calls = t
+        .env
+        .run(&[
+            "follow-ups",
+            "--clinic",
+            "mumbai",
+            "--date",
+            "2026-12-03",
+            "--json",
+        ])
+        .expect(0)
+        .json();
+    let a4 = calls
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["appointment_id"] == "A4")
+        .unwrap_or_else(|| panic!("A4 is on the call list: {calls:#}"))
+        .clone();
+    assert!(
+        a4["reasons"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("blocked the clinic"),
+        "{a4}"
+    );
+}

@@ -167,3 +167,59 @@ async fn a_username_only_sender_is_matched_by_the_user_id_an_earlier_message_car
         "needs_staff"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_older_shape_customer_changed_number_with_new_wa_id_moves_the_patient() {
+    let s = Served::start(Env::new()).await;
+    reminded(&s.env, &[&row("A1", "P1", "98200 12345", "en", 2, "10:00")]);
+    let body = value(
+        None,
+        json!([{
+            "from": "919820012345", "id": "wamid.old1", "timestamp": "1764500000", "type": "system",
+            "system": {
+                "body": "User A changed from 919820012345 to 919876500002",
+                "new_wa_id": "919876500002", "type": "customer_changed_number"
+            }
+        }]),
+    );
+    assert_eq!(s.post_signed(&body).await, 200);
+    assert_eq!(
+        s.one("SELECT phone FROM patients WHERE external_id = 'P1'"),
+        "+919876500002",
+        "the older API's names are read the same way"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_number_without_the_new_number_still_leaves_a_note_for_staff_once() {
+    let s = Served::start(Env::new()).await;
+    reminded(&s.env, &[&row("A1", "P1", "98200 12345", "en", 2, "10:00")]);
+    let body = value(
+        None,
+        json!([{
+            "from": "919820012345", "id": "wamid.sys9", "timestamp": "1764500000", "type": "system",
+            "system": {"body": "User A changed their number", "type": "user_changed_number"}
+        }]),
+    );
+    assert_eq!(s.post_signed(&body).await, 200);
+    assert_eq!(s.post_signed(&body).await, 200, "Meta retries");
+    assert_eq!(
+        s.one("SELECT phone FROM patients WHERE external_id = 'P1'"),
+        "+919820012345",
+        "nothing to move the patient to"
+    );
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM replies WHERE kind = 'system' AND outcome = 'needs_staff' AND message_id = 'wamid.sys9'"
+        ),
+        1,
+        "one note for staff, however often it comes"
+    );
+    let note = s.one(
+        "SELECT reason || ' / ' || coalesce((SELECT external_id FROM patients WHERE id = replies.patient_id), '-') FROM replies WHERE message_id = 'wamid.sys9'",
+    );
+    assert!(
+        note.contains("gave no new number") && note.ends_with("/ P1"),
+        "staff see whose number changed and why nothing was: {note}"
+    );
+}

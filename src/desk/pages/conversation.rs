@@ -152,7 +152,7 @@ pub(in crate::desk) async fn answer(
                 &staff,
                 &c,
                 now,
-                Some(ConversationNotice::TooLong(n)),
+                Some(ConversationNotice::TooLong(n, text)),
                 StatusCode::BAD_REQUEST,
             );
         }
@@ -187,7 +187,7 @@ pub(in crate::desk) async fn answer(
         StaffSent::Queued(_) => false,
         StaffSent::Again(_) => true,
         StaffSent::Refused(why) => {
-            let notice = Some(ConversationNotice::Refused(why));
+            let notice = Some(ConversationNotice::Refused(why, &text));
             return show(&state, &staff, &c, now, notice, StatusCode::CONFLICT);
         }
     };

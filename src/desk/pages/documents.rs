@@ -12,7 +12,9 @@ use super::{
     CsrfForm, Deserialize, DeskState, IntoResponse, Query, Redirect, Response, Staff, State,
     StatusCode, html, views,
 };
-use crate::desk::views::{DocumentForm, DocumentNotice, DocumentsPage, documents_page};
+use crate::desk::views::{
+    DocumentForm, DocumentNotice, DocumentsPage, OTHER_PATIENT, documents_page,
+};
 use crate::store::DocumentQueued;
 
 #[derive(Deserialize, Default)]
@@ -176,6 +178,10 @@ pub(in crate::desk) async fn send_document(
             Ok(Redirect::to(&format!("{to}?again={row}")).into_response())
         }
         DocumentQueued::NoPatient => Err(no_such_patient(&staff)),
+        DocumentQueued::OtherPatient => {
+            form.problem = Some(OTHER_PATIENT.into());
+            show(&state, &staff, id, None, &form, StatusCode::CONFLICT).await
+        }
         DocumentQueued::WindowClosed | DocumentQueued::OptedOut => {
             // The page says why; what was chosen is kept should the window open again.
             form.problem = None;

@@ -18,12 +18,12 @@ pub enum ConversationNotice<'a> {
         /// The same form arrived again; nothing new was queued.
         again: bool,
     },
-    /// The message was not queued.
-    Refused(StaffRefusal),
+    /// The message was not queued (with the text typed, kept; empty for the template).
+    Refused(StaffRefusal, &'a str),
     /// The reply box was empty.
     Empty,
-    /// The text is longer than WhatsApp takes.
-    TooLong(usize),
+    /// The text (kept) is longer than WhatsApp takes: its length in characters.
+    TooLong(usize, &'a str),
     /// Back from the warning, to edit the text (kept).
     Edit(&'a str),
 }
@@ -90,11 +90,28 @@ fn what_went(config: &Config, o: &Outbound) -> Markup {
     }
 }
 
-/// How far a message got, in words.
-fn state_words(o: &Outbound) -> String {
+/// Why nothing goes out while the account is restricted, if Meta restricted it (from the
+/// banner's holds).
+fn account_blocked(session: &SignedIn) -> Option<&str> {
+    session.status.holds.iter().find_map(|h| match h {
+        crate::jobs::Hold::AccountBlocked { reason, .. } => Some(reason.as_str()),
+        _ => None,
+    })
+}
+
+/// How far a message got, in words; a waiting message says what holds it (a stopped
+/// template, a restricted account: `blocked`).
+fn state_words(o: &Outbound, blocked: Option<&str>) -> String {
     let via = if o.channel == "sms" { " (by text)" } else { "" };
     let state = match o.state {
-        OutboxState::Pending => "waiting to be sent".to_string(),
+        OutboxState::Pending => match (blocked.filter(|_| o.channel != "sms"), o.detail.as_deref())
+        {
+            (Some(why), _) => format!(
+                "waiting to be sent: Meta has restricted the clinic's WhatsApp account ({why}); it goes out once that is lifted"
+            ),
+            (None, Some(d)) => format!("waiting to be sent ({d})"),
+            (None, None) => "waiting to be sent".to_string(),
+        },
         OutboxState::Sending => "being sent".to_string(),
         OutboxState::Sent => "sent, not yet delivered to the phone".to_string(),
         OutboxState::Delivered => "delivered to the phone".to_string(),
@@ -121,6 +138,9 @@ fn state_words(o: &Outbound) -> String {
     format!("{state}{via}")
 }
 
+/// What a form filled in on one patient's page and sent for another says: nothing went.
+pub const OTHER_PATIENT: &str = "Nothing was sent: this form was filled in on another patient's page. Write the message again here.";
+
 /// Why a message was refused, in the receptionist's words.
 fn refusal_words(why: StaffRefusal, clinic: &Clinic) -> String {
     match why {
@@ -132,6 +152,7 @@ fn refusal_words(why: StaffRefusal, clinic: &Clinic) -> String {
         StaffRefusal::WindowClosed(None) => "Nothing was sent: WhatsApp only allows free text within 24 hours of the patient's last message, and this patient has not written to the clinic. Send the \u{201c}please call us\u{201d} message, or call the patient.".into(),
         StaffRefusal::OptedOut => "Nothing was sent: the patient asked not to get WhatsApp messages (they replied STOP). Call them instead.".into(),
         StaffRefusal::NoAppointment => "Nothing was sent: the patient has no appointment stored, and every message belongs to one. Call them instead.".into(),
+        StaffRefusal::OtherPatient => OTHER_PATIENT.into(),
     }
 }
 
@@ -148,8 +169,14 @@ pub fn conversation_page(
 ) -> Markup {
     let p = &c.patient;
     let action = conversation_path(p.id);
+    let blocked = account_blocked(session);
+    // What staff typed comes back with every page that did not send it.
     let draft = match notice {
-        Some(ConversationNotice::Edit(text)) => text,
+        Some(
+            ConversationNotice::Edit(text)
+            | ConversationNotice::TooLong(_, text)
+            | ConversationNotice::Refused(_, text),
+        ) => text,
         _ => "",
     };
     page(
@@ -162,11 +189,16 @@ pub fn conversation_page(
                 " · patient id " (p.external_id) " · times are " (clinic.time_zone.name())
             }
             @match notice {
-                Some(ConversationNotice::Sent { again: false }) => { p.ok role="status" { "Your message is queued: it goes out within a minute. Its delivery shows below." } }
+                Some(ConversationNotice::Sent { again: false }) => {
+                    @match blocked {
+                        Some(why) => { p.notice role="status" { "Your message is saved but held: Meta has restricted the clinic's WhatsApp account (" (why) "), so nothing goes out until that is lifted. It goes then by itself; its state shows below. If it cannot wait, call the patient." } }
+                        None => { p.ok role="status" { "Your message is queued: it goes out within a minute. Its delivery shows below." } }
+                    }
+                }
                 Some(ConversationNotice::Sent { again: true }) => { p.ok role="status" { "This message had already been received: it was not sent twice." } }
-                Some(ConversationNotice::Refused(why)) => { p.error role="alert" { (refusal_words(why, clinic)) } }
+                Some(ConversationNotice::Refused(why, _)) => { p.error role="alert" { (refusal_words(why, clinic)) } }
                 Some(ConversationNotice::Empty) => { p.error role="alert" { "The message is empty: write what you want to send." } }
-                Some(ConversationNotice::TooLong(n)) => { p.error role="alert" { "The message is " (n) " characters long; WhatsApp takes at most 4096. Shorten it." } }
+                Some(ConversationNotice::TooLong(n, _)) => { p.error role="alert" { "The message is " (n) " characters long; WhatsApp takes at most 4096. Shorten it." } }
                 Some(ConversationNotice::Edit(_)) | None => {}
             }
             h2 { "Messages" }
@@ -200,7 +232,7 @@ pub fn conversation_page(
                                         tr.t-message {
                                             td { time datetime=(o.at.to_rfc3339()) { (when(o.at, clinic)) } }
                                             td { (sender(o.sent_by.as_deref())) }
-                                            td { (what_went(config, o)) br; span.(format!("m-{}", o.state)) { (state_words(o)) } }
+                                            td { (what_went(config, o)) br; span.(format!("m-{}", o.state)) { (state_words(o, blocked)) } }
                                         }
                                     }
                                 }
@@ -210,7 +242,7 @@ pub fn conversation_page(
                 }
             }
             h2 #reply { "Answer" }
-            @match c.window_closes.filter(|end| now < *end) {
+            @match c.window_closes.filter(|_| c.window_open(now)) {
                 Some(end) => {
                     p {
                         "WhatsApp allows free text for " strong { (left_words(end - now)) } " more (until "
@@ -235,6 +267,10 @@ pub fn conversation_page(
                             None => { "This patient has not written to the clinic, " }
                         }
                         "so only the clinic's approved \u{201c}please call us\u{201d} message can be sent. When the patient answers it, you can write to them again."
+                    }
+                    @if !draft.is_empty() {
+                        p { "Your message was not sent. Here it is, to copy or to tell the patient by phone:" }
+                        blockquote.draft { (draft) }
                     }
                     (call_us(session, config, c, &action, nonce))
                 }
@@ -351,5 +387,87 @@ mod tests {
         assert_eq!(left_words(chrono::Duration::seconds(20)), "1 minute");
         assert_eq!(sender(Some("staff:asha")), "asha");
         assert_eq!(sender(Some("admin:root")), "the administrator (root)");
+    }
+
+    fn pending(detail: Option<&str>) -> Outbound {
+        Outbound {
+            id: 1,
+            at: DateTime::UNIX_EPOCH,
+            kind: Kind::StaffTemplate,
+            template: Some("call_us".into()),
+            text: None,
+            state: OutboxState::Pending,
+            channel: "whatsapp".into(),
+            sent_by: Some("staff:asha".into()),
+            detail: detail.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_held_message_says_what_holds_it() {
+        let paused = "held: Meta paused the WhatsApp template “please_call_us” (en); it goes out when Meta allows the template again";
+        assert_eq!(
+            state_words(&pending(Some(paused)), None),
+            format!("waiting to be sent ({paused})")
+        );
+        assert_eq!(state_words(&pending(None), None), "waiting to be sent");
+        let blocked = state_words(&pending(None), Some("ACCOUNT_RESTRICTION"));
+        assert!(
+            blocked.contains(
+                "Meta has restricted the clinic's WhatsApp account (ACCOUNT_RESTRICTION)"
+            ),
+            "{blocked}"
+        );
+    }
+
+    #[test]
+    fn queuing_while_the_account_is_restricted_says_it_is_held_not_within_a_minute() {
+        let config = Config::example().expect("config");
+        let clinic = config.clinics.values().next().expect("clinic").clone();
+        let c = Conversation {
+            patient: crate::store::ConversationPatient {
+                id: 1,
+                clinic: clinic.key.clone(),
+                external_id: "P1".into(),
+                name: "Priya Patil".into(),
+                phone: "+919876543210".into(),
+                language: "en".into(),
+                opted_out: false,
+            },
+            lines: vec![Line::Out(pending(None))],
+            window_closes: None,
+        };
+        let mut session = SignedIn::from(crate::store::Session {
+            user_id: 1,
+            user: "asha".into(),
+            csrf: "c".into(),
+        });
+        let page = |s: &SignedIn| {
+            conversation_page(
+                s,
+                &config,
+                &clinic,
+                &c,
+                DateTime::UNIX_EPOCH,
+                "n",
+                Some(ConversationNotice::Sent { again: false }),
+            )
+            .into_string()
+        };
+        assert!(page(&session).contains("it goes out within a minute"));
+        session
+            .status
+            .holds
+            .push(crate::jobs::Hold::AccountBlocked {
+                reason: "ACCOUNT_RESTRICTION".into(),
+                until: None,
+            });
+        let text = page(&session);
+        assert!(!text.contains("within a minute"), "{text}");
+        assert!(
+            text.contains("Your message is saved but held: Meta has restricted")
+                && text.contains("(ACCOUNT_RESTRICTION), so nothing goes out"),
+            "{text}"
+        );
     }
 }

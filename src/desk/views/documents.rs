@@ -141,7 +141,7 @@ fn send_form(session: &SignedIn, p: DocumentsPage<'_>, form: &DocumentForm) -> M
 /// How long the window has left, or when it closed.
 fn window_sentence(clinic: &Clinic, t: &DocumentTarget, now: DateTime<Utc>) -> String {
     match t.window_end {
-        Some(end) if now < end => {
+        Some(end) if t.window_open(now) => {
             let left = end - now;
             let left = if left.num_minutes() < 60 {
                 plural(left.num_minutes().max(1), "minute", "minutes")

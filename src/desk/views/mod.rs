@@ -16,7 +16,8 @@ mod upload;
 mod waitlist;
 
 pub use conversation::{
-    ConversationNotice, conversation_page, conversation_path, guidelines_page, sensitive_confirm,
+    ConversationNotice, OTHER_PATIENT, conversation_page, conversation_path, guidelines_page,
+    sensitive_confirm,
 };
 pub use day::{Board, BoardFilter, BoardNotice, day_page};
 pub use documents::{CAPTION_CHARS, DocumentForm, DocumentNotice, DocumentsPage, documents_page};
@@ -109,7 +110,7 @@ fn page(title: &str, session: Option<&SignedIn>, active: &str, body: &Markup) ->
                     }
                 }
                 @if let Some(s) = session.filter(|s| !s.status.holds.is_empty()) {
-                    (held_banner(&s.status.holds))
+                    (held_banner(&s.status.holds, &s.status.zones))
                 }
                 main #main {
                     h1 { (title) }
@@ -140,8 +141,8 @@ fn nav_links(s: &SignedIn) -> Vec<(&'static str, &'static str, usize)> {
 }
 
 /// Why reminders are not going out, in receptionists' words, each with what to do; only what
-/// the store records (see `jobs::desk_status`).
-fn held_banner(holds: &[Hold]) -> Markup {
+/// the store records (see `jobs::desk_status`). Times are the clinics' local times (`zones`).
+fn held_banner(holds: &[Hold], zones: &[(String, chrono_tz::Tz)]) -> Markup {
     html! {
         section.held aria-labelledby="held-title" {
             h2 #held-title { "Reminders are held" }
@@ -170,7 +171,7 @@ fn held_banner(holds: &[Hold]) -> Markup {
                             }
                             Hold::AccountBlocked { reason, until } => {
                                 "No WhatsApp messages are going out: Meta has restricted the clinic's WhatsApp Business account"
-                                @if let Some(u) = until { " until " (u) }
+                                @if let Some(u) = until { " until " (local_times(*u, zones)) }
                                 ". Reminders wait and go out once it is lifted. Tell the administrator."
                                 br; small { "Meta said: " (reason) }
                             }
@@ -181,9 +182,9 @@ fn held_banner(holds: &[Hold]) -> Markup {
                                 "Tell the administrator."
                                 br; small { (why) }
                             }
-                            Hold::TemplateWarning { template, why } => {
+                            Hold::TemplateWarning { template, why, at } => {
                                 "Nothing is held yet, but the “" (template) "” message may stop soon. Tell the administrator."
-                                br; small { (why) }
+                                br; small { (why) @if let Some(t) = at { " (from " (local_times(*t, zones)) ")" } }
                             }
                             Hold::Template { template, ago, messages, error } => {
                                 "The “" (template) "” message is not going out: WhatsApp refused its template " (ago_words(*ago))
@@ -195,6 +196,27 @@ fn held_banner(holds: &[Hold]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// An instant as the clinics read it: "3 December 09:00", or each clinic's time when their
+/// zones differ ("3 December 09:00 at Sunrise; 2 December 22:30 at Main Street").
+fn local_times(t: chrono::DateTime<chrono::Utc>, zones: &[(String, chrono_tz::Tz)]) -> String {
+    let mut distinct: Vec<&(String, chrono_tz::Tz)> = Vec::new();
+    for z in zones {
+        if !distinct.iter().any(|d| d.1 == z.1) {
+            distinct.push(z);
+        }
+    }
+    let local = |zone: &chrono_tz::Tz| t.with_timezone(zone).format("%-d %B %H:%M").to_string();
+    match distinct.as_slice() {
+        [] => t.format("%-d %B %H:%M UTC").to_string(),
+        [(_, zone)] => local(zone),
+        many => many
+            .iter()
+            .map(|(name, zone)| format!("{} at {name}", local(zone)))
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }
 
@@ -392,5 +414,48 @@ impl Notice {
             Self::NoShow => "set to no-show",
             Self::ReplyHandled => "Marked as handled",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_gives_metas_dates_in_the_clinics_zone_not_utc() {
+        // 14:00 UTC on 3 December is 09:00 in New York.
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-03T14:00:00Z")
+            .expect("time")
+            .to_utc();
+        let ny = vec![(
+            "Main Street Clinic".to_string(),
+            chrono_tz::America::New_York,
+        )];
+        let holds = [
+            Hold::AccountBlocked {
+                reason: "restricted".into(),
+                until: Some(t),
+            },
+            Hold::TemplateWarning {
+                template: "reminder".into(),
+                why: "Meta will re-categorise the WhatsApp template “appt” as MARKETING unless it is reworded".into(),
+                at: Some(t),
+            },
+        ];
+        let text = held_banner(&holds, &ny).into_string();
+        assert!(text.contains("until 3 December 09:00."), "{text}");
+        assert!(text.contains("reworded (from 3 December 09:00)"), "{text}");
+        assert!(!text.contains("UTC") && !text.contains("14:00"), "{text}");
+
+        // Clinics in two zones each read their own time.
+        let two = vec![
+            ny[0].clone(),
+            ("Sunrise".to_string(), chrono_tz::Asia::Kolkata),
+        ];
+        let text = held_banner(&holds[..1], &two).into_string();
+        assert!(
+            text.contains("3 December 09:00 at Main Street Clinic; 3 December 19:30 at Sunrise"),
+            "{text}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of what Meta's template and account events mean for sending, and of the 2026 error
 //! codes.
 use super::*;
+use crate::model::Recipient;
 use crate::phone::E164;
 use crate::store::{Response, Status};
 use crate::whatsapp::SendError;

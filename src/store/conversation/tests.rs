@@ -2,6 +2,7 @@
 //! per form, replies marked handled, the appointment a message is tied to, refusals.
 
 use super::*;
+use crate::store::DocumentQueued;
 
 const T0: i64 = 1_800_000_000;
 
@@ -168,5 +169,31 @@ fn outside_the_window_only_the_template_goes_and_never_to_a_patient_who_opted_ou
     assert_eq!(
         s.patients_by_external_id(None, "P-2").expect("read"),
         [(2, "mumbai".to_string())]
+    );
+}
+
+#[test]
+fn a_form_used_for_one_patient_sent_to_another_patients_page_is_refused_not_reported_sent() {
+    let (_dir, mut s) = store();
+    let now = at(0);
+    let first = s
+        .queue_staff_message(&text("n7", 1, "See you at 5."), now)
+        .expect("queue");
+    assert!(matches!(first, StaffSent::Queued(_)), "{first:?}");
+    assert_eq!(
+        s.queue_staff_message(&text("n7", 2, "See you at 5."), now)
+            .expect("other patient"),
+        StaffSent::Refused(StaffRefusal::OtherPatient),
+        "another patient's page does not say it was sent"
+    );
+
+    let doc = s
+        .queue_document(1, "fasting", None, "d7", "staff:asha", now)
+        .expect("document");
+    assert!(matches!(doc, DocumentQueued::New(_)), "{doc:?}");
+    assert_eq!(
+        s.queue_document(2, "fasting", None, "d7", "staff:asha", now)
+            .expect("other patient"),
+        DocumentQueued::OtherPatient
     );
 }
