@@ -44,7 +44,7 @@ mod sms_msg91;
 mod sms_twilio;
 mod soak;
 mod template_health;
-mod waitlist_offers;
 mod waitlist_answers;
+mod waitlist_offers;
 mod webhook;
 mod webhook_identity;
