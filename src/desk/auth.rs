@@ -97,6 +97,15 @@ pub fn new_token() -> String {
     format!("{:032x}{:032x}", rng.random::<u128>(), rng.random::<u128>())
 }
 
+/// Whether `text` is a token [`new_token`] could have made: the check a form's one-time nonce
+/// (Remind now, a conversation's answer, a document) passes before it names a stored row.
+pub fn is_token(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// What the database keeps of a session token.
 pub fn token_hash(token: &str) -> String {
     format!("{:x}", Sha256::digest(token.as_bytes()))
@@ -110,6 +119,21 @@ pub fn same_token(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_fresh_hex_and_nothing_else_passes_for_one() {
+        let (a, b) = (new_token(), new_token());
+        assert!(is_token(&a) && is_token(&b) && a != b);
+        for bad in [
+            "",
+            "XYZ",
+            &a[..63],
+            "0123456789ABCDEF".repeat(4).as_str(),
+            format!("press:{}", &a[..58]).as_str(),
+        ] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn passwords_hash_with_salt_and_verify() {

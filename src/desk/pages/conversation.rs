@@ -17,19 +17,6 @@ use views::ConversationNotice;
 /// The most characters of text WhatsApp takes in one message.
 const MAX_TEXT: usize = 4096;
 
-/// A fresh one-time token for a conversation's forms.
-fn nonce() -> String {
-    crate::desk::auth::new_token()
-}
-
-/// Whether `text` is a nonce [`nonce`] could have made.
-fn is_nonce(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 #[derive(Deserialize, Default)]
 pub(in crate::desk) struct ConversationQuery {
     /// Set after a message was queued; `again` when the form had been received before.
@@ -85,7 +72,15 @@ fn show(
             "This patient belongs to a clinic the configuration no longer lists, so the desk cannot show the clinic's times. Ask the administrator.",
         )));
     };
-    let page = views::conversation_page(&staff.session, &config, clinic, c, now, &nonce(), notice);
+    let page = views::conversation_page(
+        &staff.session,
+        &config,
+        clinic,
+        c,
+        now,
+        &crate::desk::auth::new_token(),
+        notice,
+    );
     Ok((status, page).into_response())
 }
 
@@ -108,7 +103,7 @@ pub(in crate::desk) async fn answer(
     CsrfForm(staff, f): CsrfForm<AnswerForm>,
 ) -> Result<Response, Response> {
     let id = patient_id(&staff, &id)?;
-    if !is_nonce(&f.nonce) {
+    if !crate::desk::auth::is_token(&f.nonce) {
         return Err(out_of_date(&staff));
     }
     let config = state.config();
@@ -252,18 +247,4 @@ fn out_of_date(staff: &Staff) -> Response {
         ),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonces_are_fresh_hex_and_nothing_else_passes_for_one() {
-        let (a, b) = (nonce(), nonce());
-        assert!(is_nonce(&a) && is_nonce(&b) && a != b);
-        for bad in ["", "XYZ", &a[..63], "0123456789ABCDEF".repeat(4).as_str()] {
-            assert!(!is_nonce(bad), "{bad:?}");
-        }
-    }
 }

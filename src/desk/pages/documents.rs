@@ -35,14 +35,6 @@ pub(in crate::desk) struct DocumentPost {
     nonce: String,
 }
 
-/// Whether `text` is a nonce `auth::new_token` could have made.
-fn is_nonce(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 fn patient_id(text: &str) -> Option<i64> {
     text.trim().parse().ok()
 }
@@ -141,7 +133,7 @@ pub(in crate::desk) async fn send_document(
             caption.chars().count(),
             views::CAPTION_CHARS
         ))
-    } else if !is_nonce(&f.nonce) {
+    } else if !crate::desk::auth::is_token(&f.nonce) {
         Some("This form is out of date. Choose the document again and send it.".to_string())
     } else {
         None

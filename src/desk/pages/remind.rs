@@ -18,14 +18,6 @@ pub(in crate::desk) fn remind_nonce() -> String {
     crate::desk::auth::new_token()
 }
 
-/// Whether `text` is a nonce [`remind_nonce`] could have made.
-fn is_nonce(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 #[derive(Deserialize, Default)]
 pub(in crate::desk) struct RemindQuery {
     clinic: Option<String>,
@@ -52,7 +44,7 @@ pub(in crate::desk) async fn remind_page(
         day
     };
     let now = state.clock.now();
-    let done = q.done.filter(|n| is_nonce(n));
+    let done = q.done.filter(|n| crate::desk::auth::is_token(n));
     let again = q.again.is_some();
     let key = clinic.key.clone();
     let nonce = remind_nonce();
@@ -135,7 +127,7 @@ pub(in crate::desk) async fn remind(
     State(state): State<DeskState>,
     CsrfForm(staff, f): CsrfForm<RemindForm>,
 ) -> Result<Response, Response> {
-    if !is_nonce(&f.nonce) {
+    if !crate::desk::auth::is_token(&f.nonce) {
         return Err(out_of_date(&staff));
     }
     let config = state.config();
@@ -196,7 +188,7 @@ pub(in crate::desk) async fn remind_all(
     State(state): State<DeskState>,
     CsrfForm(staff, f): CsrfForm<RemindAllForm>,
 ) -> Result<Response, Response> {
-    if !is_nonce(&f.nonce) {
+    if !crate::desk::auth::is_token(&f.nonce) {
         return Err(out_of_date(&staff));
     }
     let Ok(Some(day)) = parse_day(Some(&f.date)) else {
@@ -260,24 +252,4 @@ fn out_of_date(staff: &Staff) -> Response {
         ),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonces_are_fresh_hex_and_nothing_else_passes_for_one() {
-        let (a, b) = (remind_nonce(), remind_nonce());
-        assert!(is_nonce(&a) && is_nonce(&b) && a != b);
-        for bad in [
-            "",
-            "XYZ",
-            &a[..63],
-            "0123456789ABCDEF".repeat(4).as_str(),
-            format!("press:{}", &a[..58]).as_str(),
-        ] {
-            assert!(!is_nonce(bad), "{bad:?}");
-        }
-    }
 }
