@@ -28,8 +28,15 @@ async fn a_patient_calls_and_the_receptionist_finds_her_page_by_part_of_her_name
     );
     env.run(&["import", schedule.to_str().expect("utf-8 path")])
         .expect(0);
-    // The day-before reminder went out yesterday and was read; she answered "yes".
-    let sent = now.timestamp() - 24 * 3600;
+    // The day-before reminder went out yesterday at 10:00 and was read; she answered "yes" at
+    // 10:11. A fixed local hour keeps both on yesterday whatever the hour the test runs.
+    let sent = (tomorrow - Days::new(2))
+        .and_hms_opt(10, 0, 0)
+        .expect("10:00")
+        .and_local_timezone(chrono_tz::Asia::Kolkata)
+        .single()
+        .expect("Kolkata has no DST")
+        .timestamp();
     let sql = env.sql();
     sql.execute(
         "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, state, request_at, sent_at, delivered_at, read_at, created_at, updated_at)
