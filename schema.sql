@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 11;
+PRAGMA user_version = 12;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -46,7 +46,7 @@ CREATE TABLE patients (
     consent_source TEXT,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL, channel TEXT CHECK (channel IN ('whatsapp', 'sms', 'none')), contact_name TEXT, contact_phone TEXT, contact_relation TEXT, remind TEXT NOT NULL DEFAULT 'patient'
-    CHECK (remind IN ('patient', 'contact', 'both')), wa_user_id TEXT,
+    CHECK (remind IN ('patient', 'contact', 'both')), wa_user_id TEXT, erased_at INTEGER,
     UNIQUE (clinic_id, external_id)
 );
 -- (channel, contact_* and remind were added by schema 7's ALTER TABLE: who is reminded and
@@ -58,6 +58,7 @@ CREATE INDEX patients_contact_phone ON patients (contact_phone);
 -- (wa_user_id, schema 10: the patient's business-scoped user id, so a username-only sender
 -- is recognised.)
 CREATE INDEX patients_wa_user_id ON patients (wa_user_id) WHERE wa_user_id IS NOT NULL;
+-- (erased_at, schema 12: `reminderd patient erase` emptied the row; it stays for the counts.)
 
 -- What a phone number taught us, whoever's it is (a patient's or a caregiver's, in any
 -- clinic): WhatsApp said it is not on WhatsApp, so it gets SMS until sms_only_until; it
@@ -127,11 +128,13 @@ CREATE TABLE "outbox" (
     kind             TEXT NOT NULL CHECK (kind IN ('reminder', 'booking_confirmation', 'reply_ack',
                                                    'manual_reminder', 'staff_message',
                                                    'staff_template', 'staff_document',
-                                                   'waitlist_offer', 'reschedule_offer')),
+                                                   'waitlist_offer', 'reschedule_offer',
+                                                   'feedback')),
     rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations;
                                          -- 'press:<nonce>' for a manual reminder;
                                          -- 'staff:<nonce>' for a staff message (one per form);
-                                         -- 'offer:<offers.id>' for a waitlist or reschedule offer
+                                         -- 'offer:<offers.id>' for a waitlist or reschedule offer;
+                                         -- the rule's name for a feedback request
     slot_start       INTEGER NOT NULL,   -- the appointment start it was planned for
     send_at          INTEGER NOT NULL,   -- when it is due (after quiet hours)
     latest_at        INTEGER NOT NULL,   -- not sent after this: expired instead
@@ -165,6 +168,7 @@ CREATE TABLE "outbox" (
     pricing_category TEXT,               -- from the status webhook's pricing: utility, service, ...
     pricing_type     TEXT,               -- regular, free_customer_service, free_entry_point, ...
     billable         INTEGER CHECK (billable IN (0, 1)),
+    purged_at        INTEGER,            -- params (the rendered words) removed by the retention purge
     UNIQUE (appointment_id, kind, rule, slot_start, recipient, channel)
 );
 CREATE INDEX outbox_due ON outbox (state, send_at);
@@ -189,12 +193,15 @@ CREATE TABLE inbound_events (
     body          TEXT NOT NULL,
     processed_at  INTEGER,
     outcome       TEXT                   -- 'applied', 'malformed', or the error that stopped it
-, body_sha256 TEXT, replays INTEGER NOT NULL DEFAULT 0, last_replay_at INTEGER, source TEXT NOT NULL DEFAULT 'whatsapp');
+, body_sha256 TEXT, replays INTEGER NOT NULL DEFAULT 0, last_replay_at INTEGER, source TEXT NOT NULL DEFAULT 'whatsapp', purged_at INTEGER);
 -- (source, schema 7: 'whatsapp', 'twilio' or 'msg91', what sent the body.)
 CREATE UNIQUE INDEX inbound_events_body ON inbound_events (body_sha256);
+-- (purged_at, schema 12: the body was emptied by the retention purge; the hash stays, so a
+-- replay is still known.)
+CREATE INDEX inbound_events_received ON inbound_events (received_at);
 
 -- One row per inbound message (deduplicated by the API's message id: Meta retries webhooks).
-CREATE TABLE replies (
+CREATE TABLE "replies" (
     id              INTEGER PRIMARY KEY,
     message_id      TEXT NOT NULL UNIQUE,
     event_id        INTEGER REFERENCES inbound_events(id),
@@ -204,17 +211,21 @@ CREATE TABLE replies (
     outbox_id       INTEGER REFERENCES outbox(id),   -- the message it answered, if known
     kind            TEXT NOT NULL,        -- button, interactive, text, or the API's type
     text            TEXT,                 -- what the patient typed or the button's payload
-    intent          TEXT NOT NULL CHECK (intent IN ('confirm', 'cancel', 'reschedule', 'stop', 'start', 'unknown', 'none')),
+    intent          TEXT NOT NULL CHECK (intent IN ('confirm', 'cancel', 'reschedule', 'stop',
+                                                    'start', 'feedback', 'unknown', 'none')),
     outcome         TEXT NOT NULL CHECK (outcome IN ('applied', 'needs_staff', 'ignored')),
     reason          TEXT,                 -- why it needs staff or was ignored
     handled_by      TEXT,                 -- the staff member who dealt with it
-    received_at     INTEGER NOT NULL
-, handled_at INTEGER, channel TEXT NOT NULL DEFAULT 'whatsapp'
-    CHECK (channel IN ('whatsapp', 'sms')));
--- (handled_at, when staff dealt with a reply, was added by schema 4's ALTER TABLE; it is
--- written as SQLite stores an added column so that new and migrated databases match.)
+    received_at     INTEGER NOT NULL,
+    handled_at      INTEGER,
+    channel         TEXT NOT NULL DEFAULT 'whatsapp' CHECK (channel IN ('whatsapp', 'sms')),
+    purged_at       INTEGER               -- text removed by the retention purge
+);
+-- (schema 12 rebuilt the table so that a reply can be a feedback score; purged_at: the text
+-- was emptied by the retention purge, the row and its intent stay for the counts.)
 CREATE INDEX replies_needs_staff ON replies (outcome, received_at);
 CREATE INDEX replies_appointment ON replies (appointment_id);
+CREATE INDEX replies_received ON replies (received_at);
 
 -- The file a patient sent (a photo, voice note, video, document or sticker): WhatsApp's media
 -- id and what the webhook said of the file. The bytes are never stored: the desk fetches them
@@ -239,7 +250,8 @@ CREATE TABLE staff_users (
     password_hash  TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
-, disabled_at INTEGER);
+, disabled_at INTEGER, role TEXT NOT NULL DEFAULT 'staff' CHECK (role IN ('staff', 'admin')));
+-- (role, schema 12: exports, erasure and per-patient drill-downs are for admins.)
 
 -- Signed-in browsers. The cookie holds a random token; only its sha256 is stored, so a copy
 -- of the database does not sign anybody in. last_seen_at (schema 5's ALTER TABLE) is the
@@ -303,10 +315,12 @@ CREATE TABLE feed_messages (
     appointment_id  INTEGER REFERENCES appointments(id),
     applied_at      INTEGER,
     replays         INTEGER NOT NULL DEFAULT 0,
-    last_replay_at  INTEGER,
+    last_replay_at  INTEGER, purged_at INTEGER,
     UNIQUE (feed, message_id)
 );
 CREATE INDEX feed_messages_feed ON feed_messages (feed, state, received_at);
+-- (purged_at, schema 12: the body was emptied by the retention purge.)
+CREATE INDEX feed_messages_received ON feed_messages (received_at);
 
 -- How each feed is doing: the freshness guard and the Feeds page read this.
 CREATE TABLE feed_status (
@@ -339,11 +353,11 @@ CREATE INDEX slot_events_clinic ON slot_events (clinic_id, starts_at);
 -- from a feed: written in the same transaction as the answer, then done by the feed's
 -- write-back (FHIR, when on and allowed) or handed to staff ('staff': do it by hand in the
 -- practice system) until settled at the desk.
-CREATE TABLE source_updates (
+CREATE TABLE "source_updates" (
     id               INTEGER PRIMARY KEY,
     appointment_id   INTEGER NOT NULL REFERENCES appointments(id),
     feed             TEXT NOT NULL,         -- the appointment's source
-    action           TEXT NOT NULL CHECK (action IN ('confirm', 'cancel')),
+    action           TEXT NOT NULL CHECK (action IN ('confirm', 'cancel', 'book')),
     state            TEXT NOT NULL DEFAULT 'pending'
                      CHECK (state IN ('pending', 'done', 'staff', 'settled', 'skipped')),
     attempts         INTEGER NOT NULL DEFAULT 0,
@@ -352,7 +366,8 @@ CREATE TABLE source_updates (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     settled_by       TEXT,                  -- the staff member who did it by hand
-    settled_at       INTEGER
+    settled_at       INTEGER,
+    offer_id         INTEGER UNIQUE REFERENCES offers(id)  -- a 'book': the accepted offer
 );
 CREATE INDEX source_updates_state ON source_updates (state, next_attempt_at);
 CREATE INDEX source_updates_appointment ON source_updates (appointment_id);
@@ -470,3 +485,49 @@ CREATE TABLE offers (
 );
 CREATE INDEX offers_patient ON offers (patient_id, state);
 CREATE INDEX offers_opening ON offers (opening_id, state);
+
+-- What a patient scored a visit (1–5), one per appointment: the first score counts; a later
+-- comment goes to the staff replies like any other text.
+CREATE TABLE feedback (
+    appointment_id  INTEGER PRIMARY KEY REFERENCES appointments(id),
+    patient_id      INTEGER NOT NULL REFERENCES patients(id),
+    score           INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    outbox_id       INTEGER REFERENCES outbox(id),    -- the request it answered
+    reply_id        INTEGER REFERENCES replies(id),   -- the reply that carried the score
+    channel         TEXT NOT NULL DEFAULT 'whatsapp' CHECK (channel IN ('whatsapp', 'sms')),
+    received_at     INTEGER NOT NULL
+);
+CREATE INDEX feedback_received ON feedback (received_at);
+
+-- Consent per patient and channel, as a history: the newest row for (patient, channel) is the
+-- standing answer. Sources: 'import:<file>' (the consent column), 'reply <message id>' (START,
+-- STOP), 'staff:<name>'.
+CREATE TABLE consents (
+    id           INTEGER PRIMARY KEY,
+    patient_id   INTEGER NOT NULL REFERENCES patients(id),
+    channel      TEXT NOT NULL CHECK (channel IN ('whatsapp', 'sms')),
+    given        INTEGER NOT NULL CHECK (given IN (0, 1)),
+    source       TEXT NOT NULL,
+    recorded_at  INTEGER NOT NULL
+);
+CREATE INDEX consents_patient ON consents (patient_id, channel, recorded_at);
+
+-- An opt-out outlives the patient's erasure as the least needed to honour it: the SHA-256 of the
+-- E.164 number (no name, no clinic data). A patient imported later with that number starts
+-- opted out.
+CREATE TABLE opt_outs (
+    phone_sha256  TEXT NOT NULL,
+    channel       TEXT NOT NULL CHECK (channel IN ('whatsapp', 'sms', 'all')),
+    since         INTEGER NOT NULL,
+    PRIMARY KEY (phone_sha256, channel)
+) WITHOUT ROWID;
+
+-- That an erasure happened, never what was erased.
+CREATE TABLE erasures (
+    id            INTEGER PRIMARY KEY,
+    clinic_id     INTEGER NOT NULL REFERENCES clinics(id),
+    patient_id    INTEGER NOT NULL,      -- the row kept, emptied, for the statistics
+    erased_by     TEXT NOT NULL,         -- 'staff:<name>' or 'cli'
+    forced        INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),  -- despite an upcoming appointment
+    erased_at     INTEGER NOT NULL
+);

@@ -84,6 +84,17 @@ text_enum! {
 }
 
 text_enum! {
+    /// What a front-desk account may do: staff work the desk; admins also export and erase a
+    /// patient's data and open the evaluation's per-patient lists.
+    Role {
+        /// Works the desk.
+        Staff = "staff",
+        /// Also exports and erases patients' data.
+        Admin = "admin",
+    }
+}
+
+text_enum! {
     /// Who an outbox row is addressed to.
     Recipient {
         /// The patient's own number.

@@ -431,6 +431,9 @@ enum UserCommand {
     Add {
         /// The name staff type to sign in
         name: String,
+        /// staff works the desk; admin also exports and erases a patient's data
+        #[arg(long, default_value = "staff")]
+        role: reminderd::model::Role,
     },
     /// Set a new password; also lifts a lock-out and signs the account out everywhere
     Passwd {

@@ -20,7 +20,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
         )
     };
     match command {
-        UserCommand::Add { name } => {
+        UserCommand::Add { name, role } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
                 return Err(fail(
@@ -29,7 +29,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
                 ));
             }
             let hash = new_password(&name)?;
-            if !store.add_staff(&name, &hash, now)? {
+            if !store.add_staff(&name, &hash, role, now)? {
                 return Err(fail(
                     exit::DATA,
                     format!(
@@ -37,7 +37,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
                     ),
                 ));
             }
-            println!("user {name} added; they can sign in at the front desk");
+            println!("user {name} added as {role}; they can sign in at the front desk");
         }
         UserCommand::Passwd { name } => {
             if store.staff_login(&name)?.is_none() {

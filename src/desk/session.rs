@@ -59,6 +59,23 @@ impl Staff {
         format!("staff:{}", self.session.user)
     }
 
+    /// Refuses a staff member without the admin role: the 403 page, and a log line.
+    pub(super) fn require_admin(&self) -> Result<(), Response> {
+        if self.session.role == crate::model::Role::Admin {
+            return Ok(());
+        }
+        tracing::warn!(user = %self.session.user, "desk: admin-only page refused");
+        Err((
+            StatusCode::FORBIDDEN,
+            views::message(
+                Some(&self.session),
+                "Only an administrator can do this",
+                "Exports, erasing a patient's data and lists of named patients are for the clinic's administrators. Ask one of them.",
+            ),
+        )
+            .into_response())
+    }
+
     /// Refuses a form whose CSRF token is not this session's.
     pub(super) fn check(&self, token: &str) -> Result<(), Response> {
         if auth::same_token(token, &self.session.csrf) {

@@ -67,6 +67,8 @@ pub struct Session {
     pub user: String,
     /// The token this session's forms must carry.
     pub csrf: String,
+    /// What the account may do.
+    pub role: crate::model::Role,
 }
 
 /// An upload waiting for its confirm or discard.
@@ -98,12 +100,13 @@ impl Store {
         &mut self,
         name: &str,
         password_hash: &str,
+        role: crate::model::Role,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "INSERT INTO staff_users (name, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+            "INSERT INTO staff_users (name, password_hash, role, created_at, updated_at) VALUES (?1, ?2, ?4, ?3, ?3)
              ON CONFLICT (name) DO NOTHING",
-            params![name, password_hash, now.timestamp()],
+            params![name, password_hash, now.timestamp(), role.as_str()],
         )?;
         Ok(n == 1)
     }
@@ -410,7 +413,7 @@ impl Store {
         let found = self
             .conn
             .prepare_cached(
-                "SELECT s.user_id, u.name, s.csrf, coalesce(s.last_seen_at, s.created_at)
+                "SELECT s.user_id, u.name, s.csrf, coalesce(s.last_seen_at, s.created_at), u.role
                  FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id
                  WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND coalesce(s.last_seen_at, s.created_at) > ?2 - ?3
                    AND u.disabled_at IS NULL",
@@ -421,6 +424,8 @@ impl Store {
                         user_id: r.get(0)?,
                         user: r.get(1)?,
                         csrf: r.get(2)?,
+                        role: crate::model::Role::parse(&r.get::<_, String>(4)?)
+                            .unwrap_or(crate::model::Role::Staff),
                     },
                     r.get::<_, i64>(3)?,
                 ))
@@ -631,7 +636,10 @@ mod tests {
         let mut s = Store::open(&dir.path().join("d.db")).expect("open");
         let t0 = crate::time::from_unix(1_800_000_000);
         let minutes = chrono::Duration::minutes;
-        assert!(s.add_staff("alice", "phc", t0).expect("add"));
+        assert!(
+            s.add_staff("alice", "phc", crate::model::Role::Staff, t0)
+                .expect("add")
+        );
 
         // Three from one address (any case of the name): the third is the last, then paused.
         for (i, name) in ["alice", "ALICE", "Alice"].into_iter().enumerate() {

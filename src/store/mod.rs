@@ -77,7 +77,7 @@ pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImp
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -104,6 +104,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/009-backups.sql"),
     include_str!("../../migrations/010-conversations.sql"),
     include_str!("../../migrations/011-waitlist.sql"),
+    include_str!("../../migrations/012-privacy.sql"),
 ];
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.

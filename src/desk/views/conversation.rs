@@ -441,6 +441,7 @@ mod tests {
             user_id: 1,
             user: "asha".into(),
             csrf: "c".into(),
+            role: crate::model::Role::Staff,
         });
         let page = |s: &SignedIn| {
             conversation_page(

@@ -716,6 +716,7 @@ mod tests {
             user_id: 1,
             user: "asha".into(),
             csrf: "c".repeat(64),
+            role: crate::model::Role::Staff,
         });
         let now = at("2026-11-25T12:00:00Z");
         let page = patient_page(

@@ -293,6 +293,7 @@ mod tests {
             user_id: 1,
             user: "asha".into(),
             csrf: "c".repeat(64),
+            role: crate::model::Role::Staff,
         })
     }
 
