@@ -347,7 +347,7 @@ pub fn compute(
     );
     let mut eras = BTreeMap::<String, (Tally, Tally)>::new();
     let (mut cancelled, mut notice) = (0, [0u64; 4]);
-    let (mut answer_secs, mut scores) = (Vec::new(), [0u64; 5]);
+    let (mut answer_secs, mut given) = (Vec::new(), [0u64; 5]);
     let (mut tried, mut failed, mut tried_for, mut unreachable) = (0, 0, 0, 0);
     for r in &rows {
         total.add(r);
@@ -383,7 +383,7 @@ pub fn compute(
         }
         answer_secs.extend(r.answer_secs.filter(|s| *s >= 0));
         if let Some(s) = r.score.filter(|s| (1..=5).contains(s)) {
-            scores[usize::from(s - 1)] += 1;
+            given[usize::from(s - 1)] += 1;
         }
         (tried, failed) = (tried + r.reminders_tried, failed + r.reminders_failed);
         if r.reminders_tried > 0 {
@@ -408,15 +408,15 @@ pub fn compute(
             group(p.clone(), label, None, t)
         })
         .collect();
-    providers.sort_by(|a, b| b.outcomes.appointments.cmp(&a.outcomes.appointments));
+    providers.sort_by_key(|g| std::cmp::Reverse(g.outcomes.appointments));
     let rule_label = |rule: &str| match rule {
         "remind-now" => "Remind now".to_owned(),
         r => names.rules.get(r).cloned().unwrap_or_else(|| r.to_owned()),
     };
     answer_secs.sort_unstable();
     let answered = answer_secs.len() as u64;
-    let scored: u64 = scores.iter().sum();
-    let weighted: u64 = scores.iter().zip(1..).map(|(n, s)| n * s).sum();
+    let scored: u64 = given.iter().sum();
+    let weighted: u64 = given.iter().zip(1..).map(|(n, s)| n * s).sum();
     Report {
         from,
         to,
@@ -471,7 +471,7 @@ pub fn compute(
         },
         feedback: Feedback {
             scored,
-            scores,
+            scores: given,
             #[allow(clippy::cast_precision_loss)] // counts of appointments: far below 2^52
             average: (scored >= min.max(1))
                 .then(|| (weighted as f64 / scored as f64 * 10.0).round() / 10.0),

@@ -22,12 +22,11 @@ pub(in crate::desk) struct ReportQuery {
     month: Option<String>,
 }
 
+/// What a report request names: the config, the clinic and the range of local days.
+type Asked = (std::sync::Arc<Config>, Clinic, (NaiveDate, NaiveDate));
+
 /// The clinic and range a report request names: by default the year up to today.
-fn range(
-    state: &DeskState,
-    staff: &Staff,
-    q: &ReportQuery,
-) -> Result<(std::sync::Arc<Config>, Clinic, (NaiveDate, NaiveDate)), Response> {
+fn range(state: &DeskState, staff: &Staff, q: &ReportQuery) -> Result<Asked, Response> {
     let (config, clinic, today) = page_day(state, staff, q.clinic.as_deref(), None)?;
     let (from, to) = match (parse_day(q.from.as_deref()), parse_day(q.to.as_deref())) {
         (Ok(from), Ok(to)) => (from, to),

@@ -81,7 +81,7 @@ pub fn report_page(
     r: &Report,
 ) -> Markup {
     let admin = session.role == crate::model::Role::Admin;
-    let q = query(clinic, range);
+    let this = query(clinic, range);
     let zone = clinic.time_zone;
     let ba = r.before_after.iter().find(|b| b.clinic == clinic.key);
     let split = [
@@ -117,7 +117,7 @@ pub fn report_page(
             .format("%-d %b %Y at %H:%M")
             .to_string()
     });
-    let (a, f, d) = (&r.answers, &r.feedback, &r.delivery);
+    let (answers, feedback, delivery) = (&r.answers, &r.feedback, &r.delivery);
     page(
         &format!("Report — {}", clinic.display_name),
         Some(session),
@@ -131,7 +131,7 @@ pub fn report_page(
                 input #to type="date" name="to" value=(range.1.format("%Y-%m-%d"));
                 button type="submit" { "Show" }
             }
-            p { a href={ "/desk/report.csv?" (q) } download { "Download these figures for a spreadsheet (CSV)" } }
+            p { a href={ "/desk/report.csv?" (this) } download { "Download these figures for a spreadsheet (CSV)" } }
             p.hint {
                 "Appointments are counted by their day in " (zone.name()) ". Every figure says how many appointments it comes from; "
                 "a rate from fewer than " (r.min_count) " appointments says “too few”, because it would change a lot with one patient more or less. "
@@ -190,15 +190,15 @@ pub fn report_page(
             h2 { "Answers, feedback and delivery" }
             ul.counts {
                 li { "Median time from a reminder to the patient's answer: "
-                    strong { @match a.median_minutes { Some(m) => { (minutes_words(m)) }, None => { "too few" } } }
-                    " (" (a.answered) " answered)" }
+                    strong { @match answers.median_minutes { Some(m) => { (minutes_words(m)) }, None => { "too few" } } }
+                    " (" (answers.answered) " answered)" }
                 li { "Feedback score: "
-                    strong { @match f.average { Some(v) => { (format!("{v:.1}")) " of 5" }, None => { "too few" } } }
-                    " (" (f.scored) " scored: "
-                    @for (s, n) in (1..=5).zip(f.scores) { "score " (s) ": " (n) @if s < 5 { ", " } }
+                    strong { @match feedback.average { Some(v) => { (format!("{v:.1}")) " of 5" }, None => { "too few" } } }
+                    " (" (feedback.scored) " scored: "
+                    @for (s, n) in (1..=5).zip(feedback.scores) { "score " (s) ": " (n) @if s < 5 { ", " } }
                     ")" }
-                li { "Reminder messages that failed: " strong { (rate(&d.failed_messages)) } }
-                li { "Appointments whose patient could not be reached (every reminder failed): " strong { (rate(&d.unreachable)) } }
+                li { "Reminder messages that failed: " strong { (rate(&delivery.failed_messages)) } }
+                li { "Appointments whose patient could not be reached (every reminder failed): " strong { (rate(&delivery.unreachable)) } }
             }
         },
     )
