@@ -73,7 +73,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, args: &ReportArgs) -> R
     } else if args.csv {
         std::io::stdout().lock().write_all(&report::to_csv(&r))?;
     } else {
-        print_text(&r)?;
+        print_text(&r, &config)?;
     }
     Ok(exit::OK)
 }
@@ -89,7 +89,7 @@ fn outcomes_line(o: &Outcomes) -> String {
     )
 }
 
-fn print_text(r: &Report) -> Result<()> {
+fn print_text(r: &Report, config: &reminderd::config::Config) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -102,9 +102,18 @@ fn print_text(r: &Report) -> Result<()> {
         "\nBefore and with reminderd (split at each clinic's first reminder):"
     )?;
     for b in &r.before_after {
+        // In the clinic's own time, as every date the report groups by.
+        let zone = config
+            .clinic(&b.clinic)
+            .map_or(chrono_tz::UTC, |c| c.time_zone);
         let since = b.first_reminder.map_or_else(
             || "no reminder sent yet".into(),
-            |f| format!("first reminder {}", f.to_rfc3339()),
+            |f| {
+                format!(
+                    "first reminder {}",
+                    f.with_timezone(&zone).format("%-d %b %Y %H:%M %Z")
+                )
+            },
         );
         writeln!(out, "  {} ({since})", b.label)?;
         writeln!(out, "    before: {}", outcomes_line(&b.before))?;
