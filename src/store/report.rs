@@ -21,8 +21,8 @@ pub struct NamedNoShow {
     pub appointment: i64,
     /// When it was to start.
     pub starts_at: DateTime<Utc>,
-    /// The patient's name.
-    pub patient: String,
+    /// The patient's name; `None` once their data was erased.
+    pub patient: Option<String>,
     /// The provider as the schedule names them.
     pub provider: Option<String>,
     /// Whether the patient had confirmed.
@@ -121,7 +121,7 @@ impl Store {
         max: usize,
     ) -> Result<Vec<NamedNoShow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.id, a.starts_at, p.name, a.provider, a.response = 'confirmed'
+            "SELECT a.id, a.starts_at, CASE WHEN p.erased_at IS NULL THEN p.name END, a.provider, a.response = 'confirmed'
              FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
              WHERE c.key = ?1 AND a.starts_at >= ?2 AND a.starts_at < ?3
                AND a.status = 'no_show' AND a.arrived_at IS NULL

@@ -107,9 +107,16 @@ async fn only_an_admin_sees_the_named_no_shows_and_each_view_is_audited() {
         desk.one("SELECT actor || ' ' || new_value FROM audit_log WHERE action = 'report_no_shows_viewed'"),
         "staff:boss mumbai 2026-09: 2 patients"
     );
+    // A patient whose data was erased stays counted, without a name.
+    desk.sql("UPDATE patients SET erased_at = 1, name = 'Priya Patil' WHERE external_id = 'P2'");
+    let text = admin.get(month).await.text();
+    assert!(
+        text.contains("(data erased at the patient's request)") && !text.contains("Priya Patil"),
+        "{text}"
+    );
     let bad = admin
         .get("/desk/report/no-shows?clinic=mumbai&month=2026-13")
         .await;
     assert_eq!(bad.status, 400);
-    assert_eq!(audits(&desk), 1);
+    assert_eq!(audits(&desk), 2, "each view audited, a refused month not");
 }

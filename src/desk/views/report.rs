@@ -246,7 +246,7 @@ pub fn no_shows_page(
                     @for n in rows {
                         tr {
                             td { (n.starts_at.with_timezone(&zone).format("%a %-d %b %Y, %H:%M")) }
-                            th scope="row" { (n.patient) }
+                            th scope="row" { (n.patient.as_deref().unwrap_or("(data erased at the patient's request)")) }
                             td { (n.provider.as_deref().unwrap_or("")) }
                             td { @if n.confirmed { "yes" } @else { "no" } }
                         }
