@@ -18,21 +18,18 @@ fn query(clinic: &Clinic, (from, to): (NaiveDate, NaiveDate)) -> String {
     )
 }
 
-/// A chart bar for a rate; one under the minimum count is drawn empty and says so.
-fn bar(label: &str, r: &Rate) -> chart::Bar {
-    if r.enough {
-        chart::Bar {
+/// The chart bars of the rates that reach the minimum count: one from too few appointments
+/// would draw a share that means little (the tables show it as "too few").
+fn bars<'a>(rates: impl IntoIterator<Item = (&'a str, &'a Rate)>) -> Vec<chart::Bar> {
+    rates
+        .into_iter()
+        .filter(|(_, r)| r.enough)
+        .map(|(label, r)| chart::Bar {
             label: label.into(),
             value: r.count,
             of: r.of,
-        }
-    } else {
-        chart::Bar {
-            label: format!("{label} (too few)"),
-            value: 0,
-            of: 0,
-        }
-    }
+        })
+        .collect()
 }
 
 /// A table cell's "12% (3 of 25)" or "too few (3 of 12)".
@@ -93,11 +90,11 @@ pub fn report_page(
         &[
             chart::Series {
                 name: "No-show, of known outcomes".into(),
-                bars: split.iter().map(|(l, o)| bar(l, &o.no_show)).collect(),
+                bars: bars(split.iter().map(|(l, o)| (*l, &o.no_show))),
             },
             chart::Series {
                 name: "Confirmed, of reminded".into(),
-                bars: split.iter().map(|(l, o)| bar(l, &o.confirmed)).collect(),
+                bars: bars(split.iter().map(|(l, o)| (*l, &o.confirmed))),
             },
         ],
     );
@@ -105,11 +102,11 @@ pub fn report_page(
         "No-shows by month",
         &[chart::Series {
             name: "No-show, of known outcomes".into(),
-            bars: r
-                .months
-                .iter()
-                .map(|g| bar(&g.label, &g.outcomes.no_show))
-                .collect(),
+            bars: bars(
+                r.months
+                    .iter()
+                    .map(|g| (g.label.as_str(), &g.outcomes.no_show)),
+            ),
         }],
     );
     let first = ba.and_then(|b| b.first_reminder).map(|f| {
@@ -134,7 +131,7 @@ pub fn report_page(
             p { a href={ "/desk/report.csv?" (this) } download { "Download these figures for a spreadsheet (CSV)" } }
             p.hint {
                 "Appointments are counted by their day in " (zone.name()) ". Every figure says how many appointments it comes from; "
-                "a rate from fewer than " (r.min_count) " appointments says “too few”, because it would change a lot with one patient more or less. "
+                "a rate from fewer than " (r.min_count) " appointments says “too few”, because it would change a lot with one patient more or less; the charts leave such rates out. "
                 "A no-show rate is a share of the appointments whose outcome is known: completed, marked arrived, or no-show. "
                 "Cancelled appointments and those with no outcome recorded yet are left out."
             }
