@@ -15,6 +15,7 @@ pub mod model;
 pub mod phone;
 pub mod plan;
 pub mod replies;
+pub mod report;
 pub mod secrets;
 pub mod server;
 pub mod sim;

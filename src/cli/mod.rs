@@ -15,6 +15,7 @@ mod outbox;
 mod output;
 mod remind;
 mod reply;
+mod report;
 mod schedule;
 mod serve;
 mod user;
@@ -112,6 +113,8 @@ enum Command {
     SetStatus(SetStatusArgs),
     /// Reminder, answer and no-show figures for a date range
     Stats(StatsArgs),
+    /// The evaluation: no-shows before and with reminders, by month, clinic, provider and rule
+    Report(report::ReportArgs),
     /// The schedule feeds from practice systems: how each is doing, its messages, re-applying one
     Feeds(FeedsArgs),
     /// The waitlist for freed slots: import a file of entries, list them, add one
@@ -551,6 +554,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::FollowUps(args) => schedule::follow_ups(path, db, &args),
         Command::SetStatus(args) => schedule::set_status(path, db, &args),
         Command::Stats(args) => schedule::stats(path, db, &args),
+        Command::Report(args) => report::run(path, db, &args),
         Command::Feeds(args) => feeds::run(path, db, &args),
         Command::Plan(args) => outbox::plan(path, db, &args),
         Command::Send(args) => outbox::send(path, db, &args),

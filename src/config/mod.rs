@@ -23,6 +23,7 @@ mod documents;
 mod feeds;
 mod messaging;
 mod raw;
+mod report;
 mod sms;
 mod validate;
 mod values;
@@ -34,6 +35,7 @@ pub use costs::{AckChoice, Billed, CATEGORIES, Costs, MonthCost, monthly};
 pub use documents::{Document, MAX_DOCUMENT_BYTES, NO_PREP_NOTE, PrepNote, prep_note_for};
 pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
+pub use report::Report;
 pub use sms::{
     DLT_VARIABLE_CAP, Msg91, OPT_OUT_WORDS, Sms, SmsLanguage, SmsText, Twilio, asks_for_reply,
     opt_out_words,
@@ -93,6 +95,8 @@ pub struct Config {
     pub costs: Option<Costs>,
     /// Offering freed slots to waitlisted patients (`[waitlist]`, per clinic overridable).
     pub waitlist: Waitlists,
+    /// How the evaluation report judges its figures (`[report]`).
+    pub report: Report,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,

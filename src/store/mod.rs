@@ -28,6 +28,7 @@ mod offers;
 mod outbox;
 mod patient;
 mod remind;
+mod report;
 mod schedule;
 mod staff;
 mod upload;
@@ -65,6 +66,7 @@ pub use patient::{
     SearchTerms, StaffEvent, Visit, WeekRow,
 };
 pub use remind::{ManualSent, Press, Pressed, RemindTarget};
+pub use report::NamedNoShow;
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
     ImportTx, PatientReach, StoredAppointment, StoredPatient,

@@ -9,6 +9,7 @@ pub(super) mod media;
 mod patient;
 mod remind;
 mod replies;
+mod report;
 mod stats;
 mod status;
 mod waitlist;
@@ -23,6 +24,7 @@ pub(super) use follow_ups::{
 pub(super) use patient::{patient, patients, reveal_patient, week};
 pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};
+pub(super) use report::{no_shows, report_csv, report_page};
 pub(super) use stats::stats;
 pub(super) use status::{status_action, status_page};
 pub(super) use waitlist::{add_entry, open_slot, waitlist};

@@ -10,6 +10,7 @@ mod media;
 mod patient;
 mod remind;
 mod replies;
+mod report;
 mod stats;
 mod status;
 mod upload;
@@ -29,6 +30,7 @@ pub use follow_ups::{
 pub use patient::{patient_page, search_page, week_page};
 pub use remind::{Done, remind_all, remind_one};
 pub use replies::{ReplyCard, replies, replies_notice};
+pub use report::{no_shows_page, report_page};
 pub use stats::stats;
 pub use status::{board_at, status_confirm, status_refused, too_early};
 pub use upload::{imported, preview, upload, upload_closed};
@@ -136,6 +138,7 @@ fn nav_links(s: &SignedIn) -> Vec<(&'static str, &'static str, usize)> {
     }
     links.push(("/desk/waitlist", "Waitlist", 0));
     links.push(("/desk/stats", "Stats", 0));
+    links.push(("/desk/report", "Report", 0));
     links.push(("/desk/guidelines", "Guidelines", 0));
     links
 }
