@@ -243,6 +243,7 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
         clinic: args.clinic.as_deref(),
         format: args.format.as_deref(),
         audience: import::Audience::Cli,
+        now: Some(Clock::System.now()),
     };
     let parsed = import::parse(&bytes, &config, &opts).map_err(|e| match e {
         ImportError::Options(m) => fail(exit::USAGE, m),

@@ -203,7 +203,7 @@ fn read_preview(
     actor: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Result<(import::ParsedFile, ImportReport, String), String>, StoreError> {
-    let parsed = match parse_preview(cfg, preview) {
+    let parsed = match parse_preview(cfg, preview, now) {
         Ok(p) => p,
         Err(why) => return Ok(Err(why)),
     };
@@ -380,7 +380,7 @@ pub(super) async fn done_page(
         None => Err(not_found(&staff)),
         Some((preview, Some(result))) => {
             // Rows left out are the file's problems: read from the stored file again.
-            let left_out = parse_preview(&config, &preview).map_or(0, |parsed| {
+            let left_out = parse_preview(&config, &preview, now).map_or(0, |parsed| {
                 parsed
                     .errors
                     .iter()
@@ -431,12 +431,17 @@ fn dry_run(
     }
 }
 
-fn parse_preview(config: &Config, p: &Preview) -> Result<import::ParsedFile, String> {
+fn parse_preview(
+    config: &Config,
+    p: &Preview,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<import::ParsedFile, String> {
     // The clinic's own export format, if it has one, follows from the clinic.
     let opts = ParseOptions {
         clinic: p.clinic.as_deref(),
         format: None,
         audience: Audience::Desk,
+        now: Some(now),
     };
     import::parse(&p.body, config, &opts).map_err(|e| e.to_string())
 }
@@ -487,7 +492,7 @@ pub(super) async fn confirm_upload(
             if let Some(d) = &preview.decision {
                 return Ok(Confirmed::Already(d.clone()));
             }
-            let Ok(parsed) = parse_preview(&cfg, &preview) else {
+            let Ok(parsed) = parse_preview(&cfg, &preview, now) else {
                 // The config changed under the preview (a clinic or format removed).
                 s.close_preview(&preview.token, "changed", &actor, now)?;
                 return Ok(Confirmed::Outdated(preview));

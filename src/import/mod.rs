@@ -376,6 +376,9 @@ pub struct ParseOptions<'a> {
     pub format: Option<&'a str>,
     /// Who reads the row errors, which decides how a fix is worded.
     pub audience: Audience,
+    /// Now, for the rule that an outcome (completed, no_show) is for a time that has passed;
+    /// `None` skips that check.
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// Who reads an import's problems: the administrator at a terminal can change

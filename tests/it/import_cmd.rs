@@ -86,7 +86,10 @@ fn a_file_with_bad_rows_writes_nothing_and_reports_every_row() {
     );
     assert!(has(4, "time", "not a time of day"), "{errors:#?}");
     assert!(has(4, "duration_min", "whole number"), "{errors:#?}");
-    assert!(has(4, "status", "booked or cancelled"), "{errors:#?}");
+    assert!(
+        has(4, "status", "write booked, cancelled, completed or no_show"),
+        "{errors:#?}"
+    );
     assert!(has(5, "appointment_id", "missing"), "{errors:#?}");
     assert!(
         has(5, "clinic", "unknown clinic; use one of: apia, mumbai, nyc"),

@@ -245,12 +245,62 @@ fn bad_ranges_and_clinics_are_usage_errors() {
 }
 
 #[test]
-fn the_import_refuses_completed_and_no_show_statuses() {
-    // A historical baseline cannot come through `reminderd import` yet: it reads booked and
-    // cancelled only, so the outcomes are set by the practice system's feed or by set-status.
+fn a_history_of_past_outcomes_imports_as_the_baseline_and_a_future_outcome_is_refused() {
+    // A clinic loads last year's visits from its practice system: their outcomes are the
+    // "before reminderd" figures.
     let env = Env::new();
-    let row = "H1,P1,Aarav Sharma,98200 12341,en,2025-09-07,10:00,15,Dr. Mehta,mumbai,no_show";
-    let r = env.import("old.csv", &csv(&[row]), &[]);
+    let rows = [
+        "H1,P1,Aarav Sharma,98200 12341,en,2025-09-07,10:00,15,Dr. Mehta,mumbai,no_show",
+        "H2,P2,Priya Patil,98200 12342,en,2025-09-08,10:00,15,Dr. Mehta,mumbai,Completed",
+        "H3,P3,Rohan Gupta,98200 12343,en,2025-09-09,10:00,15,Dr. Mehta,mumbai,DNA",
+        "H4,P4,Sneha Kulkarni,98200 12344,en,2025-09-10,10:00,15,Dr. Mehta,mumbai,attended",
+    ];
+    env.import("history.csv", &csv(&rows), &[]).expect(0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM appointments WHERE status = 'no_show'"),
+        2
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM appointments WHERE status = 'completed'"),
+        2
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox"),
+        0,
+        "no message for a past visit"
+    );
+    let r = env
+        .run(&[
+            "report",
+            "--from",
+            "2025-09-01",
+            "--to",
+            "2025-09-30",
+            "--json",
+        ])
+        .expect(0);
+    let mumbai = &r.json()["clinics"]
+        .as_array()
+        .expect("clinics")
+        .iter()
+        .find(|c| c["key"] == "mumbai")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert_eq!(mumbai["no_show"]["count"], 2, "{mumbai:#}");
+    assert_eq!(mumbai["no_show"]["of"], 4, "{mumbai:#}");
+
+    // An outcome for a visit still to come is a mistake in the export: nothing is written.
+    let later = "F1,P5,Vikram Singh,98200 12345,en,2031-01-07,10:00,15,Dr. Mehta,mumbai,no_show";
+    let r = env.import("later.csv", &csv(&[later]), &[]);
     assert_ne!(r.code, 0, "{}", r.stdout);
-    assert_eq!(env.count("SELECT count(*) FROM appointments"), 0);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("has not taken place yet"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM appointments WHERE external_id = 'F1'"),
+        0
+    );
 }

@@ -268,12 +268,30 @@ pub(super) fn read_row(
         match v.to_lowercase().as_str() {
             "" | "booked" | "scheduled" => Some(RowStatus::Booked),
             "cancelled" | "canceled" => Some(RowStatus::Cancelled),
+            // Outcomes: the practice system's record of visits that took place, which is also
+            // how a history of past appointments gives the evaluation its baseline.
+            "completed" | "complete" | "attended" | "fulfilled" => Some(RowStatus::Completed),
+            "no_show" | "no-show" | "noshow" | "no show" | "dna" | "did not attend" => {
+                Some(RowStatus::NoShow)
+            }
             _ => {
-                err(Field::Status, v, "is not a status reminderd knows; write booked or cancelled (or leave it empty for booked)".into());
+                err(Field::Status, v, "is not a status reminderd knows; write booked, cancelled, completed or no_show (or leave it empty for booked)".into());
                 None
             }
         }
     };
+    // An outcome is known only once the visit's time has come; a completed or no-show row for
+    // a later time is a mistake in the export, and recording it would stop its reminders.
+    if let (Some(RowStatus::Completed | RowStatus::NoShow), Some(start), Some(now)) =
+        (status, starts_at, opts.now)
+        && start > now
+    {
+        err(
+            Field::Status,
+            get(Field::Status),
+            "is for an appointment that has not taken place yet; write booked until its time has passed".into(),
+        );
+    }
 
     let reach = super::reach::ReachReader {
         raw,
