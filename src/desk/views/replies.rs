@@ -79,6 +79,7 @@ fn intent_words(intent: &str) -> Option<&'static str> {
         Intent::Reschedule => Some("seems to ask for another time"),
         Intent::Stop => Some("asks to stop messages"),
         Intent::Start => Some("asks for messages again"),
+        Intent::Feedback => Some("scores the visit"),
         Intent::Unknown | Intent::None => None,
     }
 }
