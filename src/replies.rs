@@ -5,6 +5,12 @@ use std::collections::HashMap;
 
 pub use crate::model::Intent;
 
+mod score;
+pub use score::{
+    FeedbackRequest, SCORE, SCORE_WINDOW_DAYS, Scored, parse_score, score_of, score_reply,
+    typed_score,
+};
+
 /// An inbound message, as much of it as matters here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -165,115 +171,6 @@ pub fn parse_payload(payload: &str) -> Option<(Intent, i64)> {
         .ok()
         .filter(|n: &i64| *n > 0)
         .map(|n| (intent, n))
-}
-
-/// The start of a score button's payload: `score:<1–5>:<outbox id>` (`score:4:42`).
-pub const SCORE: &str = "score";
-
-/// A score button's payload: `score:4:42` → (4, Some(42)); `score:4` (a payload that names no
-/// message) → (4, None). Scores are 1 to 5.
-pub fn parse_score(payload: &str) -> Option<(u8, Option<i64>)> {
-    let mut parts = payload.trim().split(':');
-    if !parts.next()?.eq_ignore_ascii_case(SCORE) {
-        return None;
-    }
-    let score = parts.next()?.trim().parse().ok().filter(|n| (1..=5).contains(n))?;
-    let id = match parts.next() {
-        None => None,
-        Some(id) => Some(id.trim().parse().ok().filter(|n: &i64| *n > 0)?),
-    };
-    parts.next().is_none().then_some((score, id))
-}
-
-/// A score typed as a bare digit 1 to 5 ("4", " 4! "); anything else is words.
-pub fn typed_score(body: &str) -> Option<u8> {
-    match normalize(body).as_str() {
-        d @ ("1" | "2" | "3" | "4" | "5") => d.parse().ok(),
-        _ => None,
-    }
-}
-
-/// The score a stored reply carried: a tapped button (kept as "[Label] score:4:42") or a
-/// typed digit.
-pub fn score_of(text: &str) -> Option<u8> {
-    let payload = text
-        .strip_prefix('[')
-        .and_then(|t| t.split_once("] "))
-        .map_or(text, |(_, p)| p);
-    parse_score(payload)
-        .map(|(n, _)| n)
-        .or_else(|| typed_score(payload))
-}
-
-/// How long after a feedback request a bare digit is still read as its score.
-pub const SCORE_WINDOW_DAYS: i64 = 7;
-
-/// A feedback request a reply may answer, as the store found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedbackRequest {
-    /// The request's outbox row.
-    pub outbox_id: i64,
-    /// The visit it asks about.
-    pub appointment: Candidate,
-    /// The number it went to (the patient's, or their caregiver's).
-    pub sent_to: String,
-    /// When it went out (`None`: not sent).
-    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// No later automated message (a reminder, an offer) went to that number since.
-    pub newest: bool,
-    /// The score already stored for the visit.
-    pub stored: Option<u8>,
-}
-
-/// What a reply means for a feedback request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scored {
-    /// The visit's first score.
-    New(u8),
-    /// The visit was scored before: the first score stays; this one is thanked, not stored.
-    Again {
-        /// The score kept.
-        stored: u8,
-        /// The score sent now.
-        sent: u8,
-    },
-    /// A score that cannot be matched for sure: a person reads it.
-    Staff(String),
-}
-
-/// Reads a reply against the feedback request it may answer: a score button names its
-/// request (`request` is the row it names, `None` if there is none); a bare digit scores the
-/// sender's request when it is the message replied to (`replied_to`), or when it is the newest
-/// message the number got, within [`SCORE_WINDOW_DAYS`]. `None`: not a score; the ordinary
-/// reading applies (a comment goes to staff as any other words).
-pub fn score_reply(
-    message: &Message<'_>,
-    request: Option<&FeedbackRequest>,
-    replied_to: bool,
-    from: Option<&crate::phone::E164>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<Scored> {
-    let (score, tapped) = match message {
-        Message::Button { payload } => (parse_score(payload)?.0, true),
-        Message::Text { body } => (typed_score(body)?, false),
-        _ => return None,
-    };
-    let Some(r) = request else {
-        return tapped.then(|| Scored::Staff("a score button of a message reminderd does not know was tapped".into()));
-    };
-    if from.is_none_or(|f| f.as_str() != r.sent_to) {
-        return tapped.then(|| Scored::Staff("a score button of a message sent to another number was tapped".into()));
-    }
-    let recent = r
-        .sent_at
-        .is_some_and(|t| now - t <= chrono::Duration::days(SCORE_WINDOW_DAYS));
-    if !tapped && !replied_to && !(recent && r.newest) {
-        return None;
-    }
-    Some(match r.stored {
-        None => Scored::New(score),
-        Some(stored) => Scored::Again { stored, sent: score },
-    })
 }
 
 /// Folds typed text for matching: trimmed, lower-cased, punctuation, symbols and emoji
@@ -602,7 +499,10 @@ pub fn resolve(
         // A score the feedback path did not take (no number to match it with).
         Intent::Feedback => staff(
             direct,
-            "a feedback score reminderd could not match to a feedback request",
+            reading
+                .needs_staff
+                .as_deref()
+                .unwrap_or("a feedback score reminderd could not match to a feedback request"),
         ),
         Intent::Stop | Intent::Start => {
             if found.patients.is_empty() {

@@ -64,10 +64,7 @@ pub(super) fn validate(
         }
         Some(a) => AFTER.span(a).map_err(|m| push(k("after"), m)).ok(),
     };
-    let latest = AFTER
-        .span(&r.latest)
-        .map_err(|m| push(k("latest"), m))
-        .ok();
+    let latest = AFTER.span(&r.latest).map_err(|m| push(k("latest"), m)).ok();
     if let (Some(a), Some(l)) = (after, latest)
         && l <= a
     {
@@ -181,8 +178,9 @@ buttons = ["1", "2", "3", "4", "5"]
         let text = format!("{}\n{four}", include_str!("../../reminders.toml"));
         let err = Config::from_toml(&text, Path::new("r.toml")).expect_err("four scores");
         assert!(
-            err.to_string()
-                .contains("templates.visit_feedback.buttons: a feedback template has exactly five buttons"),
+            err.to_string().contains(
+                "templates.visit_feedback.buttons: a feedback template has exactly five buttons"
+            ),
             "{err}"
         );
     }

@@ -187,7 +187,9 @@ pub(super) fn validate_templates(
         {
             push(
                 k("buttons"),
-                format!("\"{other}\" is not a button; use confirm, cancel, reschedule or stop (or five \"feedback\" for a feedback template)"),
+                format!(
+                    "\"{other}\" is not a button; use confirm, cancel, reschedule or stop (or five \"feedback\" for a feedback template)"
+                ),
             );
         }
         let mut languages = BTreeMap::new();
@@ -435,7 +437,9 @@ pub(super) fn validate_rules(
             Some(other) => {
                 push(
                     k("kind"),
-                    format!("{other:?}: a rule's kind is reminder or feedback (not given: reminder)"),
+                    format!(
+                        "{other:?}: a rule's kind is reminder or feedback (not given: reminder)"
+                    ),
                 );
                 continue;
             }
