@@ -335,6 +335,10 @@ fn message(
         "reminder" => format!("Reminder \u{201c}{}\u{201d}", config.rule_label(&m.rule)),
         "booking_confirmation" => "Booking confirmation".to_string(),
         "reply_ack" => "Answer to the patient's reply".to_string(),
+        "feedback" => format!(
+            "Feedback request \u{201c}{}\u{201d}",
+            config.rule_label(&m.rule)
+        ),
         other => crate::config::humanise_name(other),
     };
     let state = match m.state.as_str() {
@@ -407,7 +411,13 @@ fn reply(r: &ReplyEvent, about: &str) -> Markup {
         .and_then(|t| t.strip_prefix('['))
         .and_then(|t| t.split_once("] "))
         .map(|(label, _)| label);
+    let scored = r.text.as_deref().and_then(crate::replies::score_of);
+    let scored = match scored {
+        Some(n) => format!("scored the visit {n} of 5"),
+        None => "scored the visit".to_string(),
+    };
     let understood = match r.intent.as_str() {
+        "feedback" => scored.as_str(),
         "confirm" => "will come (confirmed)",
         "cancel" => "cancels the appointment",
         "reschedule" => "asks for another time",
