@@ -298,6 +298,16 @@ fn a_visit_is_asked_about_two_hours_after_it_ends_in_local_time_and_never_if_can
         request(&env, "M2"),
         Some(("pending".into(), at(IST, d + Days::new(1), "08:00"), None))
     );
+    // The administrator previews the request as Asha M1 will read it.
+    let preview = env
+        .run(&["preview", "M1", "--rule", "after-visit"])
+        .expect(0)
+        .stdout;
+    assert!(
+        preview.contains("Hello Asha, how was your visit to Sunrise Family Clinic, Andheri today?")
+            && preview.contains("\"payload\": \"score:5:0\""),
+        "{preview}"
+    );
     // Planned again: still one request per visit.
     plan("09:00", d + Days::new(1));
     assert_eq!(

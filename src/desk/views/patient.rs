@@ -775,6 +775,47 @@ mod tests {
     }
 
     #[test]
+    fn a_feedback_request_and_its_score_are_told_in_words() {
+        let mut config = Config::example().expect("shipped config");
+        config.feedback.push(crate::config::FeedbackRule {
+            name: "after-visit".into(),
+            label: Some("After the visit".into()),
+            after: chrono::Duration::hours(2),
+            latest: chrono::Duration::days(1),
+            template: "reminder".into(),
+            clinics: vec!["mumbai".into()],
+        });
+        let clinic = config.clinic("mumbai").expect("mumbai");
+        let mut f = file();
+        f.messages[0].kind = "feedback".into();
+        f.messages[0].rule = "after-visit".into();
+        f.replies[0].kind = "button".into();
+        f.replies[0].text = Some("[4] score:4:9".into());
+        f.replies[0].intent = "feedback".into();
+        let session = SignedIn::from(crate::store::Session {
+            user_id: 1,
+            user: "asha".into(),
+            csrf: "c".repeat(64),
+            role: crate::model::Role::Staff,
+        });
+        let page = patient_page(
+            &session,
+            (&config, clinic),
+            &f,
+            &PatientChannels::default(),
+            None,
+            at("2026-11-25T12:00:00Z"),
+        )
+        .into_string();
+        assert!(page.contains("<strong>Feedback request \u{201c}After the visit\u{201d}</strong>"));
+        assert!(
+            page.contains(
+                "Tapped <q>4</q> · understood as: <strong>scored the visit 4 of 5</strong>"
+            )
+        );
+    }
+
+    #[test]
     fn links_to_the_patient_page_name_the_patient_or_one_appointment() {
         assert_eq!(
             patient_link(7, "A & B").into_string(),
