@@ -152,7 +152,7 @@ pub(super) fn preview(config_path: &Path, db: Option<&Path>, args: &PreviewArgs)
         Some(name) => {
             // A feedback rule (`kind = "feedback"`) previews like a reminder rule.
             let feedback = config.feedback.iter().find(|r| r.name == name);
-            &config
+            config
                 .rules
                 .iter()
                 .find(|r| r.name == name)

@@ -58,7 +58,7 @@ pub fn route_reply(
     let (Some(request), Some(from)) = (request.as_ref(), from) else {
         return Ok(Err(staff_or(scored, reading)));
     };
-    let score = match scored {
+    let sent = match scored {
         Some(Scored::New(s) | Scored::Again { sent: s, .. }) => s,
         other => return Ok(Err(staff_or(other, reading))),
     };
@@ -78,7 +78,7 @@ pub fn route_reply(
                 a.starts_at,
             )
         });
-    let stored = store.commit_score(
+    let outcome = store.commit_score(
         &ScoreRecord {
             event_id,
             message_id,
@@ -86,22 +86,22 @@ pub fn route_reply(
             kind,
             text: shown,
             request,
-            score,
+            score: sent,
             ack,
             channel,
         },
         now,
     )?;
-    if stored != ScoreStored::Replayed {
+    if outcome != ScoreStored::Replayed {
         tracing::info!(
             from = %from.masked(),
             appointment = a.appointment_id,
-            score,
-            first = stored == ScoreStored::New,
+            score = sent,
+            first = outcome == ScoreStored::New,
             "feedback score"
         );
     }
-    Ok(Ok(stored != ScoreStored::Replayed))
+    Ok(Ok(outcome != ScoreStored::Replayed))
 }
 
 /// The sender's newest feedback request, if they have a number.

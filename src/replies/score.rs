@@ -112,7 +112,7 @@ pub fn score_reply(
     let recent = r
         .sent_at
         .is_some_and(|t| now - t <= chrono::Duration::days(SCORE_WINDOW_DAYS));
-    if !tapped && !replied_to && !(recent && r.newest) {
+    if !(tapped || replied_to || (recent && r.newest)) {
         return None;
     }
     Some(match r.stored {
