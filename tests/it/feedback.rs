@@ -281,6 +281,9 @@ fn a_visit_is_asked_about_two_hours_after_it_ends_in_local_time_and_never_if_can
         Some(("pending".into(), at(IST, d, "12:30"), None))
     );
     assert_eq!(request(&env, "M3"), None, "cancelled: never asked");
+    // Staff mark the visit as completed while its request waits: it still goes.
+    env.run(&["set-status", "M1", "completed"]).expect(0);
+    assert_eq!(request(&env, "M1").map(|r| r.0).as_deref(), Some("pending"));
     // M4 is marked as a no-show before its request is due: never asked.
     env.sql()
         .execute(
