@@ -54,6 +54,12 @@ pub(super) fn validate(
             "is for reminder rules; a feedback request goes to every visit that was not cancelled or missed".into(),
         );
     }
+    if r.sms_fallback.is_some() {
+        push(
+            k("sms_fallback"),
+            "is for reminder rules; a feedback request follows its clinic's sms_fallback".into(),
+        );
+    }
     let after = match r.after.as_deref() {
         None => {
             push(
@@ -154,6 +160,11 @@ buttons = ["1", "2", "3", "4", "5"]
                 "name = \"after-visit\"\nkind = \"feedback\"\nafter = \"2h\"\nlatest = \"1d\"\ntemplate = \"reminder\"".into(),
                 "].template: ",
                 "five buttons",
+            ),
+            (
+                format!("{base}\nafter = \"2h\"\nlatest = \"1d\"\nsms_fallback = false"),
+                "].sms_fallback: ",
+                "clinic's sms_fallback",
             ),
             (
                 "name = \"x\"\nkind = \"survey\"\nbefore = \"1d\"\nlatest = \"1h\"\ntemplate = \"reminder\"".into(),
