@@ -242,7 +242,7 @@ impl Kind {
 
 text_enum! {
     /// What a patient asked for, by a button or in words; the buttons a template may carry are
-    /// the first four (`Intent::BUTTONS`).
+    /// the first four (`Intent::BUTTONS`), or five `feedback` buttons (the scores 1 to 5).
     Intent {
         /// They will come.
         Confirm = "confirm",
