@@ -186,6 +186,8 @@ pub enum Kind {
     WaitlistOffer,
     /// The openings offered to a patient who asked to reschedule (a list to pick from).
     RescheduleOffer,
+    /// After the visit: "how was it?", with 1–5 score buttons (by SMS: reply a digit).
+    Feedback,
 }
 
 impl Kind {
@@ -216,6 +218,7 @@ impl Kind {
             Self::StaffDocument => "staff_document",
             Self::WaitlistOffer => "waitlist_offer",
             Self::RescheduleOffer => "reschedule_offer",
+            Self::Feedback => "feedback",
         }
     }
 
@@ -231,6 +234,7 @@ impl Kind {
             "staff_document" => Some(Self::StaffDocument),
             "waitlist_offer" => Some(Self::WaitlistOffer),
             "reschedule_offer" => Some(Self::RescheduleOffer),
+            "feedback" => Some(Self::Feedback),
             _ => None,
         }
     }
@@ -238,7 +242,7 @@ impl Kind {
 
 text_enum! {
     /// What a patient asked for, by a button or in words; the buttons a template may carry are
-    /// the first four (`Intent::BUTTONS`).
+    /// the first four (`Intent::BUTTONS`), or five `feedback` buttons (the scores 1 to 5).
     Intent {
         /// They will come.
         Confirm = "confirm",
@@ -250,6 +254,8 @@ text_enum! {
         Stop = "stop",
         /// Messages again, after a stop.
         Start = "start",
+        /// A 1–5 score of a visit, answering a feedback request.
+        Feedback = "feedback",
         /// Words we do not recognise: a person must read them.
         Unknown = "unknown",
         /// Not a message we act on (a reaction, a sticker).

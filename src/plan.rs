@@ -14,6 +14,9 @@ pub use crate::model::Kind;
 use crate::model::{Channel, ChannelChoice, Recipient, RemindWhom, Response, Status};
 use crate::time::local_to_utc_forward;
 
+mod feedback;
+pub use feedback::{Visit, asks_feedback, lookback, plan_feedback};
+
 /// The rule name stored on booking confirmations.
 pub const BOOKING_RULE: &str = "booking";
 

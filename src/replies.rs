@@ -5,6 +5,12 @@ use std::collections::HashMap;
 
 pub use crate::model::Intent;
 
+mod score;
+pub use score::{
+    FeedbackRequest, SCORE, SCORE_WINDOW_DAYS, Scored, parse_score, score_of, score_reply,
+    typed_score,
+};
+
 /// An inbound message, as much of it as matters here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -52,6 +58,11 @@ pub fn read<S: std::hash::BuildHasher>(
     words: &HashMap<String, Intent, S>,
 ) -> Reading {
     match message {
+        Message::Button { payload } if parse_score(payload).is_some() => Reading {
+            intent: Intent::Feedback,
+            outbox_id: parse_score(payload).and_then(|(_, id)| id),
+            needs_staff: None,
+        },
         Message::Button { payload } => match parse_payload(payload) {
             Some((intent, id)) => Reading {
                 intent,
@@ -485,6 +496,14 @@ pub fn resolve(
                 },
             }
         }
+        // A score the feedback path did not take (no number to match it with).
+        Intent::Feedback => staff(
+            direct,
+            reading
+                .needs_staff
+                .as_deref()
+                .unwrap_or("a feedback score reminderd could not match to a feedback request"),
+        ),
         Intent::Stop | Intent::Start => {
             if found.patients.is_empty() {
                 return staff(None, "the number is not a patient's");

@@ -188,7 +188,12 @@ pub fn render(key: &str, template: &Template, input: &Input<'_>) -> Result<Rende
         .enumerate()
         .map(|(i, action)| Button {
             action: *action,
-            payload: format!("{}:{}", action.as_str(), input.outbox_id),
+            // A feedback template's five buttons are the scores 1 to 5, in order.
+            payload: if *action == crate::model::Intent::Feedback {
+                format!("{}:{}:{}", crate::replies::SCORE, i + 1, input.outbox_id)
+            } else {
+                format!("{}:{}", action.as_str(), input.outbox_id)
+            },
             label: text
                 .buttons
                 .get(i)

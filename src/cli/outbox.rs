@@ -150,12 +150,21 @@ pub(super) fn preview(config_path: &Path, db: Option<&Path>, args: &PreviewArgs)
     })?;
     let template_key = match rule {
         Some(name) => {
-            &config
+            // A feedback rule (`kind = "feedback"`) previews like a reminder rule.
+            let feedback = config.feedback.iter().find(|r| r.name == name);
+            config
                 .rules
                 .iter()
                 .find(|r| r.name == name)
+                .map(|r| &r.template)
+                .or(feedback.map(|r| &r.template))
                 .ok_or_else(|| {
-                    let names: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+                    let names: Vec<&str> = config
+                        .rules
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .chain(config.feedback.iter().map(|r| r.name.as_str()))
+                        .collect();
                     fail(
                         exit::USAGE,
                         format!(
@@ -164,7 +173,6 @@ pub(super) fn preview(config_path: &Path, db: Option<&Path>, args: &PreviewArgs)
                         ),
                     )
                 })?
-                .template
         }
         None => config
             .rules

@@ -11,7 +11,8 @@ use super::values::{
     API_REQUEST_TIMEOUT, Bounds, CONNECT_TIMEOUT, RECIPIENT_SPACING, RETRY_BASE, RETRY_MAX,
     RULE_LATEST, UNKNOWN_AFTER, check_number, parse_offset,
 };
-use super::{Clinic, Replies, Rule, Template, WhatsApp, list_or_none};
+use super::{Clinic, FeedbackRule, Replies, Rule, Template, WhatsApp, list_or_none};
+use crate::model::Intent;
 
 pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> WhatsApp {
     let mut span = |key: &str, v: &str, bounds: Bounds, default: std::time::Duration| {
@@ -173,14 +174,22 @@ pub(super) fn validate_templates(
                 "a template has at most 10 quick-reply buttons".into(),
             );
         }
-        if let Some(other) = t
+        let scores = t.buttons.iter().filter(|b| **b == Intent::Feedback).count();
+        if scores > 0 && (scores != 5 || scores != t.buttons.len()) {
+            push(
+                k("buttons"),
+                "a feedback template has exactly five buttons, all \"feedback\" (the scores 1 to 5 in order), and no others".into(),
+            );
+        } else if let Some(other) = t
             .buttons
             .iter()
-            .find(|b| !crate::model::Intent::BUTTONS.contains(b))
+            .find(|b| **b != Intent::Feedback && !Intent::BUTTONS.contains(b))
         {
             push(
                 k("buttons"),
-                format!("\"{other}\" is not a button; use confirm, cancel, reschedule or stop"),
+                format!(
+                    "\"{other}\" is not a button; use confirm, cancel, reschedule or stop (or five \"feedback\" for a feedback template)"
+                ),
             );
         }
         let mut languages = BTreeMap::new();
@@ -358,9 +367,10 @@ pub(super) fn validate_rules(
     clinics: &BTreeMap<String, Clinic>,
     templates: &BTreeMap<String, Template>,
     push: &mut impl FnMut(String, String),
-) -> Vec<Rule> {
+) -> (Vec<Rule>, Vec<FeedbackRule>) {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
+    let mut feedback = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
         let k = |f: &str| format!("rules[{i}].{f}");
         if !is_valid_key(&r.name) {
@@ -394,7 +404,60 @@ pub(super) fn validate_rules(
                 ),
             );
         }
-        let before = parse_offset(&r.before)
+        let rule_clinics = r
+            .clinics
+            .clone()
+            .unwrap_or_else(|| clinics.keys().cloned().collect());
+        for c in &rule_clinics {
+            if !clinics.contains_key(c) {
+                push(
+                    k("clinics"),
+                    format!(
+                        "unknown clinic {c:?}; configured: {}",
+                        list_or_none(clinics.keys())
+                    ),
+                );
+            }
+        }
+        match r.kind.as_deref().map(str::trim) {
+            None | Some("reminder") => {}
+            Some(super::feedback::FEEDBACK_KIND) => {
+                if let Some((after, latest)) = super::feedback::validate(i, &r, templates, push) {
+                    feedback.push(FeedbackRule {
+                        name: r.name,
+                        label: label.map(str::to_string),
+                        after,
+                        latest,
+                        template: r.template,
+                        clinics: rule_clinics,
+                    });
+                }
+                continue;
+            }
+            Some(other) => {
+                push(
+                    k("kind"),
+                    format!(
+                        "{other:?}: a rule's kind is reminder or feedback (not given: reminder)"
+                    ),
+                );
+                continue;
+            }
+        }
+        if r.after.is_some() {
+            push(
+                k("after"),
+                "is for rules that go after the visit; add kind = \"feedback\", or write before = \"1d\" for a reminder".into(),
+            );
+        }
+        let Some(before_text) = r.before.as_deref() else {
+            push(
+                k("before"),
+                "is missing: a reminder rule says how long before the start it goes (before = \"1d\"); a rule that goes after the visit is kind = \"feedback\" with after = \"2h\"".into(),
+            );
+            continue;
+        };
+        let before = parse_offset(before_text)
             .map_err(|m| push(k("before"), m))
             .ok();
         let latest = RULE_LATEST
@@ -407,8 +470,8 @@ pub(super) fn validate_rules(
             push(
                 k("latest"),
                 format!(
-                    "{} is not less than before = {}: the rule could never send on time",
-                    r.latest, r.before
+                    "{} is not less than before = {before_text}: the rule could never send on time",
+                    r.latest
                 ),
             );
         }
@@ -421,20 +484,6 @@ pub(super) fn validate_rules(
                     list_or_none(templates.keys())
                 ),
             );
-        }
-        let rule_clinics = r
-            .clinics
-            .unwrap_or_else(|| clinics.keys().cloned().collect());
-        for c in &rule_clinics {
-            if !clinics.contains_key(c) {
-                push(
-                    k("clinics"),
-                    format!(
-                        "unknown clinic {c:?}; configured: {}",
-                        list_or_none(clinics.keys())
-                    ),
-                );
-            }
         }
         if let (Some(before), Some(latest)) = (before, latest) {
             out.push(Rule {
@@ -449,7 +498,7 @@ pub(super) fn validate_rules(
             });
         }
     }
-    out
+    (out, feedback)
 }
 
 /// A template's `ttl`: WhatsApp accepts 30 seconds to 12 hours.

@@ -20,6 +20,7 @@ mod booking;
 mod conversations;
 mod costs;
 mod documents;
+mod feedback;
 mod feeds;
 mod messaging;
 mod raw;
@@ -33,6 +34,7 @@ pub use booking::{Booking, Confirm, OfferTexts};
 pub use conversations::{Conversations, DEFAULT_GUIDELINES, DEFAULT_SENSITIVE_PATTERNS};
 pub use costs::{AckChoice, Billed, CATEGORIES, Costs, MonthCost, monthly};
 pub use documents::{Document, MAX_DOCUMENT_BYTES, NO_PREP_NOTE, PrepNote, prep_note_for};
+pub use feedback::{FEEDBACK_KIND, FeedbackRule};
 pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
 pub use report::Report;
@@ -65,6 +67,8 @@ pub struct Config {
     pub whatsapp: Option<WhatsApp>,
     /// Reminder rules, in file order.
     pub rules: Vec<Rule>,
+    /// Feedback rules (`kind = "feedback"`), in file order; none: no feedback requests.
+    pub feedback: Vec<FeedbackRule>,
     /// Approved message templates by config key.
     pub templates: BTreeMap<String, Template>,
     /// The template sent when an appointment first appears (`None`: off).
@@ -181,6 +185,9 @@ pub struct Acks {
     pub reschedule_requested: String,
     pub opted_out: String,
     pub opted_in: String,
+    /// The thanks for a feedback score; `None`: a score is not answered in this language.
+    #[serde(default)]
+    pub feedback: Option<String>,
 }
 
 impl Acks {
@@ -193,6 +200,7 @@ impl Acks {
             Intent::Reschedule => Some(&self.reschedule_requested),
             Intent::Stop => Some(&self.opted_out),
             Intent::Start => Some(&self.opted_in),
+            Intent::Feedback => self.feedback.as_deref(),
             Intent::Unknown | Intent::None => None,
         }
     }
@@ -571,6 +579,12 @@ impl Config {
             .iter()
             .find(|r| r.name == name)
             .and_then(|r| r.label.clone())
+            .or_else(|| {
+                self.feedback
+                    .iter()
+                    .find(|r| r.name == name)
+                    .and_then(|r| r.label.clone())
+            })
             .unwrap_or_else(|| humanise_name(name))
     }
 

@@ -289,7 +289,12 @@ fn default_unknown_action() -> UnknownAction {
 pub(super) struct RawRule {
     pub(super) name: String,
     pub(super) label: Option<String>,
-    pub(super) before: String,
+    /// `reminder` (not given) or `feedback`.
+    pub(super) kind: Option<String>,
+    /// A reminder's offset before the start.
+    pub(super) before: Option<String>,
+    /// A feedback request's delay after the end.
+    pub(super) after: Option<String>,
     pub(super) latest: String,
     pub(super) template: String,
     pub(super) clinics: Option<Vec<String>>,

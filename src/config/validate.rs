@@ -236,7 +236,7 @@ pub(super) fn validate(
 
     let whatsapp = raw.whatsapp.map(|w| validate_whatsapp(w, &mut push));
     let templates = validate_templates(raw.templates, &mut push);
-    let rules = validate_rules(raw.rules, &clinics, &templates, &mut push);
+    let (rules, feedback) = validate_rules(raw.rules, &clinics, &templates, &mut push);
     let booking_confirmation = match raw.booking_confirmation {
         Some(RawBooking {
             enabled: true,
@@ -450,6 +450,7 @@ pub(super) fn validate(
             import_formats,
             whatsapp,
             rules,
+            feedback,
             templates,
             booking_confirmation,
             server,

@@ -115,7 +115,13 @@ pub fn verdict_with_feeds(
             Verdict::Send
         };
     }
-    if row.status != Status::Booked {
+    // A feedback request asks about a visit that happened: it goes after the start, but
+    // never about a visit cancelled or missed since it was planned.
+    let feedback = row.kind == Kind::Feedback;
+    if feedback && row.status == Status::NoShow {
+        return Verdict::Skip("the patient did not come (marked as a no-show)".into());
+    }
+    if !(feedback && crate::plan::asks_feedback(row.status)) && row.status != Status::Booked {
         let by = row
             .cancelled_by
             .map(|b| format!(" by the {b}"))
@@ -155,7 +161,10 @@ pub fn verdict_with_feeds(
             Some(_) => {}
         }
     }
-    if row.starts_at <= now {
+    if feedback && !config.feedback.iter().any(|r| r.name == row.rule) {
+        return Verdict::Skip(format!("rule {:?} is no longer configured", row.rule));
+    }
+    if !feedback && row.starts_at <= now {
         return Verdict::Expire("the appointment had already started".into());
     }
     if now > row.latest_at {

@@ -261,3 +261,45 @@ fn the_limiter_keeps_every_second_under_the_cap_and_reaches_90_percent_of_it() {
         );
     }
 }
+
+#[test]
+fn a_feedback_request_goes_after_the_visit_unless_it_was_cancelled_or_missed() {
+    let mut c = config();
+    c.feedback.push(crate::config::FeedbackRule {
+        name: "after-visit".into(),
+        label: None,
+        after: chrono::Duration::hours(2),
+        latest: chrono::Duration::days(1),
+        template: "reminder".into(),
+        clinics: vec!["mumbai".into()],
+    });
+    let mut r = row();
+    r.kind = Kind::Feedback;
+    r.rule = "after-visit".into();
+    r.send_at = utc("2026-11-26T07:00:00Z");
+    r.latest_at = utc("2026-11-27T05:00:00Z");
+    let now = utc("2026-11-26T07:01:00Z");
+    assert_eq!(
+        verdict(&r, &c, now),
+        Verdict::Send,
+        "after the start, still due"
+    );
+    r.status = Status::Completed;
+    assert_eq!(verdict(&r, &c, now), Verdict::Send);
+    r.status = Status::NoShow;
+    assert_eq!(
+        verdict(&r, &c, now),
+        Verdict::Skip("the patient did not come (marked as a no-show)".into())
+    );
+    r.status = Status::Cancelled;
+    r.cancelled_by = Some(CancelledBy::Clinic);
+    assert_eq!(
+        verdict(&r, &c, now),
+        Verdict::Skip("the appointment is cancelled by the clinic".into())
+    );
+    r.status = Status::Completed;
+    c.feedback.clear();
+    assert!(
+        matches!(verdict(&r, &c, now), Verdict::Skip(why) if why.contains("no longer configured"))
+    );
+}

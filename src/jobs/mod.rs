@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::phone::E164;
 use crate::plan::{self, BOOKING_WINDOW, Due};
+pub mod feedback;
 mod sms;
 pub mod waitlist;
 
@@ -26,7 +27,8 @@ pub fn plan_due(
     }
     let candidates =
         store.plan_candidates(now, now + plan::horizon(config), now - BOOKING_WINDOW)?;
-    let due = plan::plan(config, &candidates, now);
+    let mut due = plan::plan(config, &candidates, now);
+    due.extend(feedback::due(store, config, now)?);
     let counts = store.insert_due(&due, now, dry_run)?;
     Ok((due, counts))
 }
@@ -530,6 +532,23 @@ fn apply_message(
     }
     let reading = replies::read(&msg.content(), &config.replies.words);
     let context = msg.context.as_ref().and_then(|c| c.id.as_deref());
+    // A score of a visit (a tapped score, or a digit answering the request) is feedback's.
+    let shown = msg.shown_text();
+    let reading = match feedback::route_reply(
+        store,
+        config,
+        (Some(event_id), &msg.id, &msg.kind),
+        from.as_ref(),
+        &msg.content(),
+        shown.as_deref(),
+        context,
+        reading,
+        crate::model::Channel::WhatsApp,
+        now,
+    )? {
+        Ok(recorded) => return Ok(recorded),
+        Err(reading) => reading,
+    };
     // An answer to an offer (a tap on it, or words its one live offer takes) is the
     // waitlist's; anything else goes on as before.
     let reading = match crate::waitlist::booking::route_reply(
@@ -550,7 +569,7 @@ fn apply_message(
     let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
     let list = crate::waitlist::booking::list_follows(store, config, &resolution, now)?;
     let ack = ack_for(config, &resolution).filter(|_| !list);
-    let text = msg.shown_text();
+    let text = shown;
     let recorded = store.commit_reply(
         &ReplyRecord {
             event_id,

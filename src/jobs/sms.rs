@@ -111,6 +111,26 @@ pub fn process_sms_inbound(
         Some(OptOutType::Start) => reading.intent = Intent::Start,
         Some(OptOutType::Help) | None => {}
     }
+    // A digit scoring a visit the newest message asked about is feedback's.
+    let reading = match super::feedback::route_reply(
+        store,
+        config,
+        (Some(event.id), &sms.id, "sms"),
+        from.as_ref(),
+        &Message::Text { body: &sms.body },
+        Some(&sms.body),
+        None,
+        reading,
+        Channel::Sms,
+        now,
+    )? {
+        Ok(recorded) => {
+            store.finish_event(event.id, "applied", now)?;
+            summary.replies = usize::from(recorded);
+            return Ok(summary);
+        }
+        Err(reading) => reading,
+    };
     // A digit or word answering an offer (a waitlist offer, a numbered list) is the waitlist's.
     let reading = match crate::waitlist::booking::route_reply(
         store,

@@ -365,10 +365,12 @@ pub(super) fn apply_staff_action(
         "UPDATE appointments SET status = ?2, cancelled_by = ?3, status_at = ?4, updated_at = ?4 WHERE id = ?1",
         params![id, action.as_str(), by, t],
     )?;
+    // A visit marked as completed is still asked about: its feedback request stays.
     tx.execute(
         "UPDATE outbox SET state = 'skipped', reason = ?2, updated_at = ?3
-         WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
-        params![id, skip_reason(action.as_str()), t],
+         WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'
+           AND NOT (kind = 'feedback' AND ?4 = 'completed')",
+        params![id, skip_reason(action.as_str()), t, action.as_str()],
     )?;
     audit("status", Some(&status), Some(action.as_str()))?;
     Ok(Some(status))

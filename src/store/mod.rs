@@ -20,6 +20,7 @@ mod conversation;
 mod costs;
 mod desk_status;
 mod documents;
+mod feedback;
 mod feeds;
 mod health;
 mod identity;
@@ -51,6 +52,7 @@ pub use conversation::{
 };
 pub use desk_status::{DeskChange, LastMessage, Note};
 pub use documents::{DocumentQueued, DocumentTarget, SentDocument};
+pub use feedback::{ScoreRecord, ScoreStored};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };

@@ -7,7 +7,9 @@
 //! texts; each of them must get exactly one text. Some patients wrote to the clinic and staff
 //! answered them (`reminderd reply`, before the run and during it): each answer is sent once.
 //! Slots open for the waitlist (before the run and during it), so kills also land in offer
-//! rounds: every offer is made once, and its message reaches the API exactly once.
+//! rounds: every offer is made once, and its message reaches the API exactly once. Some visits
+//! ended a few hours ago and a feedback rule asks about them: feedback requests go through the
+//! same dispatch, so kills land on them too, and each reaches the API exactly once.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -36,11 +38,33 @@ const STAFF: usize = ANSWERED_BEFORE.len() + 1;
 const OPENINGS_BEFORE: usize = 5;
 const OPENINGS_DURING: usize = 5;
 const OFFERS: usize = 3 * (OPENINGS_BEFORE + OPENINGS_DURING);
-const TOTAL: usize = MESSAGES + MANUAL + STAFF + OFFERS;
+/// Visits that ended hours ago, each owed one feedback request (`after = "2h"`).
+const VISITS: usize = 20;
+const TOTAL: usize = MESSAGES + MANUAL + STAFF + OFFERS + VISITS;
 /// One patient in this many is not on WhatsApp (never one staff press for).
 const NOT_ON_WHATSAPP_EVERY: usize = 40;
 /// The token of the MSG91 report URL (`SMS_SECRETS`).
 const MSG91_TOKEN: &str = "msg91-webhook-token-for-tests";
+
+/// The feedback rule and its template (five score buttons), added to the shipped config.
+const FEEDBACK: &str = r#"
+[[rules]]
+name = "after-visit"
+kind = "feedback"
+after = "2h"
+latest = "1d"
+template = "feedback"
+clinics = ["mumbai"]
+
+[templates.feedback]
+name = "visit_feedback"
+params = ["patient.first_name", "clinic.name"]
+buttons = ["feedback", "feedback", "feedback", "feedback", "feedback"]
+
+[templates.feedback.languages.en]
+body = "Hello {{1}}, how was your visit to {{2}} today? Tap a score from 1 (poor) to 5 (excellent)."
+buttons = ["1", "2", "3", "4", "5"]
+"#;
 
 /// Whether patient `i` is one whose number is not on WhatsApp.
 fn not_on_whatsapp(i: usize) -> bool {
@@ -172,7 +196,8 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
     .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
     .replace("enabled = true", "enabled = false")
-        + "\n[waitlist]\nenabled = true\noffer_template = \"waitlist_offer\"\n";
+        + "\n[waitlist]\nenabled = true\noffer_template = \"waitlist_offer\"\n"
+        + FEEDBACK;
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
 
     let now = reminderd::time::Clock::System.now();
@@ -191,6 +216,24 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let r = env.import("many.csv", &csv(&rows), &[]).expect(0).json();
     assert_eq!(r["new"], MESSAGES);
+    // Visits that ended hours ago: their feedback requests are due among the rules' reminders
+    // (4 hours ago, then one every 100 seconds), so kills land on them too.
+    let past: Vec<String> = (0..VISITS)
+        .map(|j| {
+            let start = (now - chrono::Duration::minutes(6 * 60 + 15)
+                + chrono::Duration::seconds(100 * j as i64))
+            .with_timezone(&chrono_tz::Asia::Kolkata);
+            format!(
+                "V{j},W{j},Visitor {j},97{:08},en,{},{},15,,mumbai,booked",
+                10_000_000 + j,
+                start.format("%Y-%m-%d"),
+                start.format("%H:%M")
+            )
+        })
+        .collect();
+    let past: Vec<&str> = past.iter().map(String::as_str).collect();
+    let r = env.import("visits.csv", &csv(&past), &[]).expect(0).json();
+    assert_eq!(r["new"], VISITS, "{r}");
     // "Remind now" as an administrator presses it, each press as of a moment that makes its
     // reminder due among the rules' ones (their day-before reminders are due 4 hours ago, one
     // a second), so kills land on manual reminders in flight too.
@@ -245,6 +288,8 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         msg91_report_url: Some(format!(
             "http://127.0.0.1:{port}/msg91/report?token={MSG91_TOKEN}"
         )),
+        // The shipped templates and the feedback request's.
+        templates: reminderd::sim::templates_from_config(&parsed),
         ..sim_config("tok")
     })
     .await
@@ -298,7 +343,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     // provider accepted whose one delivery report came while the daemon was down stays
     // `sent` (providers post reports once; reminderd does not poll them yet).
     let delivered = || {
-        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder', 'staff_message', 'waitlist_offer') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND (state = 'sent' OR (state = 'unknown' AND needs_staff IS NOT NULL))))")
+        env.count("SELECT count(*) FROM outbox WHERE kind IN ('reminder', 'manual_reminder', 'staff_message', 'waitlist_offer', 'feedback') AND (state IN ('delivered', 'read') OR (channel = 'sms' AND (state = 'sent' OR (state = 'unknown' AND needs_staff IS NOT NULL))))")
     };
     Wait::new(
         "every reminder to be delivered after the kills",
@@ -476,6 +521,22 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
             sent_ids.get(&id.to_string()),
             Some(&1),
             "seed {seed}: offer message {id} reached the API once"
+        );
+    }
+    let mut asked = conn
+        .prepare("SELECT id FROM outbox WHERE kind = 'feedback'")
+        .expect("prepare");
+    let asked: Vec<i64> = asked
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(asked.len(), VISITS, "one feedback request per visit");
+    for id in asked {
+        assert_eq!(
+            sent_ids.get(&id.to_string()),
+            Some(&1),
+            "seed {seed}: feedback request {id} reached the API once"
         );
     }
     println!(

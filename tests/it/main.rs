@@ -25,6 +25,7 @@ mod desk_upload;
 mod desk_upload_prg;
 mod desk_waitlist;
 mod documents;
+mod feedback;
 mod feeds_apply;
 mod feeds_cli;
 mod feeds_fhir;

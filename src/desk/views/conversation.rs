@@ -86,6 +86,7 @@ fn what_went(config: &Config, o: &Outbound) -> Markup {
             Kind::BookingConfirmation => { "Booking confirmation" }
             Kind::WaitlistOffer => { "An offer of an earlier appointment" }
             Kind::RescheduleOffer => { "Appointment times to choose from" }
+            Kind::Feedback => { "Feedback request" }
         }
     }
 }

@@ -335,6 +335,10 @@ fn message(
         "reminder" => format!("Reminder \u{201c}{}\u{201d}", config.rule_label(&m.rule)),
         "booking_confirmation" => "Booking confirmation".to_string(),
         "reply_ack" => "Answer to the patient's reply".to_string(),
+        "feedback" => format!(
+            "Feedback request \u{201c}{}\u{201d}",
+            config.rule_label(&m.rule)
+        ),
         other => crate::config::humanise_name(other),
     };
     let state = match m.state.as_str() {
@@ -407,7 +411,13 @@ fn reply(r: &ReplyEvent, about: &str) -> Markup {
         .and_then(|t| t.strip_prefix('['))
         .and_then(|t| t.split_once("] "))
         .map(|(label, _)| label);
+    let scored = r.text.as_deref().and_then(crate::replies::score_of);
+    let scored = match scored {
+        Some(n) => format!("scored the visit {n} of 5"),
+        None => "scored the visit".to_string(),
+    };
     let understood = match r.intent.as_str() {
+        "feedback" => scored.as_str(),
         "confirm" => "will come (confirmed)",
         "cancel" => "cancels the appointment",
         "reschedule" => "asks for another time",
@@ -762,6 +772,47 @@ mod tests {
         .into_string();
         assert!(shown.contains("href=\"tel:+919876543210\""));
         assert!(!shown.contains("/desk/patient/reveal"));
+    }
+
+    #[test]
+    fn a_feedback_request_and_its_score_are_told_in_words() {
+        let mut config = Config::example().expect("shipped config");
+        config.feedback.push(crate::config::FeedbackRule {
+            name: "after-visit".into(),
+            label: Some("After the visit".into()),
+            after: chrono::Duration::hours(2),
+            latest: chrono::Duration::days(1),
+            template: "reminder".into(),
+            clinics: vec!["mumbai".into()],
+        });
+        let clinic = config.clinic("mumbai").expect("mumbai");
+        let mut f = file();
+        f.messages[0].kind = "feedback".into();
+        f.messages[0].rule = "after-visit".into();
+        f.replies[0].kind = "button".into();
+        f.replies[0].text = Some("[4] score:4:9".into());
+        f.replies[0].intent = "feedback".into();
+        let session = SignedIn::from(crate::store::Session {
+            user_id: 1,
+            user: "asha".into(),
+            csrf: "c".repeat(64),
+            role: crate::model::Role::Staff,
+        });
+        let page = patient_page(
+            &session,
+            (&config, clinic),
+            &f,
+            &PatientChannels::default(),
+            None,
+            at("2026-11-25T12:00:00Z"),
+        )
+        .into_string();
+        assert!(page.contains("<strong>Feedback request \u{201c}After the visit\u{201d}</strong>"));
+        assert!(
+            page.contains(
+                "Tapped <q>4</q> · understood as: <strong>scored the visit 4 of 5</strong>"
+            )
+        );
     }
 
     #[test]

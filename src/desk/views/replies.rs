@@ -79,6 +79,7 @@ fn intent_words(intent: &str) -> Option<&'static str> {
         Intent::Reschedule => Some("seems to ask for another time"),
         Intent::Stop => Some("asks to stop messages"),
         Intent::Start => Some("asks for messages again"),
+        Intent::Feedback => Some("scores the visit"),
         Intent::Unknown | Intent::None => None,
     }
 }
@@ -110,6 +111,14 @@ fn reason_words(reason: &str) -> String {
         (
             "a button of a message sent to another number was tapped",
             "A button of a message sent to another number was tapped: call to check who answered.",
+        ),
+        (
+            "a score button of a message sent to another number was tapped",
+            "Someone scored a visit from a number the feedback request was not sent to: no score was kept.",
+        ),
+        (
+            "a score button of a message reminderd does not know was tapped",
+            "A visit was scored on a message that is no longer known: no score was kept.",
         ),
     ];
     if let Some((_, words)) = known.iter().find(|(stored, _)| *stored == reason) {
