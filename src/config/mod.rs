@@ -22,6 +22,7 @@ mod costs;
 mod documents;
 mod feeds;
 mod messaging;
+mod privacy;
 mod raw;
 mod sms;
 mod validate;
@@ -34,6 +35,7 @@ pub use costs::{AckChoice, Billed, CATEGORIES, Costs, MonthCost, monthly};
 pub use documents::{Document, MAX_DOCUMENT_BYTES, NO_PREP_NOTE, PrepNote, prep_note_for};
 pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
+pub use privacy::{DEFAULT_PURGE_CRON, Privacy};
 pub use sms::{
     DLT_VARIABLE_CAP, Msg91, OPT_OUT_WORDS, Sms, SmsLanguage, SmsText, Twilio, asks_for_reply,
     opt_out_words,
@@ -93,6 +95,8 @@ pub struct Config {
     pub costs: Option<Costs>,
     /// Offering freed slots to waitlisted patients (`[waitlist]`, per clinic overridable).
     pub waitlist: Waitlists,
+    /// How long raw payloads and patients' words are kept (`[privacy]`).
+    pub privacy: Privacy,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,

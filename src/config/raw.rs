@@ -39,6 +39,7 @@ pub(super) struct RawConfig {
     pub(super) prep_notes: Vec<super::documents::RawPrepNote>,
     pub(super) costs: Option<super::costs::RawCosts>,
     pub(super) waitlist: Option<super::waitlist::RawWaitlist>,
+    pub(super) privacy: Option<super::privacy::RawPrivacy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -439,6 +439,7 @@ pub(super) fn validate(
         .costs
         .map(|c| super::costs::validate_costs(&c, &mut push));
     let waitlist = super::waitlist::validate(raw.waitlist, raw_waitlists, &templates, &mut push);
+    let privacy = super::privacy::validate(raw.privacy, now, &mut push);
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -464,6 +465,7 @@ pub(super) fn validate(
             prep_notes,
             costs,
             waitlist,
+            privacy,
             warnings,
         })
     } else {

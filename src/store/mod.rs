@@ -27,6 +27,7 @@ mod inbound;
 mod offers;
 mod outbox;
 mod patient;
+mod privacy;
 mod remind;
 mod schedule;
 mod staff;
@@ -64,6 +65,7 @@ pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,
 };
+pub use privacy::{Erased, PatientRef, PurgeCounts, Vacuum};
 pub use remind::{ManualSent, Press, Pressed, RemindTarget};
 pub use schedule::{
     AppointmentFilter, AppointmentView, AppointmentWrite, AuditEntry, AuditView, ImportCounts,
