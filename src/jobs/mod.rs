@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::phone::E164;
 use crate::plan::{self, BOOKING_WINDOW, Due};
+pub mod purge;
 mod sms;
 pub mod waitlist;
 

@@ -35,6 +35,7 @@ mod layout;
 mod listing;
 mod logging;
 mod packaging;
+mod privacy_cli;
 mod props;
 mod schema;
 mod sending;
