@@ -36,6 +36,7 @@ mod listing;
 mod logging;
 mod packaging;
 mod privacy_cli;
+mod privacy_desk;
 mod props;
 mod schema;
 mod sending;

@@ -151,16 +151,22 @@ pub fn patient_page(
     file: &PatientFile,
     channels: &PatientChannels,
     revealed: Option<i64>,
+    erased_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Markup {
     let today = now.with_timezone(&clinic.time_zone).date_naive();
+    let title = if erased_at.is_some() {
+        "Erased patient"
+    } else {
+        file.name.as_str()
+    };
     let upcoming = file
         .appointments
         .iter()
         .filter(|a| a.starts_at >= now)
         .count();
     page(
-        &file.name,
+        title,
         Some(session),
         "",
         &html! {
@@ -222,6 +228,7 @@ pub fn patient_page(
             }
             h2 { "Messages, replies and notes" }
             (timeline(config, clinic, file, today))
+            (super::privacy::data_box(session, file.id, erased_at, clinic))
         },
     )
 }
@@ -725,6 +732,7 @@ mod tests {
             &file(),
             &PatientChannels::default(),
             None,
+            None,
             now,
         )
         .into_string();
@@ -751,12 +759,14 @@ mod tests {
         );
         assert!(page.contains("called the patient · Thu 26 Nov 2026, 09:30 with Dr. Mehta · <q class=\"note\">no answer</q>"));
         assert!(page.contains("Marathi (mr)"));
+        assert!(!page.contains("Export data"), "staff see no export");
         let shown = patient_page(
             &session,
             (&config, clinic),
             &file(),
             &PatientChannels::default(),
             Some(3),
+            None,
             now,
         )
         .into_string();
