@@ -10,10 +10,18 @@ use crate::config::Privacy;
 /// The SHA-256 of an E.164 number, lower-case hex: all an opt-out keeps once the patient's
 /// data is erased (`opt_outs.phone_sha256`).
 pub fn phone_sha256(e164: &str) -> String {
-    Sha256::digest(e164.trim().as_bytes())
+    hex(&Sha256::digest(e164.trim().as_bytes()))
+}
+
+/// Bytes as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Who is being erased, as stored: the patient's name and number and their caregiver's.

@@ -168,9 +168,7 @@ fn rows_json(tx: &Transaction<'_>, sql: &str, id: i64) -> Result<Vec<Value>, Sto
                 ValueRef::Integer(n) => Value::from(n),
                 ValueRef::Real(f) => Value::from(f),
                 ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => {
-                    Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-                }
+                ValueRef::Blob(b) => Value::from(crate::privacy::hex(b)),
             };
             obj.insert(name.clone(), v);
         }

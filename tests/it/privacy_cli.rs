@@ -1,6 +1,8 @@
 //! `reminderd patient export|erase`, `reminderd user role`: a patient's data handed over or
 //! erased from the command line, as a clinic's administrator does on a patient's request.
 
+use std::os::unix::fs::PermissionsExt as _;
+
 use serde_json::Value;
 
 use crate::common::{Env, csv};
@@ -107,7 +109,7 @@ fn rows_naming(env: &Env, id: i64) -> Vec<(String, String)> {
                     _ => String::new(),
                 };
                 if Some(c) == key.as_ref() {
-                    key_value = text.clone();
+                    key_value.clone_from(&text);
                 }
                 let by_row = (c == "patient_id" && text == id.to_string())
                     || (table == "patients" && c == "id" && text == id.to_string())
@@ -148,7 +150,7 @@ fn export_holds_every_row_that_names_the_patient() {
     );
     for (table, key) in naming {
         let found = if table == "patients" {
-            doc["patient"]["id"].to_string() == key
+            doc["patient"]["id"].as_i64().map(|n| n.to_string()) == Some(key.clone())
         } else {
             let rows = doc[table.as_str()]
                 .as_array()
@@ -179,7 +181,6 @@ fn export_holds_every_row_that_names_the_patient() {
     let out = env.path("priya.json");
     env.run(&["patient", "export", "P2", "-o", out.to_str().expect("path")])
         .expect(0);
-    use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&out).expect("file").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
