@@ -37,6 +37,7 @@ mod logging;
 mod packaging;
 mod privacy_cli;
 mod privacy_desk;
+mod privacy_purge;
 mod props;
 mod schema;
 mod sending;
