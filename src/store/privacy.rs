@@ -484,23 +484,6 @@ impl Store {
         Ok(busy == 0)
     }
 
-    /// Records a consent answer for patient `id` on `channel` ('whatsapp' or 'sms'); the
-    /// newest row per channel is the standing answer.
-    pub fn record_consent(
-        &self,
-        id: i64,
-        channel: &str,
-        given: bool,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO consents (patient_id, channel, given, source, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, channel, given, source, now.timestamp()],
-        )?;
-        Ok(())
-    }
-
     /// Each account's role, by name.
     pub fn staff_roles(&self) -> Result<Vec<(String, Role)>, StoreError> {
         let mut stmt = self
@@ -609,6 +592,24 @@ fn keep_opt_outs(
     )?)
 }
 
+/// Records a consent answer for patient `patient` on `channel` ('whatsapp' or 'sms') in the
+/// caller's transaction; the newest row per channel is the standing answer. `source`: 'reply
+/// <message id>' (STOP, START), 'staff:<name>', 'import:<file>'.
+pub(super) fn consent_row(
+    conn: &rusqlite::Connection,
+    patient: i64,
+    channel: &str,
+    given: bool,
+    source: &str,
+    t: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO consents (patient_id, channel, given, source, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![patient, channel, given, source, t])?;
+    Ok(())
+}
+
 /// Starts a new patient with the opt-outs kept for their number after an earlier erasure:
 /// 'all' or 'whatsapp' as the patient's own opt-out, 'sms' on the number, each with a consent
 /// row saying where it came from. Called by the import's `insert_patient`.
@@ -646,11 +647,7 @@ pub(super) fn apply_kept_opt_outs(
             _ => &["whatsapp"],
         };
         for c in channels {
-            conn.execute(
-                "INSERT INTO consents (patient_id, channel, given, source, recorded_at)
-                 VALUES (?1, ?2, 0, 'opt-out kept after erasure', ?3)",
-                params![patient, c, t],
-            )?;
+            consent_row(conn, patient, c, false, "opt-out kept after erasure", t)?;
         }
     }
     Ok(())

@@ -201,3 +201,39 @@ async fn purge_empties_exactly_what_is_past_its_age_while_sends_and_webhooks_go_
     let again = s.env.run(&["purge", "--json"]).expect(0).json();
     assert_eq!(again["batches"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_and_start_replies_are_recorded_as_consent_per_channel_with_their_message() {
+    let env = Env::new();
+    env.import(
+        "day.csv",
+        &csv(&[&format!(
+            "C1,T1,Patient One,{},en,{},10:00,15,Dr. Mehta,mumbai,booked",
+            phone(1),
+            mumbai_day(3)
+        )]),
+        &[],
+    )
+    .expect(0);
+    let s = Served::start(env).await;
+    for (id, word) in [("wamid.stop", "STOP"), ("wamid.start", "START")] {
+        assert_eq!(s.post_signed(&text_from(&phone(1), id, word)).await, 200);
+        Wait::new("the reply to be stored", Duration::from_secs(10))
+            .every(Duration::from_millis(20))
+            .until(|| {
+                s.count(&format!(
+                    "SELECT count(*) FROM consents WHERE source = 'reply {id}'"
+                )) == 1
+            })
+            .await;
+    }
+    assert_eq!(
+        s.count("SELECT count(*) FROM consents WHERE channel = 'whatsapp' AND given = 0 AND source = 'reply wamid.stop'"),
+        1
+    );
+    assert_eq!(
+        s.count("SELECT given FROM consents ORDER BY recorded_at DESC, id DESC LIMIT 1"),
+        1,
+        "the newest answer stands: START"
+    );
+}
