@@ -99,7 +99,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
                     .copied()
                     .unwrap_or(reminderd::model::Role::Staff);
                 println!(
-                    "{}  {role}  ({state}, added {})",
+                    "{}  ({state}, added {}), {role}",
                     u.name,
                     u.created_at.format("%Y-%m-%d")
                 );

@@ -320,14 +320,23 @@ fn user_role_changes_the_role_and_the_list_shows_it() {
     env.run_with_input(&["user", "add", "asha"], "pw-asha-12345\n")
         .expect(0);
     let list = env.run(&["user", "list"]).expect(0);
-    assert!(list.stdout.contains("asha  staff"), "{}", list.stdout);
+    let line = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("asha  ("))
+            .map(str::to_string)
+    };
+    assert!(
+        line(&list.stdout).is_some_and(|l| l.ends_with(", staff")),
+        "{}",
+        list.stdout
+    );
     let r = env.run(&["user", "role", "asha", "admin"]).expect(0);
     assert!(r.stdout.contains("asha is now admin"), "{}", r.stdout);
+    let list = env.run(&["user", "list"]).expect(0);
     assert!(
-        env.run(&["user", "list"])
-            .expect(0)
-            .stdout
-            .contains("asha  admin")
+        line(&list.stdout).is_some_and(|l| l.ends_with(", admin")),
+        "{}",
+        list.stdout
     );
     assert_eq!(
         env.count(
