@@ -124,3 +124,49 @@ pub fn job(
     })
     .map_err(|e| format!("privacy.purge: {e:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_daemons_purge_goes_a_batch_at_a_time_and_audits_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.db");
+        drop(Store::open(&path).expect("create"));
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("now");
+        let old = now.timestamp() - 40 * 86_400;
+        rusqlite::Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch(&format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1100)
+                     INSERT INTO inbound_events (received_at, body, processed_at) SELECT {old}, 'b' || i, {old} FROM n;
+                     INSERT INTO inbound_events (received_at, body, processed_at) VALUES ({now}, 'new', {now});",
+                    now = now.timestamp()
+                ))
+            })
+            .expect("seed");
+        let db = Db::new(Store::open(&path).expect("open"));
+        let config = Config::example().expect("shipped config");
+        let r = run_shared(&db, &config, now).await.expect("purge");
+        assert_eq!(r.counts.webhook_bodies, 1100);
+        assert_eq!(r.batches, 3, "500 + 500 + 100");
+        assert!(r.vacuum.is_some_and(|v| v.converted));
+        let c = rusqlite::Connection::open(&path).expect("read");
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).expect(sql) };
+        assert_eq!(
+            count("SELECT count(*) FROM inbound_events WHERE body = ''"),
+            1100
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM inbound_events WHERE body = 'new'"),
+            1
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM audit_log WHERE action = 'retention_purge' AND actor = 'purge'"
+            ),
+            1
+        );
+    }
+}

@@ -384,12 +384,22 @@ impl Store {
                  WHERE patient_id = ?1 AND status = 'booked' AND starts_at > ?2",
                 params![id, t],
             )?;
-            tx.execute(
-                "UPDATE outbox SET state = 'skipped', reason = 'the patient''s data was erased', updated_at = ?1
-                 WHERE state = 'pending' AND appointment_id IN (SELECT id FROM exp_appointments)",
-                params![t],
-            )?;
         }
+        // Nothing more goes to a number that is no longer stored: pending messages are
+        // skipped, waitlist entries removed and open offers withdrawn.
+        tx.execute(
+            "UPDATE outbox SET state = 'skipped', reason = 'the patient''s data was erased', updated_at = ?1
+             WHERE state = 'pending' AND appointment_id IN (SELECT id FROM exp_appointments)",
+            params![t],
+        )?;
+        tx.execute(
+            "UPDATE waitlist_entries SET state = 'removed', updated_at = ?2 WHERE patient_id = ?1 AND state = 'active'",
+            params![id, t],
+        )?;
+        tx.execute(
+            "UPDATE offers SET state = 'withdrawn', answered_at = ?2 WHERE patient_id = ?1 AND state = 'offered'",
+            params![id, t],
+        )?;
         out.payloads = tx.execute(
             "UPDATE inbound_events SET body = '', purged_at = ?1
              WHERE id IN (SELECT event_id FROM exp_replies)

@@ -91,8 +91,32 @@ fn erase_refuses_an_upcoming_appointment_unless_forced() {
         .expect_err("refused");
     assert!(err.to_string().contains("1 upcoming appointment;"), "{err}");
     assert_eq!(count(&s, "SELECT count(*) FROM erasures"), 0);
+    s.conn
+        .execute_batch(&format!(
+            "INSERT INTO outbox (id, appointment_id, kind, rule, slot_start, send_at, latest_at, state, created_at, updated_at)
+               VALUES (102, 11, 'reminder', 'day-before', {f}, {f}, {f}, 'pending', 0, 0);
+             INSERT INTO waitlist_entries (id, clinic_id, patient_id, earliest, source, created_at, updated_at)
+               VALUES (5, 1, 1, '2027-01-01', 'staff:asha', 0, 0);",
+            f = NOW + 86_400
+        ))
+        .expect("pending");
     let done = s.erase_patient(1, "cli", true, now()).expect("forced");
     assert_eq!(done.cancelled, 1);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM outbox WHERE id = 102 AND state = 'skipped'"
+        ),
+        1,
+        "no message goes to a number no longer stored"
+    );
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM waitlist_entries WHERE id = 5 AND state = 'removed'"
+        ),
+        1
+    );
     assert_eq!(
         count(
             &s,
