@@ -103,7 +103,7 @@ async fn purge_empties_exactly_what_is_past_its_age_while_sends_and_webhooks_go_
     })
     .await
     .expect("sim");
-    let envs = vec![
+    let envs = [
         ("REMINDERD_API_BASE".to_string(), sim.base_url()),
         ("WHATSAPP_ACCESS_TOKEN".to_string(), "tok".to_string()),
     ];
@@ -117,7 +117,7 @@ async fn purge_empties_exactly_what_is_past_its_age_while_sends_and_webhooks_go_
 
     let (e1, e2) = (Arc::clone(&s.env), Arc::clone(&s.env));
     let purge = tokio::task::spawn_blocking(move || e1.run(&["purge", "--json"]));
-    let send = tokio::task::spawn_blocking(move || {
+    let sending = tokio::task::spawn_blocking(move || {
         let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         e2.run_with_env(&["plan", "--now", &due], &envs).expect(0);
         e2.run_with_env(&["send", "--once", "--now", &due, "--json"], &envs)
@@ -132,7 +132,7 @@ async fn purge_empties_exactly_what_is_past_its_age_while_sends_and_webhooks_go_
         codes.push(s.post_signed(&body).await);
     }
     let purged = purge.await.expect("purge").expect(0).json();
-    let sent = send.await.expect("send").expect(0).json();
+    let sent = sending.await.expect("send").expect(0).json();
 
     // The webhook answered every post and lost none.
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
