@@ -67,6 +67,33 @@ pub fn needles(who: &Identity) -> Vec<String> {
     out
 }
 
+/// The E.164 numbers written inside a text (`+` and 8 to 15 digits): an audit row's old and
+/// new number, so an erasure also finds a patient's earlier numbers.
+pub fn numbers_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('+') {
+        let digits: String = rest[i + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if (8..=15).contains(&digits.len()) {
+            out.push(format!("+{digits}"));
+        }
+        rest = &rest[i + 1 + digits.len()..];
+    }
+    out
+}
+
+/// [`needles`] for the numbers a patient had before (each as E.164 and as bare digits).
+pub fn number_needles(numbers: &[String]) -> Vec<String> {
+    numbers
+        .iter()
+        .flat_map(|n| [n.clone(), n.trim_start_matches('+').to_string()])
+        .filter(|n| n.len() >= MIN_NEEDLE)
+        .collect()
+}
+
 /// What erasure puts where a name or number stood inside a kept text (an audit row's value).
 pub const ERASED: &str = "[erased]";
 
@@ -125,6 +152,19 @@ mod tests {
         }
         assert!(!n.contains(&"Al".to_string()), "too short: {n:?}");
         assert!(n.windows(2).all(|w| w[0].len() >= w[1].len()), "{n:?}");
+    }
+
+    #[test]
+    fn numbers_inside_a_text_are_found_whole() {
+        assert_eq!(
+            numbers_in("+919876543210 -> +91 12, call +14155550123."),
+            ["+919876543210", "+14155550123"]
+        );
+        assert!(numbers_in("no numbers + here +1234").is_empty());
+        assert_eq!(
+            number_needles(&["+919876543210".into()]),
+            ["+919876543210", "919876543210"]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{Store, StoreError};
 use crate::model::Role;
-use crate::privacy::{ERASED, Identity, needles, phone_sha256};
+use crate::privacy::{ERASED, Identity, needles, number_needles, numbers_in, phone_sha256};
 
 mod purge;
 
@@ -206,27 +206,51 @@ fn gather(tx: &Transaction<'_>, id: i64, who: &Identity) -> Result<(), StoreErro
         "INSERT INTO exp_appointments SELECT id FROM appointments WHERE patient_id = ?1",
         params![id],
     )?;
-    let numbers: Vec<&str> = [Some(who.phone.as_str()), who.contact_phone.as_deref()]
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.is_empty())
-        .collect();
+    let numbers = numbers_of(tx, id, who)?;
     tx.execute(
         "INSERT INTO exp_replies SELECT id, event_id FROM replies WHERE patient_id = ?1
            OR appointment_id IN (SELECT id FROM exp_appointments)",
         params![id],
     )?;
-    for n in numbers {
+    for n in &numbers {
         tx.execute(
             "INSERT OR IGNORE INTO exp_replies SELECT id, event_id FROM replies
              WHERE from_phone = ?1 AND patient_id IS NULL",
             params![n],
         )?;
     }
-    for n in needles(who) {
+    for n in needles(who).into_iter().chain(number_needles(&numbers)) {
         tx.execute("INSERT OR IGNORE INTO exp_needles VALUES (?1)", params![n])?;
     }
     Ok(())
+}
+
+/// The patient's numbers now and before: their own and their caregiver's, and every number
+/// their audit rows recorded (an import's or WhatsApp's change of number).
+fn numbers_of(tx: &Transaction<'_>, id: i64, who: &Identity) -> Result<Vec<String>, StoreError> {
+    let mut out: Vec<String> = [Some(who.phone.as_str()), who.contact_phone.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut stmt = tx.prepare(
+        "SELECT coalesce(old_value, '') || ' ' || coalesce(new_value, '') FROM audit_log
+         WHERE patient_id = ?1 OR appointment_id IN (SELECT id FROM exp_appointments)",
+    )?;
+    let texts: Vec<String> = stmt
+        .query_map(params![id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    // An earlier number another patient has now is theirs, not this patient's to erase.
+    let mut taken = tx.prepare_cached(
+        "SELECT count(*) FROM patients WHERE id != ?2 AND (phone = ?1 OR contact_phone = ?1)",
+    )?;
+    for n in texts.iter().flat_map(|t| numbers_in(t)) {
+        if !out.contains(&n) && taken.query_row(params![n, id], |r| r.get::<_, i64>(0))? == 0 {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -430,7 +454,13 @@ impl Store {
             params![id],
         )?;
         // An uploaded schedule kept between its preview and the decision holds the name too.
-        for n in needles(&who) {
+        let all: Vec<String> = {
+            let mut stmt =
+                tx.prepare("SELECT needle FROM exp_needles ORDER BY length(needle) DESC, needle")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for n in all {
             tx.execute(
                 "DELETE FROM import_previews WHERE instr(body, CAST(?1 AS BLOB)) > 0",
                 params![n],
@@ -445,10 +475,7 @@ impl Store {
             }
         }
         // What a number taught us goes with it, unless another patient still has it.
-        for phone in [Some(who.phone.as_str()), who.contact_phone.as_deref()]
-            .into_iter()
-            .flatten()
-        {
+        for phone in numbers_of(&tx, id, &who)? {
             tx.execute(
                 "DELETE FROM numbers WHERE phone = ?1 AND NOT EXISTS (SELECT 1 FROM patients
                    WHERE id != ?2 AND (phone = ?1 OR contact_phone = ?1))",

@@ -40,7 +40,10 @@ fn seeded(upcoming: bool) -> (tempfile::TempDir, Store) {
              INSERT INTO feed_messages (id, feed, message_id, kind, body, received_at, state) VALUES
                (7, 'his', 'M1', 'SIU^S12', 'PID|||P-1||Patil^Priya||||||+919876543210', {old}, 'applied');
              INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value) VALUES
-               ({old}, 1, 'staff:asha', 'note', NULL, 'called Priya Patil on +919876543210');",
+               ({old}, 1, 'staff:asha', 'note', NULL, 'called Priya Patil on +919876543210'),
+               ({old}, 1, 'import:s.csv', 'phone_changed', '+919811122233', '+919876543210');
+             INSERT INTO inbound_events (id, received_at, body, processed_at) VALUES
+               (1003, {old}, '{{\"from\":\"919811122233\",\"text\":\"from my old phone\"}}', {old});",
             old = NOW - 86_400 * 10,
         ))
         .expect("seed");
@@ -67,9 +70,13 @@ fn export_holds_every_row_naming_the_patient_and_no_other_patients() {
     assert_eq!(ids("appointments"), [10, 11]);
     assert_eq!(ids("outbox"), [100]);
     assert_eq!(ids("replies"), [50]);
-    assert_eq!(ids("inbound_events"), [1000, 1001]);
+    assert_eq!(
+        ids("inbound_events"),
+        [1000, 1001, 1003],
+        "also from her earlier number"
+    );
     assert_eq!(ids("feed_messages"), [7]);
-    assert_eq!(doc["audit_log"].as_array().map(Vec::len), Some(1));
+    assert_eq!(doc["audit_log"].as_array().map(Vec::len), Some(2));
     assert_eq!(
         doc["appointments"][0]["starts_at"],
         "2027-01-05T08:00:00+00:00"
@@ -135,7 +142,10 @@ fn erase_empties_what_names_the_patient_and_keeps_the_rest() {
         .erase_patient(1, "staff:asha", false, now())
         .expect("erase");
     assert!(done.opt_out_kept);
-    assert_eq!(done.payloads, 3, "reply event, status event, HL7 message");
+    assert_eq!(
+        done.payloads, 4,
+        "reply event, status event, a body from her earlier number, HL7 message"
+    );
     let text =
         |sql: &str| -> Option<String> { s.conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
     assert_eq!(
@@ -163,7 +173,11 @@ fn erase_empties_what_names_the_patient_and_keeps_the_rest() {
     );
     assert_eq!(
         count(&s, "SELECT count(*) FROM inbound_events WHERE body = ''"),
-        2
+        3
+    );
+    assert_eq!(
+        text("SELECT old_value FROM audit_log WHERE action = 'phone_changed'").as_deref(),
+        Some("[erased]")
     );
     assert_eq!(
         text("SELECT state FROM outbox WHERE id = 100").as_deref(),
