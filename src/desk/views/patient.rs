@@ -170,36 +170,41 @@ pub fn patient_page(
         Some(session),
         "",
         &html! {
-            dl.details {
-                dt { "Clinic" } dd { (clinic.display_name) " · patient id " (file.external_id) }
-                dt #phone { "Phone" }
-                dd {
-                    @if revealed.is_some() {
-                        a.phone href={ "tel:" (file.phone) } { (file.phone) }
-                    } @else {
-                        form.inline method="post" action="/desk/patient/reveal" {
-                            input type="hidden" name="csrf" value=(session.csrf);
-                            input type="hidden" name="patient" value=(file.id);
-                            span.phone { (mask(&file.phone)) " " }
-                            button.small type="submit" aria-label="Show the whole number" { "Show" }
+            @if erased_at.is_some() {
+                (super::privacy::data_box(session, file.id, erased_at, clinic))
+                dl.details { dt { "Clinic" } dd { (clinic.display_name) } }
+            } @else {
+                dl.details {
+                    dt { "Clinic" } dd { (clinic.display_name) " · patient id " (file.external_id) }
+                    dt #phone { "Phone" }
+                    dd {
+                        @if revealed.is_some() {
+                            a.phone href={ "tel:" (file.phone) } { (file.phone) }
+                        } @else {
+                            form.inline method="post" action="/desk/patient/reveal" {
+                                input type="hidden" name="csrf" value=(session.csrf);
+                                input type="hidden" name="patient" value=(file.id);
+                                span.phone { (mask(&file.phone)) " " }
+                                button.small type="submit" aria-label="Show the whole number" { "Show" }
+                            }
                         }
                     }
-                }
-                dt { "Language" } dd { (language_name(&file.language)) }
-                dt { "Conversation" } dd { a href=(super::conversation_path(file.id)) { "Open conversation" } }
-                dt { "WhatsApp messages" }
-                dd {
-                    @match file.opted_out_at {
-                        Some(t) => { span.badge.warn { "opted out" } " since " (stamp(t, clinic, today)) ": remind by phone" }
-                        None => { "receives reminders" }
-                    }
-                }
-                (super::channels::reach_details(channels, clinic, now))
-                @if let Some(m) = last_message(file) {
-                    dt { "Last message" }
+                    dt { "Language" } dd { (language_name(&file.language)) }
+                    dt { "Conversation" } dd { a href=(super::conversation_path(file.id)) { "Open conversation" } }
+                    dt { "WhatsApp messages" }
                     dd {
-                        (super::channels::how_it_went(&m.channel, &m.recipient, &m.state)) ", " (stamp(m.at, clinic, today))
-                        @if let Some(t) = super::channels::texts_only(channels.patient_number.sms_only_until, clinic, now) { " · " (t) }
+                        @match file.opted_out_at {
+                            Some(t) => { span.badge.warn { "opted out" } " since " (stamp(t, clinic, today)) ": remind by phone" }
+                            None => { "receives reminders" }
+                        }
+                    }
+                    (super::channels::reach_details(channels, clinic, now))
+                    @if let Some(m) = last_message(file) {
+                        dt { "Last message" }
+                        dd {
+                            (super::channels::how_it_went(&m.channel, &m.recipient, &m.state)) ", " (stamp(m.at, clinic, today))
+                            @if let Some(t) = super::channels::texts_only(channels.patient_number.sms_only_until, clinic, now) { " · " (t) }
+                        }
                     }
                 }
             }
@@ -228,7 +233,9 @@ pub fn patient_page(
             }
             h2 { "Messages, replies and notes" }
             (timeline(config, clinic, file, today))
-            (super::privacy::data_box(session, file.id, erased_at, clinic))
+            @if erased_at.is_none() {
+                (super::privacy::data_box(session, file.id, None, clinic))
+            }
         },
     )
 }
