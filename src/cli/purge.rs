@@ -42,9 +42,10 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, args: &PurgeArgs) -> Re
         "emptied"
     };
     println!(
-        "{verb}: {} webhook bodies and {} feed payloads older than {} days; the words of {} messages, {} replies and {} answers older than {} days",
+        "{verb}: {} webhook bodies, {} feed payloads and {} uploaded schedule files older than {} days; the words of {} messages, {} replies and {} answers older than {} days",
         c.webhook_bodies,
         c.feed_payloads,
+        c.uploaded_files,
         config.privacy.raw_payloads.num_days(),
         c.message_texts,
         c.reply_texts,

@@ -21,6 +21,9 @@ pub struct PurgeCounts {
     pub reply_texts: usize,
     /// Appointments whose copy of the answer's words was removed.
     pub answer_texts: usize,
+    /// Schedule files uploaded at the desk, kept for their preview, emptied after it was
+    /// decided.
+    pub uploaded_files: usize,
 }
 
 impl PurgeCounts {
@@ -31,6 +34,7 @@ impl PurgeCounts {
             + self.message_texts
             + self.reply_texts
             + self.answer_texts
+            + self.uploaded_files
     }
 
     /// Adds another batch's counts.
@@ -40,6 +44,7 @@ impl PurgeCounts {
         self.message_texts += o.message_texts;
         self.reply_texts += o.reply_texts;
         self.answer_texts += o.answer_texts;
+        self.uploaded_files += o.uploaded_files;
     }
 }
 
@@ -56,7 +61,7 @@ pub struct Vacuum {
 /// Each kind: its table, the condition on rows past their age (`?1` raw cutoff, `?2` text
 /// cutoff), and what the purge sets (`?3` now). Unprocessed webhook events, feed messages not
 /// yet applied and replies still waiting for staff are never purged.
-const KINDS: [(&str, &str, &str); 5] = [
+const KINDS: [(&str, &str, &str); 6] = [
     (
         "inbound_events",
         "purged_at IS NULL AND received_at < ?1 AND processed_at IS NOT NULL",
@@ -82,22 +87,28 @@ const KINDS: [(&str, &str, &str); 5] = [
         "response_text IS NOT NULL AND coalesce(response_at, updated_at) < ?2",
         "response_text = NULL",
     ),
+    (
+        "import_previews",
+        "decided_at IS NOT NULL AND decided_at < ?1 AND length(body) > 0",
+        "body = X''",
+    ),
 ];
 
-fn into_counts(n: [usize; 5]) -> PurgeCounts {
+fn into_counts(n: [usize; 6]) -> PurgeCounts {
     PurgeCounts {
         webhook_bodies: n[0],
         feed_payloads: n[1],
         message_texts: n[2],
         reply_texts: n[3],
         answer_texts: n[4],
+        uploaded_files: n[5],
     }
 }
 
 impl Store {
     /// What a purge with these cutoffs would empty, writing nothing.
     pub fn purge_due(&self, c: Cutoffs) -> Result<PurgeCounts, StoreError> {
-        let mut n = [0; 5];
+        let mut n = [0; 6];
         for (i, (table, due, _)) in KINDS.iter().enumerate() {
             let sql = format!("SELECT count(*) FROM {table} WHERE {due}");
             let mut stmt = self.conn.prepare(&sql)?;
@@ -122,7 +133,7 @@ impl Store {
         self.conn.execute_batch("PRAGMA secure_delete = ON")?;
         let result = (|| {
             let tx = self.conn.transaction()?;
-            let mut n = [0; 5];
+            let mut n = [0; 6];
             for (i, (table, due, set)) in KINDS.iter().enumerate() {
                 let sql = format!(
                     "UPDATE {table} SET {set} WHERE rowid IN (SELECT rowid FROM {table} WHERE {due} LIMIT {limit})"

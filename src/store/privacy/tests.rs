@@ -287,6 +287,10 @@ fn purge_empties_exactly_what_is_past_its_age_in_batches() {
                (2000, {t40}, 'old', {t40}), (2001, {t40}, 'waiting', NULL), (2002, {t40}, 'old2', {t40});
              INSERT INTO outbox (id, appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at) VALUES
                (200, 12, 'reminder', 'week-before', {t200}, {t200}, {t200}, '[\"x\"]', 'delivered', {t200}, 0);
+             INSERT INTO staff_users (id, name, password_hash, created_at, updated_at) VALUES (1, 'asha', 'x', 0, 0);
+             INSERT INTO import_previews (token, user_id, file_name, body, complete, summary, created_at, decided_at, decision) VALUES
+               ('t-old', 1, 'old.csv', CAST('Priya Patil,+919876543210' AS BLOB), 0, '{{}}', {t40}, {t40}, 'confirmed'),
+               ('t-open', 1, 'new.csv', CAST('Aarav' AS BLOB), 0, '{{}}', {t40}, NULL, NULL);
              INSERT INTO replies (id, message_id, from_phone, patient_id, kind, text, intent, outcome, received_at) VALUES
                (60, 'w2', '+919820012345', 2, 'text', 'old words', 'unknown', 'ignored', {t200});"
         ))
@@ -298,6 +302,10 @@ fn purge_empties_exactly_what_is_past_its_age_in_batches() {
         (2, 1, 1)
     );
     assert_eq!(due.feed_payloads, 0);
+    assert_eq!(
+        due.uploaded_files, 1,
+        "a decided upload, not one still open"
+    );
     let first = s.purge_batch(c, now(), 1).expect("batch");
     assert_eq!(first.webhook_bodies, 1, "one row per kind per batch");
     let mut total = first;
