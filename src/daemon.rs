@@ -335,6 +335,14 @@ pub async fn run(
         )
         .map_err(DaemonError::Runtime)?,
     );
+    jobs.push(
+        crate::jobs::purge::job(
+            shared.store.clone(),
+            Arc::clone(&shared.config),
+            shared.clock,
+        )
+        .map_err(DaemonError::Runtime)?,
+    );
     for job in jobs {
         scheduler
             .add(job)

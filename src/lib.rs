@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod model;
 pub mod phone;
 pub mod plan;
+pub mod privacy;
 pub mod replies;
 pub mod report;
 pub mod secrets;

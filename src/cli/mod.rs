@@ -13,6 +13,8 @@ mod generate;
 mod logging;
 mod outbox;
 mod output;
+mod patient;
+mod purge;
 mod remind;
 mod reply;
 mod report;
@@ -119,6 +121,10 @@ enum Command {
     Feeds(FeedsArgs),
     /// The waitlist for freed slots: import a file of entries, list them, add one
     Waitlist(waitlist::WaitlistArgs),
+    /// A patient's data: export everything stored about them, or erase it
+    Patient(patient::PatientArgs),
+    /// Empty raw payloads and words past their retention age now ([privacy]; the daemon does it daily)
+    Purge(purge::PurgeArgs),
     /// Check the configured templates against the WhatsApp account
     #[command(subcommand)]
     Templates(TemplatesCommand),
@@ -460,6 +466,13 @@ enum UserCommand {
     },
     /// List the accounts, disabled ones too
     List,
+    /// Change an account's role (staff or admin); its sign-ins end
+    Role {
+        /// The account's name
+        name: String,
+        /// staff works the desk; admin also exports and erases a patient's data
+        role: reminderd::model::Role,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -564,6 +577,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Reply(args) => reply::reply(path, db, &args),
         Command::Templates(command) => outbox::templates(path, db, &command),
         Command::Waitlist(args) => waitlist::run(path, db, &args),
+        Command::Patient(args) => patient::run(path, db, &args),
+        Command::Purge(args) => purge::run(path, db, &args),
         Command::Run(args) => serve::run_daemon(path, db, &args),
         Command::Serve(args) => serve::serve(path, db, &args),
         Command::Simulate(args) => serve::simulate(path, db, &args),

@@ -1,4 +1,4 @@
-//! Front-desk staff accounts: add, passwd, disable, enable, remove, list.
+//! Front-desk staff accounts: add, passwd, disable, enable, remove, list, role.
 
 use std::path::Path;
 
@@ -69,8 +69,19 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
                 "{stored} is removed: signed out everywhere; the audit log keeps what they did"
             ),
         },
+        UserCommand::Role { name, role } => {
+            match store.set_staff_role(&name, role, &actor, now)? {
+                None => return Err(no_such(&name)),
+                Some(true) => println!(
+                    "{name} is now {role}; their sign-ins ended, the role holds from their next sign-in"
+                ),
+                Some(false) => println!("{name} was already {role}; nothing changed"),
+            }
+        }
         UserCommand::List => {
             let users = store.staff(now)?;
+            let roles: std::collections::HashMap<String, reminderd::model::Role> =
+                store.staff_roles()?.into_iter().collect();
             if users.is_empty() {
                 println!("no users; add one with `reminderd user add NAME`");
             }
@@ -83,8 +94,12 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, command: UserCommand) -
                     ),
                     (None, None) => "active".to_string(),
                 };
+                let role = roles
+                    .get(&u.name)
+                    .copied()
+                    .unwrap_or(reminderd::model::Role::Staff);
                 println!(
-                    "{}  ({state}, added {})",
+                    "{}  ({state}, added {}), {role}",
                     u.name,
                     u.created_at.format("%Y-%m-%d")
                 );

@@ -23,6 +23,7 @@ mod documents;
 mod feedback;
 mod feeds;
 mod messaging;
+mod privacy;
 mod raw;
 mod report;
 mod sms;
@@ -37,6 +38,7 @@ pub use documents::{Document, MAX_DOCUMENT_BYTES, NO_PREP_NOTE, PrepNote, prep_n
 pub use feedback::{FEEDBACK_KIND, FeedbackRule};
 pub use feeds::{CSV_SOURCE, Feed, FeedKind, FhirAuth, FhirFeed, Hl7Feed};
 pub use messaging::placeholders;
+pub use privacy::{DEFAULT_PURGE_CRON, Privacy};
 pub use report::Report;
 pub use sms::{
     DLT_VARIABLE_CAP, Msg91, OPT_OUT_WORDS, Sms, SmsLanguage, SmsText, Twilio, asks_for_reply,
@@ -101,6 +103,8 @@ pub struct Config {
     pub waitlist: Waitlists,
     /// How the evaluation report judges its figures (`[report]`).
     pub report: Report,
+    /// How long raw payloads and patients' words are kept (`[privacy]`).
+    pub privacy: Privacy,
     /// Settings that work but are risky, each naming its key: `check-config` prints them and
     /// the daemon logs them at start and on reload.
     pub warnings: Vec<Problem>,

@@ -40,6 +40,7 @@ pub(super) struct RawConfig {
     pub(super) costs: Option<super::costs::RawCosts>,
     pub(super) waitlist: Option<super::waitlist::RawWaitlist>,
     pub(super) report: Option<super::report::RawReport>,
+    pub(super) privacy: Option<super::privacy::RawPrivacy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -440,6 +440,7 @@ pub(super) fn validate(
         .map(|c| super::costs::validate_costs(&c, &mut push));
     let waitlist = super::waitlist::validate(raw.waitlist, raw_waitlists, &templates, &mut push);
     let report = super::report::validate(raw.report, &mut push);
+    let privacy = super::privacy::validate(raw.privacy, now, &mut push);
     if problems.is_empty() {
         let warnings = warnings(desk.as_ref(), whatsapp.as_ref());
         Ok(Config {
@@ -467,6 +468,7 @@ pub(super) fn validate(
             costs,
             waitlist,
             report,
+            privacy,
             warnings,
         })
     } else {

@@ -195,6 +195,11 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/patients", get(patients))
         .route("/desk/patient", get(patient))
         .route("/desk/patient/reveal", post(reveal_patient))
+        .route("/desk/patient/export", post(pages::export_patient))
+        .route(
+            "/desk/patient/erase",
+            get(pages::erase_page).post(pages::erase_patient),
+        )
         .route("/desk/week", get(week))
         .route(
             "/desk/patients/{id}/documents",

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::phone::E164;
 use crate::plan::{self, BOOKING_WINDOW, Due};
 pub mod feedback;
+pub mod purge;
 mod sms;
 pub mod waitlist;
 

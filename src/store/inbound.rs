@@ -402,6 +402,8 @@ impl Store {
                     params![t, patient_id, action, old, new, format!("reply {}", rec.message_id)],
                 )
             };
+            // Where a consent answer came from, as `consents.source` records it.
+            let source = format!("reply {}", rec.message_id);
             match (res.intent, appointment) {
                 (Intent::Confirm | Intent::Cancel | Intent::Reschedule, Some(a)) => {
                     apply_answer(
@@ -425,6 +427,7 @@ impl Store {
                     )?;
                     for p in rec.patients {
                         audit(*p, "sms_opt_out", None, "opted_out")?;
+                        super::privacy::consent_row(&tx, *p, "sms", false, &source, t)?;
                     }
                 }
                 (Intent::Start, _) if rec.channel == crate::model::Channel::Sms => {
@@ -435,12 +438,14 @@ impl Store {
                     )?;
                     for p in rec.patients {
                         audit(*p, "sms_opt_in", Some("opted_out".into()), "opted_in")?;
+                        super::privacy::consent_row(&tx, *p, "sms", true, &source, t)?;
                     }
                 }
                 (Intent::Stop, _) => {
                     for p in rec.patients {
                         tx.execute("UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL", params![p, t])?;
                         audit(*p, "opt_out", None, "opted_out")?;
+                        super::privacy::consent_row(&tx, *p, "whatsapp", false, &source, t)?;
                         tx.execute(
                             "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
                              WHERE state = 'pending' AND kind != 'reply_ack'
@@ -453,6 +458,7 @@ impl Store {
                     for p in rec.patients {
                         tx.execute("UPDATE patients SET opted_out_at = NULL, updated_at = ?2 WHERE id = ?1", params![p, t])?;
                         audit(*p, "opt_in", Some("opted_out".into()), "opted_in")?;
+                        super::privacy::consent_row(&tx, *p, "whatsapp", true, &source, t)?;
                     }
                 }
                 _ => {}

@@ -28,6 +28,7 @@ mod inbound;
 mod offers;
 mod outbox;
 mod patient;
+mod privacy;
 mod remind;
 mod report;
 mod schedule;
@@ -67,6 +68,7 @@ pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,
 };
+pub use privacy::{Erased, PatientRef, PurgeCounts, Vacuum};
 pub use remind::{ManualSent, Press, Pressed, RemindTarget};
 pub use report::NamedNoShow;
 pub use schedule::{

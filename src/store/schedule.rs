@@ -493,7 +493,10 @@ impl ImportTx<'_> {
             reach.contact_phone.as_ref().map(E164::as_str),
             reach.contact_relation
         ])?;
-        Ok(self.tx.last_insert_rowid())
+        let id = self.tx.last_insert_rowid();
+        // A number whose earlier patient was erased keeps that patient's opt-out.
+        super::privacy::apply_kept_opt_outs(&self.tx, id, phone.as_str(), now.timestamp())?;
+        Ok(id)
     }
 
     /// Replaces a patient's details and who is reminded how.

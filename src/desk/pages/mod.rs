@@ -21,7 +21,9 @@ pub(super) use feeds::{feed_message, feeds, reapply};
 pub(super) use follow_ups::{
     follow_up_action, follow_up_question, follow_ups, practice_done, record_call,
 };
-pub(super) use patient::{patient, patients, reveal_patient, week};
+pub(super) use patient::{
+    erase_page, erase_patient, export_patient, patient, patients, reveal_patient, week,
+};
 pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};
 pub(super) use report::{no_shows, report_csv, report_page};

@@ -71,14 +71,15 @@ pub(in crate::desk) async fn patient(
                 return Ok(None);
             };
             let channels = s.patient_channels(file.id)?.unwrap_or_default();
+            let erased_at = s.patient_ref(file.id)?.and_then(|p| p.erased_at);
             let revealed = match shown {
                 Some(r) if s.was_revealed(file.id, r, &actor, now - REVEAL_SHOWN)? => Some(r),
                 _ => None,
             };
-            Ok(Some((file, channels, revealed)))
+            Ok(Some((file, channels, revealed, erased_at)))
         })
         .await?;
-    let Some((file, channels, revealed)) = found else {
+    let Some((file, channels, revealed, erased_at)) = found else {
         return Err(no_such_patient(&staff));
     };
     let config = state.config();
@@ -95,6 +96,7 @@ pub(in crate::desk) async fn patient(
         &file,
         &channels,
         revealed,
+        erased_at,
         now,
     )))
 }
@@ -135,6 +137,146 @@ pub(in crate::desk) async fn reveal_patient(
         f.patient
     ))
     .into_response())
+}
+
+#[derive(Deserialize)]
+pub(in crate::desk) struct PatientForm {
+    patient: i64,
+    /// Erase despite upcoming appointments (the confirm page's box).
+    #[serde(default)]
+    force: Option<String>,
+}
+
+/// Export data (administrators): everything stored about the patient as a JSON download,
+/// audited by the store in the same transaction as it is read.
+pub(in crate::desk) async fn export_patient(
+    State(state): State<DeskState>,
+    CsrfForm(staff, f): CsrfForm<PatientForm>,
+) -> Result<Response, Response> {
+    staff.require_admin()?;
+    let (actor, now) = (staff.actor(), state.clock.now());
+    let exported = state
+        .db(move |s| {
+            let Some(p) = s.patient_ref(f.patient)? else {
+                return Ok(None);
+            };
+            s.export_patient(p.id, &actor, now)
+                .map(|doc| Some((p, doc)))
+        })
+        .await?;
+    let Some((p, doc)) = exported else {
+        return Err(no_such_patient(&staff));
+    };
+    tracing::info!(user = %staff.session.user, patient = p.id, "desk: patient data exported");
+    let name: String = format!("patient-{}-{}.json", p.clinic, p.external_id)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let body = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The page that asks before erasing (administrators).
+pub(in crate::desk) async fn erase_page(
+    State(state): State<DeskState>,
+    staff: Staff,
+    Query(q): Query<PatientQuery>,
+) -> Result<Response, Response> {
+    staff.require_admin()?;
+    let now = state.clock.now();
+    let Some(id) = number(q.id.as_deref()) else {
+        return Err(no_such_patient(&staff));
+    };
+    let found = state
+        .db(move |s| {
+            let Some(p) = s.patient_ref(id)? else {
+                return Ok(None);
+            };
+            let name = s.patient_file(id)?.map(|f| f.name).unwrap_or_default();
+            Ok(Some((p, name, s.upcoming_appointments(id, now)?)))
+        })
+        .await?;
+    let Some((p, name, upcoming)) = found else {
+        return Err(no_such_patient(&staff));
+    };
+    if p.erased_at.is_some() {
+        return Ok(Redirect::to(&format!("/desk/patient?id={id}#erased")).into_response());
+    }
+    let config = state.config();
+    let Some(clinic) = config.clinic(&p.clinic) else {
+        return Err(no_such_patient(&staff));
+    };
+    Ok(html(views::erase_confirm(
+        &staff.session,
+        clinic,
+        &views::EraseAsk {
+            patient: id,
+            name: &name,
+            external_id: &p.external_id,
+            upcoming,
+        },
+    )))
+}
+
+/// Erases the patient's personal data (administrators), then back to their page, which says
+/// it happened.
+pub(in crate::desk) async fn erase_patient(
+    State(state): State<DeskState>,
+    CsrfForm(staff, f): CsrfForm<PatientForm>,
+) -> Result<Response, Response> {
+    staff.require_admin()?;
+    let (actor, now) = (staff.actor(), state.clock.now());
+    let force = f.force.is_some();
+    let id = f.patient;
+    let result = state
+        .db(move |s| match s.erase_patient(id, &actor, force, now) {
+            Ok(_) => Ok(Ok(())),
+            Err(crate::store::StoreError::NotFound(_)) => Ok(Err(None)),
+            Err(crate::store::StoreError::Refused(why)) => Ok(Err(Some(why))),
+            Err(e) => Err(e),
+        })
+        .await?;
+    match result {
+        Ok(()) => {
+            tracing::info!(user = %staff.session.user, patient = id, forced = force, "desk: patient data erased");
+            Ok(Redirect::to(&format!("/desk/patient?id={id}#erased")).into_response())
+        }
+        Err(None) => Err(no_such_patient(&staff)),
+        Err(Some(why)) => {
+            let mut text = why;
+            if let Some(first) = text.get(..1) {
+                text = first.to_uppercase() + &text[1..];
+            }
+            Err((
+                StatusCode::CONFLICT,
+                views::message(
+                    Some(&staff.session),
+                    "The data was not erased",
+                    &format!("{text}."),
+                ),
+            )
+                .into_response())
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

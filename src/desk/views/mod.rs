@@ -8,6 +8,7 @@ mod feeds;
 mod follow_ups;
 mod media;
 mod patient;
+mod privacy;
 mod remind;
 mod replies;
 mod report;
@@ -28,6 +29,7 @@ pub use follow_ups::{
     practice_notice,
 };
 pub use patient::{patient_page, search_page, week_page};
+pub use privacy::{EraseAsk, erase_confirm};
 pub use remind::{Done, remind_all, remind_one};
 pub use replies::{ReplyCard, replies, replies_notice};
 pub use report::{no_shows_page, report_page};

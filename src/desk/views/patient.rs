@@ -151,49 +151,60 @@ pub fn patient_page(
     file: &PatientFile,
     channels: &PatientChannels,
     revealed: Option<i64>,
+    erased_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Markup {
     let today = now.with_timezone(&clinic.time_zone).date_naive();
+    let title = if erased_at.is_some() {
+        "Erased patient"
+    } else {
+        file.name.as_str()
+    };
     let upcoming = file
         .appointments
         .iter()
         .filter(|a| a.starts_at >= now)
         .count();
     page(
-        &file.name,
+        title,
         Some(session),
         "",
         &html! {
-            dl.details {
-                dt { "Clinic" } dd { (clinic.display_name) " · patient id " (file.external_id) }
-                dt #phone { "Phone" }
-                dd {
-                    @if revealed.is_some() {
-                        a.phone href={ "tel:" (file.phone) } { (file.phone) }
-                    } @else {
-                        form.inline method="post" action="/desk/patient/reveal" {
-                            input type="hidden" name="csrf" value=(session.csrf);
-                            input type="hidden" name="patient" value=(file.id);
-                            span.phone { (mask(&file.phone)) " " }
-                            button.small type="submit" aria-label="Show the whole number" { "Show" }
+            @if erased_at.is_some() {
+                (super::privacy::data_box(session, file.id, erased_at, clinic))
+                dl.details { dt { "Clinic" } dd { (clinic.display_name) } }
+            } @else {
+                dl.details {
+                    dt { "Clinic" } dd { (clinic.display_name) " · patient id " (file.external_id) }
+                    dt #phone { "Phone" }
+                    dd {
+                        @if revealed.is_some() {
+                            a.phone href={ "tel:" (file.phone) } { (file.phone) }
+                        } @else {
+                            form.inline method="post" action="/desk/patient/reveal" {
+                                input type="hidden" name="csrf" value=(session.csrf);
+                                input type="hidden" name="patient" value=(file.id);
+                                span.phone { (mask(&file.phone)) " " }
+                                button.small type="submit" aria-label="Show the whole number" { "Show" }
+                            }
                         }
                     }
-                }
-                dt { "Language" } dd { (language_name(&file.language)) }
-                dt { "Conversation" } dd { a href=(super::conversation_path(file.id)) { "Open conversation" } }
-                dt { "WhatsApp messages" }
-                dd {
-                    @match file.opted_out_at {
-                        Some(t) => { span.badge.warn { "opted out" } " since " (stamp(t, clinic, today)) ": remind by phone" }
-                        None => { "receives reminders" }
-                    }
-                }
-                (super::channels::reach_details(channels, clinic, now))
-                @if let Some(m) = last_message(file) {
-                    dt { "Last message" }
+                    dt { "Language" } dd { (language_name(&file.language)) }
+                    dt { "Conversation" } dd { a href=(super::conversation_path(file.id)) { "Open conversation" } }
+                    dt { "WhatsApp messages" }
                     dd {
-                        (super::channels::how_it_went(&m.channel, &m.recipient, &m.state)) ", " (stamp(m.at, clinic, today))
-                        @if let Some(t) = super::channels::texts_only(channels.patient_number.sms_only_until, clinic, now) { " · " (t) }
+                        @match file.opted_out_at {
+                            Some(t) => { span.badge.warn { "opted out" } " since " (stamp(t, clinic, today)) ": remind by phone" }
+                            None => { "receives reminders" }
+                        }
+                    }
+                    (super::channels::reach_details(channels, clinic, now))
+                    @if let Some(m) = last_message(file) {
+                        dt { "Last message" }
+                        dd {
+                            (super::channels::how_it_went(&m.channel, &m.recipient, &m.state)) ", " (stamp(m.at, clinic, today))
+                            @if let Some(t) = super::channels::texts_only(channels.patient_number.sms_only_until, clinic, now) { " · " (t) }
+                        }
                     }
                 }
             }
@@ -222,6 +233,9 @@ pub fn patient_page(
             }
             h2 { "Messages, replies and notes" }
             (timeline(config, clinic, file, today))
+            @if erased_at.is_none() {
+                (super::privacy::data_box(session, file.id, None, clinic))
+            }
         },
     )
 }
@@ -735,6 +749,7 @@ mod tests {
             &file(),
             &PatientChannels::default(),
             None,
+            None,
             now,
         )
         .into_string();
@@ -761,12 +776,14 @@ mod tests {
         );
         assert!(page.contains("called the patient · Thu 26 Nov 2026, 09:30 with Dr. Mehta · <q class=\"note\">no answer</q>"));
         assert!(page.contains("Marathi (mr)"));
+        assert!(!page.contains("Export data"), "staff see no export");
         let shown = patient_page(
             &session,
             (&config, clinic),
             &file(),
             &PatientChannels::default(),
             Some(3),
+            None,
             now,
         )
         .into_string();
@@ -803,6 +820,7 @@ mod tests {
             (&config, clinic),
             &f,
             &PatientChannels::default(),
+            None,
             None,
             at("2026-11-25T12:00:00Z"),
         )

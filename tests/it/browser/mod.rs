@@ -16,6 +16,7 @@ mod day_board;
 mod feeds;
 mod follow_ups;
 mod patient;
+mod privacy;
 mod remind;
 mod tablet_print;
 mod upload_day;

@@ -1,0 +1,96 @@
+//! A patient's data on the desk, for administrators: the "This patient's data" box on the
+//! patient's page (export, erase) and the page that asks before erasing.
+
+use chrono::{DateTime, Utc};
+use maud::{Markup, html};
+
+use super::{SignedIn, page};
+use crate::config::Clinic;
+use crate::model::Role;
+
+/// The box at the foot of a patient's page: for an administrator, Export data and Erase
+/// data; for an erased patient, when it happened. Staff without the role see nothing.
+pub(super) fn data_box(
+    session: &SignedIn,
+    patient: i64,
+    erased_at: Option<DateTime<Utc>>,
+    clinic: &Clinic,
+) -> Markup {
+    html! {
+        @if let Some(t) = erased_at {
+            p.notice #erased {
+                "This patient's personal data was erased on "
+                (t.with_timezone(&clinic.time_zone).format("%-d %B %Y"))
+                ". Their appointments and messages are kept without name, number or words, for the clinic's figures."
+            }
+        } @else if session.role == Role::Admin {
+            h2 #data { "This patient's data" }
+            p.hint { "For a patient who asks what the clinic holds about them, or asks for it to be erased. Both are recorded in the audit log." }
+            form.inline method="post" action="/desk/patient/export" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="patient" value=(patient);
+                button type="submit" { "Export data" }
+            }
+            " "
+            a href={ "/desk/patient/erase?id=" (patient) } { "Erase data…" }
+        }
+    }
+}
+
+/// What the erase page needs about the patient.
+#[derive(Debug, Clone)]
+pub struct EraseAsk<'a> {
+    /// The patient's row.
+    pub patient: i64,
+    /// Their name.
+    pub name: &'a str,
+    /// The clinic system's patient id.
+    pub external_id: &'a str,
+    /// Their upcoming booked appointments.
+    pub upcoming: i64,
+}
+
+/// Asks before erasing: what goes, what stays, and (with upcoming appointments) that they are
+/// cancelled too.
+pub fn erase_confirm(session: &SignedIn, clinic: &Clinic, ask: &EraseAsk<'_>) -> Markup {
+    let title = format!("Erase the data of {}?", ask.name);
+    page(
+        &title,
+        Some(session),
+        "",
+        &html! {
+            p { (ask.name) " · " (clinic.display_name) " · patient id " (ask.external_id) }
+            h2 { "What is erased" }
+            ul {
+                li { "The name, phone numbers and caregiver's details." }
+                li { "The words of every message sent and every reply received, and any files sent." }
+                li { "The messages exactly as WhatsApp, the SMS provider or the practice system delivered them." }
+            }
+            h2 { "What stays" }
+            ul {
+                li { "Appointments, messages and replies as counts and states (sent, confirmed, no-show), so the clinic's figures do not change." }
+                li { "That the data was erased, by whom and when." }
+                li { "If the patient asked not to be messaged, that wish, kept without their name." }
+            }
+            p.warn { "This cannot be undone. Copies of the database made before now keep the data until they are deleted." }
+            form method="post" action="/desk/patient/erase" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                input type="hidden" name="patient" value=(ask.patient);
+                @if ask.upcoming > 0 {
+                    p.warn {
+                        @if ask.upcoming == 1 { "The patient has an upcoming appointment." }
+                        @else { "The patient has " (ask.upcoming) " upcoming appointments." }
+                        " Erasing cancels it in reminderd and stops its reminders; cancel it in the practice system too."
+                    }
+                    p {
+                        input #force type="checkbox" name="force" value="1";
+                        label for="force" { "Cancel the upcoming appointments and erase" }
+                    }
+                }
+                button type="submit" { "Erase this patient's data" }
+                " "
+                a href={ "/desk/patient?id=" (ask.patient) } { "Keep the data" }
+            }
+        },
+    )
+}
