@@ -58,7 +58,9 @@ pub use identity::{NumberChange, NumberChangeRecord};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
-pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
+pub use offers::{
+    AnswerTexts, BookBy, BookFacts, BookTask, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken,
+};
 pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, Verdict};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,

@@ -72,8 +72,56 @@ pub struct OfferAnswer<'a> {
     pub hold_until: DateTime<Utc>,
     /// The claim takes an opening only if it starts after this (now + lead time).
     pub starts_after: DateTime<Utc>,
-    /// What staff must do once it is held (the follow-up's words).
+    /// What staff must do once it is held (the words kept on the reply).
     pub staff_task: String,
+    /// How a hold is booked: a follow-up card for staff, or the FHIR write-back.
+    pub book: BookBy,
+}
+
+/// How a held opening gets booked in the practice system: a `book` row of
+/// `source_updates`, queued in the claim's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookBy {
+    /// Staff book it by hand: the row is a follow-up card at once (state `staff`), with an
+    /// optional note for them (such as "the patient was asked to call").
+    Staff(Option<String>),
+    /// The FHIR write-back of this feed books it (state `pending`); what it cannot do falls
+    /// to staff.
+    Fhir(String),
+}
+
+/// A held opening staff must book, as its follow-up card names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookTask {
+    /// The `source_updates` row.
+    pub update_id: i64,
+    /// The patient's name.
+    pub patient_name: String,
+    /// The opening's start.
+    pub starts_at: DateTime<Utc>,
+    /// The opening's provider.
+    pub provider: Option<String>,
+    /// Until when the opening is held for them.
+    pub hold_expires_at: Option<DateTime<Utc>>,
+    /// The start of the appointment it replaces, if any.
+    pub replaces: Option<DateTime<Utc>>,
+}
+
+/// What the FHIR write-back needs to book a hold: the opening's time and the appointment to
+/// move there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookFacts {
+    /// The opening's start.
+    pub starts_at: DateTime<Utc>,
+    /// Its length in minutes.
+    pub duration_min: i64,
+    /// Its provider.
+    pub provider: Option<String>,
+    /// The appointment to move: its id in its source, its source and its provider (`None`:
+    /// the patient has no booked appointment the offer replaces).
+    pub moves: Option<(String, String, Option<String>)>,
+    /// Whether the opening is still held for this offer.
+    pub held: bool,
 }
 
 /// What the patient did.
@@ -384,7 +432,7 @@ impl Store {
                         }
                         other
                     }
-                    None => claim(&tx, a, reply_id, t)?,
+                    None => claim(&tx, a, (reply_id, filed_under), t)?,
                 }
             }
         };
@@ -424,18 +472,27 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let lapsed: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare(
-                "SELECT id, coalesce(held_by_offer, 0) FROM openings WHERE state = 'held' AND hold_expires_at <= ?1",
+                "SELECT id, coalesce(held_by_offer, 0) FROM openings op WHERE state = 'held' AND hold_expires_at <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM source_updates u WHERE u.offer_id = op.held_by_offer
+                                     AND u.state IN ('done', 'settled'))",
             )?;
             stmt.query_map([t], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?
         };
-        tx.execute(
-            "UPDATE openings SET state = 'open', held_by_offer = NULL, hold_expires_at = NULL,
-                reason = 'the hold ran out unbooked', updated_at = ?1
-             WHERE state = 'held' AND hold_expires_at <= ?1",
-            [t],
-        )?;
         for (opening, offer) in &lapsed {
+            // Booked by staff or the write-back but not yet seen by an import: it stays held
+            // (the select above left it out); every other hold that ran out reopens.
+            tx.execute(
+                "UPDATE openings SET state = 'open', held_by_offer = NULL, hold_expires_at = NULL,
+                    reason = 'the hold ran out unbooked', updated_at = ?2
+                 WHERE id = ?1",
+                params![opening, t],
+            )?;
+            tx.execute(
+                "UPDATE source_updates SET state = 'skipped', error = 'the hold ran out unbooked', updated_at = ?2
+                 WHERE offer_id = ?1 AND state IN ('pending', 'staff')",
+                params![offer, t],
+            )?;
             tx.execute(
                 "UPDATE offers SET state = 'expired' WHERE id = ?1 AND state = 'accepted'",
                 [offer],
@@ -523,6 +580,55 @@ impl Store {
             ],
         )?;
         Ok(())
+    }
+
+    /// The held openings staff must book (`book` updates in state `staff`), each as its
+    /// follow-up card names it.
+    pub fn book_tasks(&self) -> Result<Vec<BookTask>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.id, p.name, op.starts_at, op.provider, op.hold_expires_at, a.starts_at
+             FROM source_updates u JOIN offers o ON o.id = u.offer_id JOIN openings op ON op.id = o.opening_id
+             JOIN patients p ON p.id = o.patient_id LEFT JOIN appointments a ON a.id = o.appointment_id
+             WHERE u.action = 'book' AND u.state = 'staff' ORDER BY u.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(BookTask {
+                update_id: r.get(0)?,
+                patient_name: r.get(1)?,
+                starts_at: crate::time::from_unix(r.get(2)?),
+                provider: r.get(3)?,
+                hold_expires_at: r.get::<_, Option<i64>>(4)?.map(crate::time::from_unix),
+                replaces: r.get::<_, Option<i64>>(5)?.map(crate::time::from_unix),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What the write-back needs to book `book` update `update_id`; `None` when it is not one.
+    pub fn book_facts(&self, update_id: i64) -> Result<Option<BookFacts>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT op.starts_at, op.duration_min, op.provider, a.external_id, a.source, a.provider,
+                        op.state = 'held' AND op.held_by_offer = o.id
+                 FROM source_updates u JOIN offers o ON o.id = u.offer_id JOIN openings op ON op.id = o.opening_id
+                 LEFT JOIN appointments a ON a.id = o.appointment_id AND a.status = 'booked'
+                 WHERE u.id = ?1 AND u.action = 'book'",
+                [update_id],
+                |r| {
+                    let external: Option<String> = r.get(3)?;
+                    let source: Option<String> = r.get(4)?;
+                    let provider: Option<String> = r.get(5)?;
+                    Ok(BookFacts {
+                        starts_at: crate::time::from_unix(r.get(0)?),
+                        duration_min: r.get(1)?,
+                        provider: r.get(2)?,
+                        moves: external.zip(source).map(|(e, s)| (e, s, provider)),
+                        held: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// Open openings that could replace `appointment_id`: the same clinic, the same provider
@@ -645,7 +751,7 @@ fn message_offers(kind: &str, rule: &str, params: Option<&str>) -> Vec<i64> {
 fn claim(
     tx: &rusqlite::Transaction<'_>,
     a: &OfferAnswer<'_>,
-    reply_id: i64,
+    (reply_id, filed_under): (i64, i64),
     t: i64,
 ) -> Result<Settled, StoreError> {
     let offer = a.offer;
@@ -693,8 +799,27 @@ fn claim(
         )?;
     }
     tx.execute(
-        "UPDATE replies SET outcome = 'needs_staff', reason = ?2 WHERE id = ?1",
+        "UPDATE replies SET reason = ?2 WHERE id = ?1",
         params![reply_id, format!("offer {}: {}", offer.id, a.staff_task)],
+    )?;
+    // The booking: a follow-up card for staff, or the write-back's work. Filed under the
+    // appointment it replaces, or the one the offer's message was filed under.
+    let (feed, state, note) = match &a.book {
+        BookBy::Staff(note) => (None, "staff", note.as_deref()),
+        BookBy::Fhir(feed) => (Some(feed.as_str()), "pending", None),
+    };
+    tx.execute(
+        "INSERT INTO source_updates (appointment_id, feed, action, state, error, created_at, updated_at, offer_id)
+         SELECT id, coalesce(?2, source), 'book', ?3, ?4, ?5, ?5, ?6 FROM appointments WHERE id = ?1
+         ON CONFLICT (offer_id) DO NOTHING",
+        params![
+            offer.appointment_id.unwrap_or(filed_under),
+            feed,
+            state,
+            note,
+            t,
+            offer.id
+        ],
     )?;
     tx.execute(
         "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
@@ -757,6 +882,13 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
         tx.execute(
             "UPDATE replies SET handled_by = 'reminderd', handled_at = ?2
              WHERE outcome = 'needs_staff' AND handled_by IS NULL AND reason LIKE 'offer ' || ?1 || ':%'",
+            params![offer, t],
+        )?;
+        // The booking's follow-up card (or the write-back's pending work) is done: the
+        // practice system shows the move.
+        tx.execute(
+            "UPDATE source_updates SET state = 'done', updated_at = ?2
+             WHERE offer_id = ?1 AND state IN ('pending', 'staff')",
             params![offer, t],
         )?;
         tx.execute(

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use crate::config::{Clinic, Config, Confirm, OfferTexts};
 use crate::model::{Channel, Intent, Recipient};
 use crate::phone::E164;
-use crate::store::{AnswerTexts, FreeOpening, OfferAnswer, OfferDetail, Store, StoreError, Taken};
+use crate::store::{
+    AnswerTexts, BookBy, FreeOpening, OfferAnswer, OfferDetail, Store, StoreError, Taken,
+};
 use crate::waitlist::answers::{self, Answer, OfferKind, Settled};
 use crate::whatsapp::list::{ListMessage, ListRow};
 
@@ -152,6 +154,7 @@ pub fn route(
             hold_until,
             starts_after: now + booking.lead,
             staff_task: staff_task(&words, &offer, mode, hold_until),
+            book: book_by(config, &clinic.key, mode),
         },
         now,
     )?;
@@ -435,7 +438,31 @@ pub fn settle(
     Ok((lapsed, told))
 }
 
-/// The follow-up staff see for a held opening, by the clinic's mode.
+/// How a hold at clinic `key` is booked: by the FHIR write-back of a feed that keeps the
+/// clinic and may write (`confirm = "fhir"`), else by staff from a follow-up card.
+fn book_by(config: &Config, key: &str, mode: Confirm) -> BookBy {
+    match mode {
+        Confirm::Staff => BookBy::Staff(None),
+        Confirm::Call => BookBy::Staff(Some(
+            "The patient was asked to call the clinic to take it.".into(),
+        )),
+        Confirm::Fhir => config
+            .feeds
+            .values()
+            .find(|f| f.fhir().is_some_and(|h| h.write_back) && f.clinics().contains(&key))
+            .map_or_else(
+                || {
+                    BookBy::Staff(Some(
+                        "reminderd has no FHIR feed with write-back for this clinic to book it through."
+                            .into(),
+                    ))
+                },
+                |f| BookBy::Fhir(f.name.clone()),
+            ),
+    }
+}
+
+/// The words kept on the patient's reply for a held opening, by the clinic's mode.
 fn staff_task(
     words: &Words<'_>,
     offer: &OfferDetail,
@@ -451,9 +478,7 @@ fn staff_task(
     let how = match mode {
         Confirm::Staff => String::new(),
         Confirm::Call => " The patient was asked to call the clinic to take it.".into(),
-        Confirm::Fhir => {
-            " reminderd cannot book a move through the practice system's FHIR server yet: book it there by hand.".into()
-        }
+        Confirm::Fhir => " reminderd books it through the practice system's FHIR server.".into(),
     };
     format!(
         "Book {} into {when}{instead}; the slot is held until {until}.{how}",

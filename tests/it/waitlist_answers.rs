@@ -285,15 +285,32 @@ async fn the_staff_follow_up_closes_when_the_import_shows_the_move() {
             .await,
         200
     );
-    // Staff are asked to book it: a reply waiting for a person, in words.
-    let task =
-        s.one("SELECT reason FROM replies WHERE outcome = 'needs_staff' AND handled_by IS NULL");
+    // Staff are asked to book it: a practice-system follow-up card, not a reply to read.
+    assert_eq!(
+        s.one("SELECT action || ' ' || state || ' ' || feed FROM source_updates"),
+        "book staff csv"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM replies WHERE outcome = 'needs_staff'"),
+        0
+    );
+    let task = s.one("SELECT reason FROM replies WHERE reason LIKE 'offer %'");
     assert!(
         task.contains("Book Patient T1 into")
             && task.contains("with Dr. Mehta")
             && task.contains("held until"),
         "{task}"
     );
+    // Until the practice system shows the move, the card stays (a plan and another upload
+    // without it change nothing).
+    s.env
+        .import(
+            "same.csv",
+            &csv(&[&row("E1", "T1", "98200 12345", "en", 5, "09:00")]),
+            &[],
+        )
+        .expect(0);
+    assert_eq!(s.one("SELECT state FROM source_updates"), "staff");
 
     // The practice system booked T1 at the opening's time (a new appointment id); the old one
     // is still in the file.
@@ -311,12 +328,8 @@ async fn the_staff_follow_up_closes_when_the_import_shows_the_move() {
         s.one(&format!("SELECT state FROM openings WHERE id = {opening}")),
         "filled"
     );
-    assert_eq!(
-        s.count(
-            "SELECT count(*) FROM replies WHERE outcome = 'needs_staff' AND handled_by IS NULL"
-        ),
-        0
-    );
+    // The import that shows the move closes the follow-up card.
+    assert_eq!(s.one("SELECT state FROM source_updates"), "done");
     assert_eq!(
         s.one(
             "SELECT o.reason FROM outbox o JOIN appointments a ON a.id = o.appointment_id
@@ -394,7 +407,7 @@ async fn reschedule_by_reply_lists_times_and_two_picks_of_one_time_find_one_take
         "held"
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM replies WHERE outcome = 'needs_staff' AND reason LIKE '%Book Patient T%'"),
+        s.count("SELECT count(*) FROM source_updates WHERE action = 'book' AND state = 'staff'"),
         1
     );
     // The other is offered the next time: a second list, with the 14:00 opening.
