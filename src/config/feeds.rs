@@ -88,7 +88,14 @@ pub struct Hl7Feed {
     pub max_silence: Option<Duration>,
     /// The largest message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// SCH-6 (event reason) identifiers that say an S15 cancellation was the patient's,
+    /// upper-case (default `["PAT"]`): such a cancellation frees a slot for the waitlist,
+    /// any other is the clinic's.
+    pub patient_cancel_reasons: Vec<String>,
 }
+
+/// The SCH-6 identifiers read as "the patient cancelled" when a feed names none.
+pub const DEFAULT_PATIENT_CANCEL_REASONS: [&str; 1] = ["PAT"];
 
 /// A FHIR R4 server we read the schedule from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +160,7 @@ pub(super) struct RawFeed {
     max_silence: Option<String>,
     #[serde(default = "default_max_message")]
     max_message_bytes: usize,
+    patient_cancel_reasons: Option<Vec<String>>,
     // fhir
     base_url: Option<String>,
     #[serde(default = "default_auth")]
@@ -267,6 +275,7 @@ pub(super) fn validate(
         let hl7_only = [
             ("listen", f.listen.is_some()),
             ("max_silence", f.max_silence.is_some()),
+            ("patient_cancel_reasons", f.patient_cancel_reasons.is_some()),
         ];
         let fhir_only = [
             ("base_url", f.base_url.is_some()),
@@ -328,10 +337,29 @@ pub(super) fn validate(
                     " bytes",
                     push,
                 );
+                let patient_cancel_reasons: Vec<String> = match &f.patient_cancel_reasons {
+                    None => DEFAULT_PATIENT_CANCEL_REASONS
+                        .iter()
+                        .map(|r| (*r).to_string())
+                        .collect(),
+                    Some(list) => {
+                        if list
+                            .iter()
+                            .any(|r| r.trim().is_empty() || r.chars().any(|c| "|^~\\&".contains(c)))
+                        {
+                            push(
+                                k("patient_cancel_reasons"),
+                                "each is an SCH-6 identifier as the practice system sends it (e.g. \"PAT\"), not empty and without HL7 separators".into(),
+                            );
+                        }
+                        list.iter().map(|r| r.trim().to_ascii_uppercase()).collect()
+                    }
+                };
                 FeedKind::Hl7(Hl7Feed {
                     listen,
                     max_silence,
                     max_message_bytes: f.max_message_bytes,
+                    patient_cancel_reasons,
                 })
             }
             "fhir" => {

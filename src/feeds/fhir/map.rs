@@ -145,7 +145,8 @@ pub fn read_appointment(
         .map(|d| d.trim().to_string())
         .filter(|d| !d.is_empty());
 
-    Ok(Reading::Appointment(ImportRow {
+    let by_patient = status == RowStatus::Cancelled && !deceased && appt.cancelled_by_patient();
+    let row = ImportRow {
         row: 1,
         clinic: clinic.key.clone(),
         appointment_id: id,
@@ -159,7 +160,12 @@ pub fn read_appointment(
         provider,
         status,
         reach: Reach::default(),
-    }))
+    };
+    Ok(if by_patient {
+        Reading::PatientCancelled(row)
+    } else {
+        Reading::Appointment(row)
+    })
 }
 
 /// The patient's name: the official one, else the first; its text, else given and family.
