@@ -863,7 +863,7 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
     };
     for (opening, offer, entry, old, new, t) in &landed {
         tx.execute(
-            "UPDATE openings SET state = 'filled', hold_expires_at = NULL, updated_at = ?2 WHERE id = ?1",
+            "UPDATE openings SET state = 'filled', hold_expires_at = NULL, reason = NULL, updated_at = ?2 WHERE id = ?1",
             params![opening, t],
         )?;
         if let Some(e) = entry {

@@ -512,6 +512,21 @@ impl Store {
         )?)
     }
 
+    /// Says why an open opening got no offer this time (`None`: it got one), for the Waitlist
+    /// page; written only when it changes.
+    pub fn note_opening(
+        &mut self,
+        id: i64,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE openings SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'open' AND reason IS NOT ?2",
+            params![id, reason, now.timestamp()],
+        )?;
+        Ok(())
+    }
+
     /// Ends an open opening (`expired` or `withdrawn`) with why; its open offers end with it.
     pub fn end_opening(
         &mut self,

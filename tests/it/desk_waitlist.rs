@@ -140,6 +140,39 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
     // Refreshing the page opens nothing more.
     b.get("/desk/waitlist?clinic=mumbai&done=opened").await;
     assert_eq!(d.count("SELECT count(*) FROM openings"), 1);
+
+    // A slot at 14:00 nobody waiting wants (Meera asked for 09:00 to 12:00): when the offer
+    // round runs (tomorrow at 09:00, out of quiet hours), the page says why nobody got it,
+    // and why the 10:30 went unoffered.
+    let at = |time: &str| {
+        reminderd::time::local_to_utc(
+            chrono_tz::Asia::Kolkata,
+            tomorrow.date_naive(),
+            chrono::NaiveTime::parse_from_str(time, "%H:%M").expect("time"),
+        )
+        .expect("local time")
+    };
+    let mut store = reminderd::store::Store::open(&d.env.db()).expect("store");
+    store
+        .open_slot_by_staff(
+            "mumbai",
+            (at("14:00"), 15),
+            Some("Dr. Mehta"),
+            "staff:asha",
+            now,
+        )
+        .expect("open");
+    let config = reminderd::config::Config::load(&d.env.path("reminders.toml")).expect("config");
+    reminderd::jobs::waitlist::run(&mut store, &config, at("09:00")).expect("round");
+    let t = text(&b.get("/desk/waitlist?clinic=mumbai").await.body);
+    assert!(
+        t.contains("open: No offer: nobody on the waitlist wants this day, time or doctor."),
+        "{t}"
+    );
+    assert!(
+        t.contains("not filled in time: it starts too soon to offer (within the lead time)"),
+        "{t}"
+    );
 }
 
 /// The instant of `time` on the local day `days` from today at the Mumbai clinic.
