@@ -631,6 +631,41 @@ impl Store {
             .optional()?)
     }
 
+    /// As [`Store::queue_moved`], once the patient's window has closed: the appointment at
+    /// its new time through the approved `template` (a booking confirmation), rule
+    /// `moved:<offer>`, due now and not after the appointment starts; skipped when the plan
+    /// already confirms the appointment as a new booking.
+    pub fn queue_moved_template(
+        &mut self,
+        landed: &Landed,
+        template: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let t = now.timestamp();
+        // A new appointment the plan already confirms (its own booking confirmation) needs no
+        // second one: the row is kept, skipped, so the move counts as told.
+        self.conn.execute(
+            "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
+                created_at, updated_at, recipient, channel)
+             SELECT ?1, 'booking_confirmation', ?2, ?3, ?4, ?3, ?5,
+                    CASE WHEN b.n > 0 THEN 'skipped' ELSE 'pending' END,
+                    CASE WHEN b.n > 0 THEN 'the booking confirmation of the new appointment tells the patient' END,
+                    ?4, ?4, 'patient', 'whatsapp'
+             FROM (SELECT count(*) AS n FROM outbox WHERE appointment_id = ?1 AND kind = 'booking_confirmation'
+                     AND slot_start = ?3 AND rule NOT LIKE 'moved:%') b
+             WHERE true
+             ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
+            params![
+                landed.appointment_id,
+                format!("moved:{}", landed.offer_id),
+                landed.starts_at.timestamp(),
+                t,
+                template
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Open openings that could replace `appointment_id`: the same clinic, the same provider
     /// (or one the opening or appointment does not name), starting after `after`, that
     /// `patient_id` was not offered before, soonest first.

@@ -17,6 +17,10 @@ use crate::whatsapp::list::{ListMessage, ListRow};
 /// read as one (the free-form window).
 const ANSWER_WINDOW_HOURS: i64 = 24;
 
+/// Minutes before the end of the 24-hour window within which a "moved" message goes by
+/// template instead of free text.
+const WINDOW_MARGIN_MINUTES: i64 = 10;
+
 /// Most openings one list offers.
 pub const LIST_SIZE: usize = 3;
 
@@ -406,7 +410,10 @@ fn or_list(items: &[String]) -> String {
 }
 
 /// The job step: holds that ran out go back to open, and patients whose move landed are told
-/// their new time (once; inside the window their answer opened). Returns (lapsed, told).
+/// their new time, once: as free text inside the 24-hour window their answer opened (or by
+/// SMS, which has no window), else through the clinic's booking-confirmation template (the
+/// appointment at its new time), so a move an import confirms days later is not left
+/// untold. Returns (lapsed, told).
 pub fn settle(
     store: &mut Store,
     config: &Config,
@@ -423,6 +430,20 @@ pub fn settle(
             name: &landed.patient.0,
             language: &landed.patient.1,
         };
+        // A free-form message queued this close to the window's end would likely expire.
+        let window_closed = landed.channel == Channel::WhatsApp
+            && now + chrono::Duration::minutes(WINDOW_MARGIN_MINUTES) >= landed.window_end;
+        if window_closed && let Some(template) = config.booking_confirmation.as_deref() {
+            store.queue_moved_template(&landed, template, now)?;
+            told += 1;
+            continue;
+        }
+        if window_closed {
+            tracing::warn!(
+                offer = landed.offer_id,
+                "the patient's 24-hour window has closed and no [booking_confirmation] template is configured: the new time is sent as text and may expire unsent"
+            );
+        }
         let texts = config
             .booking
             .texts_for(&landed.patient.1, &clinic.default_language);

@@ -428,3 +428,78 @@ async fn reschedule_by_reply_lists_times_and_two_picks_of_one_time_find_one_take
         .unwrap_or("");
     assert!(body.contains("that time has just been taken"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_confirmed_after_the_window_closed_is_told_by_template() {
+    let env = setup();
+    // A template, unlike an answer, waits out quiet hours: none here, whatever the hour.
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    std::fs::write(
+        env.path("reminders.toml"),
+        config.replace("quiet_hours = \"21:00-08:00\"", ""),
+    )
+    .expect("config");
+    let s = Served::start(env).await;
+    let opening = open_slot(&s.env, mumbai_at(2, "10:30"));
+    let o1 = offer(&s.env, opening, "E1", now() + 1800);
+    assert_eq!(
+        s.post_signed(&tap(P1, "wamid.in.1", &format!("WL:{o1}:Y")))
+            .await,
+        200
+    );
+    // The practice system shows the move (the same appointment, at the opening's time) only
+    // 25 hours after the patient's "yes": free text can no longer reach them.
+    s.env
+        .sql()
+        .execute(
+            "UPDATE offers SET answered_at = ?1 WHERE id = ?2",
+            [now() - 25 * 3600, o1],
+        )
+        .expect("answered a day ago");
+    s.env
+        .import(
+            "moved.csv",
+            &csv(&[&row("E1", "T1", "98200 12345", "en", 2, "10:30")]),
+            &[],
+        )
+        .expect(0);
+    assert_eq!(
+        s.one(&format!("SELECT state FROM openings WHERE id = {opening}")),
+        "filled"
+    );
+    let sim = sim().await;
+    run(&s.env, &sim, &["plan"]).await;
+    assert_eq!(
+        s.one(&format!(
+            "SELECT kind || ' ' || template FROM outbox WHERE rule = 'moved:{o1}'"
+        )),
+        "booking_confirmation booked"
+    );
+    run(&s.env, &sim, &["send", "--once"]).await;
+    let sent: Vec<Value> = sim
+        .messages()
+        .into_iter()
+        .filter(|m| m.body["to"] == "+919820012345" && m.body["type"] == "template")
+        .map(|m| m.body)
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|m| m["template"]["name"] == "appointment_booked"
+                && m.to_string().contains("10:30")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        s.one(&format!(
+            "SELECT state FROM outbox WHERE rule = 'moved:{o1}'"
+        )),
+        "sent"
+    );
+    // Told once: the next plan queues nothing more.
+    run(&s.env, &sim, &["plan"]).await;
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM outbox WHERE rule = 'moved:{o1}'"
+        )),
+        1
+    );
+}
