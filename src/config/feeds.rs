@@ -118,6 +118,9 @@ pub struct FhirFeed {
     /// Tell the server of patients' answers (confirm → AppointmentResponse, cancel → PUT
     /// with `If-Match`), when its CapabilityStatement allows it.
     pub write_back: bool,
+    /// A full sync also reads the horizon's free slots (`Slot?status=free`) as openings for
+    /// the waitlist (off by default: not every server searches slots).
+    pub read_free_slots: bool,
     /// Time allowed to connect.
     pub connect_timeout: StdDuration,
     /// Time allowed for a whole request.
@@ -179,6 +182,8 @@ pub(super) struct RawFeed {
     max_import_age: Option<String>,
     #[serde(default)]
     write_back: bool,
+    #[serde(default)]
+    read_free_slots: bool,
     #[serde(default = "default_connect")]
     connect_timeout: String,
     #[serde(default = "default_request")]
@@ -284,6 +289,7 @@ pub(super) fn validate(
             ("scope", f.scope.is_some()),
             ("max_import_age", f.max_import_age.is_some()),
             ("write_back", f.write_back),
+            ("read_free_slots", f.read_free_slots),
         ];
         let kind = match f.kind.as_str() {
             "hl7" => {
@@ -459,6 +465,7 @@ pub(super) fn validate(
                     page_size: f.page_size,
                     max_import_age,
                     write_back: f.write_back,
+                    read_free_slots: f.read_free_slots,
                     connect_timeout,
                     request_timeout,
                 })

@@ -298,7 +298,7 @@ async fn search(
             "_count" => count = v.parse().unwrap_or(50).clamp(1, 1000),
             "_getpagesoffset" => offset = v.parse().unwrap_or(0),
             "_include" => includes.push(v.as_str()),
-            "date" | "_lastUpdated" | "status" | "_id" | "patient" => {
+            "date" | "start" | "_lastUpdated" | "status" | "_id" | "patient" => {
                 conds.push((k.as_str(), v.as_str()));
             }
             other => {
@@ -324,7 +324,8 @@ async fn search(
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc));
         let ok = conds.iter().all(|(k, v)| match *k {
-            "date" => match (prefixed(v), start) {
+            // An Appointment's `date` and a Slot's `start` both search the start.
+            "date" | "start" => match (prefixed(v), start) {
                 (Some((p, t)), Some(x)) => holds(p, x, t),
                 _ => false,
             },
@@ -360,10 +361,21 @@ async fn search(
             let want = match *inc {
                 "Appointment:patient" => "Patient",
                 "Appointment:location" => "Location",
+                "Slot:schedule" => "Schedule",
                 _ => continue,
             };
-            for p in s.body["participant"].as_array().into_iter().flatten() {
-                let Some(r) = p["actor"]["reference"].as_str() else {
+            let refs: Vec<&Value> = if want == "Schedule" {
+                vec![&s.body["schedule"]]
+            } else {
+                s.body["participant"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| &p["actor"])
+                    .collect()
+            };
+            for a in refs {
+                let Some(r) = a["reference"].as_str() else {
                     continue;
                 };
                 let mut parts = r.rsplit('/');

@@ -190,3 +190,66 @@ async fn a_fhir_appointment_cancelled_with_reason_pat_opens_a_slot_and_prov_does
         "offered only after the grace an oops cancel can be undone in"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fhir_feed_reads_free_slots_into_openings_once() {
+    let env = Env::new();
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let (config, db) = setup(
+        &env,
+        &format!(
+            "{WAITLIST}\n[feeds.ehr]\nkind = \"fhir\"\nclinic = \"mumbai\"\nbase_url = \"{}\"\nauth = \"bearer\"\nhorizon_days = 7\nread_free_slots = true\n",
+            sim.fhir_base()
+        ),
+    );
+    let clients = FhirClients::with_env(|k| {
+        (k == "REMINDERD_FEED_EHR_TOKEN").then(|| SIM_FHIR_TOKEN.to_string())
+    });
+    sim.fhir_put(json!({
+        "resourceType": "Schedule", "id": "S1", "active": true,
+        "actor": [{"reference": "Practitioner/D1", "display": "Dr Mehta"}]
+    }));
+    let slot = |id: &str, start: DateTime<Utc>, status: &str| {
+        json!({
+            "resourceType": "Slot", "id": id, "schedule": {"reference": "Schedule/S1"},
+            "status": status, "start": start.to_rfc3339(),
+            "end": (start + Duration::minutes(20)).to_rfc3339()
+        })
+    };
+    let free = mumbai_at(2, "11:00");
+    sim.fhir_put(slot("SL1", free, "free"));
+    sim.fhir_put(slot("SL2", mumbai_at(2, "11:20"), "busy"));
+    sim.fhir_put(slot("SL3", mumbai_at(30, "11:00"), "free"));
+    let feed = &config.feeds["ehr"];
+    let report = sync(&db, &config, feed, &clients, true, Clock::System)
+        .await
+        .expect("sync");
+    assert_eq!(
+        report.slots, 1,
+        "only the free slot in the horizon: {report:?}"
+    );
+    let mut store = Store::open(&env.db()).expect("store");
+    let run = reminderd::jobs::waitlist::run(&mut store, &config, Clock::System.now())
+        .expect("waitlist run");
+    assert_eq!(run.opened, 1, "{run:?}");
+    let (source, opened_by, provider, starts, minutes): (String, String, String, i64, i64) = env
+        .sql()
+        .query_row(
+            "SELECT source, opened_by, provider, starts_at, duration_min FROM openings",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .expect("opening");
+    assert_eq!(
+        (source.as_str(), opened_by.as_str(), provider.as_str()),
+        ("practice", "feed:ehr", "Dr Mehta")
+    );
+    assert_eq!((starts, minutes), (free.timestamp(), 20));
+    // The next full sync sees the same slot version: kept once, no second opening.
+    sync(&db, &config, feed, &clients, true, Clock::System)
+        .await
+        .expect("sync");
+    reminderd::jobs::waitlist::run(&mut store, &config, Clock::System.now()).expect("waitlist run");
+    assert_eq!(env.count("SELECT count(*) FROM openings"), 1);
+    assert_eq!(env.count("SELECT count(*) FROM slot_events"), 1);
+}

@@ -26,6 +26,7 @@ fn feed(locations: &[(&str, &str)], clinic: Option<&str>) -> Feed {
             page_size: 100,
             max_import_age: None,
             write_back: false,
+            read_free_slots: false,
             connect_timeout: std::time::Duration::from_secs(5),
             request_timeout: std::time::Duration::from_secs(30),
         }),
