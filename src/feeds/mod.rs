@@ -99,7 +99,7 @@ pub fn apply_reading(
 ) -> Result<String, ImportError> {
     match reading {
         Reading::Appointment(row) | Reading::PatientCancelled(row) => {
-            let freed = matches!(reading, Reading::PatientCancelled(_))
+            let grace = matches!(reading, Reading::PatientCancelled(_))
                 .then(|| config.waitlist.for_clinic(&row.clinic))
                 .filter(|w| w.enabled)
                 .map(|w| w.grace);
@@ -111,7 +111,7 @@ pub fn apply_reading(
             };
             let applied =
                 crate::import::apply_record(store, config, &from, row, now, |tx, applied| {
-                    if let Some(grace) = freed {
+                    if let Some(grace) = grace {
                         tx.open_patient_cancellation(
                             applied.appointment_id,
                             &feed.name,

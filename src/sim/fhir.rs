@@ -528,9 +528,6 @@ async fn update(
 /// What a real server's validation refuses in an Appointment (R4 invariants app-2 and app-3,
 /// the status value set, an end before the start); `None` for any other resource.
 fn invalid_appointment(body: &Value) -> Option<String> {
-    if body["resourceType"] != "Appointment" {
-        return None;
-    }
     const STATUSES: [&str; 10] = [
         "proposed",
         "pending",
@@ -543,6 +540,9 @@ fn invalid_appointment(body: &Value) -> Option<String> {
         "checked-in",
         "waitlist",
     ];
+    if body["resourceType"] != "Appointment" {
+        return None;
+    }
     let status = body["status"].as_str().unwrap_or("");
     if !STATUSES.contains(&status) {
         return Some(format!(
