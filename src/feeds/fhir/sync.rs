@@ -231,8 +231,12 @@ impl Run<'_> {
         if full {
             self.gone(client, range, &seen, &mut lookup, &mut report)
                 .await?;
-            if self.feed.fhir().is_some_and(|f| f.read_free_slots) {
-                self.free_slots(client, range, &mut report).await?;
+            // The appointments are in: a server that cannot list its free slots must not
+            // fail the sync (and hold the clinic's reminders), only go without offers.
+            if self.feed.fhir().is_some_and(|f| f.read_free_slots)
+                && let Err(e) = self.free_slots(client, range, &mut report).await
+            {
+                tracing::warn!(feed = %self.feed.name, error = %e, "free slots not read");
             }
         }
         Ok((report, server_time))
