@@ -18,6 +18,7 @@ fn feed() -> Feed {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             max_silence: None,
             max_message_bytes: 4096,
+            patient_cancel_reasons: vec!["PAT".into()],
         }),
     }
 }
@@ -53,7 +54,7 @@ pub fn check(data: &[u8]) {
         let code = match read(config, &feed, &body) {
             Ok((_, Action::Apply(reading))) => {
                 match *reading {
-                    Reading::Appointment(row) => {
+                    Reading::Appointment(row) | Reading::PatientCancelled(row) => {
                         assert!(!row.appointment_id.trim().is_empty(), "no id: {row:?}");
                         assert!(row.duration_min > 0, "no length: {row:?}");
                         assert!(config.clinic(&row.clinic).is_some(), "clinic: {row:?}");

@@ -88,7 +88,14 @@ pub struct Hl7Feed {
     pub max_silence: Option<Duration>,
     /// The largest message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// SCH-6 (event reason) identifiers that say an S15 cancellation was the patient's,
+    /// upper-case (default `["PAT"]`): such a cancellation frees a slot for the waitlist,
+    /// any other is the clinic's.
+    pub patient_cancel_reasons: Vec<String>,
 }
+
+/// The SCH-6 identifiers read as "the patient cancelled" when a feed names none.
+pub const DEFAULT_PATIENT_CANCEL_REASONS: [&str; 1] = ["PAT"];
 
 /// A FHIR R4 server we read the schedule from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +118,9 @@ pub struct FhirFeed {
     /// Tell the server of patients' answers (confirm → AppointmentResponse, cancel → PUT
     /// with `If-Match`), when its CapabilityStatement allows it.
     pub write_back: bool,
+    /// A full sync also reads the horizon's free slots (`Slot?status=free`) as openings for
+    /// the waitlist (off by default: not every server searches slots).
+    pub read_free_slots: bool,
     /// Time allowed to connect.
     pub connect_timeout: StdDuration,
     /// Time allowed for a whole request.
@@ -153,6 +163,7 @@ pub(super) struct RawFeed {
     max_silence: Option<String>,
     #[serde(default = "default_max_message")]
     max_message_bytes: usize,
+    patient_cancel_reasons: Option<Vec<String>>,
     // fhir
     base_url: Option<String>,
     #[serde(default = "default_auth")]
@@ -171,6 +182,8 @@ pub(super) struct RawFeed {
     max_import_age: Option<String>,
     #[serde(default)]
     write_back: bool,
+    #[serde(default)]
+    read_free_slots: bool,
     #[serde(default = "default_connect")]
     connect_timeout: String,
     #[serde(default = "default_request")]
@@ -267,6 +280,7 @@ pub(super) fn validate(
         let hl7_only = [
             ("listen", f.listen.is_some()),
             ("max_silence", f.max_silence.is_some()),
+            ("patient_cancel_reasons", f.patient_cancel_reasons.is_some()),
         ];
         let fhir_only = [
             ("base_url", f.base_url.is_some()),
@@ -275,6 +289,7 @@ pub(super) fn validate(
             ("scope", f.scope.is_some()),
             ("max_import_age", f.max_import_age.is_some()),
             ("write_back", f.write_back),
+            ("read_free_slots", f.read_free_slots),
         ];
         let kind = match f.kind.as_str() {
             "hl7" => {
@@ -328,10 +343,29 @@ pub(super) fn validate(
                     " bytes",
                     push,
                 );
+                let patient_cancel_reasons: Vec<String> = match &f.patient_cancel_reasons {
+                    None => DEFAULT_PATIENT_CANCEL_REASONS
+                        .iter()
+                        .map(|r| (*r).to_string())
+                        .collect(),
+                    Some(list) => {
+                        if list
+                            .iter()
+                            .any(|r| r.trim().is_empty() || r.chars().any(|c| "|^~\\&".contains(c)))
+                        {
+                            push(
+                                k("patient_cancel_reasons"),
+                                "each is an SCH-6 identifier as the practice system sends it (e.g. \"PAT\"), not empty and without HL7 separators".into(),
+                            );
+                        }
+                        list.iter().map(|r| r.trim().to_ascii_uppercase()).collect()
+                    }
+                };
                 FeedKind::Hl7(Hl7Feed {
                     listen,
                     max_silence,
                     max_message_bytes: f.max_message_bytes,
+                    patient_cancel_reasons,
                 })
             }
             "fhir" => {
@@ -431,6 +465,7 @@ pub(super) fn validate(
                     page_size: f.page_size,
                     max_import_age,
                     write_back: f.write_back,
+                    read_free_slots: f.read_free_slots,
                     connect_timeout,
                     request_timeout,
                 })

@@ -23,6 +23,10 @@ use crate::store::{FeedStatus, SlotChange, Store};
 pub enum Reading {
     /// An appointment as the practice system now has it.
     Appointment(ImportRow),
+    /// A cancellation the practice system says the patient made (HL7 S15 with a
+    /// `patient_cancel_reasons` SCH-6, FHIR `cancelationReason` `pat`): applied as any
+    /// appointment is, and its slot is opened for the waitlist in the same transaction.
+    PatientCancelled(ImportRow),
     /// A time slot blocked (SIU S23) or opened (S24): kept for the waitlist.
     Slot(Slot),
 }
@@ -94,7 +98,11 @@ pub fn apply_reading(
     now: DateTime<Utc>,
 ) -> Result<String, ImportError> {
     match reading {
-        Reading::Appointment(row) => {
+        Reading::Appointment(row) | Reading::PatientCancelled(row) => {
+            let grace = matches!(reading, Reading::PatientCancelled(_))
+                .then(|| config.waitlist.for_clinic(&row.clinic))
+                .filter(|w| w.enabled)
+                .map(|w| w.grace);
             let actor = format!("feed:{}", feed.name);
             let from = crate::import::RecordFrom {
                 source: &feed.source,
@@ -103,6 +111,14 @@ pub fn apply_reading(
             };
             let applied =
                 crate::import::apply_record(store, config, &from, row, now, |tx, applied| {
+                    if let Some(grace) = grace {
+                        tx.open_patient_cancellation(
+                            applied.appointment_id,
+                            &feed.name,
+                            grace,
+                            now,
+                        )?;
+                    }
                     tx.settle_feed_message(
                         message,
                         applied.outcome.as_str(),
@@ -161,7 +177,9 @@ pub fn apply_or_refuse(
             ) => Refusal::Error {
                 reason: why,
                 external_id: match reading {
-                    Reading::Appointment(r) => Some(r.appointment_id.clone()),
+                    Reading::Appointment(r) | Reading::PatientCancelled(r) => {
+                        Some(r.appointment_id.clone())
+                    }
                     Reading::Slot(_) => None,
                 },
             },

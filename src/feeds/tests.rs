@@ -95,6 +95,14 @@ fn feed_settings_are_checked_with_their_keys() {
 kind = "hl7"
 clinic = "nowhere"
 base_url = "https://x.example/fhir"
+read_free_slots = true
+patient_cancel_reasons = ["PAT", " ", "P|T"]
+
+[feeds.fhir]
+kind = "fhir"
+clinic = "mumbai"
+base_url = "https://x.example/fhir"
+patient_cancel_reasons = ["PAT"]
 
 [feeds.other]
 kind = "smoke-signals"
@@ -112,6 +120,9 @@ clinic = "mumbai"
         "feeds.ehr.base_url: is a setting of a FHIR feed",
         "feeds.ehr.listen: an HL7 feed needs its own address",
         "feeds.other.kind: \"smoke-signals\" is not a kind of feed",
+        "feeds.ehr.read_free_slots: is a setting of a FHIR feed",
+        "feeds.ehr.patient_cancel_reasons: each is an SCH-6 identifier",
+        "feeds.fhir.patient_cancel_reasons: is a setting of an HL7 feed",
     ] {
         assert!(err.contains(needle), "{needle} not in {err}");
     }

@@ -6,7 +6,10 @@
 //! a crash is refused by the version or finds the appointment already cancelled). Everything
 //! else a cancellation meets (an HL7 feed, write-back off, a read-only server such as
 //! OpenEMR, a refusal) becomes a follow-up for staff; a server that does not answer is tried
-//! again later, then left to staff too.
+//! again later, then left to staff too. A held waitlist opening at a `confirm = "fhir"`
+//! clinic is a `book`: the patient's appointment is moved there by a `PUT` under `If-Match`
+//! (start, end and length; everything else kept), and the feed's next sync lands the move as
+//! any import does; what it cannot book is the staff's follow-up card.
 
 use std::sync::Arc;
 
@@ -16,12 +19,16 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::feeds::fhir::types::{CANCELLATION_REASONS, Reference};
 use crate::feeds::fhir::{Client, FhirClients, FhirError};
-use crate::store::{Db, SourceUpdate, StoreError};
+use crate::store::{BookFacts, Db, SourceUpdate, StoreError};
 use crate::time::Clock;
 
 /// What staff read on a cancellation the practice system was not told of.
 pub const CANCEL_BY_HAND: &str =
     "cancelled by the patient in reminderd; cancel it in the practice system";
+
+/// What staff read on a held opening the write-back could not book.
+pub const BOOK_BY_HAND: &str =
+    "reminderd could not book it through the practice system's FHIR server; book it there by hand";
 
 /// Attempts at a server that does not answer before the update is left to staff.
 pub const MAX_ATTEMPTS: i64 = 5;
@@ -61,7 +68,13 @@ pub async fn run_due(
     let due = db.run(move |s| s.due_source_updates(now, BATCH)).await??;
     let mut report = UpdatesReport::default();
     for u in due {
-        let end = one(config, clients, &u).await;
+        let facts = if u.action == "book" {
+            let id = u.id;
+            db.run(move |s| s.book_facts(id)).await??
+        } else {
+            None
+        };
+        let end = one(config, clients, &u, facts.as_ref()).await;
         let now = clock.now();
         let (state, error, retry_at) = match end {
             End::Done => {
@@ -120,7 +133,12 @@ pub fn retry_at(now: DateTime<Utc>, attempts: i64) -> DateTime<Utc> {
     now + Duration::from_std(delay).unwrap_or(Duration::hours(1))
 }
 
-async fn one(config: &Config, clients: &FhirClients, u: &SourceUpdate) -> End {
+async fn one(
+    config: &Config,
+    clients: &FhirClients,
+    u: &SourceUpdate,
+    facts: Option<&BookFacts>,
+) -> End {
     let feed = config
         .feeds
         .get(&u.feed)
@@ -129,10 +147,10 @@ async fn one(config: &Config, clients: &FhirClients, u: &SourceUpdate) -> End {
     let writable = feed.filter(|f| f.fhir().is_some_and(|h| h.write_back));
     let Some(feed) = writable else {
         // An HL7 feed, write-back off, or a feed no longer configured: staff are the only way.
-        return if u.action == "cancel" {
-            End::Staff(CANCEL_BY_HAND.into())
-        } else {
-            End::Skipped
+        return match u.action.as_str() {
+            "cancel" => End::Staff(CANCEL_BY_HAND.into()),
+            "book" => End::Staff(words(u, "the feed no longer writes back")),
+            _ => End::Skipped,
         };
     };
     let client = match clients.client(feed) {
@@ -142,6 +160,11 @@ async fn one(config: &Config, clients: &FhirClients, u: &SourceUpdate) -> End {
     let result = match u.action.as_str() {
         "cancel" => cancel(&client, &u.external_id).await,
         "confirm" => confirm(&client, &u.external_id).await,
+        "book" => match facts {
+            Some(f) if !f.held => return End::Skipped,
+            Some(f) => book(&client, &feed.source, f).await,
+            None => return End::Staff(words(u, "the offer it books is gone")),
+        },
         other => return End::Staff(format!("unknown practice-system update {other:?}")),
     };
     match result {
@@ -154,6 +177,8 @@ async fn one(config: &Config, clients: &FhirClients, u: &SourceUpdate) -> End {
 fn words(u: &SourceUpdate, why: &str) -> String {
     if u.action == "cancel" {
         format!("{CANCEL_BY_HAND} ({why})")
+    } else if u.action == "book" {
+        format!("{BOOK_BY_HAND} ({why})")
     } else {
         format!("confirmed by the patient in reminderd; the practice system was not told ({why})")
     }
@@ -215,6 +240,78 @@ async fn cancel(client: &Client, id: &str) -> Result<Option<String>, FhirError> 
     Ok(Some(format!(
         "Appointment/{id} kept changing on the FHIR server while reminderd cancelled it"
     )))
+}
+
+/// Moves the patient's appointment to the held opening: `Ok(None)` done, `Ok(Some(why))` for
+/// staff. A PUT repeated after a crash finds the appointment already there.
+async fn book(client: &Client, source: &str, f: &BookFacts) -> Result<Option<String>, FhirError> {
+    let Some((id, from, provider)) = f.moves.as_ref() else {
+        return Ok(Some(
+            "the patient has no booked appointment to move into the opening".into(),
+        ));
+    };
+    if from != source {
+        return Ok(Some(
+            "the patient's appointment did not come from this FHIR server".into(),
+        ));
+    }
+    if let (Some(want), Some(has)) = (&f.provider, provider)
+        && want != has
+    {
+        return Ok(Some(format!(
+            "the opening is with {want}, the patient's appointment with {has}"
+        )));
+    }
+    if let Some(why) = refuses(client, "Appointment", "update").await? {
+        return Ok(Some(why));
+    }
+    let end = f.starts_at + Duration::minutes(f.duration_min);
+    for attempt in 0..2 {
+        let Some(current) = client.read("Appointment", id).await? else {
+            return Ok(Some(format!(
+                "Appointment/{id} is no longer on the FHIR server"
+            )));
+        };
+        let status = current.resource["status"].as_str().unwrap_or("");
+        if !matches!(status, "booked" | "pending" | "proposed") {
+            return Ok(Some(format!(
+                "Appointment/{id} is {status:?} on the FHIR server"
+            )));
+        }
+        let at = current.resource["start"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok());
+        if at.is_some_and(|a| a == f.starts_at) {
+            // Moved already (by our own PUT before a crash, or by staff).
+            return Ok(None);
+        }
+        let body = moved(current.resource, f.starts_at, end, f.duration_min);
+        match client
+            .update("Appointment", id, &body, current.version.as_deref())
+            .await
+        {
+            Ok(()) => return Ok(None),
+            Err(e) if e.status() == Some(412) && attempt == 0 => {}
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => return Ok(Some(e.to_string())),
+        }
+    }
+    Ok(Some(format!(
+        "Appointment/{id} kept changing on the FHIR server while reminderd moved it"
+    )))
+}
+
+/// The appointment as the server has it, at the opening's time: every other field kept, a
+/// `slot` reference of the old time dropped (it names the slot it no longer fills).
+fn moved(mut appt: Value, start: DateTime<Utc>, end: DateTime<Utc>, minutes: i64) -> Value {
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    appt["start"] = json!(stamp(start));
+    appt["end"] = json!(stamp(end));
+    appt["minutesDuration"] = json!(minutes);
+    if let Some(o) = appt.as_object_mut() {
+        o.remove("slot");
+    }
+    appt
 }
 
 /// The appointment as the server has it, cancelled by the patient: every other field kept.
@@ -306,6 +403,27 @@ mod tests {
         );
         assert_eq!(c["participant"][0]["status"], "declined");
         assert_eq!(c["participant"][1]["status"], "accepted");
+    }
+
+    #[test]
+    fn a_move_changes_only_the_time() {
+        let appt = json!({
+            "resourceType": "Appointment", "id": "7", "status": "booked",
+            "start": "2026-12-01T04:00:00Z", "end": "2026-12-01T04:15:00Z",
+            "slot": [{"reference": "Slot/9"}], "comment": "bring reports",
+            "participant": [{"actor": {"reference": "Patient/9"}, "status": "accepted"}]
+        });
+        let start = DateTime::parse_from_rfc3339("2026-11-30T05:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let m = moved(appt, start, start + Duration::minutes(20), 20);
+        assert_eq!(m["start"], "2026-11-30T05:00:00Z");
+        assert_eq!(m["end"], "2026-11-30T05:20:00Z");
+        assert_eq!(m["minutesDuration"], 20);
+        assert_eq!(m["status"], "booked");
+        assert_eq!(m["comment"], "bring reports");
+        assert!(m.get("slot").is_none());
+        assert_eq!(m["participant"][0]["status"], "accepted");
     }
 
     #[test]

@@ -71,8 +71,13 @@ pub fn run(
                 Round::Offer => {
                     let candidates = store.round_candidates(&o, now)?;
                     let picks = plan::pick(&o, &candidates, s, zone, now);
-                    // Nobody suits yet: the next run looks again (an entry may be added).
-                    if !picks.is_empty() {
+                    // Nobody suits yet: the next run looks again (an entry may be added);
+                    // meanwhile the Waitlist page says why.
+                    if picks.is_empty() {
+                        let why = plan::why_none(&o, &candidates, s, zone, now);
+                        store.note_opening(o.id, Some(&why), now)?;
+                    } else {
+                        store.note_opening(o.id, None, now)?;
                         r.offers += store.write_round(
                             &o,
                             &picks,

@@ -298,7 +298,7 @@ async fn search(
             "_count" => count = v.parse().unwrap_or(50).clamp(1, 1000),
             "_getpagesoffset" => offset = v.parse().unwrap_or(0),
             "_include" => includes.push(v.as_str()),
-            "date" | "_lastUpdated" | "status" | "_id" | "patient" => {
+            "date" | "start" | "_lastUpdated" | "status" | "_id" | "patient" => {
                 conds.push((k.as_str(), v.as_str()));
             }
             other => {
@@ -324,7 +324,8 @@ async fn search(
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc));
         let ok = conds.iter().all(|(k, v)| match *k {
-            "date" => match (prefixed(v), start) {
+            // An Appointment's `date` and a Slot's `start` both search the start.
+            "date" | "start" => match (prefixed(v), start) {
                 (Some((p, t)), Some(x)) => holds(p, x, t),
                 _ => false,
             },
@@ -360,10 +361,21 @@ async fn search(
             let want = match *inc {
                 "Appointment:patient" => "Patient",
                 "Appointment:location" => "Location",
+                "Slot:schedule" => "Schedule",
                 _ => continue,
             };
-            for p in s.body["participant"].as_array().into_iter().flatten() {
-                let Some(r) = p["actor"]["reference"].as_str() else {
+            let refs: Vec<&Value> = if want == "Schedule" {
+                vec![&s.body["schedule"]]
+            } else {
+                s.body["participant"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| &p["actor"])
+                    .collect()
+            };
+            for a in refs {
+                let Some(r) = a["reference"].as_str() else {
                     continue;
                 };
                 let mut parts = r.rsplit('/');
@@ -465,6 +477,9 @@ async fn update(
                 "the body's resourceType and id must match the URL",
             );
         }
+        if let Some(why) = invalid_appointment(&parsed) {
+            return outcome(StatusCode::UNPROCESSABLE_ENTITY, "invalid", &why);
+        }
         if fhir.touch_before_put > 0
             && let Some(body) = fhir.live(&kind, &id).map(|s| s.body.clone())
         {
@@ -508,6 +523,53 @@ async fn update(
         status: answer.status().as_u16(),
     });
     answer
+}
+
+/// What a real server's validation refuses in an Appointment (R4 invariants app-2 and app-3,
+/// the status value set, an end before the start); `None` for any other resource.
+fn invalid_appointment(body: &Value) -> Option<String> {
+    const STATUSES: [&str; 10] = [
+        "proposed",
+        "pending",
+        "booked",
+        "arrived",
+        "fulfilled",
+        "cancelled",
+        "noshow",
+        "entered-in-error",
+        "checked-in",
+        "waitlist",
+    ];
+    if body["resourceType"] != "Appointment" {
+        return None;
+    }
+    let status = body["status"].as_str().unwrap_or("");
+    if !STATUSES.contains(&status) {
+        return Some(format!(
+            "Appointment.status {status:?} is not a valid status"
+        ));
+    }
+    let time = |f: &str| {
+        body[f]
+            .as_str()
+            .map(|s| chrono::DateTime::parse_from_rfc3339(s).map_err(|_| f.to_string()))
+    };
+    match (time("start"), time("end")) {
+        (Some(Err(f)), _) | (_, Some(Err(f))) => {
+            Some(format!("Appointment.{f} is not a valid instant"))
+        }
+        (Some(Ok(_)), None) | (None, Some(Ok(_))) => {
+            Some("app-2: either start and end are specified, or neither".into())
+        }
+        (Some(Ok(s)), Some(Ok(e))) if e < s => Some("Appointment.end is before its start".into()),
+        (None, None) if !matches!(status, "proposed" | "cancelled" | "waitlist") => Some(
+            "app-3: only proposed or cancelled appointments can be missing start/end dates".into(),
+        ),
+        _ if body["participant"].as_array().is_none_or(Vec::is_empty) => {
+            Some("Appointment.participant: at least one is required".into())
+        }
+        _ => None,
+    }
 }
 
 async fn create(

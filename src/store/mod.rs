@@ -25,6 +25,7 @@ mod feeds;
 mod health;
 mod identity;
 mod inbound;
+mod offer_book;
 mod offers;
 mod outbox;
 mod patient;
@@ -62,6 +63,7 @@ pub use identity::{NumberChange, NumberChangeRecord};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
+pub use offer_book::{BookBy, BookFacts, BookTask};
 pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
 pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, Verdict};
 pub use patient::{

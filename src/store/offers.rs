@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::offer_book::BookBy;
 use super::{Store, StoreError};
 use crate::model::{Channel, OfferState, Recipient};
 use crate::phone::E164;
@@ -72,8 +73,10 @@ pub struct OfferAnswer<'a> {
     pub hold_until: DateTime<Utc>,
     /// The claim takes an opening only if it starts after this (now + lead time).
     pub starts_after: DateTime<Utc>,
-    /// What staff must do once it is held (the follow-up's words).
+    /// What staff must do once it is held (the words kept on the reply).
     pub staff_task: String,
+    /// How a hold is booked: a follow-up card for staff, or the FHIR write-back.
+    pub book: BookBy,
 }
 
 /// What the patient did.
@@ -384,7 +387,7 @@ impl Store {
                         }
                         other
                     }
-                    None => claim(&tx, a, reply_id, t)?,
+                    None => claim(&tx, a, (reply_id, filed_under), t)?,
                 }
             }
         };
@@ -424,18 +427,27 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let lapsed: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare(
-                "SELECT id, coalesce(held_by_offer, 0) FROM openings WHERE state = 'held' AND hold_expires_at <= ?1",
+                "SELECT id, coalesce(held_by_offer, 0) FROM openings op WHERE state = 'held' AND hold_expires_at <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM source_updates u WHERE u.offer_id = op.held_by_offer
+                                     AND u.state IN ('done', 'settled'))",
             )?;
             stmt.query_map([t], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?
         };
-        tx.execute(
-            "UPDATE openings SET state = 'open', held_by_offer = NULL, hold_expires_at = NULL,
-                reason = 'the hold ran out unbooked', updated_at = ?1
-             WHERE state = 'held' AND hold_expires_at <= ?1",
-            [t],
-        )?;
         for (opening, offer) in &lapsed {
+            // Booked by staff or the write-back but not yet seen by an import: it stays held
+            // (the select above left it out); every other hold that ran out reopens.
+            tx.execute(
+                "UPDATE openings SET state = 'open', held_by_offer = NULL, hold_expires_at = NULL,
+                    reason = 'the hold ran out unbooked', updated_at = ?2
+                 WHERE id = ?1",
+                params![opening, t],
+            )?;
+            tx.execute(
+                "UPDATE source_updates SET state = 'skipped', error = 'the hold ran out unbooked', updated_at = ?2
+                 WHERE offer_id = ?1 AND state IN ('pending', 'staff')",
+                params![offer, t],
+            )?;
             tx.execute(
                 "UPDATE offers SET state = 'expired' WHERE id = ?1 AND state = 'accepted'",
                 [offer],
@@ -645,7 +657,7 @@ fn message_offers(kind: &str, rule: &str, params: Option<&str>) -> Vec<i64> {
 fn claim(
     tx: &rusqlite::Transaction<'_>,
     a: &OfferAnswer<'_>,
-    reply_id: i64,
+    (reply_id, filed_under): (i64, i64),
     t: i64,
 ) -> Result<Settled, StoreError> {
     let offer = a.offer;
@@ -693,8 +705,27 @@ fn claim(
         )?;
     }
     tx.execute(
-        "UPDATE replies SET outcome = 'needs_staff', reason = ?2 WHERE id = ?1",
+        "UPDATE replies SET reason = ?2 WHERE id = ?1",
         params![reply_id, format!("offer {}: {}", offer.id, a.staff_task)],
+    )?;
+    // The booking: a follow-up card for staff, or the write-back's work. Filed under the
+    // appointment it replaces, or the one the offer's message was filed under.
+    let (feed, state, note) = match &a.book {
+        BookBy::Staff(note) => (None, "staff", note.as_deref()),
+        BookBy::Fhir(feed) => (Some(feed.as_str()), "pending", None),
+    };
+    tx.execute(
+        "INSERT INTO source_updates (appointment_id, feed, action, state, error, created_at, updated_at, offer_id)
+         SELECT id, coalesce(?2, source), 'book', ?3, ?4, ?5, ?5, ?6 FROM appointments WHERE id = ?1
+         ON CONFLICT (offer_id) DO NOTHING",
+        params![
+            offer.appointment_id.unwrap_or(filed_under),
+            feed,
+            state,
+            note,
+            t,
+            offer.id
+        ],
     )?;
     tx.execute(
         "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
@@ -738,7 +769,7 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
     };
     for (opening, offer, entry, old, new, t) in &landed {
         tx.execute(
-            "UPDATE openings SET state = 'filled', hold_expires_at = NULL, updated_at = ?2 WHERE id = ?1",
+            "UPDATE openings SET state = 'filled', hold_expires_at = NULL, reason = NULL, updated_at = ?2 WHERE id = ?1",
             params![opening, t],
         )?;
         if let Some(e) = entry {
@@ -757,6 +788,13 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
         tx.execute(
             "UPDATE replies SET handled_by = 'reminderd', handled_at = ?2
              WHERE outcome = 'needs_staff' AND handled_by IS NULL AND reason LIKE 'offer ' || ?1 || ':%'",
+            params![offer, t],
+        )?;
+        // The booking's follow-up card (or the write-back's pending work) is done: the
+        // practice system shows the move.
+        tx.execute(
+            "UPDATE source_updates SET state = 'done', updated_at = ?2
+             WHERE offer_id = ?1 AND state IN ('pending', 'staff')",
             params![offer, t],
         )?;
         tx.execute(

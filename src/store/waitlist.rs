@@ -505,10 +505,26 @@ impl Store {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM appointments a JOIN clinics c ON c.id = a.clinic_id
              WHERE c.key = ?1 AND a.status = 'cancelled' AND a.cancelled_by IN ('clinic', 'source')
-               AND a.starts_at >= ?2 AND a.starts_at < ?3",
+               AND a.starts_at >= ?2 AND a.starts_at < ?3
+               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.appointment_id = a.id AND o.source = 'patient_cancel')",
             params![clinic, from.timestamp(), to.timestamp()],
             |r| r.get(0),
         )?)
+    }
+
+    /// Says why an open opening got no offer this time (`None`: it got one), for the Waitlist
+    /// page; written only when it changes.
+    pub fn note_opening(
+        &mut self,
+        id: i64,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE openings SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'open' AND reason IS NOT ?2",
+            params![id, reason, now.timestamp()],
+        )?;
+        Ok(())
     }
 
     /// Ends an open opening (`expired` or `withdrawn`) with why; its open offers end with it.
@@ -753,4 +769,28 @@ fn close(
         )?;
     }
     Ok(n)
+}
+
+impl super::ImportTx<'_> {
+    /// In a feed message's own transaction: the appointment the practice system says the
+    /// patient cancelled frees its slot (source `patient_cancel`, opened by `feed:<name>`,
+    /// offered after the grace). Once per appointment; nothing for one already past or not
+    /// cancelled after all.
+    pub fn open_patient_cancellation(
+        &self,
+        appointment_id: i64,
+        feed: &str,
+        grace: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
+                opened_at, offers_from, updated_at)
+             SELECT clinic_id, provider, starts_at, duration_min, 'patient_cancel', id, 'feed:' || ?2, ?3, ?3 + ?4, ?3
+             FROM appointments WHERE id = ?1 AND status = 'cancelled' AND starts_at > ?3
+             ON CONFLICT (appointment_id) DO NOTHING",
+            params![appointment_id, feed, now.timestamp(), grace.num_seconds()],
+        )?;
+        Ok(())
+    }
 }

@@ -7,13 +7,19 @@ use chrono::{DateTime, Utc};
 use crate::config::{Clinic, Config, Confirm, OfferTexts};
 use crate::model::{Channel, Intent, Recipient};
 use crate::phone::E164;
-use crate::store::{AnswerTexts, FreeOpening, OfferAnswer, OfferDetail, Store, StoreError, Taken};
+use crate::store::{
+    AnswerTexts, BookBy, FreeOpening, OfferAnswer, OfferDetail, Store, StoreError, Taken,
+};
 use crate::waitlist::answers::{self, Answer, OfferKind, Settled};
 use crate::whatsapp::list::{ListMessage, ListRow};
 
 /// How long a patient's answer may come after its offer's message went out and still be
 /// read as one (the free-form window).
 const ANSWER_WINDOW_HOURS: i64 = 24;
+
+/// Minutes before the end of the 24-hour window within which a "moved" message goes by
+/// template instead of free text.
+const WINDOW_MARGIN_MINUTES: i64 = 10;
 
 /// Most openings one list offers.
 pub const LIST_SIZE: usize = 3;
@@ -152,6 +158,7 @@ pub fn route(
             hold_until,
             starts_after: now + booking.lead,
             staff_task: staff_task(&words, &offer, mode, hold_until),
+            book: book_by(config, &clinic.key, mode),
         },
         now,
     )?;
@@ -403,7 +410,10 @@ fn or_list(items: &[String]) -> String {
 }
 
 /// The job step: holds that ran out go back to open, and patients whose move landed are told
-/// their new time (once; inside the window their answer opened). Returns (lapsed, told).
+/// their new time, once: as free text inside the 24-hour window their answer opened (or by
+/// SMS, which has no window), else through the clinic's booking-confirmation template (the
+/// appointment at its new time), so a move an import confirms days later is not left
+/// untold. Returns (lapsed, told).
 pub fn settle(
     store: &mut Store,
     config: &Config,
@@ -420,6 +430,20 @@ pub fn settle(
             name: &landed.patient.0,
             language: &landed.patient.1,
         };
+        // A free-form message queued this close to the window's end would likely expire.
+        let window_closed = landed.channel == Channel::WhatsApp
+            && now + chrono::Duration::minutes(WINDOW_MARGIN_MINUTES) >= landed.window_end;
+        if window_closed && let Some(template) = config.booking_confirmation.as_deref() {
+            store.queue_moved_template(&landed, template, now)?;
+            told += 1;
+            continue;
+        }
+        if window_closed {
+            tracing::warn!(
+                offer = landed.offer_id,
+                "the patient's 24-hour window has closed and no [booking_confirmation] template is configured: the new time is sent as text and may expire unsent"
+            );
+        }
         let texts = config
             .booking
             .texts_for(&landed.patient.1, &clinic.default_language);
@@ -435,7 +459,31 @@ pub fn settle(
     Ok((lapsed, told))
 }
 
-/// The follow-up staff see for a held opening, by the clinic's mode.
+/// How a hold at clinic `key` is booked: by the FHIR write-back of a feed that keeps the
+/// clinic and may write (`confirm = "fhir"`), else by staff from a follow-up card.
+fn book_by(config: &Config, key: &str, mode: Confirm) -> BookBy {
+    match mode {
+        Confirm::Staff => BookBy::Staff(None),
+        Confirm::Call => BookBy::Staff(Some(
+            "The patient was asked to call the clinic to take it.".into(),
+        )),
+        Confirm::Fhir => config
+            .feeds
+            .values()
+            .find(|f| f.fhir().is_some_and(|h| h.write_back) && f.clinics().contains(&key))
+            .map_or_else(
+                || {
+                    BookBy::Staff(Some(
+                        "reminderd has no FHIR feed with write-back for this clinic to book it through."
+                            .into(),
+                    ))
+                },
+                |f| BookBy::Fhir(f.name.clone()),
+            ),
+    }
+}
+
+/// The words kept on the patient's reply for a held opening, by the clinic's mode.
 fn staff_task(
     words: &Words<'_>,
     offer: &OfferDetail,
@@ -451,9 +499,7 @@ fn staff_task(
     let how = match mode {
         Confirm::Staff => String::new(),
         Confirm::Call => " The patient was asked to call the clinic to take it.".into(),
-        Confirm::Fhir => {
-            " reminderd cannot book a move through the practice system's FHIR server yet: book it there by hand.".into()
-        }
+        Confirm::Fhir => " reminderd books it through the practice system's FHIR server.".into(),
     };
     format!(
         "Book {} into {when}{instead}; the slot is held until {until}.{how}",

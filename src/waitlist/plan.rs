@@ -190,6 +190,115 @@ pub fn pick<'c>(
     fit
 }
 
+/// Why a round of `o` found nobody to offer it to, in words for the Waitlist page: nobody
+/// waiting, nobody who wants that day, time or doctor, or what stopped each patient who does
+/// (offered it already, their entry's or the week's cap, an earlier appointment, no
+/// appointment to send with, the patient who freed it).
+pub fn why_none(
+    o: &Opening,
+    candidates: &[Candidate],
+    s: &Waitlist,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> String {
+    if candidates.is_empty() {
+        return "No offer: nobody is on the waitlist.".into();
+    }
+    let wanting: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| {
+            let uncapped = Entry {
+                offers_sent: 0,
+                ..c.entry.clone()
+            };
+            suits(&uncapped, o, zone, now)
+        })
+        .collect();
+    if wanting.is_empty() {
+        return "No offer: nobody on the waitlist wants this day, time or doctor.".into();
+    }
+    // Each patient counted once, by the first thing that stops them.
+    let mut counts = [0usize; 5];
+    let mut freer = false;
+    let mut seen = std::collections::HashSet::new();
+    for c in wanting {
+        if !seen.insert(c.entry.patient_id) {
+            continue;
+        }
+        if o.freed_by == Some(c.entry.patient_id) {
+            freer = true;
+        } else if c.offered_this_opening {
+            counts[0] += 1;
+        } else if c.entry.offers_sent >= c.entry.max_offers {
+            counts[1] += 1;
+        } else if c.offers_this_week >= s.max_offers_per_week {
+            counts[2] += 1;
+        } else if c.booked_at.is_some_and(|b| o.starts_at >= b) {
+            counts[3] += 1;
+        } else if c.file_under.is_none() {
+            counts[4] += 1;
+        }
+    }
+    let who = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 patient who wants it {one}")
+        } else {
+            format!("{n} patients who want it {many}")
+        }
+    };
+    let cap = s.max_offers_per_week;
+    let mut parts: Vec<String> = [
+        (
+            counts[0],
+            who(
+                counts[0],
+                "was offered it already",
+                "were offered it already",
+            ),
+        ),
+        (
+            counts[1],
+            who(
+                counts[1],
+                "has had every offer their waitlist entry allows",
+                "have had every offer their waitlist entries allow",
+            ),
+        ),
+        (
+            counts[2],
+            who(
+                counts[2],
+                &format!("has had {cap} offers this week, the most allowed"),
+                &format!("have had {cap} offers this week, the most allowed"),
+            ),
+        ),
+        (
+            counts[3],
+            who(
+                counts[3],
+                "already has an earlier appointment",
+                "already have earlier appointments",
+            ),
+        ),
+        (
+            counts[4],
+            who(
+                counts[4],
+                "has no appointment to send the offer with",
+                "have no appointment to send the offer with",
+            ),
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(_, words)| words)
+    .collect();
+    if freer {
+        parts.push("the patient who freed it is not offered it back".into());
+    }
+    format!("No offer: {}.", parts.join("; "))
+}
+
 /// The median of `spans` in seconds (`None` when empty).
 pub fn median_seconds(mut spans: Vec<i64>) -> Option<i64> {
     if spans.is_empty() {
@@ -353,6 +462,43 @@ mod tests {
             round(&early, &s, quiet, ZONE, at(2, 22, 0)),
             Round::Expire(_)
         ));
+    }
+
+    #[test]
+    fn when_nobody_is_offered_the_reason_says_who_wanted_it_and_what_stopped_them() {
+        let (o, now, s) = (opening(), at(2, 9, 30), Waitlist::default());
+        let why = |cands: Vec<Candidate>| why_none(&o, &cands, &s, ZONE, now);
+        assert_eq!(why(vec![]), "No offer: nobody is on the waitlist.");
+        let mut iyer = entry(1, 1, 1, 9);
+        iyer.entry.provider = Some("Dr Iyer".into());
+        assert_eq!(
+            why(vec![iyer]),
+            "No offer: nobody on the waitlist wants this day, time or doctor."
+        );
+        let mut offered = entry(1, 1, 1, 9);
+        offered.offered_this_opening = true;
+        let mut offered2 = entry(2, 2, 1, 9);
+        offered2.offered_this_opening = true;
+        let mut weekly = entry(3, 3, 1, 9);
+        weekly.offers_this_week = s.max_offers_per_week;
+        let mut capped = entry(4, 4, 1, 9);
+        capped.entry.offers_sent = 3;
+        let mut earlier = entry(5, 5, 1, 9);
+        earlier.booked_at = Some(at(3, 9, 0));
+        assert_eq!(
+            why(vec![
+                offered,
+                offered2,
+                weekly,
+                capped,
+                earlier,
+                entry(6, 99, 1, 9)
+            ]),
+            format!(
+                "No offer: 2 patients who want it were offered it already; 1 patient who wants it has had every offer their waitlist entry allows; 1 patient who wants it has had {} offers this week, the most allowed; 1 patient who wants it already has an earlier appointment; the patient who freed it is not offered it back.",
+                s.max_offers_per_week
+            )
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ mod sms_twilio;
 mod soak;
 mod template_health;
 mod waitlist_answers;
+mod waitlist_feeds;
+mod waitlist_fhir;
 mod waitlist_offers;
 mod webhook;
 mod webhook_identity;

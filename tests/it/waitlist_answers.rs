@@ -285,15 +285,32 @@ async fn the_staff_follow_up_closes_when_the_import_shows_the_move() {
             .await,
         200
     );
-    // Staff are asked to book it: a reply waiting for a person, in words.
-    let task =
-        s.one("SELECT reason FROM replies WHERE outcome = 'needs_staff' AND handled_by IS NULL");
+    // Staff are asked to book it: a practice-system follow-up card, not a reply to read.
+    assert_eq!(
+        s.one("SELECT action || ' ' || state || ' ' || feed FROM source_updates"),
+        "book staff csv"
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM replies WHERE outcome = 'needs_staff'"),
+        0
+    );
+    let task = s.one("SELECT reason FROM replies WHERE reason LIKE 'offer %'");
     assert!(
         task.contains("Book Patient T1 into")
             && task.contains("with Dr. Mehta")
             && task.contains("held until"),
         "{task}"
     );
+    // Until the practice system shows the move, the card stays (a plan and another upload
+    // without it change nothing).
+    s.env
+        .import(
+            "same.csv",
+            &csv(&[&row("E1", "T1", "98200 12345", "en", 5, "09:00")]),
+            &[],
+        )
+        .expect(0);
+    assert_eq!(s.one("SELECT state FROM source_updates"), "staff");
 
     // The practice system booked T1 at the opening's time (a new appointment id); the old one
     // is still in the file.
@@ -311,12 +328,8 @@ async fn the_staff_follow_up_closes_when_the_import_shows_the_move() {
         s.one(&format!("SELECT state FROM openings WHERE id = {opening}")),
         "filled"
     );
-    assert_eq!(
-        s.count(
-            "SELECT count(*) FROM replies WHERE outcome = 'needs_staff' AND handled_by IS NULL"
-        ),
-        0
-    );
+    // The import that shows the move closes the follow-up card.
+    assert_eq!(s.one("SELECT state FROM source_updates"), "done");
     assert_eq!(
         s.one(
             "SELECT o.reason FROM outbox o JOIN appointments a ON a.id = o.appointment_id
@@ -394,7 +407,7 @@ async fn reschedule_by_reply_lists_times_and_two_picks_of_one_time_find_one_take
         "held"
     );
     assert_eq!(
-        s.count("SELECT count(*) FROM replies WHERE outcome = 'needs_staff' AND reason LIKE '%Book Patient T%'"),
+        s.count("SELECT count(*) FROM source_updates WHERE action = 'book' AND state = 'staff'"),
         1
     );
     // The other is offered the next time: a second list, with the 14:00 opening.
@@ -414,4 +427,79 @@ async fn reschedule_by_reply_lists_times_and_two_picks_of_one_time_find_one_take
         .as_str()
         .unwrap_or("");
     assert!(body.contains("that time has just been taken"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_confirmed_after_the_window_closed_is_told_by_template() {
+    let env = setup();
+    // A template, unlike an answer, waits out quiet hours: none here, whatever the hour.
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    std::fs::write(
+        env.path("reminders.toml"),
+        config.replace("quiet_hours = \"21:00-08:00\"", ""),
+    )
+    .expect("config");
+    let s = Served::start(env).await;
+    let opening = open_slot(&s.env, mumbai_at(2, "10:30"));
+    let o1 = offer(&s.env, opening, "E1", now() + 1800);
+    assert_eq!(
+        s.post_signed(&tap(P1, "wamid.in.1", &format!("WL:{o1}:Y")))
+            .await,
+        200
+    );
+    // The practice system shows the move (the same appointment, at the opening's time) only
+    // 25 hours after the patient's "yes": free text can no longer reach them.
+    s.env
+        .sql()
+        .execute(
+            "UPDATE offers SET answered_at = ?1 WHERE id = ?2",
+            [now() - 25 * 3600, o1],
+        )
+        .expect("answered a day ago");
+    s.env
+        .import(
+            "moved.csv",
+            &csv(&[&row("E1", "T1", "98200 12345", "en", 2, "10:30")]),
+            &[],
+        )
+        .expect(0);
+    assert_eq!(
+        s.one(&format!("SELECT state FROM openings WHERE id = {opening}")),
+        "filled"
+    );
+    let sim = sim().await;
+    run(&s.env, &sim, &["plan"]).await;
+    assert_eq!(
+        s.one(&format!(
+            "SELECT kind || ' ' || template FROM outbox WHERE rule = 'moved:{o1}'"
+        )),
+        "booking_confirmation booked"
+    );
+    run(&s.env, &sim, &["send", "--once"]).await;
+    let sent: Vec<Value> = sim
+        .messages()
+        .into_iter()
+        .filter(|m| m.body["to"] == "+919820012345" && m.body["type"] == "template")
+        .map(|m| m.body)
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|m| m["template"]["name"] == "appointment_booked"
+                && m.to_string().contains("10:30")),
+        "{sent:?}"
+    );
+    assert_eq!(
+        s.one(&format!(
+            "SELECT state FROM outbox WHERE rule = 'moved:{o1}'"
+        )),
+        "sent"
+    );
+    // Told once: the next plan queues nothing more.
+    run(&s.env, &sim, &["plan"]).await;
+    assert_eq!(
+        s.count(&format!(
+            "SELECT count(*) FROM outbox WHERE rule = 'moved:{o1}'"
+        )),
+        1
+    );
 }

@@ -333,6 +333,13 @@ async fn a_patient_gets_no_more_offers_in_a_week_than_the_cap() {
     send(&env, &sim, now + Duration::hours(1)).await;
     assert_eq!(offers_sent(&sim).len(), 3, "max_offers_per_week = 3");
     assert_eq!(env.count("SELECT count(*) FROM offers"), 3);
+    // The two slots nobody was offered say why.
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM openings WHERE state = 'open' AND reason = 'No offer: 1 patient who wants it has had 3 offers this week, the most allowed.'"
+        ),
+        2
+    );
     // A week later the patient may be offered again.
     send(&env, &sim, now + Duration::days(7) + Duration::hours(1)).await;
     assert_eq!(

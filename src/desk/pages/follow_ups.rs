@@ -75,10 +75,11 @@ async fn render(
     let config = state.config();
     let (now, actor) = (state.clock.now(), staff.actor());
     let (the_config, the_filter) = (std::sync::Arc::clone(&config), filter.clone());
-    let (cards, practice) = state
+    let (cards, practice, books) = state
         .db(move |s| {
             let practice =
                 crate::jobs::practice_updates(s, &the_config, the_filter.clinic.as_deref())?;
+            let books = s.book_tasks()?;
             let scope = CallScope {
                 clinic: the_filter.clinic.as_deref(),
                 day: the_filter.day,
@@ -106,7 +107,7 @@ async fn render(
                     item,
                 })
                 .collect::<Vec<_>>();
-            Ok((cards, practice))
+            Ok((cards, practice, books))
         })
         .await?;
     let done = done.and_then(|k| {
@@ -121,6 +122,7 @@ async fn render(
         &views::FollowUpLists {
             calls: &cards,
             practice: &practice,
+            books: &books,
         },
         done,
         state.clock.now(),

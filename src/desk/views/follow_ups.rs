@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Config, Markup, SignedIn, html, local, mask, page, plural};
-use crate::store::{Call, CallOutcome, FollowUp, Note, PracticeUpdate};
+use crate::store::{BookTask, Call, CallOutcome, FollowUp, Note, PracticeUpdate};
 
 /// What the list shows: one clinic or all (`None`), one local day or each clinic's today and
 /// the `days` after it (`None`).
@@ -53,6 +53,8 @@ pub struct FollowUpLists<'a> {
     pub calls: &'a [FollowUpCard],
     /// Practice-system updates, oldest first.
     pub practice: &'a [PracticeUpdate],
+    /// The held waitlist openings among them (`book` updates), by update.
+    pub books: &'a [BookTask],
 }
 
 /// The text of a practice-system `?done=` key, if it is one.
@@ -155,7 +157,7 @@ pub fn follow_ups(
                 h2 { "To change in the practice system" }
                 p.summary { (plural(lists.practice.len(), "change", "changes")) " reminderd could not make in the practice system itself: make each by hand, then press Done." }
                 @for p in lists.practice {
-                    (practice_card(session, config, filter, p))
+                    (practice_card(session, config, filter, p, lists.books.iter().find(|b| b.update_id == p.update.id)))
                 }
             }
             @if cards.is_empty() {
@@ -221,6 +223,7 @@ fn practice_card(
     config: &Config,
     filter: &ListFilter,
     p: &PracticeUpdate,
+    book: Option<&BookTask>,
 ) -> Markup {
     let u = &p.update;
     let clinic = config.clinic(&u.clinic);
@@ -235,23 +238,66 @@ fn practice_card(
             )
         },
     );
-    let time = local(p.starts_at, zone, time_format);
-    let what = if u.action == "cancel" {
-        "Cancelled by the patient in reminderd — cancel it in the practice system too"
+    // A held opening: the card is about the opening's time, not the appointment it replaces.
+    let (starts_at, provider) = book.map_or((p.starts_at, p.provider.as_deref()), |b| {
+        (b.starts_at, b.provider.as_deref())
+    });
+    let time = local(starts_at, zone, time_format);
+    let what = match (u.action.as_str(), book) {
+        ("cancel", _) => {
+            "Cancelled by the patient in reminderd — cancel it in the practice system too".into()
+        }
+        (_, Some(b)) => {
+            let with = b
+                .provider
+                .as_ref()
+                .map(|d| format!(" with {d}"))
+                .unwrap_or_default();
+            let instead = b
+                .replaces
+                .map(|r| {
+                    format!(
+                        " in place of their appointment on {} at {}",
+                        local(r, zone, date_format),
+                        local(r, zone, time_format)
+                    )
+                })
+                .unwrap_or_default();
+            let hold = b
+                .hold_expires_at
+                .map(|h| format!("; hold expires {}", local(h, zone, time_format)))
+                .unwrap_or_default();
+            format!(
+                "Book {} into {}, {time}{with}{instead}{hold}",
+                b.patient_name,
+                local(b.starts_at, zone, "%a %-d %b")
+            )
+        }
+        ("book", None) => {
+            "A waitlist booking whose hold has ended — check the practice system".into()
+        }
+        _ => "Confirmed by the patient in reminderd — confirm it in the practice system too".into(),
+    };
+    let place = if book.is_some() {
+        String::new()
     } else {
-        "Confirmed by the patient in reminderd — confirm it in the practice system too"
+        format!(" · appointment {} in the practice system", u.external_id)
     };
     html! {
         section.card.follow-up #{ "p-" (u.id) } aria-labelledby={ "ph-" (u.id) } {
             h3 #{ "ph-" (u.id) } { (time) " · " (super::patient::patient_link_for_appointment(u.appointment_id, &p.patient_name)) }
             p.when {
-                (local(p.starts_at, zone, date_format)) " at " (time)
-                @if let Some(d) = &p.provider { " with " (d) }
-                " · " (name) " · appointment " (u.external_id) " in the practice system"
+                (local(starts_at, zone, date_format)) " at " (time)
+                @if let Some(d) = provider { " with " (d) }
+                " · " (name) (place)
             }
             ul.reasons { li { (what) } }
             @if let Some(e) = &u.error {
-                p.why { "Why reminderd could not do it: " (e) }
+                @if book.is_some() {
+                    p.why { (e) }
+                } @else {
+                    p.why { "Why reminderd could not do it: " (e) }
+                }
             }
             form.inline method="post" action="/desk/follow-ups/practice-done" {
                 input type="hidden" name="csrf" value=(session.csrf);
@@ -442,6 +488,7 @@ mod tests {
         let lists = FollowUpLists {
             calls: &cards,
             practice: &[],
+            books: &[],
         };
         let html = follow_ups(&session(), &config, &filter, &lists, None, now).into_string();
         assert!(
@@ -480,6 +527,7 @@ mod tests {
         let empty = FollowUpLists {
             calls: &[],
             practice: &[],
+            books: &[],
         };
         let html = follow_ups(&session(), &config, &all, &empty, None, now).into_string();
         assert!(html.contains("Nobody to call today, tomorrow or the day after, at every clinic."));
@@ -523,6 +571,7 @@ mod tests {
         let lists = FollowUpLists {
             calls: &[],
             practice: &practice,
+            books: &[],
         };
         let html = follow_ups(
             &session(),

@@ -109,6 +109,9 @@ fn opening_state(o: &Opening) -> String {
 
 fn source_words(o: &Opening) -> String {
     match o.source {
+        OpeningSource::PatientCancel if o.opened_by.starts_with("feed:") => {
+            "a patient cancelled in the practice system".into()
+        }
         OpeningSource::PatientCancel => "a patient cancelled".into(),
         OpeningSource::Practice => "the practice system opened it".into(),
         OpeningSource::Staff => format!(

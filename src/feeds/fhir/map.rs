@@ -145,7 +145,8 @@ pub fn read_appointment(
         .map(|d| d.trim().to_string())
         .filter(|d| !d.is_empty());
 
-    Ok(Reading::Appointment(ImportRow {
+    let by_patient = status == RowStatus::Cancelled && !deceased && appt.cancelled_by_patient();
+    let row = ImportRow {
         row: 1,
         clinic: clinic.key.clone(),
         appointment_id: id,
@@ -159,6 +160,80 @@ pub fn read_appointment(
         provider,
         status,
         reach: Reach::default(),
+    };
+    Ok(if by_patient {
+        Reading::PatientCancelled(row)
+    } else {
+        Reading::Appointment(row)
+    })
+}
+
+/// A free `Slot` (with its `Schedule`, whose actors name the practitioner and location) →
+/// a slot the practice system opened, for the waitlist; or a refusal naming the field.
+pub fn read_slot(
+    config: &Config,
+    feed: &Feed,
+    slot: &serde_json::Value,
+    schedule: Option<&serde_json::Value>,
+) -> Result<Reading, Refusal> {
+    let id = slot["id"].as_str().unwrap_or("?").to_string();
+    let refuse = |reason: String| Refusal::Error {
+        reason,
+        external_id: Some(format!("Slot/{id}")),
+    };
+    let actors: Vec<Reference> = schedule
+        .and_then(|s| s["actor"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|a| serde_json::from_value::<Reference>(a.clone()).ok())
+        .collect();
+    let of = |kinds: &[&str]| {
+        actors
+            .iter()
+            .find(|r| r.target().is_some_and(|(k, _)| kinds.contains(&k)))
+    };
+    let location = of(&["Location"])
+        .and_then(Reference::target)
+        .map(|(_, l)| l.to_string());
+    let clinic_key = location
+        .as_deref()
+        .and_then(|l| feed.locations.get(l.trim()))
+        .or(feed.clinic.as_ref());
+    let Some(clinic) = clinic_key.and_then(|k| config.clinics.get(k)) else {
+        return Err(refuse(format!(
+            "Slot/{id} is at {}, which is not one of this feed's locations, and the feed names no clinic of its own; add it to [feeds.{}.locations]",
+            location
+                .as_deref()
+                .map_or_else(|| "no location".to_string(), |l| format!("Location/{l}")),
+            feed.name
+        )));
+    };
+    let time = |f: &str| slot[f].as_str().and_then(|t| instant(t, clinic));
+    let (Some(starts_at), Some(ends_at)) = (time("start"), time("end")) else {
+        return Err(refuse(format!(
+            "Slot/{id} has no start or end (Slot.start, Slot.end) that is a date and time"
+        )));
+    };
+    let Some(duration_min) = u32::try_from((ends_at - starts_at).num_minutes())
+        .ok()
+        .filter(|m| (1..=24 * 60).contains(m))
+    else {
+        return Err(refuse(format!(
+            "Slot/{id} ends before it starts or lasts more than a day"
+        )));
+    };
+    let provider = of(&["Practitioner", "PractitionerRole"])
+        .and_then(|a| a.display.as_deref())
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    Ok(Reading::Slot(crate::feeds::Slot {
+        clinic: clinic.key.clone(),
+        opened: true,
+        starts_at,
+        duration_min,
+        provider,
+        location,
     }))
 }
 

@@ -46,6 +46,8 @@ pub struct SyncReport {
     pub refused: usize,
     /// Booked appointments the server no longer has: cancelled as deleted by the source.
     pub gone: usize,
+    /// Free slots read (`read_free_slots`), each kept once per version for the waitlist.
+    pub slots: usize,
 }
 
 /// Syncs `feed` once (`full`, or incrementally from the last cursor; a feed never synced is
@@ -128,8 +130,9 @@ fn fhir_instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// One appointment, read and ready to store and apply.
+/// One appointment (or free slot), read and ready to store and apply.
 struct Prepared {
+    kind: &'static str,
     message_id: String,
     body: String,
     origin: String,
@@ -228,8 +231,89 @@ impl Run<'_> {
         if full {
             self.gone(client, range, &seen, &mut lookup, &mut report)
                 .await?;
+            // The appointments are in: a server that cannot list its free slots must not
+            // fail the sync (and hold the clinic's reminders), only go without offers.
+            if self.feed.fhir().is_some_and(|f| f.read_free_slots)
+                && let Err(e) = self.free_slots(client, range, &mut report).await
+            {
+                tracing::warn!(feed = %self.feed.name, error = %e, "free slots not read");
+            }
         }
         Ok((report, server_time))
+    }
+
+    /// The horizon's free slots (`Slot?status=free` with their schedules), each stored as
+    /// received and kept as a slot the practice system opened; the waitlist job makes each
+    /// an opening once (source `practice`).
+    async fn free_slots(
+        &self,
+        client: &Client,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        report: &mut SyncReport,
+    ) -> Result<(), FhirError> {
+        let query = format!(
+            "Slot?status=free&start=ge{}&start=lt{}&_include=Slot:schedule&_count={}",
+            enc(&fhir_instant(from)),
+            enc(&fhir_instant(to)),
+            client.settings().page_size
+        );
+        let mut url = client.url(&query)?;
+        for _ in 0..MAX_PAGES {
+            let bundle = client.search(url).await?;
+            let mut schedules: HashMap<String, Value> = HashMap::new();
+            let mut slots = Vec::new();
+            for entry in &bundle.entry {
+                let Some(r) = &entry.resource else { continue };
+                match r["resourceType"].as_str() {
+                    Some("Slot") if r["status"] == "free" => slots.push(r.clone()),
+                    Some("Schedule") => {
+                        if let Some(id) = r["id"].as_str() {
+                            schedules.insert(format!("Schedule/{id}"), r.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut prepared = Vec::with_capacity(slots.len());
+            for slot in slots {
+                let id = slot["id"].as_str().unwrap_or("?").to_string();
+                let version = version_of(&slot);
+                let schedule = slot["schedule"]["reference"]
+                    .as_str()
+                    .and_then(|r| {
+                        // "Schedule/S1", or an absolute URL ending in it.
+                        let mut parts = r.rsplit('/');
+                        let (id, kind) = (parts.next()?, parts.next()?);
+                        schedules.get(&format!("{kind}/{id}"))
+                    })
+                    .cloned();
+                let reading =
+                    super::map::read_slot(self.config, &self.feed, &slot, schedule.as_ref());
+                prepared.push(Prepared {
+                    kind: "Slot",
+                    message_id: format!("Slot/{id}/_history/{version}"),
+                    body: bundle_of(
+                        &[Some(&slot), schedule.as_ref()]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>(),
+                    ),
+                    origin: format!("FHIR Slot/{id}/_history/{version}"),
+                    reading,
+                });
+            }
+            report.slots += prepared.len();
+            let mut counted = SyncReport::default();
+            self.apply(prepared, &mut counted).await?;
+            report.refused += counted.refused;
+            match bundle.next() {
+                Some(next) => url = client.follow(next)?,
+                None => return Ok(()),
+            }
+        }
+        Err(FhirError::Invalid(format!(
+            "the search for free slots went on for more than {MAX_PAGES} pages; raise page_size"
+        )))
     }
 
     /// Reads one appointment with its patient and location (the includes, else read alone).
@@ -247,6 +331,7 @@ impl Run<'_> {
         let Ok(typed) = parsed else {
             let e = parsed.err().map(|e| e.to_string()).unwrap_or_default();
             return Ok(Prepared {
+                kind: "Appointment",
                 body: bundle_of(&[&appt]),
                 message_id,
                 origin,
@@ -284,6 +369,7 @@ impl Run<'_> {
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
                 return Ok(Prepared {
+                    kind: "Appointment",
                     message_id,
                     body,
                     origin,
@@ -310,6 +396,7 @@ impl Run<'_> {
             },
         );
         Ok(Prepared {
+            kind: "Appointment",
             message_id,
             body,
             origin,
@@ -438,6 +525,7 @@ impl Run<'_> {
             };
             let stamp = self.clock.now().to_rfc3339_opts(SecondsFormat::Secs, true);
             prepared.push(Prepared {
+                kind: "Appointment",
                 message_id: format!("Appointment/{id} gone {stamp}"),
                 body: json!({"resourceType": "OperationOutcome", "issue": [{"severity": "information", "code": "not-found",
                     "diagnostics": format!("Appointment/{id} is no longer on the server (full sync at {stamp})")}]}).to_string(),
@@ -459,7 +547,7 @@ fn store_and_apply(
     p: &Prepared,
     now: DateTime<Utc>,
 ) -> Result<Done, StoreError> {
-    let got = s.receive_feed_message(&feed.name, &p.message_id, "Appointment", &p.body, now)?;
+    let got = s.receive_feed_message(&feed.name, &p.message_id, p.kind, &p.body, now)?;
     if got.replay && got.state != MessageState::Received {
         return Ok(Done::Replay);
     }

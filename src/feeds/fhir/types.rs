@@ -105,12 +105,31 @@ pub struct Appointment {
     pub end: Option<String>,
     /// Length, when no end is given.
     pub minutes_duration: Option<u32>,
+    /// Why it was cancelled (HL7's appointment-cancellation-reason codes, R4's spelling).
+    #[serde(default)]
+    pub cancelation_reason: Option<CodeableConcept>,
     /// Who and where.
     #[serde(default)]
     pub participant: Vec<Participant>,
 }
 
 impl Appointment {
+    /// Whether its cancellation reason is the patient's: code `pat` of
+    /// appointment-cancellation-reason, or one of its children (`pat-crs`, `pat-mv`, ...),
+    /// in that system or with no system named.
+    pub fn cancelled_by_patient(&self) -> bool {
+        self.cancelation_reason.as_ref().is_some_and(|r| {
+            r.coding.iter().any(|c| {
+                c.system
+                    .as_deref()
+                    .is_none_or(|s| s == CANCELLATION_REASONS)
+                    && c.code
+                        .as_deref()
+                        .is_some_and(|code| code == "pat" || code.starts_with("pat-"))
+            })
+        })
+    }
+
     /// The participant whose actor is a `kind` (`Patient`, `Location`, ...).
     pub fn actor(&self, kinds: &[&str]) -> Option<&Reference> {
         self.participant

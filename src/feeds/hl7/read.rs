@@ -124,9 +124,14 @@ pub fn read(config: &Config, feed: &Feed, body: &str) -> Result<(Header, Action)
         )));
     }
     let action = match event.as_str() {
-        "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26" => Action::Apply(Box::new(
-            Reading::Appointment(appointment(config, feed, &msg, &event)?),
-        )),
+        "S12" | "S13" | "S14" | "S15" | "S16" | "S17" | "S26" => {
+            let row = appointment(config, feed, &msg, &event)?;
+            Action::Apply(Box::new(if event == "S15" && by_patient(feed, &msg) {
+                Reading::PatientCancelled(row)
+            } else {
+                Reading::Appointment(row)
+            }))
+        }
         "S23" | "S24" => Action::Apply(Box::new(Reading::Slot(slot(config, feed, &msg, &event)?))),
         "S18" | "S19" | "S20" | "S21" | "S22" => Action::Ignore(format!(
             "ignored: SIU {event} changes a service or resource of the appointment, not its time or status"
@@ -341,6 +346,19 @@ fn clinic<'c>(
         )
     })?;
     Ok((clinic, location))
+}
+
+/// Whether SCH-6 (event reason) names the patient as the one who cancelled: its identifier
+/// is one of the feed's `patient_cancel_reasons` (any case).
+fn by_patient(feed: &Feed, msg: &Message<'_>) -> bool {
+    let reason = text(msg, "SCH", 6, 1);
+    let reason = reason.trim();
+    !reason.is_empty()
+        && feed.hl7().is_some_and(|h| {
+            h.patient_cancel_reasons
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(reason))
+        })
 }
 
 /// The row status: the trigger for S15/S16/S17/S26, else SCH-25 (the filler status).

@@ -53,7 +53,7 @@ fn row(c: &Config, body: &str) -> ImportRow {
     let feed = &c.feeds["ehr"];
     match read(c, feed, body) {
         Ok((_, Action::Apply(reading))) => match *reading {
-            Reading::Appointment(r) => r,
+            Reading::Appointment(r) | Reading::PatientCancelled(r) => r,
             Reading::Slot(s) => panic!("a slot: {s:?}"),
         },
         other => panic!("not an appointment: {other:?}"),
@@ -464,4 +464,33 @@ fn an_msh_without_usable_separators_is_not_hl7_and_its_ack_stays_whole() {
     assert_eq!(segments.len(), 3, "{segments:?}");
     assert!(segments[0].starts_with("MSH|^~\\&|"), "{segments:?}");
     assert!(segments[1].starts_with("MSA|AR||"), "{segments:?}");
+}
+
+#[test]
+fn an_s15_whose_event_reason_is_the_patients_is_a_patient_cancellation() {
+    let reading = |c: &Config, event: &str, reason: &str| {
+        let body = v23(event, "^^^202612010930^202612011000", MOBILE, "")
+            .replace("|||||CHECKUP", &format!("||||{reason}|CHECKUP"));
+        match read(c, &c.feeds["ehr"], &body) {
+            Ok((_, Action::Apply(r))) => *r,
+            other => panic!("not applied: {other:?}"),
+        }
+    };
+    let by_patient = |r: Reading| matches!(r, Reading::PatientCancelled(_));
+    // The documented default: PAT, in any case.
+    let c = config(FEED);
+    assert!(by_patient(reading(&c, "S15", "PAT^Patient request")));
+    assert!(by_patient(reading(&c, "S15", "pat")));
+    assert!(!by_patient(reading(&c, "S15", "CLI^Clinic closed")));
+    assert!(!by_patient(reading(&c, "S15", "")));
+    // A deletion or another trigger with PAT is not a patient's cancellation.
+    assert!(!by_patient(reading(&c, "S17", "PAT")));
+    assert!(!by_patient(reading(&c, "S12", "PAT")));
+    // A feed that names its own codes.
+    let own = config(&FEED.replace(
+        "listen =",
+        "patient_cancel_reasons = [\"PT\", \"NOSHOWREQ\"]\nlisten =",
+    ));
+    assert!(by_patient(reading(&own, "S15", "PT")));
+    assert!(!by_patient(reading(&own, "S15", "PAT")));
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::*;
 use crate::config::{FeedKind, FhirAuth, FhirFeed};
+use crate::feeds::fhir::types::CANCELLATION_REASONS;
 
 fn feed(locations: &[(&str, &str)], clinic: Option<&str>) -> Feed {
     Feed {
@@ -25,6 +26,7 @@ fn feed(locations: &[(&str, &str)], clinic: Option<&str>) -> Feed {
             page_size: 100,
             max_import_age: None,
             write_back: false,
+            read_free_slots: false,
             connect_timeout: std::time::Duration::from_secs(5),
             request_timeout: std::time::Duration::from_secs(30),
         }),
@@ -80,7 +82,7 @@ fn read(status: &str, p: &Patient, f: &Feed) -> Result<ImportRow, Refusal> {
         },
     )
     .map(|r| match r {
-        Reading::Appointment(row) => row,
+        Reading::Appointment(row) | Reading::PatientCancelled(row) => row,
         Reading::Slot(_) => panic!("a slot"),
     })
 }
@@ -167,4 +169,54 @@ fn an_unknown_location_without_a_feed_clinic_is_refused() {
         text.contains("Location/L9") && text.contains("[feeds.ehr.locations]"),
         "{text}"
     );
+}
+
+#[test]
+fn only_a_cancellation_coded_pat_is_the_patients() {
+    let c = config();
+    let f = feed(&[("L9", "mumbai")], None);
+    let p = patient(&mobile_telecom());
+    let reading = |status: &str, reason: Option<serde_json::Value>| {
+        let mut a = appt(status);
+        a.cancelation_reason = reason.map(|r| serde_json::from_value(r).expect("reason"));
+        read_appointment(
+            &c,
+            &f,
+            &a,
+            Related {
+                patient: Some(&p),
+                location: None,
+            },
+        )
+        .expect("reading")
+    };
+    let coded =
+        |system: &str, code: &str| Some(json!({"coding": [{"system": system, "code": code}]}));
+    let by_patient = |r: Reading| matches!(r, Reading::PatientCancelled(ref row) if row.status == RowStatus::Cancelled);
+    assert!(by_patient(reading(
+        "cancelled",
+        coded(CANCELLATION_REASONS, "pat")
+    )));
+    assert!(by_patient(reading(
+        "cancelled",
+        coded(CANCELLATION_REASONS, "pat-mv")
+    )));
+    assert!(by_patient(reading(
+        "cancelled",
+        Some(json!({"coding": [{"code": "pat"}]}))
+    )));
+    // The clinic's reasons, another system's "pat", no reason, or a booked one: not the patient's.
+    assert!(!by_patient(reading(
+        "cancelled",
+        coded(CANCELLATION_REASONS, "prov")
+    )));
+    assert!(!by_patient(reading(
+        "cancelled",
+        coded("http://example.org/reasons", "pat")
+    )));
+    assert!(!by_patient(reading("cancelled", None)));
+    assert!(!by_patient(reading(
+        "booked",
+        coded(CANCELLATION_REASONS, "pat")
+    )));
 }
