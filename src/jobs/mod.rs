@@ -13,6 +13,43 @@ pub mod waitlist;
 
 pub use sms::{SmsSummary, process_sms_inbound, process_sms_status};
 
+/// A daemon job on `cron` that runs `work` with the config as it is at each tick; a tick that
+/// finds the last run still going skips, so a slow run never piles up behind itself.
+pub(crate) fn exclusive_cron_job<F, Fut>(
+    cron: &str,
+    name: &str,
+    config: std::sync::Arc<std::sync::RwLock<std::sync::Arc<Config>>>,
+    work: F,
+) -> Result<tokio_cron_scheduler::Job, String>
+where
+    F: Fn(std::sync::Arc<Config>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let running = std::sync::Arc::new(AtomicBool::new(false));
+    let work = std::sync::Arc::new(work);
+    tokio_cron_scheduler::Job::new_async(cron, move |_, _| {
+        let (config, running, work) = (
+            std::sync::Arc::clone(&config),
+            std::sync::Arc::clone(&running),
+            std::sync::Arc::clone(&work),
+        );
+        Box::pin(async move {
+            if running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let config = std::sync::Arc::clone(
+                &config
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            work(config).await;
+            running.store(false, Ordering::Release);
+        })
+    })
+    .map_err(|e| format!("{name}: {e:?}"))
+}
+
 use crate::store::{Delivery, PlanCounts, ReplyRecord, StatusApplied, Store, StoreError};
 
 /// Plans everything due at `now` and materialises it (or, with `dry_run`, only counts).

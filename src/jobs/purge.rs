@@ -3,7 +3,6 @@
 //! it on `privacy.purge` (daily), each batch its own store call so a send or a webhook waits
 //! for one batch at most; `reminderd purge` runs the same steps on its own connection.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -95,18 +94,9 @@ pub fn job(
         .privacy
         .purge
         .clone();
-    let running = Arc::new(AtomicBool::new(false));
-    tokio_cron_scheduler::Job::new_async(cron.as_str(), move |_, _| {
-        let (store, config, running) = (store.clone(), Arc::clone(&config), Arc::clone(&running));
-        Box::pin(async move {
-            if running.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            let config = Arc::clone(
-                &config
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
+    super::exclusive_cron_job(&cron, "privacy.purge", config, move |config| {
+        let store = store.clone();
+        async move {
             match run_shared(&store, &config, clock.now()).await {
                 Ok(r) => tracing::info!(
                     webhook_bodies = r.counts.webhook_bodies,
@@ -119,10 +109,8 @@ pub fn job(
                 ),
                 Err(e) => tracing::error!(error = %e, "retention purge failed"),
             }
-            running.store(false, Ordering::Release);
-        })
+        }
     })
-    .map_err(|e| format!("privacy.purge: {e:?}"))
 }
 
 #[cfg(test)]

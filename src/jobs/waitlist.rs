@@ -3,7 +3,6 @@
 //! are due. The daemon runs it on the plan cadence; `reminderd send` before each dispatch.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -104,18 +103,9 @@ pub fn job(
         .daemon
         .plan
         .clone();
-    let running = Arc::new(AtomicBool::new(false));
-    tokio_cron_scheduler::Job::new_async(cron.as_str(), move |_, _| {
-        let (store, config, running) = (store.clone(), Arc::clone(&config), Arc::clone(&running));
-        Box::pin(async move {
-            if running.swap(true, Ordering::AcqRel) {
-                return;
-            }
-            let config = Arc::clone(
-                &config
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
+    super::exclusive_cron_job(&cron, "daemon.plan (waitlist)", config, move |config| {
+        let store = store.clone();
+        async move {
             let now = clock.now();
             match store.run(move |s| run(s, &config, now)).await {
                 Ok(Ok(r)) if r.opened + r.withdrawn + r.expired + r.offers > 0 => tracing::info!(
@@ -129,8 +119,6 @@ pub fn job(
                 Ok(Err(e)) => tracing::error!(error = %e, "waitlist run failed"),
                 Err(e) => tracing::error!(error = %e, "waitlist task failed"),
             }
-            running.store(false, Ordering::Release);
-        })
+        }
     })
-    .map_err(|e| format!("daemon.plan (waitlist): {e:?}"))
 }
