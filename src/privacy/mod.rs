@@ -97,6 +97,10 @@ pub fn number_needles(numbers: &[String]) -> Vec<String> {
 /// What erasure puts where a name or number stood inside a kept text (an audit row's value).
 pub const ERASED: &str = "[erased]";
 
+/// The name an erased patient's row keeps, so that every page listing their appointments (the
+/// day board, the week, follow-ups) says so in words instead of showing a blank.
+pub const ERASED_NAME: &str = "Erased patient";
+
 /// The instants before which the purge empties rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cutoffs {

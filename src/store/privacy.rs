@@ -483,11 +483,11 @@ impl Store {
             )?;
         }
         tx.execute(
-            "UPDATE patients SET name = '', phone = '', external_id = 'erased:' || id,
+            "UPDATE patients SET name = ?3, phone = '', external_id = 'erased:' || id,
                contact_name = NULL, contact_phone = NULL, contact_relation = NULL,
                wa_user_id = NULL, consent_source = NULL, erased_at = ?2, updated_at = ?2
              WHERE id = ?1",
-            params![id, t],
+            params![id, t, crate::privacy::ERASED_NAME],
         )?;
         tx.execute(
             "INSERT INTO erasures (clinic_id, patient_id, erased_by, forced, erased_at)

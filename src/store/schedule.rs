@@ -494,6 +494,21 @@ impl ImportTx<'_> {
             reach.contact_relation
         ])?;
         let id = self.tx.last_insert_rowid();
+        // The consent the schedule stands for, on the channel it says the patient is reached
+        // by, starts the patient's consent history (STOP, START and staff add to it).
+        let channel = match reach.channel {
+            None | Some(ChannelChoice::WhatsApp) => Some("whatsapp"),
+            Some(ChannelChoice::Sms) => Some("sms"),
+            Some(ChannelChoice::None) => None,
+        };
+        if let Some(channel) = channel {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO consents (patient_id, channel, given, source, recorded_at)
+                     VALUES (?1, ?2, 1, ?3, ?4)",
+                )?
+                .execute(params![id, channel, consent_source, now.timestamp()])?;
+        }
         // A number whose earlier patient was erased keeps that patient's opt-out.
         super::privacy::apply_kept_opt_outs(&self.tx, id, phone.as_str(), now.timestamp())?;
         Ok(id)

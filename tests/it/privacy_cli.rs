@@ -143,6 +143,16 @@ fn export_holds_every_row_that_names_the_patient() {
         .expect(0)
         .json();
     assert_eq!(doc["patient"]["name"], NAME);
+    // The schedule's consent starts her consent history, on the channel it reaches her by.
+    let consents = doc["consents"].as_array().expect("consents");
+    assert!(
+        consents.iter().any(|c| c["channel"] == "whatsapp"
+            && c["given"] == 1
+            && c["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("import:"))),
+        "{consents:#?}"
+    );
     let naming = rows_naming(&env, id);
     assert!(
         naming.len() >= 10,

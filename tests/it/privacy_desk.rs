@@ -156,6 +156,16 @@ async fn an_admin_exports_then_erases_after_being_asked_and_both_are_audited() {
         d.count("SELECT count(*) FROM patients WHERE name = 'Aarav Sharma'"),
         1
     );
+    // The day board names the erased patient's row in words, not with a blank.
+    let day = b
+        .get("/desk/day?clinic=mumbai&date=2099-01-15")
+        .await
+        .text();
+    assert!(day.contains("Erased patient"), "{day}");
+    assert!(
+        day.contains("Aarav Sharma") && !day.contains("Priya"),
+        "{day}"
+    );
     // The confirm page of an erased patient goes back to their page.
     let again = b.get(&format!("/desk/patient/erase?id={id}")).await;
     assert_eq!(again.status, 303);

@@ -156,7 +156,7 @@ pub fn patient_page(
 ) -> Markup {
     let today = now.with_timezone(&clinic.time_zone).date_naive();
     let title = if erased_at.is_some() {
-        "Erased patient"
+        crate::privacy::ERASED_NAME
     } else {
         file.name.as_str()
     };

@@ -150,7 +150,7 @@ fn erase_empties_what_names_the_patient_and_keeps_the_rest() {
         |sql: &str| -> Option<String> { s.conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
     assert_eq!(
         text("SELECT name FROM patients WHERE id = 1").as_deref(),
-        Some("")
+        Some(crate::privacy::ERASED_NAME)
     );
     assert_eq!(text("SELECT text FROM replies WHERE id = 50"), None);
     assert_eq!(text("SELECT params FROM outbox WHERE id = 100"), None);
