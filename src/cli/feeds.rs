@@ -275,6 +275,7 @@ fn reapply(config: &Config, store: &mut Store, id: i64, json: bool) -> Result<u8
         Ok(d) => d,
         Err(ReapplyError::NoSuchMessage(_)) => return Err(no_such_message(id)),
         Err(e @ ReapplyError::NoSuchFeed(_)) => return Err(fail(exit::CONFIG, e.to_string())),
+        Err(e @ ReapplyError::Purged(_)) => return Err(fail(exit::DATA, e.to_string())),
         Err(e) => return Err(e.into()),
     };
     let (words, code) = match &done {

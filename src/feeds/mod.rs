@@ -211,6 +211,11 @@ pub enum ReapplyError {
     /// Its feed is no longer configured.
     #[error("feed {0:?} is no longer configured, so its message cannot be applied")]
     NoSuchFeed(String),
+    /// The retention purge emptied it: there is nothing left to read.
+    #[error(
+        "message {0} cannot be read again: its text was removed by the retention purge, which keeps such messages for a set number of days; ask the practice system to send it again"
+    )]
+    Purged(i64),
     /// Writing failed.
     #[error(transparent)]
     Import(#[from] ImportError),
@@ -238,7 +243,11 @@ pub fn reapply(
         .feeds
         .get(&message.feed)
         .ok_or_else(|| ReapplyError::NoSuchFeed(message.feed.clone()))?;
+    // The purge leaves the row and empties the text; no message is empty as it arrives.
     let body = message.body.unwrap_or_default();
+    if body.is_empty() {
+        return Err(ReapplyError::Purged(id));
+    }
     let read = match &feed.kind {
         FeedKind::Hl7(_) => hl7::reread(config, feed, &body),
         FeedKind::Fhir(_) => fhir::reread(config, feed, &body),

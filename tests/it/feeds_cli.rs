@@ -179,3 +179,45 @@ fn a_message_refused_for_an_unmapped_location_applies_once_the_location_is_mappe
     let again = env.run(&["feeds", "reapply", &id.to_string()]).expect(0);
     assert!(again.stdout.contains("already applied"), "{}", again.stdout);
 }
+
+#[test]
+fn a_refused_message_whose_text_the_purge_removed_says_so_instead_of_failing_to_parse() {
+    let env = Env::new();
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    std::fs::write(env.path("reminders.toml"), format!("{config}\n{FEEDS}")).expect("write");
+    let body = "MSH|^~\\&|EHR|BANDRA|REMINDERD|X|20261126103000||SIU^S12|MSG-11|P|2.5.1\rSCH||APT-11|||||||15|min\rAIL|1||BANDRA";
+    let id = Store::open(&env.db())
+        .expect("store")
+        .receive_feed_message(
+            "front-desk-ehr",
+            "MSG-11",
+            "SIU^S12",
+            body,
+            reminderd::time::Clock::System.now(),
+        )
+        .expect("receive")
+        .id;
+    env.run(&["feeds", "reapply", &id.to_string()]).expect(65);
+    // Its text is past `[privacy] raw_payloads`: the purge empties it, the row stays.
+    env.sql()
+        .execute(
+            "UPDATE feed_messages SET received_at = received_at - 40 * 86400 WHERE id = ?1",
+            [id],
+        )
+        .expect("age it");
+    env.run(&["purge"]).expect(0);
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM feed_messages WHERE id = {id} AND body = '' AND purged_at IS NOT NULL"
+        )),
+        1
+    );
+    let gone = env.run(&["feeds", "reapply", &id.to_string()]).expect(65);
+    let said = format!("{}{}", gone.stdout, gone.stderr);
+    assert!(
+        said.contains("its text was removed by the retention purge")
+            && said.contains("send it again"),
+        "{said}"
+    );
+    assert!(!said.contains("parse"), "{said}");
+}
