@@ -458,6 +458,21 @@ async fn a_tapped_score_is_stored_once_and_thanked_and_words_after_it_go_to_staf
         .collect();
     assert_eq!(texts, ["The doctor was very kind, thank you"], "{staff}");
     assert_eq!(score(&f.env, "M1"), Some(4));
+
+    // The evaluation report counts her score once: one answer, a 4 (too few for an average).
+    let day = d.format("%Y-%m-%d").to_string();
+    let report = f
+        .run(&["report", "--from", &day, "--to", &day, "--json"])
+        .await
+        .expect(0)
+        .json();
+    assert_eq!(report["feedback"]["scored"], 1, "{report}");
+    assert_eq!(report["feedback"]["enough"], false, "{report}");
+    assert_eq!(
+        report["feedback"]["scores"],
+        serde_json::json!([0, 0, 0, 1, 0]),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
