@@ -21,7 +21,9 @@ fn channel_name(channel: Channel) -> &'static str {
 /// Where a consent answer came from, in words (`consents.source`).
 fn source_words(answer: &ConsentAnswer) -> String {
     let s = answer.source.as_str();
-    if let Some(file) = s.strip_prefix("import:") {
+    if let Some(path) = s.strip_prefix("import:") {
+        // The command line records the whole path; staff know the file by its name.
+        let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
         format!("from the schedule upload {file}")
     } else if s.starts_with("reply ") {
         let word = if answer.given { "START" } else { "STOP" };
@@ -167,4 +169,46 @@ pub fn erase_confirm(session: &SignedIn, clinic: &Clinic, ask: &EraseAsk<'_>) ->
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(given: bool, source: &str) -> ConsentAnswer {
+        ConsentAnswer {
+            channel: Channel::WhatsApp,
+            given,
+            source: source.to_string(),
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn every_source_of_consent_reads_as_words() {
+        let cases = [
+            (
+                true,
+                "import:/srv/in/s.csv",
+                "from the schedule upload s.csv",
+            ),
+            (
+                true,
+                "import:C:\\in\\s.csv",
+                "from the schedule upload s.csv",
+            ),
+            (true, "import:s.csv", "from the schedule upload s.csv"),
+            (false, "reply wamid.1", "patient replied STOP"),
+            (true, "reply wamid.2", "patient replied START"),
+            (false, "staff:asha", "the patient told asha at the desk"),
+            (
+                false,
+                "opt-out kept after erasure",
+                "kept for this number after an earlier patient's data was erased",
+            ),
+        ];
+        for (given, source, words) in cases {
+            assert_eq!(source_words(&answer(given, source)), words, "{source}");
+        }
+    }
 }
