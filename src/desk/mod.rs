@@ -196,6 +196,7 @@ pub fn router(state: DeskState, max_upload_bytes: usize) -> Router {
         .route("/desk/patient", get(patient))
         .route("/desk/patient/reveal", post(reveal_patient))
         .route("/desk/patient/export", post(pages::export_patient))
+        .route("/desk/patient/consent", post(pages::record_consent))
         .route(
             "/desk/patient/erase",
             get(pages::erase_page).post(pages::erase_patient),

@@ -419,12 +419,7 @@ impl Store {
                 // providers keep the same list, and WhatsApp messages are not concerned.
                 (Intent::Stop, _) if rec.channel == crate::model::Channel::Sms => {
                     let from = rec.from.map_or("+", E164::as_str);
-                    tx.execute(
-                        "INSERT INTO numbers (phone, sms_opted_out_at, sms_opt_out_source, updated_at) VALUES (?1, ?2, 'reply', ?2)
-                         ON CONFLICT (phone) DO UPDATE SET sms_opted_out_at = excluded.sms_opted_out_at,
-                            sms_opt_out_source = 'reply', updated_at = excluded.updated_at",
-                        params![from, t],
-                    )?;
+                    opt_out_sms(&tx, from, "reply", t)?;
                     for p in rec.patients {
                         audit(*p, "sms_opt_out", None, "opted_out")?;
                         super::privacy::consent_row(&tx, *p, "sms", false, &source, t)?;
@@ -432,10 +427,7 @@ impl Store {
                 }
                 (Intent::Start, _) if rec.channel == crate::model::Channel::Sms => {
                     let from = rec.from.map_or("+", E164::as_str);
-                    tx.execute(
-                        "UPDATE numbers SET sms_opted_out_at = NULL, sms_opt_out_source = NULL, updated_at = ?2 WHERE phone = ?1",
-                        params![from, t],
-                    )?;
+                    opt_in_sms(&tx, from, t)?;
                     for p in rec.patients {
                         audit(*p, "sms_opt_in", Some("opted_out".into()), "opted_in")?;
                         super::privacy::consent_row(&tx, *p, "sms", true, &source, t)?;
@@ -443,20 +435,14 @@ impl Store {
                 }
                 (Intent::Stop, _) => {
                     for p in rec.patients {
-                        tx.execute("UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL", params![p, t])?;
+                        opt_out_whatsapp(&tx, *p, t)?;
                         audit(*p, "opt_out", None, "opted_out")?;
                         super::privacy::consent_row(&tx, *p, "whatsapp", false, &source, t)?;
-                        tx.execute(
-                            "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
-                             WHERE state = 'pending' AND kind != 'reply_ack'
-                               AND appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?1)",
-                            params![p, t],
-                        )?;
                     }
                 }
                 (Intent::Start, _) => {
                     for p in rec.patients {
-                        tx.execute("UPDATE patients SET opted_out_at = NULL, updated_at = ?2 WHERE id = ?1", params![p, t])?;
+                        opt_in_whatsapp(&tx, *p, t)?;
                         audit(*p, "opt_in", Some("opted_out".into()), "opted_in")?;
                         super::privacy::consent_row(&tx, *p, "whatsapp", true, &source, t)?;
                     }
@@ -523,6 +509,70 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Stops WhatsApp messages to patient `p` (a STOP, or staff recording that the patient
+/// withdrew consent): the patient's opt-out, which planning and sending obey, and their pending
+/// messages skipped. The caller audits and records the consent row.
+pub(super) fn opt_out_whatsapp(
+    conn: &rusqlite::Connection,
+    p: i64,
+    t: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL",
+        params![p, t],
+    )?;
+    conn.execute(
+        "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
+         WHERE state = 'pending' AND kind != 'reply_ack'
+           AND appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?1)",
+        params![p, t],
+    )?;
+    Ok(())
+}
+
+/// Lifts patient `p`'s WhatsApp opt-out (a START, or staff recording consent).
+pub(super) fn opt_in_whatsapp(
+    conn: &rusqlite::Connection,
+    p: i64,
+    t: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE patients SET opted_out_at = NULL, updated_at = ?2 WHERE id = ?1",
+        params![p, t],
+    )?;
+    Ok(())
+}
+
+/// Stops text messages to `phone` (a STOP by text, or staff recording a withdrawal); `source`
+/// is `numbers.sms_opt_out_source` ('reply', 'staff').
+pub(super) fn opt_out_sms(
+    conn: &rusqlite::Connection,
+    phone: &str,
+    source: &str,
+    t: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO numbers (phone, sms_opted_out_at, sms_opt_out_source, updated_at) VALUES (?1, ?2, ?3, ?2)
+         ON CONFLICT (phone) DO UPDATE SET sms_opted_out_at = excluded.sms_opted_out_at,
+            sms_opt_out_source = excluded.sms_opt_out_source, updated_at = excluded.updated_at",
+        params![phone, t, source],
+    )?;
+    Ok(())
+}
+
+/// Lifts the text-message opt-out of `phone` (a START by text, or staff recording consent).
+pub(super) fn opt_in_sms(
+    conn: &rusqlite::Connection,
+    phone: &str,
+    t: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE numbers SET sms_opted_out_at = NULL, sms_opt_out_source = NULL, updated_at = ?2 WHERE phone = ?1",
+        params![phone, t],
+    )?;
+    Ok(())
 }
 
 /// Applies a patient's answer (confirm, cancel or reschedule) to an appointment inside `tx`:

@@ -70,7 +70,7 @@ pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,
 };
-pub use privacy::{Erased, PatientRef, PurgeCounts, Vacuum};
+pub use privacy::{ConsentAnswer, Erased, PatientRef, PurgeCounts, Vacuum};
 pub use remind::{ManualSent, Press, Pressed, RemindTarget};
 pub use report::NamedNoShow;
 pub use schedule::{

@@ -1,5 +1,5 @@
 //! A patient's data (export and erasure), consent and kept opt-outs, staff roles. The retention
-//! purge is in `privacy/purge.rs`.
+//! purge is in `privacy/purge.rs`, consent as staff see and record it in `privacy/consent.rs`.
 //!
 //! Export reads every row that names the patient, as stored, into one JSON document. Erasure
 //! empties the personal fields of those rows in one transaction under `secure_delete` and
@@ -15,8 +15,10 @@ use super::{Store, StoreError};
 use crate::model::Role;
 use crate::privacy::{ERASED, Identity, needles, number_needles, numbers_in, phone_sha256};
 
+mod consent;
 mod purge;
 
+pub use consent::ConsentAnswer;
 pub use purge::{PurgeCounts, Vacuum};
 
 /// A patient as export and erasure find them.

@@ -13,6 +13,7 @@ mod demo;
 mod desk;
 mod desk_board;
 mod desk_channels;
+mod desk_consent;
 mod desk_conversation;
 mod desk_feeds;
 mod desk_follow_ups;

@@ -22,7 +22,8 @@ pub(super) use follow_ups::{
     follow_up_action, follow_up_question, follow_ups, practice_done, record_call,
 };
 pub(super) use patient::{
-    erase_page, erase_patient, export_patient, patient, patients, reveal_patient, week,
+    erase_page, erase_patient, export_patient, patient, patients, record_consent, reveal_patient,
+    week,
 };
 pub(super) use remind::{remind, remind_all, remind_page};
 pub(super) use replies::{apply_reply, replies, reply_handled, reveal_reply};

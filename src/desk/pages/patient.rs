@@ -72,14 +72,15 @@ pub(in crate::desk) async fn patient(
             };
             let channels = s.patient_channels(file.id)?.unwrap_or_default();
             let erased_at = s.patient_ref(file.id)?.and_then(|p| p.erased_at);
+            let consents = s.consents(file.id)?;
             let revealed = match shown {
                 Some(r) if s.was_revealed(file.id, r, &actor, now - REVEAL_SHOWN)? => Some(r),
                 _ => None,
             };
-            Ok(Some((file, channels, revealed, erased_at)))
+            Ok(Some((file, channels, revealed, erased_at, consents)))
         })
         .await?;
-    let Some((file, channels, revealed, erased_at)) = found else {
+    let Some((file, channels, revealed, erased_at, consents)) = found else {
         return Err(no_such_patient(&staff));
     };
     let config = state.config();
@@ -96,7 +97,7 @@ pub(in crate::desk) async fn patient(
         &file,
         &channels,
         revealed,
-        erased_at,
+        (erased_at, &consents),
         now,
     )))
 }
@@ -277,6 +278,50 @@ pub(in crate::desk) async fn erase_patient(
                 .into_response())
         }
     }
+}
+
+#[derive(Deserialize)]
+pub(in crate::desk) struct ConsentForm {
+    patient: i64,
+    /// 'whatsapp' or 'sms'.
+    channel: String,
+    /// 'agreed' or 'withdrawn'.
+    answer: String,
+}
+
+/// Records what the patient told staff about messages on one channel (any staff, audited):
+/// withdrawn stops them as a STOP reply does, agreed starts them again; then back to the
+/// patient's page.
+pub(in crate::desk) async fn record_consent(
+    State(state): State<DeskState>,
+    CsrfForm(staff, f): CsrfForm<ConsentForm>,
+) -> Result<Response, Response> {
+    let channel = crate::model::Channel::parse(f.channel.trim()).ok();
+    let given = match f.answer.trim() {
+        "agreed" => Some(true),
+        "withdrawn" => Some(false),
+        _ => None,
+    };
+    let (Some(channel), Some(given)) = (channel, given) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            views::message(
+                Some(&staff.session),
+                "Nothing was recorded",
+                "Choose WhatsApp or SMS, and whether the patient agreed or withdrew, on the patient's page.",
+            ),
+        )
+            .into_response());
+    };
+    let (actor, now, id) = (staff.actor(), state.clock.now(), f.patient);
+    let recorded = state
+        .db(move |s| s.record_consent(id, channel, given, &actor, now))
+        .await?;
+    if !recorded {
+        return Err(no_such_patient(&staff));
+    }
+    tracing::info!(user = %staff.session.user, patient = id, channel = %channel, given, "desk: consent recorded");
+    Ok(Redirect::to(&format!("/desk/patient?id={id}#consent")).into_response())
 }
 
 #[derive(Deserialize, Default)]

@@ -7,8 +7,8 @@ use super::{
     Clinic, Config, Markup, SignedIn, clinic_select, html, mask, page, response_word, status_word,
 };
 use crate::store::{
-    Matched, MessageEvent, PatientAppointment, PatientChannels, PatientFile, PatientSearch,
-    ReplyEvent, StaffEvent, WeekRow,
+    ConsentAnswer, Matched, MessageEvent, PatientAppointment, PatientChannels, PatientFile,
+    PatientSearch, ReplyEvent, StaffEvent, WeekRow,
 };
 
 /// The header's search box: a patient by name, phone or appointment id, on every page.
@@ -151,7 +151,7 @@ pub fn patient_page(
     file: &PatientFile,
     channels: &PatientChannels,
     revealed: Option<i64>,
-    erased_at: Option<DateTime<Utc>>,
+    (erased_at, consents): (Option<DateTime<Utc>>, &[ConsentAnswer]),
     now: DateTime<Utc>,
 ) -> Markup {
     let today = now.with_timezone(&clinic.time_zone).date_naive();
@@ -234,6 +234,7 @@ pub fn patient_page(
             h2 { "Messages, replies and notes" }
             (timeline(config, clinic, file, today))
             @if erased_at.is_none() {
+                (super::privacy::consent_box(session, file.id, consents, clinic))
                 (super::privacy::data_box(session, file.id, None, clinic))
             }
         },
@@ -749,7 +750,7 @@ mod tests {
             &file(),
             &PatientChannels::default(),
             None,
-            None,
+            (None, &[]),
             now,
         )
         .into_string();
@@ -783,7 +784,7 @@ mod tests {
             &file(),
             &PatientChannels::default(),
             Some(3),
-            None,
+            (None, &[]),
             now,
         )
         .into_string();
@@ -821,7 +822,7 @@ mod tests {
             &f,
             &PatientChannels::default(),
             None,
-            None,
+            (None, &[]),
             at("2026-11-25T12:00:00Z"),
         )
         .into_string();
