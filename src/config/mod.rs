@@ -776,4 +776,19 @@ phone_region = "IN"
             assert!(err.to_string().contains("rules[0].label: "), "{bad}: {err}");
         }
     }
+
+    /// Found by `props::config_mutated_shipped_file_reports_dotted_keys`: an empty template
+    /// name was also reported as a missing SMS text under the key `sms.msg91.texts.`.
+    #[test]
+    fn an_empty_booking_template_is_one_problem_at_its_own_key() {
+        let text = include_str!("../../reminders.toml")
+            .replace("template = \"booked\"", "template = \"\"");
+        let Err(ConfigError::Invalid { problems, .. }) =
+            Config::from_toml(&text, Path::new("r.toml"))
+        else {
+            panic!("an empty template name is refused");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["booking_confirmation.template"], "{problems:?}");
+    }
 }

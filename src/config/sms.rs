@@ -494,7 +494,9 @@ pub(super) fn check_against(
             .iter()
             .filter(|r| r.clinics.contains(ckey))
             .map(|r| (format!("rule {:?}", r.name), r.template.as_str()))
-            .chain(booking.map(|b| ("the booking confirmation".to_string(), b)));
+            .chain(booking.map(|b| ("the booking confirmation".to_string(), b)))
+            // An empty name is reported at its own key; no text can be keyed by it.
+            .filter(|(_, template)| !template.is_empty());
         for (what, template) in used {
             let missing = |key: &str| match texts.get(key) {
                 None => true,

@@ -62,7 +62,7 @@ pub(super) fn consent_box(
                 }
             }
         }
-        form.inline method="post" action="/desk/patient/consent" {
+        form.consent-form method="post" action="/desk/patient/consent" {
             input type="hidden" name="csrf" value=(session.csrf);
             input type="hidden" name="patient" value=(patient);
             label for="consent-channel" { "The patient told us, for " }
