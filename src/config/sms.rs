@@ -495,8 +495,9 @@ pub(super) fn check_against(
             .filter(|r| r.clinics.contains(ckey))
             .map(|r| (format!("rule {:?}", r.name), r.template.as_str()))
             .chain(booking.map(|b| ("the booking confirmation".to_string(), b)))
-            // An empty name is reported at its own key; no text can be keyed by it.
-            .filter(|(_, template)| !template.is_empty());
+            // A name not under [templates] (empty, or a typo) is one problem at its own key;
+            // asking for a text keyed by it would only repeat it.
+            .filter(|(_, template)| templates.contains_key(*template));
         for (what, template) in used {
             let missing = |key: &str| match texts.get(key) {
                 None => true,

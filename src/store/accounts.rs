@@ -156,14 +156,7 @@ impl Store {
     ) -> Result<Option<bool>, StoreError> {
         let tx = self.conn.transaction()?;
         let t = now.timestamp();
-        let Some((id, stored)) = tx
-            .query_row(
-                "SELECT id, name FROM staff_users WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-            )
-            .optional()?
-        else {
+        let Some((id, stored)) = account_by_name(&tx, name)? else {
             return Ok(None);
         };
         let n = if disabled {
@@ -209,14 +202,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError> {
         let tx = self.conn.transaction()?;
-        let Some((id, stored)) = tx
-            .query_row(
-                "SELECT id, name FROM staff_users WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-            )
-            .optional()?
-        else {
+        let Some((id, stored)) = account_by_name(&tx, name)? else {
             return Ok(None);
         };
         // Previews refer to their uploader; a confirmed one's import keeps `imported_by`.
@@ -560,6 +546,62 @@ impl Store {
         )?;
         Ok(())
     }
+
+    /// Each account's role, by name.
+    pub fn staff_roles(&self) -> Result<Vec<(String, crate::model::Role)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, role FROM staff_users ORDER BY name")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(n, r)| Ok((n, crate::model::Role::parse(&r)?)))
+            .collect()
+    }
+
+    /// Gives account `name` the role `role`, audited: `None` when there is no such account,
+    /// `Some(false)` when it had that role already. Its sign-ins end, so the new role holds
+    /// from the next page on.
+    pub fn set_staff_role(
+        &mut self,
+        name: &str,
+        role: crate::model::Role,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<bool>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let Some((id, stored)) = account_by_name(&tx, name)? else {
+            return Ok(None);
+        };
+        let n = tx.execute(
+            "UPDATE staff_users SET role = ?2, updated_at = ?3 WHERE id = ?1 AND role != ?2",
+            params![id, role.as_str(), now.timestamp()],
+        )?;
+        if n == 1 {
+            tx.execute("DELETE FROM staff_sessions WHERE user_id = ?1", params![id])?;
+            tx.execute(
+                "INSERT INTO audit_log (at, actor, action, new_value, reason) VALUES (?1, ?2, 'user_role', ?3, ?4)",
+                params![now.timestamp(), actor, role.as_str(), stored],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Some(n == 1))
+    }
+}
+
+/// The row id and stored spelling of account `name` (names match in any case).
+fn account_by_name(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT id, name FROM staff_users WHERE name = ?1",
+            params![name],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()?)
 }
 
 impl ImportTx<'_> {

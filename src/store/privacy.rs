@@ -12,7 +12,6 @@ use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::{Store, StoreError};
-use crate::model::Role;
 use crate::privacy::{ERASED, Identity, needles, number_needles, numbers_in, phone_sha256};
 
 mod consent;
@@ -521,55 +520,6 @@ impl Store {
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         Ok(busy == 0)
-    }
-
-    /// Each account's role, by name.
-    pub fn staff_roles(&self) -> Result<Vec<(String, Role)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, role FROM staff_users ORDER BY name")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(n, r)| Ok((n, Role::parse(&r)?)))
-            .collect()
-    }
-
-    /// Gives account `name` the role `role`, audited: `None` when there is no such account,
-    /// `Some(false)` when it had that role already. Its sign-ins end, so the new role holds
-    /// from the next page on.
-    pub fn set_staff_role(
-        &mut self,
-        name: &str,
-        role: Role,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<bool>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let Some((id, stored)) = tx
-            .query_row(
-                "SELECT id, name FROM staff_users WHERE name = ?1",
-                params![name],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
-            )
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let n = tx.execute(
-            "UPDATE staff_users SET role = ?2, updated_at = ?3 WHERE id = ?1 AND role != ?2",
-            params![id, role.as_str(), now.timestamp()],
-        )?;
-        if n == 1 {
-            tx.execute("DELETE FROM staff_sessions WHERE user_id = ?1", params![id])?;
-            tx.execute(
-                "INSERT INTO audit_log (at, actor, action, new_value, reason) VALUES (?1, ?2, 'user_role', ?3, ?4)",
-                params![now.timestamp(), actor, role.as_str(), stored],
-            )?;
-        }
-        tx.commit()?;
-        Ok(Some(n == 1))
     }
 }
 

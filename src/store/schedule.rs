@@ -502,12 +502,14 @@ impl ImportTx<'_> {
             Some(ChannelChoice::None) => None,
         };
         if let Some(channel) = channel {
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO consents (patient_id, channel, given, source, recorded_at)
-                     VALUES (?1, ?2, 1, ?3, ?4)",
-                )?
-                .execute(params![id, channel, consent_source, now.timestamp()])?;
+            super::privacy::consent_row(
+                &self.tx,
+                id,
+                channel,
+                true,
+                consent_source,
+                now.timestamp(),
+            )?;
         }
         // A number whose earlier patient was erased keeps that patient's opt-out.
         super::privacy::apply_kept_opt_outs(&self.tx, id, phone.as_str(), now.timestamp())?;
