@@ -54,6 +54,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -65,6 +66,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import goals as G
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -81,7 +84,10 @@ INTERVAL = 0.05
 N_FULL, N_QUICK = 10_000, 1_000
 IDLE_FULL, IDLE_QUICK = 10.0, 2.0
 AFTER_FULL, AFTER_QUICK = 10.0, 1.0
-ROUNDS_FULL, ROUNDS_QUICK = 2, 1
+ROUNDS_FULL, ROUNDS_QUICK = 4, 2
+BIG = 1_000_000  # appointments stored for the big phase (full runs)
+GROWTH_GOAL = 1.2  # issue 19: the last round's peak <= 1.2x the first round's
+BIG_GOAL_MB = 100.0  # issue 19: < 100 MB with 1M appointments stored, planning and sending
 SEED = 20270311
 TOKEN, APP_SECRET, VERIFY = "sim-token", "s", "v"
 CLINIC = "mumbai"
@@ -503,10 +509,21 @@ def one_round(rnd: int, n: int, phones: list[str], binary: Path, cfg: Path, db: 
     }
 
 
-def run(binary: Path, n: int, rounds: int, idle_s: float, after_s: float, work: Path) -> dict:
+def run(binary: Path, n: int, rounds: int, idle_s: float, after_s: float, work: Path,
+        seed_db: Path | None = None) -> dict:
     cfg, db = work / "reminders.toml", work / "memory.db"
     config_text = write_config(cfg)
     phones = all_phones(n * rounds)
+    if seed_db is not None:
+        # The big phase: the daemon starts on a copy of a database holding BIG appointments;
+        # its new patients are numbers that database does not hold.
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(seed_db, db)
+        with sqlite3.connect(db) as c:
+            taken = {r[0] for r in c.execute("SELECT phone FROM patients")}
+        pool = all_phones(n * 2 + 1000)[n:]
+        phones = [p for p in pool if f"+91{p}" not in taken][:n]
     daemon_port, sim_port = D.free_port(), D.free_port()
     while sim_port == daemon_port:
         sim_port = D.free_port()
@@ -606,6 +623,73 @@ def run(binary: Path, n: int, rounds: int, idle_s: float, after_s: float, work: 
                 stop_proc(p, sig, 15)
 
 
+def big_db(binary: Path) -> tuple[Path | None, str]:
+    """A database holding bench/import.py's 1M-row schedule, imported by this binary: plan.py's
+    (bench/data/plan-1000000.db) when it is newer than the binary, else our own cached copy,
+    imported now if missing or older than the binary."""
+    data = BENCH_DIR / "data"
+    data.mkdir(exist_ok=True)
+    built = binary.stat().st_mtime
+    for cand in (data / f"plan-{BIG}.db", data / f"memory-{BIG}.db"):
+        if cand.exists() and cand.stat().st_mtime > built:
+            return cand, f"reused {cand.relative_to(ROOT)}"
+    spec = importlib.util.spec_from_file_location("bench_import", BENCH_DIR / "import.py")
+    imp = importlib.util.module_from_spec(spec)
+    sys.dont_write_bytecode = True
+    spec.loader.exec_module(imp)
+    csv_path, _ = imp.dataset(BIG)
+    db = data / f"memory-{BIG}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    print(f"big phase: importing {BIG:,} appointments into {db.relative_to(ROOT)}", flush=True)
+    t0 = time.monotonic()
+    p = subprocess.run([str(binary), "--config", str(CONFIG), "--db", str(db), "import",
+                        str(csv_path), "--json"], capture_output=True, text=True, env=base_env())
+    if p.returncode != 0:
+        return None, f"reminderd import of {csv_path.name} exited {p.returncode}: {p.stderr[-300:]}"
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db, f"imported now in {time.monotonic() - t0:.0f} s"
+
+
+def goals(out: dict, big: dict | None, big_why: str | None) -> list[dict]:
+    """Issue 19's memory rows: the figures against their goals."""
+    rows = []
+    rounds = out.get("rounds") or []
+    peaks = [r["peak_vmhwm_mb"] for r in rounds]
+    what = f"daemon peak over {len(rounds)} rounds of {rounds[0]['n']:,}" if rounds else \
+        "daemon peak over rounds"
+    if len(peaks) >= 2 and all(peaks):
+        ratio = peaks[-1] / peaks[0]
+        rows.append(G.goal(what, " -> ".join(f"{x:.1f}" for x in peaks) + " MB",
+                           f"round 1 {peaks[0]:.1f} MB", ratio,
+                           f"last <= {GROWTH_GOAL}x round 1", ratio <= GROWTH_GOAL,
+                           value=peaks[-1]))
+    else:
+        rows.append(G.not_measured(what, f"last <= {GROWTH_GOAL}x round 1",
+                                   "needs two rounds or more"))
+    idle = (out.get("idle") or {}).get("rss") or {}
+    v = ((out.get("baseline") or {}).get("version") or {}).get("peak_rss_mb")
+    if idle:
+        med = idle["rss_mb"]["median"]
+        rows.append(G.goal("  daemon idle, empty database", f"{med:.1f} MB",
+                           f"reminderd --version {fmt(v)} MB", med / v if v else None,
+                           value=med))
+    what = f"daemon peak, {BIG:,} appointments stored, planning and sending"
+    if big and big.get("rounds"):
+        r = big["rounds"][0]
+        peak = max(x for x in [r["peak_vmhwm_mb"], (big.get("idle") or {}).get("peak_vmhwm_mb")]
+                   if x)
+        rows.append(G.goal(what, f"{peak:.1f} MB", f"empty database, round 1 "
+                           f"{fmt(peaks[0] if peaks else None)} MB",
+                           peak / peaks[0] if peaks and peaks[0] else None,
+                           f"< {BIG_GOAL_MB:g} MB", peak < BIG_GOAL_MB, value=peak,
+                           note=f"{r['n']:,} new patients sent on top of the stored ones"))
+    else:
+        rows.append(G.not_measured(what, f"< {BIG_GOAL_MB:g} MB", big_why or "not run"))
+    return rows
+
+
 # ---- report -------------------------------------------------------------------------------
 
 
@@ -688,6 +772,10 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
     ap.add_argument("--no-wait", action="store_true",
                     help="do not wait for other bench/*.py runs to finish")
+    ap.add_argument("--big", action="store_true",
+                    help=f"with --quick: also the {BIG:,}-appointment phase (full runs always)")
+    ap.add_argument("--no-big", action="store_true",
+                    help=f"skip the {BIG:,}-appointment phase")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     q = args.quick
@@ -717,9 +805,31 @@ def main() -> None:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reminderd-memory-") as tmp:
         out = run(binary, n, rounds, idle_s, after_s, Path(tmp))
+    big, big_why = None, None
+    if (args.big or not q) and not args.no_big:
+        seed, how = big_db(binary)
+        if seed is None:
+            big_why = how
+            check(False, f"big phase: {how}")
+        else:
+            print(f"big phase: the daemon on {BIG:,} stored appointments ({how}), one round of "
+                  f"{N_FULL:,}", flush=True)
+            with tempfile.TemporaryDirectory(prefix="reminderd-memory-big-",
+                                             dir=BENCH_DIR / "data") as tmp:
+                big = run(binary, N_FULL, 1, min(idle_s, 5.0), min(after_s, 2.0), Path(tmp),
+                          seed_db=seed)
+            big.pop("config_text", None)
+            big["seed_db"] = how
+    else:
+        big_why = "full runs only (--quick: only with --big)"
     elapsed = time.monotonic() - t0
 
     print_table(out, cores)
+    if big:
+        print(f"\nbig phase ({BIG:,} appointments stored):")
+        print_table(big, cores)
+    goal_rows = goals(out, big, big_why)
+    G.print_table(goal_rows, "memory goals (issue 19)")
     result = {
         "benchmark": "memory",
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -746,6 +856,8 @@ def main() -> None:
         },
         "config": {"changes": CONFIG_CHANGES, "text": out.pop("config_text", None)},
         **out,
+        "big": big,
+        "goals": goal_rows,
         "checks_failed": failures,
         "ok": not failures,
     }
