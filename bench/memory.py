@@ -520,8 +520,9 @@ def run(binary: Path, n: int, rounds: int, idle_s: float, after_s: float, work: 
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         shutil.copyfile(seed_db, db)
-        with sqlite3.connect(db) as c:
-            taken = {r[0] for r in c.execute("SELECT phone FROM patients")}
+        c = sqlite3.connect(db)
+        taken = {r[0] for r in c.execute("SELECT phone FROM patients")}
+        c.close()
         pool = all_phones(n * 2 + 1000)[n:]
         phones = [p for p in pool if f"+91{p}" not in taken][:n]
     daemon_port, sim_port = D.free_port(), D.free_port()
@@ -647,8 +648,9 @@ def big_db(binary: Path) -> tuple[Path | None, str]:
                         str(csv_path), "--json"], capture_output=True, text=True, env=base_env())
     if p.returncode != 0:
         return None, f"reminderd import of {csv_path.name} exited {p.returncode}: {p.stderr[-300:]}"
-    with sqlite3.connect(db) as c:
-        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c = sqlite3.connect(db)
+    c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    c.close()
     return db, f"imported now in {time.monotonic() - t0:.0f} s"
 
 
