@@ -5,9 +5,9 @@ webhooks back to the daemon).
 
 Standard library only. Run from anywhere:
 
-    python3 bench/memory.py                 # idle 10 s, then 2 rounds of 10,000 reminders
-    python3 bench/memory.py --rounds 1      # one round only
-    python3 bench/memory.py --quick         # 1,000 reminders, 2 s idle: CI smoke test (< 30 s)
+    python3 bench/memory.py                 # idle 10 s, 4 rounds of 10,000, then the 1M phase
+    python3 bench/memory.py --rounds 1 --no-big   # one round only
+    python3 bench/memory.py --quick         # 2 rounds of 1,000, 2 s idle: CI smoke test (< 30 s)
 
 One daemon and one simulator for the whole run:
 
@@ -40,6 +40,11 @@ Per phase the peak is exact: VmHWM is reset at each phase start (`echo 5 >
 them. Baselines from the same run: the peak RSS of `reminderd --version` (GNU time %M: the
 process floor of this binary) and the simulator's RSS while idle (the same binary running a
 tokio runtime and an HTTP server holding nothing).
+
+The 1M phase (full runs; --big with --quick): a second daemon on a copy of a database holding
+bench/import.py's 1,000,000-row schedule (plan.py's, or imported once into bench/data), 5 s
+idle, then one round of 10,000 new patients. Goals (issue 19, rows of "goals" in the results):
+the last round's peak <= 1.2x the first's; the 1M phase's peak < 100 MB.
 
 Results go to bench/results/memory.json (bench/results/memory-quick.json with --quick).
 Exits non-zero if any check fails.

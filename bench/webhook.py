@@ -8,7 +8,13 @@ Standard library only. Run from anywhere:
     python3 bench/webhook.py                  # 3 runs: 16 and 64 connections, 200 req/s
     python3 bench/webhook.py --runs 5 --duration 20
     python3 bench/webhook.py --perf           # also profile the server (perf record) once
-    python3 bench/webhook.py --quick          # a few seconds: CI smoke test
+    python3 bench/webhook.py --quick          # a few seconds: CI smoke test (no pywa peer)
+    python3 bench/webhook.py --quick --peer   # the smoke test with the pywa peer
+
+Side by side (issue 19): the same signed bodies to reminderd and to a pywa 4.5 bot on
+FastAPI/uvicorn (bench/pywa_peer.py, installed into bench/.venv by this script), each under
+`wrk -t2 -c16 -d15s --latency` (bench/wrk_bodies.lua); req/s, p50 and p99 of both and the
+ratio (goal >= 20x). Each goal is a row of "goals" in the results (bench/goals.py).
 
 Database: N patients (40,000; 3,000 with --quick), one appointment each 2-6 days ahead in Mumbai
 (real clock), imported with `reminderd import`, each with a sent day-before reminder in the
