@@ -796,7 +796,7 @@ def goals(results: list[dict], grown: dict | None, soaked: dict | None) -> list[
             "round 1", ratio, f"last >= {GROWTH_GOAL}x round 1 (within 5%)", ratio is not None
             and ratio >= GROWTH_GOAL, value=rates[-1]))
         top = max(x["max_in_1s"] for x in grown["rounds"])
-        rows.append(G.goal(f"  busiest 1-s window, growth rounds", f"{top:.0f}",
+        rows.append(G.goal("  busiest 1-s window, growth rounds", f"{top:.0f}",
                            f"the cap, {grown['cap']}", top / grown["cap"], "<= the cap",
                            top <= grown["cap"], value=top))
     if soaked:
