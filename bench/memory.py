@@ -72,7 +72,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import goals as G
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/goals.py, however loaded
+import goals as G  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent

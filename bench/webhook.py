@@ -80,7 +80,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import goals as G
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/goals.py, however loaded
+import goals as G  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
