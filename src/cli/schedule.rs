@@ -271,7 +271,9 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
     }
     let report = report.map_err(|e| match e {
         ImportError::Options(m) => fail(exit::USAGE, m),
-        ImportError::Store(e) => anyhow::Error::from(e).context("import failed; nothing was written"),
+        ImportError::Store(e) => {
+            anyhow::Error::from(e).context("import failed; nothing was written")
+        }
     })?;
     if args.json {
         print_json(&report)?;
@@ -290,7 +292,8 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
 /// A progress bar on stderr for a long import (only when stderr is a terminal: never in
 /// `--json` output, under systemd or in tests).
 fn import_progress_bar() -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "importing {bar:30} {percent:>3}% {msg} ({elapsed})",
     ) {

@@ -11,7 +11,6 @@ pub use scan::{CHUNK_ROWS, Progress, Scan, parse_chunks};
 
 use std::collections::{HashMap, HashSet};
 
-
 use super::{Audience, ImportError, ParseOptions, ParsedFile, RowError};
 use crate::config::{Config, ImportFormat};
 use crate::phone::{E164, PhoneError, Region};
@@ -375,14 +374,23 @@ type PhoneCache = HashMap<(Region, String), Result<E164, PhoneError>>;
 /// Parses each distinct (region, written number) of `cells` not yet in `cache`, spread over
 /// the cores: patients repeat across rows, and a numbering-plan check costs tens of
 /// microseconds (phonenumber's regexes sit behind one lock, so each thread takes a share).
-fn normalize_phones(cells: &[RawRow], columns: &Columns, config: &Config, forced: Option<&str>, cache: &mut PhoneCache) {
+fn normalize_phones(
+    cells: &[RawRow],
+    columns: &Columns,
+    config: &Config,
+    forced: Option<&str>,
+    cache: &mut PhoneCache,
+) {
     let mut distinct: HashSet<(Region, &str)> = HashSet::new();
     for raw in cells {
         let region = row_clinic(raw, columns, forced)
             .and_then(|c| config.clinic(&c).map(|c| c.phone_region));
         if let Some(region) = region {
             let contact = columns.get(Field::ContactPhone, raw);
-            let written = [Some(columns.get(Field::Phone, raw)), (!contact.is_empty()).then_some(contact)];
+            let written = [
+                Some(columns.get(Field::Phone, raw)),
+                (!contact.is_empty()).then_some(contact),
+            ];
             for w in written.into_iter().flatten() {
                 if !cache.contains_key(&(region, w.to_string())) {
                     distinct.insert((region, w));
@@ -391,24 +399,31 @@ fn normalize_phones(cells: &[RawRow], columns: &Columns, config: &Config, forced
         }
     }
     let work: Vec<(Region, &str)> = distinct.into_iter().collect();
+    let parse = |part: &[(Region, &str)]| {
+        part.iter()
+            .map(|&(region, raw)| ((region, raw.to_string()), E164::parse(raw, region)))
+            .collect::<Vec<_>>()
+    };
+    // The import's writer has a core of its own; the other cores parse. On two cores that
+    // is this thread alone: each new thread would also grow its own copy of phonenumber's
+    // regex caches (measured: tens of MB).
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let chunk = work.len().div_ceil(threads).max(512);
-    let parsed: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|&(region, raw)| ((region, raw.to_string()), E164::parse(raw, region)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let helpers = threads.saturating_sub(1).max(1);
+    let chunk = work.len().div_ceil(helpers).max(512);
+    let parsed: Vec<_> = if helpers == 1 || work.len() <= chunk {
+        parse(&work)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|part| s.spawn(move || parse(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
     cache.extend(parsed);
 }
 

@@ -19,7 +19,11 @@ impl Store {
         // makes it re-read pages from the OS and grow superlinearly (measured in bench/).
         // 64 MiB holds the hot index pages of a million appointments and keeps the import's
         // peak memory bounded (a 256 MiB cache was most of a 1M-row import's peak).
-        self.conn.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        self.conn
+            .pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        // An import runs a dozen statements per row; rusqlite's default cache of 16 must not
+        // evict them for the connection's other statements.
+        self.conn.set_prepared_statement_cache_capacity(64);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -439,9 +443,9 @@ impl ImportTx<'_> {
 
     /// Names the clinics an import touched (known once a streamed file is read).
     pub fn add_import_clinics(&self, import_id: i64, clinic_ids: &[i64]) -> Result<(), StoreError> {
-        let mut stmt = self
-            .tx
-            .prepare_cached("INSERT OR IGNORE INTO import_clinics (import_id, clinic_id) VALUES (?1, ?2)")?;
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO import_clinics (import_id, clinic_id) VALUES (?1, ?2)",
+        )?;
         for c in clinic_ids {
             stmt.execute(params![import_id, c])?;
         }

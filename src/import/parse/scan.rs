@@ -90,8 +90,11 @@ pub fn parse_chunks(
 ) -> Result<Scan, ImportError> {
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<ImportRow>, Progress)>(1);
-        let reader =
-            s.spawn(move || scan(bytes, config, opts, &mut |rows, p| tx.send((rows, p)).is_ok()));
+        let reader = s.spawn(move || {
+            scan(bytes, config, opts, &mut |rows, p| {
+                tx.send((rows, p)).is_ok()
+            })
+        });
         let mut failed = None;
         for (rows, p) in rx.iter() {
             if let Err(e) = each(rows, p) {
@@ -297,6 +300,9 @@ fn scan(
         if chunk.is_empty() {
             break;
         }
+        if out.rows_read == 0 {
+            across.expect(source.progress(0), chunk.len());
+        }
         out.rows_read += chunk.len();
         out.clinics.extend(
             chunk
@@ -310,11 +316,19 @@ fn scan(
         let mut sound = Vec::with_capacity(chunk.len());
         for (raw, &at) in chunk.iter().zip(&ats) {
             let before = out.errors.len();
-            if let Some(r) = read_row(raw, &columns, format, config, opts, &phones, &mut out.errors)
-            {
+            if let Some(r) = read_row(
+                raw,
+                &columns,
+                format,
+                config,
+                opts,
+                &phones,
+                &mut out.errors,
+            ) {
                 if let Some((first_at, first_row)) = across.check(&r, at, &columns, &mut out.errors)
-                    && let Some(p) =
-                        first_row_again(&source, first_at, first_row, &columns, format, config, opts)
+                    && let Some(p) = first_row_again(
+                        &source, first_at, first_row, &columns, format, config, opts,
+                    )
                 {
                     mismatch(&p, &r, &columns, &mut out.errors);
                 }
@@ -377,25 +391,37 @@ fn first_row_again(
         opts.clinic,
         &mut phones,
     );
-    read_row(&raw, columns, format, config, opts, &phones, &mut Vec::new())
+    read_row(
+        &raw,
+        columns,
+        format,
+        config,
+        opts,
+        &phones,
+        &mut Vec::new(),
+    )
 }
 
 /// A patient's first row, as later rows are checked against it.
 struct First {
-    row: usize,
+    row: u32,
     /// Where the source finds the row again.
     at: u64,
-    /// Digest of what must be the same on every row of the patient.
-    digest: u128,
+    /// Digest of what must be the same on every row of the patient (64 bits: a collision,
+    /// odds 2⁻⁶⁴, would only miss reporting that rows differ).
+    digest: u64,
 }
+
+/// A 128-bit digest, as two words (a `u128` would pad every map entry to 16-byte alignment).
+type Key = (u64, u64);
 
 /// What later rows are checked against: each appointment's key and each patient's first
 /// row, as 128-bit digests under keys chosen at random per import (a file cannot be made
 /// to collide them; by chance, two of a million keys collide with odds of about 10⁻²⁷).
 struct Across {
     keys: (RandomState, RandomState),
-    appointments: HashMap<u128, usize>,
-    patients: HashMap<u128, First>,
+    appointments: HashMap<Key, u32>,
+    patients: HashMap<Key, First>,
 }
 
 impl Default for Across {
@@ -409,7 +435,17 @@ impl Default for Across {
 }
 
 impl Across {
-    fn digest(&self, parts: &[&str]) -> u128 {
+    /// Sizes the appointment keys for the rows the whole file likely has (from how much of
+    /// it the first chunk took), so the map is not rebuilt, twice its size, as it fills.
+    fn expect(&mut self, at: Progress, rows: usize) {
+        if at.done > 0 && rows > 0 {
+            let likely = at.total.saturating_mul(rows as u64) / at.done;
+            self.appointments
+                .reserve(usize::try_from(likely).unwrap_or(0).min(1 << 26));
+        }
+    }
+
+    fn digest(&self, parts: &[&str]) -> Key {
         let (mut a, mut b) = (self.keys.0.build_hasher(), self.keys.1.build_hasher());
         for p in parts {
             // 0xff never occurs in UTF-8, so the parts cannot run into each other.
@@ -418,7 +454,7 @@ impl Across {
                 h.write_u8(0xff);
             }
         }
-        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+        (a.finish(), b.finish())
     }
 
     /// Checks a valid row for a repeated appointment; returns where its patient's first row
@@ -431,7 +467,8 @@ impl Across {
         errors: &mut Vec<RowError>,
     ) -> Option<(u64, usize)> {
         let key = self.digest(&[&r.clinic, &r.appointment_id]);
-        if let Some(first) = self.appointments.insert(key, r.row) {
+        let row = u32::try_from(r.row).unwrap_or(u32::MAX);
+        if let Some(first) = self.appointments.insert(key, row) {
             errors.push(RowError {
                 patient: None,
                 row: r.row,
@@ -445,21 +482,16 @@ impl Across {
         }
         let patient = self.digest(&[&r.clinic, &r.patient_id]);
         let reach = format!("{:?}", r.reach);
-        let digest = self.digest(&[r.phone.as_str(), &r.patient_name, &r.language, &reach]);
+        let digest = self
+            .digest(&[r.phone.as_str(), &r.patient_name, &r.language, &reach])
+            .0;
         match self.patients.get(&patient) {
             None => {
-                self.patients.insert(
-                    patient,
-                    First {
-                        row: r.row,
-                        at,
-                        digest,
-                    },
-                );
+                self.patients.insert(patient, First { row, at, digest });
                 None
             }
             Some(f) if f.digest == digest => None,
-            Some(f) => Some((f.at, f.row)),
+            Some(f) => Some((f.at, f.row as usize)),
         }
     }
 }
