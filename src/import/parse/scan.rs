@@ -96,7 +96,7 @@ pub fn parse_chunks(
             })
         });
         let mut failed = None;
-        for (rows, p) in rx.iter() {
+        for (rows, p) in &rx {
             if let Err(e) = each(rows, p) {
                 failed = Some(e);
                 break;
