@@ -17,11 +17,11 @@ fn row(i: usize, time: &str) -> String {
 }
 
 /// A file of `ROWS` rows; `last` replaces the last one.
-fn file(last: Option<String>) -> String {
+fn file(last: Option<&str>) -> String {
     let mut s = String::from(HEADER);
     for i in 0..ROWS {
         s.push('\n');
-        match (&last, i + 1 == ROWS) {
+        match (last, i + 1 == ROWS) {
             (Some(l), true) => s.push_str(l),
             _ => s.push_str(&row(i, "09:00")),
         }
@@ -59,7 +59,7 @@ fn a_bad_last_row_of_a_file_longer_than_a_chunk_writes_nothing() {
     let env = Env::new();
     let last = ROWS + 1;
     let bad = row(ROWS - 1, "09:00").replace("2027-02-", "31/02/2027-");
-    let r = env.import("big.csv", &file(Some(bad)), &[]).expect(65);
+    let r = env.import("big.csv", &file(Some(&bad)), &[]).expect(65);
     let errors = r.json()["errors"].as_array().expect("errors").clone();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["row"], last);
@@ -78,9 +78,7 @@ fn rows_in_the_last_chunk_are_checked_against_rows_in_the_first() {
     // patient with another number.
     let last = ROWS + 1;
     let clash = "A0,P1,Patient 1,98200 99999,en,2027-02-27,09:00,15,Dr. Mehta,mumbai,booked";
-    let r = env
-        .import("big.csv", &file(Some(clash.into())), &[])
-        .expect(65);
+    let r = env.import("big.csv", &file(Some(clash)), &[]).expect(65);
     let errors = r.json()["errors"].as_array().expect("errors").clone();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert_eq!(errors[0]["row"], last);
@@ -139,7 +137,7 @@ fn a_change_in_the_last_chunk_is_applied() {
 
     let moved = row(ROWS - 1, "10:30");
     let r = env
-        .import("big.csv", &file(Some(moved)), &[])
+        .import("big.csv", &file(Some(&moved)), &[])
         .expect(0)
         .json();
     assert_eq!(r["updated"], 1);
