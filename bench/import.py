@@ -43,6 +43,12 @@ DEFAULT_SIZES = [100_000, 1_000_000]
 QUICK_SIZE = 20_000
 REIMPORT_MAX_SIZE = 100_000  # the "nothing changed" re-import is measured at sizes up to this
 
+# Issue 19's goals: the import within 4x the bare `.import` (3x is the limit worth chasing),
+# an unchanged re-import within 1.5x, and a peak RSS of at most 200 MB whatever the size.
+GOAL_RATIO = 4.0
+GOAL_REIMPORT_RATIO = 1.5
+GOAL_PEAK_MB = 200.0
+
 
 def default_runs(size: int) -> int:
     return 3 if size >= 1_000_000 else 5
@@ -537,9 +543,35 @@ def print_table(results: list[dict], cores: int, sqlite_version: str) -> None:
     print("  ".join("-" * w for w in widths))
     for row in body:
         print(fmt(row))
+    print()
+    for line in goal_lines(results):
+        print(line)
     print(f"\ncores: {cores}   sqlite3: {sqlite_version}   "
           "(ratio = reminderd median / baseline median; rows/s from the median; "
           "cpu = user+sys of the process)")
+
+
+def goals(results: list[dict]) -> list[dict]:
+    """Each figure against issue 19's goal: what, figure, goal, met."""
+    out = []
+    for r in results:
+        n = f"{r['rows']:,}"
+        out.append({"what": f"import {n} rows, ratio to .import", "figure": r["ratio"],
+                    "goal": GOAL_RATIO, "met": r["ratio"] <= GOAL_RATIO})
+        peak = r["reminderd"]["max_rss_mb"]
+        if peak is not None:
+            out.append({"what": f"import {n} rows, peak RSS MB", "figure": peak,
+                        "goal": GOAL_PEAK_MB, "met": peak <= GOAL_PEAK_MB})
+        if "reimport" in r:
+            x = r["reimport"]["ratio"]
+            out.append({"what": f"unchanged re-import {n} rows, ratio to .import", "figure": x,
+                        "goal": GOAL_REIMPORT_RATIO, "met": x <= GOAL_REIMPORT_RATIO})
+    return out
+
+
+def goal_lines(results: list[dict]) -> list[str]:
+    return [f"  goal {'met ' if g['met'] else 'MISSED'}  {g['what']}: {g['figure']} "
+            f"(goal <= {g['goal']})" for g in goals(results)]
 
 
 def main() -> None:
@@ -599,6 +631,7 @@ def main() -> None:
         "baseline_command": "sqlite3 DB '.mode csv' '.import FILE t'",
         "subject_command": "reminderd --config reminders.toml --db DB import FILE --json",
         "results": results,
+        "goals": goals(results),
     }
     # A smoke test must not overwrite the real figures.
     path = RESULTS_DIR / ("import-quick.json" if args.quick else "import.json")

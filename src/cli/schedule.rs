@@ -1,10 +1,10 @@
 //! The schedule and what staff read from it: import, appointments, replies, follow-ups,
 //! set-status, stats, and check-config.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
 use reminderd::config::{self, Config};
@@ -245,14 +245,12 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
         audience: import::Audience::Cli,
         now: Some(Clock::System.now()),
     };
-    let parsed = import::parse(&bytes, &config, &opts).map_err(|e| match e {
-        ImportError::Options(m) => fail(exit::USAGE, m),
-        ImportError::Store(e) => e.into(),
-    })?;
-    let report = import::apply(
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(import_progress_bar);
+    let report = import::import_stream(
         &mut store,
         &config,
-        &parsed,
+        &bytes,
+        &opts,
         &ApplyOptions {
             file_name: &name,
             complete: args.complete,
@@ -260,8 +258,23 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
             imported_by: "cli",
             now: Clock::System.now(),
         },
-    )
-    .context("import failed; nothing was written")?;
+        &mut |p| {
+            if let Some(bar) = &bar {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+                bar.set_message(format!("{} rows", p.rows));
+            }
+        },
+    );
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report.map_err(|e| match e {
+        ImportError::Options(m) => fail(exit::USAGE, m),
+        ImportError::Store(e) => {
+            anyhow::Error::from(e).context("import failed; nothing was written")
+        }
+    })?;
     if args.json {
         print_json(&report)?;
     } else {
@@ -274,6 +287,19 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
     } else {
         exit::DATA
     })
+}
+
+/// A progress bar on stderr for a long import (only when stderr is a terminal: never in
+/// `--json` output, under systemd or in tests).
+fn import_progress_bar() -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "importing {bar:30} {percent:>3}% {msg} ({elapsed})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// What the preview on the desk warns about, for the terminal: the banners, what each change

@@ -19,7 +19,9 @@ use crate::store::{
 use crate::time::local_day_bounds;
 
 mod record;
+mod stream;
 pub use record::{RecordApplied, RecordFrom, apply_record};
+pub use stream::import_stream;
 
 /// Writes a parsed file into the store in one transaction (rolled back for a dry-run).
 pub fn apply(
@@ -726,7 +728,7 @@ impl ApplyState<'_, '_> {
             .into_iter()
             .map(|d| local_day_bounds(zone, d))
             .collect();
-        let mut missing: Vec<(&String, &StoredAppointment)> = appointments
+        let missing: Vec<(String, StoredAppointment, String)> = appointments
             .iter()
             .filter(|(ext, a)| {
                 a.status == Status::Booked
@@ -735,9 +737,23 @@ impl ApplyState<'_, '_> {
                         .iter()
                         .any(|(s, e)| a.starts_at >= *s && a.starts_at < *e)
             })
+            .map(|(ext, a)| {
+                let name = names.get(&a.patient_id).copied().unwrap_or_default();
+                (ext.clone(), a.clone(), name.to_string())
+            })
             .collect();
-        missing.sort_by_key(|(ext, a)| (a.starts_at, (*ext).clone()));
-        for (ext, a) in missing {
+        self.cancel_these(clinic, missing)
+    }
+
+    /// Cancels booked appointments a `--complete` file does not list, in start order, with
+    /// their patient's name.
+    fn cancel_these(
+        &mut self,
+        clinic: &str,
+        mut missing: Vec<(String, StoredAppointment, String)>,
+    ) -> Result<(), StoreError> {
+        missing.sort_by(|(x, a, _), (y, b, _)| (a.starts_at, x).cmp(&(b.starts_at, y)));
+        for (ext, a, patient) in missing {
             let write = AppointmentWrite {
                 patient_id: a.patient_id,
                 provider: a.provider.as_deref(),
@@ -764,13 +780,9 @@ impl ApplyState<'_, '_> {
             self.changes.push(Change {
                 row: None,
                 clinic: clinic.to_string(),
-                appointment_id: ext.clone(),
+                appointment_id: ext,
                 kind: ChangeKind::CancelledMissing,
-                patient: names
-                    .get(&a.patient_id)
-                    .copied()
-                    .unwrap_or_default()
-                    .to_string(),
+                patient,
                 starts_at: a.starts_at,
                 response: a.response,
                 undoes: Vec::new(),

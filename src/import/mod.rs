@@ -1,7 +1,8 @@
 //! Front-desk CSV import: the types shared by reading and applying a schedule file.
 //!
 //! An import reads and validates every row, then applies all of them in one transaction or
-//! none. [`parse()`] is pure (bytes in, rows or row errors out) so the same checks serve the
+//! none. The command line's [`import_stream`] does both chunk by chunk ([`CHUNK_ROWS`] rows),
+//! so its memory does not grow with the file's rows; a bad row anywhere rolls it all back. [`parse()`] is pure (bytes in, rows or row errors out) so the same checks serve the
 //! CLI, the browser upload and the property tests. [`apply()`] compares the rows with what is
 //! stored and writes the differences through [`crate::store::ImportTx`]; a dry-run runs the
 //! very same code and drops the transaction instead of committing it.
@@ -10,8 +11,10 @@ mod apply;
 mod parse;
 pub mod review;
 
-pub use apply::{RecordApplied, RecordFrom, apply, apply_open, apply_open_keeping, apply_record};
-pub use parse::{parse, shown_cell};
+pub use apply::{
+    RecordApplied, RecordFrom, apply, apply_open, apply_open_keeping, apply_record, import_stream,
+};
+pub use parse::{CHUNK_ROWS, Progress, parse, shown_cell};
 pub use review::{LooksOlder, Undo, Warning};
 // Rows name their language in staff's words; the ground floor reads them.
 pub use crate::model::normalize_language;

@@ -4,16 +4,16 @@
 mod date;
 mod reach;
 mod row;
+mod scan;
 mod sheet;
+
+pub use scan::{CHUNK_ROWS, Progress, Scan, parse_chunks};
 
 use std::collections::{HashMap, HashSet};
 
-use sha2::{Digest, Sha256};
-
-use super::{Audience, ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+use super::{Audience, ImportError, ParseOptions, ParsedFile, RowError};
 use crate::config::{Config, ImportFormat};
 use crate::phone::{E164, PhoneError, Region};
-use row::read_row;
 
 /// The fields, in the order columns are checked and errors reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,12 +105,12 @@ pub fn parse(
     config: &Config,
     opts: &ParseOptions<'_>,
 ) -> Result<ParsedFile, ImportError> {
-    let mut out = parse_file(bytes, config, opts)?;
-    for e in &mut out.errors {
-        e.column = shown_cell(&e.column);
-        e.value = shown_cell(&e.value);
-    }
-    Ok(out)
+    let mut sound = Vec::new();
+    let scan = scan::parse_chunks(bytes, config, opts, |rows, _| {
+        sound.extend(rows);
+        Ok(())
+    })?;
+    Ok(scan.into_parsed(sound))
 }
 
 /// Longest part of a cell or header name that reports show (the rest is cut with "…").
@@ -132,164 +132,6 @@ pub fn shown_cell(s: &str) -> String {
         }
     }
     out
-}
-
-fn parse_file(
-    bytes: &[u8],
-    config: &Config,
-    opts: &ParseOptions<'_>,
-) -> Result<ParsedFile, ImportError> {
-    if let Some(c) = opts.clinic
-        && config.clinic(c).is_none()
-    {
-        return Err(ImportError::Options(config.unknown_clinic(c)));
-    }
-    let format = config
-        .import_format(opts.format, opts.clinic)
-        .map_err(ImportError::Options)?;
-    let checksum = format!("{:x}", Sha256::digest(bytes));
-    let mut out = ParsedFile {
-        checksum,
-        ..ParsedFile::default()
-    };
-
-    let table = if sheet::is_spreadsheet(bytes) {
-        sheet::read(bytes, format)
-    } else {
-        read_csv(bytes, &mut out.errors)
-    };
-    let (header, cells) = match table {
-        Err(e) => {
-            out.errors.push(e);
-            return Ok(out);
-        }
-        Ok(None) => {
-            if out.errors.is_empty() {
-                out.errors.push(RowError {
-                    patient: None,
-                    row: 1,
-                    column: String::new(),
-                    value: String::new(),
-                    message: "the file is empty; export the schedule with its header row".into(),
-                });
-            }
-            return Ok(out);
-        }
-        Ok(Some(t)) => t,
-    };
-    let Some(columns) = map_header(
-        &header,
-        format,
-        opts.clinic.is_some(),
-        opts.audience,
-        &mut out.errors,
-    ) else {
-        return Ok(out);
-    };
-
-    out.rows_read = cells.len();
-    if cells.is_empty() && out.errors.is_empty() {
-        out.errors.push(RowError {
-            patient: None,
-            row: 2,
-            column: String::new(),
-            value: String::new(),
-            message: "the file has a header but no appointments".into(),
-        });
-    }
-
-    let phones = normalize_phones(&cells, &columns, config, opts.clinic);
-    let mut rows = Vec::with_capacity(cells.len());
-    for raw in &cells {
-        if let Some(r) = read_row(
-            raw,
-            &columns,
-            format,
-            config,
-            opts,
-            &phones,
-            &mut out.errors,
-        ) {
-            rows.push(r);
-        }
-    }
-    check_across_rows(&rows, &columns, &mut out.errors);
-    out.errors.sort_by_key(|e| e.row);
-    out.clinics = cells
-        .iter()
-        .filter_map(|raw| row_clinic(raw, &columns, opts.clinic))
-        .chain(opts.clinic.map(str::to_string))
-        .collect();
-    if out.errors.is_empty() {
-        out.rows = rows;
-    } else {
-        name_patients(&mut out.errors, &cells, &columns);
-        // A problem on the header row (or before any row) leaves nothing to import on its own.
-        if out.errors.iter().all(|e| e.row > 1) {
-            let bad: HashSet<usize> = out.errors.iter().map(|e| e.row).collect();
-            out.sound = rows.into_iter().filter(|r| !bad.contains(&r.row)).collect();
-        }
-    }
-    Ok(out)
-}
-
-/// Puts the patient's name, as the row writes it, beside each row's errors: staff find a row
-/// by its patient faster than by its number.
-fn name_patients(errors: &mut [RowError], cells: &[RawRow], columns: &Columns) {
-    let names: HashMap<usize, &str> = cells
-        .iter()
-        .map(|raw| (raw.row, columns.get(Field::PatientName, raw)))
-        .filter(|(_, n)| !n.is_empty())
-        .collect();
-    for e in errors {
-        e.patient = names.get(&e.row).map(|n| shown_cell(n));
-    }
-}
-
-/// A CSV file's header and data rows (blank lines left out); `Ok(None)` when it has no header
-/// (an error is pushed when the header cannot be read). A row that is not valid CSV is an
-/// error of its own and the rest are still read.
-fn read_csv(
-    bytes: &[u8],
-    errors: &mut Vec<RowError>,
-) -> Result<Option<(csv::StringRecord, Vec<RawRow>)>, RowError> {
-    let text = decode(bytes)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(detect_delimiter(text))
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header = match records.next() {
-        None => return Ok(None),
-        Some(Err(e)) => return Err(csv_error(1, &e)),
-        Some(Ok(h)) => h,
-    };
-    let mut cells: Vec<RawRow> = Vec::new();
-    // Rows are numbered as a spreadsheet shows them: a blank line is a row, a quoted cell with
-    // line breaks is one. The csv crate's line count gets both wrong (it counts breaks inside
-    // quotes and skips blank lines; found by tests/it/props.rs), so count from byte positions.
-    let mut rows = RowCounter::new(text, &header);
-    for rec in records {
-        match rec {
-            Err(e) => {
-                let row = e
-                    .position()
-                    .map_or(0, |p| rows.row_at(p.byte() as usize, None));
-                errors.push(csv_error(row, &e));
-            }
-            Ok(r) => {
-                let row = r
-                    .position()
-                    .map_or(0, |p| rows.row_at(p.byte() as usize, Some(&r)));
-                if r.iter().all(|c| c.trim().is_empty()) {
-                    continue;
-                }
-                cells.push(RawRow { row, record: r });
-            }
-        }
-    }
-    Ok(Some((header, cells)))
 }
 
 /// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
@@ -346,6 +188,7 @@ fn breaks_in(record: &csv::StringRecord) -> usize {
     record.iter().map(|c| c.matches('\n').count()).sum()
 }
 
+#[derive(Clone)]
 struct RawRow {
     row: usize,
     record: csv::StringRecord,
@@ -524,112 +367,64 @@ fn row_clinic<'a>(raw: &'a RawRow, columns: &Columns, forced: Option<&'a str>) -
     }
 }
 
-/// Parses each distinct (region, written number) once, spread over the cores: patients
-/// repeat across rows, and a numbering-plan check costs microseconds.
+/// Written numbers already read, by region: one import's cache, so each distinct number is
+/// parsed once however many rows repeat it.
+type PhoneCache = HashMap<(Region, String), Result<E164, PhoneError>>;
+
+/// Parses each distinct (region, written number) of `cells` not yet in `cache`, spread over
+/// the cores: patients repeat across rows, and a numbering-plan check costs tens of
+/// microseconds (phonenumber's regexes sit behind one lock, so each thread takes a share).
 fn normalize_phones(
     cells: &[RawRow],
     columns: &Columns,
     config: &Config,
     forced: Option<&str>,
-) -> HashMap<(Region, String), Result<E164, PhoneError>> {
+    cache: &mut PhoneCache,
+) {
     let mut distinct: HashSet<(Region, &str)> = HashSet::new();
     for raw in cells {
         let region = row_clinic(raw, columns, forced)
             .and_then(|c| config.clinic(&c).map(|c| c.phone_region));
         if let Some(region) = region {
-            distinct.insert((region, columns.get(Field::Phone, raw)));
             let contact = columns.get(Field::ContactPhone, raw);
-            if !contact.is_empty() {
-                distinct.insert((region, contact));
+            let written = [
+                Some(columns.get(Field::Phone, raw)),
+                (!contact.is_empty()).then_some(contact),
+            ];
+            for w in written.into_iter().flatten() {
+                if !cache.contains_key(&(region, w.to_string())) {
+                    distinct.insert((region, w));
+                }
             }
         }
     }
     let work: Vec<(Region, &str)> = distinct.into_iter().collect();
+    let parse = |part: &[(Region, &str)]| {
+        part.iter()
+            .map(|&(region, raw)| ((region, raw.to_string()), E164::parse(raw, region)))
+            .collect::<Vec<_>>()
+    };
+    // The import's writer has a core of its own; the other cores parse. On two cores that
+    // is this thread alone: each new thread would also grow its own copy of phonenumber's
+    // regex caches (measured: tens of MB).
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let chunk = work.len().div_ceil(threads).max(1024);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|&(region, raw)| ((region, raw.to_string()), E164::parse(raw, region)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
-}
-
-/// Duplicate appointment ids, and patients whose details differ between rows.
-fn check_across_rows(rows: &[ImportRow], columns: &Columns, errors: &mut Vec<RowError>) {
-    let mut appointments: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut patients: HashMap<(&str, &str), &ImportRow> = HashMap::new();
-    for r in rows {
-        if let Some(first) = appointments.insert((&r.clinic, &r.appointment_id), r.row) {
-            errors.push(RowError {
-                patient: None,
-                row: r.row,
-                column: columns.header_of(Field::AppointmentId).to_string(),
-                value: r.appointment_id.clone(),
-                message: format!(
-                    "appointment {:?} is already on row {first}; each appointment may appear once",
-                    r.appointment_id
-                ),
-            });
-        }
-        match patients.get(&(r.clinic.as_str(), r.patient_id.as_str())) {
-            None => {
-                patients.insert((&r.clinic, &r.patient_id), r);
-            }
-            Some(p) => {
-                let (field, mine, theirs) = if p.phone != r.phone {
-                    (
-                        Field::Phone,
-                        crate::phone::mask(r.phone.as_str()),
-                        crate::phone::mask(p.phone.as_str()),
-                    )
-                } else if p.patient_name != r.patient_name {
-                    (
-                        Field::PatientName,
-                        r.patient_name.clone(),
-                        p.patient_name.clone(),
-                    )
-                } else if p.language != r.language {
-                    (Field::Language, r.language.clone(), p.language.clone())
-                } else if let Some(differs) = reach::differs(&r.reach, &p.reach) {
-                    differs
-                } else {
-                    continue;
-                };
-                let what = if matches!(field, Field::Phone | Field::PatientName | Field::Language) {
-                    "name, phone and language"
-                } else {
-                    "channel, contact and remind"
-                };
-                errors.push(RowError {
-                    patient: None,
-                    row: r.row,
-                    column: columns.header_of(field).to_string(),
-                    value: mine,
-                    message: format!(
-                        "patient {:?} has {} on row {}; one patient must have the same {what} on every row",
-                        r.patient_id,
-                        if theirs.is_empty() {
-                            format!("an empty {}", columns.header_of(field))
-                        } else {
-                            theirs
-                        },
-                        p.row
-                    ),
-                });
-            }
-        }
-    }
+    let helpers = threads.saturating_sub(1).max(1);
+    let chunk = work.len().div_ceil(helpers).max(512);
+    let parsed: Vec<_> = if helpers == 1 || work.len() <= chunk {
+        parse(&work)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|part| s.spawn(move || parse(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    cache.extend(parsed);
 }
 
 #[cfg(test)]

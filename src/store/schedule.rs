@@ -9,12 +9,21 @@ use super::{Store, StoreError};
 use crate::model::{CancelledBy, ChannelChoice, RemindWhom, Response, Status};
 use crate::phone::E164;
 
+/// SQLite page cache for an import, in KiB.
+const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+
 impl Store {
     /// Starts the single transaction an import runs in.
     pub fn begin_import(&mut self) -> Result<ImportTx<'_>, StoreError> {
         // A large import touches every page of several indexes; SQLite's default 2 MiB cache
         // makes it re-read pages from the OS and grow superlinearly (measured in bench/).
-        self.conn.pragma_update(None, "cache_size", -262_144)?;
+        // 64 MiB holds the hot index pages of a million appointments and keeps the import's
+        // peak memory bounded (a 256 MiB cache was most of a 1M-row import's peak).
+        self.conn
+            .pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        // An import runs a dozen statements per row; rusqlite's default cache of 16 must not
+        // evict them for the connection's other statements.
+        self.conn.set_prepared_statement_cache_capacity(64);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -352,27 +361,104 @@ impl ImportTx<'_> {
         };
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
-            let channel: Option<String> = r.get(5)?;
-            let remind: String = r.get(6)?;
-            let contact_phone: Option<String> = r.get(8)?;
-            out.insert(
-                r.get::<_, String>(0)?,
-                StoredPatient {
-                    id: r.get(1)?,
-                    name: r.get(2)?,
-                    phone: E164::from_stored(r.get(3)?),
-                    language: r.get(4)?,
-                    reach: PatientReach {
-                        channel: channel.as_deref().map(ChannelChoice::parse).transpose()?,
-                        remind: RemindWhom::parse(&remind)?,
-                        contact_name: r.get(7)?,
-                        contact_phone: contact_phone.map(E164::from_stored),
-                        contact_relation: r.get(9)?,
-                    },
-                },
-            );
+            let (key, p) = patient_row(r)?;
+            out.insert(key, p);
         }
         Ok(out)
+    }
+
+    /// The stored patients of a clinic with these external ids, into `out` (one indexed
+    /// look-up each: an import streams its rows and never holds a clinic's whole list).
+    pub fn patients_into<'k>(
+        &self,
+        clinic_id: i64,
+        keys: impl IntoIterator<Item = &'k str>,
+        out: &mut HashMap<String, StoredPatient>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT external_id, id, name, phone, language,
+                    channel, remind, contact_name, contact_phone, contact_relation
+             FROM patients WHERE clinic_id = ?1 AND external_id = ?2",
+        )?;
+        for key in keys {
+            if out.contains_key(key) {
+                continue;
+            }
+            let mut rows = stmt.query(params![clinic_id, key])?;
+            if let Some(r) = rows.next()? {
+                let (k, p) = patient_row(r)?;
+                out.insert(k, p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored appointments of a clinic from one source with these external ids, into
+    /// `out` (one indexed look-up each, as [`ImportTx::patients_into`]).
+    pub fn appointments_into<'k>(
+        &self,
+        clinic_id: i64,
+        source: &str,
+        keys: impl IntoIterator<Item = &'k str>,
+        out: &mut HashMap<String, StoredAppointment>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT external_id, id, patient_id, provider, starts_at, duration_min, status, cancelled_by, response
+             FROM appointments WHERE clinic_id = ?1 AND source = ?2 AND external_id = ?3",
+        )?;
+        for key in keys {
+            let mut rows = stmt.query(params![clinic_id, source, key])?;
+            if let Some(r) = rows.next()? {
+                let (k, a) = appointment_row(r)?;
+                out.insert(k, a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Booked appointments of a clinic from one source starting in `[from, to)`, with their
+    /// patient's name: what a `--complete` file may cancel on one of its days.
+    pub fn booked_between(
+        &self,
+        clinic_id: i64,
+        source: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, StoredAppointment, String)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT a.external_id, a.id, a.patient_id, a.provider, a.starts_at, a.duration_min, a.status,
+                    a.cancelled_by, a.response, p.name
+             FROM appointments a JOIN patients p ON p.id = a.patient_id
+             WHERE a.clinic_id = ?1 AND a.source = ?2 AND a.status = 'booked'
+               AND a.starts_at >= ?3 AND a.starts_at < ?4",
+        )?;
+        let mut rows = stmt.query(params![clinic_id, source, from.timestamp(), to.timestamp()])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (k, a) = appointment_row(r)?;
+            out.push((k, a, r.get(9)?));
+        }
+        Ok(out)
+    }
+
+    /// Names the clinics an import touched (known once a streamed file is read).
+    pub fn add_import_clinics(&self, import_id: i64, clinic_ids: &[i64]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO import_clinics (import_id, clinic_id) VALUES (?1, ?2)",
+        )?;
+        for c in clinic_ids {
+            stmt.execute(params![import_id, c])?;
+        }
+        Ok(())
+    }
+
+    /// Records the checksum of a streamed file's bytes once they are read.
+    pub fn set_import_checksum(&self, import_id: i64, checksum: &str) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE imports SET checksum = ?2 WHERE id = ?1",
+            params![import_id, checksum],
+        )?;
+        Ok(())
     }
 
     /// Every stored appointment of a clinic from one source (`csv`, or a feed's), by
@@ -397,25 +483,8 @@ impl ImportTx<'_> {
         };
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
-            let status: String = r.get(6)?;
-            let cancelled_by: Option<String> = r.get(7)?;
-            let response: String = r.get(8)?;
-            out.insert(
-                r.get::<_, String>(0)?,
-                StoredAppointment {
-                    id: r.get(1)?,
-                    patient_id: r.get(2)?,
-                    provider: r.get(3)?,
-                    starts_at: crate::time::from_unix(r.get(4)?),
-                    duration_min: r.get(5)?,
-                    status: Status::parse(&status)?,
-                    cancelled_by: cancelled_by
-                        .as_deref()
-                        .map(CancelledBy::parse)
-                        .transpose()?,
-                    response: Response::parse(&response)?,
-                },
-            );
+            let (k, a) = appointment_row(r)?;
+            out.insert(k, a);
         }
         Ok(out)
     }
@@ -640,4 +709,50 @@ impl ImportTx<'_> {
         self.tx.commit()?;
         Ok(())
     }
+}
+
+/// A patient row as the import's queries select it (external id first).
+fn patient_row(r: &rusqlite::Row<'_>) -> Result<(String, StoredPatient), StoreError> {
+    let channel: Option<String> = r.get(5)?;
+    let remind: String = r.get(6)?;
+    let contact_phone: Option<String> = r.get(8)?;
+    Ok((
+        r.get::<_, String>(0)?,
+        StoredPatient {
+            id: r.get(1)?,
+            name: r.get(2)?,
+            phone: E164::from_stored(r.get(3)?),
+            language: r.get(4)?,
+            reach: PatientReach {
+                channel: channel.as_deref().map(ChannelChoice::parse).transpose()?,
+                remind: RemindWhom::parse(&remind)?,
+                contact_name: r.get(7)?,
+                contact_phone: contact_phone.map(E164::from_stored),
+                contact_relation: r.get(9)?,
+            },
+        },
+    ))
+}
+
+/// An appointment row as the import's queries select it (external id first).
+fn appointment_row(r: &rusqlite::Row<'_>) -> Result<(String, StoredAppointment), StoreError> {
+    let status: String = r.get(6)?;
+    let cancelled_by: Option<String> = r.get(7)?;
+    let response: String = r.get(8)?;
+    Ok((
+        r.get::<_, String>(0)?,
+        StoredAppointment {
+            id: r.get(1)?,
+            patient_id: r.get(2)?,
+            provider: r.get(3)?,
+            starts_at: crate::time::from_unix(r.get(4)?),
+            duration_min: r.get(5)?,
+            status: Status::parse(&status)?,
+            cancelled_by: cancelled_by
+                .as_deref()
+                .map(CancelledBy::parse)
+                .transpose()?,
+            response: Response::parse(&response)?,
+        },
+    ))
 }

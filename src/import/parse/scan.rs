@@ -1,0 +1,541 @@
+//! Reading a file in bounded chunks: rows are read, checked and handed on `CHUNK_ROWS` at a
+//! time, and only what later rows are checked against (each appointment's key, each
+//! patient's first row) is held across chunks, as digests, so memory does not grow with the
+//! rows' text.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hasher, RandomState};
+
+use sha2::{Digest, Sha256};
+
+use super::row::read_row;
+use super::{
+    Columns, Field, PhoneCache, RawRow, RowCounter, csv_error, decode, detect_delimiter,
+    map_header, normalize_phones, reach, row_clinic, sheet, shown_cell,
+};
+use crate::config::{Config, ImportFormat};
+use crate::import::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+
+/// Rows read, checked and handed on at a time: large enough that a chunk's phone numbers
+/// keep both cores busy and its writes amortise their statements, small enough that a chunk
+/// is a few megabytes.
+pub const CHUNK_ROWS: usize = 4096;
+
+/// Distinct written numbers kept parsed before the cache starts again (bounds its memory on
+/// a file of millions of patients; a number seen again after that is parsed again).
+const PHONE_CACHE_MAX: usize = 1 << 18;
+
+/// How far a read has got, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Data rows read so far.
+    pub rows: usize,
+    /// Work done, out of `total` (bytes of a CSV file, rows of a spreadsheet).
+    pub done: u64,
+    /// All the work.
+    pub total: u64,
+}
+
+/// What reading a whole file found, once every chunk's sound rows have been handed on.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Every problem found, in row order.
+    pub errors: Vec<RowError>,
+    /// Data rows read (blank lines excluded).
+    pub rows_read: usize,
+    /// sha256 of the bytes, hex.
+    pub checksum: String,
+    /// Every clinic the file's rows name (or the one chosen for them), known or not.
+    pub clinics: BTreeSet<String>,
+    /// Rows handed on: those without a problem.
+    pub sound: usize,
+}
+
+impl Scan {
+    /// Whether the sound rows could be imported without the bad ones: no problem is on the
+    /// header row (or before any row), and some row is sound.
+    pub fn partial_possible(&self) -> bool {
+        self.sound > 0 && self.errors.iter().all(|e| e.row > 1)
+    }
+
+    /// The whole file's [`ParsedFile`], given the rows handed on.
+    pub fn into_parsed(self, sound: Vec<ImportRow>) -> ParsedFile {
+        let (rows, sound) = if self.errors.is_empty() {
+            (sound, Vec::new())
+        } else if self.partial_possible() {
+            (Vec::new(), sound)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        ParsedFile {
+            rows,
+            errors: self.errors,
+            rows_read: self.rows_read,
+            checksum: self.checksum,
+            sound,
+            clinics: self.clinics,
+        }
+    }
+}
+
+/// Reads a file chunk by chunk, handing each chunk's sound rows (and how far the read has
+/// got) to `each`, in file order. Reading runs on its own thread, a chunk ahead of `each`,
+/// so checking the next chunk overlaps writing this one. An error from `each` stops the
+/// read and is returned.
+pub fn parse_chunks(
+    bytes: &[u8],
+    config: &Config,
+    opts: &ParseOptions<'_>,
+    mut each: impl FnMut(Vec<ImportRow>, Progress) -> Result<(), ImportError>,
+) -> Result<Scan, ImportError> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<ImportRow>, Progress)>(1);
+        let reader = s.spawn(move || {
+            scan(bytes, config, opts, &mut |rows, p| {
+                tx.send((rows, p)).is_ok()
+            })
+        });
+        let mut failed = None;
+        for (rows, p) in &rx {
+            if let Err(e) = each(rows, p) {
+                failed = Some(e);
+                break;
+            }
+        }
+        // The reader, if still waiting to hand on a chunk, sees nobody will take it.
+        drop(rx);
+        let scanned = match reader.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match failed {
+            Some(e) => Err(e),
+            None => scanned,
+        }
+    })
+}
+
+/// Where data rows come from.
+enum Source<'t> {
+    Csv(CsvRows<'t>),
+    Sheet { rows: Vec<RawRow>, next: usize },
+}
+
+impl Source<'_> {
+    /// The next data row and where to find it again; a CSV row that cannot be read is an
+    /// error of its own and the rest are still read.
+    fn next(&mut self, errors: &mut Vec<RowError>) -> Option<(RawRow, u64)> {
+        match self {
+            Self::Csv(c) => c.next(errors),
+            Self::Sheet { rows, next } => {
+                let r = rows.get(*next)?.clone();
+                *next += 1;
+                Some((r, (*next - 1) as u64))
+            }
+        }
+    }
+
+    /// The row `next` returned with `at`, read again.
+    fn reread(&self, at: u64, row: usize) -> Option<RawRow> {
+        match self {
+            Self::Csv(c) => c.reread(at, row),
+            Self::Sheet { rows, .. } => rows.get(usize::try_from(at).ok()?).cloned(),
+        }
+    }
+
+    fn progress(&self, rows: usize) -> Progress {
+        match self {
+            Self::Csv(c) => Progress {
+                rows,
+                done: c.reader.position().byte(),
+                total: c.text.len() as u64,
+            },
+            Self::Sheet { rows: all, next } => Progress {
+                rows,
+                done: *next as u64,
+                total: all.len() as u64,
+            },
+        }
+    }
+}
+
+/// A CSV file's data rows, read one at a time (blank lines left out), numbered as a
+/// spreadsheet shows them.
+struct CsvRows<'t> {
+    text: &'t str,
+    delimiter: u8,
+    reader: csv::Reader<&'t [u8]>,
+    rows: RowCounter<'t>,
+}
+
+impl<'t> CsvRows<'t> {
+    /// The header and the rows after it; `Ok(None)` when the file has no header.
+    fn open(bytes: &'t [u8]) -> Result<Option<(csv::StringRecord, Self)>, RowError> {
+        let text = decode(bytes)?;
+        let delimiter = detect_delimiter(text);
+        let mut reader = reader(delimiter, text.as_bytes());
+        let mut header = csv::StringRecord::new();
+        match reader.read_record(&mut header) {
+            Err(e) => return Err(csv_error(1, &e)),
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+        }
+        let rows = RowCounter::new(text, &header);
+        Ok(Some((
+            header,
+            Self {
+                text,
+                delimiter,
+                reader,
+                rows,
+            },
+        )))
+    }
+
+    fn next(&mut self, errors: &mut Vec<RowError>) -> Option<(RawRow, u64)> {
+        loop {
+            let mut r = csv::StringRecord::new();
+            match self.reader.read_record(&mut r) {
+                Ok(false) => return None,
+                Err(e) => {
+                    let row = e
+                        .position()
+                        .map_or(0, |p| self.rows.row_at(p.byte() as usize, None));
+                    errors.push(csv_error(row, &e));
+                }
+                Ok(true) => {
+                    let at = r.position().map_or(0, csv::Position::byte);
+                    let row = self.rows.row_at(at as usize, Some(&r));
+                    if r.iter().all(|c| c.trim().is_empty()) {
+                        continue;
+                    }
+                    return Some((RawRow { row, record: r }, at));
+                }
+            }
+        }
+    }
+
+    fn reread(&self, at: u64, row: usize) -> Option<RawRow> {
+        let from = self.text.as_bytes().get(usize::try_from(at).ok()?..)?;
+        let mut record = csv::StringRecord::new();
+        reader(self.delimiter, from)
+            .read_record(&mut record)
+            .ok()?
+            .then_some(RawRow { row, record })
+    }
+}
+
+fn reader(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(bytes)
+}
+
+/// The whole read, on the reading thread: `emit` takes each chunk's sound rows and returns
+/// false when nobody takes them any more.
+fn scan(
+    bytes: &[u8],
+    config: &Config,
+    opts: &ParseOptions<'_>,
+    emit: &mut dyn FnMut(Vec<ImportRow>, Progress) -> bool,
+) -> Result<Scan, ImportError> {
+    if let Some(c) = opts.clinic
+        && config.clinic(c).is_none()
+    {
+        return Err(ImportError::Options(config.unknown_clinic(c)));
+    }
+    let format = config
+        .import_format(opts.format, opts.clinic)
+        .map_err(ImportError::Options)?;
+    let mut out = Scan {
+        checksum: format!("{:x}", Sha256::digest(bytes)),
+        ..Scan::default()
+    };
+    let opened = if sheet::is_spreadsheet(bytes) {
+        sheet::read(bytes, format).map(|t| t.map(|(h, rows)| (h, Source::Sheet { rows, next: 0 })))
+    } else {
+        CsvRows::open(bytes).map(|t| t.map(|(h, c)| (h, Source::Csv(c))))
+    };
+    let (header, mut source) = match opened {
+        Err(e) => {
+            out.errors.push(e);
+            return Ok(finish(out));
+        }
+        Ok(None) => {
+            out.errors.push(RowError {
+                patient: None,
+                row: 1,
+                column: String::new(),
+                value: String::new(),
+                message: "the file is empty; export the schedule with its header row".into(),
+            });
+            return Ok(finish(out));
+        }
+        Ok(Some(t)) => t,
+    };
+    let Some(columns) = map_header(
+        &header,
+        format,
+        opts.clinic.is_some(),
+        opts.audience,
+        &mut out.errors,
+    ) else {
+        return Ok(finish(out));
+    };
+
+    let mut phones = PhoneCache::new();
+    let mut across = Across::default();
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        let mut ats = Vec::with_capacity(CHUNK_ROWS);
+        while chunk.len() < CHUNK_ROWS {
+            let Some((raw, at)) = source.next(&mut out.errors) else {
+                break;
+            };
+            chunk.push(raw);
+            ats.push(at);
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        if out.rows_read == 0 {
+            across.expect(source.progress(0), chunk.len());
+        }
+        out.rows_read += chunk.len();
+        out.clinics.extend(
+            chunk
+                .iter()
+                .filter_map(|raw| row_clinic(raw, &columns, opts.clinic)),
+        );
+        if phones.len() > PHONE_CACHE_MAX {
+            phones.clear();
+        }
+        normalize_phones(&chunk, &columns, config, opts.clinic, &mut phones);
+        let mut sound = Vec::with_capacity(chunk.len());
+        for (raw, &at) in chunk.iter().zip(&ats) {
+            let before = out.errors.len();
+            if let Some(r) = read_row(
+                raw,
+                &columns,
+                format,
+                config,
+                opts,
+                &phones,
+                &mut out.errors,
+            ) {
+                if let Some((first_at, first_row)) = across.check(&r, at, &columns, &mut out.errors)
+                    && let Some(p) = first_row_again(
+                        &source, first_at, first_row, &columns, format, config, opts,
+                    )
+                {
+                    mismatch(&p, &r, &columns, &mut out.errors);
+                }
+                if out.errors.len() == before {
+                    sound.push(r);
+                }
+            }
+            // Staff find a row by its patient faster than by its number.
+            let name = columns.get(Field::PatientName, raw);
+            if !name.is_empty() {
+                for e in &mut out.errors[before..] {
+                    e.patient = Some(shown_cell(name));
+                }
+            }
+        }
+        out.sound += sound.len();
+        if !emit(sound, source.progress(out.rows_read)) {
+            break;
+        }
+    }
+    out.clinics.extend(opts.clinic.map(str::to_string));
+    if out.rows_read == 0 && out.errors.is_empty() {
+        out.errors.push(RowError {
+            patient: None,
+            row: 2,
+            column: String::new(),
+            value: String::new(),
+            message: "the file has a header but no appointments".into(),
+        });
+    }
+    Ok(finish(out))
+}
+
+/// Errors in row order, shown as reports show cells.
+fn finish(mut out: Scan) -> Scan {
+    out.errors.sort_by_key(|e| e.row);
+    for e in &mut out.errors {
+        e.column = shown_cell(&e.column);
+        e.value = shown_cell(&e.value);
+    }
+    out
+}
+
+/// A patient's first row, read and checked again to say how a later row differs from it.
+fn first_row_again(
+    source: &Source<'_>,
+    at: u64,
+    row: usize,
+    columns: &Columns,
+    format: &ImportFormat,
+    config: &Config,
+    opts: &ParseOptions<'_>,
+) -> Option<ImportRow> {
+    let raw = source.reread(at, row)?;
+    let mut phones = PhoneCache::new();
+    normalize_phones(
+        std::slice::from_ref(&raw),
+        columns,
+        config,
+        opts.clinic,
+        &mut phones,
+    );
+    read_row(
+        &raw,
+        columns,
+        format,
+        config,
+        opts,
+        &phones,
+        &mut Vec::new(),
+    )
+}
+
+/// A patient's first row, as later rows are checked against it.
+struct First {
+    row: u32,
+    /// Where the source finds the row again.
+    at: u64,
+    /// Digest of what must be the same on every row of the patient (64 bits: a collision,
+    /// odds 2⁻⁶⁴, would only miss reporting that rows differ).
+    digest: u64,
+}
+
+/// A 128-bit digest, as two words (a `u128` would pad every map entry to 16-byte alignment).
+type Key = (u64, u64);
+
+/// What later rows are checked against: each appointment's key and each patient's first
+/// row, as 128-bit digests under keys chosen at random per import (a file cannot be made
+/// to collide them; by chance, two of a million keys collide with odds of about 10⁻²⁷).
+struct Across {
+    keys: (RandomState, RandomState),
+    appointments: HashMap<Key, u32>,
+    patients: HashMap<Key, First>,
+}
+
+impl Default for Across {
+    fn default() -> Self {
+        Self {
+            keys: (RandomState::new(), RandomState::new()),
+            appointments: HashMap::new(),
+            patients: HashMap::new(),
+        }
+    }
+}
+
+impl Across {
+    /// Sizes the appointment keys for the rows the whole file likely has (from how much of
+    /// it the first chunk took), so the map is not rebuilt, twice its size, as it fills.
+    fn expect(&mut self, at: Progress, rows: usize) {
+        if at.done > 0 && rows > 0 {
+            let likely = at.total.saturating_mul(rows as u64) / at.done;
+            self.appointments
+                .reserve(usize::try_from(likely).unwrap_or(0).min(1 << 26));
+        }
+    }
+
+    fn digest(&self, parts: &[&str]) -> Key {
+        let (mut a, mut b) = (self.keys.0.build_hasher(), self.keys.1.build_hasher());
+        for p in parts {
+            // 0xff never occurs in UTF-8, so the parts cannot run into each other.
+            for h in [&mut a, &mut b] {
+                h.write(p.as_bytes());
+                h.write_u8(0xff);
+            }
+        }
+        (a.finish(), b.finish())
+    }
+
+    /// Checks a valid row for a repeated appointment; returns where its patient's first row
+    /// is when the patient's details may differ from it.
+    fn check(
+        &mut self,
+        r: &ImportRow,
+        at: u64,
+        columns: &Columns,
+        errors: &mut Vec<RowError>,
+    ) -> Option<(u64, usize)> {
+        let key = self.digest(&[&r.clinic, &r.appointment_id]);
+        let row = u32::try_from(r.row).unwrap_or(u32::MAX);
+        if let Some(first) = self.appointments.insert(key, row) {
+            errors.push(RowError {
+                patient: None,
+                row: r.row,
+                column: columns.header_of(Field::AppointmentId).to_string(),
+                value: r.appointment_id.clone(),
+                message: format!(
+                    "appointment {:?} is already on row {first}; each appointment may appear once",
+                    r.appointment_id
+                ),
+            });
+        }
+        let patient = self.digest(&[&r.clinic, &r.patient_id]);
+        let reach = format!("{:?}", r.reach);
+        let digest = self
+            .digest(&[r.phone.as_str(), &r.patient_name, &r.language, &reach])
+            .0;
+        match self.patients.get(&patient) {
+            None => {
+                self.patients.insert(patient, First { row, at, digest });
+                None
+            }
+            Some(f) if f.digest == digest => None,
+            Some(f) => Some((f.at, f.row as usize)),
+        }
+    }
+}
+
+/// A patient whose details differ between rows: an error on the later row.
+fn mismatch(p: &ImportRow, r: &ImportRow, columns: &Columns, errors: &mut Vec<RowError>) {
+    let (field, mine, theirs) = if p.phone != r.phone {
+        (
+            Field::Phone,
+            crate::phone::mask(r.phone.as_str()),
+            crate::phone::mask(p.phone.as_str()),
+        )
+    } else if p.patient_name != r.patient_name {
+        (
+            Field::PatientName,
+            r.patient_name.clone(),
+            p.patient_name.clone(),
+        )
+    } else if p.language != r.language {
+        (Field::Language, r.language.clone(), p.language.clone())
+    } else if let Some(differs) = reach::differs(&r.reach, &p.reach) {
+        differs
+    } else {
+        return;
+    };
+    let what = if matches!(field, Field::Phone | Field::PatientName | Field::Language) {
+        "name, phone and language"
+    } else {
+        "channel, contact and remind"
+    };
+    errors.push(RowError {
+        patient: None,
+        row: r.row,
+        column: columns.header_of(field).to_string(),
+        value: mine,
+        message: format!(
+            "patient {:?} has {} on row {}; one patient must have the same {what} on every row",
+            r.patient_id,
+            if theirs.is_empty() {
+                format!("an empty {}", columns.header_of(field))
+            } else {
+                theirs
+            },
+            p.row
+        ),
+    });
+}
