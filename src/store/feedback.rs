@@ -199,9 +199,7 @@ impl Store {
     ) -> Result<ScoreStored, StoreError> {
         let t = now.timestamp();
         let a = &rec.request.appointment;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let stored: Option<u8> = tx
             .query_row(
                 "SELECT score FROM feedback WHERE appointment_id = ?1",

@@ -86,7 +86,7 @@ impl AccountHealth {
 /// One row's part of [`Store::apply_template_update`]: an event older than the row's last
 /// changes nothing.
 fn update_template(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     u: &TemplateUpdate<'_>,
     event_id: Option<i64>,
     now: DateTime<Utc>,
@@ -149,7 +149,7 @@ impl Store {
         event_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Deferred)?;
         let out = update_template(&tx, u, event_id, now)?;
         if !u.language.is_empty()
             && u.status.is_some_and(|s| RELEASING.contains(&s))
@@ -247,9 +247,7 @@ impl Store {
         error: Option<(i64, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let row: Option<(i64, Option<String>, Option<i64>)> = tx
             .query_row(
                 "SELECT id, template, sent_at FROM outbox

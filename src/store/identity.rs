@@ -89,9 +89,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<NumberChange, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let seen: Option<i64> = tx
             .query_row(
                 "SELECT id FROM replies WHERE message_id = ?1",
@@ -190,7 +188,7 @@ impl Store {
 }
 
 /// The one patient whose own number is `phone`, when exactly one has it.
-fn one_record(tx: &rusqlite::Transaction<'_>, phone: &E164) -> Result<Option<i64>, StoreError> {
+fn one_record(tx: &rusqlite::Connection, phone: &E164) -> Result<Option<i64>, StoreError> {
     let mut stmt = tx.prepare("SELECT id FROM patients WHERE phone = ?1 LIMIT 2")?;
     let ids: Vec<i64> = stmt
         .query_map([phone.as_str()], |r| r.get(0))?
@@ -204,7 +202,7 @@ fn one_record(tx: &rusqlite::Transaction<'_>, phone: &E164) -> Result<Option<i64
 /// Files the note for staff about a changed number, as a reply needing staff (the message id
 /// makes it once only).
 fn file_note(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     rec: &NumberChangeRecord<'_>,
     from: &str,
     patient: Option<i64>,

@@ -299,9 +299,7 @@ impl Store {
                 offer.id
             )));
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let intent = match a.what {
             Taken::Accept => "confirm",
             Taken::Decline => "cancel",
@@ -337,7 +335,7 @@ impl Store {
                 r.get(0)
             })?;
         let state = OfferState::parse(&state)?;
-        let answer = |tx: &rusqlite::Transaction<'_>, to: &str, why: Option<&str>| {
+        let answer = |tx: &rusqlite::Connection, to: &str, why: Option<&str>| {
             tx.execute(
                 "UPDATE offers SET state = ?2, answered_at = ?3 WHERE id = ?1",
                 params![offer.id, to, t],
@@ -422,9 +420,7 @@ impl Store {
     /// how many.
     pub fn lapse_holds(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let lapsed: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare(
                 "SELECT id, coalesce(held_by_offer, 0) FROM openings op WHERE state = 'held' AND hold_expires_at <= ?1
@@ -591,9 +587,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let mut ids = Vec::with_capacity(openings.len());
         for op in openings {
             let n = tx.execute(
@@ -655,7 +649,7 @@ fn message_offers(kind: &str, rule: &str, params: Option<&str>) -> Vec<i64> {
 /// is open and starts after the lead time. Taken: the offer is accepted, its siblings lost (the
 /// other choices of a list withdrawn), the reply is the staff's follow-up. Not taken: lost.
 fn claim(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     a: &OfferAnswer<'_>,
     (reply_id, filed_under): (i64, i64),
     t: i64,
@@ -745,7 +739,7 @@ fn claim(
 /// waitlist entry booked, the staff follow-up closed, and the pending reminders of the
 /// appointment it replaces skipped (the plan makes the new one's). The time of each is the
 /// appointment's own `updated_at`, the import's clock.
-pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreError> {
+pub(super) fn land_moves(tx: &rusqlite::Connection) -> Result<usize, StoreError> {
     let landed: Vec<LandRow> = {
         let mut stmt = tx.prepare_cached(
             "SELECT op.id, o.id, o.entry_id, o.appointment_id, a.id, a.updated_at

@@ -230,9 +230,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Result<WaitlistImported, Vec<RowError>>, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let mut errors = Vec::new();
         let mut done = WaitlistImported::default();
         for row in rows {
@@ -312,9 +310,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, &e.clinic)?;
         let patient: i64 = tx
             .query_row(
@@ -389,9 +385,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let (t, g) = (now.timestamp(), grace.num_seconds());
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = tx.execute(
             "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
@@ -426,9 +420,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = 0;
         for (why, cond) in [
@@ -535,9 +527,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let n = close(&tx, id, state, reason, now.timestamp())?;
         tx.commit()?;
         Ok(n)
@@ -602,9 +592,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let t = now.timestamp();
         let expires = (now + valid).timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let moved = tx.execute(
             "UPDATE openings SET round = round + 1, next_round_at = ?3, updated_at = ?4
              WHERE id = ?1 AND state = 'open' AND round = ?2",
@@ -653,9 +641,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         tx.execute(
             "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at,

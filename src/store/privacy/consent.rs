@@ -61,9 +61,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let found: Option<(Option<String>, bool, bool)> = tx
             .query_row(
                 "SELECT p.phone, p.opted_out_at IS NOT NULL,
