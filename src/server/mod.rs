@@ -116,6 +116,11 @@ impl Health {
 
 /// The webhook's routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    // phonenumber loads its metadata (hundreds of regexes) on first use, which the first reply
+    // would pay inside its request deadline (seconds in a debug build); load it now, aside.
+    std::thread::spawn(|| {
+        let _ = &*phonenumber::metadata::DATABASE;
+    });
     Router::new()
         .route("/webhook", get(handshake).post(webhook))
         .route("/twilio/status", post(sms::twilio_status))

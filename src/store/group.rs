@@ -170,6 +170,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(clippy::await_holding_lock)] // on purpose: the writer must wait for the test
     async fn waiting_pieces_share_one_commit_and_a_failing_one_loses_only_its_own_work() {
         let (_dir, db) = db();
         // Hold the store so that the pieces queue up behind the first one.
