@@ -376,10 +376,22 @@ pub struct WebhookSummary {
     pub replay: bool,
 }
 
-/// Stores a signed webhook body, then applies each of its messages and statuses on its own.
-/// `Ok(Err(why))` means the body was stored but is not a JSON object (nothing to apply); `Err`
-/// is a database failure (answer 500, so that Meta retries).
+/// Stores a signed webhook body, then applies each of its messages and statuses on its own,
+/// all in one transaction (a savepoint when the caller has one open: the server's group
+/// commit). `Ok(Err(why))` means the body was stored but is not a JSON object (nothing to
+/// apply); `Err` is a database failure (nothing of it is kept; answer 500, so that Meta
+/// retries).
 pub fn process_webhook(
+    store: &mut Store,
+    config: &Config,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Result<WebhookSummary, String>, StoreError> {
+    store.atomically(|store| apply_webhook(store, config, body, now))
+}
+
+/// [`process_webhook`]'s work, inside its transaction.
+fn apply_webhook(
     store: &mut Store,
     config: &Config,
     body: &[u8],

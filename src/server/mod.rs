@@ -4,8 +4,9 @@
 //! `desk`, the only module that knows axum.
 //!
 //! A POST is verified against `X-Hub-Signature-256` over the raw bytes before anything else;
-//! a verified body is stored before it is applied, and answered 200 unless the database
-//! failed (Meta retries non-200 answers for days, so a body we merely do not act on is
+//! a verified body is stored and applied in one transaction, committed with the deliveries
+//! that arrived at the same time (`Db::run_grouped`) and synced to disk before the answer, which
+//! is 200 unless the database failed (Meta retries non-200 answers for days, so a body we merely do not act on is
 //! still a 200).
 
 mod sms;
@@ -115,6 +116,11 @@ impl Health {
 
 /// The webhook's routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    // phonenumber loads its metadata (hundreds of regexes) on first use, which the first reply
+    // would pay inside its request deadline (seconds in a debug build); load it now, aside.
+    std::thread::spawn(|| {
+        let _ = &*phonenumber::metadata::DATABASE;
+    });
     Router::new()
         .route("/webhook", get(handshake).post(webhook))
         .route("/twilio/status", post(sms::twilio_status))
@@ -394,27 +400,25 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     let now = state.clock.now();
+    // Group commit: answered once this delivery's commit (shared with the deliveries that
+    // arrived meanwhile) is on disk.
     let result = state
         .store
-        .run(move |store| jobs::process_webhook(store, &config, &body, now))
+        .run_grouped(move |store| jobs::process_webhook(store, &config, &body, now))
         .await;
     match result {
-        Ok(Ok(Ok(summary))) => {
+        Ok(Ok(summary)) => {
             tracing::debug!(?summary, "webhook applied");
             StatusCode::OK.into_response()
         }
         // Signed, so it came from Meta (or the app secret leaked): a retry of the same bytes
         // cannot succeed, and Meta retries anything but 200 for days.
-        Ok(Ok(Err(why))) => {
+        Ok(Err(why)) => {
             tracing::warn!(%why, "signed webhook body is not a JSON object; stored for inspection");
             StatusCode::OK.into_response()
         }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "webhook could not be stored or applied; Meta will retry");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
         Err(e) => {
-            tracing::error!(error = %e, "webhook task failed");
+            tracing::error!(error = %e, "webhook could not be stored or applied; Meta will retry");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

@@ -20,21 +20,23 @@ impl Store {
         pricing: &Pricing,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "UPDATE outbox SET pricing_category = coalesce(?3, pricing_category),
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET pricing_category = coalesce(?3, pricing_category),
                     pricing_type = coalesce(?4, pricing_type),
                     billable = coalesce(?5, billable), updated_at = ?6
              WHERE id = coalesce((SELECT id FROM outbox WHERE wamid = ?1), ?2)
                AND channel = 'whatsapp'",
-            params![
+            )?
+            .execute(params![
                 wamid,
                 outbox_id,
                 pricing.category.as_deref().map(str::to_ascii_lowercase),
                 pricing.kind.as_deref(),
                 pricing.billable,
                 now.timestamp()
-            ],
-        )?;
+            ])?;
         Ok(n > 0)
     }
 

@@ -199,15 +199,10 @@ impl Store {
     ) -> Result<ScoreStored, StoreError> {
         let t = now.timestamp();
         let a = &rec.request.appointment;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let stored: Option<u8> = tx
-            .query_row(
-                "SELECT score FROM feedback WHERE appointment_id = ?1",
-                [a.appointment_id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT score FROM feedback WHERE appointment_id = ?1")?
+            .query_row([a.appointment_id], |r| r.get(0))
             .optional()?;
         let (outcome, reason) = match stored {
             None => ("applied", None),
@@ -218,11 +213,11 @@ impl Store {
                 )),
             ),
         };
-        let inserted = tx.execute(
-            "INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+        let inserted = tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
                 intent, outcome, reason, received_at, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'feedback', ?9, ?10, ?11, ?12)
-             ON CONFLICT (message_id) DO NOTHING",
+             ON CONFLICT (message_id) DO NOTHING")?
+            .execute(
             params![
                 rec.message_id,
                 rec.event_id,
@@ -243,9 +238,9 @@ impl Store {
         }
         let reply_id = tx.last_insert_rowid();
         if stored.is_none() {
-            tx.execute(
-                "INSERT INTO feedback (appointment_id, patient_id, score, outbox_id, reply_id, channel, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            tx.prepare_cached("INSERT INTO feedback (appointment_id, patient_id, score, outbox_id, reply_id, channel, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(
                 params![
                     a.appointment_id,
                     a.patient_id,
@@ -284,11 +279,8 @@ impl Store {
     pub fn feedback_score(&self, appointment_id: i64) -> Result<Option<u8>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT score FROM feedback WHERE appointment_id = ?1",
-                [appointment_id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT score FROM feedback WHERE appointment_id = ?1")?
+            .query_row([appointment_id], |r| r.get(0))
             .optional()?)
     }
 }

@@ -86,7 +86,7 @@ impl AccountHealth {
 /// One row's part of [`Store::apply_template_update`]: an event older than the row's last
 /// changes nothing.
 fn update_template(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     u: &TemplateUpdate<'_>,
     event_id: Option<i64>,
     now: DateTime<Utc>,
@@ -107,15 +107,15 @@ fn update_template(
                 .and_then(|b| b.category_change_at.map(|t| t.timestamp())),
         ),
     };
-    tx.execute(
-            "INSERT INTO template_health (name, language, status, quality, category, impending_category,
+    tx.prepare_cached("INSERT INTO template_health (name, language, status, quality, category, impending_category,
                                           category_change_at, reason, event_id, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (name, language) DO UPDATE SET
                 status = coalesce(?3, status), quality = coalesce(?4, quality),
                 category = coalesce(?5, category), impending_category = ?6, category_change_at = ?7,
                 reason = CASE WHEN ?3 IS NOT NULL OR ?8 IS NOT NULL THEN ?8 ELSE reason END,
-                event_id = coalesce(?9, event_id), updated_at = ?10",
+                event_id = coalesce(?9, event_id), updated_at = ?10")?
+            .execute(
             params![
                 u.name,
                 u.language,
@@ -149,7 +149,7 @@ impl Store {
         event_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Deferred)?;
         let out = update_template(&tx, u, event_id, now)?;
         if !u.language.is_empty()
             && u.status.is_some_and(|s| RELEASING.contains(&s))
@@ -188,11 +188,11 @@ impl Store {
         event_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO account_health (id, event, blocked, reason, until_at, event_id, updated_at)
+        self.conn.prepare_cached("INSERT INTO account_health (id, event, blocked, reason, until_at, event_id, updated_at)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id) DO UPDATE SET event = ?1, blocked = ?2, reason = ?3, until_at = ?4,
-                event_id = ?5, updated_at = ?6",
+                event_id = ?5, updated_at = ?6")?
+            .execute(
             params![
                 event,
                 blocked,
@@ -209,8 +209,8 @@ impl Store {
     pub fn account_health(&self) -> Result<Option<AccountHealth>, StoreError> {
         Ok(self
             .conn
+            .prepare_cached("SELECT event, blocked, reason, until_at, updated_at FROM account_health WHERE id = 1")?
             .query_row(
-                "SELECT event, blocked, reason, until_at, updated_at FROM account_health WHERE id = 1",
                 [],
                 |r| {
                     Ok(AccountHealth {
@@ -247,17 +247,16 @@ impl Store {
         error: Option<(i64, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let row: Option<(i64, Option<String>, Option<i64>)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT id, template, sent_at FROM outbox
                  WHERE (wamid = ?1 OR (wamid IS NULL AND id = ?2)) AND state IN ('sent', 'unknown')
                    AND channel = 'whatsapp' LIMIT 1",
-                params![wamid, outbox_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            )?
+            .query_row(params![wamid, outbox_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let Some((id, Some(template), Some(sent_at))) = row else {
             return Ok(false);
@@ -272,18 +271,18 @@ impl Store {
             "not delivered within its time to live ({}): WhatsApp stopped trying",
             crate::plan::humanize(ttl)
         );
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE outbox SET state = 'expired', wamid = coalesce(wamid, ?2), failed_at = ?3,
                 last_error_code = ?4, last_error = ?5, reason = ?6, updated_at = ?3 WHERE id = ?1",
-            params![
-                id,
-                wamid,
-                now.timestamp(),
-                error.map(|(c, _)| c),
-                error.map(|(_, e)| e),
-                reason
-            ],
-        )?;
+        )?
+        .execute(params![
+            id,
+            wamid,
+            now.timestamp(),
+            error.map(|(c, _)| c),
+            error.map(|(_, e)| e),
+            reason
+        ])?;
         tx.commit()?;
         Ok(true)
     }

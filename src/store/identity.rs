@@ -55,11 +55,13 @@ impl Store {
         user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
-            "UPDATE patients SET wa_user_id = ?2, updated_at = ?3
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE patients SET wa_user_id = ?2, updated_at = ?3
              WHERE phone = ?1 AND wa_user_id IS NOT ?2",
-            params![phone.as_str(), user_id, now.timestamp()],
-        )?)
+            )?
+            .execute(params![phone.as_str(), user_id, now.timestamp()])?)
     }
 
     /// The number of the patients known by `user_id`, when they all share one (a family's
@@ -89,15 +91,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<NumberChange, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let seen: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM replies WHERE message_id = ?1",
-                [rec.message_id],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM replies WHERE message_id = ?1")?
+            .query_row([rec.message_id], |r| r.get(0))
             .optional()?;
         if seen.is_some() {
             return Ok(NumberChange::Replayed);
@@ -121,7 +118,7 @@ impl Store {
             return Ok(NumberChange::Incomplete);
         };
         let records: Vec<(i64, bool)> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT id, phone != ?1 FROM patients WHERE phone = ?1 OR contact_phone = ?1 ORDER BY id",
             )?;
             stmt.query_map([old_number.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -136,14 +133,12 @@ impl Store {
                     params![id, new_number.as_str(), t],
                 )?;
                 if let Some(u) = rec.user_id.filter(|_| !*contact) {
-                    tx.execute(
-                        "UPDATE patients SET wa_user_id = ?2 WHERE id = ?1",
-                        params![id, u],
-                    )?;
+                    tx.prepare_cached("UPDATE patients SET wa_user_id = ?2 WHERE id = ?1")?
+                        .execute(params![id, u])?;
                 }
-                tx.execute(
-                    "INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
-                     VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)",
+                tx.prepare_cached("INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
+                     VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)")?
+            .execute(
                     params![
                         t,
                         id,
@@ -190,8 +185,8 @@ impl Store {
 }
 
 /// The one patient whose own number is `phone`, when exactly one has it.
-fn one_record(tx: &rusqlite::Transaction<'_>, phone: &E164) -> Result<Option<i64>, StoreError> {
-    let mut stmt = tx.prepare("SELECT id FROM patients WHERE phone = ?1 LIMIT 2")?;
+fn one_record(tx: &rusqlite::Connection, phone: &E164) -> Result<Option<i64>, StoreError> {
+    let mut stmt = tx.prepare_cached("SELECT id FROM patients WHERE phone = ?1 LIMIT 2")?;
     let ids: Vec<i64> = stmt
         .query_map([phone.as_str()], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -204,16 +199,16 @@ fn one_record(tx: &rusqlite::Transaction<'_>, phone: &E164) -> Result<Option<i64
 /// Files the note for staff about a changed number, as a reply needing staff (the message id
 /// makes it once only).
 fn file_note(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     rec: &NumberChangeRecord<'_>,
     from: &str,
     patient: Option<i64>,
     reason: &str,
     t: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT INTO replies (message_id, event_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at, channel)
-         VALUES (?1, ?2, ?3, ?4, 'system', 'changed their WhatsApp number', 'none', 'needs_staff', ?5, ?6, 'whatsapp')",
+    tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at, channel)
+         VALUES (?1, ?2, ?3, ?4, 'system', 'changed their WhatsApp number', 'none', 'needs_staff', ?5, ?6, 'whatsapp')")?
+            .execute(
         params![rec.message_id, rec.event_id, from, patient, reason, t],
     )?;
     Ok(())

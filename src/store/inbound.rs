@@ -164,11 +164,11 @@ impl Store {
         } else {
             rusqlite::types::ValueRef::Blob(body)
         });
-        let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.query_row(
-            "INSERT INTO inbound_events (received_at, body, body_sha256, source) VALUES (?1, ?2, ?3, ?4)
+        let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.prepare_cached("INSERT INTO inbound_events (received_at, body, body_sha256, source) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (body_sha256) DO UPDATE
                  SET replays = replays + 1, last_replay_at = excluded.received_at
-             RETURNING id, processed_at, replays",
+             RETURNING id, processed_at, replays")?
+            .query_row(
             params![now.timestamp(), value, hash, source],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
@@ -186,10 +186,11 @@ impl Store {
         outcome: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE inbound_events SET processed_at = ?2, outcome = ?3 WHERE id = ?1",
-            params![id, now.timestamp(), outcome],
-        )?;
+        self.conn
+            .prepare_cached(
+                "UPDATE inbound_events SET processed_at = ?2, outcome = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, now.timestamp(), outcome])?;
         Ok(())
     }
 
@@ -203,22 +204,17 @@ impl Store {
         let Some(new_rank) = d.state.rank().filter(|r| *r > 0) else {
             return Ok(StatusApplied::Stale);
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let by_wamid: Option<(i64, String, String)> = tx
-            .query_row(
-                "SELECT id, state, kind FROM outbox WHERE wamid = ?1",
-                [&d.wamid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT id, state, kind FROM outbox WHERE wamid = ?1")?
+            .query_row([&d.wamid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let row = match by_wamid {
             Some(r) => Some(r),
             None => match d.outbox_id {
                 Some(id) => tx
-                    .query_row(
-                        "SELECT id, state, kind FROM outbox WHERE id = ?1 AND (wamid IS NULL OR wamid = ?2)",
+                    .prepare_cached("SELECT id, state, kind FROM outbox WHERE id = ?1 AND (wamid IS NULL OR wamid = ?2)")?
+            .query_row(
                         params![id, d.wamid],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
@@ -237,9 +233,9 @@ impl Store {
             OutboxState::Failed => {
                 // An acknowledgement that failed needs no call: the patient wrote to us.
                 let staff = d.needs_staff.as_deref().filter(|_| kind != "reply_ack");
-                tx.execute(
-                    "UPDATE outbox SET state = 'failed', wamid = coalesce(wamid, ?2), failed_at = ?3, last_error_code = ?4,
-                        last_error = ?5, needs_staff = coalesce(?6, needs_staff), updated_at = ?3 WHERE id = ?1",
+                tx.prepare_cached("UPDATE outbox SET state = 'failed', wamid = coalesce(wamid, ?2), failed_at = ?3, last_error_code = ?4,
+                        last_error = ?5, needs_staff = coalesce(?6, needs_staff), updated_at = ?3 WHERE id = ?1")?
+            .execute(
                     params![id, d.wamid, t, d.error_code, d.error, staff],
                 )?;
                 let why = format!(
@@ -350,15 +346,13 @@ impl Store {
         use crate::replies::{Intent, Outcome as R};
         let res = rec.resolution;
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let appointment = res.appointment.as_ref();
-        let inserted = tx.execute(
-            "INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+        let inserted = tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
                 intent, outcome, reason, received_at, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (message_id) DO NOTHING",
+             ON CONFLICT (message_id) DO NOTHING")?
+            .execute(
             params![
                 rec.message_id,
                 rec.event_id,
@@ -380,25 +374,25 @@ impl Store {
         }
         let reply_id = tx.last_insert_rowid();
         if let Some(m) = &rec.media {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO reply_media (reply_id, media_id, mime_type, sha256, filename, voice)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    reply_id,
-                    m.media_id,
-                    m.mime_type,
-                    m.sha256,
-                    m.filename,
-                    m.voice
-                ],
-            )?;
+            )?
+            .execute(params![
+                reply_id,
+                m.media_id,
+                m.mime_type,
+                m.sha256,
+                m.filename,
+                m.voice
+            ])?;
         }
         if res.outcome == R::Applied {
             // Opting out or in concerns the patient, not one appointment.
             let audit = |patient_id: i64, action: &str, old: Option<String>, new: &str| {
-                tx.execute(
-                    "INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
-                     VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)",
+                tx.prepare_cached("INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
+                     VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)")?
+            .execute(
                     params![t, patient_id, action, old, new, format!("reply {}", rec.message_id)],
                 )
             };
@@ -476,21 +470,20 @@ impl Store {
     pub fn reply_media(&self, reply_id: i64) -> Result<Option<StoredMedia>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT r.id, r.kind, m.media_id, m.mime_type, m.sha256, m.filename
                  FROM reply_media m JOIN replies r ON r.id = m.reply_id WHERE m.reply_id = ?1",
-                [reply_id],
-                |r| {
-                    Ok(StoredMedia {
-                        reply_id: r.get(0)?,
-                        kind: r.get(1)?,
-                        media_id: r.get(2)?,
-                        mime_type: r.get(3)?,
-                        sha256: r.get(4)?,
-                        filename: r.get(5)?,
-                    })
-                },
-            )
+            )?
+            .query_row([reply_id], |r| {
+                Ok(StoredMedia {
+                    reply_id: r.get(0)?,
+                    kind: r.get(1)?,
+                    media_id: r.get(2)?,
+                    mime_type: r.get(3)?,
+                    sha256: r.get(4)?,
+                    filename: r.get(5)?,
+                })
+            })
             .optional()?)
     }
 
@@ -502,9 +495,9 @@ impl Store {
         reply_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value)
-             SELECT ?1, appointment_id, patient_id, ?2, 'view_media', 'reply ' || id FROM replies WHERE id = ?3",
+        self.conn.prepare_cached("INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value)
+             SELECT ?1, appointment_id, patient_id, ?2, 'view_media', 'reply ' || id FROM replies WHERE id = ?3")?
+            .execute(
             params![now.timestamp(), actor, reply_id],
         )?;
         Ok(())
@@ -580,7 +573,7 @@ pub(super) fn opt_in_sms(
 /// messages) and audits each change as `by = (actor, reason)`. A reply read by the webhook and
 /// an ambiguous reply staff assign at the desk are both applied here, so they cannot differ.
 pub(super) fn apply_answer(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     intent: crate::replies::Intent,
     (appointment_id, patient_id): (i64, i64),
     text: Option<&str>,
@@ -589,9 +582,9 @@ pub(super) fn apply_answer(
 ) -> Result<(), StoreError> {
     use crate::replies::Intent;
     let audit = |action: &str, old: Option<String>, new: &str| {
-        tx.execute(
-            "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        tx.prepare_cached("INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
+            .execute(
             params![t, appointment_id, patient_id, actor, action, old, new, reason],
         )
     };
@@ -602,14 +595,11 @@ pub(super) fn apply_answer(
         _ => return Ok(()),
     };
     let old: Option<String> = tx
-        .query_row(
-            "SELECT response FROM appointments WHERE id = ?1",
-            [appointment_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT response FROM appointments WHERE id = ?1")?
+        .query_row([appointment_id], |r| r.get(0))
         .optional()?;
-    tx.execute(
-        "UPDATE appointments SET response = ?2, response_at = ?3, response_text = ?4, updated_at = ?3 WHERE id = ?1",
+    tx.prepare_cached("UPDATE appointments SET response = ?2, response_at = ?3, response_text = ?4, updated_at = ?3 WHERE id = ?1")?
+            .execute(
         params![appointment_id, response, t, text],
     )?;
     audit("response", old, response)?;
@@ -630,16 +620,16 @@ pub(super) fn apply_answer(
         _ => {}
     }
     if intent == Intent::Cancel {
-        tx.execute(
-            "UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient', status_at = ?2 WHERE id = ?1",
+        tx.prepare_cached("UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient', status_at = ?2 WHERE id = ?1")?
+            .execute(
             params![appointment_id, t],
         )?;
         audit("cancel", Some("booked".into()), "cancelled")?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE outbox SET state = 'skipped', reason = 'the patient cancelled', updated_at = ?2
              WHERE appointment_id = ?1 AND state = 'pending' AND kind != 'reply_ack'",
-            params![appointment_id, t],
-        )?;
+        )?
+        .execute(params![appointment_id, t])?;
     }
     Ok(())
 }
@@ -647,7 +637,7 @@ pub(super) fn apply_answer(
 /// Queues the free-form acknowledgement of reply `reply_id` (once: its key names the reply),
 /// to go before `latest` (the end of the 24-hour window the patient's message opened).
 pub(super) fn queue_ack(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     appointment_id: i64,
     reply_id: i64,
     slot_start: DateTime<Utc>,
@@ -669,7 +659,7 @@ pub(super) fn queue_ack(
 /// As [`queue_ack`], to the sender (the patient or their caregiver) on the channel they wrote
 /// by. `of` is (appointment, reply, slot start).
 pub(super) fn queue_ack_to(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     of: (i64, i64, DateTime<Utc>),
     text: &str,
     to: (crate::model::Recipient, crate::model::Channel),
@@ -677,11 +667,11 @@ pub(super) fn queue_ack_to(
     latest: i64,
 ) -> Result<(), StoreError> {
     let (appointment_id, reply_id, slot_start) = of;
-    tx.execute(
-        "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at,
+    tx.prepare_cached("INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at,
             recipient, channel)
          VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, ?7, ?8)
-         ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
+         ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING")?
+            .execute(
         params![
             appointment_id,
             format!("reply:{reply_id}"),

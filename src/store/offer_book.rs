@@ -81,12 +81,12 @@ impl Store {
     pub fn book_facts(&self, update_id: i64) -> Result<Option<BookFacts>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT op.starts_at, op.duration_min, op.provider, a.external_id, a.source, a.provider,
+            .prepare_cached("SELECT op.starts_at, op.duration_min, op.provider, a.external_id, a.source, a.provider,
                         op.state = 'held' AND op.held_by_offer = o.id
                  FROM source_updates u JOIN offers o ON o.id = u.offer_id JOIN openings op ON op.id = o.opening_id
                  LEFT JOIN appointments a ON a.id = o.appointment_id AND a.status = 'booked'
-                 WHERE u.id = ?1 AND u.action = 'book'",
+                 WHERE u.id = ?1 AND u.action = 'book'")?
+            .query_row(
                 [update_id],
                 |r| {
                     let external: Option<String> = r.get(3)?;
@@ -117,8 +117,7 @@ impl Store {
         let t = now.timestamp();
         // A new appointment the plan already confirms (its own booking confirmation) needs no
         // second one: the row is kept, skipped, so the move counts as told.
-        self.conn.execute(
-            "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
+        self.conn.prepare_cached("INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
                 created_at, updated_at, recipient, channel)
              SELECT ?1, 'booking_confirmation', ?2, ?3, ?4, ?3, ?5,
                     CASE WHEN b.n > 0 THEN 'skipped' ELSE 'pending' END,
@@ -127,7 +126,8 @@ impl Store {
              FROM (SELECT count(*) AS n FROM outbox WHERE appointment_id = ?1 AND kind = 'booking_confirmation'
                      AND slot_start = ?3 AND rule NOT LIKE 'moved:%') b
              WHERE true
-             ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
+             ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING")?
+            .execute(
             params![
                 landed.appointment_id,
                 format!("moved:{}", landed.offer_id),

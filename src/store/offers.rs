@@ -203,9 +203,9 @@ impl Store {
                 });
             }
         }
-        let last_reminder: Option<i64> = self.conn.query_row(
-            "SELECT max(o.sent_at) FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
-             WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)",
+        let last_reminder: Option<i64> = self.conn.prepare_cached("SELECT max(o.sent_at) FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
+             WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)")?
+            .query_row(
             [from.as_str()],
             |r| r.get(0),
         )?;
@@ -268,13 +268,13 @@ impl Store {
         };
         d.message = self
             .conn
-            .query_row(
-                "SELECT id, appointment_id, slot_start FROM outbox
+            .prepare_cached("SELECT id, appointment_id, slot_start FROM outbox
                  WHERE kind IN ('waitlist_offer', 'reschedule_offer')
                    AND (rule = 'offer:' || ?1
                         OR (kind = 'reschedule_offer' AND json_valid(params)
                             AND EXISTS (SELECT 1 FROM json_each(params, '$.offers') WHERE value = ?1)))
-                 ORDER BY id LIMIT 1",
+                 ORDER BY id LIMIT 1")?
+            .query_row(
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?))),
             )
@@ -299,19 +299,17 @@ impl Store {
                 offer.id
             )));
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let intent = match a.what {
             Taken::Accept => "confirm",
             Taken::Decline => "cancel",
             Taken::NoneOfThese => "reschedule",
         };
-        let inserted = tx.execute(
-            "INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+        let inserted = tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
                 intent, outcome, reason, received_at, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'applied', ?10, ?11, ?12)
-             ON CONFLICT (message_id) DO NOTHING",
+             ON CONFLICT (message_id) DO NOTHING")?
+            .execute(
             params![
                 a.message_id,
                 a.event_id,
@@ -332,21 +330,16 @@ impl Store {
         }
         let reply_id = tx.last_insert_rowid();
         // The state now, inside the transaction: a concurrent answer may have moved it.
-        let state: String =
-            tx.query_row("SELECT state FROM offers WHERE id = ?1", [offer.id], |r| {
-                r.get(0)
-            })?;
+        let state: String = tx
+            .prepare_cached("SELECT state FROM offers WHERE id = ?1")?
+            .query_row([offer.id], |r| r.get(0))?;
         let state = OfferState::parse(&state)?;
-        let answer = |tx: &rusqlite::Transaction<'_>, to: &str, why: Option<&str>| {
-            tx.execute(
-                "UPDATE offers SET state = ?2, answered_at = ?3 WHERE id = ?1",
-                params![offer.id, to, t],
-            )?;
+        let answer = |tx: &rusqlite::Connection, to: &str, why: Option<&str>| {
+            tx.prepare_cached("UPDATE offers SET state = ?2, answered_at = ?3 WHERE id = ?1")?
+                .execute(params![offer.id, to, t])?;
             if let Some(why) = why {
-                tx.execute(
-                    "UPDATE replies SET reason = ?2 WHERE id = ?1",
-                    params![reply_id, why],
-                )?;
+                tx.prepare_cached("UPDATE replies SET reason = ?2 WHERE id = ?1")?
+                    .execute(params![reply_id, why])?;
             }
             Ok::<_, rusqlite::Error>(())
         };
@@ -359,10 +352,10 @@ impl Store {
                 _ => Settled::AlreadyAnswered,
             },
             Taken::NoneOfThese => {
-                tx.execute(
-                    "UPDATE offers SET state = 'declined', answered_at = ?3
+                tx.prepare_cached("UPDATE offers SET state = 'declined', answered_at = ?3
                      WHERE patient_id = ?1 AND kind = 'reschedule' AND state = 'offered' AND id >= ?2
-                       AND id IN (SELECT value FROM json_each((SELECT params FROM outbox WHERE id = ?4), '$.offers'))",
+                       AND id IN (SELECT value FROM json_each((SELECT params FROM outbox WHERE id = ?4), '$.offers'))")?
+            .execute(
                     params![offer.patient_id, offer.id, t, message],
                 )?;
                 Settled::NoneOfThese
@@ -422,11 +415,9 @@ impl Store {
     /// how many.
     pub fn lapse_holds(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let lapsed: Vec<(i64, i64)> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare_cached(
                 "SELECT id, coalesce(held_by_offer, 0) FROM openings op WHERE state = 'held' AND hold_expires_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM source_updates u WHERE u.offer_id = op.held_by_offer
                                      AND u.state IN ('done', 'settled'))",
@@ -437,31 +428,31 @@ impl Store {
         for (opening, offer) in &lapsed {
             // Booked by staff or the write-back but not yet seen by an import: it stays held
             // (the select above left it out); every other hold that ran out reopens.
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE openings SET state = 'open', held_by_offer = NULL, hold_expires_at = NULL,
                     reason = 'the hold ran out unbooked', updated_at = ?2
                  WHERE id = ?1",
-                params![opening, t],
-            )?;
-            tx.execute(
-                "UPDATE source_updates SET state = 'skipped', error = 'the hold ran out unbooked', updated_at = ?2
-                 WHERE offer_id = ?1 AND state IN ('pending', 'staff')",
+            )?
+            .execute(params![opening, t])?;
+            tx.prepare_cached("UPDATE source_updates SET state = 'skipped', error = 'the hold ran out unbooked', updated_at = ?2
+                 WHERE offer_id = ?1 AND state IN ('pending', 'staff')")?
+            .execute(
                 params![offer, t],
             )?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE offers SET state = 'expired' WHERE id = ?1 AND state = 'accepted'",
-                [offer],
-            )?;
-            tx.execute(
-                "UPDATE replies SET handled_by = 'reminderd', handled_at = ?2, reason = reason || '; the hold ran out unbooked'
-                 WHERE outcome = 'needs_staff' AND handled_by IS NULL AND reason LIKE 'offer ' || ?1 || ':%'",
+            )?
+            .execute([offer])?;
+            tx.prepare_cached("UPDATE replies SET handled_by = 'reminderd', handled_at = ?2, reason = reason || '; the hold ran out unbooked'
+                 WHERE outcome = 'needs_staff' AND handled_by IS NULL AND reason LIKE 'offer ' || ?1 || ':%'")?
+            .execute(
                 params![offer, t],
             )?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO audit_log (at, actor, action, old_value, new_value, reason)
                  VALUES (?1, 'reminderd', 'opening_hold_lapsed', 'held', 'open', ?2)",
-                params![t, format!("opening {opening}, offer {offer}")],
-            )?;
+            )?
+            .execute(params![t, format!("opening {opening}, offer {offer}")])?;
         }
         tx.commit()?;
         Ok(lapsed.len())
@@ -519,11 +510,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let t = now.timestamp();
-        self.conn.execute(
-            "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at,
+        self.conn.prepare_cached("INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state, created_at, updated_at,
                 recipient, channel)
              VALUES (?1, 'reply_ack', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, 'patient', ?7)
-             ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
+             ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING")?
+            .execute(
             params![
                 landed.appointment_id,
                 format!("moved:{}", landed.offer_id),
@@ -591,15 +582,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let mut ids = Vec::with_capacity(openings.len());
         for op in openings {
-            let n = tx.execute(
-                "INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
+            let n = tx.prepare_cached("INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
                  SELECT ?1, ?2, ?3, 'reschedule', 0, ?4, ?5 WHERE EXISTS (SELECT 1 FROM openings WHERE id = ?1 AND state = 'open')
-                 ON CONFLICT (opening_id, patient_id) DO NOTHING",
+                 ON CONFLICT (opening_id, patient_id) DO NOTHING")?
+            .execute(
                 params![op.id, patient_id, appointment_id, t, expires_at.timestamp()],
             )?;
             if n == 1 {
@@ -607,10 +596,10 @@ impl Store {
             }
         }
         if let Some(first) = ids.first() {
-            tx.execute(
-                "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, language, params, state,
+            tx.prepare_cached("INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, language, params, state,
                     created_at, updated_at, recipient, channel)
-                 VALUES (?1, 'reschedule_offer', ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?4, ?4, ?8, ?9)",
+                 VALUES (?1, 'reschedule_offer', ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?4, ?4, ?8, ?9)")?
+            .execute(
                 params![
                     appointment_id,
                     format!("offer:{first}"),
@@ -655,16 +644,16 @@ fn message_offers(kind: &str, rule: &str, params: Option<&str>) -> Vec<i64> {
 /// is open and starts after the lead time. Taken: the offer is accepted, its siblings lost (the
 /// other choices of a list withdrawn), the reply is the staff's follow-up. Not taken: lost.
 fn claim(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     a: &OfferAnswer<'_>,
     (reply_id, filed_under): (i64, i64),
     t: i64,
 ) -> Result<Settled, StoreError> {
     let offer = a.offer;
     let held: Option<i64> = tx
-        .query_row(
-            "UPDATE openings SET state = 'held', held_by_offer = ?1, hold_expires_at = ?2, updated_at = ?5
-             WHERE id = ?3 AND state = 'open' AND starts_at > ?4 RETURNING id",
+        .prepare_cached("UPDATE openings SET state = 'held', held_by_offer = ?1, hold_expires_at = ?2, updated_at = ?5
+             WHERE id = ?3 AND state = 'open' AND starts_at > ?4 RETURNING id")?
+            .query_row(
             params![
                 offer.id,
                 a.hold_until.timestamp(),
@@ -676,48 +665,43 @@ fn claim(
         )
         .optional()?;
     if held.is_none() {
-        tx.execute(
-            "UPDATE offers SET state = 'lost', answered_at = ?2 WHERE id = ?1",
-            params![offer.id, t],
-        )?;
-        tx.execute(
-            "UPDATE replies SET reason = ?2 WHERE id = ?1",
-            params![
+        tx.prepare_cached("UPDATE offers SET state = 'lost', answered_at = ?2 WHERE id = ?1")?
+            .execute(params![offer.id, t])?;
+        tx.prepare_cached("UPDATE replies SET reason = ?2 WHERE id = ?1")?
+            .execute(params![
                 reply_id,
                 format!("offer {}: someone else took the slot first", offer.id)
-            ],
-        )?;
+            ])?;
         return Ok(Settled::Filled);
     }
-    tx.execute(
-        "UPDATE offers SET state = 'accepted', answered_at = ?2 WHERE id = ?1",
-        params![offer.id, t],
-    )?;
-    tx.execute(
+    tx.prepare_cached("UPDATE offers SET state = 'accepted', answered_at = ?2 WHERE id = ?1")?
+        .execute(params![offer.id, t])?;
+    tx.prepare_cached(
         "UPDATE offers SET state = 'lost' WHERE opening_id = ?1 AND id != ?2 AND state = 'offered'",
-        params![offer.opening_id, offer.id],
-    )?;
+    )?
+    .execute(params![offer.opening_id, offer.id])?;
     if offer.kind == OfferKind::Reschedule {
         // The other times of the same list: the patient chose.
-        tx.execute(
-            "UPDATE offers SET state = 'withdrawn' WHERE patient_id = ?1 AND kind = 'reschedule' AND state = 'offered'",
+        tx.prepare_cached("UPDATE offers SET state = 'withdrawn' WHERE patient_id = ?1 AND kind = 'reschedule' AND state = 'offered'")?
+            .execute(
             [offer.patient_id],
         )?;
     }
-    tx.execute(
-        "UPDATE replies SET reason = ?2 WHERE id = ?1",
-        params![reply_id, format!("offer {}: {}", offer.id, a.staff_task)],
-    )?;
+    tx.prepare_cached("UPDATE replies SET reason = ?2 WHERE id = ?1")?
+        .execute(params![
+            reply_id,
+            format!("offer {}: {}", offer.id, a.staff_task)
+        ])?;
     // The booking: a follow-up card for staff, or the write-back's work. Filed under the
     // appointment it replaces, or the one the offer's message was filed under.
     let (feed, state, note) = match &a.book {
         BookBy::Staff(note) => (None, "staff", note.as_deref()),
         BookBy::Fhir(feed) => (Some(feed.as_str()), "pending", None),
     };
-    tx.execute(
-        "INSERT INTO source_updates (appointment_id, feed, action, state, error, created_at, updated_at, offer_id)
+    tx.prepare_cached("INSERT INTO source_updates (appointment_id, feed, action, state, error, created_at, updated_at, offer_id)
          SELECT id, coalesce(?2, source), 'book', ?3, ?4, ?5, ?5, ?6 FROM appointments WHERE id = ?1
-         ON CONFLICT (offer_id) DO NOTHING",
+         ON CONFLICT (offer_id) DO NOTHING")?
+            .execute(
         params![
             offer.appointment_id.unwrap_or(filed_under),
             feed,
@@ -727,9 +711,9 @@ fn claim(
             offer.id
         ],
     )?;
-    tx.execute(
-        "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
-         VALUES (?1, ?2, ?3, 'patient', 'opening_held', 'open', 'held', ?4)",
+    tx.prepare_cached("INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, old_value, new_value, reason)
+         VALUES (?1, ?2, ?3, 'patient', 'opening_held', 'open', 'held', ?4)")?
+            .execute(
         params![
             t,
             offer.appointment_id,
@@ -745,7 +729,7 @@ fn claim(
 /// waitlist entry booked, the staff follow-up closed, and the pending reminders of the
 /// appointment it replaces skipped (the plan makes the new one's). The time of each is the
 /// appointment's own `updated_at`, the import's clock.
-pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreError> {
+pub(super) fn land_moves(tx: &rusqlite::Connection) -> Result<usize, StoreError> {
     let landed: Vec<LandRow> = {
         let mut stmt = tx.prepare_cached(
             "SELECT op.id, o.id, o.entry_id, o.appointment_id, a.id, a.updated_at
@@ -768,38 +752,38 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
         .collect::<Result<_, _>>()?
     };
     for (opening, offer, entry, old, new, t) in &landed {
-        tx.execute(
-            "UPDATE openings SET state = 'filled', hold_expires_at = NULL, reason = NULL, updated_at = ?2 WHERE id = ?1",
+        tx.prepare_cached("UPDATE openings SET state = 'filled', hold_expires_at = NULL, reason = NULL, updated_at = ?2 WHERE id = ?1")?
+            .execute(
             params![opening, t],
         )?;
         if let Some(e) = entry {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE waitlist_entries SET state = 'booked', updated_at = ?2 WHERE id = ?1",
-                params![e, t],
-            )?;
+            )?
+            .execute(params![e, t])?;
         }
         if let Some(old) = old.filter(|o| o != new) {
-            tx.execute(
-                "UPDATE outbox SET state = 'skipped', reason = 'the patient moved to an earlier appointment', updated_at = ?2
-                 WHERE appointment_id = ?1 AND state = 'pending' AND kind IN ('reminder', 'manual_reminder', 'booking_confirmation')",
+            tx.prepare_cached("UPDATE outbox SET state = 'skipped', reason = 'the patient moved to an earlier appointment', updated_at = ?2
+                 WHERE appointment_id = ?1 AND state = 'pending' AND kind IN ('reminder', 'manual_reminder', 'booking_confirmation')")?
+            .execute(
                 params![old, t],
             )?;
         }
-        tx.execute(
-            "UPDATE replies SET handled_by = 'reminderd', handled_at = ?2
-             WHERE outcome = 'needs_staff' AND handled_by IS NULL AND reason LIKE 'offer ' || ?1 || ':%'",
+        tx.prepare_cached("UPDATE replies SET handled_by = 'reminderd', handled_at = ?2
+             WHERE outcome = 'needs_staff' AND handled_by IS NULL AND reason LIKE 'offer ' || ?1 || ':%'")?
+            .execute(
             params![offer, t],
         )?;
         // The booking's follow-up card (or the write-back's pending work) is done: the
         // practice system shows the move.
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE source_updates SET state = 'done', updated_at = ?2
              WHERE offer_id = ?1 AND state IN ('pending', 'staff')",
-            params![offer, t],
-        )?;
-        tx.execute(
-            "INSERT INTO audit_log (at, appointment_id, actor, action, old_value, new_value, reason)
-             VALUES (?1, ?2, 'import', 'opening_filled', 'held', 'filled', ?3)",
+        )?
+        .execute(params![offer, t])?;
+        tx.prepare_cached("INSERT INTO audit_log (at, appointment_id, actor, action, old_value, new_value, reason)
+             VALUES (?1, ?2, 'import', 'opening_filled', 'held', 'filled', ?3)")?
+            .execute(
             params![t, new, format!("opening {opening}, offer {offer}")],
         )?;
     }

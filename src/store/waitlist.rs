@@ -166,7 +166,8 @@ fn opening(r: &rusqlite::Row<'_>) -> Result<Opening, StoreError> {
 }
 
 fn clinic_id(conn: &Connection, key: &str) -> Result<i64, StoreError> {
-    conn.query_row("SELECT id FROM clinics WHERE key = ?1", [key], |r| r.get(0))
+    conn.prepare_cached("SELECT id FROM clinics WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("clinic {key:?} is not in the database")))
 }
@@ -174,9 +175,9 @@ fn clinic_id(conn: &Connection, key: &str) -> Result<i64, StoreError> {
 /// The patient's next booked appointment at the clinic, for an entry to replace.
 fn next_booked(conn: &Connection, patient_id: i64, now: i64) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT id FROM appointments WHERE patient_id = ?1 AND status = 'booked' AND starts_at > ?2
-             ORDER BY starts_at LIMIT 1",
+        .prepare_cached("SELECT id FROM appointments WHERE patient_id = ?1 AND status = 'booked' AND starts_at > ?2
+             ORDER BY starts_at LIMIT 1")?
+            .query_row(
             params![patient_id, now],
             |r| r.get(0),
         )
@@ -192,20 +193,19 @@ pub(super) fn offer_facts(conn: &Connection, rule: &str) -> Result<Option<OfferF
         return Ok(None);
     };
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT f.state, o.state, o.starts_at, o.duration_min, o.provider
              FROM offers f JOIN openings o ON o.id = f.opening_id WHERE f.id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            },
-        )
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, u32>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
         .optional()?;
     let Some((offer, opening, starts_at, duration_min, provider)) = row else {
         return Ok(None);
@@ -230,19 +230,16 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Result<WaitlistImported, Vec<RowError>>, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let mut errors = Vec::new();
         let mut done = WaitlistImported::default();
         for row in rows {
             let cid = clinic_id(&tx, &row.clinic)?;
             let patient: Option<i64> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT id FROM patients WHERE clinic_id = ?1 AND external_id = ?2",
-                    params![cid, row.patient],
-                    |r| r.get(0),
-                )
+                )?
+                .query_row(params![cid, row.patient], |r| r.get(0))
                 .optional()?;
             let Some(patient) = patient else {
                 errors.push(RowError {
@@ -257,18 +254,18 @@ impl Store {
                 });
                 continue;
             };
-            let existed: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM waitlist_entries WHERE clinic_id = ?1 AND external_id = ?2",
+            let existed: bool = tx.prepare_cached("SELECT count(*) > 0 FROM waitlist_entries WHERE clinic_id = ?1 AND external_id = ?2")?
+            .query_row(
                 params![cid, row.id],
                 |r| r.get(0),
             )?;
-            tx.execute(
-                "INSERT INTO waitlist_entries (clinic_id, patient_id, appointment_id, provider, earliest, latest, days,
+            tx.prepare_cached("INSERT INTO waitlist_entries (clinic_id, patient_id, appointment_id, provider, earliest, latest, days,
                     time_from, time_to, expires_at, max_offers, source, external_id, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
                  ON CONFLICT (clinic_id, external_id) DO UPDATE SET patient_id = ?2, appointment_id = ?3,
                     provider = ?4, earliest = ?5, latest = ?6, days = ?7, time_from = ?8, time_to = ?9,
-                    expires_at = ?10, max_offers = ?11, updated_at = ?14",
+                    expires_at = ?10, max_offers = ?11, updated_at = ?14")?
+            .execute(
                 params![
                     cid,
                     patient,
@@ -295,8 +292,8 @@ impl Store {
         if !errors.is_empty() {
             return Ok(Err(errors));
         }
-        tx.execute(
-            "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, 'waitlist_import', ?3)",
+        tx.prepare_cached("INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, 'waitlist_import', ?3)")?
+            .execute(
             params![t, source, format!("{} new, {} updated", done.new, done.updated)],
         )?;
         tx.commit()?;
@@ -312,13 +309,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, &e.clinic)?;
         let patient: i64 = tx
+            .prepare_cached("SELECT id FROM patients WHERE clinic_id = ?1 AND external_id = ?2")?
             .query_row(
-                "SELECT id FROM patients WHERE clinic_id = ?1 AND external_id = ?2",
                 params![cid, e.patient.trim()],
                 |r| r.get(0),
             )
@@ -329,10 +324,10 @@ impl Store {
                     e.patient.trim()
                 ))
             })?;
-        tx.execute(
-            "INSERT INTO waitlist_entries (clinic_id, patient_id, appointment_id, provider, earliest, latest, days,
+        tx.prepare_cached("INSERT INTO waitlist_entries (clinic_id, patient_id, appointment_id, provider, earliest, latest, days,
                 time_from, time_to, expires_at, max_offers, source, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)")?
+            .execute(
             params![
                 cid,
                 patient,
@@ -350,8 +345,8 @@ impl Store {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO audit_log (at, patient_id, actor, action, new_value) VALUES (?1, ?2, ?3, 'waitlist_add', ?4)",
+        tx.prepare_cached("INSERT INTO audit_log (at, patient_id, actor, action, new_value) VALUES (?1, ?2, ?3, 'waitlist_add', ?4)")?
+            .execute(
             params![t, patient, actor, format!("entry {id}")],
         )?;
         tx.commit()?;
@@ -389,28 +384,26 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let (t, g) = (now.timestamp(), grace.num_seconds());
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
-        let mut n = tx.execute(
-            "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
+        let mut n = tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
                 opened_at, offers_from, updated_at)
              SELECT a.clinic_id, a.provider, a.starts_at, a.duration_min, 'patient_cancel', a.id, 'patient',
                 a.status_at, a.status_at + ?3, ?2
              FROM appointments a
              WHERE a.clinic_id = ?1 AND a.status = 'cancelled' AND a.cancelled_by = 'patient' AND a.starts_at > ?2
-               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.appointment_id = a.id)",
+               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.appointment_id = a.id)")?
+            .execute(
             params![cid, t, g],
         )?;
-        n += tx.execute(
-            "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, slot_event_id, opened_by,
+        n += tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, slot_event_id, opened_by,
                 opened_at, offers_from, updated_at)
              SELECT s.clinic_id, s.provider, s.starts_at, s.duration_min, 'practice', s.id, 'feed:' || s.feed,
                 s.recorded_at, s.recorded_at + ?3, ?2
              FROM slot_events s
              WHERE s.clinic_id = ?1 AND s.kind = 'opened' AND s.starts_at > ?2
-               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.slot_event_id = s.id)",
+               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.slot_event_id = s.id)")?
+            .execute(
             params![cid, t, g],
         )?;
         tx.commit()?;
@@ -426,9 +419,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = 0;
         for (why, cond) in [
@@ -450,7 +441,7 @@ impl Store {
             ),
         ] {
             let ids: Vec<i64> = {
-                let mut stmt = tx.prepare(&format!(
+                let mut stmt = tx.prepare_cached(&format!(
                     "SELECT o.id FROM openings o WHERE o.clinic_id = ?1 AND o.state = 'open' AND {cond}"
                 ))?;
                 stmt.query_map([cid], |r| r.get(0))?
@@ -502,11 +493,11 @@ impl Store {
         clinic: &str,
         (from, to): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<u32, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM appointments a JOIN clinics c ON c.id = a.clinic_id
+        Ok(self.conn.prepare_cached("SELECT count(*) FROM appointments a JOIN clinics c ON c.id = a.clinic_id
              WHERE c.key = ?1 AND a.status = 'cancelled' AND a.cancelled_by IN ('clinic', 'source')
                AND a.starts_at >= ?2 AND a.starts_at < ?3
-               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.appointment_id = a.id AND o.source = 'patient_cancel')",
+               AND NOT EXISTS (SELECT 1 FROM openings o WHERE o.appointment_id = a.id AND o.source = 'patient_cancel')")?
+            .query_row(
             params![clinic, from.timestamp(), to.timestamp()],
             |r| r.get(0),
         )?)
@@ -520,8 +511,8 @@ impl Store {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE openings SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'open' AND reason IS NOT ?2",
+        self.conn.prepare_cached("UPDATE openings SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'open' AND reason IS NOT ?2")?
+            .execute(
             params![id, reason, now.timestamp()],
         )?;
         Ok(())
@@ -535,9 +526,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let n = close(&tx, id, state, reason, now.timestamp())?;
         tx.commit()?;
         Ok(n)
@@ -546,15 +535,18 @@ impl Store {
     /// Offers past their time unanswered become `expired`; entries past theirs too.
     pub fn expire_waitlist(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let n = self.conn.execute(
-            "UPDATE offers SET state = 'expired' WHERE state = 'offered' AND expires_at <= ?1",
-            [t],
-        )?;
-        self.conn.execute(
-            "UPDATE waitlist_entries SET state = 'expired', updated_at = ?1
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE offers SET state = 'expired' WHERE state = 'offered' AND expires_at <= ?1",
+            )?
+            .execute([t])?;
+        self.conn
+            .prepare_cached(
+                "UPDATE waitlist_entries SET state = 'expired', updated_at = ?1
              WHERE state = 'active' AND expires_at IS NOT NULL AND expires_at <= ?1",
-            [t],
-        )?;
+            )?
+            .execute([t])?;
         Ok(n)
     }
 
@@ -602,14 +594,13 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let t = now.timestamp();
         let expires = (now + valid).timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let moved = tx.execute(
-            "UPDATE openings SET round = round + 1, next_round_at = ?3, updated_at = ?4
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let moved = tx
+            .prepare_cached(
+                "UPDATE openings SET round = round + 1, next_round_at = ?3, updated_at = ?4
              WHERE id = ?1 AND state = 'open' AND round = ?2",
-            params![o.id, o.round, (now + gap).timestamp(), t],
-        )?;
+            )?
+            .execute(params![o.id, o.round, (now + gap).timestamp(), t])?;
         if moved == 0 {
             return Ok(0);
         }
@@ -618,23 +609,23 @@ impl Store {
             let Some(file_under) = c.file_under else {
                 continue;
             };
-            let added = tx.execute(
-                "INSERT INTO offers (opening_id, patient_id, entry_id, appointment_id, kind, round, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, 'waitlist', ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            let added = tx.prepare_cached("INSERT INTO offers (opening_id, patient_id, entry_id, appointment_id, kind, round, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, 'waitlist', ?5, ?6, ?7) ON CONFLICT DO NOTHING")?
+            .execute(
                 params![o.id, c.entry.patient_id, c.entry.id, c.entry.appointment_id, o.round + 1, t, expires],
             )?;
             if added == 0 {
                 continue;
             }
             let offer = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
+            tx.prepare_cached("INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
                     created_at, updated_at, channel, recipient)
-                 VALUES (?1, 'waitlist_offer', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, 'whatsapp', 'patient')",
+                 VALUES (?1, 'waitlist_offer', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, 'whatsapp', 'patient')")?
+            .execute(
                 params![file_under, format!("{OFFER_RULE}{offer}"), o.starts_at.timestamp(), t, expires, template],
             )?;
-            tx.execute(
-                "UPDATE waitlist_entries SET offers_sent = offers_sent + 1, updated_at = ?2 WHERE id = ?1",
+            tx.prepare_cached("UPDATE waitlist_entries SET offers_sent = offers_sent + 1, updated_at = ?2 WHERE id = ?1")?
+            .execute(
                 params![c.entry.id, t],
             )?;
             n += 1;
@@ -653,25 +644,23 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
-        tx.execute(
-            "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at,
+        tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at,
                 offers_from, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'staff', ?5, ?6, ?6, ?6)",
+             VALUES (?1, ?2, ?3, ?4, 'staff', ?5, ?6, ?6, ?6)")?
+            .execute(
             params![cid, provider, starts_at.timestamp(), duration_min, actor, t],
         )?;
         let id = tx.last_insert_rowid();
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, 'open_slot', ?3)",
-            params![
-                t,
-                actor,
-                format!("opening {id} at {}", starts_at.to_rfc3339())
-            ],
-        )?;
+        )?
+        .execute(params![
+            t,
+            actor,
+            format!("opening {id} at {}", starts_at.to_rfc3339())
+        ])?;
         tx.commit()?;
         Ok(id)
     }
@@ -720,13 +709,16 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<WaitlistFigures, StoreError> {
         let s = since.timestamp();
-        let (offers_sent, accepted) = self.conn.query_row(
-            "SELECT count(*), coalesce(sum(f.state = 'accepted'), 0) FROM offers f
+        let (offers_sent, accepted) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(f.state = 'accepted'), 0) FROM offers f
              JOIN openings o ON o.id = f.opening_id JOIN clinics c ON c.id = o.clinic_id
              WHERE c.key = ?1 AND o.opened_at >= ?2",
-            params![clinic, s],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-        )?;
+            )?
+            .query_row(params![clinic, s], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT (SELECT min(f.answered_at) FROM offers f WHERE f.opening_id = o.id AND f.state = 'accepted')
                     - o.opened_at
@@ -753,8 +745,8 @@ fn close(
     reason: &str,
     t: i64,
 ) -> Result<usize, StoreError> {
-    let n = conn.execute(
-        "UPDATE openings SET state = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'open'",
+    let n = conn.prepare_cached("UPDATE openings SET state = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'open'")?
+            .execute(
         params![id, state.as_str(), reason, t],
     )?;
     if n > 0 {
@@ -763,10 +755,10 @@ fn close(
         } else {
             OfferState::Expired
         };
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE offers SET state = ?2 WHERE opening_id = ?1 AND state = 'offered'",
-            params![id, offers.as_str()],
-        )?;
+        )?
+        .execute(params![id, offers.as_str()])?;
     }
     Ok(n)
 }
@@ -783,12 +775,12 @@ impl super::ImportTx<'_> {
         grace: Duration,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.tx.execute(
-            "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
+        self.tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
                 opened_at, offers_from, updated_at)
              SELECT clinic_id, provider, starts_at, duration_min, 'patient_cancel', id, 'feed:' || ?2, ?3, ?3 + ?4, ?3
              FROM appointments WHERE id = ?1 AND status = 'cancelled' AND starts_at > ?3
-             ON CONFLICT (appointment_id) DO NOTHING",
+             ON CONFLICT (appointment_id) DO NOTHING")?
+            .execute(
             params![appointment_id, feed, now.timestamp(), grace.num_seconds()],
         )?;
         Ok(())

@@ -57,4 +57,5 @@ mod waitlist_feeds;
 mod waitlist_fhir;
 mod waitlist_offers;
 mod webhook;
+mod webhook_group;
 mod webhook_identity;

@@ -61,14 +61,12 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let t = now.timestamp();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
         let found: Option<(Option<String>, bool, bool)> = tx
-            .query_row(
-                "SELECT p.phone, p.opted_out_at IS NOT NULL,
+            .prepare_cached("SELECT p.phone, p.opted_out_at IS NOT NULL,
                         coalesce((SELECT n.sms_opted_out_at IS NOT NULL FROM numbers n WHERE n.phone = p.phone), 0)
-                 FROM patients p WHERE p.id = ?1 AND p.erased_at IS NULL",
+                 FROM patients p WHERE p.id = ?1 AND p.erased_at IS NULL")?
+            .query_row(
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -99,11 +97,11 @@ impl Store {
             }
         };
         let word = |out: bool| if out { "opted_out" } else { "opted_in" };
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit_log (at, patient_id, actor, action, old_value, new_value, reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'the patient told staff')",
-            params![t, id, actor, action, word(was_out), word(!given)],
-        )?;
+        )?
+        .execute(params![t, id, actor, action, word(was_out), word(!given)])?;
         consent_row(&tx, id, channel.as_str(), given, actor, t)?;
         tx.commit()?;
         Ok(true)
