@@ -146,6 +146,22 @@ const DETAIL_SQL: &str = "SELECT o.id, o.kind, o.state, o.expires_at, op.id, op.
  FROM offers o JOIN openings op ON op.id = o.opening_id JOIN clinics c ON c.id = op.clinic_id
  JOIN patients p ON p.id = o.patient_id LEFT JOIN appointments a ON a.id = o.appointment_id";
 
+/// The offer messages a reply from ?1 may answer, sent since ?2. Driven from the sender (patients
+/// by phone, their offers, each offer's message by its rule through `outbox_offer`), so a reply
+/// costs the same however many messages the outbox holds.
+const OPEN_OFFERS_SQL: &str = "SELECT m.id, m.kind, m.rule, m.params, m.sent_at, m.wamid
+ FROM patients p JOIN offers f ON f.patient_id = p.id
+ JOIN outbox m ON m.rule = 'offer:' || f.id AND m.kind IN ('waitlist_offer', 'reschedule_offer')
+ WHERE (p.phone = ?1 OR p.contact_phone = ?1)
+   AND m.state IN ('sent', 'delivered', 'read') AND m.sent_at >= ?2
+ ORDER BY m.sent_at, m.id";
+
+/// When the last reminder to ?1 went out: the sender's patients, their appointments, their
+/// messages (each step through an index).
+const LAST_REMINDER_SQL: &str = "SELECT max(o.sent_at) FROM patients p
+ JOIN appointments a ON a.patient_id = p.id JOIN outbox o ON o.appointment_id = a.id
+ WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)";
+
 impl Store {
     /// The offers a reply from `from` may answer: unanswered offers of the sender's messages
     /// sent since `since`, each with its message and place in it, and when the sender's last
@@ -156,12 +172,7 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<(Vec<OpenOffer>, Option<DateTime<Utc>>), StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT m.id, m.kind, m.rule, m.params, m.sent_at, m.wamid FROM outbox m
-               JOIN offers f ON f.id = CAST(substr(m.rule, 7) AS INTEGER) JOIN patients p ON p.id = f.patient_id
-             WHERE m.kind IN ('waitlist_offer', 'reschedule_offer') AND m.rule LIKE 'offer:%'
-               AND m.state IN ('sent', 'delivered', 'read') AND m.sent_at >= ?2
-               AND (p.phone = ?1 OR p.contact_phone = ?1)
-             ORDER BY m.sent_at, m.id",
+            OPEN_OFFERS_SQL,
         )?;
         let rows: Vec<MessageRow> = stmt
             .query_map(params![from.as_str(), since.timestamp()], |r| {
@@ -203,12 +214,10 @@ impl Store {
                 });
             }
         }
-        let last_reminder: Option<i64> = self.conn.query_row(
-            "SELECT max(o.sent_at) FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
-             WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)",
-            [from.as_str()],
-            |r| r.get(0),
-        )?;
+        let last_reminder: Option<i64> = self
+            .conn
+            .prepare_cached(LAST_REMINDER_SQL)?
+            .query_row([from.as_str()], |r| r.get(0))?;
         Ok((out, last_reminder.map(crate::time::from_unix)))
     }
 
@@ -804,4 +813,51 @@ pub(super) fn land_moves(tx: &rusqlite::Transaction<'_>) -> Result<usize, StoreE
         )?;
     }
     Ok(landed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chooses for `sql` on a store at the current schema, one step a line.
+    fn plan(sql: &str) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("r.db")).expect("open");
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let n = stmt.parameter_count();
+        let args = rusqlite::params_from_iter(["+15550100", "0"].into_iter().take(n));
+        let steps = stmt
+            .query_map(args, |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows");
+        steps.join("\n")
+    }
+
+    #[test]
+    fn a_reply_finds_its_offers_from_the_sender_not_by_walking_the_outbox() {
+        let p = plan(OPEN_OFFERS_SQL);
+        for step in [
+            "SEARCH p USING INDEX patients_phone (phone=?)",
+            "SEARCH p USING INDEX patients_contact_phone (contact_phone=?)",
+            "SEARCH f USING COVERING INDEX offers_patient (patient_id=?)",
+            "SEARCH m USING INDEX outbox_offer (rule=?)",
+        ] {
+            assert!(p.contains(step), "{step:?} missing from the plan:\n{p}");
+        }
+        assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
+        assert!(!p.contains("outbox_due"), "the outbox walked by state:\n{p}");
+    }
+
+    #[test]
+    fn the_last_reminder_is_found_from_the_sender_not_by_walking_the_outbox() {
+        let p = plan(LAST_REMINDER_SQL);
+        assert!(p.contains("patients_phone"), "{p}");
+        assert!(p.contains("appointments_patient"), "{p}");
+        assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
+        assert!(!p.contains("outbox_due"), "the outbox walked by state:\n{p}");
+    }
 }
