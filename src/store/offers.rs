@@ -162,6 +162,17 @@ const LAST_REMINDER_SQL: &str = "SELECT max(o.sent_at) FROM patients p
  JOIN appointments a ON a.patient_id = p.id JOIN outbox o ON o.appointment_id = a.id
  WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)";
 
+/// The message that carried offer ?1: its own (rule `offer:<id>`) or a list naming it among
+/// the patient's other offers' messages, each found by its rule through `outbox_offer`.
+const OFFER_MESSAGE_SQL: &str = "SELECT m.id, m.appointment_id, m.slot_start
+ FROM offers f JOIN offers g ON g.patient_id = f.patient_id
+ JOIN outbox m ON m.rule = 'offer:' || g.id AND m.kind IN ('waitlist_offer', 'reschedule_offer')
+ WHERE f.id = ?1
+   AND (m.rule = 'offer:' || ?1
+        OR (m.kind = 'reschedule_offer' AND json_valid(m.params)
+            AND EXISTS (SELECT 1 FROM json_each(m.params, '$.offers') WHERE value = ?1)))
+ ORDER BY m.id LIMIT 1";
+
 impl Store {
     /// The offers a reply from `from` may answer: unanswered offers of the sender's messages
     /// sent since `since`, each with its message and place in it, and when the sender's last
@@ -278,12 +289,7 @@ impl Store {
         d.message = self
             .conn
             .query_row(
-                "SELECT id, appointment_id, slot_start FROM outbox
-                 WHERE kind IN ('waitlist_offer', 'reschedule_offer')
-                   AND (rule = 'offer:' || ?1
-                        OR (kind = 'reschedule_offer' AND json_valid(params)
-                            AND EXISTS (SELECT 1 FROM json_each(params, '$.offers') WHERE value = ?1)))
-                 ORDER BY id LIMIT 1",
+                OFFER_MESSAGE_SQL,
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?))),
             )
@@ -476,7 +482,8 @@ impl Store {
         Ok(lapsed.len())
     }
 
-    /// Filled openings whose patient has not been told the new time yet.
+    /// Filled openings whose patient has not been told the new time yet (the moved message is
+    /// filed under the landed appointment, so looking for it costs one index probe).
     pub fn landed_unconfirmed(&self) -> Result<Vec<Landed>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.id, a.id, a.starts_at, a.provider, c.key, p.name, p.language,
@@ -487,7 +494,7 @@ impl Store {
              JOIN appointments a ON a.patient_id = o.patient_id AND a.clinic_id = op.clinic_id AND a.starts_at = op.starts_at
                                 AND a.status = 'booked'
              WHERE op.state = 'filled'
-               AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.rule = 'moved:' || o.id)
+               AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.appointment_id = a.id AND m.rule = 'moved:' || o.id)
              ORDER BY op.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -850,6 +857,13 @@ mod tests {
         }
         assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
         assert!(!p.contains("outbox_due"), "the outbox walked by state:\n{p}");
+    }
+
+    #[test]
+    fn an_answered_offer_finds_its_message_from_the_patients_offers() {
+        let p = plan(OFFER_MESSAGE_SQL);
+        assert!(p.contains("SEARCH m USING INDEX outbox_offer (rule=?)"), "{p}");
+        assert!(!p.contains("SCAN m") && !p.contains("SCAN outbox"), "{p}");
     }
 
     #[test]
