@@ -182,9 +182,7 @@ impl Store {
         from: &E164,
         since: DateTime<Utc>,
     ) -> Result<(Vec<OpenOffer>, Option<DateTime<Utc>>), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            OPEN_OFFERS_SQL,
-        )?;
+        let mut stmt = self.conn.prepare_cached(OPEN_OFFERS_SQL)?;
         let rows: Vec<MessageRow> = stmt
             .query_map(params![from.as_str(), since.timestamp()], |r| {
                 Ok((
@@ -288,11 +286,9 @@ impl Store {
         };
         d.message = self
             .conn
-            .query_row(
-                OFFER_MESSAGE_SQL,
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?))),
-            )
+            .query_row(OFFER_MESSAGE_SQL, [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?)))
+            })
             .optional()?;
         Ok(Some(d))
     }
@@ -856,13 +852,19 @@ mod tests {
             assert!(p.contains(step), "{step:?} missing from the plan:\n{p}");
         }
         assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
-        assert!(!p.contains("outbox_due"), "the outbox walked by state:\n{p}");
+        assert!(
+            !p.contains("outbox_due"),
+            "the outbox walked by state:\n{p}"
+        );
     }
 
     #[test]
     fn an_answered_offer_finds_its_message_from_the_patients_offers() {
         let p = plan(OFFER_MESSAGE_SQL);
-        assert!(p.contains("SEARCH m USING INDEX outbox_offer (rule=?)"), "{p}");
+        assert!(
+            p.contains("SEARCH m USING INDEX outbox_offer (rule=?)"),
+            "{p}"
+        );
         assert!(!p.contains("SCAN m") && !p.contains("SCAN outbox"), "{p}");
     }
 
@@ -872,6 +874,9 @@ mod tests {
         assert!(p.contains("patients_phone"), "{p}");
         assert!(p.contains("appointments_patient"), "{p}");
         assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
-        assert!(!p.contains("outbox_due"), "the outbox walked by state:\n{p}");
+        assert!(
+            !p.contains("outbox_due"),
+            "the outbox walked by state:\n{p}"
+        );
     }
 }
