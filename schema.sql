@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 12;
+PRAGMA user_version = 13;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -181,6 +181,8 @@ CREATE UNIQUE INDEX outbox_staff ON outbox (rule, recipient, channel) WHERE kind
 CREATE INDEX outbox_sent_at ON outbox (sent_at);
 -- One SMS per failed WhatsApp message: a fallback is written once, whatever retries or crashes.
 CREATE UNIQUE INDEX outbox_fallback ON outbox (fallback_of) WHERE fallback_of IS NOT NULL;
+-- An offer's message by its rule (schema 13): a reply finds its offers from the sender's.
+CREATE INDEX outbox_offer ON outbox (rule) WHERE kind IN ('waitlist_offer', 'reschedule_offer');
 -- Booking confirmations look for appointments that appeared recently.
 CREATE INDEX appointments_created_at ON appointments (created_at);
 

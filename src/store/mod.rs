@@ -86,7 +86,7 @@ pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImp
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -114,6 +114,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/010-conversations.sql"),
     include_str!("../../migrations/011-waitlist.sql"),
     include_str!("../../migrations/012-privacy.sql"),
+    include_str!("../../migrations/013-performance.sql"),
 ];
 
 /// Prepared statements kept per connection (the webhook path alone uses about twenty).

@@ -146,6 +146,33 @@ const DETAIL_SQL: &str = "SELECT o.id, o.kind, o.state, o.expires_at, op.id, op.
  FROM offers o JOIN openings op ON op.id = o.opening_id JOIN clinics c ON c.id = op.clinic_id
  JOIN patients p ON p.id = o.patient_id LEFT JOIN appointments a ON a.id = o.appointment_id";
 
+/// The offer messages a reply from ?1 may answer, sent since ?2. Driven from the sender (patients
+/// by phone, their offers, each offer's message by its rule through `outbox_offer`), so a reply
+/// costs the same however many messages the outbox holds.
+const OPEN_OFFERS_SQL: &str = "SELECT m.id, m.kind, m.rule, m.params, m.sent_at, m.wamid
+ FROM patients p JOIN offers f ON f.patient_id = p.id
+ JOIN outbox m ON m.rule = 'offer:' || f.id AND m.kind IN ('waitlist_offer', 'reschedule_offer')
+ WHERE (p.phone = ?1 OR p.contact_phone = ?1)
+   AND m.state IN ('sent', 'delivered', 'read') AND m.sent_at >= ?2
+ ORDER BY m.sent_at, m.id";
+
+/// When the last reminder to ?1 went out: the sender's patients, their appointments, their
+/// messages (each step through an index).
+const LAST_REMINDER_SQL: &str = "SELECT max(o.sent_at) FROM patients p
+ JOIN appointments a ON a.patient_id = p.id JOIN outbox o ON o.appointment_id = a.id
+ WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)";
+
+/// The message that carried offer ?1: its own (rule `offer:<id>`) or a list naming it among
+/// the patient's other offers' messages, each found by its rule through `outbox_offer`.
+const OFFER_MESSAGE_SQL: &str = "SELECT m.id, m.appointment_id, m.slot_start
+ FROM offers f JOIN offers g ON g.patient_id = f.patient_id
+ JOIN outbox m ON m.rule = 'offer:' || g.id AND m.kind IN ('waitlist_offer', 'reschedule_offer')
+ WHERE f.id = ?1
+   AND (m.rule = 'offer:' || ?1
+        OR (m.kind = 'reschedule_offer' AND json_valid(m.params)
+            AND EXISTS (SELECT 1 FROM json_each(m.params, '$.offers') WHERE value = ?1)))
+ ORDER BY m.id LIMIT 1";
+
 impl Store {
     /// The offers a reply from `from` may answer: unanswered offers of the sender's messages
     /// sent since `since`, each with its message and place in it, and when the sender's last
@@ -155,14 +182,7 @@ impl Store {
         from: &E164,
         since: DateTime<Utc>,
     ) -> Result<(Vec<OpenOffer>, Option<DateTime<Utc>>), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT m.id, m.kind, m.rule, m.params, m.sent_at, m.wamid FROM outbox m
-               JOIN offers f ON f.id = CAST(substr(m.rule, 7) AS INTEGER) JOIN patients p ON p.id = f.patient_id
-             WHERE m.kind IN ('waitlist_offer', 'reschedule_offer') AND m.rule LIKE 'offer:%'
-               AND m.state IN ('sent', 'delivered', 'read') AND m.sent_at >= ?2
-               AND (p.phone = ?1 OR p.contact_phone = ?1)
-             ORDER BY m.sent_at, m.id",
-        )?;
+        let mut stmt = self.conn.prepare_cached(OPEN_OFFERS_SQL)?;
         let rows: Vec<MessageRow> = stmt
             .query_map(params![from.as_str(), since.timestamp()], |r| {
                 Ok((
@@ -203,12 +223,10 @@ impl Store {
                 });
             }
         }
-        let last_reminder: Option<i64> = self.conn.prepare_cached("SELECT max(o.sent_at) FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN patients p ON p.id = a.patient_id
-             WHERE o.kind IN ('reminder', 'manual_reminder') AND (p.phone = ?1 OR p.contact_phone = ?1)")?
-            .query_row(
-            [from.as_str()],
-            |r| r.get(0),
-        )?;
+        let last_reminder: Option<i64> = self
+            .conn
+            .prepare_cached(LAST_REMINDER_SQL)?
+            .query_row([from.as_str()], |r| r.get(0))?;
         Ok((out, last_reminder.map(crate::time::from_unix)))
     }
 
@@ -268,16 +286,10 @@ impl Store {
         };
         d.message = self
             .conn
-            .prepare_cached("SELECT id, appointment_id, slot_start FROM outbox
-                 WHERE kind IN ('waitlist_offer', 'reschedule_offer')
-                   AND (rule = 'offer:' || ?1
-                        OR (kind = 'reschedule_offer' AND json_valid(params)
-                            AND EXISTS (SELECT 1 FROM json_each(params, '$.offers') WHERE value = ?1)))
-                 ORDER BY id LIMIT 1")?
-            .query_row(
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?))),
-            )
+            .prepare_cached(OFFER_MESSAGE_SQL)?
+            .query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?)))
+            })
             .optional()?;
         Ok(Some(d))
     }
@@ -458,7 +470,8 @@ impl Store {
         Ok(lapsed.len())
     }
 
-    /// Filled openings whose patient has not been told the new time yet.
+    /// Filled openings whose patient has not been told the new time yet (the moved message is
+    /// filed under the landed appointment, so looking for it costs one index probe).
     pub fn landed_unconfirmed(&self) -> Result<Vec<Landed>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.id, a.id, a.starts_at, a.provider, c.key, p.name, p.language,
@@ -469,7 +482,7 @@ impl Store {
              JOIN appointments a ON a.patient_id = o.patient_id AND a.clinic_id = op.clinic_id AND a.starts_at = op.starts_at
                                 AND a.status = 'booked'
              WHERE op.state = 'filled'
-               AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.rule = 'moved:' || o.id)
+               AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.appointment_id = a.id AND m.rule = 'moved:' || o.id)
              ORDER BY op.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -788,4 +801,67 @@ pub(super) fn land_moves(tx: &rusqlite::Connection) -> Result<usize, StoreError>
         )?;
     }
     Ok(landed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite chooses for `sql` on a store at the current schema, one step a line.
+    fn plan(sql: &str) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("r.db")).expect("open");
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let n = stmt.parameter_count();
+        let args = rusqlite::params_from_iter(["+15550100", "0"].into_iter().take(n));
+        let steps = stmt
+            .query_map(args, |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("rows");
+        steps.join("\n")
+    }
+
+    #[test]
+    fn a_reply_finds_its_offers_from_the_sender_not_by_walking_the_outbox() {
+        let p = plan(OPEN_OFFERS_SQL);
+        for step in [
+            "SEARCH p USING INDEX patients_phone (phone=?)",
+            "SEARCH p USING INDEX patients_contact_phone (contact_phone=?)",
+            "SEARCH f USING COVERING INDEX offers_patient (patient_id=?)",
+            "SEARCH m USING INDEX outbox_offer (rule=?)",
+        ] {
+            assert!(p.contains(step), "{step:?} missing from the plan:\n{p}");
+        }
+        assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
+        assert!(
+            !p.contains("outbox_due"),
+            "the outbox walked by state:\n{p}"
+        );
+    }
+
+    #[test]
+    fn an_answered_offer_finds_its_message_from_the_patients_offers() {
+        let p = plan(OFFER_MESSAGE_SQL);
+        assert!(
+            p.contains("SEARCH m USING INDEX outbox_offer (rule=?)"),
+            "{p}"
+        );
+        assert!(!p.contains("SCAN m") && !p.contains("SCAN outbox"), "{p}");
+    }
+
+    #[test]
+    fn the_last_reminder_is_found_from_the_sender_not_by_walking_the_outbox() {
+        let p = plan(LAST_REMINDER_SQL);
+        assert!(p.contains("patients_phone"), "{p}");
+        assert!(p.contains("appointments_patient"), "{p}");
+        assert!(!p.contains("SCAN"), "a scan in the plan:\n{p}");
+        assert!(
+            !p.contains("outbox_due"),
+            "the outbox walked by state:\n{p}"
+        );
+    }
 }

@@ -180,13 +180,14 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         .collect::<Result<_, _>>()
         .expect("rows");
     // (Schema 7 adds outbox_fallback and widens outbox_press, schema 10 outbox_sent_at and
-    // outbox_staff; the fixture reaches the current schema.)
+    // outbox_staff, schema 13 outbox_offer; the fixture reaches the current schema.)
     assert_eq!(
         indexes,
         [
             "outbox_appointment",
             "outbox_due",
             "outbox_fallback",
+            "outbox_offer",
             "outbox_press",
             "outbox_sent_at",
             "outbox_staff"
