@@ -2,7 +2,9 @@
 use super::*;
 use crate::phone::E164;
 use crate::store::CancelledBy;
+use crate::store::{Response, Status};
 use crate::time::parse_instant;
+use chrono::{DateTime, Utc};
 use governor::RateLimiter;
 
 #[test]
@@ -302,4 +304,52 @@ fn a_feedback_request_goes_after_the_visit_unless_it_was_cancelled_or_missed() {
     assert!(
         matches!(verdict(&r, &c, now), Verdict::Skip(why) if why.contains("no longer configured"))
     );
+}
+
+#[test]
+fn the_pacer_keeps_its_schedule_through_late_wake_ups_and_never_exceeds_the_cap() {
+    for rate in [1_u32, 50, 80, 1000] {
+        let pacer = Pacer::new(rate);
+        let t0 = tokio::time::Instant::now();
+        // Every request asks 0.9 ms after its ticket (a late millisecond timer): the tickets
+        // stay a period apart, so the rate is 0.99 of the cap and not less.
+        let mut asked = t0;
+        let mut tickets = Vec::new();
+        for _ in 0..(rate * 5) {
+            let at = pacer.ticket(asked);
+            tickets.push(at);
+            asked = at + StdDuration::from_micros(900);
+        }
+        let span = (tickets[tickets.len() - 1] - tickets[0]).as_secs_f64();
+        let per_sec = (tickets.len() - 1) as f64 / span;
+        assert!(
+            per_sec >= 0.985 * f64::from(rate) && per_sec <= f64::from(rate),
+            "rate {rate}: {per_sec}/s"
+        );
+        let mut most = 0;
+        let mut j = 0;
+        for i in 0..tickets.len() {
+            while j < tickets.len() && tickets[j] < tickets[i] + StdDuration::from_secs(1) {
+                j += 1;
+            }
+            most = most.max(j - i);
+        }
+        // Even with 5 ms of jitter against a second, the cap holds.
+        let mut tight = 0;
+        let mut j = 0;
+        for i in 0..tickets.len() {
+            while j < tickets.len() && tickets[j] < tickets[i] + StdDuration::from_millis(1005) {
+                j += 1;
+            }
+            tight = tight.max(j - i);
+        }
+        assert!(
+            most <= rate as usize && tight <= rate as usize,
+            "rate {rate}: {most}, {tight}"
+        );
+        // After a pause the next request goes at once, with no burst saved up.
+        let later = tickets[tickets.len() - 1] + StdDuration::from_secs(3);
+        assert_eq!(pacer.ticket(later), later);
+        assert_eq!(pacer.ticket(later), later + pacer.period());
+    }
 }

@@ -65,7 +65,7 @@ pub use inbound::{
 };
 pub use offer_book::{BookBy, BookFacts, BookTask};
 pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
-pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, Verdict};
+pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, SendWrite, Verdict};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,
