@@ -44,49 +44,63 @@ pub fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
     limiter
 }
 
-/// WhatsApp's send pace: one request every `1 / (0.99 · cap)`, by ticket. Each send takes the
-/// next ticket (`max(previous + period, now)`) and sleeps until it, so a wake-up that tokio's
-/// millisecond timer makes late delays that one request only: the schedule itself never
-/// slips. A GCRA limiter with no burst counts from the late admission instead and lost up to
-/// a millisecond per message (measured: 0.926 of the cap at 80/s, 0.73 at 1000/s); a burst
-/// would absorb that but puts `burst + steady` in one second, so it had to come out of the
-/// steady rate (a ceiling of 0.975 and 0.97 of the cap). Tickets are exactly a period apart,
-/// so no second holds more than `0.99 · cap + 1` of them, and an arrival may jitter by 1% of a
-/// second (10 ms) before a second at the API could hold more than the cap.
+/// WhatsApp's send pace: GCRA at `0.99 · cap` with a tolerance of 2 ms, in time rather than
+/// in whole messages. A request may go from 2 ms before its theoretical time, so a wake-up
+/// that tokio's millisecond timer makes late by up to that costs nothing, and the schedule
+/// never slips (GCRA with no burst counts from the late admission and lost up to a
+/// millisecond per message: 0.926 of the cap measured at 80/s, 0.73 at 1000/s). A burst of
+/// one whole message would absorb it too, but at 80/s that is 12 ms early, enough for an
+/// 81st message in some second. Checked at the moment the request goes (one waiter at a
+/// time), so a send woken late by a busy machine goes late alone rather than in a bunch. No
+/// second holds more than `1 + 1.002 · 0.99 · cap` requests (at most the cap from 50/s), and
+/// an arrival may jitter by about 8 ms before a second at the API could hold more.
 #[derive(Debug)]
 pub struct Pacer {
     period: StdDuration,
-    next: std::sync::Mutex<Option<tokio::time::Instant>>,
+    tolerance: StdDuration,
+    /// The theoretical time of the next request (`None`: none sent yet).
+    tat: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// One waiter checks at a time: the others wait their turn without waking.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl Pacer {
     /// A pacer for a cap of `rate` messages per second.
     pub fn new(rate: u32) -> Self {
+        let period = StdDuration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * 0.99));
         Self {
-            period: StdDuration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * 0.99)),
-            next: std::sync::Mutex::new(None),
+            period,
+            tolerance: StdDuration::from_millis(2),
+            tat: std::sync::Mutex::new(None),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The time between two tickets.
+    /// The time between two requests at the steady rate.
     pub fn period(&self) -> StdDuration {
         self.period
     }
 
-    /// Takes the next ticket: when this request may go.
-    pub fn ticket(&self, now: tokio::time::Instant) -> tokio::time::Instant {
-        let mut next = self
-            .next
+    /// Lets a request go at `now` (`Ok`), or says from when it may (`Err`).
+    pub fn admit(&self, now: tokio::time::Instant) -> Result<(), tokio::time::Instant> {
+        let mut tat = self
+            .tat
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let at = next.map_or(now, |n| n.max(now));
-        *next = Some(at + self.period);
-        at
+        let due = tat.unwrap_or(now);
+        if now + self.tolerance >= due {
+            *tat = Some(due.max(now) + self.period);
+            Ok(())
+        } else {
+            Err(due - self.tolerance)
+        }
     }
 
-    /// Waits for the next ticket.
+    /// Waits until a request may go, and counts it.
     pub async fn until_ready(&self) {
-        let at = self.ticket(tokio::time::Instant::now());
-        tokio::time::sleep_until(at).await;
+        let _turn = self.turn.lock().await;
+        while let Err(at) = self.admit(tokio::time::Instant::now()) {
+            tokio::time::sleep_until(at).await;
+        }
     }
 }
