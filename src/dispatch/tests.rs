@@ -312,7 +312,7 @@ fn the_pacer_keeps_its_schedule_through_late_wake_ups_and_never_exceeds_the_cap(
         let pacer = Pacer::new(rate);
         let t0 = tokio::time::Instant::now();
         // Each request tries as soon as it is told it may, 0.9 ms late (a millisecond timer):
-        // the schedule holds, so the rate is 0.99 of the cap and not less.
+        // the schedule holds, so the rate is 0.99 of the cap (0.96 below 80) and not less.
         let mut now = t0;
         let mut sent = Vec::new();
         while sent.len() < (rate * 5) as usize {
@@ -324,7 +324,8 @@ fn the_pacer_keeps_its_schedule_through_late_wake_ups_and_never_exceeds_the_cap(
         let span = (sent[sent.len() - 1] - sent[0]).as_secs_f64();
         let per_sec = (sent.len() - 1) as f64 / span;
         assert!(
-            per_sec >= 0.985 * f64::from(rate) && per_sec <= f64::from(rate),
+            per_sec >= if rate < 80 { 0.955 } else { 0.985 } * f64::from(rate)
+                && per_sec <= f64::from(rate),
             "rate {rate}: {per_sec}/s"
         );
         // No second holds more than the cap, nor any 1.005 s (5 ms of arrival jitter).
@@ -339,12 +340,14 @@ fn the_pacer_keeps_its_schedule_through_late_wake_ups_and_never_exceeds_the_cap(
             }
             assert!(most <= rate as usize, "rate {rate}: {most} in {window} ms");
         }
-        // A request woken 100 ms late goes alone: the next waits a period after it.
+        // Requests woken 100 ms late do not make up for lost time in a bunch: at once, only
+        // as many go as the 2 ms tolerance holds (one below 500 a second).
         let late = sent[sent.len() - 1] + pacer.period() + StdDuration::from_millis(100);
-        assert_eq!(pacer.admit(late), Ok(()));
+        let at_once = (0..100).take_while(|_| pacer.admit(late).is_ok()).count();
+        let most = 1 + (0.002 / pacer.period().as_secs_f64()) as usize;
         assert!(
-            pacer.admit(late).is_err(),
-            "rate {rate}: no bunch after a late wake-up"
+            (1..=most).contains(&at_once),
+            "rate {rate}: {at_once} at once after a late wake-up"
         );
     }
 }
