@@ -33,6 +33,7 @@ mod privacy;
 mod remind;
 mod report;
 mod schedule;
+mod sends;
 mod staff;
 mod upload;
 mod waitlist;

@@ -423,7 +423,7 @@ impl Store {
     /// Records that a claimed row's request is about to go out. Written (and committed) before
     /// the request, so a crash after it leaves the row `unknown`, never resent blindly.
     pub fn mark_requested(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        mark_requested_on(&self.conn, id, now)
+        super::sends::mark_requested_on(&self.conn, id, now)
     }
 
     /// Writes a run's notes and outcomes together, in one transaction (one commit, so one
@@ -441,14 +441,14 @@ impl Store {
         for w in writes {
             let sp = tx.savepoint()?;
             let done = match w {
-                SendWrite::Requested { id, at } => mark_requested_on(&sp, *id, *at),
+                SendWrite::Requested { id, at } => super::sends::mark_requested_on(&sp, *id, *at),
                 SendWrite::Outcome {
                     id,
                     outcome,
                     language,
                     params,
                     at,
-                } => record_outcome_on(
+                } => super::sends::record_outcome_on(
                     &sp,
                     *id,
                     outcome,
@@ -586,7 +586,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        record_outcome_on(&tx, id, outcome, language, params_json, now)?;
+        super::sends::record_outcome_on(&tx, id, outcome, language, params_json, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -702,104 +702,6 @@ impl Store {
         }
         Ok(out)
     }
-}
-
-/// [`Store::mark_requested`] on `conn`, inside the caller's transaction or savepoint.
-fn mark_requested_on(
-    conn: &rusqlite::Connection,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("UPDATE outbox SET request_at = ?2 WHERE id = ?1 AND state = 'sending'")?
-        .execute(params![id, now.timestamp()])?
-        == 1)
-}
-
-/// [`Store::record_outcome`] on `conn`, inside the caller's transaction or savepoint.
-fn record_outcome_on(
-    conn: &rusqlite::Connection,
-    id: i64,
-    outcome: &Outcome,
-    language: Option<&str>,
-    params_json: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let t = now.timestamp();
-    match outcome {
-        Outcome::Sent { wamid, wa_id } => conn
-            .prepare_cached(
-                    // A status webhook may already have moved the row on (found by callback data).
-                    "UPDATE outbox SET state = CASE WHEN state IN ('sending', 'unknown') THEN 'sent' ELSE state END,
-                        wamid = ?2, wa_id = ?3, sent_at = coalesce(sent_at, ?4), language = ?5, params = ?6,
-                        last_error = NULL, last_error_code = NULL, updated_at = ?4
-                     WHERE id = ?1",
-                )?
-                .execute(params![id, wamid, wa_id, t, language, params_json])?,
-            Outcome::Retry { at, code, error } => conn.execute(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error_code = ?3, last_error = ?4, updated_at = ?5
-                 WHERE id = ?1 AND state = 'sending'",
-                params![id, at.timestamp(), code, error, t],
-            )?,
-            Outcome::Failed { code, error, needs_staff } => conn.execute(
-                "UPDATE outbox SET state = 'failed', failed_at = ?5, last_error_code = ?2, last_error = ?3, needs_staff = ?4,
-                    language = ?6, params = ?7, updated_at = ?5
-                 WHERE id = ?1 AND state = 'sending'",
-                params![id, code, error, needs_staff, t, language, params_json],
-            )?,
-            Outcome::Unknown { error } => conn.execute(
-                "UPDATE outbox SET state = 'unknown', last_error = ?2, language = ?3, params = ?4, updated_at = ?5
-                 WHERE id = ?1 AND state = 'sending'",
-                params![id, error, language, params_json, t],
-            )?,
-            Outcome::Expired { reason } => conn.execute(
-                "UPDATE outbox SET state = 'expired', reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'sending'",
-                params![id, reason, t],
-            )?,
-            Outcome::Released { reason } => conn.execute(
-                "UPDATE outbox SET state = 'pending', attempts = attempts - 1, reason = ?2, updated_at = ?3
-                 WHERE id = ?1 AND state = 'sending'",
-                params![id, reason, t],
-            )?,
-            Outcome::FellBack { code, error, fallback } => {
-                let n = conn.execute(
-                    "UPDATE outbox SET state = 'failed', failed_at = ?4, last_error_code = ?2, last_error = ?3,
-                        language = ?5, params = ?6, updated_at = ?4
-                     WHERE id = ?1 AND state = 'sending'",
-                    params![id, code, error, t, language, params_json],
-                )?;
-                if n == 1 {
-                    write_fallback(conn, id, fallback, error, now)?;
-                }
-                n
-            }
-            Outcome::Blocked { code, error, needs_staff, until } => {
-                let n = conn.execute(
-                    "UPDATE outbox SET state = 'failed', failed_at = ?5, last_error_code = ?2, last_error = ?3, needs_staff = ?4,
-                        language = ?6, params = ?7, updated_at = ?5
-                     WHERE id = ?1 AND state = 'sending'",
-                    params![id, code, error, needs_staff, t, language, params_json],
-                )?;
-                if n == 1 {
-                    record_off_whatsapp(conn, id, *until, error, now)?;
-                }
-                n
-            }
-            Outcome::Unsubscribed { code, error, needs_staff } => {
-                let n = conn.execute(
-                    "UPDATE outbox SET state = 'failed', failed_at = ?5, last_error_code = ?2, last_error = ?3, needs_staff = ?4,
-                        language = ?6, params = ?7, updated_at = ?5
-                     WHERE id = ?1 AND state = 'sending'",
-                    params![id, code, error, needs_staff, t, language, params_json],
-                )?;
-                if n == 1 {
-                    let source = code.map_or_else(|| "provider".to_string(), |c| format!("provider {c}"));
-                    record_sms_opt_out(conn, id, &source, now)?;
-                }
-                n
-            }
-        };
-    Ok(())
 }
 
 /// The recipient's number of outbox row `id`, and the patient it belongs to.
