@@ -688,6 +688,11 @@ async fn dispatch_tick(s: &Arc<Shared>) {
             }
             refresh_feed_gauges(s).await;
             refresh_store_gauges(s).await;
+            // The recorder keeps every histogram sample until it is drained; without a scrape
+            // of /metrics that is one per send, for ever. Upkeep drains them into buckets.
+            if let Some(handle) = metrics_handle() {
+                handle.run_upkeep();
+            }
         }
         Err(e) => tracing::error!(error = %e, "dispatch failed"),
     }

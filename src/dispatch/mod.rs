@@ -10,24 +10,26 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
-use governor::DefaultDirectRateLimiter;
-use tokio::sync::Semaphore;
+use chrono::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{Config, UnknownAction, WhatsApp};
-use crate::plan::{Kind, check_quiet, humanize};
-use crate::store::{Db, DueRow, Outcome, Response, Status, Store, StoreError, Verdict};
+use crate::plan::Kind;
+use crate::store::{Db, DueRow, Outcome, SendWrite, Store, StoreError, Verdict};
 use crate::template::{self, Input};
 use crate::time::Clock;
-use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest, is_unreachable};
+use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest};
 
 mod channels;
+mod decide;
 pub mod offers;
 mod rate;
+mod writer;
 
-pub use rate::{limiter_for, quota_for};
+pub use decide::{backoff, needs_staff, outcome, pair_backoff, verdict, verdict_with_feeds};
+pub use rate::{Pacer, limiter_for, quota_for};
 mod document;
 pub mod health;
 
@@ -38,7 +40,7 @@ pub use channels::{
 };
 
 /// How long a stale-schedule hold lasts before the row is looked at again.
-const HOLD_RECHECK: Duration = Duration::minutes(5);
+pub(crate) const HOLD_RECHECK: Duration = Duration::minutes(5);
 
 /// Why dispatching stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -83,209 +85,25 @@ pub struct Report {
     pub blocked: Option<String>,
 }
 
-/// The send-time checks: is this message still right to send, now?
-pub fn verdict(row: &DueRow, config: &Config, now: DateTime<Utc>) -> Verdict {
-    verdict_with_feeds(row, config, now, &std::collections::BTreeMap::new())
-}
-
-/// As [`verdict`], with the clinics a schedule feed holds (clinic key → why:
-/// [`crate::feeds::held_clinics`]), which wait like a stale upload's.
-pub fn verdict_with_feeds(
-    row: &DueRow,
-    config: &Config,
-    now: DateTime<Utc>,
-    feed_holds: &std::collections::BTreeMap<String, String>,
-) -> Verdict {
-    // An acknowledgement answers what the patient just wrote (a cancellation, a STOP): none of
-    // the schedule checks apply, only the 24-hour window for free-form messages.
-    // A waitlist offer is checked against its offer and opening, not the appointment it is
-    // filed under.
-    if row.kind == Kind::WaitlistOffer {
-        return offers::verdict(row, config, now);
-    }
-    // A staff message answers the patient too: it goes even if the appointment was cancelled.
-    // A reschedule list answers the patient's "reschedule" the same way (free-form, in the
-    // window); the claim checks its openings when the patient picks.
-    if row.kind == Kind::ReplyAck || row.kind.is_staff() || row.kind == Kind::RescheduleOffer {
-        return if now > row.latest_at {
-            Verdict::Expire("the 24-hour window for answering the patient had closed".into())
-        } else if row.kind == Kind::StaffTemplate && row.opted_out {
-            Verdict::Skip("the patient opted out of messages".into())
-        } else {
-            Verdict::Send
-        };
-    }
-    // A feedback request asks about a visit that happened: it goes after the start, but
-    // never about a visit cancelled or missed since it was planned.
-    let feedback = row.kind == Kind::Feedback;
-    if feedback && row.status == Status::NoShow {
-        return Verdict::Skip("the patient did not come (marked as a no-show)".into());
-    }
-    if !(feedback && crate::plan::asks_feedback(row.status)) && row.status != Status::Booked {
-        let by = row
-            .cancelled_by
-            .map(|b| format!(" by the {b}"))
-            .unwrap_or_default();
-        return Verdict::Skip(format!("the appointment is {}{by}", row.status));
-    }
-    if row.starts_at != row.slot_start {
-        return Verdict::Skip(format!(
-            "the appointment moved to {} after this message was planned",
-            row.starts_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ));
-    }
-    if row.opted_out {
-        return Verdict::Skip("the patient opted out of messages".into());
-    }
-    if row.channel == Channel::Sms {
-        if row.sms_opted_out {
-            return Verdict::Skip("the number opted out of text messages (STOP)".into());
-        }
-        if config
-            .clinic(&row.clinic)
-            .is_some_and(|c| c.sms_provider.is_none())
-        {
-            return Verdict::Skip(format!(
-                "clinic {} has no SMS provider configured",
-                row.clinic
-            ));
-        }
-    }
-    if row.kind == Kind::Reminder {
-        match config.rules.iter().find(|r| r.name == row.rule) {
-            None => return Verdict::Skip(format!("rule {:?} is no longer configured", row.rule)),
-            Some(r) if r.skip_if_confirmed && row.response == Response::Confirmed => {
-                return Verdict::Skip("the patient already confirmed".into());
-            }
-            Some(_) => {}
-        }
-    }
-    if feedback && !config.feedback.iter().any(|r| r.name == row.rule) {
-        return Verdict::Skip(format!("rule {:?} is no longer configured", row.rule));
-    }
-    if !feedback && row.starts_at <= now {
-        return Verdict::Expire("the appointment had already started".into());
-    }
-    if now > row.latest_at {
-        let why = row
-            .reason
-            .as_deref()
-            .map(|r| format!(" (it was held: {r})"))
-            .unwrap_or_default();
-        return Verdict::Expire(format!(
-            "not sent before its latest time {}{why}",
-            row.latest_at.to_rfc3339()
-        ));
-    }
-    let Some(clinic) = config.clinic(&row.clinic) else {
-        return Verdict::Skip(format!("clinic {:?} is no longer configured", row.clinic));
-    };
-    if let Some(reason) = feed_holds.get(&clinic.key) {
-        return Verdict::Hold(now + HOLD_RECHECK, format!("held: {reason}"));
-    }
-    // A clinic a feed keeps up to date is guarded by the feed's freshness, not by uploads.
-    if let Some(max_age) = clinic.max_import_age
-        && !crate::feeds::is_fed(config, &clinic.key)
-    {
-        let stale = row.last_import_at.is_none_or(|t| now - t > max_age);
-        if stale {
-            let last = row.last_import_at.map_or("never".to_string(), |t| {
-                format!("{} ago", humanize(now - t))
-            });
-            return Verdict::Hold(
-                now + HOLD_RECHECK,
-                format!(
-                    "held: clinic {}'s schedule was last imported {last}, longer ago than max_import_age ({}); import today's schedule to release it",
-                    clinic.key,
-                    humanize(max_age)
-                ),
-            );
-        }
-    }
-    if let Err(end) = check_quiet(now, clinic.quiet_hours, clinic.time_zone) {
-        if end > row.latest_at {
-            return Verdict::Expire("quiet hours last until after its latest time".into());
-        }
-        return Verdict::Hold(end, "held: quiet hours at the clinic".into());
-    }
-    Verdict::Send
-}
-
-/// What a failed send means for its row. `unit` is a random number in [0, 1) for jitter.
-pub fn outcome(
-    err: &SendError,
-    row: &DueRow,
-    cfg: &WhatsApp,
-    now: DateTime<Utc>,
-    unit: f64,
-) -> Outcome {
-    let attempts = row.attempts + 1;
-    let code = err.code();
-    let error = err.to_string();
-    let retry_at = |delay: StdDuration| -> Outcome {
-        let at = now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
-        if at > row.latest_at {
-            Outcome::Expired {
-                reason: format!("could not be sent before its latest time; last error: {error}"),
-            }
-        } else if attempts >= cfg.max_attempts {
-            Outcome::Failed {
-                code,
-                error: format!("gave up after {attempts} attempts: {error}"),
-                needs_staff: None,
-            }
-        } else {
-            Outcome::Retry {
-                at,
-                code,
-                error: error.clone(),
-            }
-        }
-    };
-    if code == Some(134_101) {
-        // The template is still syncing after a change: Meta says to wait 10 minutes.
-        return retry_at(StdDuration::from_mins(10));
-    }
-    match err.class() {
-        ErrorClass::Retry | ErrorClass::Throttled => {
-            retry_at(backoff(attempts, cfg.retry_base, cfg.retry_max, unit))
-        }
-        ErrorClass::PairLimit => retry_at(pair_backoff(attempts)),
-        ErrorClass::LongWait => retry_at(StdDuration::from_hours(1)),
-        ErrorClass::OperatorStop => Outcome::Released {
-            reason: format!("not sent: {error}"),
-        },
-        ErrorClass::Terminal => match err {
-            SendError::Ambiguous(_) => Outcome::Unknown { error },
-            _ => Outcome::Failed {
-                code,
-                needs_staff: code.and_then(needs_staff),
-                error,
-            },
-        },
-    }
-}
-
-/// What staff must do about a message that failed with `code`: a patient who cannot be
-/// reached on WhatsApp must be called. The one rule, for send errors and failed statuses.
-pub fn needs_staff(code: i64) -> Option<String> {
-    is_unreachable(code).then(|| "this patient cannot be reached on WhatsApp: call them".into())
-}
-
 /// Sends due messages. One per process role; safe beside other dispatchers (claims are atomic).
 pub struct Dispatcher {
     store: Db,
     config: Arc<Config>,
     client: Client,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    limiter: Arc<Pacer>,
     /// The SMS providers, each under its own rate limit.
     sms: SmsSenders,
     /// Per recipient, when they may next be messaged (the pair rate limit).
     next_for: Gates,
     /// Set on shutdown: finish what is in flight, claim nothing more.
     stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// Twice the gate map's size after its last prune: the next prune waits until it is
+    /// reached.
+    gates_high: std::sync::atomic::AtomicUsize,
 }
+
+/// Gate maps smaller than this are never pruned mid-run (cheap to keep, cheap to scan).
+const GATES_FLOOR: usize = 1024;
 
 /// One gate per recipient: holding it serialises sends to that number, and it stores when the
 /// next may start, counted from the previous *response*, so latency never shortens the gap.
@@ -298,7 +116,7 @@ impl Dispatcher {
             .whatsapp
             .as_ref()
             .ok_or_else(|| DispatchError::Account("no [whatsapp] section in the config".into()))?;
-        let limiter = Arc::new(limiter_for(wa.rate_limit_per_sec));
+        let limiter = Arc::new(Pacer::new(wa.rate_limit_per_sec));
         Ok(Self {
             store,
             config,
@@ -307,6 +125,7 @@ impl Dispatcher {
             sms: SmsSenders::default(),
             next_for: Arc::new(Mutex::new(HashMap::new())),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            gates_high: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -325,7 +144,32 @@ impl Dispatcher {
             .next_for
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|_, gate| gate.try_lock().map_or(true, |next| *next > now));
+        // A gate a job has taken out of the map (a clone) is in use even if not yet locked.
+        map.retain(|_, gate| {
+            Arc::strong_count(gate) > 1 || gate.try_lock().map_or(true, |next| *next > now)
+        });
+    }
+
+    /// Prunes the gate map when it has doubled since the last prune: a long run (`send --once`
+    /// over a large backlog) messages a new patient with almost every send, and the map must
+    /// not keep them all until the run ends. Doubling keeps the cost amortised per send.
+    fn prune_gates_if_grown(&self) {
+        let len = self
+            .next_for
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let high = self.gates_high.load(std::sync::atomic::Ordering::Relaxed);
+        if len > high.max(GATES_FLOOR) {
+            self.prune_gates();
+            let left = self
+                .next_for
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len();
+            self.gates_high
+                .store(left * 2, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Stops claiming rows: a running `run_once` finishes its in-flight sends and returns.
@@ -386,6 +230,12 @@ impl Dispatcher {
         }
 
         let in_flight = Arc::new(Semaphore::new(wa.max_in_flight));
+        // Claimed rows a run holds at once: those sending (in flight) and those waiting out
+        // their recipient's spacing, which hold no slot. Bounded, so one patient with many
+        // messages cannot make a run claim the whole outbox and wait on it.
+        let max_tasks = wa.max_in_flight * 2;
+        let armed = Arc::new(Semaphore::new(armed_for(wa.rate_limit_per_sec)));
+        let writes = writer::spawn(self.store.clone());
         // Refill when a quarter of the slots are free: a continuous pipeline keeps the API
         // busy (waiting for whole batches loses each batch's tail), while claims stay batched.
         let refill_at = (wa.max_in_flight / 4).max(1);
@@ -397,7 +247,9 @@ impl Dispatcher {
             {
                 break;
             }
-            let room = in_flight.available_permits();
+            let room = in_flight
+                .available_permits()
+                .min(max_tasks.saturating_sub(tasks.len()));
             if room < refill_at && !tasks.is_empty() {
                 if let Some(done) = tasks.join_next().await {
                     tally(&mut report, &mut stop, done);
@@ -451,7 +303,6 @@ impl Dispatcher {
                     .await
                     .map_err(|e| DispatchError::Internal(e.to_string()))?;
                 let job = SendJob {
-                    store: self.store.clone(),
                     config: Arc::clone(&self.config),
                     client: self.client.clone(),
                     limiter: Arc::clone(&self.limiter),
@@ -459,13 +310,16 @@ impl Dispatcher {
                     next_for: Arc::clone(&self.next_for),
                     clock,
                     health: Arc::clone(&health),
+                    in_flight: Arc::clone(&in_flight),
+                    slot: Mutex::new(Some(permit)),
+                    armed: Arc::clone(&armed),
+                    writes: writes.clone(),
                 };
-                tasks.spawn(async move {
-                    let r = job.send(row).await;
-                    drop(permit);
-                    r
-                });
+                // The job holds its slot (and gives it back while it waits for its
+                // recipient's spacing); dropping the job frees it.
+                tasks.spawn(async move { job.send(row).await });
             }
+            self.prune_gates_if_grown();
             while let Some(done) = tasks.try_join_next() {
                 tally(&mut report, &mut stop, done);
             }
@@ -510,15 +364,30 @@ fn tally(
 
 /// Everything one send needs, owned, so it can run as its own task.
 struct SendJob {
-    store: Db,
     config: Arc<Config>,
     client: Client,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    limiter: Arc<Pacer>,
     sms: SmsSenders,
     next_for: Gates,
     clock: Clock,
     /// Meta's word on the account's templates, as read for this run.
     health: Arc<health::Health>,
+    /// The run's in-flight slots, and this job's while it holds one.
+    in_flight: Arc<Semaphore>,
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Rows noted as requested and waiting for the limiter's turn (see [`armed_for`]).
+    armed: Arc<Semaphore>,
+    /// The run's writer: notes and outcomes, committed in groups.
+    writes: writer::Writes,
+}
+
+/// How many rows may be noted as requested while waiting for the limiter: 100 ms of sends at
+/// the cap. The note is written before the limiter's turn, so a slow commit (a claim batch, a
+/// synced commit, the plan job holding the store) never delays a request that the limiter
+/// has already let go, which would bunch arrivals at the API and push a second over the cap;
+/// the bound keeps what a crash can leave `unknown` instead of requeued to that 100 ms.
+fn armed_for(rate: u32) -> usize {
+    (rate as usize / 10).max(2)
 }
 
 impl SendJob {
@@ -526,10 +395,15 @@ impl SendJob {
         let (outcome, language, params) = self.attempt(&row).await;
         let now = self.clock.now();
         let id = row.id;
-        let o = outcome.clone();
-        self.store
-            .run(move |s| s.record_outcome(id, &o, language.as_deref(), params.as_deref(), now))
-            .await??;
+        self.writes
+            .write(SendWrite::Outcome {
+                id,
+                outcome: outcome.clone(),
+                language,
+                params,
+                at: now,
+            })
+            .await?;
         let (result, code) = match &outcome {
             Outcome::Sent { .. } => ("sent", None),
             Outcome::Retry { code, .. } => ("retry", *code),
@@ -700,13 +574,29 @@ impl SendJob {
                     .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Instant::now()))),
             )
         };
-        let mut next = gate.lock().await;
-        tokio::time::sleep_until(*next).await;
-        self.limiter.until_ready().await;
+        // Waiting for the recipient (another send to them in flight, or their spacing not yet
+        // passed) holds no in-flight slot: the spacing delays only this patient's messages.
+        let mut next = match gate.try_lock() {
+            Ok(next) => next,
+            Err(_) => {
+                self.release_slot();
+                gate.lock().await
+            }
+        };
+        if *next > Instant::now() {
+            self.release_slot();
+            tokio::time::sleep_until(*next).await;
+        }
+        self.retake_slot().await;
+        // Noted first, then the limiter's turn, then the request: nothing slow between the
+        // turn and the request, so arrivals keep the limiter's spacing.
+        let armed = self.armed.acquire().await.ok();
         if let Err(retry) = self.mark_requested(row).await {
             *next = Instant::now();
             return retry;
         }
+        self.limiter.until_ready().await;
+        drop(armed);
         let started = std::time::Instant::now();
         let result = self.client.send(request).await;
         metrics::histogram!("reminderd_send_seconds").record(started.elapsed().as_secs_f64());
@@ -740,8 +630,8 @@ impl SendJob {
     /// again. `Err` is the retry when the note could not be written.
     async fn mark_requested(&self, row: &DueRow) -> Result<(), Outcome> {
         let (id, at) = (row.id, self.clock.now());
-        let marked = self.store.run(move |s| s.mark_requested(id, at)).await;
-        if matches!(marked, Ok(Ok(true))) {
+        let marked = self.writes.write(SendWrite::Requested { id, at }).await;
+        if matches!(marked, Ok(true)) {
             return Ok(());
         }
         Err(Outcome::Retry {
@@ -749,6 +639,34 @@ impl SendJob {
             code: None,
             error: format!("not sent: could not record the request first ({marked:?})"),
         })
+    }
+
+    /// Gives back this job's in-flight slot while it waits for its recipient.
+    fn release_slot(&self) {
+        drop(
+            self.slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+    }
+
+    /// Takes an in-flight slot again after waiting for the recipient (no-op if still held).
+    async fn retake_slot(&self) {
+        let held = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some();
+        if held {
+            return;
+        }
+        // The run never closes its semaphore, so this waits and then succeeds.
+        let permit = Arc::clone(&self.in_flight).acquire_owned().await.ok();
+        *self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = permit;
     }
 
     /// Renders and sends an SMS row through its clinic's provider.
@@ -872,23 +790,6 @@ fn failed(error: String) -> Outcome {
         error,
         needs_staff: None,
     }
-}
-
-/// Backoff before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped, with "equal jitter"
-/// (half fixed, half random) so retries from many rows spread out. `unit` is a random number
-/// in [0, 1), passed in to keep this pure.
-pub fn backoff(attempt: u32, base: StdDuration, max: StdDuration, unit: f64) -> StdDuration {
-    let exp = base.saturating_mul(
-        1u32.checked_shl(attempt.saturating_sub(1).min(20))
-            .unwrap_or(u32::MAX),
-    );
-    let capped = exp.min(max);
-    capped.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
-}
-
-/// The Cloud API's advice for the pair rate limit: wait 4^n seconds.
-pub fn pair_backoff(attempt: u32) -> StdDuration {
-    StdDuration::from_secs(4u64.saturating_pow(attempt.saturating_sub(1).min(6)))
 }
 
 #[cfg(test)]

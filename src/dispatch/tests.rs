@@ -2,7 +2,9 @@
 use super::*;
 use crate::phone::E164;
 use crate::store::CancelledBy;
+use crate::store::{Response, Status};
 use crate::time::parse_instant;
+use chrono::{DateTime, Utc};
 use governor::RateLimiter;
 
 #[test]
@@ -302,4 +304,50 @@ fn a_feedback_request_goes_after_the_visit_unless_it_was_cancelled_or_missed() {
     assert!(
         matches!(verdict(&r, &c, now), Verdict::Skip(why) if why.contains("no longer configured"))
     );
+}
+
+#[test]
+fn the_pacer_keeps_its_schedule_through_late_wake_ups_and_never_exceeds_the_cap() {
+    for rate in [1_u32, 50, 80, 1000] {
+        let pacer = Pacer::new(rate);
+        let t0 = tokio::time::Instant::now();
+        // Each request tries as soon as it is told it may, 0.9 ms late (a millisecond timer):
+        // the schedule holds, so the rate is 0.99 of the cap (0.96 below 80) and not less.
+        let mut now = t0;
+        let mut sent = Vec::new();
+        while sent.len() < (rate * 5) as usize {
+            match pacer.admit(now) {
+                Ok(()) => sent.push(now),
+                Err(at) => now = at + StdDuration::from_micros(900),
+            }
+        }
+        let span = (sent[sent.len() - 1] - sent[0]).as_secs_f64();
+        let per_sec = (sent.len() - 1) as f64 / span;
+        assert!(
+            per_sec >= if rate < 80 { 0.955 } else { 0.985 } * f64::from(rate)
+                && per_sec <= f64::from(rate),
+            "rate {rate}: {per_sec}/s"
+        );
+        // No second holds more than the cap, nor any 1.005 s (5 ms of arrival jitter).
+        for window in [1000, 1005] {
+            let mut most = 0;
+            let mut j = 0;
+            for i in 0..sent.len() {
+                while j < sent.len() && sent[j] < sent[i] + StdDuration::from_millis(window) {
+                    j += 1;
+                }
+                most = most.max(j - i);
+            }
+            assert!(most <= rate as usize, "rate {rate}: {most} in {window} ms");
+        }
+        // Requests woken 100 ms late do not make up for lost time in a bunch: at once, only
+        // as many go as the 2 ms tolerance holds (one below 500 a second).
+        let late = sent[sent.len() - 1] + pacer.period() + StdDuration::from_millis(100);
+        let at_once = (0..100).take_while(|_| pacer.admit(late).is_ok()).count();
+        let most = 1 + (0.002 / pacer.period().as_secs_f64()) as usize;
+        assert!(
+            (1..=most).contains(&at_once),
+            "rate {rate}: {at_once} at once after a late wake-up"
+        );
+    }
 }

@@ -34,6 +34,7 @@ mod privacy;
 mod remind;
 mod report;
 mod schedule;
+mod sends;
 mod staff;
 mod upload;
 mod waitlist;
@@ -66,7 +67,7 @@ pub use inbound::{
 };
 pub use offer_book::{BookBy, BookFacts, BookTask};
 pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
-pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, Verdict};
+pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, SendWrite, Verdict};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,

@@ -25,6 +25,7 @@ mod desk_report;
 mod desk_upload;
 mod desk_upload_prg;
 mod desk_waitlist;
+mod dispatch_pace;
 mod documents;
 mod feedback;
 mod feeds_apply;
