@@ -517,8 +517,10 @@ pub(super) fn opt_out_whatsapp(
         params![p, t],
     )?;
     conn.execute(
+        // `+state`: reach the rows through the patient's appointments (outbox_appointment), not
+        // through every pending row in the outbox (outbox_due), which grows with the queue.
         "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
-         WHERE state = 'pending' AND kind != 'reply_ack'
+         WHERE +state = 'pending' AND kind != 'reply_ack'
            AND appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?1)",
         params![p, t],
     )?;

@@ -287,6 +287,8 @@ impl Store {
         until: DateTime<Utc>,
         created_since: DateTime<Utc>,
     ) -> Result<Vec<Candidate>, StoreError> {
+        // The second half is only for booking confirmations: one already planned need not be
+        // read again (the day after a 1M-row import, every tick read every row: 11 s, 202 MB).
         let mut stmt = self.conn.prepare_cached(
             &format!("SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
                 {REACH_COLUMNS}
@@ -296,7 +298,9 @@ impl Store {
              SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
                 {REACH_COLUMNS}
              FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
-             WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2"),
+             WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id
+                                AND o.kind = 'booking_confirmation')"),
         )?;
         let mut rows = stmt.query(params![
             after.timestamp(),
