@@ -133,15 +133,15 @@ impl TextCheck {
     pub fn feed(&mut self, bytes: &[u8]) {
         self.sha.update(bytes);
         self.seen += bytes.len() as u64;
-        if !self.started {
+        if self.started {
+            self.text(bytes);
+        } else {
             self.head.extend_from_slice(bytes);
             if self.head.len() < 3 {
                 return;
             }
             let head = std::mem::take(&mut self.head);
             self.start(&head);
-        } else {
-            self.text(bytes);
         }
     }
 
@@ -316,13 +316,13 @@ impl RowCounter {
         let mut breaks = 0;
         // csv reports where it started reading, before any blank lines it skipped.
         while let Some(&(at, b)) = q.front() {
-            if at < byte {
-                breaks += usize::from(b == b'\n' && at >= self.pos);
-            } else if at == byte {
-                breaks += usize::from(b == b'\n');
-                byte += 1;
-            } else {
-                break;
+            match at.cmp(&byte) {
+                std::cmp::Ordering::Less => breaks += usize::from(b == b'\n' && at >= self.pos),
+                std::cmp::Ordering::Equal => {
+                    breaks += usize::from(b == b'\n');
+                    byte += 1;
+                }
+                std::cmp::Ordering::Greater => break,
             }
             q.pop_front();
         }
