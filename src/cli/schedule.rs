@@ -232,7 +232,8 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
 pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -> Result<u8> {
     let (config, mut store) = open(config_path, db)?;
     let file = &args.file;
-    let bytes = std::fs::read(file).map_err(|e| {
+    // A CSV file is read as rows are imported, never whole: memory stays flat however long.
+    let opened = import::Opened::open(file).map_err(|e| {
         fail(
             exit::NO_INPUT,
             format!("cannot read {}: {e}", file.display()),
@@ -249,7 +250,7 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
     let report = import::import_stream(
         &mut store,
         &config,
-        &bytes,
+        opened.input(),
         &opts,
         &ApplyOptions {
             file_name: &name,

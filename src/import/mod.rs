@@ -14,7 +14,7 @@ pub mod review;
 pub use apply::{
     RecordApplied, RecordFrom, apply, apply_open, apply_open_keeping, apply_record, import_stream,
 };
-pub use parse::{CHUNK_ROWS, Progress, parse, shown_cell};
+pub use parse::{CHUNK_ROWS, CsvFile, Input, Opened, Progress, parse, shown_cell};
 pub use review::{LooksOlder, Undo, Warning};
 // Rows name their language in staff's words; the ground floor reads them.
 pub use crate::model::normalize_language;

@@ -6,8 +6,10 @@ mod reach;
 mod row;
 mod scan;
 mod sheet;
+mod text;
 
 pub use scan::{CHUNK_ROWS, Progress, Scan, parse_chunks};
+pub use text::{CsvFile, Input, Opened};
 
 use std::collections::{HashMap, HashSet};
 
@@ -106,7 +108,7 @@ pub fn parse(
     opts: &ParseOptions<'_>,
 ) -> Result<ParsedFile, ImportError> {
     let mut sound = Vec::new();
-    let scan = scan::parse_chunks(bytes, config, opts, |rows, _| {
+    let scan = scan::parse_chunks(Input::Bytes(bytes), config, opts, |rows, _| {
         sound.extend(rows);
         Ok(())
     })?;
@@ -134,56 +136,7 @@ pub fn shown_cell(s: &str) -> String {
     out
 }
 
-/// Spreadsheet row numbers from byte offsets: the line breaks between one record's start and
-/// the next, less the breaks inside the earlier record's cells.
-struct RowCounter<'t> {
-    text: &'t [u8],
-    pos: usize,
-    row: usize,
-    inside: usize,
-}
-
-impl<'t> RowCounter<'t> {
-    fn new(text: &'t str, header: &csv::StringRecord) -> Self {
-        let bytes = text.as_bytes();
-        let mut start = header
-            .position()
-            .map_or(0, |p| p.byte() as usize)
-            .min(bytes.len());
-        while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
-            start += 1;
-        }
-        let before = bytes[..start.min(bytes.len())]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        Self {
-            text: bytes,
-            pos: start,
-            row: before + 1,
-            inside: breaks_in(header),
-        }
-    }
-
-    /// The row of the record starting at `byte`; `record` is it, when it parsed.
-    fn row_at(&mut self, byte: usize, record: Option<&csv::StringRecord>) -> usize {
-        // csv reports where it started reading, before any blank lines it skipped.
-        let mut byte = byte.min(self.text.len());
-        while byte < self.text.len() && matches!(self.text[byte], b'\n' | b'\r') {
-            byte += 1;
-        }
-        let end = byte.max(self.pos);
-        let breaks = self.text[self.pos..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        self.row += breaks.saturating_sub(self.inside);
-        self.pos = end;
-        self.inside = record.map_or(0, breaks_in);
-        self.row
-    }
-}
-
+/// Line breaks inside a record's cells.
 fn breaks_in(record: &csv::StringRecord) -> usize {
     record.iter().map(|c| c.matches('\n').count()).sum()
 }
@@ -225,41 +178,12 @@ impl Columns {
     }
 }
 
-/// Strips a UTF-8 byte-order mark and checks the encoding, pointing at the first bad row.
-fn decode(bytes: &[u8]) -> Result<&str, RowError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|e| {
-        let at = e.valid_up_to();
-        // Lines before the bad byte, plus the one it is on.
-        let row = bytes[..at].split(|b| *b == b'\n').count();
-        RowError {
-            patient: None,
-            row,
-            column: String::new(),
-            value: String::new(),
-            message: "the file is not UTF-8 text; upload the spreadsheet itself (.xlsx or .ods), or in your spreadsheet choose \"Save as\" → \"CSV UTF-8\" and import that file".into(),
-        }
-    })
-}
-
-/// Picks `,`, `;` or tab: whichever occurs most in the header line outside quotes.
+/// The delimiter `text`'s header line uses most.
+#[cfg(test)]
 fn detect_delimiter(text: &str) -> u8 {
-    let mut counts = [0usize; 3];
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '\n' if !quoted => break,
-            ',' if !quoted => counts[0] += 1,
-            ';' if !quoted => counts[1] += 1,
-            '\t' if !quoted => counts[2] += 1,
-            _ => {}
-        }
-    }
-    let best = (0..3)
-        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
-        .unwrap_or(0);
-    [b',', b';', b'\t'][best]
+    let mut d = text::Delimiter::default();
+    d.feed(text.as_bytes());
+    d.best()
 }
 
 fn csv_error(row: usize, e: &csv::Error) -> RowError {

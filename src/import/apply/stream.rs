@@ -9,19 +9,19 @@ use chrono::NaiveDate;
 
 use super::{ApplyState, Review};
 use crate::config::{CSV_SOURCE, Config};
-use crate::import::parse::{Progress, Scan, parse_chunks};
+use crate::import::parse::{Input, Progress, Scan, parse_chunks};
 use crate::import::review::{LooksOlder, Warning};
 use crate::import::{ApplyOptions, ImportError, ImportReport, ImportRow, ParseOptions};
 use crate::store::{ImportCounts, Store};
 use crate::time::local_day_bounds;
 
-/// Reads, checks and applies a file's bytes chunk by chunk in one transaction, committed
+/// Reads, checks and applies a file chunk by chunk in one transaction, committed
 /// last (rolled back for a dry-run or a refused file). `progress` hears after each chunk;
 /// it is the caller's to show (or not).
 pub fn import_stream(
     store: &mut Store,
     config: &Config,
-    bytes: &[u8],
+    input: Input<'_>,
     parse: &ParseOptions<'_>,
     opts: &ApplyOptions<'_>,
     progress: &mut dyn FnMut(Progress),
@@ -56,7 +56,7 @@ pub fn import_stream(
     // Only a `--complete` file needs its listed ids and days at the end.
     let mut listed: BTreeMap<String, (HashSet<String>, BTreeSet<NaiveDate>)> = BTreeMap::new();
     let mut clinic_ids = BTreeSet::new();
-    let scan = parse_chunks(bytes, config, parse, |rows, at| {
+    let scan = parse_chunks(input, config, parse, |rows, at| {
         let mut by_clinic: BTreeMap<&str, Vec<&ImportRow>> = BTreeMap::new();
         for r in &rows {
             by_clinic.entry(r.clinic.as_str()).or_default().push(r);

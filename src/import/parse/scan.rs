@@ -5,13 +5,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
 use super::row::read_row;
+use super::text::{Input, RowCounter, TextCheck, Tracked};
 use super::{
-    Columns, Field, PhoneCache, RawRow, RowCounter, csv_error, decode, detect_delimiter,
-    map_header, normalize_phones, reach, row_clinic, sheet, shown_cell,
+    Columns, Field, PhoneCache, RawRow, csv_error, map_header, normalize_phones, reach, row_clinic,
+    sheet, shown_cell,
 };
 use crate::config::{Config, ImportFormat};
 use crate::import::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
@@ -83,7 +85,7 @@ impl Scan {
 /// so checking the next chunk overlaps writing this one. An error from `each` stops the
 /// read and is returned.
 pub fn parse_chunks(
-    bytes: &[u8],
+    input: Input<'_>,
     config: &Config,
     opts: &ParseOptions<'_>,
     mut each: impl FnMut(Vec<ImportRow>, Progress) -> Result<(), ImportError>,
@@ -91,7 +93,7 @@ pub fn parse_chunks(
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<ImportRow>, Progress)>(1);
         let reader = s.spawn(move || {
-            scan(bytes, config, opts, &mut |rows, p| {
+            scan(input, config, opts, &mut |rows, p| {
                 tx.send((rows, p)).is_ok()
             })
         });
@@ -148,7 +150,7 @@ impl Source<'_> {
             Self::Csv(c) => Progress {
                 rows,
                 done: c.reader.position().byte(),
-                total: c.text.len() as u64,
+                total: c.len,
             },
             Self::Sheet { rows: all, next } => Progress {
                 rows,
@@ -162,29 +164,42 @@ impl Source<'_> {
 /// A CSV file's data rows, read one at a time (blank lines left out), numbered as a
 /// spreadsheet shows them.
 struct CsvRows<'t> {
-    text: &'t str,
+    input: Input<'t>,
+    /// Bytes of text, for progress.
+    len: u64,
     delimiter: u8,
-    reader: csv::Reader<&'t [u8]>,
-    rows: RowCounter<'t>,
+    reader: csv::Reader<Tracked<Box<dyn Read + 't>>>,
+    rows: RowCounter,
 }
 
 impl<'t> CsvRows<'t> {
     /// The header and the rows after it; `Ok(None)` when the file has no header.
-    fn open(bytes: &'t [u8]) -> Result<Option<(csv::StringRecord, Self)>, RowError> {
-        let text = decode(bytes)?;
-        let delimiter = detect_delimiter(text);
-        let mut reader = reader(delimiter, text.as_bytes());
+    fn open(
+        input: Input<'t>,
+        delimiter: u8,
+        len: u64,
+    ) -> Result<Option<(csv::StringRecord, Self)>, RowError> {
+        let text: Box<dyn Read + 't> = match input {
+            Input::Bytes(b) => Box::new(b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)),
+            Input::File(f) => Box::new(f.text().map_err(|e| io_error(1, &e))?),
+        };
+        let (tracked, mut rows) = Tracked::new(text);
+        let mut reader = reader(delimiter, tracked);
         let mut header = csv::StringRecord::new();
         match reader.read_record(&mut header) {
             Err(e) => return Err(csv_error(1, &e)),
             Ok(false) => return Ok(None),
             Ok(true) => {}
         }
-        let rows = RowCounter::new(text, &header);
+        rows.row_at(
+            header.position().map_or(0, csv::Position::byte),
+            Some(&header),
+        );
         Ok(Some((
             header,
             Self {
-                text,
+                input,
+                len,
                 delimiter,
                 reader,
                 rows,
@@ -198,14 +213,16 @@ impl<'t> CsvRows<'t> {
             match self.reader.read_record(&mut r) {
                 Ok(false) => return None,
                 Err(e) => {
-                    let row = e
-                        .position()
-                        .map_or(0, |p| self.rows.row_at(p.byte() as usize, None));
+                    let row = e.position().map_or(0, |p| self.rows.row_at(p.byte(), None));
                     errors.push(csv_error(row, &e));
+                    // A file that cannot be read further has no more rows.
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        return None;
+                    }
                 }
                 Ok(true) => {
                     let at = r.position().map_or(0, csv::Position::byte);
-                    let row = self.rows.row_at(at as usize, Some(&r));
+                    let row = self.rows.row_at(at, Some(&r));
                     if r.iter().all(|c| c.trim().is_empty()) {
                         continue;
                     }
@@ -216,7 +233,13 @@ impl<'t> CsvRows<'t> {
     }
 
     fn reread(&self, at: u64, row: usize) -> Option<RawRow> {
-        let from = self.text.as_bytes().get(usize::try_from(at).ok()?..)?;
+        let from: Box<dyn Read> = match self.input {
+            Input::Bytes(b) => {
+                let text = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
+                Box::new(text.get(usize::try_from(at).ok()?..)?)
+            }
+            Input::File(f) => Box::new(f.text_from(at).ok()?),
+        };
         let mut record = csv::StringRecord::new();
         reader(self.delimiter, from)
             .read_record(&mut record)
@@ -225,18 +248,26 @@ impl<'t> CsvRows<'t> {
     }
 }
 
-fn reader(delimiter: u8, bytes: &[u8]) -> csv::Reader<&[u8]> {
+/// A file that could not be read, as a row error.
+fn io_error(row: usize, e: &std::io::Error) -> RowError {
+    csv_error(
+        row,
+        &csv::Error::from(std::io::Error::new(e.kind(), e.to_string())),
+    )
+}
+
+fn reader<R: Read>(delimiter: u8, from: R) -> csv::Reader<R> {
     csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
         .has_headers(false)
-        .from_reader(bytes)
+        .from_reader(from)
 }
 
 /// The whole read, on the reading thread: `emit` takes each chunk's sound rows and returns
 /// false when nobody takes them any more.
 fn scan(
-    bytes: &[u8],
+    input: Input<'_>,
     config: &Config,
     opts: &ParseOptions<'_>,
     emit: &mut dyn FnMut(Vec<ImportRow>, Progress) -> bool,
@@ -249,14 +280,28 @@ fn scan(
     let format = config
         .import_format(opts.format, opts.clinic)
         .map_err(ImportError::Options)?;
-    let mut out = Scan {
-        checksum: format!("{:x}", Sha256::digest(bytes)),
-        ..Scan::default()
-    };
-    let opened = if sheet::is_spreadsheet(bytes) {
-        sheet::read(bytes, format).map(|t| t.map(|(h, rows)| (h, Source::Sheet { rows, next: 0 })))
-    } else {
-        CsvRows::open(bytes).map(|t| t.map(|(h, c)| (h, Source::Csv(c))))
+    let mut out = Scan::default();
+    let opened = match input {
+        Input::Bytes(bytes) if sheet::is_spreadsheet(bytes) => {
+            out.checksum = format!("{:x}", Sha256::digest(bytes));
+            sheet::read(bytes, format)
+                .map(|t| t.map(|(h, rows)| (h, Source::Sheet { rows, next: 0 })))
+        }
+        _ => {
+            let checked = match input {
+                Input::Bytes(bytes) => {
+                    let mut check = TextCheck::default();
+                    check.feed(bytes);
+                    check.finish()
+                }
+                Input::File(f) => f.checked.clone(),
+            };
+            out.checksum = checked.checksum;
+            checked.text.and_then(|delimiter| {
+                CsvRows::open(input, delimiter, checked.len)
+                    .map(|t| t.map(|(h, c)| (h, Source::Csv(c))))
+            })
+        }
     };
     let (header, mut source) = match opened {
         Err(e) => {
