@@ -635,6 +635,9 @@ async fn plan_tick(s: &Arc<Shared>) {
 async fn dispatch_tick(s: &Arc<Shared>) {
     if s.dispatch_running.swap(true, Ordering::AcqRel) {
         tracing::debug!("dispatch still running; tick skipped");
+        // A run may last its whole budget while a queue drains: the backup's age and the
+        // file's size stay current all the same (a backup taken mid-run shows at once).
+        refresh_store_gauges(s).await;
         return;
     }
     let started = Instant::now();
