@@ -139,29 +139,7 @@ pub fn apply_open_keeping<'s>(
         ..
     } = state;
     tx.finish_import(import_id, &counts)?;
-    let mut warnings = Vec::new();
-    if review.into_the_past > 0 {
-        warnings.push(Warning::IntoThePast {
-            count: review.into_the_past,
-        });
-    }
-    let older = LooksOlder {
-        reverted: review.reverted,
-        changed: review.changed,
-    };
-    if older.applies() {
-        warnings.push(Warning::LooksOlder(older));
-    }
-    if let Some(past) = tx.same_file_before(&parsed.checksum, &ids, import_id)?
-        && past.later > 0
-    {
-        warnings.push(Warning::SameFileAgain {
-            at: past.at,
-            by: past.imported_by,
-            file_name: past.file_name,
-            later: past.later,
-        });
-    }
+    let warnings = warnings_of(&tx, &review, &parsed.checksum, &ids, import_id)?;
     // Rows were applied clinic by clinic; staff read them in file order.
     let mut outcomes = outcomes;
     outcomes.sort_by_key(|(row, _)| *row);
@@ -185,6 +163,41 @@ pub fn apply_open_keeping<'s>(
         report,
         open: Some((tx, import_id)),
     })
+}
+
+/// What staff should look at again after an import: rows moved into the past, rows that look
+/// older than a later upload, and the same file imported before (shared by both apply paths).
+fn warnings_of(
+    tx: &ImportTx<'_>,
+    review: &Review,
+    checksum: &str,
+    ids: &[i64],
+    import_id: i64,
+) -> Result<Vec<Warning>, ImportError> {
+    let mut warnings = Vec::new();
+    if review.into_the_past > 0 {
+        warnings.push(Warning::IntoThePast {
+            count: review.into_the_past,
+        });
+    }
+    let older = LooksOlder {
+        reverted: review.reverted,
+        changed: review.changed,
+    };
+    if older.applies() {
+        warnings.push(Warning::LooksOlder(older));
+    }
+    if let Some(past) = tx.same_file_before(checksum, ids, import_id)?
+        && past.later > 0
+    {
+        warnings.push(Warning::SameFileAgain {
+            at: past.at,
+            by: past.imported_by,
+            file_name: past.file_name,
+            later: past.later,
+        });
+    }
+    Ok(warnings)
 }
 
 struct ApplyState<'t, 'c> {

@@ -10,7 +10,6 @@ use chrono::NaiveDate;
 use super::{ApplyState, Review};
 use crate::config::{CSV_SOURCE, Config};
 use crate::import::parse::{Input, Progress, Scan, parse_chunks};
-use crate::import::review::{LooksOlder, Warning};
 use crate::import::{ApplyOptions, ImportError, ImportReport, ImportRow, ParseOptions};
 use crate::store::{ImportCounts, Store};
 use crate::time::local_day_bounds;
@@ -137,29 +136,7 @@ pub fn import_stream(
     tx.add_import_clinics(import_id, &ids)?;
     tx.set_import_checksum(import_id, &scan.checksum)?;
     tx.finish_import(import_id, &counts)?;
-    let mut warnings = Vec::new();
-    if review.into_the_past > 0 {
-        warnings.push(Warning::IntoThePast {
-            count: review.into_the_past,
-        });
-    }
-    let older = LooksOlder {
-        reverted: review.reverted,
-        changed: review.changed,
-    };
-    if older.applies() {
-        warnings.push(Warning::LooksOlder(older));
-    }
-    if let Some(past) = tx.same_file_before(&scan.checksum, &ids, import_id)?
-        && past.later > 0
-    {
-        warnings.push(Warning::SameFileAgain {
-            at: past.at,
-            by: past.imported_by,
-            file_name: past.file_name,
-            later: past.later,
-        });
-    }
+    let warnings = super::warnings_of(&tx, &review, &scan.checksum, &ids, import_id)?;
     let report = ImportReport {
         file: opts.file_name.to_string(),
         rows: counts.rows,
