@@ -21,9 +21,6 @@ impl Store {
         // peak memory bounded (a 256 MiB cache was most of a 1M-row import's peak).
         self.conn
             .pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
-        // An import runs a dozen statements per row; rusqlite's default cache of 16 must not
-        // evict them for the connection's other statements.
-        self.conn.set_prepared_statement_cache_capacity(64);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
