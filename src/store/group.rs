@@ -1,10 +1,15 @@
 //! Group commit: work that must be durable before it is answered (a webhook delivery) is
 //! handed to one writer thread, which runs every piece waiting at that moment in one
-//! transaction, each in a savepoint of its own, and commits (and syncs) once for all of them.
+//! transaction, each in a savepoint of its own, and commits once for all of them.
 //!
-//! A commit with `synchronous = FULL` costs one fsync of the WAL, about the same for one
-//! delivery as for a hundred; deliveries that arrive while a group is being written wait for
-//! the next group, so the batch grows with the load and the fsyncs do not.
+//! The group's commit does not wait for the disk: it is written with `synchronous = NORMAL`
+//! and the store is handed back at once, and a second thread, the syncer, then syncs the
+//! write-ahead log (`fdatasync` of the `-wal` file) and only after that answers the group's
+//! pieces. While one group's sync is on its way to the disk the writer already runs the next
+//! group, and one sync covers every group committed before it started, so the fsyncs neither
+//! hold the store nor grow with the load. Nothing is promised early: a piece is answered only
+//! once its frames are on disk, and anything else that leaves the process on the strength of
+//! that data (a send, an ACK) is committed with `FULL`, which syncs the whole log first.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
@@ -64,12 +69,24 @@ impl Writer {
     }
 }
 
-/// Starts the writer thread; it ends when the last [`Writer`] (the last `Db`) is dropped.
+/// A committed group on its way to the syncer: its answers and the log file to sync first.
+struct Committed {
+    wal: std::path::PathBuf,
+    answers: Vec<(Answer, Result<(), String>)>,
+}
+
+/// Starts the writer thread and its syncer; they end when the last [`Writer`] (the last
+/// `Db`) is dropped.
 fn spawn(
     store: Weak<Mutex<Store>>,
     groups: Arc<std::sync::atomic::AtomicU64>,
 ) -> mpsc::Sender<Piece> {
     let (tx, rx) = mpsc::channel::<Piece>();
+    let (synced_tx, synced_rx) = mpsc::channel::<Committed>();
+    std::thread::Builder::new()
+        .name("reminderd-syncer".into())
+        .spawn(move || sync_loop(&synced_rx))
+        .expect("the syncer thread starts");
     std::thread::Builder::new()
         .name("reminderd-writer".into())
         .spawn(move || {
@@ -85,11 +102,14 @@ fn spawn(
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let answers = commit_group(&mut store, group);
+                let wal = wal_path(store.path());
                 groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 drop(store);
                 drop(shared);
-                for (answer, committed) in answers {
-                    answer(committed);
+                if let Err(mpsc::SendError(lost)) = synced_tx.send(Committed { wal, answers }) {
+                    for (answer, _) in lost.answers {
+                        answer(Err("the syncer thread stopped".into()));
+                    }
                 }
             }
         })
@@ -97,12 +117,63 @@ fn spawn(
     tx
 }
 
+/// The syncer: takes every committed group waiting, syncs the log once for all of them, then
+/// answers them (each `Err` when the sync failed: the delivery is then retried by its sender,
+/// and the replay is recognised).
+fn sync_loop(inbox: &mpsc::Receiver<Committed>) {
+    while let Ok(first) = inbox.recv() {
+        let mut batch = vec![first];
+        batch.extend(inbox.try_iter());
+        let mut synced: Vec<std::path::PathBuf> = Vec::with_capacity(1);
+        let mut failed: Option<String> = None;
+        for group in &batch {
+            if failed.is_none() && !synced.contains(&group.wal) {
+                match sync_file(&group.wal) {
+                    Ok(()) => synced.push(group.wal.clone()),
+                    Err(why) => failed = Some(why),
+                }
+            }
+        }
+        if let Some(why) = &failed {
+            tracing::error!(%why, "could not sync the write-ahead log; deliveries answered 500");
+        }
+        for group in batch {
+            for (answer, committed) in group.answers {
+                answer(match (&failed, committed) {
+                    (Some(why), Ok(())) => Err(format!("the log could not be synced: {why}")),
+                    (_, committed) => committed,
+                });
+            }
+        }
+    }
+}
+
+/// The write-ahead log of the database at `db`.
+fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
+
+/// Makes what was written to `path` durable. Any descriptor of a file syncs all its written
+/// data, also what SQLite wrote through its own.
+fn sync_file(path: &std::path::Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.sync_data()
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Runs a group in one transaction, one savepoint a piece, commits once; the answers to send
 /// (every piece's `Err` when the commit itself failed).
 fn commit_group(store: &mut Store, group: Vec<Piece>) -> Vec<(Answer, Result<(), String>)> {
     store.close_abandoned();
     let mut answers = Vec::with_capacity(group.len());
-    if let Err(e) = store.conn.execute_batch("BEGIN IMMEDIATE") {
+    // NORMAL for this commit only: the syncer syncs the log before anyone is answered.
+    if let Err(e) = store
+        .conn
+        .execute_batch("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
+    {
+        restore_full(store);
         let why = e.to_string();
         for piece in group {
             // Run alone instead: each then commits (or fails) on its own.
@@ -143,7 +214,16 @@ fn commit_group(store: &mut Store, group: Vec<Piece>) -> Vec<(Answer, Result<(),
             *committed = Err(why.clone());
         }
     }
+    restore_full(store);
     answers
+}
+
+/// Puts the connection back to `synchronous = FULL`, which every other commit relies on.
+fn restore_full(store: &mut Store) {
+    if let Err(e) = store.conn.execute_batch("PRAGMA synchronous = FULL") {
+        // Cannot happen on an open connection; if it did, later commits would not be synced.
+        tracing::error!(error = %e, "could not set synchronous = FULL again");
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +293,38 @@ mod tests {
         );
         // The connection is idle again: no transaction left open by the group.
         assert!(db.run(|s| s.conn.is_autocommit()).await.expect("run"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_group_the_connection_syncs_every_commit_again() {
+        let (_dir, db) = db();
+        for v in 0..5 {
+            db.run_grouped(move |s| insert(s, v)).await.expect("piece");
+        }
+        // 2 = FULL: only the group's own commit runs NORMAL (its syncer syncs the log).
+        let level: i64 = db
+            .run(|s| s.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)))
+            .await
+            .expect("run")
+            .expect("pragma");
+        assert_eq!(level, 2);
+    }
+
+    #[test]
+    fn a_group_whose_log_cannot_be_synced_is_answered_with_an_error() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (answered_tx, answered) = std::sync::mpsc::channel();
+        let answer: super::Answer = Box::new(move |r| answered_tx.send(r).expect("send"));
+        tx.send(super::Committed {
+            wal: std::path::PathBuf::from("/nonexistent/reminderd.db-wal"),
+            answers: vec![(answer, Ok(()))],
+        })
+        .expect("send");
+        drop(tx);
+        super::sync_loop(&rx);
+        let got = answered.recv().expect("answered");
+        let why = got.expect_err("an unsynced commit is not promised");
+        assert!(why.contains("could not be synced"), "{why}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
