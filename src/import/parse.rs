@@ -8,7 +8,7 @@ mod scan;
 mod sheet;
 mod text;
 
-pub use scan::{CHUNK_ROWS, Progress, Scan, parse_chunks};
+pub use scan::{CHUNK_ROWS, Digested, Known, Progress, Scan, parse_chunks_digested};
 pub use text::{CsvFile, Input, Opened};
 
 use std::collections::{HashMap, HashSet};

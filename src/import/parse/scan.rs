@@ -17,6 +17,7 @@ use super::{
 };
 use crate::config::{Config, ImportFormat};
 use crate::import::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+use crate::store::{KnownRow, RowDigest};
 
 /// Rows read, checked and handed on at a time: large enough that a chunk's phone numbers
 /// keep both cores busy and its writes amortise their statements, small enough that a chunk
@@ -90,16 +91,46 @@ pub fn parse_chunks(
     opts: &ParseOptions<'_>,
     mut each: impl FnMut(Vec<ImportRow>, Progress) -> Result<(), ImportError>,
 ) -> Result<Scan, ImportError> {
+    parse_chunks_digested(input, config, opts, None, |rows, _, p| each(rows, p))
+}
+
+/// What the stored schedule knows of a chunk's rows: for a clinic's key and appointment
+/// ids, those whose stored state a file row made, with that row's digest (a look-up that
+/// fails answers nothing, and the rows are then compared in full).
+pub type Known<'k> = Box<dyn FnMut(&str, &[&str]) -> HashMap<String, KnownRow> + Send + 'k>;
+
+/// One sound row's digest (of its cells, its clinic's settings and this build), and whether
+/// the stored appointment carries the same one: then the row changes nothing, and its phone
+/// numbers were taken from the store instead of parsed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digested {
+    /// What the row's appointment keeps as `import_digest` once applied.
+    pub digest: RowDigest,
+    /// The stored appointment was last set by this very row, and nothing changed it since.
+    pub unchanged: bool,
+}
+
+/// As [`parse_chunks`], also handing on each sound row's [`Digested`] (parallel to the
+/// rows); `known` answers which rows the store already holds as they are.
+pub fn parse_chunks_digested(
+    input: Input<'_>,
+    config: &Config,
+    opts: &ParseOptions<'_>,
+    known: Option<Known<'_>>,
+    mut each: impl FnMut(Vec<ImportRow>, Vec<Digested>, Progress) -> Result<(), ImportError>,
+) -> Result<Scan, ImportError> {
+    type Chunk = (Vec<ImportRow>, Vec<Digested>, Progress);
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<ImportRow>, Progress)>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(1);
         let reader = s.spawn(move || {
-            scan(input, config, opts, &mut |rows, p| {
-                tx.send((rows, p)).is_ok()
+            let mut known = known;
+            scan(input, config, opts, known.as_mut(), &mut |rows, d, p| {
+                tx.send((rows, d, p)).is_ok()
             })
         });
         let mut failed = None;
-        for (rows, p) in &rx {
-            if let Err(e) = each(rows, p) {
+        for (rows, d, p) in &rx {
+            if let Err(e) = each(rows, d, p) {
                 failed = Some(e);
                 break;
             }
@@ -270,7 +301,8 @@ fn scan(
     input: Input<'_>,
     config: &Config,
     opts: &ParseOptions<'_>,
-    emit: &mut dyn FnMut(Vec<ImportRow>, Progress) -> bool,
+    mut known: Option<&mut Known<'_>>,
+    emit: &mut dyn FnMut(Vec<ImportRow>, Vec<Digested>, Progress) -> bool,
 ) -> Result<Scan, ImportError> {
     if let Some(c) = opts.clinic
         && config.clinic(c).is_none()
@@ -332,6 +364,7 @@ fn scan(
 
     let mut phones = PhoneCache::new();
     let mut across = Across::default();
+    let mut settings = Settings::new(config, format);
     loop {
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         let mut ats = Vec::with_capacity(CHUNK_ROWS);
@@ -357,9 +390,17 @@ fn scan(
         if phones.len() > PHONE_CACHE_MAX {
             phones.clear();
         }
+        let digested = settings.digest_chunk(
+            &chunk,
+            &columns,
+            opts.clinic,
+            known.as_deref_mut(),
+            &mut phones,
+        );
         normalize_phones(&chunk, &columns, config, opts.clinic, &mut phones);
         let mut sound = Vec::with_capacity(chunk.len());
-        for (raw, &at) in chunk.iter().zip(&ats) {
+        let mut sound_digests = Vec::with_capacity(chunk.len());
+        for ((raw, &at), &d) in chunk.iter().zip(&ats).zip(&digested) {
             let before = out.errors.len();
             if let Some(r) = read_row(
                 raw,
@@ -379,6 +420,7 @@ fn scan(
                 }
                 if out.errors.len() == before {
                     sound.push(r);
+                    sound_digests.push(d);
                 }
             }
             // Staff find a row by its patient faster than by its number.
@@ -390,7 +432,7 @@ fn scan(
             }
         }
         out.sound += sound.len();
-        if !emit(sound, source.progress(out.rows_read)) {
+        if !emit(sound, sound_digests, source.progress(out.rows_read)) {
             break;
         }
     }
@@ -583,4 +625,130 @@ fn mismatch(p: &ImportRow, r: &ImportRow, columns: &Columns, errors: &mut Vec<Ro
             p.row
         ),
     });
+}
+
+/// What a row's digest covers besides its cells: this build (a new version may read a cell
+/// differently) and the settings that decide what a cell means (zone, numbering plan, date
+/// order, defaults, the file's format), per clinic, hashed once per import.
+struct Settings<'c> {
+    config: &'c Config,
+    format: String,
+    clinics: HashMap<String, Option<[u8; 32]>>,
+}
+
+impl<'c> Settings<'c> {
+    fn new(config: &'c Config, format: &ImportFormat) -> Self {
+        Self {
+            config,
+            format: format!("{format:?}"),
+            clinics: HashMap::new(),
+        }
+    }
+
+    /// The clinic's part of every digest; `None` for a clinic the configuration lacks.
+    fn of(&mut self, key: &str) -> Option<[u8; 32]> {
+        if let Some(s) = self.clinics.get(key) {
+            return *s;
+        }
+        let s = self.config.clinic(key).map(|c| {
+            let text = format!(
+                "reminderd {} import digest 1\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{:?}\n{:?}",
+                env!("CARGO_PKG_VERSION"),
+                self.format,
+                c.key,
+                c.time_zone,
+                c.phone_region,
+                c.default_language,
+                c.default_duration_min,
+                c.import_format,
+                c.date_order,
+            );
+            Sha256::digest(text.as_bytes()).into()
+        });
+        self.clinics.insert(key.to_string(), s);
+        s
+    }
+
+    /// Each row's digest, and whether the store holds its appointment as this very row left
+    /// it: then the stored numbers go into `phones`, so they are not parsed again.
+    fn digest_chunk(
+        &mut self,
+        chunk: &[RawRow],
+        columns: &Columns,
+        forced: Option<&str>,
+        known: Option<&mut Known<'_>>,
+        phones: &mut PhoneCache,
+    ) -> Vec<Digested> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut clinics = Vec::with_capacity(chunk.len());
+        for raw in chunk {
+            let clinic = row_clinic(raw, columns, forced);
+            let digest = clinic
+                .as_deref()
+                .and_then(|k| self.of(k))
+                .map_or([0; 16], |s| row_digest(&s, raw, columns));
+            out.push(Digested {
+                digest,
+                unchanged: false,
+            });
+            clinics.push(clinic);
+        }
+        let Some(known) = known else {
+            return out;
+        };
+        let mut by_clinic: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in clinics.iter().enumerate() {
+            if let Some(c) = c.as_deref()
+                && self.config.clinic(c).is_some()
+            {
+                by_clinic.entry(c).or_default().push(i);
+            }
+        }
+        for (clinic, rows) in by_clinic {
+            let Some(region) = self.config.clinic(clinic).map(|c| c.phone_region) else {
+                continue;
+            };
+            let ids: Vec<&str> = rows
+                .iter()
+                .map(|&i| columns.get(Field::AppointmentId, &chunk[i]))
+                .collect();
+            let stored = known(clinic, &ids);
+            for (&i, id) in rows.iter().zip(&ids) {
+                let Some(k) = stored.get(*id) else { continue };
+                if k.digest != out[i].digest {
+                    continue;
+                }
+                out[i].unchanged = true;
+                let raw = &chunk[i];
+                phones
+                    .entry((region, columns.get(Field::Phone, raw).to_string()))
+                    .or_insert_with(|| Ok(k.phone.clone()));
+                let contact = columns.get(Field::ContactPhone, raw);
+                if let (false, Some(c)) = (contact.is_empty(), &k.contact_phone) {
+                    phones
+                        .entry((region, contact.to_string()))
+                        .or_insert_with(|| Ok(c.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The digest of a row's cells (each column the file has, in field order) under its
+/// clinic's settings.
+fn row_digest(settings: &[u8; 32], raw: &RawRow, columns: &Columns) -> RowDigest {
+    let mut h = Sha256::new();
+    h.update(settings);
+    for f in super::FIELDS {
+        // 0xff never occurs in UTF-8, so cells cannot run into each other; a missing column
+        // (kept values) differs from an empty cell (cleared values).
+        h.update([u8::from(columns.has(f)), 0xff]);
+        h.update(columns.get(f, raw).as_bytes());
+        h.update([0xff]);
+    }
+    let full = h.finalize();
+    let mut d = [0; 16];
+    d.copy_from_slice(&full[..16]);
+    d
 }
