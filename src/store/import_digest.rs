@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{BUSY_TIMEOUT, ImportTx, Store, StoreError};
 use crate::phone::E164;
@@ -62,17 +62,23 @@ impl ImportReader {
         source: &str,
         ids: impl IntoIterator<Item = &'k str>,
     ) -> Result<HashMap<String, KnownRow>, StoreError> {
+        let mut out = HashMap::new();
+        let clinic_id: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM clinics WHERE key = ?1")?
+            .query_row([clinic], |r| r.get(0))
+            .optional()?;
+        let Some(clinic_id) = clinic_id else {
+            return Ok(out);
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT a.import_digest, p.phone, p.contact_phone
-             FROM appointments a
-             JOIN clinics c ON c.id = a.clinic_id
-             JOIN patients p ON p.id = a.patient_id
-             WHERE c.key = ?1 AND a.source = ?2 AND a.external_id = ?3
+             FROM appointments a JOIN patients p ON p.id = a.patient_id
+             WHERE a.clinic_id = ?1 AND a.source = ?2 AND a.external_id = ?3
                AND a.import_digest IS NOT NULL",
         )?;
-        let mut out = HashMap::new();
         for id in ids {
-            let mut rows = stmt.query(params![clinic, source, id])?;
+            let mut rows = stmt.query(params![clinic_id, source, id])?;
             if let Some(r) = rows.next()? {
                 let digest: Vec<u8> = r.get(0)?;
                 let Ok(digest) = RowDigest::try_from(digest.as_slice()) else {

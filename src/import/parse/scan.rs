@@ -720,14 +720,10 @@ impl<'c> Settings<'c> {
                 }
                 out[i].unchanged = true;
                 let raw = &chunk[i];
-                phones
-                    .entry((region, columns.get(Field::Phone, raw).to_string()))
-                    .or_insert_with(|| Ok(k.phone.clone()));
+                phones.keep(region, columns.get(Field::Phone, raw), Ok(&k.phone));
                 let contact = columns.get(Field::ContactPhone, raw);
                 if let (false, Some(c)) = (contact.is_empty(), &k.contact_phone) {
-                    phones
-                        .entry((region, contact.to_string()))
-                        .or_insert_with(|| Ok(c.clone()));
+                    phones.keep(region, contact, Ok(c));
                 }
             }
         }
