@@ -293,13 +293,14 @@ fn row_clinic<'a>(raw: &'a RawRow, columns: &Columns, forced: Option<&'a str>) -
 }
 
 /// Written numbers already read, by region: one import's cache, so each distinct number is
-/// parsed once however many rows repeat it. Held compactly, 32 bytes a number (a 128-bit
+/// parsed once however many rows repeat it. Held compactly, 24 bytes a number (a 128-bit
 /// digest of region and text under keys chosen at random per import, so a file cannot make
 /// two collide; the number as its digits): the texts and strings took about 130 bytes, tens
 /// of MB of a million-row import's peak.
 struct PhoneCache {
     keys: (RandomState, RandomState),
-    map: HashMap<(u64, u64), Result<u64, PhoneError>>,
+    /// The number's digits, or [`PhoneCache::FAILED`] and the error's code.
+    map: HashMap<(u64, u64), u64>,
 }
 
 impl PhoneCache {
@@ -319,10 +320,23 @@ impl PhoneCache {
         (a.finish(), b.finish())
     }
 
+    /// Marks a value as a number that could not be read (digits never reach it: E.164 has at
+    /// most 15).
+    const FAILED: u64 = 1 << 63;
+
     /// The number `written` was read as, if it was.
     fn get(&self, region: Region, written: &str) -> Option<Result<E164, PhoneError>> {
-        let r = self.map.get(&self.key(region, written))?;
-        Some(r.clone().map(|n| E164::from_stored(format!("+{n}"))))
+        let v = *self.map.get(&self.key(region, written))?;
+        if v & Self::FAILED == 0 {
+            return Some(Ok(E164::from_stored(format!("+{v}"))));
+        }
+        Some(Err(match v & !Self::FAILED {
+            0 => PhoneError::Empty,
+            1 => PhoneError::Unreadable,
+            2 => PhoneError::TooLong,
+            // Only the region it was read with is kept, and that is the one asked about.
+            _ => PhoneError::Invalid { region },
+        }))
     }
 
     fn contains(&self, region: Region, written: &str) -> bool {
@@ -334,10 +348,14 @@ impl PhoneCache {
     fn keep(&mut self, region: Region, written: &str, read: Result<&E164, PhoneError>) {
         let value = match read {
             Ok(n) => match n.as_str().strip_prefix('+').map(str::parse::<u64>) {
-                Some(Ok(digits)) => Ok(digits),
+                Some(Ok(digits)) if digits & Self::FAILED == 0 => digits,
                 _ => return,
             },
-            Err(e) => Err(e),
+            Err(PhoneError::Empty) => Self::FAILED,
+            Err(PhoneError::Unreadable) => Self::FAILED | 1,
+            Err(PhoneError::TooLong) => Self::FAILED | 2,
+            Err(PhoneError::Invalid { region: r }) if r == region => Self::FAILED | 3,
+            Err(PhoneError::Invalid { .. }) => return,
         };
         let key = self.key(region, written);
         self.map.entry(key).or_insert(value);
