@@ -345,7 +345,7 @@ impl PhoneCache {
 
     /// Keeps what `written` reads as, unless it is already kept. A number that is not
     /// digits after a `+` (never one E164 makes) is not kept, and is read again.
-    fn keep(&mut self, region: Region, written: &str, read: Result<&E164, PhoneError>) {
+    fn keep(&mut self, region: Region, written: &str, read: Result<&E164, &PhoneError>) {
         let value = match read {
             Ok(n) => match n.as_str().strip_prefix('+').map(str::parse::<u64>) {
                 Some(Ok(digits)) if digits & Self::FAILED == 0 => digits,
@@ -354,7 +354,7 @@ impl PhoneCache {
             Err(PhoneError::Empty) => Self::FAILED,
             Err(PhoneError::Unreadable) => Self::FAILED | 1,
             Err(PhoneError::TooLong) => Self::FAILED | 2,
-            Err(PhoneError::Invalid { region: r }) if r == region => Self::FAILED | 3,
+            Err(PhoneError::Invalid { region: r }) if *r == region => Self::FAILED | 3,
             Err(PhoneError::Invalid { .. }) => return,
         };
         let key = self.key(region, written);
@@ -380,6 +380,11 @@ fn normalize_phones(
     forced: Option<&str>,
     cache: &mut PhoneCache,
 ) {
+    fn parse<'w>(part: &[(Region, &'w str)]) -> Vec<(Region, &'w str, Result<E164, PhoneError>)> {
+        part.iter()
+            .map(|&(region, raw)| (region, raw, E164::parse(raw, region)))
+            .collect()
+    }
     let mut distinct: HashSet<(Region, &str)> = HashSet::new();
     for raw in cells {
         let region = row_clinic(raw, columns, forced)
@@ -398,11 +403,6 @@ fn normalize_phones(
         }
     }
     let work: Vec<(Region, &str)> = distinct.into_iter().collect();
-    fn parse<'w>(part: &[(Region, &'w str)]) -> Vec<(Region, &'w str, Result<E164, PhoneError>)> {
-        part.iter()
-            .map(|&(region, raw)| (region, raw, E164::parse(raw, region)))
-            .collect()
-    }
     // The import's writer has a core of its own; the other cores parse. On two cores that
     // is this thread alone: each new thread would also grow its own copy of phonenumber's
     // regex caches (measured: tens of MB).
@@ -424,7 +424,7 @@ fn normalize_phones(
         })
     };
     for (region, raw, read) in parsed {
-        cache.keep(region, raw, read.as_ref().map_err(Clone::clone));
+        cache.keep(region, raw, read.as_ref());
     }
 }
 

@@ -613,6 +613,7 @@ impl ImportTx<'_> {
     }
 
     /// Adds an appointment and returns its row id.
+    #[allow(clippy::too_many_arguments)] // the row's facts and what wrote it
     pub fn insert_appointment(
         &self,
         clinic_id: i64,
