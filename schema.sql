@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 13;
+PRAGMA user_version = 14;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -96,11 +96,27 @@ CREATE TABLE "appointments" (
     created_at        INTEGER NOT NULL,
     updated_at        INTEGER NOT NULL,
     arrived_at        INTEGER,            -- when the desk marked the patient arrived
-    arrived_by        TEXT,               -- and who did
+    arrived_by        TEXT, import_digest BLOB,               -- and who did
     UNIQUE (clinic_id, source, external_id)
 );
 CREATE INDEX appointments_starts_at ON appointments (starts_at);
 CREATE INDEX appointments_patient ON appointments (patient_id);
+-- (import_digest, schema 14: the file row that last set the appointment; see
+-- migrations/014-import-digest.sql. The triggers clear it when anything else changes the
+-- appointment or its patient.)
+CREATE TRIGGER appointments_digest_stale
+AFTER UPDATE OF patient_id, provider, starts_at, duration_min, status, cancelled_by ON appointments
+WHEN OLD.import_digest IS NOT NULL AND NEW.import_digest IS OLD.import_digest
+BEGIN
+    UPDATE appointments SET import_digest = NULL WHERE id = NEW.id;
+END;
+CREATE TRIGGER patients_digest_stale
+AFTER UPDATE OF name, phone, language, channel, remind, contact_name, contact_phone,
+    contact_relation, erased_at ON patients
+BEGIN
+    UPDATE appointments SET import_digest = NULL
+    WHERE patient_id = NEW.id AND import_digest IS NOT NULL;
+END;
 
 -- Who or what changed an appointment or patient, and why.
 CREATE TABLE audit_log (

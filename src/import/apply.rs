@@ -115,6 +115,7 @@ pub fn apply_open_keeping<'s>(
         outcomes: Vec::with_capacity(rows.len()),
         review: Review::default(),
         opted_out: HashSet::new(),
+        digest: None,
     };
     for key in &clinic_keys {
         let clinic_id = clinic_ids[key];
@@ -222,6 +223,9 @@ struct ApplyState<'t, 'c> {
     review: Review,
     /// The current clinic's patients who asked for no messages.
     opted_out: HashSet<i64>,
+    /// The digest of the row being applied, stored with an appointment it adds (the
+    /// streamed import's; `None` elsewhere).
+    digest: Option<crate::store::RowDigest>,
 }
 
 /// What the preview's warnings and trust signals count while rows are applied.
@@ -422,6 +426,7 @@ impl ApplyState<'_, '_> {
                 &row.appointment_id,
                 &write,
                 self.import_id,
+                self.digest.as_ref(),
                 self.now,
             )?;
             appointments.insert(

@@ -8,10 +8,11 @@ mod scan;
 mod sheet;
 mod text;
 
-pub use scan::{CHUNK_ROWS, Progress, Scan, parse_chunks};
+pub use scan::{CHUNK_ROWS, Digested, Known, Progress, Scan, parse_chunks_digested};
 pub use text::{CsvFile, Input, Opened};
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 use super::{Audience, ImportError, ParseOptions, ParsedFile, RowError};
 use crate::config::{Config, ImportFormat};
@@ -292,8 +293,82 @@ fn row_clinic<'a>(raw: &'a RawRow, columns: &Columns, forced: Option<&'a str>) -
 }
 
 /// Written numbers already read, by region: one import's cache, so each distinct number is
-/// parsed once however many rows repeat it.
-type PhoneCache = HashMap<(Region, String), Result<E164, PhoneError>>;
+/// parsed once however many rows repeat it. Held compactly, 24 bytes a number (a 128-bit
+/// digest of region and text under keys chosen at random per import, so a file cannot make
+/// two collide; the number as its digits): the texts and strings took about 130 bytes, tens
+/// of MB of a million-row import's peak.
+struct PhoneCache {
+    keys: (RandomState, RandomState),
+    /// The number's digits, or [`PhoneCache::FAILED`] and the error's code.
+    map: HashMap<(u64, u64), u64>,
+}
+
+impl PhoneCache {
+    fn new() -> Self {
+        Self {
+            keys: (RandomState::new(), RandomState::new()),
+            map: HashMap::new(),
+        }
+    }
+
+    fn key(&self, region: Region, written: &str) -> (u64, u64) {
+        let (mut a, mut b) = (self.keys.0.build_hasher(), self.keys.1.build_hasher());
+        for h in [&mut a, &mut b] {
+            region.hash(h);
+            h.write(written.as_bytes());
+        }
+        (a.finish(), b.finish())
+    }
+
+    /// Marks a value as a number that could not be read (digits never reach it: E.164 has at
+    /// most 15).
+    const FAILED: u64 = 1 << 63;
+
+    /// The number `written` was read as, if it was.
+    fn get(&self, region: Region, written: &str) -> Option<Result<E164, PhoneError>> {
+        let v = *self.map.get(&self.key(region, written))?;
+        if v & Self::FAILED == 0 {
+            return Some(Ok(E164::from_stored(format!("+{v}"))));
+        }
+        Some(Err(match v & !Self::FAILED {
+            0 => PhoneError::Empty,
+            1 => PhoneError::Unreadable,
+            2 => PhoneError::TooLong,
+            // Only the region it was read with is kept, and that is the one asked about.
+            _ => PhoneError::Invalid { region },
+        }))
+    }
+
+    fn contains(&self, region: Region, written: &str) -> bool {
+        self.map.contains_key(&self.key(region, written))
+    }
+
+    /// Keeps what `written` reads as, unless it is already kept. A number that is not
+    /// digits after a `+` (never one E164 makes) is not kept, and is read again.
+    fn keep(&mut self, region: Region, written: &str, read: Result<&E164, &PhoneError>) {
+        let value = match read {
+            Ok(n) => match n.as_str().strip_prefix('+').map(str::parse::<u64>) {
+                Some(Ok(digits)) if digits & Self::FAILED == 0 => digits,
+                _ => return,
+            },
+            Err(PhoneError::Empty) => Self::FAILED,
+            Err(PhoneError::Unreadable) => Self::FAILED | 1,
+            Err(PhoneError::TooLong) => Self::FAILED | 2,
+            Err(PhoneError::Invalid { region: r }) if *r == region => Self::FAILED | 3,
+            Err(PhoneError::Invalid { .. }) => return,
+        };
+        let key = self.key(region, written);
+        self.map.entry(key).or_insert(value);
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+    }
+}
 
 /// Parses each distinct (region, written number) of `cells` not yet in `cache`, spread over
 /// the cores: patients repeat across rows, and a numbering-plan check costs tens of
@@ -305,6 +380,11 @@ fn normalize_phones(
     forced: Option<&str>,
     cache: &mut PhoneCache,
 ) {
+    fn parse<'w>(part: &[(Region, &'w str)]) -> Vec<(Region, &'w str, Result<E164, PhoneError>)> {
+        part.iter()
+            .map(|&(region, raw)| (region, raw, E164::parse(raw, region)))
+            .collect()
+    }
     let mut distinct: HashSet<(Region, &str)> = HashSet::new();
     for raw in cells {
         let region = row_clinic(raw, columns, forced)
@@ -316,18 +396,13 @@ fn normalize_phones(
                 (!contact.is_empty()).then_some(contact),
             ];
             for w in written.into_iter().flatten() {
-                if !cache.contains_key(&(region, w.to_string())) {
+                if !cache.contains(region, w) {
                     distinct.insert((region, w));
                 }
             }
         }
     }
     let work: Vec<(Region, &str)> = distinct.into_iter().collect();
-    let parse = |part: &[(Region, &str)]| {
-        part.iter()
-            .map(|&(region, raw)| ((region, raw.to_string()), E164::parse(raw, region)))
-            .collect::<Vec<_>>()
-    };
     // The import's writer has a core of its own; the other cores parse. On two cores that
     // is this thread alone: each new thread would also grow its own copy of phonenumber's
     // regex caches (measured: tens of MB).
@@ -348,7 +423,9 @@ fn normalize_phones(
                 .collect()
         })
     };
-    cache.extend(parsed);
+    for (region, raw, read) in parsed {
+        cache.keep(region, raw, read.as_ref());
+    }
 }
 
 #[cfg(test)]

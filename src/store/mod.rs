@@ -25,6 +25,7 @@ mod feeds;
 mod group;
 mod health;
 mod identity;
+mod import_digest;
 mod inbound;
 mod offer_book;
 mod offers;
@@ -62,6 +63,7 @@ pub use feeds::{
 };
 pub use health::{AccountHealth, TEMPLATE_HOLD, TemplateHealth, TemplateUpdate};
 pub use identity::{NumberChange, NumberChangeRecord};
+pub use import_digest::{ImportReader, KnownRow, RowDigest};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
@@ -87,7 +89,7 @@ pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImp
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 13;
+pub const SCHEMA_VERSION: i64 = 14;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -116,6 +118,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/011-waitlist.sql"),
     include_str!("../../migrations/012-privacy.sql"),
     include_str!("../../migrations/013-performance.sql"),
+    include_str!("../../migrations/014-import-digest.sql"),
 ];
 
 /// Prepared statements kept per connection (the webhook path uses about twenty, an import a

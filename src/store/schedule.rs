@@ -613,6 +613,7 @@ impl ImportTx<'_> {
     }
 
     /// Adds an appointment and returns its row id.
+    #[allow(clippy::too_many_arguments)] // the row's facts and what wrote it
     pub fn insert_appointment(
         &self,
         clinic_id: i64,
@@ -620,12 +621,14 @@ impl ImportTx<'_> {
         external_id: &str,
         a: &AppointmentWrite<'_>,
         import_id: Option<i64>,
+        digest: Option<&super::RowDigest>,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO appointments (clinic_id, external_id, patient_id, provider, starts_at, duration_min,
-                status, cancelled_by, status_at, source_import_id, created_at, updated_at, source)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?9, ?11)",
+                status, cancelled_by, status_at, source_import_id, created_at, updated_at, source,
+                import_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?9, ?11, ?12)",
         )?;
         stmt.execute(params![
             clinic_id,
@@ -638,7 +641,8 @@ impl ImportTx<'_> {
             a.cancelled_by.map(CancelledBy::as_str),
             now.timestamp(),
             import_id,
-            source
+            source,
+            digest.map(|d| &d[..])
         ])?;
         Ok(self.tx.last_insert_rowid())
     }

@@ -35,6 +35,7 @@ mod feeds_hl7;
 mod fuzz_regressions;
 mod import_channels;
 mod import_cmd;
+mod import_digest;
 mod import_stream;
 mod layout;
 mod listing;

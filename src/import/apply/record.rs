@@ -63,6 +63,7 @@ pub fn apply_record(
         outcomes: Vec::with_capacity(1),
         review: Review::default(),
         opted_out: HashSet::new(),
+        digest: None,
     };
     state.apply_row(clinic_id, row, &mut patients, &mut appointments)?;
     let outcome = state

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use super::{ApplyState, Review};
 use crate::config::{CSV_SOURCE, Config};
-use crate::import::parse::{Input, Progress, Scan, parse_chunks};
+use crate::import::parse::{Digested, Input, Known, Progress, Scan, parse_chunks_digested};
 use crate::import::{ApplyOptions, ImportError, ImportReport, ImportRow, ParseOptions};
 use crate::store::{ImportCounts, Store};
 use crate::time::local_day_bounds;
@@ -25,6 +25,9 @@ pub fn import_stream(
     opts: &ApplyOptions<'_>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
+    // Opened before the transaction: the reading thread asks it which rows are stored as
+    // they are (what the last import of them left, unchanged since).
+    let reader = store.import_reader();
     let tx = store.begin_import()?;
     let actor = format!("import:{}", opts.file_name);
     // The checksum and the clinics are known once the file is read; both are filled in then.
@@ -50,19 +53,38 @@ pub fn import_stream(
         outcomes: Vec::new(),
         review: Review::default(),
         opted_out: HashSet::new(),
+        digest: None,
     };
     let mut opted_out: HashMap<i64, HashSet<i64>> = HashMap::new();
     // Only a `--complete` file needs its listed ids and days at the end.
     let mut listed: BTreeMap<String, (HashSet<String>, BTreeSet<NaiveDate>)> = BTreeMap::new();
     let mut clinic_ids = BTreeSet::new();
-    let scan = parse_chunks(input, config, parse, |rows, at| {
-        let mut by_clinic: BTreeMap<&str, Vec<&ImportRow>> = BTreeMap::new();
-        for r in &rows {
-            by_clinic.entry(r.clinic.as_str()).or_default().push(r);
+    let known: Option<Known<'_>> = reader.map(|r| -> Known<'_> {
+        Box::new(move |clinic: &str, ids: &[&str]| {
+            r.known(clinic, CSV_SOURCE, ids.iter().copied())
+                .unwrap_or_default()
+        })
+    });
+    let scan = parse_chunks_digested(input, config, parse, known, |rows, digests, at| {
+        let mut by_clinic: BTreeMap<&str, Vec<(&ImportRow, Digested)>> = BTreeMap::new();
+        for (r, d) in rows.iter().zip(digests) {
+            by_clinic.entry(r.clinic.as_str()).or_default().push((r, d));
         }
-        for (key, rows) in by_clinic {
+        for (key, all) in by_clinic {
             let clinic_id = tx.clinic_id(key)?;
             clinic_ids.insert(clinic_id);
+            if opts.complete {
+                let (ids, days) = listed.entry(key.to_string()).or_default();
+                ids.extend(all.iter().map(|(r, _)| r.appointment_id.clone()));
+                days.extend(all.iter().map(|(r, _)| r.local_date));
+            }
+            // A row the store holds as this very row left it changes nothing: it is neither
+            // looked up nor compared (its digest says so; see `Digested`).
+            let (same, rows): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, d)| d.unchanged);
+            state.counts.unchanged += same.len();
+            if rows.is_empty() {
+                continue;
+            }
             state.opted_out = match opted_out.remove(&clinic_id) {
                 Some(s) => s,
                 None => tx.opted_out_of(clinic_id)?,
@@ -71,24 +93,27 @@ pub fn import_stream(
             let mut appointments = HashMap::new();
             tx.patients_into(
                 clinic_id,
-                rows.iter().map(|r| r.patient_id.as_str()),
+                rows.iter().map(|(r, _)| r.patient_id.as_str()),
                 &mut patients,
             )?;
             tx.appointments_into(
                 clinic_id,
                 CSV_SOURCE,
-                rows.iter().map(|r| r.appointment_id.as_str()),
+                rows.iter().map(|(r, _)| r.appointment_id.as_str()),
                 &mut appointments,
             )?;
-            for row in &rows {
+            for (row, d) in &rows {
+                let stored = appointments.contains_key(&row.appointment_id);
+                state.digest = Some(d.digest);
                 state.apply_row(clinic_id, row, &mut patients, &mut appointments)?;
+                // An added appointment got its digest with its row; one compared in full
+                // gets it now, so the next import of the same row skips it.
+                if stored && let Some(a) = appointments.get(&row.appointment_id) {
+                    tx.set_import_digest(a.id, &d.digest)?;
+                }
             }
+            state.digest = None;
             opted_out.insert(clinic_id, std::mem::take(&mut state.opted_out));
-            if opts.complete {
-                let (ids, days) = listed.entry(key.to_string()).or_default();
-                ids.extend(rows.iter().map(|r| r.appointment_id.clone()));
-                days.extend(rows.iter().map(|r| r.local_date));
-            }
         }
         state.counts.rows += rows.len();
         // The command line reports counts, not each row's outcome.

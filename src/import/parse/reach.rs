@@ -1,14 +1,12 @@
 //! A row's optional who-and-how columns: `channel`, `remind` and the caregiver's `contact_*`.
 //! A column the file lacks says nothing (the stored value stays); an empty cell clears it.
 
-use std::collections::HashMap;
-
 use super::super::{Audience, Reach, Said};
 use super::row::example_number;
 use super::{Columns, Field, RawRow};
 use crate::config::ImportFormat;
 use crate::model::{ChannelChoice, RemindWhom};
-use crate::phone::{E164, PhoneError, Region};
+use crate::phone::{E164, Region};
 
 /// Longest caregiver's name accepted, as for the patient's.
 const MAX_NAME: usize = 200;
@@ -24,7 +22,7 @@ pub(super) struct ReachReader<'a> {
     /// The row's clinic's phone region (`None`: the clinic is unknown, already an error).
     pub(super) region: Option<Region>,
     pub(super) audience: Audience,
-    pub(super) phones: &'a HashMap<(Region, String), Result<E164, PhoneError>>,
+    pub(super) phones: &'a super::PhoneCache,
 }
 
 impl ReachReader<'_> {
@@ -62,8 +60,8 @@ impl ReachReader<'_> {
             let Some(region) = self.region else {
                 return Said::Cleared;
             };
-            match self.phones.get(&(region, v.to_string())) {
-                Some(Ok(p)) => Said::Value(p.clone()),
+            match self.phones.get(region, v) {
+                Some(Ok(p)) => Said::Value(p),
                 Some(Err(e)) => {
                     ok = false;
                     err(
@@ -71,7 +69,7 @@ impl ReachReader<'_> {
                         v,
                         format!(
                             "{}; write the caregiver's full mobile number, with the country code if it is not {} number (e.g. {})",
-                            crate::phone::explain(v, region, e),
+                            crate::phone::explain(v, region, &e),
                             crate::phone::region_article(region),
                             example_number(region)
                         ),

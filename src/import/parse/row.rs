@@ -1,15 +1,13 @@
 //! One data row's cells → an [`ImportRow`], or an error for each bad cell naming its column
 //! and how to fix it.
 
-use std::collections::HashMap;
-
 use chrono::{NaiveDate, NaiveTime};
 
 use super::super::{Audience, ImportRow, ParseOptions, RowError, RowStatus, normalize_language};
 use super::date::DateRules;
-use super::{Columns, Field, RawRow};
+use super::{Columns, Field, PhoneCache, RawRow};
 use crate::config::{Clinic, Config, ImportFormat};
-use crate::phone::{E164, PhoneError, Region};
+use crate::phone::{PhoneError, Region};
 use crate::time::{LocalTimeError, local_to_utc};
 
 /// Longest id or name accepted; longer values are almost always a broken export.
@@ -21,7 +19,7 @@ pub(super) fn read_row(
     format: &ImportFormat,
     config: &Config,
     opts: &ParseOptions<'_>,
-    phones: &HashMap<(Region, String), Result<E164, PhoneError>>,
+    phones: &PhoneCache,
     errors: &mut Vec<RowError>,
 ) -> Option<ImportRow> {
     let (forced, desk) = (opts.clinic, opts.audience == Audience::Desk);
@@ -135,8 +133,8 @@ pub(super) fn read_row(
 
     let phone = clinic.and_then(|c| {
         let v = get(Field::Phone);
-        match phones.get(&(c.phone_region, v.to_string())) {
-            Some(Ok(p)) => Some(p.clone()),
+        match phones.get(c.phone_region, v) {
+            Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
                 let message = match e {
                     PhoneError::Empty => {
@@ -145,7 +143,7 @@ pub(super) fn read_row(
                     }
                     _ => format!(
                         "{}; write the full mobile number, with the country code if it is not {} number (e.g. {})",
-                        crate::phone::explain(v, c.phone_region, e),
+                        crate::phone::explain(v, c.phone_region, &e),
                         crate::phone::region_article(c.phone_region),
                         example_number(c.phone_region)
                     ),

@@ -3,8 +3,8 @@
 //! patient's first row) is held across chunks, as digests, so memory does not grow with the
 //! rows' text.
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::io::Read;
 
 use sha2::{Digest, Sha256};
@@ -17,6 +17,7 @@ use super::{
 };
 use crate::config::{Config, ImportFormat};
 use crate::import::{ImportError, ImportRow, ParseOptions, ParsedFile, RowError};
+use crate::store::{KnownRow, RowDigest};
 
 /// Rows read, checked and handed on at a time: large enough that a chunk's phone numbers
 /// keep both cores busy and its writes amortise their statements, small enough that a chunk
@@ -90,16 +91,46 @@ pub fn parse_chunks(
     opts: &ParseOptions<'_>,
     mut each: impl FnMut(Vec<ImportRow>, Progress) -> Result<(), ImportError>,
 ) -> Result<Scan, ImportError> {
+    parse_chunks_digested(input, config, opts, None, |rows, _, p| each(rows, p))
+}
+
+/// What the stored schedule knows of a chunk's rows: for a clinic's key and appointment
+/// ids, those whose stored state a file row made, with that row's digest (a look-up that
+/// fails answers nothing, and the rows are then compared in full).
+pub type Known<'k> = Box<dyn FnMut(&str, &[&str]) -> HashMap<String, KnownRow> + Send + 'k>;
+
+/// One sound row's digest (of its cells, its clinic's settings and this build), and whether
+/// the stored appointment carries the same one: then the row changes nothing, and its phone
+/// numbers were taken from the store instead of parsed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digested {
+    /// What the row's appointment keeps as `import_digest` once applied.
+    pub digest: RowDigest,
+    /// The stored appointment was last set by this very row, and nothing changed it since.
+    pub unchanged: bool,
+}
+
+/// As [`parse_chunks`], also handing on each sound row's [`Digested`] (parallel to the
+/// rows); `known` answers which rows the store already holds as they are.
+pub fn parse_chunks_digested(
+    input: Input<'_>,
+    config: &Config,
+    opts: &ParseOptions<'_>,
+    known: Option<Known<'_>>,
+    mut each: impl FnMut(Vec<ImportRow>, Vec<Digested>, Progress) -> Result<(), ImportError>,
+) -> Result<Scan, ImportError> {
+    type Chunk = (Vec<ImportRow>, Vec<Digested>, Progress);
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<ImportRow>, Progress)>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(1);
         let reader = s.spawn(move || {
-            scan(input, config, opts, &mut |rows, p| {
-                tx.send((rows, p)).is_ok()
+            let mut known = known;
+            scan(input, config, opts, known.as_mut(), &mut |rows, d, p| {
+                tx.send((rows, d, p)).is_ok()
             })
         });
         let mut failed = None;
-        for (rows, p) in &rx {
-            if let Err(e) = each(rows, p) {
+        for (rows, d, p) in &rx {
+            if let Err(e) = each(rows, d, p) {
                 failed = Some(e);
                 break;
             }
@@ -270,7 +301,8 @@ fn scan(
     input: Input<'_>,
     config: &Config,
     opts: &ParseOptions<'_>,
-    emit: &mut dyn FnMut(Vec<ImportRow>, Progress) -> bool,
+    mut known: Option<&mut Known<'_>>,
+    emit: &mut dyn FnMut(Vec<ImportRow>, Vec<Digested>, Progress) -> bool,
 ) -> Result<Scan, ImportError> {
     if let Some(c) = opts.clinic
         && config.clinic(c).is_none()
@@ -332,6 +364,7 @@ fn scan(
 
     let mut phones = PhoneCache::new();
     let mut across = Across::default();
+    let mut settings = Settings::new(config, format);
     loop {
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         let mut ats = Vec::with_capacity(CHUNK_ROWS);
@@ -357,9 +390,17 @@ fn scan(
         if phones.len() > PHONE_CACHE_MAX {
             phones.clear();
         }
+        let digested = settings.digest_chunk(
+            &chunk,
+            &columns,
+            opts.clinic,
+            known.as_deref_mut(),
+            &mut phones,
+        );
         normalize_phones(&chunk, &columns, config, opts.clinic, &mut phones);
         let mut sound = Vec::with_capacity(chunk.len());
-        for (raw, &at) in chunk.iter().zip(&ats) {
+        let mut sound_digests = Vec::with_capacity(chunk.len());
+        for ((raw, &at), &d) in chunk.iter().zip(&ats).zip(&digested) {
             let before = out.errors.len();
             if let Some(r) = read_row(
                 raw,
@@ -379,6 +420,7 @@ fn scan(
                 }
                 if out.errors.len() == before {
                     sound.push(r);
+                    sound_digests.push(d);
                 }
             }
             // Staff find a row by its patient faster than by its number.
@@ -390,7 +432,7 @@ fn scan(
             }
         }
         out.sound += sound.len();
-        if !emit(sound, source.progress(out.rows_read)) {
+        if !emit(sound, sound_digests, source.progress(out.rows_read)) {
             break;
         }
     }
@@ -447,14 +489,32 @@ fn first_row_again(
     )
 }
 
-/// A patient's first row, as later rows are checked against it.
+/// A patient's first row, as later rows are checked against it, under 96 bits of the
+/// patient key's digest (as [`Seen`]): 32 bytes, where a 128-bit key beside it took 40.
+#[derive(Debug, Clone, Copy)]
 struct First {
+    a: u64,
+    b: u32,
     row: u32,
     /// Where the source finds the row again.
     at: u64,
     /// Digest of what must be the same on every row of the patient (64 bits: a collision,
     /// odds 2⁻⁶⁴, would only miss reporting that rows differ).
     digest: u64,
+}
+
+impl PartialEq for First {
+    fn eq(&self, other: &Self) -> bool {
+        (self.a, self.b) == (other.a, other.b)
+    }
+}
+
+impl Eq for First {}
+
+impl std::hash::Hash for First {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.a);
+    }
 }
 
 /// A 128-bit digest, as two words (a `u128` would pad every map entry to 16-byte alignment).
@@ -465,16 +525,60 @@ type Key = (u64, u64);
 /// to collide them; by chance, two of a million keys collide with odds of about 10⁻²⁷).
 struct Across {
     keys: (RandomState, RandomState),
-    appointments: HashMap<Key, u32>,
-    patients: HashMap<Key, First>,
+    appointments: HashSet<Seen, BuildHasherDefault<Passthrough>>,
+    patients: HashSet<First, BuildHasherDefault<Passthrough>>,
+}
+
+/// An appointment key seen, as 96 bits of its digest (two of a million keys collide with
+/// odds of about 10⁻¹⁷), and its row: 16 bytes, where a 128-bit key and a row took 24 (a
+/// million-row file's map is tens of MB).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    a: u64,
+    b: u32,
+    row: u32,
+}
+
+impl PartialEq for Seen {
+    fn eq(&self, other: &Self) -> bool {
+        (self.a, self.b) == (other.a, other.b)
+    }
+}
+
+impl Eq for Seen {}
+
+impl std::hash::Hash for Seen {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.a);
+    }
+}
+
+/// Hands a [`Seen`]'s first word on as its hash: it is already a keyed hash.
+#[derive(Default)]
+struct Passthrough(u64);
+
+impl Hasher for Passthrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Default for Across {
     fn default() -> Self {
         Self {
             keys: (RandomState::new(), RandomState::new()),
-            appointments: HashMap::new(),
-            patients: HashMap::new(),
+            appointments: HashSet::default(),
+            patients: HashSet::default(),
         }
     }
 }
@@ -513,7 +617,13 @@ impl Across {
     ) -> Option<(u64, usize)> {
         let key = self.digest(&[&r.clinic, &r.appointment_id]);
         let row = u32::try_from(r.row).unwrap_or(u32::MAX);
-        if let Some(first) = self.appointments.insert(key, row) {
+        #[allow(clippy::cast_possible_truncation)] // 32 of the digest's second 64 bits
+        let seen = Seen {
+            a: key.0,
+            b: key.1 as u32,
+            row,
+        };
+        if let Some(Seen { row: first, .. }) = self.appointments.replace(seen) {
             errors.push(RowError {
                 patient: None,
                 row: r.row,
@@ -530,9 +640,17 @@ impl Across {
         let digest = self
             .digest(&[r.phone.as_str(), &r.patient_name, &r.language, &reach])
             .0;
-        match self.patients.get(&patient) {
+        #[allow(clippy::cast_possible_truncation)] // 32 of the digest's second 64 bits
+        let first = First {
+            a: patient.0,
+            b: patient.1 as u32,
+            row,
+            at,
+            digest,
+        };
+        match self.patients.get(&first) {
             None => {
-                self.patients.insert(patient, First { row, at, digest });
+                self.patients.insert(first);
                 None
             }
             Some(f) if f.digest == digest => None,
@@ -583,4 +701,126 @@ fn mismatch(p: &ImportRow, r: &ImportRow, columns: &Columns, errors: &mut Vec<Ro
             p.row
         ),
     });
+}
+
+/// What a row's digest covers besides its cells: this build (a new version may read a cell
+/// differently) and the settings that decide what a cell means (zone, numbering plan, date
+/// order, defaults, the file's format), per clinic, hashed once per import.
+struct Settings<'c> {
+    config: &'c Config,
+    format: String,
+    clinics: HashMap<String, Option<[u8; 32]>>,
+}
+
+impl<'c> Settings<'c> {
+    fn new(config: &'c Config, format: &ImportFormat) -> Self {
+        Self {
+            config,
+            format: format!("{format:?}"),
+            clinics: HashMap::new(),
+        }
+    }
+
+    /// The clinic's part of every digest; `None` for a clinic the configuration lacks.
+    fn of(&mut self, key: &str) -> Option<[u8; 32]> {
+        if let Some(s) = self.clinics.get(key) {
+            return *s;
+        }
+        let s = self.config.clinic(key).map(|c| {
+            let text = format!(
+                "reminderd {} import digest 1\n{}\n{}\n{:?}\n{:?}\n{}\n{}\n{:?}\n{:?}",
+                env!("CARGO_PKG_VERSION"),
+                self.format,
+                c.key,
+                c.time_zone,
+                c.phone_region,
+                c.default_language,
+                c.default_duration_min,
+                c.import_format,
+                c.date_order,
+            );
+            Sha256::digest(text.as_bytes()).into()
+        });
+        self.clinics.insert(key.to_string(), s);
+        s
+    }
+
+    /// Each row's digest, and whether the store holds its appointment as this very row left
+    /// it: then the stored numbers go into `phones`, so they are not parsed again.
+    fn digest_chunk(
+        &mut self,
+        chunk: &[RawRow],
+        columns: &Columns,
+        forced: Option<&str>,
+        known: Option<&mut Known<'_>>,
+        phones: &mut PhoneCache,
+    ) -> Vec<Digested> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut clinics = Vec::with_capacity(chunk.len());
+        for raw in chunk {
+            let clinic = row_clinic(raw, columns, forced);
+            let digest = clinic
+                .as_deref()
+                .and_then(|k| self.of(k))
+                .map_or([0; 16], |s| row_digest(&s, raw, columns));
+            out.push(Digested {
+                digest,
+                unchanged: false,
+            });
+            clinics.push(clinic);
+        }
+        let Some(known) = known else {
+            return out;
+        };
+        let mut by_clinic: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, c) in clinics.iter().enumerate() {
+            if let Some(c) = c.as_deref()
+                && self.config.clinic(c).is_some()
+            {
+                by_clinic.entry(c).or_default().push(i);
+            }
+        }
+        for (clinic, rows) in by_clinic {
+            let Some(region) = self.config.clinic(clinic).map(|c| c.phone_region) else {
+                continue;
+            };
+            let ids: Vec<&str> = rows
+                .iter()
+                .map(|&i| columns.get(Field::AppointmentId, &chunk[i]))
+                .collect();
+            let stored = known(clinic, &ids);
+            for (&i, id) in rows.iter().zip(&ids) {
+                let Some(k) = stored.get(*id) else { continue };
+                if k.digest != out[i].digest {
+                    continue;
+                }
+                out[i].unchanged = true;
+                let raw = &chunk[i];
+                phones.keep(region, columns.get(Field::Phone, raw), Ok(&k.phone));
+                let contact = columns.get(Field::ContactPhone, raw);
+                if let (false, Some(c)) = (contact.is_empty(), &k.contact_phone) {
+                    phones.keep(region, contact, Ok(c));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The digest of a row's cells (each column the file has, in field order) under its
+/// clinic's settings.
+fn row_digest(settings: &[u8; 32], raw: &RawRow, columns: &Columns) -> RowDigest {
+    let mut h = Sha256::new();
+    h.update(settings);
+    for f in super::FIELDS {
+        // 0xff never occurs in UTF-8, so cells cannot run into each other; a missing column
+        // (kept values) differs from an empty cell (cleared values).
+        h.update([u8::from(columns.has(f)), 0xff]);
+        h.update(columns.get(f, raw).as_bytes());
+        h.update([0xff]);
+    }
+    let full = h.finalize();
+    let mut d = [0; 16];
+    d.copy_from_slice(&full[..16]);
+    d
 }
