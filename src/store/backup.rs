@@ -160,7 +160,8 @@ pub struct InstalledCopy {
     pub owner_warning: Option<String>,
 }
 
-fn wal_path(db: &Path) -> PathBuf {
+/// The write-ahead log beside the database at `db`.
+pub(super) fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)

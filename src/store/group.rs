@@ -102,7 +102,7 @@ fn spawn(
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let answers = commit_group(&mut store, group);
-                let wal = wal_path(store.path());
+                let wal = super::backup::wal_path(store.path());
                 groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 drop(store);
                 drop(shared);
@@ -124,16 +124,8 @@ fn sync_loop(inbox: &mpsc::Receiver<Committed>) {
     while let Ok(first) = inbox.recv() {
         let mut batch = vec![first];
         batch.extend(inbox.try_iter());
-        let mut synced: Vec<std::path::PathBuf> = Vec::with_capacity(1);
-        let mut failed: Option<String> = None;
-        for group in &batch {
-            if failed.is_none() && !synced.contains(&group.wal) {
-                match sync_file(&group.wal) {
-                    Ok(()) => synced.push(group.wal.clone()),
-                    Err(why) => failed = Some(why),
-                }
-            }
-        }
+        // One writer serves one store: every group in the batch has the same log.
+        let failed = sync_file(&batch[0].wal).err();
         if let Some(why) = &failed {
             tracing::error!(%why, "could not sync the write-ahead log; deliveries answered 500");
         }
@@ -146,13 +138,6 @@ fn sync_loop(inbox: &mpsc::Receiver<Committed>) {
             }
         }
     }
-}
-
-/// The write-ahead log of the database at `db`.
-fn wal_path(db: &std::path::Path) -> std::path::PathBuf {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    wal.into()
 }
 
 /// Makes what was written to `path` durable. Any descriptor of a file syncs all its written
