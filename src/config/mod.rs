@@ -791,4 +791,28 @@ phone_region = "IN"
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["booking_confirmation.template"], "{problems:?}");
     }
+
+    /// Found by `props::config_mutated_shipped_file_reports_dotted_keys`: a clinic date
+    /// pattern chrono cannot render panicked in the SMS length check (which renders every
+    /// day of a year with it) instead of being one problem at its key.
+    #[test]
+    fn an_unrenderable_date_pattern_is_one_problem_at_its_key_not_a_panic() {
+        for bad in ["%A %-d %B %Q", "%A %-d %B %", "%Ez %B"] {
+            let text = include_str!("../../reminders.toml").replace(
+                "date_format = \"%A %-d %B\"",
+                &format!("date_format = {bad:?}"),
+            );
+            let Err(ConfigError::Invalid { problems, .. }) =
+                Config::from_toml(&text, Path::new("r.toml"))
+            else {
+                panic!("{bad:?} is refused");
+            };
+            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(
+                keys,
+                ["clinics.mumbai.date_format"],
+                "{bad:?}: {problems:?}"
+            );
+        }
+    }
 }

@@ -586,6 +586,7 @@ fn fixed_variables_fit(
 /// times of day.
 fn longest_renderings(lang: &str, clinic: &super::Clinic) -> [String; 2] {
     use chrono::TimeZone as _;
+    use std::fmt::Write as _;
     let locale = crate::template::locale_for(lang, &clinic.phone_region.to_string());
     let mut longest = [String::new(), String::new()];
     let Some(start) = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single() else {
@@ -599,11 +600,16 @@ fn longest_renderings(lang: &str, clinic: &super::Clinic) -> [String; 2] {
     for day in 0..366 {
         let at = (start + Duration::days(day) + Duration::minutes(day * 37 % 1440))
             .with_timezone(&clinic.time_zone);
-        keep(
-            0,
-            at.format_localized(&clinic.date_format, locale).to_string(),
-        );
-        keep(1, at.format(&clinic.time_format).to_string());
+        // A pattern chrono cannot render is reported on its own key (`formats_cleanly`);
+        // here it only has no longest rendering (`to_string` would panic on it).
+        let mut date = String::new();
+        if write!(date, "{}", at.format_localized(&clinic.date_format, locale)).is_ok() {
+            keep(0, date);
+        }
+        let mut time = String::new();
+        if write!(time, "{}", at.format(&clinic.time_format)).is_ok() {
+            keep(1, time);
+        }
     }
     longest
 }
