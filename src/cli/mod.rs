@@ -155,6 +155,10 @@ struct ImportArgs {
     /// Check the file and report what would change, writing nothing
     #[arg(long)]
     dry_run: bool,
+    /// Import as if it were this RFC 3339 instant: when the rows were first seen (booking
+    /// confirmations go within a day of it) and what "past" means
+    #[arg(long, value_name = "T", value_parser = parse_instant)]
+    now: Option<DateTime<Utc>>,
     /// Print one JSON object instead of the summary
     #[arg(long)]
     json: bool,

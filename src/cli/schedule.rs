@@ -240,11 +240,12 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
         )
     })?;
     let name = file.display().to_string();
+    let now = Clock::from_option(args.now).now();
     let opts = ParseOptions {
         clinic: args.clinic.as_deref(),
         format: args.format.as_deref(),
         audience: import::Audience::Cli,
-        now: Some(Clock::System.now()),
+        now: Some(now),
     };
     let bar = (!args.json && std::io::stderr().is_terminal()).then(import_progress_bar);
     let report = import::import_stream(
@@ -257,7 +258,7 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
             complete: args.complete,
             dry_run: args.dry_run,
             imported_by: "cli",
-            now: Clock::System.now(),
+            now,
         },
         &mut |p| {
             if let Some(bar) = &bar {

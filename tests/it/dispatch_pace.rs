@@ -10,6 +10,10 @@ use crate::common::{Env, csv};
 
 /// 10:00 IST on Tue 1 Dec 2026: the day-before reminders of Wed 2 Dec mornings are due.
 const NOW: &str = "2026-12-01T04:30:00Z";
+/// When the schedule is imported: fixed, and more than a day before `NOW`, so no booking
+/// confirmation is due at `NOW` whatever the real date (imported at the real time, the
+/// appointments were confirmed from a day before `NOW` on).
+const IMPORTED: &str = "2026-11-29T00:00:00Z";
 /// Messages to the one patient with many appointments (each its own day-before reminder).
 const SPACED: usize = 10;
 /// Other patients, one appointment each.
@@ -70,7 +74,8 @@ async fn spacing_delays_only_its_patient_and_the_others_go_at_the_caps_pace() {
     })
     .await
     .expect("simulator");
-    env.import("day.csv", &schedule(), &[]).expect(0);
+    env.import("day.csv", &schedule(), &["--now", IMPORTED])
+        .expect(0);
     let plan = env.run(&["plan", "--now", NOW, "--json"]).expect(0).json();
     assert_eq!(plan["pending"], SPACED + OTHERS, "{plan}");
 

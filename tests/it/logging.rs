@@ -17,6 +17,10 @@ use crate::common::{Env, csv, sim_config};
 
 /// 10:00 IST on Tue 1 Dec 2026: the day-before reminder of A1 is due.
 const NOW: &str = "2026-12-01T04:30:00Z";
+/// When the schedule is imported: fixed, and more than a day before `NOW`, so no booking
+/// confirmation is due at `NOW` whatever the real date (imported at the real time, the
+/// appointments were confirmed from a day before `NOW` on).
+const IMPORTED: &str = "2026-11-29T00:00:00Z";
 const A1: &str = "A1,P1,Aarav Sharma,98200 12345,en,2026-12-02,09:00,15,Dr. Mehta,mumbai,booked";
 /// A1's number as logs may show it, and the digits that must never appear.
 const MASKED: &str = "+91******2345";
@@ -38,7 +42,8 @@ impl Sending {
             // The import happens at the real time; --now is days away from it.
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
         std::fs::write(env.path("reminders.toml"), config).expect("write config");
-        env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+        env.import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+            .expect(0);
         env.run(&["plan", "--now", NOW]).expect(0);
         let sim = Sim::start(sim_config("test-token"))
             .await

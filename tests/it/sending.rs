@@ -11,6 +11,10 @@ use crate::common::{Env, Run, Wait, csv};
 
 /// 10:00 IST on Tue 1 Dec 2026: the day-before reminders of Wed 2 Dec mornings are due.
 const NOW: &str = "2026-12-01T04:30:00Z";
+/// When the schedule is imported: fixed, and more than a day before `NOW`, so no booking
+/// confirmation is due at `NOW` whatever the real date (imported at the real time, the
+/// appointments were confirmed from a day before `NOW` on).
+const IMPORTED: &str = "2026-11-29T00:00:00Z";
 const A1: &str = "A1,P1,Aarav Sharma,98200 12345,en,2026-12-02,09:00,15,Dr. Mehta,mumbai,booked";
 const A2: &str = "A2,P2,Priya Patil,+91 98765 43210,mr,2026-12-02,09:30,15,Dr. Mehta,mumbai,booked";
 const A3: &str = "A3,P3,Rohan Gupta,091234 56789,hi,2026-12-02,10:00,30,Dr. Iyer,mumbai,booked";
@@ -99,7 +103,9 @@ fn same(edit: String) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_due_reminder_is_sent_once_with_the_exact_body() {
     let t = SendEnv::new(same, sim()).await;
-    t.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+        .expect(0);
     let plan = t
         .run(&["plan", "--now", NOW, "--json"])
         .await
@@ -163,7 +169,9 @@ async fn a_due_reminder_is_sent_once_with_the_exact_body() {
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_then_success_and_5xx_are_retried() {
     let t = SendEnv::new(same, sim()).await;
-    t.env.import("day.csv", &csv(&[A1, A2]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1, A2]), &["--now", IMPORTED])
+        .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     t.sim.push_fault(Fault::Error {
         code: 130_429,
@@ -201,7 +209,9 @@ async fn throttling_then_success_and_5xx_are_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permanent_error_is_kept_with_its_code_and_not_retried() {
     let t = SendEnv::new(same, sim()).await;
-    t.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+        .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     t.sim.push_fault(Fault::Error {
         code: 132_001,
@@ -225,7 +235,9 @@ async fn a_permanent_error_is_kept_with_its_code_and_not_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timeout_after_the_request_went_out_is_unknown_not_resent() {
     let t = SendEnv::new(same, sim()).await;
-    t.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+        .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     t.sim
         .push_fault(Fault::AcceptThenHang(Duration::from_secs(5)));
@@ -240,13 +252,19 @@ async fn a_timeout_after_the_request_went_out_is_unknown_not_resent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelled_and_moved_after_planning_and_opted_out_are_skipped() {
     let t = SendEnv::new(same, sim()).await;
-    t.env.import("day.csv", &csv(&[A1, A2, A3]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1, A2, A3]), &["--now", IMPORTED])
+        .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     // After planning: A1 is cancelled by the clinic, A2 moves to the afternoon, P3 opts out.
     let cancelled = A1.replace(",booked", ",cancelled");
     let moved = A2.replace("09:30", "15:30");
     t.env
-        .import("day2.csv", &csv(&[&cancelled, &moved, A3]), &[])
+        .import(
+            "day2.csv",
+            &csv(&[&cancelled, &moved, A3]),
+            &["--now", IMPORTED],
+        )
         .expect(0);
     t.env
         .sql()
@@ -287,7 +305,9 @@ async fn a_stale_schedule_holds_reminders_without_dropping_them() {
         sim(),
     )
     .await;
-    t.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+        .expect(0);
     // Pretend the last import was three days before NOW.
     t.env
         .sql()
@@ -326,7 +346,9 @@ async fn a_killed_sender_never_causes_a_second_message() {
         })
         .collect();
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-    t.env.import("many.csv", &csv(&rows), &[]).expect(0);
+    t.env
+        .import("many.csv", &csv(&rows), &["--now", IMPORTED])
+        .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
 
     let env = Arc::clone(&t.env);
@@ -424,7 +446,11 @@ async fn messages_to_one_patient_are_spaced_to_respect_the_pair_rate_limit() {
     let same_patient =
         "A9,P1,Aarav Sharma,98200 12345,en,2026-12-02,09:30,15,Dr. Mehta,mumbai,booked";
     t.env
-        .import("day.csv", &csv(&[A1, same_patient, A2]), &[])
+        .import(
+            "day.csv",
+            &csv(&[A1, same_patient, A2]),
+            &["--now", IMPORTED],
+        )
         .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     let r = t.send(NOW).await;
@@ -450,7 +476,9 @@ async fn messages_to_one_patient_are_spaced_to_respect_the_pair_rate_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_and_tables_never_show_a_whole_number_even_inside_a_message_id() {
     let t = SendEnv::new(same, sim()).await;
-    t.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    t.env
+        .import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+        .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     let sent = t.run(&["send", "--once", "--now", NOW]).await.expect(0);
     let wamid = t.sim.messages()[0].wamid.clone();
@@ -489,7 +517,7 @@ async fn a_patient_who_blocked_the_clinic_gets_no_more_whatsapp_without_texts_an
     let t = SendEnv::new(no_texts, sim()).await;
     let next_day = "A4,P1,Aarav Sharma,98200 12345,en,2026-12-03,09:00,15,Dr. Mehta,mumbai,booked";
     t.env
-        .import("day.csv", &csv(&[A1, next_day]), &[])
+        .import("day.csv", &csv(&[A1, next_day]), &["--now", IMPORTED])
         .expect(0);
     t.run(&["plan", "--now", NOW]).await.expect(0);
     t.sim.push_fault(Fault::Error {

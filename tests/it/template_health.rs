@@ -14,6 +14,10 @@ use crate::common::{Env, Run, Wait, csv};
 const SECRET: &str = "app-secret-for-tests";
 /// 10:00 IST on Tue 1 Dec 2026: the day-before reminder of A1 (Wed 2 Dec 09:00) is due.
 const NOW: &str = "2026-12-01T04:30:00Z";
+/// When the schedule is imported: fixed, and more than a day before `NOW`, so no booking
+/// confirmation is due at `NOW` whatever the real date (imported at the real time, the
+/// appointments were confirmed from a day before `NOW` on).
+const IMPORTED: &str = "2026-11-29T00:00:00Z";
 /// Six minutes later: a message held for its template is looked at again.
 const LATER: &str = "2026-12-01T04:36:00Z";
 const A1: &str = "A1,P1,Aarav Sharma,98200 12345,en,2026-12-02,09:00,15,Dr. Mehta,mumbai,booked";
@@ -161,7 +165,9 @@ impl Meta {
 
 async fn planned(edit: impl Fn(String) -> String) -> Meta {
     let m = Meta::start(config(edit)).await;
-    m.env.import("day.csv", &csv(&[A1]), &[]).expect(0);
+    m.env
+        .import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
+        .expect(0);
     m.run(&["plan", "--now", NOW]).await.expect(0);
     m
 }
