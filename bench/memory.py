@@ -15,7 +15,9 @@ One daemon and one simulator for the whole run:
    max_import_age 3650d, rate_limit_per_sec 1000 and booking confirmations off (so exactly one
    message, the day-before reminder, is due per appointment).
 2. `reminderd simulate --latency-ms 100 --pair-limit-secs 0 --webhook .../webhook` and
-   `reminderd --db DB run` on an empty database; wait for GET /healthz = 200.
+   `reminderd --db DB run` on an empty database; wait for GET /healthz = 200. The daemon
+   gets the `Environment=` settings of systemd/reminderd.service (MALLOC_ARENA_MAX=2), as
+   when installed; `--default-malloc` leaves them out.
 3. idle: sample the daemon's /proc/PID/status (VmRSS, VmHWM, RssAnon, RssFile, Threads) every
    50 ms for 10 s while its plan and dispatch jobs tick on the empty database.
 4. per round: write N appointments for N new distinct patients starting 20-23 h from now (the
@@ -305,6 +307,25 @@ def base_env() -> dict:
     return e
 
 
+UNIT = ROOT / "systemd" / "reminderd.service"
+
+
+def unit_env() -> dict:
+    """The `Environment=` settings of the systemd unit the daemon ships with: the daemon is
+    measured as it runs when installed (today MALLOC_ARENA_MAX=2, which bounds the memory
+    glibc keeps per thread). --default-malloc measures it without them."""
+    env = {}
+    for line in UNIT.read_text().splitlines():
+        if line.startswith("Environment="):
+            for item in line[len("Environment="):].split():
+                k, _, v = item.strip('"').partition("=")
+                env[k] = v
+    return env
+
+
+DAEMON_ENV: dict = {}  # set in main(): unit_env(), or empty with --default-malloc
+
+
 def http_get(url: str, timeout: float = 60) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
@@ -560,7 +581,7 @@ def run(binary: Path, n: int, rounds: int, idle_s: float, after_s: float, work: 
                 [str(binary), "--config", str(cfg), "--db", str(db), "run", "--listen",
                  f"127.0.0.1:{daemon_port}"],
                 stdout=dl, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**base_env(), "WHATSAPP_ACCESS_TOKEN": TOKEN,
+                env={**base_env(), **DAEMON_ENV, "WHATSAPP_ACCESS_TOKEN": TOKEN,
                      "WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY,
                      "REMINDERD_API_BASE": sim_base, "REMINDERD_LOG_FORMAT": "json"})
         daemon = procs["daemon"]
@@ -785,6 +806,9 @@ def main() -> None:
                     help=f"with --quick: also the {BIG:,}-appointment phase (full runs always)")
     ap.add_argument("--no-big", action="store_true",
                     help=f"skip the {BIG:,}-appointment phase")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="run the daemon without the systemd unit's Environment= settings "
+                         "(MALLOC_ARENA_MAX): glibc's default arenas")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     q = args.quick
@@ -811,6 +835,12 @@ def main() -> None:
     waited = 0.0 if args.no_wait else wait_for_other_benches()
     cores = os.cpu_count() or 0
 
+    DAEMON_ENV.clear()
+    if not args.default_malloc:
+        DAEMON_ENV.update(unit_env())
+    print("daemon environment from systemd/reminderd.service: "
+          + (" ".join(f"{k}={v}" for k, v in DAEMON_ENV.items()) or "none (--default-malloc)"),
+          flush=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reminderd-memory-") as tmp:
         out = run(binary, n, rounds, idle_s, after_s, Path(tmp))
@@ -861,6 +891,7 @@ def main() -> None:
             "settled": "every new outbox row in state read",
             "progress": "read-only sqlite3 connection: SELECT state, count(*) FROM outbox",
             "baselines": "`reminderd --version` peak RSS (GNU time %M); simulator RSS idle",
+            "daemon_env": dict(DAEMON_ENV),
             "run_seconds": round(elapsed, 1),
         },
         "config": {"changes": CONFIG_CHANGES, "text": out.pop("config_text", None)},

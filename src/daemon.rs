@@ -620,7 +620,7 @@ async fn plan_tick(s: &Arc<Shared>) {
     metrics::histogram!("reminderd_job_seconds", "job" => "plan")
         .record(started.elapsed().as_secs_f64());
     match result {
-        Ok(Ok((_, counts))) => {
+        Ok(Ok(counts)) => {
             s.health.plan_done(Clock::System.now().timestamp());
             if counts.pending + counts.expired > 0 {
                 tracing::info!(new = counts.pending, expired = counts.expired, "planned");

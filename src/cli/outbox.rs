@@ -26,10 +26,10 @@ pub(super) fn plan(config_path: &Path, db: Option<&Path>, args: &PlanArgs) -> Re
     let PlanArgs { now, dry_run, json } = *args;
     let (config, mut store) = open(config_path, db)?;
     let now = Clock::from_option(now).now();
-    let (due, counts) = jobs::plan_due(&mut store, &config, now, dry_run)?;
+    let counts = jobs::plan_due(&mut store, &config, now, dry_run)?;
     if json {
         print_json(
-            &serde_json::json!({ "now": rfc3339(now), "dry_run": dry_run, "due": due.len(),
+            &serde_json::json!({ "now": rfc3339(now), "dry_run": dry_run, "due": counts.due,
             "pending": counts.pending, "expired": counts.expired, "existing": counts.existing }),
         )?;
     } else {
@@ -37,7 +37,7 @@ pub(super) fn plan(config_path: &Path, db: Option<&Path>, args: &PlanArgs) -> Re
         writeln!(
             out,
             "{} message(s) due: {} new, {} expired, {} already planned{}",
-            due.len(),
+            counts.due,
             counts.pending,
             counts.expired,
             counts.existing,

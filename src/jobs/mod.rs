@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::phone::E164;
-use crate::plan::{self, BOOKING_WINDOW, Due};
+use crate::plan::{self, BOOKING_WINDOW};
 pub mod feedback;
 pub mod purge;
 mod sms;
@@ -58,7 +58,7 @@ pub fn plan_due(
     config: &Config,
     now: DateTime<Utc>,
     dry_run: bool,
-) -> Result<(Vec<Due>, PlanCounts), StoreError> {
+) -> Result<PlanCounts, StoreError> {
     if !dry_run {
         // Holds that ran out reopen; moves an import landed are confirmed to the patient.
         crate::waitlist::booking::settle(store, config, now)?;
@@ -71,11 +71,14 @@ pub fn plan_due(
     } else {
         DateTime::<Utc>::MAX_UTC
     };
-    let candidates = store.plan_candidates(now, now + plan::horizon(config), created_since)?;
-    let mut due = plan::plan(config, &candidates, now);
-    due.extend(feedback::due(store, config, now)?);
-    let counts = store.insert_due(&due, now, dry_run)?;
-    Ok((due, counts))
+    let feedback = feedback::due(store, config, now)?;
+    store.plan_into_outbox(
+        (now, now + plan::horizon(config), created_since),
+        |candidates| plan::plan(config, candidates, now),
+        &feedback,
+        now,
+        dry_run,
+    )
 }
 
 /// Days a stats page or `reminderd stats` covers when no start is given: the last 30 days,

@@ -31,6 +31,7 @@ mod offer_book;
 mod offers;
 mod outbox;
 mod patient;
+mod planned;
 mod privacy;
 mod remind;
 mod report;
@@ -69,7 +70,9 @@ pub use inbound::{
 };
 pub use offer_book::{BookBy, BookFacts, BookTask};
 pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
-pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PlanCounts, SendWrite, Verdict};
+pub use outbox::{
+    DueRow, Fallback, OutboxView, Outcome, PLAN_CHUNK, PlanCounts, SendWrite, Verdict,
+};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,
@@ -275,6 +278,8 @@ pub struct Store {
     /// A shared `flock` on `<db>.lock` for as long as the store is open: `restore` takes it
     /// exclusively, so it cannot replace a file any process is using (`backup::lock_shared`).
     _lock: Option<std::fs::File>,
+    /// The outbox keys the last plan found or wrote (`planned.rs`).
+    planned: planned::Planned,
 }
 
 impl std::fmt::Debug for Store {
@@ -410,6 +415,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             _lock: lock,
+            planned: planned::Planned::default(),
         };
         let version = store.schema_version()?;
         if version > SCHEMA_VERSION {

@@ -70,6 +70,8 @@ pub struct OutboxView {
 /// What planning wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PlanCounts {
+    /// Messages found due (new, expired and already planned).
+    pub due: usize,
     /// New rows to send.
     pub pending: usize,
     /// New rows that were already too late.
@@ -276,122 +278,89 @@ const DUE_COLUMNS: &str =
       WHERE n.phone = CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END),
     (SELECT coalesce(f.last_error_code || ': ', '') || coalesce(f.last_error, 'failed') FROM outbox f WHERE f.id = o.fallback_of)";
 
-impl Store {
-    /// Booked appointments starting in `(after, until]`, plus booked ones starting later that
-    /// were created since `created_since` (for booking confirmations). The halves are disjoint
-    /// and joined with UNION ALL: a plain UNION made SQLite 3.53 scan the whole table on every
-    /// run instead of using both indexes (found by bench/plan.py: 76 ms → 3 ms at 1M rows).
-    pub fn plan_candidates(
-        &self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
-        created_since: DateTime<Utc>,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        // The second half is only for booking confirmations: one already planned need not be
-        // read again (the day after a 1M-row import, every tick read every row: 11 s, 202 MB).
-        let mut stmt = self.conn.prepare_cached(
-            &format!("SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
-                {REACH_COLUMNS}
-             FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
-             WHERE a.status = 'booked' AND a.starts_at > ?1 AND a.starts_at <= ?2
-             UNION ALL
-             SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
-                {REACH_COLUMNS}
-             FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
-             WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2
-               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id
-                                AND o.kind = 'booking_confirmation')"),
-        )?;
-        let mut rows = stmt.query(params![
-            after.timestamp(),
-            until.timestamp(),
-            created_since.timestamp()
-        ])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(Candidate {
-                id: r.get(0)?,
-                clinic: r.get(1)?,
-                starts_at: crate::time::from_unix(r.get(2)?),
-                created_at: crate::time::from_unix(r.get(3)?),
-                status: Status::parse(&r.get::<_, String>(4)?)?,
-                response: Response::parse(&r.get::<_, String>(5)?)?,
-                opted_out: r.get(6)?,
-                reach: reach(r, 7)?,
-            });
-        }
-        Ok(out)
-    }
+/// Candidates planned at a time: a tick holds one chunk of appointments and their messages
+/// whatever its horizon holds (planned whole each second, 40k appointments were the daemon's
+/// memory growth from round to round: bench/README.md).
+pub const PLAN_CHUNK: usize = 2048;
 
-    /// Materialises due messages. The unique key makes this idempotent: a message planned
-    /// before is left exactly as it is.
-    /// With `dry_run`, the same inserts are made and rolled back, so the counts are exact.
-    pub fn insert_due(
+impl Store {
+    /// Plans and materialises, in one transaction, what `plan` finds due for the booked
+    /// appointments starting in `(after, until]` plus booked ones starting later that were
+    /// created since `created_since` (for booking confirmations), read [`PLAN_CHUNK`] at a
+    /// time, and then `extra`. The unique key makes this idempotent: a message planned before
+    /// is left exactly as it is. With `dry_run`, the same inserts are made and rolled back, so
+    /// the counts are exact.
+    pub fn plan_into_outbox(
         &mut self,
-        due: &[Due],
+        (after, until, created_since): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
+        mut plan: impl FnMut(&[Candidate]) -> Vec<Due>,
+        extra: &[Due],
         now: DateTime<Utc>,
         dry_run: bool,
     ) -> Result<PlanCounts, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut counts = PlanCounts::default();
+        let last = self.planned.len();
+        let mut writer = DueWriter {
+            conn: &tx,
+            planned: &mut self.planned,
+            keys: Vec::with_capacity(last),
+            counts: PlanCounts::default(),
+            now,
+            dry_run,
+        };
         {
-            // Every plan tick re-plans the whole horizon, so nearly every row already exists:
-            // a read of the unique key costs a fraction of an INSERT that opens a write cursor
-            // on each of the outbox's indexes only to do nothing (profiled: 62% of a plan tick
-            // at 20k appointments went to those no-op inserts).
-            let mut exists = tx.prepare_cached(
-                "SELECT 1 FROM outbox WHERE appointment_id = ?1 AND kind = ?2 AND rule = ?3
-                    AND slot_start = ?4 AND recipient = ?5 AND channel = ?6",
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
-                    created_at, updated_at, recipient, channel)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)
-                 ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
-            )?;
-            for d in due {
-                let key = params![
-                    d.appointment_id,
-                    d.kind.as_str(),
-                    d.rule,
-                    d.slot_start.timestamp(),
-                    d.recipient.as_str(),
-                    d.channel.as_str()
-                ];
-                if exists.exists(key)? {
-                    counts.existing += 1;
-                    continue;
-                }
-                let state = if d.expired.is_some() {
-                    "expired"
-                } else {
-                    "pending"
-                };
-                let n = stmt.execute(params![
-                    d.appointment_id,
-                    d.kind.as_str(),
-                    d.rule,
-                    d.slot_start.timestamp(),
-                    d.send_at.timestamp(),
-                    d.latest_at.timestamp(),
-                    d.template,
-                    state,
-                    d.expired,
-                    now.timestamp(),
-                    d.recipient.as_str(),
-                    d.channel.as_str()
-                ])?;
-                match (n, d.expired.is_some()) {
-                    (0, _) => counts.existing += 1,
-                    (_, true) => counts.expired += 1,
-                    (_, false) => counts.pending += 1,
+            // The halves are disjoint and joined with UNION ALL: a plain UNION made SQLite
+            // 3.53 scan the whole table on every run instead of using both indexes (found by
+            // bench/plan.py: 76 ms → 3 ms at 1M rows). The second half is only for booking
+            // confirmations: one already planned need not be read again (the day after a
+            // 1M-row import, every tick read every row: 11 s, 202 MB).
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
+                    {REACH_COLUMNS}
+                 FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
+                 WHERE a.status = 'booked' AND a.starts_at > ?1 AND a.starts_at <= ?2
+                 UNION ALL
+                 SELECT a.id, c.key, a.starts_at, a.created_at, a.status, a.response, p.opted_out_at IS NOT NULL,
+                    {REACH_COLUMNS}
+                 FROM appointments a JOIN clinics c ON c.id = a.clinic_id JOIN patients p ON p.id = a.patient_id
+                 WHERE a.status = 'booked' AND a.created_at >= ?3 AND a.starts_at > ?2
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id
+                                    AND o.kind = 'booking_confirmation')"
+            ))?;
+            let mut rows = stmt.query(params![
+                after.timestamp(),
+                until.timestamp(),
+                created_since.timestamp()
+            ])?;
+            let mut chunk = Vec::with_capacity(PLAN_CHUNK);
+            // Writing while the read is open is fine on one connection: the rows written are
+            // outbox rows of candidates already read.
+            while let Some(r) = rows.next()? {
+                chunk.push(Candidate {
+                    id: r.get(0)?,
+                    clinic: r.get(1)?,
+                    starts_at: crate::time::from_unix(r.get(2)?),
+                    created_at: crate::time::from_unix(r.get(3)?),
+                    status: Status::parse(&r.get::<_, String>(4)?)?,
+                    response: Response::parse(&r.get::<_, String>(5)?)?,
+                    opted_out: r.get(6)?,
+                    reach: reach(r, 7)?,
+                });
+                if chunk.len() == PLAN_CHUNK {
+                    writer.write(&plan(&chunk))?;
+                    chunk.clear();
                 }
             }
+            writer.write(&plan(&chunk))?;
         }
+        writer.write(extra)?;
+        let DueWriter { keys, counts, .. } = writer;
         if !dry_run {
             tx.commit()?;
+            // Only what is committed is remembered: a plan that failed is looked up in full.
+            self.planned.replace(keys);
         }
         Ok(counts)
     }
@@ -836,4 +805,81 @@ fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, St
         fallback_error: r.get(26)?,
         offer: None,
     })
+}
+
+/// Writes a plan's due messages inside its transaction, counting what it finds.
+struct DueWriter<'a> {
+    conn: &'a rusqlite::Connection,
+    planned: &'a mut super::planned::Planned,
+    /// Every key written or found, for the memo once the plan commits.
+    keys: Vec<super::planned::Key>,
+    counts: PlanCounts,
+    now: DateTime<Utc>,
+    dry_run: bool,
+}
+
+impl DueWriter<'_> {
+    fn write(&mut self, due: &[Due]) -> Result<(), StoreError> {
+        // Every plan tick re-plans the whole horizon, so nearly every row already exists: the
+        // last plan's keys are not looked up again (`planned.rs`), and the rest are read by
+        // the unique key first, at a fraction of an INSERT that opens a write cursor on each
+        // of the outbox's indexes only to do nothing (profiled: 62% of a plan tick at 20k
+        // appointments went to those no-op inserts).
+        let mut exists = self.conn.prepare_cached(
+            "SELECT 1 FROM outbox WHERE appointment_id = ?1 AND kind = ?2 AND rule = ?3
+                AND slot_start = ?4 AND recipient = ?5 AND channel = ?6",
+        )?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, reason,
+                created_at, updated_at, recipient, channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)
+             ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
+        )?;
+        for d in due {
+            let memo = self.planned.key(d);
+            self.keys.push(memo);
+            if !self.dry_run && self.planned.contains(&memo) {
+                self.counts.existing += 1;
+                continue;
+            }
+            let key = params![
+                d.appointment_id,
+                d.kind.as_str(),
+                d.rule,
+                d.slot_start.timestamp(),
+                d.recipient.as_str(),
+                d.channel.as_str()
+            ];
+            if exists.exists(key)? {
+                self.counts.existing += 1;
+                continue;
+            }
+            let state = if d.expired.is_some() {
+                "expired"
+            } else {
+                "pending"
+            };
+            let n = insert.execute(params![
+                d.appointment_id,
+                d.kind.as_str(),
+                d.rule,
+                d.slot_start.timestamp(),
+                d.send_at.timestamp(),
+                d.latest_at.timestamp(),
+                d.template,
+                state,
+                d.expired,
+                self.now.timestamp(),
+                d.recipient.as_str(),
+                d.channel.as_str()
+            ])?;
+            match (n, d.expired.is_some()) {
+                (0, _) => self.counts.existing += 1,
+                (_, true) => self.counts.expired += 1,
+                (_, false) => self.counts.pending += 1,
+            }
+        }
+        self.counts.due += due.len();
+        Ok(())
+    }
 }

@@ -169,7 +169,7 @@ async fn a_sync_over_pages_imports_the_booked_horizon_and_follows_the_server() {
 
     // The plan plans their reminders, and none for the cancelled one.
     let cfg = Arc::clone(&config);
-    let (_, counts) = db
+    let counts = db
         .run(move |s| reminderd::jobs::plan_due(s, &cfg, Clock::System.now(), false))
         .await
         .expect("run")

@@ -41,6 +41,7 @@ mod layout;
 mod listing;
 mod logging;
 mod packaging;
+mod plan_memo;
 mod privacy_cli;
 mod privacy_desk;
 mod privacy_purge;
