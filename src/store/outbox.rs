@@ -338,16 +338,7 @@ impl Store {
             // Writing while the read is open is fine on one connection: the rows written are
             // outbox rows of candidates already read.
             while let Some(r) = rows.next()? {
-                chunk.push(Candidate {
-                    id: r.get(0)?,
-                    clinic: r.get(1)?,
-                    starts_at: crate::time::from_unix(r.get(2)?),
-                    created_at: crate::time::from_unix(r.get(3)?),
-                    status: Status::parse(&r.get::<_, String>(4)?)?,
-                    response: Response::parse(&r.get::<_, String>(5)?)?,
-                    opted_out: r.get(6)?,
-                    reach: reach(r, 7)?,
-                });
+                chunk.push(candidate(r, 7)?);
                 if chunk.len() == PLAN_CHUNK {
                     writer.write(&plan(&chunk))?;
                     chunk.clear();
@@ -804,6 +795,22 @@ fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, St
         sms_opted_out: r.get::<_, Option<bool>>(25)?.unwrap_or(false),
         fallback_error: r.get(26)?,
         offer: None,
+    })
+}
+
+/// A planning candidate from a row whose first seven columns are the appointment's id, clinic
+/// key, start, creation, status, response and the patient's opt-out, and whose
+/// [`REACH_COLUMNS`] start at `reach_at`.
+pub(super) fn candidate(r: &rusqlite::Row<'_>, reach_at: usize) -> Result<Candidate, StoreError> {
+    Ok(Candidate {
+        id: r.get(0)?,
+        clinic: r.get(1)?,
+        starts_at: crate::time::from_unix(r.get(2)?),
+        created_at: crate::time::from_unix(r.get(3)?),
+        status: Status::parse(&r.get::<_, String>(4)?)?,
+        response: Response::parse(&r.get::<_, String>(5)?)?,
+        opted_out: r.get(6)?,
+        reach: reach(r, reach_at)?,
     })
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::model::{Kind, OutboxState, Response, Status};
+use crate::model::{Kind, OutboxState};
 use crate::plan::{Candidate, Manual, NotNow, PRESS_RULE};
 
 /// An appointment as the Remind now pages show it, with the latest reminder staff asked for.
@@ -240,17 +240,8 @@ fn targets(
 }
 
 fn target(r: &rusqlite::Row<'_>) -> Result<RemindTarget, StoreError> {
-    let candidate = Candidate {
-        id: r.get(0)?,
-        clinic: r.get(1)?,
-        starts_at: crate::time::from_unix(r.get(2)?),
-        created_at: crate::time::from_unix(r.get(3)?),
-        status: Status::parse(&r.get::<_, String>(4)?)?,
-        response: Response::parse(&r.get::<_, String>(5)?)?,
-        opted_out: r.get(6)?,
-        // The same columns as `outbox::REACH_COLUMNS`, after this query's own.
-        reach: super::outbox::reach(r, 17)?,
-    };
+    // The same columns as `outbox::REACH_COLUMNS`, after this query's own.
+    let candidate = super::outbox::candidate(r, 17)?;
     let last = match r.get::<_, Option<i64>>(10)? {
         None => None,
         Some(id) => Some(ManualSent {
@@ -291,6 +282,7 @@ fn manual_sent(r: &rusqlite::Row<'_>) -> Result<ManualSent, StoreError> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::model::Status;
     use crate::time::parse_instant;
 
     fn utc(s: &str) -> DateTime<Utc> {
