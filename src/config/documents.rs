@@ -118,10 +118,10 @@ pub(super) fn validate_documents(
 ) -> BTreeMap<String, Document> {
     let mut out = BTreeMap::new();
     for (key, d) in raw {
-        let k = |f: &str| format!("documents.{key}.{f}");
+        let k = |f: &str| format!("documents.{}.{f}", super::seg(&key));
         if !super::validate::is_valid_key(&key) {
             push(
-                format!("documents.{key}"),
+                format!("documents.{}", super::seg(&key)),
                 "a document key may hold only letters, digits, '-' and '_'".into(),
             );
             continue;

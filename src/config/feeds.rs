@@ -229,7 +229,7 @@ pub(super) fn validate(
     let mut out = BTreeMap::new();
     let mut listens: Vec<(String, SocketAddr)> = taken.to_vec();
     for (name, f) in raw {
-        let k = |key: &str| format!("feeds.{name}.{key}");
+        let k = |key: &str| format!("feeds.{}.{key}", super::seg(&name));
         let name_ok = !name.is_empty()
             && name.len() <= 40
             && name
@@ -238,7 +238,7 @@ pub(super) fn validate(
             && name != CSV_SOURCE;
         if !name_ok {
             push(
-                format!("feeds.{name}"),
+                format!("feeds.{}", super::seg(&name)),
                 "a feed's name is up to 40 lower-case letters, digits, '-' or '_' (e.g. [feeds.main-ehr]), and not \"csv\"".into(),
             );
         }

@@ -150,7 +150,7 @@ pub(super) fn validate_templates(
 ) -> BTreeMap<String, Template> {
     let mut out = BTreeMap::new();
     for (key, t) in raw {
-        let k = |f: &str| format!("templates.{key}.{f}");
+        let k = |f: &str| format!("templates.{}.{f}", super::seg(&key));
         if t.name.is_empty()
             || !t
                 .name
@@ -194,7 +194,11 @@ pub(super) fn validate_templates(
         }
         let mut languages = BTreeMap::new();
         for (lang, text) in t.languages {
-            let lk = format!("templates.{key}.languages.{lang}");
+            let lk = format!(
+                "templates.{}.languages.{}",
+                super::seg(&key),
+                super::seg(&lang)
+            );
             match crate::model::normalize_language(&lang) {
                 Some(norm) if norm == lang => {}
                 _ => push(
@@ -269,12 +273,12 @@ pub(super) fn validate_templates(
         if let Some(a) = &t.alternate {
             if a == key {
                 push(
-                    format!("templates.{key}.alternate"),
+                    format!("templates.{}.alternate", super::seg(key)),
                     "names the template itself; give another template to send while this one cannot be used".into(),
                 );
             } else if !keys.contains(a) {
                 push(
-                    format!("templates.{key}.alternate"),
+                    format!("templates.{}.alternate", super::seg(key)),
                     format!(
                         "no template {a:?} under [templates]; configured: {}",
                         keys.join(", ")
@@ -286,7 +290,7 @@ pub(super) fn validate_templates(
             && !keys.contains(c)
         {
             push(
-                format!("templates.{key}.contact_template"),
+                format!("templates.{}.contact_template", super::seg(key)),
                 format!(
                     "no template {c:?} under [templates]; configured: {}",
                     keys.join(", ")

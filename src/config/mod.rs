@@ -687,6 +687,21 @@ pub fn resolve_path(flag: Option<PathBuf>, env: Option<String>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
+/// A table name as one segment of a problem's key: as written when it is a bare TOML key,
+/// quoted as TOML quotes it otherwise, so a name holding a dot (or none at all) cannot make
+/// the key read as another path (`import.formats."."`, not `import.formats..`).
+pub(crate) fn seg(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(toml::Value::String(name.to_string()).to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -814,5 +829,35 @@ phone_region = "IN"
                 "{bad:?}: {problems:?}"
             );
         }
+    }
+
+    /// Found by `props::config_mutated_shipped_file_reports_dotted_keys`: a format table
+    /// named "." was reported at `import.formats..`, a key that reads as another path.
+    #[test]
+    fn a_table_name_that_is_no_bare_key_is_quoted_in_the_problems_key() {
+        assert_eq!(seg("mumbai"), "mumbai");
+        assert_eq!(seg("day-before_2"), "day-before_2");
+        assert_eq!(seg("."), "\".\"");
+        assert_eq!(seg(""), "\"\"");
+        assert_eq!(seg("a\"b"), "'a\"b'");
+        let text = include_str!("../../reminders.toml").replacen(
+            "[import.formats.",
+            "[import.formats.\".\"]\n[import.formats.",
+            1,
+        );
+        let problems = match Config::from_toml(&text, Path::new("r.toml")) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("a format named \".\" is refused: {other:?}"),
+        };
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key.starts_with("import.formats.\".\"")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().all(|p| !p.key.contains("..")),
+            "{problems:?}"
+        );
     }
 }

@@ -258,11 +258,11 @@ pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sm
     );
     let mut timeouts = |section: &str, c: &str, r: &str| {
         let connect = CONNECT_TIMEOUT.std_span(c).unwrap_or_else(|m| {
-            push(format!("sms.{section}.connect_timeout"), m);
+            push(format!("sms.{}.connect_timeout", super::seg(section)), m);
             StdDuration::from_secs(5)
         });
         let request = API_REQUEST_TIMEOUT.std_span(r).unwrap_or_else(|m| {
-            push(format!("sms.{section}.request_timeout"), m);
+            push(format!("sms.{}.request_timeout", super::seg(section)), m);
             StdDuration::from_secs(15)
         });
         (connect, request)
@@ -425,14 +425,19 @@ pub(super) fn check_against(
         for (key, text) in texts {
             if !templates.contains_key(key) {
                 push(
-                    format!("sms.{provider}.texts.{key}"),
+                    format!("sms.{}.texts.{}", provider, super::seg(key)),
                     format!(
                         "no template {key:?} under [templates]: a text stands in for the WhatsApp template of the same key"
                     ),
                 );
             }
             for (lang, l) in &text.languages {
-                let at = format!("sms.{provider}.texts.{key}.{lang}");
+                let at = format!(
+                    "sms.{}.texts.{}.{}",
+                    provider,
+                    super::seg(key),
+                    super::seg(lang)
+                );
                 check_text(&at, l, sms.max_segments, push);
                 if provider != Provider::Msg91 {
                     continue;
@@ -463,7 +468,7 @@ pub(super) fn check_against(
                 for clinic in &dlt_clinics {
                     if l.text.contains("{clinic_phone}") && clinic.phone.is_none() {
                         push(
-                            format!("clinics.{}.phone", clinic.key),
+                            format!("clinics.{}.phone", super::seg(&clinic.key)),
                             format!(
                                 "is needed: {at}.text gives the clinic's number ({{clinic_phone}})"
                             ),
@@ -485,7 +490,7 @@ pub(super) fn check_against(
         };
         let Some(texts) = sms.texts(provider) else {
             push(
-                format!("clinics.{ckey}.sms_provider"),
+                format!("clinics.{}.sms_provider", super::seg(ckey)),
                 format!("{provider} is not configured: add [sms.{provider}]"),
             );
             continue;
@@ -505,7 +510,7 @@ pub(super) fn check_against(
             };
             if missing(template) {
                 push(
-                    format!("sms.{provider}.texts.{template}"),
+                    format!("sms.{}.texts.{}", provider, super::seg(template)),
                     format!(
                         "clinic {ckey} sends texts through {provider}, but {what}'s template {template:?} has no text in {} (the clinic's default language): add [sms.{provider}.texts.{template}.{}]",
                         clinic.default_language, clinic.default_language
@@ -518,7 +523,7 @@ pub(super) fn check_against(
                 && missing(contact)
             {
                 push(
-                    format!("sms.{provider}.texts.{contact}"),
+                    format!("sms.{}.texts.{}", provider, super::seg(contact)),
                     format!(
                         "clinic {ckey} sends texts through {provider}, but caregivers' template {contact:?} has no text in {}",
                         clinic.default_language

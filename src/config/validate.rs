@@ -59,7 +59,7 @@ pub(super) fn validate(
     );
     let mut import_formats = BTreeMap::new();
     for (name, f) in raw.import.formats {
-        let key = format!("import.formats.{name}");
+        let key = format!("import.formats.{}", super::seg(&name));
         if !is_valid_key(&name) {
             push(
                 key.clone(),
@@ -90,15 +90,7 @@ pub(super) fn validate(
         .collect();
     for (key, c) in raw.clinics {
         // A key that is not a bare TOML key is named the way TOML writes it: quoted.
-        let bare_key = !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        let named = if bare_key {
-            key.clone()
-        } else {
-            format!("{key:?}")
-        };
+        let named = super::seg(&key).into_owned();
         let k = |field: &str| format!("clinics.{named}.{field}");
         if !is_valid_key(&key) {
             push(
@@ -403,7 +395,7 @@ pub(super) fn validate(
         );
     } else if let Some((key, _)) = clinics.iter().find(|(_, c)| c.sms_provider.is_some()) {
         push(
-            format!("clinics.{key}.sms_provider"),
+            format!("clinics.{}.sms_provider", super::seg(key)),
             "there is no [sms] section: configure the provider under [sms.twilio] or [sms.msg91], or leave sms_provider out".into(),
         );
     }

@@ -111,7 +111,7 @@ pub(super) fn validate(
             let w = merge(
                 &default,
                 raw,
-                &format!("clinics.{key}.waitlist"),
+                &format!("clinics.{}.waitlist", super::seg(&key)),
                 templates,
                 push,
             );

@@ -671,13 +671,10 @@ const SECTIONS: [&str; 13] = [
 
 /// Checks what `from_toml` made of `text`.
 ///
-/// A key path may end in an empty segment only when the file has an empty quoted table name
-/// (`[templates.reminder.languages.""]` is reported as `templates.reminder.languages.`): the
-/// loader does not quote key segments, which is tolerable for a key nobody writes on purpose.
-fn check_config_result(
-    text: &str,
-    result: Result<Config, ConfigError>,
-) -> Result<(), TestCaseError> {
+/// A table name that is not a bare TOML key is quoted in the key path as TOML quotes it
+/// (`[import.formats."."]` is reported at `import.formats."."`), so a path never has an empty
+/// segment.
+fn check_config_result(result: Result<Config, ConfigError>) -> Result<(), TestCaseError> {
     match result {
         Ok(_) => {}
         Err(ConfigError::Parse { message, .. }) => {
@@ -690,7 +687,8 @@ fn check_config_result(
                 prop_assert!(
                     SECTIONS.contains(&top)
                         && !p.key.starts_with('.')
-                        && (!p.key.ends_with('.') || text.contains("\"\"]")),
+                        && !p.key.ends_with('.')
+                        && !p.key.contains(".."),
                     "problem key {:?} is not a dotted path ({})",
                     p.key,
                     p.message
@@ -810,7 +808,7 @@ proptest! {
 
     #[test]
     fn config_arbitrary_text_never_panics(text in prop_oneof![any::<String>(), toml_ish()]) {
-        check_config_result(&text, Config::from_toml(&text, Path::new("/etc/reminderd/reminders.toml")))?;
+        check_config_result(Config::from_toml(&text, Path::new("/etc/reminderd/reminders.toml")))?;
     }
 
     #[test]
@@ -818,7 +816,7 @@ proptest! {
         mutations in proptest::collection::vec(mutation(), 1..5)
     ) {
         let text = mutate(SHIPPED, &mutations);
-        check_config_result(&text, Config::from_toml(&text, Path::new("/etc/reminderd/reminders.toml")))?;
+        check_config_result(Config::from_toml(&text, Path::new("/etc/reminderd/reminders.toml")))?;
     }
 }
 
