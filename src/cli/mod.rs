@@ -156,7 +156,8 @@ struct ImportArgs {
     #[arg(long)]
     dry_run: bool,
     /// Import as if it were this RFC 3339 instant: when the rows were first seen (booking
-    /// confirmations go within a day of it) and what "past" means
+    /// confirmations go within a day of it), and the "now" a completed or no-show row must be
+    /// before
     #[arg(long, value_name = "T", value_parser = parse_instant)]
     now: Option<DateTime<Utc>>,
     /// Print one JSON object instead of the summary

@@ -258,11 +258,11 @@ pub(super) fn validate(raw: RawSms, push: &mut impl FnMut(String, String)) -> Sm
     );
     let mut timeouts = |section: &str, c: &str, r: &str| {
         let connect = CONNECT_TIMEOUT.std_span(c).unwrap_or_else(|m| {
-            push(format!("sms.{}.connect_timeout", super::seg(section)), m);
+            push(format!("sms.{section}.connect_timeout"), m);
             StdDuration::from_secs(5)
         });
         let request = API_REQUEST_TIMEOUT.std_span(r).unwrap_or_else(|m| {
-            push(format!("sms.{}.request_timeout", super::seg(section)), m);
+            push(format!("sms.{section}.request_timeout"), m);
             StdDuration::from_secs(15)
         });
         (connect, request)
@@ -425,7 +425,7 @@ pub(super) fn check_against(
         for (key, text) in texts {
             if !templates.contains_key(key) {
                 push(
-                    format!("sms.{}.texts.{}", provider, super::seg(key)),
+                    format!("sms.{provider}.texts.{}", super::seg(key)),
                     format!(
                         "no template {key:?} under [templates]: a text stands in for the WhatsApp template of the same key"
                     ),
@@ -433,8 +433,7 @@ pub(super) fn check_against(
             }
             for (lang, l) in &text.languages {
                 let at = format!(
-                    "sms.{}.texts.{}.{}",
-                    provider,
+                    "sms.{provider}.texts.{}.{}",
                     super::seg(key),
                     super::seg(lang)
                 );
@@ -510,7 +509,7 @@ pub(super) fn check_against(
             };
             if missing(template) {
                 push(
-                    format!("sms.{}.texts.{}", provider, super::seg(template)),
+                    format!("sms.{provider}.texts.{}", super::seg(template)),
                     format!(
                         "clinic {ckey} sends texts through {provider}, but {what}'s template {template:?} has no text in {} (the clinic's default language): add [sms.{provider}.texts.{template}.{}]",
                         clinic.default_language, clinic.default_language
@@ -523,7 +522,7 @@ pub(super) fn check_against(
                 && missing(contact)
             {
                 push(
-                    format!("sms.{}.texts.{}", provider, super::seg(contact)),
+                    format!("sms.{provider}.texts.{}", super::seg(contact)),
                     format!(
                         "clinic {ckey} sends texts through {provider}, but caregivers' template {contact:?} has no text in {}",
                         clinic.default_language

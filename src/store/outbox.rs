@@ -818,7 +818,7 @@ pub(super) fn candidate(r: &rusqlite::Row<'_>, reach_at: usize) -> Result<Candid
 struct DueWriter<'a> {
     conn: &'a rusqlite::Connection,
     planned: &'a mut super::planned::Planned,
-    /// Every key written or found, for the memo once the plan commits.
+    /// Every key written or found (none in a dry run), for the memo once the plan commits.
     keys: Vec<super::planned::Key>,
     counts: PlanCounts,
     now: DateTime<Utc>,
@@ -843,11 +843,14 @@ impl DueWriter<'_> {
              ON CONFLICT (appointment_id, kind, rule, slot_start, recipient, channel) DO NOTHING",
         )?;
         for d in due {
-            let memo = self.planned.key(d);
-            self.keys.push(memo);
-            if !self.dry_run && self.planned.contains(&memo) {
-                self.counts.existing += 1;
-                continue;
+            // A dry run is rolled back: it neither uses nor feeds the memo.
+            if !self.dry_run {
+                let memo = self.planned.key(d);
+                self.keys.push(memo);
+                if self.planned.contains(&memo) {
+                    self.counts.existing += 1;
+                    continue;
+                }
             }
             let key = params![
                 d.appointment_id,

@@ -19,7 +19,8 @@ use crate::plan::Due;
 pub(super) struct Key {
     appointment_id: i64,
     slot_start: i64,
-    route: u32,
+    /// Index into [`Planned::routes`] (a `u32` would pad to the same 24 bytes).
+    route: usize,
 }
 
 /// The keys the last committed plan found or wrote, and the routes they intern.
@@ -47,8 +48,7 @@ impl Planned {
         Key {
             appointment_id: d.appointment_id,
             slot_start: d.slot_start.timestamp(),
-            // A configuration has a few dozen routes at most; u32 keeps the key at 24 bytes.
-            route: u32::try_from(route).unwrap_or(u32::MAX),
+            route,
         }
     }
 
