@@ -417,6 +417,17 @@ pub struct Found {
     pub latest: Option<Candidate>,
 }
 
+impl Found {
+    /// Keeps only the upcoming appointments of `clinics`: a message written to one of a
+    /// group's WhatsApp numbers is about the clinics that send from it, so "cancel" to one
+    /// brand's number never cancels a visit at another. A tap or a quoted message names its
+    /// own message and stays; so do the patients (a STOP is the person's) and `latest`.
+    pub fn only_clinics(&mut self, clinics: &[&str]) {
+        self.upcoming_reminded
+            .retain(|c| clinics.contains(&c.clinic.as_str()));
+    }
+}
+
 /// What to do with a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {

@@ -64,11 +64,11 @@ pub enum SecretError {
         /// The secret.
         secret: Secret,
     },
-    /// A feed's secret is in neither source.
+    /// A feed's or a number's secret is in neither source.
     #[error(
         "{env} is not set, and there is no credential file {credential} in $CREDENTIALS_DIRECTORY; export {env} or add LoadCredential={credential}:/path to the service"
     )]
-    FeedMissing {
+    NamedMissing {
         /// The environment variable.
         env: String,
         /// The credential's file name.
@@ -109,11 +109,11 @@ pub enum FeedSecretKind {
     ClientSecret,
 }
 
-/// Where one feed's secret may come from: named after the feed, since a config may have
-/// several (`[feeds.main-ehr]` → `$REMINDERD_FEED_MAIN_EHR_TOKEN` or credential
-/// `feed-main-ehr-token`).
+/// Where a secret named after a config table may come from, since a config may have several:
+/// a feed's (`[feeds.main-ehr]` → `$REMINDERD_FEED_MAIN_EHR_TOKEN` or credential
+/// `feed-main-ehr-token`) or a WhatsApp number's own token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedSecret {
+pub struct NamedSecret {
     /// Environment variable.
     pub env: String,
     /// File name inside `$CREDENTIALS_DIRECTORY`.
@@ -121,9 +121,21 @@ pub struct FeedSecret {
 }
 
 /// The secret `which` of feed `feed`.
-pub fn feed_secret(feed: &str, which: FeedSecretKind) -> FeedSecret {
-    let upper: String = feed
-        .chars()
+pub fn feed_secret(feed: &str, which: FeedSecretKind) -> NamedSecret {
+    let upper = env_name(feed);
+    let (env, file) = match which {
+        FeedSecretKind::Token => ("TOKEN", "token"),
+        FeedSecretKind::ClientSecret => ("CLIENT_SECRET", "client-secret"),
+    };
+    NamedSecret {
+        env: format!("REMINDERD_FEED_{upper}_{env}"),
+        credential: format!("feed-{feed}-{file}"),
+    }
+}
+
+/// A config table's name as it appears in an environment variable (`brand-b` → `BRAND_B`).
+fn env_name(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c == '-' {
                 '_'
@@ -131,24 +143,25 @@ pub fn feed_secret(feed: &str, which: FeedSecretKind) -> FeedSecret {
                 c.to_ascii_uppercase()
             }
         })
-        .collect();
-    let (env, file) = match which {
-        FeedSecretKind::Token => ("TOKEN", "token"),
-        FeedSecretKind::ClientSecret => ("CLIENT_SECRET", "client-secret"),
-    };
-    FeedSecret {
-        env: format!("REMINDERD_FEED_{upper}_{env}"),
-        credential: format!("feed-{feed}-{file}"),
+        .collect()
+}
+
+/// The access token of `[whatsapp.numbers.NAME]` with `own_token = true`:
+/// `$REMINDERD_WHATSAPP_TOKEN_<NAME>` or credential `whatsapp-token-<name>`.
+pub fn number_token(name: &str) -> NamedSecret {
+    NamedSecret {
+        env: format!("REMINDERD_WHATSAPP_TOKEN_{}", env_name(name)),
+        credential: format!("whatsapp-token-{name}"),
     }
 }
 
-impl FeedSecret {
+impl NamedSecret {
     /// Reads the secret, as [`Secret::load_from`] does.
     pub fn load_from(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<SecretString, SecretError> {
-        read(&self.env, &self.credential, env)?.ok_or_else(|| SecretError::FeedMissing {
+        read(&self.env, &self.credential, env)?.ok_or_else(|| SecretError::NamedMissing {
             env: self.env.clone(),
             credential: self.credential.clone(),
         })

@@ -393,6 +393,25 @@ impl Client {
         })
     }
 
+    /// The same client (one connection pool) sending from `number`, with `token` when the
+    /// number's business account has its own (`None`: this client's).
+    #[must_use]
+    pub fn for_number(&self, number: &crate::config::Number, token: Option<SecretString>) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            version: self.version.clone(),
+            phone_number_id: number.phone_number_id.clone(),
+            waba_id: number.waba_id.clone(),
+            token: token.unwrap_or_else(|| self.token.clone()),
+        }
+    }
+
+    /// The id of the number this client sends from.
+    pub fn phone_number_id(&self) -> &str {
+        &self.phone_number_id
+    }
+
     /// Sends one message.
     pub async fn send(&self, req: &SendRequest) -> Result<Accepted, SendError> {
         let url = format!(

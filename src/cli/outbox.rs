@@ -61,7 +61,9 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
     let sms =
         reminderd::dispatch::SmsSenders::new(&config, |s| s.load().map_err(|e| e.to_string()))
             .map_err(|e| fail(exit::CONFIG, e))?;
-    let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&config), client)?.with_sms(sms);
+    let dispatcher = Dispatcher::new(store.clone(), Arc::clone(&config), client)
+        .map_err(|e| fail(exit::CONFIG, e.to_string()))?
+        .with_sms(sms);
     runtime()?.block_on(async move {
         loop {
             let c = Arc::clone(&config);

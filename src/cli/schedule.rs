@@ -76,6 +76,38 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             "  whatsapp {} {} phone number id {}, {} msg/s; {token}",
             wa.api_base, wa.api_version, wa.phone_number_id, wa.rate_limit_per_sec
         )?;
+        if wa.numbers.len() > 1 {
+            for n in wa.numbers.values() {
+                let keys: Vec<&str> = config
+                    .clinics
+                    .values()
+                    .filter(|c| c.whatsapp_number == n.name)
+                    .map(|c| c.key.as_str())
+                    .collect();
+                let token = if n.own_token {
+                    let secret = secrets::number_token(&n.name);
+                    match secret.load_from(|k| std::env::var(k).ok()) {
+                        Ok(_) => format!("its own token found ({})", secret.env),
+                        Err(e) => format!("warning: {e}"),
+                    }
+                } else {
+                    "the main access token".to_string()
+                };
+                writeln!(
+                    out,
+                    "  number {:<10} phone number id {}, account {}, {} msg/s, for {}; {token}",
+                    n.name,
+                    n.phone_number_id,
+                    n.waba_id,
+                    n.rate_limit_per_sec,
+                    if keys.is_empty() {
+                        "no clinic".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                )?;
+            }
+        }
     }
     if let Some(sms) = &config.sms {
         let found = |s: secrets::Secret| match s.load() {

@@ -128,6 +128,25 @@ pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArg
             format!("--webhook needs an app secret to sign with: set ${app_secret_env}"),
         ));
     }
+    // Every further number of the config, with the token reminderd will send with.
+    let numbers: Vec<reminderd::sim::SimNumber> = wa
+        .numbers
+        .values()
+        .filter(|n| n.name != reminderd::config::DEFAULT_NUMBER)
+        .enumerate()
+        .map(|(i, n)| reminderd::sim::SimNumber {
+            phone_number_id: n.phone_number_id.clone(),
+            waba_id: n.waba_id.clone(),
+            display_phone_number: format!("1555000{:04}", i + 1),
+            access_token: if n.own_token {
+                let secret = reminderd::secrets::number_token(&n.name);
+                std::env::var(&secret.env).unwrap_or_else(|_| format!("sim-token-{}", n.name))
+            } else {
+                token.clone()
+            },
+            max_per_sec,
+        })
+        .collect();
     let sim_config = reminderd::sim::SimConfig {
         phone_number_id: wa.phone_number_id.clone(),
         waba_id: wa.waba_id.clone(),
@@ -138,6 +157,7 @@ pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArg
         latency: std::time::Duration::from_millis(latency_ms),
         pair_limit: (pair_limit_secs > 0).then(|| std::time::Duration::from_secs(pair_limit_secs)),
         max_per_sec,
+        numbers,
         ..reminderd::sim::SimConfig::default()
     };
     runtime()?.block_on(async move {
@@ -150,6 +170,21 @@ pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArg
             wa.phone_number_id,
             listener.local_addr()?
         );
+        for n in wa.numbers.values().filter(|n| n.name != reminderd::config::DEFAULT_NUMBER) {
+            eprintln!(
+                "  also number {:?} (phone number id {}){}",
+                n.name,
+                n.phone_number_id,
+                if n.own_token {
+                    format!(
+                        ", token ${}",
+                        reminderd::secrets::number_token(&n.name).env
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
         reminderd::sim::run(listener, sim_config, async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -11,7 +11,9 @@ use super::values::{
     API_REQUEST_TIMEOUT, Bounds, CONNECT_TIMEOUT, RECIPIENT_SPACING, RETRY_BASE, RETRY_MAX,
     RULE_LATEST, UNKNOWN_AFTER, check_number, parse_offset,
 };
-use super::{Clinic, FeedbackRule, Replies, Rule, Template, WhatsApp, list_or_none};
+use super::{
+    Clinic, DEFAULT_NUMBER, FeedbackRule, Number, Replies, Rule, Template, WhatsApp, list_or_none,
+};
 use crate::model::Intent;
 
 pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, String)) -> WhatsApp {
@@ -117,7 +119,7 @@ pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, St
         ("phone_number_id", &w.phone_number_id),
         ("waba_id", &w.waba_id),
     ] {
-        if v.is_empty() || !v.chars().all(|c| c.is_ascii_digit()) {
+        if !super::numbers::is_numeric_id(v) {
             push(
                 format!("whatsapp.{key}"),
                 format!("{v:?} is not a numeric id; copy it from WhatsApp Manager → API setup"),
@@ -125,6 +127,15 @@ pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, St
         }
     }
     let rate = w.rate_limit_per_sec.clamp(1, 1000);
+    let default = Number {
+        name: DEFAULT_NUMBER.into(),
+        phone_number_id: w.phone_number_id.clone(),
+        waba_id: w.waba_id.clone(),
+        rate_limit_per_sec: rate,
+        own_token: false,
+    };
+    let numbers = super::numbers::validate(default, w.numbers, push);
+    let total: u32 = numbers.values().map(|n| n.rate_limit_per_sec).sum();
     WhatsApp {
         api_base: w.api_base.trim_end_matches('/').to_string(),
         api_version: w.api_version,
@@ -132,7 +143,8 @@ pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, St
         waba_id: w.waba_id,
         rate_limit_per_sec: rate,
         // Enough requests in flight to reach the cap at a slow API (~250 ms a request).
-        max_in_flight: max_in_flight.unwrap_or((rate as usize / 4).clamp(4, 256)),
+        // Sized for every number's cap together: the run's slots are shared.
+        max_in_flight: max_in_flight.unwrap_or((total as usize / 4).clamp(4, 256)),
         connect_timeout,
         request_timeout,
         max_attempts: w.max_attempts.clamp(1, 50),
@@ -141,6 +153,7 @@ pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, St
         recipient_spacing,
         unknown_after,
         unknown_action: w.unknown_action,
+        numbers,
     }
 }
 

@@ -23,6 +23,8 @@ mod documents;
 mod feedback;
 mod feeds;
 mod messaging;
+mod numbers;
+pub use numbers::{DEFAULT_NUMBER, Number};
 mod privacy;
 mod raw;
 mod report;
@@ -251,6 +253,9 @@ pub struct Clinic {
     /// Send the acknowledgement after a patient's answer (`acks = "on"`, the default); each
     /// is a billed service message since 2026-10-01.
     pub acks: bool,
+    /// The WhatsApp number this clinic sends from: a key of [`WhatsApp::numbers`]
+    /// ([`DEFAULT_NUMBER`] unless `whatsapp_number` names another).
+    pub whatsapp_number: String,
 }
 
 /// The order of day, month and year in a clinic's dates (`clinics.KEY.date_order`).
@@ -418,6 +423,9 @@ pub struct WhatsApp {
     pub unknown_after: Duration,
     /// What happens then.
     pub unknown_action: UnknownAction,
+    /// Every number sends from, by name: [`DEFAULT_NUMBER`] (this section's own
+    /// `phone_number_id`, `waba_id` and `rate_limit_per_sec`) and each `[whatsapp.numbers.NAME]`.
+    pub numbers: BTreeMap<String, Number>,
 }
 
 /// How a CSV export names its columns and writes dates and times.

@@ -249,6 +249,19 @@ pub(super) struct RawWhatsApp {
     pub(super) unknown_after: String,
     #[serde(default = "default_unknown_action")]
     pub(super) unknown_action: UnknownAction,
+    #[serde(default)]
+    pub(super) numbers: BTreeMap<String, RawNumber>,
+}
+
+/// `[whatsapp.numbers.NAME]`: a further business number (the section's own is `default`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNumber {
+    pub(super) phone_number_id: String,
+    pub(super) waba_id: Option<String>,
+    pub(super) rate_limit_per_sec: Option<u32>,
+    #[serde(default)]
+    pub(super) own_token: bool,
 }
 
 fn default_api_base() -> String {
@@ -354,6 +367,7 @@ pub(super) struct RawClinic {
     pub(super) time_format: String,
     pub(super) sms_provider: Option<crate::sms::Provider>,
     pub(super) sms_fallback: Option<bool>,
+    pub(super) whatsapp_number: Option<String>,
     pub(super) phone: Option<String>,
     pub(super) acks: Option<super::costs::AckChoice>,
     pub(super) waitlist: Option<super::waitlist::RawWaitlist>,

@@ -221,12 +221,16 @@ pub(super) fn validate(
                     sms_fallback: c.sms_fallback.unwrap_or(true),
                     phone: c.phone.map(|p| p.trim().to_string()),
                     acks: c.acks != Some(super::AckChoice::Off),
+                    whatsapp_number: c
+                        .whatsapp_number
+                        .unwrap_or_else(|| super::DEFAULT_NUMBER.into()),
                 },
             );
         }
     }
 
     let whatsapp = raw.whatsapp.map(|w| validate_whatsapp(w, &mut push));
+    super::numbers::check_clinics(&clinics, whatsapp.as_ref(), &mut push);
     let templates = validate_templates(raw.templates, &mut push);
     let (rules, feedback) = validate_rules(raw.rules, &clinics, &templates, &mut push);
     let booking_confirmation = match raw.booking_confirmation {

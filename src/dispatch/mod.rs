@@ -18,12 +18,15 @@ use tokio::time::Instant;
 use crate::config::{Config, UnknownAction, WhatsApp};
 use crate::plan::Kind;
 use crate::store::{Db, DueRow, Outcome, SendWrite, Store, StoreError, Verdict};
+
 use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest};
+use lines::{Line, LineRun, lines_for};
 
 mod channels;
 mod decide;
+mod lines;
 pub mod offers;
 mod rate;
 mod writer;
@@ -89,8 +92,8 @@ pub struct Report {
 pub struct Dispatcher {
     store: Db,
     config: Arc<Config>,
-    client: Client,
-    limiter: Arc<Pacer>,
+    /// One per WhatsApp number with clinics to send for; a single number claims everything.
+    lines: Vec<Arc<Line>>,
     /// The SMS providers, each under its own rate limit.
     sms: SmsSenders,
     /// Per recipient, when they may next be messaged (the pair rate limit).
@@ -112,16 +115,11 @@ type Gates = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Instant>>>>>;
 impl Dispatcher {
     /// A dispatcher over `store` sending through `client`.
     pub fn new(store: Db, config: Arc<Config>, client: Client) -> Result<Self, DispatchError> {
-        let wa = config
-            .whatsapp
-            .as_ref()
-            .ok_or_else(|| DispatchError::Account("no [whatsapp] section in the config".into()))?;
-        let limiter = Arc::new(Pacer::new(wa.rate_limit_per_sec));
+        let lines = lines_for(&config, client)?;
         Ok(Self {
             store,
             config,
-            client,
-            limiter,
+            lines,
             sms: SmsSenders::default(),
             next_for: Arc::new(Mutex::new(HashMap::new())),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -232,96 +230,146 @@ impl Dispatcher {
         let in_flight = Arc::new(Semaphore::new(wa.max_in_flight));
         // Claimed rows a run holds at once: those sending (in flight) and those waiting out
         // their recipient's spacing, which hold no slot. Bounded, so one patient with many
-        // messages cannot make a run claim the whole outbox and wait on it.
+        // messages cannot make a run claim the whole outbox and wait on it; shared among the
+        // numbers by their caps, so one number's backlog (waiting on its own cap) cannot
+        // hold the slots another number would use.
         let max_tasks = wa.max_in_flight * 2;
-        let armed = Arc::new(Semaphore::new(armed_for(wa.rate_limit_per_sec)));
+        let total: u32 = self.lines.iter().map(|l| l.rate).sum::<u32>().max(1);
+        let mut runs: Vec<LineRun> = self
+            .lines
+            .iter()
+            .map(|line| {
+                let share = if self.lines.len() == 1 {
+                    max_tasks
+                } else {
+                    (max_tasks * line.rate as usize)
+                        .div_ceil(total as usize)
+                        .max(2)
+                };
+                LineRun {
+                    line: Arc::clone(line),
+                    share,
+                    // Refill when a quarter of the slots are free: a continuous pipeline keeps
+                    // the API busy (waiting for whole batches loses each batch's tail), while
+                    // claims stay batched.
+                    refill: (share / 8).max(1),
+                    held: 0,
+                    drained: false,
+                    armed: Arc::new(Semaphore::new(armed_for(line.rate))),
+                }
+            })
+            .collect();
         let writes = writer::spawn(self.store.clone());
-        // Refill when a quarter of the slots are free: a continuous pipeline keeps the API
-        // busy (waiting for whole batches loses each batch's tail), while claims stay batched.
-        let refill_at = (wa.max_in_flight / 4).max(1);
         let mut tasks: JoinSet<Result<Outcome, DispatchError>> = JoinSet::new();
+        // Which line each task claimed for, so its end frees that line's share.
+        let mut task_line: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut stop: Option<String> = None;
+        let ended = |runs: &mut Vec<LineRun>,
+                     task_line: &mut HashMap<tokio::task::Id, usize>,
+                     id: tokio::task::Id| {
+            if let Some(i) = task_line.remove(&id) {
+                runs[i].held -= 1;
+                runs[i].drained = false;
+            }
+        };
         while stop.is_none() {
             if self.stopping.load(std::sync::atomic::Ordering::Acquire)
                 || deadline.is_some_and(|d| Instant::now() >= d)
             {
                 break;
             }
-            let room = in_flight
-                .available_permits()
-                .min(max_tasks.saturating_sub(tasks.len()));
-            if room < refill_at && !tasks.is_empty() {
-                if let Some(done) = tasks.join_next().await {
-                    tally(&mut report, &mut stop, done);
+            let mut claimed = false;
+            for (i, run) in runs.iter_mut().enumerate() {
+                if run.drained {
+                    continue;
                 }
-                continue;
-            }
-            let now = clock.now();
-            let config = Arc::clone(&self.config);
-            let h = Arc::clone(&health);
-            let (to_send, others) = self
-                .blocking(move |s| {
-                    let held = if config.feeds.is_empty() {
-                        std::collections::BTreeMap::new()
-                    } else {
-                        crate::feeds::held_clinics(&crate::feeds::holds(
-                            &config,
-                            &s.feed_statuses()?,
-                            now,
-                        ))
-                    };
-                    s.claim_due(now, room.max(1), |r| {
-                        let v = verdict_with_feeds(r, &config, now, &held);
-                        health::overlay(v, &config, &h, r, now)
+                let room = in_flight
+                    .available_permits()
+                    .min(run.share.saturating_sub(run.held));
+                if room == 0 || (room < run.refill && run.held > 0) {
+                    continue;
+                }
+                let now = clock.now();
+                let config = Arc::clone(&self.config);
+                let h = Arc::clone(&health);
+                let scope = run.line.scope.clone();
+                let (to_send, others) = self
+                    .blocking(move |s| {
+                        let held = if config.feeds.is_empty() {
+                            std::collections::BTreeMap::new()
+                        } else {
+                            crate::feeds::held_clinics(&crate::feeds::holds(
+                                &config,
+                                &s.feed_statuses()?,
+                                now,
+                            ))
+                        };
+                        s.claim_due_of(now, room, &scope, |r| {
+                            let v = verdict_with_feeds(r, &config, now, &held);
+                            health::overlay(v, &config, &h, r, now)
+                        })
                     })
-                })
-                .await?;
-            for (_, v) in &others {
-                match v {
-                    Verdict::Skip(_) => report.skipped += 1,
-                    Verdict::Expire(_) => report.expired += 1,
-                    Verdict::Hold(_, reason) if !report.held.contains(reason) => {
-                        report.held.push(reason.clone())
+                    .await?;
+                for (_, v) in &others {
+                    match v {
+                        Verdict::Skip(_) => report.skipped += 1,
+                        Verdict::Expire(_) => report.expired += 1,
+                        Verdict::Hold(_, reason) if !report.held.contains(reason) => {
+                            report.held.push(reason.clone())
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            if to_send.is_empty() && others.is_empty() {
-                // Nothing due now; what is in flight may still end in a retry due later,
-                // which the next run picks up.
-                match tasks.join_next().await {
-                    Some(done) => tally(&mut report, &mut stop, done),
-                    None => break,
+                if to_send.is_empty() && others.is_empty() {
+                    // Nothing due now for this number; what is in flight may still end in
+                    // a retry due later, which the next run picks up.
+                    run.drained = true;
+                    continue;
                 }
-                continue;
-            }
-            for row in to_send {
-                // A row in `sending` cannot be claimed again, so claiming while others are in
-                // flight never sends one twice.
-                let permit = Arc::clone(&in_flight)
-                    .acquire_owned()
-                    .await
-                    .map_err(|e| DispatchError::Internal(e.to_string()))?;
-                let job = SendJob {
-                    config: Arc::clone(&self.config),
-                    client: self.client.clone(),
-                    limiter: Arc::clone(&self.limiter),
-                    sms: self.sms.clone(),
-                    next_for: Arc::clone(&self.next_for),
-                    clock,
-                    health: Arc::clone(&health),
-                    in_flight: Arc::clone(&in_flight),
-                    slot: Mutex::new(Some(permit)),
-                    armed: Arc::clone(&armed),
-                    writes: writes.clone(),
-                };
-                // The job holds its slot (and gives it back while it waits for its
-                // recipient's spacing); dropping the job frees it.
-                tasks.spawn(async move { job.send(row).await });
+                claimed = true;
+                for row in to_send {
+                    // A row in `sending` cannot be claimed again, so claiming while others
+                    // are in flight never sends one twice.
+                    let permit = Arc::clone(&in_flight)
+                        .acquire_owned()
+                        .await
+                        .map_err(|e| DispatchError::Internal(e.to_string()))?;
+                    let job = SendJob {
+                        config: Arc::clone(&self.config),
+                        client: run.line.client.clone(),
+                        number: run.line.name.clone(),
+                        limiter: Arc::clone(&run.line.limiter),
+                        sms: self.sms.clone(),
+                        next_for: Arc::clone(&self.next_for),
+                        clock,
+                        health: Arc::clone(&health),
+                        in_flight: Arc::clone(&in_flight),
+                        slot: Mutex::new(Some(permit)),
+                        armed: Arc::clone(&run.armed),
+                        writes: writes.clone(),
+                    };
+                    // The job holds its slot (and gives it back while it waits for its
+                    // recipient's spacing); dropping the job frees it.
+                    let handle = tasks.spawn(async move { job.send(row).await });
+                    task_line.insert(handle.id(), i);
+                    run.held += 1;
+                }
             }
             self.prune_gates_if_grown();
-            while let Some(done) = tasks.try_join_next() {
-                tally(&mut report, &mut stop, done);
+            while let Some(done) = tasks.try_join_next_with_id() {
+                ended(&mut runs, &mut task_line, id_of(&done));
+                tally(&mut report, &mut stop, done.map(|(_, r)| r));
+            }
+            if claimed {
+                continue;
+            }
+            // Every line is full or has nothing due: wait for a send to end.
+            match tasks.join_next_with_id().await {
+                Some(done) => {
+                    ended(&mut runs, &mut task_line, id_of(&done));
+                    tally(&mut report, &mut stop, done.map(|(_, r)| r));
+                }
+                None => break,
             }
         }
         while let Some(done) = tasks.join_next().await {
@@ -331,6 +379,14 @@ impl Dispatcher {
             Some(reason) => Err(DispatchError::Account(reason)),
             None => Ok(report),
         }
+    }
+}
+
+/// The id of the task a join result is from, ended well or not.
+fn id_of<T>(done: &Result<(tokio::task::Id, T), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, _)) => *id,
+        Err(e) => e.id(),
     }
 }
 
@@ -365,7 +421,12 @@ fn tally(
 /// Everything one send needs, owned, so it can run as its own task.
 struct SendJob {
     config: Arc<Config>,
+    /// The client of the number the row's clinic sends from.
     client: Client,
+    /// That number's name: a recipient's spacing is kept per number (Meta's pair limit is
+    /// per business number and user).
+    number: String,
+    /// That number's cap.
     limiter: Arc<Pacer>,
     sms: SmsSenders,
     next_for: Gates,
@@ -570,7 +631,7 @@ impl SendJob {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(
-                map.entry(row.phone.as_str().to_string())
+                map.entry(format!("{}\u{0}{}", self.number, row.phone.as_str()))
                     .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Instant::now()))),
             )
         };

@@ -567,6 +567,18 @@ fn settle_failure(
     Ok(())
 }
 
+/// The clinics that send from the number `msg` was written to, when the config has several
+/// numbers and knows this one (`None`: every clinic's appointments are candidates).
+fn on_number<'c>(
+    config: &'c Config,
+    msg: &crate::whatsapp::InboundMessage,
+) -> Option<Vec<&'c str>> {
+    let several = config.whatsapp.as_ref()?.numbers.len() > 1;
+    several
+        .then(|| config.clinics_on(msg.to_number.as_deref()?))
+        .flatten()
+}
+
 /// Reads, resolves and records one inbound message. `false` when it was recorded before.
 fn apply_message(
     store: &mut Store,
@@ -625,7 +637,10 @@ fn apply_message(
         Ok(recorded) => return Ok(recorded),
         Err(reading) => reading,
     };
-    let found = store.reply_candidates(from.as_ref(), reading.outbox_id, context, now)?;
+    let mut found = store.reply_candidates(from.as_ref(), reading.outbox_id, context, now)?;
+    if let Some(clinics) = on_number(config, msg) {
+        found.only_clinics(&clinics);
+    }
     let resolution = replies::resolve(&reading, &found, from.as_ref(), now);
     let list = crate::waitlist::booking::list_follows(store, config, &resolution, now)?;
     let ack = ack_for(config, &resolution).filter(|_| !list);

@@ -395,11 +395,15 @@ fn accept(
     if !valid_version(version) {
         return Err(bad_version(version).into());
     }
-    if !authorized(headers, &sh.config.access_token) {
-        return Err(Rejected::Unauthorized);
-    }
-    if node != sh.config.phone_number_id {
+    let Some(line) = sh.config.line(node) else {
+        // Meta checks the token before the node: a bad token is 401 on any path.
+        if !authorized(headers, &sh.config.access_token) {
+            return Err(Rejected::Unauthorized);
+        }
         return Err(unknown_node("post", node).into());
+    };
+    if !authorized(headers, line.access_token) {
+        return Err(Rejected::Unauthorized);
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| GraphError::new(100, format!("Request body is not valid JSON: {e}")))?;
@@ -413,33 +417,37 @@ fn accept(
             sh.finish_attempt(seq, Answer::Success, &[]);
             return Ok(axum::Json(json!({ "success": true })).into_response());
         };
-        if let Some(max) = sh.config.max_per_sec {
-            while st
-                .recent
+        // Meta keeps the throughput and the pair limit per business number.
+        let number = line.phone_number_id.to_string();
+        if let Some(max) = line.max_per_sec {
+            let recent = st.recent.entry(number.clone()).or_default();
+            while recent
                 .front()
                 .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
             {
-                st.recent.pop_front();
+                recent.pop_front();
             }
-            if st.recent.len() >= max as usize {
+            if recent.len() >= max as usize {
                 return Err(GraphError::new(130_429, error_details(130_429)).into());
             }
         }
+        let pair_key = (number.clone(), msg.digits.clone());
         if let Some(pair) = sh.config.pair_limit
             && st
                 .last_to
-                .get(&msg.digits)
+                .get(&pair_key)
                 .is_some_and(|t| now.duration_since(*t) < pair)
         {
             return Err(GraphError::new(131_056, error_details(131_056)).into());
         }
         let wamid = sh.wamid(&msg.digits);
-        st.recent.push_back(now);
-        st.last_to.insert(msg.digits.clone(), now);
+        st.recent.entry(number.clone()).or_default().push_back(now);
+        st.last_to.insert(pair_key, now);
         st.messages.push(AcceptedMessage {
             wamid: wamid.clone(),
             body: value,
             received_at: Clock::System.now(),
+            phone_number_id: number.clone(),
         });
         let fail_code = st.fail_later.get(&msg.digits).copied();
         (msg, wamid, fail_code)
@@ -477,6 +485,7 @@ fn accept(
             category: send.category,
             fail_code,
             statuses,
+            phone_number_id: line.phone_number_id.to_string(),
         };
         sh.spawn_statuses(job);
     }
@@ -1172,11 +1181,27 @@ async fn templates(
     if !valid_version(&version) {
         return bad_version(&version).into_response();
     }
-    if !authorized(&headers, &sh.config.access_token) {
+    // Each business account's catalogue, read with the token of one of its numbers.
+    let lines: Vec<_> = std::iter::once(sh.config.main_line())
+        .chain(
+            sh.config
+                .numbers
+                .iter()
+                .filter_map(|n| sh.config.line(&n.phone_number_id)),
+        )
+        .collect();
+    if !lines.iter().any(|l| authorized(&headers, l.access_token)) {
         return unauthorized();
     }
-    if node != sh.config.waba_id {
+    if !lines.iter().any(|l| l.waba_id == node) {
         return unknown_node("get", &node).into_response();
+    }
+    if !lines
+        .iter()
+        .any(|l| l.waba_id == node && authorized(&headers, l.access_token))
+    {
+        // Another business's token.
+        return unauthorized();
     }
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
         None => DEFAULT_LIMIT,
@@ -1300,12 +1325,26 @@ async fn push_faults(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn reply(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
+/// `?to=` names the business number the patient writes to (default: the main one).
+#[derive(Deserialize)]
+struct ReplyTo {
+    to: Option<String>,
+}
+
+async fn reply(
+    State(sh): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<ReplyTo>,
+    body: Bytes,
+) -> Response {
     let reply: Reply = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("not a reply: {e}")),
     };
-    sim_result(sh.reply(&reply).await.map(|id| json!({ "id": id })))
+    sim_result(
+        sh.reply_on(&reply, q.to.as_deref())
+            .await
+            .map(|id| json!({ "id": id })),
+    )
 }
 
 fn sim_result(r: Result<Value, SimError>) -> Response {
@@ -1318,9 +1357,11 @@ fn sim_result(r: Result<Value, SimError>) -> Response {
             axum::Json(json!({ "error": e.to_string() })),
         )
             .into_response(),
-        Err(e @ (SimError::BadNumber(_) | SimError::UnknownTemplate { .. })) => {
-            bad_request(e.to_string())
-        }
+        Err(
+            e @ (SimError::BadNumber(_)
+            | SimError::UnknownNumber(_)
+            | SimError::UnknownTemplate { .. }),
+        ) => bad_request(e.to_string()),
         Err(e @ SimError::Delivery { .. }) => (
             StatusCode::BAD_GATEWAY,
             axum::Json(json!({ "error": e.to_string() })),

@@ -284,11 +284,14 @@ pub(crate) async fn upload(
     if !valid_version(&version) {
         return bad_version(&version).into_response();
     }
-    if !authorized(&headers, &sh.config.access_token) {
-        return unauthorized();
-    }
-    if node != sh.config.phone_number_id {
+    let Some(line) = sh.config.line(&node) else {
+        if !authorized(&headers, &sh.config.access_token) {
+            return unauthorized();
+        }
         return unknown_node("post", &node).into_response();
+    };
+    if !authorized(&headers, line.access_token) {
+        return unauthorized();
     }
     let param = |m: &str| super::api::GraphError::new(100, m.to_string()).into_response();
     let Ok(mut multipart) = multipart else {

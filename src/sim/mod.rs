@@ -111,6 +111,76 @@ pub struct SimConfig {
     pub msg91: SimMsg91,
     /// Where MSG91 delivery reports are POSTed (form-encoded, v2); `None`: no reports.
     pub msg91_report_url: Option<String>,
+    /// Further business numbers served beside the one above, each with its own throughput
+    /// window and pair limit, as Meta keeps them per number.
+    pub numbers: Vec<SimNumber>,
+}
+
+/// A further business number the simulator serves.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SimNumber {
+    /// Its id in the send path.
+    pub phone_number_id: String,
+    /// Its WhatsApp Business Account (catalogue path, webhooks' `entry[].id`).
+    pub waba_id: String,
+    /// The number as webhooks show it.
+    pub display_phone_number: String,
+    /// The Bearer token it accepts.
+    pub access_token: String,
+    /// Accepted sends allowed in any sliding second on this number; beyond it 130429.
+    pub max_per_sec: Option<u32>,
+}
+
+impl fmt::Debug for SimNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimNumber")
+            .field("phone_number_id", &self.phone_number_id)
+            .field("waba_id", &self.waba_id)
+            .field("display_phone_number", &self.display_phone_number)
+            .field("access_token", &"<redacted>")
+            .field("max_per_sec", &self.max_per_sec)
+            .finish()
+    }
+}
+
+/// One number as a request or a webhook sees it: the main one or one of [`SimConfig::numbers`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line<'a> {
+    pub(crate) phone_number_id: &'a str,
+    pub(crate) waba_id: &'a str,
+    pub(crate) display_phone_number: &'a str,
+    pub(crate) access_token: &'a str,
+    pub(crate) max_per_sec: Option<u32>,
+}
+
+impl SimConfig {
+    /// The main number.
+    pub(crate) fn main_line(&self) -> Line<'_> {
+        Line {
+            phone_number_id: &self.phone_number_id,
+            waba_id: &self.waba_id,
+            display_phone_number: &self.display_phone_number,
+            access_token: &self.access_token,
+            max_per_sec: self.max_per_sec,
+        }
+    }
+
+    /// The number whose id is `phone_number_id`, if served.
+    pub(crate) fn line(&self, phone_number_id: &str) -> Option<Line<'_>> {
+        if phone_number_id == self.phone_number_id {
+            return Some(self.main_line());
+        }
+        self.numbers
+            .iter()
+            .find(|n| n.phone_number_id == phone_number_id)
+            .map(|n| Line {
+                phone_number_id: &n.phone_number_id,
+                waba_id: &n.waba_id,
+                display_phone_number: &n.display_phone_number,
+                access_token: &n.access_token,
+                max_per_sec: n.max_per_sec,
+            })
+    }
 }
 
 impl Default for SimConfig {
@@ -134,6 +204,7 @@ impl Default for SimConfig {
             twilio_inbound_url: None,
             msg91: SimMsg91::default(),
             msg91_report_url: None,
+            numbers: Vec::new(),
         }
     }
 }
@@ -160,6 +231,7 @@ impl fmt::Debug for SimConfig {
             .field("twilio_inbound_url", &self.twilio_inbound_url)
             .field("msg91", &self.msg91)
             .field("msg91_report_url", &self.msg91_report_url)
+            .field("numbers", &self.numbers)
             .finish()
     }
 }
@@ -262,6 +334,9 @@ pub struct AcceptedMessage {
     pub body: serde_json::Value,
     /// When it was accepted.
     pub received_at: DateTime<Utc>,
+    /// The business number it was sent from (its id in the send path).
+    #[serde(default)]
+    pub phone_number_id: String,
 }
 
 /// A fault applied to the next send request (one fault per request, first in first out).
@@ -694,6 +769,9 @@ pub enum SimError {
     /// A phone number has no digits.
     #[error("{0:?} is not a phone number")]
     BadNumber(String),
+    /// No business number with this id is served.
+    #[error("no business number with id {0:?} is served")]
+    UnknownNumber(String),
     /// No template with this name and language.
     #[error("no template {name:?} in language {language:?}")]
     UnknownTemplate {
@@ -731,8 +809,10 @@ struct State {
     messages: Vec<AcceptedMessage>,
     faults: VecDeque<Fault>,
     fail_later: HashMap<String, i64>,
-    last_to: HashMap<String, Instant>,
-    recent: VecDeque<Instant>,
+    /// Per (number id, recipient digits): the last accepted send (the pair limit).
+    last_to: HashMap<(String, String), Instant>,
+    /// Per number id: accepted sends in the last second (the throughput window).
+    recent: HashMap<String, VecDeque<Instant>>,
     attempts: Vec<SendAttempt>,
     counters: Counters,
     media: HashMap<String, media::Stored>,
@@ -937,9 +1017,21 @@ impl Shared {
     }
 
     async fn reply(&self, reply: &Reply) -> Result<String, SimError> {
+        self.reply_on(reply, None).await
+    }
+
+    /// A patient's message to the number `to` (`None`: the main one).
+    async fn reply_on(&self, reply: &Reply, to: Option<&str>) -> Result<String, SimError> {
         if self.config.webhook_url.is_none() {
             return Err(SimError::NoWebhookUrl);
         }
+        let line = match to {
+            None => self.config.main_line(),
+            Some(id) => self
+                .config
+                .line(id)
+                .ok_or_else(|| SimError::UnknownNumber(id.to_string()))?,
+        };
         let from = digits(reply.from());
         if from.is_empty() {
             return Err(SimError::BadNumber(reply.from().to_string()));
@@ -960,7 +1052,7 @@ impl Shared {
             _ => None,
         };
         let payload = webhook::inbound_payload(
-            &self.config,
+            line,
             reply,
             &from,
             &wamid,
@@ -1029,7 +1121,7 @@ impl Sim {
                 faults: VecDeque::new(),
                 fail_later: HashMap::new(),
                 last_to: HashMap::new(),
-                recent: VecDeque::new(),
+                recent: HashMap::new(),
                 attempts: Vec::new(),
                 counters: Counters::default(),
                 media: HashMap::new(),
@@ -1127,6 +1219,11 @@ impl Sim {
     /// Posts a signed inbound-message webhook and returns the reply's wamid.
     pub async fn reply(&self, reply: Reply) -> Result<String, SimError> {
         self.shared.reply(&reply).await
+    }
+
+    /// As [`Sim::reply`], written to the business number whose id is `phone_number_id`.
+    pub async fn reply_to(&self, phone_number_id: &str, reply: Reply) -> Result<String, SimError> {
+        self.shared.reply_on(&reply, Some(phone_number_id)).await
     }
 
     /// Changes a template's status (later sends see it) and posts a

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Reply, Shared, SimConfig, SimError};
+use super::{Line, Reply, Shared, SimConfig, SimError};
 use crate::time::Clock;
 
 /// Delivery attempts for one webhook: the first POST and five retries.
@@ -126,10 +126,15 @@ fn unix_now() -> String {
 
 /// The `whatsapp_business_account` envelope around one change.
 fn envelope(config: &SimConfig, field: &str, value: Value) -> Value {
+    envelope_of(&config.waba_id, field, value)
+}
+
+/// The envelope around one change of business account `waba_id`.
+fn envelope_of(waba_id: &str, field: &str, value: Value) -> Value {
     let mut payload = json!({
         "object": "whatsapp_business_account",
         "entry": [{
-            "id": config.waba_id,
+            "id": waba_id,
             "changes": [{ "field": field, "value": null }]
         }]
     });
@@ -137,10 +142,10 @@ fn envelope(config: &SimConfig, field: &str, value: Value) -> Value {
     payload
 }
 
-fn metadata(config: &SimConfig) -> Value {
+fn metadata(line: Line<'_>) -> Value {
     json!({
-        "display_phone_number": config.display_phone_number,
-        "phone_number_id": config.phone_number_id,
+        "display_phone_number": line.display_phone_number,
+        "phone_number_id": line.phone_number_id,
     })
 }
 
@@ -155,6 +160,8 @@ pub(crate) struct StatusJob {
     pub(crate) fail_code: Option<i64>,
     /// The statuses to post, in order (chaos may have shuffled or repeated them).
     pub(crate) statuses: Vec<&'static str>,
+    /// The id of the business number it was sent from.
+    pub(crate) phone_number_id: String,
 }
 
 impl StatusJob {
@@ -195,12 +202,15 @@ impl StatusJob {
             }
             _ => {}
         }
-        envelope(
-            config,
+        let line = config
+            .line(&self.phone_number_id)
+            .unwrap_or_else(|| config.main_line());
+        envelope_of(
+            line.waba_id,
             "messages",
             json!({
                 "messaging_product": "whatsapp",
-                "metadata": metadata(config),
+                "metadata": metadata(line),
                 "statuses": [s],
             }),
         )
@@ -230,7 +240,7 @@ pub(crate) async fn run_statuses(shared: Arc<Shared>, job: StatusJob) {
 
 /// The `messages` webhook carrying one inbound message.
 pub(crate) fn inbound_payload(
-    config: &SimConfig,
+    line: Line<'_>,
     reply: &Reply,
     from: &str,
     wamid: &str,
@@ -310,14 +320,14 @@ pub(crate) fn inbound_payload(
         }
     };
     if let Some(id) = context {
-        msg["context"] = json!({ "from": config.display_phone_number, "id": id });
+        msg["context"] = json!({ "from": line.display_phone_number, "id": id });
     }
-    envelope(
-        config,
+    envelope_of(
+        line.waba_id,
         "messages",
         json!({
             "messaging_product": "whatsapp",
-            "metadata": metadata(config),
+            "metadata": metadata(line),
             "contacts": [{ "profile": { "name": "Sim Patient" }, "wa_id": from }],
             "messages": [msg],
         }),

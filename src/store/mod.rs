@@ -16,6 +16,7 @@ mod accounts;
 mod backup;
 mod calls;
 mod channels;
+mod claims;
 mod conversation;
 mod costs;
 mod desk_status;
@@ -52,6 +53,7 @@ pub use calls::{
     ScheduleAge, SendTrouble, WaitingReply,
 };
 pub use channels::{NumberFacts, PatientChannels};
+pub use claims::{ClaimScope, Claimed, Verdict};
 pub use conversation::{
     Conversation, ConversationPatient, Inbound, Line, Outbound, STAFF_RULE, StaffMessage,
     StaffRefusal, StaffSend, StaffSent, WINDOW, text_of, window_open,
@@ -70,9 +72,7 @@ pub use inbound::{
 };
 pub use offer_book::{BookBy, BookFacts, BookTask};
 pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
-pub use outbox::{
-    DueRow, Fallback, OutboxView, Outcome, PLAN_CHUNK, PlanCounts, SendWrite, Verdict,
-};
+pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PLAN_CHUNK, PlanCounts, SendWrite};
 pub use patient::{
     Matched, MessageEvent, PatientAppointment, PatientFile, PatientHit, PatientSearch, ReplyEvent,
     SearchTerms, StaffEvent, Visit, WeekRow,

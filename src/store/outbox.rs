@@ -1,6 +1,4 @@
-//! The outbox: planned messages, their claims, sends and outcomes.
-
-use std::collections::HashMap;
+//! The outbox: planned messages, their sends and outcomes (claims are in `claims.rs`).
 
 use chrono::{DateTime, Utc};
 use rusqlite::params;
@@ -141,22 +139,6 @@ pub struct DueRow {
     pub offer: Option<super::OfferFacts>,
 }
 
-/// What a claim returns: the rows to send now, and the others with what was decided.
-pub type Claimed = (Vec<DueRow>, Vec<(DueRow, Verdict)>);
-
-/// The send-time decision about a due row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Claim it (`sending`) and send it.
-    Send,
-    /// Never send it: `skipped`, with the reason.
-    Skip(String),
-    /// Too late: `expired`, with the reason.
-    Expire(String),
-    /// Not now: stays `pending` until then, with the reason.
-    Hold(DateTime<Utc>, String),
-}
-
 /// How a send ended, to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -269,7 +251,7 @@ pub struct Fallback {
     pub sms_only_until: Option<DateTime<Utc>>,
 }
 
-const DUE_COLUMNS: &str =
+pub(super) const DUE_COLUMNS: &str =
     "o.id, o.kind, o.rule, o.template, o.slot_start, o.send_at, o.latest_at, o.attempts, o.reason,
     a.external_id, c.key, a.starts_at, a.status, a.cancelled_by, a.response, a.provider,
     p.name, CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END, p.language,
@@ -356,34 +338,6 @@ impl Store {
         Ok(counts)
     }
 
-    /// After a crash, rows left `sending` (claimed before `before`) are settled: one whose
-    /// request never went out goes back to `pending` (safe to send), one whose request did may
-    /// or may not have been accepted by the API and becomes `unknown`, to be reconciled by its
-    /// status. Returns how many became unknown and how many were requeued.
-    pub fn recover_interrupted(
-        &mut self,
-        before: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(usize, usize), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let requeued = tx.execute(
-            "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
-                reason = 'interrupted before its request went out; sent again'
-             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL",
-            params![before.timestamp(), now.timestamp()],
-        )?;
-        let unknown = tx.execute(
-            "UPDATE outbox SET state = 'unknown', updated_at = ?2,
-                last_error = 'interrupted while its request was in flight; waiting for its delivery status'
-             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL",
-            params![before.timestamp(), now.timestamp()],
-        )?;
-        tx.commit()?;
-        Ok((unknown, requeued))
-    }
-
     /// Records that a claimed row's request is about to go out. Written (and committed) before
     /// the request, so a crash after it leaves the row `unknown`, never resent blindly.
     pub fn mark_requested(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -429,115 +383,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
-    }
-
-    /// Unknown sends with no status for `after`: sent again, or put on the staff list. A text
-    /// is never sent again: its delivery report names only the provider's id, which a crash
-    /// between the request and its answer never stored, so a text whose answer was lost cannot
-    /// be told from one that never left; staff call instead.
-    pub fn settle_unknown(
-        &mut self,
-        older_than: DateTime<Utc>,
-        resend: bool,
-        now: DateTime<Utc>,
-    ) -> Result<usize, StoreError> {
-        let sent_again = if resend {
-            self.conn.execute(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, updated_at = ?2,
-                    reason = 'no delivery status after the unknown window: sending again'
-                 WHERE state = 'unknown' AND claimed_at < ?1 AND latest_at > ?2 AND channel = 'whatsapp'",
-                params![older_than.timestamp(), now.timestamp()],
-            )?
-        } else {
-            0
-        };
-        let staff = self.conn.execute(
-            "UPDATE outbox SET needs_staff = CASE channel WHEN 'sms'
-                    THEN 'we do not know whether this text reached the patient: please call'
-                    ELSE 'we do not know whether this message reached the patient: please call' END,
-                updated_at = ?2
-             WHERE state = 'unknown' AND claimed_at < ?1 AND needs_staff IS NULL
-               AND (?3 = 0 OR channel = 'sms')",
-            params![older_than.timestamp(), now.timestamp(), resend],
-        )?;
-        Ok(sent_again + staff)
-    }
-
-    /// Takes up to `limit` due rows: each is judged by `verdict` in the same transaction, so a
-    /// row is claimed (`sending`), skipped, expired or held atomically, and two dispatchers can
-    /// never claim the same row. Returns the rows to send.
-    pub fn claim_due(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: usize,
-        verdict: impl Fn(&DueRow) -> Verdict,
-    ) -> Result<Claimed, StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut last_import: HashMap<i64, i64> = HashMap::new();
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT ic.clinic_id, max(i.imported_at) FROM import_clinics ic JOIN imports i ON i.id = ic.import_id GROUP BY ic.clinic_id",
-            )?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-            for r in rows {
-                let (c, t) = r?;
-                last_import.insert(c, t);
-            }
-        }
-        let rows: Vec<DueRow> = {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {DUE_COLUMNS} FROM outbox o
-                 JOIN appointments a ON a.id = o.appointment_id
-                 JOIN patients p ON p.id = a.patient_id
-                 JOIN clinics c ON c.id = a.clinic_id
-                 WHERE o.state = 'pending' AND o.send_at <= ?1 AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?1)
-                 ORDER BY o.send_at, o.id LIMIT ?2"
-            ))?;
-            let mut q = stmt.query(params![now.timestamp(), limit as i64])?;
-            let mut v = Vec::new();
-            while let Some(r) = q.next()? {
-                let clinic_id: i64 = r.get(20)?;
-                let mut row = due_row(r, last_import.get(&clinic_id).copied())?;
-                row.offer =
-                    super::waitlist::offer_facts(&tx, &row.rule)?.filter(|_| row.kind.is_offer());
-                v.push(row);
-            }
-            v
-        };
-        let mut send = Vec::new();
-        let mut other = Vec::new();
-        for row in rows {
-            let v = verdict(&row);
-            match &v {
-                Verdict::Send => {
-                    tx.prepare_cached(
-                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, request_at = NULL,
-                            updated_at = ?2, reason = NULL
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![row.id, now.timestamp()])?;
-                    send.push(row);
-                    continue;
-                }
-                Verdict::Skip(reason) => tx.execute(
-                    "UPDATE outbox SET state = 'skipped', reason = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![row.id, reason, now.timestamp()],
-                )?,
-                Verdict::Expire(reason) => tx.execute(
-                    "UPDATE outbox SET state = 'expired', reason = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![row.id, reason, now.timestamp()],
-                )?,
-                Verdict::Hold(until, reason) => tx.execute(
-                    "UPDATE outbox SET next_attempt_at = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![row.id, until.timestamp(), reason, now.timestamp()],
-                )?,
-            };
-            other.push((row, v));
-        }
-        tx.commit()?;
-        Ok((send, other))
     }
 
     /// Records how a send ended. Every outcome leaves `sending`, so no row is stuck there.
@@ -759,7 +604,10 @@ pub(super) fn record_sms_opt_out(
     Ok(())
 }
 
-fn due_row(r: &rusqlite::Row<'_>, last_import: Option<i64>) -> Result<DueRow, StoreError> {
+pub(super) fn due_row(
+    r: &rusqlite::Row<'_>,
+    last_import: Option<i64>,
+) -> Result<DueRow, StoreError> {
     let kind: String = r.get(1)?;
     Ok(DueRow {
         id: r.get(0)?,

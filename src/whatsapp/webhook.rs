@@ -60,11 +60,16 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
                 .extend(statuses.iter().map(read_item::<StatusUpdate>));
             let messages = list(value.get("messages"), "value.messages", &mut items.problems);
             let contacts = list(value.get("contacts"), "value.contacts", &mut items.problems);
+            let to_number = value
+                .get("metadata")
+                .and_then(|m| m.get("phone_number_id"))
+                .and_then(Value::as_str);
             items.messages.extend(messages.iter().map(|m| {
                 read_item::<InboundMessage>(m).map(|mut m| {
                     if m.from_user_id.is_none() {
                         m.from_user_id = contact_user_id(contacts, m.from.as_deref());
                     }
+                    m.to_number = to_number.map(str::to_string);
                     m
                 })
             }));
@@ -149,6 +154,10 @@ pub struct InboundMessage {
     pub sticker: Option<media::InboundMedia>,
     /// The message it replies to.
     pub context: Option<InboundContext>,
+    /// The id of the business number it was written to (the change's
+    /// `metadata.phone_number_id`).
+    #[serde(skip)]
+    pub to_number: Option<String>,
 }
 
 /// `system` of an inbound message: WhatsApp telling us the user changed their number

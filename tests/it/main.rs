@@ -40,6 +40,7 @@ mod import_stream;
 mod layout;
 mod listing;
 mod logging;
+mod numbers;
 mod packaging;
 mod plan_memo;
 mod privacy_cli;

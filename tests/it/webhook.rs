@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::{Env, Wait, csv, sim_config};
 
-const SECRET: &str = "app-secret-for-tests";
+pub(crate) const SECRET: &str = "app-secret-for-tests";
 const VERIFY: &str = "verify-token-for-tests";
 
 /// A test folder with `reminderd serve` running on a free loopback port.
@@ -74,6 +74,11 @@ impl Served {
             req = req.header("X-Hub-Signature-256", s);
         }
         req.send().await.expect("post").status().as_u16()
+    }
+
+    /// The server's base URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     pub(crate) async fn post_signed(&self, body: &Value) -> u16 {

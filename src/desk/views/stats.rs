@@ -189,6 +189,9 @@ pub fn stats(
                 }
             }
             (per_channel(s))
+            @if let Some(line) = sends_from(config, clinic) {
+                p.hint.sends-from { (line) }
+            }
             (billing(costs))
             @if s.no_shows > 0 {
                 p.hint {
@@ -227,6 +230,30 @@ pub fn stats(
             }
         },
     )
+}
+
+/// Which of the group's WhatsApp numbers the clinic sends from (`None`: there is only one).
+fn sends_from(config: &crate::config::Config, clinic: &Clinic) -> Option<String> {
+    let wa = config.whatsapp.as_ref().filter(|w| w.numbers.len() > 1)?;
+    let n = wa.number(&clinic.whatsapp_number)?;
+    let others: Vec<&str> = config
+        .clinics
+        .values()
+        .filter(|c| c.whatsapp_number == n.name && c.key != clinic.key)
+        .map(|c| c.display_name.as_str())
+        .collect();
+    Some(format!(
+        "{}'s WhatsApp messages go out from the number “{}” (phone number id {}), at up to {} a second{}.",
+        clinic.display_name,
+        n.name,
+        n.phone_number_id,
+        n.rate_limit_per_sec,
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(", shared with {}", others.join(", "))
+        }
+    ))
 }
 
 /// A pricing category in receptionists' words.

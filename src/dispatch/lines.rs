@@ -1,0 +1,98 @@
+//! The WhatsApp numbers a dispatcher sends from: one `Line` per number with clinics, each
+//! with its own client, its own cap and the clinics whose rows it claims, and each run's
+//! share of the claimed rows per line.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::{DispatchError, Pacer};
+use crate::config::{Config, DEFAULT_NUMBER, Number};
+use crate::store::ClaimScope;
+use crate::whatsapp::Client;
+
+/// One WhatsApp number's sending: its client (its id and token), its own cap, and whose rows
+/// it claims. Meta caps each number on its own, so each is paced on its own.
+pub(super) struct Line {
+    /// The number's config name.
+    pub(super) name: String,
+    pub(super) client: Client,
+    pub(super) limiter: Arc<Pacer>,
+    pub(super) rate: u32,
+    pub(super) scope: ClaimScope,
+}
+
+/// The lines `config` sends on, built on `client` (the default number's): a number's own token
+/// is read from the environment or the credentials directory.
+pub(super) fn lines_for(config: &Config, client: Client) -> Result<Vec<Arc<Line>>, DispatchError> {
+    let wa = config
+        .whatsapp
+        .as_ref()
+        .ok_or_else(|| DispatchError::Account("no [whatsapp] section in the config".into()))?;
+    let keys = |on: &dyn Fn(&str) -> bool| -> Vec<String> {
+        config
+            .clinics
+            .values()
+            .filter(|c| on(&c.whatsapp_number))
+            .map(|c| c.key.clone())
+            .collect()
+    };
+    let line = |number: &Number, client: Client, scope: ClaimScope| {
+        Arc::new(Line {
+            name: number.name.clone(),
+            client,
+            limiter: Arc::new(Pacer::new(number.rate_limit_per_sec)),
+            rate: number.rate_limit_per_sec,
+            scope,
+        })
+    };
+    let mut lines = Vec::new();
+    for number in wa.numbers.values().filter(|n| n.name != DEFAULT_NUMBER) {
+        let clinics = keys(&|n| n == number.name);
+        if clinics.is_empty() {
+            // No clinic sends from it: nothing to claim, no token needed.
+            continue;
+        }
+        let token = if number.own_token {
+            let token = crate::secrets::number_token(&number.name)
+                .load_from(|k| std::env::var(k).ok())
+                .map_err(|e| {
+                    DispatchError::Account(format!(
+                        "[whatsapp.numbers.{}] has own_token = true, but {e}",
+                        number.name
+                    ))
+                })?;
+            Some(token)
+        } else {
+            None
+        };
+        let own = client.for_number(number, token);
+        lines.push(line(number, own, ClaimScope::Clinics(clinics)));
+    }
+    if let Some(default) = wa.number(DEFAULT_NUMBER) {
+        // The default number claims every clinic's rows but the others' (a clinic no longer
+        // configured included, so its rows still end); alone, simply every row.
+        let scope = if wa.numbers.len() == 1 {
+            ClaimScope::All
+        } else {
+            ClaimScope::AllBut(keys(&|n| n != DEFAULT_NUMBER))
+        };
+        lines.push(line(default, client, scope));
+    }
+    Ok(lines)
+}
+
+/// A line's part of one run: its share of the run's claimed rows and where it stands.
+pub(super) struct LineRun {
+    pub(super) line: Arc<Line>,
+    /// Claimed rows it may hold at once (its share of twice the in-flight slots, by its cap).
+    pub(super) share: usize,
+    /// Claim again once this many of its share are free.
+    pub(super) refill: usize,
+    /// Its claimed rows not yet ended.
+    pub(super) held: usize,
+    /// Its last claim found nothing due: no claim until one of its sends ends.
+    pub(super) drained: bool,
+    /// Rows noted as requested and waiting for its limiter (see [`super::armed_for`]).
+    pub(super) armed: Arc<Semaphore>,
+}
