@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 14;
+PRAGMA user_version = 15;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -418,16 +418,27 @@ CREATE TABLE template_health (
     PRIMARY KEY (name, language)
 ) WITHOUT ROWID;
 
--- The WhatsApp Business account's standing (account_update webhooks): one row, absent until an
--- event arrives. A restriction or a disabled account stops sending with this reason.
+-- Each WhatsApp Business account's standing (account_update webhooks): a row per account,
+-- absent until an event arrives. A restriction or a disabled account stops its numbers' sending
+-- with this reason; the row '' (an event that named no account) stops every number.
 CREATE TABLE account_health (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    waba_id     TEXT PRIMARY KEY,          -- the business account; '' an event that named none
     event       TEXT NOT NULL,             -- the last account_update event, e.g. ACCOUNT_RESTRICTION
     blocked     INTEGER NOT NULL CHECK (blocked IN (0, 1)),  -- 1: sending must stop
     reason      TEXT,                      -- what Meta said, for staff and the admin
     until_at    INTEGER,                   -- a restriction's expiry, when Meta gave one
     event_id    INTEGER REFERENCES inbound_events(id),
     updated_at  INTEGER NOT NULL
+);
+
+-- Each business number's standing as Meta last reported it (phone_number_quality_update).
+CREATE TABLE number_health (
+    display_phone_number TEXT PRIMARY KEY, -- the business number as Meta shows it (digits)
+    waba_id     TEXT,                      -- the business account the event came in
+    event       TEXT NOT NULL,             -- THROUGHPUT_UPGRADE, FLAGGED, UNFLAGGED, DOWNGRADE, ...
+    messaging_limit TEXT,                  -- TIER_250 ... TIER_UNLIMITED, when Meta gave one
+    event_id    INTEGER REFERENCES inbound_events(id),
+    updated_at  INTEGER NOT NULL           -- when Meta says it happened (else when it arrived)
 );
 
 -- Patients waiting for an earlier slot. An entry names what would suit them; offers go to the

@@ -6,6 +6,7 @@ pub mod events;
 pub mod list;
 pub mod media;
 pub mod pricing;
+pub mod standing;
 pub mod upload;
 mod webhook;
 

@@ -11,6 +11,7 @@ mod demo;
 mod feeds;
 mod generate;
 mod logging;
+mod numbers;
 mod outbox;
 mod output;
 mod patient;
@@ -128,6 +129,8 @@ enum Command {
     /// Check the configured templates against the WhatsApp account
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// Each WhatsApp number: its clinics and cap, and its quality, throughput and messaging limit at Meta
+    Numbers(NumbersArgs),
     /// Staff accounts for the front desk in a browser
     #[command(subcommand)]
     User(UserCommand),
@@ -480,6 +483,13 @@ enum UserCommand {
     },
 }
 
+#[derive(Debug, Args)]
+struct NumbersArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum TemplatesCommand {
     /// Report, per template and language, whether it exists, is APPROVED and matches the config
@@ -581,6 +591,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Remind(args) => remind::remind(path, db, &args),
         Command::Reply(args) => reply::reply(path, db, &args),
         Command::Templates(command) => outbox::templates(path, db, &command),
+        Command::Numbers(args) => numbers::run(path, db, args.json),
         Command::Waitlist(args) => waitlist::run(path, db, &args),
         Command::Patient(args) => patient::run(path, db, &args),
         Command::Purge(args) => purge::run(path, db, &args),

@@ -252,6 +252,9 @@ pub(super) struct TemplateCheck {
     pub(super) template: String,
     pub(super) name: String,
     pub(super) language: String,
+    /// The business account checked, when the numbers are in several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) account: Option<String>,
     pub(super) status: String,
     pub(super) ok: bool,
     pub(super) problem: Option<String>,
@@ -264,15 +267,53 @@ fn templates_check(
     health: Option<&reminderd::dispatch::health::Health>,
     json: bool,
 ) -> Result<u8> {
-    use reminderd::dispatch::health;
-    let client = client(config)?;
-    let remote = runtime()?.block_on(client.templates()).map_err(|e| {
-        fail(
-            exit::UNAVAILABLE,
-            format!("cannot read the template list: {e}"),
-        )
-    })?;
+    // Each business account's catalogue, read with the token of a number in it that has
+    // clinics (templates are approved per account, so each is checked in each).
+    let mut accounts: Vec<(String, Client)> = Vec::new();
+    for (n, client) in super::numbers::number_clients(config)? {
+        let used = n.name == reminderd::config::DEFAULT_NUMBER
+            || !super::numbers::clinics_of(config, &n.name).is_empty();
+        if used && !accounts.iter().any(|(w, _)| *w == n.waba_id) {
+            accounts.push((n.waba_id.clone(), client));
+        }
+    }
+    let several = accounts.len() > 1;
     let mut lines = Vec::new();
+    for (waba, client) in &accounts {
+        let remote = runtime()?.block_on(client.templates()).map_err(|e| {
+            fail(
+                exit::UNAVAILABLE,
+                format!("cannot read the template list of business account {waba}: {e}"),
+            )
+        })?;
+        check_catalogue(config, health, &remote, several.then_some(waba), &mut lines);
+    }
+    if json {
+        print_json(&lines)?;
+    } else {
+        print_template_checks(&lines)?;
+    }
+    let account = account_line(health);
+    if let Some((line, _)) = &account {
+        writeln!(std::io::stderr().lock(), "{line}")?;
+    }
+    let blocked = account.is_some_and(|(_, blocked)| blocked);
+    Ok(if lines.iter().all(|l| l.ok) && !blocked {
+        exit::OK
+    } else {
+        exit::CONFIG
+    })
+}
+
+/// Checks every configured template and language against one account's catalogue.
+fn check_catalogue(
+    config: &Config,
+    health: Option<&reminderd::dispatch::health::Health>,
+    remote: &[reminderd::whatsapp::RemoteTemplate],
+    account: Option<&String>,
+    lines: &mut Vec<TemplateCheck>,
+) {
+    use reminderd::dispatch::health;
     for (key, t) in &config.templates {
         for lang in t.languages.keys() {
             let found = remote
@@ -326,6 +367,7 @@ fn templates_check(
                 template: key.clone(),
                 name: t.name.clone(),
                 language: lang.clone(),
+                account: account.cloned(),
                 status,
                 ok: problem.is_none(),
                 problem,
@@ -333,21 +375,6 @@ fn templates_check(
             });
         }
     }
-    if json {
-        print_json(&lines)?;
-    } else {
-        print_template_checks(&lines)?;
-    }
-    let account = account_line(health);
-    if let Some((line, _)) = &account {
-        writeln!(std::io::stderr().lock(), "{line}")?;
-    }
-    let blocked = account.is_some_and(|(_, blocked)| blocked);
-    Ok(if lines.iter().all(|l| l.ok) && !blocked {
-        exit::OK
-    } else {
-        exit::CONFIG
-    })
 }
 
 /// What Meta last reported of the account, as one line (`None`: nothing), and whether it
@@ -355,9 +382,10 @@ fn templates_check(
 pub(super) fn account_line(
     health: Option<&reminderd::dispatch::health::Health>,
 ) -> Option<(String, bool)> {
-    let a = health.and_then(|h| h.account.as_ref())?;
     let now = Clock::System.now();
-    Some(match health.and_then(|h| h.account_block(now)) {
+    let h = health?;
+    let a = h.blocked_account(now).or_else(|| h.latest_account())?;
+    Some(match h.account_block(now) {
         Some(why) => (
             format!(
                 "account: {why} (event {}, {})",

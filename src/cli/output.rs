@@ -472,11 +472,15 @@ pub(super) fn print_template_checks(lines: &[TemplateCheck]) -> std::io::Result<
     for l in lines {
         writeln!(
             out,
-            "{} {:<12} {:<24} {:<6} {}{}",
+            "{} {:<12} {:<24} {:<6} {}{}{}",
             if l.ok { "ok  " } else { "FAIL" },
             l.template,
             l.name,
             l.language,
+            l.account
+                .as_deref()
+                .map(|a| format!("account {a} "))
+                .unwrap_or_default(),
             l.status,
             l.problem
                 .as_deref()

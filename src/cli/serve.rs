@@ -135,16 +135,18 @@ pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArg
         .filter(|n| n.name != reminderd::config::DEFAULT_NUMBER)
         .enumerate()
         .map(|(i, n)| reminderd::sim::SimNumber {
-            phone_number_id: n.phone_number_id.clone(),
             waba_id: n.waba_id.clone(),
             display_phone_number: format!("1555000{:04}", i + 1),
-            access_token: if n.own_token {
-                let secret = reminderd::secrets::number_token(&n.name);
-                std::env::var(&secret.env).unwrap_or_else(|_| format!("sim-token-{}", n.name))
-            } else {
-                token.clone()
-            },
             max_per_sec,
+            ..reminderd::sim::SimNumber::new(
+                &n.phone_number_id,
+                &if n.own_token {
+                    let secret = reminderd::secrets::number_token(&n.name);
+                    std::env::var(&secret.env).unwrap_or_else(|_| format!("sim-token-{}", n.name))
+                } else {
+                    token.clone()
+                },
+            )
         })
         .collect();
     let sim_config = reminderd::sim::SimConfig {

@@ -29,8 +29,8 @@ const PAUSED: i64 = 132_015;
 pub struct Health {
     /// Every template Meta reported on.
     pub templates: Vec<TemplateHealth>,
-    /// The account's standing.
-    pub account: Option<AccountHealth>,
+    /// Each business account's standing (`""`: an event that named no account).
+    pub accounts: Vec<AccountHealth>,
 }
 
 impl Health {
@@ -38,20 +38,32 @@ impl Health {
     pub fn read(store: &Store) -> Result<Self, StoreError> {
         Ok(Self {
             templates: store.template_health()?,
-            account: store.account_health()?,
+            accounts: store.account_health()?,
         })
     }
 
-    /// Why no message may go out at `now`, if the account is restricted or disabled.
+    /// An account that is restricted or disabled at `now`, if any.
+    pub fn blocked_account(&self, now: DateTime<Utc>) -> Option<&AccountHealth> {
+        self.accounts.iter().find(|a| a.blocks(now))
+    }
+
+    /// Why no message may go out at `now`, if an account is restricted or disabled.
     pub fn account_block(&self, now: DateTime<Utc>) -> Option<String> {
-        let a = self.account.as_ref().filter(|a| a.blocks(now))?;
-        Some(format!(
-            "sending stopped: {}{}; reminders wait until Meta lifts it",
-            a.reason.as_deref().unwrap_or(&a.event),
-            a.until
-                .map(|u| format!(" (until {})", u.format("%Y-%m-%d %H:%M UTC")))
-                .unwrap_or_default()
-        ))
+        self.blocked_account(now).map(block_words)
+    }
+
+    /// Why no message may go out from a number of business account `waba_id` at `now`: that
+    /// account is restricted or disabled, or an event that named no account stopped them all.
+    pub fn account_block_for(&self, waba_id: &str, now: DateTime<Utc>) -> Option<String> {
+        self.accounts
+            .iter()
+            .find(|a| (a.waba_id.is_empty() || a.waba_id == waba_id) && a.blocks(now))
+            .map(block_words)
+    }
+
+    /// The account whose standing Meta reported last.
+    pub fn latest_account(&self) -> Option<&AccountHealth> {
+        self.accounts.iter().max_by_key(|a| a.updated_at)
     }
 
     /// Meta's events about config template `t`: in `language`, those for its name in that
@@ -72,6 +84,23 @@ impl Health {
         let t = config.templates.get(key)?;
         self.events_for(t, Some(language)).find_map(unusable)
     }
+}
+
+/// "sending stopped: …; reminders wait until Meta lifts it", naming the account when the
+/// event named one.
+fn block_words(a: &AccountHealth) -> String {
+    format!(
+        "sending stopped{}: {}{}; reminders wait until Meta lifts it",
+        if a.waba_id.is_empty() {
+            String::new()
+        } else {
+            format!(" from business account {}", a.waba_id)
+        },
+        a.reason.as_deref().unwrap_or(&a.event),
+        a.until
+            .map(|u| format!(" (until {})", u.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default()
+    )
 }
 
 /// Statuses after which Meta refuses the template.
@@ -311,23 +340,67 @@ pub fn apply_events(
                 continue;
             }
         };
-        let was = store.account_health()?.is_some_and(|a| a.blocks(now));
+        let waba = e.waba_id.as_deref().unwrap_or_default();
+        let was = store
+            .account_health()?
+            .iter()
+            .any(|a| a.waba_id == waba && a.blocks(now));
         match &e.effect {
             AccountEffect::Block { reason, until } => {
                 let until = until.map(crate::time::from_unix);
-                store.set_account_health(&e.event, true, reason, until, Some(event_id), now)?;
-                tracing::warn!(event = %e.event, %reason, "the WhatsApp account is blocked: sending stops");
+                store.set_account_health(
+                    waba,
+                    &e.event,
+                    true,
+                    reason,
+                    until,
+                    Some(event_id),
+                    now,
+                )?;
+                tracing::warn!(event = %e.event, account = waba, %reason, "the WhatsApp account is blocked: its numbers stop sending");
             }
             AccountEffect::Lift { reason } => {
-                store.set_account_health(&e.event, false, reason, None, Some(event_id), now)?;
+                store.set_account_health(
+                    waba,
+                    &e.event,
+                    false,
+                    reason,
+                    None,
+                    Some(event_id),
+                    now,
+                )?;
                 if was {
-                    tracing::info!(event = %e.event, %reason, "the WhatsApp account may send again");
+                    tracing::info!(event = %e.event, account = waba, %reason, "the WhatsApp account may send again");
                 }
             }
             AccountEffect::Note { reason } => {
                 tracing::info!(event = %e.event, %reason, "account event (no change to sending)");
             }
         }
+    }
+    for e in &events.numbers {
+        let e = match e {
+            Ok(e) => e,
+            Err(bad) => {
+                tracing::warn!(event = event_id, why = %bad.why, "a phone number event could not be read");
+                problems.push(format!(
+                    "a phone number event could not be read: {}",
+                    bad.why
+                ));
+                continue;
+            }
+        };
+        store.set_number_health(
+            &crate::store::NumberHealth {
+                display_phone_number: e.display_phone_number.clone(),
+                waba_id: e.waba_id.clone(),
+                event: e.event.clone(),
+                messaging_limit: e.limit.clone(),
+                updated_at: e.at.map_or(now, crate::time::from_unix),
+            },
+            Some(event_id),
+        )?;
+        tracing::info!(event = %e.event, limit = e.limit.as_deref().unwrap_or("-"), "Meta reported on a business number");
     }
     Ok(problems)
 }
@@ -382,7 +455,7 @@ pub fn desk_holds(
     use crate::jobs::Hold;
     let health = Health::read(store)?;
     let mut out = Vec::new();
-    if let Some(a) = health.account.as_ref().filter(|a| a.blocks(now)) {
+    if let Some(a) = health.blocked_account(now) {
         out.push(Hold::AccountBlocked {
             reason: a.reason.clone().unwrap_or_else(|| a.event.clone()),
             until: a.until,

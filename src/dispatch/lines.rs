@@ -16,6 +16,8 @@ use crate::whatsapp::Client;
 pub(super) struct Line {
     /// The number's config name.
     pub(super) name: String,
+    /// Its business account: a restriction of that account stops this line alone.
+    pub(super) waba_id: String,
     pub(super) client: Client,
     pub(super) limiter: Arc<Pacer>,
     pub(super) rate: u32,
@@ -40,6 +42,7 @@ pub(super) fn lines_for(config: &Config, client: Client) -> Result<Vec<Arc<Line>
     let line = |number: &Number, client: Client, scope: ClaimScope| {
         Arc::new(Line {
             name: number.name.clone(),
+            waba_id: number.waba_id.clone(),
             client,
             limiter: Arc::new(Pacer::new(number.rate_limit_per_sec)),
             rate: number.rate_limit_per_sec,

@@ -221,9 +221,21 @@ impl Dispatcher {
             .await?;
         let health = Arc::new(self.blocking(|s| health::Health::read(s)).await?);
         health::publish(&self.config, &health, now);
-        if let Some(why) = health.account_block(now) {
-            report.held.push(why.clone());
-            report.blocked = Some(why);
+        // A restricted or disabled business account stops its own numbers; the others send.
+        let blocked: Vec<Option<String>> = self
+            .lines
+            .iter()
+            .map(|l| health.account_block_for(&l.waba_id, now))
+            .collect();
+        for why in blocked.iter().flatten() {
+            if !report.held.contains(why) {
+                report.held.push(why.clone());
+            }
+        }
+        if let Some(Some(why)) = blocked.iter().find(|b| b.is_some())
+            && blocked.iter().all(Option::is_some)
+        {
+            report.blocked = Some(why.clone());
             return Ok(report);
         }
 
@@ -249,12 +261,13 @@ impl Dispatcher {
                 LineRun {
                     line: Arc::clone(line),
                     share,
+                    // A blocked account's line claims nothing this run.
+                    drained: health.account_block_for(&line.waba_id, now).is_some(),
                     // Refill when a quarter of the slots are free: a continuous pipeline keeps
                     // the API busy (waiting for whole batches loses each batch's tail), while
                     // claims stay batched.
                     refill: (share / 8).max(1),
                     held: 0,
-                    drained: false,
                     armed: Arc::new(Semaphore::new(armed_for(line.rate))),
                 }
             })

@@ -1325,6 +1325,58 @@ async fn push_faults(State(sh): State<Arc<Shared>>, body: Bytes) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `GET /{version}/{phone_number_id}`: the number's standing, as its own token reads it; only
+/// the `fields` asked for (and `id`), as the Graph API answers.
+pub(crate) fn phone_number(
+    line: super::Line<'_>,
+    version: &str,
+    fields: Option<&String>,
+    headers: &HeaderMap,
+) -> Response {
+    if !authorized(headers, line.access_token) {
+        return unauthorized();
+    }
+    if !valid_version(version) {
+        return bad_version(version).into_response();
+    }
+    let level = if line.max_per_sec.is_some_and(|m| m > 80) {
+        "HIGH"
+    } else {
+        "STANDARD"
+    };
+    let all = json!({
+        "display_phone_number": format!("+{}", line.display_phone_number),
+        "verified_name": "Sim Clinic",
+        "quality_rating": line.quality_rating,
+        "throughput": { "level": level },
+        "whatsapp_business_manager_messaging_limit": line.messaging_limit,
+        "code_verification_status": "VERIFIED",
+        "platform_type": "CLOUD_API",
+    });
+    let mut out = serde_json::Map::new();
+    out.insert("id".into(), json!(line.phone_number_id));
+    let wanted: Vec<&str> = fields.map_or_else(
+        || vec!["display_phone_number", "verified_name", "quality_rating"],
+        |f| f.split(',').map(str::trim).collect(),
+    );
+    for f in wanted {
+        match all.get(f) {
+            Some(v) => {
+                out.insert(f.to_string(), v.clone());
+            }
+            None if f == "id" => {}
+            None => {
+                return GraphError::new(
+                    100,
+                    format!("(#100) Tried accessing nonexisting field ({f}) on node type (WhatsAppBusinessPhoneNumber)"),
+                )
+                .into_response();
+            }
+        }
+    }
+    axum::Json(Value::Object(out)).into_response()
+}
+
 /// `?to=` names the business number the patient writes to (default: the main one).
 #[derive(Deserialize)]
 struct ReplyTo {

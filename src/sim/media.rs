@@ -156,8 +156,12 @@ impl Sim {
 pub(crate) async fn media_url(
     State(sh): State<Arc<Shared>>,
     Path((version, node)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(line) = sh.config.line(&node) {
+        return super::api::phone_number(line, &version, q.get("fields"), &headers);
+    }
     if !authorized(&headers, &sh.config.access_token) {
         return unauthorized();
     }

@@ -114,6 +114,11 @@ pub struct SimConfig {
     /// Further business numbers served beside the one above, each with its own throughput
     /// window and pair limit, as Meta keeps them per number.
     pub numbers: Vec<SimNumber>,
+    /// The main number's `quality_rating` (`GREEN`, `YELLOW`, `RED`), read on
+    /// `GET /{version}/{phone_number_id}`.
+    pub quality_rating: String,
+    /// The main number's business portfolio messaging limit (`TIER_2K`, ...).
+    pub messaging_limit: String,
 }
 
 /// A further business number the simulator serves.
@@ -129,6 +134,28 @@ pub struct SimNumber {
     pub access_token: String,
     /// Accepted sends allowed in any sliding second on this number; beyond it 130429.
     pub max_per_sec: Option<u32>,
+    /// Its `quality_rating`.
+    pub quality_rating: String,
+    /// Its business portfolio's messaging limit.
+    pub messaging_limit: String,
+}
+
+impl SimNumber {
+    /// A number with this id and token, in its own business account, rated GREEN.
+    pub fn new(phone_number_id: &str, access_token: &str) -> Self {
+        Self {
+            phone_number_id: phone_number_id.into(),
+            waba_id: format!("9{}", phone_number_id.get(1..).unwrap_or_default()),
+            display_phone_number: format!(
+                "1555{}",
+                &phone_number_id[phone_number_id.len().saturating_sub(7)..]
+            ),
+            access_token: access_token.into(),
+            max_per_sec: None,
+            quality_rating: "GREEN".into(),
+            messaging_limit: "TIER_2K".into(),
+        }
+    }
 }
 
 impl fmt::Debug for SimNumber {
@@ -139,6 +166,8 @@ impl fmt::Debug for SimNumber {
             .field("display_phone_number", &self.display_phone_number)
             .field("access_token", &"<redacted>")
             .field("max_per_sec", &self.max_per_sec)
+            .field("quality_rating", &self.quality_rating)
+            .field("messaging_limit", &self.messaging_limit)
             .finish()
     }
 }
@@ -151,6 +180,8 @@ pub(crate) struct Line<'a> {
     pub(crate) display_phone_number: &'a str,
     pub(crate) access_token: &'a str,
     pub(crate) max_per_sec: Option<u32>,
+    pub(crate) quality_rating: &'a str,
+    pub(crate) messaging_limit: &'a str,
 }
 
 impl SimConfig {
@@ -162,6 +193,8 @@ impl SimConfig {
             display_phone_number: &self.display_phone_number,
             access_token: &self.access_token,
             max_per_sec: self.max_per_sec,
+            quality_rating: &self.quality_rating,
+            messaging_limit: &self.messaging_limit,
         }
     }
 
@@ -179,6 +212,8 @@ impl SimConfig {
                 display_phone_number: &n.display_phone_number,
                 access_token: &n.access_token,
                 max_per_sec: n.max_per_sec,
+                quality_rating: &n.quality_rating,
+                messaging_limit: &n.messaging_limit,
             })
     }
 }
@@ -205,6 +240,8 @@ impl Default for SimConfig {
             msg91: SimMsg91::default(),
             msg91_report_url: None,
             numbers: Vec::new(),
+            quality_rating: "GREEN".into(),
+            messaging_limit: "TIER_2K".into(),
         }
     }
 }
@@ -232,6 +269,8 @@ impl fmt::Debug for SimConfig {
             .field("msg91", &self.msg91)
             .field("msg91_report_url", &self.msg91_report_url)
             .field("numbers", &self.numbers)
+            .field("quality_rating", &self.quality_rating)
+            .field("messaging_limit", &self.messaging_limit)
             .finish()
     }
 }

@@ -61,9 +61,12 @@ pub struct TemplateUpdate<'a> {
 /// an event that named no language, which would otherwise keep every language stopped.
 const RELEASING: &[&str] = &["APPROVED", "REINSTATED"];
 
-/// The account's standing (`account_health`).
+/// A business account's standing (`account_health`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountHealth {
+    /// The WhatsApp Business Account (`""`: an event that named none, which stops every
+    /// number).
+    pub waba_id: String,
     /// The last event that changed it.
     pub event: String,
     /// Sending must stop.
@@ -73,6 +76,21 @@ pub struct AccountHealth {
     /// When a restriction ends, when Meta said.
     pub until: Option<DateTime<Utc>>,
     /// When it was recorded.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A business number's standing as Meta last reported it (`number_health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberHealth {
+    /// The number as Meta shows it (digits).
+    pub display_phone_number: String,
+    /// The business account the event came in.
+    pub waba_id: Option<String>,
+    /// The last event: `THROUGHPUT_UPGRADE`, `FLAGGED`, `DOWNGRADE`, ...
+    pub event: String,
+    /// The messaging limit Meta last gave (`TIER_250` ... `TIER_UNLIMITED`).
+    pub messaging_limit: Option<String>,
+    /// When Meta says it happened (else when it arrived).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -178,9 +196,12 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records the account's standing after an event that changes it.
+    /// Records business account `waba_id`'s standing after an event that changes it (`""`:
+    /// the event named no account).
+    #[allow(clippy::too_many_arguments)]
     pub fn set_account_health(
         &mut self,
+        waba_id: &str,
         event: &str,
         blocked: bool,
         reason: &str,
@@ -188,9 +209,9 @@ impl Store {
         event_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached("INSERT INTO account_health (id, event, blocked, reason, until_at, event_id, updated_at)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (id) DO UPDATE SET event = ?1, blocked = ?2, reason = ?3, until_at = ?4,
+        self.conn.prepare_cached("INSERT INTO account_health (waba_id, event, blocked, reason, until_at, event_id, updated_at)
+             VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (waba_id) DO UPDATE SET event = ?1, blocked = ?2, reason = ?3, until_at = ?4,
                 event_id = ?5, updated_at = ?6")?
             .execute(
             params![
@@ -199,30 +220,73 @@ impl Store {
                 reason,
                 until.map(|t| t.timestamp()),
                 event_id,
-                now.timestamp()
+                now.timestamp(),
+                waba_id
             ],
         )?;
         Ok(())
     }
 
-    /// The account's standing, if Meta ever reported on it.
-    pub fn account_health(&self) -> Result<Option<AccountHealth>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT event, blocked, reason, until_at, updated_at FROM account_health WHERE id = 1")?
-            .query_row(
-                [],
-                |r| {
-                    Ok(AccountHealth {
-                        event: r.get(0)?,
-                        blocked: r.get(1)?,
-                        reason: r.get(2)?,
-                        until: when(r.get(3)?),
-                        updated_at: crate::time::from_unix(r.get(4)?),
-                    })
-                },
-            )
-            .optional()?)
+    /// Each business account's standing Meta reported on, by account id.
+    pub fn account_health(&self) -> Result<Vec<AccountHealth>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT waba_id, event, blocked, reason, until_at, updated_at FROM account_health ORDER BY waba_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AccountHealth {
+                waba_id: r.get(0)?,
+                event: r.get(1)?,
+                blocked: r.get(2)?,
+                reason: r.get(3)?,
+                until: when(r.get(4)?),
+                updated_at: crate::time::from_unix(r.get(5)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a business number's standing from a `phone_number_quality_update`; an event
+    /// older than the one recorded changes nothing (Meta retries out of order).
+    pub fn set_number_health(
+        &mut self,
+        n: &NumberHealth,
+        event_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO number_health (display_phone_number, waba_id, event, messaging_limit, event_id, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (display_phone_number) DO UPDATE SET waba_id = coalesce(?2, waba_id), event = ?3,
+                    messaging_limit = coalesce(?4, messaging_limit), event_id = ?5, updated_at = ?6
+                 WHERE number_health.updated_at <= ?6",
+            )?
+            .execute(params![
+                n.display_phone_number,
+                n.waba_id,
+                n.event,
+                n.messaging_limit,
+                event_id,
+                n.updated_at.timestamp()
+            ])?;
+        Ok(())
+    }
+
+    /// Every business number Meta reported on, by its display number.
+    pub fn number_health(&self) -> Result<Vec<NumberHealth>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT display_phone_number, waba_id, event, messaging_limit, updated_at FROM number_health
+             ORDER BY display_phone_number",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(NumberHealth {
+                display_phone_number: r.get(0)?,
+                waba_id: r.get(1)?,
+                event: r.get(2)?,
+                messaging_limit: r.get(3)?,
+                updated_at: crate::time::from_unix(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Pending messages held because their template cannot be used, per template key.
@@ -438,11 +502,12 @@ mod tests {
     }
 
     #[test]
-    fn the_account_row_is_one_and_a_passed_restriction_no_longer_blocks() {
+    fn an_accounts_row_is_one_per_business_account_and_a_passed_restriction_no_longer_blocks() {
         let (_dir, mut store) = store();
-        assert_eq!(store.account_health().expect("read"), None);
+        assert_eq!(store.account_health().expect("read"), Vec::new());
         store
             .set_account_health(
+                "1",
                 "ACCOUNT_RESTRICTION",
                 true,
                 "restricted",
@@ -451,17 +516,52 @@ mod tests {
                 at(0),
             )
             .expect("set");
-        let h = store.account_health().expect("read").expect("row");
-        assert!(h.blocks(at(10)) && !h.blocks(at(3601)));
+        let rows = store.account_health().expect("read");
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].blocks(at(10)) && !rows[0].blocks(at(3601)));
         store
-            .set_account_health("ACCOUNT_RESTRICTION", false, "lifted", None, None, at(20))
+            .set_account_health("2", "DISABLED_UPDATE", true, "disabled", None, None, at(5))
             .expect("set");
-        assert!(
-            !store
-                .account_health()
-                .expect("read")
-                .expect("row")
-                .blocks(at(21))
-        );
+        store
+            .set_account_health(
+                "1",
+                "ACCOUNT_RESTRICTION",
+                false,
+                "lifted",
+                None,
+                None,
+                at(20),
+            )
+            .expect("set");
+        let rows = store.account_health().expect("read");
+        assert_eq!(rows.len(), 2, "one row per account");
+        assert!(!rows[0].blocks(at(21)), "account 1 lifted");
+        assert!(rows[1].blocks(at(21)), "account 2 still disabled");
+    }
+
+    #[test]
+    fn a_numbers_standing_keeps_the_newest_event_and_its_last_limit() {
+        let (_dir, mut store) = store();
+        let event = |e: &str, limit: Option<&str>, t: i64| NumberHealth {
+            display_phone_number: "15550000001".into(),
+            waba_id: Some("4".into()),
+            event: e.into(),
+            messaging_limit: limit.map(str::to_string),
+            updated_at: at(t),
+        };
+        store
+            .set_number_health(&event("ONBOARDING", Some("TIER_250"), 10), None)
+            .expect("set");
+        store
+            .set_number_health(&event("THROUGHPUT_UPGRADE", None, 30), None)
+            .expect("set");
+        // A retried older event changes nothing.
+        store
+            .set_number_health(&event("FLAGGED", Some("TIER_50"), 20), None)
+            .expect("set");
+        let rows = store.number_health().expect("read");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].event, "THROUGHPUT_UPGRADE");
+        assert_eq!(rows[0].messaging_limit.as_deref(), Some("TIER_250"));
     }
 }

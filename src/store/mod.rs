@@ -64,7 +64,7 @@ pub use feedback::{ScoreRecord, ScoreStored};
 pub use feeds::{
     FeedCounts, FeedMessage, FeedStatus, MessageState, Received, SlotChange, SourceUpdate, SyncEnd,
 };
-pub use health::{AccountHealth, TEMPLATE_HOLD, TemplateHealth, TemplateUpdate};
+pub use health::{AccountHealth, NumberHealth, TEMPLATE_HOLD, TemplateHealth, TemplateUpdate};
 pub use identity::{NumberChange, NumberChangeRecord};
 pub use import_digest::{ImportReader, KnownRow, RowDigest};
 pub use inbound::{
@@ -92,7 +92,7 @@ pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImp
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 14;
+pub const SCHEMA_VERSION: i64 = 15;
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -122,6 +122,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/012-privacy.sql"),
     include_str!("../../migrations/013-performance.sql"),
     include_str!("../../migrations/014-import-digest.sql"),
+    include_str!("../../migrations/015-numbers.sql"),
 ];
 
 /// Prepared statements kept per connection (the webhook path uses about twenty, an import a

@@ -15,6 +15,26 @@ pub struct Events {
     pub templates: Vec<Result<TemplateEvent, Unreadable>>,
     /// `account_update` events.
     pub account: Vec<Result<AccountEvent, Unreadable>>,
+    /// `phone_number_quality_update` events: one business number's standing.
+    pub numbers: Vec<Result<NumberEvent, Unreadable>>,
+}
+
+/// One `phone_number_quality_update` event: a business number's messaging limit or
+/// throughput changed, or Meta flagged its quality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberEvent {
+    /// The number as Meta shows it (`display_phone_number`, digits).
+    pub display_phone_number: String,
+    /// The `event`, upper case: `THROUGHPUT_UPGRADE`, `FLAGGED`, `UNFLAGGED`, `UPGRADE`,
+    /// `DOWNGRADE`, `ONBOARDING`, ...
+    pub event: String,
+    /// The messaging limit it reports: `max_daily_conversations_per_business` (the business
+    /// portfolio's, since 2025-10-07), else the older `current_limit`.
+    pub limit: Option<String>,
+    /// The business account it came in (the entry's `id`).
+    pub waba_id: Option<String>,
+    /// When (the entry's `time`, Unix seconds).
+    pub at: Option<i64>,
 }
 
 /// Which template an event is about, as Meta names it.
@@ -83,6 +103,8 @@ pub struct AccountEvent {
     pub event: String,
     /// What it means for sending.
     pub effect: AccountEffect,
+    /// The business account it is about (the entry's `id`); `None`: the entry named none.
+    pub waba_id: Option<String>,
 }
 
 /// What an account event means for a sender of business-initiated messages.
@@ -113,6 +135,7 @@ pub enum AccountEffect {
 pub(super) fn read_change(
     change: &Value,
     entry_time: Option<i64>,
+    entry_id: Option<&str>,
     items: &mut WebhookItems,
 ) -> bool {
     let field = change.get("field").and_then(Value::as_str);
@@ -134,7 +157,17 @@ pub(super) fn read_change(
                     e
                 }),
             ),
-        Some("account_update") => items.events.account.push(read_account(value)),
+        Some("account_update") => items.events.account.push(read_account(value).map(|mut e| {
+            e.waba_id = entry_id.map(str::to_string);
+            e
+        })),
+        Some("phone_number_quality_update") => {
+            items.events.numbers.push(read_number(value).map(|mut e| {
+                e.waba_id = entry_id.map(str::to_string);
+                e.at = entry_time;
+                e
+            }));
+        }
         _ => {}
     }
     true
@@ -324,7 +357,35 @@ fn read_account(v: &Value) -> Result<AccountEvent, Unreadable> {
             reason: format!("account event {other}"),
         },
     };
-    Ok(AccountEvent { event, effect })
+    Ok(AccountEvent {
+        event,
+        effect,
+        waba_id: None,
+    })
+}
+
+/// Reads a `phone_number_quality_update` value.
+fn read_number(v: &Value) -> Result<NumberEvent, Unreadable> {
+    let bad = |why: &str| Unreadable {
+        id: text(v, "display_phone_number"),
+        from: None,
+        kind: text(v, "event"),
+        why: why.to_string(),
+    };
+    if !v.is_object() {
+        return Err(bad("the value is not an object"));
+    }
+    let display_phone_number =
+        text(v, "display_phone_number").ok_or_else(|| bad("display_phone_number is missing"))?;
+    let event = upper(v, "event").ok_or_else(|| bad("event is missing"))?;
+    Ok(NumberEvent {
+        display_phone_number,
+        event,
+        limit: upper(v, "max_daily_conversations_per_business")
+            .or_else(|| upper(v, "current_limit")),
+        waba_id: None,
+        at: None,
+    })
 }
 
 #[cfg(test)]
@@ -465,6 +526,42 @@ mod tests {
             ),
             AccountEffect::Note { .. }
         ));
+    }
+
+    #[test]
+    fn a_numbers_event_names_its_number_account_limit_and_time() {
+        let raw = r#"{"object":"whatsapp_business_account","entry":[{"id":"400000000000004","time":1764500000,"changes":[
+            {"field":"phone_number_quality_update","value":{"display_phone_number":"15550783881","event":"throughput_upgrade","current_limit":"TIER_UNLIMITED"}},
+            {"field":"phone_number_quality_update","value":{"display_phone_number":"15550783882","event":"DOWNGRADE","old_limit":"TIER_10K","current_limit":"TIER_2K","max_daily_conversations_per_business":"TIER_2K"}},
+            {"field":"phone_number_quality_update","value":{"event":"FLAGGED"}}]}]}"#;
+        let items = read_webhook(raw).expect("json");
+        assert_eq!(items.events.numbers.len(), 3);
+        let first = items.events.numbers[0].as_ref().expect("readable");
+        assert_eq!(
+            first,
+            &NumberEvent {
+                display_phone_number: "15550783881".into(),
+                event: "THROUGHPUT_UPGRADE".into(),
+                limit: Some("TIER_UNLIMITED".into()),
+                waba_id: Some("400000000000004".into()),
+                at: Some(1_764_500_000),
+            }
+        );
+        // The portfolio's limit is preferred to the older per-number field.
+        let second = items.events.numbers[1].as_ref().expect("readable");
+        assert_eq!(second.limit.as_deref(), Some("TIER_2K"));
+        let bad = items.events.numbers[2].as_ref().expect_err("no number");
+        assert!(bad.why.contains("display_phone_number"), "{bad:?}");
+    }
+
+    #[test]
+    fn an_account_event_names_the_business_account_it_came_in() {
+        let raw = r#"{"object":"whatsapp_business_account","entry":[{"id":"400000000000004","changes":[
+            {"field":"account_update","value":{"event":"DISABLED_UPDATE","ban_info":{"waba_ban_state":["DISABLE"]}}}]}]}"#;
+        let items = read_webhook(raw).expect("json");
+        let e = items.events.account[0].as_ref().expect("readable");
+        assert_eq!(e.waba_id.as_deref(), Some("400000000000004"));
+        assert!(matches!(e.effect, AccountEffect::Block { .. }));
     }
 
     #[test]

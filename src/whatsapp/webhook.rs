@@ -48,7 +48,8 @@ pub fn read_webhook(body: &str) -> Result<WebhookItems, String> {
         for change in list(entry.get("changes"), "entry[].changes", &mut items.problems) {
             // Template and account events have their own reader; other fields are only stored.
             let time = entry.get("time").and_then(serde_json::Value::as_i64);
-            if events::read_change(change, time, &mut items) {
+            let id = entry.get("id").and_then(Value::as_str);
+            if events::read_change(change, time, id, &mut items) {
                 continue;
             }
             let Some(value) = change.get("value") else {

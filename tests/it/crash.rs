@@ -9,7 +9,8 @@
 //! Slots open for the waitlist (before the run and during it), so kills also land in offer
 //! rounds: every offer is made once, and its message reaches the API exactly once. Some visits
 //! ended a few hours ago and a feedback rule asks about them: feedback requests go through the
-//! same dispatch, so kills land on them too, and each reaches the API exactly once.
+//! same dispatch, so kills land on them too, and each reaches the API exactly once. A second
+//! test kills a daemon sending from two WhatsApp numbers (one clinic each).
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -112,6 +113,11 @@ impl Rng {
 }
 
 fn start(env: &Env, port: u16, api: &str, run: usize) -> Child {
+    start_with(env, port, api, run, &[])
+}
+
+/// As [`start`], with `extra` in the daemon's environment (a number's own token).
+fn start_with(env: &Env, port: u16, api: &str, run: usize, extra: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(env.path(&format!("daemon-{run}.log"))).expect("log");
     Command::new(env!("CARGO_BIN_EXE_reminderd"))
         .arg("--config")
@@ -122,6 +128,7 @@ fn start(env: &Env, port: u16, api: &str, run: usize) -> Child {
         .env("WHATSAPP_APP_SECRET", SECRET)
         .env("WHATSAPP_VERIFY_TOKEN", "verify")
         .env("REMINDERD_API_BASE", api)
+        .envs(extra.iter().copied())
         .env_remove("RUST_LOG")
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
@@ -564,4 +571,151 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     {
         println!("  retried: {row:?}");
     }
+}
+
+/// Several numbers (issue 21): Mumbai sends from the default number and New York from a
+/// second one with its own token, each claiming its own clinic's rows, while the daemon is
+/// killed at random moments. Each reminder reaches the API once, from its clinic's number.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_while_two_numbers_send_never_sends_twice_or_loses_one() {
+    const MUMBAI: usize = 400;
+    const NYC: usize = 200;
+    const KILLS: usize = 6;
+    const B_ID: &str = "300000000000003";
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()) * 2_654_435_761 % 1_000_003 + 7);
+    println!("two-number crash test seed: {seed} (replay with CRASH_SEED={seed})");
+    let mut rng = Rng(seed);
+    let env = Env::new();
+    let port = crate::common::free_port();
+    let config = crate::common::fast_daemon(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+    )
+    .replace("rate_limit_per_sec = 80", "rate_limit_per_sec = 150")
+    .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
+    .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
+    .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
+    .replace("enabled = true", "enabled = false")
+    .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
+    .replacen(
+        "[[rules]]",
+        &format!("[whatsapp.numbers.brand-b]\nphone_number_id = \"{B_ID}\"\nrate_limit_per_sec = 60\nown_token = true\n\n[[rules]]"),
+        1,
+    )
+    .replacen("[clinics.nyc]\n", "[clinics.nyc]\nwhatsapp_number = \"brand-b\"\n", 1);
+    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+
+    // Day-before reminders due 4 hours ago, one a second, at both clinics.
+    let now = reminderd::time::Clock::System.now();
+    let row = |i: usize, clinic: &str| {
+        let start = now + chrono::Duration::hours(20) + chrono::Duration::seconds(i as i64);
+        let (phone, start) = if clinic == "nyc" {
+            (
+                format!("(212) 555-{:04}", i),
+                start
+                    .with_timezone(&chrono_tz::America::New_York)
+                    .naive_local(),
+            )
+        } else {
+            (
+                format!("98{:08}", 10_000_000 + i),
+                start.with_timezone(&chrono_tz::Asia::Kolkata).naive_local(),
+            )
+        };
+        format!(
+            "{clinic}{i},{clinic}P{i},Patient {i},{phone},en,{},{},15,,{clinic},booked",
+            start.format("%Y-%m-%d"),
+            start.format("%H:%M")
+        )
+    };
+    let rows: Vec<String> = (0..MUMBAI)
+        .map(|i| row(i, "mumbai"))
+        .chain((0..NYC).map(|i| row(i, "nyc")))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let r = env.import("two.csv", &csv(&rows), &[]).expect(0).json();
+    assert_eq!(r["new"], MUMBAI + NYC, "{r}");
+
+    let parsed =
+        reminderd::config::Config::from_toml(&config, &env.path("reminders.toml")).expect("config");
+    let sim = Sim::start(SimConfig {
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
+        app_secret: Some(SECRET.into()),
+        pair_limit: None,
+        latency: Duration::from_millis(20),
+        templates: reminderd::sim::templates_from_config(&parsed),
+        numbers: vec![reminderd::sim::SimNumber::new(B_ID, "tok-b")],
+        ..sim_config("tok")
+    })
+    .await
+    .expect("sim");
+    let api = sim.base_url();
+    let token = [("REMINDERD_WHATSAPP_TOKEN_BRAND_B", "tok-b")];
+    let total = MUMBAI + NYC;
+    let mut child = start_with(&env, port, &api, 0, &token);
+    for kill in 1..=KILLS {
+        let target = sim.messages().len() + rng.between(20, 100) as usize;
+        let wait_until = tokio::time::Instant::now() + Duration::from_secs(20);
+        while sim.messages().len() < target.min(total) && tokio::time::Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.between(0, 40))).await;
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+        println!(
+            "kill {kill}: {} messages accepted so far",
+            sim.messages().len()
+        );
+        child = start_with(&env, port, &api, kill, &token);
+    }
+    let delivered =
+        || env.count("SELECT count(*) FROM outbox WHERE state IN ('delivered', 'read')");
+    Wait::new(
+        "every reminder on both numbers to be delivered after the kills",
+        Duration::from_secs(90),
+    )
+    .every(Duration::from_millis(200))
+    .context(|| format!("seed {seed}: only {} of {total} delivered", delivered()))
+    .until(|| delivered() == total as i64)
+    .await;
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    // The witness: each row reached the API exactly once, from its clinic's number.
+    let mut sent: HashMap<String, (usize, String)> = HashMap::new();
+    for m in sim.messages() {
+        let e = sent
+            .entry(
+                m.body["biz_opaque_callback_data"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+            .or_insert((0, m.phone_number_id.clone()));
+        e.0 += 1;
+    }
+    let twice: Vec<_> = sent.iter().filter(|(_, (n, _))| *n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "seed {seed}: sent more than once: {twice:?}"
+    );
+    assert_eq!(
+        sent.len(),
+        total,
+        "seed {seed}: every reminder reached the API"
+    );
+    let from_b = sim
+        .messages()
+        .iter()
+        .filter(|m| m.phone_number_id == B_ID)
+        .count();
+    let to_us = sim
+        .messages()
+        .iter()
+        .filter(|m| m.body["to"].as_str().is_some_and(|t| t.starts_with("+1")))
+        .count();
+    assert_eq!(from_b, NYC, "seed {seed}: New York's from brand-b");
+    assert_eq!(to_us, NYC, "seed {seed}: and only New York's");
 }

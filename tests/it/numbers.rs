@@ -21,6 +21,8 @@ const IMPORTED: &str = "2026-11-29T00:00:00Z";
 /// The second number's id, token and name.
 const B_ID: &str = "300000000000003";
 const B_TOKEN: &str = "token-of-brand-b";
+const B_WABA: &str = "400000000000004";
+const B_DISPLAY: &str = "15550000001";
 const MAIN_TOKEN: &str = "test-token";
 
 /// The shipped config with `nyc` sending from `[whatsapp.numbers.brand-b]` (its own token)
@@ -77,11 +79,10 @@ async fn sim(b_window: Option<u32>) -> Sim {
         latency: Duration::from_millis(40),
         pair_limit: None,
         numbers: vec![SimNumber {
-            phone_number_id: B_ID.into(),
-            waba_id: "400000000000004".into(),
-            display_phone_number: "15550000001".into(),
-            access_token: B_TOKEN.into(),
+            waba_id: B_WABA.into(),
+            display_phone_number: B_DISPLAY.into(),
             max_per_sec: b_window,
+            ..SimNumber::new(B_ID, B_TOKEN)
         }],
         ..sim_config(MAIN_TOKEN)
     })
@@ -337,11 +338,9 @@ async fn a_reply_is_about_the_clinics_of_the_number_it_was_written_to() {
         app_secret: Some(crate::webhook::SECRET.into()),
         pair_limit: None,
         numbers: vec![SimNumber {
-            phone_number_id: B_ID.into(),
-            waba_id: "400000000000004".into(),
-            display_phone_number: "15550000001".into(),
-            access_token: B_TOKEN.into(),
-            max_per_sec: None,
+            waba_id: B_WABA.into(),
+            display_phone_number: B_DISPLAY.into(),
+            ..SimNumber::new(B_ID, B_TOKEN)
         }],
         ..sim_config(MAIN_TOKEN)
     })
@@ -415,5 +414,141 @@ async fn a_reply_is_about_the_clinics_of_the_number_it_was_written_to() {
             .as_str()
             .is_some_and(|t| t.contains("confirmed")),
         "{from_main:?}"
+    );
+}
+
+/// `two_numbers`, with brand-b in a business account of its own.
+fn two_accounts(env: &Env) {
+    two_numbers(env, 40, 10);
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    let config = config.replacen(
+        &format!("phone_number_id = \"{B_ID}\"\n"),
+        &format!("phone_number_id = \"{B_ID}\"\nwaba_id = \"{B_WABA}\"\n"),
+        1,
+    );
+    std::fs::write(env.path("reminders.toml"), config).expect("write config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_business_account_stops_its_own_numbers_only() {
+    let env = Env::new();
+    two_accounts(&env);
+    env.import("day.csv", &schedule(3, 2), &["--now", IMPORTED])
+        .expect(0);
+    env.run(&["plan", "--now", NOW]).expect(0);
+    let s = Served::start(env).await;
+    // Meta disables brand-b's business account.
+    let disabled = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": B_WABA, "time": 1_764_500_000, "changes": [{"field": "account_update", "value": {
+            "event": "DISABLED_UPDATE",
+            "ban_info": {"waba_ban_state": ["DISABLE"], "waba_ban_date": "2026-11-30"}
+        }}]}]
+    });
+    assert_eq!(s.post_signed(&disabled).await, 200);
+    let sim = sim(None).await;
+    let report = send(&s.env, &sim).await;
+    // Mumbai's number is in the other account: its reminders go; New York's wait.
+    assert_eq!(report["sent"], 3, "{report}");
+    assert!(report["blocked"].is_null(), "{report}");
+    let held = report["held"].to_string();
+    assert!(
+        held.contains("from business account 400000000000004") && held.contains("disabled"),
+        "{report}"
+    );
+    let got = sim.messages();
+    assert!(got.iter().all(is_mumbai), "nothing from brand-b: {got:?}");
+    assert_eq!(
+        s.count("SELECT count(*) FROM outbox WHERE state = 'pending'"),
+        2,
+        "New York's reminders are held, not dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn numbers_shows_each_numbers_standing_at_meta_and_its_last_webhook() {
+    let env = Env::new();
+    two_accounts(&env);
+    let s = Served::start(env).await;
+    // Meta reports brand-b's throughput upgrade (phone_number_quality_update).
+    let upgrade = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": B_WABA, "time": 1_764_500_000, "changes": [{"field": "phone_number_quality_update", "value": {
+            "display_phone_number": B_DISPLAY,
+            "event": "THROUGHPUT_UPGRADE",
+            "max_daily_conversations_per_business": "TIER_10K"
+        }}]}]
+    });
+    assert_eq!(s.post_signed(&upgrade).await, 200);
+    let sim = Sim::start(SimConfig {
+        numbers: vec![SimNumber {
+            waba_id: B_WABA.into(),
+            display_phone_number: B_DISPLAY.into(),
+            quality_rating: "YELLOW".into(),
+            messaging_limit: "TIER_10K".into(),
+            ..SimNumber::new(B_ID, B_TOKEN)
+        }],
+        ..sim_config(MAIN_TOKEN)
+    })
+    .await
+    .expect("sim");
+    let base = sim.base_url();
+    let e = Arc::clone(&s.env);
+    let run = move |args: &'static [&'static str]| {
+        let e = Arc::clone(&e);
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            e.run_with_env(
+                args,
+                &[
+                    ("REMINDERD_API_BASE", base.as_str()),
+                    ("WHATSAPP_ACCESS_TOKEN", MAIN_TOKEN),
+                    ("REMINDERD_WHATSAPP_TOKEN_BRAND_B", B_TOKEN),
+                ],
+            )
+        })
+    };
+    let listed = run(&["numbers", "--json"])
+        .await
+        .expect("join")
+        .expect(0)
+        .json();
+    let rows = listed.as_array().expect("array");
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert_eq!(rows[0]["number"], "default");
+    assert_eq!(rows[0]["clinics"], serde_json::json!(["apia", "mumbai"]));
+    assert_eq!(rows[0]["standing"]["quality_rating"], "GREEN");
+    assert!(rows[0]["last_event"].is_null());
+    assert_eq!(rows[1]["number"], "brand-b");
+    assert_eq!(rows[1]["waba_id"], B_WABA);
+    assert_eq!(rows[1]["clinics"], serde_json::json!(["nyc"]));
+    assert_eq!(rows[1]["standing"]["quality_rating"], "YELLOW");
+    assert_eq!(rows[1]["standing"]["messaging_limit"], "TIER_10K");
+    assert_eq!(rows[1]["last_event"]["event"], "THROUGHPUT_UPGRADE");
+    assert_eq!(rows[1]["last_event"]["messaging_limit"], "TIER_10K");
+    let text = run(&["numbers"]).await.expect("join").expect(0).stdout;
+    assert!(
+        text.contains(
+            "brand-b (phone number id 300000000000003, account 400000000000004): 10 msg/s, for nyc"
+        ) && text.contains("quality YELLOW, throughput STANDARD, messaging limit TIER_10K")
+            && text.contains("last webhook: THROUGHPUT_UPGRADE, limit TIER_10K"),
+        "{text}"
+    );
+    // Templates are approved per business account: each account's catalogue is checked.
+    let checked = run(&["templates", "check", "--json"])
+        .await
+        .expect("join")
+        .expect(0)
+        .json();
+    let accounts: std::collections::BTreeSet<String> = checked
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|l| l["account"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        accounts.into_iter().collect::<Vec<_>>(),
+        vec!["102290129340398".to_string(), B_WABA.to_string()],
+        "{checked}"
     );
 }

@@ -239,3 +239,29 @@ fn a_migration_that_would_leave_a_broken_reference_changes_nothing() {
         .expect("version");
     assert_eq!(version, 5);
 }
+
+/// Schema 15 keeps an account's standing per business account: the one row a schema-14
+/// database had (an event that named no account) becomes the row '' and still stops every
+/// number.
+#[test]
+fn schema_15_keeps_the_old_account_row_as_one_that_stops_every_number() {
+    let env = Env::new();
+    let path = fixture_db(&env, 14);
+    Connection::open(&path)
+        .and_then(|c| {
+            c.execute_batch(
+                "INSERT INTO account_health (id, event, blocked, reason, until_at, event_id, updated_at)
+                 VALUES (1, 'DISABLED_UPDATE', 1, 'Meta disabled the WhatsApp Business account', NULL, NULL, 1764500000);",
+            )
+        })
+        .expect("a v14 account row");
+    let store = Store::open(&path).expect("migrate");
+    let rows = store.account_health().expect("read");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].waba_id, "");
+    assert_eq!(rows[0].event, "DISABLED_UPDATE");
+    let health = reminderd::dispatch::health::Health::read(&store).expect("health");
+    let now = reminderd::time::Clock::System.now();
+    assert!(health.account_block_for("102290129340398", now).is_some());
+    assert!(health.account_block_for("400000000000004", now).is_some());
+}

@@ -67,7 +67,7 @@ fn health(status: Option<&str>, category: Option<&str>, language: &str) -> Templ
 fn with(t: TemplateHealth) -> Health {
     Health {
         templates: vec![t],
-        account: None,
+        accounts: Vec::new(),
     }
 }
 
@@ -160,18 +160,46 @@ fn a_blocked_account_stops_until_lifted_or_its_end() {
     let mut h = Health::default();
     let now = utc("2026-11-26T02:31:00Z");
     assert_eq!(h.account_block(now), None);
-    h.account = Some(AccountHealth {
+    h.accounts = vec![AccountHealth {
+        waba_id: String::new(),
         event: "ACCOUNT_RESTRICTION".into(),
         blocked: true,
         reason: Some("restricted".into()),
         until: Some(utc("2026-11-26T06:00:00Z")),
         updated_at: now,
-    });
+    }];
     assert!(
         h.account_block(now)
             .is_some_and(|w| w.contains("restricted"))
     );
+    // An event that named no account stops every account's numbers.
+    assert!(h.account_block_for("102290129340398", now).is_some());
     assert_eq!(h.account_block(utc("2026-11-26T06:00:01Z")), None);
+}
+
+#[test]
+fn a_restricted_business_account_stops_its_own_numbers_only() {
+    let now = utc("2026-11-26T02:31:00Z");
+    let h = Health {
+        accounts: vec![AccountHealth {
+            waba_id: "400000000000004".into(),
+            event: "DISABLED_UPDATE".into(),
+            blocked: true,
+            reason: Some("Meta disabled the WhatsApp Business account".into()),
+            until: None,
+            updated_at: now,
+        }],
+        ..Health::default()
+    };
+    let why = h
+        .account_block_for("400000000000004", now)
+        .expect("blocked");
+    assert!(
+        why.contains("from business account 400000000000004") && why.contains("disabled"),
+        "{why}"
+    );
+    assert_eq!(h.account_block_for("102290129340398", now), None);
+    assert!(h.account_block(now).is_some(), "the desk still says so");
 }
 
 #[test]
