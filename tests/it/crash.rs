@@ -613,7 +613,7 @@ async fn sigkill_while_two_numbers_send_never_sends_twice_or_loses_one() {
         let start = now + chrono::Duration::hours(20) + chrono::Duration::seconds(i as i64);
         let (phone, start) = if clinic == "nyc" {
             (
-                format!("(212) 555-{:04}", i),
+                format!("(212) 555-{i:04}"),
                 start
                     .with_timezone(&chrono_tz::America::New_York)
                     .naive_local(),
