@@ -248,7 +248,8 @@ CREATE INDEX replies_received ON replies (received_at);
 -- The file a patient sent (a photo, voice note, video, document or sticker): WhatsApp's media
 -- id and what the webhook said of the file. The bytes are never stored: the desk fetches them
 -- through the Cloud API when staff open them, and this row goes with its reply. The caption is
--- the reply's text.
+-- the reply's text. phone_number_id (schema 15, added last as SQLite writes an added column):
+-- the business number it was sent to, whose token fetches it.
 CREATE TABLE reply_media (
     reply_id   INTEGER PRIMARY KEY REFERENCES replies(id) ON DELETE CASCADE,
     media_id   TEXT NOT NULL,         -- the Cloud API's id (downloadable about 30 days)
@@ -256,7 +257,7 @@ CREATE TABLE reply_media (
     sha256     TEXT,                  -- as the webhook gave it (base64); checked on download
     filename   TEXT,                  -- a document's name on the patient's phone
     voice      INTEGER NOT NULL DEFAULT 0 CHECK (voice IN (0, 1))  -- a recorded voice note
-);
+, phone_number_id TEXT);
 
 -- Staff who sign in to /desk. Passwords are argon2id PHC strings, never the password.
 -- disabled_at: set by `reminderd user disable` (NULL: may sign in). The table is written as
@@ -402,9 +403,12 @@ CREATE TABLE backups (
 CREATE INDEX backups_taken ON backups (taken_at);
 
 -- What Meta said of each template (message_template_status_update, _quality_update and
--- template_category_update webhooks), per name and language ('' when the event named none).
--- Dispatch holds messages whose template is paused, disabled, rejected or now marketing.
+-- template_category_update webhooks), per business account, name and language ('' when the
+-- event named none: such a row concerns the template in every account). Dispatch holds
+-- messages whose template is paused, disabled, rejected or now marketing in their number's
+-- account.
 CREATE TABLE template_health (
+    waba_id            TEXT NOT NULL DEFAULT '',  -- the business account; '' when the event named none
     name               TEXT NOT NULL,      -- the template's name at Meta
     language           TEXT NOT NULL DEFAULT '',
     status             TEXT,               -- APPROVED, PAUSED, DISABLED, REJECTED, FLAGGED, ...
@@ -415,7 +419,7 @@ CREATE TABLE template_health (
     reason             TEXT,               -- Meta's reason, as given
     event_id           INTEGER REFERENCES inbound_events(id),
     updated_at         INTEGER NOT NULL,
-    PRIMARY KEY (name, language)
+    PRIMARY KEY (waba_id, name, language)
 ) WITHOUT ROWID;
 
 -- Each WhatsApp Business account's standing (account_update webhooks): a row per account,

@@ -273,6 +273,9 @@ pub async fn run(
             config: Arc::clone(&shared.config),
             clock: opts.clock,
             whatsapp_token: Some(Arc::new(opts.secrets.access_token.clone())),
+            number_tokens: Arc::new(crate::secrets::number_tokens(&config, |k| {
+                std::env::var(k).ok()
+            })?),
         },
         None,
         desk_extra,

@@ -155,6 +155,27 @@ pub fn number_token(name: &str) -> NamedSecret {
     }
 }
 
+/// The own tokens of the config's numbers that have one (`own_token = true`), by phone number
+/// id: what fetches the files patients send to such a number.
+pub fn number_tokens(
+    config: &crate::config::Config,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<std::collections::BTreeMap<String, SecretString>, SecretError> {
+    let mut out = std::collections::BTreeMap::new();
+    for n in config
+        .whatsapp
+        .iter()
+        .flat_map(|w| w.numbers.values())
+        .filter(|n| n.own_token)
+    {
+        out.insert(
+            n.phone_number_id.clone(),
+            number_token(&n.name).load_from(&env)?,
+        );
+    }
+    Ok(out)
+}
+
 impl NamedSecret {
     /// Reads the secret, as [`Secret::load_from`] does.
     pub fn load_from(

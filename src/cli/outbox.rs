@@ -286,7 +286,7 @@ fn templates_check(
                 format!("cannot read the template list of business account {waba}: {e}"),
             )
         })?;
-        check_catalogue(config, health, &remote, several.then_some(waba), &mut lines);
+        check_catalogue(config, health, &remote, (waba, several), &mut lines);
     }
     if json {
         print_json(&lines)?;
@@ -310,7 +310,7 @@ fn check_catalogue(
     config: &Config,
     health: Option<&reminderd::dispatch::health::Health>,
     remote: &[reminderd::whatsapp::RemoteTemplate],
-    account: Option<&String>,
+    (waba, named): (&str, bool),
     lines: &mut Vec<TemplateCheck>,
 ) {
     use reminderd::dispatch::health;
@@ -353,7 +353,7 @@ fn check_catalogue(
                 health::ttl_warnings(config, key, found.and_then(|r| r.message_send_ttl_seconds));
             let mut problem = problem;
             if let Some(h) = health {
-                for e in h.events_for(t, Some(lang)) {
+                for e in h.events_for(t, Some(lang), Some(waba)) {
                     match health::unusable(e) {
                         Some(why) if problem.is_none() => {
                             problem = Some(format!("{why} (webhook of {})", rfc3339(e.updated_at)))
@@ -367,7 +367,7 @@ fn check_catalogue(
                 template: key.clone(),
                 name: t.name.clone(),
                 language: lang.clone(),
-                account: account.cloned(),
+                account: named.then(|| waba.to_string()),
                 status,
                 ok: problem.is_none(),
                 problem,

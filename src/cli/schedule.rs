@@ -222,7 +222,7 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
         let configured = config
             .templates
             .values()
-            .flat_map(|t| health.events_for(t, None))
+            .flat_map(|t| health.events_for(t, None, None))
             .collect::<Vec<_>>();
         let mut seen = std::collections::HashSet::new();
         for h in configured {

@@ -71,6 +71,10 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         clock: Clock::System,
         // Without it the desk works, but cannot open the files patients send.
         whatsapp_token: secrets::ACCESS_TOKEN.load().ok().map(Arc::new),
+        // A number whose token is missing has its files fetched with the main token.
+        number_tokens: Arc::new(
+            secrets::number_tokens(&config_for_sms, |k| std::env::var(k).ok()).unwrap_or_default(),
+        ),
     };
     runtime()?.block_on(async move {
         let listener = bind_server(addr).await?;

@@ -66,6 +66,9 @@ pub struct DeskState {
     /// The Cloud API access token, to fetch the files patients send; `None`: files cannot be
     /// opened (the page says so).
     pub whatsapp_token: Option<Arc<secrecy::SecretString>>,
+    /// The own tokens of numbers in other business accounts, by phone number id: a file sent
+    /// to such a number is fetched with its token.
+    pub number_tokens: Arc<std::collections::BTreeMap<String, secrecy::SecretString>>,
 }
 
 impl DeskState {

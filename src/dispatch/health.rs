@@ -67,22 +67,33 @@ impl Health {
     }
 
     /// Meta's events about config template `t`: in `language`, those for its name in that
-    /// language and those that named none; with `None`, in any language. The one matching the
-    /// dispatcher, the desk's banner, the metric and the commands share.
+    /// language and those that named none; with `None`, in any language; in business account
+    /// `waba`, its own and those that named no account; with `None`, in any account. The one
+    /// matching the dispatcher, the desk's banner, the metric and the commands share.
     pub fn events_for<'a>(
         &'a self,
         t: &'a crate::config::Template,
         language: Option<&'a str>,
+        waba: Option<&'a str>,
     ) -> impl Iterator<Item = &'a TemplateHealth> + 'a {
         self.templates.iter().filter(move |h| {
-            h.name == t.name && language.is_none_or(|l| h.language.is_empty() || h.language == l)
+            h.name == t.name
+                && language.is_none_or(|l| h.language.is_empty() || h.language == l)
+                && waba.is_none_or(|w| h.waba_id.is_empty() || h.waba_id == w)
         })
     }
 
-    /// Why Meta's word stops config template `key` in `language`, if it does.
-    pub fn template_block(&self, config: &Config, key: &str, language: &str) -> Option<String> {
+    /// Why Meta's word stops config template `key` in `language` in business account `waba`,
+    /// if it does.
+    pub fn template_block(
+        &self,
+        config: &Config,
+        key: &str,
+        language: &str,
+        waba: Option<&str>,
+    ) -> Option<String> {
         let t = config.templates.get(key)?;
-        self.events_for(t, Some(language)).find_map(unusable)
+        self.events_for(t, Some(language), waba).find_map(unusable)
     }
 }
 
@@ -209,12 +220,15 @@ pub fn plan(config: &Config, health: &Health, row: &DueRow) -> Plan {
     let Some(key) = row_template(config, row) else {
         return Plan::Send;
     };
-    let Some(why) = health.template_block(config, &key, &row_language(config, row, &key)) else {
+    // Meta stops a template in one business account: the one the row's number is in.
+    let waba = config.number_of(&row.clinic).map(|n| n.waba_id.as_str());
+    let Some(why) = health.template_block(config, &key, &row_language(config, row, &key), waba)
+    else {
         return Plan::Send;
     };
     if let Some(alt) = config.templates.get(&key).and_then(|t| t.alternate.clone())
         && health
-            .template_block(config, &alt, &row_language(config, row, &alt))
+            .template_block(config, &alt, &row_language(config, row, &alt), waba)
             .is_none()
     {
         return Plan::Alternate(alt);
@@ -269,7 +283,11 @@ pub fn publish(config: &Config, health: &Health, now: DateTime<Utc>) {
     let unusable = config
         .templates
         .values()
-        .filter(|t| health.events_for(t, None).any(|h| unusable(h).is_some()))
+        .filter(|t| {
+            health
+                .events_for(t, None, None)
+                .any(|h| unusable(h).is_some())
+        })
         .count();
     metrics::gauge!("reminderd_templates_unusable").set(unusable as f64);
     let blocked = health.account_block(now).is_some();
@@ -412,6 +430,7 @@ fn apply_template(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut u = TemplateUpdate {
+        waba_id: e.waba_id.as_deref().unwrap_or_default(),
         name: &e.template.name,
         language: &e.template.language,
         at: e.at.map(crate::time::from_unix),
@@ -463,7 +482,7 @@ pub fn desk_holds(
     }
     let held = store.template_holds()?;
     for (key, t) in &config.templates {
-        let mine = || health.events_for(t, None);
+        let mine = || health.events_for(t, None, None);
         if let Some(why) = mine().find_map(unusable) {
             out.push(Hold::TemplateStopped {
                 template: key.clone(),

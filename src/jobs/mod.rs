@@ -737,6 +737,7 @@ fn media_record(msg: &crate::whatsapp::InboundMessage) -> Option<crate::store::M
         sha256: m.sha256.as_deref(),
         filename: m.filename.as_deref(),
         voice: m.voice,
+        phone_number_id: msg.to_number.as_deref(),
     })
 }
 

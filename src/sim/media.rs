@@ -44,6 +44,8 @@ pub(crate) struct Stored {
     download_host: Option<String>,
     /// The file name, for a file the client uploaded (`POST /{version}/{node}/media`).
     uploaded_as: Option<String>,
+    /// The token that may read it: its business number's (`None`: the main number's).
+    token: Option<String>,
 }
 
 /// A file the simulator now holds, as a test refers to it.
@@ -93,9 +95,19 @@ impl Shared {
                 sha256_base64,
                 download_host,
                 uploaded_as: None,
+                token: None,
             },
         );
         out
+    }
+
+    /// The token that may read file `id` (`None`: no such file).
+    fn media_token(&self, id: &str) -> Option<String> {
+        self.state().media.get(id).map(|m| {
+            m.token
+                .clone()
+                .unwrap_or_else(|| self.config.access_token.clone())
+        })
     }
 
     /// The type and base64 SHA-256 of a registered file, for the webhook that names it.
@@ -111,6 +123,26 @@ impl Sim {
     /// Holds `bytes` as a file a patient sent; a [`super::Reply::Media`] names it by the id.
     pub fn add_media(&self, bytes: Vec<u8>, mime_type: &str) -> SimMedia {
         self.shared.add_media(Bytes::from(bytes), mime_type, None)
+    }
+
+    /// As [`Sim::add_media`], a file sent to the further number `phone_number_id`: only that
+    /// number's token reads it, as a file belongs to its business account.
+    pub fn add_media_for(
+        &self,
+        phone_number_id: &str,
+        bytes: Vec<u8>,
+        mime_type: &str,
+    ) -> SimMedia {
+        let media = self.shared.add_media(Bytes::from(bytes), mime_type, None);
+        let token = self
+            .shared
+            .config
+            .line(phone_number_id)
+            .map(|l| l.access_token.to_string());
+        if let Some(m) = self.shared.state().media.get_mut(&media.id) {
+            m.token = token;
+        }
+        media
     }
 
     /// As [`Sim::add_media`], but the media endpoint answers a download url on `host` (e.g.
@@ -162,7 +194,12 @@ pub(crate) async fn media_url(
     if let Some(line) = sh.config.line(&node) {
         return super::api::phone_number(line, &version, q.get("fields"), &headers);
     }
-    if !authorized(&headers, &sh.config.access_token) {
+    // A file is read with its business number's token; an unknown one with the main token
+    // is simply not found.
+    let token = sh
+        .media_token(&node)
+        .unwrap_or_else(|| sh.config.access_token.clone());
+    if !authorized(&headers, &token) {
         return unauthorized();
     }
     if !valid_version(&version) {
@@ -197,7 +234,11 @@ pub(crate) async fn download(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&headers, &sh.config.access_token) {
+    let token = q
+        .get("mid")
+        .and_then(|id| sh.media_token(id))
+        .unwrap_or_else(|| sh.config.access_token.clone());
+    if !authorized(&headers, &token) {
         return unauthorized();
     }
     let fresh = q
@@ -335,8 +376,11 @@ pub(crate) async fn upload(
         ));
     }
     let media = sh.add_media(bytes, &mime, None);
+    let owner =
+        (line.phone_number_id != sh.config.phone_number_id).then(|| line.access_token.to_string());
     if let Some(m) = sh.state().media.get_mut(&media.id) {
         m.uploaded_as = Some(filename.unwrap_or_else(|| "file".into()));
+        m.token = owner;
     }
     axum::Json(json!({ "id": media.id })).into_response()
 }

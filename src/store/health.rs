@@ -11,9 +11,12 @@ use super::{Store, StoreError};
 /// counts them by it.
 pub const TEMPLATE_HOLD: &str = "held: Meta ";
 
-/// One template's standing at Meta, per name and language (`""`: the event named none).
+/// One template's standing at Meta, per business account, name and language (`""`: the
+/// event named none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateHealth {
+    /// The business account whose template it is (`""`: every account's).
+    pub waba_id: String,
     /// The template's name at Meta.
     pub name: String,
     /// Its language, or `""`.
@@ -37,6 +40,8 @@ pub struct TemplateHealth {
 /// What one template event changes (absent fields are kept as they were).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateUpdate<'a> {
+    /// The business account the event came in (`""`: it named none).
+    pub waba_id: &'a str,
     /// The template's name at Meta.
     pub name: &'a str,
     /// Its language, or `""`.
@@ -109,7 +114,7 @@ fn update_template(
     event_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
-    let before = template_row(tx, u.name, u.language)?;
+    let before = template_row(tx, u.waba_id, u.name, u.language)?;
     let at = u.at.unwrap_or(now);
     if let Some(b) = before.as_ref().filter(|b| b.updated_at > at) {
         return Ok((before.clone(), b.clone()));
@@ -126,9 +131,9 @@ fn update_template(
         ),
     };
     tx.prepare_cached("INSERT INTO template_health (name, language, status, quality, category, impending_category,
-                                          category_change_at, reason, event_id, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (name, language) DO UPDATE SET
+                                          category_change_at, reason, event_id, updated_at, waba_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (waba_id, name, language) DO UPDATE SET
                 status = coalesce(?3, status), quality = coalesce(?4, quality),
                 category = coalesce(?5, category), impending_category = ?6, category_change_at = ?7,
                 reason = CASE WHEN ?3 IS NOT NULL OR ?8 IS NOT NULL THEN ?8 ELSE reason END,
@@ -144,10 +149,11 @@ fn update_template(
                 change_at,
                 u.reason,
                 event_id,
-                at.timestamp()
+                at.timestamp(),
+                u.waba_id
             ],
         )?;
-    let after = template_row(tx, u.name, u.language)?.ok_or_else(|| {
+    let after = template_row(tx, u.waba_id, u.name, u.language)?.ok_or_else(|| {
         StoreError::Corrupt(format!("template_health row for {} vanished", u.name))
     })?;
     Ok((before, after))
@@ -171,9 +177,10 @@ impl Store {
         let out = update_template(&tx, u, event_id, now)?;
         if !u.language.is_empty()
             && u.status.is_some_and(|s| RELEASING.contains(&s))
-            && template_row(&tx, u.name, "")?.is_some()
+            && template_row(&tx, u.waba_id, u.name, "")?.is_some()
         {
             let all = TemplateUpdate {
+                waba_id: u.waba_id,
                 name: u.name,
                 language: "",
                 status: u.status,
@@ -190,7 +197,7 @@ impl Store {
     /// Every template Meta told us about, by name and language.
     pub fn template_health(&self) -> Result<Vec<TemplateHealth>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {TEMPLATE_COLUMNS} FROM template_health ORDER BY name, language"
+            "SELECT {TEMPLATE_COLUMNS} FROM template_health ORDER BY name, language, waba_id"
         ))?;
         let rows = stmt.query_map([], read_template)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -353,7 +360,7 @@ impl Store {
 }
 
 const TEMPLATE_COLUMNS: &str = "name, language, status, quality, category, impending_category,
-    category_change_at, reason, updated_at";
+    category_change_at, reason, updated_at, waba_id";
 
 fn read_template(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateHealth> {
     Ok(TemplateHealth {
@@ -366,20 +373,22 @@ fn read_template(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateHealth> {
         category_change_at: when(r.get(6)?),
         reason: r.get(7)?,
         updated_at: crate::time::from_unix(r.get(8)?),
+        waba_id: r.get(9)?,
     })
 }
 
 fn template_row(
     conn: &rusqlite::Connection,
+    waba_id: &str,
     name: &str,
     language: &str,
 ) -> Result<Option<TemplateHealth>, StoreError> {
     Ok(conn
         .query_row(
             &format!(
-                "SELECT {TEMPLATE_COLUMNS} FROM template_health WHERE name = ?1 AND language = ?2"
+                "SELECT {TEMPLATE_COLUMNS} FROM template_health WHERE name = ?1 AND language = ?2 AND waba_id = ?3"
             ),
-            [name, language],
+            [name, language, waba_id],
             read_template,
         )
         .optional()?)

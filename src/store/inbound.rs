@@ -88,6 +88,8 @@ pub struct MediaRecord<'a> {
     pub filename: Option<&'a str>,
     /// A recorded voice note.
     pub voice: bool,
+    /// The business number it was sent to (the webhook's `metadata.phone_number_id`).
+    pub phone_number_id: Option<&'a str>,
 }
 
 /// A reply's file as the desk fetches it.
@@ -105,6 +107,8 @@ pub struct StoredMedia {
     pub sha256: Option<String>,
     /// A document's file name.
     pub filename: Option<String>,
+    /// The business number it was sent to, when known: its token fetches it.
+    pub phone_number_id: Option<String>,
 }
 
 /// A reply's file as a page shows it (with [`super::ReplyView`]).
@@ -375,8 +379,8 @@ impl Store {
         let reply_id = tx.last_insert_rowid();
         if let Some(m) = &rec.media {
             tx.prepare_cached(
-                "INSERT INTO reply_media (reply_id, media_id, mime_type, sha256, filename, voice)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO reply_media (reply_id, media_id, mime_type, sha256, filename, voice, phone_number_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 reply_id,
@@ -384,7 +388,8 @@ impl Store {
                 m.mime_type,
                 m.sha256,
                 m.filename,
-                m.voice
+                m.voice,
+                m.phone_number_id
             ])?;
         }
         if res.outcome == R::Applied {
@@ -471,7 +476,7 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT r.id, r.kind, m.media_id, m.mime_type, m.sha256, m.filename
+                "SELECT r.id, r.kind, m.media_id, m.mime_type, m.sha256, m.filename, m.phone_number_id
                  FROM reply_media m JOIN replies r ON r.id = m.reply_id WHERE m.reply_id = ?1",
             )?
             .query_row([reply_id], |r| {
@@ -482,6 +487,7 @@ impl Store {
                     mime_type: r.get(3)?,
                     sha256: r.get(4)?,
                     filename: r.get(5)?,
+                    phone_number_id: r.get(6)?,
                 })
             })
             .optional()?)

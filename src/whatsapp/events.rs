@@ -58,6 +58,8 @@ pub struct TemplateEvent {
     /// When Meta says it happened (Unix seconds): the value's `timestamp`, else the entry's
     /// `time`. Meta retries, so events arrive out of order; this orders them.
     pub at: Option<i64>,
+    /// The business account whose template it is (the entry's `id`).
+    pub waba_id: Option<String>,
 }
 
 /// What Meta changed about a template.
@@ -154,6 +156,7 @@ pub(super) fn read_change(
             .push(
                 read_template(field.unwrap_or_default(), value).map(|mut e| {
                     e.at = value.get("timestamp").and_then(seconds).or(entry_time);
+                    e.waba_id = entry_id.map(str::to_string);
                     e
                 }),
             ),
@@ -256,6 +259,7 @@ fn read_template(field: &str, v: &Value) -> Result<TemplateEvent, Unreadable> {
         template,
         change,
         at: None,
+        waba_id: None,
     })
 }
 

@@ -4,7 +4,7 @@
 //! no longer has, a download address on another host and a visitor who is not signed in each
 //! get a clear answer, never a 500.
 
-use reminderd::sim::{Reply, Sim, SimConfig};
+use reminderd::sim::{Reply, Sim, SimConfig, SimNumber};
 use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 
 use crate::common::{Env, csv, sim_config};
@@ -33,6 +33,16 @@ impl std::ops::Deref for Served {
 
 impl Served {
     async fn start() -> Self {
+        Self::start_with(|c| c, &[], Vec::new()).await
+    }
+
+    /// As [`Served::start`], with `extra` applied to the config, `vars` in the server's
+    /// environment and the simulator serving `numbers` too.
+    async fn start_with(
+        extra: impl FnOnce(String) -> String,
+        vars: &[(&str, &str)],
+        numbers: Vec<SimNumber>,
+    ) -> Self {
         let env = Env::new();
         // The simulator's address goes into the config before the server starts, and the
         // server's webhook address into the simulator's: bind first, serve after.
@@ -55,12 +65,15 @@ impl Served {
                     &format!("api_base = \"{sim_base}\""),
                 );
                 assert!(text.contains(&sim_base), "the config names the simulator");
-                text
+                extra(text)
             })
             .user(USER, PASSWORD)
             .var("WHATSAPP_ACCESS_TOKEN", TOKEN)
             .var("WHATSAPP_APP_SECRET", SECRET)
-            .var("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-media-tests")
+            .var("WHATSAPP_VERIFY_TOKEN", "verify-token-for-desk-media-tests");
+        let desk = vars
+            .iter()
+            .fold(desk, |d, (k, v)| d.var(k, *v))
             .start()
             .await;
         let sim = Sim::start_on(
@@ -68,6 +81,7 @@ impl Served {
             SimConfig {
                 webhook_url: Some(format!("{}/webhook", desk.webhook)),
                 app_secret: Some(SECRET.into()),
+                numbers,
                 ..sim_config(TOKEN)
             },
         )
@@ -297,4 +311,61 @@ async fn files_that_cannot_be_shown_get_a_clear_page_and_strangers_the_sign_in()
         assert!(page.body.contains("does not name a reply"), "{}", page.body);
     }
     assert_eq!(s.media_views(), 0, "nothing shown, nothing audited");
+}
+
+/// A number in another business account with its own token (issue 21): a file a patient
+/// sends to it belongs to that account, and the desk fetches it with that number's token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_sent_to_a_number_with_its_own_token_opens_with_that_token() {
+    const B_ID: &str = "300000000000003";
+    const B_TOKEN: &str = "token-of-brand-b-for-desk-media";
+    let s = Served::start_with(
+        |c| {
+            c.replacen(
+                "[[rules]]",
+                &format!("[whatsapp.numbers.brand-b]\nphone_number_id = \"{B_ID}\"\nwaba_id = \"400000000000004\"\nown_token = true\n\n[[rules]]"),
+                1,
+            )
+            .replacen("[clinics.mumbai]\n", "[clinics.mumbai]\nwhatsapp_number = \"brand-b\"\n", 1)
+        },
+        &[("REMINDERD_WHATSAPP_TOKEN_BRAND_B", B_TOKEN)],
+        vec![SimNumber::new(B_ID, B_TOKEN)],
+    )
+    .await;
+    let bytes = voice_note();
+    let media = s
+        .sim
+        .add_media_for(B_ID, bytes.clone(), "audio/ogg; codecs=opus");
+    s.sim
+        .reply_to(
+            B_ID,
+            Reply::Media {
+                from: PATIENT.into(),
+                kind: "audio".into(),
+                media_id: media.id.clone(),
+                caption: None,
+                filename: None,
+                voice: true,
+            },
+        )
+        .await
+        .expect("webhook delivered");
+    let (reply, number): (i64, Option<String>) = s
+        .env
+        .sql()
+        .query_row(
+            "SELECT reply_id, phone_number_id FROM reply_media WHERE media_id = ?1",
+            [&media.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("stored reply");
+    assert_eq!(
+        number.as_deref(),
+        Some(B_ID),
+        "the number it was sent to is kept"
+    );
+    let b = s.signed_in().await;
+    let file = b.get(&format!("/desk/replies/media?reply={reply}")).await;
+    assert_eq!(file.status, 200, "{}\n{}", file.body, s.log());
+    assert_eq!(file.bytes, bytes, "exactly the bytes the patient sent");
 }

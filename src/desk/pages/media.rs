@@ -56,6 +56,12 @@ pub(in crate::desk) async fn reply_media(
             .saturating_sub(std::time::Duration::from_secs(2))
             .max(std::time::Duration::from_secs(1)),
     );
+    // A file sent to a number with its own token is that number's business account's.
+    let token = stored
+        .phone_number_id
+        .as_ref()
+        .and_then(|id| state.number_tokens.get(id))
+        .unwrap_or(token);
     let fetched = media::fetch(
         wa,
         token,

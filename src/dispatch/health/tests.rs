@@ -52,6 +52,7 @@ fn config() -> Config {
 
 fn health(status: Option<&str>, category: Option<&str>, language: &str) -> TemplateHealth {
     TemplateHealth {
+        waba_id: String::new(),
         name: "appointment_reminder".into(),
         language: language.into(),
         status: status.map(str::to_string),
@@ -103,6 +104,47 @@ fn a_paused_template_holds_with_its_reason_and_approval_releases() {
     // A skip stays a skip: a cancelled appointment is not held.
     let skip = Verdict::Skip("cancelled".into());
     assert_eq!(overlay(skip.clone(), &c, &paused, &row(), now), skip);
+}
+
+#[test]
+fn a_template_paused_in_one_business_account_holds_only_that_accounts_numbers() {
+    // New York sends from brand-b, a number in business account 400000000000004.
+    let text = include_str!("../../../reminders.toml")
+        .replacen(
+            "[[rules]]",
+            "[whatsapp.numbers.brand-b]\nphone_number_id = \"300000000000003\"\nwaba_id = \"400000000000004\"\n\n[[rules]]",
+            1,
+        )
+        .replacen("[clinics.nyc]\n", "[clinics.nyc]\nwhatsapp_number = \"brand-b\"\n", 1);
+    let mut c = Config::from_toml(&text, std::path::Path::new("r.toml")).expect("config");
+    c.sms = None;
+    let now = utc("2026-11-26T02:31:00Z");
+    let paused = with(TemplateHealth {
+        waba_id: "400000000000004".into(),
+        ..health(Some("PAUSED"), None, "en")
+    });
+    assert_eq!(
+        overlay(Verdict::Send, &c, &paused, &row(), now),
+        Verdict::Send,
+        "Mumbai's number is in the other account"
+    );
+    let nyc = DueRow {
+        clinic: "nyc".into(),
+        ..row()
+    };
+    assert!(
+        matches!(
+            overlay(Verdict::Send, &c, &paused, &nyc, now),
+            Verdict::Hold(..)
+        ),
+        "New York's number is in the account Meta paused it in"
+    );
+    // An event that named no account concerns every account.
+    let everywhere = with(health(Some("PAUSED"), None, "en"));
+    assert!(matches!(
+        overlay(Verdict::Send, &c, &everywhere, &row(), now),
+        Verdict::Hold(..)
+    ));
 }
 
 #[test]
