@@ -452,6 +452,35 @@ impl Client {
         Err(api_error(status.as_u16(), &body))
     }
 
+    /// A GET with this client's token, its JSON answer read as `T` (`what` names it in the
+    /// error when it cannot be read). Nothing is sent to a patient, so a lost answer is
+    /// [`SendError::NotSent`].
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        what: &str,
+    ) -> Result<T, SendError> {
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| SendError::NotSent(e.to_string()))?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| SendError::Http {
+            status: status.as_u16(),
+            snippet: format!("unreadable {what}: {e}"),
+        })
+    }
+
     /// Every template of the account, following pagination.
     pub async fn templates(&self) -> Result<Vec<RemoteTemplate>, SendError> {
         let mut url = format!(
@@ -461,25 +490,7 @@ impl Client {
         let mut out = Vec::new();
         // A hard cap guards against a server that paginates forever.
         for _ in 0..100 {
-            let resp = self
-                .http
-                .get(&url)
-                .bearer_auth(self.token.expose_secret())
-                .send()
-                .await
-                .map_err(transport_error)?;
-            let status = resp.status();
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| SendError::NotSent(e.to_string()))?;
-            if !status.is_success() {
-                return Err(api_error(status.as_u16(), &body));
-            }
-            let page: Value = serde_json::from_slice(&body).map_err(|e| SendError::Http {
-                status: status.as_u16(),
-                snippet: format!("unreadable template list: {e}"),
-            })?;
+            let page: Value = self.get_json(&url, "template list").await?;
             for t in page["data"].as_array().into_iter().flatten() {
                 out.push(remote_template(t));
             }

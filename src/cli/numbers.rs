@@ -19,16 +19,10 @@ use super::{exit, fail, load_config, open, runtime};
 /// A client for each configured number, with that number's token; `Err` names a missing
 /// token. The default number comes first.
 pub(super) fn number_clients(config: &Config) -> Result<Vec<(Number, Client)>> {
-    let wa = config.whatsapp.as_ref().ok_or_else(|| {
-        fail(
-            exit::CONFIG,
-            "whatsapp: the config has no [whatsapp] section; see reminders.toml",
-        )
-    })?;
-    let token = secrets::ACCESS_TOKEN
-        .load()
-        .map_err(|e| fail(exit::CONFIG, e.to_string()))?;
-    let main = Client::new(wa, token, None)?;
+    let main = super::outbox::client(config)?;
+    let Some(wa) = config.whatsapp.as_ref() else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     let default = wa.number(reminderd::config::DEFAULT_NUMBER);
     for n in default

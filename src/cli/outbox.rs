@@ -408,7 +408,7 @@ pub(super) fn account_line(
 
 /// The API client from config, the token from the environment or credentials, and the base
 /// URL from `$REMINDERD_API_BASE` when set (applied in `load_config`).
-fn client(config: &Config) -> Result<Client> {
+pub(super) fn client(config: &Config) -> Result<Client> {
     let wa = config.whatsapp.as_ref().ok_or_else(|| {
         fail(
             exit::CONFIG,

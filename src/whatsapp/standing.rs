@@ -2,10 +2,9 @@
 //! level and its business portfolio's messaging limit (`GET /{phone_number_id}`), read by
 //! `reminderd numbers` for each configured number with that number's own token.
 
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::{Client, SendError, api_error, transport_error};
+use super::{Client, SendError};
 
 /// The fields asked for: everything `reminderd numbers` shows.
 const FIELDS: &str = "display_phone_number,verified_name,quality_rating,throughput,whatsapp_business_manager_messaging_limit";
@@ -55,25 +54,7 @@ impl Client {
             "{}/{}/{}?fields={FIELDS}",
             self.base, self.version, self.phone_number_id
         );
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(self.token.expose_secret())
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| SendError::NotSent(e.to_string()))?;
-        if !status.is_success() {
-            return Err(api_error(status.as_u16(), &body));
-        }
-        let raw: Raw = serde_json::from_slice(&body).map_err(|e| SendError::Http {
-            status: status.as_u16(),
-            snippet: format!("unreadable phone number: {e}"),
-        })?;
+        let raw: Raw = self.get_json(&url, "phone number").await?;
         Ok(Standing {
             display_phone_number: raw.display_phone_number,
             verified_name: raw.verified_name,

@@ -96,6 +96,23 @@ fn open_slot(env: &Env, k: usize) {
         .expect("open a slot");
 }
 
+/// The test folder's config for a daemon killed again and again: fast ticks, `rate` a second,
+/// short timeouts, an unknown send resent after 3 s (its status settles it otherwise), and no
+/// booking confirmations.
+fn crash_config(env: &Env, rate: u32) -> String {
+    crate::common::fast_daemon(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+    )
+    .replace(
+        "rate_limit_per_sec = 80",
+        &format!("rate_limit_per_sec = {rate}"),
+    )
+    .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
+    .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
+    .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
+    .replace("enabled = true", "enabled = false")
+}
+
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
 struct Rng(u64);
 
@@ -195,14 +212,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
 
     let env = Env::new();
     let port = crate::common::free_port();
-    let config = crate::common::fast_daemon(
-        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
-    )
-    .replace("rate_limit_per_sec = 80", "rate_limit_per_sec = 200")
-    .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
-    .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
-    .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
-    .replace("enabled = true", "enabled = false")
+    let config = crash_config(&env, 200)
         + "\n[waitlist]\nenabled = true\noffer_template = \"waitlist_offer\"\n"
         + FEEDBACK;
     std::fs::write(env.path("reminders.toml"), &config).expect("config");
@@ -590,14 +600,7 @@ async fn sigkill_while_two_numbers_send_never_sends_twice_or_loses_one() {
     let mut rng = Rng(seed);
     let env = Env::new();
     let port = crate::common::free_port();
-    let config = crate::common::fast_daemon(
-        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
-    )
-    .replace("rate_limit_per_sec = 80", "rate_limit_per_sec = 150")
-    .replace("request_timeout = \"15s\"", "request_timeout = \"2s\"")
-    .replace("unknown_after = \"1h\"", "unknown_after = \"3s\"")
-    .replace("unknown_action = \"staff\"", "unknown_action = \"resend\"")
-    .replace("enabled = true", "enabled = false")
+    let config = crash_config(&env, 150)
     .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
     .replacen(
         "[[rules]]",
