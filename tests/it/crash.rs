@@ -113,6 +113,17 @@ fn crash_config(env: &Env, rate: u32) -> String {
     .replace("enabled = true", "enabled = false")
 }
 
+/// The run's seed: `$CRASH_SEED`, else one drawn from the process id (`salt` tells the tests
+/// apart), printed so that a failing run can be replayed.
+fn seed(test: &str, salt: u64) -> u64 {
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()) * 2_654_435_761 % 1_000_003 + salt);
+    println!("{test} seed: {seed} (replay with CRASH_SEED={seed})");
+    seed
+}
+
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
 struct Rng(u64);
 
@@ -203,11 +214,7 @@ fn answer(env: &Env, i: usize, ago: i64) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| u64::from(std::process::id()) * 2_654_435_761 % 1_000_003 + 1);
-    println!("crash test seed: {seed} (replay with CRASH_SEED={seed})");
+    let seed = seed("crash test", 1);
     let mut rng = Rng(seed);
 
     let env = Env::new();
@@ -592,11 +599,7 @@ async fn sigkill_while_two_numbers_send_never_sends_twice_or_loses_one() {
     const NYC: usize = 200;
     const KILLS: usize = 6;
     const B_ID: &str = "300000000000003";
-    let seed = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| u64::from(std::process::id()) * 2_654_435_761 % 1_000_003 + 7);
-    println!("two-number crash test seed: {seed} (replay with CRASH_SEED={seed})");
+    let seed = seed("two-number crash test", 7);
     let mut rng = Rng(seed);
     let env = Env::new();
     let port = crate::common::free_port();
