@@ -237,6 +237,7 @@ pub(super) fn templates(
             let health = if config.database_path.exists() {
                 Some(reminderd::dispatch::health::Health::read(
                     &open(config_path, db)?.1,
+                    &config,
                 )?)
             } else {
                 None

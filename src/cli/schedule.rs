@@ -215,7 +215,7 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
             }
         }
         // What Meta reported of the account and the configured templates (webhooks).
-        let health = reminderd::dispatch::health::Health::read(&store)?;
+        let health = reminderd::dispatch::health::Health::read(&store, &config)?;
         if let Some((line, _)) = super::outbox::account_line(Some(&health)) {
             writeln!(out, "  {line}")?;
         }

@@ -34,12 +34,31 @@ pub struct Health {
 }
 
 impl Health {
-    /// Reads both tables.
-    pub fn read(store: &Store) -> Result<Self, StoreError> {
-        Ok(Self {
+    /// Reads both tables, as `config` sees them: an event from a business account none of its
+    /// numbers names counts for every account (as one that named none), so a `waba_id` set
+    /// wrong in the config can never make reminderd ignore a restriction or a paused template.
+    pub fn read(store: &Store, config: &Config) -> Result<Self, StoreError> {
+        let known: Vec<&str> = config
+            .whatsapp
+            .iter()
+            .flat_map(|w| w.numbers.values())
+            .map(|n| n.waba_id.as_str())
+            .collect();
+        let mut health = Self {
             templates: store.template_health()?,
             accounts: store.account_health()?,
-        })
+        };
+        for w in health
+            .templates
+            .iter_mut()
+            .map(|t| &mut t.waba_id)
+            .chain(health.accounts.iter_mut().map(|a| &mut a.waba_id))
+        {
+            if !known.contains(&w.as_str()) {
+                w.clear();
+            }
+        }
+        Ok(health)
     }
 
     /// An account that is restricted or disabled at `now`, if any.
@@ -472,12 +491,34 @@ pub fn desk_holds(
     now: DateTime<Utc>,
 ) -> Result<Vec<crate::jobs::Hold>, StoreError> {
     use crate::jobs::Hold;
-    let health = Health::read(store)?;
+    let health = Health::read(store, config)?;
     let mut out = Vec::new();
-    if let Some(a) = health.blocked_account(now) {
+    for a in health.accounts.iter().filter(|a| a.blocks(now)) {
+        // Each clinic sends from one number, in one account: name those this one holds,
+        // unless it holds them all.
+        let held: Vec<String> = config
+            .clinics
+            .values()
+            .filter(|c| {
+                a.waba_id.is_empty()
+                    || config
+                        .number_of(&c.key)
+                        .is_some_and(|n| n.waba_id == a.waba_id)
+            })
+            .map(|c| c.display_name.clone())
+            .collect();
+        if held.is_empty() {
+            // An account none of today's clinics sends from.
+            continue;
+        }
         out.push(Hold::AccountBlocked {
             reason: a.reason.clone().unwrap_or_else(|| a.event.clone()),
             until: a.until,
+            clinics: if held.len() == config.clinics.len() {
+                Vec::new()
+            } else {
+                held
+            },
         });
     }
     let held = store.template_holds()?;

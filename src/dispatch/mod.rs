@@ -219,7 +219,11 @@ impl Dispatcher {
         report.settled_unknown = self
             .blocking(move |s| s.settle_unknown(now - window, resend, now))
             .await?;
-        let health = Arc::new(self.blocking(|s| health::Health::read(s)).await?);
+        let config = Arc::clone(&self.config);
+        let health = Arc::new(
+            self.blocking(move |s| health::Health::read(s, &config))
+                .await?,
+        );
         health::publish(&self.config, &health, now);
         // A restricted or disabled business account stops its own numbers; the others send.
         let blocked: Vec<Option<String>> = self

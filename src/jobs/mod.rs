@@ -232,6 +232,9 @@ pub enum Hold {
         reason: String,
         /// When the restriction ends, if Meta said (the desk shows it in the clinics' zones).
         until: Option<DateTime<Utc>>,
+        /// The clinics whose messages it holds, by name, when the clinics send from several
+        /// business accounts and it holds only some (empty: every clinic's).
+        clinics: Vec<String>,
     },
     /// Meta paused, disabled or rejected a configured template, or made it marketing: its
     /// messages are held, sent with the alternate template, or sent by SMS.

@@ -260,7 +260,8 @@ fn schema_15_keeps_the_old_account_row_as_one_that_stops_every_number() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].waba_id, "");
     assert_eq!(rows[0].event, "DISABLED_UPDATE");
-    let health = reminderd::dispatch::health::Health::read(&store).expect("health");
+    let config = reminderd::config::Config::example().expect("config");
+    let health = reminderd::dispatch::health::Health::read(&store, &config).expect("health");
     let now = reminderd::time::Clock::System.now();
     assert!(health.account_block_for("102290129340398", now).is_some());
     assert!(health.account_block_for("400000000000004", now).is_some());

@@ -463,6 +463,7 @@ mod tests {
             .push(crate::jobs::Hold::AccountBlocked {
                 reason: "ACCOUNT_RESTRICTION".into(),
                 until: None,
+                clinics: Vec::new(),
             });
         let text = page(&session);
         assert!(!text.contains("within a minute"), "{text}");

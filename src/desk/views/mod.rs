@@ -174,8 +174,12 @@ fn held_banner(holds: &[Hold], zones: &[(String, chrono_tz::Tz)]) -> Markup {
                                 (plural(*messages, "message is", "messages are")) " waiting. Tell the administrator that the WhatsApp Business account needs attention."
                                 br; small { "WhatsApp said: " (error) }
                             }
-                            Hold::AccountBlocked { reason, until } => {
-                                "No WhatsApp messages are going out: Meta has restricted the clinic's WhatsApp Business account"
+                            Hold::AccountBlocked { reason, until, clinics } => {
+                                @if clinics.is_empty() {
+                                    "No WhatsApp messages are going out: Meta has restricted the clinic's WhatsApp Business account"
+                                } @else {
+                                    "No WhatsApp messages are going out for " (clinics.join(", ")) ": Meta has restricted the WhatsApp Business account they send from"
+                                }
                                 @if let Some(u) = until { " until " (local_times(*u, zones)) }
                                 ". Reminders wait and go out once it is lifted. Tell the administrator."
                                 br; small { "Meta said: " (reason) }
@@ -440,6 +444,7 @@ mod tests {
             Hold::AccountBlocked {
                 reason: "restricted".into(),
                 until: Some(t),
+                clinics: Vec::new(),
             },
             Hold::TemplateWarning {
                 template: "reminder".into(),

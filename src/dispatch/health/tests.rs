@@ -109,14 +109,7 @@ fn a_paused_template_holds_with_its_reason_and_approval_releases() {
 #[test]
 fn a_template_paused_in_one_business_account_holds_only_that_accounts_numbers() {
     // New York sends from brand-b, a number in business account 400000000000004.
-    let text = include_str!("../../../reminders.toml")
-        .replacen(
-            "[[rules]]",
-            "[whatsapp.numbers.brand-b]\nphone_number_id = \"300000000000003\"\nwaba_id = \"400000000000004\"\n\n[[rules]]",
-            1,
-        )
-        .replacen("[clinics.nyc]\n", "[clinics.nyc]\nwhatsapp_number = \"brand-b\"\n", 1);
-    let mut c = Config::from_toml(&text, std::path::Path::new("r.toml")).expect("config");
+    let mut c = two_accounts();
     c.sms = None;
     let now = utc("2026-11-26T02:31:00Z");
     let paused = with(TemplateHealth {
@@ -145,6 +138,81 @@ fn a_template_paused_in_one_business_account_holds_only_that_accounts_numbers() 
         overlay(Verdict::Send, &c, &everywhere, &row(), now),
         Verdict::Hold(..)
     ));
+}
+
+/// The shipped config with New York on brand-b, a number in business account 400000000000004.
+fn two_accounts() -> Config {
+    let text = include_str!("../../../reminders.toml")
+        .replacen(
+            "[[rules]]",
+            "[whatsapp.numbers.brand-b]\nphone_number_id = \"300000000000003\"\nwaba_id = \"400000000000004\"\n\n[[rules]]",
+            1,
+        )
+        .replacen("[clinics.nyc]\n", "[clinics.nyc]\nwhatsapp_number = \"brand-b\"\n", 1);
+    Config::from_toml(&text, std::path::Path::new("r.toml")).expect("config")
+}
+
+#[test]
+fn the_desk_names_the_clinics_a_restricted_account_holds_and_an_unknown_account_holds_all() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut store = Store::open(&dir.path().join("d.db")).expect("open");
+    let c = two_accounts();
+    let now = utc("2026-11-26T02:31:00Z");
+    store
+        .set_account_health(
+            "400000000000004",
+            "DISABLED_UPDATE",
+            true,
+            "disabled",
+            None,
+            None,
+            now,
+        )
+        .expect("set");
+    let holds = desk_holds(&store, &c, now).expect("holds");
+    let clinics = holds.iter().find_map(|h| match h {
+        crate::jobs::Hold::AccountBlocked { clinics, .. } => Some(clinics.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        clinics,
+        Some(vec!["Hudson Street Medical, New York".to_string()]),
+        "{holds:?}"
+    );
+    // An account none of the numbers names (a waba_id set wrong in the config) is taken to
+    // be every number's: a restriction is never ignored.
+    store
+        .set_account_health(
+            "400000000000004",
+            "DISABLED_UPDATE",
+            false,
+            "lifted",
+            None,
+            None,
+            now,
+        )
+        .expect("set");
+    store
+        .set_account_health(
+            "999",
+            "ACCOUNT_RESTRICTION",
+            true,
+            "restricted",
+            None,
+            None,
+            now,
+        )
+        .expect("set");
+    let health = Health::read(&store, &c).expect("read");
+    assert!(health.account_block_for("102290129340398", now).is_some());
+    assert!(health.account_block_for("400000000000004", now).is_some());
+    let holds = desk_holds(&store, &c, now).expect("holds");
+    assert!(
+        holds.iter().any(
+            |h| matches!(h, crate::jobs::Hold::AccountBlocked { clinics, .. } if clinics.is_empty())
+        ),
+        "{holds:?}"
+    );
 }
 
 #[test]
