@@ -23,6 +23,10 @@ Then (issue 19) four rounds of 10,000 new patients at 1000/s against one databas
 round's rate (goal: the fourth >= 0.95x the first), and the spacing soak: one patient with 6
 reminders among 800 others at 80/s (max_in_flight 10), recipient_spacing as shipped and 0s
 (goal: the others' time with spacing <= 1.05x without; the patient's gaps >= the spacing).
+Then (issue 21) two clinics on two WhatsApp numbers in one `send --once`: Mumbai from the
+default number at 1000/s and New York from a second number at 80/s, 10 s of each (160 and
+80, 3 s, with --quick); each number's rate and busiest second from its own messages at the simulator
+(goal: each >= 0.98 of its own cap, never above it), beside one number alone at the same cap.
 Each goal is a row of "goals" in the results (bench/goals.py).
 
 Results go to bench/results/dispatch.json (bench/results/dispatch-quick.json with --quick).
@@ -506,6 +510,62 @@ def soak(binary: Path, cap: int, others: int, k: int, mif: int, spacing: str | N
             "max_in_1s": max_in_window(sorted(mine + rest))}
 
 
+SECOND_ID = "300000000000003"  # the second number's phone number id (the simulator serves it)
+TWO_CAPS = (1000, 80)  # the default number (Mumbai) and the second (New York), msg/s
+QUICK_TWO_CAPS = (160, 80)
+
+
+def two_numbers(binary: Path, caps: tuple[int, int], seconds: int, tmp: Path) -> dict:
+    """Issue 21: two clinics on two WhatsApp numbers with their own caps, sent in one
+    `send --once`: Mumbai from the default number, New York from a second one. Each number's
+    rate and busiest second are measured at the simulator from its own messages."""
+    work = tmp / f"two-{time.monotonic_ns()}"
+    work.mkdir()
+    cfg, db, csv_path = work / "reminders.toml", work / "bench.db", work / "schedule.csv"
+    text = write_config(cfg, caps[0], None)
+    text = text.replace(
+        "[[rules]]",
+        f'[whatsapp.numbers.second]\nphone_number_id = "{SECOND_ID}"\n'
+        f"rate_limit_per_sec = {caps[1]}\n\n[[rules]]", 1,
+    ).replace("[clinics.nyc]\n", '[clinics.nyc]\nwhatsapp_number = "second"\n', 1)
+    if SECOND_ID not in text or 'whatsapp_number = "second"' not in text:
+        die(f"{CONFIG} has no [[rules]] or [clinics.nyc] to add the second number to")
+    cfg.write_text(text)
+    n_main, n_second = caps[0] * seconds, caps[1] * seconds
+    write_csv(csv_path, n_main, tag="M")
+    # New York on 10 March 2027 from 06:00 local: the day-before reminders are due at NOW
+    # (09:30 in New York on the 9th), as Mumbai's are.
+    rows = csv_path.read_text().rstrip("\n").split("\n")
+    for i in range(n_second):
+        minute = i % 210  # 06:00 .. 09:29
+        rows.append(f"BENCHN-{i + 1:06d},BPN-{i + 1:06d},Patient {i},"
+                    f"({212 + i // 9000}) 555-{1000 + i % 9000:04d},en,{APPT_DATE},"
+                    f"{6 + minute // 60:02d}:{minute % 60:02d},15,Dr. Lee,nyc,booked")
+    csv_path.write_text("\n".join(rows) + "\n")
+    n = n_main + n_second
+    import_and_plan(binary, cfg, db, csv_path, n)
+    r, msgs = send_checked(binary, cfg, db, work, n)
+    by_number: dict[str, list[int]] = {}
+    for m in msgs:
+        by_number.setdefault(m.get("phone_number_id", ""), []).append(unix_ns(m["received_at"]))
+    second = sorted(by_number.pop(SECOND_ID, []))
+    main = sorted(ts for v in by_number.values() for ts in v)
+    if len(main) != n_main or len(second) != n_second:
+        die(f"two numbers: {len(main)} from the default number and {len(second)} from the "
+            f"second, expected {n_main} and {n_second}: a message went out from the wrong number")
+    shutil.rmtree(work, ignore_errors=True)
+    out = {"caps": list(caps), "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+           "report": r["report"],
+           "default": {"cap": caps[0], "n": n_main, **analyse(main, caps[0])},
+           "second": {"cap": caps[1], "n": n_second, **analyse(second, caps[1])}}
+    for k in ("default", "second"):
+        a = out[k]
+        print(f"  {k} number at {a['cap']}/s: {a['n']:,} messages, achieved "
+              f"{a['achieved_per_s']:.1f}/s = {a['ratio']:.3f} of its cap, max "
+              f"{a['max_in_1s']} in 1 s")
+    return out
+
+
 def effective_max_in_flight(cap: int, override: int | None) -> int:
     # src/config.rs: rate_limit_per_sec / 4, clamped to [4, 256], unless max_in_flight is set.
     return override if override else min(max(cap // 4, 4), 256)
@@ -635,6 +695,8 @@ def main() -> None:
                          "quick)")
     ap.add_argument("--quick", action="store_true",
                     help=f"cap {QUICK_CAP}, {QUICK_N} messages, 1 run (smoke test)")
+    ap.add_argument("--no-two-numbers", action="store_true",
+                    help="skip the two numbers run (issue 21)")
     ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
     ap.add_argument("--output", type=Path, default=None,
                     help="results file (default: bench/results/dispatch.json, "
@@ -697,6 +759,12 @@ def main() -> None:
             print(f"outbox growth: {g_rounds} rounds of {g_n:,} new patients at cap "
                   f"{GROWTH_CAP}/s against one database")
             grown = growth(binary, GROWTH_CAP, g_n, g_rounds, tmp)
+        two = None
+        if not args.no_two_numbers:
+            caps, secs = (QUICK_TWO_CAPS, 3) if q else (TWO_CAPS, SEND_SECONDS)
+            print(f"two numbers: Mumbai from the default number at {caps[0]}/s and New York "
+                  f"from a second number at {caps[1]}/s, {secs} s of each, one send")
+            two = two_numbers(binary, caps, secs, tmp)
         soaked = None
         if s_others:
             shipped = shipped_spacing()
@@ -719,7 +787,7 @@ def main() -> None:
                                 f"{w['spaced_min_gap_s']:.2f} s apart, spacing is {shipped}")
 
     print_table(results, cores)
-    goal_rows = goals(results, grown, soaked)
+    goal_rows = goals(results, grown, soaked, two)
     G.print_table(goal_rows, "dispatch goals (issue 19)")
     status = git("status", "--porcelain")
     out = {
@@ -749,6 +817,7 @@ def main() -> None:
         "results": results,
         "growth": grown,
         "spacing_soak": soaked,
+        "two_numbers": two,
         "goals": goal_rows,
         "problems": problems,
     }
@@ -775,8 +844,9 @@ def parse_secs(span: str) -> float:
     return float(m[1]) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m[2]]
 
 
-def goals(results: list[dict], grown: dict | None, soaked: dict | None) -> list[dict]:
-    """Issue 19's dispatch rows: the figures against their goals."""
+def goals(results: list[dict], grown: dict | None, soaked: dict | None,
+          two: dict | None = None) -> list[dict]:
+    """Issue 19's dispatch rows, and issue 21's two numbers: the figures against their goals."""
     rows = []
     for r in results:
         s, cap = r["summary"], r["cap"]
@@ -813,6 +883,20 @@ def goals(results: list[dict], grown: dict | None, soaked: dict | None) -> list[
             f"{w['total_span_s']:.2f} s", f"no spacing {wo['total_span_s']:.2f} s",
             soaked["total_ratio"], value=w["total_span_s"],
             note=f"the patient's gaps {w['spaced_gaps_s']} s"))
+    if two:
+        single = {r["cap"]: r["summary"]["ratio"]["median"] for r in results}
+        for k in ("default", "second"):
+            a = two[k]
+            alone = single.get(a["cap"])
+            rows.append(G.goal(
+                f"two numbers: the {k} one at {a['cap']}/s ({a['n']:,}, beside the other)",
+                f"{a['achieved_per_s']:,.1f}/s", f"the cap, {a['cap']}/s", a["ratio"],
+                f">= {GOAL} of its own cap", a["ratio"] >= GOAL, value=a["ratio"],
+                note=(f"one number alone at {a['cap']}/s in this run: {alone:.3f} of the cap"
+                      if alone else None)))
+            rows.append(G.goal(f"  busiest 1-s window, the {k} number", f"{a['max_in_1s']}",
+                               f"its cap, {a['cap']}", a["max_in_1s"] / a["cap"], "<= its cap",
+                               a["max_in_1s"] <= a["cap"], value=a["max_in_1s"]))
     return rows
 
 

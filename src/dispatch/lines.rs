@@ -88,7 +88,9 @@ pub(super) fn lines_for(config: &Config, client: Client) -> Result<Vec<Arc<Line>
 /// A line's part of one run: its share of the run's claimed rows and where it stands.
 pub(super) struct LineRun {
     pub(super) line: Arc<Line>,
-    /// Claimed rows it may hold at once (its share of twice the in-flight slots, by its cap).
+    /// Its requests in flight: its share of `max_in_flight`, by its cap.
+    pub(super) in_flight: Arc<Semaphore>,
+    /// Claimed rows it may hold at once: twice its in-flight slots.
     pub(super) share: usize,
     /// Claim again once this many of its share are free.
     pub(super) refill: usize,

@@ -18,7 +18,6 @@ use tokio::time::Instant;
 use crate::config::{Config, UnknownAction, WhatsApp};
 use crate::plan::Kind;
 use crate::store::{Db, DueRow, Outcome, SendWrite, Store, StoreError, Verdict};
-
 use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest};
@@ -243,34 +242,33 @@ impl Dispatcher {
             return Ok(report);
         }
 
-        let in_flight = Arc::new(Semaphore::new(wa.max_in_flight));
-        // Claimed rows a run holds at once: those sending (in flight) and those waiting out
-        // their recipient's spacing, which hold no slot. Bounded, so one patient with many
-        // messages cannot make a run claim the whole outbox and wait on it; shared among the
-        // numbers by their caps, so one number's backlog (waiting on its own cap) cannot
-        // hold the slots another number would use.
-        let max_tasks = wa.max_in_flight * 2;
+        // Requests in flight and claimed rows a run holds at once (those sending, and those
+        // waiting out their recipient's spacing, which hold no slot), bounded so that one
+        // patient with many messages cannot make a run claim the whole outbox and wait on it.
+        // Each number has its own share of both, by its cap: a number's rows waiting on its
+        // own cap (or its throttling) hold only its own slots, never another number's.
         let total: u32 = self.lines.iter().map(|l| l.rate).sum::<u32>().max(1);
         let mut runs: Vec<LineRun> = self
             .lines
             .iter()
             .map(|line| {
-                let share = if self.lines.len() == 1 {
-                    max_tasks
+                let slots = if self.lines.len() == 1 {
+                    wa.max_in_flight
                 } else {
-                    (max_tasks * line.rate as usize)
+                    (wa.max_in_flight * line.rate as usize)
                         .div_ceil(total as usize)
                         .max(2)
                 };
                 LineRun {
                     line: Arc::clone(line),
-                    share,
+                    in_flight: Arc::new(Semaphore::new(slots)),
+                    share: slots * 2,
                     // A blocked account's line claims nothing this run.
                     drained: health.account_block_for(&line.waba_id, now).is_some(),
                     // Refill when a quarter of the slots are free: a continuous pipeline keeps
                     // the API busy (waiting for whole batches loses each batch's tail), while
                     // claims stay batched.
-                    refill: (share / 8).max(1),
+                    refill: (slots / 4).max(1),
                     held: 0,
                     armed: Arc::new(Semaphore::new(armed_for(line.rate))),
                 }
@@ -300,7 +298,8 @@ impl Dispatcher {
                 if run.drained {
                     continue;
                 }
-                let room = in_flight
+                let room = run
+                    .in_flight
                     .available_permits()
                     .min(run.share.saturating_sub(run.held));
                 if room == 0 || (room < run.refill && run.held > 0) {
@@ -347,7 +346,7 @@ impl Dispatcher {
                 for row in to_send {
                     // A row in `sending` cannot be claimed again, so claiming while others
                     // are in flight never sends one twice.
-                    let permit = Arc::clone(&in_flight)
+                    let permit = Arc::clone(&run.in_flight)
                         .acquire_owned()
                         .await
                         .map_err(|e| DispatchError::Internal(e.to_string()))?;
@@ -360,7 +359,7 @@ impl Dispatcher {
                         next_for: Arc::clone(&self.next_for),
                         clock,
                         health: Arc::clone(&health),
-                        in_flight: Arc::clone(&in_flight),
+                        in_flight: Arc::clone(&run.in_flight),
                         slot: Mutex::new(Some(permit)),
                         armed: Arc::clone(&run.armed),
                         writes: writes.clone(),

@@ -195,6 +195,56 @@ async fn two_clinics_on_two_numbers_each_stay_under_their_own_cap() {
     assert_eq!(stats.throttled, 0, "no 130429 on either number");
 }
 
+/// Each number has its own share of `max_in_flight`: the slower number's messages, waiting on
+/// its own cap, hold only its own slots. (Sharing the slots, 12 here, the 30-a-second number
+/// held 8 of them and left the 60-a-second one 4: 40 a second at 100 ms a request.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_number_never_takes_the_request_slots_of_a_fast_one() {
+    const MAIN_CAP: usize = 60;
+    const B_CAP: usize = 30;
+    const MUMBAI: usize = 150;
+    const NYC: usize = 75;
+    let env = Env::new();
+    two_numbers(&env, MAIN_CAP as u32, B_CAP as u32);
+    let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
+    let config = config.replace("# max_in_flight = 20", "max_in_flight = 12");
+    assert!(config.contains("max_in_flight = 12"), "config edit");
+    std::fs::write(env.path("reminders.toml"), config).expect("write config");
+    let sim = Sim::start(SimConfig {
+        latency: Duration::from_millis(100),
+        pair_limit: None,
+        numbers: vec![SimNumber::new(B_ID, B_TOKEN)],
+        ..sim_config(MAIN_TOKEN)
+    })
+    .await
+    .expect("simulator");
+    env.import("day.csv", &schedule(MUMBAI, NYC), &["--now", IMPORTED])
+        .expect(0);
+    env.run(&["plan", "--now", NOW]).expect(0);
+    let env = Arc::new(env);
+    let report = send(&env, &sim).await;
+    assert_eq!(report["sent"], MUMBAI + NYC, "{report}");
+    let got = sim.messages();
+    let (mumbai, nyc): (Vec<_>, Vec<_>) = got.iter().partition(|m| is_mumbai(m));
+    let span = |ms: &[&AcceptedMessage]| {
+        secs(
+            ms.first().expect("some").received_at,
+            ms.last().expect("some").received_at,
+        )
+    };
+    let ideal = (MUMBAI - 1) as f64 / MAIN_CAP as f64;
+    let took = span(&mumbai);
+    println!(
+        "fast number: {took:.2} s for {MUMBAI} (ideal {ideal:.2} s); slow number: {:.2} s for {NYC}",
+        span(&nyc)
+    );
+    assert!(
+        took <= ideal * 1.25,
+        "the fast number took {took:.2} s beside the slow one (ideal {ideal:.2} s)"
+    );
+    assert!(busiest_second(&mumbai) <= MAIN_CAP && busiest_second(&nyc) <= B_CAP);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_numbers_throttling_does_not_slow_the_other() {
     const MAIN_CAP: usize = 40;

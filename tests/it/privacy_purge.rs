@@ -47,9 +47,21 @@ fn seeded() -> Env {
         env.path("reminders.toml"),
         config
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
-            .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\""),
+            .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
+            // Exactly one reminder a patient: a booking confirmation, made at the real time
+            // of the import, would still be due at `due` (tomorrow 08:30Z) from 08:30Z today.
+            .replace(
+                "[booking_confirmation]\nenabled = true",
+                "[booking_confirmation]\nenabled = false",
+            ),
     )
     .expect("config");
+    assert!(
+        std::fs::read_to_string(env.path("reminders.toml"))
+            .expect("config")
+            .contains("[booking_confirmation]\nenabled = false"),
+        "config edit"
+    );
     let day = mumbai_day(2);
     let rows: Vec<String> = (0..PATIENTS)
         .map(|i| {
