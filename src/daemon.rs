@@ -273,9 +273,7 @@ pub async fn run(
             config: Arc::clone(&shared.config),
             clock: opts.clock,
             whatsapp_token: Some(Arc::new(opts.secrets.access_token.clone())),
-            number_tokens: Arc::new(crate::secrets::number_tokens(&config, |k| {
-                std::env::var(k).ok()
-            })?),
+            number_tokens: Arc::new(crate::secrets::number_tokens(&config)?),
         },
         None,
         desk_extra,

@@ -74,6 +74,14 @@ pub enum SecretError {
         /// The credential's file name.
         credential: String,
     },
+    /// A number with `own_token = true` has no token.
+    #[error("[whatsapp.numbers.{number}] has own_token = true, but {source}")]
+    OwnToken {
+        /// The number's name.
+        number: String,
+        /// Why its token could not be read.
+        source: Box<SecretError>,
+    },
     /// The credential file exists but cannot be read.
     #[error("cannot read credential {path}: {source}")]
     Unreadable {
@@ -155,23 +163,31 @@ pub fn number_token(name: &str) -> NamedSecret {
     }
 }
 
-/// The own tokens of the config's numbers that have one (`own_token = true`), by phone number
-/// id: what fetches the files patients send to such a number.
+/// Number `n`'s own token when it has one (`own_token = true`), from the environment or the
+/// credentials directory; `None`: it sends with the main token.
+pub fn own_token(n: &crate::config::Number) -> Result<Option<SecretString>, SecretError> {
+    if !n.own_token {
+        return Ok(None);
+    }
+    number_token(&n.name)
+        .load_from(|k| std::env::var(k).ok())
+        .map(Some)
+        .map_err(|e| SecretError::OwnToken {
+            number: n.name.clone(),
+            source: Box::new(e),
+        })
+}
+
+/// The own tokens of the config's numbers that have one, by phone number id: what fetches the
+/// files patients send to such a number.
 pub fn number_tokens(
     config: &crate::config::Config,
-    env: impl Fn(&str) -> Option<String>,
 ) -> Result<std::collections::BTreeMap<String, SecretString>, SecretError> {
     let mut out = std::collections::BTreeMap::new();
-    for n in config
-        .whatsapp
-        .iter()
-        .flat_map(|w| w.numbers.values())
-        .filter(|n| n.own_token)
-    {
-        out.insert(
-            n.phone_number_id.clone(),
-            number_token(&n.name).load_from(&env)?,
-        );
+    for n in config.whatsapp.iter().flat_map(|w| w.numbers.values()) {
+        if let Some(token) = own_token(n)? {
+            out.insert(n.phone_number_id.clone(), token);
+        }
     }
     Ok(out)
 }

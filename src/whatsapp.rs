@@ -408,11 +408,6 @@ impl Client {
         }
     }
 
-    /// The id of the number this client sends from.
-    pub fn phone_number_id(&self) -> &str {
-        &self.phone_number_id
-    }
-
     /// Sends one message.
     pub async fn send(&self, req: &SendRequest) -> Result<Accepted, SendError> {
         let url = format!(

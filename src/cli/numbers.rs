@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use reminderd::config::{Config, Number};
+use reminderd::config::{Config, DEFAULT_NUMBER, Number};
 use reminderd::secrets;
 use reminderd::whatsapp::Client;
 use reminderd::whatsapp::standing::Standing;
@@ -19,40 +19,20 @@ use super::{exit, fail, load_config, open, runtime};
 /// A client for each configured number, with that number's token; `Err` names a missing
 /// token. The default number comes first.
 pub(super) fn number_clients(config: &Config) -> Result<Vec<(Number, Client)>> {
+    // `client` refuses a config without [whatsapp].
     let main = super::outbox::client(config)?;
-    let Some(wa) = config.whatsapp.as_ref() else {
-        return Ok(Vec::new());
-    };
+    let mut numbers: Vec<&Number> = config
+        .whatsapp
+        .iter()
+        .flat_map(|w| w.numbers.values())
+        .collect();
+    numbers.sort_by_key(|n| n.name != DEFAULT_NUMBER);
     let mut out = Vec::new();
-    let default = wa.number(reminderd::config::DEFAULT_NUMBER);
-    for n in default
-        .into_iter()
-        .chain(wa.numbers.values().filter(|n| Some(*n) != default))
-    {
-        let token = if n.own_token {
-            let secret = secrets::number_token(&n.name);
-            Some(secret.load_from(|k| std::env::var(k).ok()).map_err(|e| {
-                fail(
-                    exit::CONFIG,
-                    format!("whatsapp.numbers.{}: own_token = true, but {e}", n.name),
-                )
-            })?)
-        } else {
-            None
-        };
+    for n in numbers {
+        let token = secrets::own_token(n).map_err(|e| fail(exit::CONFIG, e.to_string()))?;
         out.push((n.clone(), main.for_number(n, token)));
     }
     Ok(out)
-}
-
-/// The keys of the clinics that send from `number`.
-pub(super) fn clinics_of<'c>(config: &'c Config, number: &str) -> Vec<&'c str> {
-    config
-        .clinics
-        .values()
-        .filter(|c| c.whatsapp_number == number)
-        .map(|c| c.key.as_str())
-        .collect()
 }
 
 /// One line of `reminderd numbers`.
@@ -114,9 +94,9 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, json: bool) -> Result<u
             phone_number_id: n.phone_number_id.clone(),
             waba_id: n.waba_id.clone(),
             rate_limit_per_sec: n.rate_limit_per_sec,
-            clinics: clinics_of(&config, &n.name)
-                .into_iter()
-                .map(str::to_string)
+            clinics: config
+                .clinics_sending_from(&n.name)
+                .map(|c| c.key.clone())
                 .collect(),
             standing,
             error,

@@ -273,7 +273,7 @@ fn templates_check(
     let mut accounts: Vec<(String, Client)> = Vec::new();
     for (n, client) in super::numbers::number_clients(config)? {
         let used = n.name == reminderd::config::DEFAULT_NUMBER
-            || !super::numbers::clinics_of(config, &n.name).is_empty();
+            || config.clinics_sending_from(&n.name).next().is_some();
         if used && !accounts.iter().any(|(w, _)| *w == n.waba_id) {
             accounts.push((n.waba_id.clone(), client));
         }

@@ -79,19 +79,16 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
         if wa.numbers.len() > 1 {
             for n in wa.numbers.values() {
                 let keys: Vec<&str> = config
-                    .clinics
-                    .values()
-                    .filter(|c| c.whatsapp_number == n.name)
+                    .clinics_sending_from(&n.name)
                     .map(|c| c.key.as_str())
                     .collect();
-                let token = if n.own_token {
-                    let secret = secrets::number_token(&n.name);
-                    match secret.load_from(|k| std::env::var(k).ok()) {
-                        Ok(_) => format!("its own token found ({})", secret.env),
-                        Err(e) => format!("warning: {e}"),
-                    }
-                } else {
-                    "the main access token".to_string()
+                let token = match secrets::own_token(n) {
+                    Ok(Some(_)) => format!(
+                        "its own token found ({})",
+                        secrets::number_token(&n.name).env
+                    ),
+                    Ok(None) => "the main access token".to_string(),
+                    Err(e) => format!("warning: {e}"),
                 };
                 writeln!(
                     out,

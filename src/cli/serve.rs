@@ -72,9 +72,7 @@ pub(super) fn serve(config_path: &Path, db: Option<&Path>, args: &ServeArgs) -> 
         // Without it the desk works, but cannot open the files patients send.
         whatsapp_token: secrets::ACCESS_TOKEN.load().ok().map(Arc::new),
         // A number whose token is missing has its files fetched with the main token.
-        number_tokens: Arc::new(
-            secrets::number_tokens(&config_for_sms, |k| std::env::var(k).ok()).unwrap_or_default(),
-        ),
+        number_tokens: Arc::new(secrets::number_tokens(&config_for_sms).unwrap_or_default()),
     };
     runtime()?.block_on(async move {
         let listener = bind_server(addr).await?;
@@ -144,11 +142,11 @@ pub(super) fn simulate(config_path: &Path, db: Option<&Path>, args: &SimulateArg
             max_per_sec,
             ..reminderd::sim::SimNumber::new(
                 &n.phone_number_id,
-                &if n.own_token {
-                    let secret = reminderd::secrets::number_token(&n.name);
-                    std::env::var(&secret.env).unwrap_or_else(|_| format!("sim-token-{}", n.name))
-                } else {
-                    token.clone()
+                // Its own token where it has one (else a made-up one), the main one otherwise.
+                &match reminderd::secrets::own_token(n) {
+                    Ok(Some(own)) => secrecy::ExposeSecret::expose_secret(&own).to_string(),
+                    Ok(None) => token.clone(),
+                    Err(_) => format!("sim-token-{}", n.name),
                 },
             )
         })

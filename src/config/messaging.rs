@@ -142,8 +142,8 @@ pub(super) fn validate_whatsapp(w: RawWhatsApp, push: &mut impl FnMut(String, St
         phone_number_id: w.phone_number_id,
         waba_id: w.waba_id,
         rate_limit_per_sec: rate,
-        // Enough requests in flight to reach the cap at a slow API (~250 ms a request).
-        // Sized for every number's cap together: the run's slots are shared.
+        // Enough requests in flight to reach the cap at a slow API (~250 ms a request), for
+        // every number's cap together: each number sends in its share of them.
         max_in_flight: max_in_flight.unwrap_or((total as usize / 4).clamp(4, 256)),
         connect_timeout,
         request_timeout,

@@ -34,11 +34,6 @@ impl WhatsApp {
     pub fn number(&self, name: &str) -> Option<&Number> {
         self.numbers.get(name)
     }
-
-    /// Messages per second across every number: what the run's shared bounds are sized for.
-    pub fn total_rate(&self) -> u32 {
-        self.numbers.values().map(|n| n.rate_limit_per_sec).sum()
-    }
 }
 
 impl Config {
@@ -46,6 +41,13 @@ impl Config {
     pub fn number_of(&self, key: &str) -> Option<&Number> {
         let clinic = self.clinic(key)?;
         self.whatsapp.as_ref()?.number(&clinic.whatsapp_number)
+    }
+
+    /// The clinics that send from the number named `number`.
+    pub fn clinics_sending_from<'a>(&'a self, number: &'a str) -> impl Iterator<Item = &'a Clinic> {
+        self.clinics
+            .values()
+            .filter(move |c| c.whatsapp_number == number)
     }
 
     /// The keys of the clinics that send from the number whose id is `phone_number_id`
@@ -58,9 +60,7 @@ impl Config {
             .values()
             .find(|n| n.phone_number_id == phone_number_id)?;
         Some(
-            self.clinics
-                .values()
-                .filter(|c| c.whatsapp_number == number.name)
+            self.clinics_sending_from(&number.name)
                 .map(|c| c.key.as_str())
                 .collect(),
         )
@@ -228,7 +228,8 @@ mod tests {
         let default = wa.number(DEFAULT_NUMBER).expect("default number");
         assert_eq!(default.phone_number_id, wa.phone_number_id);
         assert_eq!(default.rate_limit_per_sec, wa.rate_limit_per_sec);
-        assert_eq!(wa.total_rate(), wa.rate_limit_per_sec + 20);
+        // The run's slots are sized for every number's cap together (max_in_flight unset).
+        assert_eq!(wa.max_in_flight, (wa.rate_limit_per_sec as usize + 20) / 4);
         assert_eq!(
             config.clinics_on("300000000000003"),
             Some(vec!["mumbai"]),

@@ -76,7 +76,7 @@ impl Health {
     pub fn account_block_for(&self, waba_id: &str, now: DateTime<Utc>) -> Option<String> {
         self.accounts
             .iter()
-            .find(|a| (a.waba_id.is_empty() || a.waba_id == waba_id) && a.blocks(now))
+            .find(|a| a.covers(waba_id) && a.blocks(now))
             .map(block_words)
     }
 
@@ -500,10 +500,11 @@ pub fn desk_holds(
             .clinics
             .values()
             .filter(|c| {
+                // An event that named no account holds every clinic, [whatsapp] or not.
                 a.waba_id.is_empty()
                     || config
                         .number_of(&c.key)
-                        .is_some_and(|n| n.waba_id == a.waba_id)
+                        .is_some_and(|n| a.covers(&n.waba_id))
             })
             .map(|c| c.display_name.clone())
             .collect();

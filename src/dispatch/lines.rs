@@ -31,14 +31,6 @@ pub(super) fn lines_for(config: &Config, client: Client) -> Result<Vec<Arc<Line>
         .whatsapp
         .as_ref()
         .ok_or_else(|| DispatchError::Account("no [whatsapp] section in the config".into()))?;
-    let keys = |on: &dyn Fn(&str) -> bool| -> Vec<String> {
-        config
-            .clinics
-            .values()
-            .filter(|c| on(&c.whatsapp_number))
-            .map(|c| c.key.clone())
-            .collect()
-    };
     let line = |number: &Number, client: Client, scope: ClaimScope| {
         Arc::new(Line {
             name: number.name.clone(),
@@ -51,24 +43,16 @@ pub(super) fn lines_for(config: &Config, client: Client) -> Result<Vec<Arc<Line>
     };
     let mut lines = Vec::new();
     for number in wa.numbers.values().filter(|n| n.name != DEFAULT_NUMBER) {
-        let clinics = keys(&|n| n == number.name);
+        let clinics: Vec<String> = config
+            .clinics_sending_from(&number.name)
+            .map(|c| c.key.clone())
+            .collect();
         if clinics.is_empty() {
             // No clinic sends from it: nothing to claim, no token needed.
             continue;
         }
-        let token = if number.own_token {
-            let token = crate::secrets::number_token(&number.name)
-                .load_from(|k| std::env::var(k).ok())
-                .map_err(|e| {
-                    DispatchError::Account(format!(
-                        "[whatsapp.numbers.{}] has own_token = true, but {e}",
-                        number.name
-                    ))
-                })?;
-            Some(token)
-        } else {
-            None
-        };
+        let token =
+            crate::secrets::own_token(number).map_err(|e| DispatchError::Account(e.to_string()))?;
         let own = client.for_number(number, token);
         lines.push(line(number, own, ClaimScope::Clinics(clinics)));
     }
@@ -78,7 +62,14 @@ pub(super) fn lines_for(config: &Config, client: Client) -> Result<Vec<Arc<Line>
         let scope = if wa.numbers.len() == 1 {
             ClaimScope::All
         } else {
-            ClaimScope::AllBut(keys(&|n| n != DEFAULT_NUMBER))
+            ClaimScope::AllBut(
+                config
+                    .clinics
+                    .values()
+                    .filter(|c| c.whatsapp_number != DEFAULT_NUMBER)
+                    .map(|c| c.key.clone())
+                    .collect(),
+            )
         };
         lines.push(line(default, client, scope));
     }

@@ -251,20 +251,19 @@ impl Dispatcher {
         let mut runs: Vec<LineRun> = self
             .lines
             .iter()
-            .map(|line| {
-                let slots = if self.lines.len() == 1 {
-                    wa.max_in_flight
-                } else {
-                    (wa.max_in_flight * line.rate as usize)
-                        .div_ceil(total as usize)
-                        .max(2)
-                };
+            .zip(&blocked)
+            .map(|(line, blocked)| {
+                // One number alone gets every slot.
+                let slots = (wa.max_in_flight * line.rate as usize)
+                    .div_ceil(total as usize)
+                    .max(2)
+                    .min(wa.max_in_flight);
                 LineRun {
                     line: Arc::clone(line),
                     in_flight: Arc::new(Semaphore::new(slots)),
                     share: slots * 2,
                     // A blocked account's line claims nothing this run.
-                    drained: health.account_block_for(&line.waba_id, now).is_some(),
+                    drained: blocked.is_some(),
                     // Refill when a quarter of the slots are free: a continuous pipeline keeps
                     // the API busy (waiting for whole batches loses each batch's tail), while
                     // claims stay batched.
@@ -320,7 +319,7 @@ impl Dispatcher {
                                 now,
                             ))
                         };
-                        s.claim_due_of(now, room, &scope, |r| {
+                        s.claim_due(now, room, &scope, |r| {
                             let v = verdict_with_feeds(r, &config, now, &held);
                             health::overlay(v, &config, &h, r, now)
                         })

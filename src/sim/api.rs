@@ -1182,14 +1182,7 @@ async fn templates(
         return bad_version(&version).into_response();
     }
     // Each business account's catalogue, read with the token of one of its numbers.
-    let lines: Vec<_> = std::iter::once(sh.config.main_line())
-        .chain(
-            sh.config
-                .numbers
-                .iter()
-                .filter_map(|n| sh.config.line(&n.phone_number_id)),
-        )
-        .collect();
+    let lines: Vec<_> = sh.config.lines().collect();
     if !lines.iter().any(|l| authorized(&headers, l.access_token)) {
         return unauthorized();
     }

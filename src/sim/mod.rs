@@ -200,21 +200,20 @@ impl SimConfig {
 
     /// The number whose id is `phone_number_id`, if served.
     pub(crate) fn line(&self, phone_number_id: &str) -> Option<Line<'_>> {
-        if phone_number_id == self.phone_number_id {
-            return Some(self.main_line());
-        }
-        self.numbers
-            .iter()
-            .find(|n| n.phone_number_id == phone_number_id)
-            .map(|n| Line {
-                phone_number_id: &n.phone_number_id,
-                waba_id: &n.waba_id,
-                display_phone_number: &n.display_phone_number,
-                access_token: &n.access_token,
-                max_per_sec: n.max_per_sec,
-                quality_rating: &n.quality_rating,
-                messaging_limit: &n.messaging_limit,
-            })
+        self.lines().find(|l| l.phone_number_id == phone_number_id)
+    }
+
+    /// Every number served: the main one first.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = Line<'_>> {
+        std::iter::once(self.main_line()).chain(self.numbers.iter().map(|n| Line {
+            phone_number_id: &n.phone_number_id,
+            waba_id: &n.waba_id,
+            display_phone_number: &n.display_phone_number,
+            access_token: &n.access_token,
+            max_per_sec: n.max_per_sec,
+            quality_rating: &n.quality_rating,
+            messaging_limit: &n.messaging_limit,
+        }))
     }
 }
 

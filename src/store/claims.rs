@@ -98,22 +98,12 @@ impl Store {
         Ok(sent_again + staff)
     }
 
-    /// Takes up to `limit` due rows: each is judged by `verdict` in the same transaction, so a
-    /// row is claimed (`sending`), skipped, expired or held atomically, and two dispatchers can
-    /// never claim the same row. Returns the rows to send.
+    /// Takes up to `limit` due rows of the clinics `scope` names: each is judged by `verdict`
+    /// in the same transaction, so a row is claimed (`sending`), skipped, expired or held
+    /// atomically, and two dispatchers can never claim the same row. Returns the rows to send.
+    /// A dispatcher sending from several WhatsApp numbers claims for each number (its clinics)
+    /// as it has room, so one number's backlog never takes another's slots.
     pub fn claim_due(
-        &mut self,
-        now: DateTime<Utc>,
-        limit: usize,
-        verdict: impl Fn(&DueRow) -> Verdict,
-    ) -> Result<Claimed, StoreError> {
-        self.claim_due_of(now, limit, &ClaimScope::All, verdict)
-    }
-
-    /// As [`Store::claim_due`], taking only the rows of the clinics `scope` names: a
-    /// dispatcher sending from several WhatsApp numbers claims for each number as it has room,
-    /// so one number's backlog never takes the run's slots from another.
-    pub fn claim_due_of(
         &mut self,
         now: DateTime<Utc>,
         limit: usize,

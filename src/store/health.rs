@@ -100,6 +100,12 @@ pub struct NumberHealth {
 }
 
 impl AccountHealth {
+    /// Whether this standing concerns the numbers of business account `waba_id`: it is that
+    /// account's, or an event that named none.
+    pub fn covers(&self, waba_id: &str) -> bool {
+        self.waba_id.is_empty() || self.waba_id == waba_id
+    }
+
     /// Whether sending is stopped at `now` (a restriction whose end has passed is over).
     pub fn blocks(&self, now: DateTime<Utc>) -> bool {
         self.blocked && self.until.is_none_or(|u| u > now)

@@ -237,9 +237,8 @@ fn sends_from(config: &crate::config::Config, clinic: &Clinic) -> Option<String>
     let wa = config.whatsapp.as_ref().filter(|w| w.numbers.len() > 1)?;
     let n = wa.number(&clinic.whatsapp_number)?;
     let others: Vec<&str> = config
-        .clinics
-        .values()
-        .filter(|c| c.whatsapp_number == n.name && c.key != clinic.key)
+        .clinics_sending_from(&n.name)
+        .filter(|c| c.key != clinic.key)
         .map(|c| c.display_name.as_str())
         .collect();
     Some(format!(
