@@ -151,6 +151,7 @@ fn load(opts: &Options) -> Result<Config, ConfigError> {
     let mut config = Config::load(&opts.config_path)?;
     if let Some(db) = &opts.db {
         config.database_path.clone_from(db);
+        config.database_url = None;
     }
     if let Some(base) = &opts.api_base {
         config.point_apis_at(base);
@@ -186,7 +187,7 @@ pub async fn run(
     // 1. Configuration and database: refuse to start on either problem.
     let config = Arc::new(load(&opts)?);
     log_warnings(&config);
-    let mut store = Store::open(&config.database_path)?;
+    let mut store = Store::open_configured(&config)?;
     store.sync_clinics(&config.clinics)?;
     let store = Db::new(store);
     let metrics = metrics_handle();
@@ -358,7 +359,7 @@ pub async fn run(
     // 5. Ready: the database is open and the port is bound. Signal handlers go in first: until
     // then SIGHUP's default action ends the process, and systemd may reload right after READY.
     let signals = opts.handle_signals.then(install_signals);
-    tracing::info!(%addr, db = %config.database_path.display(), "reminderd running");
+    tracing::info!(%addr, db = %config.database_label(), "reminderd running");
     notify(&[
         NotifyState::Ready,
         NotifyState::Status(&format!("listening on {addr}; waiting for the first jobs")),

@@ -178,6 +178,14 @@ pub fn own_token(n: &crate::config::Number) -> Result<Option<SecretString>, Secr
         })
 }
 
+/// The PostgreSQL password (`database.url`): `$REMINDERD_DATABASE_PASSWORD` or the credential
+/// `database-password`; `None` when neither has it (a server that trusts the connection).
+pub fn database_password() -> Result<Option<SecretString>, SecretError> {
+    read("REMINDERD_DATABASE_PASSWORD", "database-password", |k| {
+        std::env::var(k).ok()
+    })
+}
+
 /// The own tokens of the config's numbers that have one, by phone number id: what fetches the
 /// files patients send to such a number.
 pub fn number_tokens(

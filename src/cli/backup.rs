@@ -48,7 +48,17 @@ pub(super) struct CheckDbArgs {
 
 /// The database file the config (or `--db`) names.
 fn database(config_path: &Path, db: Option<&Path>) -> Result<PathBuf> {
-    Ok(load_config(config_path, db)?.database_path)
+    let config = load_config(config_path, db)?;
+    if let Some(url) = &config.database_url {
+        return Err(fail(
+            exit::CONFIG,
+            format!(
+                "database.url: {} is a PostgreSQL database; back it up and check it with the server's own tools (pg_dump, pg_basebackup, or the managed service's snapshots), not with reminderd",
+                reminderd::store::sql::redact(url)
+            ),
+        ));
+    }
+    Ok(config.database_path)
 }
 
 pub(super) fn backup(config_path: &Path, db: Option<&Path>, args: &BackupArgs) -> Result<u8> {

@@ -615,6 +615,7 @@ fn load_config(path: &Path, db: Option<&Path>) -> Result<Config> {
     }
     if let Some(db) = db {
         config.database_path = db.to_path_buf();
+        config.database_url = None;
     }
     Ok(config)
 }
@@ -623,7 +624,7 @@ fn load_config(path: &Path, db: Option<&Path>) -> Result<Config> {
 /// them).
 fn open(config_path: &Path, db: Option<&Path>) -> Result<(Config, Store)> {
     let config = load_config(config_path, db)?;
-    let mut store = Store::open(&config.database_path)?;
+    let mut store = Store::open_configured(&config)?;
     store.sync_clinics(&config.clinics)?;
     Ok((config, store))
 }

@@ -62,7 +62,7 @@ pub(super) fn run(config_path: &Path, db: Option<&Path>, json: bool) -> Result<u
     let config = load_config(config_path, db)?;
     let clients = number_clients(&config)?;
     // What the webhooks said, when there is a database to read.
-    let recorded = if config.database_path.exists() {
+    let recorded = if config.has_database() {
         open(config_path, db)?.1.number_health()?
     } else {
         Vec::new()

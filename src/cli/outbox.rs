@@ -234,7 +234,7 @@ pub(super) fn templates(
         TemplatesCommand::Check { json } => {
             let config = load_config(config_path, db)?;
             // Meta's events as the daemon recorded them, when there is a database to read.
-            let health = if config.database_path.exists() {
+            let health = if config.has_database() {
                 Some(reminderd::dispatch::health::Health::read(
                     &open(config_path, db)?.1,
                     &config,

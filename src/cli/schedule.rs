@@ -190,14 +190,23 @@ pub(super) fn check_config(path: &Path, db: Option<&Path>) -> Result<u8> {
         }
     }
     let db_path = &config.database_path;
-    if db_path.exists() {
+    if config.has_database() {
         // Opening applies pending migrations, which is what the daemon would do at start.
-        let store =
-            Store::open(db_path).map_err(|e| fail(exit::CONFIG, format!("database.path: {e}")))?;
+        let key = if config.database_url.is_some() {
+            "database.url"
+        } else {
+            "database.path"
+        };
+        let store = Store::open_configured(&config)
+            .map_err(|e| fail(exit::CONFIG, format!("{key}: {e}")))?;
+        let engine = match store.backend() {
+            reminderd::store::sql::Backend::Sqlite => "schema version",
+            reminderd::store::sql::Backend::Postgres => "PostgreSQL, schema version",
+        };
         writeln!(
             out,
-            "  database {} (schema version {})",
-            db_path.display(),
+            "  database {} ({engine} {})",
+            config.database_label(),
             store.schema_version()?
         )?;
         if !config.feeds.is_empty() {

@@ -19,6 +19,7 @@ use crate::phone::Region;
 mod booking;
 mod conversations;
 mod costs;
+mod database;
 mod documents;
 mod feedback;
 mod feeds;
@@ -58,8 +59,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "reminders.toml";
 pub struct Config {
     /// Path of the file it was read from; relative paths inside it resolve against its folder.
     pub source: PathBuf,
-    /// The SQLite database file.
+    /// The SQLite database file (empty when `database_url` is set).
     pub database_path: PathBuf,
+    /// The PostgreSQL database several instances share (`database.url`), without a
+    /// password; `None`: the SQLite file.
+    pub database_url: Option<String>,
     /// Clinics by key, in key order.
     pub clinics: BTreeMap<String, Clinic>,
     /// The default CSV import format.
@@ -565,6 +569,20 @@ impl fmt::Display for Problem {
 }
 
 impl Config {
+    /// Whether there is a database to read: the PostgreSQL database, or a SQLite file that
+    /// exists already.
+    pub fn has_database(&self) -> bool {
+        self.database_url.is_some() || self.database_path.exists()
+    }
+
+    /// The store as logs and messages name it: the file, or the PostgreSQL URL.
+    pub fn database_label(&self) -> String {
+        match &self.database_url {
+            Some(url) => crate::store::sql::redact(url),
+            None => self.database_path.display().to_string(),
+        }
+    }
+
     /// Sends every outside API's requests to `base` instead (`$REMINDERD_API_BASE`: the
     /// simulator, which speaks the Cloud API, Twilio and MSG91 on one address).
     pub fn point_apis_at(&mut self, base: &str) {

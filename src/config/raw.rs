@@ -342,7 +342,8 @@ pub(super) struct RawBooking {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDatabase {
-    pub(super) path: PathBuf,
+    pub(super) path: Option<PathBuf>,
+    pub(super) url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -40,15 +40,8 @@ pub(super) fn validate(
     let mut problems = Vec::new();
     let mut push = |key: String, message: String| problems.push(Problem { key, message });
 
-    if raw.database.path.as_os_str().is_empty() {
-        push(
-            "database.path".into(),
-            "must not be empty; give the SQLite file, e.g. \"/var/lib/reminderd/reminderd.db\""
-                .into(),
-        );
-    }
     let base = path.parent().unwrap_or(Path::new("."));
-    let database_path = base.join(&raw.database.path);
+    let (database_path, database_url) = super::database::validate(raw.database, base, &mut push);
 
     let import = build_format(
         "import",
@@ -442,6 +435,7 @@ pub(super) fn validate(
         Ok(Config {
             source: path.to_path_buf(),
             database_path,
+            database_url,
             clinics,
             import,
             import_formats,

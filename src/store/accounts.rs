@@ -1,7 +1,7 @@
 //! Staff accounts, sign-in attempts, sessions and upload previews.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{ImportTx, Store, StoreError};
 
@@ -291,7 +291,7 @@ impl Store {
         for (who, max) in [(client, limits.per_client), ("*", limits.per_name)] {
             let n: i64 = tx.query_row(
                 "INSERT INTO sign_in_attempts (name, client, attempts, window_start) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (name, client) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
+                 ON CONFLICT (name, client) DO UPDATE SET attempts = sign_in_attempts.attempts + 1 RETURNING attempts",
                 params![name, who, t],
                 |r| r.get(0),
             )?;
@@ -553,7 +553,7 @@ impl Store {
             .conn
             .prepare("SELECT name, role FROM staff_users ORDER BY name")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .query_map((), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(n, r)| Ok((n, crate::model::Role::parse(&r)?)))
@@ -592,7 +592,7 @@ impl Store {
 
 /// The row id and stored spelling of account `name` (names match in any case).
 fn account_by_name(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::store::sql::Transaction<'_>,
     name: &str,
 ) -> Result<Option<(i64, String)>, StoreError> {
     Ok(tx

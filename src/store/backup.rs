@@ -15,8 +15,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::store::sql::{OptionalExtension as _, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags};
 
 use super::{SCHEMA_VERSION, Store, StoreError};
 use crate::time::Clock;
@@ -222,7 +223,7 @@ pub fn check_file(path: &Path) -> Result<Health, StoreError> {
         source,
     })?;
     conn.busy_timeout(super::BUSY_TIMEOUT)?;
-    if let Err(e) = inspect(&conn, &mut health) {
+    if let Err(e) = inspect(&super::sql::Conn::sqlite(conn), &mut health) {
         health.integrity.push(e.to_string());
     }
     Ok(health)
@@ -230,9 +231,9 @@ pub fn check_file(path: &Path) -> Result<Health, StoreError> {
 
 /// Fills in what the file says of itself; an error here (a file that is not a database, a
 /// page SQLite refuses) becomes one of the integrity lines.
-fn inspect(conn: &Connection, h: &mut Health) -> rusqlite::Result<()> {
-    h.schema_version = Some(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?);
-    let has = |table: &str| -> rusqlite::Result<bool> {
+fn inspect(conn: &super::sql::Conn, h: &mut Health) -> crate::store::sql::Result<()> {
+    h.schema_version = Some(conn.query_row("PRAGMA user_version", (), |r| r.get(0))?);
+    let has = |table: &str| -> crate::store::sql::Result<bool> {
         conn.query_row(
             "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
             [table],
@@ -248,11 +249,11 @@ fn inspect(conn: &Connection, h: &mut Health) -> rusqlite::Result<()> {
     // Up to 20 problems: enough to tell a damaged page from a damaged file.
     let mut stmt = conn.prepare("PRAGMA integrity_check(20)")?;
     h.integrity = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
+        .query_map((), |r| r.get::<_, String>(0))?
         .collect::<Result<_, _>>()?;
     for table in BIG_TABLES {
         let rows = if has(table)? {
-            Some(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+            Some(conn.query_row(&format!("SELECT count(*) FROM {table}"), (), |r| r.get(0))?)
         } else {
             None
         };
@@ -260,7 +261,7 @@ fn inspect(conn: &Connection, h: &mut Health) -> rusqlite::Result<()> {
     }
     if has("backups")? {
         h.last_backup_at = conn
-            .query_row("SELECT max(taken_at) FROM backups", [], |r| {
+            .query_row("SELECT max(taken_at) FROM backups", (), |r| {
                 r.get::<_, Option<i64>>(0)
             })?
             .and_then(|t| DateTime::from_timestamp(t, 0));
@@ -404,6 +405,11 @@ impl Store {
     /// copied in steps, checked, synced, renamed into place with mode 0600, and recorded in
     /// `backups`. A copy that fails its integrity check is deleted and the error says why.
     pub fn backup_to(&self, dest: &Path, clock: Clock) -> Result<BackupDone, StoreError> {
+        let from = self.conn.as_sqlite().ok_or_else(|| {
+            StoreError::Refused(
+                "a PostgreSQL store is backed up by the server's own tools (pg_dump, or the service's snapshots), not by reminderd".into(),
+            )
+        })?;
         let started = std::time::Instant::now();
         let dir = parent(dest);
         // Created 0600 by tempfile; SQLite keeps an existing file's mode.
@@ -418,17 +424,17 @@ impl Store {
         let copied = (|| {
             let schema_version: i64 = self
                 .conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                .query_row("PRAGMA user_version", (), |r| r.get(0))?;
             let taken_at = clock.now();
             let mut to = Connection::open(tmp.path())?;
-            rusqlite::backup::Backup::new(&self.conn, &mut to)?.run_to_completion(
+            rusqlite::backup::Backup::new(from, &mut to)?.run_to_completion(
                 PAGES_PER_STEP,
                 STEP_PAUSE,
                 None,
             )?;
             // One self-contained file: no -wal or -shm beside the copy.
-            to.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
-            Ok::<_, rusqlite::Error>((schema_version, taken_at))
+            to.query_row("PRAGMA journal_mode = DELETE", (), |_| Ok(()))?;
+            Ok::<_, crate::store::sql::Error>((schema_version, taken_at))
         })();
         self.conn.execute_batch("COMMIT")?;
         let (schema_version, taken_at) = copied?;
@@ -450,7 +456,7 @@ impl Store {
         // A database from before schema 9 (copied as it is, unmigrated) has no such table.
         let has_table: bool = self.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'backups'",
-            [],
+            (),
             |r| r.get(0),
         )?;
         if has_table {
@@ -472,7 +478,7 @@ impl Store {
     pub fn last_backup_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<i64> = self
             .conn
-            .query_row("SELECT max(taken_at) FROM backups", [], |r| r.get(0))
+            .query_row("SELECT max(taken_at) FROM backups", (), |r| r.get(0))
             .optional()?
             .flatten();
         Ok(t.and_then(|t| DateTime::from_timestamp(t, 0)))
@@ -528,7 +534,7 @@ mod tests {
         let rows: i64 = copy
             .query_row(
                 "SELECT count(*) FROM filler WHERE x NOT LIKE 'late%'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count");
@@ -536,14 +542,14 @@ mod tests {
         let late: i64 = copy
             .query_row(
                 "SELECT count(*) FROM filler WHERE x LIKE 'late%'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count");
         let ids: Vec<i64> = copy
             .prepare("SELECT rowid FROM filler ORDER BY rowid")
             .expect("prepare")
-            .query_map([], |r| r.get(0))
+            .query_map((), |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("ids");

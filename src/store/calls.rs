@@ -6,8 +6,8 @@
 //! `reason`), so the day board's "last note" and the audit trail see it with no table of its
 //! own; `Store::follow_ups` reads the outcomes to decide what a call settled.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::replies::Intent;
@@ -172,7 +172,7 @@ impl Store {
         let t = now.timestamp();
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let inserted = tx.execute(
             "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value, reason)
              SELECT ?1, id, patient_id, ?2, 'called', ?3, ?4 FROM appointments WHERE id = ?5",
@@ -209,7 +209,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let id: Option<i64> = tx
             .query_row(
                 "SELECT a.id FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE c.key = ?1 AND a.external_id = ?2",
@@ -268,7 +268,7 @@ impl Store {
     pub fn waiting_reply_count(&self) -> Result<usize, StoreError> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM replies WHERE outcome = 'needs_staff' AND handled_by IS NULL",
-            [],
+            (),
             |r| r.get(0),
         )?;
         Ok(usize::try_from(n).unwrap_or(0))
@@ -383,7 +383,7 @@ impl Store {
         let t = now.timestamp();
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         // A reply that needed a person, and who dealt with it if anyone did.
         let found: Option<ReadReply> = tx
             .query_row(
@@ -500,7 +500,7 @@ impl Store {
                 "SELECT max(updated_at), (SELECT reason FROM outbox WHERE state = 'pending' AND reason LIKE 'not sent: %'
                                           ORDER BY updated_at DESC, id DESC LIMIT 1), count(*)
                  FROM outbox WHERE state = 'pending' AND reason LIKE 'not sent: %' HAVING count(*) > 0",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -517,12 +517,12 @@ impl Store {
     pub fn send_troubles(&self, since: DateTime<Utc>) -> Result<Vec<SendTrouble>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.template, o.last_error_code, max(o.updated_at), count(*),
-                    (SELECT e.last_error FROM outbox e WHERE e.template IS o.template AND e.last_error_code = o.last_error_code
+                    (SELECT e.last_error FROM outbox e WHERE e.template IS NOT DISTINCT FROM o.template AND e.last_error_code = o.last_error_code
                        AND e.state IN ('pending', 'failed') ORDER BY e.updated_at DESC, e.id DESC LIMIT 1)
              FROM outbox o
              WHERE o.state IN ('pending', 'failed') AND o.send_at >= ?2 AND o.last_error_code IS NOT NULL AND o.updated_at >= ?1
                AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.state IN ('sent', 'delivered', 'read') AND s.send_at >= ?2
-                               AND s.template IS o.template AND s.sent_at > o.updated_at)
+                               AND s.template IS NOT DISTINCT FROM o.template AND s.sent_at > o.updated_at)
              GROUP BY o.template, o.last_error_code ORDER BY max(o.updated_at) DESC",
         )?;
         // A message is sent within days of its due time; older ones are not looked at.
@@ -585,7 +585,9 @@ type ReadReply = (Result<WaitingReply, StoreError>, Option<String>);
 
 /// A reply row's `id, from_phone, intent, text, received_at` (the outer `Result` is the
 /// row's, the inner one an intent that is not ours).
-fn waiting_reply(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<WaitingReply, StoreError>> {
+fn waiting_reply(
+    r: &crate::store::sql::Row<'_>,
+) -> crate::store::sql::Result<Result<WaitingReply, StoreError>> {
     let intent: String = r.get(2)?;
     let (id, from, text, at) = (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);
     Ok(Intent::parse(&intent)
@@ -601,7 +603,7 @@ fn waiting_reply(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<WaitingReply,
 
 /// Marks every reply waiting on `appointment` handled by `actor`, each with its audit row.
 fn handle_waiting_replies(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::store::sql::Transaction<'_>,
     appointment: i64,
     actor: &str,
     reason: &str,

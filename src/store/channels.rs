@@ -1,8 +1,8 @@
 //! How staff see a patient's channels: the schedule's choice and caregiver, and what the
 //! patient's and the caregiver's numbers taught us (texts only for a while, opted out of texts).
 
+use crate::store::sql::OptionalExtension;
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
 
 use super::{PatientReach, Store, StoreError};
 use crate::model::{ChannelChoice, RemindWhom};

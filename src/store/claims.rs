@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::sql::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::outbox::{DUE_COLUMNS, DueRow, due_row};
 use super::{Store, StoreError};
@@ -49,7 +49,7 @@ impl Store {
     ) -> Result<(usize, usize), StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let requeued = tx.execute(
             "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
                 reason = 'interrupted before its request went out; sent again'
@@ -118,33 +118,34 @@ impl Store {
         };
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let mut last_import: HashMap<i64, i64> = HashMap::new();
         {
             let mut stmt = tx.prepare_cached(
                 "SELECT ic.clinic_id, max(i.imported_at) FROM import_clinics ic JOIN imports i ON i.id = ic.import_id GROUP BY ic.clinic_id",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let rows = stmt.query_map((), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
             for r in rows {
                 let (c, t) = r?;
                 last_import.insert(c, t);
             }
         }
         let rows: Vec<DueRow> = {
+            let keys_in = tx.pick("SELECT value FROM json_each(?4)", "SELECT json_texts(?4)");
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {DUE_COLUMNS} FROM outbox o
                  JOIN appointments a ON a.id = o.appointment_id
                  JOIN patients p ON p.id = a.patient_id
                  JOIN clinics c ON c.id = a.clinic_id
                  WHERE o.state = 'pending' AND o.send_at <= ?1 AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?1)
-                   AND (?3 = 0 OR (c.key IN (SELECT value FROM json_each(?4))) = (?3 = 1))
+                   AND (?3 = 0 OR (c.key IN ({keys_in})) = (?3 = 1))
                  ORDER BY o.send_at, o.id LIMIT ?2"
             ))?;
             let mut q = stmt.query(params![now.timestamp(), limit as i64, mode, keys])?;
             let mut v = Vec::new();
             while let Some(r) = q.next()? {
                 let clinic_id: i64 = r.get(20)?;
-                let mut row = due_row(r, last_import.get(&clinic_id).copied())?;
+                let mut row = due_row(&r, last_import.get(&clinic_id).copied())?;
                 row.offer =
                     super::waitlist::offer_facts(&tx, &row.rule)?.filter(|_| row.kind.is_offer());
                 v.push(row);

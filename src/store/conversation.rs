@@ -2,8 +2,8 @@
 //! 24-hour customer-service window, and staff messages queued as outbox rows (one per form,
 //! by its `staff:<nonce>` rule), written with their audit rows in one transaction.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::model::{Kind, OutboxState};
@@ -265,7 +265,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT p.id, c.key FROM patients p JOIN clinics c ON c.id = p.clinic_id
-                 WHERE p.external_id = ?1 AND (?2 IS NULL OR c.key = ?2) ORDER BY c.key",
+                 WHERE p.external_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.key = ?2) ORDER BY c.key",
             )?
             .query_map(params![external_id, clinic], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?)
@@ -284,7 +284,7 @@ impl Store {
     ) -> Result<StaffSent, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let rule = format!("{STAFF_RULE}{}", m.nonce);
         match earlier_staff_row(
             &tx,
@@ -330,7 +330,7 @@ impl Store {
             return Ok(StaffSent::Refused(StaffRefusal::NoAppointment));
         };
         let t = now.timestamp();
-        tx.execute(
+        let id = tx.insert(
             "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, params, state,
                 created_at, updated_at, recipient, channel, sent_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?5, ?5, 'patient', 'whatsapp', ?9)",
@@ -346,7 +346,6 @@ impl Store {
                 m.actor
             ],
         )?;
-        let id = tx.last_insert_rowid();
         let what = match m.what {
             StaffSend::Text(text) => text.to_string(),
             StaffSend::Template(key) => format!("template {key}"),
@@ -396,7 +395,7 @@ pub fn text_of(params: &str) -> Option<String> {
 }
 
 fn conversation_patient(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     id: i64,
 ) -> Result<Option<ConversationPatient>, StoreError> {
     Ok(conn
@@ -423,7 +422,7 @@ fn conversation_patient(
 /// window is the number's (Meta counts it per WhatsApp user), whichever patient it was taken for.
 /// A `system` row (WhatsApp reporting a changed number) is not the patient writing.
 pub(super) fn window_closes(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     phone: &str,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let last: Option<i64> = conn.query_row(
@@ -438,7 +437,7 @@ pub(super) fn window_closes(
 /// the same form for the same patient is a double click; for another, a form that is not
 /// theirs.
 pub(super) fn earlier_staff_row(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     rule: &str,
     kinds: &[&str],
 ) -> Result<Option<(i64, i64)>, StoreError> {

@@ -1,8 +1,8 @@
 //! What Meta bills: each message's `pricing` from its status webhooks (category, type,
 //! billable) on its outbox row, and the billable messages of a range for the cost estimate.
 
+use crate::store::sql::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::{Store, StoreError};
 use crate::config::Billed;
@@ -65,7 +65,7 @@ impl Store {
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id
                            JOIN clinics c ON c.id = a.clinic_id
              WHERE o.billable = 1 AND o.pricing_category IS NOT NULL
-               AND o.sent_at >= ?1 AND o.sent_at < ?2 AND (?3 IS NULL OR c.key = ?3)
+               AND o.sent_at >= ?1 AND o.sent_at < ?2 AND (CAST(?3 AS TEXT) IS NULL OR c.key = ?3)
              ORDER BY o.sent_at, o.id",
         )?;
         let mut q = stmt.query(params![from.timestamp(), to.timestamp(), clinic])?;

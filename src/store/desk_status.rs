@@ -2,8 +2,8 @@
 //! set at the desk (arrived, completed, no-show, cancelled, confirmed by phone) with its rules
 //! and its undo, and the latest message of an appointment as the day board shows it.
 
+use crate::store::sql::{OptionalExtension, Transaction, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Store, StoreError};
 use crate::model::StaffAction;
@@ -94,17 +94,20 @@ impl Store {
         let ids = serde_json::to_string(appointments).map_err(|e| {
             StoreError::Corrupt(format!("appointment ids could not be listed: {e}"))
         })?;
-        let mut stmt = self.conn.prepare_cached(
+        let ids_in = self
+            .conn
+            .pick("SELECT value FROM json_each(?1)", "SELECT json_ints(?1)");
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT l.appointment_id, substr(l.actor, 7), l.at,
                     CASE WHEN l.action IN ('status', 'response') THEN l.new_value ELSE l.action END,
                     nullif(trim(l.reason), '')
              FROM audit_log l
-             WHERE l.appointment_id IN (SELECT value FROM json_each(?1)) AND l.actor LIKE 'staff:%'
+             WHERE l.appointment_id IN ({ids_in}) AND l.actor LIKE 'staff:%'
                AND (l.action IN ('called', 'note')
                     OR (l.action IN ('status', 'response', 'arrived', 'reply_handled')
                         AND nullif(trim(l.reason), '') IS NOT NULL))
-             ORDER BY l.id DESC",
-        )?;
+             ORDER BY l.id DESC"
+        ))?;
         let rows = stmt.query_map(params![ids], |r| {
             Ok(Note {
                 appointment: r.get(0)?,
@@ -129,7 +132,7 @@ impl Store {
     ) -> Result<Option<(String, String)>, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let key: String = tx
             .query_row(
                 "SELECT c.key FROM appointments a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?1",
@@ -154,7 +157,7 @@ impl Store {
     ) -> Result<Undone, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let (status, response, arrived): (String, String, bool) = tx
             .query_row(
                 "SELECT status, response, arrived_at IS NOT NULL FROM appointments WHERE id = ?1",
@@ -401,7 +404,7 @@ mod tests {
 
     fn value(s: &Store, sql: &str) -> String {
         s.conn
-            .query_row(sql, [], |r| r.get::<_, Option<String>>(0))
+            .query_row(sql, (), |r| r.get::<_, Option<String>>(0))
             .expect(sql)
             .unwrap_or_default()
     }

@@ -2,8 +2,8 @@
 //! per form (rule `staff:<nonce>`), written with its audit row in one transaction, and only
 //! while the patient's 24-hour window is open (their last WhatsApp message + 24 hours).
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::model::{Kind, OutboxState};
@@ -119,7 +119,7 @@ impl Store {
     ) -> Result<DocumentQueued, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let rule = format!("{STAFF_RULE}{nonce}");
         match super::conversation::earlier_staff_row(&tx, &rule, &["staff_document"])? {
             Some((row, patient)) if patient == id => return Ok(DocumentQueued::Again(row)),
@@ -154,7 +154,7 @@ impl Store {
         };
         let caption = caption.map(str::trim).filter(|c| !c.is_empty());
         let params_json = serde_json::json!({ "document": key, "caption": caption }).to_string();
-        tx.execute(
+        let row = tx.insert(
             "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, params, state,
                 created_at, updated_at, recipient, channel, sent_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?5, ?5, 'patient', 'whatsapp', ?8)",
@@ -169,7 +169,6 @@ impl Store {
                 actor
             ],
         )?;
-        let row = tx.last_insert_rowid();
         tx.execute(
             "INSERT INTO audit_log (at, appointment_id, patient_id, actor, action, new_value, reason)
              VALUES (?1, ?2, ?3, ?4, 'send_document', ?5, ?6)",
@@ -187,7 +186,7 @@ impl Store {
     }
 }
 
-fn target(conn: &rusqlite::Connection, id: i64) -> Result<Option<DocumentTarget>, StoreError> {
+fn target(conn: &crate::store::sql::Conn, id: i64) -> Result<Option<DocumentTarget>, StoreError> {
     let found = conn
         .query_row(
             "SELECT p.id, p.name, c.key, p.opted_out_at IS NOT NULL, p.phone

@@ -1,8 +1,8 @@
 //! Feedback after the visit: the visits that may owe a request, the request a reply answers,
 //! and a score recorded with its reply and thanks in one transaction.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::outbox::{REACH_COLUMNS, reach};
 use super::{Store, StoreError};
@@ -84,7 +84,7 @@ impl Store {
                 duration_min: r.get(3)?,
                 status: Status::parse(&r.get::<_, String>(4)?)?,
                 opted_out: r.get(5)?,
-                reach: reach(r, 6)?,
+                reach: reach(&r, 6)?,
             };
             if v.ends_at() > ended_after && v.ends_at() <= now {
                 out.push(v);
@@ -125,7 +125,7 @@ impl Store {
     fn request_where(
         &self,
         sql_where: &str,
-        key: &dyn rusqlite::ToSql,
+        key: &dyn crate::store::sql::ToValue,
         newest_for: Option<&E164>,
     ) -> Result<Option<FeedbackRequest>, StoreError> {
         let mut stmt = self
@@ -199,7 +199,7 @@ impl Store {
     ) -> Result<ScoreStored, StoreError> {
         let t = now.timestamp();
         let a = &rec.request.appointment;
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let stored: Option<u8> = tx
             .prepare_cached("SELECT score FROM feedback WHERE appointment_id = ?1")?
             .query_row([a.appointment_id], |r| r.get(0))
@@ -213,11 +213,10 @@ impl Store {
                 )),
             ),
         };
-        let inserted = tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+        let inserted = tx.insert_if("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
                 intent, outcome, reason, received_at, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'feedback', ?9, ?10, ?11, ?12)
-             ON CONFLICT (message_id) DO NOTHING")?
-            .execute(
+             ON CONFLICT (message_id) DO NOTHING",
             params![
                 rec.message_id,
                 rec.event_id,
@@ -233,10 +232,9 @@ impl Store {
                 rec.channel.as_str()
             ],
         )?;
-        if inserted == 0 {
+        let Some(reply_id) = inserted else {
             return Ok(ScoreStored::Replayed);
-        }
-        let reply_id = tx.last_insert_rowid();
+        };
         if stored.is_none() {
             tx.prepare_cached("INSERT INTO feedback (appointment_id, patient_id, score, outbox_id, reply_id, channel, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?

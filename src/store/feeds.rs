@@ -2,8 +2,8 @@
 //! per message id), how each feed is doing, the slots a feed blocked or opened, and what the
 //! practice system must be told of patients' answers (`source_updates`).
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{ImportTx, Store, StoreError};
 use crate::time::from_unix;
@@ -186,7 +186,7 @@ impl Store {
         let (id, replays, state, error): (i64, i64, String, Option<String>) = tx.query_row(
             "INSERT INTO feed_messages (feed, message_id, kind, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (feed, message_id) DO UPDATE
-                 SET replays = replays + 1, last_replay_at = excluded.received_at
+                 SET replays = feed_messages.replays + 1, last_replay_at = excluded.received_at
              RETURNING id, replays, state, error",
             params![feed, message_id, kind, body, now.timestamp()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
@@ -301,7 +301,7 @@ impl Store {
     ) -> Result<Vec<FeedMessage>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, feed, message_id, kind, received_at, state, outcome, error, external_id, appointment_id, replays, NULL
-             FROM feed_messages WHERE feed = ?1 AND (?2 IS NULL OR state = ?2)
+             FROM feed_messages WHERE feed = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)
              ORDER BY received_at DESC, id DESC LIMIT ?3",
         )?;
         let rows = stmt.query_map(
@@ -337,7 +337,7 @@ impl Store {
              FROM feed_status s ORDER BY s.feed",
         )?;
         let t = |v: Option<i64>| v.map(from_unix);
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             let error: Option<String> = r.get(5)?;
             let error_at: Option<i64> = r.get(6)?;
             Ok(FeedStatus {
@@ -469,7 +469,7 @@ impl Store {
     fn source_updates_where(
         &self,
         filter: &str,
-        args: &[&dyn rusqlite::ToSql],
+        args: &[&dyn crate::store::sql::ToValue],
     ) -> Result<Vec<SourceUpdate>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT u.id, u.appointment_id, a.external_id, c.key, u.feed, u.action, u.state, u.attempts, u.error, u.created_at
@@ -566,7 +566,7 @@ impl ImportTx<'_> {
 /// confirmation or a cancellation. Nothing for an uploaded appointment: the next file says
 /// what the practice system has.
 pub(super) fn queue_source_update(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     appointment_id: i64,
     action: &str,
     now: DateTime<Utc>,
@@ -581,7 +581,9 @@ pub(super) fn queue_source_update(
 
 type FeedMessageResult = Result<FeedMessage, StoreError>;
 
-fn feed_message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedMessageResult> {
+fn feed_message_row(
+    r: &crate::store::sql::Row<'_>,
+) -> crate::store::sql::Result<FeedMessageResult> {
     let state: String = r.get(5)?;
     let state = match MessageState::parse(&state) {
         Ok(s) => s,

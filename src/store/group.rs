@@ -71,7 +71,9 @@ impl Writer {
 
 /// A committed group on its way to the syncer: its answers and the log file to sync first.
 struct Committed {
-    wal: std::path::PathBuf,
+    /// The write-ahead log to sync; `None` on PostgreSQL, whose commit is durable when it
+    /// returns.
+    wal: Option<std::path::PathBuf>,
     answers: Vec<(Answer, Result<(), String>)>,
 }
 
@@ -102,7 +104,8 @@ fn spawn(
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let answers = commit_group(&mut store, group);
-                let wal = super::backup::wal_path(store.path());
+                let wal = (store.backend() == super::sql::Backend::Sqlite)
+                    .then(|| super::backup::wal_path(store.path()));
                 groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 drop(store);
                 drop(shared);
@@ -125,7 +128,7 @@ fn sync_loop(inbox: &mpsc::Receiver<Committed>) {
         let mut batch = vec![first];
         batch.extend(inbox.try_iter());
         // One writer serves one store: every group in the batch has the same log.
-        let failed = sync_file(&batch[0].wal).err();
+        let failed = batch[0].wal.as_deref().and_then(|wal| sync_file(wal).err());
         if let Some(why) = &failed {
             tracing::error!(%why, "could not sync the write-ahead log; deliveries answered 500");
         }
@@ -154,10 +157,14 @@ fn commit_group(store: &mut Store, group: Vec<Piece>) -> Vec<(Answer, Result<(),
     store.close_abandoned();
     let mut answers = Vec::with_capacity(group.len());
     // NORMAL for this commit only: the syncer syncs the log before anyone is answered.
-    if let Err(e) = store
-        .conn
-        .execute_batch("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
-    {
+    let began = match store.conn.as_sqlite() {
+        Some(sqlite) => sqlite
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(super::sql::Error::from),
+        None => Ok(()),
+    }
+    .and_then(|()| store.conn.begin(super::sql::TransactionBehavior::Immediate));
+    if let Err(e) = began {
         restore_full(store);
         let why = e.to_string();
         for piece in group {
@@ -169,9 +176,10 @@ fn commit_group(store: &mut Store, group: Vec<Piece>) -> Vec<(Answer, Result<(),
         return answers;
     }
     for piece in group {
+        let level = store.conn.depth();
         let piece_ran = store
             .conn
-            .execute_batch("SAVEPOINT delivery")
+            .begin(super::sql::TransactionBehavior::Immediate)
             .map_err(|e| e.to_string());
         if let Err(why) = piece_ran {
             answers.push((Box::new(|_| ()) as Answer, Err(why)));
@@ -181,19 +189,13 @@ fn commit_group(store: &mut Store, group: Vec<Piece>) -> Vec<(Answer, Result<(),
         // answer is dropped), and the writer goes on with the others.
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| piece(store)));
         let (keep, answer) = ran.unwrap_or_else(|_| (false, Box::new(|_| ()) as Answer));
-        let end = if keep {
-            "RELEASE delivery"
-        } else {
-            "ROLLBACK TO delivery; RELEASE delivery"
-        };
-        match store.conn.execute_batch(end) {
+        match store.conn.end_to(level, keep) {
             Ok(()) => answers.push((answer, Ok(()))),
             Err(e) => answers.push((answer, Err(e.to_string()))),
         }
     }
-    if let Err(e) = store.conn.execute_batch("COMMIT") {
+    if let Err(e) = store.conn.end_to(0, true) {
         let why = e.to_string();
-        let _ = store.conn.execute_batch("ROLLBACK");
         tracing::error!(%why, "a group commit failed; its deliveries are answered 500");
         for (_, committed) in &mut answers {
             *committed = Err(why.clone());
@@ -205,7 +207,10 @@ fn commit_group(store: &mut Store, group: Vec<Piece>) -> Vec<(Answer, Result<(),
 
 /// Puts the connection back to `synchronous = FULL`, which every other commit relies on.
 fn restore_full(store: &mut Store) {
-    if let Err(e) = store.conn.execute_batch("PRAGMA synchronous = FULL") {
+    let Some(sqlite) = store.conn.as_sqlite() else {
+        return;
+    };
+    if let Err(e) = sqlite.execute_batch("PRAGMA synchronous = FULL") {
         // Cannot happen on an open connection; if it did, later commits would not be synced.
         tracing::error!(error = %e, "could not set synchronous = FULL again");
     }
@@ -263,7 +268,7 @@ mod tests {
         let (rows, distinct): (i64, i64) = db
             .run(|s| {
                 s.conn
-                    .query_row("SELECT count(*), count(DISTINCT v) FROM t", [], |r| {
+                    .query_row("SELECT count(*), count(DISTINCT v) FROM t", (), |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
                     .expect("count")
@@ -288,7 +293,7 @@ mod tests {
         }
         // 2 = FULL: only the group's own commit runs NORMAL (its syncer syncs the log).
         let level: i64 = db
-            .run(|s| s.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)))
+            .run(|s| s.conn.query_row("PRAGMA synchronous", (), |r| r.get(0)))
             .await
             .expect("run")
             .expect("pragma");
@@ -301,7 +306,7 @@ mod tests {
         let (answered_tx, answered) = std::sync::mpsc::channel();
         let answer: super::Answer = Box::new(move |r| answered_tx.send(r).expect("send"));
         tx.send(super::Committed {
-            wal: std::path::PathBuf::from("/nonexistent/reminderd.db-wal"),
+            wal: Some(std::path::PathBuf::from("/nonexistent/reminderd.db-wal")),
             answers: vec![(answer, Ok(()))],
         })
         .expect("send");

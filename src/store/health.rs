@@ -2,8 +2,8 @@
 //! `template_health` and `account_health` tables, schema 10), the messages held because of it,
 //! and messages WhatsApp gave up on after their time to live.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 
@@ -115,7 +115,7 @@ impl AccountHealth {
 /// One row's part of [`Store::apply_template_update`]: an event older than the row's last
 /// changes nothing.
 fn update_template(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     u: &TemplateUpdate<'_>,
     event_id: Option<i64>,
     now: DateTime<Utc>,
@@ -140,10 +140,10 @@ fn update_template(
                                           category_change_at, reason, event_id, updated_at, waba_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (waba_id, name, language) DO UPDATE SET
-                status = coalesce(?3, status), quality = coalesce(?4, quality),
-                category = coalesce(?5, category), impending_category = ?6, category_change_at = ?7,
-                reason = CASE WHEN ?3 IS NOT NULL OR ?8 IS NOT NULL THEN ?8 ELSE reason END,
-                event_id = coalesce(?9, event_id), updated_at = ?10")?
+                status = coalesce(?3, template_health.status), quality = coalesce(?4, template_health.quality),
+                category = coalesce(?5, template_health.category), impending_category = ?6, category_change_at = ?7,
+                reason = CASE WHEN ?3 IS NOT NULL OR ?8 IS NOT NULL THEN ?8 ELSE template_health.reason END,
+                event_id = coalesce(?9, template_health.event_id), updated_at = ?10")?
             .execute(
             params![
                 u.name,
@@ -179,7 +179,7 @@ impl Store {
         event_id: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(Option<TemplateHealth>, TemplateHealth), StoreError> {
-        let tx = self.begin(rusqlite::TransactionBehavior::Deferred)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Deferred)?;
         let out = update_template(&tx, u, event_id, now)?;
         if !u.language.is_empty()
             && u.status.is_some_and(|s| RELEASING.contains(&s))
@@ -205,7 +205,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM template_health ORDER BY name, language, waba_id"
         ))?;
-        let rows = stmt.query_map([], read_template)?;
+        let rows = stmt.query_map((), read_template)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -245,7 +245,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT waba_id, event, blocked, reason, until_at, updated_at FROM account_health ORDER BY waba_id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             Ok(AccountHealth {
                 waba_id: r.get(0)?,
                 event: r.get(1)?,
@@ -269,8 +269,8 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO number_health (display_phone_number, waba_id, event, messaging_limit, event_id, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (display_phone_number) DO UPDATE SET waba_id = coalesce(?2, waba_id), event = ?3,
-                    messaging_limit = coalesce(?4, messaging_limit), event_id = ?5, updated_at = ?6
+                 ON CONFLICT (display_phone_number) DO UPDATE SET waba_id = coalesce(?2, number_health.waba_id), event = ?3,
+                    messaging_limit = coalesce(?4, number_health.messaging_limit), event_id = ?5, updated_at = ?6
                  WHERE number_health.updated_at <= ?6",
             )?
             .execute(params![
@@ -290,7 +290,7 @@ impl Store {
             "SELECT display_phone_number, waba_id, event, messaging_limit, updated_at FROM number_health
              ORDER BY display_phone_number",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             Ok(NumberHealth {
                 display_phone_number: r.get(0)?,
                 waba_id: r.get(1)?,
@@ -324,7 +324,7 @@ impl Store {
         error: Option<(i64, &str)>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let row: Option<(i64, Option<String>, Option<i64>)> = tx
             .prepare_cached(
                 "SELECT id, template, sent_at FROM outbox
@@ -368,7 +368,7 @@ impl Store {
 const TEMPLATE_COLUMNS: &str = "name, language, status, quality, category, impending_category,
     category_change_at, reason, updated_at, waba_id";
 
-fn read_template(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateHealth> {
+fn read_template(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<TemplateHealth> {
     Ok(TemplateHealth {
         name: r.get(0)?,
         language: r.get(1)?,
@@ -384,7 +384,7 @@ fn read_template(r: &rusqlite::Row<'_>) -> rusqlite::Result<TemplateHealth> {
 }
 
 fn template_row(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     waba_id: &str,
     name: &str,
     language: &str,

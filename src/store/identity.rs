@@ -1,8 +1,8 @@
 //! Who a WhatsApp sender is when the number is not enough: business-scoped user ids (BSUIDs)
 //! kept with patients, and a patient's change of number reported by a `system` message.
 
+use crate::store::sql::{OptionalExtension as _, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, params};
 
 use super::{Store, StoreError};
 use crate::phone::E164;
@@ -59,7 +59,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "UPDATE patients SET wa_user_id = ?2, updated_at = ?3
-             WHERE phone = ?1 AND wa_user_id IS NOT ?2",
+             WHERE phone = ?1 AND wa_user_id IS DISTINCT FROM ?2",
             )?
             .execute(params![phone.as_str(), user_id, now.timestamp()])?)
     }
@@ -91,7 +91,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<NumberChange, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let seen: Option<i64> = tx
             .prepare_cached("SELECT id FROM replies WHERE message_id = ?1")?
             .query_row([rec.message_id], |r| r.get(0))
@@ -185,7 +185,7 @@ impl Store {
 }
 
 /// The one patient whose own number is `phone`, when exactly one has it.
-fn one_record(tx: &rusqlite::Connection, phone: &E164) -> Result<Option<i64>, StoreError> {
+fn one_record(tx: &crate::store::sql::Conn, phone: &E164) -> Result<Option<i64>, StoreError> {
     let mut stmt = tx.prepare_cached("SELECT id FROM patients WHERE phone = ?1 LIMIT 2")?;
     let ids: Vec<i64> = stmt
         .query_map([phone.as_str()], |r| r.get(0))?
@@ -199,7 +199,7 @@ fn one_record(tx: &rusqlite::Connection, phone: &E164) -> Result<Option<i64>, St
 /// Files the note for staff about a changed number, as a reply needing staff (the message id
 /// makes it once only).
 fn file_note(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     rec: &NumberChangeRecord<'_>,
     from: &str,
     patient: Option<i64>,

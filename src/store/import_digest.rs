@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use crate::store::sql::{Conn, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 
 use super::{BUSY_TIMEOUT, ImportTx, Store, StoreError};
 use crate::phone::E164;
@@ -27,7 +28,7 @@ pub struct KnownRow {
 /// A read-only connection to the store's file: it sees the schedule as committed before the
 /// import's transaction began, which is what a row's digest was written against.
 pub struct ImportReader {
-    conn: Connection,
+    conn: Conn,
 }
 
 impl std::fmt::Debug for ImportReader {
@@ -40,6 +41,11 @@ impl Store {
     /// A reader for the import's reading thread; `None` when the file cannot be opened a
     /// second time (then every row is compared in full, as before schema 14).
     pub fn import_reader(&self) -> Option<ImportReader> {
+        if let Some(options) = &self.postgres {
+            return Conn::postgres(options)
+                .ok()
+                .map(|conn| ImportReader { conn });
+        }
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -49,7 +55,9 @@ impl Store {
         // A database without the column (not migrated) has nothing to offer.
         conn.prepare("SELECT import_digest FROM appointments LIMIT 0")
             .ok()?;
-        Some(ImportReader { conn })
+        Some(ImportReader {
+            conn: Conn::sqlite(conn),
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! What arrives from WhatsApp: webhook events, delivery statuses and patients' replies.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::model::{OutboxState, Status};
@@ -163,14 +163,14 @@ impl Store {
         let hash = format!("{:x}", sha2::Sha256::digest(body));
         // Bound as the caller's bytes (no copy of a body that may be 3 MB), typed as text
         // when it is text.
-        let value = rusqlite::types::ToSqlOutput::Borrowed(if std::str::from_utf8(body).is_ok() {
-            rusqlite::types::ValueRef::Text(body)
+        let value = if std::str::from_utf8(body).is_ok() {
+            crate::store::sql::ValueRef::Text(body)
         } else {
-            rusqlite::types::ValueRef::Blob(body)
-        });
+            crate::store::sql::ValueRef::Blob(body)
+        };
         let (id, processed, replays): (i64, Option<i64>, i64) = self.conn.prepare_cached("INSERT INTO inbound_events (received_at, body, body_sha256, source) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (body_sha256) DO UPDATE
-                 SET replays = replays + 1, last_replay_at = excluded.received_at
+                 SET replays = inbound_events.replays + 1, last_replay_at = excluded.received_at
              RETURNING id, processed_at, replays")?
             .query_row(
             params![now.timestamp(), value, hash, source],
@@ -208,7 +208,7 @@ impl Store {
         let Some(new_rank) = d.state.rank().filter(|r| *r > 0) else {
             return Ok(StatusApplied::Stale);
         };
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let by_wamid: Option<(i64, String, String)> = tx
             .prepare_cached("SELECT id, state, kind FROM outbox WHERE wamid = ?1")?
             .query_row([&d.wamid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -254,14 +254,16 @@ impl Store {
                 }
             }
             s => {
-                let column = match s {
-                    OutboxState::Sent => "sent_at",
-                    OutboxState::Delivered => "delivered_at",
-                    _ => "read_at",
+                // The sent time is set by any of them (a "delivered" may come first); the
+                // later ones set their own time too.
+                let also = match s {
+                    OutboxState::Sent => "",
+                    OutboxState::Delivered => "delivered_at = coalesce(delivered_at, ?4),",
+                    _ => "read_at = coalesce(read_at, ?4),",
                 };
                 tx.execute(
                     &format!(
-                        "UPDATE outbox SET state = ?2, wamid = coalesce(wamid, ?3), {column} = coalesce({column}, ?4),
+                        "UPDATE outbox SET state = ?2, wamid = coalesce(wamid, ?3), {also}
                             sent_at = coalesce(sent_at, ?4), needs_staff = NULL, updated_at = ?4 WHERE id = ?1"
                     ),
                     params![id, s.as_str(), d.wamid, t],
@@ -292,7 +294,7 @@ impl Store {
                 .collect::<Result<_, _>>()?;
         }
         let by_outbox = |sql_where: &str,
-                         key: &dyn rusqlite::ToSql|
+                         key: &dyn crate::store::sql::ToValue|
          -> Result<Option<crate::replies::Candidate>, StoreError> {
             let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT a.id, a.external_id, a.patient_id, c.key, a.starts_at, a.status, p.name, p.language, p.phone, o.slot_start, o.id
@@ -302,7 +304,7 @@ impl Store {
             let mut q = stmt.query([key])?;
             match q.next()? {
                 Some(r) => {
-                    let mut c = candidate(r)?;
+                    let mut c = candidate(&r)?;
                     c.message_slot = Some(crate::time::from_unix(r.get(9)?));
                     c.outbox_id = Some(r.get(10)?);
                     Ok(Some(c))
@@ -325,7 +327,7 @@ impl Store {
             ))?;
             let mut q = stmt.query(params![phone, now.timestamp()])?;
             while let Some(r) = q.next()? {
-                found.upcoming_reminded.push(candidate(r)?);
+                found.upcoming_reminded.push(candidate(&r)?);
             }
         }
         {
@@ -334,7 +336,7 @@ impl Store {
             ))?;
             let mut q = stmt.query(params![phone, now.timestamp()])?;
             if let Some(r) = q.next()? {
-                found.latest = Some(candidate(r)?);
+                found.latest = Some(candidate(&r)?);
             }
         }
         Ok(found)
@@ -350,13 +352,12 @@ impl Store {
         use crate::replies::{Intent, Outcome as R};
         let res = rec.resolution;
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let appointment = res.appointment.as_ref();
-        let inserted = tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+        let inserted = tx.insert_if("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
                 intent, outcome, reason, received_at, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (message_id) DO NOTHING")?
-            .execute(
+             ON CONFLICT (message_id) DO NOTHING",
             params![
                 rec.message_id,
                 rec.event_id,
@@ -373,10 +374,9 @@ impl Store {
                 rec.channel.as_str()
             ],
         )?;
-        if inserted == 0 {
+        let Some(reply_id) = inserted else {
             return Ok(false);
-        }
-        let reply_id = tx.last_insert_rowid();
+        };
         if let Some(m) = &rec.media {
             tx.prepare_cached(
                 "INSERT INTO reply_media (reply_id, media_id, mime_type, sha256, filename, voice, phone_number_id)
@@ -514,7 +514,7 @@ impl Store {
 /// withdrew consent): the patient's opt-out, which planning and sending obey, and their pending
 /// messages skipped. The caller audits and records the consent row.
 pub(super) fn opt_out_whatsapp(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     p: i64,
     t: i64,
 ) -> Result<(), StoreError> {
@@ -522,12 +522,16 @@ pub(super) fn opt_out_whatsapp(
         "UPDATE patients SET opted_out_at = ?2, updated_at = ?2 WHERE id = ?1 AND opted_out_at IS NULL",
         params![p, t],
     )?;
+    // `+state` (SQLite): reach the rows through the patient's appointments
+    // (outbox_appointment), not through every pending row in the outbox (outbox_due), which
+    // grows with the queue. PostgreSQL's planner weighs the two itself.
+    let state = conn.pick("+state", "state");
     conn.execute(
-        // `+state`: reach the rows through the patient's appointments (outbox_appointment), not
-        // through every pending row in the outbox (outbox_due), which grows with the queue.
-        "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
-         WHERE +state = 'pending' AND kind != 'reply_ack'
-           AND appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?1)",
+        &format!(
+            "UPDATE outbox SET state = 'skipped', reason = 'the patient opted out', updated_at = ?2
+             WHERE {state} = 'pending' AND kind != 'reply_ack'
+               AND appointment_id IN (SELECT id FROM appointments WHERE patient_id = ?1)"
+        ),
         params![p, t],
     )?;
     Ok(())
@@ -535,7 +539,7 @@ pub(super) fn opt_out_whatsapp(
 
 /// Lifts patient `p`'s WhatsApp opt-out (a START, or staff recording consent).
 pub(super) fn opt_in_whatsapp(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     p: i64,
     t: i64,
 ) -> Result<(), StoreError> {
@@ -549,7 +553,7 @@ pub(super) fn opt_in_whatsapp(
 /// Stops text messages to `phone` (a STOP by text, or staff recording a withdrawal); `source`
 /// is `numbers.sms_opt_out_source` ('reply', 'staff').
 pub(super) fn opt_out_sms(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     phone: &str,
     source: &str,
     t: i64,
@@ -565,7 +569,7 @@ pub(super) fn opt_out_sms(
 
 /// Lifts the text-message opt-out of `phone` (a START by text, or staff recording consent).
 pub(super) fn opt_in_sms(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     phone: &str,
     t: i64,
 ) -> Result<(), StoreError> {
@@ -581,7 +585,7 @@ pub(super) fn opt_in_sms(
 /// messages) and audits each change as `by = (actor, reason)`. A reply read by the webhook and
 /// an ambiguous reply staff assign at the desk are both applied here, so they cannot differ.
 pub(super) fn apply_answer(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     intent: crate::replies::Intent,
     (appointment_id, patient_id): (i64, i64),
     text: Option<&str>,
@@ -645,7 +649,7 @@ pub(super) fn apply_answer(
 /// Queues the free-form acknowledgement of reply `reply_id` (once: its key names the reply),
 /// to go before `latest` (the end of the 24-hour window the patient's message opened).
 pub(super) fn queue_ack(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     appointment_id: i64,
     reply_id: i64,
     slot_start: DateTime<Utc>,
@@ -667,7 +671,7 @@ pub(super) fn queue_ack(
 /// As [`queue_ack`], to the sender (the patient or their caregiver) on the channel they wrote
 /// by. `of` is (appointment, reply, slot start).
 pub(super) fn queue_ack_to(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     of: (i64, i64, DateTime<Utc>),
     text: &str,
     to: (crate::model::Recipient, crate::model::Channel),
@@ -694,7 +698,7 @@ pub(super) fn queue_ack_to(
     Ok(())
 }
 
-fn candidate(r: &rusqlite::Row<'_>) -> Result<crate::replies::Candidate, StoreError> {
+fn candidate(r: &crate::store::sql::Row<'_>) -> Result<crate::replies::Candidate, StoreError> {
     Ok(crate::replies::Candidate {
         appointment_id: r.get(0)?,
         external_id: r.get(1)?,

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
+use sql::params;
 
 use crate::config::Clinic;
 
@@ -38,6 +39,7 @@ mod remind;
 mod report;
 mod schedule;
 mod sends;
+pub mod sql;
 mod staff;
 mod upload;
 mod waitlist;
@@ -94,6 +96,13 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = 15;
 
+/// The PostgreSQL schema every new PostgreSQL database gets (the same tables as
+/// [`SCHEMA_SQL`], in PostgreSQL's types).
+pub const PG_SCHEMA_SQL: &str = include_str!("../../postgres/schema.sql");
+
+/// The PostgreSQL schema version this build reads and writes (it counts its own steps).
+pub const PG_SCHEMA_VERSION: i64 = 1;
+
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
 /// file's mode. Failures are left for SQLite's own open to report in its words.
@@ -131,6 +140,12 @@ const STATEMENT_CACHE: usize = 64;
 
 /// How long a write waits for another process (the daemon, an import) to release the lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(sql::Error::Sqlite(e))
+    }
+}
 
 impl From<crate::model::UnknownWord> for StoreError {
     fn from(e: crate::model::UnknownWord) -> Self {
@@ -206,6 +221,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL server could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    Connect {
+        /// The server, without its password.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sql::Error,
+    },
     /// The file was written by a newer reminderd, or is not a reminderd database.
     #[error("database {path}: {message}")]
     Incompatible {
@@ -216,7 +240,7 @@ pub enum StoreError {
     },
     /// A query failed.
     #[error("database error: {}", explain(.0))]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] sql::Error),
     /// A stored value is not one this build knows (a hand-edited or corrupt row).
     #[error("database holds an unexpected value: {0}")]
     Corrupt(String),
@@ -237,7 +261,18 @@ pub enum StoreError {
 
 /// What a database failure means for the person reading it; the driver's own text follows
 /// as the error's source.
-fn explain(e: &rusqlite::Error) -> &'static str {
+fn explain(e: &sql::Error) -> &'static str {
+    match e {
+        sql::Error::Sqlite(e) => explain_sqlite(e),
+        sql::Error::Postgres(e) if e.is_closed() || e.as_db_error().is_none() => {
+            "the PostgreSQL server could not be reached; nothing was written, it is tried again when it is back"
+        }
+        _ => "a query failed",
+    }
+}
+
+/// [`explain`] for SQLite's codes.
+fn explain_sqlite(e: &rusqlite::Error) -> &'static str {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             "the database stayed locked by another process (the daemon or another import) for 10 seconds; nothing was written, try again in a moment"
@@ -269,13 +304,17 @@ fn explain_open(path: &Path, e: &rusqlite::Error) -> &'static str {
             return "the database file or its folder is read-only; nothing was written";
         }
     }
-    explain(e)
+    explain_sqlite(e)
 }
 
 /// An open reminderd database.
 pub struct Store {
-    conn: Connection,
+    conn: sql::Conn,
+    /// The SQLite file; empty on PostgreSQL.
     path: PathBuf,
+    /// Where the PostgreSQL server is (a second connection is opened from it); `None` on
+    /// SQLite.
+    postgres: Option<sql::PgOptions>,
     /// A shared `flock` on `<db>.lock` for as long as the store is open: `restore` takes it
     /// exclusively, so it cannot replace a file any process is using (`backup::lock_shared`).
     _lock: Option<std::fs::File>,
@@ -294,45 +333,12 @@ impl std::fmt::Debug for Store {
 /// A store method's transaction: its own when the connection is idle, else a savepoint in the
 /// transaction already open (the webhook's group commit runs many deliveries in one), so the
 /// method is all-or-nothing either way and commits only when its caller does.
-pub(crate) enum Tx<'a> {
-    /// A transaction of its own.
-    Top(rusqlite::Transaction<'a>),
-    /// A savepoint inside an open transaction.
-    Nested(rusqlite::Savepoint<'a>),
-}
-
-impl Tx<'_> {
-    /// Commits the transaction, or releases the savepoint into the outer transaction.
-    pub(crate) fn commit(self) -> rusqlite::Result<()> {
-        match self {
-            Self::Top(tx) => tx.commit(),
-            Self::Nested(sp) => sp.commit(),
-        }
-    }
-}
-
-impl std::ops::Deref for Tx<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        match self {
-            Self::Top(tx) => tx,
-            Self::Nested(sp) => sp,
-        }
-    }
-}
+pub(crate) type Tx<'a> = sql::Transaction<'a>;
 
 impl Store {
     /// Begins a method's transaction (`behavior` when it is its own; see [`Tx`]).
-    pub(crate) fn begin(
-        &mut self,
-        behavior: rusqlite::TransactionBehavior,
-    ) -> rusqlite::Result<Tx<'_>> {
-        if self.conn.is_autocommit() {
-            self.conn.transaction_with_behavior(behavior).map(Tx::Top)
-        } else {
-            self.conn.savepoint().map(Tx::Nested)
-        }
+    pub(crate) fn begin(&mut self, behavior: sql::TransactionBehavior) -> sql::Result<Tx<'_>> {
+        self.conn.transaction_with_behavior(behavior)
     }
 
     /// Runs `f` all or nothing: in a transaction of its own (committed when `f` returns `Ok`),
@@ -342,34 +348,21 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        let top = self.conn.is_autocommit();
-        let (begin, commit, undo) = if top {
-            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
-        } else {
-            (
-                "SAVEPOINT atomically",
-                "RELEASE atomically",
-                "ROLLBACK TO atomically; RELEASE atomically",
-            )
-        };
-        self.conn.execute_batch(begin).map_err(StoreError::from)?;
+        self.conn
+            .begin(sql::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
         let result = f(self);
-        let end = if result.is_ok() { commit } else { undo };
-        if let Err(e) = self.conn.execute_batch(end) {
-            if top {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
-            return Err(StoreError::from(e).into());
-        }
+        self.conn
+            .end(result.is_ok())
+            .map_err(|e| E::from(StoreError::from(e)))?;
         result
     }
 
     /// Rolls back a transaction left open by code that panicked inside
     /// [`Store::atomically`] or a group (their `BEGIN` has no guard to end it).
     fn close_abandoned(&mut self) {
-        if !self.conn.is_autocommit() {
+        if self.conn.rollback_all() {
             tracing::error!("a transaction was left open by a panic; rolled back");
-            let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
 
@@ -395,7 +388,7 @@ impl Store {
         // journal_mode answers with the mode in force; anything but WAL means the file system
         // cannot do it (e.g. some network mounts), and crash safety relies on WAL.
         let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .query_row("PRAGMA journal_mode = WAL", (), |r| r.get(0))
             .map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Incompatible {
@@ -413,8 +406,9 @@ impl Store {
         // The webhook's statements are prepared once (`prepare_cached`) and stay prepared.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let store = Self {
-            conn,
+            conn: sql::Conn::sqlite(conn),
             path: path.to_path_buf(),
+            postgres: None,
             _lock: lock,
             planned: planned::Planned::default(),
         };
@@ -434,16 +428,104 @@ impl Store {
         }
     }
 
-    /// The file this store was opened from.
+    /// Connects to the PostgreSQL database `options` name and brings its schema up to date
+    /// (creating it in an empty database). Several instances may do this at once: the first
+    /// creates, the others wait for its transaction and find the schema made.
+    pub fn connect(options: &sql::PgOptions) -> Result<Self, StoreError> {
+        let conn = sql::Conn::postgres(options).map_err(|source| StoreError::Connect {
+            url: sql::redact(&options.url),
+            source,
+        })?;
+        let mut store = Self {
+            conn,
+            path: PathBuf::new(),
+            postgres: Some(options.clone()),
+            _lock: None,
+            planned: planned::Planned::default(),
+        };
+        store.migrate_postgres()?;
+        Ok(store)
+    }
+
+    fn migrate_postgres(&mut self) -> Result<(), StoreError> {
+        let url = self
+            .postgres
+            .as_ref()
+            .map(|o| sql::redact(&o.url))
+            .unwrap_or_default();
+        let tx = self
+            .conn
+            .transaction_with_behavior(sql::TransactionBehavior::Immediate)?;
+        let ours: bool = tx.query_row(
+            "SELECT to_regclass('reminderd_schema') IS NOT NULL",
+            (),
+            |r| r.get(0),
+        )?;
+        if ours {
+            let version: i64 =
+                tx.query_row("SELECT max(version) FROM reminderd_schema", (), |r| {
+                    r.get(0)
+                })?;
+            if version > PG_SCHEMA_VERSION {
+                return Err(StoreError::Incompatible {
+                    path: PathBuf::from(url),
+                    message: format!(
+                        "it was written by a newer reminderd (PostgreSQL schema version {version}, this build knows {PG_SCHEMA_VERSION}); upgrade reminderd"
+                    ),
+                });
+            }
+        } else {
+            let tables: i64 = tx.query_row(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()",
+                (),
+                |r| r.get(0),
+            )?;
+            if tables > 0 {
+                return Err(StoreError::Incompatible {
+                    path: PathBuf::from(url),
+                    message: "it is not a reminderd database (it has tables but no reminderd_schema); give database.url a database of its own".into(),
+                });
+            }
+            tx.execute_batch(PG_SCHEMA_SQL)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Opens the store `config` names: its SQLite file, or its PostgreSQL database (with the
+    /// password from the environment or a systemd credential).
+    pub fn open_configured(config: &crate::config::Config) -> Result<Self, StoreError> {
+        let Some(url) = &config.database_url else {
+            return Self::open(&config.database_path);
+        };
+        let password = crate::secrets::database_password().map_err(|e| StoreError::Connect {
+            url: sql::redact(url),
+            source: sql::Error::Invalid(e.to_string()),
+        })?;
+        Self::connect(&sql::PgOptions {
+            url: url.clone(),
+            password: password.map(|p| secrecy::ExposeSecret::expose_secret(&p).to_string()),
+            application_name: "reminderd".into(),
+        })
+    }
+
+    /// Which engine the store is on.
+    pub fn backend(&self) -> sql::Backend {
+        self.conn.backend()
+    }
+
+    /// The file this store was opened from (empty on PostgreSQL).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The schema version of the open database.
+    /// The schema version of the open database (each engine counts its own).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        let sql = self.conn.pick(
+            "PRAGMA user_version",
+            "SELECT max(version) FROM reminderd_schema",
+        );
+        Ok(self.conn.query_row(sql, (), |r| r.get(0))?)
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -466,7 +548,7 @@ impl Store {
         if version == 0 {
             let tables: i64 = tx.query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-                [],
+                (),
                 |r| r.get(0),
             )?;
             if tables > 0 {
@@ -480,13 +562,13 @@ impl Store {
             for step in &MIGRATIONS[(version - 1) as usize..] {
                 tx.execute_batch(step)?;
             }
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         }
         // Only steps can break a reference; a full check on every open would scan every table.
         let stepped = version != 0 && version < SCHEMA_VERSION;
         let broken: Vec<String> = if stepped {
             let mut stmt = tx.prepare("PRAGMA foreign_key_check")?;
-            stmt.query_map([], |r| {
+            stmt.query_map((), |r| {
                 Ok(format!(
                     "{} row {} refers to a missing {}",
                     r.get::<_, String>(0)?,
@@ -557,12 +639,12 @@ mod tests {
         assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
         let mode: String = store
             .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .query_row("PRAGMA journal_mode", (), |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
         let fk: i64 = store
             .conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .query_row("PRAGMA foreign_keys", (), |r| r.get(0))
             .expect("fk");
         assert_eq!(fk, 1);
         drop(store);
@@ -576,7 +658,7 @@ mod tests {
         // 2 = FULL: the WAL is synced at every commit, so a power cut keeps what was answered.
         let sync: i64 = store
             .conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .query_row("PRAGMA synchronous", (), |r| r.get(0))
             .expect("synchronous");
         assert_eq!(sync, 2);
         store
@@ -584,7 +666,7 @@ mod tests {
             .execute_batch("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)")
             .expect("table");
         let insert = |s: &mut Store, v: i64| {
-            let tx = s.begin(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = s.begin(crate::store::sql::TransactionBehavior::Immediate)?;
             tx.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
             tx.commit()?;
             Ok::<_, StoreError>(())
@@ -611,7 +693,7 @@ mod tests {
         let kept: Vec<i64> = store
             .conn
             .prepare("SELECT v FROM t ORDER BY v")
-            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .and_then(|mut q| q.query_map((), |r| r.get(0))?.collect())
             .expect("rows");
         assert_eq!(kept, [1, 4, 5]);
     }

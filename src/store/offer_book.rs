@@ -2,8 +2,8 @@
 //! `book` row of `source_updates`), the cards staff see, what the write-back needs, and the
 //! "moved" message by template once the patient's window has closed.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::offers::Landed;
 use super::{Store, StoreError};
@@ -64,7 +64,7 @@ impl Store {
              JOIN patients p ON p.id = o.patient_id LEFT JOIN appointments a ON a.id = o.appointment_id
              WHERE u.action = 'book' AND u.state = 'staff' ORDER BY u.id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             Ok(BookTask {
                 update_id: r.get(0)?,
                 patient_name: r.get(1)?,

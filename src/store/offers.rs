@@ -2,8 +2,8 @@
 //! opening with the reply, the offer states and the patient's answer in the same transaction,
 //! holds that lapse, moves that land with an import, and the reschedule lists.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::offer_book::BookBy;
 use super::{Store, StoreError};
@@ -173,6 +173,15 @@ const OFFER_MESSAGE_SQL: &str = "SELECT m.id, m.appointment_id, m.slot_start
             AND EXISTS (SELECT 1 FROM json_each(m.params, '$.offers') WHERE value = ?1)))
  ORDER BY m.id LIMIT 1";
 
+/// [`OFFER_MESSAGE_SQL`] on PostgreSQL (`json_ints` in `postgres/schema.sql`).
+const OFFER_MESSAGE_PG: &str = "SELECT m.id, m.appointment_id, m.slot_start
+ FROM offers f JOIN offers g ON g.patient_id = f.patient_id
+ JOIN outbox m ON m.rule = 'offer:' || g.id AND m.kind IN ('waitlist_offer', 'reschedule_offer')
+ WHERE f.id = ?1
+   AND (m.rule = 'offer:' || ?1
+        OR (m.kind = 'reschedule_offer' AND ?1 IN (SELECT json_ints(m.params, 'offers'))))
+ ORDER BY m.id LIMIT 1";
+
 impl Store {
     /// The offers a reply from `from` may answer: unanswered offers of the sender's messages
     /// sent since `since`, each with its message and place in it, and when the sender's last
@@ -286,7 +295,7 @@ impl Store {
         };
         d.message = self
             .conn
-            .prepare_cached(OFFER_MESSAGE_SQL)?
+            .prepare_cached(self.conn.pick(OFFER_MESSAGE_SQL, OFFER_MESSAGE_PG))?
             .query_row([id], |r| {
                 Ok((r.get(0)?, r.get(1)?, crate::time::from_unix(r.get(2)?)))
             })
@@ -311,17 +320,16 @@ impl Store {
                 offer.id
             )));
         };
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let intent = match a.what {
             Taken::Accept => "confirm",
             Taken::Decline => "cancel",
             Taken::NoneOfThese => "reschedule",
         };
-        let inserted = tx.prepare_cached("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
+        let inserted = tx.insert_if("INSERT INTO replies (message_id, event_id, from_phone, patient_id, appointment_id, outbox_id, kind, text,
                 intent, outcome, reason, received_at, channel)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'applied', ?10, ?11, ?12)
-             ON CONFLICT (message_id) DO NOTHING")?
-            .execute(
+             ON CONFLICT (message_id) DO NOTHING",
             params![
                 a.message_id,
                 a.event_id,
@@ -337,23 +345,22 @@ impl Store {
                 a.channel.as_str()
             ],
         )?;
-        if inserted == 0 {
+        let Some(reply_id) = inserted else {
             return Ok(None);
-        }
-        let reply_id = tx.last_insert_rowid();
+        };
         // The state now, inside the transaction: a concurrent answer may have moved it.
         let state: String = tx
             .prepare_cached("SELECT state FROM offers WHERE id = ?1")?
             .query_row([offer.id], |r| r.get(0))?;
         let state = OfferState::parse(&state)?;
-        let answer = |tx: &rusqlite::Connection, to: &str, why: Option<&str>| {
+        let answer = |tx: &crate::store::sql::Conn, to: &str, why: Option<&str>| {
             tx.prepare_cached("UPDATE offers SET state = ?2, answered_at = ?3 WHERE id = ?1")?
                 .execute(params![offer.id, to, t])?;
             if let Some(why) = why {
                 tx.prepare_cached("UPDATE replies SET reason = ?2 WHERE id = ?1")?
                     .execute(params![reply_id, why])?;
             }
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, crate::store::sql::Error>(())
         };
         let settled = match a.what {
             Taken::Decline => match state {
@@ -364,9 +371,12 @@ impl Store {
                 _ => Settled::AlreadyAnswered,
             },
             Taken::NoneOfThese => {
-                tx.prepare_cached("UPDATE offers SET state = 'declined', answered_at = ?3
+                tx.prepare_cached(tx.pick("UPDATE offers SET state = 'declined', answered_at = ?3
                      WHERE patient_id = ?1 AND kind = 'reschedule' AND state = 'offered' AND id >= ?2
-                       AND id IN (SELECT value FROM json_each((SELECT params FROM outbox WHERE id = ?4), '$.offers'))")?
+                       AND id IN (SELECT value FROM json_each((SELECT params FROM outbox WHERE id = ?4), '$.offers'))",
+                    "UPDATE offers SET state = 'declined', answered_at = ?3
+                     WHERE patient_id = ?1 AND kind = 'reschedule' AND state = 'offered' AND id >= ?2
+                       AND id IN (SELECT json_ints((SELECT params FROM outbox WHERE id = ?4), 'offers'))"))?
             .execute(
                     params![offer.patient_id, offer.id, t, message],
                 )?;
@@ -427,7 +437,7 @@ impl Store {
     /// how many.
     pub fn lapse_holds(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let lapsed: Vec<(i64, i64)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, coalesce(held_by_offer, 0) FROM openings op WHERE state = 'held' AND hold_expires_at <= ?1
@@ -485,7 +495,7 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM outbox m WHERE m.appointment_id = a.id AND m.rule = 'moved:' || o.id)
              ORDER BY op.id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -595,17 +605,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<i64>, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let mut ids = Vec::with_capacity(openings.len());
         for op in openings {
-            let n = tx.prepare_cached("INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
+            if let Some(id) = tx.insert_if("INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
                  SELECT ?1, ?2, ?3, 'reschedule', 0, ?4, ?5 WHERE EXISTS (SELECT 1 FROM openings WHERE id = ?1 AND state = 'open')
-                 ON CONFLICT (opening_id, patient_id) DO NOTHING")?
-            .execute(
+                 ON CONFLICT (opening_id, patient_id) DO NOTHING",
                 params![op.id, patient_id, appointment_id, t, expires_at.timestamp()],
-            )?;
-            if n == 1 {
-                ids.push(tx.last_insert_rowid());
+            )? {
+                ids.push(id);
             }
         }
         if let Some(first) = ids.first() {
@@ -657,7 +665,7 @@ fn message_offers(kind: &str, rule: &str, params: Option<&str>) -> Vec<i64> {
 /// is open and starts after the lead time. Taken: the offer is accepted, its siblings lost (the
 /// other choices of a list withdrawn), the reply is the staff's follow-up. Not taken: lost.
 fn claim(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     a: &OfferAnswer<'_>,
     (reply_id, filed_under): (i64, i64),
     t: i64,
@@ -742,7 +750,7 @@ fn claim(
 /// waitlist entry booked, the staff follow-up closed, and the pending reminders of the
 /// appointment it replaces skipped (the plan makes the new one's). The time of each is the
 /// appointment's own `updated_at`, the import's clock.
-pub(super) fn land_moves(tx: &rusqlite::Connection) -> Result<usize, StoreError> {
+pub(super) fn land_moves(tx: &crate::store::sql::Conn) -> Result<usize, StoreError> {
     let landed: Vec<LandRow> = {
         let mut stmt = tx.prepare_cached(
             "SELECT op.id, o.id, o.entry_id, o.appointment_id, a.id, a.updated_at
@@ -752,7 +760,7 @@ pub(super) fn land_moves(tx: &rusqlite::Connection) -> Result<usize, StoreError>
                                 AND (op.provider IS NULL OR a.provider = op.provider)
              WHERE op.state = 'held'",
         )?;
-        stmt.query_map([], |r| {
+        stmt.query_map((), |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -816,7 +824,7 @@ mod tests {
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .expect("explain");
         let n = stmt.parameter_count();
-        let args = rusqlite::params_from_iter(["+15550100", "0"].into_iter().take(n));
+        let args = crate::store::sql::params_from_iter(["+15550100", "0"].into_iter().take(n));
         let steps = stmt
             .query_map(args, |r| r.get::<_, String>(3))
             .expect("plan")

@@ -1,7 +1,7 @@
 //! The outbox: planned messages, their sends and outcomes (claims are in `claims.rs`).
 
+use crate::store::sql::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::{Store, StoreError};
 use crate::model::{CancelledBy, Channel, ChannelChoice, Recipient, RemindWhom, Response, Status};
@@ -16,7 +16,7 @@ pub(super) const REACH_COLUMNS: &str = "p.channel, p.remind, p.contact_phone IS 
     (SELECT n.sms_only_until FROM numbers n WHERE n.phone = p.contact_phone)";
 
 /// A [`REACH_COLUMNS`] group starting at column `at`.
-pub(super) fn reach(r: &rusqlite::Row<'_>, at: usize) -> Result<Reach, StoreError> {
+pub(super) fn reach(r: &crate::store::sql::Row<'_>, at: usize) -> Result<Reach, StoreError> {
     Ok(Reach {
         choice: r
             .get::<_, Option<String>>(at)?
@@ -282,7 +282,7 @@ impl Store {
     ) -> Result<PlanCounts, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let last = self.planned.len();
         let mut writer = DueWriter {
             conn: &tx,
@@ -320,7 +320,7 @@ impl Store {
             // Writing while the read is open is fine on one connection: the rows written are
             // outbox rows of candidates already read.
             while let Some(r) = rows.next()? {
-                chunk.push(candidate(r, 7)?);
+                chunk.push(candidate(&r, 7)?);
                 if chunk.len() == PLAN_CHUNK {
                     writer.write(&plan(&chunk))?;
                     chunk.clear();
@@ -352,9 +352,9 @@ impl Store {
         &mut self,
         writes: &[SendWrite],
     ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
-        let mut tx = self
+        let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {
             let sp = tx.savepoint()?;
@@ -405,7 +405,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT state, count(*) FROM outbox GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -415,7 +415,7 @@ impl Store {
             "SELECT o.id, a.external_id, c.key, o.kind, o.rule, o.state, o.send_at, o.sent_at, o.wamid, o.attempts,
                     o.last_error_code, o.last_error, o.reason, o.needs_staff, o.channel, o.recipient
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE ?1 IS NULL OR o.state = ?1
+             WHERE CAST(?1 AS TEXT) IS NULL OR o.state = ?1
              ORDER BY o.send_at, o.id",
         )?;
         let rfc =
@@ -484,7 +484,7 @@ impl Store {
         ))?;
         let mut q = stmt.query(params![message_id, outbox_id])?;
         match q.next()? {
-            Some(r) => Ok(Some(due_row(r, None)?)),
+            Some(r) => Ok(Some(due_row(&r, None)?)),
             None => Ok(None),
         }
     }
@@ -502,12 +502,12 @@ impl Store {
                     p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, NULL,
                     'whatsapp', 'patient', p.contact_name, 0, NULL
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE a.external_id = ?1 AND (?2 IS NULL OR c.key = ?2)",
+             WHERE a.external_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.key = ?2)",
         )?;
         let mut q = stmt.query(params![appointment_id, clinic])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
-            out.push(due_row(r, None)?);
+            out.push(due_row(&r, None)?);
         }
         Ok(out)
     }
@@ -515,7 +515,7 @@ impl Store {
 
 /// The recipient's number of outbox row `id`, and the patient it belongs to.
 fn recipient_of(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     id: i64,
 ) -> Result<(Option<String>, i64, i64), StoreError> {
     Ok(tx.query_row(
@@ -530,7 +530,7 @@ fn recipient_of(
 /// Writes the SMS that replaces failed WhatsApp row `id` (at most one: `outbox_fallback`),
 /// and, when the number is not on WhatsApp, remembers it with an audit row staff can see.
 pub(super) fn write_fallback(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     id: i64,
     fallback: &Fallback,
     why: &str,
@@ -555,7 +555,7 @@ pub(super) fn write_fallback(
 /// Remembers the recipient's number of outbox row `id` as off WhatsApp until `until` (texts
 /// where the clinic sends them, a call where it does not), with an audit row staff can see.
 pub(super) fn record_off_whatsapp(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     id: i64,
     until: DateTime<Utc>,
     why: &str,
@@ -582,7 +582,7 @@ pub(super) fn record_off_whatsapp(
 
 /// Records that the recipient's number of outbox row `id` opted out of texts.
 pub(super) fn record_sms_opt_out(
-    tx: &rusqlite::Connection,
+    tx: &crate::store::sql::Conn,
     id: i64,
     source: &str,
     now: DateTime<Utc>,
@@ -605,7 +605,7 @@ pub(super) fn record_sms_opt_out(
 }
 
 pub(super) fn due_row(
-    r: &rusqlite::Row<'_>,
+    r: &crate::store::sql::Row<'_>,
     last_import: Option<i64>,
 ) -> Result<DueRow, StoreError> {
     let kind: String = r.get(1)?;
@@ -649,7 +649,10 @@ pub(super) fn due_row(
 /// A planning candidate from a row whose first seven columns are the appointment's id, clinic
 /// key, start, creation, status, response and the patient's opt-out, and whose
 /// [`REACH_COLUMNS`] start at `reach_at`.
-pub(super) fn candidate(r: &rusqlite::Row<'_>, reach_at: usize) -> Result<Candidate, StoreError> {
+pub(super) fn candidate(
+    r: &crate::store::sql::Row<'_>,
+    reach_at: usize,
+) -> Result<Candidate, StoreError> {
     Ok(Candidate {
         id: r.get(0)?,
         clinic: r.get(1)?,
@@ -664,7 +667,7 @@ pub(super) fn candidate(r: &rusqlite::Row<'_>, reach_at: usize) -> Result<Candid
 
 /// Writes a plan's due messages inside its transaction, counting what it finds.
 struct DueWriter<'a> {
-    conn: &'a rusqlite::Connection,
+    conn: &'a crate::store::sql::Conn,
     planned: &'a mut super::planned::Planned,
     /// Every key written or found (none in a dry run), for the memo once the plan commits.
     keys: Vec<super::planned::Key>,

@@ -1,8 +1,8 @@
 //! Finding a patient, the patient's file (appointments, messages, replies, staff actions) and a
 //! clinic's week of appointments: what the desk's search, patient page and week view read.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::time::from_unix;
@@ -329,7 +329,7 @@ impl Store {
             // SQLite folds the case of ASCII letters only; names are in every script, so they
             // are compared here, in one pass over the names (ASCII ones without allocating).
             let mut stmt = self.conn.prepare_cached("SELECT id, name FROM patients")?;
-            let mut q = stmt.query([])?;
+            let mut q = stmt.query(())?;
             while let Some(r) = q.next()? {
                 let name: String = r.get(1)?;
                 if terms.words.iter().all(|w| holds(&name, w)) {
@@ -524,12 +524,11 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let n = self.conn.execute(
+        Ok(self.conn.insert_if(
             "INSERT INTO audit_log (at, patient_id, actor, action)
              SELECT ?1, id, ?2, 'reveal_phone' FROM patients WHERE id = ?3",
             params![now.timestamp(), actor, patient],
-        )?;
-        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+        )?)
     }
 
     /// Whether audit row `reveal` is `actor`'s reveal of this patient's number at or after

@@ -6,9 +6,9 @@
 //! checkpoints the write-ahead log after it, so the bytes are gone from the file, not only
 //! from the tables; rows, states and counts stay for the statistics.
 
+use crate::store::sql::ValueRef;
+use crate::store::sql::{OptionalExtension, Transaction, params, params_from_iter};
 use chrono::{DateTime, Utc};
-use rusqlite::types::ValueRef;
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::{Store, StoreError};
@@ -156,7 +156,7 @@ fn rows_json(tx: &Transaction<'_>, sql: &str, id: i64) -> Result<Vec<Value>, Sto
     let mut rows = if takes_id {
         stmt.query(params![id])?
     } else {
-        stmt.query([])?
+        stmt.query(())?
     };
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -215,13 +215,16 @@ fn gather(tx: &Transaction<'_>, id: i64, who: &Identity) -> Result<(), StoreErro
     )?;
     for n in &numbers {
         tx.execute(
-            "INSERT OR IGNORE INTO exp_replies SELECT id, event_id FROM replies
-             WHERE from_phone = ?1 AND patient_id IS NULL",
+            "INSERT INTO exp_replies SELECT id, event_id FROM replies
+             WHERE from_phone = ?1 AND patient_id IS NULL ON CONFLICT DO NOTHING",
             params![n],
         )?;
     }
     for n in needles(who).into_iter().chain(number_needles(&numbers)) {
-        tx.execute("INSERT OR IGNORE INTO exp_needles VALUES (?1)", params![n])?;
+        tx.execute(
+            "INSERT INTO exp_needles VALUES (?1) ON CONFLICT DO NOTHING",
+            params![n],
+        )?;
     }
     Ok(())
 }
@@ -265,7 +268,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT p.id, c.key, p.external_id, p.erased_at FROM patients p
              JOIN clinics c ON c.id = p.clinic_id
-             WHERE p.external_id = ?1 AND (?2 IS NULL OR c.key = ?2) ORDER BY c.key",
+             WHERE p.external_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.key = ?2) ORDER BY c.key",
         )?;
         let found: Vec<PatientRef> = stmt
             .query_map(params![external_id.trim(), clinic], row_ref)?
@@ -379,9 +382,9 @@ impl Store {
         }
         // Deleted and overwritten content is zeroed on the pages, so it is not left in free
         // space; the pragma is per connection, so it is set back after.
-        self.conn.execute_batch("PRAGMA secure_delete = ON")?;
+        self.secure_delete(true)?;
         let result = self.erase_in_tx(id, actor, force, now);
-        let restore = self.conn.execute_batch("PRAGMA secure_delete = OFF");
+        let restore = self.secure_delete(false);
         let mut erased = result?;
         restore?;
         erased.checkpointed = self.checkpoint_truncate()?;
@@ -439,7 +442,7 @@ impl Store {
         )?;
         tx.execute(
             "DELETE FROM reply_media WHERE reply_id IN (SELECT id FROM exp_replies)",
-            [],
+            (),
         )?;
         out.replies = tx.execute(
             "UPDATE replies SET text = NULL, from_phone = '', purged_at = ?1 WHERE id IN (SELECT id FROM exp_replies)",
@@ -458,7 +461,7 @@ impl Store {
         let all: Vec<String> = {
             let mut stmt =
                 tx.prepare("SELECT needle FROM exp_needles ORDER BY length(needle) DESC, needle")?;
-            stmt.query_map([], |r| r.get(0))?
+            stmt.query_map((), |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
         for n in all {
@@ -490,12 +493,11 @@ impl Store {
              WHERE id = ?1",
             params![id, t, crate::privacy::ERASED_NAME],
         )?;
-        tx.execute(
+        out.erasure_id = tx.insert(
             "INSERT INTO erasures (clinic_id, patient_id, erased_by, forced, erased_at)
              SELECT clinic_id, id, ?2, ?3, ?4 FROM patients WHERE id = ?1",
             params![id, actor, force, t],
         )?;
-        out.erasure_id = tx.last_insert_rowid();
         tx.execute(
             "INSERT INTO audit_log (at, patient_id, actor, action, reason)
              VALUES (?1, ?2, ?3, 'patient_erased', ?4)",
@@ -515,15 +517,31 @@ impl Store {
 
     /// Copies the write-ahead log into the file and empties it; `false` when a reader kept part
     /// of it (another process): the next checkpoint finishes.
+    /// (PostgreSQL has no log of the store's to empty: `true`.)
     pub fn checkpoint_truncate(&self) -> Result<bool, StoreError> {
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        let Some(sqlite) = self.conn.as_sqlite() else {
+            return Ok(true);
+        };
+        let busy: i64 = sqlite.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         Ok(busy == 0)
+    }
+
+    /// Zeroes deleted and overwritten content on SQLite's pages while `on`, so it is not left
+    /// in free space (the pragma is per connection). PostgreSQL's dead rows are removed by
+    /// vacuum instead ([`Store::reclaim_space`]).
+    pub(crate) fn secure_delete(&self, on: bool) -> Result<(), StoreError> {
+        if let Some(sqlite) = self.conn.as_sqlite() {
+            sqlite.execute_batch(if on {
+                "PRAGMA secure_delete = ON"
+            } else {
+                "PRAGMA secure_delete = OFF"
+            })?;
+        }
+        Ok(())
     }
 }
 
-fn row_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<PatientRef> {
+fn row_ref(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<PatientRef> {
     Ok(PatientRef {
         id: r.get(0)?,
         clinic: r.get(1)?,
@@ -570,7 +588,7 @@ fn keep_opt_outs(
         .chain(said_no)
     {
         tx.execute(
-            "INSERT OR IGNORE INTO opt_outs (phone_sha256, channel, since) VALUES (?1, ?2, ?3)",
+            "INSERT INTO opt_outs (phone_sha256, channel, since) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![hash, channel, at.min(t)],
         )?;
     }
@@ -585,7 +603,7 @@ fn keep_opt_outs(
 /// caller's transaction; the newest row per channel is the standing answer. `source`: 'reply
 /// <message id>' (STOP, START), 'staff:<name>', 'import:<file>'.
 pub(super) fn consent_row(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     patient: i64,
     channel: &str,
     given: bool,
@@ -603,7 +621,7 @@ pub(super) fn consent_row(
 /// 'all' or 'whatsapp' as the patient's own opt-out, 'sms' on the number, each with a consent
 /// row saying where it came from. Called by the import's `insert_patient`.
 pub(super) fn apply_kept_opt_outs(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     patient: i64,
     phone: &str,
     t: i64,
@@ -621,7 +639,7 @@ pub(super) fn apply_kept_opt_outs(
             conn.execute(
                 "INSERT INTO numbers (phone, sms_opted_out_at, sms_opt_out_source, updated_at)
                  VALUES (?1, ?2, 'kept after erasure', ?3)
-                 ON CONFLICT (phone) DO UPDATE SET sms_opted_out_at = coalesce(sms_opted_out_at, excluded.sms_opted_out_at)",
+                 ON CONFLICT (phone) DO UPDATE SET sms_opted_out_at = coalesce(numbers.sms_opted_out_at, excluded.sms_opted_out_at)",
                 params![phone, since, t],
             )?;
         } else {

@@ -1,8 +1,8 @@
 //! "Remind now": reminders staff ask for, one outbox row per press and appointment, written
 //! with their audit rows in one transaction.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::model::{Kind, OutboxState};
@@ -119,7 +119,7 @@ impl Store {
         let mut q = stmt.query(params![clinic, rule])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
-            out.push(manual_sent(r)?);
+            out.push(manual_sent(&r)?);
         }
         Ok(out)
     }
@@ -139,7 +139,7 @@ impl Store {
     ) -> Result<Vec<(RemindTarget, Pressed)>, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let rule = format!("{PRESS_RULE}{nonce}");
         let t = now.timestamp();
         let why = match press {
@@ -165,7 +165,7 @@ impl Store {
                     // One row per recipient and channel; the first names the press.
                     let mut first = None;
                     for (recipient, channel) in &m.routes {
-                        tx.execute(
+                        let id = tx.insert(
                             "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
                                 created_at, updated_at, recipient, channel)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8, ?9, ?10)",
@@ -182,7 +182,7 @@ impl Store {
                                 channel.as_str()
                             ],
                         )?;
-                        first.get_or_insert(tx.last_insert_rowid());
+                        first.get_or_insert(id);
                     }
                     let Some(id) = first else {
                         out.push((target, Pressed::Refused(NotNow::NoChannel)));
@@ -206,7 +206,7 @@ impl Store {
 /// The appointments a press is for: the one of `Press::One` whatever its state (the page
 /// explains a refusal), or those of the day unanswered at `now` (all of them without `now`).
 fn targets(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     clinic: &str,
     press: Press<'_>,
     now: Option<DateTime<Utc>>,
@@ -219,7 +219,7 @@ fn targets(
             ))?;
             let mut q = stmt.query(params![clinic, id])?;
             while let Some(r) = q.next()? {
-                out.push(target(r)?);
+                out.push(target(&r)?);
             }
         }
         Press::Unanswered(from, to) => {
@@ -229,7 +229,7 @@ fn targets(
             ))?;
             let mut q = stmt.query(params![clinic, from.timestamp(), to.timestamp()])?;
             while let Some(r) = q.next()? {
-                let t = target(r)?;
+                let t = target(&r)?;
                 if now.is_none_or(|now| crate::plan::unanswered(&t.candidate, now)) {
                     out.push(t);
                 }
@@ -239,7 +239,7 @@ fn targets(
     Ok(out)
 }
 
-fn target(r: &rusqlite::Row<'_>) -> Result<RemindTarget, StoreError> {
+fn target(r: &crate::store::sql::Row<'_>) -> Result<RemindTarget, StoreError> {
     // The same columns as `outbox::REACH_COLUMNS`, after this query's own.
     let candidate = super::outbox::candidate(r, 17)?;
     let last = match r.get::<_, Option<i64>>(10)? {
@@ -265,7 +265,7 @@ fn target(r: &rusqlite::Row<'_>) -> Result<RemindTarget, StoreError> {
 }
 
 /// A [`SENT_SQL`] row.
-fn manual_sent(r: &rusqlite::Row<'_>) -> Result<ManualSent, StoreError> {
+fn manual_sent(r: &crate::store::sql::Row<'_>) -> Result<ManualSent, StoreError> {
     Ok(ManualSent {
         id: r.get(0)?,
         appointment: r.get(1)?,
@@ -347,13 +347,13 @@ mod tests {
             .conn
             .query_row(
                 "SELECT count(*) FROM outbox WHERE kind = 'manual_reminder'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count");
         let audited: i64 = s
             .conn
-            .query_row("SELECT count(*) FROM audit_log WHERE action = 'remind_now' AND actor = 'staff:asha'", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM audit_log WHERE action = 'remind_now' AND actor = 'staff:asha'", (), |r| r.get(0))
             .expect("count");
         assert_eq!((outbox, audited), (3, 3));
         let target = s.remind_target("mumbai", "A1").expect("read").expect("A1");

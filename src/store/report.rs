@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::sql::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::{Response, Status, Store, StoreError};
 use crate::report::Row;
@@ -51,7 +51,7 @@ impl Store {
                            AND r.intent IN ('confirm', 'cancel', 'reschedule')
                          ORDER BY r.received_at, r.id LIMIT 1) AS answer
                  FROM appointments a JOIN clinics c ON c.id = a.clinic_id
-                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)
+                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (CAST(?3 AS TEXT) IS NULL OR c.key = ?3)
                  ORDER BY a.starts_at, a.id LIMIT ?4)
              SELECT x.key, x.provider, x.starts_at, x.status, x.arrived, x.status_at, x.response,
                     CASE l.kind WHEN 'manual_reminder' THEN 'remind-now' ELSE l.rule END, l.channel,
@@ -107,7 +107,7 @@ impl Store {
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
              WHERE {SENT} GROUP BY c.key"
         ))?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, from_unix(r.get(1)?))))?;
+        let rows = stmt.query_map((), |r| Ok((r.get::<_, String>(0)?, from_unix(r.get(1)?))))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

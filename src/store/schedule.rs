@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::store::sql::{Transaction, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError};
 use crate::model::{CancelledBy, ChannelChoice, RemindWhom, Response, Status};
@@ -19,15 +19,16 @@ impl Store {
         // makes it re-read pages from the OS and grow superlinearly (measured in bench/).
         // 64 MiB holds the hot index pages of a million appointments and keeps the import's
         // peak memory bounded (a 256 MiB cache was most of a 1M-row import's peak).
-        self.conn
-            .pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        if let Some(sqlite) = self.conn.as_sqlite() {
+            sqlite.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        }
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let mut clinic_ids = HashMap::new();
         {
             let mut stmt = tx.prepare("SELECT key, id FROM clinics")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let rows = stmt.query_map((), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (k, id) = row?;
                 clinic_ids.insert(k, id);
@@ -48,8 +49,8 @@ impl Store {
              JOIN patients p ON p.id = a.patient_id
              JOIN clinics c ON c.id = a.clinic_id
              WHERE a.starts_at >= ?1 AND a.starts_at < ?2
-               AND (?3 IS NULL OR c.key = ?3)
-               AND (?4 IS NULL OR a.status = ?4)
+               AND (CAST(?3 AS TEXT) IS NULL OR c.key = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR a.status = ?4)
              ORDER BY a.starts_at, c.key, a.external_id",
         )?;
         let rows = stmt.query_map(
@@ -358,7 +359,7 @@ impl ImportTx<'_> {
         };
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
-            let (key, p) = patient_row(r)?;
+            let (key, p) = patient_row(&r)?;
             out.insert(key, p);
         }
         Ok(out)
@@ -383,7 +384,7 @@ impl ImportTx<'_> {
             }
             let mut rows = stmt.query(params![clinic_id, key])?;
             if let Some(r) = rows.next()? {
-                let (k, p) = patient_row(r)?;
+                let (k, p) = patient_row(&r)?;
                 out.insert(k, p);
             }
         }
@@ -406,7 +407,7 @@ impl ImportTx<'_> {
         for key in keys {
             let mut rows = stmt.query(params![clinic_id, source, key])?;
             if let Some(r) = rows.next()? {
-                let (k, a) = appointment_row(r)?;
+                let (k, a) = appointment_row(&r)?;
                 out.insert(k, a);
             }
         }
@@ -432,7 +433,7 @@ impl ImportTx<'_> {
         let mut rows = stmt.query(params![clinic_id, source, from.timestamp(), to.timestamp()])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let (k, a) = appointment_row(r)?;
+            let (k, a) = appointment_row(&r)?;
             out.push((k, a, r.get(9)?));
         }
         Ok(out)
@@ -441,7 +442,7 @@ impl ImportTx<'_> {
     /// Names the clinics an import touched (known once a streamed file is read).
     pub fn add_import_clinics(&self, import_id: i64, clinic_ids: &[i64]) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO import_clinics (import_id, clinic_id) VALUES (?1, ?2)",
+            "INSERT INTO import_clinics (import_id, clinic_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?;
         for c in clinic_ids {
             stmt.execute(params![import_id, c])?;
@@ -480,7 +481,7 @@ impl ImportTx<'_> {
         };
         let mut out = HashMap::new();
         while let Some(r) = rows.next()? {
-            let (k, a) = appointment_row(r)?;
+            let (k, a) = appointment_row(&r)?;
             out.insert(k, a);
         }
         Ok(out)
@@ -496,12 +497,11 @@ impl ImportTx<'_> {
         clinic_ids: &[i64],
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        self.tx.execute(
+        let id = self.tx.insert(
             "INSERT INTO imports (file_name, checksum, rows, new, updated, cancelled, unchanged, complete, imported_by, imported_at)
              VALUES (?1, ?2, 0, 0, 0, 0, 0, ?3, ?4, ?5)",
             params![file_name, checksum, complete, imported_by, now.timestamp()],
         )?;
-        let id = self.tx.last_insert_rowid();
         let mut stmt = self
             .tx
             .prepare_cached("INSERT INTO import_clinics (import_id, clinic_id) VALUES (?1, ?2)")?;
@@ -543,23 +543,25 @@ impl ImportTx<'_> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO patients (clinic_id, external_id, name, phone, language, consent_source, created_at, updated_at,
                 channel, remind, contact_name, contact_phone, contact_relation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
         )?;
-        stmt.execute(params![
-            clinic_id,
-            external_id,
-            name,
-            phone.as_str(),
-            language,
-            consent_source,
-            now.timestamp(),
-            reach.channel.map(ChannelChoice::as_str),
-            reach.remind.as_str(),
-            reach.contact_name,
-            reach.contact_phone.as_ref().map(E164::as_str),
-            reach.contact_relation
-        ])?;
-        let id = self.tx.last_insert_rowid();
+        let id: i64 = stmt.query_row(
+            params![
+                clinic_id,
+                external_id,
+                name,
+                phone.as_str(),
+                language,
+                consent_source,
+                now.timestamp(),
+                reach.channel.map(ChannelChoice::as_str),
+                reach.remind.as_str(),
+                reach.contact_name,
+                reach.contact_phone.as_ref().map(E164::as_str),
+                reach.contact_relation
+            ],
+            |r| r.get(0),
+        )?;
         // The consent the schedule stands for, on the channel it says the patient is reached
         // by, starts the patient's consent history (STOP, START and staff add to it).
         let channel = match reach.channel {
@@ -628,23 +630,26 @@ impl ImportTx<'_> {
             "INSERT INTO appointments (clinic_id, external_id, patient_id, provider, starts_at, duration_min,
                 status, cancelled_by, status_at, source_import_id, created_at, updated_at, source,
                 import_digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?9, ?11, ?12)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?9, ?11, ?12) RETURNING id",
         )?;
-        stmt.execute(params![
-            clinic_id,
-            external_id,
-            a.patient_id,
-            a.provider,
-            a.starts_at.timestamp(),
-            a.duration_min,
-            a.status.as_str(),
-            a.cancelled_by.map(CancelledBy::as_str),
-            now.timestamp(),
-            import_id,
-            source,
-            digest.map(|d| &d[..])
-        ])?;
-        Ok(self.tx.last_insert_rowid())
+        let id: i64 = stmt.query_row(
+            params![
+                clinic_id,
+                external_id,
+                a.patient_id,
+                a.provider,
+                a.starts_at.timestamp(),
+                a.duration_min,
+                a.status.as_str(),
+                a.cancelled_by.map(CancelledBy::as_str),
+                now.timestamp(),
+                import_id,
+                source,
+                digest.map(|d| &d[..])
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(id)
     }
 
     /// Rewrites an appointment's schedule facts. `status_changed` stamps `status_at`;
@@ -713,7 +718,7 @@ impl ImportTx<'_> {
 }
 
 /// A patient row as the import's queries select it (external id first).
-fn patient_row(r: &rusqlite::Row<'_>) -> Result<(String, StoredPatient), StoreError> {
+fn patient_row(r: &crate::store::sql::Row<'_>) -> Result<(String, StoredPatient), StoreError> {
     let channel: Option<String> = r.get(5)?;
     let remind: String = r.get(6)?;
     let contact_phone: Option<String> = r.get(8)?;
@@ -736,7 +741,9 @@ fn patient_row(r: &rusqlite::Row<'_>) -> Result<(String, StoredPatient), StoreEr
 }
 
 /// An appointment row as the import's queries select it (external id first).
-fn appointment_row(r: &rusqlite::Row<'_>) -> Result<(String, StoredAppointment), StoreError> {
+fn appointment_row(
+    r: &crate::store::sql::Row<'_>,
+) -> Result<(String, StoredAppointment), StoreError> {
     let status: String = r.get(6)?;
     let cancelled_by: Option<String> = r.get(7)?;
     let response: String = r.get(8)?;

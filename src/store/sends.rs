@@ -2,15 +2,15 @@
 //! request is going out, and its outcome (shared by `Store::record_outcome` and the grouped
 //! `Store::write_sends`).
 
+use crate::store::sql::params;
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use super::StoreError;
 use super::outbox::Outcome;
 
 /// [`Store::mark_requested`] on `conn`, inside the caller's transaction or savepoint.
 pub(super) fn mark_requested_on(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
@@ -22,7 +22,7 @@ pub(super) fn mark_requested_on(
 
 /// [`Store::record_outcome`] on `conn`, inside the caller's transaction or savepoint.
 pub(super) fn record_outcome_on(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::sql::Conn,
     id: i64,
     outcome: &Outcome,
     language: Option<&str>,

@@ -1,8 +1,8 @@
 //! What staff see and do: replies to handle, follow-ups, the day board, status changes and
 //! stats.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::desk_status::CHANGES;
 use super::{DeskChange, LastMessage, Note, Store, StoreError};
@@ -243,7 +243,9 @@ impl Store {
         rules: usize,
         sms: bool,
     ) -> Result<Vec<FollowUp>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        // The unit separator between a message's reasons (what splits them again).
+        let unit = self.conn.pick("char(31)", "chr(31)");
+        let mut stmt = self.conn.prepare_cached(&format!(
             "WITH calls AS (
                 SELECT appointment_id, max(CASE WHEN new_value = 'reached' THEN at END) AS reached,
                        max(CASE WHEN new_value IN ('reached', 'left_message') THEN at END) AS told
@@ -252,9 +254,9 @@ impl Store {
              SELECT a.id, a.external_id, c.key, a.starts_at, p.name, p.phone, a.provider,
                     a.response = 'reschedule_requested' AND coalesce(k.reached, -1) < coalesce(a.response_at, 0),
                     p.opted_out_at IS NOT NULL AND k.told IS NULL,
-                    (SELECT group_concat(s, char(31)) FROM (SELECT o.needs_staff AS s, min(o.id) AS i FROM outbox o
+                    (SELECT group_concat(s, {unit}) FROM (SELECT o.needs_staff AS s, min(o.id) AS i FROM outbox o
                        WHERE o.appointment_id = a.id AND o.needs_staff IS NOT NULL AND coalesce(k.told, -1) < o.updated_at
-                       GROUP BY o.needs_staff ORDER BY i)),
+                       GROUP BY o.needs_staff ORDER BY i) AS s),
                     (SELECT group_concat(coalesce(r.text, r.kind), ' | ') FROM replies r
                       WHERE r.appointment_id = a.id AND r.outcome = 'needs_staff' AND r.handled_by IS NULL),
                     a.response = 'none' AND k.told IS NULL
@@ -276,8 +278,8 @@ impl Store {
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
              LEFT JOIN calls k ON k.appointment_id = a.id
              WHERE c.key = ?1 AND a.status = 'booked' AND a.starts_at >= ?2 AND a.starts_at < ?3
-             ORDER BY a.starts_at, a.external_id",
-        )?;
+             ORDER BY a.starts_at, a.external_id"
+        ))?;
         let mut q = stmt.query(params![
             clinic,
             from.timestamp(),
@@ -356,11 +358,11 @@ impl Store {
     ) -> Result<Option<(String, String)>, StoreError> {
         let tx = self
             .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let rows: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT a.id, c.key FROM appointments a JOIN clinics c ON c.id = a.clinic_id
-                 WHERE a.external_id = ?1 AND (?2 IS NULL OR c.key = ?2)",
+                 WHERE a.external_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.key = ?2)",
             )?;
             stmt.query_map(params![appointment_id, clinic], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -406,17 +408,17 @@ impl Store {
                         EXISTS (SELECT 1 FROM outbox o WHERE o.appointment_id = a.id AND o.kind IN ('reminder', 'manual_reminder')
                                   AND o.state = 'failed') AS failed
                  FROM appointments a JOIN clinics c ON c.id = a.clinic_id
-                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)),
+                 WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (CAST(?3 AS TEXT) IS NULL OR c.key = ?3)),
              y AS (
                  SELECT x.status, x.response, x.failed, l.channel,
                         CASE l.kind WHEN 'manual_reminder' THEN 'remind-now' ELSE l.rule END AS rule
                  FROM x LEFT JOIN outbox l ON l.id = x.last)
-             SELECT rule, count(*), sum(response = 'confirmed'), sum(status = 'cancelled'), sum(status = 'no_show'),
-                    sum(response = 'declined'), sum(response = 'reschedule_requested'),
-                    sum(status = 'no_show' AND response = 'confirmed'),
-                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NOT NULL),
-                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND failed),
-                    sum(status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND NOT failed),
+             SELECT rule, count(*), count(*) FILTER (WHERE response = 'confirmed'), count(*) FILTER (WHERE status = 'cancelled'), count(*) FILTER (WHERE status = 'no_show'),
+                    count(*) FILTER (WHERE response = 'declined'), count(*) FILTER (WHERE response = 'reschedule_requested'),
+                    count(*) FILTER (WHERE status = 'no_show' AND response = 'confirmed'),
+                    count(*) FILTER (WHERE status = 'no_show' AND response != 'confirmed' AND rule IS NOT NULL),
+                    count(*) FILTER (WHERE status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND failed),
+                    count(*) FILTER (WHERE status = 'no_show' AND response != 'confirmed' AND rule IS NULL AND NOT failed),
                     channel
              FROM y GROUP BY rule, channel ORDER BY rule IS NULL, rule, channel",
         )?;
@@ -452,10 +454,10 @@ impl Store {
             }
         }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT o.channel, sum(o.state IN ('sent', 'delivered', 'read')), sum(o.state IN ('delivered', 'read')),
-                    sum(o.state = 'read'), sum(o.state = 'failed')
+            "SELECT o.channel, count(*) FILTER (WHERE o.state IN ('sent', 'delivered', 'read')), count(*) FILTER (WHERE o.state IN ('delivered', 'read')),
+                    count(*) FILTER (WHERE o.state = 'read'), count(*) FILTER (WHERE o.state = 'failed')
              FROM outbox o JOIN appointments a ON a.id = o.appointment_id JOIN clinics c ON c.id = a.clinic_id
-             WHERE o.kind IN ('reminder', 'manual_reminder') AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)
+             WHERE o.kind IN ('reminder', 'manual_reminder') AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (CAST(?3 AS TEXT) IS NULL OR c.key = ?3)
              GROUP BY o.channel",
         )?;
         let mut q = stmt.query(p)?;
@@ -475,7 +477,7 @@ impl Store {
         });
         s.opt_outs = self.conn.query_row(
             "SELECT count(DISTINCT p.id) FROM patients p JOIN appointments a ON a.patient_id = p.id JOIN clinics c ON c.id = a.clinic_id
-             WHERE p.opted_out_at IS NOT NULL AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR c.key = ?3)",
+             WHERE p.opted_out_at IS NOT NULL AND a.starts_at >= ?1 AND a.starts_at < ?2 AND (CAST(?3 AS TEXT) IS NULL OR c.key = ?3)",
             p,
             |r| r.get(0),
         )?;
@@ -602,7 +604,7 @@ const BOARD_SQL: &str = "SELECT a.id, c.key, a.external_id, a.starts_at, a.durat
                            AND d.actor LIKE 'staff:%'";
 
 /// A [`BoardRow`] from a row of [`BOARD_SQL`], without its notes.
-fn board_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardRow> {
+fn board_row(r: &crate::store::sql::Row<'_>) -> crate::store::sql::Result<BoardRow> {
     let last_message = match r.get::<_, Option<String>>(15)? {
         Some(kind) => Some(LastMessage {
             kind,

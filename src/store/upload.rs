@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
+use crate::store::sql::{OptionalExtension as _, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension as _, params};
 
 use super::schedule::ImportTx;
 use super::{Status, Store, StoreError};
@@ -111,14 +111,17 @@ impl ImportTx<'_> {
         this_import: i64,
     ) -> Result<Option<PastImport>, StoreError> {
         let ids = serde_json::to_string(clinic_ids).unwrap_or_else(|_| "[]".into());
-        let mut stmt = self.tx.prepare_cached(
+        let ids_in = self
+            .tx
+            .pick("SELECT value FROM json_each(?2)", "SELECT json_ints(?2)");
+        let mut stmt = self.tx.prepare_cached(&format!(
             "SELECT i.id, i.file_name, i.imported_by, i.imported_at, i.new, i.updated, i.cancelled
              FROM imports i
              WHERE i.checksum = ?1 AND i.id != ?3
                AND EXISTS (SELECT 1 FROM import_clinics c WHERE c.import_id = i.id
-                           AND c.clinic_id IN (SELECT value FROM json_each(?2)))
-             ORDER BY i.id DESC LIMIT 1",
-        )?;
+                           AND c.clinic_id IN ({ids_in}))
+             ORDER BY i.id DESC LIMIT 1"
+        ))?;
         let found = stmt
             .query_row(params![checksum, ids, this_import], |r| {
                 Ok((
@@ -140,8 +143,10 @@ impl ImportTx<'_> {
             return Ok(None);
         };
         past.later = self.tx.query_row(
-            "SELECT count(DISTINCT i.id) FROM imports i JOIN import_clinics c ON c.import_id = i.id
-             WHERE i.id > ?1 AND i.id != ?3 AND c.clinic_id IN (SELECT value FROM json_each(?2))",
+            &format!(
+                "SELECT count(DISTINCT i.id) FROM imports i JOIN import_clinics c ON c.import_id = i.id
+                 WHERE i.id > ?1 AND i.id != ?3 AND c.clinic_id IN ({ids_in})"
+            ),
             params![id, ids, this_import],
             |r| r.get::<_, i64>(0),
         )? as usize;
@@ -248,7 +253,7 @@ impl Store {
              JOIN imports i ON i.id = (SELECT max(ic.import_id) FROM import_clinics ic WHERE ic.clinic_id = c.id)
              ORDER BY c.key",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map((), |r| {
             Ok(PastImport {
                 clinic: r.get(0)?,
                 file_name: r.get(1)?,

@@ -2,8 +2,8 @@
 //! cancellation, opened by the practice system or by staff; withdrawn on an "oops", a rebooking
 //! or a closed day), and offer rounds written with their outbox rows in one transaction.
 
+use crate::store::sql::{Conn as Connection, OptionalExtension, params};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::import::RowError;
@@ -122,7 +122,7 @@ fn hhmm(t: Option<NaiveTime>) -> Option<String> {
     t.map(|t| t.format("%H:%M").to_string())
 }
 
-fn entry(r: &rusqlite::Row<'_>) -> Result<Entry, StoreError> {
+fn entry(r: &crate::store::sql::Row<'_>) -> Result<Entry, StoreError> {
     Ok(Entry {
         id: r.get(0)?,
         clinic: r.get(1)?,
@@ -146,7 +146,7 @@ fn entry(r: &rusqlite::Row<'_>) -> Result<Entry, StoreError> {
     })
 }
 
-fn opening(r: &rusqlite::Row<'_>) -> Result<Opening, StoreError> {
+fn opening(r: &crate::store::sql::Row<'_>) -> Result<Opening, StoreError> {
     Ok(Opening {
         id: r.get(0)?,
         clinic: r.get(1)?,
@@ -230,7 +230,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Result<WaitlistImported, Vec<RowError>>, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let mut errors = Vec::new();
         let mut done = WaitlistImported::default();
         for row in rows {
@@ -309,7 +309,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, &e.clinic)?;
         let patient: i64 = tx
             .prepare_cached("SELECT id FROM patients WHERE clinic_id = ?1 AND external_id = ?2")?
@@ -324,10 +324,9 @@ impl Store {
                     e.patient.trim()
                 ))
             })?;
-        tx.prepare_cached("INSERT INTO waitlist_entries (clinic_id, patient_id, appointment_id, provider, earliest, latest, days,
+        let id = tx.insert("INSERT INTO waitlist_entries (clinic_id, patient_id, appointment_id, provider, earliest, latest, days,
                 time_from, time_to, expires_at, max_offers, source, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)")?
-            .execute(
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
             params![
                 cid,
                 patient,
@@ -344,7 +343,6 @@ impl Store {
                 t
             ],
         )?;
-        let id = tx.last_insert_rowid();
         tx.prepare_cached("INSERT INTO audit_log (at, patient_id, actor, action, new_value) VALUES (?1, ?2, ?3, 'waitlist_add', ?4)")?
             .execute(
             params![t, patient, actor, format!("entry {id}")],
@@ -362,13 +360,13 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ENTRY_COLUMNS} FROM waitlist_entries w JOIN clinics c ON c.id = w.clinic_id
              JOIN patients p ON p.id = w.patient_id
-             WHERE (?1 IS NULL OR c.key = ?1) AND (?2 = 0 OR w.state = 'active')
+             WHERE (CAST(?1 AS TEXT) IS NULL OR c.key = ?1) AND (?2 = 0 OR w.state = 'active')
              ORDER BY w.state != 'active', w.earliest, w.created_at, w.id"
         ))?;
         let mut q = stmt.query(params![clinic, active_only])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
-            out.push(entry(r)?);
+            out.push(entry(&r)?);
         }
         Ok(out)
     }
@@ -384,7 +382,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let (t, g) = (now.timestamp(), grace.num_seconds());
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
                 opened_at, offers_from, updated_at)
@@ -419,7 +417,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
         let mut n = 0;
         for (why, cond) in [
@@ -430,7 +428,7 @@ impl Store {
             (
                 "the slot was booked again",
                 "EXISTS (SELECT 1 FROM appointments a WHERE a.clinic_id = o.clinic_id AND a.status = 'booked'
-                    AND a.starts_at = o.starts_at AND a.id IS NOT o.appointment_id
+                    AND a.starts_at = o.starts_at AND a.id IS DISTINCT FROM o.appointment_id
                     AND (o.provider IS NULL OR a.provider IS NULL OR lower(a.provider) = lower(o.provider)))",
             ),
             (
@@ -476,12 +474,12 @@ impl Store {
     fn openings_where(&self, cond: &str, clinic: &str, t: i64) -> Result<Vec<Opening>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {OPENING_COLUMNS} FROM openings o JOIN clinics c ON c.id = o.clinic_id
-             WHERE {cond} AND ?2 IS NOT NULL ORDER BY o.starts_at, o.id"
+             WHERE {cond} AND CAST(?2 AS BIGINT) IS NOT NULL ORDER BY o.starts_at, o.id"
         ))?;
         let mut q = stmt.query(params![clinic, t])?;
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
-            out.push(opening(r)?);
+            out.push(opening(&r)?);
         }
         Ok(out)
     }
@@ -511,7 +509,7 @@ impl Store {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached("UPDATE openings SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'open' AND reason IS NOT ?2")?
+        self.conn.prepare_cached("UPDATE openings SET reason = ?2, updated_at = ?3 WHERE id = ?1 AND state = 'open' AND reason IS DISTINCT FROM ?2")?
             .execute(
             params![id, reason, now.timestamp()],
         )?;
@@ -526,7 +524,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let n = close(&tx, id, state, reason, now.timestamp())?;
         tx.commit()?;
         Ok(n)
@@ -572,7 +570,7 @@ impl Store {
         let mut out = Vec::new();
         while let Some(r) = q.next()? {
             out.push(Candidate {
-                entry: entry(r)?,
+                entry: entry(&r)?,
                 offers_this_week: r.get(19)?,
                 offered_this_opening: r.get(20)?,
                 file_under: r.get(21)?,
@@ -594,7 +592,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let t = now.timestamp();
         let expires = (now + valid).timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let moved = tx
             .prepare_cached(
                 "UPDATE openings SET round = round + 1, next_round_at = ?3, updated_at = ?4
@@ -609,15 +607,13 @@ impl Store {
             let Some(file_under) = c.file_under else {
                 continue;
             };
-            let added = tx.prepare_cached("INSERT INTO offers (opening_id, patient_id, entry_id, appointment_id, kind, round, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, 'waitlist', ?5, ?6, ?7) ON CONFLICT DO NOTHING")?
-            .execute(
+            let added = tx.insert_if("INSERT INTO offers (opening_id, patient_id, entry_id, appointment_id, kind, round, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, 'waitlist', ?5, ?6, ?7) ON CONFLICT DO NOTHING",
                 params![o.id, c.entry.patient_id, c.entry.id, c.entry.appointment_id, o.round + 1, t, expires],
             )?;
-            if added == 0 {
+            let Some(offer) = added else {
                 continue;
-            }
-            let offer = tx.last_insert_rowid();
+            };
             tx.prepare_cached("INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state,
                     created_at, updated_at, channel, recipient)
                  VALUES (?1, 'waitlist_offer', ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?4, 'whatsapp', 'patient')")?
@@ -644,15 +640,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let cid = clinic_id(&tx, clinic)?;
-        tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at,
+        let id = tx.insert("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at,
                 offers_from, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'staff', ?5, ?6, ?6, ?6)")?
-            .execute(
+             VALUES (?1, ?2, ?3, ?4, 'staff', ?5, ?6, ?6, ?6)",
             params![cid, provider, starts_at.timestamp(), duration_min, actor, t],
         )?;
-        let id = tx.last_insert_rowid();
         tx.prepare_cached(
             "INSERT INTO audit_log (at, actor, action, new_value) VALUES (?1, ?2, 'open_slot', ?3)",
         )?
@@ -712,7 +706,7 @@ impl Store {
         let (offers_sent, accepted) = self
             .conn
             .prepare_cached(
-                "SELECT count(*), coalesce(sum(f.state = 'accepted'), 0) FROM offers f
+                "SELECT count(*), coalesce(count(*) FILTER (WHERE f.state = 'accepted'), 0) FROM offers f
              JOIN openings o ON o.id = f.opening_id JOIN clinics c ON c.id = o.clinic_id
              WHERE c.key = ?1 AND o.opened_at >= ?2",
             )?
@@ -777,7 +771,7 @@ impl super::ImportTx<'_> {
     ) -> Result<(), StoreError> {
         self.tx.prepare_cached("INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, appointment_id, opened_by,
                 opened_at, offers_from, updated_at)
-             SELECT clinic_id, provider, starts_at, duration_min, 'patient_cancel', id, 'feed:' || ?2, ?3, ?3 + ?4, ?3
+             SELECT clinic_id, provider, starts_at, duration_min, 'patient_cancel', id, 'feed:' || ?2, ?3, CAST(?3 AS BIGINT) + CAST(?4 AS BIGINT), ?3
              FROM appointments WHERE id = ?1 AND status = 'cancelled' AND starts_at > ?3
              ON CONFLICT (appointment_id) DO NOTHING")?
             .execute(

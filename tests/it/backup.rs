@@ -105,13 +105,12 @@ fn stop(child: Child) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_while_5000_messages_go_out_restores_into_a_daemon_that_sends_nothing_twice() {
+    if crate::common::on_postgres() {
+        return; // backups and check-db are the SQLite file's; PostgreSQL has its own tools
+    }
     let env = Env::new();
     let (port, metrics_port) = (crate::common::free_port(), crate::common::free_port());
-    std::fs::write(
-        env.path("reminders.toml"),
-        daemon_config(&env, metrics_port),
-    )
-    .expect("config");
+    env.write_config(daemon_config(&env, metrics_port));
     let now = reminderd::time::Clock::System.now();
     let rows: Vec<String> = (0..MESSAGES)
         .map(|i| {
@@ -165,14 +164,14 @@ async fn a_backup_while_5000_messages_go_out_restores_into_a_daemon_that_sends_n
         let outbox: HashMap<i64, Option<String>> = c
             .prepare("SELECT id, wamid FROM outbox")
             .expect("prepare")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
         let events: HashSet<i64> = c
             .prepare("SELECT id FROM inbound_events")
             .expect("prepare")
-            .query_map([], |r| r.get(0))
+            .query_map((), |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
@@ -240,14 +239,14 @@ async fn a_backup_while_5000_messages_go_out_restores_into_a_daemon_that_sends_n
     // The copy is sound and holds every row committed before the backup began.
     let c = Connection::open(&copy).expect("open copy");
     let check: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .query_row("PRAGMA integrity_check", (), |r| r.get(0))
         .expect("check");
     assert_eq!(check, "ok");
     // Each row's wamid, state, and whether its request had gone out (committed before it does).
     let in_copy: HashMap<i64, (Option<String>, String, bool)> = c
         .prepare("SELECT id, wamid, state, request_at IS NOT NULL FROM outbox")
         .expect("prepare")
-        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
+        .query_map((), |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -262,7 +261,7 @@ async fn a_backup_while_5000_messages_go_out_restores_into_a_daemon_that_sends_n
     let events: HashSet<i64> = c
         .prepare("SELECT id FROM inbound_events")
         .expect("prepare")
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -309,11 +308,7 @@ async fn a_backup_while_5000_messages_go_out_restores_into_a_daemon_that_sends_n
     // Restored into a fresh folder, a daemon sends exactly what the copy had not sent.
     let fresh = Env::new();
     let (port2, metrics2) = (crate::common::free_port(), crate::common::free_port());
-    std::fs::write(
-        fresh.path("reminders.toml"),
-        daemon_config(&fresh, metrics2),
-    )
-    .expect("config");
+    fresh.write_config(daemon_config(&fresh, metrics2));
     let restored = fresh.run(&["restore", copy_arg]).expect(0);
     assert!(
         restored
@@ -372,6 +367,9 @@ fn with_copy() -> (Env, std::path::PathBuf) {
 
 #[test]
 fn a_copy_from_a_newer_reminderd_is_refused_and_an_older_one_is_upgraded_on_next_open() {
+    if crate::common::on_postgres() {
+        return; // backups and check-db are the SQLite file's; PostgreSQL has its own tools
+    }
     let (env, copy) = with_copy();
     let newer = env.path("newer.db");
     std::fs::copy(&copy, &newer).expect("copy");
@@ -426,13 +424,16 @@ fn a_copy_from_a_newer_reminderd_is_refused_and_an_older_one_is_upgraded_on_next
     assert_eq!(aside.len(), 1, "{aside:?}");
     let kept = Connection::open(env.path(&aside[0])).expect("kept");
     let n: i64 = kept
-        .query_row("SELECT count(*) FROM appointments", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM appointments", (), |r| r.get(0))
         .expect("count");
     assert_eq!(n, 2, "the replaced database is kept whole");
 }
 
 #[test]
 fn check_db_reports_a_sound_database_and_fails_on_a_damaged_one() {
+    if crate::common::on_postgres() {
+        return; // backups and check-db are the SQLite file's; PostgreSQL has its own tools
+    }
     let (env, copy) = with_copy();
     let r = env.run(&["check-db", "--json"]).expect(0).json();
     assert_eq!(r["ok"], true);
@@ -476,6 +477,9 @@ fn check_db_reports_a_sound_database_and_fails_on_a_damaged_one() {
 
 #[test]
 fn keep_prunes_only_the_oldest_copies_backup_named() {
+    if crate::common::on_postgres() {
+        return; // backups and check-db are the SQLite file's; PostgreSQL has its own tools
+    }
     let (env, _) = with_copy();
     let folder = env.path("backups");
     std::fs::create_dir(&folder).expect("mkdir");
@@ -534,6 +538,9 @@ fn keep_prunes_only_the_oldest_copies_backup_named() {
 /// running daemon.
 #[test]
 fn a_backup_by_a_newer_binary_copies_an_older_database_without_upgrading_it() {
+    if crate::common::on_postgres() {
+        return; // backups and check-db are the SQLite file's; PostgreSQL has its own tools
+    }
     let env = Env::new();
     let live = env.path("v8.db");
     let sql = std::fs::read_to_string(crate::common::repo_file("tests/fixtures/schema-v8.sql"))
@@ -554,7 +561,7 @@ fn a_backup_by_a_newer_binary_copies_an_older_database_without_upgrading_it() {
     assert_eq!(r.json()["schema_version"], 8, "{}", r.stdout);
     let version = |p: &std::path::Path| -> i64 {
         Connection::open(p)
-            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .and_then(|c| c.query_row("PRAGMA user_version", (), |r| r.get(0)))
             .expect("version")
     };
     assert_eq!(version(&live), 8, "the live database was not upgraded");

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use reminderd::store::sql::{Conn, PgOptions};
 use serde_json::Value;
 
 /// The example config shipped in the repo (so tests exercise it), with the database in the
@@ -30,16 +30,62 @@ pub const SMS_SECRETS: [(&str, &str); 3] = [
 /// The default CSV header.
 pub const HEADER: &str = "appointment_id,patient_id,patient_name,phone,language,date,time,duration_min,provider,clinic,status";
 
-/// A temporary folder with a config and a database path.
+/// A temporary folder with a config and a database: the SQLite file `test.db` in the folder,
+/// or, when the suite runs on PostgreSQL (`REMINDERD_TEST_POSTGRES`), a database of its own.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The test's PostgreSQL database, when the suite runs on PostgreSQL.
+    pub pg: Option<PgOptions>,
+}
+
+/// `config` with its `[database]` pointed at `pg` (unchanged without one).
+pub fn on_database(config: &str, pg: Option<&PgOptions>) -> String {
+    match pg {
+        Some(pg) => config.replace("path = \"test.db\"", &format!("url = \"{}\"", pg.url)),
+        None => config.to_string(),
+    }
+}
+
+/// Whether this run of the suite is on PostgreSQL: tests of what only the SQLite file has
+/// (backups, its schema steps, its locks) return early then.
+pub fn on_postgres() -> bool {
+    reminderd::store::sql::testing::on_postgres()
 }
 
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("reminders.toml"), test_config()).expect("write config");
-        Self { dir }
+        let pg = reminderd::store::sql::testing::fresh_database();
+        // The schema is there before the first command, as the SQLite file's absence is
+        // read as "nothing yet" by the tests.
+        if let Some(pg) = &pg {
+            reminderd::store::Store::connect(pg).expect("create the schema");
+        }
+        std::fs::write(
+            dir.path().join("reminders.toml"),
+            on_database(&test_config(), pg.as_ref()),
+        )
+        .expect("write config");
+        Self { dir, pg }
+    }
+
+    /// Writes the folder's `reminders.toml`: `config` with its database pointed at the
+    /// test's own (a config built from [`test_config`] names the SQLite file).
+    pub fn write_config(&self, config: impl AsRef<str>) {
+        std::fs::write(
+            self.path("reminders.toml"),
+            on_database(config.as_ref(), self.pg.as_ref()),
+        )
+        .expect("write config");
+    }
+
+    /// The environment a command needs to reach the test's database.
+    pub fn db_env(&self) -> Vec<(&'static str, String)> {
+        self.pg
+            .iter()
+            .filter_map(|pg| pg.password.clone())
+            .map(|p| ("REMINDERD_DATABASE_PASSWORD", p))
+            .collect()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -67,6 +113,7 @@ impl Env {
             .args(args)
             .env_remove("REMINDERD_CONFIG")
             .env_remove("RUST_LOG")
+            .envs(self.db_env())
             .output()
             .expect("run reminderd");
         Run::from(out)
@@ -113,7 +160,8 @@ impl Env {
         cmd.env_remove("REMINDERD_CONFIG")
             .env_remove("RUST_LOG")
             .env_remove("CREDENTIALS_DIRECTORY")
-            .envs(SMS_SECRETS);
+            .envs(SMS_SECRETS)
+            .envs(self.db_env());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -143,15 +191,32 @@ impl Env {
             .unwrap_or_else(|| panic!("no appointment {id}"))
     }
 
-    pub fn sql(&self) -> Connection {
-        Connection::open(self.db()).expect("open db")
+    /// A connection to the test's database, SQLite or PostgreSQL.
+    pub fn sql(&self) -> Conn {
+        match &self.pg {
+            Some(pg) => Conn::postgres(pg).expect("connect to the test database"),
+            None => Conn::sqlite(rusqlite::Connection::open(self.db()).expect("open db")),
+        }
+    }
+
+    /// The test's store, opened as the daemon would (created on first use).
+    pub fn store(&self) -> Result<reminderd::store::Store, reminderd::store::StoreError> {
+        match &self.pg {
+            Some(pg) => reminderd::store::Store::connect(pg),
+            None => reminderd::store::Store::open(&self.db()),
+        }
+    }
+
+    /// Whether the database exists yet (a PostgreSQL one always does).
+    pub fn has_db(&self) -> bool {
+        self.pg.is_some() || self.db().exists()
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        if !self.db().exists() {
+        if !self.has_db() {
             return 0;
         }
-        self.sql().query_row(sql, [], |r| r.get(0)).expect("count")
+        self.sql().query_row(sql, (), |r| r.get(0)).expect("count")
     }
 }
 

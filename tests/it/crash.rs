@@ -90,7 +90,7 @@ fn waiting() -> Vec<usize> {
 fn open_slot(env: &Env, k: usize) {
     let now = reminderd::time::Clock::System.now();
     let start = now + chrono::Duration::hours(5) + chrono::Duration::minutes(k as i64);
-    let mut store = reminderd::store::Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     store
         .open_slot_by_staff("mumbai", (start, 15), None, "staff:crash", now)
         .expect("open a slot");
@@ -192,7 +192,7 @@ fn answer(env: &Env, i: usize, ago: i64) -> i64 {
             "INSERT INTO replies (message_id, from_phone, patient_id, kind, text, intent, outcome, reason, received_at)
              SELECT ?1, phone, id, 'text', 'can I come later?', 'unknown', 'needs_staff', 'not understood', ?2
              FROM patients WHERE external_id = ?3",
-            rusqlite::params![format!("wamid.crash-in-{i}"), now - ago, format!("Q{i}")],
+            reminderd::store::sql::params![format!("wamid.crash-in-{i}"), now - ago, format!("Q{i}")],
         )
         .expect("the patient's message");
     env.run(&[
@@ -206,7 +206,7 @@ fn answer(env: &Env, i: usize, ago: i64) -> i64 {
     env.sql()
         .query_row(
             "SELECT max(id) FROM outbox WHERE kind = 'staff_message'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("the answer's row")
@@ -222,7 +222,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     let config = crash_config(&env, 200)
         + "\n[waitlist]\nenabled = true\noffer_template = \"waitlist_offer\"\n"
         + FEEDBACK;
-    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    env.write_config(&config);
 
     let now = reminderd::time::Clock::System.now();
     let rows: Vec<String> = (0..MESSAGES)
@@ -274,7 +274,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         env.sql()
             .execute(
                 "UPDATE outbox SET send_at = ?2 WHERE id = ?1",
-                rusqlite::params![id, due.timestamp()],
+                reminderd::store::sql::params![id, due.timestamp()],
             )
             .expect("due among the reminders");
     }
@@ -486,7 +486,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         .prepare("SELECT id FROM outbox WHERE kind = 'manual_reminder'")
         .expect("prepare");
     let manual: Vec<i64> = manual
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -502,7 +502,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         .prepare("SELECT id FROM outbox WHERE kind = 'staff_message'")
         .expect("prepare");
     let staff: Vec<i64> = staff
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -535,7 +535,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         .prepare("SELECT o.id FROM outbox o JOIN offers f ON o.rule = 'offer:' || f.id WHERE o.kind = 'waitlist_offer'")
         .expect("prepare");
     let offers: Vec<i64> = offers
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -551,7 +551,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         .prepare("SELECT id FROM outbox WHERE kind = 'feedback'")
         .expect("prepare");
     let asked: Vec<i64> = asked
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -577,7 +577,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
         .prepare("SELECT coalesce(last_error_code, 0), substr(coalesce(last_error, reason, ''), 1, 60), count(*) FROM outbox WHERE attempts > 1 GROUP BY 1, 2")
         .expect("prepare");
     for row in st
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -611,7 +611,7 @@ async fn sigkill_while_two_numbers_send_never_sends_twice_or_loses_one() {
         1,
     )
     .replacen("[clinics.nyc]\n", "[clinics.nyc]\nwhatsapp_number = \"brand-b\"\n", 1);
-    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    env.write_config(&config);
 
     // Day-before reminders due 4 hours ago, one a second, at both clinics.
     let now = reminderd::time::Clock::System.now();

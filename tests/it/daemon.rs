@@ -31,7 +31,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
         "listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:{desk_port}\""),
     );
-    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    env.write_config(&config);
 
     // Appointments about 20 hours from now: their day-before reminders are due at once.
     let now = reminderd::time::Clock::System.now();
@@ -146,14 +146,10 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
     .await;
 
     // SIGHUP with a broken config: keeps running on the old one and says why.
-    std::fs::write(
-        env.path("reminders.toml"),
-        config.replace(
-            "time_zone = \"Asia/Kolkata\"",
-            "time_zone = \"Asia/Nowhere\"",
-        ),
-    )
-    .expect("break");
+    env.write_config(config.replace(
+        "time_zone = \"Asia/Kolkata\"",
+        "time_zone = \"Asia/Nowhere\"",
+    ));
     crate::common::signal(pid, "HUP");
     wait_for("the refusal", secs(10), || {
         daemon_log().contains("configuration not reloaded")
@@ -169,7 +165,7 @@ async fn the_daemon_sends_on_schedule_applies_replies_reloads_and_stops_cleanly(
         .expect("healthz");
     assert_eq!(health.status(), 200, "still running");
     // SIGHUP with a good one: applied.
-    std::fs::write(env.path("reminders.toml"), &config).expect("fix");
+    env.write_config(&config);
     crate::common::signal(pid, "HUP");
     wait_for("the reload", secs(10), || {
         daemon_log().contains("configuration reloaded")
@@ -239,7 +235,7 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
     let config = crate::common::fast_daemon(
         &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
     );
-    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    env.write_config(&config);
     let sim = Sim::start(sim_config("tok")).await.expect("sim");
 
     let log = std::fs::File::create(env.path("daemon.log")).expect("log");
@@ -276,14 +272,10 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
         })
         .await;
 
-    std::fs::write(
-        env.path("reminders.toml"),
-        config.replace(
-            "stale_after = \"5m\"",
-            "stale_after = \"9999999999999999d\"",
-        ),
-    )
-    .expect("overflowing config");
+    env.write_config(config.replace(
+        "stale_after = \"5m\"",
+        "stale_after = \"9999999999999999d\"",
+    ));
     crate::common::signal(pid, "HUP");
     Wait::new("the refusal to be logged", secs(10))
         .context(daemon_log)
@@ -303,11 +295,7 @@ async fn sighup_keeps_the_old_config_on_an_overflowing_duration_and_logs_a_new_o
     // A valid but risky config is applied, and its warning is logged with the key. (The desk
     // keeps the socket it bound at start, so nothing listens beyond loopback.)
     assert!(config.contains("listen = \"127.0.0.1:0\""));
-    std::fs::write(
-        env.path("reminders.toml"),
-        config.replace("listen = \"127.0.0.1:0\"", "listen = \"192.0.2.7:8081\""),
-    )
-    .expect("risky config");
+    env.write_config(config.replace("listen = \"127.0.0.1:0\"", "listen = \"192.0.2.7:8081\""));
     crate::common::signal(pid, "HUP");
     Wait::new("the reload to be logged", secs(10))
         .context(daemon_log)

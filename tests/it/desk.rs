@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reminderd::store::sql::params;
 use reqwest::multipart;
-use rusqlite::params;
 use sha2::{Digest, Sha256};
 
 use crate::common::{Wait, csv, repo_file};
@@ -93,7 +93,7 @@ impl Desk {
                 "SELECT actor, action FROM audit_log WHERE action NOT IN ('sign_in', 'sign_out') ORDER BY id",
             )
             .expect("prepare");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")
@@ -1069,8 +1069,8 @@ async fn upload_previews_then_imports_once_on_confirm() {
         .env
         .sql()
         .query_row(
-            "SELECT count(*) FROM appointments WHERE external_id = 'MUM-1001' AND strftime('%H:%M', starts_at, 'unixepoch') = '03:30'",
-            [],
+            "SELECT count(*) FROM appointments WHERE external_id = 'MUM-1001' AND starts_at % 86400 = 3 * 3600 + 30 * 60",
+            (),
             |r| r.get(0),
         )
         .expect("query");
@@ -1265,7 +1265,7 @@ async fn the_board_masks_numbers_and_a_reveal_is_audited() {
     let numbers: Vec<String> = {
         let conn = d.env.sql();
         let mut stmt = conn.prepare("SELECT phone FROM patients").expect("prepare");
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map((), |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")
@@ -1323,7 +1323,7 @@ async fn the_board_masks_numbers_and_a_reveal_is_audited() {
     let (actor, appointment, patient): (String, i64, Option<i64>) = conn
         .query_row(
             "SELECT actor, appointment_id, patient_id FROM audit_log WHERE action = 'reveal_phone'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("one reveal_phone row");
@@ -1366,7 +1366,7 @@ async fn follow_up_actions_are_saved_and_audited() {
         .sql()
         .execute(
             "UPDATE appointments SET response = 'reschedule_requested', response_at = 1764000000 WHERE external_id = 'MUM-1003'",
-            [],
+            (),
         )
         .expect("reschedule requested");
     let id = d.row("MUM-1003");
@@ -1407,7 +1407,7 @@ async fn follow_up_actions_are_saved_and_audited() {
         .sql()
         .query_row(
             "SELECT actor, appointment_id, reason FROM audit_log WHERE action = 'called'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("a 'called' row");
@@ -1714,7 +1714,7 @@ async fn marking_an_unknown_reply_says_so_and_a_second_mark_names_who() {
             "INSERT INTO replies (message_id, from_phone, patient_id, appointment_id, kind, text, intent, outcome, reason, received_at)
              SELECT 'wamid.desk2', p.phone, p.id, a.id, 'text', 'Is there parking?', 'unknown', 'needs_staff', 'not a known answer', 1764000000
              FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'MUM-1002'",
-            [],
+            (),
         )
         .expect("insert reply");
     let reply = d.one("SELECT CAST(id AS TEXT) FROM replies WHERE message_id = 'wamid.desk2'");
@@ -1922,7 +1922,7 @@ async fn a_note_typed_into_an_expired_session_is_offered_again_after_sign_in() {
         .sql()
         .execute(
             "UPDATE staff_sessions SET created_at = created_at - 3600, last_seen_at = last_seen_at - 3600",
-            [],
+            (),
         )
         .expect("age the session");
     let note = "Rohan will come at 11:00 — his mother called";
@@ -2001,7 +2001,7 @@ async fn signing_out_of_an_expired_session_leads_to_sign_in() {
     let b = d.signed_in(USER, PASSWORD).await;
     d.env
         .sql()
-        .execute("DELETE FROM staff_sessions", [])
+        .execute("DELETE FROM staff_sessions", ())
         .expect("end the session");
     let out = b.post("/desk/logout", &[("csrf", &b.csrf)]).await;
     assert_eq!(out.status, 303, "{}", out.body);

@@ -8,7 +8,7 @@
 //! days after today and "after its time" the example schedule's past day.
 
 use chrono::{TimeZone, Utc};
-use rusqlite::params;
+use reminderd::store::sql::params;
 
 use crate::common::{Env, csv, repo_file};
 use crate::desk_harness::{Browser, Desk, Page, text};
@@ -170,7 +170,7 @@ async fn a_no_show_after_a_confirm_page_says_what_else_to_change_and_undo_revert
         .sql()
         .execute(
             "UPDATE appointments SET response = 'confirmed' WHERE external_id = 'MUM-1001'",
-            [],
+            (),
         )
         .expect("Aarav confirmed");
     let c = d.signed_in(USER, PASSWORD).await;

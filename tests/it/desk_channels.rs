@@ -56,7 +56,7 @@ impl Desk {
                                  request_at, created_at, updated_at)
                SELECT id, 'reminder', '{rule}', starts_at, {at}, starts_at, 'sent', '{channel}', {at}, {at}, {at}
                FROM appointments WHERE external_id = '{external}';
-             UPDATE outbox SET {set} WHERE id = last_insert_rowid();"
+             UPDATE outbox SET {set} WHERE id = (SELECT max(id) FROM outbox);"
         ));
         self.id("SELECT max(id) FROM outbox")
     }

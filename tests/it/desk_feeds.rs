@@ -66,7 +66,7 @@ fn now() -> DateTime<Utc> {
 /// in reminderd, and the practice system must be told by hand.
 pub fn feed_messages(d: &Desk) -> Fed {
     let config = Config::load(&d.env.path("reminders.toml")).expect("config");
-    let mut store = Store::open(&config.database_path).expect("store");
+    let mut store = Store::open_configured(&config).expect("store");
     let at = now() - Duration::hours(3);
     let refused = store
         .receive_feed_message("front-desk-ehr", "MSG-9", "SIU^S12", REFUSED_BODY, at)

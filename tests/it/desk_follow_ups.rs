@@ -581,7 +581,7 @@ async fn an_ambiguous_ok_is_applied_to_the_appointment_staff_choose() {
     );
     assert!(after.contains("No replies are waiting."), "{after}");
     assert_eq!(
-        d.one("SELECT group_concat(external_id || ' ' || response, ', ') FROM (SELECT * FROM appointments ORDER BY external_id)"),
+        d.one("SELECT group_concat(external_id || ' ' || response, ', ') FROM (SELECT * FROM appointments ORDER BY external_id) AS s"),
         "MUM-1 none, MUM-2 confirmed, MUM-3 none"
     );
     assert_eq!(

@@ -5,9 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use reminderd::store::sql::params;
 use reqwest::header::{HeaderMap, HeaderName, LOCATION, SET_COOKIE};
 use reqwest::multipart;
-use rusqlite::params;
 
 use crate::common::{Env, Wait, csv, free_port};
 
@@ -262,7 +262,7 @@ impl Desk {
     pub fn id(&self, sql: &str) -> i64 {
         self.env
             .sql()
-            .query_row(sql, [], |r| r.get(0))
+            .query_row(sql, (), |r| r.get(0))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
@@ -270,7 +270,7 @@ impl Desk {
     pub fn one(&self, sql: &str) -> String {
         self.env
             .sql()
-            .query_row(sql, [], |r| r.get::<_, String>(0))
+            .query_row(sql, (), |r| r.get::<_, String>(0))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 

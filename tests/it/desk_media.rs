@@ -191,7 +191,7 @@ async fn a_voice_note_plays_from_the_desk_exactly_as_sent_and_each_hearing_is_au
         .sql()
         .query_row(
             "SELECT a.actor, p.name, a.new_value FROM audit_log a JOIN patients p ON p.id = a.patient_id WHERE a.action = 'view_media'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("one audited hearing");

@@ -3,7 +3,7 @@
 //! events, numbers that agree), checked against what is stored (the audit log).
 
 use chrono::{Days, TimeZone as _};
-use rusqlite::params;
+use reminderd::store::sql::params;
 
 use crate::common::{csv, repo_file};
 use crate::desk_harness::{Browser, Desk, text};
@@ -158,7 +158,7 @@ async fn the_patient_page_tells_messages_replies_and_notes_in_time_order_in_loca
     // confirmation that failed on the 20th.
     sql.execute(
         "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, state, request_at, sent_at, delivered_at, read_at, created_at, updated_at)
-         VALUES (?1, 'reminder', 'day-before', ?2, ?3, ?3, 'read', ?3, ?3, ?3 + 60, ?3 + 120, 0, 0)",
+         VALUES (?1, 'reminder', 'day-before', ?2, ?3, ?3, 'read', ?3, ?3, CAST(?3 AS BIGINT) + 60, CAST(?3 AS BIGINT) + 120, 0, 0)",
         params![appointment, ist(26, 9, 30), ist(25, 9, 30)],
     )
     .expect("reminder");
@@ -279,7 +279,7 @@ async fn a_reveal_on_the_patient_page_is_audited_and_shows_the_number_only_to_wh
         .sql()
         .query_row(
             "SELECT actor, patient_id, appointment_id FROM audit_log WHERE action = 'reveal_phone'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("one reveal row");

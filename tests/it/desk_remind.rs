@@ -249,7 +249,7 @@ async fn remind_now_refuses_cancelled_opted_out_and_past_appointments_and_waits_
         .sql()
         .execute(
             "UPDATE patients SET opted_out_at = 1 WHERE external_id = 'P3'",
-            [],
+            (),
         )
         .expect("opt out");
     let b = d.signed_in(USER, PASSWORD).await;
@@ -390,7 +390,7 @@ async fn remind_all_counts_tomorrows_unanswered_asks_first_and_sends_once() {
         .sql()
         .execute(
             "UPDATE patients SET opted_out_at = 1 WHERE external_id = 'P14'",
-            [],
+            (),
         )
         .expect("opt out");
     let b = d.signed_in(USER, PASSWORD).await;

@@ -453,7 +453,7 @@ async fn a_clinic_that_allows_it_imports_the_good_rows_and_says_which_are_left_o
         .await;
     assert_has(&text(&done), &["1 row with a problem was left out"]);
     assert_eq!(
-        d.one("SELECT group_concat(external_id, ' ') FROM (SELECT external_id FROM appointments ORDER BY 1)"),
+        d.one("SELECT group_concat(external_id, ' ') FROM (SELECT external_id FROM appointments ORDER BY 1) AS s"),
         "M1 M3"
     );
     assert!(

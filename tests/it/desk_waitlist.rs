@@ -152,7 +152,7 @@ async fn staff_add_a_waiting_patient_and_open_a_slot_and_see_both_listed() {
         )
         .expect("local time")
     };
-    let mut store = reminderd::store::Store::open(&d.env.db()).expect("store");
+    let mut store = d.env.store().expect("store");
     store
         .open_slot_by_staff(
             "mumbai",
@@ -276,7 +276,7 @@ async fn a_held_slot_is_a_booking_card_on_follow_ups_until_staff_mark_it_done() 
     // Booked by hand: the hold is not given back when it runs out, even before an import
     // shows the move.
     d.sql("UPDATE openings SET hold_expires_at = 1");
-    let mut store = reminderd::store::Store::open(&d.env.db()).expect("store");
+    let mut store = d.env.store().expect("store");
     assert_eq!(
         store
             .lapse_holds(reminderd::time::Clock::System.now())

@@ -64,7 +64,7 @@ async fn spacing_delays_only_its_patient_and_the_others_go_at_the_caps_pace() {
         .replace("request_timeout = \"15s\"", "request_timeout = \"5s\"")
         .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
     assert!(config.contains("max_in_flight = 8"), "config edit");
-    std::fs::write(env.path("reminders.toml"), config).expect("write config");
+    env.write_config(config);
     // 100 ms per answer: with 8 slots, 80 a second at most, above the cap of 50; a slot
     // held by a waiting send costs the others a tenth of that.
     let sim = Sim::start(SimConfig {

@@ -129,7 +129,7 @@ impl Flow {
         let env = Env::new();
         let url = format!("http://127.0.0.1:{}", free_port());
         let text = config(&url);
-        std::fs::write(env.path("reminders.toml"), &text).expect("config");
+        env.write_config(&text);
         let parsed = reminderd::config::Config::from_toml(&text, &env.path("reminders.toml"))
             .expect("the feedback config is valid");
         let sim = Sim::start(SimConfig {
@@ -227,9 +227,9 @@ fn import(env: &Env, rows: &[String]) {
 
 /// One text column of one row (`None` when there is no row).
 fn text(env: &Env, sql: &str) -> Option<String> {
-    use rusqlite::OptionalExtension as _;
+    use reminderd::store::sql::OptionalExtension as _;
     env.sql()
-        .query_row(sql, [], |r| r.get(0))
+        .query_row(sql, (), |r| r.get(0))
         .optional()
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
@@ -237,11 +237,18 @@ fn text(env: &Env, sql: &str) -> Option<String> {
 /// The feedback request of `appointment`, as (state, send time as UTC, reason).
 fn request(env: &Env, appointment: &str) -> Option<(String, String, Option<String>)> {
     let sql = format!(
-        "SELECT o.state, strftime('%Y-%m-%dT%H:%M:%SZ', o.send_at, 'unixepoch'), o.reason FROM outbox o
+        "SELECT o.state, o.send_at, o.reason FROM outbox o
          JOIN appointments a ON a.id = o.appointment_id WHERE a.external_id = '{appointment}' AND o.kind = 'feedback'"
     );
     env.sql()
-        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(&sql, (), |r| {
+            let at = chrono::DateTime::from_timestamp(r.get(1)?, 0).expect("instant");
+            Ok((
+                r.get(0)?,
+                at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                r.get(2)?,
+            ))
+        })
         .ok()
 }
 
@@ -249,17 +256,13 @@ fn score(env: &Env, appointment: &str) -> Option<i64> {
     let sql = format!(
         "SELECT f.score FROM feedback f JOIN appointments a ON a.id = f.appointment_id WHERE a.external_id = '{appointment}'"
     );
-    env.sql().query_row(&sql, [], |r| r.get(0)).ok()
+    env.sql().query_row(&sql, (), |r| r.get(0)).ok()
 }
 
 #[test]
 fn a_visit_is_asked_about_two_hours_after_it_ends_in_local_time_and_never_if_cancelled_or_missed() {
     let env = Env::new();
-    std::fs::write(
-        env.path("reminders.toml"),
-        config("https://reminders.example.org"),
-    )
-    .expect("config");
+    env.write_config(config("https://reminders.example.org"));
     let d = day(IST, 2);
     import(
         &env,
@@ -288,7 +291,7 @@ fn a_visit_is_asked_about_two_hours_after_it_ends_in_local_time_and_never_if_can
     env.sql()
         .execute(
             "UPDATE appointments SET status = 'no_show' WHERE external_id = 'M4'",
-            [],
+            (),
         )
         .expect("no-show");
     plan("13:30", d);
@@ -336,7 +339,7 @@ async fn a_tapped_score_is_stored_once_and_thanked_and_words_after_it_go_to_staf
         .sql()
         .execute(
             "UPDATE appointments SET status = 'completed' WHERE external_id = 'M1'",
-            [],
+            (),
         )
         .expect("completed");
     f.run(&["plan", "--now", &at(IST, d, "13:00")])
@@ -347,7 +350,7 @@ async fn a_tapped_score_is_stored_once_and_thanked_and_words_after_it_go_to_staf
         .sql()
         .execute(
             "UPDATE appointments SET status = 'no_show' WHERE external_id = 'M2'",
-            [],
+            (),
         )
         .expect("no-show");
     let sent = f.plan_send(&at(IST, d, "13:00")).await;

@@ -7,7 +7,6 @@ use reminderd::feeds::{Reading, apply_reading};
 use reminderd::import::{ImportRow, Reach, RowStatus};
 use reminderd::phone::E164;
 use reminderd::store::Store;
-use rusqlite::Connection;
 
 use crate::common::{Env, HEADER};
 
@@ -38,9 +37,9 @@ struct Setup {
 fn setup() -> Setup {
     let env = Env::new();
     let text = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(env.path("reminders.toml"), format!("{text}\n{FEEDS}")).expect("write");
+    env.write_config(format!("{text}\n{FEEDS}"));
     let config = Config::load(&env.path("reminders.toml")).unwrap_or_else(|e| panic!("{e}"));
-    let mut store = Store::open(&env.db()).expect("open");
+    let mut store = env.store().expect("open");
     store.sync_clinics(&config.clinics).expect("clinics");
     Setup {
         env,
@@ -98,8 +97,8 @@ impl Setup {
         .expect("apply")
     }
 
-    fn db(&self) -> Connection {
-        Connection::open(self.env.db()).expect("db")
+    fn db(&self) -> reminderd::store::sql::Conn {
+        self.env.sql()
     }
 
     /// (status, cancelled_by, starts_at) of `source`'s appointment `id`.
@@ -146,7 +145,7 @@ fn a_feed_record_creates_moves_and_replans_through_the_uploads_rules() {
         let mut stmt = db
             .prepare("SELECT DISTINCT o.slot_start FROM outbox o JOIN appointments a ON a.id = o.appointment_id WHERE a.external_id = 'SCH-1' ORDER BY 1")
             .expect("prepare");
-        stmt.query_map([], |r| r.get(0))
+        stmt.query_map((), |r| r.get(0))
             .expect("query")
             .map(|r| r.expect("row"))
             .collect()
@@ -193,7 +192,7 @@ fn a_feed_record_creates_moves_and_replans_through_the_uploads_rules() {
         .db()
         .query_row(
             "SELECT count(*) FROM feed_messages WHERE feed = 'ehr' AND state = 'applied' AND external_id = 'SCH-1'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("count");
@@ -211,7 +210,7 @@ fn a_patients_cancellation_stands_against_a_feed_until_the_appointment_moves() {
     s.db()
         .execute(
             "UPDATE appointments SET status = 'cancelled', cancelled_by = 'patient' WHERE external_id = 'SCH-2'",
-            [],
+            (),
         )
         .expect("patient cancels");
     // S14 (a non-time change) still says booked: the patient's answer is not clobbered.
@@ -295,7 +294,7 @@ fn the_same_id_from_two_sources_is_two_appointments_unless_the_feed_shares_the_u
         s.db()
             .query_row(
                 "SELECT count(*) FROM appointments WHERE external_id = 'SCH-9'",
-                [],
+                (),
                 |r| r.get(0),
             )
             .expect("count")

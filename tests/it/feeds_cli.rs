@@ -4,8 +4,6 @@
 
 use chrono::Duration;
 
-use reminderd::store::Store;
-
 use crate::common::Env;
 use crate::desk_feeds::{FEEDS, REASON, REFUSED_BODY};
 
@@ -14,9 +12,9 @@ use crate::desk_feeds::{FEEDS, REASON, REFUSED_BODY};
 fn fed() -> (Env, i64) {
     let env = Env::new();
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(env.path("reminders.toml"), format!("{config}\n{FEEDS}")).expect("write");
+    env.write_config(format!("{config}\n{FEEDS}"));
     let at = reminderd::time::Clock::System.now() - Duration::hours(3);
-    let mut store = Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     let id = store
         .receive_feed_message("front-desk-ehr", "MSG-9", "SIU^S12", REFUSED_BODY, at)
         .expect("receive")
@@ -137,14 +135,15 @@ fn messages_show_and_reapply_name_a_message_and_mask_numbers() {
 fn a_message_refused_for_an_unmapped_location_applies_once_the_location_is_mapped() {
     let env = Env::new();
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(env.path("reminders.toml"), format!("{config}\n{FEEDS}")).expect("write");
+    env.write_config(format!("{config}\n{FEEDS}"));
     let start = (reminderd::time::Clock::System.now() + Duration::days(2))
         .with_timezone(&chrono_tz::Asia::Kolkata)
         .format("%Y%m%d%H%M00");
     let body = format!(
         "MSH|^~\\&|EHR|BANDRA|REMINDERD|X|20261126103000||SIU^S12|MSG-10|P|2.5.1\rSCH||APT-10|||||||15|min\rTQ1|1||||||{start}\rPID|1||P-10^^^EHR||Patil^Priya||19800101|F|||||^PRN^CP^^91^98765^43210\rAIL|1||BANDRA"
     );
-    let id = Store::open(&env.db())
+    let id = env
+        .store()
         .expect("store")
         .receive_feed_message(
             "front-desk-ehr",
@@ -167,7 +166,7 @@ fn a_message_refused_for_an_unmapped_location_applies_once_the_location_is_mappe
         "\"ANDHERI\" = \"mumbai\"",
         "\"ANDHERI\" = \"mumbai\"\n\"BANDRA\" = \"mumbai\"",
     );
-    std::fs::write(env.path("reminders.toml"), fixed).expect("write");
+    env.write_config(fixed);
     let applied = env.run(&["feeds", "reapply", &id.to_string()]).expect(0);
     assert!(applied.stdout.contains("new"), "{}", applied.stdout);
     assert_eq!(
@@ -184,9 +183,10 @@ fn a_message_refused_for_an_unmapped_location_applies_once_the_location_is_mappe
 fn a_refused_message_whose_text_the_purge_removed_says_so_instead_of_failing_to_parse() {
     let env = Env::new();
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(env.path("reminders.toml"), format!("{config}\n{FEEDS}")).expect("write");
+    env.write_config(format!("{config}\n{FEEDS}"));
     let body = "MSH|^~\\&|EHR|BANDRA|REMINDERD|X|20261126103000||SIU^S12|MSG-11|P|2.5.1\rSCH||APT-11|||||||15|min\rAIL|1||BANDRA";
-    let id = Store::open(&env.db())
+    let id = env
+        .store()
         .expect("store")
         .receive_feed_message(
             "front-desk-ehr",

@@ -12,7 +12,7 @@ use reminderd::config::Config;
 use reminderd::feeds::fhir::{FhirClients, sync};
 use reminderd::feeds::updates::{CANCEL_BY_HAND, run_due};
 use reminderd::sim::{Reply, SIM_FHIR_TOKEN, Sim, SimConfig, SimFhirFault};
-use reminderd::store::{Db, Store};
+use reminderd::store::Db;
 use reminderd::time::Clock;
 use serde_json::json;
 
@@ -39,9 +39,9 @@ fn setup(env: &Env, sim: &Sim, write_back: bool) -> (Arc<Config>, Db) {
             write_back,
             ("0 0 * * * *", "0 */5 * * * *"),
         );
-    std::fs::write(env.path("reminders.toml"), &text).expect("write config");
+    env.write_config(&text);
     let config = Config::from_toml(&text, &env.path("reminders.toml")).expect("valid config");
-    let mut store = Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     store.sync_clinics(&config.clinics).expect("clinics");
     (Arc::new(config), Db::new(store))
 }
@@ -158,7 +158,7 @@ async fn a_sync_over_pages_imports_the_booked_horizon_and_follows_the_server() {
         .sql()
         .query_row(
             "SELECT error FROM feed_messages WHERE state = 'refused'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("refusal");
@@ -270,7 +270,7 @@ async fn a_patient_without_a_mobile_is_refused_by_name_and_the_rest_applied() {
         .sql()
         .query_row(
             "SELECT error, external_id, body FROM feed_messages WHERE state = 'refused'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("refused message");
@@ -323,7 +323,7 @@ async fn a_failing_server_records_the_error_and_keeps_local_data() {
         .sql()
         .query_row(
             "SELECT last_error, cursor IS NOT NULL FROM feed_status WHERE feed = 'ehr'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("status");
@@ -353,7 +353,7 @@ fn answer(env: &Env, id: &str, action: &str) {
         .execute(
             "INSERT INTO source_updates (appointment_id, feed, action, created_at, updated_at)
              SELECT id, source, ?2, 0, 0 FROM appointments WHERE external_id = ?1 AND source = 'ehr'",
-            rusqlite::params![id, action],
+            reminderd::store::sql::params![id, action],
         )
         .expect("queue");
 }
@@ -568,7 +568,7 @@ async fn the_daemon_syncs_reminds_and_writes_a_patients_cancel_back() {
     )
     .replace("max_import_age = \"36h\"", "")
         + &feed_section(&sim.fhir_base(), true, ("*/2 * * * * *", "*/1 * * * * *"));
-    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    env.write_config(&config);
 
     let log = std::fs::File::create(env.path("daemon.log")).expect("log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_reminderd"))

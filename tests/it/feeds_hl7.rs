@@ -60,7 +60,7 @@ impl Feed {
         let config = format!(
             "{config}\n[feeds.ehr]\nkind = \"hl7\"\nclinic = \"mumbai\"\nlisten = \"127.0.0.1:{port}\"\nmax_message_bytes = 8192\n[feeds.ehr.locations]\n\"NYC-MAIN\" = \"nyc\"\n"
         );
-        std::fs::write(env.path("reminders.toml"), config).expect("config");
+        env.write_config(config);
         Self {
             env,
             port,
@@ -196,7 +196,7 @@ async fn siu_from_mllp_send_books_moves_and_cancels_and_replays_apply_once() {
     assert_eq!(a["status"], "booked", "{a}");
     let at = f.env.sql().query_row(
         "SELECT a.starts_at, a.duration_min, a.provider, a.source, p.phone, p.language FROM appointments a JOIN patients p ON p.id = a.patient_id WHERE a.external_id = 'A1001'",
-        [],
+        (),
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?)),
     ).expect("stored");
     assert_eq!(

@@ -133,7 +133,7 @@ fn empty_cells_clear_the_stored_values_and_the_change_is_audited() {
         env.count(&format!(
             "SELECT count(*) FROM audit_log l JOIN patients p ON p.id = l.patient_id
              WHERE p.external_id = 'P1' AND l.action = '{action}' AND l.old_value = '{old}'
-               AND l.new_value IS NOT '{old}' AND l.reason = 'row 2'"
+               AND l.new_value IS DISTINCT FROM '{old}' AND l.reason = 'row 2'"
         ))
     };
     assert_eq!(audited("channel_changed", "sms"), 1);

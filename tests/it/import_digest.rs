@@ -37,7 +37,7 @@ fn digests(env: &Env) -> Vec<(String, String)> {
             "SELECT external_id, coalesce(hex(import_digest), '') FROM appointments ORDER BY id",
         )
         .expect("prepare");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("query")
         .map(|r| r.expect("row"))
         .collect()
@@ -146,6 +146,9 @@ fn what_a_reply_or_the_desk_changed_is_treated_as_a_full_comparison_treats_it() 
 
 #[test]
 fn rows_imported_before_schema_14_are_compared_in_full_and_then_skipped() {
+    if crate::common::on_postgres() {
+        return; // a SQLite database from before schema 14
+    }
     let env = Env::new();
     // The v13 fixture holds examples/schedule.csv, imported by that version: no digests.
     let sql = std::fs::read_to_string(crate::common::repo_file("tests/fixtures/schema-v13.sql"))
@@ -185,13 +188,13 @@ fn a_row_whose_digest_matches_is_neither_compared_nor_written() {
     let digest: Vec<u8> = sql
         .query_row(
             "SELECT import_digest FROM appointments WHERE external_id = 'A5'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("digest");
     sql.execute(
         "UPDATE patients SET phone = '+919820077777' WHERE external_id = 'P5'",
-        [],
+        (),
     )
     .expect("phone");
     sql.execute(

@@ -40,9 +40,9 @@ fn snapshot(env: &Env) -> Vec<String> {
         "SELECT id, action, coalesce(old_value, ''), coalesce(new_value, '') FROM audit_log ORDER BY id",
     ] {
         let mut stmt = sql.prepare(q).expect("prepare");
-        let n = stmt.column_count();
+        let n = stmt.column_names().len();
         let rows = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 let cells: Vec<String> = (0..n)
                     .map(|c| r.get_ref(c).map(|v| format!("{v:?}")).unwrap_or_default())
                     .collect();

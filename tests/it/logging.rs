@@ -41,7 +41,7 @@ impl Sending {
             .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
             // The import happens at the real time; --now is days away from it.
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
-        std::fs::write(env.path("reminders.toml"), config).expect("write config");
+        env.write_config(config);
         env.import("day.csv", &csv(&[A1]), &["--now", IMPORTED])
             .expect(0);
         env.run(&["plan", "--now", NOW]).expect(0);

@@ -49,7 +49,7 @@ fn two_numbers(env: &Env, main_cap: u32, b_cap: u32) {
         .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
         .replace("request_timeout = \"15s\"", "request_timeout = \"5s\"")
         .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
-    std::fs::write(env.path("reminders.toml"), config).expect("write config");
+    env.write_config(config);
 }
 
 /// `n` Mumbai appointments and `m` New York ones on Wed 2 Dec, each its own patient.
@@ -209,7 +209,7 @@ async fn a_slow_number_never_takes_the_request_slots_of_a_fast_one() {
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
     let config = config.replace("# max_in_flight = 20", "max_in_flight = 12");
     assert!(config.contains("max_in_flight = 12"), "config edit");
-    std::fs::write(env.path("reminders.toml"), config).expect("write config");
+    env.write_config(config);
     let sim = Sim::start(SimConfig {
         latency: Duration::from_millis(100),
         pair_limit: None,
@@ -295,7 +295,7 @@ async fn one_numbers_throttling_does_not_slow_the_other() {
         .query_row(
             "SELECT count(*) FROM outbox o JOIN appointments a ON a.id = o.appointment_id
              JOIN clinics c ON c.id = a.clinic_id WHERE c.key = 'mumbai' AND o.state <> 'sent'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("count");
@@ -303,7 +303,7 @@ async fn one_numbers_throttling_does_not_slow_the_other() {
     let retry: i64 = conn
         .query_row(
             "SELECT count(*) FROM outbox WHERE state = 'pending' AND last_error_code = 130429",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("count");
@@ -476,7 +476,7 @@ fn two_accounts(env: &Env) {
         &format!("phone_number_id = \"{B_ID}\"\nwaba_id = \"{B_WABA}\"\n"),
         1,
     );
-    std::fs::write(env.path("reminders.toml"), config).expect("write config");
+    env.write_config(config);
 }
 
 #[tokio::test(flavor = "multi_thread")]

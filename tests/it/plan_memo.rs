@@ -51,7 +51,7 @@ fn outbox(db: &Path) -> Vec<(String, String, i64)> {
              JOIN appointments a ON a.id = o.appointment_id ORDER BY o.id",
         )
         .expect("prepare");
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .expect("query")
         .map(|r| r.expect("row"))
         .collect()
@@ -125,7 +125,7 @@ fn the_last_committed_plan_is_not_looked_up_again_and_a_new_store_checks_every_k
 
     let removed = rusqlite::Connection::open(&db)
         .expect("open db")
-        .execute("DELETE FROM outbox WHERE rule = 'day-before'", [])
+        .execute("DELETE FROM outbox WHERE rule = 'day-before'", ())
         .expect("delete");
     assert_eq!(removed, 1);
     let memo = plan(&mut store, &config, now());
@@ -168,7 +168,7 @@ fn a_horizon_larger_than_one_chunk_is_planned_whole_and_once() {
     let (rows, distinct): (i64, i64) = conn
         .query_row(
             "SELECT count(*), count(DISTINCT appointment_id || '/' || rule) FROM outbox",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("count");

@@ -30,14 +30,14 @@ fn seeded(upcoming: bool) -> Env {
     let a2: i64 = db
         .query_row(
             "SELECT id FROM appointments WHERE external_id = 'A2'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("A2");
     let a1: i64 = db
         .query_row(
             "SELECT id FROM appointments WHERE external_id = 'A1'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("A1");
@@ -75,8 +75,11 @@ fn patient_row(env: &Env) -> i64 {
 fn rows_naming(env: &Env, id: i64) -> Vec<(String, String)> {
     let db = env.sql();
     let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .prepare(db.pick(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+        ))
+        .and_then(|mut s| s.query_map((), |r| r.get(0))?.collect())
         .expect("tables");
     let appointments: Vec<i64> = db
         .prepare("SELECT id FROM appointments WHERE patient_id = ?1")
@@ -96,16 +99,18 @@ fn rows_naming(env: &Env, id: i64) -> Vec<(String, String)> {
             .into_iter()
             .find(|k| cols.iter().any(|c| c == k))
             .map(str::to_string);
-        let mut rows = stmt.query([]).expect("rows");
+        let mut rows = stmt.query(()).expect("rows");
         while let Some(r) = rows.next().expect("row") {
             let mut names = false;
             let mut key_value = String::new();
             for (i, c) in cols.iter().enumerate() {
-                let v: rusqlite::types::Value = r.get(i).expect("value");
-                let text = match &v {
-                    rusqlite::types::Value::Integer(n) => n.to_string(),
-                    rusqlite::types::Value::Text(t) => t.clone(),
-                    rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(b).into_owned(),
+                let v = r.get_ref(i).expect("value");
+                let text = match v {
+                    reminderd::store::sql::ValueRef::Integer(n) => n.to_string(),
+                    reminderd::store::sql::ValueRef::Text(b)
+                    | reminderd::store::sql::ValueRef::Blob(b) => {
+                        String::from_utf8_lossy(b).into_owned()
+                    }
                     _ => String::new(),
                 };
                 if Some(c) == key.as_ref() {
@@ -197,6 +202,9 @@ fn export_holds_every_row_that_names_the_patient() {
 
 #[test]
 fn after_erasure_the_database_file_holds_neither_name_nor_number_and_stats_are_unchanged() {
+    if crate::common::on_postgres() {
+        return; // the SQLite file's bytes (PostgreSQL's are vacuum's)
+    }
     let env = seeded(false);
     let stats = |env: &Env| {
         let mut s = env
@@ -306,7 +314,7 @@ fn an_opt_out_outlives_the_erasure_and_a_new_patient_with_the_number_starts_opte
     env.sql()
         .execute(
             "UPDATE patients SET opted_out_at = 1768000000 WHERE external_id = 'P2'",
-            [],
+            (),
         )
         .expect("opt out");
     env.run(&["patient", "erase", "P2"]).expect(0);

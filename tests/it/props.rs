@@ -601,7 +601,7 @@ proptest! {
 
         let conn = rusqlite::Connection::open(&db).expect("open db");
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", (), |r| r.get(0))
             .expect("count tables");
         prop_assert!(tables >= 8, "tables went missing: {}", tables);
         let mut stmt = conn
@@ -613,7 +613,7 @@ proptest! {
             )
             .expect("prepare");
         let stored: Vec<StoredRow> = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok((
                     r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?,
                     r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
@@ -624,7 +624,7 @@ proptest! {
             .expect("rows");
         prop_assert_eq!(stored.len(), parsed.rows.len());
         let file_name: String = conn
-            .query_row("SELECT file_name FROM imports", [], |r| r.get(0))
+            .query_row("SELECT file_name FROM imports", (), |r| r.get(0))
             .expect("import row");
         prop_assert_eq!(file_name.as_str(), "'; DROP TABLE imports; --.csv");
         for row in &parsed.rows {
@@ -1075,7 +1075,7 @@ fn webhook_store(dir: &Path) -> Store {
 }
 
 fn count_events(conn: &rusqlite::Connection) -> i64 {
-    conn.query_row("SELECT count(*) FROM inbound_events", [], |r| r.get(0))
+    conn.query_row("SELECT count(*) FROM inbound_events", (), |r| r.get(0))
         .expect("count inbound_events")
 }
 

@@ -1,7 +1,7 @@
 //! `reminderd report`: the evaluation on a seeded history (a clinic's months without
 //! reminders, then with them) matches a hand count; the CSV opens in a spreadsheet as meant.
 
-use rusqlite::Connection;
+use reminderd::store::sql::Conn as Connection;
 use serde_json::Value;
 
 use crate::common::{Env, csv};

@@ -20,6 +20,9 @@ fn fixture_db(env: &Env, version: i64) -> std::path::PathBuf {
 
 #[test]
 fn every_fixture_version_migrates_to_the_current_schema_with_its_data() {
+    if crate::common::on_postgres() {
+        return; // the SQLite schema, its steps and its files
+    }
     for version in 1..=SCHEMA_VERSION {
         let env = Env::new();
         let path = fixture_db(&env, version);
@@ -48,6 +51,9 @@ fn every_fixture_version_migrates_to_the_current_schema_with_its_data() {
 
 #[test]
 fn every_migrated_fixture_has_the_same_schema_as_a_new_database() {
+    if crate::common::on_postgres() {
+        return; // the SQLite schema, its steps and its files
+    }
     let env = Env::new();
     let fresh = env.path("fresh.db");
     Store::open(&fresh).expect("create");
@@ -64,7 +70,7 @@ fn assert_same_schema(old: &std::path::Path, fresh: &std::path::Path) {
         let mut s = c
             .prepare("SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY name")
             .expect("prepare");
-        s.query_map([], |r| r.get(0))
+        s.query_map((), |r| r.get(0))
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows")
@@ -82,6 +88,9 @@ fn assert_same_schema(old: &std::path::Path, fresh: &std::path::Path) {
 #[test]
 fn a_new_database_and_its_wal_files_are_private_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt as _;
+    if crate::common::on_postgres() {
+        return; // the SQLite schema, its steps and its files
+    }
     let env = crate::common::Env::new();
     let csv = crate::common::csv(&[
         "A1,P1,Aarav Sharma,98200 12345,en,2030-12-02,09:00,15,Dr. Mehta,mumbai,booked",
@@ -119,6 +128,9 @@ fn a_new_database_and_its_wal_files_are_private_whatever_the_umask() {
 /// answered, the indexes come back, and the kind is still checked.
 #[test]
 fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
+    if crate::common::on_postgres() {
+        return; // the SQLite schema, its steps and its files
+    }
     let env = Env::new();
     let path = fixture_db(&env, 5);
     let rows = |c: &Connection| -> Vec<(i64, i64, String, String, i64, String)> {
@@ -127,7 +139,7 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
                 "SELECT id, appointment_id, kind, rule, send_at, state FROM outbox ORDER BY id",
             )
             .expect("prepare");
-        s.query_map([], |r| {
+        s.query_map((), |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -147,7 +159,7 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         c.execute(
             "INSERT INTO replies (message_id, from_phone, outbox_id, kind, text, intent, outcome, received_at)
              VALUES ('wamid.reply', '+919876543210', 2, 'button', 'confirm:2', 'confirm', 'applied', 1795581000)",
-            [],
+            (),
         )
         .expect("reply");
         rows(&c)
@@ -160,13 +172,13 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
     let answered: i64 = c
         .query_row(
             "SELECT o.id FROM replies r JOIN outbox o ON o.id = r.outbox_id WHERE r.message_id = 'wamid.reply'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("the reply still names its message");
     assert_eq!(answered, 2);
     let broken: i64 = c
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", (), |r| {
             r.get(0)
         })
         .expect("check");
@@ -175,7 +187,7 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL ORDER BY name")
         .expect("prepare");
     let indexes: Vec<String> = s
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -209,7 +221,7 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
     );
     // A new row takes the next id after the copied ones.
     let max: i64 = c
-        .query_row("SELECT max(id) FROM outbox", [], |r| r.get(0))
+        .query_row("SELECT max(id) FROM outbox", (), |r| r.get(0))
         .expect("max");
     assert_eq!(max, before.last().map_or(0, |r| r.0) + 1);
 }
@@ -217,6 +229,9 @@ fn schema_6_rebuilds_the_outbox_keeping_ids_references_and_indexes() {
 /// A database whose references are already broken is not upgraded, and stays as it was.
 #[test]
 fn a_migration_that_would_leave_a_broken_reference_changes_nothing() {
+    if crate::common::on_postgres() {
+        return; // the SQLite schema, its steps and its files
+    }
     let env = Env::new();
     let path = fixture_db(&env, 5);
     Connection::open(&path)
@@ -235,7 +250,7 @@ fn a_migration_that_would_leave_a_broken_reference_changes_nothing() {
         "{err}"
     );
     let version: i64 = Connection::open(&path)
-        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .and_then(|c| c.query_row("PRAGMA user_version", (), |r| r.get(0)))
         .expect("version");
     assert_eq!(version, 5);
 }
@@ -245,6 +260,9 @@ fn a_migration_that_would_leave_a_broken_reference_changes_nothing() {
 /// number.
 #[test]
 fn schema_15_keeps_the_old_account_row_as_one_that_stops_every_number() {
+    if crate::common::on_postgres() {
+        return; // the SQLite schema, its steps and its files
+    }
     let env = Env::new();
     let path = fixture_db(&env, 14);
     Connection::open(&path)

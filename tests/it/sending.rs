@@ -36,7 +36,7 @@ impl SendEnv {
             .replace("retry_base = \"5s\"", "retry_base = \"2s\"")
             // The import happens at the real time; --now is days away from it.
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
-        std::fs::write(env.path("reminders.toml"), edit(config)).expect("write config");
+        env.write_config(edit(config));
         let sim = Sim::start(sim).await.expect("start simulator");
         Self {
             env: Arc::new(env),
@@ -270,7 +270,7 @@ async fn cancelled_and_moved_after_planning_and_opted_out_are_skipped() {
         .sql()
         .execute(
             "UPDATE patients SET opted_out_at = 1 WHERE external_id = 'P3'",
-            [],
+            (),
         )
         .expect("opt out");
     let r = t.send(NOW).await;
@@ -311,7 +311,7 @@ async fn a_stale_schedule_holds_reminders_without_dropping_them() {
     // Pretend the last import was three days before NOW.
     t.env
         .sql()
-        .execute("UPDATE imports SET imported_at = 1795840200", [])
+        .execute("UPDATE imports SET imported_at = 1795840200", ())
         .expect("age import");
     t.run(&["plan", "--now", NOW]).await.expect(0);
     let r = t.run(&["send", "--once", "--now", NOW]).await.expect(0);

@@ -91,7 +91,7 @@ impl Flow {
     async fn start_with_status_delay(status_delay: Duration) -> Self {
         let env = Env::new();
         let url = format!("http://127.0.0.1:{}", free_port());
-        std::fs::write(env.path("reminders.toml"), flow_config(&url)).expect("config");
+        env.write_config(flow_config(&url));
         let sim = Sim::start(SimConfig {
             webhook_url: Some(format!("{url}/webhook")),
             app_secret: Some(SECRET.into()),
@@ -224,7 +224,7 @@ impl Flow {
     fn one(&self, sql: &str) -> Option<i64> {
         self.env
             .sql()
-            .query_row(sql, [], |r| r.get(0))
+            .query_row(sql, (), |r| r.get(0))
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
@@ -742,7 +742,7 @@ fn check_config_refuses_a_twilio_text_that_asks_for_cancel() {
         "Reply 1 to confirm, 2 to cancel, 3 to change the time. STOP to opt out\"",
         "Reply 1 to confirm or CANCEL to cancel. STOP to opt out\"",
     );
-    std::fs::write(env.path("reminders.toml"), config).expect("config");
+    env.write_config(config);
     let r = env.run(&["check-config"]).expect(78);
     let out = format!("{}{}", r.stdout, r.stderr);
     assert!(out.contains("sms.twilio.texts.reminder.en"), "{out}");

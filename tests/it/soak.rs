@@ -98,7 +98,7 @@ fn outbox(env: &Env) -> Vec<Row> {
     let mut st = conn
         .prepare("SELECT id, kind, state, attempts, wamid, needs_staff, last_error FROM outbox ORDER BY id")
         .expect("prepare");
-    st.query_map([], |r| {
+    st.query_map((), |r| {
         Ok(Row {
             id: r.get(0)?,
             kind: r.get(1)?,
@@ -222,7 +222,7 @@ async fn under_injected_faults_every_message_goes_at_most_once_and_ends_as_the_s
     // Metrics on an address of their own.
     let metrics_port = crate::common::free_port();
     config = format!("{config}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n");
-    std::fs::write(env.path("reminders.toml"), &config).expect("config");
+    env.write_config(&config);
 
     // Appointments about 20 hours from now: their day-before reminders are due at once, and
     // each also gets a booking confirmation. Distinct patients, four languages.
@@ -509,7 +509,7 @@ fn outbox_counts(env: &Env) -> Vec<(String, i64)> {
     let mut st = conn
         .prepare("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
         .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    st.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows")

@@ -55,7 +55,7 @@ fn no_sms(c: String) -> String {
 impl Meta {
     async fn start(config: String) -> Self {
         let env = Env::new();
-        std::fs::write(env.path("reminders.toml"), &config).expect("write config");
+        env.write_config(&config);
         let port = crate::common::free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = env.spawn(
@@ -126,7 +126,7 @@ impl Meta {
             .query_row(
                 "SELECT o.state, o.reason FROM outbox o JOIN appointments a ON a.id = o.appointment_id
                  WHERE a.external_id = 'A1' AND o.channel = 'whatsapp' ORDER BY o.id LIMIT 1",
-                [],
+                (),
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .expect("A1's reminder")
@@ -142,7 +142,7 @@ impl Meta {
     fn holds(&self) -> Vec<reminderd::jobs::Hold> {
         let config =
             reminderd::config::Config::load(&self.env.path("reminders.toml")).expect("config");
-        let store = reminderd::store::Store::open(&self.env.db()).expect("store");
+        let store = self.env.store().expect("store");
         let now = reminderd::time::parse_instant(LATER).expect("now");
         reminderd::jobs::desk_status(&store, &config, now)
             .expect("status")

@@ -25,13 +25,11 @@ fn now() -> i64 {
 fn setup() -> Env {
     let env = Env::new();
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(
-        env.path("reminders.toml"),
+    env.write_config(
         config
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
             .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\""),
-    )
-    .expect("config");
+    );
     crate::webhook::reminded(
         &env,
         &[
@@ -66,32 +64,31 @@ fn mumbai_at(days: i64, time: &str) -> DateTime<Utc> {
 /// An open opening with Dr. Mehta at Mumbai.
 fn open_slot(env: &Env, starts: DateTime<Utc>) -> i64 {
     let conn = env.sql();
-    conn.execute(
+    conn.insert(
         "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at, offers_from, updated_at)
          SELECT id, 'Dr. Mehta', ?1, 15, 'patient_cancel', 'patient', ?2, ?2, ?2 FROM clinics WHERE key = 'mumbai'",
         [starts.timestamp(), now() - 600],
     )
-    .expect("opening");
-    conn.last_insert_rowid()
+    .expect("opening")
 }
 
 /// A waitlist offer of `opening` to the patient of appointment `appointment`, valid until
 /// `expires`, its message sent a minute ago (wamid `wamid.offer<id>`).
 fn offer(env: &Env, opening: i64, appointment: &str, expires: i64) -> i64 {
     let conn = env.sql();
-    conn.execute(
-        "INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
-         SELECT ?1, patient_id, id, 'waitlist', 1, ?3, ?4 FROM appointments WHERE external_id = ?2",
-        rusqlite::params![opening, appointment, now() - 60, expires],
-    )
-    .expect("offer");
-    let id = conn.last_insert_rowid();
+    let id = conn
+        .insert(
+            "INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
+             SELECT ?1, patient_id, id, 'waitlist', 1, ?3, ?4 FROM appointments WHERE external_id = ?2",
+            reminderd::store::sql::params![opening, appointment, now() - 60, expires],
+        )
+        .expect("offer");
     conn.execute(
         "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, wamid, attempts,
             sent_at, created_at, updated_at)
          SELECT a.id, 'waitlist_offer', 'offer:' || ?1, a.starts_at, ?2, ?3, 'waitlist_offer', 'sent', 'wamid.offer' || ?1, 1,
                 ?2, ?2, ?2 FROM appointments a WHERE a.external_id = ?4",
-        rusqlite::params![id, now() - 60, expires, appointment],
+        reminderd::store::sql::params![id, now() - 60, expires, appointment],
     )
     .expect("offer message");
     id
@@ -188,7 +185,7 @@ async fn two_accept_at_once_one_holds_the_other_hears_it_is_filled() {
         1
     );
     let states = s.one(&format!(
-        "SELECT group_concat(state, ',') FROM (SELECT state FROM offers WHERE id IN ({o1}, {o2}) ORDER BY state)"
+        "SELECT group_concat(state, ',') FROM (SELECT state FROM offers WHERE id IN ({o1}, {o2}) ORDER BY state) AS s"
     ));
     assert_eq!(states, "accepted,lost");
     let winner = s.one(&format!(
@@ -277,7 +274,7 @@ async fn the_staff_follow_up_closes_when_the_import_shows_the_move() {
             "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, created_at, updated_at)
              SELECT id, 'reminder', 'same-day', starts_at, starts_at - 7200, starts_at, 'reminder', 'pending', 0, 0
              FROM appointments WHERE external_id = 'E1'",
-            [],
+            (),
         )
         .expect("pending reminder");
     assert_eq!(
@@ -434,11 +431,7 @@ async fn a_move_confirmed_after_the_window_closed_is_told_by_template() {
     let env = setup();
     // A template, unlike an answer, waits out quiet hours: none here, whatever the hour.
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(
-        env.path("reminders.toml"),
-        config.replace("quiet_hours = \"21:00-08:00\"", ""),
-    )
-    .expect("config");
+    env.write_config(config.replace("quiet_hours = \"21:00-08:00\"", ""));
     let s = Served::start(env).await;
     let opening = open_slot(&s.env, mumbai_at(2, "10:30"));
     let o1 = offer(&s.env, opening, "E1", now() + 1800);

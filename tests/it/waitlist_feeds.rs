@@ -11,7 +11,7 @@ use chrono_tz::Asia::Kolkata;
 use reminderd::config::Config;
 use reminderd::feeds::fhir::{FhirClients, sync};
 use reminderd::sim::{SIM_FHIR_TOKEN, Sim, SimConfig};
-use reminderd::store::{Db, Store};
+use reminderd::store::Db;
 use reminderd::time::Clock;
 use serde_json::json;
 
@@ -35,9 +35,9 @@ fn mumbai_at(days: i64, time: &str) -> DateTime<Utc> {
 /// The test's config with `extra`, loaded, and its store.
 fn setup(env: &Env, extra: &str) -> (Arc<Config>, Db) {
     let text = std::fs::read_to_string(env.path("reminders.toml")).expect("config") + extra;
-    std::fs::write(env.path("reminders.toml"), &text).expect("write config");
+    env.write_config(&text);
     let config = Config::from_toml(&text, &env.path("reminders.toml")).expect("valid config");
-    let mut store = Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     store.sync_clinics(&config.clinics).expect("clinics");
     (Arc::new(config), Db::new(store))
 }
@@ -51,7 +51,7 @@ fn openings(env: &Env) -> Vec<String> {
              FROM openings o JOIN appointments a ON a.id = o.appointment_id ORDER BY o.id",
         )
         .expect("select");
-    stmt.query_map([], |r| r.get(0))
+    stmt.query_map((), |r| r.get(0))
         .expect("openings")
         .collect::<Result<_, _>>()
         .expect("rows")
@@ -115,7 +115,7 @@ async fn an_hl7_cancellation_the_patient_asked_for_opens_a_slot_and_the_clinics_
     // The same S15 again (a resend) opens nothing more, nor does the waitlist job, which
     // does not count the patients' cancellations as the clinic closing.
     send(siu("S15", "M4", "AP01", s1, "PAT")).await;
-    let mut store = Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     let run = reminderd::jobs::waitlist::run(&mut store, &config, Clock::System.now())
         .expect("waitlist run");
     assert_eq!((run.opened, run.withdrawn), (0, 0), "{run:?}");
@@ -180,7 +180,7 @@ async fn a_fhir_appointment_cancelled_with_reason_pat_opens_a_slot_and_prov_does
     assert_eq!(openings(&env), ["A1 patient_cancel feed:ehr open"]);
     let offers_from: i64 = env
         .sql()
-        .query_row("SELECT offers_from - opened_at FROM openings", [], |r| {
+        .query_row("SELECT offers_from - opened_at FROM openings", (), |r| {
             r.get(0)
         })
         .expect("opening");
@@ -228,7 +228,7 @@ async fn a_fhir_feed_reads_free_slots_into_openings_once() {
         report.slots, 1,
         "only the free slot in the horizon: {report:?}"
     );
-    let mut store = Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     let run = reminderd::jobs::waitlist::run(&mut store, &config, Clock::System.now())
         .expect("waitlist run");
     assert_eq!(run.opened, 1, "{run:?}");
@@ -236,7 +236,7 @@ async fn a_fhir_feed_reads_free_slots_into_openings_once() {
         .sql()
         .query_row(
             "SELECT source, opened_by, provider, starts_at, duration_min FROM openings",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .expect("opening");

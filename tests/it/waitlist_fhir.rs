@@ -11,7 +11,7 @@ use reminderd::config::Config;
 use reminderd::feeds::fhir::{FhirClients, sync};
 use reminderd::feeds::updates::{BOOK_BY_HAND, run_due};
 use reminderd::sim::{SIM_FHIR_TOKEN, Sim, SimConfig, SimFhirFault};
-use reminderd::store::{Db, Store};
+use reminderd::store::Db;
 use reminderd::time::Clock;
 use serde_json::{Value, json};
 
@@ -54,9 +54,9 @@ async fn setup(sim: &Sim) -> (Env, Arc<Config>, Db) {
             "\n[feeds.ehr]\nkind = \"fhir\"\nclinic = \"mumbai\"\nbase_url = \"{}\"\nauth = \"bearer\"\nhorizon_days = 7\nwrite_back = true\nfull_sync = \"0 0 * * * *\"\nincremental_sync = \"0 */5 * * * *\"\n\n[booking.clinics.mumbai]\nconfirm = \"fhir\"\n",
             sim.fhir_base()
         );
-    std::fs::write(env.path("reminders.toml"), &text).expect("write config");
+    env.write_config(&text);
     let config = Config::from_toml(&text, &env.path("reminders.toml")).expect("valid config");
-    let mut store = Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     store.sync_clinics(&config.clinics).expect("clinics");
     let (config, db) = (Arc::new(config), Db::new(store));
     sim.fhir_put(json!({
@@ -102,20 +102,20 @@ fn opening_offered(env: &Env) -> (i64, i64, DateTime<Utc>) {
     let starts = mumbai_at(2, "10:30");
     let t = now().timestamp() - 60;
     let conn = env.sql();
-    conn.execute(
-        "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at, offers_from, updated_at)
-         SELECT id, 'Dr Mehta', ?1, 20, 'patient_cancel', 'patient', ?2, ?2, ?2 FROM clinics WHERE key = 'mumbai'",
-        [starts.timestamp(), t],
-    )
-    .expect("opening");
-    let opening = conn.last_insert_rowid();
-    conn.execute(
-        "INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
-         SELECT ?1, patient_id, id, 'waitlist', 1, ?2, ?3 FROM appointments WHERE external_id = 'A1'",
-        [opening, t, t + 1800],
-    )
-    .expect("offer");
-    let offer = conn.last_insert_rowid();
+    let opening = conn
+        .insert(
+            "INSERT INTO openings (clinic_id, provider, starts_at, duration_min, source, opened_by, opened_at, offers_from, updated_at)
+             SELECT id, 'Dr Mehta', ?1, 20, 'patient_cancel', 'patient', ?2, ?2, ?2 FROM clinics WHERE key = 'mumbai'",
+            [starts.timestamp(), t],
+        )
+        .expect("opening");
+    let offer = conn
+        .insert(
+            "INSERT INTO offers (opening_id, patient_id, appointment_id, kind, round, created_at, expires_at)
+             SELECT ?1, patient_id, id, 'waitlist', 1, ?2, ?3 FROM appointments WHERE external_id = 'A1'",
+            [opening, t, t + 1800],
+        )
+        .expect("offer");
     conn.execute(
         "INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, wamid, attempts,
             sent_at, created_at, updated_at)
@@ -217,7 +217,7 @@ async fn a_yes_at_a_fhir_clinic_moves_the_appointment_on_the_server_and_the_sync
     // Run again (as after a crash before the row was marked): the server is not written twice.
     s.env
         .sql()
-        .execute("UPDATE source_updates SET state = 'pending'", [])
+        .execute("UPDATE source_updates SET state = 'pending'", ())
         .expect("again");
     run_due(&db, &config, &clients(), Clock::System)
         .await
@@ -302,7 +302,7 @@ async fn a_booking_the_fhir_server_refuses_is_a_card_for_staff() {
         s.one(&format!("SELECT state FROM openings WHERE id = {opening}")),
         "held"
     );
-    let store = Store::open(&s.env.db()).expect("store");
+    let store = s.env.store().expect("store");
     let tasks = store.book_tasks().expect("tasks");
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0].patient_name, "Priya Patil");

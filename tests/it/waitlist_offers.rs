@@ -26,7 +26,7 @@ fn waitlist_env() -> Env {
         .replace("quiet_hours = \"21:00-08:00\"", "")
         .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\"")
         .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"");
-    std::fs::write(env.path("reminders.toml"), format!("{config}{WAITLIST}")).expect("config");
+    env.write_config(format!("{config}{WAITLIST}"));
     env
 }
 
@@ -81,7 +81,7 @@ fn offered_in_order(env: &Env) -> Vec<(String, i64)> {
     let mut st = conn
         .prepare("SELECT p.external_id, f.round FROM offers f JOIN patients p ON p.id = f.patient_id ORDER BY f.id")
         .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    st.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows")
@@ -201,7 +201,7 @@ async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in
         let mut st = conn
             .prepare("SELECT id FROM offers ORDER BY id")
             .expect("prepare");
-        st.query_map([], |r| r.get(0))
+        st.query_map((), |r| r.get(0))
             .expect("q")
             .collect::<Result<_, _>>()
             .expect("rows")
@@ -251,7 +251,7 @@ async fn a_patients_cancellation_is_offered_after_the_grace_to_three_patients_in
 
 /// Opens a slot as staff do on the desk (the same store call), `from_now` ahead.
 fn open_by_staff(env: &Env, start: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
-    let mut store = reminderd::store::Store::open(&env.db()).expect("store");
+    let mut store = env.store().expect("store");
     store
         .open_slot_by_staff("mumbai", (start, 15), Some("Dr. Mehta"), "staff:test", now)
         .expect("open")

@@ -94,7 +94,7 @@ impl Served {
     pub(crate) fn one(&self, sql: &str) -> String {
         self.env
             .sql()
-            .query_row(sql, [], |r| r.get::<_, String>(0))
+            .query_row(sql, (), |r| r.get::<_, String>(0))
             .expect(sql)
     }
 }
@@ -397,11 +397,7 @@ async fn unclear_replies_go_to_staff_and_duplicates_apply_once() {
 async fn statuses_move_forward_only_and_failures_reach_the_staff_list() {
     let env = Env::new();
     // Without the SMS fallback (tests/it/sms_flow.rs has it), a failure means a call.
-    std::fs::write(
-        env.path("reminders.toml"),
-        crate::common::test_config().replace("fallback = true", "fallback = false"),
-    )
-    .expect("config");
+    env.write_config(crate::common::test_config().replace("fallback = true", "fallback = false"));
     reminded(
         &env,
         &[
@@ -414,7 +410,7 @@ async fn statuses_move_forward_only_and_failures_reach_the_staff_list() {
         let mut st = c
             .prepare("SELECT wamid, id FROM outbox ORDER BY id")
             .expect("prep");
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        st.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("q")
             .collect::<Result<_, _>>()
             .expect("rows")
@@ -535,13 +531,11 @@ async fn full_loop_send_tap_confirm_acknowledge() {
     // Serve first, then point the simulator's webhooks at it.
     let env = Env::new();
     let config = std::fs::read_to_string(env.path("reminders.toml")).expect("config");
-    std::fs::write(
-        env.path("reminders.toml"),
+    env.write_config(
         config
             .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
             .replace("recipient_spacing = \"6s\"", "recipient_spacing = \"0s\""),
-    )
-    .expect("config");
+    );
     env.import(
         "day.csv",
         &csv(&[&row("E1", "T1", "98200 12345", "en", 2, "14:00")]),
@@ -883,16 +877,19 @@ async fn a_signed_body_that_is_not_utf8_is_stored_as_it_came() {
         .await
         .expect("post");
     assert_eq!(answer.status(), 200);
-    let (kind, stored, outcome): (String, Vec<u8>, String) = s
-        .env
-        .sql()
+    let sql = s.env.sql();
+    let (kind, stored, outcome): (String, Vec<u8>, String) = sql
         .query_row(
-            "SELECT typeof(body), CAST(body AS BLOB), outcome FROM inbound_events",
-            [],
+            sql.pick(
+                "SELECT typeof(body), CAST(body AS BLOB), outcome FROM inbound_events",
+                "SELECT pg_typeof(body)::text, body, outcome FROM inbound_events",
+            ),
+            (),
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .expect("stored");
-    assert_eq!((kind.as_str(), stored.as_slice()), ("blob", body));
+    assert_eq!(stored.as_slice(), body, "kept byte for byte");
+    assert_eq!(kind, sql.pick("blob", "bytea"));
     assert!(outcome.starts_with("malformed: not UTF-8"), "{outcome}");
 }
 

@@ -142,7 +142,7 @@ fn deliveries(env: &Env) -> (Vec<String>, String) {
         let mut q = conn
             .prepare("SELECT id FROM appointments ORDER BY id")
             .expect("ids");
-        q.query_map([], |r| r.get(0))
+        q.query_map((), |r| r.get(0))
             .expect("ids")
             .collect::<Result<_, _>>()
             .expect("ids")
@@ -216,12 +216,16 @@ async fn a_delivery_that_fails_in_the_database_loses_nothing_of_the_others() {
     let env = clinic();
     // A real failure half-way through one delivery: its reply cannot be written (as a full
     // disk or a broken row would refuse it), after its body and status rows were.
-    env.sql()
-        .execute_batch(
-            "CREATE TRIGGER refuse_one BEFORE INSERT ON replies WHEN NEW.message_id = 'wamid.g7'
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-        )
-        .expect("trigger");
+    let sql = env.sql();
+    sql.execute_batch(sql.pick(
+        "CREATE TRIGGER refuse_one BEFORE INSERT ON replies WHEN NEW.message_id = 'wamid.g7'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+         CREATE TRIGGER refuse_one BEFORE INSERT ON replies FOR EACH ROW
+         WHEN (NEW.message_id = 'wamid.g7') EXECUTE FUNCTION refuse_one();",
+    ))
+    .expect("trigger");
     let s = Served::start(env).await;
     let (bodies, malformed) = deliveries(&s.env);
     let poison = bodies[3 * 7].clone();
@@ -259,10 +263,12 @@ async fn a_delivery_that_fails_in_the_database_loses_nothing_of_the_others() {
     );
 
     // Once the fault is gone, Meta's retry is applied.
-    s.env
-        .sql()
-        .execute_batch("DROP TRIGGER refuse_one")
-        .expect("drop trigger");
+    let sql = s.env.sql();
+    sql.execute_batch(sql.pick(
+        "DROP TRIGGER refuse_one",
+        "DROP TRIGGER refuse_one ON replies",
+    ))
+    .expect("drop trigger");
     assert_eq!(post_all(s.url(), vec![poison], 1).await, [200]);
     assert_eq!(
         s.count("SELECT count(*) FROM appointments WHERE response = 'confirmed'"),

@@ -172,7 +172,7 @@ fn reaching_the_patient_handles_their_waiting_replies_with_an_audit_row() {
         .conn
         .query_row(
             "SELECT actor, reason FROM audit_log WHERE action = 'reply_handled'",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("audit");
@@ -246,7 +246,7 @@ fn an_ambiguous_answer_applies_to_the_chosen_appointment_once_with_its_acknowled
         .conn
         .query_row(
             "SELECT a.response, r.handled_by FROM appointments a JOIN replies r ON r.appointment_id = a.id WHERE a.id = 3",
-            [],
+            (),
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("applied");
@@ -258,7 +258,7 @@ fn an_ambiguous_answer_applies_to_the_chosen_appointment_once_with_its_acknowled
         .conn
         .prepare("SELECT action, reason FROM audit_log WHERE actor = 'staff:asha' AND appointment_id = 3 ORDER BY id")
         .expect("prepare")
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -279,7 +279,7 @@ fn an_ambiguous_answer_applies_to_the_chosen_appointment_once_with_its_acknowled
         .conn
         .query_row(
             "SELECT rule || ' ' || params FROM outbox WHERE kind = 'reply_ack'",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("ack");

@@ -93,7 +93,7 @@ fn a_text_inside_the_window_is_queued_once_and_answers_the_waiting_reply() {
         .conn
         .prepare("SELECT action FROM audit_log WHERE actor = 'staff:asha' ORDER BY id")
         .expect("prepare")
-        .query_map([], |r| r.get(0))
+        .query_map((), |r| r.get(0))
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -140,14 +140,14 @@ fn outside_the_window_only_the_template_goes_and_never_to_a_patient_who_opted_ou
         s.conn
             .query_row(
                 "SELECT new_value FROM audit_log WHERE action = 'sensitive_warning_overridden'",
-                [],
+                (),
                 |r| r.get::<_, String>(0)
             )
             .expect("audited"),
         "report"
     );
     s.conn
-        .execute("UPDATE patients SET opted_out_at = 1 WHERE id = 2", [])
+        .execute("UPDATE patients SET opted_out_at = 1 WHERE id = 2", ())
         .expect("opt out");
     assert_eq!(
         s.queue_staff_message(

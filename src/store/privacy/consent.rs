@@ -2,8 +2,8 @@
 //! `consents` row per channel) and what the patient told the desk, which stops or lifts
 //! messages the same way a STOP or START reply does.
 
+use crate::store::sql::{OptionalExtension, params};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
 use super::super::inbound::{opt_in_sms, opt_in_whatsapp, opt_out_sms, opt_out_whatsapp};
 use super::super::{Store, StoreError};
@@ -61,10 +61,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let t = now.timestamp();
-        let tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.begin(crate::store::sql::TransactionBehavior::Immediate)?;
         let found: Option<(Option<String>, bool, bool)> = tx
             .prepare_cached("SELECT p.phone, p.opted_out_at IS NOT NULL,
-                        coalesce((SELECT n.sms_opted_out_at IS NOT NULL FROM numbers n WHERE n.phone = p.phone), 0)
+                        EXISTS (SELECT 1 FROM numbers n WHERE n.phone = p.phone AND n.sms_opted_out_at IS NOT NULL)
                  FROM patients p WHERE p.id = ?1 AND p.erased_at IS NULL")?
             .query_row(
                 [id],

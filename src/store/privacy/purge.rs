@@ -2,8 +2,8 @@
 //! transactions of at most a batch per table, so sends and the webhook wait for one batch at
 //! most; rows, states, counts and the audit trail stay. Then SQLite gives the space back.
 
+use crate::store::sql::{params, params_from_iter};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, params_from_iter};
 
 use super::super::{Store, StoreError};
 use crate::privacy::Cutoffs;
@@ -90,7 +90,7 @@ const KINDS: [(&str, &str, &str); 6] = [
     (
         "import_previews",
         "decided_at IS NOT NULL AND decided_at < ?1 AND length(body) > 0",
-        "body = X''",
+        "body = zeroblob(0)",
     ),
 ];
 
@@ -130,13 +130,14 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<PurgeCounts, StoreError> {
-        self.conn.execute_batch("PRAGMA secure_delete = ON")?;
+        self.secure_delete(true)?;
+        let row = self.conn.pick("rowid", "ctid");
         let result = (|| {
             let tx = self.conn.transaction()?;
             let mut n = [0; 6];
             for (i, (table, due, set)) in KINDS.iter().enumerate() {
                 let sql = format!(
-                    "UPDATE {table} SET {set} WHERE rowid IN (SELECT rowid FROM {table} WHERE {due} LIMIT {limit})"
+                    "UPDATE {table} SET {set} WHERE {row} IN (SELECT {row} FROM {table} WHERE {due} LIMIT {limit})"
                 );
                 let mut stmt = tx.prepare(&sql)?;
                 // A kind binds the parameters it uses: SQLite counts up to the highest.
@@ -150,7 +151,7 @@ impl Store {
             tx.commit()?;
             Ok(into_counts(n))
         })();
-        self.conn.execute_batch("PRAGMA secure_delete = OFF")?;
+        self.secure_delete(false)?;
         result
     }
 
@@ -179,9 +180,19 @@ impl Store {
     /// the database while it does); afterwards `incremental_vacuum` frees what the purge left.
     /// The write-ahead log is then checkpointed so the emptied pages reach the file.
     pub fn reclaim_space(&mut self) -> Result<Vacuum, StoreError> {
+        if self.conn.as_sqlite().is_none() {
+            // The emptied rows' old versions go when vacuum removes them; the server's
+            // autovacuum would in time, this does it now for the tables the purge touched.
+            let tables: std::collections::BTreeSet<&str> =
+                KINDS.iter().map(|(table, _, _)| *table).collect();
+            let tables: Vec<&str> = tables.into_iter().collect();
+            self.conn
+                .execute_batch(&format!("VACUUM {}", tables.join(", ")))?;
+            return Ok(Vacuum::default());
+        }
         let mode: i64 = self
             .conn
-            .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+            .query_row("PRAGMA auto_vacuum", (), |r| r.get(0))?;
         let converted = mode != 2;
         if converted {
             self.conn
@@ -189,11 +200,11 @@ impl Store {
         }
         let free_before: i64 = self
             .conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            .query_row("PRAGMA freelist_count", (), |r| r.get(0))?;
         self.conn.execute_batch("PRAGMA incremental_vacuum")?;
         let free_after: i64 = self
             .conn
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            .query_row("PRAGMA freelist_count", (), |r| r.get(0))?;
         self.checkpoint_truncate()?;
         Ok(Vacuum {
             converted,

@@ -51,7 +51,7 @@ fn seeded(upcoming: bool) -> (tempfile::TempDir, Store) {
 }
 
 fn count(s: &Store, sql: &str) -> i64 {
-    s.conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+    s.conn.query_row(sql, (), |r| r.get(0)).expect(sql)
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn erase_empties_what_names_the_patient_and_keeps_the_rest() {
         "reply event, status event, a body from her earlier number, HL7 message"
     );
     let text =
-        |sql: &str| -> Option<String> { s.conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+        |sql: &str| -> Option<String> { s.conn.query_row(sql, (), |r| r.get(0)).expect(sql) };
     assert_eq!(
         text("SELECT name FROM patients WHERE id = 1").as_deref(),
         Some(crate::privacy::ERASED_NAME)
@@ -208,7 +208,7 @@ fn a_patient_imported_with_an_erased_opted_out_number_starts_opted_out() {
     conn.execute(
         "INSERT INTO patients (id, clinic_id, external_id, name, phone, language, created_at, updated_at)
          VALUES (3, 1, 'P-9', 'New Person', '+919876543210', 'en', 0, 0)",
-        [],
+        (),
     )
     .expect("insert");
     super::apply_kept_opt_outs(conn, 3, "+919876543210", NOW).expect("apply");
@@ -242,7 +242,7 @@ fn roles_change_once_and_are_audited() {
     s.conn
         .execute(
             "INSERT INTO staff_users (name, password_hash, created_at, updated_at) VALUES ('asha', 'x', 0, 0)",
-            [],
+            (),
         )
         .expect("user");
     assert_eq!(

@@ -43,10 +43,12 @@ fn message(s: &Store, a: i64, rule: &str, channel: &str, state: &str, extra: &st
                                  request_at, created_at, updated_at)
              SELECT {a}, 'reminder', '{rule}', starts_at, {T0}, starts_at, '{state}', '{channel}', {T0} + (SELECT count(*) FROM outbox),
                     {T0}, {T0} + 30 FROM appointments WHERE id = {a};
-             UPDATE outbox SET {extra} WHERE id = last_insert_rowid();"
+             UPDATE outbox SET {extra} WHERE id = (SELECT max(id) FROM outbox);"
         ))
         .expect("message");
-    s.conn.last_insert_rowid()
+    s.conn
+        .query_row("SELECT max(id) FROM outbox", (), |r| r.get(0))
+        .expect("id")
 }
 
 /// Each listed appointment (by row id) and its reasons, over the coming two days.

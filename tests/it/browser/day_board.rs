@@ -83,7 +83,7 @@ async fn a_receptionist_sets_a_no_show_undoes_it_and_cancels_with_a_note_in_chro
     env.sql()
         .execute(
             "UPDATE appointments SET response = 'confirmed' WHERE external_id = 'MUM-1001'",
-            [],
+            (),
         )
         .expect("Aarav confirmed");
     let (aarav, rohan, meera) = (
@@ -170,7 +170,7 @@ async fn a_receptionist_sets_a_no_show_undoes_it_and_cancels_with_a_note_in_chro
         .sql()
         .query_row(
             "SELECT at FROM audit_log WHERE action = 'status' ORDER BY id DESC LIMIT 1",
-            [],
+            (),
             |r| r.get(0),
         )
         .expect("the cancellation's audit row");

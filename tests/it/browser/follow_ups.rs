@@ -224,7 +224,7 @@ async fn a_receptionist_calls_tomorrows_patients_and_calls_back_an_unknown_numbe
     env.sql()
         .execute(
             "UPDATE imports SET imported_at = imported_at - 3 * 86400 - 60",
-            [],
+            (),
         )
         .expect("an old schedule");
     b.goto("/desk/day").await;

@@ -2,7 +2,7 @@
 //! her page, sees yesterday's reminder and her reply "yes", and shows her number to call back.
 
 use chrono::Days;
-use rusqlite::params;
+use reminderd::store::sql::params;
 
 use super::*;
 use crate::common::csv;

@@ -106,7 +106,7 @@ async fn the_day_board_fits_a_tablet_and_prints_on_a4() {
     env.sql()
         .execute(
             "UPDATE appointments SET response = 'reschedule_requested', response_at = 1764000000 WHERE external_id = 'MUM-1003'",
-            [],
+            (),
         )
         .expect("reschedule requested");
     let (_server, base) = start_server(&env).await;

@@ -108,7 +108,7 @@ async fn an_old_export_warns_names_what_it_undoes_and_keeps_the_no_show() {
         .sql()
         .query_row(
             "SELECT date(starts_at, 'unixepoch', '+5 hours', '+30 minutes') FROM appointments WHERE external_id = 'A4'",
-            [],
+            (),
             |r| r.get::<_, String>(0),
         )
         .expect("A4's day");
