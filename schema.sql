@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 15;
+PRAGMA user_version = 16;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -149,6 +149,9 @@ CREATE TABLE "outbox" (
     rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations;
                                          -- 'press:<nonce>' for a manual reminder;
                                          -- 'staff:<nonce>' for a staff message (one per form);
+-- (claimed_by and claim_epoch, schema 16: who claimed a row being sent, and how many claims it
+-- has had; a send writes only while the row carries its claim's number, so a claim another
+-- instance took over is never also sent by the stale one.)
                                          -- 'offer:<offers.id>' for a waitlist or reschedule offer;
                                          -- the rule's name for a feedback request
     slot_start       INTEGER NOT NULL,   -- the appointment start it was planned for
@@ -184,7 +187,7 @@ CREATE TABLE "outbox" (
     pricing_category TEXT,               -- from the status webhook's pricing: utility, service, ...
     pricing_type     TEXT,               -- regular, free_customer_service, free_entry_point, ...
     billable         INTEGER CHECK (billable IN (0, 1)),
-    purged_at        INTEGER,            -- params (the rendered words) removed by the retention purge
+    purged_at        INTEGER, claimed_by TEXT, claim_epoch INTEGER NOT NULL DEFAULT 0,            -- params (the rendered words) removed by the retention purge
     UNIQUE (appointment_id, kind, rule, slot_start, recipient, channel)
 );
 CREATE INDEX outbox_due ON outbox (state, send_at);

@@ -1,6 +1,7 @@
--- reminderd's schema on PostgreSQL: the same tables as ../schema.sql (SQLite schema 15), in
+-- reminderd's schema on PostgreSQL: the same tables as ../schema.sql, in
 -- PostgreSQL's types. Instants are UTC unix seconds (BIGINT), flags 0/1 (BIGINT), ids BIGINT
 -- identities, so that every store method's SQL reads the same on both engines.
+-- (This is SQLite's schema 16.)
 -- (inbound_events.body is BYTEA: a webhook body is kept byte for byte, UTF-8 or not, as
 -- SQLite keeps a body that is not UTF-8 as a blob.)
 -- reminderd_schema records the version; later changes add steps under postgres/migrations.
@@ -158,6 +159,8 @@ CREATE TABLE "outbox" (
     pricing_type     TEXT,
     billable         BIGINT CHECK (billable IN (0, 1)),
     purged_at        BIGINT,
+    claimed_by       TEXT,
+    claim_epoch      BIGINT NOT NULL DEFAULT 0,
     UNIQUE (appointment_id, kind, rule, slot_start, recipient, channel)
 );
 

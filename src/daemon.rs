@@ -398,7 +398,7 @@ pub async fn run(
             let now = clock.now();
             // Whatever is still in flight after the grace period may or may not have reached
             // the API: unknown, to be settled by its status.
-            s.recover_interrupted(now + chrono::Duration::seconds(1), now)
+            s.release_claims(now)
         })
         .await
         .map_err(|e| DaemonError::Runtime(e.to_string()))??;

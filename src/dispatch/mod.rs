@@ -474,6 +474,7 @@ impl SendJob {
         self.writes
             .write(SendWrite::Outcome {
                 id,
+                epoch: row.epoch,
                 outcome: outcome.clone(),
                 language,
                 params,
@@ -705,8 +706,11 @@ impl SendJob {
     /// on leaves the row `unknown` (the provider may have it); before here, it is simply sent
     /// again. `Err` is the retry when the note could not be written.
     async fn mark_requested(&self, row: &DueRow) -> Result<(), Outcome> {
-        let (id, at) = (row.id, self.clock.now());
-        let marked = self.writes.write(SendWrite::Requested { id, at }).await;
+        let (id, epoch, at) = (row.id, row.epoch, self.clock.now());
+        let marked = self
+            .writes
+            .write(SendWrite::Requested { id, epoch, at })
+            .await;
         if matches!(marked, Ok(true)) {
             return Ok(());
         }

@@ -56,6 +56,7 @@ pub(super) fn row() -> DueRow {
         sms_opted_out: false,
         fallback_error: None,
         offer: None,
+        epoch: 1,
     }
 }
 

@@ -42,10 +42,31 @@ impl Store {
     /// request never went out goes back to `pending` (safe to send), one whose request did may
     /// or may not have been accepted by the API and becomes `unknown`, to be reconciled by its
     /// status. Returns how many became unknown and how many were requeued.
+    ///
+    /// Any instance's claims qualify: one still `sending` after the grace period is taken to
+    /// have lost its holder. Should the holder be alive after all, the claim's number
+    /// ([`super::DueRow::epoch`]) no longer matches and it neither sends nor writes.
     pub fn recover_interrupted(
         &mut self,
         before: DateTime<Utc>,
         now: DateTime<Utc>,
+    ) -> Result<(usize, usize), StoreError> {
+        self.recover_claims(before, now, None)
+    }
+
+    /// At shutdown, this instance's own claims still `sending` are settled as
+    /// [`Store::recover_interrupted`] settles a crashed one's, at once: other instances'
+    /// sends on the same database go on.
+    pub fn release_claims(&mut self, now: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
+        let mine = self.instance.clone();
+        self.recover_claims(now + chrono::Duration::seconds(1), now, Some(&mine))
+    }
+
+    fn recover_claims(
+        &mut self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        holder: Option<&str>,
     ) -> Result<(usize, usize), StoreError> {
         let tx = self
             .conn
@@ -53,14 +74,16 @@ impl Store {
         let requeued = tx.execute(
             "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
                 reason = 'interrupted before its request went out; sent again'
-             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL",
-            params![before.timestamp(), now.timestamp()],
+             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL
+               AND (CAST(?3 AS TEXT) IS NULL OR claimed_by = ?3)",
+            params![before.timestamp(), now.timestamp(), holder],
         )?;
         let unknown = tx.execute(
             "UPDATE outbox SET state = 'unknown', updated_at = ?2,
                 last_error = 'interrupted while its request was in flight; waiting for its delivery status'
-             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL",
-            params![before.timestamp(), now.timestamp()],
+             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL
+               AND (CAST(?3 AS TEXT) IS NULL OR claimed_by = ?3)",
+            params![before.timestamp(), now.timestamp(), holder],
         )?;
         tx.commit()?;
         Ok((unknown, requeued))
@@ -154,16 +177,17 @@ impl Store {
         };
         let mut send = Vec::new();
         let mut other = Vec::new();
-        for row in rows {
+        for mut row in rows {
             let v = verdict(&row);
             match &v {
                 Verdict::Send => {
                     tx.prepare_cached(
                         "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, request_at = NULL,
-                            updated_at = ?2, reason = NULL
+                            updated_at = ?2, reason = NULL, claimed_by = ?3, claim_epoch = claim_epoch + 1
                          WHERE id = ?1",
                     )?
-                    .execute(params![row.id, now.timestamp()])?;
+                    .execute(params![row.id, now.timestamp(), self.instance])?;
+                    row.epoch += 1;
                     send.push(row);
                     continue;
                 }
@@ -186,3 +210,6 @@ impl Store {
         Ok((send, other))
     }
 }
+
+#[cfg(test)]
+mod tests;

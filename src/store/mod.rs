@@ -94,7 +94,7 @@ pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImp
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 15;
+pub const SCHEMA_VERSION: i64 = 16;
 
 /// The PostgreSQL schema every new PostgreSQL database gets (the same tables as
 /// [`SCHEMA_SQL`], in PostgreSQL's types).
@@ -132,6 +132,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/013-performance.sql"),
     include_str!("../../migrations/014-import-digest.sql"),
     include_str!("../../migrations/015-numbers.sql"),
+    include_str!("../../migrations/016-claims.sql"),
 ];
 
 /// Prepared statements kept per connection (the webhook path uses about twenty, an import a
@@ -320,6 +321,14 @@ pub struct Store {
     _lock: Option<std::fs::File>,
     /// The outbox keys the last plan found or wrote (`planned.rs`).
     planned: planned::Planned,
+    /// This process's name among the instances sharing the database: its claims carry it.
+    instance: String,
+}
+
+/// A name for this process's claims, unique among the instances on one database (its pid
+/// alone could repeat on another server).
+fn instance_name() -> String {
+    format!("{}-{:08x}", std::process::id(), rand::random::<u32>())
 }
 
 impl std::fmt::Debug for Store {
@@ -411,6 +420,7 @@ impl Store {
             postgres: None,
             _lock: lock,
             planned: planned::Planned::default(),
+            instance: instance_name(),
         };
         let version = store.schema_version()?;
         if version > SCHEMA_VERSION {
@@ -442,6 +452,7 @@ impl Store {
             postgres: Some(options.clone()),
             _lock: None,
             planned: planned::Planned::default(),
+            instance: instance_name(),
         };
         store.migrate_postgres()?;
         Ok(store)
@@ -507,6 +518,25 @@ impl Store {
             password: password.map(|p| secrecy::ExposeSecret::expose_secret(&p).to_string()),
             application_name: "reminderd".into(),
         })
+    }
+
+    /// A new store for a unit test in `dir`: its SQLite file there, or, when the suites run
+    /// on PostgreSQL (`REMINDERD_TEST_POSTGRES`), a fresh database of its own.
+    #[cfg(test)]
+    pub(crate) fn open_for_test(dir: &Path) -> Self {
+        match sql::testing::fresh_database() {
+            Some(pg) => Self::connect(&pg).expect("connect to the test database"),
+            None => Self::open(&dir.join("test.db")).expect("open the test database"),
+        }
+    }
+
+    /// A second store on the same database, as another instance would open it.
+    #[cfg(test)]
+    pub(crate) fn reopen_for_test(&self) -> Self {
+        match &self.postgres {
+            Some(pg) => Self::connect(pg).expect("connect again"),
+            None => Self::open(&self.path).expect("open again"),
+        }
     }
 
     /// Which engine the store is on.

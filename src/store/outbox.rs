@@ -137,6 +137,9 @@ pub struct DueRow {
     pub fallback_error: Option<String>,
     /// For an offer's message: the offer and its opening, read when it was claimed.
     pub offer: Option<super::OfferFacts>,
+    /// How many times the row has been claimed, this claim included: its request and outcome
+    /// are written only while the row still carries this number (schema 16).
+    pub epoch: i64,
 }
 
 /// How a send ended, to be recorded.
@@ -224,6 +227,8 @@ pub enum SendWrite {
     Requested {
         /// Outbox row id.
         id: i64,
+        /// The claim's number ([`DueRow::epoch`]).
+        epoch: i64,
         /// When.
         at: DateTime<Utc>,
     },
@@ -231,6 +236,8 @@ pub enum SendWrite {
     Outcome {
         /// Outbox row id.
         id: i64,
+        /// The claim's number ([`DueRow::epoch`]).
+        epoch: i64,
         /// What became of it.
         outcome: Outcome,
         /// The language it was rendered in.
@@ -258,7 +265,8 @@ pub(super) const DUE_COLUMNS: &str =
     p.opted_out_at IS NOT NULL, c.id, o.params, o.channel, o.recipient, p.contact_name,
     (SELECT n.sms_opted_out_at IS NOT NULL FROM numbers n
       WHERE n.phone = CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END),
-    (SELECT coalesce(f.last_error_code || ': ', '') || coalesce(f.last_error, 'failed') FROM outbox f WHERE f.id = o.fallback_of)";
+    (SELECT coalesce(f.last_error_code || ': ', '') || coalesce(f.last_error, 'failed') FROM outbox f WHERE f.id = o.fallback_of),
+    o.claim_epoch";
 
 /// Candidates planned at a time: a tick holds one chunk of appointments and their messages
 /// whatever its horizon holds (planned whole each second, 40k appointments were the daemon's
@@ -340,8 +348,14 @@ impl Store {
 
     /// Records that a claimed row's request is about to go out. Written (and committed) before
     /// the request, so a crash after it leaves the row `unknown`, never resent blindly.
-    pub fn mark_requested(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        super::sends::mark_requested_on(&self.conn, id, now)
+    /// `false`: the row is no longer this claim's (`epoch`), and must not be sent.
+    pub fn mark_requested(
+        &mut self,
+        id: i64,
+        epoch: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        super::sends::mark_requested_on(&self.conn, id, epoch, now)
     }
 
     /// Writes a run's notes and outcomes together, in one transaction (one commit, so one
@@ -359,9 +373,12 @@ impl Store {
         for w in writes {
             let sp = tx.savepoint()?;
             let done = match w {
-                SendWrite::Requested { id, at } => super::sends::mark_requested_on(&sp, *id, *at),
+                SendWrite::Requested { id, epoch, at } => {
+                    super::sends::mark_requested_on(&sp, *id, *epoch, *at)
+                }
                 SendWrite::Outcome {
                     id,
+                    epoch,
                     outcome,
                     language,
                     params,
@@ -369,6 +386,7 @@ impl Store {
                 } => super::sends::record_outcome_on(
                     &sp,
                     *id,
+                    *epoch,
                     outcome,
                     language.as_deref(),
                     params.as_deref(),
@@ -389,13 +407,14 @@ impl Store {
     pub fn record_outcome(
         &mut self,
         id: i64,
+        epoch: i64,
         outcome: &Outcome,
         language: Option<&str>,
         params_json: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        super::sends::record_outcome_on(&tx, id, outcome, language, params_json, now)?;
+        super::sends::record_outcome_on(&tx, id, epoch, outcome, language, params_json, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -643,6 +662,7 @@ pub(super) fn due_row(
         sms_opted_out: r.get::<_, Option<bool>>(25)?.unwrap_or(false),
         fallback_error: r.get(26)?,
         offer: None,
+        epoch: r.get(27)?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! request is going out, and its outcome (shared by `Store::record_outcome` and the grouped
 //! `Store::write_sends`).
 
-use crate::store::sql::params;
+use crate::store::sql::{OptionalExtension as _, params};
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
@@ -12,23 +12,45 @@ use super::outbox::Outcome;
 pub(super) fn mark_requested_on(
     conn: &crate::store::sql::Conn,
     id: i64,
+    epoch: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("UPDATE outbox SET request_at = ?2 WHERE id = ?1 AND state = 'sending'")?
-        .execute(params![id, now.timestamp()])?
+        .prepare_cached(
+            "UPDATE outbox SET request_at = ?2 WHERE id = ?1 AND state = 'sending' AND claim_epoch = ?3",
+        )?
+        .execute(params![id, now.timestamp(), epoch])?
         == 1)
+}
+
+/// Whether row `id` still carries the claim `epoch`: a claim taken over by another instance
+/// (after the grace period, its holder presumed dead) is not this send's to finish.
+fn still_claimed(conn: &crate::store::sql::Conn, id: i64, epoch: i64) -> Result<bool, StoreError> {
+    let now: Option<i64> = conn
+        .prepare_cached("SELECT claim_epoch FROM outbox WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(now == Some(epoch))
 }
 
 /// [`Store::record_outcome`] on `conn`, inside the caller's transaction or savepoint.
 pub(super) fn record_outcome_on(
     conn: &crate::store::sql::Conn,
     id: i64,
+    epoch: i64,
     outcome: &Outcome,
     language: Option<&str>,
     params_json: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if !still_claimed(conn, id, epoch)? {
+        // The status webhook settles what this send did (its callback data names the row).
+        tracing::warn!(
+            outbox = id,
+            "a send's outcome came after its claim was taken over; left to the delivery status"
+        );
+        return Ok(());
+    }
     let t = now.timestamp();
     match outcome {
         Outcome::Sent { wamid, wa_id } => conn

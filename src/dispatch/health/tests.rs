@@ -40,6 +40,7 @@ fn row() -> DueRow {
         sms_opted_out: false,
         fallback_error: None,
         offer: None,
+        epoch: 1,
     }
 }
 
