@@ -567,3 +567,18 @@ CREATE TABLE erasures (
     forced        INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),  -- despite an upcoming appointment
     erased_at     INTEGER NOT NULL
 );
+
+-- The instances sending from this database, each as last seen: a number's rate cap is shared
+-- between the live ones (schema 16).
+CREATE TABLE instances (
+    name     TEXT PRIMARY KEY,          -- pid and a random part, new each start
+    seen_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- Scheduled work already taken, by task and the second it was due: of several instances whose
+-- schedule fires at once, the one whose row goes in does the work (schema 16).
+CREATE TABLE cron_runs (
+    task    TEXT NOT NULL,             -- 'plan'
+    run_at  INTEGER NOT NULL,          -- the tick's second (unix)
+    PRIMARY KEY (task, run_at)
+) WITHOUT ROWID;

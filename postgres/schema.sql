@@ -500,6 +500,21 @@ ALTER TABLE source_updates ADD FOREIGN KEY (offer_id) REFERENCES offers(id);
 ALTER TABLE openings ADD FOREIGN KEY (held_by_offer) REFERENCES offers(id);
 
 
+-- The instances sending from this database, each as last seen: a number's rate cap is shared
+-- between the live ones.
+CREATE TABLE instances (
+    name     TEXT PRIMARY KEY,
+    seen_at  BIGINT NOT NULL
+);
+
+-- Scheduled work already taken, by task and the second it was due: of several instances whose
+-- schedule fires at once, the one whose row goes in does the work.
+CREATE TABLE cron_runs (
+    task    TEXT NOT NULL,
+    run_at  BIGINT NOT NULL,
+    PRIMARY KEY (task, run_at)
+);
+
 -- The import digest of a row is stale once anything it covered changes (SQLite's triggers
 -- appointments_digest_stale and patients_digest_stale).
 CREATE FUNCTION appointments_digest_stale() RETURNS trigger LANGUAGE plpgsql AS $$

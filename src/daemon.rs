@@ -398,6 +398,8 @@ pub async fn run(
             let now = clock.now();
             // Whatever is still in flight after the grace period may or may not have reached
             // the API: unknown, to be settled by its status.
+            // Gone from the live instances first: the others take its share of the caps.
+            s.leave()?;
             s.release_claims(now)
         })
         .await
@@ -615,9 +617,16 @@ async fn plan_tick(s: &Arc<Shared>) {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
+    // Of several instances on one database whose schedule fires at once, one plans.
     let result = s
         .store
-        .run(move |st| jobs::plan_due(st, &config, clock.now(), false))
+        .run(move |st| {
+            let now = clock.now();
+            if !st.take_cron_run("plan", now)? {
+                return Ok(crate::store::PlanCounts::default());
+            }
+            jobs::plan_due(st, &config, now, false)
+        })
         .await;
     metrics::histogram!("reminderd_job_seconds", "job" => "plan")
         .record(started.elapsed().as_secs_f64());

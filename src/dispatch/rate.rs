@@ -56,7 +56,10 @@ pub fn limiter_for(rate: u32) -> DefaultDirectRateLimiter {
 /// an arrival may jitter by about 8 ms before a second at the API could hold more.
 #[derive(Debug)]
 pub struct Pacer {
-    period: StdDuration,
+    /// The spacing at the whole cap.
+    alone: StdDuration,
+    /// The spacing now: the whole cap's times the instances sharing it.
+    period: std::sync::Mutex<StdDuration>,
     tolerance: StdDuration,
     /// The theoretical time of the next request (`None`: none sent yet).
     tat: std::sync::Mutex<Option<tokio::time::Instant>>,
@@ -73,7 +76,8 @@ impl Pacer {
         let share = if rate < 80 { 0.96 } else { 0.99 };
         let period = StdDuration::from_secs_f64(1.0 / (f64::from(rate.max(1)) * share));
         Self {
-            period,
+            alone: period,
+            period: std::sync::Mutex::new(period),
             tolerance: StdDuration::from_millis(2),
             tat: std::sync::Mutex::new(None),
             turn: tokio::sync::Mutex::new(()),
@@ -82,7 +86,19 @@ impl Pacer {
 
     /// The time between two requests at the steady rate.
     pub fn period(&self) -> StdDuration {
-        self.period
+        *self
+            .period
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Paces at `1 / instances` of the cap: each of the instances sending from one number
+    /// takes an equal share, so together they stay under it.
+    pub fn share_with(&self, instances: u32) {
+        *self
+            .period
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = self.alone * instances.max(1);
     }
 
     /// Lets a request go at `now` (`Ok`), or says from when it may (`Err`).
@@ -93,7 +109,7 @@ impl Pacer {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let due = tat.unwrap_or(now);
         if now + self.tolerance >= due {
-            *tat = Some(due.max(now) + self.period);
+            *tat = Some(due.max(now) + self.period());
             Ok(())
         } else {
             Err(due - self.tolerance)

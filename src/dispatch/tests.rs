@@ -352,3 +352,25 @@ fn the_pacer_keeps_its_schedule_through_late_wake_ups_and_never_exceeds_the_cap(
         );
     }
 }
+
+#[test]
+fn instances_sharing_a_number_each_pace_at_their_share_of_its_cap() {
+    let pacer = Pacer::new(80);
+    let alone = pacer.period();
+    pacer.share_with(3);
+    assert_eq!(pacer.period(), alone * 3);
+    // Three such pacers side by side send at most the cap between them in any second.
+    let t0 = tokio::time::Instant::now();
+    let mut sent = 0;
+    let mut now = t0;
+    while now < t0 + StdDuration::from_secs(10) {
+        match pacer.admit(now) {
+            Ok(()) => sent += 1,
+            Err(at) => now = at,
+        }
+    }
+    assert!(3 * sent <= 80 * 10 + 3, "{sent} each in 10 s");
+    assert!(3 * sent >= 76 * 10, "{sent} each in 10 s");
+    pacer.share_with(1);
+    assert_eq!(pacer.period(), alone);
+}

@@ -62,6 +62,64 @@ impl Store {
         self.recover_claims(now + chrono::Duration::seconds(1), now, Some(&mine))
     }
 
+    /// Notes this instance as live at `now` and counts the instances seen within `window`
+    /// (itself included), among which each number's rate cap is shared. Rows of instances gone
+    /// for ten windows are removed.
+    pub fn heartbeat(
+        &mut self,
+        now: DateTime<Utc>,
+        window: chrono::Duration,
+    ) -> Result<u32, StoreError> {
+        let t = now.timestamp();
+        let tx = self
+            .conn
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO instances (name, seen_at) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at",
+            params![self.instance, t],
+        )?;
+        tx.execute(
+            "DELETE FROM instances WHERE seen_at < ?1",
+            [t - 10 * window.num_seconds()],
+        )?;
+        let live: i64 = tx.query_row(
+            "SELECT count(*) FROM instances WHERE seen_at >= ?1",
+            [t - window.num_seconds()],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(u32::try_from(live.max(1)).unwrap_or(u32::MAX))
+    }
+
+    /// Takes the run of scheduled `task` due at `run_at` (its second): `true` for the one
+    /// instance that takes it, `false` for the others whose schedule fired for the same tick.
+    /// Runs of an hour ago and older are forgotten.
+    pub fn take_cron_run(&mut self, task: &str, run_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let t = run_at.timestamp();
+        let tx = self
+            .conn
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
+        let taken = tx.execute(
+            "INSERT INTO cron_runs (task, run_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![task, t],
+        )? == 1;
+        tx.execute(
+            "DELETE FROM cron_runs WHERE task = ?1 AND run_at < ?2",
+            params![task, t - 3600],
+        )?;
+        tx.commit()?;
+        Ok(taken)
+    }
+
+    /// Removes this instance from the live ones (at shutdown), so the others take its share
+    /// of the caps at once.
+    pub fn leave(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM instances WHERE name = ?1", [&self.instance])?;
+        Ok(())
+    }
+
     fn recover_claims(
         &mut self,
         before: DateTime<Utc>,

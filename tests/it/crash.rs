@@ -99,7 +99,7 @@ fn open_slot(env: &Env, k: usize) {
 /// The test folder's config for a daemon killed again and again: fast ticks, `rate` a second,
 /// short timeouts, an unknown send resent after 3 s (its status settles it otherwise), and no
 /// booking confirmations.
-fn crash_config(env: &Env, rate: u32) -> String {
+pub(crate) fn crash_config(env: &Env, rate: u32) -> String {
     crate::common::fast_daemon(
         &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
     )
@@ -115,7 +115,7 @@ fn crash_config(env: &Env, rate: u32) -> String {
 
 /// The run's seed: `$CRASH_SEED`, else one drawn from the process id (`salt` tells the tests
 /// apart), printed so that a failing run can be replayed.
-fn seed(test: &str, salt: u64) -> u64 {
+pub(crate) fn seed(test: &str, salt: u64) -> u64 {
     let seed = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -125,17 +125,17 @@ fn seed(test: &str, salt: u64) -> u64 {
 }
 
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn between(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo)
     }
 }
@@ -145,7 +145,13 @@ fn start(env: &Env, port: u16, api: &str, run: usize) -> Child {
 }
 
 /// As [`start`], with `extra` in the daemon's environment (a number's own token).
-fn start_with(env: &Env, port: u16, api: &str, run: usize, extra: &[(&str, &str)]) -> Child {
+pub(crate) fn start_with(
+    env: &Env,
+    port: u16,
+    api: &str,
+    run: usize,
+    extra: &[(&str, &str)],
+) -> Child {
     let log = std::fs::File::create(env.path(&format!("daemon-{run}.log"))).expect("log");
     Command::new(env!("CARGO_BIN_EXE_reminderd"))
         .arg("--config")

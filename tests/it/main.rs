@@ -37,6 +37,7 @@ mod import_channels;
 mod import_cmd;
 mod import_digest;
 mod import_stream;
+mod instances;
 mod layout;
 mod listing;
 mod logging;

@@ -118,3 +118,26 @@ fn an_instance_that_stops_settles_only_its_own_claims() {
             .expect("mark")
     );
 }
+
+#[test]
+fn the_live_instances_are_those_seen_within_the_window() {
+    let (_dir, mut a, mut b) = two_instances();
+    let window = chrono::Duration::seconds(5);
+    assert_eq!(a.heartbeat(at(0), window).expect("beat"), 1);
+    assert_eq!(b.heartbeat(at(1), window).expect("beat"), 2);
+    // A goes quiet (a crash): after the window, B counts itself alone.
+    assert_eq!(b.heartbeat(at(7), window).expect("beat"), 1);
+    assert_eq!(a.heartbeat(at(8), window).expect("beat"), 2);
+    // A stops cleanly: B is alone at once.
+    a.leave().expect("leave");
+    assert_eq!(b.heartbeat(at(9), window).expect("beat"), 1);
+}
+
+#[test]
+fn of_instances_whose_schedule_fires_at_once_one_takes_the_run() {
+    let (_dir, mut a, mut b) = two_instances();
+    assert!(a.take_cron_run("plan", at(60)).expect("take"));
+    assert!(!b.take_cron_run("plan", at(60)).expect("take"));
+    assert!(b.take_cron_run("plan", at(61)).expect("take"));
+    assert!(a.take_cron_run("purge", at(61)).expect("take"));
+}

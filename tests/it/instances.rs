@@ -1,0 +1,247 @@
+//! Several instances on one PostgreSQL (issue 21): three daemons share one database, the
+//! simulator is the witness, and every webhook is delivered to all three at once (as a load
+//! balancer's retries, or Meta's, may bring it to any). A random instance is killed with
+//! SIGKILL again and again during a 5,000-message dispatch: no message reaches the API twice,
+//! none is lost, every reply is applied once, and the number's cap holds across the three.
+//! These tests need a PostgreSQL (`REMINDERD_TEST_POSTGRES`, as `.ci/run` sets it); without
+//! one they say so and pass.
+
+use std::collections::HashMap;
+use std::process::Child;
+use std::time::Duration;
+
+use reminderd::sim::{Reply, Sim, SimConfig};
+
+use crate::common::{Env, Wait, csv, free_port, on_postgres, sim_config};
+use crate::crash::{Rng, crash_config, seed, start_with};
+
+const SECRET: &str = "crash-test-secret";
+const MESSAGES: usize = 5000;
+const INSTANCES: usize = 3;
+const KILLS: usize = 9;
+/// Patients who answer "yes" while the instances are being killed.
+const REPLIES: usize = 30;
+/// The number's cap, which the three share.
+const CAP: u32 = 240;
+
+/// Passes every webhook to every instance that answers, as several servers behind a load
+/// balancer would each be handed some: 200 when at least one took it (the others find it
+/// already recorded), 503 when none did (the simulator retries, as Meta does).
+async fn fan_out(ports: Vec<u16>) -> u16 {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().route(
+        "/webhook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let client = client.clone();
+            let ports = ports.clone();
+            async move {
+                let mut taken = false;
+                for port in &ports {
+                    let mut request = client
+                        .post(format!("http://127.0.0.1:{port}/webhook"))
+                        .timeout(Duration::from_secs(5))
+                        .body(body.clone());
+                    for (name, value) in &headers {
+                        if name.as_str().starts_with("x-") || name == "content-type" {
+                            request = request.header(name.as_str(), value.as_bytes());
+                        }
+                    }
+                    let answer = request.send().await;
+                    taken |= answer.is_ok_and(|r| r.status().is_success());
+                }
+                if taken {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// The most messages the simulator accepted in any one-second window.
+fn busiest_second(sim: &Sim) -> usize {
+    let mut at: Vec<_> = sim.messages().iter().map(|m| m.received_at).collect();
+    at.sort();
+    let mut most = 0;
+    let mut j = 0;
+    for i in 0..at.len() {
+        while j < at.len() && at[j] < at[i] + chrono::Duration::seconds(1) {
+            j += 1;
+        }
+        most = most.max(j - i);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_killed_at_random_send_each_message_once_within_the_cap() {
+    if !on_postgres() {
+        println!(
+            "skipped: several instances need PostgreSQL (set REMINDERD_TEST_POSTGRES, as .ci/run does)"
+        );
+        return;
+    }
+    let seed = seed("three-instance crash test", 21);
+    let mut rng = Rng(seed);
+    let env = Env::new();
+    let ports: Vec<u16> = (0..INSTANCES).map(|_| free_port()).collect();
+    env.write_config(
+        crash_config(&env, CAP).replace("max_import_age = \"36h\"", "max_import_age = \"3650d\""),
+    );
+
+    // Day-before reminders due four hours ago, for appointments a second apart.
+    let now = reminderd::time::Clock::System.now();
+    let rows: Vec<String> = (0..MESSAGES)
+        .map(|i| {
+            let start = (now + chrono::Duration::hours(20) + chrono::Duration::seconds(i as i64))
+                .with_timezone(&chrono_tz::Asia::Kolkata);
+            format!(
+                "K{i},Q{i},Patient {i},98{:08},en,{},{},15,,mumbai,booked",
+                10_000_000 + i,
+                start.format("%Y-%m-%d"),
+                start.format("%H:%M")
+            )
+        })
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let r = env.import("day.csv", &csv(&rows), &[]).expect(0).json();
+    assert_eq!(r["new"], MESSAGES, "{r}");
+
+    let front = fan_out(ports.clone()).await;
+    let parsed = reminderd::config::Config::from_toml(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+        &env.path("reminders.toml"),
+    )
+    .expect("config");
+    let sim = std::sync::Arc::new(
+        Sim::start(SimConfig {
+            webhook_url: Some(format!("http://127.0.0.1:{front}/webhook")),
+            app_secret: Some(SECRET.into()),
+            pair_limit: None,
+            latency: Duration::from_millis(20),
+            templates: reminderd::sim::templates_from_config(&parsed),
+            ..sim_config("tok")
+        })
+        .await
+        .expect("sim"),
+    );
+    let api = sim.base_url();
+    let start =
+        |k: usize, run: usize| -> Child { start_with(&env, ports[k], &api, 100 * k + run, &[]) };
+    let mut children: Vec<Child> = (0..INSTANCES).map(|k| start(k, 0)).collect();
+
+    let mut replied = Vec::new();
+    let mut answering = Vec::new();
+    for kill in 1..=KILLS {
+        let target = sim.messages().len() + rng.between(150, 450) as usize;
+        let wait_until = tokio::time::Instant::now() + Duration::from_secs(30);
+        while sim.messages().len() < target.min(MESSAGES)
+            && tokio::time::Instant::now() < wait_until
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Patients who have their reminder answer it, while the kills go on.
+        if kill == 2 || kill == 5 {
+            let reached: Vec<String> = sim
+                .messages()
+                .iter()
+                .map(|m| m.body["to"].as_str().unwrap_or("").to_string())
+                .filter(|to| !replied.contains(to))
+                .take(REPLIES / 2)
+                .collect();
+            replied.extend(reached.iter().cloned());
+            let sim = std::sync::Arc::clone(&sim);
+            answering.push(tokio::spawn(async move {
+                for to in reached {
+                    sim.reply(Reply::Text {
+                        from: to,
+                        body: "yes".into(),
+                        context_id: None,
+                    })
+                    .await
+                    .expect("reply delivered");
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(rng.between(0, 50))).await;
+        let k = rng.between(0, INSTANCES as u64) as usize;
+        children[k].kill().expect("SIGKILL");
+        let _ = children[k].wait();
+        println!(
+            "kill {kill}: instance {k}, {} messages accepted so far",
+            sim.messages().len()
+        );
+        children[k] = start(k, kill);
+    }
+    assert_eq!(replied.len(), REPLIES);
+    for a in answering {
+        a.await.expect("replies");
+    }
+
+    let total = MESSAGES + REPLIES;
+    let delivered =
+        || env.count("SELECT count(*) FROM outbox WHERE state IN ('delivered', 'read')");
+    Wait::new(
+        "every reminder and acknowledgement to be delivered after the kills",
+        Duration::from_secs(120),
+    )
+    .every(Duration::from_millis(250))
+    .context(|| format!("seed {seed}: only {} of {total} delivered", delivered()))
+    .until(|| delivered() == total as i64)
+    .await;
+    for mut child in children {
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    // The witness: each row reached the API exactly once.
+    let mut sent: HashMap<String, usize> = HashMap::new();
+    for m in sim.messages() {
+        let id = m.body["biz_opaque_callback_data"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        *sent.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "seed {seed}: sent more than once: {twice:?}"
+    );
+    assert_eq!(sent.len(), total, "seed {seed}: every row reached the API");
+    // Every reply applied once: each recorded once, each answer confirmed its appointment,
+    // and each acknowledged once (counted above).
+    assert_eq!(
+        env.count("SELECT count(*) FROM replies WHERE intent = 'confirm' AND outcome = 'applied'"),
+        REPLIES as i64,
+        "seed {seed}"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM appointments WHERE response = 'confirmed'"),
+        REPLIES as i64,
+        "seed {seed}"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE kind = 'reply_ack'"),
+        REPLIES as i64,
+        "seed {seed}"
+    );
+    let busiest = busiest_second(&sim);
+    println!(
+        "seed {seed}: busiest second {busiest} of a cap of {CAP}; {} rows took more than one claim",
+        env.count("SELECT count(*) FROM outbox WHERE claim_epoch > 1"),
+    );
+    assert!(
+        busiest <= CAP as usize,
+        "seed {seed}: {busiest} messages in one second, over the cap of {CAP}"
+    );
+}
