@@ -149,9 +149,6 @@ CREATE TABLE "outbox" (
     rule             TEXT NOT NULL,      -- rule name; 'booking' for booking confirmations;
                                          -- 'press:<nonce>' for a manual reminder;
                                          -- 'staff:<nonce>' for a staff message (one per form);
--- (claimed_by and claim_epoch, schema 16: who claimed a row being sent, and how many claims it
--- has had; a send writes only while the row carries its claim's number, so a claim another
--- instance took over is never also sent by the stale one.)
                                          -- 'offer:<offers.id>' for a waitlist or reschedule offer;
                                          -- the rule's name for a feedback request
     slot_start       INTEGER NOT NULL,   -- the appointment start it was planned for
@@ -190,6 +187,9 @@ CREATE TABLE "outbox" (
     purged_at        INTEGER, claimed_by TEXT, claim_epoch INTEGER NOT NULL DEFAULT 0,            -- params (the rendered words) removed by the retention purge
     UNIQUE (appointment_id, kind, rule, slot_start, recipient, channel)
 );
+-- (claimed_by and claim_epoch, schema 16: who claimed a row being sent, and how many claims it
+-- has had; a send writes only while the row carries its claim's number, so a claim another
+-- instance took over is never also sent by the stale one.)
 CREATE INDEX outbox_due ON outbox (state, send_at);
 CREATE INDEX outbox_appointment ON outbox (appointment_id);
 -- One manual reminder per press, appointment, recipient and channel.

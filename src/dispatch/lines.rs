@@ -1,14 +1,20 @@
 //! The WhatsApp numbers a dispatcher sends from: one `Line` per number with clinics, each
 //! with its own client, its own cap and the clinics whose rows it claims, and each run's
-//! share of the claimed rows per line.
+//! share of the claimed rows per line; and the share of each cap this instance takes among
+//! the instances sending from one database (the heartbeat).
 
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::Semaphore;
 
 use super::{DispatchError, Pacer};
 use crate::config::{Config, DEFAULT_NUMBER, Number};
 use crate::store::ClaimScope;
+use crate::time::Clock;
 use crate::whatsapp::Client;
 
 /// One WhatsApp number's sending: its client (its id and token), its own cap, and whose rows
@@ -91,4 +97,31 @@ pub(super) struct LineRun {
     pub(super) drained: bool,
     /// Rows noted as requested and waiting for its limiter (see [`super::armed_for`]).
     pub(super) armed: Arc<Semaphore>,
+}
+
+/// How often a sending instance notes itself live, and so how soon the others share the caps
+/// with a newcomer.
+pub(super) const HEARTBEAT: StdDuration = StdDuration::from_secs(1);
+
+/// An instance not seen for this long no longer takes a share of the caps.
+const LIVE_WINDOW: StdDuration = StdDuration::from_secs(5);
+
+impl super::Dispatcher {
+    /// Notes this instance live and paces each number at its share of the cap: the instances
+    /// on one database (several servers on PostgreSQL) divide each cap equally. A newcomer
+    /// waits a heartbeat first, so the others have slowed before it adds its share.
+    pub(super) async fn heartbeat(&self, clock: Clock) -> Result<Instant, DispatchError> {
+        let now = clock.now();
+        let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(5));
+        let instances = self.blocking(move |s| s.heartbeat(now, window)).await?;
+        for line in &self.lines {
+            line.limiter.share_with(instances);
+        }
+        let first = !self.joined.swap(true, std::sync::atomic::Ordering::AcqRel);
+        if first && instances > 1 {
+            tracing::info!(instances, "sharing the rate caps with the other instances");
+            tokio::time::sleep(HEARTBEAT * 2).await;
+        }
+        Ok(Instant::now())
+    }
 }

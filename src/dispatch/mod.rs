@@ -21,7 +21,7 @@ use crate::store::{Db, DueRow, Outcome, SendWrite, Store, StoreError, Verdict};
 use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest};
-use lines::{Line, LineRun, lines_for};
+use lines::{HEARTBEAT, Line, LineRun, lines_for};
 
 mod channels;
 mod decide;
@@ -105,13 +105,6 @@ pub struct Dispatcher {
     /// Whether this dispatcher has been seen by the other instances on its database yet.
     joined: std::sync::atomic::AtomicBool,
 }
-
-/// How often a sending instance notes itself live, and so how soon the others share the caps
-/// with a newcomer.
-const HEARTBEAT: StdDuration = StdDuration::from_secs(1);
-
-/// An instance not seen for this long no longer takes a share of the caps.
-const LIVE_WINDOW: StdDuration = StdDuration::from_secs(5);
 
 /// Gate maps smaller than this are never pruned mid-run (cheap to keep, cheap to scan).
 const GATES_FLOOR: usize = 1024;
@@ -478,26 +471,6 @@ struct SendJob {
 /// the bound keeps what a crash can leave `unknown` instead of requeued to that 100 ms.
 fn armed_for(rate: u32) -> usize {
     (rate as usize / 10).max(2)
-}
-
-impl Dispatcher {
-    /// Notes this instance live and paces each number at its share of the cap: the instances
-    /// on one database (several servers on PostgreSQL) divide each cap equally. A newcomer
-    /// waits a heartbeat first, so the others have slowed before it adds its share.
-    async fn heartbeat(&self, clock: Clock) -> Result<Instant, DispatchError> {
-        let now = clock.now();
-        let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(5));
-        let instances = self.blocking(move |s| s.heartbeat(now, window)).await?;
-        for line in &self.lines {
-            line.limiter.share_with(instances);
-        }
-        let first = !self.joined.swap(true, std::sync::atomic::Ordering::AcqRel);
-        if first && instances > 1 {
-            tracing::info!(instances, "sharing the rate caps with the other instances");
-            tokio::time::sleep(HEARTBEAT * 2).await;
-        }
-        Ok(Instant::now())
-    }
 }
 
 impl SendJob {

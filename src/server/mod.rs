@@ -417,6 +417,16 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             tracing::warn!(%why, "signed webhook body is not a JSON object; stored for inspection");
             StatusCode::OK.into_response()
         }
+        // The database is out of reach (another server behind the balancer, or this one once
+        // PostgreSQL is back, takes Meta's retry).
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "database unavailable; webhook answered 503, Meta will retry");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "5")],
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "webhook could not be stored or applied; Meta will retry");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

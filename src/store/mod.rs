@@ -223,13 +223,12 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The PostgreSQL server could not be reached or refused the connection.
-    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    #[error("cannot connect to PostgreSQL at {url}: {cause}")]
     Connect {
         /// The server, without its password.
         url: String,
-        /// What the driver said.
-        #[source]
-        source: sql::Error,
+        /// What the driver said (in the message already, so not a separate source).
+        cause: sql::Error,
     },
     /// The file was written by a newer reminderd, or is not a reminderd database.
     #[error("database {path}: {message}")]
@@ -260,12 +259,23 @@ pub enum StoreError {
     Panicked(String),
 }
 
+impl StoreError {
+    /// Whether the database is out of reach for now (PostgreSQL down or unreachable), so the
+    /// caller should answer "try again later" (a webhook's 503) rather than "failed".
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Sql(e) | Self::Connect { cause: e, .. } => e.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 /// What a database failure means for the person reading it; the driver's own text follows
 /// as the error's source.
 fn explain(e: &sql::Error) -> &'static str {
     match e {
         sql::Error::Sqlite(e) => explain_sqlite(e),
-        sql::Error::Postgres(e) if e.is_closed() || e.as_db_error().is_none() => {
+        e if e.is_unavailable() => {
             "the PostgreSQL server could not be reached; nothing was written, it is tried again when it is back"
         }
         _ => "a query failed",
@@ -442,9 +452,9 @@ impl Store {
     /// (creating it in an empty database). Several instances may do this at once: the first
     /// creates, the others wait for its transaction and find the schema made.
     pub fn connect(options: &sql::PgOptions) -> Result<Self, StoreError> {
-        let conn = sql::Conn::postgres(options).map_err(|source| StoreError::Connect {
+        let conn = sql::Conn::postgres(options).map_err(|cause| StoreError::Connect {
             url: sql::redact(&options.url),
-            source,
+            cause,
         })?;
         let mut store = Self {
             conn,
@@ -511,7 +521,7 @@ impl Store {
         };
         let password = crate::secrets::database_password().map_err(|e| StoreError::Connect {
             url: sql::redact(url),
-            source: sql::Error::Invalid(e.to_string()),
+            cause: sql::Error::Invalid(e.to_string()),
         })?;
         Self::connect(&sql::PgOptions {
             url: url.clone(),

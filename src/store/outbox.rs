@@ -519,7 +519,7 @@ impl Store {
             "SELECT 0, 'reminder', '', NULL, a.starts_at, a.starts_at, a.starts_at, 0, NULL,
                     a.external_id, c.key, a.starts_at, a.status, a.cancelled_by, a.response, a.provider,
                     p.name, p.phone, p.language, p.opted_out_at IS NOT NULL, c.id, NULL,
-                    'whatsapp', 'patient', p.contact_name, 0, NULL
+                    'whatsapp', 'patient', p.contact_name, 0, NULL, 0
              FROM appointments a JOIN patients p ON p.id = a.patient_id JOIN clinics c ON c.id = a.clinic_id
              WHERE a.external_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.key = ?2)",
         )?;

@@ -65,9 +65,22 @@ pub enum Error {
     /// A store method's own check failed (a row a callback could not make sense of).
     #[error("{0}")]
     Invalid(String),
+    /// The database server cannot be reached now (it is tried again shortly).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
+    /// Whether the database is out of reach (the PostgreSQL server is down or the connection
+    /// dropped), not refusing this statement: worth trying again later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Postgres(e) => e.is_closed() || e.as_db_error().is_none(),
+            _ => false,
+        }
+    }
+
     /// Whether the statement broke a UNIQUE or PRIMARY KEY constraint.
     pub fn is_unique_violation(&self) -> bool {
         match self {

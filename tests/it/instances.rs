@@ -245,3 +245,132 @@ async fn three_instances_killed_at_random_send_each_message_once_within_the_cap(
         "seed {seed}: {busiest} messages in one second, over the cap of {CAP}"
     );
 }
+
+/// A TCP path to PostgreSQL that the test can cut (every connection through it dropped, new
+/// ones refused, as when the database server dies or the network between fails) and mend.
+struct Cable {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cable {
+    async fn to(host: String, port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let cable = Self {
+            port: listener.local_addr().expect("addr").port(),
+            up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            links: std::sync::Arc::default(),
+        };
+        let (up, links) = (cable.up.clone(), cable.links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let target = format!("{host}:{port}");
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links.lock().expect("links").push(link);
+            }
+        });
+        cable
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Losing the database: a webhook is answered 503 (Meta retries), `/healthz` says the
+/// database is unavailable, nothing is half-recorded; once PostgreSQL is back the server
+/// reconnects by itself and the retried delivery is applied, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn losing_the_database_answers_503_and_everything_resumes_when_it_is_back() {
+    use crate::webhook::{Served, text_from};
+    if !on_postgres() {
+        println!("skipped: needs PostgreSQL (set REMINDERD_TEST_POSTGRES, as .ci/run does)");
+        return;
+    }
+    let env = Env::new();
+    let pg = env.pg.clone().expect("postgres");
+    let cable = Cable::to(
+        std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()),
+        std::env::var("PGPORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5432),
+    )
+    .await;
+    // The server reaches the database only through the cable; the test reads it directly.
+    let db = pg
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
+    let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+    let config = std::fs::read_to_string(env.path("reminders.toml"))
+        .expect("config")
+        .replace(
+            &format!("url = \"{}\"", pg.url),
+            // localhost: the name the test server's certificate is for (TLS is on).
+            &format!("url = \"postgres://{user}@localhost:{}/{db}\"", cable.port),
+        );
+    std::fs::write(env.path("reminders.toml"), config).expect("config");
+    let day = (reminderd::time::Clock::System.now() + chrono::Duration::days(2))
+        .with_timezone(&chrono_tz::Asia::Kolkata)
+        .format("%Y-%m-%d")
+        .to_string();
+    env.import(
+        "day.csv",
+        &csv(&[&format!(
+            "A1,P1,Asha Rao,98200 12345,en,{day},10:00,15,Dr. Mehta,mumbai,booked"
+        )]),
+        &[],
+    )
+    .expect(0);
+    let s = Served::start(env).await;
+    let health = || async {
+        reqwest::get(format!("{}/healthz", s.url()))
+            .await
+            .map_or(0, |r| r.status().as_u16())
+    };
+    assert_eq!(health().await, 200);
+
+    cable.cut();
+    let yes = text_from("919820012345", "wamid.in-1", "yes");
+    assert_eq!(s.post_signed(&yes).await, 503, "Meta is asked to retry");
+    assert_eq!(health().await, 503, "/healthz tells the database is gone");
+    assert_eq!(
+        s.count("SELECT count(*) FROM inbound_events"),
+        0,
+        "nothing half-recorded"
+    );
+
+    cable.mend();
+    Wait::new("the server to reconnect", Duration::from_secs(20))
+        .every(Duration::from_millis(200))
+        .until_async(async || health().await == 200)
+        .await;
+    // Meta's retry: applied once, however many times it comes.
+    assert_eq!(s.post_signed(&yes).await, 200);
+    assert_eq!(s.post_signed(&yes).await, 200);
+    assert_eq!(s.count("SELECT count(*) FROM inbound_events"), 1);
+    assert_eq!(
+        s.count("SELECT count(*) FROM replies WHERE message_id = 'wamid.in-1'"),
+        1
+    );
+}

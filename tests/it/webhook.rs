@@ -112,7 +112,7 @@ pub(crate) fn envelope(value: Value) -> Value {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]})
 }
 
-fn text_from(from: &str, id: &str, body: &str) -> Value {
+pub(crate) fn text_from(from: &str, id: &str, body: &str) -> Value {
     envelope(json!({
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550000000", "phone_number_id": "106540352242922"},

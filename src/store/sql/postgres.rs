@@ -108,12 +108,14 @@ impl PgConn {
             return Ok(());
         }
         if self.tried_at.get().elapsed() < RETRY_AFTER {
-            return Err(Error::Invalid(
+            return Err(Error::Unavailable(
                 "the connection to PostgreSQL is closed; it is opened again in a moment".into(),
             ));
         }
         self.tried_at.set(std::time::Instant::now());
-        let client = open_client(&self.options, self.notified.clone())?;
+        let client = open_client(&self.options, self.notified.clone()).map_err(|e| {
+            Error::Unavailable(format!("PostgreSQL cannot be reached again yet: {e}"))
+        })?;
         self.statements.borrow_mut().clear();
         *self.client.borrow_mut() = client;
         tracing::info!(server = %redact(&self.options.url), "connected to PostgreSQL again");
