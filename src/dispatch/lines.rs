@@ -103,8 +103,9 @@ pub(super) struct LineRun {
 /// with a newcomer.
 pub(super) const HEARTBEAT: StdDuration = StdDuration::from_secs(1);
 
-/// An instance not seen for this long no longer takes a share of the caps.
-const LIVE_WINDOW: StdDuration = StdDuration::from_secs(5);
+/// An instance not seen for this long is taken for dead: it no longer takes a share of the
+/// caps, and its claims still `sending` may be settled by another (after the grace period).
+pub(super) const LIVE_WINDOW: StdDuration = StdDuration::from_secs(10);
 
 impl super::Dispatcher {
     /// Notes this instance live and paces each number at its share of the cap: the instances
@@ -123,5 +124,37 @@ impl super::Dispatcher {
             tokio::time::sleep(HEARTBEAT * 2).await;
         }
         Ok(Instant::now())
+    }
+}
+
+/// Beats every [`HEARTBEAT`] while a dispatch run lasts, on a task of its own: a run slowed
+/// by a busy database must still be seen live, or another instance would take its claims
+/// over while its requests are in flight. Dropping it stops the beat.
+pub(super) struct Beating(tokio::task::JoinHandle<()>);
+
+impl Beating {
+    pub(super) fn start(store: crate::store::Db, lines: Vec<Arc<Line>>, clock: Clock) -> Self {
+        Self(tokio::spawn(async move {
+            let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(10));
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let now = clock.now();
+                match store.run(move |s| s.heartbeat(now, window)).await {
+                    Ok(Ok(instances)) => {
+                        for line in &lines {
+                            line.limiter.share_with(instances);
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not written"),
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Beating {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -21,7 +21,7 @@ use crate::store::{Db, DueRow, Outcome, SendWrite, Store, StoreError, Verdict};
 use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest};
-use lines::{HEARTBEAT, Line, LineRun, lines_for};
+use lines::{LIVE_WINDOW, Line, LineRun, lines_for};
 
 mod channels;
 mod decide;
@@ -211,10 +211,12 @@ impl Dispatcher {
         let mut report = Report::default();
         let now = clock.now();
         let wa = self.wa().clone();
-        // Claimed more than two request timeouts ago and still `sending`: its process died.
+        // Claimed more than two request timeouts ago and still `sending`, by an instance not
+        // seen live since: its process died.
         let grace = Duration::from_std(wa.request_timeout * 2).unwrap_or(Duration::minutes(1));
+        let live = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(10));
         (report.recovered, report.requeued) = self
-            .blocking(move |s| s.recover_interrupted(now - grace, now))
+            .blocking(move |s| s.recover_interrupted(now - grace, now - live, now))
             .await?;
         let resend = wa.unknown_action == UnknownAction::Resend;
         let window = wa.unknown_after;
@@ -276,7 +278,8 @@ impl Dispatcher {
                 }
             })
             .collect();
-        let mut beat = self.heartbeat(clock).await?;
+        self.heartbeat(clock).await?;
+        let _beating = lines::Beating::start(self.store.clone(), self.lines.clone(), clock);
         let writes = writer::spawn(self.store.clone());
         let mut tasks: JoinSet<Result<Outcome, DispatchError>> = JoinSet::new();
         // Which line each task claimed for, so its end frees that line's share.
@@ -295,9 +298,6 @@ impl Dispatcher {
                 || deadline.is_some_and(|d| Instant::now() >= d)
             {
                 break;
-            }
-            if beat.elapsed() >= HEARTBEAT {
-                beat = self.heartbeat(clock).await?;
             }
             let mut claimed = false;
             for (i, run) in runs.iter_mut().enumerate() {

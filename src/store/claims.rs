@@ -37,6 +37,14 @@ pub enum ClaimScope {
     AllBut(Vec<String>),
 }
 
+/// Whose claims a recovery settles.
+enum Holder {
+    /// This instance's own (at shutdown).
+    Me(String),
+    /// Those of instances not seen live since this instant (unix seconds).
+    Dead(i64),
+}
+
 impl Store {
     /// After a crash, rows left `sending` (claimed before `before`) are settled: one whose
     /// request never went out goes back to `pending` (safe to send), one whose request did may
@@ -46,12 +54,17 @@ impl Store {
     /// Any instance's claims qualify: one still `sending` after the grace period is taken to
     /// have lost its holder. Should the holder be alive after all, the claim's number
     /// ([`super::DueRow::epoch`]) no longer matches and it neither sends nor writes.
+    ///
+    /// A claim of an instance seen live since `live_since` (its heartbeat) is never taken: a
+    /// live instance slowed by a busy database may still have its request in flight, and a
+    /// resend of an `unknown` row would then be a second message.
     pub fn recover_interrupted(
         &mut self,
         before: DateTime<Utc>,
+        live_since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(usize, usize), StoreError> {
-        self.recover_claims(before, now, None)
+        self.recover_claims(before, now, Holder::Dead(live_since.timestamp()))
     }
 
     /// At shutdown, this instance's own claims still `sending` are settled as
@@ -59,7 +72,7 @@ impl Store {
     /// sends on the same database go on.
     pub fn release_claims(&mut self, now: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
         let mine = self.instance.clone();
-        self.recover_claims(now + chrono::Duration::seconds(1), now, Some(&mine))
+        self.recover_claims(now + chrono::Duration::seconds(1), now, Holder::Me(mine))
     }
 
     /// Notes this instance as live at `now` and counts the instances seen within `window`
@@ -124,24 +137,37 @@ impl Store {
         &mut self,
         before: DateTime<Utc>,
         now: DateTime<Utc>,
-        holder: Option<&str>,
+        holder: Holder,
     ) -> Result<(usize, usize), StoreError> {
+        let (whose, key) = match holder {
+            Holder::Me(name) => (
+                "claimed_by = ?3",
+                Box::new(name) as Box<dyn crate::store::sql::ToValue>,
+            ),
+            Holder::Dead(since) => (
+                "(claimed_by IS NULL OR claimed_by NOT IN
+                    (SELECT name FROM instances WHERE seen_at >= ?3))",
+                Box::new(since) as Box<dyn crate::store::sql::ToValue>,
+            ),
+        };
         let tx = self
             .conn
             .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let requeued = tx.execute(
-            "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
-                reason = 'interrupted before its request went out; sent again'
-             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL
-               AND (CAST(?3 AS TEXT) IS NULL OR claimed_by = ?3)",
-            params![before.timestamp(), now.timestamp(), holder],
+            &format!(
+                "UPDATE outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ?2,
+                    reason = 'interrupted before its request went out; sent again'
+                 WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NULL AND {whose}"
+            ),
+            params![before.timestamp(), now.timestamp(), key],
         )?;
         let unknown = tx.execute(
-            "UPDATE outbox SET state = 'unknown', updated_at = ?2,
-                last_error = 'interrupted while its request was in flight; waiting for its delivery status'
-             WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL
-               AND (CAST(?3 AS TEXT) IS NULL OR claimed_by = ?3)",
-            params![before.timestamp(), now.timestamp(), holder],
+            &format!(
+                "UPDATE outbox SET state = 'unknown', updated_at = ?2,
+                    last_error = 'interrupted while its request was in flight; waiting for its delivery status'
+                 WHERE state = 'sending' AND claimed_at < ?1 AND request_at IS NOT NULL AND {whose}"
+            ),
+            params![before.timestamp(), now.timestamp(), key],
         )?;
         tx.commit()?;
         Ok((unknown, requeued))

@@ -52,9 +52,11 @@ fn a_claim_taken_over_is_neither_sent_nor_recorded_by_its_stale_holder() {
     let (_dir, mut a, mut b) = two_instances();
     let first = claim(&mut a, 1, 0).remove(0);
     assert_eq!(first.epoch, 1);
-    // A stalls past the grace period: B takes the row over and claims it again.
+    // A stalls past the grace period and is not seen live: B takes the row over and claims
+    // it again.
     assert_eq!(
-        b.recover_interrupted(at(600), at(600)).expect("recover"),
+        b.recover_interrupted(at(600), at(590), at(600))
+            .expect("recover"),
         (0, 1)
     );
     let second = claim(&mut b, 1, 601).remove(0);
@@ -140,4 +142,31 @@ fn of_instances_whose_schedule_fires_at_once_one_takes_the_run() {
     assert!(!b.take_cron_run("plan", at(60)).expect("take"));
     assert!(b.take_cron_run("plan", at(61)).expect("take"));
     assert!(a.take_cron_run("purge", at(61)).expect("take"));
+}
+
+#[test]
+fn the_claims_of_an_instance_seen_live_are_never_taken_over() {
+    let (_dir, mut a, mut b) = two_instances();
+    let window = chrono::Duration::seconds(10);
+    let first = claim(&mut a, 1, 0).remove(0);
+    assert!(
+        a.mark_requested(first.id, first.epoch, at(1))
+            .expect("mark")
+    );
+    // A is slow (a busy database) but beating: its request may be in flight.
+    a.heartbeat(at(595), window).expect("beat");
+    assert_eq!(
+        b.recover_interrupted(at(600), at(590), at(600))
+            .expect("recover"),
+        (0, 0)
+    );
+    assert_eq!(state(&a, first.id).0, "sending");
+    // Once A has not been seen for the window, its claim is settled: unknown, never resent
+    // blindly.
+    assert_eq!(
+        b.recover_interrupted(at(620), at(610), at(620))
+            .expect("recover"),
+        (1, 0)
+    );
+    assert_eq!(state(&a, first.id).0, "unknown");
 }
