@@ -124,6 +124,24 @@ pub(crate) fn seed(test: &str, salt: u64) -> u64 {
     seed
 }
 
+/// `count` Mumbai appointments `K<i>` starting 20 hours from now, a second apart, each with its
+/// own patient `Q<i>` and number: their day-before reminders are due (four hours ago).
+pub(crate) fn mumbai_rows(count: usize) -> Vec<String> {
+    let now = reminderd::time::Clock::System.now();
+    (0..count)
+        .map(|i| {
+            let start = (now + chrono::Duration::hours(20) + chrono::Duration::seconds(i as i64))
+                .with_timezone(&chrono_tz::Asia::Kolkata);
+            format!(
+                "K{i},Q{i},Patient {i},98{:08},en,{},{},15,,mumbai,booked",
+                10_000_000 + i,
+                start.format("%Y-%m-%d"),
+                start.format("%H:%M")
+            )
+        })
+        .collect()
+}
+
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
 pub(crate) struct Rng(pub(crate) u64);
 
@@ -231,18 +249,7 @@ async fn sigkill_at_random_moments_never_sends_twice_or_loses_a_reminder() {
     env.write_config(&config);
 
     let now = reminderd::time::Clock::System.now();
-    let rows: Vec<String> = (0..MESSAGES)
-        .map(|i| {
-            let start = (now + chrono::Duration::hours(20) + chrono::Duration::seconds(i as i64))
-                .with_timezone(&chrono_tz::Asia::Kolkata);
-            format!(
-                "K{i},Q{i},Patient {i},98{:08},en,{},{},15,,mumbai,booked",
-                10_000_000 + i,
-                start.format("%Y-%m-%d"),
-                start.format("%H:%M")
-            )
-        })
-        .collect();
+    let rows = mumbai_rows(MESSAGES);
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let r = env.import("many.csv", &csv(&rows), &[]).expect(0).json();
     assert_eq!(r["new"], MESSAGES);

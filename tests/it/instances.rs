@@ -13,7 +13,7 @@ use std::time::Duration;
 use reminderd::sim::{Reply, Sim, SimConfig};
 
 use crate::common::{Env, Wait, csv, free_port, on_postgres, sim_config};
-use crate::crash::{Rng, crash_config, seed, start_with};
+use crate::crash::{Rng, crash_config, mumbai_rows, seed, start_with};
 
 const SECRET: &str = "crash-test-secret";
 const MESSAGES: usize = 5000;
@@ -99,19 +99,7 @@ async fn three_instances_killed_at_random_send_each_message_once_within_the_cap(
     );
 
     // Day-before reminders due four hours ago, for appointments a second apart.
-    let now = reminderd::time::Clock::System.now();
-    let rows: Vec<String> = (0..MESSAGES)
-        .map(|i| {
-            let start = (now + chrono::Duration::hours(20) + chrono::Duration::seconds(i as i64))
-                .with_timezone(&chrono_tz::Asia::Kolkata);
-            format!(
-                "K{i},Q{i},Patient {i},98{:08},en,{},{},15,,mumbai,booked",
-                10_000_000 + i,
-                start.format("%Y-%m-%d"),
-                start.format("%H:%M")
-            )
-        })
-        .collect();
+    let rows = mumbai_rows(MESSAGES);
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let r = env.import("day.csv", &csv(&rows), &[]).expect(0).json();
     assert_eq!(r["new"], MESSAGES, "{r}");
