@@ -238,8 +238,16 @@ async fn a_slow_number_never_takes_the_request_slots_of_a_fast_one() {
         "fast number: {took:.2} s for {MUMBAI} (ideal {ideal:.2} s); slow number: {:.2} s for {NYC}",
         span(&nyc)
     );
+    // On PostgreSQL each claim and write is a round trip under the store's lock: under the
+    // whole suite's load the fast number took 3.13 and 3.20 s there (1.26–1.29 of ideal); the
+    // bug this pins took 3.66 s on SQLite (1.48).
+    let slack = if crate::common::on_postgres() {
+        1.4
+    } else {
+        1.25
+    };
     assert!(
-        took <= ideal * 1.25,
+        took <= ideal * slack,
         "the fast number took {took:.2} s beside the slow one (ideal {ideal:.2} s)"
     );
     assert!(busiest_second(&mumbai) <= MAIN_CAP && busiest_second(&nyc) <= B_CAP);
