@@ -15,7 +15,7 @@ mod postgres;
 pub mod testing;
 mod value;
 
-pub use postgres::{Notifications, PgOptions, redact};
+pub use postgres::{PgOptions, redact};
 use value::class;
 pub use value::{
     FromValue, FromValueError, Params, ParamsFromIter, ToValue, ValueRef, params_from_iter,
@@ -264,14 +264,6 @@ impl Conn {
         match &self.kind {
             Kind::Sqlite(c) => Some(c),
             Kind::Postgres(_) => None,
-        }
-    }
-
-    /// Wake-ups other instances sent with `NOTIFY` (PostgreSQL only).
-    pub fn notifications(&self) -> Option<Notifications> {
-        match &self.kind {
-            Kind::Sqlite(_) => None,
-            Kind::Postgres(pg) => Some(pg.notifications()),
         }
     }
 

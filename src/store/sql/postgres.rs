@@ -69,15 +69,11 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Wake-ups (`NOTIFY` payloads by channel) that arrive on a PostgreSQL connection.
-pub type Notifications = tokio::sync::broadcast::Receiver<(String, String)>;
-
 /// One open connection, opened again when the server went away (a restart, a failover).
 pub struct PgConn {
     options: PgOptions,
     client: std::cell::RefCell<tokio_postgres::Client>,
     statements: StatementCache,
-    notified: tokio::sync::broadcast::Sender<(String, String)>,
     /// When the connection was last opened or tried: a server that is down is tried again
     /// at most once every [`RETRY_AFTER`], not on every statement.
     tried_at: std::cell::Cell<std::time::Instant>,
@@ -90,13 +86,11 @@ impl PgConn {
     /// Connects, with TLS when the server offers it (or the URL's `sslmode=require` says it
     /// must), through rustls and the system's trusted certificates.
     pub(super) fn connect(options: &PgOptions) -> Result<Self> {
-        let (notified, _) = tokio::sync::broadcast::channel(64);
-        let client = open_client(options, notified.clone())?;
+        let client = open_client(options)?;
         Ok(Self {
             options: options.clone(),
             client: std::cell::RefCell::new(client),
             statements: StatementCache::default(),
-            notified,
             tried_at: std::cell::Cell::new(std::time::Instant::now()),
         })
     }
@@ -113,18 +107,13 @@ impl PgConn {
             ));
         }
         self.tried_at.set(std::time::Instant::now());
-        let client = open_client(&self.options, self.notified.clone()).map_err(|e| {
+        let client = open_client(&self.options).map_err(|e| {
             Error::Unavailable(format!("PostgreSQL cannot be reached again yet: {e}"))
         })?;
         self.statements.borrow_mut().clear();
         *self.client.borrow_mut() = client;
         tracing::info!(server = %redact(&self.options.url), "connected to PostgreSQL again");
         Ok(())
-    }
-
-    /// A new listener for `NOTIFY`s on this connection.
-    pub(super) fn notifications(&self) -> Notifications {
-        self.notified.subscribe()
     }
 
     /// The server's prepared form of `sql` (written with SQLite's placeholders).
@@ -192,12 +181,8 @@ impl PgConn {
     }
 }
 
-/// Opens a client; its connection is driven on a thread of its own, which passes the
-/// server's notifications to `notified`.
-fn open_client(
-    options: &PgOptions,
-    notified: tokio::sync::broadcast::Sender<(String, String)>,
-) -> Result<tokio_postgres::Client> {
+/// Opens a client; its connection is driven on a thread of its own.
+fn open_client(options: &PgOptions) -> Result<tokio_postgres::Client> {
     let mut config: tokio_postgres::Config = options.url.parse()?;
     if let Some(password) = &options.password {
         config.password(password);
@@ -206,7 +191,6 @@ fn open_client(
         config.application_name(&options.application_name);
     }
     let tls = tls()?;
-    let forward = notified;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("reminderd-postgres".into())
@@ -224,33 +208,19 @@ fn open_client(
                 }
             };
             runtime.block_on(async move {
-            let (client, mut connection) = match config.connect(tls).await {
-                Ok(pair) => pair,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(client));
-            // Drives the socket until the client is dropped or the server goes away;
-            // notifications are passed on to whoever listens.
-            loop {
-                let message =
-                    std::future::poll_fn(|cx| connection.poll_message(cx)).await;
-                match message {
-                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                        let _ = forward
-                            .send((n.channel().to_string(), n.payload().to_string()));
+                let (client, connection) = match config.connect(tls).await {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %describe(&e), "the PostgreSQL connection ended");
-                        break;
-                    }
-                    None => break,
+                };
+                let _ = ready_tx.send(Ok(client));
+                // Drives the socket until the client is dropped or the server goes away.
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %describe(&e), "the PostgreSQL connection ended");
                 }
-            }
-        });
+            });
         })
         .map_err(|e| Error::Invalid(format!("cannot start a thread: {e}")))?;
     let client = ready_rx
