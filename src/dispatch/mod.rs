@@ -315,6 +315,7 @@ impl Dispatcher {
                 let config = Arc::clone(&self.config);
                 let h = Arc::clone(&health);
                 let scope = run.line.scope.clone();
+                let claim_started = Instant::now();
                 let (to_send, others) = self
                     .blocking(move |s| {
                         let held = if config.feeds.is_empty() {
@@ -332,6 +333,10 @@ impl Dispatcher {
                         })
                     })
                     .await?;
+                // The claim's own time (its transaction, behind any other instance's on a
+                // shared database): what bench/postgres.py reports per batch.
+                metrics::histogram!("reminderd_claim_seconds")
+                    .record(claim_started.elapsed().as_secs_f64());
                 for (_, v) in &others {
                     match v {
                         Verdict::Skip(_) => report.skipped += 1,
