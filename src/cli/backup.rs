@@ -344,3 +344,89 @@ mod tests {
         assert_eq!(size(5 * 1024 * 1024), "5.0 MiB");
     }
 }
+
+/// `reminderd migrate-to-postgres --from FILE`.
+#[derive(Debug, Args)]
+pub(super) struct MigrateArgs {
+    /// The clinic's SQLite database (database.path in its config until now)
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Copies a clinic's SQLite database into the empty PostgreSQL database `database.url` names.
+pub(super) fn migrate_to_postgres(
+    config_path: &Path,
+    db: Option<&Path>,
+    args: &MigrateArgs,
+) -> Result<u8> {
+    if db.is_some() {
+        return Err(fail(
+            exit::USAGE,
+            "--db names a SQLite file and has no place here: give the SQLite database with --from, and the PostgreSQL one as database.url in the config",
+        ));
+    }
+    let config = load_config(config_path, None)?;
+    let Some(url) = &config.database_url else {
+        return Err(fail(
+            exit::CONFIG,
+            format!(
+                "{}: database.url is not set; put the PostgreSQL database to copy into there ([database] url = \"postgres://user@host/db\", instead of path) and give the SQLite file with --from",
+                config_path.display()
+            ),
+        ));
+    };
+    let url = reminderd::store::sql::redact(url);
+    let mut store = Store::open_configured(&config)?;
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "copying {msg:<24} {bar:30} {pos}/{len} ({elapsed})",
+    ) {
+        bar.set_style(style);
+    }
+    let done = store.copy_from_sqlite(&args.from, Clock::System, &mut |table, rows, total| {
+        bar.set_message(table.to_string());
+        bar.set_length(total);
+        bar.set_position(rows);
+    });
+    bar.finish_and_clear();
+    let done = match done {
+        Ok(done) => done,
+        Err(e @ StoreError::NotFound(_)) => return Err(fail(exit::NO_INPUT, e.to_string())),
+        Err(e @ (StoreError::Refused(_) | StoreError::Corrupt(_))) => {
+            return Err(fail(exit::DATA, e.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        print_json(&serde_json::json!({
+            "source": done.source,
+            "source_schema_version": done.source_schema,
+            "database": url,
+            "tables": done.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+            "rows": done.rows,
+            "seconds": done.seconds,
+        }))?;
+        return Ok(exit::OK);
+    }
+    println!(
+        "copied {} (schema version {}) into {url}: {} rows in {} tables, in {:.1} s",
+        done.source.display(),
+        done.source_schema,
+        done.rows,
+        done.tables.len(),
+        done.seconds
+    );
+    let width = done.tables.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+    for (table, rows) in done.tables.iter().filter(|(_, n)| *n > 0) {
+        println!("  {table:<width$}  {rows:>9}");
+    }
+    println!(
+        "start reminderd with this config (systemctl start reminderd): it now uses PostgreSQL; keep {} until you have checked the desk and `reminderd report`",
+        done.source.display()
+    );
+    Ok(exit::OK)
+}

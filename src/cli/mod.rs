@@ -79,6 +79,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a copy made by `reminderd backup` in place of the database (daemon stopped)
     Restore(backup::RestoreArgs),
+    /// Copy a clinic's SQLite database into the empty PostgreSQL database of database.url
+    MigrateToPostgres(backup::MigrateArgs),
     /// Import a schedule exported as CSV (all rows or none)
     Import(ImportArgs),
     /// List appointments in start order (default: from today on)
@@ -576,6 +578,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::CheckDb(args) => backup::check_db(path, db, &args),
         Command::Backup(args) => backup::backup(path, db, &args),
         Command::Restore(args) => backup::restore(path, db, &args),
+        Command::MigrateToPostgres(args) => backup::migrate_to_postgres(path, db, &args),
         Command::Import(args) => schedule::import(path, db, &args),
         Command::Appointments(args) => schedule::appointments(path, db, &args),
         Command::Replies(args) => schedule::replies(path, db, &args),

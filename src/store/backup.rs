@@ -418,26 +418,7 @@ impl Store {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(|e| io_err(&dir, "cannot write in", &e))?;
-        // The read transaction is the snapshot: every step reads it, so the copy is one
-        // instant of the database, and writers carry on in the write-ahead log meanwhile.
-        self.conn.execute_batch("BEGIN")?;
-        let copied = (|| {
-            let schema_version: i64 = self
-                .conn
-                .query_row("PRAGMA user_version", (), |r| r.get(0))?;
-            let taken_at = clock.now();
-            let mut to = Connection::open(tmp.path())?;
-            rusqlite::backup::Backup::new(from, &mut to)?.run_to_completion(
-                PAGES_PER_STEP,
-                STEP_PAUSE,
-                None,
-            )?;
-            // One self-contained file: no -wal or -shm beside the copy.
-            to.query_row("PRAGMA journal_mode = DELETE", (), |_| Ok(()))?;
-            Ok::<_, crate::store::sql::Error>((schema_version, taken_at))
-        })();
-        self.conn.execute_batch("COMMIT")?;
-        let (schema_version, taken_at) = copied?;
+        let (schema_version, taken_at) = self.snapshot_into(from, tmp.path(), clock)?;
         tmp.as_file()
             .sync_all()
             .map_err(|e| io_err(tmp.path(), "cannot write", &e))?;
@@ -472,6 +453,37 @@ impl Store {
             schema_version,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Copies one instant of the database into the file `to` (SQLite's online backup, in
+    /// steps): its schema version and the instant. Unchecked and unrecorded: for
+    /// [`Store::backup_to`] and for a copy read once and deleted.
+    pub(super) fn snapshot_into(
+        &self,
+        from: &Connection,
+        to: &Path,
+        clock: Clock,
+    ) -> Result<(i64, DateTime<Utc>), StoreError> {
+        // The read transaction is the snapshot: every step reads it, so the copy is one
+        // instant of the database, and writers carry on in the write-ahead log meanwhile.
+        self.conn.execute_batch("BEGIN")?;
+        let copied = (|| {
+            let schema_version: i64 = self
+                .conn
+                .query_row("PRAGMA user_version", (), |r| r.get(0))?;
+            let taken_at = clock.now();
+            let mut to = Connection::open(to)?;
+            rusqlite::backup::Backup::new(from, &mut to)?.run_to_completion(
+                PAGES_PER_STEP,
+                STEP_PAUSE,
+                None,
+            )?;
+            // One self-contained file: no -wal or -shm beside the copy.
+            to.query_row("PRAGMA journal_mode = DELETE", (), |_| Ok(()))?;
+            Ok::<_, crate::store::sql::Error>((schema_version, taken_at))
+        })();
+        self.conn.execute_batch("COMMIT")?;
+        Ok(copied?)
     }
 
     /// When the newest backup was taken, if one ever was.

@@ -41,6 +41,7 @@ mod schedule;
 mod sends;
 pub mod sql;
 mod staff;
+mod to_postgres;
 mod upload;
 mod waitlist;
 
@@ -87,6 +88,7 @@ pub use schedule::{
     ImportTx, PatientReach, StoredAppointment, StoredPatient,
 };
 pub use staff::{BoardRow, ChannelStats, FollowUp, Handled, ReplyView, RuleStats, Stats};
+pub use to_postgres::CopyReport;
 pub use upload::{ImportResult, KeptStatus, PastImport};
 pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImported};
 

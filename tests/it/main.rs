@@ -41,6 +41,7 @@ mod instances;
 mod layout;
 mod listing;
 mod logging;
+mod migrate_pg;
 mod numbers;
 mod packaging;
 mod plan_memo;

@@ -251,3 +251,16 @@ where
         f(&values)
     }
 }
+
+impl ToValue for rusqlite::types::Value {
+    fn to_value(&self) -> ValueRef<'_> {
+        use rusqlite::types::Value as V;
+        match self {
+            V::Null => ValueRef::Null,
+            V::Integer(n) => ValueRef::Integer(*n),
+            V::Real(f) => ValueRef::Real(*f),
+            V::Text(t) => ValueRef::Text(t.as_bytes()),
+            V::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
