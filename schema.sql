@@ -2,7 +2,7 @@
 -- records which version a database is at, and src/store.rs migrates older ones step by step.
 -- All instants are UTC unix seconds (INTEGER). Ids are INTEGER PRIMARY KEY.
 
-PRAGMA user_version = 16;
+PRAGMA user_version = 17;
 
 -- Clinics as configured in reminders.toml, synced on every open so rows can reference them.
 CREATE TABLE clinics (
@@ -581,4 +581,15 @@ CREATE TABLE cron_runs (
     task    TEXT NOT NULL,             -- 'plan'
     run_at  INTEGER NOT NULL,          -- the tick's second (unix)
     PRIMARY KEY (task, run_at)
+) WITHOUT ROWID;
+
+-- A singleton's lease: who holds it, until when, and how many times it has changed hands.
+-- The holder renews it at each run; another instance takes it only once it has expired, and
+-- the epoch then goes up by one. Each write done under it checks, in its own transaction,
+-- that the lease still carries the holder and the epoch it was taken with (schema 17).
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,      -- 'waitlist'
+    holder      TEXT NOT NULL,         -- the instance's name, as in instances
+    epoch       INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL       -- unix seconds
 ) WITHOUT ROWID;

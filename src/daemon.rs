@@ -559,7 +559,21 @@ async fn sync_tick(s: &Arc<Shared>, name: &str, full: bool) {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    if let Some(feed) = config.feeds.get(name).filter(|f| f.fhir().is_some()) {
+    // Of several instances on one database whose schedule fires at once, one syncs.
+    let now = s.clock.now();
+    let task = format!("sync:{name}:{}", if full { "full" } else { "incremental" });
+    let taken = match s.store.run(move |st| st.take_cron_run(&task, now)).await {
+        Ok(Ok(taken)) => taken,
+        Ok(Err(e)) | Err(e) => {
+            tracing::error!(feed = name, full, error = %e, "FHIR sync failed");
+            false
+        }
+    };
+    if let Some(feed) = config
+        .feeds
+        .get(name)
+        .filter(|f| taken && f.fhir().is_some())
+    {
         let started = Instant::now();
         let result =
             crate::feeds::fhir::sync(&s.store, &config, feed, &s.fhir, full, s.clock).await;

@@ -65,30 +65,37 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
         .map_err(|e| fail(exit::CONFIG, e.to_string()))?
         .with_sms(sms);
     runtime()?.block_on(async move {
-        loop {
-            let c = Arc::clone(&config);
-            store
-                .run(move |s| reminderd::jobs::waitlist::run(s, &c, clock.now()))
-                .await??;
-            match dispatcher.run_once(clock).await {
-                Ok(report) => {
-                    print_send_report(&report, json)?;
-                    // A restricted or disabled account: nothing was sent, and a person must act.
-                    if let Some(why) = report.blocked {
-                        return Err(fail(exit::UNAVAILABLE, why));
+        let outcome = async {
+            loop {
+                let c = Arc::clone(&config);
+                store
+                    .run(move |s| reminderd::jobs::waitlist::run(s, &c, clock.now()))
+                    .await??;
+                match dispatcher.run_once(clock).await {
+                    Ok(report) => {
+                        print_send_report(&report, json)?;
+                        // A restricted or disabled account: nothing was sent, and a person must act.
+                        if let Some(why) = report.blocked {
+                            return Err(fail(exit::UNAVAILABLE, why));
+                        }
                     }
+                    Err(DispatchError::Account(why)) => return Err(fail(exit::UNAVAILABLE, why)),
+                    Err(e) => return Err(e.into()),
                 }
-                Err(DispatchError::Account(why)) => return Err(fail(exit::UNAVAILABLE, why)),
-                Err(e) => return Err(e.into()),
-            }
-            if once {
-                return Ok(exit::OK);
-            }
-            tokio::select! {
-                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-                _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+                if once {
+                    return Ok(exit::OK);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+                }
             }
         }
+        .await;
+        // The waitlist's lease goes back at once: a daemon on the same database takes the
+        // offer rounds at its next tick rather than after the lease lapses.
+        let _ = store.run(|s| s.release_leases()).await;
+        outcome
     })
 }
 

@@ -97,7 +97,17 @@ pub fn job(
     super::exclusive_cron_job(&cron, "privacy.purge", config, move |config| {
         let store = store.clone();
         async move {
-            match run_shared(&store, &config, clock.now()).await {
+            let now = clock.now();
+            // Of several instances on one database whose schedule fires at once, one purges.
+            match store.run(move |s| s.take_cron_run("purge", now)).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) | Err(e) => {
+                    tracing::error!(error = %e, "retention purge failed");
+                    return;
+                }
+            }
+            match run_shared(&store, &config, now).await {
                 Ok(r) => tracing::info!(
                     webhook_bodies = r.counts.webhook_bodies,
                     feed_payloads = r.counts.feed_payloads,

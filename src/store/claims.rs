@@ -126,11 +126,11 @@ impl Store {
     }
 
     /// Removes this instance from the live ones (at shutdown), so the others take its share
-    /// of the caps at once.
+    /// of the caps at once, and gives up its leases.
     pub fn leave(&mut self) -> Result<(), StoreError> {
         self.conn
             .execute("DELETE FROM instances WHERE name = ?1", [&self.instance])?;
-        Ok(())
+        self.release_leases()
     }
 
     fn recover_claims(

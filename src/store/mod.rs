@@ -29,6 +29,7 @@ mod health;
 mod identity;
 mod import_digest;
 mod inbound;
+mod leases;
 mod offer_book;
 mod offers;
 mod outbox;
@@ -73,6 +74,7 @@ pub use import_digest::{ImportReader, KnownRow, RowDigest};
 pub use inbound::{
     Delivery, MediaRecord, RecordedEvent, ReplyMedia, ReplyRecord, StatusApplied, StoredMedia,
 };
+pub use leases::Lease;
 pub use offer_book::{BookBy, BookFacts, BookTask};
 pub use offers::{AnswerTexts, FreeOpening, Landed, OfferAnswer, OfferDetail, Taken};
 pub use outbox::{DueRow, Fallback, OutboxView, Outcome, PLAN_CHUNK, PlanCounts, SendWrite};
@@ -96,14 +98,19 @@ pub use waitlist::{NewEntry, OfferFacts, OfferView, WaitlistFigures, WaitlistImp
 pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 16;
+pub const SCHEMA_VERSION: i64 = 17;
 
 /// The PostgreSQL schema every new PostgreSQL database gets (the same tables as
 /// [`SCHEMA_SQL`], in PostgreSQL's types).
 pub const PG_SCHEMA_SQL: &str = include_str!("../../postgres/schema.sql");
 
 /// The PostgreSQL schema version this build reads and writes (it counts its own steps).
-pub const PG_SCHEMA_VERSION: i64 = 1;
+pub const PG_SCHEMA_VERSION: i64 = 2;
+
+/// PostgreSQL's upgrade steps: `PG_MIGRATIONS[i]` takes a database from version `i + 1` to
+/// `i + 2` and records it in `reminderd_schema`. A new database gets [`PG_SCHEMA_SQL`] (version
+/// 1) and then every step, so the two paths cannot drift.
+const PG_MIGRATIONS: &[&str] = &[include_str!("../../postgres/migrations/002-leases.sql")];
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -135,6 +142,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/014-import-digest.sql"),
     include_str!("../../migrations/015-numbers.sql"),
     include_str!("../../migrations/016-claims.sql"),
+    include_str!("../../migrations/017-leases.sql"),
 ];
 
 /// Prepared statements kept per connection (the webhook path uses about twenty, an import a
@@ -497,6 +505,9 @@ impl Store {
                     ),
                 });
             }
+            for step in &PG_MIGRATIONS[(version - 1) as usize..] {
+                tx.execute_batch(step)?;
+            }
         } else {
             let tables: i64 = tx.query_row(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()",
@@ -510,6 +521,9 @@ impl Store {
                 });
             }
             tx.execute_batch(PG_SCHEMA_SQL)?;
+            for step in PG_MIGRATIONS {
+                tx.execute_batch(step)?;
+            }
         }
         tx.commit()?;
         Ok(())

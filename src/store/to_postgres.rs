@@ -20,7 +20,7 @@ use crate::time::Clock;
 
 /// Tables of the running servers' bookkeeping (who is live, which scheduled run was taken):
 /// not history, so never copied; live rows in the target mean a server is using it.
-const BOOKKEEPING: [&str; 2] = ["instances", "cron_runs"];
+const BOOKKEEPING: [&str; 3] = ["instances", "cron_runs", "leases"];
 
 /// Rows per INSERT statement, at most (fewer for wide tables: PostgreSQL takes at most
 /// 65,535 parameters in one statement).

@@ -64,7 +64,7 @@ fn tables(lite: &Conn) -> Vec<(String, Vec<String>)> {
     let names: Vec<String> = lite
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%'
-               AND name NOT IN ('instances', 'cron_runs') ORDER BY name",
+               AND name NOT IN ('instances', 'cron_runs', 'leases') ORDER BY name",
         )
         .expect("tables")
         .query_map((), |r| r.get(0))
