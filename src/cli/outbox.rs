@@ -94,7 +94,7 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
         .await;
         // The waitlist's lease goes back at once: a daemon on the same database takes the
         // offer rounds at its next tick rather than after the lease lapses.
-        let _ = store.run(|s| s.release_leases()).await;
+        let _ = store.run(reminderd::store::Store::release_leases).await;
         outcome
     })
 }
