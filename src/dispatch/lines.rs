@@ -109,15 +109,19 @@ pub(super) const LIVE_WINDOW: StdDuration = StdDuration::from_secs(10);
 
 impl super::Dispatcher {
     /// Notes this instance live and paces each number at its share of the cap: the instances
-    /// on one database (several servers on PostgreSQL) divide each cap equally. A newcomer
+    /// on one database (several servers on PostgreSQL) divide each cap equally, and each
+    /// claims only its share of the recipients (so one recipient's spacing is one instance's). A newcomer
     /// waits a heartbeat first, so the others have slowed before it adds its share.
     pub(super) async fn heartbeat(&self, clock: Clock) -> Result<Instant, DispatchError> {
         let now = clock.now();
         let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(5));
-        let instances = self.blocking(move |s| s.heartbeat(now, window)).await?;
+        let share = self.blocking(move |s| s.heartbeat(now, window)).await?;
+        let instances = share.of;
         for line in &self.lines {
             line.limiter.share_with(instances);
         }
+        self.share
+            .store(share.pack(), std::sync::atomic::Ordering::Release);
         let first = !self.joined.swap(true, std::sync::atomic::Ordering::AcqRel);
         if first && instances > 1 {
             tracing::info!(instances, "sharing the rate caps with the other instances");
@@ -133,17 +137,23 @@ impl super::Dispatcher {
 pub(super) struct Beating(tokio::task::JoinHandle<()>);
 
 impl Beating {
-    pub(super) fn start(store: crate::store::Db, lines: Vec<Arc<Line>>, clock: Clock) -> Self {
+    pub(super) fn start(
+        store: crate::store::Db,
+        lines: Vec<Arc<Line>>,
+        share: Arc<std::sync::atomic::AtomicU64>,
+        clock: Clock,
+    ) -> Self {
         Self(tokio::spawn(async move {
             let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(10));
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
                 let now = clock.now();
                 match store.run(move |s| s.heartbeat(now, window)).await {
-                    Ok(Ok(instances)) => {
+                    Ok(Ok(now_share)) => {
                         for line in &lines {
-                            line.limiter.share_with(instances);
+                            line.limiter.share_with(now_share.of);
                         }
+                        share.store(now_share.pack(), std::sync::atomic::Ordering::Release);
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not written"),
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),

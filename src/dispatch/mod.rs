@@ -104,6 +104,9 @@ pub struct Dispatcher {
     gates_high: std::sync::atomic::AtomicUsize,
     /// Whether this dispatcher has been seen by the other instances on its database yet.
     joined: std::sync::atomic::AtomicBool,
+    /// This instance's share of the recipients ([`crate::store::Share`], packed), as the last
+    /// heartbeat found it.
+    share: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Gate maps smaller than this are never pruned mid-run (cheap to keep, cheap to scan).
@@ -125,6 +128,9 @@ impl Dispatcher {
             next_for: Arc::new(Mutex::new(HashMap::new())),
             stopping: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             joined: std::sync::atomic::AtomicBool::new(false),
+            share: Arc::new(std::sync::atomic::AtomicU64::new(
+                crate::store::Share::WHOLE.pack(),
+            )),
             gates_high: std::sync::atomic::AtomicUsize::new(0),
         })
     }
@@ -279,7 +285,12 @@ impl Dispatcher {
             })
             .collect();
         self.heartbeat(clock).await?;
-        let _beating = lines::Beating::start(self.store.clone(), self.lines.clone(), clock);
+        let _beating = lines::Beating::start(
+            self.store.clone(),
+            self.lines.clone(),
+            Arc::clone(&self.share),
+            clock,
+        );
         let writes = writer::spawn(self.store.clone());
         let mut tasks: JoinSet<Result<Outcome, DispatchError>> = JoinSet::new();
         // Which line each task claimed for, so its end frees that line's share.
@@ -315,6 +326,9 @@ impl Dispatcher {
                 let config = Arc::clone(&self.config);
                 let h = Arc::clone(&health);
                 let scope = run.line.scope.clone();
+                let share = crate::store::Share::unpack(
+                    self.share.load(std::sync::atomic::Ordering::Acquire),
+                );
                 let claim_started = Instant::now();
                 let (to_send, others) = self
                     .blocking(move |s| {
@@ -327,7 +341,7 @@ impl Dispatcher {
                                 now,
                             ))
                         };
-                        s.claim_due(now, room, &scope, |r| {
+                        s.claim_due(now, room, &scope, share, |r| {
                             let v = verdict_with_feeds(r, &config, now, &held);
                             health::overlay(v, &config, &h, r, now)
                         })

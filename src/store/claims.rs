@@ -37,6 +37,35 @@ pub enum ClaimScope {
     AllBut(Vec<String>),
 }
 
+/// Which recipients' rows an instance claims: those whose number falls in its place among
+/// the live instances. Several instances on one database each keep to their own recipients,
+/// so the spacing between two messages to one recipient, kept by the instance that sends
+/// them, holds across instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This instance's place among the live ones (from 0, by name).
+    pub position: u32,
+    /// How many instances are live (1: every recipient).
+    pub of: u32,
+}
+
+impl Share {
+    /// Every recipient: one instance alone.
+    pub const WHOLE: Self = Self { position: 0, of: 1 };
+
+    /// The share packed in one number (for an atomic): `of` high, `position` low.
+    pub fn pack(self) -> u64 {
+        (u64::from(self.of) << 32) | u64::from(self.position)
+    }
+
+    /// A share from [`Share::pack`].
+    pub fn unpack(n: u64) -> Self {
+        let of = u32::try_from(n >> 32).unwrap_or(1).max(1);
+        let position = u32::try_from(n & 0xffff_ffff).unwrap_or(0) % of;
+        Self { position, of }
+    }
+}
+
 /// Whose claims a recovery settles.
 enum Holder {
     /// This instance's own (at shutdown).
@@ -75,14 +104,15 @@ impl Store {
         self.recover_claims(now + chrono::Duration::seconds(1), now, Holder::Me(mine))
     }
 
-    /// Notes this instance as live at `now` and counts the instances seen within `window`
-    /// (itself included), among which each number's rate cap is shared. Rows of instances gone
-    /// for ten windows are removed.
+    /// Notes this instance as live at `now` and returns its share among the instances seen
+    /// within `window` (itself included): each number's rate cap is divided between them, and
+    /// each claims the rows of its own recipients. Rows of instances gone for ten windows are
+    /// removed.
     pub fn heartbeat(
         &mut self,
         now: DateTime<Utc>,
         window: chrono::Duration,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<Share, StoreError> {
         let t = now.timestamp();
         let tx = self
             .conn
@@ -96,13 +126,17 @@ impl Store {
             "DELETE FROM instances WHERE seen_at < ?1",
             [t - 10 * window.num_seconds()],
         )?;
-        let live: i64 = tx.query_row(
-            "SELECT count(*) FROM instances WHERE seen_at >= ?1",
-            [t - window.num_seconds()],
-            |r| r.get(0),
+        let (live, before): (i64, i64) = tx.query_row(
+            "SELECT count(*), coalesce(sum(CASE WHEN name < ?2 THEN 1 ELSE 0 END), 0)
+             FROM instances WHERE seen_at >= ?1",
+            params![t - window.num_seconds(), self.instance],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         tx.commit()?;
-        Ok(u32::try_from(live.max(1)).unwrap_or(u32::MAX))
+        Ok(Share {
+            position: u32::try_from(before).unwrap_or(0),
+            of: u32::try_from(live.max(1)).unwrap_or(u32::MAX),
+        })
     }
 
     /// Takes the run of scheduled `task` due at `run_at` (its second): `true` for the one
@@ -215,6 +249,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
         scope: &ClaimScope,
+        share: Share,
         verdict: impl Fn(&DueRow) -> Verdict,
     ) -> Result<Claimed, StoreError> {
         let (mode, keys) = match scope {
@@ -239,6 +274,15 @@ impl Store {
         }
         let rows: Vec<DueRow> = {
             let keys_in = tx.pick("SELECT value FROM json_each(?4)", "SELECT json_texts(?4)");
+            // A number from the recipient's phone, the same on every instance: SQLite's
+            // digits at its end (a cast never fails there), PostgreSQL's hash of it.
+            let recipient = "CASE o.recipient WHEN 'contact' THEN p.contact_phone ELSE p.phone END";
+            let bucket = tx
+                .pick(
+                    "coalesce(CAST(substr({r}, -6) AS INTEGER), 0)",
+                    "coalesce(abs(hashtext({r})::bigint), 0)",
+                )
+                .replace("{r}", recipient);
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {DUE_COLUMNS} FROM outbox o
                  JOIN appointments a ON a.id = o.appointment_id
@@ -246,9 +290,17 @@ impl Store {
                  JOIN clinics c ON c.id = a.clinic_id
                  WHERE o.state = 'pending' AND o.send_at <= ?1 AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?1)
                    AND (?3 = 0 OR (c.key IN ({keys_in})) = (?3 = 1))
+                   AND (?5 <= 1 OR {bucket} % ?5 = ?6)
                  ORDER BY o.send_at, o.id LIMIT ?2"
             ))?;
-            let mut q = stmt.query(params![now.timestamp(), limit as i64, mode, keys])?;
+            let mut q = stmt.query(params![
+                now.timestamp(),
+                limit as i64,
+                mode,
+                keys,
+                share.of,
+                share.position
+            ])?;
             let mut v = Vec::new();
             while let Some(r) = q.next()? {
                 let clinic_id: i64 = r.get(20)?;

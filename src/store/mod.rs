@@ -57,7 +57,7 @@ pub use calls::{
     ScheduleAge, SendTrouble, WaitingReply,
 };
 pub use channels::{NumberFacts, PatientChannels};
-pub use claims::{ClaimScope, Claimed, Verdict};
+pub use claims::{ClaimScope, Claimed, Share, Verdict};
 pub use conversation::{
     Conversation, ConversationPatient, Inbound, Line, Outbound, STAFF_RULE, StaffMessage,
     StaffRefusal, StaffSend, StaffSent, WINDOW, text_of, window_open,

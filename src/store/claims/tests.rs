@@ -34,9 +34,11 @@ fn two_instances() -> (tempfile::TempDir, Store, Store) {
 }
 
 fn claim(s: &mut Store, limit: usize, offset: i64) -> Vec<DueRow> {
-    s.claim_due(at(offset), limit, &ClaimScope::All, |_| Verdict::Send)
-        .expect("claim")
-        .0
+    s.claim_due(at(offset), limit, &ClaimScope::All, Share::WHOLE, |_| {
+        Verdict::Send
+    })
+    .expect("claim")
+    .0
 }
 
 fn state(s: &Store, id: i64) -> (String, Option<String>) {
@@ -125,14 +127,14 @@ fn an_instance_that_stops_settles_only_its_own_claims() {
 fn the_live_instances_are_those_seen_within_the_window() {
     let (_dir, mut a, mut b) = two_instances();
     let window = chrono::Duration::seconds(5);
-    assert_eq!(a.heartbeat(at(0), window).expect("beat"), 1);
-    assert_eq!(b.heartbeat(at(1), window).expect("beat"), 2);
+    assert_eq!(a.heartbeat(at(0), window).expect("beat").of, 1);
+    assert_eq!(b.heartbeat(at(1), window).expect("beat").of, 2);
     // A goes quiet (a crash): after the window, B counts itself alone.
-    assert_eq!(b.heartbeat(at(7), window).expect("beat"), 1);
-    assert_eq!(a.heartbeat(at(8), window).expect("beat"), 2);
+    assert_eq!(b.heartbeat(at(7), window).expect("beat").of, 1);
+    assert_eq!(a.heartbeat(at(8), window).expect("beat").of, 2);
     // A stops cleanly: B is alone at once.
     a.leave().expect("leave");
-    assert_eq!(b.heartbeat(at(9), window).expect("beat"), 1);
+    assert_eq!(b.heartbeat(at(9), window).expect("beat").of, 1);
 }
 
 #[test]
@@ -169,4 +171,60 @@ fn the_claims_of_an_instance_seen_live_are_never_taken_over() {
         (1, 0)
     );
     assert_eq!(state(&a, first.id).0, "unknown");
+}
+
+#[test]
+fn two_live_instances_claim_disjoint_recipients_and_between_them_all() {
+    let (_dir, mut a, mut b) = two_instances();
+    // Twenty more patients, three of them sharing one phone (a family), two messages each.
+    for id in 3..=22 {
+        let phone = if id <= 5 {
+            "+919800000001".to_string()
+        } else {
+            format!("+9198{:08}", id * 7919)
+        };
+        a.conn
+            .execute_batch(&format!(
+                "INSERT INTO patients (id, clinic_id, external_id, name, phone, language, created_at, updated_at)
+                   SELECT {id}, id, 'P-{id}', 'Patient {id}', '{phone}', 'en', {T0}, {T0} FROM clinics WHERE key = 'mumbai';
+                 INSERT INTO appointments (id, clinic_id, external_id, patient_id, provider, starts_at, duration_min, status_at, created_at, updated_at)
+                   SELECT {id}, id, 'MUM-{id}', {id}, 'Dr. Mehta', {T0} + 86400, 15, {T0}, {T0}, {T0} FROM clinics WHERE key = 'mumbai';
+                 INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, created_at, updated_at)
+                   VALUES ({id}, 'reminder', 'day-before', {T0} + 86400, {T0}, {T0} + 86400, 'reminder', 'pending', {T0}, {T0}),
+                          ({id}, 'reminder', 'two-hours', {T0} + 86400, {T0}, {T0} + 86400, 'reminder', 'pending', {T0}, {T0});"
+            ))
+            .expect("schedule");
+    }
+    let window = chrono::Duration::seconds(10);
+    a.heartbeat(at(0), window).expect("beat");
+    let sb = b.heartbeat(at(0), window).expect("beat");
+    let sa = a.heartbeat(at(1), window).expect("beat");
+    assert_eq!((sa.of, sb.of), (2, 2));
+    assert_ne!(sa.position, sb.position);
+    let take = |s: &mut Store, share: Share| -> Vec<DueRow> {
+        s.claim_due(at(1), 100, &ClaimScope::All, share, |_| Verdict::Send)
+            .expect("claim")
+            .0
+    };
+    let (ra, rb) = (take(&mut a, sa), take(&mut b, sb));
+    let phones = |rows: &[DueRow]| -> std::collections::BTreeSet<String> {
+        rows.iter().map(|r| r.phone.as_str().to_string()).collect()
+    };
+    assert!(
+        phones(&ra).is_disjoint(&phones(&rb)),
+        "{:?} / {:?}",
+        phones(&ra),
+        phones(&rb)
+    );
+    assert_eq!(ra.len() + rb.len(), 42, "every due row, once");
+    assert!(!ra.is_empty() && !rb.is_empty(), "each has a share");
+    let family = |rows: &[DueRow]| {
+        rows.iter()
+            .filter(|r| r.phone.as_str() == "+919800000001")
+            .count()
+    };
+    assert!(
+        family(&ra) == 6 || family(&rb) == 6,
+        "one family, one sender"
+    );
 }
