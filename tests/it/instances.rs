@@ -362,3 +362,103 @@ async fn losing_the_database_answers_503_and_everything_resumes_when_it_is_back(
         1
     );
 }
+
+/// The spacing between two messages to one patient holds across servers: three daemons on one
+/// PostgreSQL send eight families' reminders (four appointments each, on the family's one
+/// phone), and the simulator, enforcing Meta's pair limit at the spacing, never refuses one
+/// and sees every family's messages at least the spacing apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_keep_each_recipients_spacing_between_them() {
+    const FAMILIES: usize = 8;
+    const EACH: usize = 4;
+    if !on_postgres() {
+        println!(
+            "skipped: several instances need PostgreSQL (set REMINDERD_TEST_POSTGRES, as .ci/run does)"
+        );
+        return;
+    }
+    let env = Env::new();
+    let ports: Vec<u16> = (0..INSTANCES).map(|_| free_port()).collect();
+    env.write_config(
+        crash_config(&env, CAP)
+            .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
+            .replace("recipient_spacing = \"0s\"", "recipient_spacing = \"2s\"")
+            // Small claims, so that every instance has rows to claim while the others send.
+            .replace("# max_in_flight = 20", "max_in_flight = 4"),
+    );
+    let now = reminderd::time::Clock::System.now();
+    let rows: Vec<String> = (0..FAMILIES * EACH)
+        .map(|i| {
+            let start = (now + chrono::Duration::hours(20) + chrono::Duration::minutes(i as i64))
+                .with_timezone(&chrono_tz::Asia::Kolkata);
+            format!(
+                "S{i},F{i},Member {i},98{:08},en,{},{},15,,mumbai,booked",
+                20_000_000 + i % FAMILIES,
+                start.format("%Y-%m-%d"),
+                start.format("%H:%M")
+            )
+        })
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let parsed = reminderd::config::Config::from_toml(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+        &env.path("reminders.toml"),
+    )
+    .expect("config");
+    let spacing = Duration::from_secs(2);
+    let sim = Sim::start(SimConfig {
+        pair_limit: Some(spacing),
+        latency: Duration::from_millis(20),
+        templates: reminderd::sim::templates_from_config(&parsed),
+        ..sim_config("tok")
+    })
+    .await
+    .expect("sim");
+    let api = sim.base_url();
+    let mut children: Vec<Child> = (0..INSTANCES)
+        .map(|k| start_with(&env, ports[k], &api, 500 + k, &[]))
+        .collect();
+    // The schedule arrives once the three know of each other (their shares settled): while
+    // the live servers change, a recipient's next message may come from another server
+    // sooner than the spacing (README: Several servers).
+    Wait::new("three live instances", Duration::from_secs(30))
+        .every(Duration::from_millis(100))
+        .until(|| env.count("SELECT count(*) FROM instances") == INSTANCES as i64)
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    env.import("day.csv", &csv(&rows), &[]).expect(0);
+    Wait::new("every reminder accepted", Duration::from_secs(60))
+        .every(Duration::from_millis(100))
+        .context(|| format!("{} of {} accepted", sim.messages().len(), FAMILIES * EACH))
+        .until(|| sim.messages().len() >= FAMILIES * EACH)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let stats = sim.stats();
+    assert_eq!(
+        stats.pair_limited, 0,
+        "the simulator refused a pair: {stats:?}"
+    );
+    let mut by_phone: HashMap<String, Vec<chrono::DateTime<chrono::Utc>>> = HashMap::new();
+    for m in sim.messages() {
+        by_phone
+            .entry(m.body["to"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(m.received_at);
+    }
+    assert_eq!(by_phone.len(), FAMILIES);
+    for (phone, mut at) in by_phone {
+        assert_eq!(at.len(), EACH, "{phone}: each reminder once");
+        at.sort();
+        for pair in at.windows(2) {
+            assert!(
+                (pair[1] - pair[0]).to_std().unwrap_or_default() >= spacing,
+                "{phone}: two messages {} ms apart",
+                (pair[1] - pair[0]).num_milliseconds()
+            );
+        }
+    }
+}
