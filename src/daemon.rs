@@ -125,6 +125,11 @@ struct Shared {
     fhir: crate::feeds::fhir::FhirClients,
     syncing: std::sync::Mutex<std::collections::HashSet<String>>,
     updates_running: AtomicBool,
+    /// Rung when a message became due now (PostgreSQL's notification): a dispatch at once.
+    wake: tokio::sync::Notify,
+    /// A wake-up came while a dispatch was running: run again once it ends, for what it
+    /// may have found drained before the message was due.
+    dispatch_again: AtomicBool,
 }
 
 /// The process-wide metrics recorder (installed once; embedded runs share it).
@@ -192,6 +197,7 @@ pub async fn run(
     log_warnings(&config);
     let mut store = Store::open_configured(&config)?;
     store.sync_clinics(&config.clinics)?;
+    let postgres = store.postgres_options().cloned();
     let store = Db::new(store);
     let metrics = metrics_handle();
 
@@ -213,6 +219,8 @@ pub async fn run(
         fhir: crate::feeds::fhir::FhirClients::from_env(),
         syncing: std::sync::Mutex::new(std::collections::HashSet::new()),
         updates_running: AtomicBool::new(false),
+        wake: tokio::sync::Notify::new(),
+        dispatch_again: AtomicBool::new(false),
     });
 
     // 3. The webhook server, on its own tasks: a slow Cloud API never blocks it.
@@ -359,6 +367,15 @@ pub async fn run(
         .await
         .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
 
+    // Wake-ups: on PostgreSQL, a message another server (or this one) made due now is sent
+    // at once; the dispatch schedule above stays the fallback, and SQLite's only way.
+    let wake_tasks = postgres.map(|pg| {
+        (
+            tokio::spawn(listen_for_due(pg, Arc::clone(&shared), shutdown.clone())),
+            tokio::spawn(dispatch_on_wake(Arc::clone(&shared), shutdown.clone())),
+        )
+    });
+
     // 5. Ready: the database is open and the port is bound. Signal handlers go in first: until
     // then SIGHUP's default action ends the process, and systemd may reload right after READY.
     let signals = opts.handle_signals.then(install_signals);
@@ -436,8 +453,68 @@ pub async fn run(
             Err(e) => return Err(DaemonError::Runtime(format!("HL7 feed task: {e}"))),
         }
     }
+    if let Some((listener, waker)) = wake_tasks {
+        let _ = listener.await;
+        let _ = waker.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Listens for PostgreSQL's due-now notifications and rings `wake`; when the connection
+/// drops, connects again after a pause that doubles up to 30 s (polling goes on meanwhile).
+async fn listen_for_due(
+    pg: crate::store::sql::PgOptions,
+    s: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let heard = Arc::clone(&s);
+        let listening = crate::store::sql::listen(
+            &pg,
+            crate::store::DUE_CHANNEL,
+            || tracing::debug!("listening for messages due now"),
+            move || heard.wake.notify_one(),
+        );
+        let ended = tokio::select! {
+            r = listening => r,
+            () = shutdown.cancelled() => return,
+        };
+        match ended {
+            Ok(()) => {
+                tracing::warn!("the wake-up connection to PostgreSQL closed; polling meanwhile")
+            }
+            Err(e) => tracing::warn!(error = %e, "no wake-ups from PostgreSQL; polling meanwhile"),
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            pause = std::time::Duration::from_secs(1);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shutdown.cancelled() => return,
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
+/// Dispatches each time `wake` rings (several rings while one runs make one more run).
+async fn dispatch_on_wake(s: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = s.wake.notified() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if s.dispatch_running.load(Ordering::Acquire) {
+            s.dispatch_again.store(true, Ordering::Release);
+            continue;
+        }
+        dispatch_tick(&s).await;
+    }
 }
 
 /// The SIGTERM and SIGHUP streams (`None`: the handlers could not be installed).
@@ -728,6 +805,9 @@ async fn dispatch_tick(s: &Arc<Shared>) {
         Err(e) => tracing::error!(error = %e, "dispatch failed"),
     }
     s.dispatch_running.store(false, Ordering::Release);
+    if s.dispatch_again.swap(false, Ordering::AcqRel) {
+        s.wake.notify_one();
+    }
 }
 
 /// The database's gauges, set with the outbox's: its size on disk (file and write-ahead log)

@@ -107,10 +107,16 @@ pub const PG_SCHEMA_SQL: &str = include_str!("../../postgres/schema.sql");
 /// The PostgreSQL schema version this build reads and writes (it counts its own steps).
 pub const PG_SCHEMA_VERSION: i64 = 2;
 
+/// The channel a PostgreSQL database notifies when a message becomes due now (the trigger
+/// `outbox_due_notify`): the daemons listening on it dispatch at once.
+pub const DUE_CHANNEL: &str = "reminderd_outbox_due";
+
 /// PostgreSQL's upgrade steps: `PG_MIGRATIONS[i]` takes a database from version `i + 1` to
 /// `i + 2` and records it in `reminderd_schema`. A new database gets [`PG_SCHEMA_SQL`] (version
 /// 1) and then every step, so the two paths cannot drift.
-const PG_MIGRATIONS: &[&str] = &[include_str!("../../postgres/migrations/002-leases.sql")];
+const PG_MIGRATIONS: &[&str] = &[include_str!(
+    "../../postgres/migrations/002-several-servers.sql"
+)];
 
 /// Creates a missing database file readable by its owner only, whatever the umask: it holds
 /// patients' names and numbers, and SQLite gives the `-wal` and `-shm` files the database
@@ -563,6 +569,12 @@ impl Store {
             Some(pg) => Self::connect(pg).expect("connect again"),
             None => Self::open(&self.path).expect("open again"),
         }
+    }
+
+    /// The PostgreSQL server and database the store is on (`None` on SQLite): for the
+    /// daemon's second connection, which listens for wake-ups.
+    pub fn postgres_options(&self) -> Option<&sql::PgOptions> {
+        self.postgres.as_ref()
     }
 
     /// Which engine the store is on.

@@ -15,7 +15,7 @@ mod postgres;
 pub mod testing;
 mod value;
 
-pub use postgres::{PgOptions, redact};
+pub use postgres::{PgOptions, listen, redact};
 use value::class;
 pub use value::{
     FromValue, FromValueError, Params, ParamsFromIter, ToValue, ValueRef, params_from_iter,

@@ -462,3 +462,67 @@ async fn three_instances_keep_each_recipients_spacing_between_them() {
         }
     }
 }
+
+/// Wake-ups: a message another process makes due now (here `reminderd plan` from the command
+/// line, as another server's plan would) reaches PostgreSQL's notification, and a daemon whose
+/// own dispatch schedule would not run for a year sends it within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_made_due_elsewhere_is_sent_at_once_through_listen_notify() {
+    if !on_postgres() {
+        println!("skipped: needs PostgreSQL (set REMINDERD_TEST_POSTGRES, as .ci/run does)");
+        return;
+    }
+    let env = Env::new();
+    env.write_config(
+        crash_config(&env, CAP)
+            .replace("max_import_age = \"36h\"", "max_import_age = \"3650d\"")
+            .replace("dispatch = \"*/1 * * * * *\"", "dispatch = \"0 0 0 1 1 *\"")
+            .replace("plan = \"*/1 * * * * *\"", "plan = \"0 0 0 1 1 *\""),
+    );
+    let parsed = reminderd::config::Config::from_toml(
+        &std::fs::read_to_string(env.path("reminders.toml")).expect("config"),
+        &env.path("reminders.toml"),
+    )
+    .expect("config");
+    let sim = Sim::start(SimConfig {
+        pair_limit: None,
+        templates: reminderd::sim::templates_from_config(&parsed),
+        ..sim_config("tok")
+    })
+    .await
+    .expect("sim");
+    let port = free_port();
+    let mut daemon = start_with(&env, port, &sim.base_url(), 700, &[]);
+    Wait::new("the daemon to listen", Duration::from_secs(30))
+        .every(Duration::from_millis(50))
+        .until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        .await;
+    // Its LISTEN goes in just after the port opens.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let rows = mumbai_rows(3);
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    env.import("day.csv", &csv(&rows), &[]).expect(0);
+    assert!(
+        sim.messages().is_empty(),
+        "nothing sent before it is planned"
+    );
+    let planned = std::time::Instant::now();
+    env.run(&["plan"]).expect(0);
+    Wait::new("the three reminders sent", Duration::from_secs(10))
+        .every(Duration::from_millis(50))
+        .context(|| format!("{} sent", sim.messages().len()))
+        .until(|| sim.messages().len() == 3)
+        .await;
+    let took = planned.elapsed();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        took < Duration::from_secs(5),
+        "sent {took:?} after the plan"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE state = 'sent'"),
+        3
+    );
+}

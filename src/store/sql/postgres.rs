@@ -181,8 +181,8 @@ impl PgConn {
     }
 }
 
-/// Opens a client; its connection is driven on a thread of its own.
-fn open_client(options: &PgOptions) -> Result<tokio_postgres::Client> {
+/// The driver's settings for `options`.
+fn client_config(options: &PgOptions) -> Result<tokio_postgres::Config> {
     let mut config: tokio_postgres::Config = options.url.parse()?;
     if let Some(password) = &options.password {
         config.password(password);
@@ -190,6 +190,56 @@ fn open_client(options: &PgOptions) -> Result<tokio_postgres::Client> {
     if config.get_application_name().is_none() {
         config.application_name(&options.application_name);
     }
+    Ok(config)
+}
+
+/// Listens on `channel` over a connection of its own, calling `heard` for each notification,
+/// until the connection ends (`Ok`: the server closed it) or fails. `connected` is called once
+/// the `LISTEN` is in place. Runs on the caller's runtime: for the daemon's wake-ups, whose
+/// polling goes on whatever becomes of this.
+pub async fn listen(
+    options: &PgOptions,
+    channel: &str,
+    connected: impl FnOnce(),
+    mut heard: impl FnMut(),
+) -> Result<()> {
+    use tokio_postgres::AsyncMessage;
+    let (client, mut connection) = client_config(options)?.connect(tls()?).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The connection is polled for its messages, which also carries LISTEN's own exchange.
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => {
+                    if tx.send(()).is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            }
+        }
+    });
+    // A channel name is an identifier: quoted, as the store names it.
+    client
+        .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "")))
+        .await?;
+    connected();
+    while rx.recv().await.is_some() {
+        heard();
+    }
+    drop(client);
+    match driver.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(Error::Invalid(format!("the listener stopped: {e}"))),
+    }
+}
+
+/// Opens a client; its connection is driven on a thread of its own.
+fn open_client(options: &PgOptions) -> Result<tokio_postgres::Client> {
+    let config = client_config(options)?;
     let tls = tls()?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
