@@ -25,6 +25,8 @@ use lines::{LIVE_WINDOW, Line, LineRun, lines_for};
 
 mod channels;
 mod decide;
+mod gates;
+use gates::Gates;
 mod lines;
 pub mod offers;
 mod rate;
@@ -109,13 +111,6 @@ pub struct Dispatcher {
     share: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Gate maps smaller than this are never pruned mid-run (cheap to keep, cheap to scan).
-const GATES_FLOOR: usize = 1024;
-
-/// One gate per recipient: holding it serialises sends to that number, and it stores when the
-/// next may start, counted from the previous *response*, so latency never shortens the gap.
-type Gates = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Instant>>>>>;
-
 impl Dispatcher {
     /// A dispatcher over `store` sending through `client`.
     pub fn new(store: Db, config: Arc<Config>, client: Client) -> Result<Self, DispatchError> {
@@ -140,42 +135,6 @@ impl Dispatcher {
     pub fn with_sms(mut self, sms: SmsSenders) -> Self {
         self.sms = sms;
         self
-    }
-
-    /// Forgets recipients whose spacing has passed and whose gate nobody holds, so the map
-    /// stays the size of the current traffic rather than of every patient ever messaged.
-    fn prune_gates(&self) {
-        let now = Instant::now();
-        let mut map = self
-            .next_for
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // A gate a job has taken out of the map (a clone) is in use even if not yet locked.
-        map.retain(|_, gate| {
-            Arc::strong_count(gate) > 1 || gate.try_lock().map_or(true, |next| *next > now)
-        });
-    }
-
-    /// Prunes the gate map when it has doubled since the last prune: a long run (`send --once`
-    /// over a large backlog) messages a new patient with almost every send, and the map must
-    /// not keep them all until the run ends. Doubling keeps the cost amortised per send.
-    fn prune_gates_if_grown(&self) {
-        let len = self
-            .next_for
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len();
-        let high = self.gates_high.load(std::sync::atomic::Ordering::Relaxed);
-        if len > high.max(GATES_FLOOR) {
-            self.prune_gates();
-            let left = self
-                .next_for
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .len();
-            self.gates_high
-                .store(left * 2, std::sync::atomic::Ordering::Relaxed);
-        }
     }
 
     /// Stops claiming rows: a running `run_once` finishes its in-flight sends and returns.
