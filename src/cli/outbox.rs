@@ -92,9 +92,10 @@ pub(super) fn send(config_path: &Path, db: Option<&Path>, args: &SendArgs) -> Re
             }
         }
         .await;
-        // The waitlist's lease goes back at once: a daemon on the same database takes the
-        // offer rounds at its next tick rather than after the lease lapses.
-        let _ = store.run(reminderd::store::Store::release_leases).await;
+        // Gone from the live instances, its leases given back: a daemon on the same database
+        // takes its share of the caps and of the recipients, and the offer rounds, at once
+        // rather than after ten seconds (or the lease's lapse).
+        let _ = store.run(reminderd::store::Store::leave).await;
         outcome
     })
 }
