@@ -18,19 +18,33 @@ fn two_instances() -> (tempfile::TempDir, Store, Store) {
     let config = crate::config::Config::example().expect("config");
     a.sync_clinics(&config.clinics).expect("clinics");
     for (id, phone) in [(1, "+919876543210"), (2, "+919123456789")] {
-        a.conn
-            .execute_batch(&format!(
-                "INSERT INTO patients (id, clinic_id, external_id, name, phone, language, created_at, updated_at)
-                   SELECT {id}, id, 'P-{id}', 'Patient {id}', '{phone}', 'en', {T0}, {T0} FROM clinics WHERE key = 'mumbai';
-                 INSERT INTO appointments (id, clinic_id, external_id, patient_id, provider, starts_at, duration_min, status_at, created_at, updated_at)
-                   SELECT {id}, id, 'MUM-{id}', {id}, 'Dr. Mehta', {T0} + 86400, 15, {T0}, {T0}, {T0} FROM clinics WHERE key = 'mumbai';
-                 INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, created_at, updated_at)
-                   VALUES ({id}, 'reminder', 'day-before', {T0} + 86400, {T0}, {T0} + 86400, 'reminder', 'pending', {T0}, {T0});"
-            ))
-            .expect("schedule");
+        schedule(&a, id, phone, &["day-before"]);
     }
     let b = a.reopen_for_test();
     (dir, a, b)
+}
+
+/// Patient `id` at `phone`, with an appointment tomorrow and one due reminder per rule.
+fn schedule(s: &Store, id: i64, phone: &str, rules: &[&str]) {
+    let reminders: Vec<String> = rules
+        .iter()
+        .map(|rule| {
+            format!(
+                "({id}, 'reminder', '{rule}', {T0} + 86400, {T0}, {T0} + 86400, 'reminder', 'pending', {T0}, {T0})"
+            )
+        })
+        .collect();
+    s.conn
+        .execute_batch(&format!(
+            "INSERT INTO patients (id, clinic_id, external_id, name, phone, language, created_at, updated_at)
+               SELECT {id}, id, 'P-{id}', 'Patient {id}', '{phone}', 'en', {T0}, {T0} FROM clinics WHERE key = 'mumbai';
+             INSERT INTO appointments (id, clinic_id, external_id, patient_id, provider, starts_at, duration_min, status_at, created_at, updated_at)
+               SELECT {id}, id, 'MUM-{id}', {id}, 'Dr. Mehta', {T0} + 86400, 15, {T0}, {T0}, {T0} FROM clinics WHERE key = 'mumbai';
+             INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, created_at, updated_at)
+               VALUES {};",
+            reminders.join(", ")
+        ))
+        .expect("schedule");
 }
 
 fn claim(s: &mut Store, limit: usize, offset: i64) -> Vec<DueRow> {
@@ -183,17 +197,7 @@ fn two_live_instances_claim_disjoint_recipients_and_between_them_all() {
         } else {
             format!("+9198{:08}", id * 7919)
         };
-        a.conn
-            .execute_batch(&format!(
-                "INSERT INTO patients (id, clinic_id, external_id, name, phone, language, created_at, updated_at)
-                   SELECT {id}, id, 'P-{id}', 'Patient {id}', '{phone}', 'en', {T0}, {T0} FROM clinics WHERE key = 'mumbai';
-                 INSERT INTO appointments (id, clinic_id, external_id, patient_id, provider, starts_at, duration_min, status_at, created_at, updated_at)
-                   SELECT {id}, id, 'MUM-{id}', {id}, 'Dr. Mehta', {T0} + 86400, 15, {T0}, {T0}, {T0} FROM clinics WHERE key = 'mumbai';
-                 INSERT INTO outbox (appointment_id, kind, rule, slot_start, send_at, latest_at, template, state, created_at, updated_at)
-                   VALUES ({id}, 'reminder', 'day-before', {T0} + 86400, {T0}, {T0} + 86400, 'reminder', 'pending', {T0}, {T0}),
-                          ({id}, 'reminder', 'two-hours', {T0} + 86400, {T0}, {T0} + 86400, 'reminder', 'pending', {T0}, {T0});"
-            ))
-            .expect("schedule");
+        schedule(&a, id, &phone, &["day-before", "two-hours"]);
     }
     let window = chrono::Duration::seconds(10);
     a.heartbeat(at(0), window).expect("beat");
