@@ -260,7 +260,7 @@ impl Store {
         };
         let tx = self
             .conn
-            .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(crate::store::sql::TransactionBehavior::RowLocked)?;
         let mut last_import: HashMap<i64, i64> = HashMap::new();
         {
             let mut stmt = tx.prepare_cached(
@@ -283,6 +283,10 @@ impl Store {
                     "coalesce(abs(hashtext({r})::bigint), 0)",
                 )
                 .replace("{r}", recipient);
+            // Rows another instance is claiming, or another transaction is changing (a
+            // cancel, a status), are passed over rather than waited for; the claim holds no
+            // other lock, so it never waits and never deadlocks.
+            let lock = tx.pick("", " FOR UPDATE OF o SKIP LOCKED");
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {DUE_COLUMNS} FROM outbox o
                  JOIN appointments a ON a.id = o.appointment_id
@@ -291,7 +295,7 @@ impl Store {
                  WHERE o.state = 'pending' AND o.send_at <= ?1 AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?1)
                    AND (?3 = 0 OR (c.key IN ({keys_in})) = (?3 = 1))
                    AND (?5 <= 1 OR {bucket} % ?5 = ?6)
-                 ORDER BY o.send_at, o.id LIMIT ?2"
+                 ORDER BY o.send_at, o.id LIMIT ?2{lock}"
             ))?;
             let mut q = stmt.query(params![
                 now.timestamp(),

@@ -118,14 +118,20 @@ impl<T> OptionalExtension<T> for Result<T> {
     }
 }
 
-/// How a transaction begins, as SQLite names it. On PostgreSQL every transaction takes the
-/// store's write lock (see [`postgres`]), so the two behave alike.
+/// How a transaction begins, as SQLite names it. On PostgreSQL every transaction but a
+/// [`TransactionBehavior::RowLocked`] one takes the store's write lock (see [`postgres`]), so
+/// the two engines behave alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionBehavior {
     /// Locks at the first write (SQLite).
     Deferred,
     /// Takes the write lock at once.
     Immediate,
+    /// On PostgreSQL, without the store's write lock: for a transaction that reads what it
+    /// may read from any instant and writes only rows it has locked with `FOR UPDATE SKIP
+    /// LOCKED` (a claim), so it never waits for another and another never waits for it
+    /// beyond those rows. On SQLite, [`TransactionBehavior::Immediate`].
+    RowLocked,
 }
 
 /// One column position or name, to read a row by.
@@ -395,7 +401,13 @@ impl Conn {
         } else {
             match (&self.kind, behavior) {
                 (Kind::Sqlite(_), TransactionBehavior::Deferred) => "BEGIN DEFERRED".into(),
-                (Kind::Sqlite(_), TransactionBehavior::Immediate) => "BEGIN IMMEDIATE".into(),
+                (
+                    Kind::Sqlite(_),
+                    TransactionBehavior::Immediate | TransactionBehavior::RowLocked,
+                ) => "BEGIN IMMEDIATE".into(),
+                (Kind::Postgres(_), TransactionBehavior::RowLocked) => {
+                    postgres::BEGIN_ROW_LOCKED.into()
+                }
                 (Kind::Postgres(_), _) => postgres::BEGIN.into(),
             }
         };

@@ -21,6 +21,10 @@ use super::{Error, Result, StatementCache, ToValue, ValueRef, dollar_placeholder
 pub(super) const BEGIN: &str =
     "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(8244793155187323492)";
 
+/// How a claim's transaction begins: without the store's write lock, its rows locked by
+/// `FOR UPDATE SKIP LOCKED` instead.
+pub(super) const BEGIN_ROW_LOCKED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// Where and how to connect.
 #[derive(Clone)]
 pub struct PgOptions {
