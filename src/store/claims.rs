@@ -321,12 +321,6 @@ impl Store {
             let v = verdict(&row);
             match &v {
                 Verdict::Send => {
-                    tx.prepare_cached(
-                        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, request_at = NULL,
-                            updated_at = ?2, reason = NULL, claimed_by = ?3, claim_epoch = claim_epoch + 1
-                         WHERE id = ?1",
-                    )?
-                    .execute(params![row.id, now.timestamp(), self.instance])?;
                     row.epoch += 1;
                     send.push(row);
                     continue;
@@ -345,6 +339,26 @@ impl Store {
                 )?,
             };
             other.push((row, v));
+        }
+        if !send.is_empty() {
+            // One statement for the batch: on PostgreSQL a statement per row was a round trip
+            // each, most of a claim's time (25 ms for 250 rows, bench/postgres.py).
+            let ids = serde_json::Value::from(send.iter().map(|r| r.id).collect::<Vec<_>>())
+                .to_string();
+            let ids_in = tx.pick("SELECT value FROM json_each(?1)", "SELECT json_ints(?1)");
+            let claimed = tx
+                .prepare_cached(&format!(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = ?2, request_at = NULL,
+                        updated_at = ?2, reason = NULL, claimed_by = ?3, claim_epoch = claim_epoch + 1
+                     WHERE id IN ({ids_in})"
+                ))?
+                .execute(params![ids, now.timestamp(), self.instance])?;
+            if claimed != send.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "a claim of {} rows changed {claimed}; nothing was claimed",
+                    send.len()
+                )));
+            }
         }
         tx.commit()?;
         Ok((send, other))
