@@ -343,8 +343,8 @@ impl Store {
         if !send.is_empty() {
             // One statement for the batch: on PostgreSQL a statement per row was a round trip
             // each, most of a claim's time (25 ms for 250 rows, bench/postgres.py).
-            let ids = serde_json::Value::from(send.iter().map(|r| r.id).collect::<Vec<_>>())
-                .to_string();
+            let ids =
+                serde_json::Value::from(send.iter().map(|r| r.id).collect::<Vec<_>>()).to_string();
             let ids_in = tx.pick("SELECT value FROM json_each(?1)", "SELECT json_ints(?1)");
             let claimed = tx
                 .prepare_cached(&format!(
