@@ -371,10 +371,14 @@ impl Store {
             .transaction_with_behavior(crate::store::sql::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {
-            let sp = tx.savepoint()?;
-            let done = match w {
+            let (id, epoch, outcome, language, params, at) = match w {
+                // A note is one UPDATE of a row this instance holds: were it to fail, the
+                // database itself would be failing, and the group's transaction with it. It
+                // needs no savepoint of its own (on PostgreSQL two round trips, under the
+                // write lock every instance's groups wait for).
                 SendWrite::Requested { id, epoch, at } => {
-                    super::sends::mark_requested_on(&sp, *id, *epoch, *at)
+                    out.push(super::sends::mark_requested_on(&tx, *id, *epoch, *at));
+                    continue;
                 }
                 SendWrite::Outcome {
                     id,
@@ -383,17 +387,21 @@ impl Store {
                     language,
                     params,
                     at,
-                } => super::sends::record_outcome_on(
-                    &sp,
-                    *id,
-                    *epoch,
-                    outcome,
-                    language.as_deref(),
-                    params.as_deref(),
-                    *at,
-                )
-                .map(|()| true),
+                } => (id, epoch, outcome, language, params, at),
             };
+            // An outcome may write more than its row (a fallback, a number's state): one that
+            // fails is undone alone and the group goes on.
+            let sp = tx.savepoint()?;
+            let done = super::sends::record_outcome_on(
+                &sp,
+                *id,
+                *epoch,
+                outcome,
+                language.as_deref(),
+                params.as_deref(),
+                *at,
+            )
+            .map(|()| true);
             if done.is_ok() {
                 sp.commit()?;
             }
