@@ -127,8 +127,8 @@ struct Shared {
     updates_running: AtomicBool,
     /// Rung when a message became due now (PostgreSQL's notification): a dispatch at once.
     wake: tokio::sync::Notify,
-    /// A wake-up came while a dispatch was running: run again once it ends, for what it
-    /// may have found drained before the message was due.
+    /// A tick or a wake-up came while a dispatch was running: run again once it ends, for
+    /// what it may have found drained before the message was due.
     dispatch_again: AtomicBool,
 }
 
@@ -472,12 +472,9 @@ async fn listen_for_due(
     loop {
         let started = Instant::now();
         let heard = Arc::clone(&s);
-        let listening = crate::store::sql::listen(
-            &pg,
-            crate::store::DUE_CHANNEL,
-            || tracing::debug!("listening for messages due now"),
-            move || heard.wake.notify_one(),
-        );
+        let listening = crate::store::sql::listen(&pg, crate::store::DUE_CHANNEL, move || {
+            heard.wake.notify_one();
+        });
         let ended = tokio::select! {
             r = listening => r,
             () = shutdown.cancelled() => return,
@@ -499,7 +496,7 @@ async fn listen_for_due(
     }
 }
 
-/// Dispatches each time `wake` rings (several rings while one runs make one more run).
+/// Dispatches each time `wake` rings (rings while one runs make one more run after it).
 async fn dispatch_on_wake(s: Arc<Shared>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
@@ -508,10 +505,6 @@ async fn dispatch_on_wake(s: Arc<Shared>, shutdown: CancellationToken) {
         }
         if shutdown.is_cancelled() {
             return;
-        }
-        if s.dispatch_running.load(Ordering::Acquire) {
-            s.dispatch_again.store(true, Ordering::Release);
-            continue;
         }
         dispatch_tick(&s).await;
     }
@@ -636,20 +629,8 @@ async fn sync_tick(s: &Arc<Shared>, name: &str, full: bool) {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    // Of several instances on one database whose schedule fires at once, one syncs.
-    let now = s.clock.now();
-    let task = format!("sync:{name}:{}", if full { "full" } else { "incremental" });
-    let taken = match s.store.run(move |st| st.take_cron_run(&task, now)).await {
-        Ok(Ok(taken)) => taken,
-        Ok(Err(e)) | Err(e) => {
-            tracing::error!(feed = name, full, error = %e, "FHIR sync failed");
-            false
-        }
-    };
-    if let Some(feed) = config
-        .feeds
-        .get(name)
-        .filter(|f| taken && f.fhir().is_some())
+    if let Some(feed) = config.feeds.get(name).filter(|f| f.fhir().is_some())
+        && take_sync(s, name, full).await
     {
         let started = Instant::now();
         let result =
@@ -674,6 +655,20 @@ async fn sync_tick(s: &Arc<Shared>, name: &str, full: bool) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(name);
+}
+
+/// Takes this tick's sync of feed `name`: of several instances on one database whose
+/// schedule fires at once, one syncs.
+async fn take_sync(s: &Arc<Shared>, name: &str, full: bool) -> bool {
+    let now = s.clock.now();
+    let task = format!("sync:{name}:{}", if full { "full" } else { "incremental" });
+    match s.store.run(move |st| st.take_cron_run(&task, now)).await {
+        Ok(Ok(taken)) => taken,
+        Ok(Err(e)) | Err(e) => {
+            tracing::error!(feed = name, full, error = %e, "FHIR sync failed");
+            false
+        }
+    }
 }
 
 async fn updates_tick(s: &Arc<Shared>) {
@@ -740,6 +735,9 @@ async fn plan_tick(s: &Arc<Shared>) {
 async fn dispatch_tick(s: &Arc<Shared>) {
     if s.dispatch_running.swap(true, Ordering::AcqRel) {
         tracing::debug!("dispatch still running; tick skipped");
+        // What became due meanwhile may be behind the running one's claims: one more run as
+        // soon as it ends (on PostgreSQL; SQLite's daemon waits for its next tick).
+        s.dispatch_again.store(true, Ordering::Release);
         // A run may last its whole budget while a queue drains: the backup's age and the
         // file's size stay current all the same (a backup taken mid-run shows at once).
         refresh_store_gauges(s).await;

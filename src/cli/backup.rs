@@ -12,7 +12,7 @@ use reminderd::store::{
 };
 use reminderd::time::Clock;
 
-use super::output::{print_json, rfc3339};
+use super::output::{print_json, progress_bar, rfc3339};
 use super::{exit, fail, load_config};
 
 /// `reminderd backup DEST`.
@@ -319,32 +319,6 @@ fn size(bytes: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_names_backup_gives_are_pruned() {
-        assert!(is_backup_name("reminderd-20261201-030000.db"));
-        for other in [
-            "reminderd-important.db",
-            "reminderd-20261201-030000.db.tmp",
-            "reminderd-20261201030000.db",
-            "reminderd.db",
-            "x-20261201-030000.db",
-        ] {
-            assert!(!is_backup_name(other), "{other}");
-        }
-    }
-
-    #[test]
-    fn sizes_read_in_their_unit() {
-        assert_eq!(size(512), "512 bytes");
-        assert_eq!(size(1536), "1.5 KiB");
-        assert_eq!(size(5 * 1024 * 1024), "5.0 MiB");
-    }
-}
-
 /// `reminderd migrate-to-postgres --from FILE`.
 #[derive(Debug, Args)]
 pub(super) struct MigrateArgs {
@@ -380,19 +354,20 @@ pub(super) fn migrate_to_postgres(
     };
     let url = reminderd::store::sql::redact(url);
     let mut store = Store::open_configured(&config)?;
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
+    let bar = progress_bar(
+        args.json,
         "copying {msg:<24} {bar:30} {pos}/{len} ({elapsed})",
-    ) {
-        bar.set_style(style);
-    }
+    );
     let done = store.copy_from_sqlite(&args.from, Clock::System, &mut |table, rows, total| {
-        bar.set_message(table.to_string());
-        bar.set_length(total);
-        bar.set_position(rows);
+        if let Some(bar) = &bar {
+            bar.set_message(table.to_string());
+            bar.set_length(total);
+            bar.set_position(rows);
+        }
     });
-    bar.finish_and_clear();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let done = match done {
         Ok(done) => done,
         Err(e @ StoreError::NotFound(_)) => return Err(fail(exit::NO_INPUT, e.to_string())),
@@ -429,4 +404,30 @@ pub(super) fn migrate_to_postgres(
         done.source.display()
     );
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_backup_gives_are_pruned() {
+        assert!(is_backup_name("reminderd-20261201-030000.db"));
+        for other in [
+            "reminderd-important.db",
+            "reminderd-20261201-030000.db.tmp",
+            "reminderd-20261201030000.db",
+            "reminderd.db",
+            "x-20261201-030000.db",
+        ] {
+            assert!(!is_backup_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_in_their_unit() {
+        assert_eq!(size(512), "512 bytes");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(5 * 1024 * 1024), "5.0 MiB");
+    }
 }

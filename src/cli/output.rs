@@ -581,3 +581,18 @@ pub(super) fn print_feed_messages(list: &[reminderd::store::FeedMessage]) -> std
         },
     )
 }
+
+/// A progress bar on stderr, drawn with `template`, for a long command: only when stderr is a
+/// terminal and the output is not JSON (never under systemd or in tests).
+pub(super) fn progress_bar(json: bool, template: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}

@@ -1,7 +1,7 @@
 //! The schedule and what staff read from it: import, appointments, replies, follow-ups,
 //! set-status, stats, and check-config.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
@@ -15,7 +15,7 @@ use reminderd::time::{Clock, local_day_bounds};
 
 use super::output::{
     AppointmentJson, print_appointments, print_costs, print_follow_ups, print_import, print_json,
-    print_replies, print_stats, rfc3339,
+    print_replies, print_stats, progress_bar, rfc3339,
 };
 use super::{
     AppointmentsArgs, FollowUpsArgs, ImportArgs, RepliesArgs, SetStatusArgs, StatsArgs, exit, fail,
@@ -285,7 +285,10 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
         audience: import::Audience::Cli,
         now: Some(now),
     };
-    let bar = (!args.json && std::io::stderr().is_terminal()).then(import_progress_bar);
+    let bar = progress_bar(
+        args.json,
+        "importing {bar:30} {percent:>3}% {msg} ({elapsed})",
+    );
     let report = import::import_stream(
         &mut store,
         &config,
@@ -327,19 +330,6 @@ pub(super) fn import(config_path: &Path, db: Option<&Path>, args: &ImportArgs) -
     } else {
         exit::DATA
     })
-}
-
-/// A progress bar on stderr for a long import (only when stderr is a terminal: never in
-/// `--json` output, under systemd or in tests).
-fn import_progress_bar() -> indicatif::ProgressBar {
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "importing {bar:30} {percent:>3}% {msg} ({elapsed})",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// What the preview on the desk warns about, for the terminal: the banners, what each change

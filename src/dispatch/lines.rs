@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::{DispatchError, Pacer};
 use crate::config::{Config, DEFAULT_NUMBER, Number};
-use crate::store::ClaimScope;
+use crate::store::{ClaimScope, Share};
 use crate::time::Clock;
 use crate::whatsapp::Client;
 
@@ -107,24 +107,38 @@ pub(super) const HEARTBEAT: StdDuration = StdDuration::from_secs(1);
 /// caps, and its claims still `sending` may be settled by another (after the grace period).
 pub(super) const LIVE_WINDOW: StdDuration = StdDuration::from_secs(10);
 
+/// [`LIVE_WINDOW`] as the store counts it.
+pub(super) fn live_window() -> Duration {
+    Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(10))
+}
+
+/// Takes `share` as this instance's: each number paced at that share of its cap, and the
+/// recipients' share kept in `slot` for the claims.
+fn take_share(lines: &[Arc<Line>], slot: &std::sync::atomic::AtomicU64, share: Share) {
+    for line in lines {
+        line.limiter.share_with(share.of);
+    }
+    slot.store(share.pack(), std::sync::atomic::Ordering::Release);
+}
+
 impl super::Dispatcher {
     /// Notes this instance live and paces each number at its share of the cap: the instances
     /// on one database (several servers on PostgreSQL) divide each cap equally, and each
-    /// claims only its share of the recipients (so one recipient's spacing is one instance's). A newcomer
-    /// waits a heartbeat first, so the others have slowed before it adds its share.
+    /// claims only its share of the recipients (so one recipient's spacing is one
+    /// instance's). A newcomer waits a heartbeat first, so the others have slowed before it
+    /// adds its share.
     pub(super) async fn heartbeat(&self, clock: Clock) -> Result<Instant, DispatchError> {
         let now = clock.now();
-        let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(5));
-        let share = self.blocking(move |s| s.heartbeat(now, window)).await?;
-        let instances = share.of;
-        for line in &self.lines {
-            line.limiter.share_with(instances);
-        }
-        self.share
-            .store(share.pack(), std::sync::atomic::Ordering::Release);
+        let share = self
+            .blocking(move |s| s.heartbeat(now, live_window()))
+            .await?;
+        take_share(&self.lines, &self.share, share);
         let first = !self.joined.swap(true, std::sync::atomic::Ordering::AcqRel);
-        if first && instances > 1 {
-            tracing::info!(instances, "sharing the rate caps with the other instances");
+        if first && share.of > 1 {
+            tracing::info!(
+                instances = share.of,
+                "sharing the rate caps with the other instances"
+            );
             tokio::time::sleep(HEARTBEAT * 2).await;
         }
         Ok(Instant::now())
@@ -140,21 +154,15 @@ impl Beating {
     pub(super) fn start(
         store: crate::store::Db,
         lines: Vec<Arc<Line>>,
-        share: Arc<std::sync::atomic::AtomicU64>,
+        slot: Arc<std::sync::atomic::AtomicU64>,
         clock: Clock,
     ) -> Self {
         Self(tokio::spawn(async move {
-            let window = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(10));
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
                 let now = clock.now();
-                match store.run(move |s| s.heartbeat(now, window)).await {
-                    Ok(Ok(now_share)) => {
-                        for line in &lines {
-                            line.limiter.share_with(now_share.of);
-                        }
-                        share.store(now_share.pack(), std::sync::atomic::Ordering::Release);
-                    }
+                match store.run(move |s| s.heartbeat(now, live_window())).await {
+                    Ok(Ok(share)) => take_share(&lines, &slot, share),
                     Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat not written"),
                     Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                 }

@@ -21,7 +21,7 @@ use crate::store::{Db, DueRow, Outcome, SendWrite, Store, StoreError, Verdict};
 use crate::template::{self, Input};
 use crate::time::Clock;
 use crate::whatsapp::{Client, ErrorClass, SendError, SendRequest};
-use lines::{LIVE_WINDOW, Line, LineRun, lines_for};
+use lines::{Line, LineRun, lines_for};
 
 mod channels;
 mod decide;
@@ -179,7 +179,7 @@ impl Dispatcher {
         // Claimed more than two request timeouts ago and still `sending`, by an instance not
         // seen live since: its process died.
         let grace = Duration::from_std(wa.request_timeout * 2).unwrap_or(Duration::minutes(1));
-        let live = Duration::from_std(LIVE_WINDOW).unwrap_or(Duration::seconds(10));
+        let live = lines::live_window();
         (report.recovered, report.requeued) = self
             .blocking(move |s| s.recover_interrupted(now - grace, now - live, now))
             .await?;

@@ -183,7 +183,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn parent(path: &Path) -> PathBuf {
+/// The folder a file is in (`.` for a bare name): where its copies and snapshots go.
+pub(super) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

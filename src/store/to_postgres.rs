@@ -12,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::Value;
 
-use super::sql::{Backend, TransactionBehavior, params_from_iter};
-use super::{SCHEMA_VERSION, Store, StoreError};
+use super::sql::{Backend, Conn, TransactionBehavior, ValueRef, params_from_iter};
+use super::{Store, StoreError};
 use crate::time::Clock;
 
 /// Tables of the running servers' bookkeeping (who is live, which scheduled run was taken):
@@ -78,10 +78,7 @@ impl Store {
         }
         let snapshot = Snapshot::take(source, clock)?;
         let src = snapshot.open()?;
-        let lite = src
-            .conn
-            .as_sqlite()
-            .ok_or_else(|| StoreError::Refused("the snapshot is not SQLite".into()))?;
+        let lite = &src.conn;
         let tables = plan_tables(lite, &self.conn)?;
 
         let tx = self
@@ -153,10 +150,7 @@ impl Snapshot {
             .conn
             .as_sqlite()
             .ok_or_else(|| StoreError::Refused("the source is not SQLite".into()))?;
-        let dir = match source.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = super::backup::parent(source);
         // Beside the source: a database may be larger than the temporary folder's space.
         let file = tempfile::Builder::new()
             .prefix(".reminderd-migrate-")
@@ -188,9 +182,7 @@ impl Snapshot {
                 message: "it is not a reminderd database (it has no schema version); give --from the clinic's database".into(),
             });
         }
-        let store = Store::open(&self.path)?;
-        debug_assert_eq!(store.schema_version()?, SCHEMA_VERSION);
-        Ok(store)
+        Store::open(&self.path)
     }
 }
 
@@ -206,10 +198,7 @@ impl Drop for Snapshot {
 
 /// The tables to copy, parents before children, each with the columns of its SQLite table;
 /// a table or column PostgreSQL lacks is an error that names it.
-fn plan_tables(
-    lite: &rusqlite::Connection,
-    pg: &super::sql::Conn,
-) -> Result<Vec<Table>, StoreError> {
+fn plan_tables(lite: &Conn, pg: &Conn) -> Result<Vec<Table>, StoreError> {
     let mut pg_columns: HashMap<String, BTreeSet<String>> = HashMap::new();
     for row in pg
         .prepare(
@@ -221,17 +210,13 @@ fn plan_tables(
         let (t, c) = row?;
         pg_columns.entry(t).or_default().insert(c);
     }
-    let lite_err = |e: rusqlite::Error| StoreError::Sql(e.into());
     let listed: Vec<(String, bool)> = lite
         .prepare(
             "SELECT name, wr = 0 FROM pragma_table_list
              WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name",
-        )
-        .map_err(lite_err)?
-        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(lite_err)?
-        .collect::<Result<_, _>>()
-        .map_err(lite_err)?;
+        )?
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     let mut tables = BTreeMap::new();
     // Each table's references: (the table referred to, the column, whether it may be NULL).
     let mut parents: BTreeMap<String, Vec<(String, String, bool)>> = BTreeMap::new();
@@ -249,12 +234,9 @@ fn plan_tables(
             });
         };
         let columns: Vec<String> = lite
-            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-            .map_err(lite_err)?
-            .query_map([&name], |r| r.get(0))
-            .map_err(lite_err)?
-            .collect::<Result<_, _>>()
-            .map_err(lite_err)?;
+            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
+            .query_map([&name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         if let Some(missing) = columns.iter().find(|c| !theirs.contains(*c)) {
             return Err(StoreError::Incompatible {
                 path: PathBuf::from("PostgreSQL"),
@@ -268,12 +250,9 @@ fn plan_tables(
             .prepare(
                 "SELECT f.\"table\", f.\"from\", c.\"notnull\" = 0
                  FROM pragma_foreign_key_list(?1) f JOIN pragma_table_info(?1) c ON c.name = f.\"from\"",
-            )
-            .map_err(lite_err)?
-            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(lite_err)?
-            .collect::<Result<_, _>>()
-            .map_err(lite_err)?;
+            )?
+            .query_map([&name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
         parents.insert(
             name.clone(),
             refs.into_iter().filter(|(p, _, _)| *p != name).collect(),
@@ -372,44 +351,38 @@ fn refuse_unless_empty(tx: &super::sql::Transaction<'_>, clock: Clock) -> Result
 
 /// Copies one table in batches; returns its rows.
 fn copy_table(
-    lite: &rusqlite::Connection,
+    lite: &Conn,
     tx: &super::sql::Transaction<'_>,
     table: &Table,
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<u64, StoreError> {
-    let lite_err = |e: rusqlite::Error| StoreError::Sql(e.into());
     let quoted: Vec<String> = table.columns.iter().map(|c| format!("\"{c}\"")).collect();
     let cols = quoted.join(", ");
-    let total: i64 = lite
-        .query_row(
-            &format!("SELECT count(*) FROM \"{}\"", table.name),
-            (),
-            |r| r.get(0),
-        )
-        .map_err(lite_err)?;
+    let total: i64 = lite.query_row(
+        &format!("SELECT count(*) FROM \"{}\"", table.name),
+        (),
+        |r| r.get(0),
+    )?;
     let total = u64::try_from(total).unwrap_or(0);
     progress(&table.name, 0, total);
     let key = if table.rowid { "rowid" } else { "NULL" };
     let order = if table.rowid { " ORDER BY rowid" } else { "" };
-    let mut read = lite
-        .prepare(&format!(
-            "SELECT {key}, {cols} FROM \"{}\"{order}",
-            table.name
-        ))
-        .map_err(lite_err)?;
+    let mut read = lite.prepare(&format!(
+        "SELECT {key}, {cols} FROM \"{}\"{order}",
+        table.name
+    ))?;
     let width = table.columns.len();
     let per_batch = BATCH_ROWS.min(65_535 / width.max(1)).max(1);
-    let mut rows = read.query(()).map_err(lite_err)?;
+    let mut rows = read.query(())?;
     let mut batch: Vec<Value> = Vec::with_capacity(per_batch * width);
     let mut keys: Vec<String> = Vec::with_capacity(per_batch);
     let mut done: u64 = 0;
-    let mut in_batch = 0;
     loop {
-        let next = rows.next().map_err(lite_err)?;
+        let next = rows.next()?;
         let end = next.is_none();
         if let Some(row) = next {
             done += 1;
-            let key = match row.get_ref(0).map_err(lite_err)? {
+            let key = match row.get_ref(0)? {
                 ValueRef::Integer(id) => format!("id {id}"),
                 _ => format!("number {done}"),
             };
@@ -418,7 +391,7 @@ fn copy_table(
                     batch.push(Value::Null);
                     continue;
                 }
-                let v = row.get_ref(i + 1).map_err(lite_err)?;
+                let v = row.get_ref(i + 1)?;
                 batch.push(owned(v).map_err(|why| {
                     StoreError::Corrupt(format!(
                         "table {}, row {key}, column {column}: {why}; fix or clear that value in the SQLite database and copy again (nothing was copied)",
@@ -427,16 +400,14 @@ fn copy_table(
                 })?);
             }
             keys.push(key);
-            in_batch += 1;
-            if in_batch < per_batch {
+            if keys.len() < per_batch {
                 continue;
             }
         }
-        if in_batch > 0 {
+        if !keys.is_empty() {
             insert_batch(tx, table, &cols, &keys, &batch)?;
             batch.clear();
             keys.clear();
-            in_batch = 0;
             progress(&table.name, done, total);
         }
         if end {
@@ -448,23 +419,18 @@ fn copy_table(
 
 /// Sets the references a table was copied without, now that every row they name is in.
 fn set_deferred(
-    lite: &rusqlite::Connection,
+    lite: &Conn,
     tx: &super::sql::Transaction<'_>,
     table: &Table,
 ) -> Result<(), StoreError> {
-    let lite_err = |e: rusqlite::Error| StoreError::Sql(e.into());
     for column in &table.deferred {
-        let mut read = lite
-            .prepare(&format!(
-                "SELECT id, \"{column}\" FROM \"{}\" WHERE \"{column}\" IS NOT NULL",
-                table.name
-            ))
-            .map_err(lite_err)?;
+        let mut read = lite.prepare(&format!(
+            "SELECT id, \"{column}\" FROM \"{}\" WHERE \"{column}\" IS NOT NULL",
+            table.name
+        ))?;
         let pairs: Vec<(i64, i64)> = read
-            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(lite_err)?
-            .collect::<Result<_, _>>()
-            .map_err(lite_err)?;
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         let mut write = tx.prepare_cached(&format!(
             "UPDATE \"{}\" SET \"{column}\" = ?2 WHERE id = ?1",
             table.name

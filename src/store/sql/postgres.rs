@@ -198,15 +198,9 @@ fn client_config(options: &PgOptions) -> Result<tokio_postgres::Config> {
 }
 
 /// Listens on `channel` over a connection of its own, calling `heard` for each notification,
-/// until the connection ends (`Ok`: the server closed it) or fails. `connected` is called once
-/// the `LISTEN` is in place. Runs on the caller's runtime: for the daemon's wake-ups, whose
-/// polling goes on whatever becomes of this.
-pub async fn listen(
-    options: &PgOptions,
-    channel: &str,
-    connected: impl FnOnce(),
-    mut heard: impl FnMut(),
-) -> Result<()> {
+/// until the connection ends (`Ok`: the server closed it) or fails. Runs on the caller's
+/// runtime: for the daemon's wake-ups, whose polling goes on whatever becomes of this.
+pub async fn listen(options: &PgOptions, channel: &str, mut heard: impl FnMut()) -> Result<()> {
     use tokio_postgres::AsyncMessage;
     let (client, mut connection) = client_config(options)?.connect(tls()?).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -229,7 +223,7 @@ pub async fn listen(
     client
         .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "")))
         .await?;
-    connected();
+    tracing::debug!(channel, "listening for notifications");
     while rx.recv().await.is_some() {
         heard();
     }
